@@ -1,0 +1,75 @@
+"""Command-line interface. Thin: parse, call one library function, print.
+
+Each command group lives in its own module exposing ``register(app)``; this module assembles them and
+turns :class:`~medforensics.errors.MedforensicsError` into one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+import typer
+
+from medforensics import __version__
+from medforensics.errors import MedforensicsError
+
+#: Command modules under ``medforensics.cli``, each with ``register(app: typer.Typer) -> None``.
+COMMAND_MODULES: tuple[str, ...] = ("data", "provenance", "models")
+
+app = typer.Typer(
+    name="medforensics",
+    help="Detect tampering and deepfakes in medical images (CT, MRI, X-ray).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"medforensics {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print version."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr."),
+) -> None:
+    """medforensics: forge, train, scan and sign medical images."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"medforensics.cli.{_name}").register(app)
+
+
+def fail(err: MedforensicsError) -> typer.Exit:
+    """Print ``error: <path>: <reason>`` on stderr and return the exit (status 2) to raise."""
+    typer.echo(f"error: {err.one_line()}", err=True)
+    return typer.Exit(code=2)
+
+
+def main() -> None:
+    """Console-script entry point: no tracebacks for user errors (set MEDFORENSICS_DEBUG=1 to see them)."""
+    try:
+        app(standalone_mode=True)
+    except MedforensicsError as err:
+        typer.echo(f"error: {err.one_line()}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as err:  # last resort: one line, not a traceback
+        if os.environ.get("MEDFORENSICS_DEBUG"):
+            raise
+        reason = " ".join(f"{type(err).__name__}: {err}".split())
+        typer.echo(f"error: internal error ({reason}); rerun with MEDFORENSICS_DEBUG=1 for details", err=True)
+        sys.exit(1)

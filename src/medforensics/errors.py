@@ -1,0 +1,34 @@
+"""Error types. Every error a user can cause is a :class:`MedforensicsError`.
+
+The CLI turns one into a single line ``error: <path>: <reason>`` on stderr and exit status 2; batch
+commands catch it per item, report the item as skipped and go on.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class MedforensicsError(Exception):
+    """An error caused by the input or the configuration, reported without a traceback."""
+
+    def __init__(self, reason: str, path: str | PathLike[str] | None = None) -> None:
+        self.reason = " ".join(str(reason).split())  # always one line
+        self.path = None if path is None else str(path)
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        """``path: reason`` (or just the reason) on one line."""
+        return f"{self.path}: {self.reason}" if self.path else self.reason
+
+
+class InputError(MedforensicsError):
+    """A file or folder that cannot be read as a medical image (or is the wrong kind of image)."""
+
+
+class ConfigError(MedforensicsError):
+    """A bad configuration, parameter or command-line value."""
+
+
+class MissingDependencyError(MedforensicsError):
+    """An optional dependency needed for this input is not installed."""

@@ -1,0 +1,258 @@
+"""Detection metrics, calibration and the operating point.
+
+Scores are "probability not authentic" (higher = more likely tampered/synthetic). The operating threshold is
+chosen on validation data for a false-positive rate of at most ``max_fpr`` (1 %); calibration (temperature
+scaling for class probabilities, Platt scaling for the binary score) is fitted on validation data too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import minimize_scalar
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+EPS = 1e-7
+
+
+def _arr(x: ArrayLike, dtype: Any = np.float64) -> NDArray[Any]:
+    return np.asarray(x, dtype=dtype).ravel()
+
+
+def roc_auc(y: ArrayLike, score: ArrayLike) -> float | None:
+    """ROC-AUC, or None when ``y`` holds one class only."""
+    y = _arr(y, np.int64)
+    return float(roc_auc_score(y, _arr(score))) if len(np.unique(y)) == 2 else None
+
+
+def tpr_at_fpr(y: ArrayLike, score: ArrayLike, max_fpr: float = 0.01) -> float | None:
+    """Highest true-positive rate among thresholds whose false-positive rate is <= ``max_fpr``."""
+    y = _arr(y, np.int64)
+    if len(np.unique(y)) < 2:
+        return None
+    fpr, tpr, _ = roc_curve(y, _arr(score))
+    ok = fpr <= max_fpr + 1e-12
+    return float(tpr[ok].max())
+
+
+def threshold_at_fpr(y: ArrayLike, score: ArrayLike, max_fpr: float = 0.01) -> float:
+    """Lowest threshold ``t`` (positive when ``score >= t``) with FPR <= ``max_fpr`` on (``y``, ``score``).
+
+    With no negatives the threshold is the lowest score; with no threshold meeting the target, just above
+    the highest negative score.
+    """
+    y, s = _arr(y, np.int64), _arr(score)
+    neg = np.sort(s[y == 0])
+    if len(neg) == 0:
+        return float(s.min()) if len(s) else 0.5
+    allowed = int(np.floor(max_fpr * len(neg) + 1e-9))  # negatives allowed at or above the threshold
+    # threshold just above the (allowed+1)-th highest negative
+    k = len(neg) - allowed - 1
+    return float(np.nextafter(neg[k], np.inf))
+
+
+def binary_metrics(
+    y: ArrayLike, score: ArrayLike, threshold: float = 0.5, max_fpr: float = 0.01
+) -> dict[str, Any]:
+    """Accuracy, precision, recall (TPR), specificity, FPR, F1, ROC-AUC, TPR at ``max_fpr``, confusion."""
+    y, s = _arr(y, np.int64), _arr(score)
+    pred = (s >= threshold).astype(np.int64)
+    tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    return {
+        "n": len(y),
+        "n_positive": int(y.sum()),
+        "threshold": float(threshold),
+        "accuracy": float(accuracy_score(y, pred)) if len(y) else None,
+        "precision": float(precision_score(y, pred, zero_division=0)),
+        "recall": float(recall_score(y, pred, zero_division=0)),
+        "specificity": float(tn / (tn + fp)) if tn + fp else None,
+        "fpr": float(fp / (tn + fp)) if tn + fp else None,
+        "f1": float(f1_score(y, pred, zero_division=0)),
+        "roc_auc": roc_auc(y, s),
+        f"tpr_at_{max_fpr * 100:g}pct_fpr": tpr_at_fpr(y, s, max_fpr),
+        "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+    }
+
+
+def per_label_metrics(
+    labels: Sequence[str], score: ArrayLike, threshold: float, fake_labels: Sequence[str]
+) -> dict[str, Any]:
+    """Per original label (TB/TM/FB/FM/...): count, accuracy of the real/fake call, mean and median score."""
+    s = _arr(score)
+    labs = np.asarray(list(labels))
+    out: dict[str, Any] = {}
+    for lab in sorted(set(labels)):
+        sel = labs == lab
+        truth = lab in fake_labels
+        out[lab] = {
+            "n": int(sel.sum()),
+            "truth": "fake" if truth else "real",
+            "accuracy": float(((s[sel] >= threshold) == truth).mean()),
+            "mean_score": float(s[sel].mean()),
+            "median_score": float(np.median(s[sel])),
+        }
+    return out
+
+
+def class_report(y: ArrayLike, pred: ArrayLike, class_names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1/support and the confusion matrix (rows = truth)."""
+    y, p = _arr(y, np.int64), _arr(pred, np.int64)
+    labels = list(range(len(class_names)))
+    prec, rec, f1, sup = precision_recall_fscore_support(y, p, labels=labels, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y, p)) if len(y) else None,
+        "per_class": {
+            name: {
+                "precision": float(prec[i]),
+                "recall": float(rec[i]),
+                "f1": float(f1[i]),
+                "support": int(sup[i]),
+            }
+            for i, name in enumerate(class_names)
+        },
+        "confusion": confusion_matrix(y, p, labels=labels).tolist(),
+        "classes": list(class_names),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- calibration
+def reliability(y: ArrayLike, prob: ArrayLike, n_bins: int = 10) -> tuple[float, list[dict[str, float]]]:
+    """Expected calibration error of positive-class probabilities and the reliability-diagram bins."""
+    y, p = _arr(y), np.clip(_arr(prob), 0.0, 1.0)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1], right=True), 0, n_bins - 1)
+    bins, ece = [], 0.0
+    for b in range(n_bins):
+        sel = idx == b
+        if not sel.any():
+            continue
+        conf, freq = float(p[sel].mean()), float(y[sel].mean())
+        ece += sel.mean() * abs(conf - freq)
+        bins.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": int(sel.sum()),
+                "confidence": conf,
+                "frequency": freq,
+            }
+        )
+    return float(ece), bins
+
+
+def _log_softmax(z: NDArray[np.float64]) -> NDArray[np.float64]:
+    z = z - z.max(1, keepdims=True)
+    return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+
+def fit_temperature(logits: ArrayLike, y: ArrayLike) -> float:
+    """Temperature ``T`` minimising the NLL of ``softmax(logits / T)`` (bounded to [0.05, 20])."""
+    z, t = np.asarray(logits, np.float64), _arr(y, np.int64)
+    if len(t) == 0:
+        return 1.0
+
+    def nll(log_t: float) -> float:
+        return float(-_log_softmax(z / np.exp(log_t))[np.arange(len(t)), t].mean())
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))
+
+
+def apply_temperature(logits: ArrayLike, temperature: float) -> NDArray[np.float64]:
+    """Class probabilities ``softmax(logits / T)``."""
+    return np.exp(_log_softmax(np.asarray(logits, np.float64) / temperature))
+
+
+def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def fit_platt(score: ArrayLike, y: ArrayLike) -> tuple[float, float]:
+    """Platt scaling ``sigmoid(a * logit(score) + b)`` fitted on (score, y); identity for one class."""
+    s, t = _arr(score), _arr(y, np.int64)
+    if len(np.unique(t)) < 2:
+        return 1.0, 0.0
+    lr = LogisticRegression(C=1e4, max_iter=1000).fit(_logit(s)[:, None], t)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def apply_platt(score: ArrayLike, ab: Sequence[float]) -> NDArray[np.float64]:
+    """Calibrated probabilities from raw scores with Platt parameters ``(a, b)``."""
+    z = ab[0] * _logit(_arr(score)) + ab[1]
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+
+def fake_score(probs: ArrayLike, fake_classes: Sequence[int]) -> NDArray[np.float64]:
+    """ "Not authentic" score: the summed probability of the fake classes."""
+    return np.asarray(probs, np.float64)[:, list(fake_classes)].sum(1)
+
+
+def evaluate_predictions(
+    probs: ArrayLike,
+    y: ArrayLike,
+    labels: Sequence[str],
+    class_names: Sequence[str],
+    fake_classes: Sequence[int],
+    val_probs: ArrayLike | None = None,
+    val_y: ArrayLike | None = None,
+    max_fpr: float = 0.01,
+    threshold: float | None = None,
+) -> dict[str, Any]:
+    """Everything ``evaluate`` reports, as one JSON-ready dict.
+
+    Calibration and the operating threshold come from the validation predictions when given (else the
+    stored ``threshold``, else 0.5, and no calibration).
+    """
+    p, t = np.asarray(probs, np.float64), _arr(y, np.int64)
+    fake_set = set(fake_classes)
+    yb = np.isin(t, list(fake_set)).astype(np.int64)
+    raw = fake_score(p, fake_classes)
+    calib: dict[str, Any] = {"method": None}
+    score = raw
+    if val_probs is not None and val_y is not None and len(_arr(val_y)) > 0:
+        vp, vy = np.asarray(val_probs, np.float64), _arr(val_y, np.int64)
+        vyb = np.isin(vy, list(fake_set)).astype(np.int64)
+        temp = fit_temperature(np.log(vp + EPS), vy)
+        platt = fit_platt(fake_score(vp, fake_classes), vyb)
+        score = apply_platt(raw, platt)
+        val_score = apply_platt(fake_score(vp, fake_classes), platt)
+        threshold = threshold_at_fpr(vyb, val_score, max_fpr)
+        p = apply_temperature(np.log(p + EPS), temp)
+        calib = {
+            "method": "platt (binary score) + temperature (classes)",
+            "platt": list(platt),
+            "temperature": temp,
+            "threshold_source": "validation",
+        }
+    elif threshold is not None:
+        calib["threshold_source"] = "stored"
+    thr = 0.5 if threshold is None else float(threshold)
+    ece_raw, _ = reliability(yb, raw)
+    ece, bins = reliability(yb, score)
+    fake_labels = [lab for lab in set(labels) if lab in ("FB", "FM", "SYN", "FAKE")]
+    out: dict[str, Any] = {
+        "task_classes": list(class_names),
+        "max_fpr": max_fpr,
+        "operating_point": binary_metrics(yb, score, thr, max_fpr),
+        "at_0.5": binary_metrics(yb, score, 0.5, max_fpr),
+        "per_label": per_label_metrics(labels, score, thr, fake_labels),
+        "real_fake": class_report(yb, (score >= thr).astype(np.int64), ("real", "fake"))["per_class"],
+        "calibration": {**calib, "ece_uncalibrated": ece_raw, "ece": ece, "reliability": bins},
+    }
+    if len(class_names) > 2:
+        out["classes"] = class_report(t, p.argmax(1), class_names)
+    return out

@@ -1,0 +1,115 @@
+"""``medforensics evaluate``: a trained folder on a data set -> one JSON plus the figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medforensics._atomic import write_text_atomic
+from medforensics.errors import ConfigError
+from medforensics.evaluate import plots
+from medforensics.evaluate.metrics import apply_platt, evaluate_predictions, fake_score
+from medforensics.models.classical import FeatureModel
+from medforensics.models.inference import predict_proba
+from medforensics.train.data import FAKE_CLASSES, TASK_CLASSES, TASK_MAP, Sample, SampleSource
+
+EVALUATION = "evaluation.json"
+
+
+def _arrays(samples: list[Sample], task: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    mapping = TASK_MAP[task]
+    bad = sorted({s.label for s in samples if s.label not in mapping})
+    if bad:
+        raise ConfigError(f"task {task!r} cannot score label(s) {bad}")
+    x = np.stack([s.array for s in samples])
+    return x, np.array([mapping[s.label] for s in samples], dtype=np.int64), [s.label for s in samples]
+
+
+def evaluate_model(
+    model_dir: str | Path, data: str | Path | SampleSource, out: str | Path, split: str = "test"
+) -> dict[str, Any]:
+    """Score ``split`` (``test`` or ``all``) of ``data`` with the model in ``model_dir``; write JSON + PNGs.
+
+    Calibration and the 1 % FPR threshold are refitted on the data's ``val`` split when it has one (and
+    ``split`` is ``test``); otherwise the ones stored at training time are used.
+    """
+    from medforensics.train.checkpoint import load_trained
+    from medforensics.train.loop import input_size, make_source
+
+    if split not in ("test", "all"):
+        raise ConfigError(f"split must be 'test' or 'all', got {split!r}")
+    model, cfg, train_metrics = load_trained(model_dir)
+    if isinstance(data, (str, Path)):
+        from dataclasses import replace
+
+        from medforensics.models.registry import model_info
+
+        size = input_size(cfg, model_info(cfg.model))
+        cfg = replace(cfg, data=replace(cfg.data, path=str(data), size=size))
+        source = make_source(cfg)
+    else:
+        source = data
+    samples = list(source)
+    if not samples:
+        raise ConfigError("the evaluation data set is empty (no readable samples)", path=str(data))
+    anomaly = isinstance(model, FeatureModel) and model.family == "anomaly"
+    task = "binary" if anomaly else cfg.data.task
+    classes, fakes = TASK_CLASSES[task], FAKE_CLASSES[task]
+    chosen = samples if split == "all" else [s for s in samples if s.meta.get("split", "test") == "test"]
+    if not chosen:
+        raise ConfigError("no samples in the test split; use --split all", path=str(data))
+    val = [] if split == "all" else [s for s in samples if s.meta.get("split") == "val"]
+    x, y, labels = _arrays(chosen, task)
+
+    def probs_of(arr: np.ndarray) -> np.ndarray:
+        return predict_proba(model, arr, cfg.batch_size, cfg.precision, cfg.channels_last)
+
+    p = probs_of(x)
+    stored = train_metrics.get("operating_point", {})
+    if val:
+        vx, vy, _ = _arrays(val, task)
+        result = evaluate_predictions(p, y, labels, classes, fakes, probs_of(vx), vy)
+        score = apply_platt(fake_score(p, fakes), result["calibration"]["platt"])
+    else:
+        platt = stored.get("calibration", {}).get("platt")
+        score = apply_platt(fake_score(p, fakes), platt) if platt else fake_score(p, fakes)
+        # Scores are already calibrated by the stored Platt map: feed them as two-class probabilities.
+        p2 = np.stack([1 - score, score], 1)
+        result = evaluate_predictions(
+            p2,
+            np.isin(y, fakes).astype(int),
+            labels,
+            ("real", "fake"),
+            (1,),
+            threshold=stored.get("threshold"),
+        )
+        if len(classes) > 2:
+            from medforensics.evaluate.metrics import class_report
+
+            result["classes"] = class_report(y, p.argmax(1), classes)
+    data_name = str(data) if isinstance(data, (str, Path)) else "in-memory"
+    result.update(
+        model=cfg.model, model_dir=str(model_dir), data=data_name, split=split, n=len(chosen), n_val=len(val)
+    )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    thr = result["operating_point"]["threshold"]
+    yb = np.isin(y, fakes).astype(int)
+    cm = result.get("classes", {}).get("confusion") or [
+        [result["operating_point"]["confusion"]["tn"], result["operating_point"]["confusion"]["fp"]],
+        [result["operating_point"]["confusion"]["fn"], result["operating_point"]["confusion"]["tp"]],
+    ]
+    names = result.get("classes", {}).get("classes") or ["real", "fake"]
+    result["figures"] = {
+        "confusion": plots.confusion_png(cm, names, out / "confusion.png").name,
+        "roc": plots.roc_png(yb, score, out / "roc.png").name,
+        "scores": plots.score_distributions_png(score, labels, out / "scores.png", thr).name,
+        "reliability": plots.reliability_png(
+            result["calibration"]["reliability"], result["calibration"]["ece"], out / "reliability.png"
+        ).name,
+    }
+    write_text_atomic(out / EVALUATION, json.dumps(result, indent=1))
+    return result

@@ -1,0 +1,215 @@
+"""Augmentations of the seed study, TorchIO style: a random transform samples parameters, then calls a
+deterministic transform that applies (and can replay) exactly those parameters.
+
+Rotations of +-5 and +-10 degrees (in plane), brightness +-10 % and +-25 %, flips and Gaussian noise, on
+2-D slices ``(H, W)`` and 3-D cubes ``(Z, Y, X)`` alike (the in-plane axes are always the last two).
+Geometric transforms also move masks and points, so labels stay true after augmentation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from medforensics.errors import ConfigError
+
+#: The seed study's discrete choices.
+ROTATIONS_DEG = (-10.0, -5.0, 5.0, 10.0)
+BRIGHTNESS_FACTORS = (0.75, 0.9, 1.1, 1.25)
+NOISE_STD = (0.01, 0.03)  # fraction of the intensity range (e.g. 14-42 HU over [-1000, 400])
+KINDS = ("rotate", "brightness", "flip", "noise")
+
+Params = dict[str, Any]
+
+
+def _check(image: NDArray[Any]) -> NDArray[np.float32]:
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim not in (2, 3):
+        raise ConfigError(f"augmentations take 2-D or 3-D arrays, got shape {arr.shape}")
+    return arr
+
+
+# --------------------------------------------------------------------------- deterministic transforms
+def rotate(
+    image: NDArray[Any], angle_deg: float, mask: NDArray[Any] | None = None
+) -> tuple[NDArray[np.float32], NDArray[np.bool_] | None, Params]:
+    """In-plane rotation about the array centre (linear for the image, nearest for the mask)."""
+    arr = _check(image)
+    axes = (arr.ndim - 1, arr.ndim - 2)
+    out = ndimage.rotate(arr, angle_deg, axes=axes, reshape=False, order=1, mode="nearest")
+    m = (
+        None
+        if mask is None
+        else ndimage.rotate(
+            np.asarray(mask).astype(np.uint8), angle_deg, axes=axes, reshape=False, order=0, mode="constant"
+        ).astype(bool)
+    )
+    return out.astype(np.float32), m, {"kind": "rotate", "angle_deg": float(angle_deg)}
+
+
+def scale_brightness(
+    image: NDArray[Any], factor: float, reference: float = 0.0
+) -> tuple[NDArray[np.float32], Params]:
+    """``reference + factor * (image - reference)`` (for CT the reference is air, -1000 HU)."""
+    arr = _check(image)
+    out = reference + factor * (arr - reference)
+    return out.astype(np.float32), {
+        "kind": "brightness",
+        "factor": float(factor),
+        "reference": float(reference),
+    }
+
+
+def flip(
+    image: NDArray[Any], axis: int, mask: NDArray[Any] | None = None
+) -> tuple[NDArray[np.float32], NDArray[np.bool_] | None, Params]:
+    """Flip along ``axis`` (-1: left-right, -2: up-down, -3: slice order for cubes)."""
+    arr = _check(image)
+    if not -arr.ndim <= axis < 0:
+        raise ConfigError(f"flip axis {axis} invalid for a {arr.ndim}-D array (use -1, -2 or -3)")
+    out = np.flip(arr, axis=axis).copy()
+    m = None if mask is None else np.flip(np.asarray(mask), axis=axis).copy()
+    return out, m, {"kind": "flip", "axis": int(axis)}
+
+
+def add_noise(image: NDArray[Any], std: float, seed: int) -> tuple[NDArray[np.float32], Params]:
+    """Add zero-mean Gaussian noise of ``std`` (image units) drawn from ``seed``."""
+    arr = _check(image)
+    noise = np.random.default_rng(seed).normal(0.0, std, size=arr.shape).astype(np.float32)
+    return arr + noise, {"kind": "noise", "std": float(std), "seed": int(seed)}
+
+
+def apply_augmentation(
+    image: NDArray[Any], params: Params, mask: NDArray[Any] | None = None
+) -> tuple[NDArray[np.float32], NDArray[np.bool_] | None]:
+    """Replay one recorded augmentation exactly (the deterministic half)."""
+    kind = params.get("kind")
+    m = None if mask is None else np.asarray(mask, dtype=bool)
+    if kind == "rotate":
+        out, m, _ = rotate(image, params["angle_deg"], m)
+    elif kind == "brightness":
+        out, _ = scale_brightness(image, params["factor"], params.get("reference", 0.0))
+    elif kind == "flip":
+        out, m, _ = flip(image, params["axis"], m)
+    elif kind == "noise":
+        out, _ = add_noise(image, params["std"], params["seed"])
+    elif kind == "identity":
+        out = _check(image).copy()
+    else:
+        raise ConfigError(f"unknown augmentation kind {kind!r}")
+    return out, m
+
+
+def apply_augmentations(
+    image: NDArray[Any], chain: Sequence[Params], mask: NDArray[Any] | None = None
+) -> tuple[NDArray[np.float32], NDArray[np.bool_] | None]:
+    """Replay a recorded chain in order."""
+    out = _check(image)
+    m = None if mask is None else np.asarray(mask, dtype=bool)
+    for params in chain:
+        out, m = apply_augmentation(out, params, m)
+    return out, m
+
+
+def transform_point(point: Sequence[float], params: Params, shape: Sequence[int]) -> tuple[float, ...]:
+    """Where an index point (same order as ``shape``) lands after one geometric augmentation."""
+    p = np.asarray(point, dtype=np.float64).copy()
+    kind = params.get("kind")
+    if kind == "flip":
+        ax = params["axis"] % len(shape)
+        p[ax] = shape[ax] - 1 - p[ax]
+    elif kind == "rotate":
+        # ndimage.rotate(axes=(x, y)) maps output o to input R(o - c) + c; invert for a point.
+        a = np.deg2rad(params["angle_deg"])
+        cy, cx = (shape[-2] - 1) / 2.0, (shape[-1] - 1) / 2.0
+        dy, dx = p[-2] - cy, p[-1] - cx
+        p[-1] = cx + np.cos(a) * dx - np.sin(a) * dy
+        p[-2] = cy + np.sin(a) * dx + np.cos(a) * dy
+    return tuple(float(v) for v in p)
+
+
+def transform_points(
+    point: Sequence[float], chain: Sequence[Params], shape: Sequence[int]
+) -> tuple[float, ...]:
+    """:func:`transform_point` through a chain."""
+    p = tuple(point)
+    for params in chain:
+        p = transform_point(p, params, shape)
+    return p
+
+
+# --------------------------------------------------------------------------- random transforms
+def sample_params(
+    kind: str,
+    rng: np.random.Generator,
+    *,
+    ndim: int = 2,
+    intensity_range: float = 1.0,
+    reference: float = 0.0,
+) -> Params:
+    """Draw the parameters of one augmentation of ``kind`` (the random half; nothing is applied)."""
+    if kind == "rotate":
+        return {"kind": "rotate", "angle_deg": float(rng.choice(ROTATIONS_DEG))}
+    if kind == "brightness":
+        return {"kind": "brightness", "factor": float(rng.choice(BRIGHTNESS_FACTORS)), "reference": reference}
+    if kind == "flip":
+        return {"kind": "flip", "axis": int(rng.choice([-1, -2] if ndim == 2 else [-1, -2, -3]))}
+    if kind == "noise":
+        std = float(rng.uniform(*NOISE_STD)) * intensity_range
+        return {"kind": "noise", "std": round(std, 4), "seed": int(rng.integers(2**31))}
+    raise ConfigError(f"unknown augmentation kind {kind!r}: choose from {', '.join(KINDS)}")
+
+
+class RandomAugment:
+    """Pick ``n_ops`` distinct kinds at random, sample their parameters and apply them.
+
+    ``__call__(image, rng, mask=None)`` returns ``(image, mask, chain)``; ``chain`` replays the result
+    exactly with :func:`apply_augmentations`.
+    """
+
+    def __init__(
+        self,
+        kinds: Sequence[str] = KINDS,
+        n_ops: int = 1,
+        intensity_range: float = 1.0,
+        reference: float = 0.0,
+    ) -> None:
+        unknown = set(kinds) - set(KINDS)
+        if unknown or not kinds:
+            raise ConfigError(f"unknown augmentation kinds {sorted(unknown)}: choose from {', '.join(KINDS)}")
+        self.kinds = tuple(kinds)
+        self.n_ops = max(1, min(n_ops, len(self.kinds)))
+        self.intensity_range = intensity_range
+        self.reference = reference
+
+    def sample(self, rng: np.random.Generator, ndim: int) -> list[Params]:
+        """Parameters only."""
+        picked = rng.choice(len(self.kinds), size=self.n_ops, replace=False)
+        return [
+            sample_params(
+                self.kinds[int(i)],
+                rng,
+                ndim=ndim,
+                intensity_range=self.intensity_range,
+                reference=self.reference,
+            )
+            for i in sorted(picked)
+        ]
+
+    def __call__(
+        self, image: NDArray[Any], rng: np.random.Generator, mask: NDArray[Any] | None = None
+    ) -> tuple[NDArray[np.float32], NDArray[np.bool_] | None, list[Params]]:
+        arr = _check(image)
+        chain = self.sample(rng, arr.ndim)
+        out, m = apply_augmentations(arr, chain, mask)
+        return out, m, chain
+
+
+#: CT preset: intensities in HU, brightness about air, noise relative to the [-1000, 400] window.
+def ct_augmenter(n_ops: int = 1) -> RandomAugment:
+    """The seed study's augmentations for CT in HU."""
+    return RandomAugment(KINDS, n_ops=n_ops, intensity_range=1400.0, reference=-1000.0)

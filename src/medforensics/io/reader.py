@@ -1,0 +1,198 @@
+"""Generic entry points: find every series under some paths, and load one into a :class:`Volume`.
+
+``discover`` walks files and folders (recursively), splits DICOM by SeriesInstanceUID (DICOM is
+recognised by content, so extension-less files work), and lists NIfTI, MetaImage and 2-D images.
+Whatever cannot be used is returned as :class:`Skipped` with a one-line reason. ``load`` dispatches a
+:class:`SeriesRef` to the right reader; ``read_volume`` reads a path holding exactly one series.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medforensics.errors import InputError
+from medforensics.io.dicom import discover_dicom_series, read_dicom_series
+from medforensics.io.volume import Volume
+
+__all__ = ["Discovery", "SeriesRef", "Skipped", "discover", "load", "read_volume"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+METAIMAGE_SUFFIXES = (".mhd", ".mha")
+RAW_SUFFIXES = (".raw", ".zraw")
+KINDS = ("dicom", "nifti", "metaimage", "image")
+
+
+@dataclass
+class SeriesRef:
+    """One loadable series: a DICOM series (its files) or one NIfTI / MetaImage / 2-D image file."""
+
+    path: Path
+    kind: str  # "dicom" | "nifti" | "metaimage" | "image"
+    files: tuple[Path, ...]
+    series_uid: str | None = None
+    description: str = ""
+
+
+@dataclass
+class Skipped:
+    """A path that was not used, and why (one line)."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class Discovery:
+    """Result of :func:`discover`: series found and paths skipped, both in a deterministic order."""
+
+    series: list[SeriesRef] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def _suffix_kind(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(NIFTI_SUFFIXES):
+        return "nifti"
+    if name.endswith(METAIMAGE_SUFFIXES):
+        return "metaimage"
+    if name.endswith(IMAGE_SUFFIXES):
+        return "image"
+    if name.endswith(RAW_SUFFIXES):
+        return "raw"
+    return None
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _walk(folder: Path, recursive: bool) -> list[Path]:
+    """Non-hidden files under ``folder`` in sorted order."""
+    out: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not _hidden(d)) if recursive else []
+        out.extend(Path(root) / f for f in sorted(files) if not _hidden(f))
+    return out
+
+
+_DATA_FILE = re.compile(rb"^\s*ElementDataFile\s*=\s*(.+?)\s*$", re.MULTILINE)
+
+
+def _mhd_data_file(mhd: Path) -> Path | None:
+    """The data file a .mhd header names (None for LOCAL / LIST / unreadable headers)."""
+    try:
+        with mhd.open("rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return None
+    m = _DATA_FILE.search(head)
+    if not m:
+        return None
+    name = m.group(1).decode("utf-8", "replace")
+    if name.upper() in ("LOCAL", "LIST") or "%" in name:
+        return None
+    return (mhd.parent / name).resolve()
+
+
+def _describe(kind: str, path: Path) -> str:
+    return {"nifti": "NIfTI", "metaimage": "MetaImage", "image": "2-D image"}.get(kind, kind)
+
+
+def discover(paths: Iterable[str | Path], recursive: bool = True) -> Discovery:
+    """Every series under ``paths`` (files, series folders, folders of many studies)."""
+    files: dict[Path, Path] = {}  # resolved -> as given
+    skipped: list[Skipped] = []
+    folders: list[tuple[Path, list[Path]]] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            skipped.append(Skipped(p, "does not exist"))
+        elif p.is_dir():
+            found = _walk(p, recursive)
+            folders.append((p, found))
+            for f in found:
+                files.setdefault(f.resolve(), f)
+        else:
+            files.setdefault(p.resolve(), p)
+
+    series: list[SeriesRef] = []
+    dicom_candidates: list[Path] = []
+    mhd_data = {d for f in files.values() if f.name.lower().endswith(".mhd") if (d := _mhd_data_file(f))}
+    for resolved, f in sorted(files.items(), key=lambda kv: str(kv[1])):
+        kind = _suffix_kind(f)
+        try:
+            empty = f.stat().st_size == 0
+        except OSError as exc:
+            skipped.append(Skipped(f, f"cannot be read ({exc.strerror})"))
+            continue
+        if empty:
+            skipped.append(Skipped(f, "empty file (0 bytes)"))
+        elif kind == "raw":
+            if resolved not in mhd_data:
+                skipped.append(Skipped(f, "raw data file without a .mhd header"))
+        elif kind is not None:
+            extra = (mhd_data_path,) if kind == "metaimage" and (mhd_data_path := _mhd_data_file(f)) else ()
+            series.append(SeriesRef(f, kind, (f, *extra), None, _describe(kind, f)))
+        else:
+            dicom_candidates.append(f)
+    dicom_series, dicom_skipped = discover_dicom_series(dicom_candidates)
+    series.extend(dicom_series)
+    skipped.extend(dicom_skipped)
+
+    used = {x.resolve() for s in series for x in s.files}
+    for folder, found in folders:
+        if not any(f.resolve() in used for f in found):
+            skipped.append(Skipped(folder, "no images found"))
+    series.sort(key=lambda r: (str(r.path), r.series_uid or ""))
+    skipped.sort(key=lambda s: str(s.path))
+    return Discovery(series, skipped)
+
+
+def load(ref: SeriesRef) -> Volume:
+    """Read one discovered series into a :class:`Volume` (raises :class:`InputError` on bad input)."""
+    if ref.kind == "dicom":
+        vol = read_dicom_series(list(ref.files) if ref.files else ref.path)
+    elif ref.kind == "nifti":
+        from medforensics.io.nifti import read_nifti
+
+        vol = read_nifti(ref.path)
+    elif ref.kind == "metaimage":
+        from medforensics.io.metaimage import read_metaimage
+
+        vol = read_metaimage(ref.path)
+    elif ref.kind == "image":
+        from medforensics.io.image2d import read_image2d
+
+        vol = read_image2d(ref.path)
+    else:
+        raise InputError(f"unknown series kind {ref.kind!r} (expected {', '.join(KINDS)})", path=ref.path)
+    if vol.source is None:
+        vol.source = ref.path
+    return vol
+
+
+def read_volume(path: str | Path) -> Volume:
+    """Read the one series a file or folder holds; a folder with several series is an error."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError("does not exist", path=p)
+    if p.is_file():
+        kind = _suffix_kind(p)
+        if kind == "raw":
+            raise InputError("raw data file: open its .mhd header instead", path=p)
+        if kind is None:
+            return read_dicom_series(p)
+        return load(SeriesRef(p, kind, (p,), None, _describe(kind, p)))
+    found = discover([p])
+    if not found.series:
+        reasons = {s.reason for s in found.skipped if s.path != p}
+        detail = f" ({len(found.skipped) - 1} file(s) skipped: {sorted(reasons)[0]}...)" if reasons else ""
+        raise InputError(f"no images found{detail}", path=p)
+    if len(found.series) > 1:
+        raise InputError(f"holds {len(found.series)} series; pass one series folder", path=p)
+    return load(found.series[0])

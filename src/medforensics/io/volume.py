@@ -1,0 +1,134 @@
+"""The one image type that flows through medforensics.
+
+Index order is (z, y, x): slice (sorted ascending along the slice normal), row, column. Patient
+coordinates are DICOM's LPS (x, y, z) in millimetres.
+
+Geometry, as DICOM defines it:
+
+* ``spacing``: (sz, sy, sx) in mm, one per array axis (slice spacing, row spacing, column spacing).
+* ``origin``: patient (x, y, z) in mm of the centre of voxel (0, 0, 0).
+* ``direction``: 3x3 matrix whose column ``k`` is the LPS unit vector along array axis ``k``
+  (column 0: slice normal, column 1: down the rows = DICOM column cosines,
+  column 2: along a row = DICOM row cosines).
+
+So ``patient = origin + direction @ (spacing * index_zyx)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+#: Modalities with physical pixel units (Hounsfield units for CT).
+PHYSICAL_UNIT_MODALITIES = frozenset({"CT"})
+
+
+@dataclass
+class Volume:
+    """Pixels plus geometry plus the source metadata (never the pixels of the source).
+
+    ``array`` is always 3-D (a 2-D image is a volume of one slice) and float32 in physical units where the
+    modality has them (HU for CT). ``datasets`` holds the source DICOM datasets, one per slice in array
+    order, with Pixel Data removed (empty for non-DICOM sources). ``metadata`` holds format-independent
+    facts (for example ``series_uid``, ``study_uid``, ``patient_hash``, ``source_format``, ``warnings``).
+    """
+
+    array: NDArray[np.float32]
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: NDArray[np.float64] = field(default_factory=lambda: np.eye(3))
+    modality: str = "OT"
+    source: Path | None = None
+    datasets: list[Any] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        arr = np.asarray(self.array)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3:
+            raise ValueError(f"Volume array must be 2-D or 3-D, got shape {arr.shape}")
+        self.array = arr.astype(np.float32, copy=False)
+        self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
+        self.origin = tuple(float(o) for o in self.origin)  # type: ignore[assignment]
+        self.direction = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
+        self.modality = (self.modality or "OT").upper()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Array shape (z, y, x)."""
+        z, y, x = self.array.shape
+        return int(z), int(y), int(x)
+
+    @property
+    def is_2d(self) -> bool:
+        """True for a single image (one slice)."""
+        return self.shape[0] == 1
+
+    @property
+    def series_uid(self) -> str | None:
+        """SeriesInstanceUID where known."""
+        uid = self.metadata.get("series_uid")
+        return str(uid) if uid else None
+
+    @property
+    def affine(self) -> NDArray[np.float64]:
+        """4x4 matrix mapping homogeneous (z, y, x, 1) indices to LPS (x, y, z, 1) in mm."""
+        out = np.eye(4)
+        out[:3, :3] = self.direction * np.asarray(self.spacing)[None, :]
+        out[:3, 3] = self.origin
+        return out
+
+    # ------------------------------------------------------------------ geometry
+    def index_to_patient(self, index_zyx: ArrayLike) -> NDArray[np.float64]:
+        """Patient LPS (x, y, z) mm of one or more (z, y, x) indices (fractional allowed)."""
+        idx = np.asarray(index_zyx, dtype=np.float64)
+        pts = idx.reshape(-1, 3) * np.asarray(self.spacing)[None, :]
+        out = pts @ self.direction.T + np.asarray(self.origin)[None, :]
+        return out.reshape(idx.shape)
+
+    def patient_to_index(self, point_xyz: ArrayLike) -> NDArray[np.float64]:
+        """Fractional (z, y, x) index of one or more patient LPS (x, y, z) mm points."""
+        pts = np.asarray(point_xyz, dtype=np.float64)
+        rel = pts.reshape(-1, 3) - np.asarray(self.origin)[None, :]
+        idx = np.linalg.solve(self.direction, rel.T).T / np.asarray(self.spacing)[None, :]
+        return idx.reshape(pts.shape)
+
+    def contains_index(self, index_zyx: ArrayLike, margin: ArrayLike = 0) -> bool:
+        """True if the index lies inside the array, at least ``margin`` voxels from every border."""
+        idx = np.asarray(index_zyx, dtype=np.float64)
+        m = np.broadcast_to(np.asarray(margin, dtype=np.float64), (3,))
+        upper = np.asarray(self.shape, dtype=np.float64) - 1 - m
+        return bool(np.all(idx >= m) and np.all(idx <= upper))
+
+    # ------------------------------------------------------------------ copies
+    def with_array(self, array: NDArray[Any], **changes: Any) -> Volume:
+        """A copy with new pixels (same geometry and metadata unless overridden)."""
+        if np.asarray(array).shape != self.array.shape and "spacing" not in changes:
+            raise ValueError("with_array: new array has another shape; pass the new geometry too")
+        return replace(self, array=np.asarray(array, dtype=np.float32), **changes)
+
+    def copy(self) -> Volume:
+        """A deep copy of the pixels; metadata containers are copied shallowly."""
+        return replace(
+            self,
+            array=self.array.copy(),
+            direction=self.direction.copy(),
+            datasets=list(self.datasets),
+            metadata=dict(self.metadata),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Loggable description: no patient identifiers."""
+        return {
+            "source": str(self.source) if self.source else None,
+            "series_uid": self.series_uid,
+            "modality": self.modality,
+            "shape": list(self.shape),
+            "spacing_mm": [round(s, 4) for s in self.spacing],
+        }

@@ -1,0 +1,67 @@
+"""Forensic features: shapes, determinism, sensitivity to tampering of the noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from medforensics.errors import InputError
+from medforensics.features import extract_features, feature_names
+from medforensics.features.residual import residual_feature_names, residual_features
+
+
+def _ct_like(n: int, size: int = 48, seed: int = 0) -> np.ndarray:
+    """Smooth anatomy plus white scanner noise, values around 0.3-0.7."""
+    rng = np.random.default_rng(seed)
+    base = ndimage.gaussian_filter(rng.random((n, size, size)), sigma=(0, 4, 4))
+    base = (base - base.min()) / (np.ptp(base) + 1e-9) * 0.4 + 0.3
+    return (base + rng.normal(0, 0.03, base.shape)).astype(np.float32)
+
+
+def test_shapes_names_and_determinism() -> None:
+    x = _ct_like(5)[:, None]
+    f1, f2 = extract_features(x), extract_features(x.copy())
+    assert f1.shape == (5, len(feature_names()))
+    assert f1.dtype == np.float32 and np.isfinite(f1).all()
+    np.testing.assert_array_equal(f1, f2)
+    # (N, H, W) and (N, C, H, W) with the centre channel agree
+    stack = np.concatenate([x * 0.5, x, x * 0.1], 1)
+    np.testing.assert_array_equal(extract_features(x[:, 0]), extract_features(stack))
+
+
+def test_3d_cubes_use_three_planes() -> None:
+    cube = np.stack([_ct_like(24, 24, seed=i) for i in range(2)])[:, None]  # (2, 1, 24, 24, 24)
+    f = extract_features(cube)
+    assert f.shape == (2, 3 * len(feature_names()))
+    assert len(feature_names(3)) == f.shape[1]
+
+
+def test_inpainted_centre_changes_residual_features() -> None:
+    """Smoothing the noise away in the centre (what an in-painting does) moves the centre ratio down,
+    extra noise there (a pasted patch from a noisier scan) moves it up."""
+    img = _ct_like(1, 64)
+    smoothed = img.copy()
+    smoothed[0, 20:44, 20:44] = ndimage.gaussian_filter(img[0], 2)[20:44, 20:44]
+    noisy = img.copy()
+    noisy[0, 20:44, 20:44] += np.random.default_rng(1).normal(0, 0.06, (24, 24)).astype(np.float32)
+    names = residual_feature_names()
+    col = names.index("residual_kv3_centre_ratio")
+    base, smooth_f, noisy_f = (residual_features(a)[0, col] for a in (img, smoothed, noisy))
+    assert smooth_f < base - 0.2
+    assert noisy_f > base + 0.2
+    assert not np.allclose(extract_features(img), extract_features(noisy))
+
+
+def test_copy_move_changes_features() -> None:
+    img = _ct_like(1, 64, seed=3)
+    moved = img.copy()
+    moved[0, 24:40, 24:40] = img[0, 2:18, 2:18]
+    assert not np.allclose(extract_features(img), extract_features(moved))
+
+
+def test_too_small_or_bad_shape_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="at least"):
+        extract_features(np.zeros((1, 8, 8), np.float32))
+    with pytest.raises(InputError, match="shape"):
+        extract_features(np.zeros((8, 8), np.float32))

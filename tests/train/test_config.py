@@ -1,0 +1,81 @@
+"""Config validation: every mistake is a ConfigError naming the key, before any training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medforensics.errors import ConfigError
+from medforensics.train.config import PRESETS, config_from_dict, load_config
+
+
+def _cfg(**kw: object) -> dict[str, object]:
+    return {"model": "test_cnn", "out": "o", **kw}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (_cfg(bogus=1), "unknown config key bogus"),
+        (_cfg(data={"sizee": 3}), "unknown config key data.sizee"),
+        (_cfg(epochs="3"), "epochs must be int"),
+        (_cfg(epochs=True), "epochs must be int, got bool"),
+        (_cfg(lr=[1]), "lr must be float"),
+        (_cfg(data={"task": "weird"}), "data.task must be one of"),
+        (_cfg(data={"hu_window": [400, -1000]}), "data.hu_window"),
+        (_cfg(data={"slices": 4}), "data.slices must be odd"),
+        (_cfg(data={"exclude_types": ["XX"]}), "data.exclude_types"),
+        (_cfg(data={"val_fraction": 0.6, "test_fraction": 0.5}), "below 1"),
+        (_cfg(monitor="acc"), "monitor must be one of"),
+        (_cfg(preset="fast"), "preset must be one of"),
+        (_cfg(model="resnet-18"), "did you mean resnet18"),
+        (_cfg(dropout=1.5), "dropout"),
+        (_cfg(batch_size=0), "batch_size must be >= 1"),
+        ({"out": "o"}, "missing config key model"),
+        (_cfg(data=3), "data must be a table"),
+    ],
+)
+def test_bad_configs(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(raw)
+
+
+def test_presets_apply_under_user_keys() -> None:
+    cfg = config_from_dict(_cfg(preset="seed-study", epochs=2, data={"task": "attack"}))
+    assert (cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.dropout, cfg.optimizer) == (
+        1e-3,
+        1e-4,
+        64,
+        0.5,
+        "adam",
+    )
+    assert cfg.data.size == 224 and cfg.data.task == "attack" and cfg.epochs == 2 and cfg.class_weighting
+    fast = config_from_dict(_cfg(preset="cpu-fast"))
+    assert (
+        fast.precision == "bf16"
+        and fast.channels_last
+        and fast.data.max_size == PRESETS["cpu-fast"]["data"]["max_size"]
+    )
+
+
+def test_load_json_and_toml(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text(json.dumps(_cfg(lr=1)))
+    assert load_config(tmp_path / "c.json").lr == 1.0
+    (tmp_path / "c.toml").write_text('model = "test_cnn"\nout = "o"\n[data]\ntask = "label"\n')
+    assert load_config(tmp_path / "c.toml", out="elsewhere").out == "elsewhere"
+    (tmp_path / "c.yaml").write_text("model: x")
+    with pytest.raises(ConfigError, match=r"\.json or \.toml"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ConfigError, match=r"broken\.json: not valid JSON"):
+        load_config(tmp_path / "broken.json")
+    (tmp_path / "k.json").write_text(json.dumps(_cfg(nope=1)))
+    with pytest.raises(ConfigError, match=r"k\.json: unknown config key nope"):
+        load_config(tmp_path / "k.json")
+
+
+def test_round_trip_of_the_resolved_config() -> None:
+    cfg = config_from_dict(_cfg(preset="cpu-fast", model_kwargs={"dropout": 0.1}))
+    assert config_from_dict(cfg.to_dict()) == cfg
