@@ -91,47 +91,21 @@ def looks_dicom(path: Path) -> bool:
 def probe_dicom(files: list[Path]) -> HeaderInfo:
     """Header facts of one DICOM series (single-frame files or multi-frame), pixels unread.
 
-    Geometry follows :func:`medforensics.io.dicom.read_dicom_series`: frames sorted along the slice normal,
-    duplicates dropped, slice spacing = median gap (one slice: its thickness), identity without positions.
+    Geometry is :func:`medforensics.io.dicom.read_dicom_header`'s, the same as ``read_dicom_series`` gives.
     """
-    from medforensics.io.dicom import read_dataset
-    from medforensics.io.dicom_frames import FrameInfo, frame_infos
+    from medforensics.io.dicom import read_dicom_header
 
-    datasets: list[Any] = []
-    frames: list[tuple[int, FrameInfo]] = []
-    for path in files:
-        ds = read_dataset(path, header_only=True)
-        if "Rows" not in ds or "Columns" not in ds:
-            raise InputError("DICOM without an image (no Rows/Columns)", path=path)
-        frames.extend((len(datasets), info) for info in frame_infos(ds))
-        datasets.append(ds)
-    first = frames[0][1]
-    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    direction = np.eye(3)
-    slice_spacing = first.thickness or 1.0
-    if first.orientation is not None and all(f.position is not None for _, f in frames):
-        row, col = first.orientation[:3], first.orientation[3:]
-        normal = np.cross(row, col)
-        keys = np.array([float(np.dot(f.position, normal)) for _, f in frames])  # type: ignore[arg-type]
-        order = np.argsort(keys, kind="stable")
-        keep: list[int] = []
-        for i in (int(k) for k in order):
-            if not keep or keys[i] - keys[keep[-1]] >= 1e-3:  # duplicate positions: the first is kept
-                keep.append(i)
-        frames, keys = [frames[i] for i in keep], keys[keep]
-        if len(keys) > 1:
-            slice_spacing = float(np.median(np.diff(keys)))
-        origin = tuple(float(v) for v in frames[0][1].position)  # type: ignore[assignment, union-attr]
-        direction = np.stack([normal, col, row], axis=1)
-    ds0 = datasets[frames[0][0]]
-    in_order = datasets if len(datasets) == 1 else [datasets[i] for i, _ in frames]
-    spacing = (slice_spacing, *first.pixel_spacing) if first.pixel_spacing else None
+    layout = read_dicom_header(files)
+    ds0 = layout.datasets[layout.slices[0].ds_index]
+    in_order = (
+        layout.datasets if len(layout.datasets) == 1 else [layout.datasets[s.ds_index] for s in layout.slices]
+    )
     return HeaderInfo(
         modality=str(ds0.get("Modality") or "") or None,
-        shape=(len(frames), int(ds0.Rows), int(ds0.Columns)),
-        spacing=spacing,
-        origin=origin,
-        direction=direction,
+        shape=layout.shape,
+        spacing=layout.spacing if layout.has_pixel_spacing else None,
+        origin=layout.origin,
+        direction=layout.direction,
         datasets=in_order,
     )
 
@@ -141,7 +115,7 @@ def probe_nifti(path: Path) -> HeaderInfo:
     """NIfTI header facts; shape and spacing in (z, y, x) order, as ``read_nifti`` returns them."""
     import nibabel as nib
 
-    from medforensics.io.nifti import _affine_to_geometry
+    from medforensics.io.nifti import nifti_affine_to_geometry
 
     try:
         img: Any = nib.load(str(path))
@@ -151,7 +125,7 @@ def probe_nifti(path: Path) -> HeaderInfo:
     if len(dims) > 3 and any(d != 1 for d in dims[3:]):
         raise InputError(f"4-D NIfTI with shape {dims} is not supported (one 3-D volume expected)", path=path)
     i, j, k = (*dims, 1, 1)[:3]
-    spacing, origin, direction = _affine_to_geometry(np.asarray(img.affine, dtype=np.float64), path)
+    spacing, origin, direction = nifti_affine_to_geometry(np.asarray(img.affine, dtype=np.float64), path)
     return HeaderInfo(modality=None, shape=(k, j, i), spacing=spacing, origin=origin, direction=direction)
 
 

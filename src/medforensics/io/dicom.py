@@ -323,34 +323,51 @@ def _metadata(ds0: Dataset, datasets: list[Dataset], slices: list[_Slice], ts: U
     return meta
 
 
-def read_dicom_series(files: Sequence[Path | str] | Path | str) -> Volume:
-    """Read one DICOM file, the files of ONE series, or a folder holding one series (non-recursive; other
-    files such as reader XML are ignored) into a :class:`Volume` (see module docs)."""
+@dataclass
+class SeriesLayout:
+    """Header-only facts of one series: frames in array order, geometry, warnings (no pixels decoded)."""
+
+    datasets: list[Dataset]
+    slices: list[_Slice]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: NDArray[np.float64]
+    warnings: list[str]
+    has_pixel_spacing: bool
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(frames, rows, columns)."""
+        ds0 = self.datasets[self.slices[0].ds_index]
+        return len(self.slices), int(ds0.Rows), int(ds0.Columns)
+
+
+def _series_paths(files: Sequence[Path | str] | Path | str) -> list[Path]:
     if isinstance(files, str | Path) and Path(files).is_dir():
         folder = Path(files)
         paths = sorted(p for p in folder.iterdir() if p.is_file() and is_dicom_file(p))
         if not paths:
             raise InputError("no DICOM files in this folder", path=folder)
-    elif isinstance(files, str | Path):
-        paths = [Path(files)]
-    else:
-        paths = sorted(Path(f) for f in files)
+        return paths
+    paths = [Path(files)] if isinstance(files, str | Path) else sorted(Path(f) for f in files)
     if not paths:
         raise InputError("no DICOM files given")
-    datasets = [read_dataset(p) for p in paths]
+    return paths
+
+
+def _layout(datasets: list[Dataset], paths: list[Path]) -> SeriesLayout:
+    """Sort frames along the slice normal, drop duplicates and derive the geometry (headers only)."""
     uids = {str(ds.get("SeriesInstanceUID", "")) for ds in datasets}
     if len(uids) > 1:
         raise InputError(
             f"files of {len(uids)} series passed as one series; pass one series at a time",
             path=paths[0].parent if len(paths) > 1 else paths[0],
         )
-    pixels = [_decode(ds, p) for ds, p in zip(datasets, paths, strict=True)]
     slices: list[_Slice] = []
     for i, ds in enumerate(datasets):
-        infos = frame_infos(ds)
-        if len(infos) != pixels[i].shape[0]:
-            raise InputError(f"{len(infos)} frame headers for {pixels[i].shape[0]} frames", path=paths[i])
-        slices.extend(_Slice(i, info, 0.0) for info in infos)
+        if "Rows" not in ds or "Columns" not in ds:
+            raise InputError("no Pixel Data (no Rows/Columns: not an image object)", path=paths[i])
+        slices.extend(_Slice(i, info, 0.0) for info in frame_infos(ds))
     _check_consistent(slices, datasets, paths)
     warn: list[str] = []
     info0 = slices[0].info
@@ -367,6 +384,27 @@ def read_dicom_series(files: Sequence[Path | str] | Path | str) -> Volume:
             s.key = float(s.info.instance_number if s.info.instance_number is not None else k)
         slices = sorted(slices, key=lambda s: s.key)
     spacing, origin, direction = _geometry(slices, warn)
+    return SeriesLayout(datasets, slices, spacing, origin, direction, warn, info0.pixel_spacing is not None)
+
+
+def read_dicom_header(files: Sequence[Path | str] | Path | str) -> SeriesLayout:
+    """Like :func:`read_dicom_series` but reads headers only (fast; for listing and geometry)."""
+    paths = _series_paths(files)
+    return _layout([read_dataset(p, header_only=True) for p in paths], paths)
+
+
+def read_dicom_series(files: Sequence[Path | str] | Path | str) -> Volume:
+    """Read one DICOM file, the files of ONE series, or a folder holding one series (non-recursive; other
+    files such as reader XML are ignored) into a :class:`Volume` (see module docs)."""
+    paths = _series_paths(files)
+    datasets = [read_dataset(p) for p in paths]
+    layout = _layout(datasets, paths)
+    pixels = [_decode(ds, p) for ds, p in zip(datasets, paths, strict=True)]
+    for i, ds in enumerate(datasets):
+        n_headers = len(frame_infos(ds))
+        if n_headers != pixels[i].shape[0]:
+            raise InputError(f"{n_headers} frame headers for {pixels[i].shape[0]} frames", path=paths[i])
+    slices, warn = layout.slices, layout.warnings
     array = np.stack(
         [_to_physical(pixels[s.ds_index][s.info.frame], datasets[s.ds_index], s.info) for s in slices]
     )
@@ -384,9 +422,9 @@ def read_dicom_series(files: Sequence[Path | str] | Path | str) -> Volume:
         log.warning("series %s: %s", meta["series_uid"], w)
     return Volume(
         array=array,
-        spacing=spacing,
-        origin=origin,
-        direction=direction,
+        spacing=layout.spacing,
+        origin=layout.origin,
+        direction=layout.direction,
         modality=str(ds0.get("Modality", "OT")),
         source=paths[0] if len(paths) == 1 else paths[0].parent,
         datasets=stripped,

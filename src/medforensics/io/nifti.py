@@ -84,9 +84,6 @@ def nifti_affine_to_geometry(
     )
 
 
-_affine_to_geometry = nifti_affine_to_geometry  # older private name, imported by medforensics.data._probe
-
-
 def volume_to_nifti_affine(volume: Volume) -> NDArray[np.float64]:
     """The NIfTI (i, j, k)-to-RAS affine equivalent to the volume's geometry."""
     affine = np.eye(4)
