@@ -399,15 +399,21 @@ def read_dicom_series(files: Sequence[Path | str] | Path | str) -> Volume:
     paths = _series_paths(files)
     datasets = [read_dataset(p) for p in paths]
     layout = _layout(datasets, paths)
-    pixels = [_decode(ds, p) for ds, p in zip(datasets, paths, strict=True)]
-    for i, ds in enumerate(datasets):
-        n_headers = len(frame_infos(ds))
-        if n_headers != pixels[i].shape[0]:
-            raise InputError(f"{n_headers} frame headers for {pixels[i].shape[0]} frames", path=paths[i])
     slices, warn = layout.slices, layout.warnings
-    array = np.stack(
-        [_to_physical(pixels[s.ds_index][s.info.frame], datasets[s.ds_index], s.info) for s in slices]
-    )
+    # Decode file by file into one preallocated float32 array: peak memory is the volume plus one file.
+    array = np.empty(layout.shape, dtype=np.float32)
+    decoded: tuple[int, NDArray[Any]] | None = None
+    for k in sorted(range(len(slices)), key=lambda k: (slices[k].ds_index, slices[k].info.frame)):
+        s = slices[k]
+        if decoded is None or decoded[0] != s.ds_index:
+            pixels = _decode(datasets[s.ds_index], paths[s.ds_index])
+            n_headers = len(frame_infos(datasets[s.ds_index]))
+            if n_headers != pixels.shape[0]:
+                raise InputError(
+                    f"{n_headers} frame headers for {pixels.shape[0]} frames", path=paths[s.ds_index]
+                )
+            decoded = (s.ds_index, pixels)
+        array[k] = _to_physical(decoded[1][s.info.frame], datasets[s.ds_index], s.info)
     ds0 = datasets[slices[0].ds_index]
     ts = _transfer_syntax(ds0)
     meta = _metadata(ds0, datasets, slices, ts)
