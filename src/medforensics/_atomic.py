@@ -25,6 +25,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     tmp.unlink()
     try:
         yield tmp
+        _apply_umask(tmp)
         if target.is_dir() and not target.is_symlink() and tmp.is_dir():
             backup = target.with_name(f".{target.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
@@ -38,6 +39,17 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def _apply_umask(path: Path) -> None:
+    """Give a finished temporary the permissions a plain ``open()``/``mkdir()`` would (mkstemp uses 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    if path.is_dir():
+        for p in [path, *path.rglob("*")]:
+            p.chmod((0o777 if p.is_dir() else 0o666) & ~umask)
+    elif path.exists():
+        path.chmod(0o666 & ~umask)
 
 
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> Path:

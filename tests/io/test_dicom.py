@@ -14,6 +14,7 @@ from pydicom.data import get_testdata_file
 from medforensics.errors import InputError
 from medforensics.io.dicom import is_dicom_file, read_dataset, read_dicom_series
 from medforensics.io.dicom_frames import frame_infos
+from medforensics.io.volume import AXIAL_DIRECTION
 from medforensics.logging import short_hash
 from tests.io._dicom_series import CT_SMALL, write_ct_series
 
@@ -78,7 +79,7 @@ def test_monochrome1_is_inverted() -> None:
     np.testing.assert_array_equal(vol.array[0], (hi - raw).astype(np.float32))
     assert vol.modality == "CR"
     assert vol.spacing == (1.0, 1.0, 1.0)  # PixelSpacing is 0\\0 in this file: unusable, so 1 mm
-    np.testing.assert_array_equal(vol.direction, np.eye(3))  # no IPP/IOP: identity geometry
+    np.testing.assert_array_equal(vol.direction, AXIAL_DIRECTION)  # no IPP/IOP: default axial geometry
     assert vol.metadata["photometric"] == "MONOCHROME1"
     assert "window_center" in vol.metadata
 

@@ -96,13 +96,18 @@ def test_synthesized_series_from_geometry(tmp_path: Path) -> None:
     ds = pydicom.dcmread(out[0])
     assert (float(ds.RescaleIntercept), float(ds.RescaleSlope)) == (-1024.0, 1.0)
     assert ds.SOPClassUID == pydicom.uid.CTImageStorage
-    # identity direction is left-handed for DICOM (normal = row x col = -x): read back in reverse order,
-    # same physical geometry; non-integer values get a fitted rescale
+    # the default (axial) direction round-trips in order; non-integer values get a fitted rescale
     mr = Volume(arr / 7.0, spacing=(3.0, 1.0, 1.0), modality="MR")
     back_mr = read_dicom_series(write_dicom_series(mr, tmp_path / "mr"))
-    np.testing.assert_allclose(back_mr.array, mr.array[::-1], atol=5000 / 7 / 65535)
+    np.testing.assert_allclose(back_mr.array, mr.array, atol=5000 / 7 / 65535)
+    # a slice axis against the DICOM normal (row x col) reads back in reverse order, same physical geometry
+    flipped = Volume(arr, spacing=(3.0, 1.0, 1.0), direction=np.eye(3), modality="MR")
+    back_fl = read_dicom_series(write_dicom_series(flipped, tmp_path / "flipped"))
+    np.testing.assert_allclose(back_fl.array, flipped.array[::-1], atol=5000 / 65535)
     for k in range(3):
-        np.testing.assert_allclose(back_mr.index_to_patient([k, 2, 3]), mr.index_to_patient([2 - k, 2, 3]))
+        np.testing.assert_allclose(
+            back_fl.index_to_patient([k, 2, 3]), flipped.index_to_patient([2 - k, 2, 3]), atol=1e-4
+        )
 
 
 def test_refuses_unsafe_targets(tmp_path: Path) -> None:
@@ -120,3 +125,21 @@ def test_refuses_unsafe_targets(tmp_path: Path) -> None:
     write_dicom_series(vol, out)
     write_dicom_series(vol, out)  # an earlier output may be replaced
     assert sorted(p.name for p in out.iterdir()) == ["IM000001.dcm", "IM000002.dcm"]
+
+
+def test_synthesized_series_keeps_given_uids_and_is_valid_dicom(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    arr = np.full((2, 8, 6), -1000.0, dtype=np.float32)
+    meta = {"study_uid": "2.25.1", "series_uid": "2.25.2", "sop_instance_uids": ["2.25.3", "2.25.4"]}
+    vol = Volume(arr, spacing=(2.5, 0.7, 0.8), modality="CT", metadata=meta)
+    out = write_dicom_series(vol, tmp_path / "out")
+    back = read_dicom_series(out)
+    assert back.series_uid == "2.25.2" and back.metadata["study_uid"] == "2.25.1"
+    assert back.metadata["sop_instance_uids"] == ["2.25.3", "2.25.4"]
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (dicom3tools) not installed")
+    report = subprocess.run(["dciodvfy", str(out[0])], capture_output=True, text=True, check=False)
+    errors = [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
+    assert errors == []

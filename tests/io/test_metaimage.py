@@ -12,7 +12,8 @@ from pydicom.data import get_testdata_file
 
 from medforensics.errors import InputError
 from medforensics.io.metaimage import read_metaimage, write_metaimage
-from medforensics.io.volume import Volume
+from medforensics.io.volume import AXIAL_DIRECTION, Volume
+from tests.io.test_volume import assert_same_image
 
 
 def _itk_image() -> sitk.Image:
@@ -68,8 +69,8 @@ def test_write_round_trip(tmp_path: Path, name: str) -> None:
     )
     write_metaimage(vol, tmp_path / name)
     back = read_metaimage(tmp_path / name)
-    np.testing.assert_array_equal(back.array, vol.array)
-    np.testing.assert_allclose(back.affine, vol.affine, atol=1e-9)
+    assert_same_image(vol, back)  # the x axis ran right-to-left: reoriented, same image in space
+    np.testing.assert_allclose(back.direction, AXIAL_DIRECTION, atol=1e-12)
     expected = {name} if name.endswith(".mha") else {name, "out.raw"}
     assert {p.name for p in tmp_path.iterdir()} == expected
 

@@ -17,7 +17,7 @@ from medforensics.errors import InputError
 from medforensics.io.image2d import is_image2d_path
 from medforensics.io.metaimage import is_metaimage_path, read_mhd_header
 from medforensics.io.nifti import is_nifti_path
-from medforensics.io.volume import Volume
+from medforensics.io.volume import AXIAL_DIRECTION, Volume
 
 
 @dataclass
@@ -28,7 +28,7 @@ class HeaderInfo:
     shape: tuple[int, int, int]
     spacing: tuple[float, float, float] | None
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    direction: NDArray[np.float64] = field(default_factory=lambda: np.eye(3))
+    direction: NDArray[np.float64] = field(default_factory=lambda: AXIAL_DIRECTION.copy())
     datasets: list[Any] = field(default_factory=list)
 
     def geometry_volume(self) -> Volume:

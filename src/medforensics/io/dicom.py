@@ -27,7 +27,7 @@ from medforensics.io.dicom_frames import (
     stored_range,
     strip_bulk,
 )
-from medforensics.io.volume import Volume
+from medforensics.io.volume import AXIAL_DIRECTION, Volume
 from medforensics.logging import get_logger, short_hash
 
 if TYPE_CHECKING:
@@ -250,7 +250,7 @@ def _geometry(
         sz = info0.thickness or 1.0
         if len(slices) > 1:
             warn.append("no slice positions/orientation: slices stacked in instance order, spacing assumed")
-        return (sz, sy, sx), (0.0, 0.0, 0.0), np.eye(3)
+        return (sz, sy, sx), (0.0, 0.0, 0.0), AXIAL_DIRECTION.copy()
     row, col = info0.orientation[:3], info0.orientation[3:]
     normal = np.cross(row, col)
     direction = np.stack([normal, col, row], axis=1)
@@ -378,7 +378,9 @@ def _layout(datasets: list[Dataset], paths: list[Path]) -> SeriesLayout:
         slices = _sort_and_dedup(slices, paths, warn)
     else:
         if len(slices) > 1 and info0.orientation is not None:
-            warn.append("some slices lack ImagePositionPatient: sorted by instance number, identity geometry")
+            warn.append(
+                "some slices lack ImagePositionPatient: sorted by instance number, default axial geometry"
+            )
         for k, s in enumerate(slices):
             s.info.orientation = None
             s.key = float(s.info.instance_number if s.info.instance_number is not None else k)

@@ -39,10 +39,13 @@ _CT_IMAGE = UID("1.2.840.10008.5.1.4.1.1.2")
 _EMPTY_TYPE2 = (
     "PatientName",
     "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
     "StudyDate",
     "StudyTime",
     "AccessionNumber",
     "ReferringPhysicianName",
+    "PositionReferenceIndicator",
 )
 
 
@@ -191,20 +194,30 @@ def _synthesize(volume: Volume) -> list[Dataset]:
     else:
         lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
         slope, intercept, signed = (max(hi - lo, 1e-6) / 65535.0), lo, False
-    study, series, frame_of_ref = generate_uid(), generate_uid(), generate_uid()
+    meta = volume.metadata
+    study = str(meta.get("study_uid") or generate_uid())
+    series = str(meta.get("series_uid") or generate_uid())
+    frame_of_ref = str(meta.get("frame_of_reference_uid") or generate_uid())
+    sops = list(meta.get("sop_instance_uids") or [])
+    if len(sops) != volume.shape[0] or not all(sops):
+        sops = [generate_uid() for _ in range(volume.shape[0])]
     row, col = volume.direction[:, 2], volume.direction[:, 1]
     sz, sy, sx = volume.spacing
     out: list[Dataset] = []
     for k in range(volume.shape[0]):
         ds = Dataset()
         ds.SOPClassUID = _CT_IMAGE if is_ct else _SC_IMAGE
-        ds.SOPInstanceUID = generate_uid()
+        ds.SOPInstanceUID = sops[k]
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_ref
         ds.Modality = volume.modality
+        ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"] if is_ct else ["DERIVED", "SECONDARY"]
         for kw in _EMPTY_TYPE2:
             setattr(ds, kw, "")
         ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", 1, k + 1
-        ds.SeriesDescription = "medforensics export"
+        ds.SeriesDescription = str(meta.get("series_description") or "medforensics export")
+        if is_ct:
+            ds.PatientPosition = "HFS"  # assumed: the geometry itself is in patient coordinates
+            ds.KVP, ds.AcquisitionNumber, ds.Laterality = "", "", ""
         ds.Manufacturer = "medforensics"
         if not is_ct:
             ds.ConversionType = "WSD"

@@ -121,7 +121,7 @@ def read_metaimage(path: str | Path, modality: str | None = None) -> Volume:
         },
     )
     log.debug("read MetaImage %s shape=%s modality=%s (%s)", path.name, volume.shape, mod, how)
-    return volume
+    return volume.reoriented_axial()
 
 
 def volume_to_sitk(volume: Volume, dtype: Any = np.float32) -> Any:

@@ -95,6 +95,9 @@ def volume_to_nifti_affine(volume: Volume) -> NDArray[np.float64]:
 def read_nifti(path: str | Path, modality: str | None = None) -> Volume:
     """Read a .nii or .nii.gz file into a :class:`Volume` (scl_slope/scl_inter applied).
 
+    The volume is reoriented to the closest axial orientation (:meth:`Volume.reoriented_axial`), as
+    nibabel's ``as_closest_canonical`` does for RAS: z indices then survive writing it as a DICOM series.
+
     ``modality`` overrides the guess of :func:`infer_modality`; ``metadata["modality_source"]`` records
     which was used. Raises :class:`InputError` for missing, empty, truncated or malformed files and for true
     4-D data.
@@ -142,7 +145,7 @@ def read_nifti(path: str | Path, modality: str | None = None) -> Volume:
     if qform_code == 0 and sform_code == 0:
         metadata["warnings"].append("NIfTI has neither qform nor sform: geometry is nibabel's fallback")
     log.debug("read NIfTI %s shape=%s modality=%s (%s)", path.name, array.shape, mod, how)
-    return Volume(
+    volume = Volume(
         array=array,
         spacing=spacing,
         origin=origin,
@@ -151,6 +154,7 @@ def read_nifti(path: str | Path, modality: str | None = None) -> Volume:
         source=path,
         metadata=metadata,
     )
+    return volume.reoriented_axial()
 
 
 def write_nifti(volume: Volume, path: str | Path, dtype: Any = np.float32) -> Path:

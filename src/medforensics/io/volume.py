@@ -26,6 +26,10 @@ from numpy.typing import ArrayLike, NDArray
 #: Modalities with physical pixel units (Hounsfield units for CT).
 PHYSICAL_UNIT_MODALITIES = frozenset({"CT"})
 
+#: Direction of an axial image with no other geometry: slices along +z (feet to head), rows along +y
+#: (anterior to posterior), columns along +x (right to left); the DICOM default orientation 1,0,0,0,1,0.
+AXIAL_DIRECTION: NDArray[np.float64] = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
 
 @dataclass
 class Volume:
@@ -40,7 +44,7 @@ class Volume:
     array: NDArray[np.float32]
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    direction: NDArray[np.float64] = field(default_factory=lambda: np.eye(3))
+    direction: NDArray[np.float64] = field(default_factory=lambda: AXIAL_DIRECTION.copy())
     modality: str = "OT"
     source: Path | None = None
     datasets: list[Any] = field(default_factory=list)
@@ -105,6 +109,45 @@ class Volume:
         m = np.broadcast_to(np.asarray(margin, dtype=np.float64), (3,))
         upper = np.asarray(self.shape, dtype=np.float64) - 1 - m
         return bool(np.all(idx >= m) and np.all(idx <= upper))
+
+    def reoriented_axial(self) -> Volume:
+        """This volume permuted/flipped to the closest axial orientation: axis 0 along +z (feet to head),
+        axis 1 along +y (anterior to posterior), axis 2 along +x (right to left).
+
+        This is the orientation of a standard axial DICOM series (and the order a DICOM series reads back
+        in), so volumes from NIfTI/MetaImage keep their z indices when written as DICOM, and display like a
+        radiologist expects. Oblique volumes keep their exact geometry (only axes are permuted/flipped).
+        Returns ``self`` when already axial.
+        """
+        d = self.direction
+        patient_axis: dict[int, int] = {}
+        for k in sorted(range(3), key=lambda k: -float(np.abs(d[:, k]).max())):
+            free = [int(p) for p in np.argsort(-np.abs(d[:, k])) if int(p) not in patient_axis.values()]
+            patient_axis[k] = free[0]
+        target = {2: 0, 1: 1, 0: 2}  # patient axis z/y/x -> array position 0/1/2
+        order = sorted(range(3), key=lambda k: target[patient_axis[k]])
+        flips = [float(d[patient_axis[k], k]) < 0 for k in order]
+        if order == [0, 1, 2] and not any(flips):
+            return self
+        if self.datasets and (order[0] != 0 or flips[0]):
+            raise ValueError("cannot reorient the slice axis of a volume with per-slice DICOM datasets")
+        direction = d[:, order].copy()
+        spacing = tuple(self.spacing[k] for k in order)
+        array = self.array.transpose(order)
+        origin = np.asarray(self.origin, dtype=np.float64)
+        for t, flip in enumerate(flips):
+            if flip:
+                origin = origin + direction[:, t] * spacing[t] * (array.shape[t] - 1)
+                direction[:, t] *= -1
+        array = array[tuple(slice(None, None, -1) if f else slice(None) for f in flips)]
+        return replace(
+            self,
+            array=np.ascontiguousarray(array),
+            spacing=spacing,  # type: ignore[arg-type]
+            origin=(float(origin[0]), float(origin[1]), float(origin[2])),
+            direction=direction,
+            metadata={**self.metadata, "reoriented": {"axes": order, "flipped": flips}},
+        )
 
     # ------------------------------------------------------------------ copies
     def with_array(self, array: NDArray[Any], **changes: Any) -> Volume:
