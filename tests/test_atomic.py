@@ -39,3 +39,19 @@ def test_folder_output_replaces_previous_folder(tmp_path: Path) -> None:
         (tmp / "new.txt").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_private_output_is_owner_only_and_safetensors_output_is_readable(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    with atomic_path(tmp_path / "secret.pem", private=True) as tmp:
+        tmp.write_text("key")
+    assert (tmp_path / "secret.pem").stat().st_mode & 0o077 == 0
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "w.safetensors") as tmp:
+            save_file({"a": torch.zeros(2)}, str(tmp))  # safetensors itself creates 0600 files
+    finally:
+        os.umask(old)
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o644

@@ -11,11 +11,12 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str], suffix: str = "", private: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success rename it to ``target``.
 
     Works for a file or a folder written at the temporary path. On error the temporary is removed and
-    ``target`` is left as it was.
+    ``target`` is left as it was. The result gets the permissions a plain ``open()``/``mkdir()`` gives
+    (some writers, such as safetensors, create 0600 files), or owner-only ones when ``private`` (secrets).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -25,7 +26,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     tmp.unlink()
     try:
         yield tmp
-        _apply_umask(tmp)
+        _set_mode(tmp, private)
         if target.is_dir() and not target.is_symlink() and tmp.is_dir():
             backup = target.with_name(f".{target.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
@@ -41,15 +42,14 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
             tmp.unlink()
 
 
-def _apply_umask(path: Path) -> None:
-    """Give a finished temporary the permissions a plain ``open()``/``mkdir()`` would (mkstemp uses 0600)."""
+def _set_mode(path: Path, private: bool) -> None:
+    """Permissions of a finished temporary: umask-based like ``open()``/``mkdir()``, or owner-only."""
     umask = os.umask(0)
     os.umask(umask)
-    if path.is_dir():
-        for p in [path, *path.rglob("*")]:
-            p.chmod((0o777 if p.is_dir() else 0o666) & ~umask)
-    elif path.exists():
-        path.chmod(0o666 & ~umask)
+    if private:
+        umask |= 0o077
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path] if path.exists() else []:
+        p.chmod((0o777 if p.is_dir() else 0o666) & ~umask)
 
 
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> Path:

@@ -17,7 +17,7 @@ from medforensics import __version__
 from medforensics.errors import MedforensicsError
 
 #: Command modules under ``medforensics.cli``, each with ``register(app: typer.Typer) -> None``.
-COMMAND_MODULES: tuple[str, ...] = ("data", "provenance", "models")
+COMMAND_MODULES: tuple[str, ...] = ("data", "provenance", "models", "forge", "scan")
 
 app = typer.Typer(
     name="medforensics",

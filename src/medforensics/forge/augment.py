@@ -124,7 +124,7 @@ def transform_point(point: Sequence[float], params: Params, shape: Sequence[int]
         p[ax] = shape[ax] - 1 - p[ax]
     elif kind == "rotate":
         # ndimage.rotate(axes=(x, y)) maps output o to input R(o - c) + c; invert for a point.
-        a = np.deg2rad(params["angle_deg"])
+        a = -np.deg2rad(params["angle_deg"])
         cy, cx = (shape[-2] - 1) / 2.0, (shape[-1] - 1) / 2.0
         dy, dx = p[-2] - cy, p[-1] - cx
         p[-1] = cx + np.cos(a) * dx - np.sin(a) * dy

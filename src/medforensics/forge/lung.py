@@ -84,16 +84,19 @@ def lung_mask(
 #: Along z an attack region may be cut by the first/last slice (thin slabs): only this share of its radius
 #: must fit inside the volume there.
 Z_FRACTION = 0.5
+#: ... and at most this many slices (LIDC slabs have 11-16 slices, nodules near their ends).
+Z_MAX_SLICES = 2
 
 
 def margin_voxels(volume: Volume, radius_mm: float, z_fraction: float = Z_FRACTION) -> tuple[int, int, int]:
     """Voxels per axis needed between a centre and the border for a sphere of ``radius_mm``.
 
-    In-plane the whole radius; along z only ``z_fraction`` of it (thin slabs: the region may be cut there).
+    In-plane the whole radius; along z only ``z_fraction`` of it and at most ``Z_MAX_SLICES`` slices (thin
+    slabs: the edited region may be cut by the slab's first/last slice, as the cube is mirrored there).
     """
     sz, sy, sx = volume.spacing
     return (
-        int(np.ceil(z_fraction * radius_mm / sz - 1e-6)),
+        min(int(np.ceil(z_fraction * radius_mm / sz - 1e-6)), Z_MAX_SLICES, (volume.shape[0] - 1) // 2),
         int(np.ceil(radius_mm / sy - 1e-6)),
         int(np.ceil(radius_mm / sx - 1e-6)),
     )
@@ -117,7 +120,7 @@ def check_center(volume: Volume, center: tuple[int, int, int], radius_mm: float)
             raise InputError("volume has a single slice; CT attacks need a 3-D volume", path=volume.source)
         lo, hi = c[ax], volume.shape[ax] - 1 - c[ax]
         if min(lo, hi) < need[ax]:
-            mm = radius_mm * (Z_FRACTION if ax == 0 else 1.0)
+            mm = need[ax] * volume.spacing[ax]
             raise InputError(
                 f"centre {c} is too close to the border along axis {names[ax]}: needs {need[ax]} voxels "
                 f"({mm:.1f} mm) on each side, has {min(lo, hi)}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,12 @@ class Item:
     local: tuple[int, int, int]  # the site inside ``region`` (regions are clipped at the scan border)
     spacing: tuple[float, float, float]
     center_slice: NDArray[np.float32]
+    augmentation: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def hu_preserved(self) -> bool:
+        """False when a brightness augmentation rescaled the HU (excluded from the HU statistics)."""
+        return not any(a.get("kind") == "brightness" for a in self.augmentation)
 
 
 def _read_manifest(data: Path) -> list[dict[str, str]]:
@@ -105,6 +111,7 @@ def load_items(data: Path) -> list[Item]:
                 local,
                 vol.spacing,
                 vol.array[c[0], win[1], win[2]],
+                json.loads(row.get("augmentation") or "[]"),
             )
         )
     return items
@@ -141,49 +148,84 @@ def region_features(region: NDArray[np.floating], spacing: tuple[float, float, f
     )
 
 
-def detector_auc(items: list[Item], seed: int = 0) -> dict[str, dict[str, Any]]:
-    """Per forged method (and all together): patient-grouped CV AUC of logistic regression, real vs forged."""
+def oof_probabilities(
+    X: NDArray[np.float64], y: NDArray[np.int_], groups: NDArray[Any], seed: int = 0
+) -> NDArray[np.float64] | None:
+    """Out-of-fold P(forged) of standardised logistic regression, folds grouped by patient (None when
+    there are not both classes or not two patients)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    n_groups = len(set(groups.tolist()))
+    if len(set(y.tolist())) < 2 or n_groups < 2:
+        return None
+    prob = np.full(len(y), np.nan)
+    for tr, te in GroupKFold(n_splits=min(5, n_groups)).split(X, y, groups):
+        if len(set(y[tr].tolist())) < 2:  # a fold without both classes: predict the training rate
+            prob[te] = float(y[tr].mean())
+            continue
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+        clf.fit(X[tr], y[tr])
+        prob[te] = clf.predict_proba(X[te])[:, 1]
+    return prob
+
+
+def _auc_rows(y: NDArray[np.int_], prob: NDArray[np.float64]) -> NDArray[np.float64]:
+    """ROC AUC of each row (Mann-Whitney U with tied ranks averaged); NaN for rows with one class."""
+    ranks = stats.rankdata(prob, axis=-1)
+    n1 = y.sum(axis=-1)
+    n0 = y.shape[-1] - n1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((ranks * y).sum(axis=-1) - n1 * (n1 + 1) / 2.0) / (n1 * n0)
+
+
+def auc_with_ci(
+    y: NDArray[np.int_], prob: NDArray[np.float64], seed: int = 0, n_boot: int = 1000
+) -> tuple[float, tuple[float, float]]:
+    """ROC AUC and its 95 % percentile-bootstrap interval (resampling samples)."""
+    idx = np.random.default_rng(seed).integers(0, len(y), (n_boot, len(y)))
+    boots = _auc_rows(y[idx], prob[idx])
+    boots = boots[np.isfinite(boots)]
+    lo, hi = np.percentile(boots, [2.5, 97.5]) if boots.size else (np.nan, np.nan)
+    return float(_auc_rows(y, prob)), (round(float(lo), 3), round(float(hi), 3))
+
+
+def detector_auc(items: list[Item], seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per forged method (and all together): patient-grouped CV AUC of logistic regression.
+
+    ``auc``: real (TM + TB) vs the method's forgeries (``all``: every FM and FB). ``auc_matched``: against
+    the real class that looks alike (FM vs TM: both show a nodule; FB and SYN vs TB: neither does), so it
+    measures the attack's traces rather than the presence of a nodule.
+    """
     feats = {it.uuid: region_features(it.region, it.spacing) for it in items}
-    real = [it for it in items if it.label in ("TM", "TB")]
-    forged_methods = sorted({f"{it.label}:{it.method}" for it in items if it.label in ("FM", "FB")})
+    forged_methods = sorted({f"{it.label}:{it.method}" for it in items if it.label in ("FM", "FB", "SYN")})
     out: dict[str, dict[str, Any]] = {}
     for key in [*forged_methods, "all"]:
         fake = [
             it
             for it in items
-            if it.label in ("FM", "FB") and (key == "all" or f"{it.label}:{it.method}" == key)
+            if (it.label in ("FM", "FB") and key == "all") or f"{it.label}:{it.method}" == key
         ]
-        sel = real + fake
-        y = np.array([0] * len(real) + [1] * len(fake))
-        groups = np.array([it.patient for it in sel])
-        n_groups = len(set(groups))
-        res: dict[str, Any] = {
-            "n_real": len(real),
-            "n_forged": len(fake),
-            "n_patients": n_groups,
-            "auc": None,
-        }
-        if len(set(y)) < 2 or n_groups < 2:
-            res["note"] = "needs both classes and at least 2 patients"
-            out[key] = res
-            continue
-        X = np.stack([feats[it.uuid] for it in sel])
-        prob = np.full(len(y), np.nan)
-        for tr, te in GroupKFold(n_splits=min(5, n_groups)).split(X, y, groups):
-            if len(set(y[tr])) < 2:
-                prob[te] = float(y[tr].mean())
+        res: dict[str, Any] = {"n_forged": len(fake)}
+        matched = {"FM": "TM", "FB": "TB", "SYN": "TB"}.get(key.split(":")[0])
+        for name, real_labels in (("auc", ("TM", "TB")), ("auc_matched", (matched,) if matched else None)):
+            if real_labels is None:
                 continue
-            clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-            clf.fit(X[tr], y[tr])
-            prob[te] = clf.predict_proba(X[te])[:, 1]
-        res["auc"] = float(roc_auc_score(y, prob))
-        res["folds"] = min(5, n_groups)
+            real = [it for it in items if it.label in real_labels]
+            sel = real + fake
+            X = np.stack([feats[it.uuid] for it in sel]) if sel else np.zeros((0, len(FEATURES)))
+            y = np.array([0] * len(real) + [1] * len(fake))
+            groups = np.array([it.patient for it in sel])
+            prob = oof_probabilities(X, y, groups, seed)
+            res[name] = None
+            if prob is not None:
+                res[name], res[f"{name}_ci95"] = auc_with_ci(y, prob, seed)
+            if name == "auc":
+                res.update(n_real=len(real), n_patients=len(set(groups.tolist())))
+        if res["auc"] is None:
+            res["note"] = "needs both classes and at least 2 patients"
         out[key] = res
     return out
 
@@ -198,10 +240,11 @@ def _core(it: Item, radius_mm: float = CORE_MM) -> NDArray[np.float32]:
 
 
 def hu_statistics(items: list[Item]) -> dict[str, dict[str, float]]:
-    """Mean/std HU of the nodule core (sphere of ``CORE_MM``) per real / injected method / removed method."""
+    """Mean/std HU of the nodule core (sphere of ``CORE_MM``) per real / injected method / removed method,
+    over the samples whose HU no brightness augmentation changed."""
     groups: dict[str, list[NDArray[np.float32]]] = {}
     for it in items:
-        if it.label in ("TM", "FM", "FB"):
+        if it.label in ("TM", "FM", "FB") and it.hu_preserved:
             key = "real (TM)" if it.label == "TM" else f"{it.label}:{it.method}"
             groups.setdefault(key, []).append(_core(it))
     out = {}
@@ -226,7 +269,11 @@ def _plot_histograms(items: list[Item], path: Path) -> None:
     bins = [float(b) for b in np.linspace(-1000, 400, 71)]
     keys = ["TM", *sorted({f"FM:{it.method}" for it in items if it.label == "FM"})]
     for key in keys:
-        sel = [it for it in items if (it.label == "TM" if key == "TM" else f"FM:{it.method}" == key)]
+        sel = [
+            it
+            for it in items
+            if it.hu_preserved and (it.label == "TM" if key == "TM" else f"FM:{it.method}" == key)
+        ]
         if sel:
             v = np.concatenate([_core(it, 6.0) for it in sel])
             ax.hist(
@@ -237,7 +284,7 @@ def _plot_histograms(items: list[Item], path: Path) -> None:
                 lw=1.8,
                 label=("real nodules (TM)" if key == "TM" else f"injected ({key[3:]})") + f", n={len(sel)}",
             )
-    ax.set_xlabel("HU (sphere of 6 mm around the nodule centre)")
+    ax.set_xlabel("HU (sphere of 6 mm around the nodule centre; no brightness augmentation)")
     ax.set_ylabel("density")
     ax.set_title("HU of real vs injected nodules")
     ax.legend(fontsize=8)
@@ -258,7 +305,7 @@ def _plot_montage(items: list[Item], path: Path, per_row: int = 6) -> None:
         ("real nodule (TM)", [it for it in items if it.label == "TM"]),
         ("healthy (TB)", [it for it in items if it.label == "TB"]),
     ]
-    for lab, name in (("FM", "injected"), ("FB", "removed")):
+    for lab, name in (("FM", "injected"), ("FB", "removed"), ("SYN", "synthetic")):
         for m in sorted({it.method for it in items if it.label == lab}):
             rows.append((f"{name}: {m}", [it for it in items if it.label == lab and it.method == m]))
     rows = [r for r in rows if r[1]]
@@ -290,14 +337,18 @@ def _markdown(summary: dict[str, Any]) -> str:
         "## Trivial detector (logistic regression on region intensity statistics)",
         "",
         "Real = TM + TB, forged = the method's samples; AUC of out-of-fold predictions, folds grouped by "
-        "patient. AUC near 0.5: the attack is hard for this detector.",
+        "patient. AUC near 0.5: the attack is hard for this detector. Few patients and samples: read the "
+        "bootstrap intervals before the point values.",
         "",
-        "| method | n real | n forged | patients | AUC |",
-        "| --- | --- | --- | --- | --- |",
+        "| method | n real | n forged | patients | AUC vs TM+TB [95 % CI] | AUC matched (FM:TM, FB:TB) |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for k, v in summary["detector"].items():
-        auc = "n/a" if v["auc"] is None else f"{v['auc']:.3f}"
-        lines.append(f"| {k} | {v['n_real']} | {v['n_forged']} | {v['n_patients']} | {auc} |")
+        auc, matched = (
+            "n/a" if v.get(n) is None else f"{v[n]:.3f} [{v[n + '_ci95'][0]:.2f}, {v[n + '_ci95'][1]:.2f}]"
+            for n in ("auc", "auc_matched")
+        )
+        lines.append(f"| {k} | {v['n_real']} | {v['n_forged']} | {v['n_patients']} | {auc} | {matched} |")
     lines += [
         "",
         f"## HU in the nodule core (sphere of {CORE_MM:.0f} mm)",

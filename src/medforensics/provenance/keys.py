@@ -90,7 +90,7 @@ def _certificate(
 
 def _write_private(path: Path, data: bytes) -> None:
     """Write a secret atomically, readable by the owner only from the start."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, private=True) as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

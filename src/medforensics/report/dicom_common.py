@@ -1,0 +1,143 @@
+"""Shared pieces of the DICOM SR and SEG writers: source references, tracking UIDs, file naming."""
+
+from __future__ import annotations
+
+import copy
+import re
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from medforensics._atomic import atomic_path
+from medforensics.errors import InputError, MedforensicsError
+from medforensics.io.volume import Volume
+from medforensics.logging import get_logger
+from medforensics.report.codes import coding_scheme_identification
+from medforensics.scan.result import Finding, ScanReport, SeriesResult
+
+log = get_logger("report.dicom")
+
+#: Type 2 Patient / General Study attributes highdicom copies from the first source image.
+_TYPE2_COPIED = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+)
+_UNSAFE = re.compile(r"[^0-9A-Za-z.\-]+")
+
+
+def require_dicom(series: SeriesResult, volume: Volume | None) -> Volume:
+    """The volume if it came from DICOM files; else :class:`InputError` naming the series."""
+    if series.verdict == "error":
+        raise InputError(f"series was not scanned ({series.error or 'error'})", path=series.path)
+    if volume is None:
+        raise InputError("no volume given for this series", path=series.path)
+    if volume.metadata.get("source_format") != "dicom" or not volume.datasets:
+        fmt = volume.metadata.get("source_format") or "non-DICOM"
+        raise InputError(f"input is {fmt}, not DICOM: nothing to reference", path=series.path)
+    if not volume.metadata.get("study_uid"):
+        raise InputError("source DICOM has no StudyInstanceUID", path=series.path)
+    return volume
+
+
+def reference_datasets(datasets: Sequence[Dataset]) -> list[Dataset]:
+    """Copies of the (pixel-less) source headers, with empty Type 2 attributes highdicom expects.
+
+    highdicom reads Rows/Columns/geometry and the Patient/Study attributes but not Pixel Data; a source
+    header may lack some Type 2 attributes (an empty value is what the standard asks for then). The
+    given datasets are never modified.
+    """
+    out: list[Dataset] = []
+    for ds in datasets:
+        item = copy.deepcopy(ds)
+        for keyword in _TYPE2_COPIED:
+            if keyword not in item:
+                setattr(item, keyword, "")
+        out.append(item)
+    return out
+
+
+def ranked_findings(series: SeriesResult) -> list[Finding]:
+    """Findings by score, highest first (the JSON order): rank ``k`` is index ``k - 1``."""
+    return sorted(series.findings, key=lambda f: -float(f.score))
+
+
+def tracking_uid(series: SeriesResult, rank: int, finding: Finding) -> str:
+    """A UID for one finding, the same in the SR and the SEG of the same scan result."""
+    sources = [series.series_uid or series.path, str(rank), finding.type, repr(finding.bbox_voxel)]
+    return str(generate_uid(entropy_srcs=sources))
+
+
+def clipped_box(finding: Finding, shape: tuple[int, int, int]) -> tuple[int, int, int, int, int, int] | None:
+    """``bbox_voxel`` clipped to the array (None when absent or empty after clipping)."""
+    if finding.bbox_voxel is None:
+        return None
+    z0, y0, x0, z1, y1, x1 = (int(v) for v in finding.bbox_voxel)
+    lo = [max(0, v) for v in (z0, y0, x0)]
+    hi = [min(n, v) for n, v in zip(shape, (z1, y1, x1), strict=True)]
+    if any(h <= low for low, h in zip(lo, hi, strict=True)):
+        return None
+    return lo[0], lo[1], lo[2], hi[0], hi[1], hi[2]
+
+
+def declare_private_scheme(ds: Dataset) -> None:
+    """Add the Coding Scheme Identification Sequence item of our private codes."""
+    ds.CodingSchemeIdentificationSequence = [coding_scheme_identification()]
+
+
+def save_dataset(ds: Dataset, path: str | Path) -> Path:
+    """Write ``ds`` as a DICOM Part 10 file, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's value-validation chatter about copied source values
+        pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
+    return path
+
+
+def output_name(index: int, series: SeriesResult, kind: str) -> str:
+    """``003_<series uid>_<kind>.dcm`` (the series index keeps copies of one series apart)."""
+    uid = _UNSAFE.sub("_", series.series_uid or "series")[:64]
+    return f"{index:03d}_{uid}_{kind}.dcm"
+
+
+def volume_for(series: SeriesResult, volumes: Mapping[str, Volume] | None) -> Volume | None:
+    """The series' volume from ``volumes`` keyed by ``SeriesResult.path`` (or by series UID)."""
+    if not volumes:
+        return None
+    volume = volumes.get(series.path)
+    if volume is None and series.series_uid:
+        volume = volumes.get(series.series_uid)
+    return volume
+
+
+def write_for_report(
+    report: ScanReport,
+    volumes: Mapping[str, Volume] | None,
+    out_dir: str | Path,
+    kind: str,
+    write_one: Callable[[SeriesResult, Volume, Path], Path],
+    notes: list[str] | None,
+) -> list[Path]:
+    """Run ``write_one`` for every series; a series that cannot get one is noted, the rest go on."""
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    for index, series in enumerate(report.series):
+        try:
+            volume = require_dicom(series, volume_for(series, volumes))
+            written.append(write_one(series, volume, out_dir / output_name(index, series, kind)))
+        except MedforensicsError as exc:
+            message = f"{kind} skipped: {exc.one_line()}"
+            log.info("%s", message)
+            if notes is not None:
+                notes.append(message)
+    return written

@@ -1,0 +1,245 @@
+"""Candidate cube centres in a CT: nodule-like blobs in the lung plus a regular grid over the lung.
+
+Everything runs on a low-resolution copy (~2 mm in-plane, block means computed slab by slab while the
+full-resolution volume is read once), so memory stays bounded on long series: the lung mask
+(:func:`medforensics.forge.lung.lung_mask`), multi-scale Laplacian-of-Gaussian blobs of 3-30 mm inside it,
+and a grid of centres with a stride of half a cube covering it, so that removals (which leave no blob) are
+scored too. Each blob also gets a Hessian "nodule-likeness" test (compact and bright, not a tube) that the
+study label (TM vs TB) uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from medforensics.forge.lung import lung_mask
+from medforensics.io.volume import Volume
+
+#: LoG scales (mm); a sphere of diameter d responds best at sigma = d / (2 sqrt 3): about 5 to 30 mm.
+BLOB_SIGMAS_MM = (1.5, 2.5, 4.0, 6.0, 8.5)
+#: Minimum scale-normalised LoG response (HU) of a blob.
+BLOB_MIN_RESPONSE = 80.0
+#: Blobs must be at least this dense at the centre (smoothed HU).
+BLOB_MIN_HU = -600.0
+#: Share of aerated lung (< -400 HU) a blob needs in the shell around it (1.2 to 2 radii): rejects the
+#: chest wall, mediastinum and bone at the lung border while keeping juxtapleural nodules.
+BLOB_MIN_SHELL_AIR = 0.35
+
+
+@dataclass
+class Candidate:
+    """A cube centre to score: ``center`` (z, y, x) full-resolution index (fractional)."""
+
+    center: tuple[float, float, float]
+    kind: str  # "blob" | "grid" | "refine"
+    diameter_mm: float = 0.0
+    response: float = 0.0
+    nodule_like: bool = False
+
+
+@dataclass
+class LowRes:
+    """A block-mean copy of a volume: ``array[i]`` averages full-res voxels ``i*f .. i*f+f-1`` per axis."""
+
+    array: NDArray[np.float32]
+    factors: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    lung: NDArray[np.bool_]
+
+    def to_full(self, idx: Any) -> NDArray[np.float64]:
+        """Full-resolution (z, y, x) index of low-res indices (block centres)."""
+        f = np.asarray(self.factors, np.float64)
+        return np.asarray(idx, np.float64) * f + (f - 1) / 2.0
+
+    def to_low(self, idx: Any) -> NDArray[np.float64]:
+        """Low-res index of full-resolution indices."""
+        f = np.asarray(self.factors, np.float64)
+        return (np.asarray(idx, np.float64) - (f - 1) / 2.0) / f
+
+
+def block_mean(array: NDArray[Any], factors: tuple[int, int, int], slab: int = 32) -> NDArray[np.float32]:
+    """Block means (float32), computed ``slab`` low-res slices at a time (no full-size temporaries)."""
+    fz, fy, fx = factors
+    nz, ny, nx = (s // f for s, f in zip(array.shape, factors, strict=True))
+    out = np.empty((max(nz, 1), max(ny, 1), max(nx, 1)), np.float32)
+    if nz == 0:  # fewer slices than the z factor
+        fz, nz = array.shape[0], 1
+    for z0 in range(0, nz, slab):
+        z1 = min(nz, z0 + slab)
+        part = np.asarray(array[z0 * fz : z1 * fz, : ny * fy, : nx * fx], np.float32)
+        out[z0:z1] = part.reshape(z1 - z0, fz, ny, fy, nx, fx).mean(axis=(1, 3, 5), dtype=np.float32)
+    return out
+
+
+def low_resolution(volume: Volume, target_mm: float = 2.0) -> LowRes:
+    """Block-mean the volume to about ``target_mm`` voxels and compute the lung mask there."""
+    factors = tuple(max(1, round(target_mm / s)) if s < target_mm else 1 for s in volume.spacing)
+    arr = block_mean(volume.array, factors)  # type: ignore[arg-type]
+    spacing = tuple(s * f for s, f in zip(volume.spacing, factors, strict=True))
+    lung = lung_mask(arr, spacing)  # type: ignore[arg-type]
+    return LowRes(arr, factors, spacing, lung)  # type: ignore[arg-type]
+
+
+def _bbox(mask: NDArray[np.bool_], pad: tuple[int, int, int]) -> tuple[slice, ...] | None:
+    if not mask.any():
+        return None
+    out = []
+    for ax in range(3):
+        other = tuple(a for a in range(3) if a != ax)
+        nz = np.flatnonzero(mask.any(axis=other))
+        out.append(slice(max(0, int(nz[0]) - pad[ax]), min(mask.shape[ax], int(nz[-1]) + 1 + pad[ax])))
+    return tuple(out)
+
+
+def _blobness(
+    patch: NDArray[np.float32], sigma_vox: NDArray[np.float64], spacing: NDArray[np.float64]
+) -> float:
+    """|lambda_min| / |lambda_max| of the Hessian at the patch centre if all eigenvalues < 0, else 0."""
+    c = tuple(s // 2 for s in patch.shape)
+    h = np.zeros((3, 3))
+    for i in range(3):
+        for j in range(i, 3):
+            order = [0, 0, 0]
+            order[i] += 1
+            order[j] += 1
+            d = ndimage.gaussian_filter(patch, sigma_vox, order=order, mode="nearest")[c]
+            h[i, j] = h[j, i] = d / (spacing[i] * spacing[j])
+    ev = np.linalg.eigvalsh(h)
+    if ev.max() >= 0:
+        return 0.0
+    mags = np.sort(np.abs(ev))
+    return float(mags[0] / max(mags[-1], 1e-9))
+
+
+def _shell_fraction(
+    aerated: NDArray[np.bool_], p: NDArray[np.int64], radius_mm: float, sp: NDArray[np.float64]
+) -> float:
+    """Share of aerated voxels in the shell 1.2-2 radii around ``p`` (inside the array)."""
+    r = np.ceil(2 * radius_mm / sp).astype(int)
+    lo = np.maximum(p - r, 0)
+    hi = np.minimum(p + r + 1, aerated.shape)
+    win = aerated[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    g = np.ogrid[tuple(slice(int(a - c), int(b - c)) for a, b, c in zip(lo, hi, p, strict=True))]
+    d = np.sqrt(sum((gi * s) ** 2 for gi, s in zip(g, sp, strict=True)))
+    ring = (d >= 1.2 * radius_mm) & (d <= 2.0 * radius_mm)
+    n = int(ring.sum())
+    return float(win[ring].mean()) if n else 0.0
+
+
+def blob_candidates(
+    low: LowRes, max_count: int = 200, min_mm: float = 3.0, max_mm: float = 30.0
+) -> list[Candidate]:
+    """Local maxima of the scale-normalised LoG of bright blobs (3-30 mm) inside the lung."""
+    sp = np.asarray(low.spacing)
+    pad = tuple(int(np.ceil(3 * max(BLOB_SIGMAS_MM) / s)) for s in sp)
+    box = _bbox(low.lung, pad)  # type: ignore[arg-type]
+    if box is None:
+        return []
+    sub = np.clip(low.array[box], -1000.0, 400.0)
+    lung = low.lung[box]
+    best = np.full(sub.shape, -np.inf, np.float32)
+    scale = np.zeros(sub.shape, np.uint8)
+    sigmas = [
+        s for s in BLOB_SIGMAS_MM if min_mm <= 2 * np.sqrt(3) * s <= max_mm * 1.05 or s == BLOB_SIGMAS_MM[0]
+    ]
+    for k, s_mm in enumerate(sigmas):
+        sv = s_mm / sp
+        resp = (-(s_mm**2) * ndimage.gaussian_laplace(sub, sv, mode="nearest")).astype(np.float32)
+        better = resp > best
+        best[better] = resp[better]
+        scale[better] = k
+    smooth = ndimage.gaussian_filter(sub, 1.0 / sp * 1.5, mode="nearest")
+    peaks = (
+        (best == ndimage.maximum_filter(best, size=3))
+        & lung
+        & (best > BLOB_MIN_RESPONSE)
+        & (smooth > BLOB_MIN_HU)
+    )
+    pts = np.argwhere(peaks)
+    if len(pts) == 0:
+        return []
+    pts = pts[np.argsort(-best[tuple(pts.T)])][: 20 * max_count]
+    off = np.array([b.start for b in box])
+    aerated = sub < -400.0
+    out: list[Candidate] = []
+    for p in pts:
+        s_mm = sigmas[int(scale[tuple(p)])]
+        radius = np.sqrt(3) * s_mm
+        shell = _shell_fraction(aerated, p, radius, sp)
+        if shell < BLOB_MIN_SHELL_AIR:
+            continue
+        sv = s_mm / sp
+        r = np.ceil(3 * sv).astype(int)
+        lo = np.maximum(p - r, 0)
+        patch = sub[lo[0] : p[0] + r[0] + 1, lo[1] : p[1] + r[1] + 1, lo[2] : p[2] + r[2] + 1]
+        # re-centre the patch on p when it was clipped at the border
+        fill = [(int(r[i] - (p[i] - lo[i])), 0) for i in range(3)]
+        blobness = _blobness(np.pad(patch, fill, mode="edge"), sv, sp)
+        nodule = blobness >= 0.35 and float(smooth[tuple(p)]) > -300.0 and 2 * radius >= min_mm
+        full = low.to_full(p + off)
+        center = (float(full[0]), float(full[1]), float(full[2]))
+        out.append(Candidate(center, "blob", float(2 * radius), float(best[tuple(p)]), bool(nodule)))
+        if len(out) >= max_count:
+            break
+    return out
+
+
+def grid_candidates(
+    low: LowRes,
+    full_shape: tuple[int, int, int],
+    full_spacing: tuple[float, float, float],
+    stride_mm: float,
+    min_lung: float = 0.2,
+    max_count: int = 2000,
+) -> list[Candidate]:
+    """A regular grid (``stride_mm``) of centres whose neighbourhood is at least ``min_lung`` lung."""
+    frac = ndimage.uniform_filter(
+        low.lung.astype(np.float32), size=[max(1, round(stride_mm / s)) for s in low.spacing], mode="constant"
+    )
+    box = _bbox(low.lung, (0, 0, 0))
+    if box is None:
+        return []
+    while True:
+        axes = []
+        for ax in range(3):
+            f = low.factors[ax]
+            lo = box[ax].start * f + (f - 1) / 2.0
+            hi = (box[ax].stop - 1) * f + (f - 1) / 2.0
+            step = stride_mm / full_spacing[ax]
+            n = max(1, int(np.floor((hi - lo) / step)) + 1)
+            start = (lo + hi) / 2 - (n - 1) * step / 2  # centred on the lung
+            axes.append(np.clip(start + np.arange(n) * step, 0, full_shape[ax] - 1))
+        pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+        li = np.clip(np.round(low.to_low(pts)).astype(int), 0, np.asarray(low.lung.shape) - 1)
+        keep = pts[frac[tuple(li.T)] >= min_lung]
+        if len(keep) <= max_count:
+            break
+        stride_mm *= (len(keep) / max_count) ** (1 / 3) * 1.02
+    return [Candidate((float(p[0]), float(p[1]), float(p[2])), "grid") for p in keep]
+
+
+def ct_candidates(
+    volume: Volume,
+    cube_mm: float = 32.0,
+    stride_mm: float | None = None,
+    max_blobs: int = 200,
+    max_grid: int = 2000,
+    low: LowRes | None = None,
+) -> tuple[list[Candidate], LowRes]:
+    """Blob and grid candidates of a CT volume (blobs first), and the low-res copy with its lung mask."""
+    low = low_resolution(volume) if low is None else low
+    blobs = blob_candidates(low, max_blobs)
+    grid = grid_candidates(low, volume.shape, volume.spacing, stride_mm or cube_mm / 2.0, max_count=max_grid)
+    return blobs + grid, low
+
+
+def refine_offsets(spacing: tuple[float, float, float], step_mm: float) -> NDArray[np.float64]:
+    """The 26 neighbours of a 3x3x3 lattice with ``step_mm`` spacing, in full-resolution index units."""
+    g = np.stack(np.meshgrid(*[np.array([-1.0, 0.0, 1.0])] * 3, indexing="ij"), -1).reshape(-1, 3)
+    g = g[np.any(g != 0, axis=1)]
+    return g * step_mm / np.asarray(spacing)[None, :]

@@ -1,0 +1,221 @@
+"""The scan detector: a trained model folder plus its input spec and calibration.
+
+A model folder (``medforensics train`` output) holds ``model.safetensors``, ``config.json``,
+``metrics.json`` and ``model_card.md``; the scan also reads ``calibration.json`` beside them::
+
+    {"platt": [a, b], "threshold": 0.93, "series_threshold": 0.97, "max_fpr": 0.01}
+
+``platt`` maps the raw tamper probability to a calibrated one (``sigmoid(a * logit(p) + b)``, fitted on
+validation data with :func:`medforensics.evaluate.metrics.fit_platt`); ``threshold`` is the operating point
+on calibrated cube scores chosen on validation data for <= ``max_fpr`` false positives;
+``series_threshold`` the same on the series score (the maximum over a whole scan's candidates, so it must
+be chosen on scanned validation series). Without the file the scores are uncalibrated (identity) and the
+threshold is 0.5, which :class:`ModelInfo` says in its ``version``.
+
+The default detector is bundled in ``medforensics/assets/detector/`` (3-D CT cubes); a 2-D synthesis
+detector, where one is bundled, in ``medforensics/assets/detector2d/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from medforensics.errors import ConfigError, InputError
+from medforensics.scan.result import ModelInfo
+
+CALIBRATION = "calibration.json"
+DEFAULT_THRESHOLD = 0.5
+
+
+def bundled_dir(kind: str = "detector") -> Path:
+    """Where the bundled detector of ``kind`` (``detector`` or ``detector2d``) lives in the package."""
+    return Path(str(resources.files("medforensics") / "assets" / kind))
+
+
+def has_bundled(kind: str = "detector") -> bool:
+    """True when a model folder is bundled for ``kind``."""
+    d = bundled_dir(kind)
+    return (d / "model.safetensors").is_file() and (d / "config.json").is_file()
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model consumes: ``kind`` (2d / 2.5d / 3d), edge ``size`` (voxels), voxel size, HU window."""
+
+    kind: str
+    size: int
+    spacing_mm: float
+    hu_window: tuple[float, float]
+    classes: tuple[str, ...]
+
+    @property
+    def cube_mm(self) -> float:
+        """Physical edge of a cube (mm)."""
+        return self.size * self.spacing_mm
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt parameters and operating thresholds (see module docs)."""
+
+    a: float = 1.0
+    b: float = 0.0
+    threshold: float = DEFAULT_THRESHOLD
+    series_threshold: float | None = None
+    max_fpr: float | None = None
+    present: bool = False
+
+    def apply(self, p: NDArray[Any]) -> NDArray[np.float64]:
+        """Calibrated probabilities from raw ones."""
+        from medforensics.evaluate.metrics import apply_platt
+
+        if not self.present or (self.a == 1.0 and self.b == 0.0):
+            return np.asarray(p, np.float64)
+        return apply_platt(p, (self.a, self.b))
+
+    @property
+    def operating_threshold(self) -> float:
+        """The series-level threshold (falls back to the cube threshold)."""
+        return self.threshold if self.series_threshold is None else self.series_threshold
+
+
+def read_calibration(folder: Path) -> Calibration:
+    """``calibration.json`` of a model folder, or the identity when absent."""
+    path = folder / CALIBRATION
+    if not path.is_file():
+        return Calibration()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        a, b = (float(v) for v in raw.get("platt", (1.0, 0.0)))
+        thr = float(raw.get("threshold", DEFAULT_THRESHOLD))
+        st = raw.get("series_threshold")
+        fpr = raw.get("max_fpr")
+    except (OSError, ValueError, TypeError) as err:
+        raise InputError(f"unreadable calibration file ({err})", path=path) from None
+    if not 0.0 <= thr <= 1.0 or (st is not None and not 0.0 <= float(st) <= 1.0):
+        raise InputError("calibration thresholds must lie in [0, 1]", path=path)
+    return Calibration(
+        a, b, thr, None if st is None else float(st), None if fpr is None else float(fpr), True
+    )
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Detector:
+    """A trained CNN with its input spec and calibration; scores cubes (3-D) or crops (2-D)."""
+
+    def __init__(self, model: nn.Module, spec: InputSpec, calibration: Calibration, info: ModelInfo) -> None:
+        self.model = model.eval()
+        self.spec = spec
+        self.calibration = calibration
+        self.info = info
+        self.batch_size = 64
+        self.precision = "bf16"
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_dir(cls, folder: str | Path) -> Detector:
+        """Load a model folder (``medforensics train`` output, plus optional ``calibration.json``)."""
+        from medforensics.models.registry import model_info
+        from medforensics.train.checkpoint import WEIGHTS, load_trained
+        from medforensics.train.data import TASK_CLASSES
+        from medforensics.train.loop import input_size
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError("model folder does not exist", path=folder)
+        model, cfg, metrics = load_trained(folder)
+        if not isinstance(model, nn.Module):
+            raise InputError(f"model {cfg.model!r} is not a neural network; scan needs a CNN", path=folder)
+        info = model_info(cfg.model)
+        classes = TASK_CLASSES[cfg.data.task]
+        spec = InputSpec(
+            kind=info.input_kind,
+            size=int(input_size(cfg, info)),
+            spacing_mm=float(
+                cfg.data.cube_spacing_mm if info.input_kind == "3d" else (cfg.data.spacing_mm or 0)
+            ),
+            hu_window=(float(cfg.data.hu_window[0]), float(cfg.data.hu_window[1])),
+            classes=tuple(classes),
+        )
+        if spec.kind == "3d" and classes[0] != "authentic" and cfg.data.task != "binary":
+            raise InputError(
+                f"3-D detector trained for task {cfg.data.task!r}; need attack or binary", path=folder
+            )
+        calib = read_calibration(folder)
+        sha = sha256_file(folder / WEIGHTS)
+        version = str(metrics.get("version") or sha[:12])
+        if not calib.present:
+            version += " (uncalibrated: no calibration.json, threshold 0.5)"
+        mi = ModelInfo(name=cfg.model, version=version, sha256=sha, threshold=calib.operating_threshold)
+        return cls(model, spec, calib, mi)
+
+    @classmethod
+    def default(cls, kind: str = "detector") -> Detector:
+        """The bundled detector; a clear :class:`ConfigError` when none is bundled yet."""
+        if not has_bundled(kind):
+            raise ConfigError(
+                f"no bundled {'CT' if kind == 'detector' else '2-D'} detector in "
+                f"medforensics/assets/{kind}/; pass --model DIR (a `medforensics train` output folder)"
+            )
+        return cls.from_dir(bundled_dir(kind))
+
+    # ------------------------------------------------------------------ scoring
+    def window(self, hu: NDArray[Any]) -> NDArray[np.float32]:
+        """Model input scaling: clip to the HU window, map to [0, 1] (as in training)."""
+        from medforensics.train.data import window
+
+        return window(hu, self.spec.hu_window)
+
+    def logits(self, x: NDArray[Any]) -> torch.Tensor:
+        """Float32 logits of windowed inputs ``(N, C, ...)``; bf16 autocast + channels_last, batched."""
+        from medforensics.models.inference import logits_batches
+
+        return logits_batches(self.model, x, self.batch_size, precision=self.precision, channels_last=True)
+
+    def score_cubes(self, cubes: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``(p_tamper calibrated (N,), p_type (N, K))`` for HU cubes ``(N, s, s, s)``."""
+        cubes = np.asarray(cubes)
+        k = len(self.spec.classes)
+        if len(cubes) == 0:
+            return np.zeros(0), np.zeros((0, k))
+        x = self.window(cubes)[:, None]
+        logits = self.logits(x)
+        return self._probs(logits)
+
+    def _probs(self, logits: torch.Tensor) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        from medforensics.models.cnn3d import split_outputs
+
+        tamper, p_type = split_outputs(logits.float())
+        raw = torch.sigmoid(tamper).double().numpy()
+        return self.calibration.apply(raw), p_type.double().numpy()
+
+    def score_images(self, crops: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """2-D models: ``(p_fake calibrated (N,), class probabilities)`` for crops ``(N, s, s)``."""
+        x = self.window(np.asarray(crops))[:, None]
+        return self._probs(self.logits(x))
+
+    def describe(self) -> dict[str, Any]:
+        """Loggable summary."""
+        return {
+            "model": self.info.to_dict(),
+            "input": self.spec.__dict__,
+            "calibrated": self.calibration.present,
+        }

@@ -1,0 +1,223 @@
+"""DICOM metadata consistency checks: findings of type ``metadata``.
+
+Tampering tools edit pixels, and often leave the headers and the pixel statistics telling another story:
+
+* pixel statistics that contradict the rescale tags (CT air outside the body should read about -1000 HU;
+  a slice whose air reads 0 HU had its RescaleIntercept changed), stored values outside the BitsStored range;
+* slices whose geometry (PixelSpacing, orientation, a gap in the slice positions) or acquisition tags (KVP,
+  ConvolutionKernel, Manufacturer, SliceThickness, AcquisitionDate, StudyInstanceUID, FrameOfReferenceUID,
+  the patient) disagree with the rest of the series (a slice spliced in from another scan);
+* duplicate SOPInstanceUIDs, and the reader's own warnings (duplicate positions, gantry tilt...).
+
+Scores are fixed evidence strengths (not calibrated probabilities): 0.9 strong, 0.7 medium, 0.3 weak.
+Descriptions never hold patient identifiers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from medforensics.io.dicom_frames import frame_infos, stored_range
+from medforensics.io.volume import Volume
+from medforensics.scan.result import Finding
+
+STRONG, MEDIUM, WEAK = 0.9, 0.7, 0.3
+#: Air outside the body in CT (HU); how far (HU) a whole slice may be offset from its neighbours.
+AIR_HU, AIR_RANGE, AIR_SLICE_TOL = -1000.0, (-1300.0, -700.0), 300.0
+#: (keyword, strength, whether the value may be shown in the description)
+TAG_CHECKS: tuple[tuple[str, float, bool], ...] = (
+    ("StudyInstanceUID", STRONG, True),
+    ("FrameOfReferenceUID", STRONG, True),
+    ("PatientID", STRONG, False),
+    ("PatientName", STRONG, False),
+    ("PatientBirthDate", STRONG, False),
+    ("Manufacturer", MEDIUM, True),
+    ("ManufacturerModelName", MEDIUM, True),
+    ("KVP", MEDIUM, True),
+    ("ConvolutionKernel", MEDIUM, True),
+    ("SliceThickness", MEDIUM, True),
+    ("PixelSpacing", MEDIUM, True),
+    ("AcquisitionDate", MEDIUM, True),
+    ("StudyDate", MEDIUM, True),
+    ("BitsStored", MEDIUM, True),
+    ("ImageOrientationPatient", MEDIUM, True),
+)
+
+
+def _norm(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return tuple(_norm(v) for v in value)
+    try:
+        return round(float(value), 4)
+    except (TypeError, ValueError):
+        return str(value).strip()
+
+
+def _slices_finding(volume: Volume, ks: list[int], score: float, text: str) -> Finding:
+    """A finding covering whole slices ``ks`` (centre on the first one)."""
+    _, ny, nx = volume.shape
+    k0, k1 = min(ks), max(ks)
+    centre = (int(ks[0]), ny // 2, nx // 2)
+    mm = volume.index_to_patient(np.asarray(centre, np.float64))
+    shown = ", ".join(str(k) for k in ks[:10]) + (", ..." if len(ks) > 10 else "")
+    return Finding(
+        "metadata",
+        score,
+        centre,
+        (float(mm[0]), float(mm[1]), float(mm[2])),
+        (k0, 0, 0, k1 + 1, ny, nx),
+        f"{text} (slice{'s' if len(ks) > 1 else ''} {shown})",
+    )
+
+
+def _per_slice(volume: Volume) -> list[Any]:
+    """One header per slice (single-frame series), else empty."""
+    ds = volume.datasets
+    if len(ds) != volume.shape[0] or volume.metadata.get("multiframe"):
+        return []
+    return list(ds)
+
+
+def tag_findings(volume: Volume) -> list[Finding]:
+    """Slices whose tags disagree with the majority of the series."""
+    headers = _per_slice(volume)
+    if len(headers) < 2:
+        return []
+    out: list[Finding] = []
+    for kw, score, show in TAG_CHECKS:
+        values = [_norm(h.get(kw)) for h in headers]
+        if all(v is None for v in values):
+            continue
+        common, _ = Counter(values).most_common(1)[0]
+        odd = [k for k, v in enumerate(values) if v != common]
+        if not odd:
+            continue
+        detail = f": {values[odd[0]]!r} instead of {common!r}" if show else ""
+        out.append(_slices_finding(volume, odd, score, f"{kw} differs from the rest of the series{detail}"))
+    uids = volume.metadata.get("sop_instance_uids") or [_norm(h.get("SOPInstanceUID")) for h in headers]
+    counts = Counter(u for u in uids if u)
+    dup = [k for k, u in enumerate(uids) if u and counts[u] > 1]
+    if dup:
+        out.append(_slices_finding(volume, dup, STRONG, "duplicate SOPInstanceUID within the series"))
+    return out
+
+
+def rescale_findings(volume: Volume) -> list[Finding]:
+    """Pixel statistics that contradict the rescale tags (CT air) or the BitsStored range."""
+    out: list[Finding] = []
+    arr = volume.array
+    if volume.modality == "CT" and volume.shape[1] >= 16:
+        sub = arr[:, ::4, ::4]
+        lows = np.array([_air_level(s) for s in sub])
+        valid = np.isfinite(lows)
+        if valid.any():
+            med = float(np.median(lows[valid]))
+            if not AIR_RANGE[0] <= med <= AIR_RANGE[1]:
+                out.append(
+                    Finding(
+                        "metadata",
+                        STRONG,
+                        description=f"air outside the body reads about {med:.0f} HU, not about -1000 HU: "
+                        "the rescale tags contradict the pixel values",
+                    )
+                )
+        odd, shift = _shifted_slices(sub)
+        if odd and len(odd) < 0.5 * volume.shape[0]:
+            out.append(
+                _slices_finding(
+                    volume,
+                    odd,
+                    STRONG,
+                    f"air reads {lows[odd[0]]:.0f} HU here; the slice is offset by {shift[odd[0]]:+.0f} HU "
+                    "from its neighbours (rescale slope/intercept inconsistent with the pixels)",
+                )
+            )
+    headers = _per_slice(volume)
+    bad: list[int] = []
+    for k, h in enumerate(headers):
+        if str(h.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1" or "BitsStored" not in h:
+            continue
+        info = frame_infos(h)[0]
+        lo, hi = stored_range(h)
+        vmin, vmax = float(arr[k].min()), float(arr[k].max())
+        smin, smax = sorted(((vmin - info.intercept) / info.slope, (vmax - info.intercept) / info.slope))
+        if smin < lo - 0.5 or smax > hi + 0.5:
+            bad.append(k)
+    if bad:
+        out.append(
+            _slices_finding(
+                volume, bad, STRONG, "pixel values outside the range BitsStored allows for stored data"
+            )
+        )
+    return out
+
+
+def _shifted_slices(sub: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Slices whose median difference from the mean of their neighbours exceeds ``AIR_SLICE_TOL`` HU.
+
+    Neighbouring CT slices look alike, so a constant offset of a whole slice (a changed intercept) shows as
+    a median difference of hundreds of HU while real anatomy changes give a median near 0.
+    """
+    n = sub.shape[0]
+    shift = np.zeros(n)
+    if n < 3:
+        return [], shift
+    for k in range(n):
+        nb = [j for j in (k - 1, k + 1) if 0 <= j < n]
+        ref = np.mean([sub[j] for j in nb], axis=0)
+        shift[k] = float(np.median(sub[k] - ref))
+    # a shifted slice also shifts its neighbours' references by half: keep local maxima only
+    big = np.abs(shift) > AIR_SLICE_TOL
+    odd = [
+        k
+        for k in np.flatnonzero(big)
+        if all(abs(shift[k]) >= abs(shift[j]) for j in (k - 1, k + 1) if 0 <= j < n)
+    ]
+    return [int(k) for k in odd], shift
+
+
+def _air_level(slice_: np.ndarray) -> float:
+    """5th percentile of a slice ignoring padding (below -1500 HU, or the constant slice minimum)."""
+    v = slice_[(slice_ > -1500.0) & (slice_ > slice_.min())]
+    if v.size < 64:
+        return float("nan")
+    return float(np.percentile(v, 5))
+
+
+def geometry_findings(volume: Volume) -> list[Finding]:
+    """Gaps in the slice positions (missing or inserted slices) and the reader's warnings."""
+    out: list[Finding] = []
+    pos = volume.metadata.get("slice_positions")
+    if pos is not None and len(pos) >= 3:
+        gaps = np.diff(np.asarray(pos, np.float64))
+        med = float(np.median(gaps))
+        odd = [int(k) for k in np.flatnonzero(np.abs(gaps - med) > max(0.1, 0.1 * abs(med)))]
+        if odd:
+            out.append(
+                _slices_finding(
+                    volume,
+                    odd,
+                    MEDIUM,
+                    f"slice spacing gap of {gaps[odd[0]]:.2f} mm after this slice (median {med:.2f} mm): "
+                    "missing, inserted or moved slices",
+                )
+            )
+    for w in volume.metadata.get("warnings") or []:
+        if w.startswith("irregular slice spacing"):
+            continue  # located above
+        strength = MEDIUM if "duplicate" in w else WEAK
+        out.append(Finding("metadata", strength, description=f"reader: {w}"))
+    if volume.metadata.get("rescale_varies"):
+        out.append(Finding("metadata", WEAK, description="rescale slope/intercept vary between slices"))
+    return out
+
+
+def metadata_findings(volume: Volume) -> list[Finding]:
+    """Every metadata check above, strongest first."""
+    found = tag_findings(volume) + rescale_findings(volume) + geometry_findings(volume)
+    return sorted(found, key=lambda f: -f.score)

@@ -1,0 +1,144 @@
+"""Scan result types: the in-memory form of the scan JSON contract (``../shared/DESIGN.md``).
+
+Producers (the scan pipeline) fill these; consumers (JSON, HTML, DICOM SR/SEG writers, a future REST
+service) read them. :meth:`ScanReport.to_dict` gives exactly the contract's keys (plus optional extras).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+Verdict = Literal["authentic", "tampered", "synthetic", "error"]
+FindingType = Literal["injected", "removed", "synthetic", "metadata", "signature"]
+VERDICTS: tuple[str, ...] = ("authentic", "tampered", "synthetic", "error")
+FINDING_TYPES: tuple[str, ...] = ("injected", "removed", "synthetic", "metadata", "signature")
+
+
+@dataclass
+class Finding:
+    """One suspicious region (or metadata inconsistency) in a series.
+
+    ``center_voxel`` (z, y, x); ``center_mm`` patient LPS (x, y, z); ``bbox_voxel``
+    (z0, y0, x0, z1, y1, x1), end exclusive. ``heatmap`` (optional, not serialised to JSON) is an explanation
+    map over ``bbox_voxel`` (same shape as the box), values in [0, 1]. ``mask`` (optional, not serialised)
+    is a bool array over the box marking the voxels believed tampered (used for DICOM SEG).
+    """
+
+    type: str
+    score: float
+    center_voxel: tuple[int, int, int] | None = None
+    center_mm: tuple[float, float, float] | None = None
+    bbox_voxel: tuple[int, int, int, int, int, int] | None = None
+    description: str = ""
+    heatmap: NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
+    mask: NDArray[np.bool_] | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (contract keys first, then ``description``)."""
+        out: dict[str, Any] = {
+            "type": self.type,
+            "score": round(float(self.score), 6),
+            "center_voxel": None if self.center_voxel is None else [int(v) for v in self.center_voxel],
+            "center_mm": None if self.center_mm is None else [round(float(v), 3) for v in self.center_mm],
+            "bbox_voxel": None if self.bbox_voxel is None else [int(v) for v in self.bbox_voxel],
+        }
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+@dataclass
+class SeriesResult:
+    """The verdict for one series (or one 2-D image / NIfTI / MHD file)."""
+
+    path: str
+    series_uid: str | None = None
+    modality: str | None = None
+    shape: tuple[int, int, int] | None = None
+    spacing_mm: tuple[float, float, float] | None = None
+    verdict: str = "error"
+    score: float | None = None
+    label: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    signature: str | None = None
+    study_uid: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form following the contract; findings sorted by score, highest first."""
+        findings = sorted(self.findings, key=lambda f: -float(f.score))
+        out: dict[str, Any] = {
+            "path": self.path,
+            "series_uid": self.series_uid,
+            "modality": self.modality,
+            "shape": None if self.shape is None else [int(v) for v in self.shape],
+            "spacing_mm": None if self.spacing_mm is None else [round(float(v), 6) for v in self.spacing_mm],
+            "verdict": self.verdict,
+            "score": None if self.score is None else round(float(self.score), 6),
+            "label": self.label,
+            "findings": [f.to_dict() for f in findings],
+            "error": self.error,
+            "seconds": round(float(self.seconds), 3),
+        }
+        if self.signature is not None:
+            out["signature"] = self.signature
+        if self.study_uid is not None:
+            out["study_uid"] = self.study_uid
+        if self.extra:
+            out["extra"] = self.extra
+        return out
+
+
+@dataclass
+class ModelInfo:
+    """Which detector produced the scores."""
+
+    name: str
+    version: str
+    sha256: str
+    threshold: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class ScanReport:
+    """A whole scan: every series given, in discovery order."""
+
+    model: ModelInfo
+    series: list[SeriesResult] = field(default_factory=list)
+    tool_version: str = ""
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scan JSON contract object."""
+        from medforensics import __version__
+
+        out: dict[str, Any] = {
+            "tool": {"name": "medforensics", "version": self.tool_version or __version__},
+            "model": self.model.to_dict(),
+            "series": [s.to_dict() for s in self.series],
+        }
+        if self.skipped:
+            out["skipped"] = self.skipped
+        return out
+
+    @property
+    def exit_status(self) -> int:
+        """0 if any series was scanned (or nothing errored), 2 if every series failed."""
+        if not self.series:
+            return 2
+        return 0 if any(s.verdict != "error" for s in self.series) else 2
+
+    def series_by_path(self) -> dict[Path, SeriesResult]:
+        """Results keyed by input path."""
+        return {Path(s.path): s for s in self.series}

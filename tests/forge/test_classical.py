@@ -1,0 +1,62 @@
+"""Classical baselines: copy-move (donor from annotations or the caller) and the parametric blob."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medforensics.errors import ConfigError
+from medforensics.forge.base import create_attack, run_attack
+from medforensics.forge.classical import blob_nodule
+from medforensics.io.volume import Volume
+from tests.forge._ctdata import chest_ct, ct_crop  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def with_nodule(ct_crop: Volume) -> Volume:  # noqa: F811
+    """The crop with a parametric nodule at (10, 60, 50), annotated in metadata['nodules']."""
+    out, _, rec = run_attack("blob-inject", ct_crop, seed=11, center=(10, 60, 50))
+    out.metadata = {
+        **out.metadata,
+        "nodules": [{"center_voxel": (10, 60, 50), "diameter_mm": rec.params["diameter_mm"]}],
+    }
+    return out
+
+
+def test_blob_profile() -> None:
+    alpha, hu = blob_nodule(
+        (21, 41, 41), (2.5, 0.7, 0.7), (10, 20, 20), 12.0, np.random.default_rng(0), spicules=0
+    )
+    assert alpha[10, 20, 20] > 0.99 and alpha[0, 0, 0] < 0.01
+    assert 0 < alpha[10, 20, 20 + int(6 / 0.7)] < 1  # partial-volume edge near the radius
+    assert -100 < hu[10, 20, 20] < 120
+
+
+def test_copy_move_from_own_annotations(with_nodule: Volume) -> None:
+    out, mask, rec = run_attack("copy-move", with_nodule, seed=2, center=(10, 60, 120))
+    assert rec.params["donor_center"] == [10, 60, 50] and rec.label == "FM"
+    np.testing.assert_array_equal(mask, out.array != with_nodule.array)
+    assert out.array[10, 60, 120] > with_nodule.array[10, 60, 120] + 300
+    # the copied nodule resembles the donor (correlation of the central patches)
+    a = with_nodule.array[8:13, 55:66, 45:56].ravel()
+    b = out.array[8:13, 55:66, 115:126].ravel()
+    rot_ok = rec.params["rot90"] != 0 or rec.params["flip"]
+    assert np.corrcoef(a, b)[0, 1] > (0.3 if rot_ok else 0.7)
+    out2, _, _ = run_attack("copy-move", with_nodule, seed=2, center=(10, 60, 120))
+    np.testing.assert_array_equal(out.array, out2.array)
+
+
+def test_copy_move_with_caller_donor(with_nodule: Volume, ct_crop: Volume) -> None:  # noqa: F811
+    attack = create_attack("copy-move", donor=with_nodule, donor_centers=[(10, 60, 50)])
+    params = attack.sample_params(ct_crop, np.random.default_rng(0), center=(10, 60, 120))
+    _out, mask, rec = attack.apply(ct_crop, params, seed=0)
+    assert mask.any() and rec.params["donor_series_uid"] == with_nodule.series_uid
+    with pytest.raises(ConfigError, match="donor"):
+        create_attack("copy-move").sample_params(ct_crop, np.random.default_rng(0))
+
+
+def test_inpaint_remove_erases_the_nodule(with_nodule: Volume) -> None:
+    out, _mask, rec = run_attack("inpaint-remove", with_nodule, seed=0, center=(10, 60, 50))
+    assert rec.params["diameter_mm"] == with_nodule.metadata["nodules"][0]["diameter_mm"]
+    assert out.array[10, 60, 50] < -500  # lung again
+    assert (out.array[9:12, 57:64, 47:54] > -300).mean() < 0.1

@@ -1,0 +1,158 @@
+"""``medforensics forge inject|remove|list`` on small real CT series (DICOM and NIfTI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from typer.testing import CliRunner
+
+from medforensics.cli import app
+from medforensics.io.volume import Volume
+from tests.forge._ctdata import chest_ct, ct_crop, dicom_series  # noqa: F401
+
+runner = CliRunner()
+CENTER = "6,65,45"  # right lung of the DICOM test series
+
+
+def _run(*args: str) -> tuple[int, str]:
+    res = runner.invoke(app, ["forge", *args])
+    return res.exit_code, res.output  # stdout and stderr together
+
+
+def _read_dir(folder: Path) -> dict[str, pydicom.Dataset]:
+    dss = [pydicom.dcmread(p) for p in folder.iterdir()]
+    return {str(d.SOPInstanceUID): d for d in dss}
+
+
+def test_list() -> None:
+    code, out = _run("list")
+    assert code == 0 and "inject (FM):" in out and "copy-move" in out and "inpaint-remove" in out
+
+
+def test_inject_dicom_as_attacker(dicom_series: Path, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "fake"
+    code, text = _run(
+        "inject",
+        "--input",
+        str(dicom_series),
+        "--center",
+        CENTER,
+        "--method",
+        "blob-inject",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+    )
+    assert code == 0, text
+    side = json.loads((out / "forgery.json").read_text())
+    assert side["method"] == "blob-inject" and side["label"] == "FM" and side["seed"] == 3
+    assert side["center_voxel"] == [6, 65, 45] and len(side["center_mm"]) == 3 and side["input"]["sha256"]
+    src, dst = _read_dir(dicom_series), _read_dir(out / side["series_folder"])
+    assert src.keys() == dst.keys()  # same SOP Instance UIDs
+    changed = 0
+    for uid, a in src.items():
+        b = dst[uid]
+        assert b.SeriesInstanceUID == a.SeriesInstanceUID and b.StudyInstanceUID == a.StudyInstanceUID
+        assert b.ImagePositionPatient == a.ImagePositionPatient and b.PatientName == a.PatientName
+        changed += int((b.pixel_array != a.pixel_array).sum())
+    import nibabel as nib
+
+    mask = np.asarray(nib.load(out / "mask.nii.gz").dataobj)
+    assert changed == side["changed_voxels"] == int(mask.sum()) > 0
+
+
+def test_remove_auto_needs_annotations(dicom_series: Path, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "o"
+    code, text = _run(
+        "remove",
+        "--input",
+        str(dicom_series),
+        "--center",
+        "auto",
+        "--method",
+        "inpaint-remove",
+        "--out",
+        str(out),
+    )
+    assert code == 2 and "annotations" in text and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("center", "message"),
+    [("6,65,500", "outside"), ("6,65,1", "axis x"), ("0,65,45", "axis z"), ("1,2", "three integers")],
+)
+def test_bad_center_writes_nothing(dicom_series: Path, tmp_path: Path, center: str, message: str) -> None:  # noqa: F811
+    out = tmp_path / "o"
+    code, text = _run(
+        "inject",
+        "--input",
+        str(dicom_series),
+        "--center",
+        center,
+        "--method",
+        "blob-inject",
+        "--out",
+        str(out),
+    )
+    assert code == 2 and message in text and len(text.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_non_ct_and_bad_method(tmp_path: Path, dicom_series: Path) -> None:  # noqa: F811
+    from pydicom.data import get_testdata_file
+
+    mr = Path(get_testdata_file("MR_small.dcm"))
+    code, text = _run(
+        "inject",
+        "--input",
+        str(mr),
+        "--center",
+        "auto",
+        "--method",
+        "blob-inject",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert code == 2 and "CT" in text and not (tmp_path / "o").exists()
+    code, text = _run(
+        "remove", "--input", str(dicom_series), "--method", "blob-inject", "--out", str(tmp_path / "o")
+    )
+    assert code == 2 and "not a remove attack" in text
+
+
+def test_nifti_in_nifti_out(ct_crop: Volume, tmp_path: Path) -> None:  # noqa: F811
+    from medforensics.io.nifti import read_nifti, write_nifti
+
+    src = tmp_path / "ct.nii.gz"
+    write_nifti(ct_crop, src)
+    out = tmp_path / "fake"
+    code, text = _run(
+        "inject", "--input", str(src), "--center", "10,60,50", "--method", "blob-inject", "--out", str(out)
+    )
+    assert code == 0, text
+    fake, orig = read_nifti(out / "ct.nii.gz"), read_nifti(src)
+    mask = read_nifti(out / "mask.nii.gz").array > 0
+    np.testing.assert_array_equal(mask, fake.array != orig.array)
+    np.testing.assert_allclose(fake.affine, orig.affine)
+
+
+def test_auto_center_inject_and_default_ctgan(dicom_series: Path, tmp_path: Path) -> None:  # noqa: F811
+    code, text = _run("inject", "--input", str(dicom_series), "--out", str(tmp_path / "a"), "--seed", "1")
+    assert code == 0, text
+    side = json.loads((tmp_path / "a" / "forgery.json").read_text())
+    assert side["method"] == "ctgan-inject" and side["params"]["model"].startswith(
+        "ctgan-inject.safetensors@"
+    )
+    z, y, x = side["center_voxel"]
+    z0, y0, x0, z1, y1, x1 = side["bbox_voxel"]
+    assert z0 <= z < z1 and y0 <= y < y1 and x0 <= x < x1
+
+
+def test_train_gan_bad_kind(tmp_path: Path) -> None:
+    code, text = _run("train-gan", "--kind", "paint", "--out", str(tmp_path / "w.safetensors"), "--tiny")
+    assert code == 2 and "inject or remove" in text and not list(tmp_path.iterdir())

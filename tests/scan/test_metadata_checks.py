@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pydicom
+
+from medforensics.io.reader import read_volume
+from medforensics.scan.metadata_checks import STRONG, metadata_findings
+
+
+def _copy(series: Path, dst: Path) -> list[Path]:
+    shutil.copytree(series, dst)
+    return sorted(dst.glob("*.dcm"))
+
+
+def _edit(path: Path, **tags: object) -> None:
+    ds = pydicom.dcmread(path)
+    for k, v in tags.items():
+        setattr(ds, k, v)
+    if "SOPInstanceUID" in tags:
+        ds.file_meta.MediaStorageSOPInstanceUID = tags["SOPInstanceUID"]
+    ds.save_as(path)
+
+
+def _slices(f) -> range:
+    return range(f.bbox_voxel[0], f.bbox_voxel[3])
+
+
+def test_clean_series_has_no_strong_finding(ct_series: Path) -> None:
+    found = metadata_findings(read_volume(ct_series))
+    assert not [f for f in found if f.score >= STRONG], [f.description for f in found]
+
+
+def test_one_slice_with_another_kvp(ct_series: Path, tmp_path: Path) -> None:
+    files = _copy(ct_series, tmp_path / "s")
+    for f in files:
+        _edit(f, KVP="120")
+    _edit(files[7], KVP="100")
+    vol = read_volume(tmp_path / "s")
+    k = vol.metadata["sop_instance_uids"].index(str(pydicom.dcmread(files[7]).SOPInstanceUID))
+    hits = [f for f in metadata_findings(vol) if "KVP" in f.description]
+    assert len(hits) == 1 and list(_slices(hits[0])) == [k]
+    assert "100" in hits[0].description and hits[0].center_voxel[0] == k
+
+
+def test_rescale_intercept_lie_is_caught(ct_series: Path, tmp_path: Path) -> None:
+    files = _copy(ct_series, tmp_path / "s")
+    _edit(files[3], RescaleIntercept="0")  # same stored pixels, but air now reads about +24 HU
+    vol = read_volume(tmp_path / "s")
+    k = vol.metadata["sop_instance_uids"].index(str(pydicom.dcmread(files[3]).SOPInstanceUID))
+    hits = [f for f in metadata_findings(vol) if f.description.startswith("air reads")]
+    assert len(hits) == 1 and list(_slices(hits[0])) == [k] and hits[0].score >= STRONG
+
+
+def test_duplicate_sop_instance_uid(ct_series: Path, tmp_path: Path) -> None:
+    files = _copy(ct_series, tmp_path / "s")
+    uid = str(pydicom.dcmread(files[1]).SOPInstanceUID)
+    _edit(files[2], SOPInstanceUID=uid)
+    hits = [
+        f
+        for f in metadata_findings(read_volume(tmp_path / "s"))
+        if "duplicate SOPInstanceUID" in f.description
+    ]
+    assert len(hits) == 1 and len(_slices(hits[0])) == 2
+
+
+def test_missing_slice_gap(ct_series: Path, tmp_path: Path) -> None:
+    files = _copy(ct_series, tmp_path / "s")
+    files[10].unlink()
+    vol = read_volume(tmp_path / "s")
+    hits = [f for f in metadata_findings(vol) if "gap" in f.description]
+    assert len(hits) == 1
+    k = hits[0].center_voxel[0]
+    pos = vol.metadata["slice_positions"]
+    assert abs(abs(pos[k + 1] - pos[k]) - 2 * vol.spacing[0]) < 1e-3

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medforensics.io.nifti import write_nifti
+from medforensics.io.volume import Volume
+from medforensics.report import validate_report_dict
+from medforensics.scan.detector import Detector
+from medforensics.scan.pipeline import audit_scan, scan_paths, scan_volume
+from tests.scan._helpers import ct_crop
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory, ct_series: Path) -> Path:
+    """A folder of studies: the CT series, a corrupt DICOM, a 2-D PNG, an MR volume."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("mixed")
+    shutil.copytree(ct_series, root / "ct")
+    (root / "corrupt").mkdir()
+    src = sorted(ct_series.glob("*.dcm"))[0].read_bytes()
+    (root / "corrupt" / "bad.dcm").write_bytes(src[: len(src) // 2])
+    (root / "xray").mkdir()
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(
+        root / "xray" / "a.png"
+    )
+    mr = Volume(np.random.default_rng(1).random((12, 32, 32)).astype(np.float32) * 500, modality="MR")
+    write_nifti(mr, root / "mr.nii.gz")
+    return root
+
+
+def _by_name(report, name: str):
+    return next(s for s in report.series if Path(s.path).name == name)
+
+
+def test_scan_mixed_folder(mixed: Path, detector: Detector) -> None:
+    report, volumes = scan_paths([mixed], detector=detector, signatures=True)
+    d = report.to_dict()
+    assert validate_report_dict(d) == []
+    ct = _by_name(report, "ct")
+    assert ct.verdict == "tampered" and ct.error is None and 0 <= ct.score <= 1  # threshold 0 flags all
+    assert ct.label in ("FM", "FB") and ct.signature == "absent"
+    findings = d["series"][[s["path"] for s in d["series"]].index(ct.path)]["findings"]
+    assert findings and [f["score"] for f in findings] == sorted((f["score"] for f in findings), reverse=True)
+    image = [f for f in ct.findings if f.type in ("injected", "removed")]
+    assert 1 <= len(image) <= 5
+    for f in image:
+        z0, y0, x0, z1, y1, x1 = f.bbox_voxel
+        assert z0 <= f.center_voxel[0] < z1 and y0 <= f.center_voxel[1] < y1 and x0 <= f.center_voxel[2] < x1
+        assert (
+            f.heatmap.shape == (z1 - z0, y1 - y0, x1 - x0) and f.heatmap.min() >= 0 and f.heatmap.max() <= 1
+        )
+    bad = _by_name(report, "bad.dcm")
+    assert bad.verdict == "error" and "truncated" in bad.error and "\n" not in bad.error
+    assert "no 2-D detector bundled for modality" in _by_name(report, "a.png").error
+    assert "modality MR" in _by_name(report, "mr.nii.gz").error
+    assert all(s.score is None and s.findings == [] for s in report.series if s.verdict == "error")
+    assert report.exit_status == 0 and ct.path in volumes
+    json.dumps(d)
+
+
+def test_single_slice_and_thin_ct_are_errors(detector: Detector) -> None:
+    one = ct_crop(nz=1)
+    assert "single CT slice" in scan_volume(one, detector).error
+    thin = ct_crop(nz=4)
+    res = scan_volume(thin, detector)
+    assert res.verdict == "error" and "only 4 slices" in res.error
+
+
+def test_uncalibrated_random_detector_runs_authentic_path(tmp_path: Path, ct_series: Path) -> None:
+    from tests.scan._helpers import tiny_detector_dir
+
+    det = Detector.from_dir(tiny_detector_dir(tmp_path / "m", {"platt": [1.0, 0.0], "threshold": 1.0}))
+    report, volumes = scan_paths([ct_series], detector=det, signatures=False, keep_volumes=False)
+    s = report.series[0]
+    assert s.verdict == "authentic" and s.label in ("TB", "TM") and volumes == {}
+    assert not [f for f in s.findings if f.type in ("injected", "removed")]
+    assert s.extra["candidates"] > 0 and len(s.extra["top_candidates"]) >= 1
+
+
+def test_audit_entry_holds_no_paths(tmp_path: Path, ct_series: Path, detector: Detector) -> None:
+    from medforensics.provenance import verify_log
+
+    report, _ = scan_paths([ct_series], detector=detector, signatures=False, explain=None)
+    log = tmp_path / "audit.sqlite"
+    audit_scan(report, log_path=log)
+    import sqlite3
+
+    rows = sqlite3.connect(log).execute("SELECT action, subjects, details FROM entries").fetchall()
+    assert rows[0][0] == "scan" and str(ct_series) not in rows[0][1] + rows[0][2]
+    assert verify_log(log).ok
