@@ -1,4 +1,4 @@
-"""``medforensics models list``, ``medforensics train``, ``medforensics evaluate``."""
+"""``medforensics models list``, ``train``, ``evaluate`` and ``benchmark``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from medforensics.errors import MedforensicsError
+from medforensics.errors import InputError, MedforensicsError
 
 
 def _fail(err: MedforensicsError) -> typer.Exit:
@@ -16,7 +16,7 @@ def _fail(err: MedforensicsError) -> typer.Exit:
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the ``models`` group and the ``train`` / ``evaluate`` commands."""
+    """Attach the ``models`` group and the ``train`` / ``evaluate`` / ``benchmark`` commands."""
     models_app = typer.Typer(help="The detector zoo.", no_args_is_help=True)
 
     @models_app.command("list")
@@ -77,4 +77,54 @@ def register(app: typer.Typer) -> None:
         typer.echo(
             f"{out / EVALUATION}: n={res['n']} AUC {op['roc_auc']} accuracy {op['accuracy']:.4f} "
             f"threshold {op['threshold']:.4f}"
+        )
+
+    @app.command("benchmark")
+    def benchmark_cmd(
+        data: Path = typer.Option(
+            ..., "--data", "-d", help="Forge data set folder (labels.csv, scans/, ...)."
+        ),
+        out: Path = typer.Option(..., "--out", "-o", help="Folder for the leaderboard and per-model runs."),
+        models: str = typer.Option("all", "--models", help="'all' or comma-separated model names."),
+        loao_models: str = typer.Option(
+            "all", "--loao-models", help="Models that also run leave-one-attack-out ('all' or a list)."
+        ),
+        preset: str = typer.Option("cpu-fast", "--preset", help="Training preset (cpu-fast, seed-study)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of every run."),
+        protocols: str = typer.Option("in-dist,loao", "--protocols", help="in-dist and/or loao."),
+        epochs: int = typer.Option(None, "--epochs", min=1, help="Override the preset's epochs."),
+        patience: int = typer.Option(None, "--patience", min=1, help="Override early-stopping patience."),
+        batch_size: int = typer.Option(None, "--batch-size", min=1, help="Override the batch size."),
+        size_2d: int = typer.Option(96, "--size-2d", min=8, help="Crop edge of 2-D/2.5-D CNN inputs (px)."),
+        threads: int = typer.Option(None, "--threads", min=1, help="PyTorch CPU threads."),
+    ) -> None:
+        """Train and evaluate every model on one patient-level split (+ leave-one-attack-out)."""
+        from medforensics.evaluate.benchmark import PROTOCOLS, BenchmarkConfig, run_benchmark
+
+        def names(value: str) -> list[str] | None:
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            return None if items in ([], ["all"]) else items
+
+        if not data.is_dir():
+            raise _fail(InputError("data set folder does not exist", path=data))
+        cfg = BenchmarkConfig(
+            out=out,
+            models=names(models),
+            loao_models=names(loao_models),
+            protocols=tuple(names(protocols) or PROTOCOLS),
+            preset=preset,
+            seed=seed,
+            epochs=epochs,
+            patience=patience,
+            batch_size=batch_size,
+            size_2d=size_2d,
+            threads=threads,
+        )
+        try:
+            res = run_benchmark(data, cfg, progress=lambda msg: typer.echo(msg, err=True))
+        except MedforensicsError as err:
+            raise _fail(err) from None
+        typer.echo(
+            f"{out / 'leaderboard.md'}: {len(res['rows'])} model(s), {res['wall_s']:.0f} s; "
+            f"recommended {res['recommended']} (CT, 3-D context: {res['recommended_ct']})"
         )

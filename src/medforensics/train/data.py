@@ -86,6 +86,16 @@ class ArraySource:
         return iter(self.samples)
 
 
+class ListSource:
+    """A list of ready :class:`Sample` objects as a source (read once, reused across runs)."""
+
+    def __init__(self, samples: Iterable[Sample]) -> None:
+        self.samples = list(samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self.samples)
+
+
 # ---------------------------------------------------------------------------------------------- cutting
 def window(hu: NDArray[Any], hu_window: Sequence[float]) -> NDArray[np.float32]:
     """Clip HU to ``[low, high]`` and scale to [0, 1]."""
@@ -150,12 +160,54 @@ def read_splits(path: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
+AUTHENTIC_LABELS = ("TB", "TM", "REAL")
+NO_METHOD = "none"
+
+
+def method_of(label: str, record: dict[str, Any]) -> str | None:
+    """The attack method of a sample: ``none`` for authentic labels, else the record's ``method``."""
+    if label in AUTHENTIC_LABELS:
+        return NO_METHOD
+    m = record.get("method")
+    return None if m in (None, "") else str(m)
+
+
+def sample_methods(samples: Iterable[Sample]) -> list[str]:
+    """Sorted attack methods of the tampered samples (``none`` and unknown left out)."""
+    return sorted({str(s.meta["method"]) for s in samples if s.meta.get("method") not in (None, NO_METHOD)})
+
+
+def leave_method_out(samples: Sequence[Sample], held_out: str) -> list[Sample]:
+    """Leave-one-attack-out selection over samples that carry ``split`` and ``method`` in ``meta``.
+
+    Train and val keep every sample except those of ``held_out``; test keeps the authentic samples and the
+    tampered samples of ``held_out`` only. ConfigError when no test sample of ``held_out`` exists.
+    """
+    out = []
+    for s in samples:
+        m, split = s.meta.get("method"), s.meta.get("split")
+        if split not in SPLITS:
+            raise ConfigError("leave-one-attack-out needs a split on every sample (splits.csv)")
+        if split != "test":
+            if m != held_out:
+                out.append(s)
+        elif s.label in AUTHENTIC_LABELS or m == held_out:
+            out.append(s)
+    if not any(s.meta.get("method") == held_out and s.meta.get("split") == "test" for s in out):
+        raise ConfigError(f"no test sample made by attack method {held_out!r}")
+    return out
+
+
 class ForgeDatasetSource:
     """Samples cut from a forge data set: ``labels.csv``, ``scans/<uuid>/``, ``masks/``, ``splits.csv``.
 
-    Each label row gives one sample around its location (z, x, y as CT-GAN writes them); rows without a
-    location (TB) use ``sidecars/<uuid>.json``'s ``center_voxel`` (z, y, x) when present, else the volume
-    centre. Scans that cannot be read are skipped and listed in ``skipped``.
+    Each label row gives one sample around its location (z, x, y as CT-GAN writes them). Per-scan records
+    come from ``records/<uuid>.json`` (written by ``medforensics forge dataset``: ``method``,
+    ``candidate_zyx``, ``location_zyx``) and/or ``sidecars/<uuid>.json`` (``method``, ``center_voxel``);
+    both are read and merged, the sidecar winning. Rows without a location (TB, SYN) use the record's
+    ``center_voxel`` / ``candidate_zyx`` (z, y, x) when present, else the volume centre. ``methods``, when
+    given, keeps only samples whose attack method is listed (authentic rows have method ``none``). Scans
+    that cannot be read are skipped and listed in ``skipped``.
     """
 
     def __init__(
@@ -167,29 +219,52 @@ class ForgeDatasetSource:
         spacing_mm: float | None = None,
         cube_spacing_mm: float = 1.0,
         hu_window: Sequence[float] = (-1000.0, 400.0),
+        methods: Iterable[str] | None = None,
     ) -> None:
         from medforensics.io.datasets.ctgan import CTGANDataset
 
         self.root = Path(root)
-        self.dataset = CTGANDataset(self.root)
+        labels = self.root / "labels.csv"
+        if (self.root / "scans").is_dir() and labels.is_file():
+            # look for scans in scans/ only: masks/<uuid>.nii.gz are named like the scans
+            self.dataset = CTGANDataset(self.root / "scans", label_files=[labels])
+        else:
+            self.dataset = CTGANDataset(self.root)
         split_file = self.root / "splits.csv"
         self.splits = read_splits(split_file) if split_file.is_file() else {}
         self.kind, self.size, self.slices = kind, size, slices
         self.spacing_mm, self.cube_spacing_mm, self.hu_window = spacing_mm, cube_spacing_mm, hu_window
+        self.methods = None if methods is None else frozenset(methods)
         self.skipped: list[str] = []
 
     def _sidecar(self, uuid: str) -> dict[str, Any]:
-        path = self.root / "sidecars" / f"{uuid}.json"
-        if not path.is_file():
-            return {}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise InputError(f"bad sidecar JSON ({err})", path=path) from None
-        return data if isinstance(data, dict) else {}
+        """``records/<uuid>.json`` merged with ``sidecars/<uuid>.json`` (either may be absent)."""
+        out: dict[str, Any] = {}
+        for folder in ("records", "sidecars"):
+            path = self.root / folder / f"{uuid}.json"
+            if not path.is_file():
+                continue
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                raise InputError(f"bad record JSON ({err})", path=path) from None
+            if isinstance(data, dict):
+                out.update(data)
+        if out.get("method") is None and isinstance(out.get("attack"), dict):
+            out["method"] = out["attack"].get("method")
+        if "center_voxel" not in out and out.get("candidate_zyx") is not None:
+            out["center_voxel"] = out["candidate_zyx"]
+        return out
+
+    def _scans(self) -> list[tuple[str, list[Any]]]:
+        """(uuid, label rows) per scan, without the scans whose method the filter drops."""
+        scans = [(uuid, rows) for (_, uuid), rows in sorted(self.dataset.scans().items())]
+        if self.methods is None:
+            return scans
+        return [(u, r) for u, r in scans if method_of(r[0].label, self._sidecar(u)) in self.methods]
 
     def __iter__(self) -> Iterator[Sample]:
-        for (_, uuid), rows in sorted(self.dataset.scans().items()):
+        for uuid, rows in self._scans():
             try:
                 volume = rows[0].load()
             except MedforensicsError as err:
@@ -220,7 +295,7 @@ class ForgeDatasetSource:
                     self.spacing_mm,
                     self.cube_spacing_mm,
                 )
-                meta = {"uuid": uuid, "center_voxel": list(centre), "method": side.get("method")}
+                meta = {"uuid": uuid, "center_voxel": list(centre), "method": method_of(row.label, side)}
                 if split:
                     meta["split"] = split
                 yield Sample(window(hu, self.hu_window), row.label, patient, meta)
@@ -255,6 +330,23 @@ def _assign_splits(
     for rank, i in enumerate(order):
         out[uniq[i]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
     return out
+
+
+def ensure_splits(
+    samples: Sequence[Sample], val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0
+) -> list[Sample]:
+    """The samples with ``meta["split"]`` set on every one: explicit splits are kept, the other patients
+    are assigned by :func:`_assign_splits` (whole patients). The inputs are not modified."""
+    explicit = {s.group: s.meta["split"] for s in samples if s.meta.get("split")}
+    auto = _assign_splits(
+        [s.group for s in samples if s.group not in explicit], val_fraction, test_fraction, seed
+    )
+    return [
+        s
+        if s.meta.get("split")
+        else Sample(s.array, s.label, s.group, {**s.meta, "split": explicit.get(s.group) or auto[s.group]})
+        for s in samples
+    ]
 
 
 def collect_splits(

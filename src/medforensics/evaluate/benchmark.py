@@ -1,0 +1,404 @@
+"""``medforensics benchmark``: every registered model on one patient-level split, plus leave-one-attack-out.
+
+Protocols:
+
+- ``in-dist``: train on the train split (every attack method), calibrate and pick the 1 % FPR threshold on
+  val, score the test split. Each model also gets an ``evaluate`` folder (JSON + figures) and an inference
+  speed measured on this machine.
+- ``loao`` (leave one attack out): for each attack METHOD found in the data (``records/<uuid>.json``), train
+  and validate on every other method, then test on the held-out method's tampered samples plus the test
+  split's authentic samples. The mean over held-out methods is the "unseen-attack AUC".
+
+All models see the same samples (same scans, same patients per split), each cut as the model needs: 2-D /
+2.5-D crops of ``size_2d`` pixels (``features`` models their own default, 64), 3-D cubes of the model's
+size at 1 mm. Models trained on the ``attack`` task (3-D cubes: authentic / injected / removed) cannot use
+SYN samples (a fully synthetic scan is neither); those rows are left out of their train and test sets and
+the leaderboard says so.
+
+Budget of the ``cpu-fast`` preset on 2 cores: bf16 autocast + channels_last, 5 epochs (patience 2), batch
+32, 96 px crops; with a few hundred samples every model trains in seconds to a few minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medforensics._atomic import write_text_atomic
+from medforensics.errors import ConfigError, MedforensicsError
+from medforensics.logging import get_logger
+from medforensics.train.data import (
+    TASK_MAP,
+    ForgeDatasetSource,
+    ListSource,
+    Sample,
+    SampleSource,
+    ensure_splits,
+    leave_method_out,
+    sample_methods,
+)
+
+log = get_logger("evaluate.benchmark")
+
+PROTOCOLS = ("in-dist", "loao")
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """How samples are cut for one model: kind (2d / 2.5d / 3d), edge size, slices (2.5d channels)."""
+
+    kind: str
+    size: int
+    slices: int = 1
+
+
+#: Where samples come from: a forge data set folder or a function giving a source per spec (tests).
+DataArg = str | Path | Callable[[SampleSpec], SampleSource]
+
+
+@dataclass
+class BenchmarkConfig:
+    """What to run. ``models`` / ``loao_models`` None: every registered (non-test) model."""
+
+    out: str | Path
+    models: list[str] | None = None
+    loao_models: list[str] | None = None
+    protocols: tuple[str, ...] = PROTOCOLS
+    preset: str | None = "cpu-fast"
+    seed: int = 0
+    size_2d: int = 96
+    slices: int = 5
+    epochs: int | None = None
+    batch_size: int | None = None
+    patience: int | None = None
+    threads: int | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    keep_loao_weights: bool = False
+    speed_samples: int = 64
+    model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def validate(self) -> list[str]:
+        """Check protocols and resolve model names (ConfigError before any data is read)."""
+        from medforensics.models.registry import list_models, model_info
+
+        bad = [p for p in self.protocols if p not in PROTOCOLS]
+        if bad or not self.protocols:
+            raise ConfigError(f"unknown protocol(s) {bad}; expected some of {', '.join(PROTOCOLS)}")
+        names = list_models() if not self.models else list(dict.fromkeys(self.models))
+        for n in names + list(self.loao_models or []):
+            model_info(n)
+        if self.loao_models:
+            missing = sorted(set(self.loao_models) - set(names))
+            if missing:
+                raise ConfigError(f"--loao-models {missing} are not among the benchmarked models")
+        if self.size_2d < 8:
+            raise ConfigError(f"size_2d must be >= 8, got {self.size_2d}")
+        return names
+
+
+def task_of(name: str) -> str:
+    """Training task of a model in the benchmark: ``attack`` for 3-class 3-D CNNs, else ``binary``."""
+    from medforensics.models.registry import model_info
+
+    info = model_info(name)
+    if info.input_kind == "3d" and info.family == "cnn" and info.num_classes == 3:
+        return "attack"
+    return "binary"
+
+
+def spec_of(name: str, cfg: BenchmarkConfig) -> SampleSpec:
+    """The sample cut the model ``name`` needs in this benchmark."""
+    from medforensics.models.registry import model_info
+
+    info = model_info(name)
+    if info.input_kind == "3d":
+        return SampleSpec("3d", info.input_size)
+    if info.input_kind == "features":
+        return SampleSpec("2d", info.input_size)
+    size = min(info.input_size, cfg.size_2d)
+    return SampleSpec(info.input_kind, size, cfg.slices if info.input_kind == "2.5d" else 1)
+
+
+def load_samples(data: DataArg, spec: SampleSpec, cfg: BenchmarkConfig) -> list[Sample]:
+    """Every sample of ``data`` cut as ``spec``, each with a split (patient-level)."""
+    if callable(data):
+        source: SampleSource = data(spec)
+    else:
+        source = ForgeDatasetSource(data, spec.kind, spec.size, slices=max(spec.slices, 1))
+    samples = list(source)
+    if not samples:
+        raise ConfigError("the benchmark data set is empty (no readable samples)", path=str(data))
+    return ensure_splits(samples, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+
+
+def _train_config(name: str, spec: SampleSpec, cfg: BenchmarkConfig, out: Path) -> Any:
+    from medforensics.train.config import config_from_dict
+
+    raw: dict[str, Any] = {
+        "model": name,
+        "out": str(out),
+        "seed": cfg.seed,
+        "data": {"task": task_of(name), "size": spec.size, "slices": cfg.slices},
+    }
+    if cfg.preset:
+        raw["preset"] = cfg.preset
+    for key, name_ in (
+        ("epochs", "epochs"),
+        ("batch_size", "batch_size"),
+        ("patience", "early_stopping_patience"),
+    ):
+        if getattr(cfg, key) is not None:
+            raw[name_] = getattr(cfg, key)
+    if cfg.threads:
+        raw["num_threads"] = cfg.threads
+    if name in cfg.model_kwargs:
+        raw["model_kwargs"] = cfg.model_kwargs[name]
+    return config_from_dict(raw)
+
+
+def measure_speed(model: Any, x: np.ndarray, tc: Any, n: int = 64, min_seconds: float = 1.0) -> float:
+    """Inference images/s of ``model`` on ``n`` inputs tiled from ``x`` (after a warm-up batch)."""
+    from medforensics.models.inference import predict_proba
+
+    reps = -(-n // max(len(x), 1))
+    xs = np.concatenate([x] * reps)[:n]
+    predict_proba(model, xs[: min(len(xs), tc.batch_size)], tc.batch_size, tc.precision, tc.channels_last)
+    done, t0 = 0, time.perf_counter()
+    while True:
+        predict_proba(model, xs, tc.batch_size, tc.precision, tc.channels_last)
+        done += len(xs)
+        dt = time.perf_counter() - t0
+        if dt >= min_seconds or done >= 8 * n:
+            return done / dt
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The leaderboard numbers of one training run's test metrics."""
+    test = metrics.get("test", {})
+    op = test.get("operating_point", {})
+    row: dict[str, Any] = {
+        k: op.get(k) for k in ("accuracy", "precision", "recall", "f1", "roc_auc", "n", "threshold")
+    }
+    row["tpr_at_1pct_fpr"] = op.get("tpr_at_1pct_fpr")
+    row["acc_at_0.5"] = test.get("at_0.5", {}).get("accuracy")
+    for lab, m in test.get("per_label", {}).items():
+        row[f"acc_{lab}"] = m.get("accuracy")
+    if "classes" in test:
+        row["type_accuracy"] = test["classes"].get("accuracy")
+    return row
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, MedforensicsError):
+        return err.one_line()
+    return " ".join(f"{type(err).__name__}: {err}".split())[:200]
+
+
+def _drop_heavy(folder: Path, weights: bool) -> None:
+    """Benchmark runs do not resume: drop ``last/`` (optimizer state), and the weights when asked."""
+    shutil.rmtree(folder / "last", ignore_errors=True)
+    if weights:
+        (folder / "model.safetensors").unlink(missing_ok=True)
+
+
+def run_in_dist(name: str, spec: SampleSpec, samples: list[Sample], cfg: BenchmarkConfig) -> dict[str, Any]:
+    """Train + evaluate ``name`` on the shared split; returns its leaderboard row (without LOAO)."""
+    from medforensics.evaluate.runner import evaluate_model
+    from medforensics.models.registry import model_info
+    from medforensics.train.checkpoint import load_trained
+    from medforensics.train.loop import train
+
+    info = model_info(name)
+    task = task_of(name)
+    usable = [s for s in samples if s.label in TASK_MAP[task]]
+    dropped = sorted({s.label for s in samples} - {s.label for s in usable})
+    folder = Path(cfg.out) / "models" / name / "in-dist"
+    tc = _train_config(name, spec, cfg, folder)
+    t0 = time.perf_counter()
+    res = train(tc, ListSource(usable))
+    train_s = time.perf_counter() - t0
+    _drop_heavy(folder, weights=False)
+    evaluate_model(folder, ListSource(usable), folder / "eval")
+    model, tc, _ = load_trained(folder)
+    test_x = np.stack([s.array for s in usable if s.meta.get("split") == "test"])
+    speed = measure_speed(model, test_x, tc, cfg.speed_samples)
+    return {
+        "model": name,
+        "input": f"{info.input_kind} {'x'.join(map(str, test_x.shape[1:]))}",
+        "family": info.family,
+        "task": task,
+        "params": res.metrics.get("parameters"),
+        "train_s": round(train_s, 1),
+        "epochs": res.epochs_run,
+        "img_per_s": round(speed, 1),
+        **_headline(res.metrics),
+        "in_dist_auc": res.metrics.get("test", {}).get("operating_point", {}).get("roc_auc"),
+        "excluded_labels": dropped,
+        "folder": str(folder.relative_to(cfg.out)),
+    }
+
+
+def run_loao(
+    name: str, spec: SampleSpec, samples: list[Sample], methods: Sequence[str], cfg: BenchmarkConfig
+) -> list[dict[str, Any]]:
+    """Leave-one-attack-out runs of ``name``: one row per held-out method (AUC None when skipped)."""
+    from medforensics.train.loop import train
+
+    task = task_of(name)
+    usable = [s for s in samples if s.label in TASK_MAP[task]]
+    usable_methods = set(sample_methods(usable))
+    rows = []
+    for m in methods:
+        row: dict[str, Any] = {"model": name, "held_out": m, "auc": None, "tpr_at_1pct_fpr": None}
+        if m not in usable_methods:
+            row["note"] = f"task {task!r} cannot use the labels {m} makes"
+            rows.append(row)
+            continue
+        folder = Path(cfg.out) / "models" / name / "loao" / m
+        t0 = time.perf_counter()
+        try:
+            res = train(_train_config(name, spec, cfg, folder), ListSource(leave_method_out(usable, m)))
+        except (MedforensicsError, RuntimeError, ValueError) as err:
+            row["note"] = _one_line(err)
+            log.warning("LOAO %s / %s failed: %s", name, m, row["note"])
+            rows.append(row)
+            continue
+        _drop_heavy(folder, weights=not cfg.keep_loao_weights)
+        head = _headline(res.metrics)
+        row.update(
+            auc=head["roc_auc"],
+            tpr_at_1pct_fpr=head["tpr_at_1pct_fpr"],
+            accuracy=head["accuracy"],
+            n_test=head["n"],
+            train_s=round(time.perf_counter() - t0, 1),
+        )
+        rows.append(row)
+    return rows
+
+
+def _data_summary(samples: list[Sample]) -> dict[str, Any]:
+    per_split: dict[str, dict[str, int]] = {}
+    patients: dict[str, set[str]] = {}
+    for s in samples:
+        split = str(s.meta.get("split"))
+        per_split.setdefault(split, Counter())[s.label] += 1
+        patients.setdefault(split, set()).add(s.group)
+    return {
+        "n": len(samples),
+        "labels_per_split": {k: dict(sorted(v.items())) for k, v in sorted(per_split.items())},
+        "patients_per_split": {k: len(v) for k, v in sorted(patients.items())},
+        "methods": dict(Counter(str(s.meta.get("method")) for s in samples)),
+    }
+
+
+def run_benchmark(
+    data: DataArg, cfg: BenchmarkConfig, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Run the benchmark; writes ``leaderboard.md``/``.csv``, ``loao.csv``, ``benchmark.json`` and one
+    folder per model under ``cfg.out``. Returns the ``benchmark.json`` content."""
+    import torch
+
+    from medforensics.evaluate.leaderboard import rank_rows, write_leaderboard
+
+    names = cfg.validate()
+    say = progress or (lambda msg: log.info("%s", msg))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    t_start, load_start = time.perf_counter(), _load()
+    cache: dict[SampleSpec, list[Sample]] = {}
+    rows: list[dict[str, Any]] = []
+    loao_rows: list[dict[str, Any]] = []
+    methods: list[str] = []
+    loao_names = set(cfg.loao_models or names) if "loao" in cfg.protocols else set()
+    for name in names:
+        spec = spec_of(name, cfg)
+        if spec not in cache:
+            say(f"reading samples {spec.kind} {spec.size}px")
+            cache[spec] = load_samples(data, spec, cfg)
+        samples = cache[spec]
+        methods = methods or sample_methods(samples)
+        say(f"{name}: in-distribution")
+        t0 = time.perf_counter()
+        try:
+            row = run_in_dist(name, spec, samples, cfg)
+        except (MedforensicsError, RuntimeError, ValueError) as err:
+            row = {"model": name, "error": _one_line(err)}
+            log.warning("%s failed: %s", name, row["error"])
+        if name in loao_names and "error" not in row:
+            if not methods:
+                raise ConfigError("leave-one-attack-out needs attack methods on the samples (records/)")
+            say(f"{name}: leave-one-attack-out over {', '.join(methods)}")
+            lr = run_loao(name, spec, samples, methods, cfg)
+            loao_rows += lr
+            aucs = [r["auc"] for r in lr if r["auc"] is not None]
+            row["unseen_auc_mean"] = float(np.mean(aucs)) if aucs else None
+            row.update({f"unseen_auc_{r['held_out']}": r["auc"] for r in lr})
+        row["wall_s"] = round(time.perf_counter() - t0, 1)
+        rows.append(row)
+        say(f"{name}: done in {row['wall_s']} s")
+    ranked = rank_rows(rows)
+    first = cache[next(iter(cache))] if cache else []
+    result = {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+        "data": str(data) if not callable(data) else "in-memory",
+        "data_summary": _data_summary(first),
+        "methods": methods,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "load_average_start": load_start,
+            "load_average_end": _load(),
+        },
+        "wall_s": round(time.perf_counter() - t_start, 1),
+        "rows": ranked,
+        "loao": loao_rows,
+        "recommended": _recommend(ranked, kinds=None),
+        "recommended_ct": _recommend(ranked, kinds=("3d", "2.5d")),
+    }
+    write_text_atomic(out / "benchmark.json", json.dumps(result, indent=1, default=str))
+    write_leaderboard(result, out)
+    return result
+
+
+def _recommend(rows: list[dict[str, Any]], kinds: tuple[str, ...] | None) -> str | None:
+    """First model in leaderboard order (unseen AUC, then speed) of a CNN family with an allowed kind."""
+    for r in rows:
+        if "error" in r:
+            continue
+        if kinds is None or (r.get("family") == "cnn" and r.get("input", "").split()[0] in kinds):
+            return str(r["model"])
+    return None
+
+
+def _load() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # pragma: no cover (not on every platform)
+        return None
+
+
+__all__ = [
+    "PROTOCOLS",
+    "BenchmarkConfig",
+    "SampleSpec",
+    "load_samples",
+    "measure_speed",
+    "run_benchmark",
+    "run_in_dist",
+    "run_loao",
+    "spec_of",
+    "task_of",
+]

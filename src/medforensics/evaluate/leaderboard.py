@@ -1,0 +1,175 @@
+"""The benchmark's leaderboard: ranking and the Markdown / CSV files (written atomically).
+
+Order: unseen-attack AUC (mean over held-out methods) first, then in-distribution AUC, then inference
+speed; models without LOAO numbers come after those with, errors last.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from medforensics._atomic import write_text_atomic
+
+LABEL_COLUMNS = ("acc_TB", "acc_TM", "acc_FB", "acc_FM", "acc_SYN")
+#: Fixed leaderboard columns; ``unseen_auc_<method>`` columns follow, one per held-out method.
+COLUMNS = (
+    "rank",
+    "model",
+    "input",
+    "family",
+    "task",
+    "params",
+    "train_s",
+    "img_per_s",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "tpr_at_1pct_fpr",
+    *LABEL_COLUMNS,
+    "type_accuracy",
+    "in_dist_auc",
+    "unseen_auc_mean",
+)
+LOAO_COLUMNS = ("model", "held_out", "auc", "tpr_at_1pct_fpr", "accuracy", "n_test", "train_s", "note")
+
+
+def _key(row: dict[str, Any]) -> tuple[int, float, float, float]:
+    if "error" in row:
+        return (2, 0.0, 0.0, 0.0)
+    unseen = row.get("unseen_auc_mean")
+    return (
+        0 if unseen is not None else 1,
+        -(unseen or 0.0),
+        -(row.get("in_dist_auc") or 0.0),
+        -(row.get("img_per_s") or 0.0),
+    )
+
+
+def rank_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows sorted by :func:`_key`, each with its ``rank`` (1-based)."""
+    return [{**r, "rank": i + 1} for i, r in enumerate(sorted(rows, key=_key))]
+
+
+def columns(result: dict[str, Any]) -> list[str]:
+    """Leaderboard columns of a benchmark result (per-method unseen AUCs appended)."""
+    return [*COLUMNS, *(f"unseen_auc_{m}" for m in result.get("methods", [])), "wall_s", "error"]
+
+
+#: Columns shown with one decimal (seconds, rates); other floats with three.
+ONE_DECIMAL = ("train_s", "img_per_s", "wall_s")
+
+
+def _fmt(v: Any, col: str = "") -> str:
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.1f}" if col in ONE_DECIMAL else f"{v:.3f}"
+    if isinstance(v, int) and v >= 100_000:
+        return f"{v / 1e6:.2f} M"
+    return str(v).replace("|", "/")
+
+
+def _csv(rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(cols), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in cols})
+    return buf.getvalue()
+
+
+def _table(rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> list[str]:
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    lines += ["| " + " | ".join(_fmt(r.get(c), c) for c in cols) + " |" for r in rows]
+    return lines
+
+
+def loao_matrix(result: dict[str, Any]) -> list[str]:
+    """Markdown table: one row per model, one AUC column per held-out method, and the mean."""
+    methods = result.get("methods", [])
+    by_model: dict[str, dict[str, Any]] = {}
+    for r in result.get("loao", []):
+        by_model.setdefault(r["model"], {})[r["held_out"]] = r
+    cols = ["model", *methods, "mean"]
+    rows = []
+    for r in result["rows"]:
+        if r["model"] not in by_model:
+            continue
+        cells = by_model[r["model"]]
+        rows.append(
+            {
+                "model": r["model"],
+                **{m: cells.get(m, {}).get("auc") for m in methods},
+                "mean": r.get("unseen_auc_mean"),
+            }
+        )
+    return _table(rows, cols)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The whole ``leaderboard.md``."""
+    cfg, mach, data = result["config"], result["machine"], result["data_summary"]
+    shown = [c for c in columns(result) if c != "error" and any(r.get(c) is not None for r in result["rows"])]
+    lines = [
+        "# medforensics benchmark leaderboard",
+        "",
+        f"Data: `{Path(str(result['data'])).name}`: {data['n']} samples; labels per split "
+        f"{data['labels_per_split']}; patients per split {data['patients_per_split']}; attack methods "
+        f"{', '.join(result['methods']) or 'none'}.",
+        "",
+        f"Run: preset `{cfg['preset']}`, seed {cfg['seed']}, 2-D crops {cfg['size_2d']} px, epochs "
+        f"{cfg['epochs'] or 'preset'}, protocols {', '.join(cfg['protocols'])}; torch {mach['torch']} on "
+        f"{mach['cpus']} CPU(s), {mach['torch_threads']} thread(s); load average at start "
+        f"{mach['load_average_start']}, at end {mach['load_average_end']}; total wall time "
+        f"{result['wall_s']:.0f} s.",
+        "",
+        "Scores: test split; `accuracy`..`f1` at the operating threshold chosen on val for <= 1 % FPR "
+        "(Platt-calibrated score); `acc_<label>` = share of that label called correctly (real/fake) at that "
+        "threshold; `type_accuracy` = authentic/injected/removed accuracy (3-class models); `in_dist_auc` = "
+        "test ROC-AUC; `unseen_auc_<method>` = test ROC-AUC when `<method>` was left out of train/val "
+        "(test = its tampered samples + authentic test samples); `img_per_s` = inference on this machine; "
+        "`train_s` = training wall seconds (in-distribution run).",
+        "",
+        *_table(result["rows"], shown),
+        "",
+    ]
+    if result.get("loao"):
+        lines += [
+            "## Leave-one-attack-out (test ROC-AUC on the held-out method)",
+            "",
+            *loao_matrix(result),
+            "",
+        ]
+        notes = [r for r in result["loao"] if r.get("note")]
+        lines += [f"- {r['model']} / {r['held_out']}: {r['note']}" for r in notes]
+    excl = [r for r in result["rows"] if r.get("excluded_labels")]
+    errors = [r for r in result["rows"] if r.get("error")]
+    if excl or errors:
+        lines += ["", "## Notes", ""]
+        lines += [
+            f"- {r['model']}: labels {r['excluded_labels']} not usable by its task, left out" for r in excl
+        ]
+        lines += [f"- {r['model']}: error: {r['error']}" for r in errors]
+    lines += [
+        "",
+        f"Recommended (unseen-attack AUC, then speed): **{result.get('recommended')}**; among CNNs that see "
+        f"3-D context (the CT scan detector): **{result.get('recommended_ct')}**.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_leaderboard(result: dict[str, Any], out: str | Path) -> list[Path]:
+    """``leaderboard.md``, ``leaderboard.csv`` and ``loao.csv`` under ``out``."""
+    out = Path(out)
+    return [
+        write_text_atomic(out / "leaderboard.md", markdown(result)),
+        write_text_atomic(out / "leaderboard.csv", _csv(result["rows"], columns(result))),
+        write_text_atomic(out / "loao.csv", _csv(result.get("loao", []), LOAO_COLUMNS)),
+    ]

@@ -1,0 +1,182 @@
+"""The benchmark on a tiny look-alike forge data set, the method filter and leave-one-attack-out."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medforensics.errors import ConfigError
+from medforensics.evaluate.benchmark import BenchmarkConfig, run_benchmark
+from medforensics.evaluate.leaderboard import COLUMNS
+from medforensics.train.data import (
+    ArraySource,
+    ForgeDatasetSource,
+    ensure_splits,
+    leave_method_out,
+    sample_methods,
+)
+
+#: (label, method) of the scans every patient gets.
+KINDS = [
+    ("TB", "none"),
+    ("TM", "none"),
+    ("FM", "blob-inject"),
+    ("FM", "copy-move"),
+    ("FB", "inpaint-remove"),
+]
+METHODS = ["blob-inject", "copy-move", "inpaint-remove"]
+
+
+def make_layout(root: Path, patients: int = 6, seed: int = 0) -> Path:
+    """``forge dataset``-like folder: NIfTI scans, labels.csv, splits.csv, records/<uuid>.json.
+
+    Injected scans carry a bright ball, removed ones a flattened (dark) ball, at the labelled location;
+    TB/TM rows take their centre from the record's ``candidate_zyx``.
+    """
+    from medforensics.io.nifti import write_nifti
+    from medforensics.io.volume import Volume
+
+    rng = np.random.default_rng(seed)
+    (root / "scans").mkdir(parents=True)
+    (root / "records").mkdir()
+    (root / "masks").mkdir()
+    labels, splits = ["type,uuid,z,x,y"], ["uuid,patient,split"]
+    zz, yy, xx = np.mgrid[:20, :40, :40]
+    ball = (zz - 10) ** 2 / 4 + (yy - 20) ** 2 + (xx - 22) ** 2 <= 16
+    for p in range(patients):
+        split = ("train", "train", "val", "test", "train", "test")[p % 6]
+        for k, (label, method) in enumerate(KINDS):
+            uuid = f"p{p}-s{k}"
+            arr = rng.normal(-700, 40, (20, 40, 40)).astype(np.float32)
+            if label in ("TM", "FM"):
+                arr[ball] = 40.0 if label == "TM" else 150.0
+            elif label == "FB":
+                arr[ball] = -950.0
+            vol = Volume(arr, spacing=(2.0, 1.0, 1.0), modality="CT")
+            write_nifti(vol, root / "scans" / f"{uuid}.nii.gz")
+            # masks are named like the scans (as forge writes them): the source must not read them
+            write_nifti(vol.with_array(np.zeros(arr.shape, np.float32)), root / "masks" / f"{uuid}.nii.gz")
+            labels.append(f"{label},{uuid},0,0,0" if label == "TB" else f"{label},{uuid},10,22,20")
+            splits.append(f"{uuid},patient{p},{split}")
+            rec = {"uuid": uuid, "type": label, "method": method, "candidate_zyx": [10, 20, 22]}
+            (root / "records" / f"{uuid}.json").write_text(json.dumps(rec))
+    (root / "labels.csv").write_text("\n".join(labels) + "\n")
+    (root / "splits.csv").write_text("\n".join(splits) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_layout(tmp_path_factory.mktemp("forge") / "ds")
+
+
+def test_records_give_method_and_centre_and_filter(layout: Path) -> None:
+    samples = list(ForgeDatasetSource(layout, "2d", 16))
+    assert len(samples) == 6 * len(KINDS)
+    assert sample_methods(samples) == METHODS
+    assert all(s.array.std() > 0.01 for s in samples)  # cut from the scans, not the (empty) masks
+    tb = next(s for s in samples if s.label == "TB")
+    assert tb.meta["method"] == "none" and tb.meta["center_voxel"] == [10.0, 20.0, 22.0]
+    assert {s.meta["method"] for s in samples if s.label == "FB"} == {"inpaint-remove"}
+    only = list(ForgeDatasetSource(layout, "2d", 16, methods=["none", "copy-move"]))
+    assert {(s.label, s.meta["method"]) for s in only} == {
+        ("TB", "none"),
+        ("TM", "none"),
+        ("FM", "copy-move"),
+    }
+    assert len(only) == 6 * 3
+
+
+def test_leave_method_out_selects_train_and_test(layout: Path) -> None:
+    samples = list(ForgeDatasetSource(layout, "2d", 16))
+    kept = leave_method_out(samples, "copy-move")
+    fit = [s for s in kept if s.meta["split"] != "test"]
+    test = [s for s in kept if s.meta["split"] == "test"]
+    assert "copy-move" not in {s.meta["method"] for s in fit}
+    assert {"blob-inject", "inpaint-remove"} <= {s.meta["method"] for s in fit}
+    assert {s.meta["method"] for s in test} == {"none", "copy-move"}
+    n_test_auth = sum(s.meta["split"] == "test" and s.label in ("TB", "TM") for s in samples)
+    assert sum(s.label in ("TB", "TM") for s in test) == n_test_auth
+    with pytest.raises(ConfigError, match="no test sample"):
+        leave_method_out(samples, "ctgan-inject")
+
+
+def test_ensure_splits_assigns_whole_patients() -> None:
+    src = ArraySource([np.zeros((1, 4, 4))] * 20, ["TB", "FM"] * 10, [f"g{i // 2}" for i in range(20)])
+    out = ensure_splits(list(src), 0.2, 0.2, seed=3)
+    by_group: dict[str, set[str]] = {}
+    for s in out:
+        by_group.setdefault(s.group, set()).add(s.meta["split"])
+    assert all(len(v) == 1 for v in by_group.values())
+    assert {next(iter(v)) for v in by_group.values()} == {"train", "val", "test"}
+    assert all("split" not in s.meta for s in src)  # inputs untouched
+    with pytest.raises(ConfigError, match="needs a split"):
+        leave_method_out(list(src), "x")
+
+
+def test_benchmark_writes_leaderboard_and_loao(layout: Path, tmp_path: Path) -> None:
+    cfg = BenchmarkConfig(
+        out=tmp_path / "bench",
+        models=["test_cnn3d", "test_svm"],
+        epochs=2,
+        batch_size=8,
+        size_2d=16,
+        speed_samples=8,
+    )
+    res = run_benchmark(layout, cfg)
+    out = tmp_path / "bench"
+    with (out / "leaderboard.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    header = list(rows[0])
+    assert header[: len(COLUMNS)] == list(COLUMNS)
+    assert [f"unseen_auc_{m}" for m in METHODS] == [
+        c for c in header if c.startswith("unseen_auc_") and "mean" not in c
+    ]
+    assert {r["model"] for r in rows} == {"test_cnn3d", "test_svm"}
+    for r in rows:
+        assert r["error"] == ""
+        for col in ("roc_auc", "in_dist_auc", "unseen_auc_mean", "img_per_s", "train_s", "acc_TB", "acc_FB"):
+            assert float(r[col]) >= 0.0 and (col in ("img_per_s", "train_s") or float(r[col]) <= 1.0)
+    with (out / "loao.csv").open() as fh:
+        loao = list(csv.DictReader(fh))
+    assert sorted((r["model"], r["held_out"]) for r in loao) == sorted(
+        (m, h) for m in ("test_cnn3d", "test_svm") for h in METHODS
+    )
+    # the held-out run of copy-move tested on copy-move fakes + authentic test samples only
+    m = json.loads((out / "models/test_svm/loao/copy-move/metrics.json").read_text())
+    assert m["data"]["test"]["labels"] == {"TB": 2, "TM": 2, "FM": 2}
+    assert m["data"]["train"]["labels"]["FM"] == 3  # blob-inject only (in-distribution: 6)
+    assert not (out / "models/test_svm/loao/copy-move/model.safetensors").exists()
+    md = (out / "leaderboard.md").read_text()
+    assert "| rank | model |" in md and "Leave-one-attack-out" in md and "copy-move" in md
+    ev = json.loads((out / "models/test_cnn3d/in-dist/eval/evaluation.json").read_text())
+    assert ev["n"] == 10 and (out / "models/test_cnn3d/in-dist/eval/roc.png").is_file()
+    assert res["recommended_ct"] == "test_cnn3d"
+    assert res["rows"][0]["rank"] == 1
+
+
+def test_benchmark_bad_config(layout: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown model"):
+        run_benchmark(layout, BenchmarkConfig(out=tmp_path / "b", models=["resnet5O"]))
+    with pytest.raises(ConfigError, match="protocol"):
+        run_benchmark(layout, BenchmarkConfig(out=tmp_path / "b", models=["test_svm"], protocols=("cv",)))
+    assert not (tmp_path / "b").exists()
+
+
+def test_benchmark_cli_errors_are_one_line(layout: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from medforensics.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["benchmark", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "does not exist" in res.output and "Traceback" not in res.output
+    res = runner.invoke(
+        app, ["benchmark", "--data", str(layout), "--out", str(tmp_path / "o"), "--models", "vgg61"]
+    )
+    assert res.exit_code == 2 and "unknown model 'vgg61'" in res.output
+    assert not (tmp_path / "o").exists()
