@@ -14,6 +14,7 @@ import sys
 import typer
 
 from medforensics import __version__
+from medforensics.cli._errors import fail
 from medforensics.errors import MedforensicsError
 
 #: Command modules under ``medforensics.cli``, each with ``register(app: typer.Typer) -> None``.
@@ -51,19 +52,12 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"medforensics.cli.{_name}").register(app)
 
 
-def fail(err: MedforensicsError) -> typer.Exit:
-    """Print ``error: <path>: <reason>`` on stderr and return the exit (status 2) to raise."""
-    typer.echo(f"error: {err.one_line()}", err=True)
-    return typer.Exit(code=2)
-
-
 def main() -> None:
     """Console-script entry point: no tracebacks for user errors (set MEDFORENSICS_DEBUG=1 to see them)."""
     try:
         app(standalone_mode=True)
     except MedforensicsError as err:
-        typer.echo(f"error: {err.one_line()}", err=True)
-        sys.exit(2)
+        sys.exit(fail(err).exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

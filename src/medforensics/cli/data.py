@@ -8,16 +8,11 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from medforensics.cli._errors import fail
 from medforensics.errors import MedforensicsError
 
 if TYPE_CHECKING:
     from medforensics.data.catalogue import Catalogue
-
-
-def _fail(err: MedforensicsError) -> typer.Exit:
-    from medforensics.cli import fail
-
-    return fail(err)
 
 
 def _dims(values: tuple[float, ...] | tuple[int, ...] | None, fmt: str, single_slice: bool) -> str:
@@ -39,7 +34,7 @@ def list_command(
     try:
         cat = build_catalogue()
     except MedforensicsError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     if as_json:
         payload = {
             "entries": [e.to_json() for e in cat.entries],
@@ -105,7 +100,7 @@ def show_command(
         volume, nodules = load_entry(entry)
         written = render_slice(volume, slice_index, win, nodules, out=out, title=entry.name)
     except MedforensicsError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     found = f", {len(nodules)} nodule(s)" if nodules else ""
     typer.echo(f"wrote {written} ({entry.name}, shape {'×'.join(map(str, volume.shape))}{found})")
 
@@ -120,7 +115,7 @@ def register_command(
     try:
         registered = register_folder(path, name)
     except MedforensicsError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     typer.echo(f"registered {path} as user:{registered}")
 
 
@@ -131,7 +126,7 @@ def unregister_command(name: str = typer.Argument(..., help="Name given at regis
     try:
         folder = unregister_folder(name)
     except MedforensicsError as err:
-        raise _fail(err) from err
+        raise fail(err) from err
     typer.echo(f"unregistered {name} ({folder})")
 
 

@@ -10,12 +10,8 @@ from pathlib import Path
 
 import typer
 
+from medforensics.cli._errors import fail
 from medforensics.errors import MedforensicsError
-
-
-def _fail(err: MedforensicsError) -> typer.Exit:
-    typer.echo(f"error: {err.one_line()}", err=True)
-    return typer.Exit(code=2)
 
 
 def _tamper(
@@ -26,7 +22,7 @@ def _tamper(
     try:
         side = tamper_series(input_, out, kind, parse_center(center), method, seed, xml)
     except MedforensicsError as err:
-        raise _fail(err) from None
+        raise fail(err) from None
     typer.echo(
         f"{side['method']}: centre {side['center_voxel']} (voxels z,y,x) = {side['center_mm']} mm, "
         f"{side['changed_voxels']} voxels changed -> {out}"
@@ -86,7 +82,7 @@ def register(app: typer.Typer) -> None:
             for k in kinds:
                 typer.echo(f"{k} ({KIND_LABELS.get(k, '?')}): {', '.join(list_attacks(k)) or '-'}")
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
 
     @forge_app.command("train-gan")
     def train_gan_cmd(
@@ -121,7 +117,7 @@ def register(app: typer.Typer) -> None:
                 init=init,
             )
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         typer.echo(json.dumps({k: rec[k] for k in ("model", "epochs_run", "cubes_seen", "seconds")}))
         typer.echo(f"weights: {out}  record: {out.with_suffix('.json')}")
 

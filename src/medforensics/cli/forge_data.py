@@ -11,12 +11,8 @@ from pathlib import Path
 
 import typer
 
+from medforensics.cli._errors import fail
 from medforensics.errors import ConfigError, MedforensicsError
-
-
-def _fail(err: MedforensicsError) -> typer.Exit:
-    typer.echo(f"error: {err.one_line()}", err=True)
-    return typer.Exit(code=2)
 
 
 def _split_list(value: str) -> list[str] | None:
@@ -62,7 +58,7 @@ def add_commands(forge_app: typer.Typer) -> None:
                 threads=threads,
             )
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         typer.echo(
             f"trained {record['modality']} DCGAN {record['size']}px: {record['steps']} steps, "
             f"{record['seconds']:.0f} s -> {out}"
@@ -88,7 +84,7 @@ def add_commands(forge_app: typer.Typer) -> None:
                 modality, out, n=n, fmt=fmt or None, seed=seed, weights=weights, montage=montage
             )
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         typer.echo(f"wrote {len(record['files'])} synthetic {record['modality']} images to {out}")
 
     @forge_app.command("dataset")
@@ -125,7 +121,7 @@ def add_commands(forge_app: typer.Typer) -> None:
             )
             summary = build_dataset(out, sources=list(sources), config=cfg)
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         typer.echo(json.dumps(summary["counts"], indent=1))
 
     @forge_app.command("report")
@@ -140,7 +136,7 @@ def add_commands(forge_app: typer.Typer) -> None:
         try:
             summary = realism_report(data, out, seed=seed)
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         for method, auc in summary["auc_per_method"].items():
             typer.echo(f"{method}: AUC {auc if auc is None else round(auc, 3)}")
         typer.echo(f"report written to {out}")

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import typer
 
+from medforensics.cli._errors import fail
 from medforensics.errors import InputError, MedforensicsError
-
-
-def _fail(err: MedforensicsError) -> typer.Exit:
-    from medforensics.cli import fail  # the package's one-line error printer (imported late: no cycle)
-
-    return fail(err)
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +45,7 @@ def register(app: typer.Typer) -> None:
             cfg = load_config(config, out=out, resume=resume)
             result = train(cfg)
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         op = result.metrics.get("test", result.metrics.get("val", {})).get("operating_point", {})
         typer.echo(
             f"{result.out}: epochs {result.epochs_run} (best {result.best_epoch}), AUC {op.get('roc_auc')}, "
@@ -72,7 +67,7 @@ def register(app: typer.Typer) -> None:
         try:
             res = evaluate_model(model, data, out, split)
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         op = res["operating_point"]
         typer.echo(
             f"{out / EVALUATION}: n={res['n']} AUC {op['roc_auc']} accuracy {op['accuracy']:.4f} "
@@ -106,7 +101,7 @@ def register(app: typer.Typer) -> None:
             return None if items in ([], ["all"]) else items
 
         if not data.is_dir():
-            raise _fail(InputError("data set folder does not exist", path=data))
+            raise fail(InputError("data set folder does not exist", path=data))
         cfg = BenchmarkConfig(
             out=out,
             models=names(models),
@@ -123,7 +118,7 @@ def register(app: typer.Typer) -> None:
         try:
             res = run_benchmark(data, cfg, progress=lambda msg: typer.echo(msg, err=True))
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         typer.echo(
             f"{out / 'leaderboard.md'}: {len(res['rows'])} model(s), {res['wall_s']:.0f} s; "
             f"recommended {res['recommended']} (CT, 3-D context: {res['recommended_ct']})"

@@ -8,14 +8,10 @@ from pathlib import Path
 
 import typer
 
+from medforensics.cli._errors import fail
 from medforensics.errors import MedforensicsError
 
 _AUDIT_HELP = "Audit log (default: $MEDFORENSICS_HOME/audit.sqlite, ~/.medforensics by default)."
-
-
-def _fail(err: MedforensicsError) -> typer.Exit:
-    typer.echo(f"error: {err.one_line()}", err=True)
-    return typer.Exit(code=2)
 
 
 def register(app: typer.Typer) -> None:
@@ -43,7 +39,7 @@ def register(app: typer.Typer) -> None:
         try:
             pki = create_test_pki(out, algorithm.lower(), force=force, days=days, common_name=name)  # type: ignore[arg-type]
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         typer.echo(f"CA certificate:     {pki.ca_cert}   (give to verifiers: --ca)")
         typer.echo(f"signer certificate: {pki.signer_cert}")
         typer.echo(f"signer private key: {pki.signer_key}   (keep secret)")
@@ -72,7 +68,7 @@ def register(app: typer.Typer) -> None:
                 inputs, private_key, certificate, out, in_place, profile, mac, audit_log, not no_audit
             )
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         for o in outcomes:
             if o.error:
                 typer.echo(f"error   {o.source}: {o.error}")
@@ -104,7 +100,7 @@ def register(app: typer.Typer) -> None:
             trusted = [c for path in ca for c in load_certificates(path)] or None
             results, expansion = verify_inputs(inputs, trusted, audit_log, not no_audit)
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         for r in results:
             res = r.result
             signer = f"  signer={res.signer!r}" if res.signer else ""
@@ -132,7 +128,7 @@ def register(app: typer.Typer) -> None:
         try:
             check = verify_log(audit_log)
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         if check.ok:
             typer.echo(f"ok: {check.n_entries} entries, head {check.head_hash}")
             return
@@ -151,7 +147,7 @@ def register(app: typer.Typer) -> None:
         try:
             entries = read_entries(audit_log)
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         shown = entries[-last:] if last else entries
         for e in shown:
             if as_json:

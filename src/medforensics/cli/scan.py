@@ -8,12 +8,8 @@ from typing import Any
 
 import typer
 
+from medforensics.cli._errors import fail
 from medforensics.errors import MedforensicsError
-
-
-def _fail(err: MedforensicsError) -> typer.Exit:
-    typer.echo(f"error: {err.one_line()}", err=True)
-    return typer.Exit(code=2)
 
 
 def load_detectors(model: Path | None) -> tuple[Any, Any]:
@@ -187,7 +183,7 @@ def register(app: typer.Typer) -> None:
             if not no_audit:
                 audit_scan(report)
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         for key, path in outputs.items():
             typer.echo(f"{key}: {path}")
         raise typer.Exit(code=report.exit_status)
@@ -223,7 +219,7 @@ def register(app: typer.Typer) -> None:
             with _Bar() as bar:
                 result = run_demo(out, det, seed=seed, on_progress=bar, writers=writers)
         except MedforensicsError as err:
-            raise _fail(err) from None
+            raise fail(err) from None
         print_summary(result.report)
         typer.echo(f"authentic series: {result.original}\ntampered series:  {result.tampered}")
         for t, m in zip(result.truths, result.matches, strict=True):
