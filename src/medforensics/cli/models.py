@@ -40,7 +40,19 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a model from a config; writes model.safetensors, config, metrics and a model card."""
         from medforensics.train import load_config, train
+        from medforensics.train.dense import is_dense_config, load_dense_config, train_dense
 
+        if is_dense_config(config):
+            try:
+                metrics = train_dense(load_dense_config(config, out=out))
+            except MedforensicsError as err:
+                raise fail(err) from None
+            typer.echo(
+                f"{out or metrics['out']}: {metrics['train_seconds']:.1f} s, "
+                f"best step {metrics['best_step']}, "
+                f"val scan AUC {metrics['val'].get('auc')}, test scan AUC {metrics['test'].get('auc')}"
+            )
+            return
         try:
             cfg = load_config(config, out=out, resume=resume)
             result = train(cfg)

@@ -168,14 +168,14 @@ class Detector:
         return cls(model, spec, calib, mi)
 
     @classmethod
-    def default(cls, kind: str = "detector") -> Detector:
+    def default(cls, kind: str = "detector") -> Any:
         """The bundled detector; a clear :class:`ConfigError` when none is bundled yet."""
         if not has_bundled(kind):
             raise ConfigError(
                 f"no bundled {'CT' if kind == 'detector' else '2-D'} detector in "
                 f"medforensics/assets/{kind}/; pass --model DIR (a `medforensics train` output folder)"
             )
-        return cls.from_dir(bundled_dir(kind))
+        return load_detector(bundled_dir(kind))
 
     # ------------------------------------------------------------------ scoring
     def window(self, hu: NDArray[Any]) -> NDArray[np.float32]:
@@ -219,3 +219,17 @@ class Detector:
             "input": self.spec.__dict__,
             "calibrated": self.calibration.present,
         }
+
+
+def load_detector(folder: str | Path) -> Any:
+    """A :class:`Detector` (cube or 2-D classifier) or a dense localiser, by the folder's ``config.json``."""
+    folder = Path(folder)
+    try:
+        model = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model", "")
+    except (OSError, ValueError):
+        model = ""
+    if str(model).endswith("tamperseg3d"):
+        from medforensics.scan.dense import DenseDetector
+
+        return DenseDetector.from_dir(folder)
+    return Detector.from_dir(folder)

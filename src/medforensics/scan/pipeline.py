@@ -229,6 +229,10 @@ def scan_volume(
             res.error = reason
         elif volume.shape[0] == 1:
             scan_2d(volume, detector2d, res)  # type: ignore[arg-type]
+        elif getattr(detector, "kind", None) == "dense3d":
+            from medforensics.scan.dense import scan_ct_dense
+
+            scan_ct_dense(volume, detector, res)  # type: ignore[arg-type]
         else:
             scan_ct(volume, detector, res, explain)
     except MedforensicsError as err:

@@ -1,0 +1,60 @@
+"""The dense tamper localiser network: shapes, padding, slab-wise inference, the evidence map."""
+
+from __future__ import annotations
+
+import torch
+
+from medforensics.models.tamperseg import (
+    TamperSegNet,
+    pad_to_multiple,
+    predict_map,
+    tamper_evidence,
+    tamperseg3d,
+)
+from medforensics.models.tamperseg import (
+    test_tamperseg3d as tiny_net,
+)
+
+
+def test_output_has_input_size_and_three_classes() -> None:
+    net = tamperseg3d().eval()
+    assert net.multiple == (4, 8, 8)
+    x = torch.rand(1, 1, 8, 32, 40)
+    assert net(x).shape == (1, 3, 8, 32, 40)
+    assert 100_000 < sum(p.numel() for p in net.parameters()) < 1_000_000
+
+
+def test_pad_to_multiple_replicates_edges() -> None:
+    x = torch.arange(5.0).reshape(1, 1, 5, 1, 1).expand(1, 1, 5, 3, 3)
+    y, size = pad_to_multiple(x, (4, 4, 4))
+    assert size == (5, 3, 3) and y.shape == (1, 1, 8, 4, 4)
+    assert torch.all(y[0, 0, 5:] == 4.0)
+
+
+def test_predict_map_slabs_equal_one_pass() -> None:
+    torch.manual_seed(0)
+    net = tiny_net().eval()
+    img = torch.rand(40, 24, 24)
+    whole = predict_map(net, img, slab=64, precision="fp32")
+    slabs = predict_map(net, img, slab=16, overlap=6, precision="fp32")
+    assert whole.shape == (3, 40, 24, 24)
+    torch.testing.assert_close(whole.sum(0), torch.ones(40, 24, 24))
+    torch.testing.assert_close(slabs, whole, atol=1e-5, rtol=1e-4)
+
+
+def test_evidence_is_a_local_mean_of_the_tamper_probability() -> None:
+    prob = torch.zeros(3, 9, 9, 9)
+    prob[0] = 1.0
+    prob[0, 4, 4, 4], prob[1, 4, 4, 4] = 0.0, 1.0
+    ev = tamper_evidence(prob, (2.0, 2.0, 2.0))  # 3-voxel box
+    assert ev.shape == (9, 9, 9)
+    assert abs(float(ev[4, 4, 4]) - 1 / 27) < 1e-6 and float(ev[0, 0, 0]) == 0.0
+
+
+def test_two_levels_minimum() -> None:
+    try:
+        TamperSegNet(widths=(4,))
+    except ValueError as err:
+        assert "two levels" in str(err)
+    else:  # pragma: no cover
+        raise AssertionError("one level accepted")

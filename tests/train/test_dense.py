@@ -1,0 +1,114 @@
+"""Training the dense localiser on the tiny forge data set: grid, patches, config checks, outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medforensics.errors import ConfigError
+from medforensics.train.dense import (
+    DenseConfig,
+    Item,
+    _patch,
+    grid_factors,
+    is_dense_config,
+    load_dense_config,
+    load_items,
+    to_model_grid,
+    train_dense,
+)
+from tests.forge._tiny_ct import shared_tiny_dataset
+
+
+def test_grid_factors_and_block_means() -> None:
+    assert grid_factors((2.5, 0.7, 0.7), (2.0, 1.4, 1.4)) == (1, 2, 2)
+    assert grid_factors((1.25, 0.68, 0.68), (2.0, 1.4, 1.4)) == (2, 2, 2)
+    arr = np.arange(4 * 4 * 4, dtype=np.float32).reshape(4, 4, 4)
+    low, f, sp = to_model_grid(arr, (1.0, 0.7, 0.7), (2.0, 1.4, 1.4))
+    assert f == (2, 2, 2) and sp == (2.0, 1.4, 1.4) and low.shape == (2, 2, 2)
+    assert low[0, 0, 0] == pytest.approx(arr[:2, :2, :2].mean())
+
+
+def test_patch_centred_on_attack_and_padded() -> None:
+    img = np.random.default_rng(0).random((6, 20, 20)).astype(np.float32)
+    tgt = np.zeros(img.shape, np.int64)
+    tgt[3, 10:12, 10:12] = 1
+    it = Item(img, tgt, "FM", "x", "p", "u", (2.0, 1.4, 1.4))
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        x, y = _patch(it, (8, 16, 16), rng, focus=True)
+        assert x.shape == (8, 16, 16) and y.shape == (8, 16, 16)
+        assert (y == 1).any()
+        assert x.min() > 0  # edge-padded, never zeros (air) where the scan ends
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    root, _ = shared_tiny_dataset()
+    out = tmp_path_factory.mktemp("dense") / "model"
+    cfg = DenseConfig(
+        data=str(root),
+        out=str(out),
+        model="test_tamperseg3d",
+        patch=(8, 32, 32),
+        batch_size=2,
+        steps=6,
+        eval_every=3,
+    )
+    return out, train_dense(cfg)
+
+
+def test_training_writes_a_complete_model_folder(trained: tuple[Path, dict]) -> None:
+    out, metrics = trained
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "metrics.json",
+        "calibration.json",
+        "model_card.md",
+        "train_log.csv",
+    ):
+        assert (out / name).is_file(), name
+    cal = json.loads((out / "calibration.json").read_text())
+    assert 0.0 <= cal["series_threshold"] <= 1.0 and len(cal["platt"]) == 2
+    assert metrics["best_step"] in (3, 6)
+    splits = metrics["splits"]
+    patients = [set(s["patients"]) for s in splits.values()]
+    assert all(not (a & b) for i, a in enumerate(patients) for b in patients[i + 1 :])
+    assert 0.0 <= metrics["val"]["auc"] <= 1.0
+    assert "## Data seen" in (out / "model_card.md").read_text()
+
+
+def test_items_carry_masks_as_voxel_classes() -> None:
+    root, _ = shared_tiny_dataset()
+    items = load_items(DenseConfig(data=str(root), out="unused"))
+    for it in (i for lst in items.values() for i in lst):
+        if it.label == "FM":
+            assert set(np.unique(it.target)) <= {0, 1} and (it.target == 1).any()
+        elif it.label == "FB":
+            assert set(np.unique(it.target)) <= {0, 2} and (it.target == 2).any()
+        else:
+            assert not it.target.any()
+        assert it.image.min() >= 0.0 and it.image.max() <= 1.0
+
+
+def test_config_errors(tmp_path: Path) -> None:
+    good = tmp_path / "d.json"
+    good.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "steps": 5}))
+    assert is_dense_config(good)
+    assert load_dense_config(good).steps == 5
+    bad = tmp_path / "b.json"
+    bad.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "stepz": 5}))
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_dense_config(bad)
+    bad.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "steps": "many"}))
+    with pytest.raises(ConfigError, match="wrong type"):
+        load_dense_config(bad)
+    other = tmp_path / "o.json"
+    other.write_text(json.dumps({"model": "cnn3d"}))
+    assert not is_dense_config(other)
+    with pytest.raises(ConfigError, match="unknown dense model"):
+        train_dense(DenseConfig(data="x", out=str(tmp_path), model="nope"))
