@@ -16,6 +16,7 @@ from medforensics.io.datasets.ctgan import (
     CTGANDataset,
     CTGANLabel,
     experiment_name,
+    index_scans,
     read_ctgan_labels,
     write_ctgan_labels,
 )
@@ -142,3 +143,15 @@ def test_real_label_files(shared_data: Path, tmp_path: Path) -> None:
     assert ds.duplicates == 6  # TB rows repeated: 1779 x4 and 2104 x3 in exp1, 1610 x2 in exp2
     assert len(ds) == 0 and len(ds.missing) == 133 + 36 - 6  # the scans are not available offline
     assert Counter((m.experiment, m.uuid) for m in ds.missing)[("exp1", "2997")] == 5
+
+
+def test_forge_sidecar_masks_are_not_taken_for_scans(tmp_path: Path) -> None:
+    """A forge data set keeps ``masks/<uuid>.nii.gz`` beside ``scans/<uuid>/``: only the scan is indexed."""
+    uid = "0a1b2c3d-0000-4000-8000-000000000001"
+    (tmp_path / "scans" / uid).mkdir(parents=True)
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / f"{uid}.nii.gz").write_bytes(b"not a scan")
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / f"{uid}.nii").write_bytes(b"not a scan")
+    found = index_scans(tmp_path, {uid})
+    assert found == {uid: [tmp_path / "scans" / uid]}

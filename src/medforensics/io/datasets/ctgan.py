@@ -32,6 +32,9 @@ log = get_logger("io.datasets.ctgan")
 
 CTGAN_COLUMNS = ("type", "uuid", "z", "x", "y")
 SCAN_SUFFIXES = (".mhd", ".mha", ".nii.gz", ".nii")
+#: Folders of per-uuid sidecars in a ``medforensics forge dataset`` (tamper masks, attack records): their
+#: ``<uuid>.nii.gz`` files are not scans.
+SIDECAR_DIRS = frozenset({"masks", "records"})
 _NAN3 = (float("nan"), float("nan"), float("nan"))
 
 
@@ -194,6 +197,8 @@ def index_scans(root: Path, uuids: set[str], max_depth: int = 3) -> dict[str, li
         except OSError:
             continue
         for entry in entries:
+            if entry.is_dir() and entry.name in SIDECAR_DIRS:
+                continue
             name = _scan_name(entry)
             if name in uuids:
                 found.setdefault(name, []).append(Path(entry.path))
