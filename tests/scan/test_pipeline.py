@@ -94,3 +94,18 @@ def test_audit_entry_holds_no_paths(tmp_path: Path, ct_series: Path, detector: D
     rows = sqlite3.connect(log).execute("SELECT action, subjects, details FROM entries").fetchall()
     assert rows[0][0] == "scan" and str(ct_series) not in rows[0][1] + rows[0][2]
     assert verify_log(log).ok
+
+
+def test_lazy_volumes_hold_one_series_and_read_back_the_same(mixed: Path, detector: Detector) -> None:
+    from medforensics.scan.pipeline import LazyVolumes
+
+    report, eager = scan_paths([mixed], detector=detector, signatures=False, explain=None)
+    _, lazy = scan_paths([mixed], detector=detector, signatures=False, explain=None, keep_volumes="lazy")
+    assert isinstance(lazy, LazyVolumes)
+    assert set(lazy) == set(eager) and len(lazy) == len(eager)
+    ct = _by_name(report, "ct").path
+    np.testing.assert_array_equal(lazy[ct].array, eager[ct].array)
+    assert lazy[ct] is lazy[ct]  # cached while it is the last one asked for
+    other = next(k for k in lazy if k != ct)
+    lazy[other]
+    assert lazy._last is not None and lazy._last[0] == other  # the CT was dropped

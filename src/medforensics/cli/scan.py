@@ -164,7 +164,7 @@ def register(app: typer.Typer) -> None:
 
                 trusted = [c for p in ca for c in load_certificates(p)]
             det, det2 = load_detectors(model)
-            keep = any(x is not None for x in (html_out, sr_dir, seg_dir))
+            keep = "lazy" if any(x is not None for x in (html_out, sr_dir, seg_dir)) else False
             with _Bar() as bar:
                 report, volumes = scan_paths(
                     paths,

@@ -12,7 +12,7 @@ others still run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +262,36 @@ def _signature(ref: SeriesRef, res: SeriesResult, trusted: Any) -> None:
         res.findings.insert(0, Finding("signature", 1.0 if status == "invalid" else 0.7, description=text))
 
 
+class LazyVolumes(Mapping[str, Volume]):
+    """Volumes by ``SeriesResult.path``, re-read on access and only the last one kept in memory.
+
+    What the report writers get when a scan keeps ``"lazy"`` volumes: memory stays that of one series
+    however many a scan covers (each writer reads each series again, which costs time, not memory).
+    """
+
+    def __init__(self) -> None:
+        self._refs: dict[str, SeriesRef] = {}
+        self._last: tuple[str, Volume] | None = None
+
+    def add(self, path: str, ref: SeriesRef) -> None:
+        """Remember how to read the series reported under ``path``."""
+        self._refs[path] = ref
+
+    def __getitem__(self, key: str) -> Volume:
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        self._last = None  # drop the previous one before reading the next
+        vol = load(self._refs[key])
+        self._last = (key, vol)
+        return vol
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+
 def scan_paths(
     paths: Iterable[str | Path],
     *,
@@ -271,9 +301,11 @@ def scan_paths(
     signatures: bool = True,
     trusted: Any = None,
     explain: str | None = "gradcam",
-    keep_volumes: bool = True,
-) -> tuple[ScanReport, dict[str, Volume]]:
+    keep_volumes: bool | str = True,
+) -> tuple[ScanReport, Mapping[str, Volume]]:
     """Scan every series under ``paths``; returns the report and (if ``keep_volumes``) the volumes by path.
+
+    ``keep_volumes="lazy"`` returns a :class:`LazyVolumes` instead of holding every volume in memory.
 
     ``on_progress(index, total, label)`` is called before each series and once at the end.
     """
@@ -282,6 +314,7 @@ def scan_paths(
         model=detector.info, skipped=[{"path": str(s.path), "reason": s.reason} for s in found.skipped]
     )
     volumes: dict[str, Volume] = {}
+    lazy = LazyVolumes()
     total = len(found.series)
     for i, ref in enumerate(found.series):
         if on_progress:
@@ -295,7 +328,9 @@ def scan_paths(
             res = SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=_one_line(err))
         else:
             res = scan_volume(vol, detector, detector2d=detector2d, explain=explain, path=str(ref.path))
-            if keep_volumes:
+            if keep_volumes == "lazy":
+                lazy.add(res.path, ref)
+            elif keep_volumes:
                 volumes[res.path] = vol
             del vol
         if signatures and ref.kind == "dicom":
@@ -305,7 +340,7 @@ def scan_paths(
         log.info("series %s: %s (%.1f s)", res.series_uid, res.verdict, res.seconds)
     if on_progress:
         on_progress(total, total, "done")
-    return report, volumes
+    return report, (lazy if keep_volumes == "lazy" else volumes)
 
 
 def audit_scan(report: ScanReport, log_path: str | Path | None = None) -> None:
