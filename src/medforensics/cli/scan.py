@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ def load_detectors(model: Path | None) -> tuple[Any, Any]:
 
 def write_outputs(
     report: Any,
-    volumes: dict[str, Any],
+    volumes: Mapping[str, Any],
     *,
     json_out: Path | None = None,
     html_out: Path | None = None,
