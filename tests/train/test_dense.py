@@ -112,3 +112,29 @@ def test_config_errors(tmp_path: Path) -> None:
     assert not is_dense_config(other)
     with pytest.raises(ConfigError, match="unknown dense model"):
         train_dense(DenseConfig(data="x", out=str(tmp_path), model="nope"))
+
+
+def test_left_out_method_is_only_in_test() -> None:
+    root, _ = shared_tiny_dataset()
+    full = load_items(DenseConfig(data=str(root), out="unused"))
+    methods = {i.method for lst in full.values() for i in lst if i.label in ("FM", "FB")}
+    held = sorted(methods)[0]
+    items = load_items(DenseConfig(data=str(root), out="unused", exclude_methods=[held]))
+    assert all(i.method != held for split in ("train", "val") for i in items[split])
+    assert [i.uid for i in items["test"]] == [i.uid for i in full["test"]]
+
+
+def test_dense_benchmark_trains_one_model_per_held_out_method(tmp_path: Path) -> None:
+    from medforensics.evaluate.dense_benchmark import run_dense_benchmark
+
+    root, _ = shared_tiny_dataset()
+    cfg = DenseConfig(
+        data=str(root), out="unused", model="test_tamperseg3d", patch=(8, 32, 32), batch_size=2, steps=2
+    )
+    items = load_items(cfg)
+    methods = sorted({i.method for i in items["test"] if i.label in ("FM", "FB")})[:2]
+    res = run_dense_benchmark(cfg, tmp_path, methods, loao_steps=1)
+    assert set(res["loao"]) == set(methods)
+    assert all(v["steps"] == 1 for v in res["loao"].values())
+    assert (tmp_path / "dense.md").read_text().count("\n| ") >= 2 + len(methods) - 1
+    assert json.loads((tmp_path / "dense.json").read_text())["model"] == "test_tamperseg3d"

@@ -153,7 +153,12 @@ def register(app: typer.Typer) -> None:
         no_signatures: bool = typer.Option(False, "--no-signatures", help="Skip the signature check."),
         ca: list[Path] = typer.Option([], "--ca", help="Trusted CA certificate(s) (PEM); repeatable."),
         no_audit: bool = typer.Option(False, "--no-audit", help="Do not append to the audit log."),
-        explain: str = typer.Option("gradcam", "--explain", help="Heatmaps: gradcam, occlusion or none."),
+        explain: str = typer.Option(
+            "gradcam",
+            "--explain",
+            help="Heatmaps of cube detectors: gradcam, occlusion or none (the dense default detector's "
+            "heatmap is its own per-voxel tamper map).",
+        ),
     ) -> None:
         """Scan every series under PATH for tampering; exit 0 if any series was scanned, 2 if none."""
         from medforensics.scan.pipeline import audit_scan, scan_paths

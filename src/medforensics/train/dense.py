@@ -4,8 +4,10 @@ Data: a ``medforensics forge dataset`` folder (scans + ``masks/`` + ``manifest.c
 splits). Each scan and its mask are block-averaged to about :data:`TARGET_MM` (the same reduction the
 scan applies, :func:`to_model_grid`), and every voxel gets a class: 0 authentic (TB, TM and all voxels
 outside an attack's mask), 1 injected (inside an FM mask), 2 removed (inside an FB mask). SYN scans are
-skipped (whole-image synthesis is the 2-D detector's job). Optional extra authentic volumes (for example
-the whole chest CT of a training patient) add negatives from outside the data set's crops.
+skipped (whole-image synthesis is the 2-D detector's job); ``exclude_methods`` keeps attack methods out of
+train and val (leave-one-attack-out: the test AUC per method then measures unseen attacks). Optional extra
+authentic volumes (for example the whole chest CT of a training patient) add negatives from outside the
+data set's crops.
 
 Loss: class-weighted cross-entropy, a soft Dice term on the tamper (not authentic) map and a patch-level
 term on the map's maximum (the quantity the scan thresholds). Patches are
@@ -62,6 +64,7 @@ class DenseConfig:
     class_weights: tuple[float, float, float] = (1.0, 8.0, 8.0)
     dice_weight: float = 0.5
     peak_weight: float = 0.5
+    exclude_methods: list[str] = field(default_factory=list)
     seed: int = 0
     threads: int | None = None
     precision: str = "bf16"
@@ -122,6 +125,8 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
     for r in rows:
         if r["type"] not in ("TB", "TM", "FB", "FM") or r["split"] not in out:
             continue
+        if r["method"] in cfg.exclude_methods and r["split"] != "test":
+            continue  # leave-one-attack-out: never trained or validated on it
         vol = read_volume(root / "scans" / r["uuid"])
         img, _f, sp = to_model_grid(vol.array, vol.spacing, cfg.target_mm)
         target = np.zeros(img.shape, np.int64)
@@ -260,9 +265,16 @@ def scan_scores(model: Any, items: list[Item], precision: str = "bf16") -> dict[
             d = float(np.linalg.norm((np.asarray(peak) - c) * np.asarray(it.spacing)))
             dists.append(d)
             hits.append(d <= 10.0)
-    auc = roc_auc(np.asarray(truth), np.asarray(scores)) if len(set(truth)) == 2 else None
+    s, y = np.asarray(scores), np.asarray(truth)
+    auc = roc_auc(y, s) if len(set(truth)) == 2 else None
+    per_method: dict[str, float | None] = {}
+    methods = np.asarray([it.method for it in items])
+    for m in sorted({it.method for it in items if it.label in LABELS}):
+        sel = (y == 0) | (methods == m)
+        per_method[m] = roc_auc(y[sel], s[sel]) if len(set(y[sel])) == 2 else None
     return {
         "auc": float(auc) if auc is not None else 0.0,
+        "auc_per_method": per_method,
         "scores": scores,
         "truth": truth,
         "median_distance_mm": float(np.median(dists)) if dists else None,
