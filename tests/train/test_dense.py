@@ -138,3 +138,26 @@ def test_dense_benchmark_trains_one_model_per_held_out_method(tmp_path: Path) ->
     assert all(v["steps"] == 1 for v in res["loao"].values())
     assert (tmp_path / "dense.md").read_text().count("\n| ") >= 2 + len(methods) - 1
     assert json.loads((tmp_path / "dense.json").read_text())["model"] == "test_tamperseg3d"
+
+
+def test_resize_keeps_the_attack_and_the_patch_size() -> None:
+    from medforensics.train.dense import _resize
+
+    img = np.random.default_rng(0).random((8, 40, 40)).astype(np.float32)
+    tgt = np.zeros(img.shape, np.int64)
+    tgt[4, 18:22, 18:22] = 2
+    x, y = _resize(img, tgt, (8, 32, 32))
+    assert x.shape == y.shape == (8, 32, 32) and set(np.unique(y)) == {0, 2}
+    assert abs(float(np.argwhere(y == 2).mean(0)[1]) - 16) <= 1.5
+
+
+def test_model_grid_zooms_to_the_exact_spacing() -> None:
+    arr = np.zeros((4, 100, 100), np.float32)
+    arr[:, 40:60, 40:60] = 100.0
+    low, scale, sp = to_model_grid(arr, (2.5, 0.82, 0.82), (2.5, 1.4, 1.4))
+    assert sp[0] == 2.5 and abs(sp[1] - 1.4) < 0.02 and abs(sp[2] - 1.4) < 0.02
+    assert low.shape == (4, 59, 59) and scale[0] == 1.0 and abs(scale[1] - 100 / 59) < 1e-9
+    # the square's centre stays where it was in millimetres
+    c = np.argwhere(low[0] > 50).mean(0)
+    full = (c + 0.5) * scale[1] - 0.5
+    assert np.allclose(full, 49.5, atol=0.6)

@@ -1,7 +1,7 @@
 """Dense 3-D tamper localiser: a small anisotropic U-Net giving a per-voxel class map of a CT.
 
-The scan's default CT detector. One forward pass over the lung box (resampled to ``spacing_mm``, 2 x 1.4 x
-1.4 mm by default) gives, per voxel, logits for :data:`ATTACK_CLASSES` (authentic, injected, removed),
+The scan's default CT detector. One forward pass over the lung box (resampled to 2.5 x 1.4 x 1.4 mm by
+default) gives, per voxel, logits for :data:`ATTACK_CLASSES` (authentic, injected, removed),
 trained on the attacks' exact masks from ``medforensics forge dataset``. The tamper probability of a voxel
 is ``1 - softmax[0]``; the series score and the findings come from that map
 (:mod:`medforensics.scan.dense`). Compared with scoring thousands of 32^3 cubes one by one this shares all

@@ -1,7 +1,7 @@
 """CT scan with the dense tamper localiser (:mod:`medforensics.models.tamperseg`).
 
-One pass over the volume block-averages it to the model grid (about 2 x 1.4 x 1.4 mm, slab by slab, so a
-500-slice series never exists twice at full resolution); the lung is segmented there, the box around it
+One pass over the volume brings it to the model grid (2.5 x 1.4 x 1.4 mm: block means slab by slab, so a
+500-slice series never exists twice at full resolution, then a small zoom to the exact spacing); the lung is segmented there, the box around it
 (plus a margin for juxtapleural lesions) goes through the network in overlapping slabs, and the tamper map
 (``1 - p_authentic``, averaged over a 6 mm box) is read inside the dilated lung:
 
@@ -45,15 +45,25 @@ class DenseMap:
     evidence: NDArray[np.float32]
     prob: NDArray[np.float32]
     lung: NDArray[np.bool_]
-    factors: tuple[int, int, int]
+    scale: tuple[float, float, float]  # full-resolution voxels per model voxel
     offset: tuple[int, int, int]  # model-grid index of the crop's first voxel
     spacing: tuple[float, float, float]
     image: NDArray[np.float32]
 
     def to_full(self, idx: Any) -> NDArray[np.float64]:
-        """Full-resolution (z, y, x) index of crop indices (block centres)."""
-        f = np.asarray(self.factors, np.float64)
-        return (np.asarray(idx, np.float64) + np.asarray(self.offset)) * f + (f - 1) / 2.0
+        """Full-resolution (z, y, x) index of the centres of crop voxels ``idx``."""
+        s = np.asarray(self.scale, np.float64)
+        return (np.asarray(idx, np.float64) + np.asarray(self.offset) + 0.5) * s - 0.5
+
+    def full_box(
+        self, sl: tuple[slice, ...], shape: tuple[int, ...]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Full-resolution ``(lo, hi)`` (end exclusive, inside ``shape``) covered by crop slices ``sl``."""
+        s = np.asarray(self.scale, np.float64)
+        lo = np.floor((np.array([x.start for x in sl]) + self.offset) * s).astype(np.int64)
+        hi = np.ceil((np.array([x.stop for x in sl]) + self.offset) * s).astype(np.int64)
+        hi = np.minimum(np.maximum(hi, lo + 1), shape)
+        return np.minimum(lo, hi - 1), hi
 
 
 class DenseDetector:
@@ -67,7 +77,7 @@ class DenseDetector:
         self.calibration = calibration
         self.info = info
         self.precision = "bf16"
-        self.target_mm = tuple(float(v) for v in config.get("target_mm", (2.0, 1.4, 1.4)))
+        self.target_mm = tuple(float(v) for v in config.get("target_mm", (2.5, 1.4, 1.4)))
         self.hu_window = tuple(float(v) for v in config.get("hu_window", (-1000.0, 400.0)))
 
     @classmethod
@@ -104,7 +114,7 @@ class DenseDetector:
         from medforensics.models.tamperseg import predict_map, tamper_evidence
         from medforensics.train.dense import to_model_grid, window
 
-        low, f, sp = to_model_grid(volume.array, volume.spacing, self.target_mm)  # type: ignore[arg-type]
+        low, scale, sp = to_model_grid(volume.array, volume.spacing, self.target_mm)  # type: ignore[arg-type]
         lung = lung_mask(low, sp)
         if not lung.any():
             raise MedforensicsError("no lung found: the CT detector scores chest CT")
@@ -116,7 +126,7 @@ class DenseDetector:
         ev = tamper_evidence(prob, sp).numpy()
         ev = np.where(zone[box], ev, 0.0).astype(np.float32)
         offset = tuple(int(s.start) for s in box)
-        return DenseMap(ev, prob.numpy(), lung[box], f, offset, sp, img)  # type: ignore[arg-type]
+        return DenseMap(ev, prob.numpy(), lung[box], scale, offset, sp, img)  # type: ignore[arg-type]
 
     def calibrated(self, p: float) -> float:
         """Platt-calibrated score (identity without calibration)."""
@@ -152,15 +162,18 @@ def _finding(volume: Volume, dm: DenseMap, det: DenseDetector, peak: tuple[int, 
     p_rem = float(dm.prob[2][region].mean())
     kind = "injected" if p_inj >= p_rem else "removed"
     sl = ndimage.find_objects(region.astype(np.uint8))[0]
-    f = np.asarray(dm.factors)
-    lo = (np.array([s.start for s in sl]) + dm.offset) * f
-    hi = np.minimum((np.array([s.stop for s in sl]) + dm.offset) * f, volume.shape)
+    lo, hi = dm.full_box(sl, volume.shape)
     centre_f = dm.to_full(peak)
     centre = tuple(int(np.clip(round(c), 0, n - 1)) for c, n in zip(centre_f, volume.shape, strict=True))
-    heat = dm.evidence[sl]
-    for ax, k in enumerate(dm.factors):
-        heat = np.repeat(heat, k, axis=ax)
-    heat = heat[: hi[0] - lo[0], : hi[1] - lo[1], : hi[2] - lo[2]].astype(np.float32)
+    box = dm.evidence[sl]
+    heat = ndimage.zoom(
+        box,
+        [(b - a) / n for a, b, n in zip(lo, hi, box.shape, strict=True)],
+        order=1,
+        grid_mode=True,
+        mode="nearest",
+    )
+    heat = np.clip(heat[: hi[0] - lo[0], : hi[1] - lo[1], : hi[2] - lo[2]], 0.0, None).astype(np.float32)
     heat = heat / max(float(heat.max()), 1e-6)
     mm = volume.index_to_patient(np.asarray(centre, np.float64))
     size = (hi - lo) * np.asarray(volume.spacing)

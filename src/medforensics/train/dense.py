@@ -36,8 +36,8 @@ from medforensics.logging import get_logger
 
 log = get_logger("train.dense")
 
-#: Voxel size (z, y, x) mm the model works at (block means: the real size is the nearest integer factor).
-TARGET_MM: tuple[float, float, float] = (2.0, 1.4, 1.4)
+#: Voxel size (z, y, x) mm the model works at (see :func:`to_model_grid`).
+TARGET_MM: tuple[float, float, float] = (2.5, 1.4, 1.4)
 #: HU window mapped to [0, 1].
 HU_WINDOW: tuple[float, float] = (-1000.0, 400.0)
 LABELS = {"FM": 1, "FB": 2}
@@ -63,6 +63,7 @@ class DenseConfig:
     weight_decay: float = 1e-4
     class_weights: tuple[float, float, float] = (1.0, 8.0, 8.0)
     dice_weight: float = 0.5
+    zoom_range: tuple[float, float] = (0.8, 1.25)
     peak_weight: float = 0.5
     exclude_methods: list[str] = field(default_factory=list)
     seed: int = 0
@@ -90,18 +91,40 @@ def grid_factors(
     return tuple(max(1, round(t / s)) for s, t in zip(spacing, target_mm, strict=True))
 
 
+#: Relative spacing error left as is after the integer block means (no interpolation below it).
+SPACING_TOLERANCE = 0.03
+
+
 def to_model_grid(
     array: NDArray[Any],
     spacing: tuple[float, float, float],
     target_mm: tuple[float, float, float] = TARGET_MM,
-) -> tuple[NDArray[np.float32], tuple[int, ...], tuple[float, float, float]]:
-    """Block means of ``array`` (slab-wise, bounded memory), the factors and the resulting spacing."""
+) -> tuple[NDArray[np.float32], tuple[float, float, float], tuple[float, float, float]]:
+    """``array`` on the model grid: ``(image, scale, spacing)``.
+
+    Integer block means first (slab-wise, so the full-resolution volume is never copied; they also
+    anti-alias), then a linear zoom of the small result to ``target_mm`` when it is still more than
+    :data:`SPACING_TOLERANCE` off (a 0.82 mm scan block-averaged to 1.64 mm is zoomed to 1.4 mm: the model
+    always sees one pixel size). ``scale``: full-resolution voxels per model voxel along each axis, so model
+    voxel ``i`` covers full-resolution coordinates ``(i + 0.5) * scale - 0.5`` at its centre.
+    """
+    from scipy import ndimage
+
     from medforensics.scan.candidates import block_mean
 
     f = grid_factors(spacing, target_mm)
     low = block_mean(array, f)  # type: ignore[arg-type]
-    sp = tuple(float(s * k) for s, k in zip(spacing, f, strict=True))
-    return low, f, sp  # type: ignore[return-value]
+    sp_b = [s * k for s, k in zip(spacing, f, strict=True)]
+    zoom = [
+        1.0 if abs(s / t - 1) <= SPACING_TOLERANCE else s / t for s, t in zip(sp_b, target_mm, strict=True)
+    ]
+    if any(z != 1.0 for z in zoom):
+        shape = [max(1, round(n * z)) for n, z in zip(low.shape, zoom, strict=True)]
+        zoom = [m / n for m, n in zip(shape, low.shape, strict=True)]
+        low = ndimage.zoom(low, zoom, order=1, grid_mode=True, mode="nearest").astype(np.float32)
+    scale = tuple(float(k / z) for k, z in zip(f, zoom, strict=True))
+    sp = tuple(float(s / z) for s, z in zip(sp_b, zoom, strict=True))
+    return low, scale, sp  # type: ignore[return-value]
 
 
 def window(hu: NDArray[Any], hu_window: tuple[float, float] = HU_WINDOW) -> NDArray[np.float32]:
@@ -215,6 +238,21 @@ def _augment(img: NDArray[Any], tgt: NDArray[Any], rng: np.random.Generator) -> 
     return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(tgt)
 
 
+def _resize(img: NDArray[Any], tgt: NDArray[Any], size: tuple[int, int, int]) -> tuple[Any, Any]:
+    """Zoom a patch in-plane to ``size`` (linear for the image, nearest for the classes)."""
+    from scipy import ndimage
+
+    f = [s / n for s, n in zip(size, img.shape, strict=True)]
+    img = ndimage.zoom(img, f, order=1, grid_mode=True, mode="nearest")
+    tgt = ndimage.zoom(tgt, f, order=0, grid_mode=True, mode="nearest")
+    out_i = np.empty(size, np.float32)
+    out_t = np.zeros(size, np.int64)
+    sl = tuple(slice(0, min(a, b)) for a, b in zip(size, img.shape, strict=True))
+    out_i[...] = np.pad(img[sl], [(0, s - x.stop) for s, x in zip(size, sl, strict=True)], mode="edge")
+    out_t[sl] = tgt[sl]
+    return out_i, out_t
+
+
 def batch(items: list[Item], cfg: DenseConfig, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """A training batch: half tampered scans (2/3 of them centred on the attack), half authentic."""
     tampered = [it for it in items if it.label in LABELS]
@@ -223,7 +261,12 @@ def batch(items: list[Item], cfg: DenseConfig, rng: np.random.Generator) -> tupl
     for k in range(cfg.batch_size):
         pool = tampered if k % 2 == 0 else authentic
         it = pool[rng.integers(len(pool))]
-        img, tgt = _patch(it, cfg.patch, rng, focus=it.label in LABELS and rng.random() < 2 / 3)
+        focus = it.label in LABELS and rng.random() < 2 / 3
+        zoom = float(rng.uniform(*cfg.zoom_range))
+        size = (cfg.patch[0], *(round(p * zoom) for p in cfg.patch[1:]))
+        img, tgt = _patch(it, size, rng, focus=focus)  # type: ignore[arg-type]
+        if size != tuple(cfg.patch):  # another pixel size: other scanners, other patients' anatomy scale
+            img, tgt = _resize(img, tgt, cfg.patch)
         img, tgt = _augment(img, tgt, rng)
         xs.append(img)
         ys.append(tgt)
@@ -472,7 +515,7 @@ def load_dense_config(path: str | Path, out: str | None = None) -> DenseConfig:
         )
         if not ok:
             raise ConfigError(f"{key!r} has the wrong type ({type(value).__name__})", path=path)
-    for key in ("target_mm", "hu_window", "patch", "class_weights"):
+    for key in ("target_mm", "hu_window", "patch", "class_weights", "zoom_range"):
         if key in raw:
             raw[key] = tuple(raw[key])
     return DenseConfig(**raw)
