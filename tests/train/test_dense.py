@@ -36,7 +36,7 @@ def test_patch_centred_on_attack_and_padded() -> None:
     img = np.random.default_rng(0).random((6, 20, 20)).astype(np.float32)
     tgt = np.zeros(img.shape, np.int64)
     tgt[3, 10:12, 10:12] = 1
-    it = Item(img, tgt, "FM", "x", "p", "u", (2.0, 1.4, 1.4))
+    it = Item(img, tgt, "FM", "x", "p", "u", (2.0, 1.4, 1.4), np.argwhere(tgt > 0))
     rng = np.random.default_rng(1)
     for _ in range(10):
         x, y = _patch(it, (8, 16, 16), rng, focus=True)
@@ -92,6 +92,8 @@ def test_items_carry_masks_as_voxel_classes() -> None:
             assert set(np.unique(it.target)) <= {0, 2} and (it.target == 2).any()
         else:
             assert not it.target.any()
+            if it.label == "TM" and it.patient != "extra":
+                assert it.focus is not None and len(it.focus) > 0  # the real nodule to centre patches on
         assert it.image.min() >= 0.0 and it.image.max() <= 1.0
 
 

@@ -82,6 +82,8 @@ class Item:
     patient: str
     uid: str
     spacing: tuple[float, float, float]
+    #: Voxels (model grid) worth centring patches on: the attack, or the real nodule of a TM scan.
+    focus: NDArray[np.int64] | None = None
 
 
 def grid_factors(
@@ -153,14 +155,20 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
         vol = read_volume(root / "scans" / r["uuid"])
         img, _f, sp = to_model_grid(vol.array, vol.spacing, cfg.target_mm)
         target = np.zeros(img.shape, np.int64)
-        if r["type"] in LABELS:
-            mask = read_nifti(root / "masks" / f"{r['uuid']}.nii.gz").array
+        focus = None
+        mask_path = root / "masks" / f"{r['uuid']}.nii.gz"
+        if r["type"] in LABELS or (r["type"] == "TM" and mask_path.is_file()):
+            mask = read_nifti(mask_path).array
             if mask.shape != vol.shape:
-                raise InputError(f"mask shape {mask.shape} != scan shape {vol.shape}", path=root / "masks")
-            low = to_model_grid((mask > 0).astype(np.float32), vol.spacing, cfg.target_mm)[0]
-            target[low >= 0.3] = LABELS[r["type"]]
+                raise InputError(f"mask shape {mask.shape} != scan shape {vol.shape}", path=mask_path)
+            low = to_model_grid((mask > 0).astype(np.float32), vol.spacing, cfg.target_mm)[0] >= 0.3
+            if r["type"] in LABELS:
+                target[low] = LABELS[r["type"]]
+            focus = np.argwhere(low) if low.any() else None  # TM: the readers' outline, class authentic
         out[r["split"]].append(
-            Item(window(img, cfg.hu_window), target, r["type"], r["method"], r["patient"], r["uuid"], sp)
+            Item(
+                window(img, cfg.hu_window), target, r["type"], r["method"], r["patient"], r["uuid"], sp, focus
+            )
         )
     extras = {"train": cfg.extra_authentic, "val": cfg.val_authentic, "test": cfg.test_authentic}
     for split, paths in extras.items():
@@ -198,9 +206,8 @@ def _patch(it: Item, size: tuple[int, int, int], rng: np.random.Generator, focus
     """A random ``size`` box of ``it`` (edge-padded), centred near the attack when ``focus``."""
     shape = np.asarray(it.image.shape)
     want = np.asarray(size)
-    if focus and (it.target > 0).any():
-        pts = np.argwhere(it.target > 0)
-        c = pts[rng.integers(len(pts))]
+    if focus and it.focus is not None and len(it.focus):
+        c = it.focus[rng.integers(len(it.focus))]
         start = c - want // 2 + rng.integers(-want // 4, want // 4 + 1)
     else:
         start = np.array(
@@ -254,14 +261,16 @@ def _resize(img: NDArray[Any], tgt: NDArray[Any], size: tuple[int, int, int]) ->
 
 
 def batch(items: list[Item], cfg: DenseConfig, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A training batch: half tampered scans (2/3 of them centred on the attack), half authentic."""
+    """A training batch: half tampered scans, half authentic (see the comments for where patches sit)."""
     tampered = [it for it in items if it.label in LABELS]
     authentic = [it for it in items if it.label not in LABELS]
     xs, ys = [], []
     for k in range(cfg.batch_size):
         pool = tampered if k % 2 == 0 else authentic
         it = pool[rng.integers(len(pool))]
-        focus = it.label in LABELS and rng.random() < 2 / 3
+        # tampered: centred on the attack 2/3 of the time; TM: on the real nodule half of the time (so a
+        # real nodule is seen as authentic as often as an injected one is seen as injected)
+        focus = rng.random() < (2 / 3 if it.label in LABELS else 1 / 2)
         zoom = float(rng.uniform(*cfg.zoom_range))
         size = (cfg.patch[0], *(round(p * zoom) for p in cfg.patch[1:]))
         img, tgt = _patch(it, size, rng, focus=focus)  # type: ignore[arg-type]

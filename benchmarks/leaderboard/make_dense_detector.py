@@ -1,0 +1,122 @@
+"""Train, benchmark and bundle the default CT detector: the dense tamper localiser ``tamperseg3d``.
+
+Usage (long job; about 15 min per model on 2 cores)::
+
+    medforensics forge dataset --out /tmp/dense/ds3 --per-class 150 --seed 2 \\
+        --methods blob-inject,copy-move,ctgan-inject,ctgan-remove,inpaint-remove
+    python benchmarks/leaderboard/make_dense_detector.py --data /tmp/dense/ds3 --work /tmp/dense/bundle \\
+        [--steps 1500] [--loao-steps 600] [--from-run DIR]
+
+Steps: the whole authentic series of every data-set patient are added to that patient's split (train:
+negatives from outside the data set's crops; val: the series threshold is then chosen on whole series too;
+test: reported). The in-distribution model is trained (or taken from ``--from-run``, a folder trained with
+the same config), then one model per held-out attack method (leave-one-attack-out, ``--loao-steps``), and the
+in-distribution model is copied into ``src/medforensics/assets/detector/`` with its calibration, metrics,
+training log, config and a model card that carries both tables (``dense.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from medforensics.evaluate.dense_benchmark import dense_markdown
+from medforensics.train.dense import DenseConfig, train_dense
+
+ASSETS = Path(__file__).resolve().parents[2] / "src" / "medforensics" / "assets" / "detector"
+FILES = ("model.safetensors", "config.json", "metrics.json", "calibration.json", "train_log.csv", "model_card.md")
+
+
+def whole_series_by_split(data: Path) -> dict[str, list[str]]:
+    """Paths of the data set's source series, grouped by the split their patient is in."""
+    from medforensics.forge.dataset_sources import auto_sources
+
+    meta = json.loads((data / "dataset.json").read_text())
+    split_of = {p: s for s, ps in meta["patients_per_split"].items() for p in ps}
+    out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for src in auto_sources():
+        split = split_of.get(src.patient)
+        if split is not None and src.volume.source is not None:
+            out[split].append(str(src.volume.source))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--loao-steps", type=int, default=600)
+    ap.add_argument("--methods", default="blob-inject,copy-move,ctgan-inject,ctgan-remove,inpaint-remove")
+    ap.add_argument("--from-run", type=Path, default=None, help="An in-distribution folder already trained.")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    whole = whole_series_by_split(args.data)
+    cfg = DenseConfig(
+        data=str(args.data),
+        out=str(args.work / "in-dist"),
+        extra_authentic=whole["train"],
+        val_authentic=whole["val"],
+        test_authentic=whole["test"],
+        steps=args.steps,
+        eval_every=250,
+        threads=args.threads,
+    )
+    if args.from_run is not None:
+        main_dir = args.from_run
+        used = json.loads((main_dir / "config.json").read_text())
+        for key in ("data", "steps", "target_mm", "patch", "seed"):
+            if json.dumps(used[key]) != json.dumps(asdict(cfg)[key]):
+                raise SystemExit(f"--from-run was trained with another {key}: {used[key]}")
+        metrics = json.loads((main_dir / "metrics.json").read_text())
+    else:
+        metrics = train_dense(cfg)
+        main_dir = Path(cfg.out)
+    loao = {}
+    for m in [m for m in args.methods.split(",") if m]:
+        sub = replace(cfg, out=str(args.work / "loao" / m), exclude_methods=[m], steps=args.loao_steps)
+        res = train_dense(sub)
+        loao[m] = {
+            "auc": res["test"]["auc_per_method"].get(m),
+            "train_seconds": res["train_seconds"],
+            "steps": sub.steps,
+        }
+        print(m, loao[m], flush=True)
+    aucs = [v["auc"] for v in loao.values() if v["auc"] is not None]
+    table = {
+        "model": cfg.model,
+        "data": str(args.data),
+        "in_dist": {
+            "test_auc": metrics["test"].get("auc"),
+            "test_auc_per_method": metrics["test"].get("auc_per_method"),
+            "test_within_10mm": metrics["test"].get("within_10mm"),
+            "val_auc": metrics["val"].get("auc"),
+            "train_seconds": metrics["train_seconds"],
+            "steps": cfg.steps,
+        },
+        "loao": loao,
+        "unseen_auc_mean": sum(aucs) / len(aucs) if aucs else None,
+    }
+    args.work.mkdir(parents=True, exist_ok=True)
+    (args.work / "dense.json").write_text(json.dumps(table, indent=1))
+    md = dense_markdown(table)
+    (args.work / "dense.md").write_text(md)
+
+    for old in ASSETS.iterdir():
+        if old.is_file():
+            old.unlink()
+    for name in FILES:
+        shutil.copy2(main_dir / name, ASSETS / name)
+    metrics["benchmark"] = table
+    (ASSETS / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    card = (ASSETS / "model_card.md").read_text()
+    (ASSETS / "model_card.md").write_text(card + "\n" + md.replace("## ", "## Benchmark: ", 1))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
