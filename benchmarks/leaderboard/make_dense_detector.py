@@ -27,7 +27,14 @@ from medforensics.evaluate.dense_benchmark import dense_markdown
 from medforensics.train.dense import DenseConfig, train_dense
 
 ASSETS = Path(__file__).resolve().parents[2] / "src" / "medforensics" / "assets" / "detector"
-FILES = ("model.safetensors", "config.json", "metrics.json", "calibration.json", "train_log.csv", "model_card.md")
+FILES = (
+    "model.safetensors",
+    "config.json",
+    "metrics.json",
+    "calibration.json",
+    "train_log.csv",
+    "model_card.md",
+)
 
 
 def whole_series_by_split(data: Path) -> dict[str, list[str]]:

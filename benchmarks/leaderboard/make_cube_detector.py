@@ -1,8 +1,11 @@
-"""Train, calibrate and bundle the default CT detector (``cnn3d``) from a forge data set.
+"""Train, calibrate and bundle the cube CT detector (``cnn3d``) from a forge data set.
+
+It was the bundled default until the dense localiser replaced it (``make_dense_detector.py``); the bundle
+now goes to ``--work``/bundle (pass it to ``medforensics scan --model``), not into the package.
 
 Usage (long job: run with ``nice`` when the machine is quiet)::
 
-    python benchmarks/leaderboard/make_default_detector.py --data /tmp/bench/ds1 \\
+    python benchmarks/leaderboard/make_cube_detector.py --data /tmp/bench/ds1 \\
         --benchmark /tmp/bench/run1 --work /tmp/bench/default --epochs 30
 
 Steps: read 32^3 cubes at 1 mm (attack task: authentic / injected / removed; SYN rows are not usable by
@@ -29,7 +32,6 @@ from medforensics._atomic import write_text_atomic
 from medforensics.train import config_from_dict, train
 from medforensics.train.data import ForgeDatasetSource, ListSource, Sample
 
-ASSETS = Path(__file__).resolve().parents[2] / "src" / "medforensics" / "assets" / "detector"
 KEEP = ("model.safetensors", "config.json", "train_log.csv")
 
 
@@ -245,7 +247,6 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--no-install", action="store_true", help="do not copy into the package assets")
     ap.add_argument("--reuse", action="store_true", help="reuse WORK/train (only rewrite the bundle)")
     ap.add_argument("--loao", action="store_true", help="also run leave-one-attack-out with this recipe")
     a = ap.parse_args()
@@ -314,10 +315,6 @@ def main() -> None:
     write_text_atomic(out / "model_card.md", model_card(metrics, bench, data))
     if a.benchmark:
         shutil.copy2(Path(a.benchmark) / "leaderboard.md", out / "leaderboard.md")
-    if not a.no_install:
-        ASSETS.mkdir(parents=True, exist_ok=True)
-        for f in out.iterdir():
-            shutil.copy2(f, ASSETS / f.name)
     print(
         json.dumps(
             {"seconds": round(time.perf_counter() - t0, 1), "test": metrics["test"]["operating_point"]}
