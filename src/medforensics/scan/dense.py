@@ -1,9 +1,10 @@
 """CT scan with the dense tamper localiser (:mod:`medforensics.models.tamperseg`).
 
 One pass over the volume brings it to the model grid (2.5 x 1.4 x 1.4 mm: block means slab by slab, so a
-500-slice series never exists twice at full resolution, then a small zoom to the exact spacing); the lung is segmented there, the box around it
-(plus a margin for juxtapleural lesions) goes through the network in overlapping slabs, and the tamper map
-(``1 - p_authentic``, averaged over a 6 mm box) is read inside the dilated lung:
+500-slice series never exists twice at full resolution, then a small zoom to the exact spacing); the lung
+is segmented there, the box around it (plus a margin for juxtapleural lesions) goes through the network in
+overlapping slabs, and the tamper map (``1 - p_authentic``, averaged over a 6 mm box) is read inside the
+dilated lung:
 
 * series score: its maximum (the strongest region decides), calibrated when the folder has Platt
   parameters; verdict ``tampered`` at the model's series threshold (chosen on validation scans);
