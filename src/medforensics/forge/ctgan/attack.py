@@ -79,7 +79,7 @@ class _CTGANAttack:
         return {
             "center": list(center),
             "diameter_mm": round(d, 2),
-            "hole_mm": round(hole_for(d), 2),
+            "hole_mm": round(hole_for(d) if self.kind == "inject" else removal_hole(d), 2),
             "rot90": int(rng.integers(4)),
             "flip": bool(rng.random() < 0.5),
             "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
@@ -91,14 +91,18 @@ class _CTGANAttack:
         """In-paint the centre of the cube at ``params['center']`` (deterministic)."""
         check_modality(self, volume)
         try:
-            hole = float(params["hole_mm"])
-            center = check_center(volume, tuple(params["center"]), hole / 2 + 1)
+            hole_mm = float(params["hole_mm"])
+            center = check_center(volume, tuple(params["center"]), min(hole_mm / 2 + 1, 14.0))
             d = float(params["diameter_mm"]) if self.kind == "inject" else 0.0
             k, flip = int(params.get("rot90", 0)) % 4, bool(params.get("flip", False))
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"bad parameters for {self.name}: {err}") from err
         gen, sha = load_generator(str(self.weights))
-        cube, grid = C.extract_cube(volume.array, volume.spacing, center, CUBE)
+        # a hole wider than MAX_HOLE_VOXELS leaves the generator no context: work on a coarser cube instead
+        # (same 32 voxels, larger voxels), so big nodules are removed whole instead of leaving their rim
+        iso = max(1.0, hole_mm / MAX_HOLE_VOXELS)
+        hole = hole_mm / iso  # in cube voxels from here on
+        cube, grid = C.extract_cube(volume.array, volume.spacing, center, CUBE * iso, iso)
         view = np.rot90(cube, k, axes=(1, 2))
         view = view[:, :, ::-1] if flip else view
         inp = torch.from_numpy(np.ascontiguousarray(make_input(view, d, hole))[None])
@@ -127,6 +131,7 @@ class _CTGANAttack:
             **params,
             "model": f"{self.weights.name}@{sha}",
             "cube_mirrored_voxels_zyx": list(grid.mirrored),
+            "cube_voxel_mm": iso,
         }
         return finish(self, volume, new, full, seed, center)
 
@@ -151,6 +156,17 @@ class CTGANRemove(_CTGANAttack):
         return annotated_or_estimated_diameter(volume, center)
 
 
+#: Largest nodule (mm) the removers take on; the hole is the nodule plus a 6 mm rim.
+MAX_REMOVE_MM = 30.0
+#: Widest hole (cube voxels) the generator in-paints at 1 mm; wider holes use larger cube voxels.
+MAX_HOLE_VOXELS = 22.0
+
+
+def removal_hole(diameter_mm: float) -> float:
+    """Hole (mm) for removing a nodule of ``diameter_mm``: the whole nodule plus a 6 mm rim, 12-36 mm."""
+    return float(np.clip(diameter_mm + 6.0, 12.0, MAX_REMOVE_MM + 6.0))
+
+
 def annotated_or_estimated_diameter(volume: Volume, center: tuple[int, int, int]) -> float:
     """Diameter of an annotated nodule within 5 mm of ``center``, else estimated from the image."""
     for n in volume.metadata.get("nodules", []) or []:
@@ -161,7 +177,7 @@ def annotated_or_estimated_diameter(volume: Volume, center: tuple[int, int, int]
             and dm
             and np.linalg.norm((np.asarray(c) - center) * np.asarray(volume.spacing)) <= 5
         ):
-            return float(min(dm, 20.0))
+            return float(min(dm, MAX_REMOVE_MM))
     if not volume.contains_index(center):
         raise InputError(f"centre {center} is outside the volume", path=volume.source)
-    return min(estimate_diameter_mm(volume, center), 20.0)
+    return min(estimate_diameter_mm(volume, center), MAX_REMOVE_MM)
