@@ -180,3 +180,9 @@ def test_benchmark_cli_errors_are_one_line(layout: Path, tmp_path: Path) -> None
     )
     assert res.exit_code == 2 and "unknown model 'vgg61'" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_dense_localisers_are_left_to_the_scan_level_benchmark(tmp_path: Path) -> None:
+    assert "tamperseg3d" not in BenchmarkConfig(out=tmp_path).validate()
+    with pytest.raises(ConfigError, match="scan level"):
+        BenchmarkConfig(out=tmp_path, models=["cnn", "tamperseg3d"]).validate()

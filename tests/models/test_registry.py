@@ -39,6 +39,7 @@ def test_zoo_lists_every_family_and_a_test_twin_for_each_model() -> None:
         "random_forest",
         "decision_tree",
         "anomaly_gaussian",
+        "tamperseg3d",
     }
     assert expected <= set(REAL_MODELS)
     assert not any(n.startswith("test_") for n in REAL_MODELS)
@@ -46,11 +47,14 @@ def test_zoo_lists_every_family_and_a_test_twin_for_each_model() -> None:
         assert f"test_{name}" in TEST_MODELS
         assert model_info(f"test_{name}").input_kind == model_info(name).input_kind
     kinds = {model_info(n).input_kind for n in REAL_MODELS}
-    assert kinds == {"2d", "2.5d", "3d", "features"}
+    assert kinds == {"2d", "2.5d", "3d", "features", "dense3d"}
     assert {model_info(n).family for n in REAL_MODELS} == {"cnn", "classical", "anomaly"}
 
 
-@pytest.mark.parametrize("name", [n for n in TEST_MODELS if model_info(n).family == "cnn"])
+@pytest.mark.parametrize(
+    "name",
+    [n for n in TEST_MODELS if model_info(n).family == "cnn" and model_info(n).input_kind != "dense3d"],
+)
 def test_tiny_cnn_forward_shape(name: str) -> None:
     info = model_info(name)
     model = create_model(name).eval()
@@ -107,7 +111,10 @@ def test_cnn3d_takes_48_cubes() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in REAL_MODELS if model_info(n).family == "cnn"])
+@pytest.mark.parametrize(
+    "name",
+    [n for n in REAL_MODELS if model_info(n).family == "cnn" and model_info(n).input_kind != "dense3d"],
+)
 def test_real_models_forward_one_image_at_default_size(name: str) -> None:
     model = create_model(name).eval()
     n_params = sum(p.numel() for p in model.parameters())

@@ -97,6 +97,13 @@ class BenchmarkConfig:
         names = list_models() if not self.models else list(dict.fromkeys(self.models))
         for n in names + list(self.loao_models or []):
             model_info(n)
+        dense = [n for n in names if model_info(n).input_kind == "dense3d"]
+        if dense and self.models:
+            raise ConfigError(
+                f"{dense} are dense localisers: benchmarked at scan level by "
+                "benchmarks/leaderboard/make_dense_detector.py (medforensics.evaluate.dense_benchmark)"
+            )
+        names = [n for n in names if n not in dense]
         if self.loao_models:
             missing = sorted(set(self.loao_models) - set(names))
             if missing:

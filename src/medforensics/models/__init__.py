@@ -15,6 +15,7 @@ from medforensics.models import (  # noqa: F401  (imported for registration)
     inception,
     mobilenet,
     resnet,
+    tamperseg,
     vgg,
     vit,
 )

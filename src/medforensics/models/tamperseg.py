@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medforensics.models.blocks import conv_bn_act
+from medforensics.models.registry import register_model
 
 #: Per-voxel class order (the same as the cube detector's).
 DENSE_CLASSES: tuple[str, ...] = ("authentic", "injected", "removed")
@@ -76,11 +77,13 @@ class TamperSegNet(nn.Module):
         return self.head(x)
 
 
+@register_model("tamperseg3d", input_kind="dense3d", input_size=80, num_classes=3)
 def tamperseg3d(in_channels: int = 1, num_classes: int = 3, dropout: float = 0.1) -> TamperSegNet:
     """The bundled size (about 0.2 M parameters)."""
     return TamperSegNet(in_channels, num_classes, (8, 16, 32, 48), dropout)
 
 
+@register_model("test_tamperseg3d", input_kind="dense3d", input_size=32, num_classes=3)
 def test_tamperseg3d(in_channels: int = 1, num_classes: int = 3, dropout: float = 0.0) -> TamperSegNet:
     """Tiny twin for tests."""
     return TamperSegNet(in_channels, num_classes, (4, 8), dropout)
