@@ -28,7 +28,8 @@ class ModelInfo:
     ``input_kind``: what a sample looks like (``2d`` (C,H,W) crops, ``2.5d`` neighbouring slices as
     channels, ``3d`` (1,D,H,W) cubes at 1 mm, ``features`` images turned into forensic feature vectors
     inside the model, ``dense3d`` whole CT regions in, a class per voxel out: trained and benchmarked at
-    scan level by :mod:`medforensics.train.dense` and :mod:`medforensics.evaluate.dense_benchmark`). ``input_size``: default edge length in pixels/voxels.
+    scan level by :mod:`medforensics.train.dense` and :mod:`medforensics.evaluate.dense_benchmark`).
+    ``input_size``: default edge length in pixels/voxels.
     """
 
     name: str
