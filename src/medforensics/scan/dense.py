@@ -84,8 +84,9 @@ class DenseDetector:
     @classmethod
     def from_dir(cls, folder: str | Path) -> DenseDetector:
         """Load ``model.safetensors`` + ``config.json`` (+ ``calibration.json``, ``metrics.json``)."""
-        from medforensics.models.tamperseg import tamperseg3d, test_tamperseg3d
+        from medforensics.errors import ConfigError
         from medforensics.train.checkpoint import load_weights
+        from medforensics.train.dense import dense_model
 
         folder = Path(folder)
         try:
@@ -94,10 +95,13 @@ class DenseDetector:
             metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
         except (OSError, ValueError) as err:
             raise InputError(f"unreadable dense model folder ({err})", path=folder) from None
-        factory = {"tamperseg3d": tamperseg3d, "test_tamperseg3d": test_tamperseg3d}.get(config.get("model"))
-        if factory is None:
-            raise InputError(f"not a dense model folder (model {config.get('model')!r})", path=folder)
-        model = load_weights(factory(), folder / "model.safetensors")
+        try:
+            net = dense_model(str(config.get("model")))
+        except ConfigError:
+            raise InputError(
+                f"not a dense model folder (model {config.get('model')!r})", path=folder
+            ) from None
+        model = load_weights(net, folder / "model.safetensors")
         calib = read_calibration(folder)
         sha = sha256_file(folder / "model.safetensors")
         version = str(metrics.get("version") or sha[:12])

@@ -334,24 +334,30 @@ def scan_scores(model: Any, items: list[Item], precision: str = "bf16") -> dict[
     }
 
 
+def dense_model(name: str) -> Any:
+    """A registered dense localiser (input kind ``dense3d``) by name; ConfigError for any other name."""
+    from medforensics.models.registry import create_model, list_models, model_info
+
+    known = [n for n in list_models(include_test=True) if model_info(n).input_kind == "dense3d"]
+    if name not in known:
+        raise ConfigError(f"unknown dense model {name!r}; known: {known}")
+    return create_model(name)
+
+
 def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     """Train (see module docs); returns the metrics written to ``metrics.json``."""
     from medforensics._atomic import write_text_atomic
     from medforensics.models.inference import autocast
-    from medforensics.models.tamperseg import tamperseg3d, test_tamperseg3d
     from medforensics.train.checkpoint import save_weights
 
-    factories = {"tamperseg3d": tamperseg3d, "test_tamperseg3d": test_tamperseg3d}
-    if cfg.model not in factories:
-        raise ConfigError(f"unknown dense model {cfg.model!r}; known: {sorted(factories)}")
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # before the model: its initial weights are part of the run
+    model = dense_model(cfg.model)
     rng = np.random.default_rng(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     items = load_items(cfg)
     t_load = time.perf_counter() - t0
-    model = factories[cfg.model]()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     out = Path(cfg.out)
