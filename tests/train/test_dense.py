@@ -163,3 +163,13 @@ def test_model_grid_zooms_to_the_exact_spacing() -> None:
     c = np.argwhere(low[0] > 50).mean(0)
     full = (c + 0.5) * scale[1] - 0.5
     assert np.allclose(full, 49.5, atol=0.6)
+
+
+def test_split_override_moves_a_patient() -> None:
+    root, _ = shared_tiny_dataset()
+    items = load_items(DenseConfig(data=str(root), out="unused"))
+    test_patient = items["test"][0].patient
+    moved = load_items(DenseConfig(data=str(root), out="unused", splits={test_patient: "train"}))
+    assert not moved["test"] and {i.patient for i in moved["train"]} >= {test_patient}
+    with pytest.raises(ConfigError, match="train/val/test"):
+        load_items(DenseConfig(data=str(root), out="unused", splits={test_patient: "holdout"}))
