@@ -11,7 +11,8 @@ Steps: the whole authentic series of every data-set patient are added to that pa
 negatives from outside the data set's crops; val: the series threshold is then chosen on whole series too;
 test: reported). The in-distribution model is trained (or taken from ``--from-run``, a folder trained with
 the same config), then one model per held-out attack method (leave-one-attack-out, ``--loao-steps``), and the
-in-distribution model is copied into ``src/medforensics/assets/detector/`` with its calibration, metrics,
+in-distribution model (or ``--bundle DIR``, for example a model trained on the train and validation
+patients together) is copied into ``src/medforensics/assets/detector/`` with its calibration, metrics,
 training log, config and a model card that carries both tables (``dense.md``).
 """
 
@@ -60,6 +61,12 @@ def main() -> None:
     ap.add_argument("--methods", default="blob-inject,copy-move,ctgan-inject,ctgan-remove,inpaint-remove")
     ap.add_argument("--from-run", type=Path, default=None, help="An in-distribution folder already trained.")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="Model folder to install (default: the in-distribution one), e.g. one trained on more patients.",
+    )
     args = ap.parse_args()
 
     whole = whole_series_by_split(args.data)
@@ -116,8 +123,10 @@ def main() -> None:
     for old in ASSETS.iterdir():
         if old.is_file():
             old.unlink()
+    bundle = args.bundle or main_dir
     for name in FILES:
-        shutil.copy2(main_dir / name, ASSETS / name)
+        shutil.copy2(bundle / name, ASSETS / name)
+    metrics = json.loads((bundle / "metrics.json").read_text())
     metrics["benchmark"] = table
     (ASSETS / "metrics.json").write_text(json.dumps(metrics, indent=1))
     card = (ASSETS / "model_card.md").read_text()
