@@ -446,7 +446,8 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
     lines = [
         f"# Model card: {cfg.model} (dense tamper localiser)",
         "",
-        f"- Per-voxel classes authentic / injected / removed on a ~{cfg.target_mm} mm grid (block means, then a small zoom), "
+        f"- Per-voxel classes authentic / injected / removed on a {cfg.target_mm} mm grid "
+        "(block means, then a small zoom), "
         f"HU window {cfg.hu_window}; {metrics['parameters']} parameters; seed {cfg.seed}.",
         f"- Trained {metrics['train_seconds']} s ({cfg.steps} steps of {cfg.batch_size} patches "
         f"{cfg.patch}); kept step {metrics['best_step']} (best mean of validation scan AUC and share "
