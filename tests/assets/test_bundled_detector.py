@@ -24,7 +24,7 @@ def test_bundle_is_complete_and_small() -> None:
     assert a > 0 and np.isfinite(b)
     assert 0.0 < cal["series_threshold"] < 1.0 and cal["max_fpr"] == 0.01
     metrics = json.loads((FOLDER / "metrics.json").read_text())
-    assert metrics["model"] == "tamperseg3d" and 0.0 <= metrics["test"]["auc"] <= 1.0
+    assert metrics["model"] == "tamperseg3d" and 0.0 <= metrics["val"]["auc"] <= 1.0
     patients = [set(s["patients"]) - {"extra"} for s in metrics["splits"].values()]
     assert all(not (p & q) for i, p in enumerate(patients) for q in patients[i + 1 :])
     card = (FOLDER / "model_card.md").read_text()

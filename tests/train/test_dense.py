@@ -173,3 +173,19 @@ def test_split_override_moves_a_patient() -> None:
     assert not moved["test"] and {i.patient for i in moved["train"]} >= {test_patient}
     with pytest.raises(ConfigError, match="train/val/test"):
         load_items(DenseConfig(data=str(root), out="unused", splits={test_patient: "holdout"}))
+
+
+def test_threshold_stays_above_whole_authentic_series() -> None:
+    from medforensics.train.dense import calibrate
+
+    rows = [{"score": s, "label": "TB"} for s in (0.1, 0.2, 0.3)] + [
+        {"score": s, "label": "FM"} for s in (0.6, 0.7, 0.8)
+    ]
+    plain = calibrate(rows)
+    raised = calibrate(rows, whole_authentic=[0.65])
+    assert raised["platt"] == plain["platt"]
+    assert raised["series_threshold"] > plain["series_threshold"]
+    from medforensics.evaluate.metrics import apply_platt
+
+    assert raised["series_threshold"] > float(apply_platt([0.65], plain["platt"])[0])
+    assert "whole authentic" in raised["fitted_on"]

@@ -120,7 +120,7 @@ def predict_map(
     depth = x.shape[0]
     out: torch.Tensor | None = None
     mz = model.multiple[0]
-    model = model.to(memory_format=torch.channels_last_3d)
+    model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
     slab = max(mz, slab - slab % mz)
     starts = [0] if depth <= slab else list(range(0, depth - overlap, slab - 2 * overlap))
     for s in starts:

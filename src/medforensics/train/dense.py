@@ -429,7 +429,10 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
         },
     }
     val_rows: list[dict[str, Any]] = metrics["val_scores"]  # type: ignore[assignment]
-    write_text_atomic(out / "calibration.json", json.dumps(calibrate(val_rows), indent=1))
+    whole_scores = whole_series_scores(model, cfg, cfg.extra_authentic)
+    write_text_atomic(
+        out / "calibration.json", json.dumps(calibrate(val_rows, whole_authentic=whole_scores), indent=1)
+    )
     write_text_atomic(out / "config.json", json.dumps(asdict(cfg), indent=1))
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     with (out / "train_log.csv").open("w", newline="", encoding="utf-8") as fh:
@@ -548,8 +551,33 @@ def load_dense_config(path: str | Path, out: str | None = None) -> DenseConfig:
     return DenseConfig(**raw)
 
 
-def calibrate(val_scores: list[dict[str, Any]], max_fpr: float = 0.01) -> dict[str, Any]:
-    """Platt parameters on validation scan scores and the series threshold for <= ``max_fpr`` flagged."""
+def whole_series_scores(model: Any, cfg: DenseConfig, paths: list[str]) -> list[float]:
+    """Raw series scores of whole series exactly as ``scan`` computes them (lung box, lung zone)."""
+    from medforensics.io.reader import read_volume
+    from medforensics.scan.dense import DenseDetector
+    from medforensics.scan.detector import Calibration
+    from medforensics.scan.result import ModelInfo
+
+    det = DenseDetector(model, asdict(cfg), Calibration(), ModelInfo(name=cfg.model, version="", sha256=""))
+    det.precision = cfg.precision
+    out = []
+    for path in paths:
+        vol = read_volume(path)
+        vol.modality = vol.modality or "CT"
+        with torch.inference_mode():
+            out.append(float(det.tamper_map(vol).evidence.max()))
+    return out
+
+
+def calibrate(
+    val_scores: list[dict[str, Any]], max_fpr: float = 0.01, whole_authentic: list[float] | None = None
+) -> dict[str, Any]:
+    """Platt parameters on validation scan scores and the series threshold for <= ``max_fpr`` flagged.
+
+    ``whole_authentic``: raw scores of whole authentic series of the *training* patients. The threshold is
+    kept above them too: a whole chest CT offers many more places for a false alarm than the data set's
+    crops, and with one validation patient the crops alone set it too low (conservative on purpose).
+    """
     from medforensics.evaluate.metrics import apply_platt, fit_platt
     from medforensics.scan.aggregate import series_threshold_at_fpr
 
@@ -558,10 +586,16 @@ def calibrate(val_scores: list[dict[str, Any]], max_fpr: float = 0.01) -> dict[s
     a, b = fit_platt(s, y)
     cal = apply_platt(s, (a, b))
     thr = series_threshold_at_fpr(cal[y == 0], max_fpr)
+    fitted = f"validation scans ({int((y == 0).sum())} authentic, {int(y.sum())} tampered)"
+    if whole_authentic:
+        top = float(np.max(apply_platt(np.asarray(whole_authentic, np.float64), (a, b))))
+        if top >= thr:
+            thr = float(np.nextafter(top, np.inf))
+        fitted += f"; kept above {len(whole_authentic)} whole authentic training series"
     return {
         "platt": [a, b],
         "threshold": thr,
         "series_threshold": thr,
         "max_fpr": max_fpr,
-        "fitted_on": f"validation scans ({int((y == 0).sum())} authentic, {int(y.sum())} tampered)",
+        "fitted_on": fitted,
     }
