@@ -75,8 +75,12 @@ def run(model_dir: Path, per_method: int, augmented: int, seed: int) -> dict[str
     rng = np.random.default_rng(seed)
     methods = [m for m in list_attacks() if m != "dcgan-synth"]
     rows: list[dict[str, Any]] = []
-    for src in auto_sources():
+    from medforensics.forge.dataset_sources import nodule_sites
+
+    sources = auto_sources()
+    for src in sources:
         vol = src.volume
+        vol.metadata.setdefault("nodules", src.nodules)  # removal sizes, copy-move donors
         jobs: list[tuple[str, Any, Any]] = [("authentic", vol, None)]
         aug = ct_augmenter(1)
         for _ in range(augmented):
@@ -87,15 +91,19 @@ def run(model_dir: Path, per_method: int, augmented: int, seed: int) -> dict[str
                 centre = _removal_centre(src, rng) if "remove" in method else None
                 if "remove" in method and centre is None:
                     continue
-                extra = {}
-                if method == "copy-move" and not src.nodules:
-                    continue  # needs a donor nodule in the same scan
+                extra: dict[str, Any] = {}
+                if method == "copy-move":  # a real nodule of another patient (as the data-set builder does)
+                    donors = [d for d in sources if d.nodules and d.patient != src.patient]
+                    if not donors:
+                        continue
+                    donor = donors[int(rng.integers(len(donors)))]
+                    extra = {"donor": donor.volume, "donor_centers": nodule_sites(donor)}
                 try:
                     forged, _mask, rec = run_attack(
                         method, vol, seed=int(rng.integers(2**31)), center=centre, **extra
                     )
                 except Exception as err:
-                    rows.append({"source": src.name, "kind": method, "error": str(err)[:120]})
+                    rows.append({"source": src.name, "kind": method, "error": str(err)[-160:]})
                     continue
                 jobs.append((method, forged, np.asarray(rec.center_mm, np.float64)))
         for kind, v, truth in jobs:
