@@ -189,3 +189,11 @@ def test_threshold_stays_above_whole_authentic_series() -> None:
 
     assert raised["series_threshold"] > float(apply_platt([0.65], plain["platt"])[0])
     assert "whole authentic" in raised["fitted_on"]
+
+
+def test_classifier_tools_refuse_a_dense_folder_in_one_line(trained: tuple[Path, dict]) -> None:
+    from medforensics.errors import InputError
+    from medforensics.train.checkpoint import load_trained
+
+    with pytest.raises(InputError, match="dense localiser"):
+        load_trained(trained[0])
