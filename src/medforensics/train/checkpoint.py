@@ -125,8 +125,8 @@ def load_trained(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
         raise InputError(f"unreadable training folder ({err})", path=folder) from None
     if isinstance(raw, dict) and str(raw.get("model", "")).endswith("tamperseg3d"):
         raise InputError(
-            "a dense localiser folder: scan it with `medforensics scan --model`; it is evaluated at scan level "
-            "(benchmarks/scan_accuracy.py, medforensics.evaluate.dense_benchmark)",
+            "a dense localiser folder: scan it with `medforensics scan --model`; it is evaluated at scan "
+            "level (benchmarks/scan_accuracy.py, medforensics.evaluate.dense_benchmark)",
             path=folder,
         )
     cfg = config_from_dict(raw)
