@@ -12,7 +12,6 @@ from medforensics.errors import ConfigError
 from medforensics.train.dense import (
     DenseConfig,
     Item,
-    _patch,
     grid_factors,
     is_dense_config,
     load_dense_config,
@@ -20,6 +19,7 @@ from medforensics.train.dense import (
     to_model_grid,
     train_dense,
 )
+from medforensics.train.dense_data import _patch
 from tests.forge._tiny_ct import shared_tiny_dataset
 
 
@@ -143,7 +143,7 @@ def test_dense_benchmark_trains_one_model_per_held_out_method(tmp_path: Path) ->
 
 
 def test_resize_keeps_the_attack_and_the_patch_size() -> None:
-    from medforensics.train.dense import _resize
+    from medforensics.train.dense_data import _resize
 
     img = np.random.default_rng(0).random((8, 40, 40)).astype(np.float32)
     tgt = np.zeros(img.shape, np.int64)

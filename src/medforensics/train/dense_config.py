@@ -1,0 +1,104 @@
+"""Configuration of the dense localiser's training (:class:`DenseConfig`), read strictly from JSON/TOML."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medforensics.errors import ConfigError
+
+#: Voxel size (z, y, x) mm the model works at (see :func:`medforensics.train.dense_data.to_model_grid`).
+TARGET_MM: tuple[float, float, float] = (2.5, 1.4, 1.4)
+#: HU window mapped to [0, 1].
+HU_WINDOW: tuple[float, float] = (-1000.0, 400.0)
+
+
+@dataclass
+class DenseConfig:
+    """Resolved training configuration (written as ``config.json``)."""
+
+    data: str
+    out: str
+    model: str = "tamperseg3d"
+    extra_authentic: list[str] = field(default_factory=list)
+    val_authentic: list[str] = field(default_factory=list)
+    test_authentic: list[str] = field(default_factory=list)
+    target_mm: tuple[float, float, float] = TARGET_MM
+    hu_window: tuple[float, float] = HU_WINDOW
+    patch: tuple[int, int, int] = (16, 80, 80)
+    batch_size: int = 6
+    steps: int = 600
+    eval_every: int = 100
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    class_weights: tuple[float, float, float] = (1.0, 8.0, 8.0)
+    dice_weight: float = 0.5
+    zoom_range: tuple[float, float] = (0.8, 1.25)
+    peak_weight: float = 0.5
+    exclude_methods: list[str] = field(default_factory=list)
+    #: Patient (manifest ``patient``) -> split, overriding the data set's split file for those patients.
+    splits: dict[str, str] = field(default_factory=dict)
+    seed: int = 0
+    threads: int | None = None
+    precision: str = "bf16"
+
+
+def is_dense_config(path: str | Path) -> bool:
+    """True when a config file names a dense model (``*tamperseg3d``); False when unreadable (the strict
+    classifier loader then reports the problem)."""
+    try:
+        raw = _read_raw(Path(path))
+    except ConfigError:
+        return False
+    return isinstance(raw, dict) and str(raw.get("model", "")).endswith("tamperseg3d")
+
+
+def _read_raw(path: Path) -> Any:
+    import tomllib
+
+    try:
+        text = path.read_bytes()
+        if path.suffix.lower() == ".toml":
+            return tomllib.loads(text.decode("utf-8"))
+        return json.loads(text)
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(f"unreadable config ({err})", path=path) from None
+
+
+def load_dense_config(path: str | Path, out: str | None = None) -> DenseConfig:
+    """A :class:`DenseConfig` from ``.json``/``.toml``; unknown keys and wrong types are one-line errors."""
+    import dataclasses
+
+    path = Path(path)
+    raw = _read_raw(path)
+    if out is not None:
+        raw["out"] = out
+    known = {f.name: f for f in dataclasses.fields(DenseConfig)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown}; known: {sorted(known)}", path=path)
+    for key in ("data", "out"):
+        if not isinstance(raw.get(key), str):
+            raise ConfigError(f"{key!r} must be a path string", path=path)
+    defaults = DenseConfig(data="", out="")
+    for key, value in raw.items():
+        want = getattr(defaults, key)
+        ok = (
+            isinstance(value, str)
+            if isinstance(want, str)
+            else isinstance(value, (int, float)) and not isinstance(value, bool)
+            if isinstance(want, (int, float)) and want is not None
+            else isinstance(value, (list, tuple))
+            if isinstance(want, (list, tuple))
+            else isinstance(value, dict)
+            if isinstance(want, dict)
+            else value is None or isinstance(value, int)
+        )
+        if not ok:
+            raise ConfigError(f"{key!r} has the wrong type ({type(value).__name__})", path=path)
+    for key in ("target_mm", "hu_window", "patch", "class_weights", "zoom_range"):
+        if key in raw:
+            raw[key] = tuple(raw[key])
+    return DenseConfig(**raw)

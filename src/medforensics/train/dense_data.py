@@ -1,0 +1,241 @@
+"""Data of the dense localiser: forge data-set scans on the model grid, voxel classes, training patches."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from medforensics.errors import ConfigError, InputError
+from medforensics.train.dense_config import HU_WINDOW, TARGET_MM, DenseConfig
+
+#: Voxel class of each tampered label (0: authentic).
+LABELS = {"FM": 1, "FB": 2}
+
+
+@dataclass
+class Item:
+    """One scan on the model grid: windowed image, voxel classes, the data-set label and its patient."""
+
+    image: NDArray[np.float32]
+    target: NDArray[np.int64]
+    label: str
+    method: str
+    patient: str
+    uid: str
+    spacing: tuple[float, float, float]
+    #: Voxels (model grid) worth centring patches on: the attack, or the real nodule of a TM scan.
+    focus: NDArray[np.int64] | None = None
+
+
+def grid_factors(
+    spacing: tuple[float, float, float], target_mm: tuple[float, float, float]
+) -> tuple[int, ...]:
+    """Integer block-mean factors bringing ``spacing`` closest to ``target_mm`` (never below 1)."""
+    return tuple(max(1, round(t / s)) for s, t in zip(spacing, target_mm, strict=True))
+
+
+#: Relative spacing error left as is after the integer block means (no interpolation below it).
+SPACING_TOLERANCE = 0.03
+
+
+def to_model_grid(
+    array: NDArray[Any],
+    spacing: tuple[float, float, float],
+    target_mm: tuple[float, float, float] = TARGET_MM,
+) -> tuple[NDArray[np.float32], tuple[float, float, float], tuple[float, float, float]]:
+    """``array`` on the model grid: ``(image, scale, spacing)``.
+
+    Integer block means first (slab-wise, so the full-resolution volume is never copied; they also
+    anti-alias), then a linear zoom of the small result to ``target_mm`` when it is still more than
+    :data:`SPACING_TOLERANCE` off (a 0.82 mm scan block-averaged to 1.64 mm is zoomed to 1.4 mm: the model
+    always sees one pixel size). ``scale``: full-resolution voxels per model voxel along each axis, so model
+    voxel ``i`` covers full-resolution coordinates ``(i + 0.5) * scale - 0.5`` at its centre.
+    """
+    from scipy import ndimage
+
+    from medforensics.scan.candidates import block_mean
+
+    f = grid_factors(spacing, target_mm)
+    low = block_mean(array, f)  # type: ignore[arg-type]
+    sp_b = [s * k for s, k in zip(spacing, f, strict=True)]
+    zoom = [
+        1.0 if abs(s / t - 1) <= SPACING_TOLERANCE else s / t for s, t in zip(sp_b, target_mm, strict=True)
+    ]
+    if any(z != 1.0 for z in zoom):
+        shape = [max(1, round(n * z)) for n, z in zip(low.shape, zoom, strict=True)]
+        zoom = [m / n for m, n in zip(shape, low.shape, strict=True)]
+        low = ndimage.zoom(low, zoom, order=1, grid_mode=True, mode="nearest").astype(np.float32)
+    scale = tuple(float(k / z) for k, z in zip(f, zoom, strict=True))
+    sp = tuple(float(s / z) for s, z in zip(sp_b, zoom, strict=True))
+    return low, scale, sp  # type: ignore[return-value]
+
+
+def window(hu: NDArray[Any], hu_window: tuple[float, float] = HU_WINDOW) -> NDArray[np.float32]:
+    """Clip to the HU window, map to [0, 1]."""
+    lo, hi = hu_window
+    return ((np.clip(hu, lo, hi) - lo) / (hi - lo)).astype(np.float32)
+
+
+def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
+    """Every FM/FB/TB/TM scan of the data set on the model grid, grouped by split (+ extra authentic)."""
+    from medforensics.io.nifti import read_nifti
+    from medforensics.io.reader import read_volume
+
+    root = Path(cfg.data)
+    manifest = root / "manifest.csv"
+    if not manifest.is_file():
+        raise InputError("not a forge data set (no manifest.csv)", path=root)
+    with manifest.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    out: dict[str, list[Item]] = {"train": [], "val": [], "test": []}
+    bad = sorted(set(cfg.splits.values()) - set(out))
+    if bad:
+        raise ConfigError(f"splits must map patients to train/val/test, got {bad}")
+    for r in rows:
+        r["split"] = cfg.splits.get(r["patient"], r["split"])
+        if r["type"] not in ("TB", "TM", "FB", "FM") or r["split"] not in out:
+            continue
+        if r["method"] in cfg.exclude_methods and r["split"] != "test":
+            continue  # leave-one-attack-out: never trained or validated on it
+        vol = read_volume(root / "scans" / r["uuid"])
+        img, _f, sp = to_model_grid(vol.array, vol.spacing, cfg.target_mm)
+        target = np.zeros(img.shape, np.int64)
+        focus = None
+        mask_path = root / "masks" / f"{r['uuid']}.nii.gz"
+        if r["type"] in LABELS or (r["type"] == "TM" and mask_path.is_file()):
+            mask = read_nifti(mask_path).array
+            if mask.shape != vol.shape:
+                raise InputError(f"mask shape {mask.shape} != scan shape {vol.shape}", path=mask_path)
+            low = to_model_grid((mask > 0).astype(np.float32), vol.spacing, cfg.target_mm)[0] >= 0.3
+            if r["type"] in LABELS:
+                target[low] = LABELS[r["type"]]
+            focus = np.argwhere(low) if low.any() else None  # TM: the readers' outline, class authentic
+        out[r["split"]].append(
+            Item(
+                window(img, cfg.hu_window), target, r["type"], r["method"], r["patient"], r["uuid"], sp, focus
+            )
+        )
+    extras = {"train": cfg.extra_authentic, "val": cfg.val_authentic, "test": cfg.test_authentic}
+    for split, paths in extras.items():
+        for path in paths:
+            vol = read_volume(path)
+            img, _f, sp = to_model_grid(vol.array, vol.spacing, cfg.target_mm)
+            out[split].append(
+                Item(
+                    window(img, cfg.hu_window),
+                    np.zeros(img.shape, np.int64),
+                    "TB",
+                    "whole",
+                    "extra",
+                    path,
+                    sp,
+                )
+            )
+    _check_split(out)
+    return out
+
+
+def _check_split(items: dict[str, list[Item]]) -> None:
+    seen: dict[str, str] = {}
+    for split, lst in items.items():
+        for it in lst:
+            if it.patient != "extra" and seen.setdefault(it.patient, split) != split:
+                raise ConfigError(f"patient {it.patient} is in two splits ({seen[it.patient]}, {split})")
+    for split in ("train", "val"):
+        labels = {it.label for it in items[split]}
+        if not labels & {"FM", "FB"} or not labels & {"TB", "TM"}:
+            raise ConfigError(f"the {split} split needs authentic and tampered scans (has {sorted(labels)})")
+
+
+def _patch(it: Item, size: tuple[int, int, int], rng: np.random.Generator, focus: bool) -> tuple[Any, Any]:
+    """A random ``size`` box of ``it`` (edge-padded), centred near the attack when ``focus``."""
+    shape = np.asarray(it.image.shape)
+    want = np.asarray(size)
+    if focus and it.focus is not None and len(it.focus):
+        c = it.focus[rng.integers(len(it.focus))]
+        start = c - want // 2 + rng.integers(-want // 4, want // 4 + 1)
+    else:
+        start = np.array(
+            [rng.integers(min(0, s - w), max(0, s - w) + 1) for s, w in zip(shape, want, strict=True)]
+        )
+    start = np.clip(start, np.minimum(0, shape - want), np.maximum(0, shape - want))
+    lo = np.maximum(start, 0)
+    hi = np.minimum(start + want, shape)
+    img = np.zeros(size, np.float32)
+    tgt = np.zeros(size, np.int64)
+    dst = tuple(slice(int(a - s), int(b - s)) for a, b, s in zip(lo, hi, start, strict=True))
+    src = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    img[dst] = it.image[src]
+    tgt[dst] = it.target[src]
+    pad = [(int(d.start), int(w - d.stop)) for d, w in zip(dst, want, strict=True)]
+    if any(p != (0, 0) for p in pad):  # edge-pad the image (air would look like an edit)
+        img = np.pad(img[dst], pad, mode="edge")
+    return img, tgt
+
+
+def _augment(img: NDArray[Any], tgt: NDArray[Any], rng: np.random.Generator) -> tuple[Any, Any]:
+    for ax in (1, 2):
+        if rng.random() < 0.5:
+            img, tgt = np.flip(img, ax), np.flip(tgt, ax)
+    if rng.random() < 0.5:
+        img, tgt = np.swapaxes(img, 1, 2), np.swapaxes(tgt, 1, 2)
+    img = img * rng.uniform(0.95, 1.05) + rng.uniform(-0.02, 0.02)
+    # scanners differ in noise and sharpness (kernel, dose, slice thickness): do not let the model key on them
+    if rng.random() < 0.3:
+        from scipy import ndimage
+
+        img = ndimage.gaussian_filter(img, (0.0, *(rng.uniform(0.3, 0.8),) * 2))
+    if rng.random() < 0.3:
+        img = img + rng.normal(0.0, rng.uniform(0.002, 0.012), img.shape)
+    return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(tgt)
+
+
+def _resize(img: NDArray[Any], tgt: NDArray[Any], size: tuple[int, int, int]) -> tuple[Any, Any]:
+    """Zoom a patch in-plane to ``size`` (linear for the image, nearest for the classes)."""
+    from scipy import ndimage
+
+    f = [s / n for s, n in zip(size, img.shape, strict=True)]
+    img = ndimage.zoom(img, f, order=1, grid_mode=True, mode="nearest")
+    tgt = ndimage.zoom(tgt, f, order=0, grid_mode=True, mode="nearest")
+    out_i = np.empty(size, np.float32)
+    out_t = np.zeros(size, np.int64)
+    sl = tuple(slice(0, min(a, b)) for a, b in zip(size, img.shape, strict=True))
+    out_i[...] = np.pad(img[sl], [(0, s - x.stop) for s, x in zip(size, sl, strict=True)], mode="edge")
+    out_t[sl] = tgt[sl]
+    return out_i, out_t
+
+
+def batch(items: list[Item], cfg: DenseConfig, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training batch: half tampered scans, half authentic (see the comments for where patches sit)."""
+    tampered = [it for it in items if it.label in LABELS]
+    authentic = [it for it in items if it.label not in LABELS]
+    xs, ys = [], []
+    for k in range(cfg.batch_size):
+        pool = tampered if k % 2 == 0 else authentic
+        it = pool[rng.integers(len(pool))]
+        # tampered: centred on the attack 2/3 of the time; TM: on the real nodule half of the time (so a
+        # real nodule is seen as authentic as often as an injected one is seen as injected)
+        focus = rng.random() < (2 / 3 if it.label in LABELS else 1 / 2)
+        zoom = float(rng.uniform(*cfg.zoom_range))
+        size = (cfg.patch[0], *(round(p * zoom) for p in cfg.patch[1:]))
+        img, tgt = _patch(it, size, rng, focus=focus)  # type: ignore[arg-type]
+        if size != tuple(cfg.patch):  # another pixel size: other scanners, other patients' anatomy scale
+            img, tgt = _resize(img, tgt, cfg.patch)
+        img, tgt = _augment(img, tgt, rng)
+        xs.append(img)
+        ys.append(tgt)
+    return torch.from_numpy(np.stack(xs))[:, None], torch.from_numpy(np.stack(ys))
+
+
+def _count(items: list[Item]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for it in items:
+        key = f"{it.label}:{it.method}"
+        out[key] = out.get(key, 0) + 1
+    return out
