@@ -1,0 +1,35 @@
+"""Dense localiser configuration: strict keys and types."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medforensics.errors import ConfigError
+from medforensics.train.dense import (
+    DenseConfig,
+    is_dense_config,
+    load_dense_config,
+    train_dense,
+)
+
+
+def test_config_errors(tmp_path: Path) -> None:
+    good = tmp_path / "d.json"
+    good.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "steps": 5}))
+    assert is_dense_config(good)
+    assert load_dense_config(good).steps == 5
+    bad = tmp_path / "b.json"
+    bad.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "stepz": 5}))
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_dense_config(bad)
+    bad.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "steps": "many"}))
+    with pytest.raises(ConfigError, match="wrong type"):
+        load_dense_config(bad)
+    other = tmp_path / "o.json"
+    other.write_text(json.dumps({"model": "cnn3d"}))
+    assert not is_dense_config(other)
+    with pytest.raises(ConfigError, match="unknown dense model"):
+        train_dense(DenseConfig(data="x", out=str(tmp_path), model="nope"))
