@@ -100,3 +100,11 @@ def test_peaks_are_separated_and_sorted() -> None:
     ev[5, 10, 10], ev[5, 11, 11], ev[5, 30, 30] = 0.8, 0.7, 0.6
     peaks = _peaks(ev, (2.0, 2.0, 2.0), floor=0.1)
     assert peaks == [(5, 10, 10), (5, 30, 30)]
+
+
+def test_ct_without_lung_is_a_one_line_series_error() -> None:
+    from medforensics.io.volume import Volume
+
+    soft = Volume(np.full((12, 64, 64), 40.0, np.float32), spacing=(2.5, 1.4, 1.4), modality="CT")
+    res = scan_volume(soft, load_detector(_tiny_model()), explain=None)
+    assert res.verdict == "error" and res.score is None and "no lung" in res.error and "\n" not in res.error
