@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
-from medforensics.evaluate.dense_benchmark import dense_markdown
-from medforensics.train.dense import DenseConfig, train_dense
+from medforensics.evaluate.dense_benchmark import dense_markdown, run_dense_benchmark
+from medforensics.train.dense import DenseConfig
 
 ASSETS = Path(__file__).resolve().parents[2] / "src" / "medforensics" / "assets" / "detector"
 FILES = (
@@ -88,37 +88,13 @@ def main() -> None:
                 raise SystemExit(f"--from-run was trained with another {key}: {used[key]}")
         metrics = json.loads((main_dir / "metrics.json").read_text())
     else:
-        metrics = train_dense(cfg)
+        metrics = None  # run_dense_benchmark trains it into the same folder
         main_dir = Path(cfg.out)
-    loao = {}
-    for m in [m for m in args.methods.split(",") if m]:
-        sub = replace(cfg, out=str(args.work / "loao" / m), exclude_methods=[m], steps=args.loao_steps)
-        res = train_dense(sub)
-        loao[m] = {
-            "auc": res["test"]["auc_per_method"].get(m),
-            "train_seconds": res["train_seconds"],
-            "steps": sub.steps,
-        }
-        print(m, loao[m], flush=True)
-    aucs = [v["auc"] for v in loao.values() if v["auc"] is not None]
-    table = {
-        "model": cfg.model,
-        "data": str(args.data),
-        "in_dist": {
-            "test_auc": metrics["test"].get("auc"),
-            "test_auc_per_method": metrics["test"].get("auc_per_method"),
-            "test_within_10mm": metrics["test"].get("within_10mm"),
-            "val_auc": metrics["val"].get("auc"),
-            "train_seconds": metrics["train_seconds"],
-            "steps": cfg.steps,
-        },
-        "loao": loao,
-        "unseen_auc_mean": sum(aucs) / len(aucs) if aucs else None,
-    }
-    args.work.mkdir(parents=True, exist_ok=True)
-    (args.work / "dense.json").write_text(json.dumps(table, indent=1))
-    md = dense_markdown(table)
-    (args.work / "dense.md").write_text(md)
+    methods = [m for m in args.methods.split(",") if m]
+    table = run_dense_benchmark(
+        cfg, args.work, methods, args.loao_steps, main=metrics, progress=lambda msg: print(msg, flush=True)
+    )
+    md = dense_markdown(table)  # also written to WORK/dense.md by run_dense_benchmark
 
     for old in ASSETS.iterdir():
         if old.is_file():

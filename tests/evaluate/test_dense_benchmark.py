@@ -5,20 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medforensics.train.dense import (
-    DenseConfig,
-    load_items,
-)
-from tests.forge._tiny_ct import shared_tiny_dataset
+from medforensics.train.dense import load_items
+from tests.train._dense import tiny_config
 
 
 def test_dense_benchmark_trains_one_model_per_held_out_method(tmp_path: Path) -> None:
     from medforensics.evaluate.dense_benchmark import run_dense_benchmark
 
-    root, _ = shared_tiny_dataset()
-    cfg = DenseConfig(
-        data=str(root), out="unused", model="test_tamperseg3d", patch=(8, 32, 32), batch_size=2, steps=2
-    )
+    cfg = tiny_config(steps=2)
     items = load_items(cfg)
     methods = sorted({i.method for i in items["test"] if i.label in ("FM", "FB")})[:2]
     res = run_dense_benchmark(cfg, tmp_path, methods, loao_steps=1)
@@ -26,3 +20,13 @@ def test_dense_benchmark_trains_one_model_per_held_out_method(tmp_path: Path) ->
     assert all(v["steps"] == 1 for v in res["loao"].values())
     assert (tmp_path / "dense.md").read_text().count("\n| ") >= 2 + len(methods) - 1
     assert json.loads((tmp_path / "dense.json").read_text())["model"] == "test_tamperseg3d"
+
+
+def test_given_in_distribution_metrics_are_not_trained_again(tmp_path: Path) -> None:
+    from medforensics.evaluate.dense_benchmark import run_dense_benchmark
+
+    main = {"test": {"auc": 0.7}, "val": {"auc": 0.6}, "train_seconds": 1.5}
+    res = run_dense_benchmark(tiny_config(steps=2), tmp_path, [], main=main)
+    assert res["in_dist"]["test_auc"] == 0.7 and res["in_dist"]["train_seconds"] == 1.5
+    assert res["loao"] == {} and res["unseen_auc_mean"] is None
+    assert not (tmp_path / "in-dist").exists() and (tmp_path / "dense.md").is_file()

@@ -13,26 +13,16 @@ from medforensics.scan.dense import DenseDetector, DenseMap, _peaks, scan_ct_den
 from medforensics.scan.detector import Calibration, load_detector
 from medforensics.scan.pipeline import scan_volume
 from medforensics.scan.result import ModelInfo, SeriesResult
-from tests.forge._tiny_ct import shared_tiny_dataset, tiny_sources
+from tests.forge._tiny_ct import tiny_sources
 
 
 @functools.lru_cache(maxsize=1)
 def _tiny_model() -> Path:
-    from medforensics.train.dense import DenseConfig, train_dense
+    from medforensics.train.dense import train_dense
+    from tests.train._dense import tiny_config
 
-    root, _ = shared_tiny_dataset()
     out = Path(tempfile.mkdtemp(prefix="medforensics-dense-")) / "m"
-    train_dense(
-        DenseConfig(
-            data=str(root),
-            out=str(out),
-            model="test_tamperseg3d",
-            patch=(8, 32, 32),
-            batch_size=2,
-            steps=2,
-            eval_every=2,
-        )
-    )
+    train_dense(tiny_config(out, steps=2, eval_every=2))
     return out
 
 
@@ -79,7 +69,13 @@ def test_hot_spot_becomes_a_finding_at_the_right_full_resolution_voxel() -> None
     prob[0] = 1 - ev
     prob[2] = ev  # "removed"
     dm = DenseMap(
-        ev, prob, np.ones(shape, bool), (1, 2, 2), (0, 40, 30), (2.5, 2.8, 2.8), np.zeros(shape, np.float32)
+        ev,
+        prob,
+        np.ones(shape, bool),
+        (1, 2, 2),
+        (0, 40, 30),
+        (2.5, 2.8, 2.8),
+        np.full(shape, -1000.0, np.float32),
     )
     res = SeriesResult(path="x")
     scan_ct_dense(vol, _FixedMap(dm), res)

@@ -7,27 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from medforensics.train.dense import (
-    DenseConfig,
-    train_dense,
-)
-from tests.forge._tiny_ct import shared_tiny_dataset
+from medforensics.train.dense import train_dense
+from tests.train._dense import tiny_config
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    root, _ = shared_tiny_dataset()
     out = tmp_path_factory.mktemp("dense") / "model"
-    cfg = DenseConfig(
-        data=str(root),
-        out=str(out),
-        model="test_tamperseg3d",
-        patch=(8, 32, 32),
-        batch_size=2,
-        steps=6,
-        eval_every=3,
-    )
-    return out, train_dense(cfg)
+    return out, train_dense(tiny_config(out, steps=6, eval_every=3))
 
 
 def test_training_writes_a_complete_model_folder(trained: tuple[Path, dict]) -> None:

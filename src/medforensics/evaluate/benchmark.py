@@ -89,7 +89,7 @@ class BenchmarkConfig:
 
     def validate(self) -> list[str]:
         """Check protocols and resolve model names (ConfigError before any data is read)."""
-        from medforensics.models.registry import list_models, model_info
+        from medforensics.models.registry import is_dense, list_models, model_info
 
         bad = [p for p in self.protocols if p not in PROTOCOLS]
         if bad or not self.protocols:
@@ -97,7 +97,7 @@ class BenchmarkConfig:
         names = list_models() if not self.models else list(dict.fromkeys(self.models))
         for n in names + list(self.loao_models or []):
             model_info(n)
-        dense = [n for n in names if model_info(n).input_kind == "dense3d"]
+        dense = [n for n in names if is_dense(n)]
         if dense and self.models:
             raise ConfigError(
                 f"{dense} are dense localisers: benchmarked at scan level by "

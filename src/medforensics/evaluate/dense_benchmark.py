@@ -10,6 +10,7 @@ tampered scans against the test split's authentic scans. Writes ``dense.json`` a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,18 @@ from medforensics.train.dense import DenseConfig, train_dense
 
 
 def run_dense_benchmark(
-    cfg: DenseConfig, out: str | Path, methods: list[str], loao_steps: int | None = None
+    cfg: DenseConfig,
+    out: str | Path,
+    methods: list[str],
+    loao_steps: int | None = None,
+    main: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Train the in-distribution model and one model per held-out method under ``out``; returns the table."""
+    """Train the in-distribution model (unless its ``metrics.json`` content is given as ``main``) and one
+    model per held-out method under ``out``; writes ``dense.json`` / ``dense.md`` and returns the table."""
     out = Path(out)
-    main = train_dense(replace(cfg, out=str(out / "in-dist")))
+    if main is None:
+        main = train_dense(replace(cfg, out=str(out / "in-dist")))
     loao: dict[str, Any] = {}
     for m in methods:
         sub = replace(cfg, out=str(out / "loao" / m), exclude_methods=[m], steps=loao_steps or cfg.steps)
@@ -34,6 +42,8 @@ def run_dense_benchmark(
             "train_seconds": res["train_seconds"],
             "steps": sub.steps,
         }
+        if progress is not None:
+            progress(f"{m}: {loao[m]}")
     aucs = [v["auc"] for v in loao.values() if v["auc"] is not None]
     result = {
         "model": cfg.model,
@@ -49,6 +59,7 @@ def run_dense_benchmark(
         "loao": loao,
         "unseen_auc_mean": sum(aucs) / len(aucs) if aucs else None,
     }
+    out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "dense.json", json.dumps(result, indent=1))
     write_text_atomic(out / "dense.md", dense_markdown(result))
     return result

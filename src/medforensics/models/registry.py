@@ -128,6 +128,15 @@ def model_info(name: str) -> ModelInfo:
         raise ConfigError(f"unknown model {name!r}{hint}") from None
 
 
+def is_dense(name: str) -> bool:
+    """True when ``name`` is a registered dense localiser (input kind ``dense3d``); False for any other or
+    unknown name."""
+    try:
+        return model_info(name).input_kind == "dense3d"
+    except ConfigError:
+        return False
+
+
 def create_model(name: str, in_channels: int | None = None, num_classes: int | None = None, **kw: Any) -> Any:
     """Build a registered model. ``None`` takes the entry's default channels/classes.
 

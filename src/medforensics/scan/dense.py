@@ -29,7 +29,7 @@ from scipy import ndimage
 
 from medforensics.errors import InputError, MedforensicsError
 from medforensics.io.volume import Volume
-from medforensics.scan.detector import Calibration, read_calibration, sha256_file
+from medforensics.scan.detector import Calibration, calibration_and_info
 from medforensics.scan.result import Finding, ModelInfo, SeriesResult
 
 #: Findings closer than this are one finding.
@@ -49,7 +49,7 @@ class DenseMap:
     scale: tuple[float, float, float]  # full-resolution voxels per model voxel
     offset: tuple[int, int, int]  # model-grid index of the crop's first voxel
     spacing: tuple[float, float, float]
-    image: NDArray[np.float32]
+    hu: NDArray[np.float32]  # the crop on the model grid, in HU
 
     def to_full(self, idx: Any) -> NDArray[np.float64]:
         """Full-resolution (z, y, x) index of the centres of crop voxels ``idx``."""
@@ -85,7 +85,7 @@ class DenseDetector:
     def from_dir(cls, folder: str | Path) -> DenseDetector:
         """Load ``model.safetensors`` + ``config.json`` (+ ``calibration.json``, ``metrics.json``)."""
         from medforensics.errors import ConfigError
-        from medforensics.train.checkpoint import load_weights
+        from medforensics.train.checkpoint import WEIGHTS, load_weights
         from medforensics.train.dense import dense_model
 
         folder = Path(folder)
@@ -101,15 +101,8 @@ class DenseDetector:
             raise InputError(
                 f"not a dense model folder (model {config.get('model')!r})", path=folder
             ) from None
-        model = load_weights(net, folder / "model.safetensors")
-        calib = read_calibration(folder)
-        sha = sha256_file(folder / "model.safetensors")
-        version = str(metrics.get("version") or sha[:12])
-        if not calib.present:
-            version += " (uncalibrated: no calibration.json, threshold 0.5)"
-        info = ModelInfo(
-            name=config["model"], version=version, sha256=sha, threshold=calib.operating_threshold
-        )
+        model = load_weights(net, folder / WEIGHTS)
+        calib, info = calibration_and_info(folder, config["model"], metrics)
         return cls(model, config, calib, info)
 
     # ------------------------------------------------------------------ the map
@@ -131,7 +124,7 @@ class DenseDetector:
         ev = tamper_evidence(prob, sp).numpy()
         ev = np.where(zone[box], ev, 0.0).astype(np.float32)
         offset = tuple(int(s.start) for s in box)
-        return DenseMap(ev, prob.numpy(), lung[box], scale, offset, sp, img)  # type: ignore[arg-type]
+        return DenseMap(ev, prob.numpy(), lung[box], scale, offset, sp, low[box])  # type: ignore[arg-type]
 
     def calibrated(self, p: float) -> float:
         """Platt-calibrated score (identity without calibration)."""
@@ -199,8 +192,7 @@ def _has_nodule(dm: DenseMap, threshold: float) -> bool:
     """A nodule-like blob (Hessian test of the candidate finder) where the map does not flag tampering."""
     from medforensics.scan.candidates import LowRes, blob_candidates
 
-    hu = dm.image * 1400.0 - 1000.0
-    low = LowRes(hu.astype(np.float32), (1, 1, 1), dm.spacing, dm.lung)
+    low = LowRes(dm.hu, (1, 1, 1), dm.spacing, dm.lung)
     for b in blob_candidates(low, max_count=50):
         c = tuple(round(v) for v in b.center)
         if b.nodule_like and dm.evidence[c] < threshold:

@@ -109,6 +109,19 @@ def read_calibration(folder: Path) -> Calibration:
     )
 
 
+def calibration_and_info(folder: Path, name: str, metrics: dict[str, Any]) -> tuple[Calibration, ModelInfo]:
+    """The folder's calibration and the :class:`ModelInfo` a scan report carries (hash of the weights,
+    version from ``metrics.json`` or the hash, and the word "uncalibrated" when it is)."""
+    from medforensics.train.checkpoint import WEIGHTS
+
+    calib = read_calibration(folder)
+    sha = sha256_file(folder / WEIGHTS)
+    version = str(metrics.get("version") or sha[:12])
+    if not calib.present:
+        version += " (uncalibrated: no calibration.json, threshold 0.5)"
+    return calib, ModelInfo(name=name, version=version, sha256=sha, threshold=calib.operating_threshold)
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in chunks."""
     h = hashlib.sha256()
@@ -134,7 +147,7 @@ class Detector:
     def from_dir(cls, folder: str | Path) -> Detector:
         """Load a model folder (``medforensics train`` output, plus optional ``calibration.json``)."""
         from medforensics.models.registry import model_info
-        from medforensics.train.checkpoint import WEIGHTS, load_trained
+        from medforensics.train.checkpoint import load_trained
         from medforensics.train.data import TASK_CLASSES
         from medforensics.train.loop import input_size
 
@@ -159,12 +172,7 @@ class Detector:
             raise InputError(
                 f"3-D detector trained for task {cfg.data.task!r}; need attack or binary", path=folder
             )
-        calib = read_calibration(folder)
-        sha = sha256_file(folder / WEIGHTS)
-        version = str(metrics.get("version") or sha[:12])
-        if not calib.present:
-            version += " (uncalibrated: no calibration.json, threshold 0.5)"
-        mi = ModelInfo(name=cfg.model, version=version, sha256=sha, threshold=calib.operating_threshold)
+        calib, mi = calibration_and_info(folder, cfg.model, metrics)
         return cls(model, spec, calib, mi)
 
     @classmethod
@@ -223,12 +231,14 @@ class Detector:
 
 def load_detector(folder: str | Path) -> Any:
     """A :class:`Detector` (cube or 2-D classifier) or a dense localiser, by the folder's ``config.json``."""
+    from medforensics.models.registry import is_dense
+
     folder = Path(folder)
     try:
         model = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model", "")
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         model = ""
-    if str(model).endswith("tamperseg3d"):
+    if is_dense(str(model)):
         from medforensics.scan.dense import DenseDetector
 
         return DenseDetector.from_dir(folder)

@@ -123,7 +123,9 @@ def load_trained(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
         )
     except (OSError, ValueError) as err:
         raise InputError(f"unreadable training folder ({err})", path=folder) from None
-    if isinstance(raw, dict) and str(raw.get("model", "")).endswith("tamperseg3d"):
+    from medforensics.models.registry import is_dense
+
+    if isinstance(raw, dict) and is_dense(str(raw.get("model", ""))):
         raise InputError(
             "a dense localiser folder: scan it with `medforensics scan --model`; it is evaluated at scan "
             "level (benchmarks/scan_accuracy.py, medforensics.evaluate.dense_benchmark)",

@@ -130,10 +130,10 @@ def scan_scores(model: Any, items: list[Item], precision: str = "bf16") -> dict[
 
 def dense_model(name: str) -> Any:
     """A registered dense localiser (input kind ``dense3d``) by name; ConfigError for any other name."""
-    from medforensics.models.registry import create_model, list_models, model_info
+    from medforensics.models.registry import create_model, is_dense, list_models
 
-    known = [n for n in list_models(include_test=True) if model_info(n).input_kind == "dense3d"]
-    if name not in known:
+    if not is_dense(name):
+        known = [n for n in list_models(include_test=True) if is_dense(n)]
         raise ConfigError(f"unknown dense model {name!r}; known: {known}")
     return create_model(name)
 

@@ -52,7 +52,9 @@ def is_dense_config(path: str | Path) -> bool:
         raw = _read_raw(Path(path))
     except ConfigError:
         return False
-    return isinstance(raw, dict) and str(raw.get("model", "")).endswith("tamperseg3d")
+    from medforensics.models.registry import is_dense
+
+    return isinstance(raw, dict) and is_dense(str(raw.get("model", "")))
 
 
 def _read_raw(path: Path) -> Any:

@@ -1,0 +1,17 @@
+"""The tiny dense-localiser configuration shared by the tests: the tiny forge data set, the tiny network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from medforensics.train.dense import DenseConfig
+from tests.forge._tiny_ct import shared_tiny_dataset
+
+
+def tiny_config(out: str | Path = "unused", **changes: Any) -> DenseConfig:
+    """A config that trains in seconds (``test_tamperseg3d``, 8 x 32 x 32 patches, batches of 2)."""
+    root, _ = shared_tiny_dataset()
+    return DenseConfig(
+        data=str(root), out=str(out), model="test_tamperseg3d", patch=(8, 32, 32), batch_size=2, **changes
+    )
