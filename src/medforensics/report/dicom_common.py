@@ -104,6 +104,18 @@ def save_dataset(ds: Dataset, path: str | Path) -> Path:
     return path
 
 
+def build_and_save(
+    kind: str, build: Callable[[], Dataset], series: SeriesResult, path: str | Path
+) -> tuple[Dataset, Path]:
+    """Build one DICOM object and write it atomically; highdicom's complaints about odd headers become
+    one :class:`InputError` naming the series (``kind``: SR, SEG)."""
+    try:
+        ds = build()
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:  # highdicom on odd headers
+        raise InputError(f"cannot build the {kind}: {type(exc).__name__}: {exc}", path=series.path) from exc
+    return ds, save_dataset(ds, path)
+
+
 def output_name(index: int, series: SeriesResult, kind: str) -> str:
     """``003_<series uid>_<kind>.dcm`` (the series index keeps copies of one series apart)."""
     uid = _UNSAFE.sub("_", series.series_uid or "series")[:64]

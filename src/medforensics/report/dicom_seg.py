@@ -24,12 +24,12 @@ from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 from medforensics.report import codes
 from medforensics.report.dicom_common import (
+    build_and_save,
     clipped_box,
     declare_private_scheme,
     ranked_findings,
     reference_datasets,
     require_dicom,
-    save_dataset,
     tracking_uid,
     write_for_report,
 )
@@ -184,11 +184,7 @@ def write_seg(
     series: SeriesResult, volume: Volume, path: str | Path, *, model: ModelInfo | None = None
 ) -> Path:
     """Write the SEG of one series to ``path`` atomically; :class:`InputError` if it cannot have one."""
-    try:
-        seg = build_seg(series, volume, model=model)
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:  # highdicom on odd headers
-        raise InputError(f"cannot build the SEG: {type(exc).__name__}: {exc}", path=series.path) from exc
-    out = save_dataset(seg, path)
+    seg, out = build_and_save("SEG", lambda: build_seg(series, volume, model=model), series, path)
     n = len(seg.SegmentSequence)
     log.info("wrote SEG %s for series %s (%d segment(s))", out.name, series.series_uid, n)
     return out

@@ -34,12 +34,12 @@ from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 from medforensics.report import codes
 from medforensics.report.dicom_common import (
+    build_and_save,
     clipped_box,
     declare_private_scheme,
     ranked_findings,
     reference_datasets,
     require_dicom,
-    save_dataset,
     tracking_uid,
     write_for_report,
 )
@@ -202,11 +202,7 @@ def build_sr(series: SeriesResult, volume: Volume, *, model: ModelInfo) -> hsr.C
 
 def write_sr(series: SeriesResult, volume: Volume, path: str | Path, *, model: ModelInfo) -> Path:
     """Write the SR of one series to ``path`` atomically; :class:`InputError` if it cannot have one."""
-    try:
-        sr = build_sr(series, volume, model=model)
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:  # highdicom on odd headers
-        raise InputError(f"cannot build the SR: {type(exc).__name__}: {exc}", path=series.path) from exc
-    out = save_dataset(sr, path)
+    _, out = build_and_save("SR", lambda: build_sr(series, volume, model=model), series, path)
     log.info("wrote SR %s for series %s (%d finding(s))", out.name, series.series_uid, len(series.findings))
     return out
 
