@@ -83,9 +83,9 @@ def main() -> None:
     if args.from_run is not None:
         main_dir = args.from_run
         used = json.loads((main_dir / "config.json").read_text())
-        for key in ("data", "steps", "target_mm", "patch", "seed"):
-            if json.dumps(used[key]) != json.dumps(asdict(cfg)[key]):
-                raise SystemExit(f"--from-run was trained with another {key}: {used[key]}")
+        for key in ("data", "steps", "target_mm", "patch", "seed", "noise_channel"):
+            if json.dumps(used.get(key, False)) != json.dumps(asdict(cfg)[key]):
+                raise SystemExit(f"--from-run was trained with another {key}: {used.get(key)}")
         metrics = json.loads((main_dir / "metrics.json").read_text())
     else:
         metrics = None  # run_dense_benchmark trains it into the same folder

@@ -65,3 +65,21 @@ def test_too_small_or_bad_shape_is_an_input_error() -> None:
         extract_features(np.zeros((1, 8, 8), np.float32))
     with pytest.raises(InputError, match="shape"):
         extract_features(np.zeros((8, 8), np.float32))
+
+
+def test_residual_energy_measures_pixel_noise_not_ramps() -> None:
+    from medforensics.features.noise_map import residual_energy
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 20.0, (4, 64, 64)).astype(np.float32)
+    e = residual_energy(noise, (2, 2, 2))
+    assert e.shape == (2, 32, 32)
+    assert float(np.sqrt(e.mean())) == pytest.approx(1.5 * 20.0, rel=0.05)  # KV gain 1.5
+    yy, xx = np.mgrid[:64, :64].astype(np.float32)
+    ramp = np.broadcast_to(3.0 * yy + 5.0 * xx, (4, 64, 64))
+    assert float(residual_energy(ramp, (1, 2, 2)).max()) < 1e-3
+    spot = np.zeros((2, 32, 32), np.float32)
+    spot[:, 16, 16] = 5000.0  # a bright calcification: clipped, not a huge energy
+    from medforensics.features.noise_map import RESIDUAL_CLIP_HU
+
+    assert float(residual_energy(spot, (1, 1, 1)).max()) == pytest.approx(RESIDUAL_CLIP_HU**2)

@@ -91,3 +91,14 @@ def test_rotation_by_zero_and_unknown_kind() -> None:
         A.RandomAugment(["shear"])
     with pytest.raises(ConfigError):
         A.flip(img, -3)
+
+
+def test_rotation_corners_keep_the_noise_texture() -> None:
+    """A flat (nearest/constant) corner fill would look like an in-painting's noise-free patch."""
+    from medforensics.features.noise_map import residual_energy
+
+    noise = np.random.default_rng(0).normal(0.0, 20.0, (1, 128, 128)).astype(np.float32)
+    out, _, _ = A.rotate(noise, 10.0)
+    e = residual_energy(out, (1, 1, 1))
+    corner, centre = np.sqrt(e[0, :6, :6].mean()), np.sqrt(e[0, 60:68, 60:68].mean())
+    assert corner > 0.7 * centre

@@ -59,24 +59,33 @@ class _FixedMap(DenseDetector):
         return self.dm
 
 
-def test_hot_spot_becomes_a_finding_at_the_right_full_resolution_voxel() -> None:
-    vol = tiny_sources()[1].volume  # 16 x 256 x 256
+def _hot_spot_map(hu: np.ndarray | None = None) -> DenseMap:
+    """A map with one hot spot at crop voxel (8, 22, 32) on a (16, 64, 64) model grid."""
     shape = (16, 64, 64)  # model grid: factors (1, 2, 2) from a crop starting at (0, 40, 30)
     ev = np.zeros(shape, np.float32)
     ev[8, 20:25, 30:35] = 0.9
     ev[8, 22, 32] = 0.95
-    prob = np.zeros((3, *shape), np.float32)
-    prob[0] = 1 - ev
-    prob[2] = ev  # "removed"
-    dm = DenseMap(
-        ev,
-        prob,
-        np.ones(shape, bool),
-        (1, 2, 2),
-        (0, 40, 30),
-        (2.5, 2.8, 2.8),
-        np.full(shape, -1000.0, np.float32),
+    prob = np.zeros((2, *shape), np.float16)  # (injected, removed)
+    prob[1] = ev  # the network says "removed": the type rule looks at the anatomy instead
+    lung_hu = np.full(shape, -850.0, np.float32)
+    return DenseMap(
+        ev, prob, np.ones(shape, bool), (1, 2, 2), (0, 40, 30), (2.5, 2.8, 2.8), lung_hu if hu is None else hu
     )
+
+
+def test_flagged_region_with_a_nodule_is_typed_injected() -> None:
+    dm = _hot_spot_map()
+    zz, yy, xx = np.ogrid[:16, :64, :64]
+    ball = ((zz - 8) * 2.5) ** 2 + ((yy - 22) * 2.8) ** 2 + ((xx - 32) * 2.8) ** 2 <= 5.0**2
+    dm.hu[ball] = 20.0  # a 10 mm solid nodule right at the hot spot
+    res = SeriesResult(path="x")
+    scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
+    assert res.verdict == "tampered" and res.findings[0].type == "injected" and res.label == "FM"
+
+
+def test_hot_spot_becomes_a_finding_at_the_right_full_resolution_voxel() -> None:
+    vol = tiny_sources()[1].volume  # 16 x 256 x 256
+    dm = _hot_spot_map()
     res = SeriesResult(path="x")
     scan_ct_dense(vol, _FixedMap(dm), res)
     assert res.verdict == "tampered" and res.label == "FB"
@@ -104,3 +113,15 @@ def test_ct_without_lung_is_a_one_line_series_error() -> None:
     soft = Volume(np.full((12, 64, 64), 40.0, np.float32), spacing=(2.5, 1.4, 1.4), modality="CT")
     res = scan_volume(soft, load_detector(_tiny_model()), explain=None)
     assert res.verdict == "error" and res.score is None and "no lung" in res.error and "\n" not in res.error
+
+
+def test_a_model_without_the_noise_channel_still_loads_and_scans(tmp_path: Path) -> None:
+    from medforensics.train.dense import train_dense
+    from tests.train._dense import tiny_config
+
+    train_dense(tiny_config(tmp_path / "m1", steps=1, eval_every=1, noise_channel=False))
+    det = load_detector(tmp_path / "m1")
+    assert isinstance(det, DenseDetector)
+    assert det.model.in_channels == 1 and load_detector(_tiny_model()).model.in_channels == 2
+    res = scan_volume(tiny_sources()[0].volume, det, explain=None)
+    assert res.error is None and res.verdict in ("authentic", "tampered")

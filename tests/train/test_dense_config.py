@@ -28,6 +28,11 @@ def test_config_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "steps": "many"}))
     with pytest.raises(ConfigError, match="wrong type"):
         load_dense_config(bad)
+    bad.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "noise_channel": 1}))
+    with pytest.raises(ConfigError, match=r"noise_channel.*wrong type"):
+        load_dense_config(bad)
+    bad.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "noise_channel": False}))
+    assert load_dense_config(bad).noise_channel is False
     other = tmp_path / "o.json"
     other.write_text(json.dumps({"model": "cnn3d"}))
     assert not is_dense_config(other)

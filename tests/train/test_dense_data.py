@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from medforensics.errors import ConfigError
+from medforensics.features.noise_map import LOG_CLIP
 from medforensics.train.dense import (
     DenseConfig,
     Item,
@@ -27,14 +28,14 @@ def test_grid_factors_and_block_means() -> None:
 
 
 def test_patch_centred_on_attack_and_padded() -> None:
-    img = np.random.default_rng(0).random((6, 20, 20)).astype(np.float32)
-    tgt = np.zeros(img.shape, np.int64)
+    img = np.random.default_rng(0).random((2, 6, 20, 20)).astype(np.float32)
+    tgt = np.zeros(img.shape[1:], np.int64)
     tgt[3, 10:12, 10:12] = 1
     it = Item(img, tgt, "FM", "x", "p", "u", (2.0, 1.4, 1.4), np.argwhere(tgt > 0))
     rng = np.random.default_rng(1)
     for _ in range(10):
         x, y = _patch(it, (8, 16, 16), rng, focus=True)
-        assert x.shape == (8, 16, 16) and y.shape == (8, 16, 16)
+        assert x.shape == (2, 8, 16, 16) and y.shape == (8, 16, 16)
         assert (y == 1).any()
         assert x.min() > 0  # edge-padded, never zeros (air) where the scan ends
 
@@ -51,7 +52,9 @@ def test_items_carry_masks_as_voxel_classes() -> None:
             assert not it.target.any()
             if it.label == "TM" and it.patient != "extra":
                 assert it.focus is not None and len(it.focus) > 0  # the real nodule to centre patches on
-        assert it.image.min() >= 0.0 and it.image.max() <= 1.0
+        assert it.image.shape == (2, *it.target.shape)  # windowed HU + noise energy
+        assert it.image[0].min() >= 0.0 and it.image[0].max() <= 1.0
+        assert np.abs(it.image[1]).max() <= LOG_CLIP and it.image[1].std() > 0
 
 
 def test_left_out_method_is_only_in_test() -> None:
@@ -67,11 +70,11 @@ def test_left_out_method_is_only_in_test() -> None:
 def test_resize_keeps_the_attack_and_the_patch_size() -> None:
     from medforensics.train.dense_data import _resize
 
-    img = np.random.default_rng(0).random((8, 40, 40)).astype(np.float32)
-    tgt = np.zeros(img.shape, np.int64)
+    img = np.random.default_rng(0).random((2, 8, 40, 40)).astype(np.float32)
+    tgt = np.zeros(img.shape[1:], np.int64)
     tgt[4, 18:22, 18:22] = 2
     x, y = _resize(img, tgt, (8, 32, 32))
-    assert x.shape == y.shape == (8, 32, 32) and set(np.unique(y)) == {0, 2}
+    assert x.shape == (2, 8, 32, 32) and y.shape == (8, 32, 32) and set(np.unique(y)) == {0, 2}
     assert abs(float(np.argwhere(y == 2).mean(0)[1]) - 16) <= 1.5
 
 
@@ -95,3 +98,20 @@ def test_split_override_moves_a_patient() -> None:
     assert not moved["test"] and {i.patient for i in moved["train"]} >= {test_patient}
     with pytest.raises(ConfigError, match="train/val/test"):
         load_items(DenseConfig(data=str(root), out="unused", splits={test_patient: "holdout"}))
+
+
+def test_noise_channel_shows_a_smoothed_region_the_hu_channel_does_not() -> None:
+    from scipy import ndimage
+
+    from medforensics.train.dense_data import model_input
+
+    rng = np.random.default_rng(0)
+    arr = (-800.0 + rng.normal(0.0, 40.0, (8, 120, 120))).astype(np.float32)
+    box = (slice(2, 6), slice(40, 80), slice(40, 80))
+    arr[box] = ndimage.gaussian_filter(arr[box], (0, 1.5, 1.5))  # an in-painting's smooth patch
+    g = model_input(arr, (2.5, 0.7, 0.7), (2.5, 1.4, 1.4), noise=True)
+    assert g.noise is not None and g.noise.shape == g.hu.shape == (8, 60, 60)
+    inside, outside = g.noise[3:5, 24:36, 24:36].mean(), g.noise[3:5, 2:15, 2:15].mean()
+    assert inside < -0.5 and abs(outside) < 0.1
+    assert abs(g.hu[3:5, 24:36, 24:36].mean() - g.hu[3:5, 2:15, 2:15].mean()) < 5.0  # same HU level
+    assert model_input(arr, (2.5, 0.7, 0.7), (2.5, 1.4, 1.4)).noise is None

@@ -148,6 +148,15 @@ def run_attack(
 
 
 # ---------------------------------------------------------------------- helpers shared by attacks
+def pose_params(rng: np.random.Generator) -> dict[str, Any]:
+    """The sampled orientation (``rot90``, ``flip``) and ``noise_scale`` shared by the cube attacks."""
+    return {
+        "rot90": int(rng.integers(4)),
+        "flip": bool(rng.random() < 0.5),
+        "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
+    }
+
+
 def check_modality(attack: Attack, volume: Volume) -> None:
     """Raise :class:`InputError` when ``volume``'s modality is not one the attack handles."""
     if attack.modalities and volume.modality not in attack.modalities:

@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from medforensics.errors import ConfigError
 from medforensics.forge import cubes as C
-from medforensics.forge.base import AttackRecord, check_modality, finish, register_attack
+from medforensics.forge.base import AttackRecord, check_modality, finish, pose_params, register_attack
 from medforensics.forge.lung import check_center, choose_center, estimate_diameter_mm
 from medforensics.io.volume import Volume
 
@@ -200,9 +200,7 @@ class CopyMove(_Classical):
             "donor_center": list(dc),
             "donor_series_uid": src.series_uid,
             "diameter_mm": round(float(dm), 2),
-            "rot90": int(rng.integers(4)),
-            "flip": bool(rng.random() < 0.5),
-            "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
+            **pose_params(rng),
         }
 
     def apply(

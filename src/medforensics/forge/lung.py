@@ -49,6 +49,7 @@ def lung_mask(
     outside = np.zeros(n_flat + 1, bool)
     outside[border[border > 0]] = True
     air &= ~outside[flat]
+    del flat  # a long series' label image is large: not two at once
     labels, n = ndimage.label(air)
     if n == 0:
         return np.zeros(arr.shape, bool)

@@ -42,6 +42,7 @@ class TamperSegNet(nn.Module):
         if len(widths) < 2:
             raise ValueError("TamperSegNet needs at least two levels")
         self.widths = tuple(widths)
+        self.in_channels = in_channels
         self.pools = [(1, 2, 2)] + [(2, 2, 2)] * (len(widths) - 2)
         self.down = nn.ModuleList()
         cin = in_channels
@@ -108,7 +109,8 @@ def predict_map(
     overlap: int = 8,
     precision: str = "bf16",
 ) -> torch.Tensor:
-    """Per-voxel class probabilities ``(K, D, H, W)`` of a windowed image ``(D, H, W)``.
+    """Per-voxel class probabilities ``(K, D, H, W)`` of a network input ``(C, D, H, W)`` (or ``(D, H, W)``).
+
 
     Long volumes run in slabs of ``slab`` slices overlapping by ``overlap`` (each slab keeps its central
     part), so memory stays bounded; ``precision`` ``bf16`` uses CPU autocast. Weights and inputs go
@@ -117,7 +119,9 @@ def predict_map(
     from medforensics.models.inference import autocast
 
     x = torch.as_tensor(image, dtype=torch.float32)
-    depth = x.shape[0]
+    if x.ndim == 3:
+        x = x[None]
+    depth = x.shape[1]
     out: torch.Tensor | None = None
     mz = model.multiple[0]
     model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
@@ -125,13 +129,13 @@ def predict_map(
     starts = [0] if depth <= slab else list(range(0, depth - overlap, slab - 2 * overlap))
     for s in starts:
         lo, hi = s, min(depth, s + slab)
-        part, size = pad_to_multiple(x[lo:hi][None, None], model.multiple)
+        part, size = pad_to_multiple(x[:, lo:hi][None], model.multiple)
         part = part.contiguous(memory_format=torch.channels_last_3d)
         with autocast(precision):
             logits = model(part)
         prob = torch.softmax(logits.float(), dim=1)[0, :, : size[0], : size[1], : size[2]]
         if out is None:
-            out = torch.empty((prob.shape[0], *x.shape), dtype=torch.float32)
+            out = torch.empty((prob.shape[0], *x.shape[1:]), dtype=torch.float32)
         keep_lo = 0 if lo == 0 else overlap
         keep_hi = hi - lo if hi == depth else hi - lo - overlap
         out[:, lo + keep_lo : lo + keep_hi] = prob[:, keep_lo:keep_hi]

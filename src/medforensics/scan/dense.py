@@ -9,9 +9,9 @@ dilated lung:
 * series score: its maximum (the strongest region decides), calibrated when the folder has Platt
   parameters; verdict ``tampered`` at the model's series threshold (chosen on validation scans);
 * findings: the local maxima of the map above the threshold, at least :data:`PEAK_SEPARATION_MM` apart,
-  each with its centre, a bounding box (the connected region above half its peak), its type (injected vs
-  removed: the larger mean class probability there) and a heatmap (the map over its box, full resolution):
-  a fully convolutional network's class-activation map *is* its explanation of that score;
+  each with its centre, a bounding box (the connected region above half its peak), its type (injected
+  when a nodule-like blob sits at the peak, else removed) and a heatmap (the map over its box, full
+  resolution): a fully convolutional network's class-activation map *is* its explanation of that score;
 * label: FM / FB from the top finding's type, else TM when a nodule-like blob is present, else TB.
 """
 
@@ -37,6 +37,8 @@ PEAK_SEPARATION_MM = 20.0
 #: Margin (mm) around the lung mask that is still scored (nodules touching the pleura, mediastinal edge).
 LUNG_MARGIN_MM = 8.0
 MAX_FINDINGS = 5
+#: A finding with a nodule-like blob centred this close to its peak is typed ``injected``, else ``removed``.
+NODULE_MATCH_MM = 8.0
 
 
 @dataclass
@@ -44,7 +46,9 @@ class DenseMap:
     """The tamper evidence of one volume on the model grid (cropped to the lung box)."""
 
     evidence: NDArray[np.float32]
-    prob: NDArray[np.float32]
+    prob: NDArray[
+        np.float16
+    ]  # (injected, removed) class probabilities; half precision keeps long series small
     lung: NDArray[np.bool_]
     scale: tuple[float, float, float]  # full-resolution voxels per model voxel
     offset: tuple[int, int, int]  # model-grid index of the crop's first voxel
@@ -86,7 +90,7 @@ class DenseDetector:
         """Load ``model.safetensors`` + ``config.json`` (+ ``calibration.json``, ``metrics.json``)."""
         from medforensics.errors import ConfigError
         from medforensics.train.checkpoint import WEIGHTS, load_weights
-        from medforensics.train.dense import dense_model
+        from medforensics.train.dense import dense_model, in_channels
 
         folder = Path(folder)
         try:
@@ -96,7 +100,7 @@ class DenseDetector:
         except (OSError, ValueError) as err:
             raise InputError(f"unreadable dense model folder ({err})", path=folder) from None
         try:
-            net = dense_model(str(config.get("model")))
+            net = dense_model(str(config.get("model")), in_channels(config))
         except ConfigError:
             raise InputError(
                 f"not a dense model folder (model {config.get('model')!r})", path=folder
@@ -110,21 +114,26 @@ class DenseDetector:
         """Model-grid evidence over the lung box of ``volume`` (see module docs)."""
         from medforensics.forge.lung import lung_mask
         from medforensics.models.tamperseg import predict_map, tamper_evidence
-        from medforensics.train.dense import to_model_grid, window
+        from medforensics.train.dense import model_input
 
-        low, scale, sp = to_model_grid(volume.array, volume.spacing, self.target_mm)  # type: ignore[arg-type]
+        g = model_input(volume.array, volume.spacing, self.target_mm, bool(self.config.get("noise_channel")))  # type: ignore[arg-type]
+        low, scale, sp = g.hu, g.scale, g.spacing
         lung = lung_mask(low, sp)
         if not lung.any():
             raise MedforensicsError("no lung found: the CT detector scores chest CT")
         margin = [int(np.ceil(LUNG_MARGIN_MM / s)) for s in sp]
         zone = ndimage.binary_dilation(lung, ndimage.generate_binary_structure(3, 1), iterations=max(margin))
         box = ndimage.find_objects(zone.astype(np.uint8))[0]
-        img = window(low[box], self.hu_window)  # type: ignore[arg-type]
+        img = g.channels(self.hu_window, box)  # type: ignore[arg-type]
+        g.noise = None  # the network input holds what is needed of it: free it before inference
         prob = predict_map(self.model, img, precision=self.precision)
+        del img
         ev = tamper_evidence(prob, sp).numpy()
+        types = prob[1:].to(torch.float16).numpy()
+        del prob
         ev = np.where(zone[box], ev, 0.0).astype(np.float32)
         offset = tuple(int(s.start) for s in box)
-        return DenseMap(ev, prob.numpy(), lung[box], scale, offset, sp, low[box])  # type: ignore[arg-type]
+        return DenseMap(ev, types, lung[box], scale, offset, sp, low[box])  # type: ignore[arg-type]
 
     def calibrated(self, p: float) -> float:
         """Platt-calibrated score (identity without calibration)."""
@@ -154,11 +163,25 @@ def _region(ev: NDArray[np.float32], peak: tuple[int, ...]) -> NDArray[np.bool_]
     return np.asarray(lab == lab[peak])
 
 
-def _finding(volume: Volume, dm: DenseMap, det: DenseDetector, peak: tuple[int, ...]) -> Finding:
+def _nodules(dm: DenseMap) -> NDArray[np.float64]:
+    """Centres (crop voxels) of the nodule-like blobs the candidate finder's Hessian test accepts."""
+    from medforensics.scan.candidates import LowRes, blob_candidates
+
+    low = LowRes(dm.hu, (1, 1, 1), dm.spacing, dm.lung)
+    pts = [b.center for b in blob_candidates(low, max_count=50) if b.nodule_like]
+    return np.asarray(pts, np.float64).reshape(-1, 3)
+
+
+def _finding(
+    volume: Volume, dm: DenseMap, det: DenseDetector, peak: tuple[int, ...], nodules: NDArray[np.float64]
+) -> Finding:
     region = _region(dm.evidence, peak)
-    p_inj = float(dm.prob[1][region].mean())
-    p_rem = float(dm.prob[2][region].mean())
-    kind = "injected" if p_inj >= p_rem else "removed"
+    p_inj = float(dm.prob[0][region].mean(dtype=np.float32))
+    p_rem = float(dm.prob[1][region].mean(dtype=np.float32))
+    # the type: a flagged region holding a nodule had one put there; one without had it taken away (the
+    # network's own injected/removed split is reported but not trusted: both leave the same noise trace)
+    dist = np.linalg.norm((nodules - np.asarray(peak)) * np.asarray(dm.spacing), axis=1)
+    kind = "injected" if bool((dist <= NODULE_MATCH_MM).any()) else "removed"
     sl = ndimage.find_objects(region.astype(np.uint8))[0]
     lo, hi = dm.full_box(sl, volume.shape)
     centre_f = dm.to_full(peak)
@@ -188,16 +211,9 @@ def _finding(volume: Volume, dm: DenseMap, det: DenseDetector, peak: tuple[int, 
     )
 
 
-def _has_nodule(dm: DenseMap, threshold: float) -> bool:
-    """A nodule-like blob (Hessian test of the candidate finder) where the map does not flag tampering."""
-    from medforensics.scan.candidates import LowRes, blob_candidates
-
-    low = LowRes(dm.hu, (1, 1, 1), dm.spacing, dm.lung)
-    for b in blob_candidates(low, max_count=50):
-        c = tuple(round(v) for v in b.center)
-        if b.nodule_like and dm.evidence[c] < threshold:
-            return True
-    return False
+def _has_nodule(dm: DenseMap, nodules: NDArray[np.float64], threshold: float) -> bool:
+    """A nodule-like blob where the map does not flag tampering."""
+    return any(dm.evidence[tuple(round(v) for v in c)] < threshold for c in nodules)
 
 
 def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> None:
@@ -211,7 +227,8 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     raw_max = float(dm.evidence.max())
     score = det.calibrated(raw_max)
     peaks = _peaks(dm.evidence, dm.spacing, floor=float(np.min(dm.evidence)))
-    findings = [_finding(volume, dm, det, p) for p in peaks]
+    nodules = _nodules(dm)
+    findings = [_finding(volume, dm, det, p, nodules) for p in peaks]
     flagged = [fd for fd in findings if fd.score >= thr]
     tampered = score >= thr
     result.score = score
@@ -219,7 +236,7 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     if tampered:
         result.label = "FM" if flagged[0].type == "injected" else "FB"
     else:
-        result.label = "TM" if _has_nodule(dm, raw_max) else "TB"
+        result.label = "TM" if _has_nodule(dm, nodules, raw_max) else "TB"
     result.findings = flagged + meta
     result.extra.update(
         detector="dense",

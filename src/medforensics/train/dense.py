@@ -2,12 +2,14 @@
 
 Data: a ``medforensics forge dataset`` folder (scans + ``masks/`` + ``manifest.csv`` with patient-level
 splits). Each scan and its mask are brought to :data:`TARGET_MM` (the same reduction the scan
-applies, :func:`to_model_grid`), and every voxel gets a class: 0 authentic (TB, TM and all voxels
-outside an attack's mask), 1 injected (inside an FM mask), 2 removed (inside an FB mask). SYN scans are
-skipped (whole-image synthesis is the 2-D detector's job); ``exclude_methods`` keeps attack methods out of
-train and val (leave-one-attack-out: the test AUC per method then measures unseen attacks). Optional extra
-authentic volumes (for example the whole chest CT of a training patient) add negatives from outside the
-data set's crops.
+applies, :func:`model_input`); with ``noise_channel`` (the default) the input has a second channel, the
+full-resolution noise energy relative to the series' lung (:mod:`medforensics.features.noise_map`): the
+block means alone average away the noise traces edits leave. Every voxel gets a class: 0 authentic
+(TB, TM and all voxels outside an attack's mask), 1 injected (inside an FM mask), 2 removed (inside an
+FB mask). SYN scans are skipped (whole-image synthesis is the 2-D detector's job); ``exclude_methods``
+keeps attack methods out of train and val (leave-one-attack-out: the test AUC per method then measures
+unseen attacks). Optional extra authentic volumes (for example the whole chest CT of a training patient)
+add negatives from outside the data set's crops.
 
 Loss: class-weighted cross-entropy, a soft Dice term on the tamper (not authentic) map and a patch-level
 term on the map's maximum (the quantity the scan thresholds). Patches (:mod:`.dense_data`) are random
@@ -48,6 +50,7 @@ from medforensics.train.dense_data import (
     batch,
     grid_factors,
     load_items,
+    model_input,
     to_model_grid,
     window,
 )
@@ -62,10 +65,12 @@ __all__ = [
     "calibrate",
     "dense_model",
     "grid_factors",
+    "in_channels",
     "is_dense_config",
     "load_dense_config",
     "load_items",
     "loss_fn",
+    "model_input",
     "scan_scores",
     "to_model_grid",
     "train_dense",
@@ -128,14 +133,19 @@ def scan_scores(model: Any, items: list[Item], precision: str = "bf16") -> dict[
     }
 
 
-def dense_model(name: str) -> Any:
+def in_channels(config: dict[str, Any]) -> int:
+    """Input channels of a dense model from its resolved config (older configs: the HU channel only)."""
+    return 2 if config.get("noise_channel") else 1
+
+
+def dense_model(name: str, in_channels: int = 1) -> Any:
     """A registered dense localiser (input kind ``dense3d``) by name; ConfigError for any other name."""
     from medforensics.models.registry import create_model, is_dense, list_models
 
     if not is_dense(name):
         known = [n for n in list_models(include_test=True) if is_dense(n)]
         raise ConfigError(f"unknown dense model {name!r}; known: {known}")
-    return create_model(name)
+    return create_model(name, in_channels=in_channels)
 
 
 def train_dense(cfg: DenseConfig) -> dict[str, Any]:
@@ -145,7 +155,7 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     from medforensics.train.checkpoint import save_weights
 
     torch.manual_seed(cfg.seed)  # before the model: its initial weights are part of the run
-    model = dense_model(cfg.model)
+    model = dense_model(cfg.model, in_channels(asdict(cfg)))
     rng = np.random.default_rng(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -239,6 +249,14 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         f"- Per-voxel classes authentic / injected / removed on a {cfg.target_mm} mm grid "
         "(block means, then a small zoom), "
         f"HU window {cfg.hu_window}; {metrics['parameters']} parameters; seed {cfg.seed}.",
+        "- Input channels: windowed HU"
+        + (
+            " and the full-resolution noise energy (in-plane KV residual, log, relative to the series' lung)."
+            if cfg.noise_channel
+            else " only."
+        ),
+        "- The scan types a flagged region injected when a nodule-like blob sits at its peak, else removed "
+        "(the network's own injected/removed split is not used for that).",
         f"- Trained {metrics['train_seconds']} s ({cfg.steps} steps of {cfg.batch_size} patches "
         f"{cfg.patch}); kept step {metrics['best_step']} (best mean of validation scan AUC and share "
         "localised within 10 mm).",

@@ -27,6 +27,8 @@ class DenseConfig:
     test_authentic: list[str] = field(default_factory=list)
     target_mm: tuple[float, float, float] = TARGET_MM
     hu_window: tuple[float, float] = HU_WINDOW
+    #: Second input channel: full-resolution noise energy (:mod:`medforensics.features.noise_map`).
+    noise_channel: bool = True
     patch: tuple[int, int, int] = (16, 80, 80)
     batch_size: int = 6
     steps: int = 600
@@ -88,7 +90,9 @@ def load_dense_config(path: str | Path, out: str | None = None) -> DenseConfig:
     for key, value in raw.items():
         want = getattr(defaults, key)
         ok = (
-            isinstance(value, str)
+            isinstance(value, bool)
+            if isinstance(want, bool)
+            else isinstance(value, str)
             if isinstance(want, str)
             else isinstance(value, (int, float)) and not isinstance(value, bool)
             if isinstance(want, (int, float)) and want is not None

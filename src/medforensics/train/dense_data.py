@@ -22,7 +22,7 @@ LABELS = {"FM": 1, "FB": 2}
 class Item:
     """One scan on the model grid: windowed image, voxel classes, the data-set label and its patient."""
 
-    image: NDArray[np.float32]
+    image: NDArray[np.float32]  # (C, D, H, W): windowed HU (+ noise channel)
     target: NDArray[np.int64]
     label: str
     method: str
@@ -44,6 +44,33 @@ def grid_factors(
 SPACING_TOLERANCE = 0.03
 
 
+def _to_target(
+    low: NDArray[Any],
+    factors: tuple[int, ...],
+    spacing: tuple[float, float, float],
+    target_mm: tuple[float, float, float],
+) -> tuple[list[float], tuple[float, float, float], tuple[float, float, float]]:
+    """Zoom factors taking block-mean output ``low`` to ``target_mm``, the scale and the final spacing."""
+    sp_b = [s * k for s, k in zip(spacing, factors, strict=True)]
+    zoom = [
+        1.0 if abs(s / t - 1) <= SPACING_TOLERANCE else s / t for s, t in zip(sp_b, target_mm, strict=True)
+    ]
+    if any(z != 1.0 for z in zoom):
+        shape = [max(1, round(n * z)) for n, z in zip(low.shape, zoom, strict=True)]
+        zoom = [m / n for m, n in zip(shape, low.shape, strict=True)]
+    scale = tuple(float(k / z) for k, z in zip(factors, zoom, strict=True))
+    sp = tuple(float(s / z) for s, z in zip(sp_b, zoom, strict=True))
+    return zoom, scale, sp  # type: ignore[return-value]
+
+
+def _zoom(low: NDArray[Any], zoom: list[float]) -> NDArray[np.float32]:
+    from scipy import ndimage
+
+    if all(z == 1.0 for z in zoom):
+        return np.asarray(low, np.float32)
+    return ndimage.zoom(low, zoom, order=1, grid_mode=True, mode="nearest").astype(np.float32)
+
+
 def to_model_grid(
     array: NDArray[Any],
     spacing: tuple[float, float, float],
@@ -57,23 +84,50 @@ def to_model_grid(
     always sees one pixel size). ``scale``: full-resolution voxels per model voxel along each axis, so model
     voxel ``i`` covers full-resolution coordinates ``(i + 0.5) * scale - 0.5`` at its centre.
     """
-    from scipy import ndimage
-
     from medforensics.scan.candidates import block_mean
 
     f = grid_factors(spacing, target_mm)
     low = block_mean(array, f)  # type: ignore[arg-type]
-    sp_b = [s * k for s, k in zip(spacing, f, strict=True)]
-    zoom = [
-        1.0 if abs(s / t - 1) <= SPACING_TOLERANCE else s / t for s, t in zip(sp_b, target_mm, strict=True)
-    ]
-    if any(z != 1.0 for z in zoom):
-        shape = [max(1, round(n * z)) for n, z in zip(low.shape, zoom, strict=True)]
-        zoom = [m / n for m, n in zip(shape, low.shape, strict=True)]
-        low = ndimage.zoom(low, zoom, order=1, grid_mode=True, mode="nearest").astype(np.float32)
-    scale = tuple(float(k / z) for k, z in zip(f, zoom, strict=True))
-    sp = tuple(float(s / z) for s, z in zip(sp_b, zoom, strict=True))
-    return low, scale, sp  # type: ignore[return-value]
+    zoom, scale, sp = _to_target(low, f, spacing, target_mm)
+    return _zoom(low, zoom), scale, sp
+
+
+@dataclass
+class GridInput:
+    """A volume on the model grid: HU (block means), the optional noise channel, scale and spacing."""
+
+    hu: NDArray[np.float32]
+    noise: NDArray[np.float32] | None
+    scale: tuple[float, float, float]
+    spacing: tuple[float, float, float]
+
+    def channels(self, hu_window: tuple[float, float], box: tuple[slice, ...] = ()) -> NDArray[np.float32]:
+        """The network input ``(C, D, H, W)`` over ``box``: windowed HU, then the noise channel if any."""
+        chans = [window(self.hu[box], hu_window)]
+        if self.noise is not None:
+            chans.append(self.noise[box])
+        return np.stack(chans)
+
+
+def model_input(
+    array: NDArray[Any],
+    spacing: tuple[float, float, float],
+    target_mm: tuple[float, float, float] = TARGET_MM,
+    noise: bool = False,
+) -> GridInput:
+    """:func:`to_model_grid` of ``array`` plus, with ``noise``, its full-resolution noise energy on the same
+    grid (:mod:`medforensics.features.noise_map`), normalised to the series' lung."""
+    from medforensics.features.noise_map import normalised_log_energy, residual_energy
+    from medforensics.scan.candidates import block_mean
+
+    f = grid_factors(spacing, target_mm)
+    low = block_mean(array, f)  # type: ignore[arg-type]
+    zoom, scale, sp = _to_target(low, f, spacing, target_mm)
+    hu = _zoom(low, zoom)
+    chan = None
+    if noise:
+        chan = normalised_log_energy(_zoom(residual_energy(array, f), zoom), hu, copy=False)
+    return GridInput(hu, chan, scale, sp)
 
 
 def window(hu: NDArray[Any], hu_window: tuple[float, float] = HU_WINDOW) -> NDArray[np.float32]:
@@ -104,8 +158,8 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
         if r["method"] in cfg.exclude_methods and r["split"] != "test":
             continue  # leave-one-attack-out: never trained or validated on it
         vol = read_volume(root / "scans" / r["uuid"])
-        img, _f, sp = to_model_grid(vol.array, vol.spacing, cfg.target_mm)
-        target = np.zeros(img.shape, np.int64)
+        g = model_input(vol.array, vol.spacing, cfg.target_mm, cfg.noise_channel)
+        target = np.zeros(g.hu.shape, np.int64)
         focus = None
         mask_path = root / "masks" / f"{r['uuid']}.nii.gz"
         if r["type"] in LABELS or (r["type"] == "TM" and mask_path.is_file()):
@@ -118,25 +172,31 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
             focus = np.argwhere(low) if low.any() else None  # TM: the readers' outline, class authentic
         out[r["split"]].append(
             Item(
-                window(img, cfg.hu_window), target, r["type"], r["method"], r["patient"], r["uuid"], sp, focus
+                g.channels(cfg.hu_window),
+                target,
+                r["type"],
+                r["method"],
+                r["patient"],
+                r["uuid"],
+                g.spacing,
+                focus,
             )
         )
     extras = {"train": cfg.extra_authentic, "val": cfg.val_authentic, "test": cfg.test_authentic}
     for split, paths in extras.items():
         for path in paths:
             vol = read_volume(path)
-            img, _f, sp = to_model_grid(vol.array, vol.spacing, cfg.target_mm)
-            out[split].append(
-                Item(
-                    window(img, cfg.hu_window),
-                    np.zeros(img.shape, np.int64),
-                    "TB",
-                    "whole",
-                    "extra",
-                    path,
-                    sp,
-                )
+            g = model_input(vol.array, vol.spacing, cfg.target_mm, cfg.noise_channel)
+            item = Item(
+                g.channels(cfg.hu_window),
+                np.zeros(g.hu.shape, np.int64),
+                "TB",
+                "whole",
+                "extra",
+                path,
+                g.spacing,
             )
+            out[split].append(item)
     _check_split(out)
     return out
 
@@ -155,7 +215,7 @@ def _check_split(items: dict[str, list[Item]]) -> None:
 
 def _patch(it: Item, size: tuple[int, int, int], rng: np.random.Generator, focus: bool) -> tuple[Any, Any]:
     """A random ``size`` box of ``it`` (edge-padded), centred near the attack when ``focus``."""
-    shape = np.asarray(it.image.shape)
+    shape = np.asarray(it.target.shape)
     want = np.asarray(size)
     if focus and it.focus is not None and len(it.focus):
         c = it.focus[rng.integers(len(it.focus))]
@@ -167,32 +227,38 @@ def _patch(it: Item, size: tuple[int, int, int], rng: np.random.Generator, focus
     start = np.clip(start, np.minimum(0, shape - want), np.maximum(0, shape - want))
     lo = np.maximum(start, 0)
     hi = np.minimum(start + want, shape)
-    img = np.zeros(size, np.float32)
+    img = np.zeros((it.image.shape[0], *size), np.float32)
     tgt = np.zeros(size, np.int64)
     dst = tuple(slice(int(a - s), int(b - s)) for a, b, s in zip(lo, hi, start, strict=True))
     src = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-    img[dst] = it.image[src]
+    img[(slice(None), *dst)] = it.image[(slice(None), *src)]
     tgt[dst] = it.target[src]
     pad = [(int(d.start), int(w - d.stop)) for d, w in zip(dst, want, strict=True)]
     if any(p != (0, 0) for p in pad):  # edge-pad the image (air would look like an edit)
-        img = np.pad(img[dst], pad, mode="edge")
+        img = np.pad(img[(slice(None), *dst)], [(0, 0), *pad], mode="edge")
     return img, tgt
 
 
 def _augment(img: NDArray[Any], tgt: NDArray[Any], rng: np.random.Generator) -> tuple[Any, Any]:
+    """Flips and in-plane transposition of all channels; intensity, blur and noise on the HU channel; a
+    small level shift of the noise channel (its per-series normalisation is not exact on a crop)."""
     for ax in (1, 2):
         if rng.random() < 0.5:
-            img, tgt = np.flip(img, ax), np.flip(tgt, ax)
+            img, tgt = np.flip(img, ax + 1), np.flip(tgt, ax)
     if rng.random() < 0.5:
-        img, tgt = np.swapaxes(img, 1, 2), np.swapaxes(tgt, 1, 2)
-    img = img * rng.uniform(0.95, 1.05) + rng.uniform(-0.02, 0.02)
+        img, tgt = np.swapaxes(img, 2, 3), np.swapaxes(tgt, 1, 2)
+    img = np.array(img, np.float32)
+    hu = img[0] * rng.uniform(0.95, 1.05) + rng.uniform(-0.02, 0.02)
     # scanners differ in noise and sharpness (kernel, dose, slice thickness): do not let the model key on them
     if rng.random() < 0.3:
         from scipy import ndimage
 
-        img = ndimage.gaussian_filter(img, (0.0, *(rng.uniform(0.3, 0.8),) * 2))
+        hu = ndimage.gaussian_filter(hu, (0.0, *(rng.uniform(0.3, 0.8),) * 2))
     if rng.random() < 0.3:
-        img = img + rng.normal(0.0, rng.uniform(0.002, 0.012), img.shape)
+        hu = hu + rng.normal(0.0, rng.uniform(0.002, 0.012), hu.shape)
+    img[0] = hu
+    if len(img) > 1:
+        img[1:] += rng.uniform(-0.1, 0.1)
     return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(tgt)
 
 
@@ -200,13 +266,13 @@ def _resize(img: NDArray[Any], tgt: NDArray[Any], size: tuple[int, int, int]) ->
     """Zoom a patch in-plane to ``size`` (linear for the image, nearest for the classes)."""
     from scipy import ndimage
 
-    f = [s / n for s, n in zip(size, img.shape, strict=True)]
-    img = ndimage.zoom(img, f, order=1, grid_mode=True, mode="nearest")
+    f = [s / n for s, n in zip(size, tgt.shape, strict=True)]
+    img = ndimage.zoom(img, [1.0, *f], order=1, grid_mode=True, mode="nearest")
     tgt = ndimage.zoom(tgt, f, order=0, grid_mode=True, mode="nearest")
-    out_i = np.empty(size, np.float32)
     out_t = np.zeros(size, np.int64)
-    sl = tuple(slice(0, min(a, b)) for a, b in zip(size, img.shape, strict=True))
-    out_i[...] = np.pad(img[sl], [(0, s - x.stop) for s, x in zip(size, sl, strict=True)], mode="edge")
+    sl = tuple(slice(0, min(a, b)) for a, b in zip(size, tgt.shape, strict=True))
+    pad = [(0, 0), *((0, s - x.stop) for s, x in zip(size, sl, strict=True))]
+    out_i = np.pad(img[(slice(None), *sl)], pad, mode="edge").astype(np.float32)
     out_t[sl] = tgt[sl]
     return out_i, out_t
 
@@ -230,7 +296,7 @@ def batch(items: list[Item], cfg: DenseConfig, rng: np.random.Generator) -> tupl
         img, tgt = _augment(img, tgt, rng)
         xs.append(img)
         ys.append(tgt)
-    return torch.from_numpy(np.stack(xs))[:, None], torch.from_numpy(np.stack(ys))
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
 def _count(items: list[Item]) -> dict[str, int]:

@@ -20,7 +20,7 @@ import torch
 
 from medforensics.errors import ConfigError, InputError
 from medforensics.forge import cubes as C
-from medforensics.forge.base import AttackRecord, check_modality, finish, register_attack
+from medforensics.forge.base import AttackRecord, check_modality, finish, pose_params, register_attack
 from medforensics.forge.ctgan.data import CUBE, hole_for, make_input
 from medforensics.forge.ctgan.model import UNet3D
 from medforensics.forge.lung import check_center, choose_center, estimate_diameter_mm
@@ -80,9 +80,7 @@ class _CTGANAttack:
             "center": list(center),
             "diameter_mm": round(d, 2),
             "hole_mm": round(hole_for(d) if self.kind == "inject" else removal_hole(d), 2),
-            "rot90": int(rng.integers(4)),
-            "flip": bool(rng.random() < 0.5),
-            "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
+            **pose_params(rng),
         }
 
     def apply(
