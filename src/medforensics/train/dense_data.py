@@ -84,12 +84,8 @@ def to_model_grid(
     always sees one pixel size). ``scale``: full-resolution voxels per model voxel along each axis, so model
     voxel ``i`` covers full-resolution coordinates ``(i + 0.5) * scale - 0.5`` at its centre.
     """
-    from medforensics.scan.candidates import block_mean
-
-    f = grid_factors(spacing, target_mm)
-    low = block_mean(array, f)  # type: ignore[arg-type]
-    zoom, scale, sp = _to_target(low, f, spacing, target_mm)
-    return _zoom(low, zoom), scale, sp
+    g = model_input(array, spacing, target_mm)
+    return g.hu, g.scale, g.spacing
 
 
 @dataclass
