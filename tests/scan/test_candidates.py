@@ -57,3 +57,32 @@ def test_planted_blob_is_found_and_grid_covers_the_lung() -> None:
     g = grid * np.asarray(vol.spacing)
     nearest = np.min(np.linalg.norm(pts[:, None, :] - g[None, :, :], axis=2), axis=1)
     assert np.percentile(nearest, 99) <= 16.0 * np.sqrt(3) / 2 + 3.0
+
+
+def test_upsample2_is_linear_grid_mode_zoom() -> None:
+    from scipy import ndimage
+
+    from medforensics.scan.candidates import _upsample2
+
+    a = np.random.default_rng(0).random((3, 7, 9)).astype(np.float32)
+    ref = ndimage.zoom(a, (1, 2, 2), order=1, grid_mode=True, mode="nearest")
+    assert np.abs(_upsample2(_upsample2(a, 1), 2) - ref).max() < 1e-5
+
+
+def test_pyramid_scales_find_a_large_blob_where_full_resolution_does() -> None:
+    from scipy import ndimage
+
+    from medforensics.scan.candidates import BLOB_SIGMAS_MM, _log_max
+
+    sp = np.array([2.5, 1.4, 1.4])
+    zz, yy, xx = np.ogrid[:24, :96, :96]
+    d = np.sqrt(((zz - 12) * sp[0]) ** 2 + ((yy - 41) * sp[1]) ** 2 + ((xx - 50) * sp[2]) ** 2)
+    vol = np.where(d <= 12.0, 30.0, -850.0).astype(np.float32)  # a 24 mm mass
+    sigmas = list(BLOB_SIGMAS_MM)
+    best, scale = _log_max(vol, sigmas, sp)
+    assert np.unravel_index(int(np.argmax(best)), best.shape) in {
+        (12, y, x) for y in (40, 41, 42) for x in (49, 50, 51)
+    }
+    ref = [-(s**2) * ndimage.gaussian_laplace(vol, s / sp, mode="nearest") for s in sigmas]
+    assert int(scale[12, 41, 50]) == int(np.argmax([r[12, 41, 50] for r in ref]))
+    assert best[12, 41, 50] == pytest.approx(max(r[12, 41, 50] for r in ref), rel=0.1)

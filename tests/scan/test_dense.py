@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medforensics.scan.dense import DenseDetector, DenseMap, _peaks, scan_ct_dense
+from medforensics.scan.dense import DenseDetector, DenseMap, peaks, scan_ct_dense
 from medforensics.scan.detector import Calibration, load_detector
 from medforensics.scan.pipeline import scan_volume
 from medforensics.scan.result import ModelInfo, SeriesResult
@@ -83,6 +83,19 @@ def test_flagged_region_with_a_nodule_is_typed_injected() -> None:
     assert res.verdict == "tampered" and res.findings[0].type == "injected" and res.label == "FM"
 
 
+def test_faint_nodule_that_fails_the_shape_test_still_types_the_region_injected() -> None:
+    from medforensics.scan.dense import _nodules
+
+    dm = _hot_spot_map()
+    zz, yy, xx = np.ogrid[:16, :64, :64]
+    ball = ((zz - 8) * 2.5) ** 2 + ((yy - 22) * 2.8) ** 2 + ((xx - 32) * 2.8) ** 2 <= 4.0**2
+    dm.hu[ball] = -450.0  # a faint ground-glass nodule (as CT-GAN often paints): no solid core
+    assert len(_nodules(dm)) == 0  # the lung-wide nodule-shape test rejects it ...
+    res = SeriesResult(path="x")
+    scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
+    assert res.findings[0].type == "injected" and res.label == "FM"  # ... the local blob search does not
+
+
 def test_hot_spot_becomes_a_finding_at_the_right_full_resolution_voxel() -> None:
     vol = tiny_sources()[1].volume  # 16 x 256 x 256
     dm = _hot_spot_map()
@@ -103,8 +116,7 @@ def test_hot_spot_becomes_a_finding_at_the_right_full_resolution_voxel() -> None
 def test_peaks_are_separated_and_sorted() -> None:
     ev = np.zeros((10, 40, 40), np.float32)
     ev[5, 10, 10], ev[5, 11, 11], ev[5, 30, 30] = 0.8, 0.7, 0.6
-    peaks = _peaks(ev, (2.0, 2.0, 2.0), floor=0.1)
-    assert peaks == [(5, 10, 10), (5, 30, 30)]
+    assert peaks(ev, (2.0, 2.0, 2.0), floor=0.1) == [(5, 10, 10), (5, 30, 30)]
 
 
 def test_ct_without_lung_is_a_one_line_series_error() -> None:
@@ -125,3 +137,24 @@ def test_a_model_without_the_noise_channel_still_loads_and_scans(tmp_path: Path)
     assert det.model.in_channels == 1 and load_detector(_tiny_model()).model.in_channels == 2
     res = scan_volume(tiny_sources()[0].volume, det, explain=None)
     assert res.error is None and res.verdict in ("authentic", "tampered")
+
+
+def test_nodule_at_a_flagged_peak_is_seen_among_many_brighter_blobs() -> None:
+    from medforensics.scan.dense import _nodules
+
+    dm = _hot_spot_map()
+    zz, yy, xx = np.ogrid[:16, :64, :64]
+
+    def ball(c: tuple[int, int, int], r: float) -> np.ndarray:
+        return ((zz - c[0]) * 2.5) ** 2 + ((yy - c[1]) * 2.8) ** 2 + ((xx - c[2]) * 2.8) ** 2 <= r**2
+
+    for cy in range(4, 64, 7):  # 60-odd dense 12 mm balls away from the hot spot at (8, 22, 32)
+        for cx in range(4, 64, 7):
+            if abs(cy - 22) > 6 or abs(cx - 32) > 6:
+                dm.hu[ball((8, cy, cx), 6.0)] = 300.0
+    dm.hu[ball((8, 22, 32), 5.0)] = 20.0  # the fainter nodule at the flagged spot
+    whole = _nodules(dm)
+    assert len(whole) >= 50 and not any(np.abs(c - (8, 22, 32)).max() <= 2 for c in whole)  # crowded out
+    res = SeriesResult(path="x")
+    scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
+    assert res.findings[0].type == "injected" and res.label == "FM"

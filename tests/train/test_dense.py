@@ -60,3 +60,31 @@ def test_classifier_tools_refuse_a_dense_folder_in_one_line(trained: tuple[Path,
 
     with pytest.raises(InputError, match="dense localiser"):
         load_trained(trained[0])
+
+
+def test_hard_negatives_are_the_models_false_alarms_in_the_lung(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import torch
+
+    import medforensics.models.tamperseg as ts
+    from medforensics.train.dense import Item, mine_hard_negatives, window
+    from medforensics.train.dense_data import _draw
+
+    hu = np.full((8, 40, 40), 40.0, np.float32)
+    hu[:, :, :20] = -850.0  # aerated lung on the left, soft tissue on the right
+    prob = torch.zeros((3, *hu.shape))
+    prob[0] = 1.0
+    prob[0, 3:6, 28:33, 8:13] = 0.0  # a false alarm in the lung ...
+    prob[0, 3:6, 28:33, 32:37] = 0.0  # ... and one deep in soft tissue, outside what the scan reads
+    monkeypatch.setattr(ts, "predict_map", lambda model, image, precision="bf16": prob)
+    sp = (2.5, 1.4, 1.4)
+    authentic = Item(window(hu)[None], np.zeros(hu.shape, np.int64), "TB", "none", "p", "a", sp)
+    tampered = Item(window(hu)[None], np.ones(hu.shape, np.int64), "FM", "x", "p", "t", sp)
+    cfg = tiny_config(hard_negative=1.0)
+    rng = np.random.default_rng(0)
+    assert mine_hard_negatives(torch.nn.Identity(), [authentic, tampered], cfg, rng) == 1
+    assert authentic.hard is not None and authentic.hard.tolist() == [[4, 30, 10]]
+    assert tampered.hard is None
+    assert _draw([authentic], cfg, rng) == (authentic, authentic.hard)
+    off = tiny_config(hard_negative=0.0)
+    assert all(_draw([authentic], off, rng)[1] is None for _ in range(20))  # TB: anywhere

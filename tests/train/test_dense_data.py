@@ -34,7 +34,7 @@ def test_patch_centred_on_attack_and_padded() -> None:
     it = Item(img, tgt, "FM", "x", "p", "u", (2.0, 1.4, 1.4), np.argwhere(tgt > 0))
     rng = np.random.default_rng(1)
     for _ in range(10):
-        x, y = _patch(it, (8, 16, 16), rng, focus=True)
+        x, y = _patch(it, (8, 16, 16), rng, it.focus)
         assert x.shape == (2, 8, 16, 16) and y.shape == (8, 16, 16)
         assert (y == 1).any()
         assert x.min() > 0  # edge-padded, never zeros (air) where the scan ends

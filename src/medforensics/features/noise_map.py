@@ -26,11 +26,20 @@ LOG_CLIP = 2.0
 
 
 def residual_energy(array: NDArray[Any], factors: tuple[int, ...], slab: int = 32) -> NDArray[np.float32]:
-    """Block means (``factors``) of the squared, clipped in-plane KV residual of ``array`` (z, y, x).
+    """Block means (``factors``) of the squared, clipped in-plane KV residual of ``array`` (z, y, x)."""
+    energy = grid_means(array, factors, slab, energy=True)[1]
+    assert energy is not None
+    return energy
+
+
+def grid_means(
+    array: NDArray[Any], factors: tuple[int, ...], slab: int = 32, energy: bool = False
+) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
+    """Block means (``factors``, remainders dropped) of ``array`` and, with ``energy``, of its squared,
+    clipped in-plane KV residual, in one pass.
 
     Computed ``slab`` coarse slices at a time with torch (multi-threaded, in place), so no full-size float
-    copy of a long series exists; the output has the shape
-    :func:`medforensics.scan.candidates.block_mean` gives for the same factors.
+    copy of a long series exists. Fewer slices than the z factor give one coarse slice of all of them.
     """
     import torch
     import torch.nn.functional as F
@@ -40,20 +49,24 @@ def residual_energy(array: NDArray[Any], factors: tuple[int, ...], slab: int = 3
     if nz == 0:
         fz, nz = array.shape[0], 1
     ny, nx = array.shape[1] // fy, array.shape[2] // fx
-    out = np.empty((nz, max(ny, 1), max(nx, 1)), np.float32)
+    means = np.empty((nz, max(ny, 1), max(nx, 1)), np.float32)
+    out = np.empty_like(means) if energy else None
+    k = (fz, fy, fx)
     with torch.no_grad():
         for z0 in range(0, nz, slab):
             z1 = min(nz, z0 + slab)
             x = torch.from_numpy(np.array(array[z0 * fz : z1 * fz], dtype=np.float32))
+            means[z0:z1] = F.avg_pool3d(x[None, None], k, stride=k)[0, 0].numpy()
+            if out is None:
+                continue
             d = x[:, :, :-2] - 2.0 * x[:, :, 1:-1] + x[:, :, 2:]  # second difference along x
             r = d[:, :-2] - 2.0 * d[:, 1:-1] + d[:, 2:]  # ... then along y
             del x, d
             r.mul_(0.25).clamp_(-RESIDUAL_CLIP_HU, RESIDUAL_CLIP_HU).square_()
             e = F.pad(r[None], (1, 1, 1, 1), mode="replicate")  # back to the input's in-plane size
             del r
-            pooled = F.avg_pool3d(e[None], (fz, fy, fx), stride=(fz, fy, fx))[0, 0]
-            out[z0:z1] = pooled.numpy()
-    return out
+            out[z0:z1] = F.avg_pool3d(e[None], k, stride=k)[0, 0].numpy()
+    return means, out
 
 
 def normalised_log_energy(energy: NDArray[Any], hu: NDArray[Any], copy: bool = True) -> NDArray[np.float32]:

@@ -21,6 +21,22 @@ LUNG_HU = -400.0
 SOLID_HU = -500.0
 
 
+#: 3-D structure connecting in-plane neighbours only (a slice-by-slice labelling in one call).
+_IN_PLANE = np.zeros((3, 3, 3), bool)
+_IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
+
+
+def _touches_border(labels: NDArray[Any], n: int) -> NDArray[np.bool_]:
+    """Lookup (index: label) of the parts of a slice-wise labelling that reach an in-plane border."""
+    edge = np.concatenate(
+        [labels[:, 0, :].ravel(), labels[:, -1, :].ravel(), labels[:, :, 0].ravel(), labels[:, :, -1].ravel()]
+    )
+    out = np.zeros(n + 1, bool)
+    out[edge] = True
+    out[0] = False
+    return out
+
+
 def _factor(spacing_yx: float, target_mm: float = 1.4) -> int:
     return max(1, int(target_mm // max(spacing_yx, 1e-3)))
 
@@ -38,17 +54,8 @@ def lung_mask(
     air = small < LUNG_HU
     # outside air, slice by slice: 2-D parts touching the in-plane border (a lung cut by the field of view in
     # one slice is lost there only, not in every slice)
-    in_plane = np.zeros((3, 3, 3), bool)
-    in_plane[1] = ndimage.generate_binary_structure(2, 1)
-    flat, n_flat = ndimage.label(air, structure=in_plane)
-    border = np.unique(
-        np.concatenate(
-            [flat[:, 0, :].ravel(), flat[:, -1, :].ravel(), flat[:, :, 0].ravel(), flat[:, :, -1].ravel()]
-        )
-    )
-    outside = np.zeros(n_flat + 1, bool)
-    outside[border[border > 0]] = True
-    air &= ~outside[flat]
+    flat, n_flat = ndimage.label(air, structure=_IN_PLANE)
+    air &= ~_touches_border(flat, n_flat)[flat]
     del flat  # a long series' label image is large: not two at once
     labels, n = ndimage.label(air)
     if n == 0:
@@ -65,14 +72,25 @@ def lung_mask(
     lut = np.zeros(n + 1, bool)
     lut[keep] = True
     mask = lut[labels]
-    # close small gaps and fill vessels/nodules inside the lung, slice by slice (slabs are thin in z)
+    if not mask.any():
+        return np.zeros(arr.shape, bool)
+    # close small gaps and fill vessels/nodules inside the lung, slice by slice (slabs are thin in z): a flat
+    # disc as the 3-D structure, on the box around the mask (what lies outside it cannot change)
     radius = max(1, round(3.0 / (sp[1] * f)))
     yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-    disc = (yy**2 + xx**2) <= radius**2
-    for k in range(mask.shape[0]):
-        if mask[k].any():
-            sl = ndimage.binary_closing(mask[k], structure=disc, border_value=0)
-            mask[k] = ndimage.binary_fill_holes(sl)
+    disc = ((yy**2 + xx**2) <= radius**2)[None]
+    rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
+    box = (
+        slice(None),
+        slice(max(0, rows[0] - radius - 1), rows[-1] + radius + 2),
+        slice(max(0, cols[0] - radius - 1), cols[-1] + radius + 2),
+    )
+    sub = ndimage.binary_closing(mask[box], structure=disc, border_value=0)
+    bg, n_bg = ndimage.label(~sub, structure=_IN_PLANE)  # holes: background not reaching the box's border
+    holes = ~_touches_border(bg, n_bg)
+    holes[0] = False
+    sub |= holes[bg]
+    mask[box] = sub
     if f > 1:
         mask = np.repeat(np.repeat(mask, f, axis=1), f, axis=2)[:, : arr.shape[1], : arr.shape[2]]
         if mask.shape != arr.shape:  # pad when the shape was not a multiple of f

@@ -64,16 +64,9 @@ class LowRes:
 
 def block_mean(array: NDArray[Any], factors: tuple[int, int, int], slab: int = 32) -> NDArray[np.float32]:
     """Block means (float32), computed ``slab`` low-res slices at a time (no full-size temporaries)."""
-    fz, fy, fx = factors
-    nz, ny, nx = (s // f for s, f in zip(array.shape, factors, strict=True))
-    out = np.empty((max(nz, 1), max(ny, 1), max(nx, 1)), np.float32)
-    if nz == 0:  # fewer slices than the z factor
-        fz, nz = array.shape[0], 1
-    for z0 in range(0, nz, slab):
-        z1 = min(nz, z0 + slab)
-        part = np.asarray(array[z0 * fz : z1 * fz, : ny * fy, : nx * fx], np.float32)
-        out[z0:z1] = part.reshape(z1 - z0, fz, ny, fy, nx, fx).mean(axis=(1, 3, 5), dtype=np.float32)
-    return out
+    from medforensics.features.noise_map import grid_means
+
+    return grid_means(array, factors, slab)[0]
 
 
 def low_resolution(volume: Volume, target_mm: float = 2.0) -> LowRes:
@@ -131,6 +124,70 @@ def _shell_fraction(
     return float(win[ring].mean()) if n else 0.0
 
 
+#: Scales of at least this many voxels in-plane are computed on an in-plane 2x block mean.
+PYRAMID_MIN_VOXELS = 2.5
+
+
+def _log(arr: NDArray[np.float32], s_mm: float, sv: NDArray[np.float64], unit: tuple[float, ...]) -> Any:
+    """Scale-normalised LoG ``-s^2 sum_i d2/dx_i^2 (G * arr)``, second derivatives in full-resolution voxel
+    units (``unit``: full-resolution voxels per voxel of ``arr``, per axis)."""
+    acc = np.zeros(arr.shape, np.float32)
+    for ax in range(3):
+        order = [0, 0, 0]
+        order[ax] = 2
+        acc += ndimage.gaussian_filter(arr, sv, order=order, mode="nearest") / np.float32(unit[ax] ** 2)
+    return -(s_mm**2) * acc
+
+
+def _upsample2(a: NDArray[np.float32], axis: int) -> NDArray[np.float32]:
+    """Linear 2x upsampling along ``axis`` of block means (each output voxel 3/4 its own block, 1/4 the
+    neighbouring one; edges repeated): ``ndimage.zoom(order=1, grid_mode=True)`` at a fraction of its cost."""
+    a = np.moveaxis(a, axis, 0)
+    prev = np.concatenate([a[:1], a[:-1]])
+    nxt = np.concatenate([a[1:], a[-1:]])
+    out = np.empty((2 * a.shape[0], *a.shape[1:]), np.float32)
+    out[0::2] = 0.75 * a + 0.25 * prev
+    out[1::2] = 0.75 * a + 0.25 * nxt
+    return np.moveaxis(out, 0, axis)
+
+
+def _log_max(
+    sub: NDArray[np.float32], sigmas: list[float], sp: NDArray[np.float64]
+) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+    """Per voxel the strongest scale-normalised LoG response over ``sigmas`` (mm) and the scale's index.
+
+    Scales of :data:`PYRAMID_MIN_VOXELS` in-plane voxels or more run on an in-plane 2x block mean (a
+    quarter of the voxels, half-length kernels: about 3x faster in all) and are interpolated back."""
+    best = np.full(sub.shape, -np.inf, np.float32)
+    scale = np.zeros(sub.shape, np.uint8)
+
+    def keep(resp: NDArray[np.float32], k: NDArray[np.uint8] | int) -> None:
+        better = resp > best
+        best[better] = resp[better]
+        scale[better] = k if isinstance(k, int) else k[better]
+
+    coarse = [k for k, s in enumerate(sigmas) if s / max(sp[1], sp[2]) >= PYRAMID_MIN_VOXELS]
+    if min(sub.shape[1:]) < 16:
+        coarse = []
+    for k, s_mm in enumerate(sigmas):
+        if k not in coarse:
+            keep(_log(sub, s_mm, s_mm / sp, (1.0, 1.0, 1.0)), k)
+    if coarse:
+        ny, nx = sub.shape[1:]
+        even = np.pad(sub, [(0, 0), (0, ny % 2), (0, nx % 2)], mode="edge")
+        half = block_mean(even, (1, 2, 2))
+        sp2 = sp * np.array([1.0, 2.0, 2.0])
+        hb = np.full(half.shape, -np.inf, np.float32)
+        hk = np.zeros(half.shape, np.uint8)
+        for k in coarse:
+            resp = _log(half, sigmas[k], sigmas[k] / sp2, (1.0, 2.0, 2.0))
+            better = resp > hb
+            hb[better], hk[better] = resp[better], k
+        up = _upsample2(_upsample2(hb, 1), 2)[:, :ny, :nx]
+        keep(up, np.repeat(np.repeat(hk, 2, axis=1), 2, axis=2)[:, :ny, :nx])
+    return best, scale
+
+
 def blob_candidates(
     low: LowRes, max_count: int = 200, min_mm: float = 3.0, max_mm: float = 30.0
 ) -> list[Candidate]:
@@ -142,17 +199,10 @@ def blob_candidates(
         return []
     sub = np.clip(low.array[box], -1000.0, 400.0)
     lung = low.lung[box]
-    best = np.full(sub.shape, -np.inf, np.float32)
-    scale = np.zeros(sub.shape, np.uint8)
     sigmas = [
         s for s in BLOB_SIGMAS_MM if min_mm <= 2 * np.sqrt(3) * s <= max_mm * 1.05 or s == BLOB_SIGMAS_MM[0]
     ]
-    for k, s_mm in enumerate(sigmas):
-        sv = s_mm / sp
-        resp = (-(s_mm**2) * ndimage.gaussian_laplace(sub, sv, mode="nearest")).astype(np.float32)
-        better = resp > best
-        best[better] = resp[better]
-        scale[better] = k
+    best, scale = _log_max(sub, sigmas, sp)
     smooth = ndimage.gaussian_filter(sub, 1.0 / sp * 1.5, mode="nearest")
     peaks = (
         (best == ndimage.maximum_filter(best, size=3))

@@ -10,7 +10,7 @@ dilated lung:
   parameters; verdict ``tampered`` at the model's series threshold (chosen on validation scans);
 * findings: the local maxima of the map above the threshold, at least :data:`PEAK_SEPARATION_MM` apart,
   each with its centre, a bounding box (the connected region above half its peak), its type (injected
-  when a nodule-like blob sits at the peak, else removed) and a heatmap (the map over its box, full
+  when a blob sits at the peak, else removed) and a heatmap (the map over its box, full
   resolution): a fully convolutional network's class-activation map *is* its explanation of that score;
 * label: FM / FB from the top finding's type, else TM when a nodule-like blob is present, else TB.
 """
@@ -37,7 +37,7 @@ PEAK_SEPARATION_MM = 20.0
 #: Margin (mm) around the lung mask that is still scored (nodules touching the pleura, mediastinal edge).
 LUNG_MARGIN_MM = 8.0
 MAX_FINDINGS = 5
-#: A finding with a nodule-like blob centred this close to its peak is typed ``injected``, else ``removed``.
+#: A finding with a blob centred this close to its peak is typed ``injected``, else ``removed``.
 NODULE_MATCH_MM = 8.0
 
 
@@ -69,6 +69,12 @@ class DenseMap:
         hi = np.ceil((np.array([x.stop for x in sl]) + self.offset) * s).astype(np.int64)
         hi = np.minimum(np.maximum(hi, lo + 1), shape)
         return np.minimum(lo, hi - 1), hi
+
+
+def scored_zone(lung: NDArray[np.bool_], spacing: tuple[float, float, float]) -> NDArray[np.bool_]:
+    """Where the tamper map is read: the lung dilated by about :data:`LUNG_MARGIN_MM`."""
+    iterations = max(int(np.ceil(LUNG_MARGIN_MM / s)) for s in spacing)
+    return np.asarray(ndimage.binary_dilation(lung, ndimage.generate_binary_structure(3, 1), iterations))
 
 
 class DenseDetector:
@@ -121,8 +127,7 @@ class DenseDetector:
         lung = lung_mask(low, sp)
         if not lung.any():
             raise MedforensicsError("no lung found: the CT detector scores chest CT")
-        margin = [int(np.ceil(LUNG_MARGIN_MM / s)) for s in sp]
-        zone = ndimage.binary_dilation(lung, ndimage.generate_binary_structure(3, 1), iterations=max(margin))
+        zone = scored_zone(lung, sp)
         box = ndimage.find_objects(zone.astype(np.uint8))[0]
         img = g.channels(self.hu_window, box)  # type: ignore[arg-type]
         g.noise = None  # the network input holds what is needed of it: free it before inference
@@ -140,7 +145,7 @@ class DenseDetector:
         return float(self.calibration.apply(np.asarray([p], np.float64))[0])
 
 
-def _peaks(
+def peaks(
     ev: NDArray[np.float32], spacing: tuple[float, float, float], floor: float
 ) -> list[tuple[int, ...]]:
     """Local maxima of ``ev`` >= ``floor``, strongest first, :data:`PEAK_SEPARATION_MM` apart."""
@@ -163,23 +168,32 @@ def _region(ev: NDArray[np.float32], peak: tuple[int, ...]) -> NDArray[np.bool_]
     return np.asarray(lab == lab[peak])
 
 
-def _nodules(dm: DenseMap) -> NDArray[np.float64]:
-    """Centres (crop voxels) of the nodule-like blobs the candidate finder's Hessian test accepts."""
+def _nodules(dm: DenseMap, near: tuple[int, ...] | None = None) -> NDArray[np.float64]:
+    """Centres (crop voxels) of blobs: in the whole lung, the nodule-like ones the candidate finder's
+    Hessian test accepts; within :data:`NODULE_MATCH_MM` of crop voxel ``near`` (a small, fast search that
+    no vessel elsewhere in the lung can crowd out), any blob the finder keeps (a faint or irregular
+    injected nodule fails the Hessian test; a removal leaves none, see :func:`_finding`)."""
     from medforensics.scan.candidates import LowRes, blob_candidates
 
-    low = LowRes(dm.hu, (1, 1, 1), dm.spacing, dm.lung)
-    pts = [b.center for b in blob_candidates(low, max_count=50) if b.nodule_like]
+    lung = dm.lung
+    if near is not None:
+        idx = np.ogrid[tuple(slice(0, n) for n in lung.shape)]
+        d2 = sum(((i - c) * s) ** 2 for i, c, s in zip(idx, near, dm.spacing, strict=True))
+        lung = lung & (d2 <= NODULE_MATCH_MM**2)
+    low = LowRes(dm.hu, (1, 1, 1), dm.spacing, lung)
+    pts = [b.center for b in blob_candidates(low, max_count=50) if b.nodule_like or near is not None]
     return np.asarray(pts, np.float64).reshape(-1, 3)
 
 
-def _finding(
-    volume: Volume, dm: DenseMap, det: DenseDetector, peak: tuple[int, ...], nodules: NDArray[np.float64]
-) -> Finding:
+def _finding(volume: Volume, dm: DenseMap, det: DenseDetector, peak: tuple[int, ...]) -> Finding:
     region = _region(dm.evidence, peak)
     p_inj = float(dm.prob[0][region].mean(dtype=np.float32))
     p_rem = float(dm.prob[1][region].mean(dtype=np.float32))
-    # the type: a flagged region holding a nodule had one put there; one without had it taken away (the
-    # network's own injected/removed split is reported but not trusted: both leave the same noise trace)
+    # the type: a flagged region holding a blob had one put there; one without had it taken away (the
+    # network's own injected/removed split is reported but not trusted: both leave the same noise trace).
+    # Measured on real series (map peak within 10 mm of the truth, session 5): a blob within 8 mm for 17 of
+    # 20 injections, 11 of 20 when it also had to pass the nodule-shape test; none for 7 of 7 removals.
+    nodules = _nodules(dm, near=peak)
     dist = np.linalg.norm((nodules - np.asarray(peak)) * np.asarray(dm.spacing), axis=1)
     kind = "injected" if bool((dist <= NODULE_MATCH_MM).any()) else "removed"
     sl = ndimage.find_objects(region.astype(np.uint8))[0]
@@ -226,9 +240,8 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     thr = det.calibration.operating_threshold
     raw_max = float(dm.evidence.max())
     score = det.calibrated(raw_max)
-    peaks = _peaks(dm.evidence, dm.spacing, floor=float(np.min(dm.evidence)))
-    nodules = _nodules(dm)
-    findings = [_finding(volume, dm, det, p, nodules) for p in peaks]
+    top = peaks(dm.evidence, dm.spacing, floor=float(np.min(dm.evidence)))
+    findings = [_finding(volume, dm, det, p) for p in top]
     flagged = [fd for fd in findings if fd.score >= thr]
     tampered = score >= thr
     result.score = score
@@ -236,7 +249,7 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     if tampered:
         result.label = "FM" if flagged[0].type == "injected" else "FB"
     else:
-        result.label = "TM" if _has_nodule(dm, nodules, raw_max) else "TB"
+        result.label = "TM" if _has_nodule(dm, _nodules(dm), raw_max) else "TB"
     result.findings = flagged + meta
     result.extra.update(
         detector="dense",

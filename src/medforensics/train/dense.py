@@ -14,8 +14,10 @@ add negatives from outside the data set's crops.
 Loss: class-weighted cross-entropy, a soft Dice term on the tamper (not authentic) map and a patch-level
 term on the map's maximum (the quantity the scan thresholds). Patches (:mod:`.dense_data`) are random
 boxes centred on the attack (2/3 of tampered draws) or on a TM scan's real nodule (1/2 of authentic
-draws); flips, in-plane zoom 0.8-1.25, intensity jitter, blur and noise on the fly. The model kept is the
-one with the best mean of the validation *scan* AUC and the share of tampered validation scans whose
+draws) or, with probability ``hard_negative`` for an authentic scan that has them, on the current
+model's strongest false alarms (:func:`mine_hard_negatives`, every ``hard_every`` steps); flips,
+in-plane zoom 0.8-1.25, intensity jitter, blur and noise on the fly. The model kept is the one with the
+best mean of the validation *scan* AUC and the share of tampered validation scans whose
 strongest region lies within 10 mm of the edit (:func:`scan_scores`); the folder gets
 ``model.safetensors``, ``config.json`` (resolved), ``metrics.json``, ``calibration.json``,
 ``train_log.csv`` and ``model_card.md``. Configuration: :mod:`.dense_config`.
@@ -70,6 +72,7 @@ __all__ = [
     "load_dense_config",
     "load_items",
     "loss_fn",
+    "mine_hard_negatives",
     "model_input",
     "scan_scores",
     "to_model_grid",
@@ -133,6 +136,40 @@ def scan_scores(model: Any, items: list[Item], precision: str = "bf16") -> dict[
     }
 
 
+#: Hard negatives are mined where the smoothed tamper map reaches at least this.
+HARD_FLOOR = 0.2
+
+
+def mine_hard_negatives(model: Any, items: list[Item], cfg: DenseConfig, rng: np.random.Generator) -> int:
+    """Set ``Item.hard`` of authentic training scans to the strongest local maxima of the current model's
+    tamper map inside the scored zone (the lung when one is found, else near aerated tissue): the whole
+    authentic series every time, ``cfg.hard_items`` other authentic scans drawn at random. Returns the
+    number of points found (their patches then teach the model what its false alarms really are)."""
+    from medforensics.forge.lung import lung_mask
+    from medforensics.models.tamperseg import predict_map, tamper_evidence
+    from medforensics.scan.dense import peaks, scored_zone
+
+    authentic = [it for it in items if it.label not in LABELS]
+    whole = [it for it in authentic if it.method == "whole"]
+    rest = [it for it in authentic if it.method != "whole"]
+    pick = whole + [rest[int(i)] for i in rng.permutation(len(rest))[: cfg.hard_items]]
+    lo, hi = cfg.hu_window
+    model.eval()
+    found = 0
+    with torch.inference_mode():
+        for it in pick:
+            ev = tamper_evidence(predict_map(model, it.image, precision=cfg.precision), it.spacing).numpy()
+            hu = it.image[0] * (hi - lo) + lo
+            zone = lung_mask(hu, it.spacing)
+            if not zone.any():  # a crop inside the chest: no lung outline to find
+                zone = hu < -400.0
+            zone = scored_zone(zone, it.spacing)  # what the scan reads
+            pts = peaks(np.where(zone, ev, 0.0).astype(np.float32), it.spacing, floor=HARD_FLOOR)
+            it.hard = np.asarray(pts, np.int64).reshape(-1, 3) if pts else None
+            found += len(pts)
+    return found
+
+
 def in_channels(config: dict[str, Any]) -> int:
     """Input channels of a dense model from its resolved config (older configs: the HU channel only)."""
     return 2 if config.get("noise_channel") else 1
@@ -181,6 +218,9 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
         opt.step()
         sched.step()
         running += float(loss.detach())
+        if cfg.hard_negative > 0 and step % cfg.hard_every == 0 and step < cfg.steps:
+            n = mine_hard_negatives(model, items["train"], cfg, rng)
+            log.info("step %d: %d hard negative points mined", step, n)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             val = scan_scores(model, items["val"], cfg.precision)
             row = {
@@ -255,8 +295,15 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
             if cfg.noise_channel
             else " only."
         ),
-        "- The scan types a flagged region injected when a nodule-like blob sits at its peak, else removed "
-        "(the network's own injected/removed split is not used for that).",
+        "- The scan types a flagged region injected when a blob (a nodule, faint or solid) sits within 8 mm "
+        "of its peak, else removed (the network's own injected/removed split is not used for that).",
+        (
+            f"- Hard negatives: a patch of an authentic scan with mined false alarms is centred on one of "
+            f"them {cfg.hard_negative:.0%} of the time (the model's own strongest, mined every "
+            f"{cfg.hard_every} steps on the whole series and {cfg.hard_items} random authentic crops)."
+            if cfg.hard_negative > 0
+            else "- No hard-negative mining."
+        ),
         f"- Trained {metrics['train_seconds']} s ({cfg.steps} steps of {cfg.batch_size} patches "
         f"{cfg.patch}); kept step {metrics['best_step']} (best mean of validation scan AUC and share "
         "localised within 10 mm).",

@@ -39,6 +39,13 @@ class DenseConfig:
     dice_weight: float = 0.5
     zoom_range: tuple[float, float] = (0.8, 1.25)
     peak_weight: float = 0.5
+    #: How often a patch of an authentic scan with mined hard negatives (the current model's strongest
+    #: false alarms, mined every ``hard_every`` steps on the whole authentic series and up to ``hard_items``
+    #: other authentic training scans, :func:`medforensics.train.dense.mine_hard_negatives`) is centred on
+    #: one of them; 0 turns mining off.
+    hard_negative: float = 0.4
+    hard_every: int = 100
+    hard_items: int = 24
     exclude_methods: list[str] = field(default_factory=list)
     #: Patient (manifest ``patient``) -> split, overriding the data set's split file for those patients.
     splits: dict[str, str] = field(default_factory=dict)

@@ -31,6 +31,8 @@ class Item:
     spacing: tuple[float, float, float]
     #: Voxels (model grid) worth centring patches on: the attack, or the real nodule of a TM scan.
     focus: NDArray[np.int64] | None = None
+    #: Authentic scans: where the current model's strongest false alarms are (hard negatives, mined).
+    hard: NDArray[np.int64] | None = None
 
 
 def grid_factors(
@@ -113,16 +115,15 @@ def model_input(
 ) -> GridInput:
     """:func:`to_model_grid` of ``array`` plus, with ``noise``, its full-resolution noise energy on the same
     grid (:mod:`medforensics.features.noise_map`), normalised to the series' lung."""
-    from medforensics.features.noise_map import normalised_log_energy, residual_energy
-    from medforensics.scan.candidates import block_mean
+    from medforensics.features.noise_map import grid_means, normalised_log_energy
 
     f = grid_factors(spacing, target_mm)
-    low = block_mean(array, f)  # type: ignore[arg-type]
+    low, energy = grid_means(array, f, energy=noise)
     zoom, scale, sp = _to_target(low, f, spacing, target_mm)
     hu = _zoom(low, zoom)
     chan = None
-    if noise:
-        chan = normalised_log_energy(_zoom(residual_energy(array, f), zoom), hu, copy=False)
+    if energy is not None:
+        chan = normalised_log_energy(_zoom(energy, zoom), hu, copy=False)
     return GridInput(hu, chan, scale, sp)
 
 
@@ -209,12 +210,14 @@ def _check_split(items: dict[str, list[Item]]) -> None:
             raise ConfigError(f"the {split} split needs authentic and tampered scans (has {sorted(labels)})")
 
 
-def _patch(it: Item, size: tuple[int, int, int], rng: np.random.Generator, focus: bool) -> tuple[Any, Any]:
-    """A random ``size`` box of ``it`` (edge-padded), centred near the attack when ``focus``."""
+def _patch(
+    it: Item, size: tuple[int, int, int], rng: np.random.Generator, centres: NDArray[np.int64] | None
+) -> tuple[Any, Any]:
+    """A random ``size`` box of ``it`` (edge-padded), centred near one of ``centres`` when given."""
     shape = np.asarray(it.target.shape)
     want = np.asarray(size)
-    if focus and it.focus is not None and len(it.focus):
-        c = it.focus[rng.integers(len(it.focus))]
+    if centres is not None and len(centres):
+        c = centres[rng.integers(len(centres))]
         start = c - want // 2 + rng.integers(-want // 4, want // 4 + 1)
     else:
         start = np.array(
@@ -273,20 +276,32 @@ def _resize(img: NDArray[Any], tgt: NDArray[Any], size: tuple[int, int, int]) ->
     return out_i, out_t
 
 
+def _draw(
+    pool: list[Item], cfg: DenseConfig, rng: np.random.Generator
+) -> tuple[Item, NDArray[np.int64] | None]:
+    """A scan of ``pool`` and where its patch is centred (None: anywhere).
+
+    An authentic scan with mined hard points (the model's own current false alarms) is centred on one of
+    them with probability ``cfg.hard_negative``. Tampered patches are centred on the attack 2/3 of the time
+    and TM ones on the real nodule half of the time (so a real nodule is seen as authentic as often as an
+    injected one is seen as injected).
+    """
+    it = pool[rng.integers(len(pool))]
+    if it.hard is not None and len(it.hard) and rng.random() < cfg.hard_negative:
+        return it, it.hard
+    return it, it.focus if rng.random() < (2 / 3 if it.label in LABELS else 1 / 2) else None
+
+
 def batch(items: list[Item], cfg: DenseConfig, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A training batch: half tampered scans, half authentic (see the comments for where patches sit)."""
+    """A training batch: half tampered scans, half authentic (:func:`_draw` says where patches sit)."""
     tampered = [it for it in items if it.label in LABELS]
     authentic = [it for it in items if it.label not in LABELS]
     xs, ys = [], []
     for k in range(cfg.batch_size):
-        pool = tampered if k % 2 == 0 else authentic
-        it = pool[rng.integers(len(pool))]
-        # tampered: centred on the attack 2/3 of the time; TM: on the real nodule half of the time (so a
-        # real nodule is seen as authentic as often as an injected one is seen as injected)
-        focus = rng.random() < (2 / 3 if it.label in LABELS else 1 / 2)
+        it, centres = _draw(tampered if k % 2 == 0 else authentic, cfg, rng)
         zoom = float(rng.uniform(*cfg.zoom_range))
         size = (cfg.patch[0], *(round(p * zoom) for p in cfg.patch[1:]))
-        img, tgt = _patch(it, size, rng, focus=focus)  # type: ignore[arg-type]
+        img, tgt = _patch(it, size, rng, centres)  # type: ignore[arg-type]
         if size != tuple(cfg.patch):  # another pixel size: other scanners, other patients' anatomy scale
             img, tgt = _resize(img, tgt, cfg.patch)
         img, tgt = _augment(img, tgt, rng)
