@@ -354,14 +354,20 @@ def whole_series_scores(model: Any, cfg: DenseConfig, paths: list[str]) -> list[
     return out
 
 
+#: How far (calibrated score) the series threshold stays above the whole authentic training series.
+WHOLE_SERIES_MARGIN = 0.01
+
+
 def calibrate(
     val_scores: list[dict[str, Any]], max_fpr: float = 0.01, whole_authentic: list[float] | None = None
 ) -> dict[str, Any]:
     """Platt parameters on validation scan scores and the series threshold for <= ``max_fpr`` flagged.
 
     ``whole_authentic``: raw scores of whole authentic series of the *training* patients. The threshold is
-    kept above them too: a whole chest CT offers many more places for a false alarm than the data set's
-    crops, and with one validation patient the crops alone set it too low (conservative on purpose).
+    kept above them too, by :data:`WHOLE_SERIES_MARGIN` (calibrated score; half the distance to 1 at most):
+    a whole chest CT offers many more places for a false alarm than the data set's crops, and with one
+    validation patient the crops alone set it too low (conservative on purpose). The margin keeps such a
+    series (the demo's CT is one) from flipping on another CPU's rounding.
     """
     from medforensics.evaluate.metrics import apply_platt, fit_platt
     from medforensics.scan.aggregate import series_threshold_at_fpr
@@ -374,9 +380,9 @@ def calibrate(
     fitted = f"validation scans ({int((y == 0).sum())} authentic, {int(y.sum())} tampered)"
     if whole_authentic:
         top = float(np.max(apply_platt(np.asarray(whole_authentic, np.float64), (a, b))))
-        if top >= thr:
-            thr = float(np.nextafter(top, np.inf))
+        thr = max(thr, min(top + WHOLE_SERIES_MARGIN, (top + 1.0) / 2))
         fitted += f"; kept above {len(whole_authentic)} whole authentic training series"
+        fitted += f" (by {WHOLE_SERIES_MARGIN})"
     return {
         "platt": [a, b],
         "threshold": thr,
