@@ -151,6 +151,15 @@ def _upsample2(a: NDArray[np.float32], axis: int) -> NDArray[np.float32]:
     return np.moveaxis(out, 0, axis)
 
 
+def _keep_max(
+    best: NDArray[np.float32], scale: NDArray[np.uint8], resp: NDArray[np.float32], k: NDArray[np.uint8] | int
+) -> None:
+    """Where ``resp`` beats ``best``, take it and its scale index ``k`` (in place)."""
+    better = resp > best
+    best[better] = resp[better]
+    scale[better] = k if isinstance(k, int) else k[better]
+
+
 def _log_max(
     sub: NDArray[np.float32], sigmas: list[float], sp: NDArray[np.float64]
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
@@ -160,18 +169,12 @@ def _log_max(
     quarter of the voxels, half-length kernels: about 3x faster in all) and are interpolated back."""
     best = np.full(sub.shape, -np.inf, np.float32)
     scale = np.zeros(sub.shape, np.uint8)
-
-    def keep(resp: NDArray[np.float32], k: NDArray[np.uint8] | int) -> None:
-        better = resp > best
-        best[better] = resp[better]
-        scale[better] = k if isinstance(k, int) else k[better]
-
     coarse = [k for k, s in enumerate(sigmas) if s / max(sp[1], sp[2]) >= PYRAMID_MIN_VOXELS]
     if min(sub.shape[1:]) < 16:
         coarse = []
     for k, s_mm in enumerate(sigmas):
         if k not in coarse:
-            keep(_log(sub, s_mm, s_mm / sp, (1.0, 1.0, 1.0)), k)
+            _keep_max(best, scale, _log(sub, s_mm, s_mm / sp, (1.0, 1.0, 1.0)), k)
     if coarse:
         ny, nx = sub.shape[1:]
         even = np.pad(sub, [(0, 0), (0, ny % 2), (0, nx % 2)], mode="edge")
@@ -180,11 +183,9 @@ def _log_max(
         hb = np.full(half.shape, -np.inf, np.float32)
         hk = np.zeros(half.shape, np.uint8)
         for k in coarse:
-            resp = _log(half, sigmas[k], sigmas[k] / sp2, (1.0, 2.0, 2.0))
-            better = resp > hb
-            hb[better], hk[better] = resp[better], k
+            _keep_max(hb, hk, _log(half, sigmas[k], sigmas[k] / sp2, (1.0, 2.0, 2.0)), k)
         up = _upsample2(_upsample2(hb, 1), 2)[:, :ny, :nx]
-        keep(up, np.repeat(np.repeat(hk, 2, axis=1), 2, axis=2)[:, :ny, :nx])
+        _keep_max(best, scale, up, np.repeat(np.repeat(hk, 2, axis=1), 2, axis=2)[:, :ny, :nx])
     return best, scale
 
 

@@ -37,6 +37,8 @@ PEAK_SEPARATION_MM = 20.0
 #: Margin (mm) around the lung mask that is still scored (nodules touching the pleura, mediastinal edge).
 LUNG_MARGIN_MM = 8.0
 MAX_FINDINGS = 5
+#: Strongest map peaks listed in ``extra.top_candidates`` (flagged or not).
+TOP_CANDIDATES = 3
 #: A finding with a blob centred this close to its peak is typed ``injected``, else ``removed``.
 NODULE_MATCH_MM = 8.0
 
@@ -241,7 +243,10 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     raw_max = float(dm.evidence.max())
     score = det.calibrated(raw_max)
     top = peaks(dm.evidence, dm.spacing, floor=float(np.min(dm.evidence)))
-    findings = [_finding(volume, dm, det, p) for p in top]
+    # peaks come strongest first: the flagged ones and the TOP_CANDIDATES reported are a prefix, and only
+    # those get a finding (each costs a local blob search)
+    n_flagged = sum(det.calibrated(float(dm.evidence[p])) >= thr for p in top)
+    findings = [_finding(volume, dm, det, p) for p in top[: max(TOP_CANDIDATES, n_flagged)]]
     flagged = [fd for fd in findings if fd.score >= thr]
     tampered = score >= thr
     result.score = score
@@ -258,6 +263,6 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
         lung_ml=round(float(dm.lung.sum()) * float(np.prod(dm.spacing)) / 1000.0, 1),
         top_candidates=[
             {"score": round(fd.score, 6), "center_voxel": list(fd.center_voxel or ()), "type": fd.type}
-            for fd in findings[:3]
+            for fd in findings[:TOP_CANDIDATES]
         ],
     )

@@ -381,8 +381,9 @@ def calibrate(
     if whole_authentic:
         top = float(np.max(apply_platt(np.asarray(whole_authentic, np.float64), (a, b))))
         thr = max(thr, min(top + WHOLE_SERIES_MARGIN, (top + 1.0) / 2))
-        fitted += f"; kept above {len(whole_authentic)} whole authentic training series"
-        fitted += f" (by {WHOLE_SERIES_MARGIN})"
+        fitted += (
+            f"; kept above {len(whole_authentic)} whole authentic training series (by {WHOLE_SERIES_MARGIN})"
+        )
     return {
         "platt": [a, b],
         "threshold": thr,
