@@ -63,6 +63,29 @@ def _peak_distance(res: Any, vol: Any, truth_mm: np.ndarray) -> float | None:
     return float(np.linalg.norm(mm - truth_mm))
 
 
+def _true_label(kind: str, src: Any) -> str:
+    """The CT-GAN label the series should get: FB/FM for a removal/injection, else TM when the source has a
+    real (annotated) nodule and TB when it has none."""
+    if kind.startswith("authentic"):
+        return "TM" if src.nodules else "TB"
+    return "FB" if "remove" in kind else "FM"
+
+
+def label_accuracy(rows: list[dict[str, Any]]) -> tuple[int, int, dict[str, dict[str, int]]]:
+    """(right, counted, confusion true -> predicted) of the TB/TM/FB/FM label over rows that have a truth."""
+    conf: dict[str, dict[str, int]] = {}
+    right = n = 0
+    for r in rows:
+        if r.get("true_label") is None:
+            continue
+        got = r.get("label") or "-"
+        conf.setdefault(r["true_label"], {}).setdefault(got, 0)
+        conf[r["true_label"]][got] += 1
+        right += got == r["true_label"]
+        n += 1
+    return right, n, conf
+
+
 def run(model_dir: Path, per_method: int, augmented: int, seed: int) -> dict[str, Any]:
     from medforensics.forge.augment import ct_augmenter
     from medforensics.forge.base import list_attacks, run_attack
@@ -116,6 +139,7 @@ def run(model_dir: Path, per_method: int, augmented: int, seed: int) -> dict[str
                 "verdict": res.verdict,
                 "score": res.score,
                 "label": res.label,
+                "true_label": _true_label(kind, src),
                 "seconds": round(time.perf_counter() - t0, 2),
                 "error": res.error,
             }
@@ -165,6 +189,19 @@ def summarise(result: dict[str, Any]) -> str:
         rs = [r for r in rows if r["kind"] == kind]
         hit = sum(1 for r in rs if r["verdict"] == "tampered" and (r.get("top_distance_mm") or 1e9) <= 10)
         md.append(f"| {kind} | {len(rs)} | {sum(r['verdict'] == 'tampered' for r in rs)} | {hit}/{len(rs)} |")
+    right, n, conf = label_accuracy(rows)
+    if n:
+        labels = ["TB", "TM", "FB", "FM"]
+        md += [
+            "",
+            f"TB/TM/FB/FM label right for {right}/{n} series ({right / n:.1%}); rows true, columns given:",
+            "",
+            "| true → given | " + " | ".join(labels) + " |",
+            "| --- |" + " --- |" * len(labels),
+        ]
+        for t in labels:
+            if t in conf:
+                md.append(f"| {t} | " + " | ".join(str(conf[t].get(g, 0)) for g in labels) + " |")
     errors = [r for r in result["rows"] if r.get("error")]
     if errors:
         md += [

@@ -6,6 +6,7 @@ Usage (long job; about 15 min per model on 2 cores)::
         --methods blob-inject,copy-move,ctgan-inject,ctgan-remove,inpaint-remove
     python benchmarks/leaderboard/make_dense_detector.py --data /tmp/dense/ds3 --work /tmp/dense/bundle \\
         [--steps 1500] [--loao-steps 600] [--from-run DIR]
+        [--device cuda --workers 2 --jobs 6 --batch-size 16]   # a GPU machine: all six models at once
 
 Steps: the whole authentic series of every data-set patient are added to that patient's split (train:
 negatives from outside the data set's crops; val: the series threshold is then chosen on whole series too;
@@ -61,6 +62,12 @@ def main() -> None:
     ap.add_argument("--methods", default="blob-inject,copy-move,ctgan-inject,ctgan-remove,inpaint-remove")
     ap.add_argument("--from-run", type=Path, default=None, help="An in-distribution folder already trained.")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (the network; data stay on the CPU)")
+    ap.add_argument("--workers", type=int, default=0, help="Batch processes per model (0: in-process).")
+    ap.add_argument("--jobs", type=int, default=1, help="Models trained at once (separate processes).")
+    ap.add_argument("--batch-size", type=int, default=6)
+    ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument("--hard-every", type=int, default=100, help="Steps between hard-negative mining rounds.")
     ap.add_argument(
         "--bundle",
         type=Path,
@@ -77,13 +84,17 @@ def main() -> None:
         val_authentic=whole["val"],
         test_authentic=whole["test"],
         steps=args.steps,
-        eval_every=250,
+        eval_every=args.eval_every,
+        hard_every=args.hard_every,
         threads=args.threads,
+        device=args.device,
+        workers=args.workers,
+        batch_size=args.batch_size,
     )
     if args.from_run is not None:
         main_dir = args.from_run
         used = json.loads((main_dir / "config.json").read_text())
-        for key in ("data", "steps", "target_mm", "patch", "seed", "noise_channel"):
+        for key in ("data", "steps", "target_mm", "patch", "seed", "noise_channel", "batch_size"):
             if json.dumps(used.get(key, False)) != json.dumps(asdict(cfg)[key]):
                 raise SystemExit(f"--from-run was trained with another {key}: {used.get(key)}")
         metrics = json.loads((main_dir / "metrics.json").read_text())
@@ -92,7 +103,13 @@ def main() -> None:
         main_dir = Path(cfg.out)
     methods = [m for m in args.methods.split(",") if m]
     table = run_dense_benchmark(
-        cfg, args.work, methods, args.loao_steps, main=metrics, progress=lambda msg: print(msg, flush=True)
+        cfg,
+        args.work,
+        methods,
+        args.loao_steps,
+        main=metrics,
+        progress=lambda msg: print(msg, flush=True),
+        jobs=args.jobs,
     )
     md = dense_markdown(table)  # also written to WORK/dense.md by run_dense_benchmark
 

@@ -30,3 +30,16 @@ def test_given_in_distribution_metrics_are_not_trained_again(tmp_path: Path) -> 
     assert res["in_dist"]["test_auc"] == 0.7 and res["in_dist"]["train_seconds"] == 1.5
     assert res["loao"] == {} and res["unseen_auc_mean"] is None
     assert not (tmp_path / "in-dist").exists() and (tmp_path / "dense.md").is_file()
+
+
+def test_dense_benchmark_trains_models_in_parallel_processes(tmp_path: Path) -> None:
+    from medforensics.evaluate.dense_benchmark import run_dense_benchmark
+
+    cfg = tiny_config(steps=2)
+    methods = sorted({i.method for i in load_items(cfg)["test"] if i.label in ("FM", "FB")})[:1]
+    res = run_dense_benchmark(cfg, tmp_path, methods, loao_steps=1, jobs=2)
+    assert set(res["loao"]) == set(methods) and res["in_dist"]["steps"] == 2
+    for sub in ("in-dist", f"loao/{methods[0]}"):
+        assert (tmp_path / sub / "model.safetensors").is_file()
+    used = json.loads((tmp_path / f"loao/{methods[0]}" / "config.json").read_text())
+    assert used["exclude_methods"] == methods

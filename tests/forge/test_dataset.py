@@ -19,6 +19,8 @@ from medforensics.forge.dataset import (
     scan_path,
 )
 from medforensics.io.datasets.ctgan import read_ctgan_labels
+from medforensics.io.volume import Volume
+from tests.forge._ctdata import chest_ct, ct_crop  # noqa: F401
 from tests.forge._tiny_ct import build_tiny_dataset, shared_tiny_dataset, tiny_sources
 
 
@@ -163,3 +165,17 @@ def test_cli_dataset_bad_input_exits_2_and_writes_nothing(tmp_path: Path) -> Non
         app, ["forge", "dataset", "--out", str(out), "--val-frac", "0.6", "--test-frac", "0.5"]
     )
     assert res.exit_code == 2 and not out.exists()
+
+
+def test_nifti_source_is_keyed_by_its_name_not_where_it_is_installed(ct_crop: Volume, tmp_path: Path) -> None:  # noqa: F811
+    from medforensics.forge.dataset_sources import load_source
+    from medforensics.io.nifti import write_nifti
+
+    keys = []
+    for sub in ("site-a", "site-b"):
+        path = tmp_path / sub / "ct.nii.gz"
+        path.parent.mkdir()
+        write_nifti(ct_crop, path)
+        keys.append(load_source(path, name="sample:ct.nii.gz").patient)
+    assert keys[0] == keys[1]
+    assert load_source(path).patient != keys[0]  # no name: its path keys it

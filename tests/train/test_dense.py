@@ -89,3 +89,28 @@ def test_hard_negatives_are_the_models_false_alarms_in_the_lung(monkeypatch: pyt
     assert _draw([authentic], cfg, rng) == (authentic, authentic.hard)
     off = tiny_config(hard_negative=0.0)
     assert all(_draw([authentic], off, rng)[1] is None for _ in range(20))  # TB: anywhere
+
+
+def test_device_and_workers_are_checked_before_training() -> None:
+    import torch
+
+    from medforensics.errors import ConfigError
+    from medforensics.train.dense import resolve_device
+
+    with pytest.raises(ConfigError, match="device must be"):
+        train_dense(tiny_config(device="tpu"))
+    with pytest.raises(ConfigError, match="workers"):
+        train_dense(tiny_config(workers=-1))
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            resolve_device("cuda")
+
+
+def test_training_with_batch_workers_does_not_depend_on_their_number(tmp_path: Path) -> None:
+    runs = [
+        train_dense(tiny_config(tmp_path / str(w), steps=4, eval_every=2, hard_every=2, workers=w))
+        for w in (1, 2)
+    ]
+    assert [r["val_scores"] for r in runs[:1]] == [r["val_scores"] for r in runs[1:]]
+    assert (tmp_path / "2" / "model.safetensors").is_file()

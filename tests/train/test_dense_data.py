@@ -115,3 +115,51 @@ def test_noise_channel_shows_a_smoothed_region_the_hu_channel_does_not() -> None
     assert inside < -0.5 and abs(outside) < 0.1
     assert abs(g.hu[3:5, 24:36, 24:36].mean() - g.hu[3:5, 2:15, 2:15].mean()) < 5.0  # same HU level
     assert model_input(arr, (2.5, 0.7, 0.7), (2.5, 1.4, 1.4)).noise is None
+
+
+def _marked(shape: tuple[int, int, int], at: tuple[int, int, int], label: str) -> Item:
+    """A blank scan with a bright 4-voxel cube at ``at`` (classes: all tampered for FM, else authentic)."""
+    img = np.zeros((1, *shape), np.float32)
+    z, y, x = at
+    img[0, z - 2 : z + 2, y - 2 : y + 2, x - 2 : x + 2] = 1.0
+    target = np.full(shape, 1 if label == "FM" else 0, np.int64)
+    return Item(img, target, label, "m", "p", label, (2.5, 1.4, 1.4))
+
+
+def test_batch_workers_draw_the_same_batches_whatever_their_number() -> None:
+    import torch
+
+    from medforensics.train.dense_data import BatchSource
+    from tests.train._dense import tiny_config
+
+    items = load_items(tiny_config())["train"]
+
+    def draw(workers: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        src = BatchSource(items, tiny_config(workers=workers), np.random.default_rng(0))
+        try:
+            return list(src.block(3, 5))
+        finally:
+            src.close()
+
+    one, two = draw(1), draw(2)
+    assert len(one) == 3 and one[0][0].shape == (2, 2, 8, 32, 32) and one[0][1].dtype == torch.int64
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(one, two, strict=True))
+    assert not torch.equal(one[0][0], one[1][0])  # each step its own stream
+
+
+def test_batch_workers_see_the_hard_negatives_mined_before_their_block() -> None:
+    from medforensics.train.dense_data import BatchSource
+    from tests.train._dense import tiny_config
+
+    authentic = _marked((8, 200, 200), (4, 150, 150), "TB")
+    items = [_marked((8, 64, 64), (4, 32, 32), "FM"), authentic]
+    cfg = tiny_config(workers=2, hard_negative=1.0)
+    src = BatchSource(items, cfg, np.random.default_rng(0))
+    try:
+        before = [float(x[1].max()) for x, _ in src.block(1, 12)]  # authentic patch: second in the batch
+        authentic.hard = np.array([[4, 150, 150]])
+        after = [float(x[1].max()) for x, _ in src.block(13, 24)]
+    finally:
+        src.close()
+    assert sum(v > 0.5 for v in before) <= 3  # the cube covers about 3% of random patch positions
+    assert all(v > 0.5 for v in after)

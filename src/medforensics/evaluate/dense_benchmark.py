@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medforensics._atomic import write_text_atomic
-from medforensics.train.dense import DenseConfig, train_dense
+from medforensics.train.dense import DenseConfig, resolve_device, train_dense
 
 
 def run_dense_benchmark(
@@ -26,17 +26,22 @@ def run_dense_benchmark(
     loao_steps: int | None = None,
     main: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Train the in-distribution model (unless its ``metrics.json`` content is given as ``main``) and one
-    model per held-out method under ``out``; writes ``dense.json`` / ``dense.md`` and returns the table."""
+    model per held-out method under ``out``, ``jobs`` of them at a time (separate processes; for a machine
+    with many cores and a GPU); writes ``dense.json`` / ``dense.md`` and returns the table."""
     out = Path(out)
-    if main is None:
-        main = train_dense(replace(cfg, out=str(out / "in-dist")))
-    loao: dict[str, Any] = {}
+    runs: list[DenseConfig] = [] if main is not None else [replace(cfg, out=str(out / "in-dist"))]
     for m in methods:
         sub = replace(cfg, out=str(out / "loao" / m), exclude_methods=[m], steps=loao_steps or cfg.steps)
         sub.eval_every = min(sub.eval_every, sub.steps)
-        res = train_dense(sub)
+        runs.append(sub)
+    trained = train_many(runs, jobs)
+    if main is None:
+        main = trained.pop(0)
+    loao: dict[str, Any] = {}
+    for m, sub, res in zip(methods, runs[len(runs) - len(methods) :], trained, strict=True):
         loao[m] = {
             "auc": res["test"].get("auc_per_method", {}).get(m),
             "train_seconds": res["train_seconds"],
@@ -63,6 +68,28 @@ def run_dense_benchmark(
     write_text_atomic(out / "dense.json", json.dumps(result, indent=1))
     write_text_atomic(out / "dense.md", dense_markdown(result))
     return result
+
+
+def train_many(cfgs: list[DenseConfig], jobs: int = 1) -> list[dict[str, Any]]:
+    """:func:`train_dense` of each config (their ``metrics.json`` contents), ``jobs`` at a time in spawned
+    processes when ``jobs`` > 1 (CUDA and forked batch workers need a fresh process each)."""
+    for c in cfgs:  # bad device or workers: one line before anything starts
+        resolve_device(c.device, c.workers)
+    if jobs <= 1:
+        return [train_dense(c) for c in cfgs]
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    for i in range(0, len(cfgs), jobs):
+        procs = [ctx.Process(target=train_dense, args=(c,)) for c in cfgs[i : i + jobs]]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        failed = [c.out for c, p in zip(cfgs[i : i + jobs], procs, strict=True) if p.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"training failed for {failed}")
+    return [json.loads((Path(c.out) / "metrics.json").read_text(encoding="utf-8")) for c in cfgs]
 
 
 def _f(v: Any) -> str:

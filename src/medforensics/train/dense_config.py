@@ -52,6 +52,11 @@ class DenseConfig:
     seed: int = 0
     threads: int | None = None
     precision: str = "bf16"
+    #: Where the network trains: ``cpu``, ``cuda`` or ``auto`` (CUDA when there is one); data stay on the CPU.
+    device: str = "cpu"
+    #: Processes drawing training batches (0: the training process, one random stream for the whole run;
+    #: else batch ``k`` comes from the stream seeded ``(seed, k)``, the same for any number of workers).
+    workers: int = 0
 
 
 def is_dense_config(path: str | Path) -> bool:

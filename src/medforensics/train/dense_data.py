@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -262,18 +263,16 @@ def _augment(img: NDArray[Any], tgt: NDArray[Any], rng: np.random.Generator) -> 
 
 
 def _resize(img: NDArray[Any], tgt: NDArray[Any], size: tuple[int, int, int]) -> tuple[Any, Any]:
-    """Zoom a patch in-plane to ``size`` (linear for the image, nearest for the classes)."""
-    from scipy import ndimage
+    """Zoom a patch in-plane to ``size`` (bilinear for the image, nearest for the classes; the depth is
+    kept). Torch's interpolation: about 10x faster than ``scipy.ndimage.zoom`` here, the same grid."""
+    import torch.nn.functional as F
 
-    f = [s / n for s, n in zip(size, tgt.shape, strict=True)]
-    img = ndimage.zoom(img, [1.0, *f], order=1, grid_mode=True, mode="nearest")
-    tgt = ndimage.zoom(tgt, f, order=0, grid_mode=True, mode="nearest")
-    out_t = np.zeros(size, np.int64)
-    sl = tuple(slice(0, min(a, b)) for a, b in zip(size, tgt.shape, strict=True))
-    pad = [(0, 0), *((0, s - x.stop) for s, x in zip(size, sl, strict=True))]
-    out_i = np.pad(img[(slice(None), *sl)], pad, mode="edge").astype(np.float32)
-    out_t[sl] = tgt[sl]
-    return out_i, out_t
+    hw = (int(size[1]), int(size[2]))
+    x = torch.from_numpy(np.ascontiguousarray(img, np.float32))  # (C, D, h, w): C as batch, D as channels
+    out_i = F.interpolate(x, size=hw, mode="bilinear", align_corners=False)
+    t = torch.from_numpy(np.ascontiguousarray(tgt)).float()[None]
+    out_t = F.interpolate(t, size=hw, mode="nearest-exact")[0]
+    return out_i.numpy(), out_t.to(torch.int64).numpy()
 
 
 def _draw(
@@ -308,6 +307,55 @@ def batch(items: list[Item], cfg: DenseConfig, rng: np.random.Generator) -> tupl
         xs.append(img)
         ys.append(tgt)
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+#: Worker processes' copy of the training scans and config (inherited by fork, never pickled).
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(items: list[Item], cfg: DenseConfig) -> None:
+    _WORKER.update(items=items, cfg=cfg)
+    torch.set_num_threads(1)
+
+
+def _worker_batch(task: tuple[list[int], list[NDArray[np.int64] | None]]) -> tuple[Any, Any]:
+    seed, hard = task
+    items: list[Item] = _WORKER["items"]
+    for it, h in zip(items, hard, strict=True):
+        it.hard = h
+    x, y = batch(items, _WORKER["cfg"], np.random.default_rng(seed))
+    return x.numpy(), y.numpy().astype(np.int8)  # int8: a third of the bytes through the pipe
+
+
+class BatchSource:
+    """Training batches for steps ``first..last`` (:meth:`block`), drawn here or by ``cfg.workers`` forked
+    processes (:data:`DenseConfig.workers`). Workers draw a block with the hard negatives the items hold when
+    the block starts, so blocks end where mining happens. Create it before any CUDA work (fork)."""
+
+    def __init__(self, items: list[Item], cfg: DenseConfig, rng: np.random.Generator) -> None:
+        import multiprocessing as mp
+
+        self.items, self.cfg, self.rng = items, cfg, rng
+        self.pool = (
+            mp.get_context("fork").Pool(cfg.workers, _init_worker, (items, cfg)) if cfg.workers > 0 else None
+        )
+
+    def block(self, first: int, last: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of steps ``first`` to ``last`` (inclusive), in order."""
+        if self.pool is None:
+            for _ in range(first, last + 1):
+                yield batch(self.items, self.cfg, self.rng)
+            return
+        hard = [it.hard for it in self.items]
+        tasks = (([self.cfg.seed, k], hard) for k in range(first, last + 1))
+        for x, y in self.pool.imap(_worker_batch, tasks):
+            yield torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+
+    def close(self) -> None:
+        """End the worker processes."""
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool = None
 
 
 def _count(items: list[Item]) -> dict[str, int]:
