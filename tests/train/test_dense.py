@@ -114,3 +114,39 @@ def test_training_with_batch_workers_does_not_depend_on_their_number(tmp_path: P
     ]
     assert [r["val_scores"] for r in runs[:1]] == [r["val_scores"] for r in runs[1:]]
     assert (tmp_path / "2" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"steps": 0}, "steps must be 1"),
+        ({"batch_size": 1}, "batch_size must be 2"),
+        ({"eval_every": 0}, "eval_every must be 1"),
+    ],
+)
+def test_counts_that_cannot_train_are_one_line_errors(change: dict, message: str) -> None:
+    from dataclasses import replace
+
+    from medforensics.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        train_dense(replace(tiny_config(), **change))
+
+
+def test_ten_steps_train(tmp_path: Path) -> None:
+    """Ten steps once made torch's one-cycle schedule divide by zero (a 1-step warm-up ending at step 0)."""
+    metrics = train_dense(tiny_config(tmp_path, steps=10, eval_every=5, hard_every=5))
+    assert metrics["best_step"] in (5, 10)
+
+
+def test_cli_names_the_config_of_a_value_that_cannot_train(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from medforensics.cli import app
+
+    cfg = tmp_path / "dense.json"
+    body = {"model": "test_tamperseg3d", "data": tiny_config().data, "out": str(tmp_path / "run"), "steps": 0}
+    cfg.write_text(json.dumps(body))
+    res = CliRunner().invoke(app, ["train", "--config", str(cfg)])
+    assert res.exit_code == 2 and f"{cfg}: steps must be 1 or more" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "run").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from medforensics.cli._errors import fail
-from medforensics.errors import InputError, MedforensicsError
+from medforensics.errors import ConfigError, InputError, MedforensicsError
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +45,8 @@ def register(app: typer.Typer) -> None:
         if is_dense_config(config):
             try:
                 metrics = train_dense(load_dense_config(config, out=out))
+            except ConfigError as err:  # a bad value of the config: name the config file
+                raise fail(err if err.path else ConfigError(err.reason, path=config)) from None
             except MedforensicsError as err:
                 raise fail(err) from None
             typer.echo(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medforensics._atomic import write_text_atomic
-from medforensics.train.dense import DenseConfig, resolve_device, train_dense
+from medforensics.train.dense import DenseConfig, check_counts, resolve_device, train_dense
 
 
 def run_dense_benchmark(
@@ -73,7 +73,8 @@ def run_dense_benchmark(
 def train_many(cfgs: list[DenseConfig], jobs: int = 1) -> list[dict[str, Any]]:
     """:func:`train_dense` of each config (their ``metrics.json`` contents), ``jobs`` at a time in spawned
     processes when ``jobs`` > 1 (CUDA and forked batch workers need a fresh process each)."""
-    for c in cfgs:  # bad device or workers: one line before anything starts
+    for c in cfgs:  # bad counts, device or workers: one line before anything starts
+        check_counts(c)
         resolve_device(c.device, c.workers)
     if jobs <= 1:
         return [train_dense(c) for c in cfgs]

@@ -68,6 +68,7 @@ __all__ = [
     "Item",
     "batch",
     "calibrate",
+    "check_counts",
     "dense_model",
     "grid_factors",
     "in_channels",
@@ -200,6 +201,14 @@ def dense_model(name: str, in_channels: int = 1) -> Any:
     return create_model(name, in_channels=in_channels)
 
 
+def check_counts(cfg: DenseConfig) -> None:
+    """ConfigError (one line) for counts that cannot train: steps, batch size, evaluation/mining periods."""
+    for key, least in (("steps", 1), ("batch_size", 2), ("eval_every", 1), ("hard_every", 1), ("workers", 0)):
+        value = getattr(cfg, key)
+        if value < least:
+            raise ConfigError(f"{key} must be {least} or more, got {value}")
+
+
 def resolve_device(name: str, workers: int = 0) -> torch.device:
     """The training device of a config's ``device`` (``auto``: CUDA when available); ConfigError when
     unknown or unavailable, or when ``workers`` is negative."""
@@ -229,6 +238,7 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     from medforensics.models.inference import autocast
     from medforensics.train.checkpoint import save_weights
 
+    check_counts(cfg)
     dev = resolve_device(cfg.device, cfg.workers)
     torch.manual_seed(cfg.seed)  # before the model: its initial weights are part of the run
     model = dense_model(cfg.model, in_channels(asdict(cfg)))
@@ -241,7 +251,9 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     source = BatchSource(items["train"], cfg, rng)  # before any CUDA work: its workers fork
     model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    # warm-up over 10 % of the steps; at least 1.5 steps, or torch's schedule divides by zero (10 steps)
+    warm = min(0.9, max(0.1, 1.5 / cfg.steps))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=warm)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     log_rows: list[dict[str, Any]] = []
