@@ -155,7 +155,7 @@ def test_benchmark_writes_leaderboard_and_loao(layout: Path, tmp_path: Path) -> 
     assert "| rank | model |" in md and "Leave-one-attack-out" in md and "copy-move" in md
     ev = json.loads((out / "models/test_cnn3d/in-dist/eval/evaluation.json").read_text())
     assert ev["n"] == 10 and (out / "models/test_cnn3d/in-dist/eval/roc.png").is_file()
-    assert res["recommended_ct"] == "test_cnn3d"
+    assert res["recommended_ct"] == "test_cnn3d" and res["machine"]["device"] == "cpu"
     assert res["rows"][0]["rank"] == 1
 
 
@@ -164,6 +164,8 @@ def test_benchmark_bad_config(layout: Path, tmp_path: Path) -> None:
         run_benchmark(layout, BenchmarkConfig(out=tmp_path / "b", models=["resnet5O"]))
     with pytest.raises(ConfigError, match="protocol"):
         run_benchmark(layout, BenchmarkConfig(out=tmp_path / "b", models=["test_svm"], protocols=("cv",)))
+    with pytest.raises(ConfigError, match="device must be"):
+        run_benchmark(layout, BenchmarkConfig(out=tmp_path / "b", models=["test_svm"], device="gpu0"))
     assert not (tmp_path / "b").exists()
 
 

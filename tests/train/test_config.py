@@ -35,6 +35,7 @@ def _cfg(**kw: object) -> dict[str, object]:
         (_cfg(batch_size=0), "batch_size must be >= 1"),
         ({"out": "o"}, "missing config key model"),
         (_cfg(data=3), "data must be a table"),
+        (_cfg(device="tpu"), "device must be cpu, cuda or auto"),
     ],
 )
 def test_bad_configs(raw: dict[str, object], message: str) -> None:

@@ -150,3 +150,10 @@ def test_cli_names_the_config_of_a_value_that_cannot_train(tmp_path: Path) -> No
     res = CliRunner().invoke(app, ["train", "--config", str(cfg)])
     assert res.exit_code == 2 and f"{cfg}: steps must be 1 or more" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_dense_trains_on_cuda_with_batch_workers(tmp_path: Path) -> None:
+    m = train_dense(tiny_config(tmp_path, steps=4, eval_every=2, hard_every=2, device="cuda", workers=2))
+    assert m["device"] != "cpu" and (tmp_path / "model.safetensors").is_file()
+    assert m["best_step"] in (2, 4) and m["test"]["auc"] is not None

@@ -126,3 +126,17 @@ def test_wrong_sample_kind_or_task_fails_before_training(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match=r"data\.path"):
         train(_cfg(tmp_path))  # type: ignore[arg-type]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on a GPU machine)")
+def test_cnn_trains_on_cuda_and_reloads_on_the_cpu(tmp_path: Path) -> None:
+    res = train(_cfg(tmp_path, device="cuda", precision="bf16"), tiny_source())  # type: ignore[arg-type]
+    assert res.metrics["device"] != "cpu" and res.metrics["test"]["operating_point"]["roc_auc"] > 0.9
+    model, _, _ = load_trained(res.out)
+    assert next(model.parameters()).device.type == "cpu"
+    assert predict_proba(model, tiny_source(8, seed=5).samples[0].array[None]).shape == (1, 2)
+
+
+def test_device_auto_trains_where_it_can_and_says_where(tmp_path: Path) -> None:
+    res = train(_cfg(tmp_path, device="auto", epochs=1), tiny_source())  # type: ignore[arg-type]
+    assert (res.metrics["device"] == "cpu") == (not torch.cuda.is_available())

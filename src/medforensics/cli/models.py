@@ -106,6 +106,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(None, "--batch-size", min=1, help="Override the batch size."),
         size_2d: int = typer.Option(96, "--size-2d", min=8, help="Crop edge of 2-D/2.5-D CNN inputs (px)."),
         threads: int = typer.Option(None, "--threads", min=1, help="PyTorch CPU threads."),
+        device: str = typer.Option("cpu", "--device", help="Where CNNs run: cpu, cuda, auto."),
     ) -> None:
         """Train and evaluate every model on one patient-level split (+ leave-one-attack-out)."""
         from medforensics.evaluate.benchmark import PROTOCOLS, BenchmarkConfig, run_benchmark
@@ -128,6 +129,7 @@ def register(app: typer.Typer) -> None:
             batch_size=batch_size,
             size_2d=size_2d,
             threads=threads,
+            device=device,
         )
         try:
             res = run_benchmark(data, cfg, progress=lambda msg: typer.echo(msg, err=True))

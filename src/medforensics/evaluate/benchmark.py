@@ -81,6 +81,8 @@ class BenchmarkConfig:
     batch_size: int | None = None
     patience: int | None = None
     threads: int | None = None
+    #: Where the CNNs train and are timed (``cpu``, ``cuda``, ``auto``).
+    device: str = "cpu"
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     keep_loao_weights: bool = False
@@ -89,8 +91,10 @@ class BenchmarkConfig:
 
     def validate(self) -> list[str]:
         """Check protocols and resolve model names (ConfigError before any data is read)."""
+        from medforensics.models.inference import resolve_device
         from medforensics.models.registry import is_dense, list_models, model_info
 
+        resolve_device(self.device)
         bad = [p for p in self.protocols if p not in PROTOCOLS]
         if bad or not self.protocols:
             raise ConfigError(f"unknown protocol(s) {bad}; expected some of {', '.join(PROTOCOLS)}")
@@ -168,6 +172,7 @@ def _train_config(name: str, spec: SampleSpec, cfg: BenchmarkConfig, out: Path) 
             raw[name_] = getattr(cfg, key)
     if cfg.threads:
         raw["num_threads"] = cfg.threads
+    raw["device"] = cfg.device
     if name in cfg.model_kwargs:
         raw["model_kwargs"] = cfg.model_kwargs[name]
     return config_from_dict(raw)
@@ -316,6 +321,7 @@ def run_benchmark(
     import torch
 
     from medforensics.evaluate.leaderboard import rank_rows, write_leaderboard
+    from medforensics.models.inference import device_name, resolve_device
 
     names = cfg.validate()
     say = progress or (lambda msg: log.info("%s", msg))
@@ -365,6 +371,7 @@ def run_benchmark(
         "machine": {
             "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
+            "device": device_name(resolve_device(cfg.device)),
             "torch": torch.__version__,
             "load_average_start": load_start,
             "load_average_end": _load(),

@@ -75,7 +75,7 @@ def train_many(cfgs: list[DenseConfig], jobs: int = 1) -> list[dict[str, Any]]:
     processes when ``jobs`` > 1 (CUDA and forked batch workers need a fresh process each)."""
     for c in cfgs:  # bad counts, device or workers: one line before anything starts
         check_counts(c)
-        resolve_device(c.device, c.workers)
+        resolve_device(c.device)
     if jobs <= 1:
         return [train_dense(c) for c in cfgs]
     import multiprocessing as mp

@@ -125,7 +125,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Run: preset `{cfg['preset']}`, seed {cfg['seed']}, 2-D crops {cfg['size_2d']} px, epochs "
         f"{cfg['epochs'] or 'preset'}, protocols {', '.join(cfg['protocols'])}; torch {mach['torch']} on "
-        f"{mach['cpus']} CPU(s), {mach['torch_threads']} thread(s); load average at start "
+        f"{mach['cpus']} CPU(s), {mach['torch_threads']} thread(s), CNNs on {mach.get('device', 'cpu')}; "
+        "load average at start "
         f"{mach['load_average_start']}, at end {mach['load_average_end']}; total wall time "
         f"{result['wall_s']:.0f} s.",
         "",

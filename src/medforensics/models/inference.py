@@ -19,6 +19,31 @@ def memory_format(ndim: int) -> torch.memory_format:
     return torch.channels_last if ndim == 4 else torch.channels_last_3d
 
 
+def resolve_device(name: str) -> torch.device:
+    """The device a config names: ``cpu``, ``cuda`` or ``auto`` (CUDA when there is one); ConfigError when
+    unknown or when CUDA is asked for on a machine without it."""
+    from medforensics.errors import ConfigError
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be cpu, cuda or auto, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' asked for, but this machine has no CUDA device")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    """``cpu`` or the GPU's name (recorded beside trained models and benchmark figures)."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where a module's parameters are (the CPU for a module without any)."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 @contextlib.contextmanager
 def autocast(precision: str, device_type: str = "cpu") -> Iterator[None]:
     """bf16 autocast on ``device_type`` (CPU: fast with AMX) when ``precision == "bf16"``, else nothing."""
@@ -36,16 +61,18 @@ def logits_batches(
     precision: str = "fp32",
     channels_last: bool = False,
 ) -> torch.Tensor:
-    """Float32 logits of ``model`` (put in eval mode) over ``x`` in batches, without gradients."""
+    """Float32 logits (on the CPU) of ``model`` (put in eval mode, on its own device) over ``x`` in batches,
+    without gradients."""
     model.eval()
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not isinstance(x, torch.Tensor) else x
+    dev = model_device(model)
     outs = []
-    with torch.inference_mode(), autocast(precision):
+    with torch.inference_mode(), autocast(precision, dev.type):
         for i in range(0, len(xt), batch_size):
-            b = xt[i : i + batch_size]
+            b = xt[i : i + batch_size].to(dev)
             if channels_last:
                 b = b.contiguous(memory_format=memory_format(b.ndim))
-            outs.append(model(b).float())
+            outs.append(model(b).float().cpu())
     if not outs:
         return torch.zeros((0, 0))
     return torch.cat(outs)

@@ -94,6 +94,8 @@ class TrainConfig:
     channels_last: bool = False
     num_threads: int | None = None
     num_workers: int = 0
+    #: Where CNNs train and predict: ``cpu``, ``cuda`` or ``auto`` (feature models always use the CPU).
+    device: str = "cpu"
     max_steps_per_epoch: int | None = None
     resume: str | None = None
 
@@ -116,6 +118,9 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("monitor", self.monitor, MONITORS)
         _choice("precision", self.precision, PRECISIONS)
+        from medforensics.models.inference import resolve_device
+
+        resolve_device(self.device)
         if self.preset is not None:
             _choice("preset", self.preset, tuple(PRESETS))
         self.data.validate()

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 
 from medforensics.errors import ConfigError
 from medforensics.logging import get_logger
+from medforensics.models.inference import device_name, resolve_device
 from medforensics.train.dense_config import (
     HU_WINDOW,
     TARGET_MM,
@@ -209,20 +210,6 @@ def check_counts(cfg: DenseConfig) -> None:
             raise ConfigError(f"{key} must be {least} or more, got {value}")
 
 
-def resolve_device(name: str, workers: int = 0) -> torch.device:
-    """The training device of a config's ``device`` (``auto``: CUDA when available); ConfigError when
-    unknown or unavailable, or when ``workers`` is negative."""
-    if workers < 0:
-        raise ConfigError(f"workers must be 0 or more, got {workers}")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"device must be cpu, cuda or auto, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' asked for, but this machine has no CUDA device")
-    return torch.device(name)
-
-
 def _steps(source: BatchSource, cfg: DenseConfig) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
     """``(step, x, y)`` for the whole run; batches are drawn block by block, so that a block drawn by
     workers holds the hard negatives mined at its start (the loop mines between blocks)."""
@@ -239,7 +226,7 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     from medforensics.train.checkpoint import save_weights
 
     check_counts(cfg)
-    dev = resolve_device(cfg.device, cfg.workers)
+    dev = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # before the model: its initial weights are part of the run
     model = dense_model(cfg.model, in_channels(asdict(cfg)))
     rng = np.random.default_rng(cfg.seed)
@@ -306,7 +293,7 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "train_seconds": round(train_seconds, 1),
         "load_seconds": round(t_load, 1),
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "device": device_name(dev),
         "batch_workers": cfg.workers,
         "best_step": best_val.get("step"),
         "val": {k: v for k, v in best_val.items() if k not in ("scores", "truth")},

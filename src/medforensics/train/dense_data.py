@@ -330,7 +330,9 @@ def _worker_batch(task: tuple[list[int], list[NDArray[np.int64] | None]]) -> tup
 class BatchSource:
     """Training batches for steps ``first..last`` (:meth:`block`), drawn here or by ``cfg.workers`` forked
     processes (:data:`DenseConfig.workers`). Workers draw a block with the hard negatives the items hold when
-    the block starts, so blocks end where mining happens. Create it before any CUDA work (fork)."""
+    the block starts, so blocks end where mining happens. Create it before any CUDA work: the workers are
+    forked (the scans are shared, not pickled), as PyTorch's DataLoader does; Python 3.12 warns about fork
+    in a threaded process, and the workers only run NumPy/SciPy and single-threaded torch."""
 
     def __init__(self, items: list[Item], cfg: DenseConfig, rng: np.random.Generator) -> None:
         import multiprocessing as mp

@@ -26,7 +26,7 @@ from medforensics.errors import ConfigError
 from medforensics.evaluate.metrics import evaluate_predictions, fake_score, roc_auc
 from medforensics.logging import get_logger
 from medforensics.models.classical import FeatureModel
-from medforensics.models.inference import autocast, memory_format, predict_proba
+from medforensics.models.inference import autocast, device_name, memory_format, predict_proba, resolve_device
 from medforensics.models.registry import ModelInfo, create_model, model_info
 from medforensics.train import checkpoint as ckpt
 from medforensics.train.card import write_model_card
@@ -161,10 +161,12 @@ def fit_torch(
     """Epoch loop with class-weighted cross-entropy, early stopping, best/last checkpoints and resume."""
     k = len(TASK_CLASSES[cfg.data.task])
     train = splits["train"]
+    dev = resolve_device(cfg.device)
     weights = class_weights(train.y, k) if cfg.class_weighting else None
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
-    eval_loss = nn.CrossEntropyLoss(weight=weights)
+    loss_fn = nn.CrossEntropyLoss(weight=None if weights is None else weights.to(dev))
+    eval_loss = nn.CrossEntropyLoss(weight=weights)  # validation logits come back on the CPU
     x = torch.as_tensor(train.x)
+    model.to(dev)
     if cfg.channels_last:
         model = model.to(memory_format=memory_format(x.ndim))  # type: ignore[call-overload]
     opt = _optimizer(cfg, model)
@@ -193,10 +195,11 @@ def fit_torch(
         for step, (xb, yb) in enumerate(loader):
             if cfg.max_steps_per_epoch and step >= cfg.max_steps_per_epoch:
                 break
+            xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
             if cfg.channels_last:
                 xb = xb.contiguous(memory_format=memory_format(xb.ndim))
             opt.zero_grad(set_to_none=True)
-            with autocast(cfg.precision):
+            with autocast(cfg.precision, dev.type):
                 logits = model(xb)
             loss = loss_fn(logits.float(), yb)
             loss.backward()
@@ -324,6 +327,7 @@ def train(cfg: TrainConfig, source: SampleSource | None = None) -> TrainResult:
         parameters=n_params,
         epochs_run=state["epoch"],
         best_epoch=state["best_epoch"],
+        device="cpu" if isinstance(model, FeatureModel) else device_name(resolve_device(cfg.device)),
         data=_summary(splits),
     )
     write_text_atomic(out / ckpt.METRICS, json.dumps(metrics, indent=1))
