@@ -8,7 +8,9 @@ scanned with the detector exactly as ``medforensics scan`` does. Authentic serie
 
 Reported per source (and whether the model saw that patient in training, from its ``metrics.json``):
 tampered series flagged, top finding within 10 mm of the true centre (issue target >= 95 %), authentic
-series flagged (target <= 1 in 20), seconds per scan. Writes Markdown and JSON.
+series flagged (target <= 1 in 20), seconds per scan; over all series, the TB/TM/FB/FM label against the
+truth (FB/FM by the attack; an authentic series is TM when its source has an annotated nodule, else TB;
+target >= 95 %) with its confusion matrix. Writes Markdown and JSON.
 
     python benchmarks/scan_accuracy.py [--model DIR] [--per-method 3] [--augmented 8] [--out DIR]
 """
