@@ -35,8 +35,12 @@ def test_predict_map_slabs_equal_one_pass() -> None:
     torch.manual_seed(0)
     net = tiny_net().eval()
     img = torch.rand(40, 24, 24)
-    whole = predict_map(net, img, slab=64, precision="fp32")
-    slabs = predict_map(net, img, slab=16, overlap=6, precision="fp32")
+    calls: list[int] = []
+    net.register_forward_hook(lambda mod, inp, out: calls.append(int(inp[0].shape[2])))
+    whole = predict_map(net, img, slab=16, precision="fp32")  # 40 slices <= whole=160: one pass
+    assert calls == [40]
+    slabs = predict_map(net, img, slab=16, overlap=6, precision="fp32", whole=0)
+    assert len(calls) == 1 + len(range(0, 40 - 6, 16 - 2 * 6)) and max(calls[1:]) == 16
     assert whole.shape == (3, 40, 24, 24)
     torch.testing.assert_close(whole.sum(0), torch.ones(40, 24, 24))
     torch.testing.assert_close(slabs, whole, atol=1e-5, rtol=1e-4)

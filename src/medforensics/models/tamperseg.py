@@ -106,14 +106,17 @@ def predict_map(
     model: TamperSegNet,
     image: torch.Tensor | object,
     slab: int = 96,
-    overlap: int = 8,
+    overlap: int = 16,
     precision: str = "bf16",
+    whole: int = 160,
 ) -> torch.Tensor:
     """Per-voxel class probabilities ``(K, D, H, W)`` of a network input ``(C, D, H, W)`` (or ``(D, H, W)``).
 
-
-    Long volumes run in slabs of ``slab`` slices overlapping by ``overlap`` (each slab keeps its central
-    part), so memory stays bounded; ``precision`` ``bf16`` uses CPU autocast. Weights and inputs go
+    Volumes of up to ``whole`` slices (a chest CT on the 2.5 mm grid: 40 cm) run in one pass. Longer ones
+    run in slabs of ``slab`` slices overlapping by ``overlap`` (each slab keeps its central part), so memory
+    stays bounded. ``tamperseg3d`` reaches about 24 slices along z: on a 133-slice chest CT, slabs
+    overlapping by 8 changed the tamper probability by up to 0.16 near the seams, by 16 up to 0.005 (24:
+    0.001, bf16 rounding). ``precision`` ``bf16`` uses autocast. Weights and inputs go
     channels-last (``channels_last_3d``): with bf16 about 1.6x faster on CPU than the default layout. Slabs
     run on the model's device; the result is on the CPU.
     """
@@ -128,7 +131,10 @@ def predict_map(
     model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
     device = next(model.parameters()).device
     slab = max(mz, slab - slab % mz)
-    starts = [0] if depth <= slab else list(range(0, depth - overlap, slab - 2 * overlap))
+    if depth <= max(whole, slab):
+        slab, starts = depth, [0]
+    else:
+        starts = list(range(0, depth - overlap, slab - 2 * overlap))
     for s in starts:
         lo, hi = s, min(depth, s + slab)
         part, size = pad_to_multiple(x[:, lo:hi][None], model.multiple)
