@@ -264,8 +264,8 @@ def _augment(img: NDArray[Any], tgt: NDArray[Any], rng: np.random.Generator) -> 
 
 def _resize(img: NDArray[Any], tgt: NDArray[Any], size: tuple[int, int, int]) -> tuple[Any, Any]:
     """Zoom a patch in-plane to ``size`` (bilinear for the image, nearest for the classes; the depth is
-    kept). Torch's interpolation on the grid of ``scipy.ndimage.zoom(order=1, grid_mode=True)``: the same values
-    to 1e-5, 0.5 ms against about 18 ms for a 2 x 16 x 92 x 92 patch."""
+    kept). Torch's interpolation on the grid of ``scipy.ndimage.zoom(order=1, grid_mode=True)``: the same
+    values to 1e-5, 0.5 ms against about 18 ms for a 2 x 16 x 92 x 92 patch."""
     import torch.nn.functional as F
 
     hw = (int(size[1]), int(size[2]))
