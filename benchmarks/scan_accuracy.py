@@ -73,19 +73,28 @@ def _true_label(kind: str, src: Any) -> str:
     return "FB" if "remove" in kind else "FM"
 
 
-def label_accuracy(rows: list[dict[str, Any]]) -> tuple[int, int, dict[str, dict[str, int]]]:
-    """(right, counted, confusion true -> predicted) of the TB/TM/FB/FM label over rows that have a truth."""
+def label_lines(rows: list[dict[str, Any]], unit: str = "series") -> list[str]:
+    """Markdown: share of rows whose ``label`` equals their ``true_label`` (TB/TM/FB/FM) and the confusion
+    matrix (rows true, columns given); rows without a truth are not counted."""
+    labels = ["TB", "TM", "FB", "FM"]
     conf: dict[str, dict[str, int]] = {}
-    right = n = 0
     for r in rows:
-        if r.get("true_label") is None:
-            continue
-        got = r.get("label") or "-"
-        conf.setdefault(r["true_label"], {}).setdefault(got, 0)
-        conf[r["true_label"]][got] += 1
-        right += got == r["true_label"]
-        n += 1
-    return right, n, conf
+        if r.get("true_label") is not None:
+            row = conf.setdefault(r["true_label"], {})
+            row[r.get("label") or "-"] = row.get(r.get("label") or "-", 0) + 1
+    n = sum(sum(v.values()) for v in conf.values())
+    if not n:
+        return []
+    right = sum(v.get(t, 0) for t, v in conf.items())
+    md = [
+        f"TB/TM/FB/FM label right for {right}/{n} {unit} ({right / n:.1%}); rows true, columns given:",
+        "",
+        "| true → given | " + " | ".join(labels) + " |",
+        "| --- |" + " --- |" * len(labels),
+    ]
+    return md + [
+        f"| {t} | " + " | ".join(str(conf[t].get(g, 0)) for g in labels) + " |" for t in labels if t in conf
+    ]
 
 
 def run(model_dir: Path, per_method: int, augmented: int, seed: int) -> dict[str, Any]:
@@ -191,19 +200,7 @@ def summarise(result: dict[str, Any]) -> str:
         rs = [r for r in rows if r["kind"] == kind]
         hit = sum(1 for r in rs if r["verdict"] == "tampered" and (r.get("top_distance_mm") or 1e9) <= 10)
         md.append(f"| {kind} | {len(rs)} | {sum(r['verdict'] == 'tampered' for r in rs)} | {hit}/{len(rs)} |")
-    right, n, conf = label_accuracy(rows)
-    if n:
-        labels = ["TB", "TM", "FB", "FM"]
-        md += [
-            "",
-            f"TB/TM/FB/FM label right for {right}/{n} series ({right / n:.1%}); rows true, columns given:",
-            "",
-            "| true → given | " + " | ".join(labels) + " |",
-            "| --- |" + " --- |" * len(labels),
-        ]
-        for t in labels:
-            if t in conf:
-                md.append(f"| {t} | " + " | ".join(str(conf[t].get(g, 0)) for g in labels) + " |")
+    md += ["", *label_lines(rows)]
     errors = [r for r in result["rows"] if r.get("error")]
     if errors:
         md += [
