@@ -29,6 +29,23 @@ def test_lung_mask_thin_slab(ct_crop: Volume) -> None:  # noqa: F811
     assert m.shape == slab.shape and 0.1 < m.mean() < 0.5
 
 
+def test_lung_cut_open_by_the_field_of_view_is_found_and_outside_air_is_not(ct_crop: Volume) -> None:  # noqa: F811
+    from medforensics.forge.lung import _lung_mask
+
+    full = lung_mask(ct_crop)
+    xs = np.nonzero(full)[2]
+    # a field of view from inside the right lung to inside the left one: both reach the image border
+    left, right = (int(v) for v in np.percentile(xs, [25, 75]))
+    cut = Volume(ct_crop.array[:, :, left:right].copy(), spacing=ct_crop.spacing, modality="CT")
+    strict, cut_voxels = _lung_mask(cut.array, cut.spacing, cut_lung=False)
+    assert cut_voxels > strict.sum()  # the cut lungs outweigh what the border rule alone finds
+    m = lung_mask(cut)
+    assert np.median(cut.array[m]) > -950  # aerated lung, not the air around the body
+    inside = full[:, :, left:right]
+    assert (m & inside).sum() / inside.sum() > 0.9 and (m & ~inside).sum() / m.sum() < 0.1
+    assert not m[:, :3, :].any()  # the air beyond the body (top rows of this crop) stays outside
+
+
 def test_choose_center_inject(ct_crop: Volume) -> None:  # noqa: F811
     m = lung_mask(ct_crop)
     c1 = choose_center(ct_crop, np.random.default_rng(1), "inject", mask=m)

@@ -17,6 +17,9 @@ from medforensics.io.volume import Volume
 
 #: HU below which a voxel counts as air or aerated lung.
 LUNG_HU = -400.0
+#: A part of the air touching the image border is outside air when its mean HU is below this (air reads about
+#: -1000; aerated lung, emphysematous or not, well above: about -900 to -700).
+OUTSIDE_AIR_HU = -950.0
 #: HU above which a voxel counts as soft tissue (nodule, vessel) when sizing a nodule.
 SOLID_HU = -500.0
 
@@ -44,22 +47,46 @@ def _factor(spacing_yx: float, target_mm: float = 1.4) -> int:
 def lung_mask(
     volume: Volume | NDArray[Any], spacing: tuple[float, float, float] | None = None
 ) -> NDArray[np.bool_]:
-    """Bool (z, y, x) mask of the lungs: HU < -400, minus outside air, two largest parts, holes filled."""
+    """Bool (z, y, x) mask of the lungs: HU < -400, minus outside air, two largest parts, holes filled.
+
+    When the border parts whose mean HU is that of aerated lung rather than air (``OUTSIDE_AIR_HU``) outweigh
+    what is found that way (a crop or a narrow field of view cuts the lungs open, so they reach the image
+    border too), the mask is made again keeping those parts. A whole chest CT has none: nothing changes.
+    """
     arr = volume.array if isinstance(volume, Volume) else np.asarray(volume, dtype=np.float32)
     sp = volume.spacing if isinstance(volume, Volume) else (spacing or (1.0, 1.0, 1.0))
     if arr.ndim == 2:
         arr = arr[None]
+    mask, cut_voxels = _lung_mask(arr, sp, cut_lung=False)
+    if cut_voxels > int(mask.sum()):
+        mask = _lung_mask(arr, sp, cut_lung=True)[0]
+    return mask
+
+
+def _lung_mask(
+    arr: NDArray[Any], sp: tuple[float, float, float], cut_lung: bool
+) -> tuple[NDArray[np.bool_], int]:
+    """The mask and the number of (full-resolution) voxels in lung-like parts that reach the border."""
     f = _factor(min(sp[1], sp[2]))
     small = arr[:, ::f, ::f]
     air = small < LUNG_HU
     # outside air, slice by slice: 2-D parts touching the in-plane border (a lung cut by the field of view in
-    # one slice is lost there only, not in every slice)
+    # one slice is lost there only, not in every slice); with ``cut_lung`` only those whose mean is air, not
+    # aerated lung (a crop or a narrow field of view cuts the lung open, so it touches the border too)
     flat, n_flat = ndimage.label(air, structure=_IN_PLANE)
-    air &= ~_touches_border(flat, n_flat)[flat]
+    outside = _touches_border(flat, n_flat)
+    edge = np.flatnonzero(outside)
+    cut_voxels = 0
+    if len(edge):
+        lung_like = edge[np.asarray(ndimage.mean(small, flat, index=edge), np.float64) > OUTSIDE_AIR_HU]
+        cut_voxels = int(np.bincount(flat.ravel(), minlength=n_flat + 1)[lung_like].sum()) * f * f
+        if cut_lung:
+            outside[lung_like] = False
+    air &= ~outside[flat]
     del flat  # a long series' label image is large: not two at once
     labels, n = ndimage.label(air)
     if n == 0:
-        return np.zeros(arr.shape, bool)
+        return np.zeros(arr.shape, bool), cut_voxels
     sizes = np.bincount(labels.ravel(), minlength=n + 1).astype(np.int64)
     sizes[0] = 0
     voxel_ml = sp[0] * sp[1] * sp[2] * f * f / 1000.0
@@ -73,7 +100,7 @@ def lung_mask(
     lut[keep] = True
     mask = lut[labels]
     if not mask.any():
-        return np.zeros(arr.shape, bool)
+        return np.zeros(arr.shape, bool), cut_voxels
     # close small gaps and fill vessels/nodules inside the lung, slice by slice (slabs are thin in z): a flat
     # disc as the 3-D structure, on the box around the mask (what lies outside it cannot change)
     radius = max(1, round(3.0 / (sp[1] * f)))
@@ -97,7 +124,7 @@ def lung_mask(
             full = np.zeros(arr.shape, bool)
             full[:, : mask.shape[1], : mask.shape[2]] = mask
             mask = full
-    return mask
+    return mask, cut_voxels
 
 
 #: Along z an attack region may be cut by the first/last slice (thin slabs): only this share of its radius
