@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scan_accuracy import label_lines
+from scan_accuracy import label_lines, write_results
 
 
 def run(data: Path, split: str, model_dir: Path) -> dict[str, Any]:
@@ -100,11 +99,7 @@ def main() -> None:
     from medforensics.scan.detector import bundled_dir
 
     result = run(args.data, args.split, args.model or bundled_dir())
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "label_accuracy.json").write_text(json.dumps(result, indent=1))
-    text = summarise(result)
-    (args.out / "label_accuracy.md").write_text(text)
-    print(text)
+    write_results(args.out, "label_accuracy", result, summarise(result))
 
 
 if __name__ == "__main__":

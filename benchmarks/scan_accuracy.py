@@ -211,6 +211,14 @@ def summarise(result: dict[str, Any]) -> str:
     return "\n".join(md) + "\n"
 
 
+def write_results(out: Path, stem: str, result: dict[str, Any], text: str) -> None:
+    """``OUT/STEM.json`` (the rows) and ``OUT/STEM.md`` (``text``, also printed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{stem}.md").write_text(text)
+    print(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None)
@@ -224,11 +232,7 @@ def main() -> None:
     from medforensics.scan.detector import bundled_dir
 
     result = run(args.model or bundled_dir(), args.per_method, args.augmented, args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scan_accuracy.json").write_text(json.dumps(result, indent=1))
-    text = summarise(result)
-    (args.out / "scan_accuracy.md").write_text(text)
-    print(text)
+    write_results(args.out, "scan_accuracy", result, summarise(result))
 
 
 if __name__ == "__main__":

@@ -79,9 +79,10 @@ def _lung_mask(
     cut_voxels = 0
     if len(edge):
         lung_like = edge[np.asarray(ndimage.mean(small, flat, index=edge), np.float64) > OUTSIDE_AIR_HU]
-        cut_voxels = int(np.bincount(flat.ravel(), minlength=n_flat + 1)[lung_like].sum()) * f * f
-        if cut_lung:
-            outside[lung_like] = False
+        if len(lung_like):  # none on a whole chest CT: no extra pass over the label image there
+            cut_voxels = int(np.bincount(flat.ravel(), minlength=n_flat + 1)[lung_like].sum()) * f * f
+            if cut_lung:
+                outside[lung_like] = False
     air &= ~outside[flat]
     del flat  # a long series' label image is large: not two at once
     labels, n = ndimage.label(air)
