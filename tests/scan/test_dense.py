@@ -158,3 +158,29 @@ def test_nodule_at_a_flagged_peak_is_seen_among_many_brighter_blobs() -> None:
     res = SeriesResult(path="x")
     scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
     assert res.findings[0].type == "injected" and res.label == "FM"
+
+
+def test_streamed_series_scans_exactly_like_one_held_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medforensics.io.dicom_pixels import DicomPixels
+    from medforensics.io.dicom_write import write_dicom_series
+    from medforensics.report.html import render_html
+    from medforensics.scan import pipeline
+
+    series = tmp_path / "ct"
+    write_dicom_series(tiny_sources()[0].volume, series)
+    det = load_detector(_tiny_model())
+    held, _ = pipeline.scan_paths([series], detector=det, signatures=False, explain=None)
+    monkeypatch.setattr(pipeline, "STREAM_ABOVE_BYTES", 0)
+    streamed, vols = pipeline.scan_paths(
+        [series], detector=det, signatures=False, explain=None, keep_volumes="lazy"
+    )
+    a, b = held.series[0], streamed.series[0]
+    assert a.error is None and b.error is None
+    assert isinstance(vols[b.path].array, DicomPixels)
+    assert (a.score, a.verdict, a.label) == (b.score, b.verdict, b.label)
+    assert [(f.type, f.score, f.center_voxel, f.bbox_voxel) for f in a.findings] == [
+        (f.type, f.score, f.center_voxel, f.bbox_voxel) for f in b.findings
+    ]
+    assert "<img" in render_html(streamed, vols)  # key slices decoded from the files

@@ -40,6 +40,28 @@ def _touches_border(labels: NDArray[Any], n: int) -> NDArray[np.bool_]:
     return out
 
 
+#: Slices labelled at once by the in-plane steps of :func:`_lung_mask`.
+_CHUNK = 16
+
+
+def _drop_outside(air: NDArray[np.bool_], hu: NDArray[Any], cut_lung: bool) -> int:
+    """Clear (in place) the in-plane parts of ``air`` that reach the image border and are outside air
+    (with ``cut_lung``: only those whose mean HU is air's, not aerated lung's); returns the voxel count of
+    the lung-like border parts."""
+    flat, n_flat = ndimage.label(air, structure=_IN_PLANE)
+    outside = _touches_border(flat, n_flat)
+    edge = np.flatnonzero(outside)
+    cut_voxels = 0
+    if len(edge):
+        lung_like = edge[np.asarray(ndimage.mean(hu, flat, index=edge), np.float64) > OUTSIDE_AIR_HU]
+        if len(lung_like):  # none on a whole chest CT: no extra pass over the label image there
+            cut_voxels = int(np.bincount(flat.ravel(), minlength=n_flat + 1)[lung_like].sum())
+            if cut_lung:
+                outside[lung_like] = False
+    air &= ~outside[flat]
+    return cut_voxels
+
+
 def _factor(spacing_yx: float, target_mm: float = 1.4) -> int:
     return max(1, int(target_mm // max(spacing_yx, 1e-3)))
 
@@ -72,19 +94,11 @@ def _lung_mask(
     air = small < LUNG_HU
     # outside air, slice by slice: 2-D parts touching the in-plane border (a lung cut by the field of view in
     # one slice is lost there only, not in every slice); with ``cut_lung`` only those whose mean is air, not
-    # aerated lung (a crop or a narrow field of view cuts the lung open, so it touches the border too)
-    flat, n_flat = ndimage.label(air, structure=_IN_PLANE)
-    outside = _touches_border(flat, n_flat)
-    edge = np.flatnonzero(outside)
+    # aerated lung (a crop or a narrow field of view cuts the lung open, so it touches the border too).
+    # In-plane parts do not cross slices: done a few slices at a time, so the label image stays small.
     cut_voxels = 0
-    if len(edge):
-        lung_like = edge[np.asarray(ndimage.mean(small, flat, index=edge), np.float64) > OUTSIDE_AIR_HU]
-        if len(lung_like):  # none on a whole chest CT: no extra pass over the label image there
-            cut_voxels = int(np.bincount(flat.ravel(), minlength=n_flat + 1)[lung_like].sum()) * f * f
-            if cut_lung:
-                outside[lung_like] = False
-    air &= ~outside[flat]
-    del flat  # a long series' label image is large: not two at once
+    for z0 in range(0, air.shape[0], _CHUNK):
+        cut_voxels += _drop_outside(air[z0 : z0 + _CHUNK], small[z0 : z0 + _CHUNK], cut_lung) * f * f
     labels, n = ndimage.label(air)
     if n == 0:
         return np.zeros(arr.shape, bool), cut_voxels
@@ -100,6 +114,7 @@ def _lung_mask(
     lut = np.zeros(n + 1, bool)
     lut[keep] = True
     mask = lut[labels]
+    del labels, air
     if not mask.any():
         return np.zeros(arr.shape, bool), cut_voxels
     # close small gaps and fill vessels/nodules inside the lung, slice by slice (slabs are thin in z): a flat
@@ -114,10 +129,12 @@ def _lung_mask(
         slice(max(0, cols[0] - radius - 1), cols[-1] + radius + 2),
     )
     sub = ndimage.binary_closing(mask[box], structure=disc, border_value=0)
-    bg, n_bg = ndimage.label(~sub, structure=_IN_PLANE)  # holes: background not reaching the box's border
-    holes = ~_touches_border(bg, n_bg)
-    holes[0] = False
-    sub |= holes[bg]
+    for z0 in range(0, sub.shape[0], _CHUNK):  # holes: background not reaching the box's border
+        part = sub[z0 : z0 + _CHUNK]
+        bg, n_bg = ndimage.label(~part, structure=_IN_PLANE)
+        holes = ~_touches_border(bg, n_bg)
+        holes[0] = False
+        part |= holes[bg]
     mask[box] = sub
     if f > 1:
         mask = np.repeat(np.repeat(mask, f, axis=1), f, axis=2)[:, : arr.shape[1], : arr.shape[2]]

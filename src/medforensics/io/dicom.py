@@ -23,10 +23,9 @@ from medforensics.errors import InputError
 from medforensics.io.dicom_frames import (
     FrameInfo,
     frame_infos,
-    luminance,
-    stored_range,
     strip_bulk,
 )
+from medforensics.io.dicom_pixels import DicomPixels, decode_slices, transfer_syntax
 from medforensics.io.volume import AXIAL_DIRECTION, Volume
 from medforensics.logging import get_logger, short_hash
 
@@ -83,13 +82,16 @@ def _check_truncated(ds: Dataset, size: int, path: Path) -> None:
     keys = list(ds.keys())
     if not keys:
         raise InputError("corrupt or truncated DICOM: no data elements could be read", path=path)
-    last = ds.get_item(keys[-1])
+    last = ds.get_item(keys[-1], keep_deferred=True)
     value_tell = getattr(last, "value_tell", None)
-    if value_tell is None or last.value is None or not isinstance(last.value, bytes | bytearray):
-        return
     declared = int(getattr(last, "length", 0))
-    got = len(last.value)
-    if declared == 0xFFFFFFFF:  # encapsulated pixel data: a short fragment fails in the decoder
+    if value_tell is None or declared == 0xFFFFFFFF:  # encapsulated: a short fragment fails in the decoder
+        return
+    if last.value is None and declared:  # deferred (not read yet): what the file holds of it
+        got = max(0, min(declared, size - int(value_tell)))
+    elif isinstance(last.value, bytes | bytearray):
+        got = len(last.value)
+    else:
         return
     if got < declared:
         raise InputError(f"truncated DICOM file: element {last.tag} has {got} of {declared} bytes", path=path)
@@ -97,8 +99,16 @@ def _check_truncated(ds: Dataset, size: int, path: Path) -> None:
         raise InputError("truncated DICOM file: ends inside an element header", path=path)
 
 
-def read_dataset(path: str | Path, *, header_only: bool = False) -> Dataset:
-    """Read one DICOM file; any problem becomes a one-line :class:`InputError` naming the file."""
+#: With ``defer_bulk``, values longer than this (pixel data) are read from the file only when used.
+DEFER_SIZE = 64 * 1024
+
+
+def read_dataset(path: str | Path, *, header_only: bool = False, defer_bulk: bool = False) -> Dataset:
+    """Read one DICOM file; any problem becomes a one-line :class:`InputError` naming the file.
+
+    ``defer_bulk`` leaves values over :data:`DEFER_SIZE` bytes (the pixel data) in the file until they are
+    accessed (a series then never holds every file's pixel bytes at once); they are still checked for
+    truncation against the file size."""
     p = Path(path)
     if not p.exists():
         raise InputError("does not exist", path=p)
@@ -115,7 +125,12 @@ def read_dataset(path: str | Path, *, header_only: bool = False) -> Dataset:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(p, stop_before_pixels=header_only, force=not preamble)
+            ds = pydicom.dcmread(
+                p,
+                stop_before_pixels=header_only,
+                force=not preamble,
+                defer_size=DEFER_SIZE if defer_bulk and not header_only else None,
+            )
     except Exception as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"corrupt or truncated DICOM ({type(exc).__name__}: {msg[:160]})", path=p) from exc
@@ -124,96 +139,6 @@ def read_dataset(path: str | Path, *, header_only: bool = False) -> Dataset:
     if not header_only:
         _check_truncated(ds, size, p)
     return ds
-
-
-def _transfer_syntax(ds: Dataset) -> UID:
-    meta = getattr(ds, "file_meta", None)
-    ts = meta.get("TransferSyntaxUID") if meta is not None else None
-    if ts is None:  # preamble-less files: pydicom guessed the encoding
-        implicit = getattr(ds, "is_implicit_VR", True)
-        little = getattr(ds, "is_little_endian", True)
-        ts = (
-            pydicom.uid.ImplicitVRLittleEndian
-            if implicit
-            else (pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
-        )
-    return UID(str(ts))
-
-
-def _is_native(ts: UID) -> bool:
-    """True for an uncompressed transfer syntax; unknown or private syntaxes are not native."""
-    try:
-        return not ts.is_compressed and ts.is_transfer_syntax
-    except ValueError:
-        return False
-
-
-def _ts_label(ts: UID) -> str:
-    return f"{ts.name} ({ts})" if ts.name != ts else str(ts)
-
-
-def _decode(ds: Dataset, path: Path) -> NDArray[Any]:
-    """Pixels as stored (frames, rows, cols); colour reduced to luminance."""
-    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        sop = UID(str(ds.get("SOPClassUID", "")))
-        what = f" ({sop.name})" if "Rows" not in ds and sop else ""
-        raise InputError(f"no Pixel Data{what}", path=path)
-    for kw in ("Rows", "Columns"):
-        if not ds.get(kw):
-            raise InputError(f"no {kw} in the image header", path=path)
-    ts = _transfer_syntax(ds)
-    if getattr(ds, "file_meta", None) is None:
-        ds.file_meta = pydicom.dataset.FileMetaDataset()
-    if "TransferSyntaxUID" not in ds.file_meta:  # preamble-less file: tell the decoder what was read
-        ds.file_meta.TransferSyntaxUID = ts
-    frames = int(ds.get("NumberOfFrames") or 1)
-    spp = int(ds.get("SamplesPerPixel") or 1)
-    if _is_native(ts) and "PixelData" in ds:
-        bits = int(ds.get("BitsAllocated") or 8)
-        n_px = int(ds.Rows) * int(ds.Columns) * frames * spp
-        expected = (n_px + 7) // 8 if bits == 1 else n_px * (bits // 8)
-        got = len(ds.PixelData)
-        if got < expected:
-            raise InputError(
-                f"inconsistent pixel data length: {got} bytes, header implies {expected} "
-                f"({ds.Rows}x{ds.Columns}x{frames} frames, {bits} bits): truncated or corrupt",
-                path=path,
-            )
-    if not _is_native(ts):
-        try:
-            decoder = pydicom.pixels.get_decoder(ts)
-        except NotImplementedError as exc:
-            raise InputError(f"unsupported transfer syntax {_ts_label(ts)}", path=path) from exc
-        if not decoder.is_available:
-            raise InputError(f"no decoder installed for transfer syntax {_ts_label(ts)}", path=path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            arr = pydicom.pixels.pixel_array(ds)
-    except Exception as exc:
-        msg = " ".join(str(exc).split())[:200]
-        raise InputError(f"cannot decode pixel data ({_ts_label(ts)}): {msg}", path=path) from exc
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if photometric == "PALETTE COLOR":
-        arr = pydicom.pixels.apply_color_lut(arr, ds)
-        spp = 3
-    if spp > 1:
-        arr = luminance(arr)
-    if frames == 1 and arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or arr.shape[0] != frames:
-        raise InputError(f"decoded pixel data has shape {arr.shape}, expected {frames} frames", path=path)
-    return arr
-
-
-def _to_physical(stored: NDArray[Any], ds: Dataset, info: FrameInfo) -> NDArray[np.float32]:
-    out = stored.astype(np.float32)
-    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-        lo, hi = stored_range(ds)
-        out = np.float32(lo + hi) - out
-    if info.slope != 1.0 or info.intercept != 0.0:
-        out = out * np.float32(info.slope) + np.float32(info.intercept)
-    return out
 
 
 @dataclass
@@ -395,29 +320,27 @@ def read_dicom_header(files: Sequence[Path | str] | Path | str) -> SeriesLayout:
     return _layout([read_dataset(p, header_only=True) for p in paths], paths)
 
 
-def read_dicom_series(files: Sequence[Path | str] | Path | str) -> Volume:
+def read_dicom_series(files: Sequence[Path | str] | Path | str, *, stream_above: int | None = None) -> Volume:
     """Read one DICOM file, the files of ONE series, or a folder holding one series (non-recursive; other
-    files such as reader XML are ignored) into a :class:`Volume` (see module docs)."""
+    files such as reader XML are ignored) into a :class:`Volume` (see module docs).
+
+    ``stream_above``: when the float32 pixels would take more bytes than this, the volume's ``array`` is a
+    :class:`~medforensics.io.dicom_pixels.DicomPixels` that decodes the slices asked for on each access
+    (headers are read and checked now, pixels when used) instead of an array in memory."""
     paths = _series_paths(files)
-    datasets = [read_dataset(p) for p in paths]
+    datasets = [read_dataset(p, defer_bulk=True) for p in paths]
     layout = _layout(datasets, paths)
     slices, warn = layout.slices, layout.warnings
-    # Decode file by file into one preallocated float32 array: peak memory is the volume plus one file.
-    array = np.empty(layout.shape, dtype=np.float32)
-    decoded: tuple[int, NDArray[Any]] | None = None
-    for k in sorted(range(len(slices)), key=lambda k: (slices[k].ds_index, slices[k].info.frame)):
-        s = slices[k]
-        if decoded is None or decoded[0] != s.ds_index:
-            pixels = _decode(datasets[s.ds_index], paths[s.ds_index])
-            n_headers = len(frame_infos(datasets[s.ds_index]))
-            if n_headers != pixels.shape[0]:
-                raise InputError(
-                    f"{n_headers} frame headers for {pixels.shape[0]} frames", path=paths[s.ds_index]
-                )
-            decoded = (s.ds_index, pixels)
-        array[k] = _to_physical(decoded[1][s.info.frame], datasets[s.ds_index], s.info)
+    shape = layout.shape
+    if stream_above is not None and 4 * int(np.prod(shape)) > stream_above:
+        array: Any = DicomPixels(paths, slices, shape)  # decoded a z-range at a time when used
+    else:
+        # Decode file by file into one preallocated float32 array, freeing each file's pixel bytes once
+        # decoded: peak memory is about the volume plus one file.
+        array = np.empty(shape, dtype=np.float32)
+        decode_slices(array, range(len(slices)), slices, paths, datasets.__getitem__, strip_bulk)
     ds0 = datasets[slices[0].ds_index]
-    ts = _transfer_syntax(ds0)
+    ts = transfer_syntax(ds0)
     meta = _metadata(ds0, datasets, slices, ts)
     meta["warnings"] = warn
     meta["files"] = [str(p) for p in paths]

@@ -153,10 +153,13 @@ def discover(paths: Iterable[str | Path], recursive: bool = True) -> Discovery:
     return Discovery(series, skipped)
 
 
-def load(ref: SeriesRef) -> Volume:
-    """Read one discovered series into a :class:`Volume` (raises :class:`InputError` on bad input)."""
+def load(ref: SeriesRef, *, stream_above: int | None = None) -> Volume:
+    """Read one discovered series into a :class:`Volume` (raises :class:`InputError` on bad input).
+
+    ``stream_above`` (bytes): a DICOM series whose pixels would take more gets a lazily decoded array
+    (:func:`medforensics.io.dicom.read_dicom_series`)."""
     if ref.kind == "dicom":
-        vol = read_dicom_series(list(ref.files) if ref.files else ref.path)
+        vol = read_dicom_series(list(ref.files) if ref.files else ref.path, stream_above=stream_above)
     elif ref.kind == "nifti":
         from medforensics.io.nifti import read_nifti
 

@@ -36,9 +36,12 @@ class Volume:
     """Pixels plus geometry plus the source metadata (never the pixels of the source).
 
     ``array`` is always 3-D (a 2-D image is a volume of one slice) and float32 in physical units where the
-    modality has them (HU for CT). ``datasets`` holds the source DICOM datasets, one per slice in array
-    order, with Pixel Data removed (empty for non-DICOM sources). ``metadata`` holds format-independent
-    facts (for example ``series_uid``, ``study_uid``, ``patient_hash``, ``source_format``, ``warnings``).
+    modality has them (HU for CT); for a long DICOM series read with ``stream_above`` it is a
+    :class:`~medforensics.io.dicom_pixels.DicomPixels` that decodes the slices each access asks for
+    (``array[z0:z1]``, ``array[k]``; ``np.asarray(array)`` for all). ``datasets`` holds the source DICOM
+    datasets, one per slice in array order, with Pixel Data removed (empty for non-DICOM sources).
+    ``metadata`` holds format-independent facts (for example ``series_uid``, ``study_uid``,
+    ``patient_hash``, ``source_format``, ``warnings``).
     """
 
     array: NDArray[np.float32]
@@ -51,12 +54,13 @@ class Volume:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        arr = np.asarray(self.array)
-        if arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim != 3:
-            raise ValueError(f"Volume array must be 2-D or 3-D, got shape {arr.shape}")
-        self.array = arr.astype(np.float32, copy=False)
+        if not getattr(self.array, "is_lazy", False):  # a lazy array (DicomPixels) decodes on access
+            arr = np.asarray(self.array)
+            if arr.ndim == 2:
+                arr = arr[None]
+            if arr.ndim != 3:
+                raise ValueError(f"Volume array must be 2-D or 3-D, got shape {arr.shape}")
+            self.array = arr.astype(np.float32, copy=False)
         self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
         self.origin = tuple(float(o) for o in self.origin)  # type: ignore[assignment]
         self.direction = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)

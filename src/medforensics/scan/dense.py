@@ -83,6 +83,9 @@ class DenseDetector:
     """A trained :class:`~medforensics.models.tamperseg.TamperSegNet` folder with its calibration."""
 
     kind = "dense3d"
+    #: Reads a volume slab by slab only (:func:`~medforensics.train.dense_data.model_input` and the metadata
+    #: checks), so a long series may be handed over decoded on demand.
+    streams = True
 
     def __init__(self, model: Any, config: dict[str, Any], calibration: Calibration, info: ModelInfo) -> None:
         self.model = model.eval()

@@ -110,9 +110,8 @@ def tag_findings(volume: Volume) -> list[Finding]:
 def rescale_findings(volume: Volume) -> list[Finding]:
     """Pixel statistics that contradict the rescale tags (CT air) or the BitsStored range."""
     out: list[Finding] = []
-    arr = volume.array
+    sub, lo_hi = _pixel_stats(volume.array)
     if volume.modality == "CT" and volume.shape[1] >= 16:
-        sub = arr[:, ::4, ::4]
         lows = np.array([_air_level(s) for s in sub])
         valid = np.isfinite(lows)
         if valid.any():
@@ -144,7 +143,7 @@ def rescale_findings(volume: Volume) -> list[Finding]:
             continue
         info = frame_infos(h)[0]
         lo, hi = stored_range(h)
-        vmin, vmax = float(arr[k].min()), float(arr[k].max())
+        vmin, vmax = float(lo_hi[k, 0]), float(lo_hi[k, 1])
         smin, smax = sorted(((vmin - info.intercept) / info.slope, (vmax - info.intercept) / info.slope))
         if smin < lo - 0.5 or smax > hi + 0.5:
             bad.append(k)
@@ -155,6 +154,23 @@ def rescale_findings(volume: Volume) -> list[Finding]:
             )
         )
     return out
+
+
+#: Slices read at a time by :func:`_pixel_stats` (a streamed series is decoded slab by slab, once).
+STATS_SLAB = 32
+
+
+def _pixel_stats(arr: Any) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over the pixels: every 4th row and column of every slice, and each slice's (min, max)."""
+    n = arr.shape[0]
+    subs = []
+    lo_hi = np.zeros((n, 2), np.float64)
+    for z0 in range(0, n, STATS_SLAB):
+        block = np.asarray(arr[z0 : z0 + STATS_SLAB])
+        subs.append(block[:, ::4, ::4].copy())
+        lo_hi[z0 : z0 + len(block), 0] = block.min(axis=(1, 2))
+        lo_hi[z0 : z0 + len(block), 1] = block.max(axis=(1, 2))
+    return np.concatenate(subs), lo_hi
 
 
 def _shifted_slices(sub: np.ndarray) -> tuple[list[int], np.ndarray]:

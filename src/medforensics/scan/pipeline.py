@@ -37,6 +37,10 @@ MIN_CT_SLICES = 8
 #: Findings kept per series, and how many top candidates get a local refinement.
 MAX_FINDINGS, REFINE_TOP = 5, 3
 
+#: DICOM series whose float32 pixels would exceed this are decoded slab by slab when the detector
+#: streams (the dense default does): memory then grows with the model grid, not the full series.
+STREAM_ABOVE_BYTES = 256 * 2**20
+
 Progress = Callable[[int, int, str], None]
 
 
@@ -269,9 +273,10 @@ class LazyVolumes(Mapping[str, Volume]):
     however many a scan covers (each writer reads each series again, which costs time, not memory).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stream_above: int | None = None) -> None:
         self._refs: dict[str, SeriesRef] = {}
         self._last: tuple[str, Volume] | None = None
+        self._stream_above = stream_above
 
     def add(self, path: str, ref: SeriesRef) -> None:
         """Remember how to read the series reported under ``path``."""
@@ -281,7 +286,7 @@ class LazyVolumes(Mapping[str, Volume]):
         if self._last is not None and self._last[0] == key:
             return self._last[1]
         self._last = None  # drop the previous one before reading the next
-        vol = load(self._refs[key])
+        vol = load(self._refs[key], stream_above=self._stream_above)
         self._last = (key, vol)
         return vol
 
@@ -314,14 +319,16 @@ def scan_paths(
         model=detector.info, skipped=[{"path": str(s.path), "reason": s.reason} for s in found.skipped]
     )
     volumes: dict[str, Volume] = {}
-    lazy = LazyVolumes()
+    # a detector that reads the series slab by slab gets long DICOM series decoded on demand
+    stream = STREAM_ABOVE_BYTES if getattr(detector, "streams", False) else None
+    lazy = LazyVolumes(stream)
     total = len(found.series)
     for i, ref in enumerate(found.series):
         if on_progress:
             on_progress(i, total, str(ref.path))
         t0 = time.perf_counter()
         try:
-            vol = load(ref)
+            vol = load(ref, stream_above=stream)
         except MedforensicsError as err:
             res = SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=err.reason)
         except (ValueError, RuntimeError, MemoryError, OSError) as err:

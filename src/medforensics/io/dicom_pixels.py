@@ -1,0 +1,210 @@
+"""Pixel decoding of DICOM files, and :class:`DicomPixels`: a series' pixels decoded on demand.
+
+:func:`decode_slices` turns the frames of a series (in array order, see :mod:`medforensics.io.dicom`)
+into physical units (rescale slope/intercept per frame; MONOCHROME1 inverted), reading each file once.
+:class:`DicomPixels` stands in for a long series' ``Volume.array``: it holds only the file list and the
+frame order, and decodes the z-range each access asks for (``pixels[z0:z1]``, ``pixels[k]``,
+``pixels[:, ::4, ::4]``), so a scan that walks the series slab by slab never holds it whole.
+"""
+
+from __future__ import annotations
+
+import operator
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+
+from medforensics.errors import InputError
+from medforensics.io.dicom_frames import FrameInfo, frame_infos, luminance, stored_range
+
+if TYPE_CHECKING:
+    from medforensics.io.dicom import _Slice
+
+
+def transfer_syntax(ds: Dataset) -> UID:
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if ts is None:  # preamble-less files: pydicom guessed the encoding
+        implicit = getattr(ds, "is_implicit_VR", True)
+        little = getattr(ds, "is_little_endian", True)
+        ts = (
+            pydicom.uid.ImplicitVRLittleEndian
+            if implicit
+            else (pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
+        )
+    return UID(str(ts))
+
+
+def _is_native(ts: UID) -> bool:
+    """True for an uncompressed transfer syntax; unknown or private syntaxes are not native."""
+    try:
+        return not ts.is_compressed and ts.is_transfer_syntax
+    except ValueError:
+        return False
+
+
+def _ts_label(ts: UID) -> str:
+    return f"{ts.name} ({ts})" if ts.name != ts else str(ts)
+
+
+def _decode(ds: Dataset, path: Path) -> NDArray[Any]:
+    """Pixels as stored (frames, rows, cols); colour reduced to luminance."""
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        sop = UID(str(ds.get("SOPClassUID", "")))
+        what = f" ({sop.name})" if "Rows" not in ds and sop else ""
+        raise InputError(f"no Pixel Data{what}", path=path)
+    for kw in ("Rows", "Columns"):
+        if not ds.get(kw):
+            raise InputError(f"no {kw} in the image header", path=path)
+    ts = transfer_syntax(ds)
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+    if "TransferSyntaxUID" not in ds.file_meta:  # preamble-less file: tell the decoder what was read
+        ds.file_meta.TransferSyntaxUID = ts
+    frames = int(ds.get("NumberOfFrames") or 1)
+    spp = int(ds.get("SamplesPerPixel") or 1)
+    if _is_native(ts) and "PixelData" in ds:
+        bits = int(ds.get("BitsAllocated") or 8)
+        n_px = int(ds.Rows) * int(ds.Columns) * frames * spp
+        expected = (n_px + 7) // 8 if bits == 1 else n_px * (bits // 8)
+        got = len(ds.PixelData)
+        if got < expected:
+            raise InputError(
+                f"inconsistent pixel data length: {got} bytes, header implies {expected} "
+                f"({ds.Rows}x{ds.Columns}x{frames} frames, {bits} bits): truncated or corrupt",
+                path=path,
+            )
+    if not _is_native(ts):
+        try:
+            decoder = pydicom.pixels.get_decoder(ts)
+        except NotImplementedError as exc:
+            raise InputError(f"unsupported transfer syntax {_ts_label(ts)}", path=path) from exc
+        if not decoder.is_available:
+            raise InputError(f"no decoder installed for transfer syntax {_ts_label(ts)}", path=path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = pydicom.pixels.pixel_array(ds)
+    except Exception as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise InputError(f"cannot decode pixel data ({_ts_label(ts)}): {msg}", path=path) from exc
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if photometric == "PALETTE COLOR":
+        arr = pydicom.pixels.apply_color_lut(arr, ds)
+        spp = 3
+    if spp > 1:
+        arr = luminance(arr)
+    if frames == 1 and arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[0] != frames:
+        raise InputError(f"decoded pixel data has shape {arr.shape}, expected {frames} frames", path=path)
+    return arr
+
+
+def _to_physical(stored: NDArray[Any], ds: Dataset, info: FrameInfo) -> NDArray[np.float32]:
+    out = stored.astype(np.float32)
+    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        lo, hi = stored_range(ds)
+        out = np.float32(lo + hi) - out
+    if info.slope != 1.0 or info.intercept != 0.0:
+        out = out * np.float32(info.slope) + np.float32(info.intercept)
+    return out
+
+
+def decode_slices(
+    out: NDArray[np.float32],
+    ks: Sequence[int],
+    slices: Sequence[_Slice],
+    paths: Sequence[Path],
+    open_ds: Callable[[int], Dataset],
+    done: Callable[[Dataset], Any] | None = None,
+) -> None:
+    """Decode array slices ``ks`` of a series into ``out[0], out[1], ...`` in physical units.
+
+    Each file is opened (``open_ds(file index)``) and decoded once, in file and frame order; ``done`` is
+    called on a file's dataset when it is no longer needed (to free its pixel bytes).
+    """
+    order = sorted(range(len(ks)), key=lambda j: (slices[ks[j]].ds_index, slices[ks[j]].info.frame))
+    current: tuple[int, Dataset, NDArray[Any]] | None = None
+    for j in order:
+        s = slices[ks[j]]
+        if current is None or current[0] != s.ds_index:
+            if current is not None and done is not None:
+                done(current[1])
+            ds = open_ds(s.ds_index)
+            pixels = _decode(ds, paths[s.ds_index])
+            n_headers = len(frame_infos(ds))
+            if n_headers != pixels.shape[0]:
+                raise InputError(
+                    f"{n_headers} frame headers for {pixels.shape[0]} frames", path=paths[s.ds_index]
+                )
+            current = (s.ds_index, ds, pixels)
+        out[j] = _to_physical(current[2][s.info.frame], current[1], s.info)
+    if current is not None and done is not None:
+        done(current[1])
+
+
+class DicomPixels:
+    """The float32 pixels of a DICOM series, decoded from its files at each access (see module docs).
+
+    Indexing takes an int or a slice along z first (then anything numpy takes for the remaining axes) and
+    returns a new array; ``np.asarray(pixels)`` decodes everything. A file changed or removed after the
+    series was opened is an :class:`InputError` naming it.
+    """
+
+    dtype = np.dtype(np.float32)
+    ndim = 3
+    is_lazy = True  # what :class:`~medforensics.io.volume.Volume` checks before taking it as its array
+
+    def __init__(self, paths: Sequence[Path], slices: Sequence[_Slice], shape: tuple[int, int, int]) -> None:
+        self.paths = list(paths)
+        self.slices = list(slices)
+        self.shape = shape
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def size(self) -> int:
+        """Number of voxels."""
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the decoded series would take."""
+        return 4 * self.size
+
+    def _open(self, i: int) -> Dataset:
+        from medforensics.io.dicom import read_dataset
+
+        return read_dataset(self.paths[i], defer_bulk=True)
+
+    def read(self, ks: Sequence[int]) -> NDArray[np.float32]:
+        """Slices ``ks`` (array indices along z) as one float32 array."""
+        out = np.empty((len(ks), *self.shape[1:]), np.float32)
+        decode_slices(out, ks, self.slices, self.paths, self._open)
+        return out
+
+    def __getitem__(self, key: Any) -> NDArray[np.float32]:
+        key = key if isinstance(key, tuple) else (key,)
+        z, rest = key[0], key[1:]
+        if isinstance(z, slice):
+            return self.read(range(*z.indices(self.shape[0])))[(slice(None), *rest)]
+        try:
+            k = operator.index(z)
+        except TypeError:
+            raise TypeError(f"DicomPixels takes an int or a slice along z, got {type(z).__name__}") from None
+        if not -self.shape[0] <= k < self.shape[0]:
+            raise IndexError(f"slice {k} outside a series of {self.shape[0]}")
+        return self.read([k % self.shape[0]])[(0, *rest)]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
+        out = self.read(range(self.shape[0]))
+        return out if dtype is None else out.astype(dtype, copy=False)
