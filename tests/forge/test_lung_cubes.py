@@ -46,6 +46,29 @@ def test_lung_cut_open_by_the_field_of_view_is_found_and_outside_air_is_not(ct_c
     assert not m[:, :3, :].any()  # the air beyond the body (top rows of this crop) stays outside
 
 
+def test_lung_mask_does_not_depend_on_how_many_slices_are_labelled_at_once(
+    ct_crop: Volume,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from medforensics.forge import lung
+
+    xs = np.nonzero(lung_mask(ct_crop))[2]
+    left = int(np.percentile(xs, 25))
+    cut = ct_crop.array[:, :, left:].copy()  # one lung cut open: the border parts matter
+    got = {}
+    for chunk in (1, 7, 1000):
+        monkeypatch.setattr(lung, "_CHUNK", chunk)
+        got[chunk] = (
+            lung_mask(ct_crop),
+            lung_mask(cut, ct_crop.spacing),
+            lung._lung_mask(cut, ct_crop.spacing, False)[1],
+        )
+    for chunk in (1, 7):
+        np.testing.assert_array_equal(got[chunk][0], got[1000][0])
+        np.testing.assert_array_equal(got[chunk][1], got[1000][1])
+        assert got[chunk][2] == got[1000][2] > 0
+
+
 def test_choose_center_inject(ct_crop: Volume) -> None:  # noqa: F811
     m = lung_mask(ct_crop)
     c1 = choose_center(ct_crop, np.random.default_rng(1), "inject", mask=m)
