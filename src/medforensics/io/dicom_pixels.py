@@ -184,7 +184,7 @@ class DicomPixels:
     def _open(self, i: int) -> Dataset:
         from medforensics.io.dicom import read_dataset
 
-        return read_dataset(self.paths[i], defer_bulk=True)
+        return read_dataset(self.paths[i])  # its pixels are decoded at once: one read of the file
 
     def read(self, ks: Sequence[int]) -> NDArray[np.float32]:
         """Slices ``ks`` (array indices along z) as one float32 array."""
