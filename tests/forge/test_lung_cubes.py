@@ -69,6 +69,26 @@ def test_lung_mask_does_not_depend_on_how_many_slices_are_labelled_at_once(
         assert got[chunk][2] == got[1000][2] > 0
 
 
+def test_fill_indentations_puts_a_dent_back_and_leaves_the_gap_between_the_lungs() -> None:
+    from medforensics.forge.lung import fill_indentations
+
+    sp = (2.5, 1.0, 1.0)
+    yy, xx = np.mgrid[0:120, 0:160]
+    left = (yy - 60) ** 2 + (xx - 40) ** 2 <= 30**2
+    right = (yy - 60) ** 2 + (xx - 120) ** 2 <= 30**2  # 20 mm of mediastinum between the two lungs
+    dent = (yy - 60) ** 2 + (xx - 10) ** 2 <= 6**2  # a 12 mm juxtapleural nodule dents the left lung
+    lungs = np.repeat(((left | right) & ~dent)[None], 4, axis=0)
+    out = fill_indentations(lungs, sp, 10.0)
+    assert (out >= lungs).all()  # never loses lung
+    hole = np.repeat((dent & left)[None], 4, axis=0)
+    # the dent is back inside but for the lens the disc reaches into its 12 mm mouth (and a pixel lost to
+    # the half-resolution closing)
+    assert out[:, 60, 13:16].all() and (out & hole).sum() > 0.5 * hole.sum()
+    assert not out[:, 60, 75:85].any()  # the mediastinum is not bridged
+    assert not out[:, :30, :].any() and not out[:, :, 151:].any()  # nothing grows outwards
+    assert not fill_indentations(np.zeros((3, 20, 20), bool), sp, 10.0).any()
+
+
 def test_choose_center_inject(ct_crop: Volume) -> None:  # noqa: F811
     m = lung_mask(ct_crop)
     c1 = choose_center(ct_crop, np.random.default_rng(1), "inject", mask=m)

@@ -145,6 +145,32 @@ def _lung_mask(
     return mask, cut_voxels
 
 
+def fill_indentations(
+    mask: NDArray[np.bool_], spacing: tuple[float, float, float], radius_mm: float
+) -> NDArray[np.bool_]:
+    """``mask`` plus the indentations a disc of ``radius_mm`` rolled along it cannot enter, slice by slice
+    (a morphological closing, the "rolling ball" of lung CAD): a nodule attached to the pleura or the
+    mediastinum dents the lung mask and is put back inside. Computed at half the in-plane resolution when
+    the disc is large enough (a search region, not an outline)."""
+    found = ndimage.find_objects(mask.astype(np.uint8))
+    if not found:
+        return mask.copy()
+    f = 2 if radius_mm >= 6 * max(spacing[1], spacing[2]) else 1
+    box = (slice(None), *found[0][1:])  # the closing cannot reach beyond the mask's in-plane box
+    small = mask[box][:, ::f, ::f]
+    r = max(1, round(radius_mm / (max(spacing[1], spacing[2]) * f)))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    disc = ((yy**2 + xx**2) <= r**2)[None]
+    closed = ndimage.binary_closing(np.pad(small, ((0, 0), (r + 1, r + 1), (r + 1, r + 1))), structure=disc)
+    closed = closed[:, r + 1 : -(r + 1), r + 1 : -(r + 1)]
+    out = mask.copy()
+    sub = out[box]
+    if f > 1:
+        closed = np.repeat(np.repeat(closed, f, axis=1), f, axis=2)[:, : sub.shape[1], : sub.shape[2]]
+    sub |= closed
+    return out
+
+
 #: Along z an attack region may be cut by the first/last slice (thin slabs): only this share of its radius
 #: must fit inside the volume there.
 Z_FRACTION = 0.5

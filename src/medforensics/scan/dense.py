@@ -41,6 +41,9 @@ MAX_FINDINGS = 5
 TOP_CANDIDATES = 3
 #: A finding with a blob centred this close to its peak is typed ``injected``, else ``removed``.
 NODULE_MATCH_MM = 8.0
+#: Radius of the disc rolled along the lung mask (slice by slice) before nodules are searched for the
+#: TM/TB label: indentations it cannot enter (juxtapleural nodules) are searched too.
+NODULE_ZONE_MM = 10.0
 
 
 @dataclass
@@ -177,11 +180,15 @@ def _nodules(dm: DenseMap, near: tuple[int, ...] | None = None) -> NDArray[np.fl
     """Centres (crop voxels) of blobs: in the whole lung, the nodule-like ones the candidate finder's
     Hessian test accepts; within :data:`NODULE_MATCH_MM` of crop voxel ``near`` (a small, fast search that
     no vessel elsewhere in the lung can crowd out), any blob the finder keeps (a faint or irregular
-    injected nodule fails the Hessian test; a removal leaves none, see :func:`_finding`)."""
+    injected nodule fails the Hessian test; a removal leaves none, see :func:`_finding`). The whole-lung
+    search also covers the dents :func:`~medforensics.forge.lung.fill_indentations` fills."""
+    from medforensics.forge.lung import fill_indentations
     from medforensics.scan.candidates import LowRes, blob_candidates
 
     lung = dm.lung
-    if near is not None:
+    if near is None:  # a nodule attached to the pleura dents the lung mask: search the dent too
+        lung = fill_indentations(lung, dm.spacing, NODULE_ZONE_MM)
+    else:
         idx = np.ogrid[tuple(slice(0, n) for n in lung.shape)]
         d2 = sum(((i - c) * s) ** 2 for i, c, s in zip(idx, near, dm.spacing, strict=True))
         lung = lung & (d2 <= NODULE_MATCH_MM**2)
