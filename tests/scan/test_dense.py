@@ -55,7 +55,7 @@ class _FixedMap(DenseDetector):
         self.calibration = Calibration(threshold=0.5, present=True)
         self.info = ModelInfo(name="fixed", version="test", sha256="0" * 64, threshold=0.5)
 
-    def tamper_map(self, volume):  # type: ignore[no-untyped-def,override]
+    def tamper_map(self, volume, on_slab=None):  # type: ignore[no-untyped-def,override]
         return self.dm
 
 
@@ -173,9 +173,14 @@ def test_streamed_series_scans_exactly_like_one_held_in_memory(
     det = load_detector(_tiny_model())
     held, _ = pipeline.scan_paths([series], detector=det, signatures=False, explain=None)
     monkeypatch.setattr(pipeline, "STREAM_ABOVE_BYTES", 0)
+    decoded: list[int] = []
+    read = DicomPixels.read
+    monkeypatch.setattr(DicomPixels, "read", lambda self, ks: decoded.extend(ks) or read(self, ks))
     streamed, vols = pipeline.scan_paths(
         [series], detector=det, signatures=False, explain=None, keep_volumes="lazy"
     )
+    n = tiny_sources()[0].volume.shape[0]
+    assert sorted(decoded) == list(range(n))  # the grid and the metadata checks share one pass
     a, b = held.series[0], streamed.series[0]
     assert a.error is None and b.error is None
     assert isinstance(vols[b.path].array, DicomPixels)

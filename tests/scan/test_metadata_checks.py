@@ -3,6 +3,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pydicom
 
 from medforensics.io.reader import read_volume
@@ -74,3 +75,26 @@ def test_missing_slice_gap(ct_series: Path, tmp_path: Path) -> None:
     k = hits[0].center_voxel[0]
     pos = vol.metadata["slice_positions"]
     assert abs(abs(pos[k + 1] - pos[k]) - 2 * vol.spacing[0]) < 1e-3
+
+
+def test_pixel_stats_completed_after_a_partial_pass_equal_a_full_pass() -> None:
+    from medforensics.scan.metadata_checks import PixelStats
+
+    arr = np.random.default_rng(0).normal(-500, 300, (11, 40, 36)).astype(np.float32)
+    full_sub, full_lo_hi = PixelStats(11).complete(arr)
+    part = PixelStats(11)
+    part.add(2, arr[2:7])  # what a grid pass saw (it drops a remainder and may start later)
+    read: list[int] = []
+
+    class Counting:
+        shape = arr.shape
+
+        def __getitem__(self, key: slice) -> np.ndarray:
+            read.extend(range(*key.indices(11)))
+            return arr[key]
+
+    sub, lo_hi = part.complete(Counting())
+    np.testing.assert_array_equal(sub, full_sub)
+    np.testing.assert_array_equal(lo_hi, full_lo_hi)
+    assert sorted(read) == [0, 1, 7, 8, 9, 10]  # only the slices the pass did not see
+    assert sub.shape == (11, 10, 9) and (lo_hi[:, 0] == arr.min(axis=(1, 2))).all()

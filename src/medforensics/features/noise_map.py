@@ -11,6 +11,7 @@ clipped so that anatomical edges do not swamp it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,13 +34,19 @@ def residual_energy(array: NDArray[Any], factors: tuple[int, ...], slab: int = 3
 
 
 def grid_means(
-    array: NDArray[Any], factors: tuple[int, ...], slab: int = 32, energy: bool = False
+    array: NDArray[Any],
+    factors: tuple[int, ...],
+    slab: int = 32,
+    energy: bool = False,
+    on_slab: Callable[[int, NDArray[np.float32]], None] | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
     """Block means (``factors``, remainders dropped) of ``array`` and, with ``energy``, of its squared,
     clipped in-plane KV residual, in one pass.
 
     Computed ``slab`` coarse slices at a time with torch (multi-threaded, in place), so no full-size float
     copy of a long series exists. Fewer slices than the z factor give one coarse slice of all of them.
+    ``on_slab(z0, block)`` sees each full-resolution float32 block (first slice ``z0``; read-only, not to
+    be kept) as it passes: other per-slice statistics can share the one pass over a streamed series.
     """
     import torch
     import torch.nn.functional as F
@@ -56,6 +63,8 @@ def grid_means(
         for z0 in range(0, nz, slab):
             z1 = min(nz, z0 + slab)
             x = torch.from_numpy(np.array(array[z0 * fz : z1 * fz], dtype=np.float32))
+            if on_slab is not None:
+                on_slab(z0 * fz, x.numpy())
             means[z0:z1] = F.avg_pool3d(x[None, None], k, stride=k)[0, 0].numpy()
             if out is None:
                 continue

@@ -18,6 +18,7 @@ dilated lung:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,13 +125,22 @@ class DenseDetector:
         return cls(model, config, calib, info)
 
     # ------------------------------------------------------------------ the map
-    def tamper_map(self, volume: Volume) -> DenseMap:
-        """Model-grid evidence over the lung box of ``volume`` (see module docs)."""
+    def tamper_map(
+        self, volume: Volume, on_slab: Callable[[int, NDArray[np.float32]], None] | None = None
+    ) -> DenseMap:
+        """Model-grid evidence over the lung box of ``volume`` (see module docs); ``on_slab`` sees the
+        full-resolution slabs as they are read (:func:`~medforensics.train.dense_data.model_input`)."""
         from medforensics.forge.lung import lung_mask
         from medforensics.models.tamperseg import predict_map, tamper_evidence
         from medforensics.train.dense import model_input
 
-        g = model_input(volume.array, volume.spacing, self.target_mm, bool(self.config.get("noise_channel")))  # type: ignore[arg-type]
+        g = model_input(
+            volume.array,
+            volume.spacing,
+            self.target_mm,  # type: ignore[arg-type]
+            bool(self.config.get("noise_channel")),
+            on_slab=on_slab,
+        )
         low, scale, sp = g.hu, g.scale, g.spacing
         lung = lung_mask(low, sp)
         if not lung.any():
@@ -244,11 +254,12 @@ def _has_nodule(dm: DenseMap, nodules: NDArray[np.float64], threshold: float) ->
 
 def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> None:
     """Fill ``result`` for a CT volume with the dense detector (see module docs)."""
-    from medforensics.scan.metadata_checks import metadata_findings
+    from medforensics.scan.metadata_checks import PixelStats, metadata_findings
 
-    meta = metadata_findings(volume)
+    stats = PixelStats(volume.shape[0])  # gathered while the grid is built: one pass over the pixels
     with torch.inference_mode():
-        dm = det.tamper_map(volume)
+        dm = det.tamper_map(volume, on_slab=stats.add)
+    meta = metadata_findings(volume, stats)
     thr = det.calibration.operating_threshold
     raw_max = float(dm.evidence.max())
     score = det.calibrated(raw_max)

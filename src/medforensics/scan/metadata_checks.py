@@ -107,10 +107,11 @@ def tag_findings(volume: Volume) -> list[Finding]:
     return out
 
 
-def rescale_findings(volume: Volume) -> list[Finding]:
-    """Pixel statistics that contradict the rescale tags (CT air) or the BitsStored range."""
+def rescale_findings(volume: Volume, stats: PixelStats | None = None) -> list[Finding]:
+    """Pixel statistics that contradict the rescale tags (CT air) or the BitsStored range (``stats``: those
+    gathered during another pass over the pixels, completed here)."""
     out: list[Finding] = []
-    sub, lo_hi = _pixel_stats(volume.array)
+    sub, lo_hi = (stats or PixelStats(volume.shape[0])).complete(volume.array)
     if volume.modality == "CT" and volume.shape[1] >= 16:
         lows = np.array([_air_level(s) for s in sub])
         valid = np.isfinite(lows)
@@ -156,21 +157,42 @@ def rescale_findings(volume: Volume) -> list[Finding]:
     return out
 
 
-#: Slices read at a time by :func:`_pixel_stats` (a streamed series is decoded slab by slab, once).
+#: Slices read at a time when :class:`PixelStats` completes itself (a streamed series: slab by slab).
 STATS_SLAB = 32
 
 
-def _pixel_stats(arr: Any) -> tuple[np.ndarray, np.ndarray]:
-    """One pass over the pixels: every 4th row and column of every slice, and each slice's (min, max)."""
-    n = arr.shape[0]
-    subs = []
-    lo_hi = np.zeros((n, 2), np.float64)
-    for z0 in range(0, n, STATS_SLAB):
-        block = np.asarray(arr[z0 : z0 + STATS_SLAB])
-        subs.append(block[:, ::4, ::4].copy())
-        lo_hi[z0 : z0 + len(block), 0] = block.min(axis=(1, 2))
-        lo_hi[z0 : z0 + len(block), 1] = block.max(axis=(1, 2))
-    return np.concatenate(subs), lo_hi
+class PixelStats:
+    """Every 4th row and column of every slice and each slice's (min, max), gathered slab by slab.
+
+    ``add`` is an ``on_slab`` callback (:func:`~medforensics.features.noise_map.grid_means`), so a streamed
+    series is decoded once for the detector's grid and these checks together; ``complete`` reads the slices
+    no pass has seen."""
+
+    def __init__(self, n: int) -> None:
+        self.sub: np.ndarray | None = None  # (n, rows / 4, columns / 4), allocated on the first slab
+        self.lo_hi = np.zeros((n, 2), np.float64)
+        self.seen = np.zeros(n, bool)
+
+    def add(self, z0: int, block: np.ndarray) -> None:
+        """Record slices ``z0, z0 + 1, ...`` of ``block`` (z, y, x)."""
+        z1 = z0 + len(block)
+        if self.sub is None:  # one array, not one small array per slice (they fragment the heap)
+            self.sub = np.empty((len(self.lo_hi), *block[0, ::4, ::4].shape), np.float32)
+        self.sub[z0:z1] = block[:, ::4, ::4]
+        self.lo_hi[z0:z1, 0] = block.min(axis=(1, 2))
+        self.lo_hi[z0:z1, 1] = block.max(axis=(1, 2))
+        self.seen[z0:z1] = True
+
+    def complete(self, array: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Read what is missing from ``array`` and return ``(subsampled slices, per-slice (min, max))``."""
+        missing = np.flatnonzero(~self.seen)
+        runs = np.split(missing, np.flatnonzero(np.diff(missing) > 1) + 1) if len(missing) else []
+        for run in runs:  # contiguous ranges of unseen slices, STATS_SLAB at a time
+            for lo in range(int(run[0]), int(run[-1]) + 1, STATS_SLAB):
+                hi = min(int(run[-1]) + 1, lo + STATS_SLAB)
+                self.add(lo, np.asarray(array[lo:hi], np.float32))
+        assert self.sub is not None
+        return self.sub, self.lo_hi
 
 
 def _shifted_slices(sub: np.ndarray) -> tuple[list[int], np.ndarray]:
@@ -233,7 +255,7 @@ def geometry_findings(volume: Volume) -> list[Finding]:
     return out
 
 
-def metadata_findings(volume: Volume) -> list[Finding]:
-    """Every metadata check above, strongest first."""
-    found = tag_findings(volume) + rescale_findings(volume) + geometry_findings(volume)
+def metadata_findings(volume: Volume, stats: PixelStats | None = None) -> list[Finding]:
+    """Every metadata check above, strongest first (``stats``: see :func:`rescale_findings`)."""
+    found = tag_findings(volume) + rescale_findings(volume, stats) + geometry_findings(volume)
     return sorted(found, key=lambda f: -f.score)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,13 +113,15 @@ def model_input(
     spacing: tuple[float, float, float],
     target_mm: tuple[float, float, float] = TARGET_MM,
     noise: bool = False,
+    on_slab: Callable[[int, NDArray[np.float32]], None] | None = None,
 ) -> GridInput:
     """:func:`to_model_grid` of ``array`` plus, with ``noise``, its full-resolution noise energy on the same
-    grid (:mod:`medforensics.features.noise_map`), normalised to the series' lung."""
+    grid (:mod:`medforensics.features.noise_map`), normalised to the series' lung. ``on_slab``: see
+    :func:`~medforensics.features.noise_map.grid_means`."""
     from medforensics.features.noise_map import grid_means, normalised_log_energy
 
     f = grid_factors(spacing, target_mm)
-    low, energy = grid_means(array, f, energy=noise)
+    low, energy = grid_means(array, f, energy=noise, on_slab=on_slab)
     zoom, scale, sp = _to_target(low, f, spacing, target_mm)
     hu = _zoom(low, zoom)
     chan = None
