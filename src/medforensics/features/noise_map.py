@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+#: ``on_slab(z0, block)``: sees each full-resolution float32 block of a slab-by-slab pass (first slice z0).
+SlabCallback = Callable[[int, NDArray[np.float32]], None]
+
 #: |residual| (HU) above this is an edge, not noise: clipped before squaring.
 RESIDUAL_CLIP_HU = 300.0
 #: HU range of aerated lung on the coarse grid: the reference the energy is normalised to.
@@ -38,7 +41,7 @@ def grid_means(
     factors: tuple[int, ...],
     slab: int = 32,
     energy: bool = False,
-    on_slab: Callable[[int, NDArray[np.float32]], None] | None = None,
+    on_slab: SlabCallback | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
     """Block means (``factors``, remainders dropped) of ``array`` and, with ``energy``, of its squared,
     clipped in-plane KV residual, in one pass.

@@ -62,6 +62,13 @@ def _drop_outside(air: NDArray[np.bool_], hu: NDArray[Any], cut_lung: bool) -> i
     return cut_voxels
 
 
+def _disc(radius: int) -> NDArray[np.bool_]:
+    """A flat disc of ``radius`` voxels as a 3-D structure (1, 2r+1, 2r+1): in-plane morphology, slice by
+    slice."""
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return ((yy**2 + xx**2) <= radius**2)[None]
+
+
 def _factor(spacing_yx: float, target_mm: float = 1.4) -> int:
     return max(1, int(target_mm // max(spacing_yx, 1e-3)))
 
@@ -120,8 +127,7 @@ def _lung_mask(
     # close small gaps and fill vessels/nodules inside the lung, slice by slice (slabs are thin in z): a flat
     # disc as the 3-D structure, on the box around the mask (what lies outside it cannot change)
     radius = max(1, round(3.0 / (sp[1] * f)))
-    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-    disc = ((yy**2 + xx**2) <= radius**2)[None]
+    disc = _disc(radius)
     rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
     box = (
         slice(None),
@@ -159,9 +165,9 @@ def fill_indentations(
     box = (slice(None), *found[0][1:])  # the closing cannot reach beyond the mask's in-plane box
     small = mask[box][:, ::f, ::f]
     r = max(1, round(radius_mm / (max(spacing[1], spacing[2]) * f)))
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    disc = ((yy**2 + xx**2) <= r**2)[None]
-    closed = ndimage.binary_closing(np.pad(small, ((0, 0), (r + 1, r + 1), (r + 1, r + 1))), structure=disc)
+    closed = ndimage.binary_closing(
+        np.pad(small, ((0, 0), (r + 1, r + 1), (r + 1, r + 1))), structure=_disc(r)
+    )
     closed = closed[:, r + 1 : -(r + 1), r + 1 : -(r + 1)]
     out = mask.copy()
     sub = out[box]

@@ -331,13 +331,11 @@ def read_dicom_series(files: Sequence[Path | str] | Path | str, *, stream_above:
     datasets = [read_dataset(p, defer_bulk=True) for p in paths]
     layout = _layout(datasets, paths)
     slices, warn = layout.slices, layout.warnings
-    shape = layout.shape
-    if stream_above is not None and 4 * int(np.prod(shape)) > stream_above:
-        array: Any = DicomPixels(paths, slices, shape)  # decoded a z-range at a time when used
-    else:
+    array: Any = DicomPixels(paths, slices, layout.shape)  # decoded a z-range at a time when used
+    if stream_above is None or array.nbytes <= stream_above:
         # Decode file by file into one preallocated float32 array, freeing each file's pixel bytes once
         # decoded: peak memory is about the volume plus one file.
-        array = np.empty(shape, dtype=np.float32)
+        array = np.empty(layout.shape, dtype=np.float32)
         decode_slices(array, range(len(slices)), slices, paths, datasets.__getitem__, strip_bulk)
     ds0 = datasets[slices[0].ds_index]
     ts = transfer_syntax(ds0)

@@ -18,7 +18,6 @@ dilated lung:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from medforensics.errors import InputError, MedforensicsError
+from medforensics.features.noise_map import SlabCallback
 from medforensics.io.volume import Volume
 from medforensics.scan.detector import Calibration, calibration_and_info
 from medforensics.scan.result import Finding, ModelInfo, SeriesResult
@@ -125,9 +125,7 @@ class DenseDetector:
         return cls(model, config, calib, info)
 
     # ------------------------------------------------------------------ the map
-    def tamper_map(
-        self, volume: Volume, on_slab: Callable[[int, NDArray[np.float32]], None] | None = None
-    ) -> DenseMap:
+    def tamper_map(self, volume: Volume, on_slab: SlabCallback | None = None) -> DenseMap:
         """Model-grid evidence over the lung box of ``volume`` (see module docs); ``on_slab`` sees the
         full-resolution slabs as they are read (:func:`~medforensics.train.dense_data.model_input`)."""
         from medforensics.forge.lung import lung_mask

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import torch
 from numpy.typing import NDArray
 
 from medforensics.errors import ConfigError, InputError
+from medforensics.features.noise_map import SlabCallback
 from medforensics.train.dense_config import HU_WINDOW, TARGET_MM, DenseConfig
 
 #: Voxel class of each tampered label (0: authentic).
@@ -113,7 +114,7 @@ def model_input(
     spacing: tuple[float, float, float],
     target_mm: tuple[float, float, float] = TARGET_MM,
     noise: bool = False,
-    on_slab: Callable[[int, NDArray[np.float32]], None] | None = None,
+    on_slab: SlabCallback | None = None,
 ) -> GridInput:
     """:func:`to_model_grid` of ``array`` plus, with ``noise``, its full-resolution noise energy on the same
     grid (:mod:`medforensics.features.noise_map`), normalised to the series' lung. ``on_slab``: see
