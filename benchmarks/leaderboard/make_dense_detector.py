@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=6)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--hard-every", type=int, default=100, help="Steps between hard-negative mining rounds.")
+    ap.add_argument("--zcorr", action="store_true", help="Add the inter-slice noise correlation channel.")
     ap.add_argument(
         "--bundle",
         type=Path,
@@ -90,11 +91,21 @@ def main() -> None:
         device=args.device,
         workers=args.workers,
         batch_size=args.batch_size,
+        zcorr_channel=args.zcorr,
     )
     if args.from_run is not None:
         main_dir = args.from_run
         used = json.loads((main_dir / "config.json").read_text())
-        for key in ("data", "steps", "target_mm", "patch", "seed", "noise_channel", "batch_size"):
+        for key in (
+            "data",
+            "steps",
+            "target_mm",
+            "patch",
+            "seed",
+            "noise_channel",
+            "zcorr_channel",
+            "batch_size",
+        ):
             if json.dumps(used.get(key, False)) != json.dumps(asdict(cfg)[key]):
                 raise SystemExit(f"--from-run was trained with another {key}: {used.get(key)}")
         metrics = json.loads((main_dir / "metrics.json").read_text())

@@ -127,14 +127,17 @@ def test_ct_without_lung_is_a_one_line_series_error() -> None:
     assert res.verdict == "error" and res.score is None and "no lung" in res.error and "\n" not in res.error
 
 
-def test_a_model_without_the_noise_channel_still_loads_and_scans(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("noise", "zcorr", "channels"), [(False, False, 1), (True, True, 3)])
+def test_a_model_with_other_input_channels_loads_and_scans(
+    tmp_path: Path, noise: bool, zcorr: bool, channels: int
+) -> None:
     from medforensics.train.dense import train_dense
     from tests.train._dense import tiny_config
 
-    train_dense(tiny_config(tmp_path / "m1", steps=1, eval_every=1, noise_channel=False))
+    train_dense(tiny_config(tmp_path / "m1", steps=1, eval_every=1, noise_channel=noise, zcorr_channel=zcorr))
     det = load_detector(tmp_path / "m1")
     assert isinstance(det, DenseDetector)
-    assert det.model.in_channels == 1 and load_detector(_tiny_model()).model.in_channels == 2
+    assert det.model.in_channels == channels and load_detector(_tiny_model()).model.in_channels == 2
     res = scan_volume(tiny_sources()[0].volume, det, explain=None)
     assert res.error is None and res.verdict in ("authentic", "tampered")
 

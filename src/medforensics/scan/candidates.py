@@ -66,7 +66,7 @@ def block_mean(array: NDArray[Any], factors: tuple[int, int, int], slab: int = 3
     """Block means (float32), computed ``slab`` low-res slices at a time (no full-size temporaries)."""
     from medforensics.features.noise_map import grid_means
 
-    return grid_means(array, factors, slab)[0]
+    return grid_means(array, factors, slab).means
 
 
 def low_resolution(volume: Volume, target_mm: float = 2.0) -> LowRes:

@@ -138,6 +138,7 @@ class DenseDetector:
             self.target_mm,  # type: ignore[arg-type]
             bool(self.config.get("noise_channel")),
             on_slab=on_slab,
+            zcorr=bool(self.config.get("zcorr_channel")),
         )
         low, scale, sp = g.hu, g.scale, g.spacing
         lung = lung_mask(low, sp)
@@ -146,7 +147,7 @@ class DenseDetector:
         zone = scored_zone(lung, sp)
         box = ndimage.find_objects(zone.astype(np.uint8))[0]
         img = g.channels(self.hu_window, box)  # type: ignore[arg-type]
-        g.noise = None  # the network input holds what is needed of it: free it before inference
+        g.noise = g.zcorr = None  # the network input holds what is needed of it: free it before inference
         prob = predict_map(self.model, img, precision=self.precision)
         del img
         ev = tamper_evidence(prob, sp).numpy()

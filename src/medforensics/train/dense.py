@@ -189,7 +189,7 @@ def mine_hard_negatives(
 
 def in_channels(config: dict[str, Any]) -> int:
     """Input channels of a dense model from its resolved config (older configs: the HU channel only)."""
-    return 2 if config.get("noise_channel") else 1
+    return 1 + bool(config.get("noise_channel")) + bool(config.get("zcorr_channel"))
 
 
 def dense_model(name: str, in_channels: int = 1) -> Any:
@@ -337,9 +337,14 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         f"HU window {cfg.hu_window}; {metrics['parameters']} parameters; seed {cfg.seed}.",
         "- Input channels: windowed HU"
         + (
-            " and the full-resolution noise energy (in-plane KV residual, log, relative to the series' lung)."
+            " and the full-resolution noise energy (in-plane KV residual, log, relative to the series' lung)"
             if cfg.noise_channel
-            else " only."
+            else ""
+        )
+        + (
+            ", and the inter-slice correlation of that residual (7 mm boxes, relative to the series' lung)."
+            if cfg.zcorr_channel
+            else "."
         ),
         "- The scan types a flagged region injected when a blob (a nodule, faint or solid) sits within 8 mm "
         "of its peak, else removed (the network's own injected/removed split is not used for that).",

@@ -94,18 +94,20 @@ def to_model_grid(
 
 @dataclass
 class GridInput:
-    """A volume on the model grid: HU (block means), the optional noise channel, scale and spacing."""
+    """A volume on the model grid: HU (block means), the optional noise and inter-slice correlation
+    channels, scale and spacing."""
 
     hu: NDArray[np.float32]
     noise: NDArray[np.float32] | None
     scale: tuple[float, float, float]
     spacing: tuple[float, float, float]
+    zcorr: NDArray[np.float32] | None = None
 
     def channels(self, hu_window: tuple[float, float], box: tuple[slice, ...] = ()) -> NDArray[np.float32]:
-        """The network input ``(C, D, H, W)`` over ``box``: windowed HU, then the noise channel if any."""
+        """The network input ``(C, D, H, W)`` over ``box``: windowed HU, then the noise and correlation
+        channels the model has."""
         chans = [window(self.hu[box], hu_window)]
-        if self.noise is not None:
-            chans.append(self.noise[box])
+        chans += [c[box] for c in (self.noise, self.zcorr) if c is not None]
         return np.stack(chans)
 
 
@@ -115,20 +117,25 @@ def model_input(
     target_mm: tuple[float, float, float] = TARGET_MM,
     noise: bool = False,
     on_slab: SlabCallback | None = None,
+    zcorr: bool = False,
 ) -> GridInput:
     """:func:`to_model_grid` of ``array`` plus, with ``noise``, its full-resolution noise energy on the same
-    grid (:mod:`medforensics.features.noise_map`), normalised to the series' lung. ``on_slab``: see
+    grid and, with ``zcorr``, the inter-slice correlation of the noise residual
+    (:mod:`medforensics.features.noise_map`), both relative to the series' lung. ``on_slab``: see
     :func:`~medforensics.features.noise_map.grid_means`."""
-    from medforensics.features.noise_map import grid_means, normalised_log_energy
+    from medforensics.features import noise_map as nm
 
     f = grid_factors(spacing, target_mm)
-    low, energy = grid_means(array, f, energy=noise, on_slab=on_slab)
-    zoom, scale, sp = _to_target(low, f, spacing, target_mm)
-    hu = _zoom(low, zoom)
-    chan = None
-    if energy is not None:
-        chan = normalised_log_energy(_zoom(energy, zoom), hu, copy=False)
-    return GridInput(hu, chan, scale, sp)
+    gm = nm.grid_means(array, f, energy=noise, on_slab=on_slab, zpair=zcorr)
+    zoom, scale, sp = _to_target(gm.means, f, spacing, target_mm)
+    hu = _zoom(gm.means, zoom)
+    out = GridInput(hu, None, scale, sp)
+    if gm.zpair is not None and gm.energy is not None:
+        pair = np.stack([_zoom(z, zoom) for z in gm.zpair])
+        out.zcorr = nm.zcorr(pair, _zoom(gm.energy, zoom), hu, sp)
+    if noise and gm.energy is not None:
+        out.noise = nm.normalised_log_energy(_zoom(gm.energy, zoom), hu, copy=False)
+    return out
 
 
 def window(hu: NDArray[Any], hu_window: tuple[float, float] = HU_WINDOW) -> NDArray[np.float32]:
@@ -159,7 +166,7 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
         if r["method"] in cfg.exclude_methods and r["split"] != "test":
             continue  # leave-one-attack-out: never trained or validated on it
         vol = read_volume(root / "scans" / r["uuid"])
-        g = model_input(vol.array, vol.spacing, cfg.target_mm, cfg.noise_channel)
+        g = model_input(vol.array, vol.spacing, cfg.target_mm, cfg.noise_channel, zcorr=cfg.zcorr_channel)
         target = np.zeros(g.hu.shape, np.int64)
         focus = None
         mask_path = root / "masks" / f"{r['uuid']}.nii.gz"
@@ -187,7 +194,7 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
     for split, paths in extras.items():
         for path in paths:
             vol = read_volume(path)
-            g = model_input(vol.array, vol.spacing, cfg.target_mm, cfg.noise_channel)
+            g = model_input(vol.array, vol.spacing, cfg.target_mm, cfg.noise_channel, zcorr=cfg.zcorr_channel)
             item = Item(
                 g.channels(cfg.hu_window),
                 np.zeros(g.hu.shape, np.int64),
