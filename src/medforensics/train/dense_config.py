@@ -29,7 +29,7 @@ class DenseConfig:
     hu_window: tuple[float, float] = HU_WINDOW
     #: Second input channel: full-resolution noise energy (:mod:`medforensics.features.noise_map`).
     noise_channel: bool = True
-    #: Another channel: inter-slice correlation of the noise residual (:func:`~medforensics.features.noise_map.zcorr`).
+    #: Another channel: inter-slice correlation of the noise residual (:func:`.noise_map.zcorr`).
     zcorr_channel: bool = False
     patch: tuple[int, int, int] = (16, 80, 80)
     batch_size: int = 6
