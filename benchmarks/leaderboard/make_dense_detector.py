@@ -70,6 +70,18 @@ def main() -> None:
     ap.add_argument("--hard-every", type=int, default=100, help="Steps between hard-negative mining rounds.")
     ap.add_argument("--zcorr", action="store_true", help="Add the inter-slice noise correlation channel.")
     ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Do not retrain models whose folder holds a finished run of them.",
+    )
+    ap.add_argument(
+        "--finish",
+        metavar="NOTE",
+        default=None,
+        help="WORK/in-dist holds only the best checkpoint of a run a time limit stopped: evaluate it (NOTE: "
+        "where and how it was trained, for its card) and use it as the in-distribution model.",
+    )
+    ap.add_argument(
         "--bundle",
         type=Path,
         default=None,
@@ -93,7 +105,12 @@ def main() -> None:
         batch_size=args.batch_size,
         zcorr_channel=args.zcorr,
     )
-    if args.from_run is not None:
+    if args.finish is not None:
+        from medforensics.train.dense import finish_dense
+
+        main_dir = Path(cfg.out)
+        metrics = finish_dense(cfg, args.finish)
+    elif args.from_run is not None:
         main_dir = args.from_run
         used = json.loads((main_dir / "config.json").read_text())
         for key in (
@@ -121,6 +138,7 @@ def main() -> None:
         main=metrics,
         progress=lambda msg: print(msg, flush=True),
         jobs=args.jobs,
+        reuse=args.reuse,
     )
     md = dense_markdown(table)  # also written to WORK/dense.md by run_dense_benchmark
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from medforensics.train.dense import load_items
 from tests.train._dense import tiny_config
 
@@ -43,3 +45,27 @@ def test_dense_benchmark_trains_models_in_parallel_processes(tmp_path: Path) -> 
         assert (tmp_path / sub / "model.safetensors").is_file()
     used = json.loads((tmp_path / f"loao/{methods[0]}" / "config.json").read_text())
     assert used["exclude_methods"] == methods
+
+
+def test_finished_runs_are_reused_and_others_trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A benchmark a time limit cut short is completed without retraining what had finished, and only a
+    folder holding the *same* config (up to where it ran) counts as finished."""
+    from dataclasses import replace
+
+    from medforensics.evaluate import dense_benchmark as db
+
+    cfg = tiny_config(steps=2)
+    methods = sorted({i.method for i in load_items(cfg)["test"] if i.label in ("FM", "FB")})[:2]
+    db.run_dense_benchmark(cfg, tmp_path, methods[:1], loao_steps=1)
+    done = replace(
+        cfg, out=str(tmp_path / "loao" / methods[0]), exclude_methods=methods[:1], steps=1, eval_every=1
+    )
+    assert db.finished(done) and db.finished(replace(done, device="auto", threads=1))
+    assert not db.finished(replace(done, steps=2)) and not db.finished(replace(done, zcorr_channel=True))
+
+    trained: list[str] = []
+    real = db.train_dense
+    monkeypatch.setattr(db, "train_dense", lambda c: trained.append(c.out) or real(c))
+    res = db.run_dense_benchmark(cfg, tmp_path, methods, loao_steps=1, reuse=True)
+    assert trained == [str(tmp_path / "loao" / methods[1])]  # in-dist and the first LOAO were reused
+    assert set(res["loao"]) == set(methods)

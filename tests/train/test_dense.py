@@ -157,3 +157,27 @@ def test_dense_trains_on_cuda_with_batch_workers(tmp_path: Path) -> None:
     m = train_dense(tiny_config(tmp_path, steps=4, eval_every=2, hard_every=2, device="cuda", workers=2))
     assert m["device"] != "cpu" and (tmp_path / "model.safetensors").is_file()
     assert m["best_step"] in (2, 4) and m["test"]["auc"] is not None
+
+
+def test_a_run_stopped_by_a_time_limit_is_finished_from_its_checkpoint(tmp_path: Path) -> None:
+    from medforensics.errors import InputError
+    from medforensics.scan.detector import load_detector
+    from medforensics.train.dense import finish_dense
+
+    cfg = tiny_config(tmp_path / "m", steps=2, eval_every=1)
+    first = train_dense(cfg)
+    for f in (tmp_path / "m").iterdir():  # what a killed run leaves: the best checkpoint only
+        if f.name != "model.safetensors":
+            f.unlink()
+    metrics = finish_dense(cfg, "trained elsewhere")
+    assert (
+        metrics["stopped_early"]
+        and metrics["train_seconds"] is None
+        and metrics["note"] == "trained elsewhere"
+    )
+    assert metrics["test"]["auc"] == pytest.approx(first["test"]["auc"])  # the same weights, scored alike
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["stopped_early"] is True
+    assert "stopped early" in (tmp_path / "m" / "model_card.md").read_text()
+    load_detector(tmp_path / "m")  # a complete model folder
+    with pytest.raises(InputError, match=r"no model\.safetensors"):
+        finish_dense(tiny_config(tmp_path / "empty"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +27,19 @@ def run_dense_benchmark(
     main: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
     jobs: int = 1,
+    reuse: bool = False,
 ) -> dict[str, Any]:
     """Train the in-distribution model (unless its ``metrics.json`` content is given as ``main``) and one
     model per held-out method under ``out``, ``jobs`` of them at a time (separate processes; for a machine
-    with many cores and a GPU); writes ``dense.json`` / ``dense.md`` and returns the table."""
+    with many cores and a GPU); writes ``dense.json`` / ``dense.md`` and returns the table. ``reuse``: a
+    folder that already holds a finished run of the same config is not trained again (:func:`train_many`)."""
     out = Path(out)
     runs: list[DenseConfig] = [] if main is not None else [replace(cfg, out=str(out / "in-dist"))]
     for m in methods:
         sub = replace(cfg, out=str(out / "loao" / m), exclude_methods=[m], steps=loao_steps or cfg.steps)
         sub.eval_every = min(sub.eval_every, sub.steps)
         runs.append(sub)
-    trained = train_many(runs, jobs)
+    trained = train_many(runs, jobs, reuse)
     if main is None:
         main = trained.pop(0)
     loao: dict[str, Any] = {}
@@ -70,14 +72,38 @@ def run_dense_benchmark(
     return result
 
 
-def train_many(cfgs: list[DenseConfig], jobs: int = 1) -> list[dict[str, Any]]:
+#: Config keys that say how a run executes, not what it learns: a finished run is reused whatever they are.
+RUN_KEYS = ("device", "workers", "threads")
+
+
+def finished(cfg: DenseConfig) -> bool:
+    """Whether ``cfg.out`` holds a finished run (``metrics.json``) of ``cfg`` (up to :data:`RUN_KEYS`)."""
+    folder = Path(cfg.out)
+    if not (folder / "metrics.json").is_file() or not (folder / "config.json").is_file():
+        return False
+    used = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    want = json.loads(json.dumps(asdict(cfg)))
+    return all(used.get(k) == v for k, v in want.items() if k not in RUN_KEYS)
+
+
+def train_many(cfgs: list[DenseConfig], jobs: int = 1, reuse: bool = False) -> list[dict[str, Any]]:
     """:func:`train_dense` of each config (their ``metrics.json`` contents), ``jobs`` at a time in spawned
-    processes when ``jobs`` > 1 (CUDA and forked batch workers need a fresh process each)."""
-    for c in cfgs:  # bad counts, device or workers: one line before anything starts
+    processes when ``jobs`` > 1 (CUDA and forked batch workers need a fresh process each). ``reuse``: configs
+    whose folder already holds their finished run (:func:`finished`; for example runs that completed before
+    a time limit stopped the rest) are read, not trained."""
+    todo = [c for c in cfgs if not (reuse and finished(c))]
+    for c in todo:  # bad counts, device or workers: one line before anything starts
         check_counts(c)
         resolve_device(c.device)
+    _train(todo, jobs)
+    return [json.loads((Path(c.out) / "metrics.json").read_text(encoding="utf-8")) for c in cfgs]
+
+
+def _train(cfgs: list[DenseConfig], jobs: int) -> None:
     if jobs <= 1:
-        return [train_dense(c) for c in cfgs]
+        for c in cfgs:
+            train_dense(c)
+        return
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -90,7 +116,6 @@ def train_many(cfgs: list[DenseConfig], jobs: int = 1) -> list[dict[str, Any]]:
         failed = [c.out for c, p in zip(cfgs[i : i + jobs], procs, strict=True) if p.exitcode != 0]
         if failed:
             raise RuntimeError(f"training failed for {failed}")
-    return [json.loads((Path(c.out) / "metrics.json").read_text(encoding="utf-8")) for c in cfgs]
 
 
 def _f(v: Any) -> str:

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
-from medforensics.errors import ConfigError
+from medforensics.errors import ConfigError, InputError
 from medforensics.logging import get_logger
 from medforensics.models.inference import device_name, resolve_device
 from medforensics.train.dense_config import (
@@ -221,7 +221,6 @@ def _steps(source: BatchSource, cfg: DenseConfig) -> Iterator[tuple[int, torch.T
 
 def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     """Train (see module docs); returns the metrics written to ``metrics.json``."""
-    from medforensics._atomic import write_text_atomic
     from medforensics.models.inference import autocast
     from medforensics.train.checkpoint import save_weights
 
@@ -282,16 +281,52 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
                 save_weights(model, out / "model.safetensors")
     finally:
         source.close()
-    train_seconds = time.perf_counter() - t0
+    return _finish(model, cfg, items, best_val, log_rows, (time.perf_counter() - t0, t_load), dev)
+
+
+def finish_dense(cfg: DenseConfig, note: str = "") -> dict[str, Any]:
+    """Evaluate and complete the folder of a training that stopped early (a time limit): ``cfg.out`` holds
+    only ``model.safetensors``, the best validation checkpoint saved so far. It is scored on the validation
+    and test scans as :func:`train_dense` would have; the metrics say ``stopped_early`` (no training time,
+    step or log: they died with the run) and keep ``note`` (where and how it was trained)."""
     from medforensics.train.checkpoint import load_weights
 
-    load_weights(model, out / "model.safetensors")
+    weights = Path(cfg.out) / "model.safetensors"
+    if not weights.is_file():
+        raise InputError("no model.safetensors to finish", path=cfg.out)
+    dev = resolve_device(cfg.device)
+    model = load_weights(dense_model(cfg.model, in_channels(asdict(cfg))), weights).to(dev)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    t0 = time.perf_counter()
+    items = load_items(cfg)
+    best_val = {**scan_scores(model, items["val"], cfg.precision), "step": None}
+    return _finish(model, cfg, items, best_val, [], (None, time.perf_counter() - t0), dev, note)
+
+
+def _finish(
+    model: Any,
+    cfg: DenseConfig,
+    items: dict[str, list[Item]],
+    best_val: dict[str, Any],
+    log_rows: list[dict[str, Any]],
+    seconds: tuple[float | None, float],
+    dev: torch.device,
+    note: str = "",
+) -> dict[str, Any]:
+    """Test scores, calibration and the folder's files of a trained (best-checkpoint) model."""
+    from medforensics._atomic import write_text_atomic
+    from medforensics.train.checkpoint import load_weights
+
+    train_seconds, t_load = seconds
+    load_weights(model, Path(cfg.out) / "model.safetensors")
+    out = Path(cfg.out)
     test = scan_scores(model, items["test"], cfg.precision) if items["test"] else {}
     metrics = {
         "model": cfg.model,
         "out": str(out),
         "parameters": int(sum(p.numel() for p in model.parameters())),
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": None if train_seconds is None else round(train_seconds, 1),
         "load_seconds": round(t_load, 1),
         "device": device_name(dev),
         "batch_workers": cfg.workers,
@@ -306,6 +341,8 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
             {"uid": it.uid, "label": it.label, "method": it.method, "score": s}
             for it, s in zip(items["val"], best_val.get("scores", []), strict=False)
         ],
+        "stopped_early": train_seconds is None,
+        "note": note,
         "splits": {
             k: {"n": len(v), "patients": sorted({i.patient for i in v}), "labels": _count(v)}
             for k, v in items.items()
@@ -319,7 +356,7 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     write_text_atomic(out / "config.json", json.dumps(asdict(cfg), indent=1))
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     with (out / "train_log.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(log_rows[0]))
+        w = csv.DictWriter(fh, fieldnames=["step", "train_loss", "val_auc", "val_within_10mm", "seconds"])
         w.writeheader()
         w.writerows(log_rows)
     write_text_atomic(out / "model_card.md", model_card(cfg, metrics))
@@ -355,10 +392,17 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
             if cfg.hard_negative > 0
             else "- No hard-negative mining."
         ),
-        f"- Trained {metrics['train_seconds']} s on {metrics.get('device', 'cpu')} ({cfg.steps} steps of "
-        f"{cfg.batch_size} patches {cfg.patch}, {cfg.workers or 'no'} batch workers); "
-        f"kept step {metrics['best_step']} (best mean of validation scan AUC and share "
-        "localised within 10 mm).",
+        (
+            f"- Training of {cfg.steps} steps ({cfg.batch_size} patches {cfg.patch}) stopped early; the best "
+            f"validation checkpoint saved before that was evaluated on {metrics.get('device', 'cpu')}. "
+            f"{metrics.get('note', '')}"
+            if metrics.get("stopped_early")
+            else f"- Trained {metrics['train_seconds']} s on {metrics.get('device', 'cpu')} "
+            f"({cfg.steps} steps of {cfg.batch_size} patches {cfg.patch}, "
+            f"{cfg.workers or 'no'} batch workers); "
+            f"kept step {metrics['best_step']} (best mean of validation scan AUC and share "
+            "localised within 10 mm)."
+        ),
         f"- Operating point: series threshold {cal['series_threshold']:.4f} on Platt-calibrated scores "
         f"({cal['fitted_on']}, <= {cal['max_fpr']:.0%} authentic flagged there).",
         "",
