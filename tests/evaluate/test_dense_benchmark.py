@@ -69,3 +69,21 @@ def test_finished_runs_are_reused_and_others_trained(tmp_path: Path, monkeypatch
     res = db.run_dense_benchmark(cfg, tmp_path, methods, loao_steps=1, reuse=True)
     assert trained == [str(tmp_path / "loao" / methods[1])]  # in-dist and the first LOAO were reused
     assert set(res["loao"]) == set(methods)
+
+
+def test_markdown_says_when_the_in_distribution_run_was_stopped_early() -> None:
+    from medforensics.evaluate.dense_benchmark import dense_markdown
+
+    ind = {"test_auc": 0.9, "test_within_10mm": 0.5, "steps": 2500, "train_seconds": None}
+    md = dense_markdown({"model": "m", "data": "d", "in_dist": ind, "loao": {}, "unseen_auc_mean": None})
+    assert "stopped early" in md and "None" not in md
+    md = dense_markdown(
+        {
+            "model": "m",
+            "data": "d",
+            "in_dist": {**ind, "train_seconds": 12.5},
+            "loao": {},
+            "unseen_auc_mean": None,
+        }
+    )
+    assert "2500 steps, 12.5 s" in md

@@ -131,7 +131,12 @@ def dense_markdown(result: dict[str, Any]) -> str:
         "",
         f"Data `{result['data']}`. In-distribution: test AUC {_f(ind['test_auc'])}, top region within 10 mm "
         f"for {_f(ind['test_within_10mm'])} of tampered test scans ({ind['steps']} steps, "
-        f"{ind['train_seconds']} s). Unseen-attack mean AUC {_f(result['unseen_auc_mean'])}.",
+        + (
+            f"{ind['train_seconds']} s"
+            if ind["train_seconds"] is not None
+            else "stopped early by a time limit: the best checkpoint before it"
+        )
+        + f"). Unseen-attack mean AUC {_f(result['unseen_auc_mean'])}.",
         "",
         "| method | in-distribution test AUC | unseen (left out of train/val) test AUC | LOAO train s |",
         "| --- | --- | --- | --- |",
