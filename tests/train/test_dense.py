@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from medforensics.train.dense import train_dense
 from tests.train._dense import tiny_config
@@ -181,3 +182,20 @@ def test_a_run_stopped_by_a_time_limit_is_finished_from_its_checkpoint(tmp_path:
     load_detector(tmp_path / "m")  # a complete model folder
     with pytest.raises(InputError, match=r"no model\.safetensors"):
         finish_dense(tiny_config(tmp_path / "empty"))
+
+
+def test_training_can_start_from_another_runs_weights(tmp_path: Path) -> None:
+    from medforensics.errors import InputError
+    from medforensics.train.checkpoint import load_weights
+    from medforensics.train.dense import dense_model
+
+    train_dense(tiny_config(tmp_path / "a", steps=2, eval_every=1))
+    train_dense(tiny_config(tmp_path / "b", steps=1, eval_every=1, lr=1e-12, init_from=str(tmp_path / "a")))
+    a, b, fresh = (dense_model("test_tamperseg3d", 2) for _ in range(3))
+    load_weights(a, tmp_path / "a" / "model.safetensors")
+    load_weights(b, tmp_path / "b" / "model.safetensors")
+    w = "down.0.0.0.weight"
+    assert torch.allclose(a.state_dict()[w], b.state_dict()[w], atol=1e-6)  # started there, barely moved
+    assert not torch.allclose(a.state_dict()[w], fresh.state_dict()[w], atol=1e-3)
+    with pytest.raises(InputError, match="do not fit"):  # a 2-channel model is no start for a 3-channel one
+        train_dense(tiny_config(tmp_path / "c", steps=1, zcorr_channel=True, init_from=str(tmp_path / "a")))

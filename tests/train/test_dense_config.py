@@ -38,3 +38,14 @@ def test_config_errors(tmp_path: Path) -> None:
     assert not is_dense_config(other)
     with pytest.raises(ConfigError, match="unknown dense model"):
         train_dense(DenseConfig(data="x", out=str(tmp_path), model="nope"))
+
+
+def test_init_from_is_a_path_or_null(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"data": "x", "out": "y", "init_from": "runs/a"}))
+    assert load_dense_config(cfg).init_from == "runs/a"
+    cfg.write_text(json.dumps({"data": "x", "out": "y", "init_from": None}))
+    assert load_dense_config(cfg).init_from is None
+    cfg.write_text(json.dumps({"data": "x", "out": "y", "init_from": 3}))
+    with pytest.raises(ConfigError, match=r"init_from.*wrong type"):
+        load_dense_config(cfg)

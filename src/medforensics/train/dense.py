@@ -228,6 +228,11 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     dev = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # before the model: its initial weights are part of the run
     model = dense_model(cfg.model, in_channels(asdict(cfg)))
+    if cfg.init_from:
+        from medforensics.train.checkpoint import load_weights
+
+        init = Path(cfg.init_from)
+        load_weights(model, init / "model.safetensors" if init.is_dir() else init)
     rng = np.random.default_rng(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

@@ -59,6 +59,9 @@ class DenseConfig:
     #: Processes drawing training batches (0: the training process, one random stream for the whole run;
     #: else batch ``k`` comes from the stream seeded ``(seed, k)``, the same for any number of workers).
     workers: int = 0
+    #: Start from these weights (a model folder or its ``model.safetensors``, same model and channels):
+    #: fine-tuning, for example finishing on CPU a run a GPU's time limit stopped. None: random weights.
+    init_from: str | None = None
 
 
 def is_dense_config(path: str | Path) -> bool:
@@ -85,6 +88,10 @@ def _read_raw(path: Path) -> Any:
         raise ConfigError(f"unreadable config ({err})", path=path) from None
 
 
+#: Keys holding a path or None.
+OPTIONAL_PATHS = ("init_from",)
+
+
 def load_dense_config(path: str | Path, out: str | None = None) -> DenseConfig:
     """A :class:`DenseConfig` from ``.json``/``.toml``; unknown keys and wrong types are one-line errors."""
     import dataclasses
@@ -104,7 +111,9 @@ def load_dense_config(path: str | Path, out: str | None = None) -> DenseConfig:
     for key, value in raw.items():
         want = getattr(defaults, key)
         ok = (
-            isinstance(value, bool)
+            value is None or isinstance(value, str)
+            if key in OPTIONAL_PATHS
+            else isinstance(value, bool)
             if isinstance(want, bool)
             else isinstance(value, str)
             if isinstance(want, str)
