@@ -3,11 +3,13 @@
 Measures, in one run: (1) reading + decoding the series; (2) scanning it (read included) with the detector;
 (3) the seed studies' approach: MONAI ResNet50 (2-D, conv1 stride 2) at 224 px on every slice, bf16 +
 channels_last, batch 32; (4) peak RSS of scans of 500- and 1000-slice series (the CT tiled along z; DICOM
-series this long are streamed slab by slab), each in a child process so the figure is that scan's alone.
+series this long are streamed slab by slab) and of the 500 slices as one int16 ``.nii.gz`` (streamed a
+z-range at a time too), each in a child process so the figure is that scan's alone.
 Prints the ratios against the targets (scan/read <= 3, resnet50/scan >= 10, peak < 2 GB for 500 slices) and
 writes a Markdown table.
 
-    python benchmarks/scan_speed.py [--model DIR] [--threads 2] [--long 500,1000] [--out FILE.md]
+    python benchmarks/scan_speed.py [--model DIR] [--threads 2] [--long 500,1000] [--long-nifti 500]
+        [--out FILE.md]
 
 Without ``--model`` the bundled detector is used; when none is bundled yet, a randomly initialised
 ``cnn3d`` folder (same architecture and cost as a trained one) is made in a temp dir and the table says so.
@@ -42,14 +44,19 @@ def _random_cnn3d(folder: Path) -> Path:
     return folder
 
 
-def _write_series(folder: Path, slices: int = 0) -> Path:
+def _write_series(folder: Path, slices: int = 0, fmt: str = "dicom") -> Path:
+    """The demo CT (tiled along z to ``slices``) as a DICOM series folder or an int16 ``.nii.gz``."""
     from medforensics.io.dicom_write import write_dicom_series
+    from medforensics.io.nifti import write_nifti
     from medforensics.scan.demo import demo_ct
 
     vol = demo_ct()
     if slices:
         tile = -(-slices // vol.shape[0])
         vol = vol.with_array(np.concatenate([vol.array] * tile)[:slices], spacing=vol.spacing)
+    if fmt == "nifti":
+        folder.mkdir(parents=True)
+        return write_nifti(vol, folder / "ct.nii.gz", dtype=np.int16)
     write_dicom_series(vol, folder)
     return folder
 
@@ -99,6 +106,11 @@ def main() -> None:
         default="500,1000",
         help="Slice counts of the long-series memory runs (the CT tiled along z; '' for none).",
     )
+    ap.add_argument(
+        "--long-nifti",
+        default="500",
+        help="The same as one int16 .nii.gz file (streamed a z-range at a time too; '' for none).",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -131,16 +143,18 @@ def main() -> None:
     del vol
 
     peaks = {}
-    for n in [int(v) for v in args.long.split(",") if v.strip()]:
-        big = _write_series(tmp / f"ct{n}", slices=n)
+    runs = [(int(v), "dicom") for v in args.long.split(",") if v.strip()]
+    runs += [(int(v), "nifti") for v in args.long_nifti.split(",") if v.strip()]
+    for n, fmt in runs:
+        big = _write_series(tmp / f"ct{n}-{fmt}", slices=n, fmt=fmt)
         out = subprocess.run(
             [sys.executable, __file__, "--child", str(big), str(model)],
             capture_output=True,
             text=True,
             check=True,
         )
-        peaks[n] = json.loads(out.stdout.strip().splitlines()[-1])
-        shutil.rmtree(big)
+        peaks[(n, fmt)] = json.loads(out.stdout.strip().splitlines()[-1])
+        shutil.rmtree(tmp / f"ct{n}-{fmt}")
 
     rows = [
         ("read + decode 133 x 512 x 512 DICOM series", f"{read_s:.2f} s"),
@@ -149,11 +163,12 @@ def main() -> None:
         ("scan / read (target <= 3)", f"{scan_s / read_s:.2f}"),
         ("ResNet50 / scan (target >= 10)", f"{resnet_s / scan_s:.2f}"),
     ]
-    for n, pk in peaks.items():
+    for (n, fmt), pk in peaks.items():
         target = " (target < 2048 MB)" if n == 500 else ""
+        what = f"{n}-slice scan" + (" (one .nii.gz)" if fmt == "nifti" else "")
         rows += [
-            (f"{n}-slice scan: peak RSS{target}", f"{pk['peak_mb']:.0f} MB"),
-            (f"{n}-slice scan: seconds", f"{pk['seconds']:.1f} s"),
+            (f"{what}: peak RSS{target}", f"{pk['peak_mb']:.0f} MB"),
+            (f"{what}: seconds", f"{pk['seconds']:.1f} s"),
         ]
     md = [
         "# Scan speed (benchmarks/scan_speed.py)",

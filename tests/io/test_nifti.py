@@ -112,3 +112,57 @@ def test_real_chest_ct_is_read_as_ct() -> None:
     assert vol.modality == "CT"
     # LPS: the slice axis runs to the head (+z), columns run to the patient's left (+x)
     assert vol.direction[2, 0] == pytest.approx(1.0) and vol.direction[0, 2] == pytest.approx(1.0)
+
+
+def _direction(flips: tuple[int, int, int]) -> np.ndarray:
+    return np.diag([float(f) for f in flips]) @ AXIAL_DIRECTION
+
+
+@pytest.mark.parametrize("name", ["v.nii", "v.nii.gz"])
+@pytest.mark.parametrize("flips", [(1, 1, 1), (-1, 1, -1), (1, -1, 1)])
+def test_streamed_nifti_reads_like_the_whole_file(
+    tmp_path: Path, name: str, flips: tuple[int, int, int]
+) -> None:
+    """Stored feet-last or mirrored (an axial file that reorientation flips), read a z-range at a time."""
+    from medforensics.io.lazy import LazySlices
+
+    rng = np.random.default_rng(1)
+    vol = Volume(
+        rng.normal(-300, 400, (9, 6, 7)).astype(np.float32), (2.5, 0.7, 0.8), direction=_direction(flips)
+    )
+    path = write_nifti(vol, tmp_path / name)
+    whole = read_nifti(path, modality="CT")
+    lazy = read_nifti(path, modality="CT", stream_above=0)
+    assert isinstance(lazy.array, LazySlices) and isinstance(whole.array, np.ndarray)
+    assert lazy.shape == whole.shape and lazy.metadata.get("reoriented") == whole.metadata.get("reoriented")
+    assert (whole.metadata.get("reoriented") is not None) == (flips != (1, 1, 1))  # flipped on reading
+    np.testing.assert_array_equal(lazy.direction, whole.direction)
+    np.testing.assert_array_equal(np.asarray(lazy.array), whole.array)
+    for key in (slice(2, 7), 4, -1, (slice(None), slice(None, None, 2), 3), slice(7, 2, -2)):
+        np.testing.assert_array_equal(lazy.array[key], whole.array[key])
+    assert isinstance(
+        read_nifti(path, stream_above=whole.array.nbytes).array, np.ndarray
+    )  # small: held whole
+
+
+def test_streaming_a_non_axial_file_reads_it_whole(tmp_path: Path, oblique_volume: Volume) -> None:
+    sagittal = Volume(oblique_volume.array, (0.8, 0.7, 2.5), direction=np.eye(3))
+    path = write_nifti(sagittal, tmp_path / "sag.nii")
+    lazy, whole = read_nifti(path, stream_above=0), read_nifti(path)
+    assert lazy.metadata["reoriented"]["axes"] == [2, 1, 0]
+    assert isinstance(lazy.array, np.ndarray)  # the slice axis changes: nothing to stream
+    np.testing.assert_array_equal(lazy.array, whole.array)
+
+
+def test_streamed_nifti_refuses_4d_and_names_a_file_truncated_after_opening(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="4-D"):
+        read_nifti(NIB_DATA / "example4d.nii.gz", stream_above=0)
+    data = np.random.default_rng(2).normal(0, 1, (20, 20, 30)).astype(np.float32)
+    path = tmp_path / "t.nii"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), path)
+    vol = read_nifti(path, stream_above=0)
+    path.write_bytes(path.read_bytes()[: 352 + 20 * 20 * 4 * 10])  # only the first 10 slices are left
+    assert vol.array[:5].shape == (5, 20, 20)
+    with pytest.raises(InputError) as err:
+        vol.array[20:30]
+    assert str(path) in str(err.value) and "\n" not in str(err.value)

@@ -9,7 +9,6 @@ frame order, and decodes the z-range each access asks for (``pixels[z0:z1]``, ``
 
 from __future__ import annotations
 
-import operator
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from pydicom.uid import UID
 
 from medforensics.errors import InputError
 from medforensics.io.dicom_frames import FrameInfo, frame_infos, luminance, stored_range
+from medforensics.io.lazy import LazySlices
 
 if TYPE_CHECKING:
     from medforensics.io.dicom import _Slice
@@ -151,60 +151,22 @@ def decode_slices(
         done(current[1])
 
 
-class DicomPixels:
-    """The float32 pixels of a DICOM series, decoded from its files at each access (see module docs).
-
-    Indexing takes an int or a slice along z first (then anything numpy takes for the remaining axes) and
-    returns a new array; ``np.asarray(pixels)`` decodes everything. A file changed or removed after the
-    series was opened is an :class:`InputError` naming it.
-    """
-
-    dtype = np.dtype(np.float32)
-    ndim = 3
-    is_lazy = True  # what :class:`~medforensics.io.volume.Volume` checks before taking it as its array
+class DicomPixels(LazySlices):
+    """The float32 pixels of a DICOM series, decoded from its files at each access (see module docs and
+    :class:`~medforensics.io.lazy.LazySlices`). A file changed or removed after the series was opened is an
+    :class:`InputError` naming it."""
 
     def __init__(self, paths: Sequence[Path], slices: Sequence[_Slice], shape: tuple[int, int, int]) -> None:
+        super().__init__(shape)
         self.paths = list(paths)
         self.slices = list(slices)
-        self.shape = shape
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    @property
-    def size(self) -> int:
-        """Number of voxels."""
-        return int(np.prod(self.shape))
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes the decoded series would take."""
-        return 4 * self.size
 
     def _open(self, i: int) -> Dataset:
         from medforensics.io.dicom import read_dataset
 
         return read_dataset(self.paths[i])  # its pixels are decoded at once: one read of the file
 
-    def read(self, ks: Sequence[int]) -> NDArray[np.float32]:
-        """Slices ``ks`` (array indices along z) as one float32 array."""
+    def _read(self, ks: Sequence[int]) -> NDArray[np.float32]:
         out = np.empty((len(ks), *self.shape[1:]), np.float32)
         decode_slices(out, ks, self.slices, self.paths, self._open)
         return out
-
-    def __getitem__(self, key: Any) -> NDArray[np.float32]:
-        key = key if isinstance(key, tuple) else (key,)
-        z, rest = key[0], key[1:]
-        if isinstance(z, slice):
-            return self.read(range(*z.indices(self.shape[0])))[(slice(None), *rest)]
-        try:
-            k = operator.index(z)
-        except TypeError:
-            raise TypeError(f"DicomPixels takes an int or a slice along z, got {type(z).__name__}") from None
-        if not -self.shape[0] <= k < self.shape[0]:
-            raise IndexError(f"slice {k} outside a series of {self.shape[0]}")
-        return self.read([k % self.shape[0]])[(0, *rest)]
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
-        out = self.read(range(self.shape[0]))
-        return out if dtype is None else out.astype(dtype, copy=False)

@@ -8,6 +8,7 @@ nibabel data transposed (2, 1, 0).
 from __future__ import annotations
 
 import gzip
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from numpy.typing import NDArray
 
 from medforensics._atomic import write_bytes_atomic
 from medforensics.errors import InputError
+from medforensics.io.lazy import LazySlices
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 
@@ -55,12 +57,15 @@ def _squeeze_to_3d(data: NDArray[Any], path: Path) -> NDArray[Any]:
     """Drop singleton dimensions beyond the third; refuse true 4-D (time series, vectors)."""
     if data.ndim == 2:
         return data[:, :, None]
-    extra = data.shape[3:]
-    if any(n != 1 for n in extra):
-        raise InputError(
-            f"4-D NIfTI with shape {tuple(data.shape)} is not supported (one 3-D volume expected)", path=path
-        )
+    _check_3d(data.shape, path)
     return data.reshape(data.shape[:3]) if data.ndim > 3 else data
+
+
+def _check_3d(shape: tuple[int, ...], path: Path) -> None:
+    if any(n != 1 for n in shape[3:]):
+        raise InputError(
+            f"4-D NIfTI with shape {tuple(shape)} is not supported (one 3-D volume expected)", path=path
+        )
 
 
 def nifti_affine_to_geometry(
@@ -92,14 +97,50 @@ def volume_to_nifti_affine(volume: Volume) -> NDArray[np.float64]:
     return affine
 
 
-def read_nifti(path: str | Path, modality: str | None = None) -> Volume:
+class NiftiPixels(LazySlices):
+    """The float32 voxels of a NIfTI file, read a z-range at a time through nibabel's array proxy
+    (scl_slope/scl_inter applied; see :class:`~medforensics.io.lazy.LazySlices`). An uncompressed ``.nii``
+    is read where the slices lie; a ``.nii.gz`` is decompressed on from the last read (from its start when
+    a read goes back). A file that turns out truncated is an :class:`InputError` naming it."""
+
+    def __init__(self, path: Path, proxy: Any, shape: tuple[int, int, int]) -> None:
+        super().__init__(shape)
+        self.path, self.proxy = path, proxy
+
+    def _read(self, ks: Sequence[int]) -> NDArray[np.float32]:
+        out = np.empty((len(ks), *self.shape[1:]), np.float32)
+        j = 0
+        try:
+            while j < len(ks):  # one proxy read per run of consecutive slices
+                e = j + 1
+                while e < len(ks) and ks[e] == ks[e - 1] + 1:
+                    e += 1
+                block = np.asarray(self.proxy[:, :, ks[j] : ks[e - 1] + 1], dtype=np.float32)
+                out[j:e] = block.reshape(block.shape[:3]).transpose(2, 1, 0)
+                j = e
+        except Exception as exc:  # truncated gzip / short file, found only now
+            raise InputError(
+                f"cannot read NIfTI voxel data ({type(exc).__name__}: {exc})", path=self.path
+            ) from exc
+        return out
+
+
+def _sample_slices(pixels: NiftiPixels, n: int = 16) -> NDArray[np.float32]:
+    """Up to ``n`` evenly spaced slices: what :func:`infer_modality` looks at for a lazy volume."""
+    ks = np.unique(np.linspace(0, pixels.shape[0] - 1, min(n, pixels.shape[0])).round().astype(int))
+    return pixels.read([int(k) for k in ks])
+
+
+def read_nifti(path: str | Path, modality: str | None = None, stream_above: int | None = None) -> Volume:
     """Read a .nii or .nii.gz file into a :class:`Volume` (scl_slope/scl_inter applied).
 
     The volume is reoriented to the closest axial orientation (:meth:`Volume.reoriented_axial`), as
     nibabel's ``as_closest_canonical`` does for RAS: z indices then survive writing it as a DICOM series.
 
     ``modality`` overrides the guess of :func:`infer_modality`; ``metadata["modality_source"]`` records
-    which was used. Raises :class:`InputError` for missing, empty, truncated or malformed files and for true
+    which was used. ``stream_above`` (bytes): when the float32 voxels would take more, the volume's array is
+    a :class:`NiftiPixels` read a z-range at a time (the modality guess then looks at 16 evenly spaced
+    slices). Raises :class:`InputError` for missing, empty, truncated or malformed files and for true
     4-D data.
     """
     import nibabel as nib
@@ -115,19 +156,10 @@ def read_nifti(path: str | Path, modality: str | None = None) -> Volume:
         raise InputError(f"not a readable NIfTI file ({type(exc).__name__}: {exc})", path=path) from exc
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise InputError(f"not a NIfTI image (nibabel read it as {type(img).__name__})", path=path)
-    try:
-        data = np.asanyarray(img.dataobj)
-        data = _squeeze_to_3d(data, path)
-        if data.dtype.names is not None or np.iscomplexobj(data):
-            raise InputError(f"unsupported NIfTI voxel type {data.dtype}", path=path)
-        array = np.asarray(data, dtype=np.float32).transpose(2, 1, 0)
-    except InputError:
-        raise
-    except Exception as exc:  # truncated gzip / short file / bad dtype
-        raise InputError(f"cannot read NIfTI voxel data ({type(exc).__name__}: {exc})", path=path) from exc
+    array: Any = _voxels(img, path, stream_above)
     affine = np.asarray(img.affine, dtype=np.float64)
     spacing, origin, direction = nifti_affine_to_geometry(affine, path)
-    mod, how = infer_modality(array, modality)
+    mod, how = infer_modality(_sample_slices(array) if isinstance(array, NiftiPixels) else array, modality)
     header = img.header
     qform_code = int(header["qform_code"]) if "qform_code" in header else 0
     sform_code = int(header["sform_code"]) if "sform_code" in header else 0
@@ -155,6 +187,29 @@ def read_nifti(path: str | Path, modality: str | None = None) -> Volume:
         metadata=metadata,
     )
     return volume.reoriented_axial()
+
+
+def _voxels(img: Any, path: Path, stream_above: int | None) -> NDArray[np.float32] | NiftiPixels:
+    """The (z, y, x) float32 voxels of a nibabel image, or a :class:`NiftiPixels` above ``stream_above``."""
+    dtype = img.get_data_dtype()
+    if dtype.names is not None or dtype.kind == "c":
+        raise InputError(f"unsupported NIfTI voxel type {dtype}", path=path)
+    shape = tuple(int(n) for n in img.shape)
+    if stream_above is not None and len(shape) >= 3 and 4 * int(np.prod(shape)) > stream_above:
+        import nibabel as nib
+
+        _check_3d(shape, path)
+        # the file stays open while the volume lives: reads in z order then continue where the last one
+        # stopped instead of decompressing a .nii.gz from its start each time (closed with the proxy)
+        proxy = nib.load(str(path), keep_file_open=True).dataobj
+        return NiftiPixels(path, proxy, (shape[2], shape[1], shape[0]))
+    try:
+        data = _squeeze_to_3d(np.asanyarray(img.dataobj), path)
+        return np.asarray(data, dtype=np.float32).transpose(2, 1, 0)
+    except InputError:
+        raise
+    except Exception as exc:  # truncated gzip / short file / bad dtype
+        raise InputError(f"cannot read NIfTI voxel data ({type(exc).__name__}: {exc})", path=path) from exc
 
 
 def write_nifti(volume: Volume, path: str | Path, dtype: Any = np.float32) -> Path:

@@ -137,16 +137,26 @@ class Volume:
             raise ValueError("cannot reorient the slice axis of a volume with per-slice DICOM datasets")
         direction = d[:, order].copy()
         spacing = tuple(self.spacing[k] for k in order)
-        array = self.array.transpose(order)
+        array: Any = self.array
+        lazy = getattr(array, "is_lazy", False)
+        if lazy and order != [0, 1, 2]:  # a lazy array reads z-ranges: another slice axis needs it whole
+            array, lazy = np.asarray(array), False
+        if not lazy:
+            array = array.transpose(order)
         origin = np.asarray(self.origin, dtype=np.float64)
         for t, flip in enumerate(flips):
             if flip:
                 origin = origin + direction[:, t] * spacing[t] * (array.shape[t] - 1)
                 direction[:, t] *= -1
-        array = array[tuple(slice(None, None, -1) if f else slice(None) for f in flips)]
+        if lazy:
+            array = array.flipped(flips)  # still read a z-range at a time
+        else:
+            array = np.ascontiguousarray(
+                array[tuple(slice(None, None, -1) if f else slice(None) for f in flips)]
+            )
         return replace(
             self,
-            array=np.ascontiguousarray(array),
+            array=array,
             spacing=spacing,  # type: ignore[arg-type]
             origin=(float(origin[0]), float(origin[1]), float(origin[2])),
             direction=direction,
