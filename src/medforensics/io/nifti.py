@@ -201,7 +201,7 @@ def _voxels(img: Any, path: Path, stream_above: int | None) -> NDArray[np.float3
         _check_3d(shape, path)
         # the file stays open while the volume lives: reads in z order then continue where the last one
         # stopped instead of decompressing a .nii.gz from its start each time (closed with the proxy)
-        proxy = nib.load(str(path), keep_file_open=True).dataobj
+        proxy = nib.load(str(path), keep_file_open=True).dataobj  # type: ignore[attr-defined]
         return NiftiPixels(path, proxy, (shape[2], shape[1], shape[0]))
     try:
         data = _squeeze_to_3d(np.asanyarray(img.dataobj), path)
