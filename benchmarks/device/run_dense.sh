@@ -21,5 +21,5 @@ stamp "forged"
 timeout $(( ${BUDGET:-560} - $(date +%s) + t0 )) python3 benchmarks/leaderboard/make_dense_detector.py \
   --data "$W/ds6" --work "$W/bench" --steps "$STEPS" --loao-steps "$LOAO" --batch-size "$BATCH" \
   --workers "$WORKERS" --jobs "$JOBS" --device "${DEVICE:-cuda}" --threads 2 --eval-every "$EVAL" \
-  --hard-every "$HARD" ${DENSE_ARGS:-} 2>&1 | grep -v WARNING | tee "$W/bench.log" | tail -40
+  --hard-every "$HARD" ${DENSE_ARGS:-} 2>&1 | grep --line-buffered -v WARNING | tee "$W/bench.log" | tail -40
 stamp "trained"
