@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--hard-every", type=int, default=100, help="Steps between hard-negative mining rounds.")
     ap.add_argument("--zcorr", action="store_true", help="Add the inter-slice noise correlation channel.")
+    ap.add_argument("--linear-head", action="store_true", help="No ReLU before the network's 1x1 head.")
     ap.add_argument(
         "--reuse",
         action="store_true",
@@ -104,6 +105,7 @@ def main() -> None:
         workers=args.workers,
         batch_size=args.batch_size,
         zcorr_channel=args.zcorr,
+        linear_head=args.linear_head,
     )
     if args.finish is not None:
         from medforensics.train.dense import finish_dense

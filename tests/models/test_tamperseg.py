@@ -62,3 +62,19 @@ def test_two_levels_minimum() -> None:
         assert "two levels" in str(err)
     else:  # pragma: no cover
         raise AssertionError("one level accepted")
+
+
+def test_linear_head_sees_signed_features() -> None:
+    """With the ReLU the head's input is never negative (all-off features give exactly the bias); without
+    it, it is the last normalised features, of both signs."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 2, 8, 32, 32)
+    for linear, negative in ((False, False), (True, True)):
+        net = tamperseg3d(in_channels=2, linear_head=linear).eval()
+        seen: list[torch.Tensor] = []
+        net.head.register_forward_hook(lambda mod, inp, out, seen=seen: seen.append(inp[0]))
+        assert net(x).shape == (1, 3, 8, 32, 32)
+        assert bool((seen[0] < 0).any()) is negative
+    assert sum(p.numel() for p in tamperseg3d(linear_head=True).parameters()) == sum(
+        p.numel() for p in tamperseg3d().parameters()
+    )

@@ -134,7 +134,9 @@ def test_a_model_with_other_input_channels_loads_and_scans(
     from medforensics.train.dense import train_dense
     from tests.train._dense import tiny_config
 
-    train_dense(tiny_config(tmp_path / "m1", steps=1, eval_every=1, noise_channel=noise, zcorr_channel=zcorr))
+    cfg = tiny_config(tmp_path / "m1", steps=1, eval_every=1, noise_channel=noise, zcorr_channel=zcorr)
+    cfg.linear_head = zcorr  # and the other head: the folder's config rebuilds the network it was saved from
+    train_dense(cfg)
     det = load_detector(tmp_path / "m1")
     assert isinstance(det, DenseDetector)
     assert det.model.in_channels == channels and load_detector(_tiny_model()).model.in_channels == 2

@@ -37,6 +37,7 @@ class TamperSegNet(nn.Module):
         num_classes: int = 3,
         widths: tuple[int, ...] = (8, 16, 32, 48),
         dropout: float = 0.1,
+        linear_head: bool = False,
     ) -> None:
         super().__init__()
         if len(widths) < 2:
@@ -50,6 +51,10 @@ class TamperSegNet(nn.Module):
             self.down.append(_stage(cin, w))
             cin = w
         self.up = nn.ModuleList(_stage(widths[i] + widths[i + 1], widths[i]) for i in range(len(widths) - 1))
+        if linear_head:  # the head sees the last normalised features, not their ReLU: see tamperseg3d
+            last = self.up[0]
+            assert isinstance(last, nn.Sequential)
+            last[1] = conv_bn_act(widths[0], widths[0], 3, dims=3, act=False)
         self.drop = nn.Dropout3d(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Conv3d(widths[0], num_classes, 1)
 
@@ -79,15 +84,21 @@ class TamperSegNet(nn.Module):
 
 
 @register_model("tamperseg3d", input_kind="dense3d", input_size=80, num_classes=3)
-def tamperseg3d(in_channels: int = 1, num_classes: int = 3, dropout: float = 0.1) -> TamperSegNet:
-    """The bundled size (about 0.2 M parameters)."""
-    return TamperSegNet(in_channels, num_classes, (8, 16, 32, 48), dropout)
+def tamperseg3d(
+    in_channels: int = 1, num_classes: int = 3, dropout: float = 0.1, linear_head: bool = False
+) -> TamperSegNet:
+    """The bundled size (about 0.2 M parameters). ``linear_head``: no ReLU before the 1x1 head. With it
+    the head can only output its bias where all the last features are off, and a model that learns to say
+    "tampered" that way has a ceiling on its tamper probability that many scans tie at (session 9)."""
+    return TamperSegNet(in_channels, num_classes, (8, 16, 32, 48), dropout, linear_head)
 
 
 @register_model("test_tamperseg3d", input_kind="dense3d", input_size=32, num_classes=3)
-def test_tamperseg3d(in_channels: int = 1, num_classes: int = 3, dropout: float = 0.0) -> TamperSegNet:
+def test_tamperseg3d(
+    in_channels: int = 1, num_classes: int = 3, dropout: float = 0.0, linear_head: bool = False
+) -> TamperSegNet:
     """Tiny twin for tests."""
-    return TamperSegNet(in_channels, num_classes, (4, 8), dropout)
+    return TamperSegNet(in_channels, num_classes, (4, 8), dropout, linear_head)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: tuple[int, int, int]) -> tuple[torch.Tensor, tuple[int, ...]]:

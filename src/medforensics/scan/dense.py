@@ -105,7 +105,7 @@ class DenseDetector:
         """Load ``model.safetensors`` + ``config.json`` (+ ``calibration.json``, ``metrics.json``)."""
         from medforensics.errors import ConfigError
         from medforensics.train.checkpoint import WEIGHTS, load_weights
-        from medforensics.train.dense import dense_model, in_channels
+        from medforensics.train.dense import model_from_config
 
         folder = Path(folder)
         try:
@@ -115,7 +115,7 @@ class DenseDetector:
         except (OSError, ValueError) as err:
             raise InputError(f"unreadable dense model folder ({err})", path=folder) from None
         try:
-            net = dense_model(str(config.get("model")), in_channels(config))
+            net = model_from_config(config)
         except ConfigError:
             raise InputError(
                 f"not a dense model folder (model {config.get('model')!r})", path=folder

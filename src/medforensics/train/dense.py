@@ -192,14 +192,19 @@ def in_channels(config: dict[str, Any]) -> int:
     return 1 + bool(config.get("noise_channel")) + bool(config.get("zcorr_channel"))
 
 
-def dense_model(name: str, in_channels: int = 1) -> Any:
+def dense_model(name: str, in_channels: int = 1, linear_head: bool = False) -> Any:
     """A registered dense localiser (input kind ``dense3d``) by name; ConfigError for any other name."""
     from medforensics.models.registry import create_model, is_dense, list_models
 
     if not is_dense(name):
         known = [n for n in list_models(include_test=True) if is_dense(n)]
         raise ConfigError(f"unknown dense model {name!r}; known: {known}")
-    return create_model(name, in_channels=in_channels)
+    return create_model(name, in_channels=in_channels, linear_head=linear_head)
+
+
+def model_from_config(config: dict[str, Any]) -> Any:
+    """The untrained network a resolved dense config describes (name, input channels, head)."""
+    return dense_model(str(config.get("model")), in_channels(config), bool(config.get("linear_head")))
 
 
 def check_counts(cfg: DenseConfig) -> None:
@@ -227,7 +232,7 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     check_counts(cfg)
     dev = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # before the model: its initial weights are part of the run
-    model = dense_model(cfg.model, in_channels(asdict(cfg)))
+    model = model_from_config(asdict(cfg))
     if cfg.init_from:
         from medforensics.train.checkpoint import load_weights
 
@@ -300,7 +305,7 @@ def finish_dense(cfg: DenseConfig, note: str = "") -> dict[str, Any]:
     if not weights.is_file():
         raise InputError("no model.safetensors to finish", path=cfg.out)
     dev = resolve_device(cfg.device)
-    model = load_weights(dense_model(cfg.model, in_channels(asdict(cfg))), weights).to(dev)
+    model = load_weights(model_from_config(asdict(cfg)), weights).to(dev)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
@@ -384,10 +389,11 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
             else ""
         )
         + (
-            ", and the inter-slice correlation of that residual (7 mm boxes, relative to the series' lung)."
+            ", and the inter-slice correlation of that residual (7 mm boxes, relative to the series' lung)"
             if cfg.zcorr_channel
-            else "."
-        ),
+            else ""
+        )
+        + ("; no ReLU before the 1x1 head." if cfg.linear_head else "."),
         "- The scan types a flagged region injected when a blob (a nodule, faint or solid) sits within 8 mm "
         "of its peak, else removed (the network's own injected/removed split is not used for that).",
         (

@@ -31,6 +31,8 @@ class DenseConfig:
     noise_channel: bool = True
     #: Another channel: inter-slice correlation of the noise residual (:func:`.noise_map.zcorr`).
     zcorr_channel: bool = False
+    #: No ReLU before the network's 1x1 head (:func:`~medforensics.models.tamperseg.tamperseg3d`).
+    linear_head: bool = False
     patch: tuple[int, int, int] = (16, 80, 80)
     batch_size: int = 6
     steps: int = 600
