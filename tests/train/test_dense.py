@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -54,6 +55,35 @@ def test_threshold_stays_above_whole_authentic_series() -> None:
     whole = float(apply_platt([0.65], plain["platt"])[0])
     assert raised["series_threshold"] == pytest.approx(min(whole + WHOLE_SERIES_MARGIN, (whole + 1) / 2))
     assert "whole authentic" in raised["fitted_on"]
+
+
+def test_scores_tied_at_a_ceiling_are_counted_and_flagged_in_the_card(
+    trained: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """The session-9 failure: half the validation scans at one saturated score put the threshold on it."""
+    import shutil
+
+    from medforensics.train.dense import calibrate, model_card
+
+    labels = ("TB", "TM", "FM", "FB") * 10
+    spread = [
+        {"score": float(v), "label": lab} for v, lab in zip(np.linspace(0.05, 0.95, 40), labels, strict=True)
+    ]
+    assert calibrate(spread)["tied_at_top"] == 1
+    ceiling = spread[:20] + [{"score": 0.805, "label": lab} for lab in labels[:20]]
+    cal = calibrate(ceiling)
+    assert cal["tied_at_top"] == 20
+
+    out, metrics = trained
+    folder = tmp_path / "m"
+    shutil.copytree(out, folder)
+    cfg = tiny_config(folder, steps=6, eval_every=3)
+    assert "Warning" not in model_card(cfg, metrics)
+    stored = json.loads((folder / "calibration.json").read_text())
+    (folder / "calibration.json").write_text(
+        json.dumps({**stored, "tied_at_top": len(metrics["val_scores"])})
+    )
+    assert "validation scans tie at the highest score" in model_card(cfg, metrics)
 
 
 def test_classifier_tools_refuse_a_dense_folder_in_one_line(trained: tuple[Path, dict]) -> None:

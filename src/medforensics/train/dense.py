@@ -416,6 +416,15 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         ),
         f"- Operating point: series threshold {cal['series_threshold']:.4f} on Platt-calibrated scores "
         f"({cal['fitted_on']}, <= {cal['max_fpr']:.0%} authentic flagged there).",
+        *(
+            [
+                f"- **Warning: {cal['tied_at_top']} validation scans tie at the highest score the model "
+                "gave.** Its tamper map saturates there (a ceiling the scores cannot pass), so the "
+                "ranking at the top, and an operating point chosen there, mean little."
+            ]
+            if saturated(cal.get("tied_at_top", 0), len(metrics.get("val_scores", [])))
+            else []
+        ),
         "",
         "## Data seen (patient-level splits)",
         "",
@@ -461,6 +470,15 @@ def whole_series_scores(model: Any, cfg: DenseConfig, paths: list[str]) -> list[
     return out
 
 
+#: Share of validation scans tied at the top score above which calibration and the card warn (saturation).
+TIES_WARN = 0.05
+
+
+def saturated(tied: int, n: int) -> bool:
+    """Whether ``tied`` of ``n`` validation scans at the top score mean the model's scores saturate."""
+    return tied > 1 and tied > TIES_WARN * n
+
+
 #: How far (calibrated score) the series threshold stays above the whole authentic training series.
 WHOLE_SERIES_MARGIN = 0.01
 
@@ -485,6 +503,11 @@ def calibrate(
     cal = apply_platt(s, (a, b))
     thr = series_threshold_at_fpr(cal[y == 0], max_fpr)
     fitted = f"validation scans ({int((y == 0).sum())} authentic, {int(y.sum())} tampered)"
+    tied = int(np.sum(s >= s.max() - 1e-9)) if len(s) else 0
+    if saturated(tied, len(s)):
+        log.warning(
+            "%d of %d validation scans tie at the top score %.6f: the model saturates", tied, len(s), s.max()
+        )
     if whole_authentic:
         top = float(np.max(apply_platt(np.asarray(whole_authentic, np.float64), (a, b))))
         thr = max(thr, min(top + WHOLE_SERIES_MARGIN, (top + 1.0) / 2))
@@ -497,4 +520,5 @@ def calibrate(
         "series_threshold": thr,
         "max_fpr": max_fpr,
         "fitted_on": fitted,
+        "tied_at_top": tied,
     }
