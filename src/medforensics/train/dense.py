@@ -291,7 +291,11 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
                 save_weights(model, out / "model.safetensors")
     finally:
         source.close()
-    return _finish(model, cfg, items, best_val, log_rows, (time.perf_counter() - t0, t_load), dev)
+    seconds = (time.perf_counter() - t0, t_load)
+    from medforensics.train.checkpoint import load_weights
+
+    load_weights(model, out / "model.safetensors")  # the best validation step, not the last
+    return _finish(model, cfg, items, best_val, log_rows, seconds, dev)
 
 
 def finish_dense(cfg: DenseConfig, note: str = "") -> dict[str, Any]:
@@ -324,12 +328,10 @@ def _finish(
     dev: torch.device,
     note: str = "",
 ) -> dict[str, Any]:
-    """Test scores, calibration and the folder's files of a trained (best-checkpoint) model."""
+    """Test scores, calibration and the folder's files of a model holding its best checkpoint's weights."""
     from medforensics._atomic import write_text_atomic
-    from medforensics.train.checkpoint import load_weights
 
     train_seconds, t_load = seconds
-    load_weights(model, Path(cfg.out) / "model.safetensors")
     out = Path(cfg.out)
     test = scan_scores(model, items["test"], cfg.precision) if items["test"] else {}
     metrics = {

@@ -130,11 +130,12 @@ def model_input(
     zoom, scale, sp = _to_target(gm.means, f, spacing, target_mm)
     hu = _zoom(gm.means, zoom)
     out = GridInput(hu, None, scale, sp)
-    if gm.zpair is not None and gm.energy is not None:
+    energy = None if gm.energy is None else _zoom(gm.energy, zoom)  # zoomed once for both channels
+    if gm.zpair is not None and energy is not None:
         pair = np.stack([_zoom(z, zoom) for z in gm.zpair])
-        out.zcorr = nm.zcorr(pair, _zoom(gm.energy, zoom), hu, sp)
-    if noise and gm.energy is not None:
-        out.noise = nm.normalised_log_energy(_zoom(gm.energy, zoom), hu, copy=False)
+        out.zcorr = nm.zcorr(pair, energy, hu, sp)
+    if noise and energy is not None:  # after zcorr: the normalisation overwrites ``energy``
+        out.noise = nm.normalised_log_energy(energy, hu, copy=False)
     return out
 
 
