@@ -3,12 +3,14 @@
 Measures, in one run: (1) reading + decoding the series; (2) scanning it (read included) with the detector;
 (3) the seed studies' approach: MONAI ResNet50 (2-D, conv1 stride 2) at 224 px on every slice, bf16 +
 channels_last, batch 32; (4) peak RSS of scans of 500- and 1000-slice series (the CT tiled along z; DICOM
-series this long are streamed slab by slab) and of the 500 slices as one int16 ``.nii.gz`` (streamed a
-z-range at a time too), each in a child process so the figure is that scan's alone.
+series this long are streamed slab by slab) and of the 500 slices as one int16 ``.nii.gz`` and as one
+zlib-compressed int16 ``.mha`` (both streamed a z-range at a time too), each in a child process so the
+figure is that scan's alone.
 Prints the ratios against the targets (scan/read <= 3, resnet50/scan >= 10, peak < 2 GB for 500 slices) and
 writes a Markdown table.
 
     python benchmarks/scan_speed.py [--model DIR] [--threads 2] [--long 500,1000] [--long-nifti 500]
+        [--long-mha 500]
         [--out FILE.md]
 
 Without ``--model`` the bundled detector is used; when none is bundled yet, a randomly initialised
@@ -45,8 +47,10 @@ def _random_cnn3d(folder: Path) -> Path:
 
 
 def _write_series(folder: Path, slices: int = 0, fmt: str = "dicom") -> Path:
-    """The demo CT (tiled along z to ``slices``) as a DICOM series folder or an int16 ``.nii.gz``."""
+    """The demo CT (tiled along z to ``slices``) as a DICOM series folder, an int16 ``.nii.gz`` or a
+    compressed int16 ``.mha``."""
     from medforensics.io.dicom_write import write_dicom_series
+    from medforensics.io.metaimage import write_metaimage
     from medforensics.io.nifti import write_nifti
     from medforensics.scan.demo import demo_ct
 
@@ -57,6 +61,9 @@ def _write_series(folder: Path, slices: int = 0, fmt: str = "dicom") -> Path:
     if fmt == "nifti":
         folder.mkdir(parents=True)
         return write_nifti(vol, folder / "ct.nii.gz", dtype=np.int16)
+    if fmt == "mha":
+        folder.mkdir(parents=True)
+        return write_metaimage(vol, folder / "ct.mha", dtype=np.int16, compress=True)
     write_dicom_series(vol, folder)
     return folder
 
@@ -111,6 +118,11 @@ def main() -> None:
         default="500",
         help="The same as one int16 .nii.gz file (streamed a z-range at a time too; '' for none).",
     )
+    ap.add_argument(
+        "--long-mha",
+        default="500",
+        help="The same as one compressed int16 .mha file (streamed too; '' for none).",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -145,6 +157,7 @@ def main() -> None:
     peaks = {}
     runs = [(int(v), "dicom") for v in args.long.split(",") if v.strip()]
     runs += [(int(v), "nifti") for v in args.long_nifti.split(",") if v.strip()]
+    runs += [(int(v), "mha") for v in args.long_mha.split(",") if v.strip()]
     for n, fmt in runs:
         big = _write_series(tmp / f"ct{n}-{fmt}", slices=n, fmt=fmt)
         out = subprocess.run(
@@ -165,7 +178,7 @@ def main() -> None:
     ]
     for (n, fmt), pk in peaks.items():
         target = " (target < 2048 MB)" if n == 500 else ""
-        what = f"{n}-slice scan" + (" (one .nii.gz)" if fmt == "nifti" else "")
+        what = f"{n}-slice scan" + {"nifti": " (one .nii.gz)", "mha": " (one compressed .mha)"}.get(fmt, "")
         rows += [
             (f"{what}: peak RSS{target}", f"{pk['peak_mb']:.0f} MB"),
             (f"{what}: seconds", f"{pk['seconds']:.1f} s"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +100,75 @@ def test_bad_files(tmp_path: Path) -> None:
         with pytest.raises(InputError) as err:
             read_metaimage(path)
         assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def _flipped_itk(flips: tuple[int, int, int]) -> sitk.Image:
+    """A 9-slice int16 image whose axes run along ``flips`` (x, y, z): read, it is reoriented by flips."""
+    arr = np.random.default_rng(3).integers(-1000, 1500, (9, 6, 7)).astype(np.int16)
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((0.8, 0.7, 2.5))
+    img.SetDirection(tuple(np.diag([float(f) for f in flips]).ravel()))
+    return img
+
+
+@pytest.mark.parametrize("name", ["v.mhd", "v.mha", "vz.mhd", "vz.mha"])
+@pytest.mark.parametrize("flips", [(1, 1, 1), (-1, 1, -1), (1, 1, -1)])
+def test_streamed_metaimage_reads_like_the_whole_file(
+    tmp_path: Path, name: str, flips: tuple[int, int, int]
+) -> None:
+    """Raw and zlib-compressed, detached and LOCAL, stored feet-last or mirrored: read a z-range at a time."""
+    from medforensics.io.metaimage_pixels import MetaImagePixels
+
+    path = tmp_path / name
+    sitk.WriteImage(_flipped_itk(flips), str(path), useCompression=name.startswith("vz"))
+    whole = read_metaimage(path, modality="CT")
+    lazy = read_metaimage(path, modality="CT", stream_above=0)
+    assert isinstance(lazy.array, MetaImagePixels) and isinstance(whole.array, np.ndarray)
+    assert lazy.array.compressed == name.startswith("vz")
+    assert (whole.metadata.get("reoriented") is not None) == (flips != (1, 1, 1))
+    np.testing.assert_array_equal(lazy.direction, whole.direction)
+    np.testing.assert_array_equal(lazy.origin, whole.origin)
+    np.testing.assert_array_equal(np.asarray(lazy.array), whole.array)
+    for key in (slice(2, 7), 4, -1, 0, (slice(None), slice(None, None, 2), 3), slice(7, 2, -2), slice(1, 3)):
+        np.testing.assert_array_equal(lazy.array[key], whole.array[key])  # forwards, then back
+    assert lazy.metadata["pixel_type"] == whole.metadata["pixel_type"] == "16-bit signed integer"
+    assert isinstance(read_metaimage(path, stream_above=whole.array.nbytes).array, np.ndarray)
+
+
+def test_streamed_metaimage_big_endian_float_and_header_at_end(tmp_path: Path) -> None:
+    """Hand-written headers: MSB doubles after a skipped header, and HeaderSize = -1 (data at the end)."""
+    arr = np.random.default_rng(4).normal(size=(5, 3, 4))
+    head = "NDims = 3\nDimSize = 4 3 5\nElementSpacing = 1 1 2\nElementType = MET_DOUBLE\n"
+    (tmp_path / "be.raw").write_bytes(b"\0" * 16 + arr.astype(">f8").tobytes())
+    be = "ElementByteOrderMSB = True\nHeaderSize = 16\nElementDataFile = be.raw\n"
+    (tmp_path / "be.mhd").write_text(head + be)
+    (tmp_path / "end.raw").write_bytes(b"junk" + arr.astype("<f8").tobytes())
+    (tmp_path / "end.mhd").write_text(head + "HeaderSize = -1\nElementDataFile = end.raw\n")
+    data = arr.astype("<f8").tobytes()  # two zlib streams one after the other, as a chunked writer leaves
+    (tmp_path / "two.zraw").write_bytes(zlib.compress(data[:200]) + zlib.compress(data[200:]))
+    (tmp_path / "two.mhd").write_text(head + "CompressedData = True\nElementDataFile = two.zraw\n")
+    for name in ("be.mhd", "end.mhd", "two.mhd"):
+        lazy = read_metaimage(tmp_path / name, modality="MR", stream_above=0)
+        assert not isinstance(lazy.array, np.ndarray)
+        np.testing.assert_array_equal(lazy.array[3:], arr[3:].astype(np.float32))
+        np.testing.assert_array_equal(lazy.array[1:4], arr[1:4].astype(np.float32))
+        np.testing.assert_array_equal(np.asarray(lazy.array), arr.astype(np.float32))
+        if name != "two.mhd":
+            np.testing.assert_array_equal(np.asarray(lazy.array), read_metaimage(tmp_path / name).array)
+
+
+def test_streamed_metaimage_names_truncated_data(tmp_path: Path) -> None:
+    sitk.WriteImage(_flipped_itk((1, 1, 1)), str(tmp_path / "r.mhd"))
+    raw = tmp_path / "r.raw"
+    raw.write_bytes(raw.read_bytes()[:-10])
+    with pytest.raises(InputError, match="truncated") as err:
+        read_metaimage(tmp_path / "r.mhd", stream_above=0)  # raw: found before any slice is read
+    assert str(raw) in str(err.value)
+    sitk.WriteImage(_flipped_itk((1, 1, 1)), str(tmp_path / "z.mha"), useCompression=True)
+    z = tmp_path / "z.mha"
+    z.write_bytes(z.read_bytes()[:-200])
+    vol = read_metaimage(z, modality="CT", stream_above=0)
+    assert vol.array[:1].shape == (1, 6, 7)  # compressed: found at the read that runs short
+    with pytest.raises(InputError) as err:
+        np.asarray(vol.array)
+    assert str(z) in str(err.value) and "\n" not in str(err.value)

@@ -165,12 +165,14 @@ def test_nodule_at_a_flagged_peak_is_seen_among_many_brighter_blobs() -> None:
     assert res.findings[0].type == "injected" and res.label == "FM"
 
 
-@pytest.mark.parametrize("fmt", ["dicom", "nifti"])
+@pytest.mark.parametrize("fmt", ["dicom", "nifti", "metaimage"])
 def test_streamed_series_scans_exactly_like_one_held_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
 ) -> None:
     from medforensics.io.dicom_pixels import DicomPixels
     from medforensics.io.dicom_write import write_dicom_series
+    from medforensics.io.metaimage import write_metaimage
+    from medforensics.io.metaimage_pixels import MetaImagePixels
     from medforensics.io.nifti import NiftiPixels, write_nifti
     from medforensics.report.html import render_html
     from medforensics.scan import pipeline
@@ -179,8 +181,10 @@ def test_streamed_series_scans_exactly_like_one_held_in_memory(
     if fmt == "dicom":
         series, cls = tmp_path / "ct", DicomPixels
         write_dicom_series(vol, series)
-    else:
+    elif fmt == "nifti":
         series, cls = write_nifti(vol, tmp_path / "ct.nii.gz"), NiftiPixels
+    else:
+        series, cls = write_metaimage(vol, tmp_path / "ct.mha", np.int16, compress=True), MetaImagePixels
     det = load_detector(_tiny_model())
     held, _ = pipeline.scan_paths([series], detector=det, signatures=False, explain=None)
     monkeypatch.setattr(pipeline, "STREAM_ABOVE_BYTES", 0)
@@ -191,7 +195,7 @@ def test_streamed_series_scans_exactly_like_one_held_in_memory(
         [series], detector=det, signatures=False, explain=None, keep_volumes="lazy"
     )
     n = vol.shape[0]
-    if fmt == "dicom":  # (NIfTI also reads 16 slices first, to guess the modality)
+    if fmt == "dicom":  # (NIfTI and MetaImage also read 16 slices first, to guess the modality)
         assert sorted(decoded) == list(range(n))  # the grid and the metadata checks share one pass
     assert set(decoded) == set(range(n))
     a, b = held.series[0], streamed.series[0]

@@ -6,7 +6,8 @@ slab by slab (:func:`medforensics.features.noise_map.grid_means`). A lazy array 
 axes) and returns a new float32 array read from the source; ``np.asarray(pixels)`` reads everything.
 Subclasses say how slices are read (:meth:`LazySlices._read`): DICOM files
 (:class:`~medforensics.io.dicom_pixels.DicomPixels`), a NIfTI file
-(:class:`~medforensics.io.nifti.NiftiPixels`).
+(:class:`~medforensics.io.nifti.NiftiPixels`), a MetaImage data file
+(:class:`~medforensics.io.metaimage_pixels.MetaImagePixels`).
 Flips (what :meth:`Volume.reoriented_axial <medforensics.io.volume.Volume.reoriented_axial>` applies to
 an axial volume stored feet-last or mirrored) stay lazy: :meth:`LazySlices.flipped`.
 """
@@ -50,6 +51,11 @@ class LazySlices:
         out = copy.copy(self)
         out.flips = tuple(a != bool(b) for a, b in zip(self.flips, flips, strict=True))  # type: ignore[assignment]
         return out
+
+    def sample(self, n: int = 16) -> NDArray[np.float32]:
+        """Up to ``n`` evenly spaced slices (what a modality guess looks at instead of the whole array)."""
+        ks = np.unique(np.linspace(0, self.shape[0] - 1, min(n, self.shape[0])).round().astype(int))
+        return self.read([int(k) for k in ks])
 
     def __len__(self) -> int:
         return self.shape[0]

@@ -33,8 +33,13 @@ def is_metaimage_path(path: str | Path) -> bool:
 
 def read_mhd_header(path: str | Path) -> dict[str, str]:
     """The ``Key = Value`` fields of a MetaImage header (up to ElementDataFile); InputError if not one."""
-    path = Path(path)
+    return _header(Path(path))[0]
+
+
+def _header(path: Path) -> tuple[dict[str, str], int]:
+    """The header fields and the byte offset just after the ElementDataFile line (where LOCAL data begin)."""
     fields: dict[str, str] = {}
+    end = 0
     try:
         with path.open("rb") as fh:
             for _ in range(200):
@@ -46,12 +51,13 @@ def read_mhd_header(path: str | Path) -> dict[str, str]:
                     raise InputError("not a MetaImage header (line without '=')", path=path)
                 fields[key.strip()] = value.strip()
                 if key.strip() == "ElementDataFile":
+                    end = fh.tell()
                     break
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror or exc})", path=path) from exc
     if "ElementDataFile" not in fields or "DimSize" not in fields:
         raise InputError("not a MetaImage header (no DimSize/ElementDataFile)", path=path)
-    return fields
+    return fields, end
 
 
 def _check_data_file(path: Path, fields: dict[str, str]) -> None:
@@ -64,11 +70,14 @@ def _check_data_file(path: Path, fields: dict[str, str]) -> None:
         raise InputError(f"data file {name!r} named in the header is missing", path=path)
 
 
-def read_metaimage(path: str | Path, modality: str | None = None) -> Volume:
+def read_metaimage(path: str | Path, modality: str | None = None, stream_above: int | None = None) -> Volume:
     """Read a .mhd (with its .raw) or .mha file into a :class:`Volume`.
 
     ``modality`` overrides the guess of :func:`~medforensics.io.nifti.infer_modality` (LUNA16 scans are CT
     in HU and are recognised as such); ``metadata["modality_source"]`` records which was used.
+    ``stream_above`` (bytes): a 3-D image whose float32 voxels would take more gets a
+    :class:`~medforensics.io.metaimage_pixels.MetaImagePixels` array, read a z-range at a time (the modality
+    guess then looks at 16 evenly spaced slices); layouts it cannot stream are read whole.
     """
     import SimpleITK as sitk
 
@@ -77,37 +86,37 @@ def read_metaimage(path: str | Path, modality: str | None = None) -> Volume:
         raise InputError("no such file", path=path)
     if path.stat().st_size == 0:
         raise InputError("empty file (0 bytes)", path=path)
-    fields = read_mhd_header(path)
+    fields, header_end = _header(path)
     _check_data_file(path, fields)
     try:
-        image = sitk.ReadImage(str(path))
-        array = sitk.GetArrayFromImage(image)
+        info = sitk.ImageFileReader()
+        info.SetFileName(str(path))
+        info.ReadImageInformation()
     except RuntimeError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"SimpleITK cannot read it ({reason[:200]})", path=path) from exc
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(
-            f"{image.GetNumberOfComponentsPerPixel()}-component pixels are not supported", path=path
-        )
-    dim = image.GetDimension()
-    if dim == 2:
-        spacing_itk = (*image.GetSpacing(), 1.0)
-        origin_itk = (*image.GetOrigin(), 0.0)
-        d2 = np.asarray(image.GetDirection(), dtype=np.float64).reshape(2, 2)
-        direction_itk = np.eye(3)
-        direction_itk[:2, :2] = d2  # a 2-D image is one slice along +z
-        array = array[None]
-    elif dim == 3:
-        spacing_itk = image.GetSpacing()
-        origin_itk = image.GetOrigin()
-        direction_itk = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
-    else:
+        raise InputError(f"SimpleITK cannot read it ({_reason(exc)})", path=path) from exc
+    if info.GetNumberOfComponents() != 1:
+        raise InputError(f"{info.GetNumberOfComponents()}-component pixels are not supported", path=path)
+    dim = info.GetDimension()
+    if dim not in (2, 3):
         raise InputError(f"{dim}-D MetaImage is not supported (one 3-D volume expected)", path=path)
+    array: Any = None
+    if stream_above is not None and dim == 3 and 4 * int(np.prod(info.GetSize())) > stream_above:
+        from medforensics.io.metaimage_pixels import metaimage_pixels
+
+        array = metaimage_pixels(path, fields, header_end)
+    if array is None:
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError as exc:
+            raise InputError(f"SimpleITK cannot read it ({_reason(exc)})", path=path) from exc
+        array = np.asarray(sitk.GetArrayFromImage(image), dtype=np.float32)
+        array = array[None] if dim == 2 else array
+    spacing_itk, origin_itk, direction_itk = _geometry(info)
     if any(s <= 0 for s in spacing_itk):
         raise InputError(f"non-positive element spacing {tuple(spacing_itk)}", path=path)
     mod, how = infer_modality(array, modality)
     volume = Volume(
-        array=np.asarray(array, dtype=np.float32),
+        array=array,
         spacing=tuple(float(s) for s in spacing_itk[::-1]),  # type: ignore[arg-type]
         origin=tuple(float(o) for o in origin_itk),  # type: ignore[arg-type]
         direction=sitk_direction_to_volume(direction_itk),
@@ -116,12 +125,28 @@ def read_metaimage(path: str | Path, modality: str | None = None) -> Volume:
         metadata={
             "source_format": "metaimage",
             "modality_source": how,
-            "pixel_type": image.GetPixelIDTypeAsString(),
+            "pixel_type": sitk.GetPixelIDValueAsString(info.GetPixelID()),
             "warnings": [],
         },
     )
     log.debug("read MetaImage %s shape=%s modality=%s (%s)", path.name, volume.shape, mod, how)
     return volume.reoriented_axial()
+
+
+def _reason(exc: RuntimeError) -> str:
+    """The last line of a SimpleITK error, cut to 200 characters."""
+    text = str(exc).strip()
+    return (text.splitlines()[-1] if text else type(exc).__name__)[:200]
+
+
+def _geometry(info: Any) -> tuple[tuple[float, ...], tuple[float, ...], NDArray[np.float64]]:
+    """ITK spacing, origin and 3x3 direction of a header; a 2-D image is one slice along +z."""
+    if info.GetDimension() == 2:
+        direction = np.eye(3)
+        direction[:2, :2] = np.asarray(info.GetDirection(), dtype=np.float64).reshape(2, 2)
+        return (*info.GetSpacing(), 1.0), (*info.GetOrigin(), 0.0), direction
+    direction = np.asarray(info.GetDirection(), dtype=np.float64).reshape(3, 3)
+    return tuple(info.GetSpacing()), tuple(info.GetOrigin()), direction
 
 
 def volume_to_sitk(volume: Volume, dtype: Any = np.float32) -> Any:

@@ -31,16 +31,17 @@ _ZYX_TO_IJK = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
-def infer_modality(array: NDArray[Any], modality: str | None = None) -> tuple[str, str]:
+def infer_modality(array: NDArray[Any] | LazySlices, modality: str | None = None) -> tuple[str, str]:
     """(modality, how it was chosen) for a format that does not record the modality.
 
     An explicit ``modality`` wins ("argument"); otherwise values that look like Hounsfield units (1st
     percentile <= -500, air or lung, and max >= 300, bone or contrast) give "CT" and anything else "MR"
     ("heuristic"). MR intensities are non-negative or z-scored, with at most a few negative outliers.
+    A lazy array is judged by 16 evenly spaced slices (:meth:`LazySlices.sample`).
     """
     if modality:
         return modality.upper(), "argument"
-    flat = np.asarray(array).ravel()
+    flat = (array.sample() if isinstance(array, LazySlices) else np.asarray(array)).ravel()
     sample = flat[:: max(1, flat.size // 1_000_000)]  # a regular subsample keeps this fast on big volumes
     sample = sample[np.isfinite(sample)]
     if sample.size and float(np.percentile(sample, 1.0)) <= -500.0 and float(np.nanmax(flat)) >= 300.0:
@@ -125,12 +126,6 @@ class NiftiPixels(LazySlices):
         return out
 
 
-def _sample_slices(pixels: NiftiPixels, n: int = 16) -> NDArray[np.float32]:
-    """Up to ``n`` evenly spaced slices: what :func:`infer_modality` looks at for a lazy volume."""
-    ks = np.unique(np.linspace(0, pixels.shape[0] - 1, min(n, pixels.shape[0])).round().astype(int))
-    return pixels.read([int(k) for k in ks])
-
-
 def read_nifti(path: str | Path, modality: str | None = None, stream_above: int | None = None) -> Volume:
     """Read a .nii or .nii.gz file into a :class:`Volume` (scl_slope/scl_inter applied).
 
@@ -159,7 +154,7 @@ def read_nifti(path: str | Path, modality: str | None = None, stream_above: int 
     array: Any = _voxels(img, path, stream_above)
     affine = np.asarray(img.affine, dtype=np.float64)
     spacing, origin, direction = nifti_affine_to_geometry(affine, path)
-    mod, how = infer_modality(_sample_slices(array) if isinstance(array, NiftiPixels) else array, modality)
+    mod, how = infer_modality(array, modality)
     header = img.header
     qform_code = int(header["qform_code"]) if "qform_code" in header else 0
     sform_code = int(header["sform_code"]) if "sform_code" in header else 0

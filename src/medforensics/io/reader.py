@@ -156,9 +156,10 @@ def discover(paths: Iterable[str | Path], recursive: bool = True) -> Discovery:
 def load(ref: SeriesRef, *, stream_above: int | None = None) -> Volume:
     """Read one discovered series into a :class:`Volume` (raises :class:`InputError` on bad input).
 
-    ``stream_above`` (bytes): a DICOM series or NIfTI file whose voxels would take more gets a lazily read
-    array (:func:`medforensics.io.dicom.read_dicom_series`, :func:`medforensics.io.nifti.read_nifti`);
-    MetaImage and 2-D images are always read whole."""
+    ``stream_above`` (bytes): a DICOM series, NIfTI or MetaImage file whose voxels would take more gets a
+    lazily read array (:func:`medforensics.io.dicom.read_dicom_series`,
+    :func:`medforensics.io.nifti.read_nifti`, :func:`medforensics.io.metaimage.read_metaimage`); 2-D images
+    are always read whole."""
     if ref.kind == "dicom":
         vol = read_dicom_series(list(ref.files) if ref.files else ref.path, stream_above=stream_above)
     elif ref.kind == "nifti":
@@ -168,7 +169,7 @@ def load(ref: SeriesRef, *, stream_above: int | None = None) -> Volume:
     elif ref.kind == "metaimage":
         from medforensics.io.metaimage import read_metaimage
 
-        vol = read_metaimage(ref.path)
+        vol = read_metaimage(ref.path, stream_above=stream_above)
     elif ref.kind == "image":
         from medforensics.io.image2d import read_image2d
 
