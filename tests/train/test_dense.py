@@ -40,30 +40,13 @@ def test_training_writes_a_complete_model_folder(trained: tuple[Path, dict]) -> 
     assert "## Data seen" in (out / "model_card.md").read_text()
 
 
-def test_threshold_stays_above_whole_authentic_series() -> None:
-    from medforensics.train.dense import WHOLE_SERIES_MARGIN, calibrate
-
-    rows = [{"score": s, "label": "TB"} for s in (0.1, 0.2, 0.3)] + [
-        {"score": s, "label": "FM"} for s in (0.6, 0.7, 0.8)
-    ]
-    plain = calibrate(rows)
-    raised = calibrate(rows, whole_authentic=[0.65])
-    assert raised["platt"] == plain["platt"]
-    assert raised["series_threshold"] > plain["series_threshold"]
-    from medforensics.evaluate.metrics import apply_platt
-
-    whole = float(apply_platt([0.65], plain["platt"])[0])
-    assert raised["series_threshold"] == pytest.approx(min(whole + WHOLE_SERIES_MARGIN, (whole + 1) / 2))
-    assert "whole authentic" in raised["fitted_on"]
-
-
 def test_scores_tied_at_a_ceiling_are_counted_and_flagged_in_the_card(
     trained: tuple[Path, dict], tmp_path: Path
 ) -> None:
     """The session-9 failure: half the validation scans at one saturated score put the threshold on it."""
     import shutil
 
-    from medforensics.train.dense import calibrate, model_card
+    from medforensics.train.dense_report import calibrate, model_card
 
     labels = ("TB", "TM", "FM", "FB") * 10
     spread = [

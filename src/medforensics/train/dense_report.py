@@ -1,0 +1,169 @@
+"""What a finished dense run writes beside its weights: the calibration (Platt scaling and the series
+operating point, kept above whole authentic training series) and the model card."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medforensics.logging import get_logger
+from medforensics.train.dense_config import DenseConfig
+from medforensics.train.dense_data import LABELS
+
+log = get_logger("train.dense")
+
+
+def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
+    """Markdown model card: what data the model saw, what it scored, how it is meant to be used."""
+    cal = json.loads((Path(cfg.out) / "calibration.json").read_text(encoding="utf-8"))
+    lines = [
+        f"# Model card: {cfg.model} (dense tamper localiser)",
+        "",
+        f"- Per-voxel classes authentic / injected / removed on a {cfg.target_mm} mm grid "
+        "(block means, then a small zoom), "
+        f"HU window {cfg.hu_window}; {metrics['parameters']} parameters; seed {cfg.seed}.",
+        "- Input channels: windowed HU"
+        + (
+            " and the full-resolution noise energy (in-plane KV residual, log, relative to the series' lung)"
+            if cfg.noise_channel
+            else ""
+        )
+        + (
+            ", and the inter-slice correlation of that residual (7 mm boxes, relative to the series' lung)"
+            if cfg.zcorr_channel
+            else ""
+        )
+        + ("; no ReLU before the 1x1 head." if cfg.linear_head else "."),
+        "- The scan types a flagged region injected when a blob (a nodule, faint or solid) sits within 8 mm "
+        "of its peak, else removed (the network's own injected/removed split is not used for that).",
+        (
+            f"- Hard negatives: a patch of an authentic scan with mined false alarms is centred on one of "
+            f"them {cfg.hard_negative:.0%} of the time (the model's own strongest, mined every "
+            f"{cfg.hard_every} steps on the whole series and {cfg.hard_items} random authentic crops)."
+            if cfg.hard_negative > 0
+            else "- No hard-negative mining."
+        ),
+        (
+            f"- Training of {cfg.steps} steps ({cfg.batch_size} patches {cfg.patch}) stopped early; the best "
+            f"validation checkpoint saved before that was evaluated on {metrics.get('device', 'cpu')}. "
+            f"{metrics.get('note', '')}"
+            if metrics.get("stopped_early")
+            else f"- Trained {metrics['train_seconds']} s on {metrics.get('device', 'cpu')} "
+            f"({cfg.steps} steps of {cfg.batch_size} patches {cfg.patch}, "
+            f"{cfg.workers or 'no'} batch workers); "
+            f"kept step {metrics['best_step']} (best mean of validation scan AUC and share "
+            "localised within 10 mm)."
+        ),
+        f"- Operating point: series threshold {cal['series_threshold']:.4f} on Platt-calibrated scores "
+        f"({cal['fitted_on']}, <= {cal['max_fpr']:.0%} authentic flagged there).",
+        *(
+            [
+                f"- **Warning: {cal['tied_at_top']} validation scans tie at the highest score the model "
+                "gave.** Its tamper map saturates there (a ceiling the scores cannot pass), so the "
+                "ranking at the top, and an operating point chosen there, mean little."
+            ]
+            if saturated(cal.get("tied_at_top", 0), len(metrics.get("val_scores", [])))
+            else []
+        ),
+        "",
+        "## Data seen (patient-level splits)",
+        "",
+        "| split | scans | patients | scans by label:method |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, sp in metrics["splits"].items():
+        labels = ", ".join(f"{k} {v}" for k, v in sorted(sp["labels"].items()))
+        lines.append(f"| {name} | {sp['n']} | {', '.join(sp['patients'])} | {labels} |")
+    lines += ["", "## Scores (scan level: maximum of the 6 mm-averaged tamper map)", ""]
+    for name in ("val", "test"):
+        m = metrics.get(name) or {}
+        lines.append(
+            f"- {name}: AUC {m.get('auc')}, top region within 10 mm of the attack for "
+            f"{m.get('within_10mm')} of tampered scans (median distance {m.get('median_distance_mm')} mm)."
+        )
+    lines += [
+        "",
+        "## Intended use and limits",
+        "",
+        "Screening chest CT series for nodule injection/removal (CT-GAN-style, classical edits) as the",
+        "`scan` default. Trained on very few real patients (LIDC-IDRI slabs, one full chest CT): scores on",
+        "scanners and protocols unlike these are not validated; whole-image synthesis is not its job.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def whole_series_scores(model: Any, cfg: DenseConfig, paths: list[str]) -> list[float]:
+    """Raw series scores of whole series exactly as ``scan`` computes them (lung box, lung zone)."""
+    from medforensics.io.reader import read_volume
+    from medforensics.scan.dense import DenseDetector
+    from medforensics.scan.detector import Calibration
+    from medforensics.scan.result import ModelInfo
+
+    det = DenseDetector(model, asdict(cfg), Calibration(), ModelInfo(name=cfg.model, version="", sha256=""))
+    det.precision = cfg.precision
+    out = []
+    for path in paths:
+        vol = read_volume(path)
+        vol.modality = vol.modality or "CT"
+        with torch.inference_mode():
+            out.append(float(det.tamper_map(vol).evidence.max()))
+    return out
+
+
+#: Share of validation scans tied at the top score above which calibration and the card warn (saturation).
+TIES_WARN = 0.05
+
+
+def saturated(tied: int, n: int) -> bool:
+    """Whether ``tied`` of ``n`` validation scans at the top score mean the model's scores saturate."""
+    return tied > 1 and tied > TIES_WARN * n
+
+
+#: How far (calibrated score) the series threshold stays above the whole authentic training series.
+WHOLE_SERIES_MARGIN = 0.01
+
+
+def calibrate(
+    val_scores: list[dict[str, Any]], max_fpr: float = 0.01, whole_authentic: list[float] | None = None
+) -> dict[str, Any]:
+    """Platt parameters on validation scan scores and the series threshold for <= ``max_fpr`` flagged.
+
+    ``whole_authentic``: raw scores of whole authentic series of the *training* patients. The threshold is
+    kept above them too, by :data:`WHOLE_SERIES_MARGIN` (calibrated score; half the distance to 1 at most):
+    a whole chest CT offers many more places for a false alarm than the data set's crops, and with one
+    validation patient the crops alone set it too low (conservative on purpose). The margin keeps such a
+    series (the demo's CT is one) from flipping on another CPU's rounding.
+    """
+    from medforensics.evaluate.metrics import apply_platt, fit_platt
+    from medforensics.scan.aggregate import series_threshold_at_fpr
+
+    s = np.asarray([r["score"] for r in val_scores], np.float64)
+    y = np.asarray([int(r["label"] in LABELS) for r in val_scores])
+    a, b = fit_platt(s, y)
+    cal = apply_platt(s, (a, b))
+    thr = series_threshold_at_fpr(cal[y == 0], max_fpr)
+    fitted = f"validation scans ({int((y == 0).sum())} authentic, {int(y.sum())} tampered)"
+    tied = int(np.sum(s >= s.max() - 1e-9)) if len(s) else 0
+    if saturated(tied, len(s)):
+        log.warning(
+            "%d of %d validation scans tie at the top score %.6f: the model saturates", tied, len(s), s.max()
+        )
+    if whole_authentic:
+        top = float(np.max(apply_platt(np.asarray(whole_authentic, np.float64), (a, b))))
+        thr = max(thr, min(top + WHOLE_SERIES_MARGIN, (top + 1.0) / 2))
+        fitted += (
+            f"; kept above {len(whole_authentic)} whole authentic training series (by {WHOLE_SERIES_MARGIN})"
+        )
+    return {
+        "platt": [a, b],
+        "threshold": thr,
+        "series_threshold": thr,
+        "max_fpr": max_fpr,
+        "fitted_on": fitted,
+        "tied_at_top": tied,
+    }
