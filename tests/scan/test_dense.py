@@ -144,6 +144,41 @@ def test_a_model_with_other_input_channels_loads_and_scans(
     assert res.error is None and res.verdict in ("authentic", "tampered")
 
 
+@pytest.mark.parametrize(
+    ("hu", "axes_mm", "label"),
+    [
+        (30.0, (6.0, 6.0, 6.0), "TM"),  # a round solid nodule
+        (500.0, (6.0, 6.0, 6.0), "TB"),  # calcified: a granuloma, not the nodule TM means
+        (30.0, (6.0, 4.0, 10.0), "TB"),  # elongated (Hessian ratio 0.37): a vessel, not round enough
+    ],
+)
+def test_authentic_label_needs_a_round_soft_tissue_nodule(
+    hu: float, axes_mm: tuple[float, float, float], label: str
+) -> None:
+    shape = (16, 64, 64)
+    zz, yy, xx = np.ogrid[:16, :64, :64]
+    lung_hu = np.full(shape, -850.0, np.float32)
+    inside = sum(
+        ((g - c) * s / a) ** 2
+        for g, c, s, a in zip((zz, yy, xx), (8, 40, 20), (2.5, 2.8, 2.8), axes_mm, strict=True)
+    )
+    lung_hu[inside <= 1.0] = hu
+    ev = np.full(shape, 0.1, np.float32)
+    ev[2, 5, 5] = 0.2  # the series' peak, below the threshold and away from the blob
+    dm = DenseMap(
+        ev,
+        np.zeros((2, *shape), np.float16),
+        np.ones(shape, bool),
+        (1, 2, 2),
+        (0, 0, 0),
+        (2.5, 2.8, 2.8),
+        lung_hu,
+    )
+    res = SeriesResult(path="x")
+    scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
+    assert res.verdict == "authentic" and res.label == label
+
+
 def test_nodule_at_a_flagged_peak_is_seen_among_many_brighter_blobs() -> None:
     from medforensics.scan.dense import _nodules
 
@@ -156,10 +191,10 @@ def test_nodule_at_a_flagged_peak_is_seen_among_many_brighter_blobs() -> None:
     for cy in range(4, 64, 7):  # 60-odd dense 12 mm balls away from the hot spot at (8, 22, 32)
         for cx in range(4, 64, 7):
             if abs(cy - 22) > 6 or abs(cx - 32) > 6:
-                dm.hu[ball((8, cy, cx), 6.0)] = 300.0
+                dm.hu[ball((8, cy, cx), 6.0)] = 120.0
     dm.hu[ball((8, 22, 32), 5.0)] = 20.0  # the fainter nodule at the flagged spot
     whole = _nodules(dm)
-    assert len(whole) >= 50 and not any(np.abs(c - (8, 22, 32)).max() <= 2 for c in whole)  # crowded out
+    assert len(whole) >= 40 and not any(np.abs(c - (8, 22, 32)).max() <= 2 for c in whole)  # crowded out
     res = SeriesResult(path="x")
     scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
     assert res.findings[0].type == "injected" and res.label == "FM"

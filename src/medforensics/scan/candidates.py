@@ -40,6 +40,8 @@ class Candidate:
     diameter_mm: float = 0.0
     response: float = 0.0
     nodule_like: bool = False
+    blobness: float = 0.0  # Hessian |lambda_min| / |lambda_max| at the centre (1: a sphere)
+    hu: float = 0.0  # smoothed HU at the centre
 
 
 @dataclass
@@ -231,10 +233,12 @@ def blob_candidates(
         # re-centre the patch on p when it was clipped at the border
         fill = [(int(r[i] - (p[i] - lo[i])), 0) for i in range(3)]
         blobness = _blobness(np.pad(patch, fill, mode="edge"), sv, sp)
-        nodule = blobness >= 0.35 and float(smooth[tuple(p)]) > -300.0 and 2 * radius >= min_mm
+        hu = float(smooth[tuple(p)])
+        nodule = blobness >= 0.35 and hu > -300.0 and 2 * radius >= min_mm
         full = low.to_full(p + off)
         center = (float(full[0]), float(full[1]), float(full[2]))
-        out.append(Candidate(center, "blob", float(2 * radius), float(best[tuple(p)]), bool(nodule)))
+        response = float(best[tuple(p)])
+        out.append(Candidate(center, "blob", float(2 * radius), response, bool(nodule), blobness, hu))
         if len(out) >= max_count:
             break
     return out
