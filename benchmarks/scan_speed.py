@@ -90,6 +90,19 @@ def _work(extra: dict) -> str:
     return f"{extra.get('candidates', 0)} candidate cubes + refinement"
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak RSS: ``VmHWM`` (its own address space's high-water mark). ``ru_maxrss`` is not used
+    where /proc exists: Linux carries it over ``exec`` from the forked parent, so a child started by a big
+    parent reports at least the parent's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def child_peak(series: str, model: str) -> None:
     """Run in a child: scan ``series`` and print the peak RSS (MB)."""
     from medforensics.scan.detector import load_detector
@@ -99,7 +112,7 @@ def child_peak(series: str, model: str) -> None:
     t0 = time.perf_counter()
     report, _ = scan_paths([series], detector=det, signatures=False, keep_volumes=False)
     secs = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak_mb = _peak_rss_mb()
     print(json.dumps({"peak_mb": peak_mb, "seconds": secs, "verdict": report.series[0].verdict}))
 
 
