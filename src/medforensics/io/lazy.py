@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,17 @@ class LazySlices:
     def _read(self, ks: Sequence[int]) -> NDArray[np.float32]:
         """Source slices ``ks`` (unflipped z indices) as one ``(len(ks), y, x)`` float32 array."""
         raise NotImplementedError
+
+    @staticmethod
+    def runs(ks: Sequence[int]) -> Iterator[tuple[int, int]]:
+        """``(j, e)`` for each run ``ks[j:e]`` of consecutive slices: what one read of a file can fetch."""
+        j = 0
+        while j < len(ks):
+            e = j + 1
+            while e < len(ks) and ks[e] == ks[e - 1] + 1:
+                e += 1
+            yield j, e
+            j = e
 
     def read(self, ks: Sequence[int]) -> NDArray[np.float32]:
         """Slices ``ks`` (array indices along z) as one float32 array."""

@@ -106,7 +106,7 @@ def read_metaimage(path: str | Path, modality: str | None = None, stream_above: 
         array = metaimage_pixels(path, fields, header_end)
     if array is None:
         try:
-            image = sitk.ReadImage(str(path))
+            image = info.Execute()  # the header already read: only the voxels now
         except RuntimeError as exc:
             raise InputError(f"SimpleITK cannot read it ({_reason(exc)})", path=path) from exc
         array = np.asarray(sitk.GetArrayFromImage(image), dtype=np.float32)

@@ -55,15 +55,10 @@ class MetaImagePixels(LazySlices):
 
     def _read(self, ks: Sequence[int]) -> NDArray[np.float32]:
         out = np.empty((len(ks), *self.shape[1:]), np.float32)
-        j = 0
-        while j < len(ks):  # one read per run of consecutive slices
-            e = j + 1
-            while e < len(ks) and ks[e] == ks[e - 1] + 1:
-                e += 1
+        for j, e in self.runs(ks):  # one read per run of consecutive slices
             start, size = ks[j] * self.slice_bytes, (e - j) * self.slice_bytes
             raw = self._inflated(start, size) if self.compressed else self._raw(start, size)
             out[j:e] = np.frombuffer(raw, self.element).reshape(e - j, *self.shape[1:])
-            j = e
         return out
 
     def _short(self, got: int, wanted: int) -> InputError:
@@ -151,15 +146,14 @@ def metaimage_pixels(path: Path, fields: dict[str, str], header_end: int) -> Met
     nbytes = dtype.itemsize * nx * ny * nz
     if compressed and header_size:
         return None
+    size = data.stat().st_size
     if local:
         offset = header_end
     elif header_size == -1:
-        offset = data.stat().st_size - nbytes
+        offset = size - nbytes
     else:
         offset = header_size
-    if not compressed and data.stat().st_size < offset + nbytes:
-        raise InputError(
-            f"MetaImage data hold {max(0, data.stat().st_size - offset)} of {nbytes} bytes (truncated?)",
-            path=data,
-        )
+    if not compressed and size < offset + nbytes:
+        held = max(0, size - offset)
+        raise InputError(f"MetaImage data hold {held} of {nbytes} bytes (truncated?)", path=data)
     return MetaImagePixels(data, offset, dtype, (nz, ny, nx), compressed)

@@ -110,15 +110,10 @@ class NiftiPixels(LazySlices):
 
     def _read(self, ks: Sequence[int]) -> NDArray[np.float32]:
         out = np.empty((len(ks), *self.shape[1:]), np.float32)
-        j = 0
         try:
-            while j < len(ks):  # one proxy read per run of consecutive slices
-                e = j + 1
-                while e < len(ks) and ks[e] == ks[e - 1] + 1:
-                    e += 1
+            for j, e in self.runs(ks):  # one proxy read per run of consecutive slices
                 block = np.asarray(self.proxy[:, :, ks[j] : ks[e - 1] + 1], dtype=np.float32)
                 out[j:e] = block.reshape(block.shape[:3]).transpose(2, 1, 0)
-                j = e
         except Exception as exc:  # truncated gzip / short file, found only now
             raise InputError(
                 f"cannot read NIfTI voxel data ({type(exc).__name__}: {exc})", path=self.path
