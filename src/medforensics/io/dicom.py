@@ -7,8 +7,9 @@ always means denser. Compressed transfer syntaxes are decoded by pydicom's pixel
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from medforensics.errors import InputError
 from medforensics.io.dicom_frames import (
+    BULK_KEYWORDS,
     FrameInfo,
     frame_infos,
     strip_bulk,
@@ -32,7 +35,7 @@ from medforensics.logging import get_logger, short_hash
 if TYPE_CHECKING:
     from medforensics.io.reader import SeriesRef, Skipped
 
-__all__ = ["discover_dicom_series", "is_dicom_file", "read_dataset", "read_dicom_series"]
+__all__ = ["DicomHeader", "discover_dicom_series", "is_dicom_file", "read_dataset", "read_dicom_series"]
 
 log = get_logger("io.dicom")
 
@@ -109,13 +112,21 @@ def read_dataset(path: str | Path, *, header_only: bool = False, defer_bulk: boo
     ``defer_bulk`` leaves values over :data:`DEFER_SIZE` bytes (the pixel data) in the file until they are
     accessed (a series then never holds every file's pixel bytes at once); they are still checked for
     truncation against the file size."""
-    p = Path(path)
+    return _parse(Path(path), header_only=header_only, defer_bulk=defer_bulk)[0]
+
+
+def _parse(
+    p: Path, *, header_only: bool = False, defer_bulk: bool = False, check_bulk: bool = True
+) -> tuple[Dataset, os.stat_result]:
+    """:func:`read_dataset`, also returning the file's stat taken before it was read. ``check_bulk=False``
+    skips the truncation check of the (deferred) pixel data; :func:`_reuse` does it when the pixels are
+    wanted."""
     if not p.exists():
         raise InputError("does not exist", path=p)
     if not p.is_file():
         raise InputError("not a file", path=p)
-    size = p.stat().st_size
-    if size == 0:
+    st = p.stat()
+    if st.st_size == 0:
         raise InputError("empty file (0 bytes)", path=p)
     with p.open("rb") as fh:
         head = fh.read(132)
@@ -136,9 +147,36 @@ def read_dataset(path: str | Path, *, header_only: bool = False, defer_bulk: boo
         raise InputError(f"corrupt or truncated DICOM ({type(exc).__name__}: {msg[:160]})", path=p) from exc
     if not preamble and not _looks_like_dataset(ds):
         raise InputError("not DICOM (no recognisable data elements)", path=p)
-    if not header_only:
-        _check_truncated(ds, size, p)
-    return ds
+    if not header_only and check_bulk:
+        _check_truncated(ds, st.st_size, p)
+    return ds, st
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@dataclass
+class DicomHeader:
+    """One file as :func:`discover_dicom_series` parsed it (pixel data deferred: not read) and its stat
+    then, so that :func:`read_dicom_series` need not parse it again while the file is unchanged."""
+
+    dataset: Dataset
+    stamp: tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
+
+
+def _reuse(p: Path, header: DicomHeader | None) -> Dataset:
+    """``read_dataset(p, defer_bulk=True)``, taking the dataset discovery parsed when the file is unchanged
+    (same device, inode, size and modification time); a changed or vanished file is read (or refused) anew."""
+    if header is not None:
+        try:
+            st = p.stat()
+        except OSError:
+            st = None
+        if st is not None and _stamp(st) == header.stamp:
+            _check_truncated(header.dataset, st.st_size, p)
+            return header.dataset
+    return read_dataset(p, defer_bulk=True)
 
 
 @dataclass
@@ -320,15 +358,23 @@ def read_dicom_header(files: Sequence[Path | str] | Path | str) -> SeriesLayout:
     return _layout([read_dataset(p, header_only=True) for p in paths], paths)
 
 
-def read_dicom_series(files: Sequence[Path | str] | Path | str, *, stream_above: int | None = None) -> Volume:
+def read_dicom_series(
+    files: Sequence[Path | str] | Path | str,
+    *,
+    stream_above: int | None = None,
+    headers: Mapping[Path, DicomHeader] | None = None,
+) -> Volume:
     """Read one DICOM file, the files of ONE series, or a folder holding one series (non-recursive; other
     files such as reader XML are ignored) into a :class:`Volume` (see module docs).
+
+    ``headers``: files already parsed by :func:`discover_dicom_series` (``SeriesRef.headers``); those still
+    unchanged on disk are not parsed again (their datasets are used up: pixels decoded and stripped).
 
     ``stream_above``: when the float32 pixels would take more bytes than this, the volume's ``array`` is a
     :class:`~medforensics.io.dicom_pixels.DicomPixels` that decodes the slices asked for on each access
     (headers are read and checked now, pixels when used) instead of an array in memory."""
     paths = _series_paths(files)
-    datasets = [read_dataset(p, defer_bulk=True) for p in paths]
+    datasets = [_reuse(p, headers.get(p) if headers else None) for p in paths]
     layout = _layout(datasets, paths)
     slices, warn = layout.slices, layout.warnings
     array: Any = DicomPixels(paths, slices, layout.shape)  # decoded a z-range at a time when used
@@ -361,19 +407,45 @@ def read_dicom_series(files: Sequence[Path | str] | Path | str, *, stream_above:
     )
 
 
+#: Files whose parsed header discovery keeps for the reader (about 17 KB each for a CT slice: 70 MB at
+#: most). Past it, files are parsed header-only as before and read again by the reader, so discovering a
+#: folder of many studies stays bounded in memory.
+KEEP_HEADERS = 4096
+
+
+def _discovery_read(f: Path, keep: bool = True) -> tuple[Dataset, DicomHeader | None]:
+    """The whole file parsed with its pixel data left in the file (kept for the reader: a discovery of many
+    series holds no pixels), or, when that fails or ``keep`` is false, the header alone (what discovery
+    needs; the reader then reads the file again and reports any problem)."""
+    if not keep:
+        return read_dataset(f, header_only=True), None
+    try:
+        ds, st = _parse(f, defer_bulk=True, check_bulk=False)
+    except InputError:
+        return read_dataset(f, header_only=True), None
+    for kw in BULK_KEYWORDS:  # pixel data under DEFER_SIZE was read: leave it in the file too
+        raw = ds.get_item(kw, keep_deferred=True) if kw in ds else None
+        if isinstance(raw, RawDataElement) and raw.value is not None and raw.length:
+            ds[kw] = raw._replace(value=None)
+    return ds, DicomHeader(ds, _stamp(st))
+
+
 def discover_dicom_series(files: Sequence[Path | str]) -> tuple[list[SeriesRef], list[Skipped]]:
     """Group DICOM files by (folder, SeriesInstanceUID) reading headers only; bad files are skipped.
 
     A series is expected to live in one folder; copies of a series' files elsewhere (one slice kept as a
-    template, say) are reported as a series of their own rather than silently merged.
+    template, say) are reported as a series of their own rather than silently merged. Each series carries
+    the parsed headers of its files (``SeriesRef.headers``: pixel data not read) for its first ``load``.
     """
     from medforensics.io.reader import SeriesRef, Skipped
 
-    groups: dict[tuple[Path, str], list[tuple[Path, Dataset]]] = {}
+    groups: dict[tuple[Path, str], list[tuple[Path, Dataset, DicomHeader | None]]] = {}
     skipped: list[Skipped] = []
+    kept = 0
     for f in sorted({Path(f) for f in files}):
         try:
-            ds = read_dataset(f, header_only=True)
+            ds, header = _discovery_read(f, keep=kept < KEEP_HEADERS)
+            kept += header is not None
         except InputError as exc:
             skipped.append(Skipped(f, exc.reason))
             continue
@@ -385,10 +457,10 @@ def discover_dicom_series(files: Sequence[Path | str]) -> tuple[list[SeriesRef],
             skipped.append(Skipped(f, f"DICOM without an image ({sop.name or 'unknown SOP class'})"))
             continue
         uid = str(ds.get("SeriesInstanceUID", "")) or f"file:{f}"
-        groups.setdefault((f.parent, uid), []).append((f, ds))
+        groups.setdefault((f.parent, uid), []).append((f, ds, header))
     series: list[SeriesRef] = []
     for (folder, uid), members in groups.items():
-        paths = tuple(p for p, _ in members)
+        paths = tuple(p for p, _, _ in members)
         ds0 = members[0][1]
         parts = (str(ds0.get("Modality", "")), f"{len(paths)} file(s)", str(ds0.get("SeriesDescription", "")))
         series.append(
@@ -398,6 +470,7 @@ def discover_dicom_series(files: Sequence[Path | str]) -> tuple[list[SeriesRef],
                 paths,
                 None if uid.startswith("file:") else uid,
                 ", ".join(x for x in parts if x),
+                headers={p: h for p, _, h in members if h is not None},
             )
         )
     series.sort(key=lambda r: (str(r.path), r.series_uid or ""))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medforensics.errors import InputError
-from medforensics.io.dicom import discover_dicom_series, read_dicom_series
+from medforensics.io.dicom import DicomHeader, discover_dicom_series, read_dicom_series
 from medforensics.io.volume import Volume
 
 __all__ = ["Discovery", "SeriesRef", "Skipped", "discover", "load", "read_volume"]
@@ -29,13 +29,18 @@ KINDS = ("dicom", "nifti", "metaimage", "image")
 
 @dataclass
 class SeriesRef:
-    """One loadable series: a DICOM series (its files) or one NIfTI / MetaImage / 2-D image file."""
+    """One loadable series: a DICOM series (its files) or one NIfTI / MetaImage / 2-D image file.
+
+    ``headers``: a discovered DICOM series' files as discovery parsed them (pixel data not read), handed to
+    the first :func:`load` so that it need not parse them again; that load uses them up (drops them here),
+    a later one reads the files anew."""
 
     path: Path
     kind: str  # "dicom" | "nifti" | "metaimage" | "image"
     files: tuple[Path, ...]
     series_uid: str | None = None
     description: str = ""
+    headers: dict[Path, DicomHeader] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -161,7 +166,10 @@ def load(ref: SeriesRef, *, stream_above: int | None = None) -> Volume:
     :func:`medforensics.io.nifti.read_nifti`, :func:`medforensics.io.metaimage.read_metaimage`); 2-D images
     are always read whole."""
     if ref.kind == "dicom":
-        vol = read_dicom_series(list(ref.files) if ref.files else ref.path, stream_above=stream_above)
+        headers, ref.headers = ref.headers, None  # used up by this read (decoded and stripped)
+        vol = read_dicom_series(
+            list(ref.files) if ref.files else ref.path, stream_above=stream_above, headers=headers
+        )
     elif ref.kind == "nifti":
         from medforensics.io.nifti import read_nifti
 
