@@ -55,7 +55,9 @@ def test_scores_tied_at_a_ceiling_are_counted_and_flagged_in_the_card(
     assert calibrate(spread)["tied_at_top"] == 1
     ceiling = spread[:20] + [{"score": 0.805, "label": lab} for lab in labels[:20]]
     cal = calibrate(ceiling)
-    assert cal["tied_at_top"] == 20
+    assert (cal["tied_at_top"], cal["tied_authentic"]) == (20, 10)
+    confident = spread[:20] + [{"score": 1.0, "label": lab} for lab in ("FM", "FB") * 10]
+    assert (calibrate(confident)["tied_at_top"], calibrate(confident)["tied_authentic"]) == (20, 0)
 
     out, metrics = trained
     folder = tmp_path / "m"
@@ -63,10 +65,13 @@ def test_scores_tied_at_a_ceiling_are_counted_and_flagged_in_the_card(
     cfg = tiny_config(folder, steps=6, eval_every=3)
     assert "Warning" not in model_card(cfg, metrics)
     stored = json.loads((folder / "calibration.json").read_text())
-    (folder / "calibration.json").write_text(
-        json.dumps({**stored, "tied_at_top": len(metrics["val_scores"])})
-    )
-    assert "validation scans tie at the highest score" in model_card(cfg, metrics)
+    n = len(metrics["val_scores"])
+    (folder / "calibration.json").write_text(json.dumps({**stored, "tied_at_top": n, "tied_authentic": 1}))
+    card = model_card(cfg, metrics)
+    assert "Warning" in card and "1 of them authentic" in card
+    (folder / "calibration.json").write_text(json.dumps({**stored, "tied_at_top": n, "tied_authentic": 0}))
+    card = model_card(cfg, metrics)
+    assert "Warning" not in card and "all of them tampered" in card
 
 
 def test_classifier_tools_refuse_a_dense_folder_in_one_line(trained: tuple[Path, dict]) -> None:

@@ -61,15 +61,7 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         ),
         f"- Operating point: series threshold {cal['series_threshold']:.4f} on Platt-calibrated scores "
         f"({cal['fitted_on']}, <= {cal['max_fpr']:.0%} authentic flagged there).",
-        *(
-            [
-                f"- **Warning: {cal['tied_at_top']} validation scans tie at the highest score the model "
-                "gave.** Its tamper map saturates there (a ceiling the scores cannot pass), so the "
-                "ranking at the top, and an operating point chosen there, mean little."
-            ]
-            if saturated(cal.get("tied_at_top", 0), len(metrics.get("val_scores", [])))
-            else []
-        ),
+        *_ties_line(cal, len(metrics.get("val_scores", []))),
         "",
         "## Data seen (patient-level splits)",
         "",
@@ -95,6 +87,26 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         "scanners and protocols unlike these are not validated; whole-image synthesis is not its job.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _ties_line(cal: dict[str, Any], n: int) -> list[str]:
+    """The card's line on validation scans tied at the top score: a warning when authentic scans are among
+    them (the operating point then sits on a ceiling), a plain note when only tampered ones are."""
+    tied = int(cal.get("tied_at_top", 0))
+    if not saturated(tied, n):
+        return []
+    authentic = cal.get("tied_authentic")
+    if authentic == 0:
+        return [
+            f"- {tied} validation scans, all of them tampered, tie at the top score (their tamper map "
+            "reaches 1 in float32): the ranking among them is lost, the operating point is not affected."
+        ]
+    return [
+        f"- **Warning: {tied} validation scans tie at the highest score the model gave"
+        + (f", {authentic} of them authentic" if authentic is not None else "")
+        + ".** Its tamper map saturates there (a ceiling the scores cannot pass), so the ranking at the "
+        "top, and an operating point chosen there, mean little."
+    ]
 
 
 def whole_series_scores(model: Any, cfg: DenseConfig, paths: list[str]) -> list[float]:
@@ -148,10 +160,15 @@ def calibrate(
     cal = apply_platt(s, (a, b))
     thr = series_threshold_at_fpr(cal[y == 0], max_fpr)
     fitted = f"validation scans ({int((y == 0).sum())} authentic, {int(y.sum())} tampered)"
-    tied = int(np.sum(s >= s.max() - 1e-9)) if len(s) else 0
-    if saturated(tied, len(s)):
+    at_top = s >= s.max() - 1e-9 if len(s) else np.zeros(0, bool)
+    tied, tied_authentic = int(at_top.sum()), int((at_top & (y == 0)).sum())
+    if saturated(tied, len(s)) and tied_authentic:
         log.warning(
-            "%d of %d validation scans tie at the top score %.6f: the model saturates", tied, len(s), s.max()
+            "%d of %d validation scans (%d authentic) tie at the top score %.6f: the model saturates",
+            tied,
+            len(s),
+            tied_authentic,
+            s.max(),
         )
     if whole_authentic:
         top = float(np.max(apply_platt(np.asarray(whole_authentic, np.float64), (a, b))))
@@ -166,4 +183,5 @@ def calibrate(
         "max_fpr": max_fpr,
         "fitted_on": fitted,
         "tied_at_top": tied,
+        "tied_authentic": tied_authentic,
     }
