@@ -123,3 +123,24 @@ def test_zcorr_channel_marks_fresh_noise_the_energy_channel_does_not() -> None:
     assert float(inside.mean()) < -1.0  # correlation about 0.5 lower, in units of 0.25
     assert abs(float(g.noise[10:14, 20:28, 20:28].mean() - np.median(g.noise))) < 0.2
     assert g.channels((-1000.0, 400.0)).shape == (3, *g.hu.shape)
+
+
+def test_zcorr_is_its_formula_whether_the_moments_come_stacked_or_as_views() -> None:
+    """The in-place computation (memory of long series) gives exactly the plain formula of the docs."""
+    from scipy import ndimage
+
+    from medforensics.features import noise_map as nm
+
+    rng = np.random.default_rng(0)
+    pair = rng.normal(size=(2, 12, 40, 40)).astype(np.float32)
+    pair[1] = np.abs(pair[1])
+    energy = np.abs(rng.normal(size=(12, 40, 40))).astype(np.float32)
+    hu = rng.uniform(-1000, 0, size=(12, 40, 40)).astype(np.float32)
+    sp = (2.5, 1.4, 1.4)
+    size = (1, *(max(1, round(nm.ZCORR_BOX_MM / s)) for s in sp[1:]))
+    ab, bb, aa = (ndimage.uniform_filter(a, size, mode="nearest") for a in (*pair, energy))
+    c = ab / np.sqrt(np.maximum(aa * bb, 0.0) + nm.ZCORR_EPS**2)
+    lung = (hu > nm.LUNG_HU[0]) & (hu < nm.LUNG_HU[1])
+    want = np.clip((c - np.median(c[lung])) / nm.ZCORR_SCALE, -2.0, 2.0)
+    np.testing.assert_allclose(nm.zcorr(pair, energy, hu, sp), want, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(nm.zcorr(list(pair), energy, hu, sp), nm.zcorr(pair, energy, hu, sp))

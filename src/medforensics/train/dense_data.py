@@ -132,8 +132,9 @@ def model_input(
     out = GridInput(hu, None, scale, sp)
     energy = None if gm.energy is None else _zoom(gm.energy, zoom)  # zoomed once for both channels
     if gm.zpair is not None and energy is not None:
-        pair = np.stack([_zoom(z, zoom) for z in gm.zpair])
+        pair = [_zoom(z, zoom) for z in gm.zpair]  # views when the grid needs no zoom: not copied
         out.zcorr = nm.zcorr(pair, energy, hu, sp)
+        del pair
     if noise and energy is not None:  # after zcorr: the normalisation overwrites ``energy``
         out.noise = nm.normalised_log_energy(energy, hu, copy=False)
     return out
