@@ -109,3 +109,12 @@ def test_lazy_volumes_hold_one_series_and_read_back_the_same(mixed: Path, detect
     other = next(k for k in lazy if k != ct)
     lazy[other]
     assert lazy._last is not None and lazy._last[0] == other  # the CT was dropped
+
+
+def test_a_series_error_names_the_bad_slice(tmp_path: Path, ct_series: Path, detector: Detector) -> None:
+    shutil.copytree(ct_series, tmp_path / "ct")
+    victim = sorted((tmp_path / "ct").glob("*.dcm"))[3]
+    victim.write_bytes(victim.read_bytes()[:2000])
+    report, _ = scan_paths([tmp_path / "ct"], detector=detector)
+    (res,) = report.series
+    assert res.verdict == "error" and res.error.startswith(f"{victim.name}: truncated")

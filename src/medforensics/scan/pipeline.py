@@ -44,6 +44,18 @@ STREAM_ABOVE_BYTES = 256 * 2**20
 Progress = Callable[[int, int, str], None]
 
 
+def _load_reason(err: MedforensicsError, series: Path) -> str:
+    """The reason a series could not be read, led by the file it is about when that is one of its files
+    (a series folder with one truncated slice names that slice)."""
+    if not err.path or Path(err.path) == Path(series):
+        return err.reason
+    try:
+        name = str(Path(err.path).relative_to(series))
+    except ValueError:
+        name = err.path
+    return f"{name}: {err.reason}"
+
+
 def _one_line(err: BaseException) -> str:
     if isinstance(err, MedforensicsError):
         return err.reason
@@ -330,7 +342,9 @@ def scan_paths(
         try:
             vol = load(ref, stream_above=stream)
         except MedforensicsError as err:
-            res = SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=err.reason)
+            res = SeriesResult(
+                path=str(ref.path), series_uid=ref.series_uid, error=_load_reason(err, ref.path)
+            )
         except (ValueError, RuntimeError, MemoryError, OSError) as err:
             res = SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=_one_line(err))
         else:
