@@ -118,3 +118,22 @@ def test_a_series_error_names_the_bad_slice(tmp_path: Path, ct_series: Path, det
     report, _ = scan_paths([tmp_path / "ct"], detector=detector)
     (res,) = report.series
     assert res.verdict == "error" and res.error.startswith(f"{victim.name}: truncated")
+
+
+def test_a_slice_that_fails_in_a_streamed_read_is_named(tmp_path: Path, detector: Detector) -> None:
+    """Streamed series decode their slices during the scan: a bad one found then is named too."""
+    from medforensics.errors import InputError
+    from medforensics.io.lazy import LazySlices
+
+    bad = tmp_path / "ser" / "IM000007.dcm"
+
+    class Failing(LazySlices):
+        def _read(self, ks):  # type: ignore[no-untyped-def]
+            raise InputError("cannot decode pixel data (JPEG 2000): broken stream", path=bad)
+
+    vol = Volume(Failing((40, 64, 64)), spacing=(2.5, 1.0, 1.0), modality="CT")
+    res = scan_volume(vol, detector, path=str(tmp_path / "ser"))
+    assert (
+        res.verdict == "error"
+        and res.error == f"{bad.name}: cannot decode pixel data (JPEG 2000): broken stream"
+    )

@@ -44,9 +44,9 @@ STREAM_ABOVE_BYTES = 256 * 2**20
 Progress = Callable[[int, int, str], None]
 
 
-def _load_reason(err: MedforensicsError, series: Path) -> str:
-    """The reason a series could not be read, led by the file it is about when that is one of its files
-    (a series folder with one truncated slice names that slice)."""
+def _series_reason(err: MedforensicsError, series: str | Path) -> str:
+    """The reason a series failed, led by the file it is about when that is one of its files (a series
+    folder with one truncated slice names that slice, whether loading or a streamed read found it)."""
     if not err.path or Path(err.path) == Path(series):
         return err.reason
     try:
@@ -252,7 +252,7 @@ def scan_volume(
         else:
             scan_ct(volume, detector, res, explain)
     except MedforensicsError as err:
-        res.error = err.reason
+        res.error = _series_reason(err, res.path)
     except (ValueError, RuntimeError, MemoryError, IndexError) as err:  # one series must not stop the scan
         log.warning("series %s failed: %s", res.series_uid, _one_line(err))
         res.error = f"internal error: {_one_line(err)}"
@@ -343,7 +343,7 @@ def scan_paths(
             vol = load(ref, stream_above=stream)
         except MedforensicsError as err:
             res = SeriesResult(
-                path=str(ref.path), series_uid=ref.series_uid, error=_load_reason(err, ref.path)
+                path=str(ref.path), series_uid=ref.series_uid, error=_series_reason(err, ref.path)
             )
         except (ValueError, RuntimeError, MemoryError, OSError) as err:
             res = SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=_one_line(err))
