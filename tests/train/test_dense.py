@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,11 @@ def test_training_writes_a_complete_model_folder(trained: tuple[Path, dict]) -> 
     patients = [set(s["patients"]) for s in splits.values()]
     assert all(not (a & b) for i, a in enumerate(patients) for b in patients[i + 1 :])
     assert 0.0 <= metrics["val"]["auc"] <= 1.0
-    assert "## Data seen" in (out / "model_card.md").read_text()
+    card = (out / "model_card.md").read_text()
+    assert "## Data seen" in card
+    scores = card.split("## Scores")[1].split("##")[0]
+    assert re.search(r"- val: AUC (\d\.\d{3}|n/a), top region", scores), scores  # rounded, not 0.86057...
+    assert not re.search(r"\d\.\d{5}", scores), scores
 
 
 def test_scores_tied_at_a_ceiling_are_counted_and_flagged_in_the_card(

@@ -9,8 +9,11 @@ from typing import Any
 from medforensics._atomic import write_text_atomic
 
 
-def _fmt(v: Any) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else "n/a" if v is None else str(v)
+def fmt_number(v: Any, digits: int = 4) -> str:
+    """A metric for a model card: floats rounded to ``digits``, ``None`` as n/a."""
+    return f"{v:.{digits}f}" if isinstance(v, float) else "n/a" if v is None else str(v)
+
+
 
 
 def write_model_card(
@@ -45,13 +48,13 @@ def write_model_card(
             continue
         tpr = next((v for k, v in m.items() if k.startswith("tpr_at_")), None)
         lines.append(
-            f"- {split}: AUC {_fmt(m.get('roc_auc'))}, accuracy {_fmt(m.get('accuracy'))}, "
-            f"TPR at 1% FPR {_fmt(tpr)}, F1 {_fmt(m.get('f1'))} (n={m.get('n')})"
+            f"- {split}: AUC {fmt_number(m.get('roc_auc'))}, accuracy {fmt_number(m.get('accuracy'))}, "
+            f"TPR at 1% FPR {fmt_number(tpr)}, F1 {fmt_number(m.get('f1'))} (n={m.get('n')})"
         )
     op = metrics.get("operating_point", {})
     lines += [
         "",
-        f"Operating point: threshold {_fmt(op.get('threshold'))} on the calibrated score, chosen on "
+        f"Operating point: threshold {fmt_number(op.get('threshold'))} on the calibrated score, chosen on "
         f"validation data for FPR <= {op.get('max_fpr', 0.01):g}.",
         "",
         "## Intended use",

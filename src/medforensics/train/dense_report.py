@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from medforensics.logging import get_logger
+from medforensics.train.card import fmt_number
 from medforensics.train.dense_config import DenseConfig
 from medforensics.train.dense_data import LABELS
 
@@ -75,8 +76,9 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
     for name in ("val", "test"):
         m = metrics.get(name) or {}
         lines.append(
-            f"- {name}: AUC {m.get('auc')}, top region within 10 mm of the attack for "
-            f"{m.get('within_10mm')} of tampered scans (median distance {m.get('median_distance_mm')} mm)."
+            f"- {name}: AUC {fmt_number(m.get('auc'), 3)}, top region within 10 mm of the attack for "
+            f"{fmt_number(m.get('within_10mm'), 3)} of tampered scans (median distance "
+            f"{fmt_number(m.get('median_distance_mm'), 1)} mm)."
         )
     lines += [
         "",
