@@ -14,8 +14,6 @@ def fmt_number(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else "n/a" if v is None else str(v)
 
 
-
-
 def write_model_card(
     path: Path, config: dict[str, Any], info: dict[str, Any], data: dict[str, Any], metrics: dict[str, Any]
 ) -> Path:
