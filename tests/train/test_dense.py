@@ -220,5 +220,14 @@ def test_training_can_start_from_another_runs_weights(tmp_path: Path) -> None:
     w = "down.0.0.0.weight"
     assert torch.allclose(a.state_dict()[w], b.state_dict()[w], atol=1e-6)  # started there, barely moved
     assert not torch.allclose(a.state_dict()[w], fresh.state_dict()[w], atol=1e-3)
+    from medforensics.scan.detector import sha256_file
+
+    sha_a = sha256_file(tmp_path / "a" / "model.safetensors")[:12]  # before b: what b started from
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["init_from"]["sha256"] == sha_a
+    assert "Fine-tuned: training started from the weights" in (tmp_path / "b" / "model_card.md").read_text()
+    assert sha_a in (tmp_path / "b" / "model_card.md").read_text()
+    assert "Fine-tuned" not in (tmp_path / "a" / "model_card.md").read_text()
+    with pytest.raises(InputError, match="no weights to start from"):
+        train_dense(tiny_config(tmp_path / "d", steps=1, init_from=str(tmp_path / "nowhere")))
     with pytest.raises(InputError, match="do not fit"):  # a 2-channel model is no start for a 3-channel one
         train_dense(tiny_config(tmp_path / "c", steps=1, zcorr_channel=True, init_from=str(tmp_path / "a")))

@@ -234,11 +234,11 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     dev = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # before the model: its initial weights are part of the run
     model = model_from_config(asdict(cfg))
-    if cfg.init_from:
+    init = init_provenance(cfg)
+    if init:
         from medforensics.train.checkpoint import load_weights
 
-        init = Path(cfg.init_from)
-        load_weights(model, init / "model.safetensors" if init.is_dir() else init)
+        load_weights(model, Path(init["weights"]))
     rng = np.random.default_rng(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -296,7 +296,21 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     from medforensics.train.checkpoint import load_weights
 
     load_weights(model, out / "model.safetensors")  # the best validation step, not the last
-    return _finish(model, cfg, items, best_val, log_rows, seconds, dev)
+    return _finish(model, cfg, items, best_val, log_rows, seconds, dev, init=init)
+
+
+def init_provenance(cfg: DenseConfig) -> dict[str, str] | None:
+    """The weights ``cfg.init_from`` names (a folder's ``model.safetensors`` or the file) and their short
+    sha256, read before training overwrites anything: a fine-tuned model's card says what it started from."""
+    if not cfg.init_from:
+        return None
+    from medforensics.scan.detector import sha256_file
+
+    init = Path(cfg.init_from)
+    weights = init / "model.safetensors" if init.is_dir() else init
+    if not weights.is_file():
+        raise InputError("no weights to start from", path=weights)
+    return {"weights": str(weights), "sha256": sha256_file(weights)[:12]}
 
 
 def finish_dense(cfg: DenseConfig, note: str = "") -> dict[str, Any]:
@@ -309,6 +323,7 @@ def finish_dense(cfg: DenseConfig, note: str = "") -> dict[str, Any]:
     weights = Path(cfg.out) / "model.safetensors"
     if not weights.is_file():
         raise InputError("no model.safetensors to finish", path=cfg.out)
+    init = init_provenance(cfg)
     dev = resolve_device(cfg.device)
     model = load_weights(model_from_config(asdict(cfg)), weights).to(dev)
     if cfg.threads:
@@ -316,7 +331,7 @@ def finish_dense(cfg: DenseConfig, note: str = "") -> dict[str, Any]:
     t0 = time.perf_counter()
     items = load_items(cfg)
     best_val = {**scan_scores(model, items["val"], cfg.precision), "step": None}
-    return _finish(model, cfg, items, best_val, [], (None, time.perf_counter() - t0), dev, note)
+    return _finish(model, cfg, items, best_val, [], (None, time.perf_counter() - t0), dev, note, init)
 
 
 def _finish(
@@ -328,6 +343,7 @@ def _finish(
     seconds: tuple[float | None, float],
     dev: torch.device,
     note: str = "",
+    init: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Test scores, calibration and the folder's files of a model holding its best checkpoint's weights."""
     from medforensics._atomic import write_text_atomic
@@ -356,6 +372,7 @@ def _finish(
         ],
         "stopped_early": train_seconds is None,
         "note": note,
+        "init_from": init,
         "splits": {
             k: {"n": len(v), "patients": sorted({i.patient for i in v}), "labels": _count(v)}
             for k, v in items.items()

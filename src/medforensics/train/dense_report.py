@@ -60,6 +60,7 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
             f"kept step {metrics['best_step']} (best mean of validation scan AUC and share "
             "localised within 10 mm)."
         ),
+        *_init_line(cfg, metrics),
         f"- Operating point: series threshold {cal['series_threshold']:.4f} on Platt-calibrated scores "
         f"({cal['fitted_on']}, <= {cal['max_fpr']:.0%} authentic flagged there).",
         *_ties_line(cal, len(metrics.get("val_scores", []))),
@@ -89,6 +90,16 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         "scanners and protocols unlike these are not validated; whole-image synthesis is not its job.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _init_line(cfg: DenseConfig, metrics: dict[str, Any]) -> list[str]:
+    init = metrics.get("init_from")
+    if not init:
+        return []
+    return [
+        f"- Fine-tuned: training started from the weights `{init['weights']}` (sha256 {init['sha256']}), "
+        f"not from random ones, with a peak learning rate of {cfg.lr:g}."
+    ]
 
 
 def _ties_line(cal: dict[str, Any], n: int) -> list[str]:
