@@ -68,6 +68,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=6)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--hard-every", type=int, default=100, help="Steps between hard-negative mining rounds.")
+    ap.add_argument("--lr", type=float, default=2e-3, help="Peak learning rate (one-cycle schedule).")
+    ap.add_argument(
+        "--fine-tune",
+        type=Path,
+        default=None,
+        metavar="WORK",
+        help="An earlier run's --work folder: each model starts from its namesake there (in-dist, loao/M).",
+    )
     ap.add_argument("--zcorr", action="store_true", help="Add the inter-slice noise correlation channel.")
     ap.add_argument("--linear-head", action="store_true", help="No ReLU before the network's 1x1 head.")
     ap.add_argument(
@@ -106,6 +114,8 @@ def main() -> None:
         batch_size=args.batch_size,
         zcorr_channel=args.zcorr,
         linear_head=args.linear_head,
+        lr=args.lr,
+        init_from=str(args.fine_tune / "in-dist") if args.fine_tune else None,
     )
     if args.finish is not None:
         from medforensics.train.dense import finish_dense
@@ -141,6 +151,7 @@ def main() -> None:
         progress=lambda msg: print(msg, flush=True),
         jobs=args.jobs,
         reuse=args.reuse,
+        fine_tune=args.fine_tune,
     )
     md = dense_markdown(table)  # also written to WORK/dense.md by run_dense_benchmark
 

@@ -23,6 +23,16 @@ def test_dense_benchmark_trains_one_model_per_held_out_method(tmp_path: Path) ->
     assert (tmp_path / "dense.md").read_text().count("\n| ") >= 2 + len(methods) - 1
     assert json.loads((tmp_path / "dense.json").read_text())["model"] == "test_tamperseg3d"
 
+    # a second run fine-tunes each model from its namesake of the first (LOAO models never see their method)
+    from medforensics.scan.detector import sha256_file
+
+    again = run_dense_benchmark(cfg, tmp_path / "ft", methods, loao_steps=1, fine_tune=tmp_path)
+    assert set(again["loao"]) == set(methods)
+    for name in ["in-dist"] + [f"loao/{m}" for m in methods]:
+        used = json.loads((tmp_path / "ft" / name / "metrics.json").read_text())["init_from"]
+        start = tmp_path / name / "model.safetensors"
+        assert used == {"weights": str(start), "sha256": sha256_file(start)[:12]}, name
+
 
 def test_given_in_distribution_metrics_are_not_trained_again(tmp_path: Path) -> None:
     from medforensics.evaluate.dense_benchmark import run_dense_benchmark

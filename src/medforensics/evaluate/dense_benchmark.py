@@ -28,15 +28,31 @@ def run_dense_benchmark(
     progress: Callable[[str], None] | None = None,
     jobs: int = 1,
     reuse: bool = False,
+    fine_tune: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train the in-distribution model (unless its ``metrics.json`` content is given as ``main``) and one
     model per held-out method under ``out``, ``jobs`` of them at a time (separate processes; for a machine
     with many cores and a GPU); writes ``dense.json`` / ``dense.md`` and returns the table. ``reuse``: a
-    folder that already holds a finished run of the same config is not trained again (:func:`train_many`)."""
+    folder that already holds a finished run of the same config is not trained again (:func:`train_many`).
+    ``fine_tune``: a finished benchmark folder (this function's ``out`` of an earlier run): every model
+    starts from its namesake there (``in-dist``, ``loao/<method>``), so each leave-one-attack-out model
+    still never saw its held-out method."""
     out = Path(out)
-    runs: list[DenseConfig] = [] if main is not None else [replace(cfg, out=str(out / "in-dist"))]
+
+    def start(name: str) -> str | None:
+        return None if fine_tune is None else str(Path(fine_tune) / name)
+
+    runs: list[DenseConfig] = (
+        [] if main is not None else [replace(cfg, out=str(out / "in-dist"), init_from=start("in-dist"))]
+    )
     for m in methods:
-        sub = replace(cfg, out=str(out / "loao" / m), exclude_methods=[m], steps=loao_steps or cfg.steps)
+        sub = replace(
+            cfg,
+            out=str(out / "loao" / m),
+            exclude_methods=[m],
+            steps=loao_steps or cfg.steps,
+            init_from=start(f"loao/{m}"),
+        )
         sub.eval_every = min(sub.eval_every, sub.steps)
         runs.append(sub)
     trained = train_many(runs, jobs, reuse)
