@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,13 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scan_accuracy import label_lines, write_results
+from scan_accuracy import augmentation_lines, label_lines, write_results
+
+
+def _augmentation(row: dict[str, str]) -> str:
+    """The first augmentation the data set applied to a scan (``none`` when it has none)."""
+    chain = json.loads(row.get("augmentation") or "[]")
+    return str(chain[0]["kind"]) if chain else "none"
 
 
 def run(data: Path, split: str, model_dir: Path) -> dict[str, Any]:
@@ -41,6 +48,7 @@ def run(data: Path, split: str, model_dir: Path) -> dict[str, Any]:
             {
                 "uuid": r["uuid"],
                 "method": r["method"],
+                "augmentation": _augmentation(r),
                 "true_label": r["type"],
                 "label": res.label,
                 "verdict": res.verdict,
@@ -84,6 +92,8 @@ def summarise(result: dict[str, Any]) -> str:
     for m in sorted({r["method"] for r in rows}):
         rs = [r for r in rows if r["method"] == m]
         md.append(f"| {m} | {len(rs)} | {sum(r['label'] == r['true_label'] for r in rs)}/{len(rs)} |")
+    if all("augmentation" in r for r in rows):  # rows of runs before session 12 lack it
+        md += ["", *augmentation_lines(rows, "scans")]
     return "\n".join(md) + "\n"
 
 
