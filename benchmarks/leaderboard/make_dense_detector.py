@@ -68,6 +68,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=6)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--hard-every", type=int, default=100, help="Steps between hard-negative mining rounds.")
+    ap.add_argument("--hard-items", type=int, default=24, help="Random authentic scans mined each round.")
+    ap.add_argument(
+        "--hard-negative", type=float, default=0.4, help="Share of authentic patches on a mined point."
+    )
     ap.add_argument("--lr", type=float, default=2e-3, help="Peak learning rate (one-cycle schedule).")
     ap.add_argument(
         "--fine-tune",
@@ -115,6 +119,8 @@ def main() -> None:
         zcorr_channel=args.zcorr,
         linear_head=args.linear_head,
         lr=args.lr,
+        hard_items=args.hard_items,
+        hard_negative=args.hard_negative,
         init_from=str(args.fine_tune / "in-dist") if args.fine_tune else None,
     )
     if args.finish is not None:
