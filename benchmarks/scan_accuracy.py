@@ -200,7 +200,12 @@ def summarise(result: dict[str, Any]) -> str:
         rs = [r for r in rows if r["kind"] == kind]
         hit = sum(1 for r in rs if r["verdict"] == "tampered" and (r.get("top_distance_mm") or 1e9) <= 10)
         md.append(f"| {kind} | {len(rs)} | {sum(r['verdict'] == 'tampered' for r in rs)} | {hit}/{len(rs)} |")
-    md += ["", *augmentation_lines([{**r, "augmentation": r["kind"][10:] or "none"} for r in rows], "series")]
+    md += [
+        "",
+        *augmentation_lines(
+            [{**r, "augmentation": r["kind"].partition(":")[2] or "none"} for r in rows], "series"
+        ),
+    ]
     md += ["", *label_lines(rows)]
     errors = [r for r in result["rows"] if r.get("error")]
     if errors:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,18 @@ def test_dense_benchmark_trains_one_model_per_held_out_method(tmp_path: Path) ->
         used = json.loads((tmp_path / "ft" / name / "metrics.json").read_text())["init_from"]
         start = tmp_path / name / "model.safetensors"
         assert used == {"weights": str(start), "sha256": sha256_file(start)[:12]}, name
+
+    # without it, only the in-distribution model takes cfg.init_from: it saw every method
+    fresh = run_dense_benchmark(
+        replace(cfg, init_from=str(tmp_path / "in-dist")), tmp_path / "plain", methods[:1], loao_steps=1
+    )
+    assert set(fresh["loao"]) == set(methods[:1])
+    metrics = {
+        n: json.loads((tmp_path / "plain" / n / "metrics.json").read_text())
+        for n in ("in-dist", f"loao/{methods[0]}")
+    }
+    assert metrics["in-dist"]["init_from"]["weights"] == str(tmp_path / "in-dist" / "model.safetensors")
+    assert metrics[f"loao/{methods[0]}"]["init_from"] is None
 
 
 def test_given_in_distribution_metrics_are_not_trained_again(tmp_path: Path) -> None:

@@ -36,14 +36,16 @@ def run_dense_benchmark(
     folder that already holds a finished run of the same config is not trained again (:func:`train_many`).
     ``fine_tune``: a finished benchmark folder (this function's ``out`` of an earlier run): every model
     starts from its namesake there (``in-dist``, ``loao/<method>``), so each leave-one-attack-out model
-    still never saw its held-out method."""
+    still never saw its held-out method. Without it the in-distribution model starts from ``cfg.init_from``
+    and the leave-one-attack-out ones from random weights (a start that saw their method would leak it)."""
     out = Path(out)
 
     def start(name: str) -> str | None:
         return None if fine_tune is None else str(Path(fine_tune) / name)
 
+    main_start = start("in-dist") if fine_tune is not None else cfg.init_from
     runs: list[DenseConfig] = (
-        [] if main is not None else [replace(cfg, out=str(out / "in-dist"), init_from=start("in-dist"))]
+        [] if main is not None else [replace(cfg, out=str(out / "in-dist"), init_from=main_start)]
     )
     for m in methods:
         sub = replace(
