@@ -21,7 +21,13 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scan_accuracy import augmentation_lines, label_lines, write_results
+from scan_accuracy import (
+    augmentation_lines,
+    label_lines,
+    operating_point_lines,
+    operating_points_text,
+    write_results,
+)
 
 
 def _augmentation(row: dict[str, str]) -> str:
@@ -54,6 +60,7 @@ def run(data: Path, split: str, model_dir: Path) -> dict[str, Any]:
                 "verdict": res.verdict,
                 "score": res.score,
                 "error": res.error,
+                "operating_point": res.extra.get("operating_point"),
                 "seconds": round(time.perf_counter() - t0, 2),
             }
         )
@@ -62,6 +69,7 @@ def run(data: Path, split: str, model_dir: Path) -> dict[str, Any]:
         "sha256": det.info.sha256,
         "data": str(data),
         "split": split,
+        "operating_points": operating_points_text(det.calibration),
         "rows": rows,
     }
 
@@ -81,10 +89,11 @@ def summarise(result: dict[str, Any]) -> str:
         "# TB/TM/FB/FM labels of data-set scans (benchmarks/label_accuracy.py)",
         "",
         f"Detector {result['model']} ({result['sha256'][:12]}); data `{result['data']}`, "
-        f"split {result['split']}.",
+        f"split {result['split']}; " + result.get("operating_points", ""),
         "",
         *label_lines(rows, unit="scans"),
         "",
+        *operating_point_lines(rows, "scans"),
         *_errors(rows),
         "| method | scans | label right |",
         "| --- | --- | --- |",

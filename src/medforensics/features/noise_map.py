@@ -138,7 +138,20 @@ def zcorr(
     hu: NDArray[Any],
     spacing: tuple[float, ...],
 ) -> NDArray[np.float32]:
-    """The inter-slice correlation channel from :func:`grid_means`' moments on the model grid.
+    """The inter-slice correlation channel (:func:`zcorr_with_reference` without the reference)."""
+    return zcorr_with_reference(zpair, energy, hu, spacing)[0]
+
+
+def zcorr_with_reference(
+    zpair: Sequence[NDArray[Any]] | NDArray[Any],
+    energy: NDArray[Any],
+    hu: NDArray[Any],
+    spacing: tuple[float, ...],
+) -> tuple[NDArray[np.float32], float]:
+    """The inter-slice correlation channel from :func:`grid_means`' moments on the model grid, and the
+    reference it is relative to: the series' median correlation over aerated lung (scanners measured here
+    0.24-0.37; noise added to the whole series after reconstruction, or thick slices that do not overlap,
+    bring it near 0).
 
     The moments are summed over a :data:`ZCORR_BOX_MM` in-plane box, then ``c = E[r_k r_p] /
     sqrt(E[r_k^2] E[r_p^2] + eps)``; the channel is ``c`` minus its median over the series' aerated lung
@@ -169,7 +182,7 @@ def zcorr(
     c -= ref
     c /= ZCORR_SCALE
     np.clip(c, -2.0, 2.0, out=c)
-    return c.astype(np.float32, copy=False)
+    return c.astype(np.float32, copy=False), ref
 
 
 def normalised_log_energy(energy: NDArray[Any], hu: NDArray[Any], copy: bool = True) -> NDArray[np.float32]:

@@ -67,6 +67,8 @@ class DenseMap:
     offset: tuple[int, int, int]  # model-grid index of the crop's first voxel
     spacing: tuple[float, float, float]
     hu: NDArray[np.float32]  # the crop on the model grid, in HU
+    #: median inter-slice noise correlation over the series' aerated lung (models with the zcorr channel)
+    slice_corr: float | None = None
 
     def to_full(self, idx: Any) -> NDArray[np.float64]:
         """Full-resolution (z, y, x) index of the centres of crop voxels ``idx``."""
@@ -161,8 +163,8 @@ class DenseDetector:
         types = prob[1:].to(torch.float16).numpy()
         del prob
         ev = np.where(zone[box], ev, 0.0).astype(np.float32)
-        offset = tuple(int(s.start) for s in box)
-        return DenseMap(ev, types, lung[box], scale, offset, sp, low[box])  # type: ignore[arg-type]
+        z0, y0, x0 = (int(s.start) for s in box)
+        return DenseMap(ev, types, lung[box], scale, (z0, y0, x0), sp, low[box], g.slice_corr)
 
     def calibrated(self, p: float) -> float:
         """Platt-calibrated score (identity without calibration)."""
@@ -271,7 +273,7 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     with torch.inference_mode():
         dm = det.tamper_map(volume, on_slab=stats.add)
     meta = metadata_findings(volume, stats)
-    thr = det.calibration.operating_threshold
+    thr, operating_point = det.calibration.threshold_for(dm.slice_corr)
     raw_max = float(dm.evidence.max())
     score = det.calibrated(raw_max)
     top = peaks(dm.evidence, dm.spacing, floor=float(np.min(dm.evidence)))
@@ -293,6 +295,9 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
         grid_mm=[round(s, 3) for s in dm.spacing],
         scored_voxels=int(dm.evidence.size),
         lung_ml=round(float(dm.lung.sum()) * float(np.prod(dm.spacing)) / 1000.0, 1),
+        slice_noise_corr=None if dm.slice_corr is None else round(dm.slice_corr, 4),
+        operating_point=operating_point,
+        threshold=round(thr, 6),
         top_candidates=[
             {"score": round(fd.score, 6), "center_voxel": list(fd.center_voxel or ()), "type": fd.type}
             for fd in findings[:TOP_CANDIDATES]

@@ -12,6 +12,16 @@ on calibrated cube scores chosen on validation data for <= ``max_fpr`` false pos
 be chosen on scanned validation series). Without the file the scores are uncalibrated (identity) and the
 threshold is 0.5, which :class:`ModelInfo` says in its ``version``.
 
+A dense detector's file may also hold a second operating point for series whose noise is uncorrelated
+between slices (noise added to the whole series after reconstruction, or thick slices that do not overlap;
+see :func:`~medforensics.features.noise_map.zcorr_with_reference`)::
+
+    "uncorrelated_noise": {"below": 0.15, "series_threshold": 0.99}
+
+A series whose median inter-slice noise correlation is below ``below`` is held to that threshold instead
+(chosen the same way, on the validation series of that kind): the noise traces the detector reads are
+drowned there, and its authentic scores run higher.
+
 The default detector is bundled in ``medforensics/assets/detector/`` (3-D CT cubes); a 2-D synthesis
 detector, where one is bundled, in ``medforensics/assets/detector2d/``.
 """
@@ -74,6 +84,8 @@ class Calibration:
     series_threshold: float | None = None
     max_fpr: float | None = None
     present: bool = False
+    #: ``(below, series_threshold)`` of the uncorrelated-noise operating point (see module docs).
+    uncorrelated: tuple[float, float] | None = None
 
     def apply(self, p: NDArray[Any]) -> NDArray[np.float64]:
         """Calibrated probabilities from raw ones."""
@@ -88,6 +100,13 @@ class Calibration:
         """The series-level threshold (falls back to the cube threshold)."""
         return self.threshold if self.series_threshold is None else self.series_threshold
 
+    def threshold_for(self, slice_corr: float | None) -> tuple[float, str]:
+        """The series threshold for a series with median inter-slice noise correlation ``slice_corr``, and
+        the name of its operating point (``scanner noise`` or ``uncorrelated noise``)."""
+        if self.uncorrelated is not None and slice_corr is not None and slice_corr < self.uncorrelated[0]:
+            return self.uncorrelated[1], "uncorrelated noise"
+        return self.operating_threshold, "scanner noise"
+
 
 def read_calibration(folder: Path) -> Calibration:
     """``calibration.json`` of a model folder, or the identity when absent."""
@@ -100,12 +119,23 @@ def read_calibration(folder: Path) -> Calibration:
         thr = float(raw.get("threshold", DEFAULT_THRESHOLD))
         st = raw.get("series_threshold")
         fpr = raw.get("max_fpr")
-    except (OSError, ValueError, TypeError) as err:
-        raise InputError(f"unreadable calibration file ({err})", path=path) from None
-    if not 0.0 <= thr <= 1.0 or (st is not None and not 0.0 <= float(st) <= 1.0):
+        unc = raw.get("uncorrelated_noise")
+        uncorrelated = None if unc is None else (float(unc["below"]), float(unc["series_threshold"]))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        raise InputError(f"unreadable calibration file ({err!r})", path=path) from None
+    thresholds = (
+        [thr] + ([] if st is None else [float(st)]) + ([] if uncorrelated is None else [uncorrelated[1]])
+    )
+    if not all(0.0 <= t <= 1.0 for t in thresholds):
         raise InputError("calibration thresholds must lie in [0, 1]", path=path)
     return Calibration(
-        a, b, thr, None if st is None else float(st), None if fpr is None else float(fpr), True
+        a,
+        b,
+        thr,
+        None if st is None else float(st),
+        None if fpr is None else float(fpr),
+        True,
+        uncorrelated,
     )
 
 

@@ -102,6 +102,9 @@ class GridInput:
     scale: tuple[float, float, float]
     spacing: tuple[float, float, float]
     zcorr: NDArray[np.float32] | None = None
+    #: The series' median inter-slice noise correlation over aerated lung (with ``zcorr``; see
+    #: :func:`~medforensics.features.noise_map.zcorr_with_reference`).
+    slice_corr: float | None = None
 
     def channels(self, hu_window: tuple[float, float], box: tuple[slice, ...] = ()) -> NDArray[np.float32]:
         """The network input ``(C, D, H, W)`` over ``box``: windowed HU, then the noise and correlation
@@ -133,7 +136,7 @@ def model_input(
     energy = None if gm.energy is None else _zoom(gm.energy, zoom)  # zoomed once for both channels
     if gm.zpair is not None and energy is not None:
         pair = [_zoom(z, zoom) for z in gm.zpair]  # views when the grid needs no zoom: not copied
-        out.zcorr = nm.zcorr(pair, energy, hu, sp)
+        out.zcorr, out.slice_corr = nm.zcorr_with_reference(pair, energy, hu, sp)
         del pair
     if noise and energy is not None:  # after zcorr: the normalisation overwrites ``energy``
         out.noise = nm.normalised_log_energy(energy, hu, copy=False)

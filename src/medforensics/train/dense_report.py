@@ -61,8 +61,7 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
             "localised within 10 mm)."
         ),
         *_init_line(cfg, metrics),
-        f"- Operating point: series threshold {cal['series_threshold']:.4f} on Platt-calibrated scores "
-        f"({cal['fitted_on']}, <= {cal['max_fpr']:.0%} authentic flagged there).",
+        *operating_point_lines(cal),
         *_ties_line(cal, len(metrics.get("val_scores", []))),
         "",
         "## Data seen (patient-level splits)",
@@ -119,6 +118,30 @@ def _ties_line(cal: dict[str, Any], n: int) -> list[str]:
         + (f", {authentic} of them authentic" if authentic is not None else "")
         + ".** Its tamper map saturates there (a ceiling the scores cannot pass), so the ranking at the "
         "top, and an operating point chosen there, mean little."
+    ]
+
+
+#: How the card's operating-point lines start (:func:`operating_point_lines`; a recalibration swaps them).
+OPERATING_POINT_PREFIXES = ("- Operating point:", "- Series whose noise is uncorrelated")
+
+
+def operating_point_lines(cal: dict[str, Any]) -> list[str]:
+    """The card's lines on the operating point(s) of ``calibration.json`` content ``cal``: the series
+    threshold and, when there is one, the uncorrelated-noise one (:mod:`.dense_calibration`)."""
+    lines = [
+        f"- Operating point: series threshold {cal['series_threshold']:.4f} on Platt-calibrated scores "
+        f"({cal['fitted_on']}, <= {cal['max_fpr']:.0%} authentic flagged there)."
+    ]
+    unc = cal.get("uncorrelated_noise")
+    if not unc:
+        return lines
+    return [
+        *lines,
+        "- Series whose noise is uncorrelated between slices (median inter-slice correlation of the noise "
+        f"residual over aerated lung below {unc['below']:g}: noise added to the whole series, or thick "
+        f"slices that do not overlap) are held to threshold {unc['series_threshold']:.4f} instead "
+        f"({unc['fitted_on']}). The noise traces the model reads are drowned there: it detects much less "
+        "in such series.",
     ]
 
 

@@ -1,0 +1,58 @@
+"""Fit a dense detector folder's operating points again on validation series scored as ``scan`` scores
+them, with a second operating point for series whose noise is uncorrelated between slices
+(:mod:`medforensics.train.dense_calibration`). Rewrites ``calibration.json`` (the training one is kept as
+``calibration_training.json``), ``calibration_scores.json`` and the model card in the folder.
+
+    python benchmarks/leaderboard/recalibrate_dense.py --model DIR --data DS [--noise-copies 3] [--seed 0]
+
+The whole authentic training series (``extra_authentic``) and whole validation series (``val_authentic``)
+come from the folder's ``config.json``; ``--path-map OLD=NEW`` rewrites their prefixes when the data moved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--noise-copies", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--path-map", action="append", default=[], metavar="OLD=NEW")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from medforensics.train.dense_calibration import recalibrate, write_recalibration
+
+    cfg = json.loads((args.model / "config.json").read_text(encoding="utf-8"))
+
+    def mapped(paths: list[str]) -> list[str]:
+        out = []
+        for p in paths:
+            for pair in args.path_map:
+                old, new = pair.split("=", 1)
+                p = new + p[len(old) :] if p.startswith(old) else p
+            out.append(p)
+        return out
+
+    cal, val = recalibrate(
+        args.model,
+        args.data,
+        mapped(cfg.get("extra_authentic", [])),
+        mapped(cfg.get("val_authentic", [])),
+        noise_copies=args.noise_copies,
+        seed=args.seed,
+    )
+    write_recalibration(args.model, cal, val)
+    print(json.dumps(cal, indent=1))
+
+
+if __name__ == "__main__":
+    main()

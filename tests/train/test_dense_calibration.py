@@ -1,0 +1,85 @@
+"""Operating points split by the series' inter-slice noise correlation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medforensics.errors import InputError
+from medforensics.evaluate.metrics import apply_platt
+from medforensics.scan.detector import read_calibration
+from medforensics.train.dense_calibration import SeriesScore, fit_operating_points
+
+
+def _val() -> list[SeriesScore]:
+    clean_auth = [SeriesScore(0.05 + 0.01 * i, 0.3, True) for i in range(40)]  # up to 0.44
+    noisy_auth = [SeriesScore(0.80 + 0.01 * i, 0.03, True) for i in range(10)]  # up to 0.89
+    tampered = [SeriesScore(0.6 + 0.01 * i, 0.3, False) for i in range(40)]
+    tampered += [SeriesScore(0.85 + 0.01 * i, 0.03, False) for i in range(10)]
+    return clean_auth + noisy_auth + tampered
+
+
+def test_each_noise_kind_gets_the_threshold_its_own_authentic_series_set() -> None:
+    cal = fit_operating_points(_val())
+    ab = cal["platt"]
+    clean, unc = cal["series_threshold"], cal["uncorrelated_noise"]["series_threshold"]
+    # no authentic validation series of either kind reaches its threshold, and only just
+    assert apply_platt([0.44], ab)[0] < clean < apply_platt([0.45], ab)[0]
+    assert apply_platt([0.89], ab)[0] < unc < apply_platt([0.90], ab)[0]
+    # one threshold for all would have been set by the noisy series: the clean tampered ones at 0.6-0.79
+    # would have been missed
+    assert apply_platt([0.6], ab)[0] >= clean and apply_platt([0.79], ab)[0] < unc
+    unc = cal["uncorrelated_noise"]
+    assert unc["below"] == 0.15 and "10 authentic" in unc["fitted_on"]
+
+
+def test_whole_training_series_keep_each_threshold_above_them() -> None:
+    whole = [SeriesScore(0.5, 0.35, True), SeriesScore(0.95, 0.02, True)]
+    cal = fit_operating_points(_val(), whole)
+    ab = cal["platt"]
+    assert cal["series_threshold"] > apply_platt([0.5], ab)[0]
+    assert cal["uncorrelated_noise"]["series_threshold"] > apply_platt([0.95], ab)[0]
+    assert "kept above 1 whole" in cal["fitted_on"]
+
+
+def test_no_uncorrelated_authentic_series_means_one_operating_point() -> None:
+    val = [s for s in _val() if s.slice_corr == 0.3 or not s.authentic]
+    assert "uncorrelated_noise" not in fit_operating_points(val)
+    with pytest.raises(InputError, match="authentic and tampered"):
+        fit_operating_points([s for s in val if s.authentic])
+
+
+def test_the_scan_reads_the_second_operating_point(tmp_path: Path) -> None:
+    cal = fit_operating_points(_val())
+    (tmp_path / "calibration.json").write_text(json.dumps(cal))
+    c = read_calibration(tmp_path)
+    assert c.threshold_for(0.3) == (cal["series_threshold"], "scanner noise")
+    assert c.threshold_for(0.03) == (cal["uncorrelated_noise"]["series_threshold"], "uncorrelated noise")
+    assert c.threshold_for(None)[1] == "scanner noise"
+    bads = (({"below": 0.15}, "unreadable"), ({"below": 0.15, "series_threshold": 2.0}, "thresholds"))
+    for bad, why in bads:
+        (tmp_path / "calibration.json").write_text(json.dumps({**cal, "uncorrelated_noise": bad}))
+        with pytest.raises(InputError, match=why):
+            read_calibration(tmp_path)
+
+
+def test_recalibration_swaps_only_the_cards_operating_point_lines(tmp_path: Path) -> None:
+    from medforensics.train.dense_calibration import write_recalibration
+
+    (tmp_path / "calibration.json").write_text(json.dumps({"platt": [1, 0], "threshold": 0.9}))
+    card = ["# Card", "- Trained 9 s.", "- Operating point: series threshold 0.9000 (old).", "", "## Data"]
+    (tmp_path / "model_card.md").write_text("\n".join(card) + "\n")
+    cal = fit_operating_points(_val())
+    write_recalibration(tmp_path, cal, _val())
+    lines = (tmp_path / "model_card.md").read_text().splitlines()
+    assert lines[:2] == card[:2] and lines[-2:] == card[-2:]
+    assert lines[2].startswith("- Operating point:") and f"{cal['series_threshold']:.4f}" in lines[2]
+    assert lines[3].startswith("- Series whose noise is uncorrelated") and len(lines) == len(card) + 1
+    assert json.loads((tmp_path / "calibration_training.json").read_text())["threshold"] == 0.9
+    assert json.loads((tmp_path / "calibration.json").read_text()) == cal
+    assert len(json.loads((tmp_path / "calibration_scores.json").read_text())) == len(_val())
+    write_recalibration(tmp_path, cal, _val())  # again: the training calibration is not overwritten
+    assert json.loads((tmp_path / "calibration_training.json").read_text())["threshold"] == 0.9
+    assert (tmp_path / "model_card.md").read_text().splitlines() == lines
