@@ -65,6 +65,17 @@ def test_html_without_volumes_is_text_only(tmp_path: Path) -> None:
     assert "a&lt;b" in text and "Skipped inputs" in text
 
 
+def test_html_says_when_a_series_was_held_to_the_uncorrelated_noise_threshold(tmp_path: Path) -> None:
+    noisy = SeriesResult(path="n.nii.gz", verdict="authentic", score=0.8, modality="CT")
+    noisy.extra.update(operating_point="uncorrelated noise", slice_noise_corr=0.031, threshold=0.824)
+    plain = SeriesResult(path="p.nii.gz", verdict="authentic", score=0.1, modality="CT")
+    plain.extra.update(operating_point="scanner noise", slice_noise_corr=0.33, threshold=0.715)
+    report = ScanReport(model=ModelInfo("m", "1", "0" * 64), series=[noisy, plain])
+    text = write_html(report, None, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert text.count("Noise uncorrelated between slices") == 1
+    assert "median correlation 0.031" in text and "threshold 0.824" in text
+
+
 def test_html_2d_image_uses_auto_window(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     xray = Volume(rng.normal(1000, 50, (1, 40, 50)).astype(np.float32), modality="CR")
