@@ -83,3 +83,23 @@ def test_recalibration_swaps_only_the_cards_operating_point_lines(tmp_path: Path
     write_recalibration(tmp_path, cal, _val())  # again: the training calibration is not overwritten
     assert json.loads((tmp_path / "calibration_training.json").read_text())["threshold"] == 0.9
     assert (tmp_path / "model_card.md").read_text().splitlines() == lines
+
+
+def test_recalibration_scores_the_models_own_validation_split(tmp_path: Path) -> None:
+    import csv
+
+    from medforensics.train.dense import train_dense
+    from medforensics.train.dense_calibration import recalibrate
+    from tests.train._dense import tiny_config
+
+    cfg = tiny_config(tmp_path / "m", steps=2, eval_every=2, zcorr_channel=True, noise_channel=True)
+    with (Path(cfg.data) / "manifest.csv").open(newline="") as fh:
+        val = [r for r in csv.DictReader(fh) if r["split"] == "val"]
+    held = sorted({r["method"] for r in val if r["type"] in ("FB", "FM")})[0]
+    cfg.exclude_methods = [held]
+    train_dense(cfg)
+    cal, scores = recalibrate(cfg.out, cfg.data)
+    want = {r["uuid"] for r in val if r["method"] != held and r["type"] in ("TB", "TM", "FB", "FM")}
+    assert {s.name for s in scores} == want  # the held-out method never sets a threshold
+    assert all(s.slice_corr is not None for s in scores)  # a zcorr model measures every series
+    assert 0.0 <= cal["series_threshold"] <= 1.0 and len(cal["platt"]) == 2

@@ -144,7 +144,8 @@ def recalibrate(
     max_fpr: float = 0.01,
 ) -> tuple[dict[str, Any], list[SeriesScore]]:
     """Fit :func:`fit_operating_points` for the dense model in ``model_dir`` on the validation split of the
-    forge data set ``data`` (plus whole ``val_authentic`` series) and the whole authentic training series
+    forge data set ``data`` as the model's config defines it (``splits``, ``exclude_methods``), plus whole
+    ``val_authentic`` series, and the whole authentic training series
     ``whole_authentic`` (and ``noise_copies`` noise-augmented copies of each). Returns the calibration and
     the validation scores; writes nothing."""
     from medforensics.io.reader import read_volume
@@ -156,9 +157,17 @@ def recalibrate(
     manifest = Path(data) / "manifest.csv"
     if not manifest.is_file():
         raise InputError("not a forge data set (no manifest.csv)", path=data)
+    # the model's own validation split: its config may move patients between splits, and a
+    # leave-one-attack-out model never sees its held-out method, not even to set a threshold
+    splits = det.config.get("splits") or {}
+    excluded = set(det.config.get("exclude_methods") or ())
     with manifest.open(newline="", encoding="utf-8") as fh:
         rows = [
-            r for r in csv.DictReader(fh) if r["split"] == "val" and r["type"] in ("TB", "TM", "FB", "FM")
+            r
+            for r in csv.DictReader(fh)
+            if splits.get(r["patient"], r["split"]) == "val"
+            and r["type"] in ("TB", "TM", "FB", "FM")
+            and r["method"] not in excluded
         ]
     val = [
         score_series(det, read_volume(Path(data) / "scans" / r["uuid"]), r["uuid"], r["type"] in ("TB", "TM"))
