@@ -73,15 +73,14 @@ def _threshold(
     ``whole``; and what it was fitted on."""
     from medforensics.evaluate.metrics import apply_platt
     from medforensics.scan.aggregate import series_threshold_at_fpr
-    from medforensics.train.dense_report import WHOLE_SERIES_MARGIN
+    from medforensics.train.dense_report import WHOLE_SERIES_MARGIN, above_whole_series
 
     auth = np.asarray([s.raw for s in val if s.authentic], np.float64)
     thr = series_threshold_at_fpr(apply_platt(auth, ab), max_fpr)
     fitted = f"{len(auth)} authentic, {sum(not s.authentic for s in val)} tampered validation series"
     fitted += " scored as `scan` scores them"
     if whole:
-        top = float(np.max(apply_platt(np.asarray([s.raw for s in whole], np.float64), ab)))
-        thr = max(thr, min(top + WHOLE_SERIES_MARGIN, (top + 1.0) / 2))
+        thr = above_whole_series(thr, [s.raw for s in whole], ab)
         fitted += f"; kept above {len(whole)} whole authentic training series (by {WHOLE_SERIES_MARGIN})"
     return thr, fitted
 
@@ -95,6 +94,7 @@ def fit_operating_points(
     """``calibration.json`` content: Platt parameters on ``val`` and one threshold per noise kind (the
     uncorrelated one only when ``val`` has authentic series of that kind)."""
     from medforensics.evaluate.metrics import fit_platt
+    from medforensics.train.dense_report import top_ties
 
     if not any(s.authentic for s in val) or all(s.authentic for s in val):
         raise InputError("validation series must include authentic and tampered ones", path="validation")
@@ -109,14 +109,15 @@ def fit_operating_points(
         for kind in (False, True)
     }
     thr, fitted = _threshold(*split[False], (a, b), max_fpr)
+    tied, tied_authentic = top_ties(s, y)
     out: dict[str, Any] = {
         "platt": [a, b],
         "threshold": thr,
         "series_threshold": thr,
         "max_fpr": max_fpr,
         "fitted_on": f"series with scanner noise: {fitted}",
-        "tied_at_top": int((s >= s.max() - 1e-9).sum()),
-        "tied_authentic": int(((s >= s.max() - 1e-9) & (y == 0)).sum()),
+        "tied_at_top": tied,
+        "tied_authentic": tied_authentic,
     }
     if any(v.authentic for v in split[True][0]):
         t_unc, f_unc = _threshold(*split[True], (a, b), max_fpr)

@@ -4,12 +4,13 @@ operating point, kept above whole authentic training series) and the model card.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+from numpy.typing import NDArray
 
 from medforensics.logging import get_logger
 from medforensics.train.card import fmt_number
@@ -151,16 +152,11 @@ def whole_series_scores(model: Any, cfg: DenseConfig, paths: list[str]) -> list[
     from medforensics.scan.dense import DenseDetector
     from medforensics.scan.detector import Calibration
     from medforensics.scan.result import ModelInfo
+    from medforensics.train.dense_calibration import score_series
 
     det = DenseDetector(model, asdict(cfg), Calibration(), ModelInfo(name=cfg.model, version="", sha256=""))
     det.precision = cfg.precision
-    out = []
-    for path in paths:
-        vol = read_volume(path)
-        vol.modality = vol.modality or "CT"
-        with torch.inference_mode():
-            out.append(float(det.tamper_map(vol).evidence.max()))
-    return out
+    return [score_series(det, read_volume(path)).raw for path in paths]
 
 
 #: Share of validation scans tied at the top score above which calibration and the card warn (saturation).
@@ -174,6 +170,21 @@ def saturated(tied: int, n: int) -> bool:
 
 #: How far (calibrated score) the series threshold stays above the whole authentic training series.
 WHOLE_SERIES_MARGIN = 0.01
+
+
+def top_ties(scores: NDArray[np.float64], tampered: NDArray[Any]) -> tuple[int, int]:
+    """How many ``scores`` tie at the top (within 1e-9), and how many of those are authentic."""
+    at_top = scores >= scores.max() - 1e-9 if len(scores) else np.zeros(0, bool)
+    return int(at_top.sum()), int((at_top & (tampered == 0)).sum())
+
+
+def above_whole_series(thr: float, whole_raw: Sequence[float], ab: Sequence[float]) -> float:
+    """``thr`` raised, where needed, to :data:`WHOLE_SERIES_MARGIN` above the highest calibrated score of
+    the whole authentic series ``whole_raw`` (raw scores; half the distance to 1 at most)."""
+    from medforensics.evaluate.metrics import apply_platt
+
+    top = float(np.max(apply_platt(np.asarray(whole_raw, np.float64), ab)))
+    return max(thr, min(top + WHOLE_SERIES_MARGIN, (top + 1.0) / 2))
 
 
 def calibrate(
@@ -196,8 +207,7 @@ def calibrate(
     cal = apply_platt(s, (a, b))
     thr = series_threshold_at_fpr(cal[y == 0], max_fpr)
     fitted = f"validation scans ({int((y == 0).sum())} authentic, {int(y.sum())} tampered)"
-    at_top = s >= s.max() - 1e-9 if len(s) else np.zeros(0, bool)
-    tied, tied_authentic = int(at_top.sum()), int((at_top & (y == 0)).sum())
+    tied, tied_authentic = top_ties(s, y)
     if saturated(tied, len(s)) and tied_authentic:
         log.warning(
             "%d of %d validation scans (%d authentic) tie at the top score %.6f: the model saturates",
@@ -207,8 +217,7 @@ def calibrate(
             s.max(),
         )
     if whole_authentic:
-        top = float(np.max(apply_platt(np.asarray(whole_authentic, np.float64), (a, b))))
-        thr = max(thr, min(top + WHOLE_SERIES_MARGIN, (top + 1.0) / 2))
+        thr = above_whole_series(thr, whole_authentic, (a, b))
         fitted += (
             f"; kept above {len(whole_authentic)} whole authentic training series (by {WHOLE_SERIES_MARGIN})"
         )
