@@ -97,9 +97,16 @@ def test_recalibration_scores_the_models_own_validation_split(tmp_path: Path) ->
         val = [r for r in csv.DictReader(fh) if r["split"] == "val"]
     held = sorted({r["method"] for r in val if r["type"] in ("FB", "FM")})[0]
     cfg.exclude_methods = [held]
-    train_dense(cfg)
-    cal, scores = recalibrate(cfg.out, cfg.data)
+    metrics = train_dense(cfg)  # training ends with this recalibration (``scan_calibration``)
     want = {r["uuid"] for r in val if r["method"] != held and r["type"] in ("TB", "TM", "FB", "FM")}
+    fitted = json.loads((Path(cfg.out) / "calibration_scores.json").read_text())
+    assert {s["name"] for s in fitted} == want
+    written = json.loads((Path(cfg.out) / "calibration.json").read_text())
+    assert metrics["scan_calibration"] == written
+    assert json.loads((Path(cfg.out) / "metrics.json").read_text())["scan_calibration"] == written
+    assert (Path(cfg.out) / "calibration_training.json").is_file()
+    cal, scores = recalibrate(cfg.out, cfg.data)
     assert {s.name for s in scores} == want  # the held-out method never sets a threshold
     assert all(s.slice_corr is not None for s in scores)  # a zcorr model measures every series
+    assert cal == written  # deterministic: recalibrating again changes nothing
     assert 0.0 <= cal["series_threshold"] <= 1.0 and len(cal["platt"]) == 2

@@ -20,7 +20,10 @@ in-plane zoom 0.8-1.25, intensity jitter, blur and noise on the fly. The model k
 best mean of the validation *scan* AUC and the share of tampered validation scans whose
 strongest region lies within 10 mm of the edit (:func:`scan_scores`); the folder gets
 ``model.safetensors``, ``config.json`` (resolved), ``metrics.json``, ``calibration.json``,
-``train_log.csv`` and ``model_card.md``. Configuration: :mod:`.dense_config`.
+``train_log.csv`` and ``model_card.md``. With ``scan_calibration`` (the default) the operating points are
+then fitted again on the validation series scored as ``scan`` scores them, one per noise kind
+(:mod:`.dense_calibration`; the training calibration stays as ``calibration_training.json``).
+Configuration: :mod:`.dense_config`.
 """
 
 from __future__ import annotations
@@ -390,4 +393,11 @@ def _finish(
         w.writeheader()
         w.writerows(log_rows)
     write_text_atomic(out / "model_card.md", model_card(cfg, metrics))
+    if cfg.scan_calibration:
+        from medforensics.train.dense_calibration import recalibrate, write_recalibration
+
+        cal, val = recalibrate(out, cfg.data, cfg.extra_authentic, cfg.val_authentic, seed=cfg.seed)
+        write_recalibration(out, cal, val)
+        metrics["scan_calibration"] = cal
+        write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     return metrics

@@ -64,6 +64,10 @@ class DenseConfig:
     #: Start from these weights (a model folder or its ``model.safetensors``, same model and channels):
     #: fine-tuning, for example finishing on CPU a run a GPU's time limit stopped. None: random weights.
     init_from: str | None = None
+    #: After training, fit the operating points again on the validation series scored as ``scan`` scores
+    #: them, one per noise kind (:func:`medforensics.train.dense_calibration.recalibrate`); the training
+    #: calibration is kept as ``calibration_training.json``.
+    scan_calibration: bool = True
 
 
 def is_dense_config(path: str | Path) -> bool:
