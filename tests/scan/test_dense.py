@@ -96,6 +96,44 @@ def test_faint_nodule_that_fails_the_shape_test_still_types_the_region_injected(
     assert res.findings[0].type == "injected" and res.label == "FM"  # ... the local blob search does not
 
 
+@pytest.mark.parametrize(
+    ("centre", "hu", "kind"),
+    [
+        ((9, 24, 32), -300.0, "removed"),  # a faint vessel 6 mm off a removal's peak (8 mm rule: injected)
+        ((8, 22, 34), 20.0, "injected"),  # a solid nodule whose centre is 5.6 mm off the peak
+        ((8, 22, 34), -450.0, "removed"),  # ... the same, faint: neither solid nor centred on the peak
+    ],
+)
+def test_region_type_needs_solid_tissue_near_the_peak_or_a_blob_on_it(
+    centre: tuple[int, int, int], hu: float, kind: str
+) -> None:
+    from medforensics.scan.dense import _nodules
+
+    dm = _hot_spot_map()
+    zz, yy, xx = np.ogrid[:16, :64, :64]
+    r = 3.0 if hu == -300.0 else 5.0
+    d2 = ((zz - centre[0]) * 2.5) ** 2 + ((yy - centre[1]) * 2.8) ** 2 + ((xx - centre[2]) * 2.8) ** 2
+    ball = d2 <= r**2
+    dm.hu[ball] = hu
+    assert len(_nodules(dm, near=(8, 22, 32))) == 1  # the local search sees the blob in every case
+    res = SeriesResult(path="x")
+    scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
+    assert res.findings[0].type == kind and res.label == ("FM" if kind == "injected" else "FB")
+
+
+def test_chest_wall_beside_a_removal_does_not_make_it_an_injection() -> None:
+    dm = _hot_spot_map()
+    dm.hu[:, :, 33:] = 40.0  # solid tissue from 2.8 mm beside the peak on: the chest wall ...
+    dm.lung[:, :, 33:] = False  # ... outside the lung
+    res = SeriesResult(path="x")
+    scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
+    assert res.findings[0].type == "removed" and res.label == "FB"
+    dm.lung[:, :, 33:] = True  # the same tissue inside the lung: a nodule beside the peak
+    res = SeriesResult(path="x")
+    scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
+    assert res.findings[0].type == "injected" and res.label == "FM"
+
+
 def test_hot_spot_becomes_a_finding_at_the_right_full_resolution_voxel() -> None:
     vol = tiny_sources()[1].volume  # 16 x 256 x 256
     dm = _hot_spot_map()

@@ -22,6 +22,8 @@ log = get_logger("train.dense")
 
 def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
     """Markdown model card: what data the model saw, what it scored, how it is meant to be used."""
+    from medforensics.scan.dense import INJECTED_MIN_HU, NODULE_MATCH_MM, SOLID_WITHIN_MM
+
     cal = json.loads((Path(cfg.out) / "calibration.json").read_text(encoding="utf-8"))
     lines = [
         f"# Model card: {cfg.model} (dense tamper localiser)",
@@ -41,8 +43,10 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
             else ""
         )
         + ("; no ReLU before the 1x1 head." if cfg.linear_head else "."),
-        "- The scan types a flagged region injected when a blob (a nodule, faint or solid) sits within 8 mm "
-        "of its peak, else removed (the network's own injected/removed split is not used for that).",
+        f"- The scan types a flagged region injected when solid tissue (at least {INJECTED_MIN_HU:.0f} HU, "
+        f"in-plane 3 x 3 mean) inside the lung lies within {SOLID_WITHIN_MM:.0f} mm of its peak or a blob is "
+        f"centred within {NODULE_MATCH_MM:.0f} mm of it, else removed (the network's own injected/removed "
+        "split is not used for that).",
         (
             f"- Hard negatives: a patch of an authentic scan with mined false alarms is centred on one of "
             f"them {cfg.hard_negative:.0%} of the time (the model's own strongest, mined every "
