@@ -19,17 +19,17 @@ import torch
 
 
 def main() -> None:
+    from medforensics.train.dense_calibration import NOISE_COPIES, recalibrate, write_recalibration
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--noise-copies", type=int, default=3)
+    ap.add_argument("--noise-copies", type=int, default=NOISE_COPIES)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--path-map", action="append", default=[], metavar="OLD=NEW")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-
-    from medforensics.train.dense_calibration import recalibrate, write_recalibration
 
     cfg = json.loads((args.model / "config.json").read_text(encoding="utf-8"))
 

@@ -111,16 +111,33 @@ def _blobness(
     return float(mags[0] / max(mags[-1], 1e-9))
 
 
+def window_sq_distances(
+    shape: tuple[int, ...],
+    centre: Any,
+    spacing: Any,
+    reach_mm: float,
+    pad: tuple[int, ...] = (0, 0, 0),
+) -> tuple[tuple[slice, ...], NDArray[np.float64]]:
+    """The box of an array of ``shape`` that holds every voxel within ``reach_mm`` of voxel ``centre``
+    (widened by ``pad`` voxels per axis, clipped to the array), and each box voxel's squared distance
+    (mm^2) from ``centre``."""
+    c = np.asarray(centre, np.int64)
+    sp = np.asarray(spacing, np.float64)
+    r = np.ceil(reach_mm / sp).astype(int) + np.asarray(pad)
+    lo = np.maximum(c - r, 0)
+    hi = np.minimum(c + r + 1, shape)
+    g = np.ogrid[tuple(slice(int(a - k), int(b - k)) for a, b, k in zip(lo, hi, c, strict=True))]
+    d2 = sum((gi * s) ** 2 for gi, s in zip(g, sp, strict=True))
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True)), np.asarray(d2, np.float64)
+
+
 def _shell_fraction(
     aerated: NDArray[np.bool_], p: NDArray[np.int64], radius_mm: float, sp: NDArray[np.float64]
 ) -> float:
     """Share of aerated voxels in the shell 1.2-2 radii around ``p`` (inside the array)."""
-    r = np.ceil(2 * radius_mm / sp).astype(int)
-    lo = np.maximum(p - r, 0)
-    hi = np.minimum(p + r + 1, aerated.shape)
-    win = aerated[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    g = np.ogrid[tuple(slice(int(a - c), int(b - c)) for a, b, c in zip(lo, hi, p, strict=True))]
-    d = np.sqrt(sum((gi * s) ** 2 for gi, s in zip(g, sp, strict=True)))
+    box, d2 = window_sq_distances(aerated.shape, p, sp, 2 * radius_mm)
+    win = aerated[box]
+    d = np.sqrt(d2)
     ring = (d >= 1.2 * radius_mm) & (d <= 2.0 * radius_mm)
     n = int(ring.sum())
     return float(win[ring].mean()) if n else 0.0

@@ -235,14 +235,12 @@ def _nodules(dm: DenseMap, near: tuple[int, ...] | None = None) -> NDArray[np.fl
 def _holds_nodule(dm: DenseMap, peak: tuple[int, ...]) -> bool:
     """Solid tissue within :data:`SOLID_WITHIN_MM` of crop voxel ``peak``, or a blob centred within
     :data:`NODULE_MATCH_MM` of it (a faint ground-glass injection is not solid)."""
+    from medforensics.scan.candidates import window_sq_distances
+
     sp = np.asarray(dm.spacing)
-    reach = np.ceil(SOLID_WITHIN_MM / sp).astype(int)
-    lo = np.maximum(np.asarray(peak) - reach - (0, 1, 1), 0)
-    hi = np.minimum(np.asarray(peak) + reach + (1, 2, 2), dm.hu.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    # one voxel more in-plane than the reach, for the 3 x 3 mean at its edge
+    box, d2 = window_sq_distances(dm.hu.shape, peak, sp, SOLID_WITHIN_MM, pad=(0, 1, 1))
     solid = ndimage.uniform_filter(dm.hu[box], (1, 3, 3), mode="nearest")
-    idx = np.ogrid[box]
-    d2 = sum(((i - c) * s) ** 2 for i, c, s in zip(idx, peak, sp, strict=True))
     # inside the lung mask only: the chest wall beside a removed juxtapleural nodule is solid too
     if bool(((solid >= INJECTED_MIN_HU) & (d2 <= SOLID_WITHIN_MM**2) & dm.lung[box]).any()):
         return True
