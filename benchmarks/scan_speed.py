@@ -140,6 +140,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from medforensics.io.reader import read_volume
+    from medforensics.models.inference import bf16_native, effective_precision
     from medforensics.scan.detector import bundled_dir, has_bundled, load_detector
     from medforensics.scan.pipeline import scan_paths
 
@@ -182,10 +183,11 @@ def main() -> None:
         peaks[(n, fmt)] = json.loads(out.stdout.strip().splitlines()[-1])
         shutil.rmtree(tmp / f"ct{n}-{fmt}")
 
+    prec = effective_precision("bf16")
     rows = [
         ("read + decode 133 x 512 x 512 DICOM series", f"{read_s:.2f} s"),
         (f"scan (read included), {_work(s.extra)}", f"{scan_s:.2f} s"),
-        ("seed approach: ResNet50 2-D, 224 px, every slice, bf16+CL b32", f"{resnet_s:.2f} s"),
+        (f"seed approach: ResNet50 2-D, 224 px, every slice, {prec}+CL b32", f"{resnet_s:.2f} s"),
         ("scan / read (target <= 3)", f"{scan_s / read_s:.2f}"),
         ("ResNet50 / scan (target >= 10)", f"{resnet_s / scan_s:.2f}"),
     ]
@@ -199,7 +201,8 @@ def main() -> None:
     md = [
         "# Scan speed (benchmarks/scan_speed.py)",
         "",
-        f"Detector: {det.info.name} ({det.info.sha256[:12]}), torch threads: {args.threads}.",
+        f"Detector: {det.info.name} ({det.info.sha256[:12]}), torch threads: {args.threads}, CPU "
+        f"{torch.backends.cpu.get_cpu_capability()}, bf16 {'native' if bf16_native() else 'emulated: fp32'}.",
     ]
     if note:
         md.append(f"Note: {note}.")

@@ -138,5 +138,11 @@ def test_cnn_trains_on_cuda_and_reloads_on_the_cpu(tmp_path: Path) -> None:
 
 
 def test_device_auto_trains_where_it_can_and_says_where(tmp_path: Path) -> None:
-    res = train(_cfg(tmp_path, device="auto", epochs=1), tiny_source())  # type: ignore[arg-type]
+    cfg = _cfg(tmp_path, device="auto", epochs=1, precision="bf16")
+    res = train(cfg, tiny_source())  # type: ignore[arg-type]
     assert (res.metrics["device"] == "cpu") == (not torch.cuda.is_available())
+    from medforensics.models.inference import effective_precision
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    # bf16 where the device computes it natively, else fp32
+    assert res.metrics["precision_run"] == effective_precision("bf16", dev)

@@ -139,7 +139,10 @@ def predict_map(
     depth = x.shape[1]
     out: torch.Tensor | None = None
     mz = model.multiple[0]
-    model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+    # outside inference mode: weights converted inside it would be inference tensors, which a model still
+    # in training cannot use (fp32 training crashed after its first validation, session 15)
+    with torch.inference_mode(False):
+        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
     device = model_device(model)
     slab = max(mz, slab - slab % mz)
     if depth <= max(whole, slab):

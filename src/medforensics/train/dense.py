@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 
 from medforensics.errors import ConfigError, InputError
 from medforensics.logging import get_logger
-from medforensics.models.inference import device_name, resolve_device
+from medforensics.models.inference import device_name, effective_precision, resolve_device
 from medforensics.train.dense_config import (
     HU_WINDOW,
     TARGET_MM,
@@ -361,6 +361,7 @@ def _finish(
         "train_seconds": None if train_seconds is None else round(train_seconds, 1),
         "load_seconds": round(t_load, 1),
         "device": device_name(dev),
+        "precision_run": effective_precision(cfg.precision, dev.type),
         "batch_workers": cfg.workers,
         "best_step": best_val.get("step"),
         "val": {k: v for k, v in best_val.items() if k not in ("scores", "truth")},

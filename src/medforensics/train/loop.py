@@ -26,7 +26,14 @@ from medforensics.errors import ConfigError
 from medforensics.evaluate.metrics import evaluate_predictions, fake_score, roc_auc
 from medforensics.logging import get_logger
 from medforensics.models.classical import FeatureModel
-from medforensics.models.inference import autocast, device_name, memory_format, predict_proba, resolve_device
+from medforensics.models.inference import (
+    autocast,
+    device_name,
+    effective_precision,
+    memory_format,
+    predict_proba,
+    resolve_device,
+)
 from medforensics.models.registry import ModelInfo, create_model, model_info
 from medforensics.train import checkpoint as ckpt
 from medforensics.train.card import write_model_card
@@ -328,6 +335,9 @@ def train(cfg: TrainConfig, source: SampleSource | None = None) -> TrainResult:
         epochs_run=state["epoch"],
         best_epoch=state["best_epoch"],
         device="cpu" if isinstance(model, FeatureModel) else device_name(resolve_device(cfg.device)),
+        precision_run=None
+        if isinstance(model, FeatureModel)
+        else effective_precision(cfg.precision, resolve_device(cfg.device).type),
         data=_summary(splits),
     )
     write_text_atomic(out / ckpt.METRICS, json.dumps(metrics, indent=1))

@@ -25,6 +25,7 @@ from medforensics.forge.ctgan.model import PatchDiscriminator3D, UNet3D, n_param
 from medforensics.forge.cubes import to_unit
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
+from medforensics.models.inference import bf16_native
 
 log = get_logger("forge.ctgan.train")
 
@@ -230,7 +231,7 @@ def train_gan(
     bce = nn.BCEWithLogitsLoss()
     history: list[dict[str, float]] = []
     stopped_early = False
-    cast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(hp["bf16"]))
+    cast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(hp["bf16"]) and bf16_native("cpu"))
     for epoch in range(epochs):
         sums = {"l1": 0.0, "g_adv": 0.0, "d": 0.0}
         for _ in range(int(hp["steps_per_epoch"])):
