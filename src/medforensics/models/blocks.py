@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import torch
 from torch import nn
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def conv_bn_act(
@@ -71,7 +75,7 @@ def scaled(width: int, mult: float, divisor: int = 4) -> int:
     return max(divisor, round(width * mult / divisor) * divisor)
 
 
-def fold_batchnorm(model: nn.Module) -> nn.Module:
+def fold_batchnorm(model: ModuleT) -> ModuleT:
     """An eval-mode copy of ``model`` in which every BatchNorm that directly follows a convolution inside a
     ``nn.Sequential`` (the :func:`conv_bn_act` layout) is folded into that convolution's weights and bias
     and replaced by ``nn.Identity``: the same function (up to float rounding), one pass over the feature
