@@ -179,3 +179,48 @@ def test_nifti_source_is_keyed_by_its_name_not_where_it_is_installed(ct_crop: Vo
         keys.append(load_source(path, name="sample:ct.nii.gz").patient)
     assert keys[0] == keys[1]
     assert load_source(path).patient != keys[0]  # no name: its path keys it
+
+
+def test_tb_scans_show_no_annotated_nodule(tiny: tuple[Path, dict]) -> None:
+    """A TB scan is an unmodified scan without a nodule: its crop holds no annotated nodule of its source
+    (a crop around a healthy site used to show the patient's real nodule beside it)."""
+    from medforensics.forge.dataset_sources import nodules_in_box
+
+    out, _ = tiny
+    sources = {s.name: s for s in tiny_sources()}
+    tb = 0
+    for lab in read_ctgan_labels(out / "labels.csv"):
+        rec = json.loads((out / "records" / f"{lab.uuid}.json").read_text())
+        box = (tuple(rec["crop_start_zyx"]), tuple(rec["crop_shape_zyx"]))
+        held = nodules_in_box(sources[rec["source"]], *box)
+        if lab.type == "TB":
+            tb += 1
+            assert not held, f"TB scan {lab.uuid} holds a nodule"
+        elif lab.type == "TM":
+            assert held
+    assert tb >= 2
+
+
+def test_crop_avoiding_nodules_keeps_the_site_and_says_when_it_cannot() -> None:
+    from medforensics.forge.dataset_sources import (
+        SITE_MARGIN_MM,
+        Source,
+        crop_avoiding_nodules,
+        crop_box,
+        nodules_in_box,
+    )
+    from medforensics.io.annotations import Nodule
+
+    vol = Volume(np.zeros((8, 200, 200), np.float32), spacing=(2.5, 1.0, 1.0))
+    src = Source("synthetic", "p", vol, [Nodule((4.0, 150.0, 150.0), (0.0, 0.0, 0.0), diameter_mm=10.0)])
+    site = (4, 100, 100)
+    rng = np.random.default_rng(0)
+    start, shape = crop_box(vol, site, 8, 128, rng)
+    assert nodules_in_box(src, start, shape)  # the usual crop shows the nodule 71 mm away
+    found = crop_avoiding_nodules(src, site, 8, 128, rng)
+    assert found is not None
+    (z0, y0, x0), (dz, dy, dx) = found
+    assert not nodules_in_box(src, *found)
+    for c, s, n in ((site[1], y0, dy), (site[2], x0, dx)):
+        assert s + SITE_MARGIN_MM <= c <= s + n - 1 - SITE_MARGIN_MM
+    assert crop_avoiding_nodules(src, site, 8, 200, rng) is None  # the whole slice: nowhere to avoid it

@@ -19,6 +19,11 @@ Study/Series UIDs are kept in ``manifest.csv`` for our own bookkeeping.
 Balancing: every class gets ``per_class`` samples by cycling over its sites (and over the attack methods of
 its kind, so each method is represented equally); every sample, whatever its class, is augmented with
 probability ``aug_prob`` by one seed-study augmentation (so augmentation does not reveal the class).
+
+TB means an unmodified scan without a nodule: a TB crop is placed (around its healthy site) where it shows
+no annotated nodule of the patient; where no placement avoids them all, the sample is written as TM (it
+shows a real nodule). Before session 15 a crop around a healthy site could show the patient's nodule beside
+it: 15 of ds6's 38 TB test scans did, and a scan that found that nodule was counted wrong.
 """
 
 from __future__ import annotations
@@ -116,6 +121,21 @@ def _make_sample(
 ) -> Sample:
     """Crop, attack (FM/FB/SYN), augment and write one sample (``out`` None: dry run, nothing written)."""
     start, shape = S.crop_box(src.volume, site, cfg.depth, cfg.crop, rng)
+    nodule = None
+    if label == "TM":
+        nodule = next(n for n in src.nodules if tuple(round(v) for v in n.center_voxel) == site)
+    elif label == "TB" and S.nodules_in_box(src, start, shape):
+        # a crop around a healthy site can still show a real nodule elsewhere: place it where it shows none
+        # (its own generator: the data set's other samples stay as they were), else it is a TM scan
+        alt = S.crop_avoiding_nodules(
+            src, site, cfg.depth, cfg.crop, np.random.default_rng([cfg.seed, *site, *start])
+        )
+        if alt is not None:
+            start, shape = alt
+        else:
+            nodule = S.nodules_in_box(src, start, shape)[0]
+            label, site = "TM", tuple(round(v) for v in nodule.center_voxel)  # type: ignore[assignment]
+            log.info("TB crop at %s shows a real nodule wherever placed: written as TM", list(site))
     sub = S.crop_volume(src.volume, start, shape)
     c = S.local(site, start)
     record: dict[str, Any] | None = None
@@ -127,11 +147,10 @@ def _make_sample(
         record = {**rec.to_dict(), "donor_source": donor}
         if rec.center_voxel is not None:
             c = tuple(int(v) for v in rec.center_voxel)  # type: ignore[assignment]
-    elif label == "TM":
+    elif nodule is not None:
         from medforensics.io.datasets.lidc import nodule_mask
 
-        nod = next(n for n in src.nodules if tuple(round(v) for v in n.center_voxel) == site)
-        full = nodule_mask(nod, src.volume)
+        full = nodule_mask(nodule, src.volume)
         mask = full[
             start[0] : start[0] + shape[0], start[1] : start[1] + shape[1], start[2] : start[2] + shape[2]
         ]

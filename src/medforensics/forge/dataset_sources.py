@@ -26,6 +26,10 @@ log = get_logger("forge.dataset")
 NODULE_CLEARANCE_MM = 30.0
 #: Room (mm) kept between a site and the crop border (the attacks' 32 mm cube).
 SITE_MARGIN_MM = 20.0
+#: Radius (mm) assumed for an annotated nodule without a diameter, when deciding whether a crop holds it.
+NODULE_RADIUS_MM = 5.0
+#: Random placements tried for a TB crop that holds no annotated nodule.
+AVOID_TRIES = 200
 
 
 @dataclass
@@ -186,3 +190,39 @@ def crop_volume(volume: Volume, start: tuple[int, int, int], shape: tuple[int, i
 def local(center: tuple[int, int, int], start: tuple[int, int, int]) -> tuple[int, int, int]:
     """Global index -> sub-volume index."""
     return (center[0] - start[0], center[1] - start[1], center[2] - start[2])
+
+
+def nodules_in_box(src: Source, start: tuple[int, int, int], shape: tuple[int, int, int]) -> list[Nodule]:
+    """Annotated nodules of ``src`` any part of which (centre +- radius) lies inside the box."""
+    sp = np.asarray(src.volume.spacing)
+    lo, hi = np.asarray(start), np.asarray(start) + np.asarray(shape)
+    found = []
+    for n in src.nodules:
+        r = (n.diameter_mm / 2.0 if n.diameter_mm else NODULE_RADIUS_MM) / sp
+        c = np.asarray(n.center_voxel, np.float64)
+        if bool(np.all(c + r >= lo) and np.all(c - r <= hi - 1)):
+            found.append(n)
+    return found
+
+
+def crop_avoiding_nodules(
+    src: Source, center: tuple[int, int, int], depth: int, size: int, rng: np.random.Generator
+) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+    """A crop (as :func:`crop_box`) around ``center`` that holds no annotated nodule
+    (:func:`nodules_in_box`): up to :data:`AVOID_TRIES` placements drawn anywhere that keeps the centre
+    :data:`SITE_MARGIN_MM` from the in-plane borders; None when none is free (a TB scan must not show a
+    real nodule: the CT-GAN labels say TB for an unmodified scan without one)."""
+    vol = src.volume
+    shape = (min(depth, vol.shape[0]), min(size, vol.shape[1]), min(size, vol.shape[2]))
+    ranges = []
+    for ax in range(3):
+        margin = int(np.ceil(SITE_MARGIN_MM / vol.spacing[ax])) if ax else 0
+        margin = min(margin, (shape[ax] - 1) // 2)
+        lo = max(0, center[ax] - shape[ax] + 1 + margin)
+        hi = min(vol.shape[ax] - shape[ax], center[ax] - margin)
+        ranges.append((lo, max(lo, hi)))
+    for _ in range(AVOID_TRIES):
+        start = tuple(int(rng.integers(lo, hi + 1)) for lo, hi in ranges)
+        if not nodules_in_box(src, start, shape):  # type: ignore[arg-type]
+            return start, shape  # type: ignore[return-value]
+    return None
