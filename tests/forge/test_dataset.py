@@ -221,6 +221,7 @@ def test_crop_avoiding_nodules_keeps_the_site_and_says_when_it_cannot() -> None:
     assert found is not None
     (z0, y0, x0), (dz, dy, dx) = found
     assert not nodules_in_box(src, *found)
+    assert z0 <= site[0] < z0 + dz
     for c, s, n in ((site[1], y0, dy), (site[2], x0, dx)):
         assert s + SITE_MARGIN_MM <= c <= s + n - 1 - SITE_MARGIN_MM
     assert crop_avoiding_nodules(src, site, 8, 200, rng) is None  # the whole slice: nowhere to avoid it
