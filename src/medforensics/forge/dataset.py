@@ -122,9 +122,10 @@ def _make_sample(
     """Crop, attack (FM/FB/SYN), augment and write one sample (``out`` None: dry run, nothing written)."""
     start, shape = S.crop_box(src.volume, site, cfg.depth, cfg.crop, rng)
     nodule = None
+    held = S.nodules_in_box(src, start, shape) if label == "TB" else []
     if label == "TM":
         nodule = next(n for n in src.nodules if tuple(round(v) for v in n.center_voxel) == site)
-    elif label == "TB" and S.nodules_in_box(src, start, shape):
+    elif held:
         # a crop around a healthy site can still show a real nodule elsewhere: place it where it shows none
         # (its own generator: the data set's other samples stay as they were), else it is a TM scan
         alt = S.crop_avoiding_nodules(
@@ -133,7 +134,7 @@ def _make_sample(
         if alt is not None:
             start, shape = alt
         else:
-            nodule = S.nodules_in_box(src, start, shape)[0]
+            nodule = held[0]
             label, site = "TM", tuple(round(v) for v in nodule.center_voxel)  # type: ignore[assignment]
             log.info("TB crop at %s shows a real nodule wherever placed: written as TM", list(site))
     sub = S.crop_volume(src.volume, start, shape)

@@ -148,15 +148,25 @@ def healthy_sites(
     return sites
 
 
+def _crop_geometry(
+    volume: Volume, depth: int, size: int
+) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """The crop shape (``depth`` slices x ``size`` px, at most the volume) and, per axis, the voxels kept
+    between a site and the crop border (:data:`SITE_MARGIN_MM` in-plane, none along z)."""
+    shape = (min(depth, volume.shape[0]), min(size, volume.shape[1]), min(size, volume.shape[2]))
+    m = [int(np.ceil(SITE_MARGIN_MM / volume.spacing[ax])) if ax else 0 for ax in range(3)]
+    return shape, (m[0], m[1], m[2])
+
+
 def crop_box(
     volume: Volume, center: tuple[int, int, int], depth: int, size: int, rng: np.random.Generator
 ) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """(start, shape) of a sub-volume around ``center`` with a random offset that keeps
     ``SITE_MARGIN_MM`` between the centre and the in-plane borders (the centre is not always central)."""
-    shape = (min(depth, volume.shape[0]), min(size, volume.shape[1]), min(size, volume.shape[2]))
+    shape, margins = _crop_geometry(volume, depth, size)
     start = []
     for ax in range(3):
-        margin = int(np.ceil(SITE_MARGIN_MM / volume.spacing[ax])) if ax else 0
+        margin = margins[ax]
         slack = max(0, shape[ax] // 2 - margin)
         jitter = (
             int(rng.integers(-min(slack, shape[ax] // 4), min(slack, shape[ax] // 4) + 1)) if slack else 0
@@ -213,11 +223,10 @@ def crop_avoiding_nodules(
     :data:`SITE_MARGIN_MM` from the in-plane borders; None when none is free (a TB scan must not show a
     real nodule: the CT-GAN labels say TB for an unmodified scan without one)."""
     vol = src.volume
-    shape = (min(depth, vol.shape[0]), min(size, vol.shape[1]), min(size, vol.shape[2]))
+    shape, margins = _crop_geometry(vol, depth, size)
     ranges = []
     for ax in range(3):
-        margin = int(np.ceil(SITE_MARGIN_MM / vol.spacing[ax])) if ax else 0
-        margin = min(margin, (shape[ax] - 1) // 2)
+        margin = min(margins[ax], (shape[ax] - 1) // 2)
         lo = max(0, center[ax] - shape[ax] + 1 + margin)
         hi = min(vol.shape[ax] - shape[ax], center[ax] - margin)
         ranges.append((lo, max(lo, hi)))

@@ -328,16 +328,15 @@ def train(cfg: TrainConfig, source: SampleSource | None = None) -> TrainResult:
     metrics = evaluate_splits(cfg, model, splits)
     seconds = time.perf_counter() - t0
     n_params = sum(p.numel() for p in model.parameters()) if isinstance(model, nn.Module) else None
+    feature_model, dev = isinstance(model, FeatureModel), resolve_device(cfg.device)
     metrics.update(
         model=cfg.model,
         train_seconds=round(seconds, 2),
         parameters=n_params,
         epochs_run=state["epoch"],
         best_epoch=state["best_epoch"],
-        device="cpu" if isinstance(model, FeatureModel) else device_name(resolve_device(cfg.device)),
-        precision_run=None
-        if isinstance(model, FeatureModel)
-        else effective_precision(cfg.precision, resolve_device(cfg.device).type),
+        device="cpu" if feature_model else device_name(dev),
+        precision_run=None if feature_model else effective_precision(cfg.precision, dev.type),
         data=_summary(splits),
     )
     write_text_atomic(out / ckpt.METRICS, json.dumps(metrics, indent=1))
