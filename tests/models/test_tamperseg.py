@@ -6,9 +6,12 @@ import numpy as np
 import torch
 
 from medforensics.models.tamperseg import (
+    CENTRE_REACH_MM,
     TamperSegNet,
     pad_to_multiple,
+    peak_region,
     predict_map,
+    region_centre,
     tamper_evidence,
     tamperseg3d,
 )
@@ -89,3 +92,30 @@ def test_linear_head_sees_signed_features() -> None:
     assert sum(p.numel() for p in tamperseg3d(linear_head=True).parameters()) == sum(
         p.numel() for p in tamperseg3d().parameters()
     )
+
+
+def test_peak_region_is_the_connected_part_above_half_the_peak() -> None:
+    ev = np.zeros((5, 20, 20), np.float32)
+    ev[2, 2:6, 2:6] = 0.6
+    ev[2, 3, 3] = 1.0
+    ev[2, 10:14, 10:14] = 0.9  # as high, but not connected to the peak
+    ev[2, 2:6, 6] = 0.4  # connected, below half the peak
+    region = peak_region(ev, (2, 3, 3))
+    assert region.sum() == 16
+    assert region[2, 2:6, 2:6].all() and not region[2, 10:14, 10:14].any() and not region[2, :, 6].any()
+
+
+def test_region_centre_is_the_middle_of_the_region_not_its_peak() -> None:
+    region = np.zeros((9, 40, 40), bool)
+    region[2:7, 10:21, 10:21] = True  # middle (4, 15, 15); the peak near one side of it
+    centre = region_centre(region, (4, 11, 19), (2.5, 1.0, 1.0))
+    np.testing.assert_allclose(centre, (4.0, 15.0, 15.0))
+
+
+def test_region_centre_ignores_the_region_beyond_its_reach() -> None:
+    region = np.zeros((3, 10, 200), bool)
+    region[1, 5, 10:21] = True  # around the peak
+    region[1, 5, 21:200] = True  # a long weak tail of the same region
+    centre = region_centre(region, (1, 5, 15), (1.0, 1.0, 1.0))
+    reach = CENTRE_REACH_MM
+    np.testing.assert_allclose(centre, (1.0, 5.0, (10 + 15 + reach) / 2))

@@ -134,6 +134,18 @@ def test_chest_wall_beside_a_removal_does_not_make_it_an_injection() -> None:
     assert res.findings[0].type == "injected" and res.label == "FM"
 
 
+def test_finding_centre_is_the_middle_of_its_region_when_the_peak_is_at_its_edge() -> None:
+    dm = _hot_spot_map()
+    dm.evidence[8, 22, 32] = 0.9
+    dm.evidence[8, 22, 34] = 0.95  # the peak on the region's right edge, as on an in-painted removal
+    res = SeriesResult(path="x")
+    scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
+    top = res.findings[0]
+    assert top.score == pytest.approx(0.95)  # the peak's score ...
+    assert top.center_voxel == (8, 124, 124)  # ... at the region's middle, crop voxel (8, 22, 32)
+    assert res.extra["top_candidates"][0]["center_voxel"] == [8, 124, 124]
+
+
 def test_hot_spot_becomes_a_finding_at_the_right_full_resolution_voxel() -> None:
     vol = tiny_sources()[1].volume  # 16 x 256 x 256
     dm = _hot_spot_map()

@@ -13,8 +13,10 @@ isotropic; inputs are padded to a multiple of :attr:`TamperSegNet.multiple` per 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.typing import NDArray
 from torch import nn
 
 from medforensics.models.blocks import conv_bn_act
@@ -183,3 +185,30 @@ def tamper_evidence(prob: torch.Tensor, spacing: tuple[float, float, float]) -> 
         size[ax] = kk
         t = F.avg_pool3d(F.pad(t, pad, mode="replicate"), size, stride=1)
     return t[0, 0]
+
+
+#: The centre of a flagged region is the mean of its voxels this close to the region's peak (mm).
+CENTRE_REACH_MM = 20.0
+
+
+def peak_region(ev: NDArray[np.float32], peak: tuple[int, ...]) -> NDArray[np.bool_]:
+    """The connected region around ``peak`` where the map ``ev`` stays at or above half the peak value."""
+    from scipy import ndimage
+
+    lab, _ = ndimage.label(ev >= 0.5 * ev[peak])
+    return np.asarray(lab == lab[peak])
+
+
+def region_centre(
+    region: NDArray[np.bool_], peak: tuple[int, ...], spacing: tuple[float, float, float]
+) -> NDArray[np.float64]:
+    """Where the edit is: the mean index of ``region``'s voxels within :data:`CENTRE_REACH_MM` of ``peak``.
+
+    The map peaks off-centre on a removal (it is high over the whole in-painted sphere and highest near one
+    side of it): on ds6's tampered validation scans (LIDC-0003, session 16) the peak lay within 10 mm of the
+    edit for 58 of 89, this centre for 66 (CT-GAN removals 9 -> 17 of 25; median distance of the regions
+    found 5.8 -> 3.0 mm). The reach keeps a sprawling weak region from pulling the centre away."""
+    idx = np.argwhere(region).astype(np.float64)
+    d2 = (((idx - np.asarray(peak, np.float64)) * np.asarray(spacing, np.float64)) ** 2).sum(axis=1)
+    near = idx[d2 <= CENTRE_REACH_MM**2]
+    return near.mean(axis=0) if len(near) else np.asarray(peak, np.float64)

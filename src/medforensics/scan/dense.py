@@ -9,9 +9,11 @@ dilated lung:
 * series score: its maximum (the strongest region decides), calibrated when the folder has Platt
   parameters; verdict ``tampered`` at the model's series threshold (chosen on validation scans);
 * findings: the local maxima of the map above the threshold, at least :data:`PEAK_SEPARATION_MM` apart,
-  each with its centre, a bounding box (the connected region above half its peak), its type (injected
-  when a blob sits at the peak, else removed) and a heatmap (the map over its box, full
-  resolution): a fully convolutional network's class-activation map *is* its explanation of that score;
+  each with its centre (:func:`~medforensics.models.tamperseg.region_centre`: the middle of the region
+  around the peak, not the peak itself), a bounding box (the connected region above half its peak), its
+  type (injected when solid tissue or a blob sits at the peak, else removed: see :data:`NODULE_MATCH_MM`)
+  and a heatmap (the map over its box, full resolution): a fully convolutional network's
+  class-activation map *is* its explanation of that score;
 * label: FM / FB from the top finding's type, else TM when a nodule-like blob is present, else TB.
 """
 
@@ -204,12 +206,6 @@ def peaks(
     return keep
 
 
-def _region(ev: NDArray[np.float32], peak: tuple[int, ...]) -> NDArray[np.bool_]:
-    """The connected region around ``peak`` where the map stays above half the peak value."""
-    lab, _ = ndimage.label(ev >= 0.5 * ev[peak])
-    return np.asarray(lab == lab[peak])
-
-
 def _nodules(dm: DenseMap, near: tuple[int, ...] | None = None) -> NDArray[np.float64]:
     """Centres (crop voxels) of blobs: in the whole lung, the nodule-like ones the candidate finder's
     Hessian test accepts; within :data:`NODULE_SEARCH_MM` of crop voxel ``near`` (a small, fast search that
@@ -254,7 +250,9 @@ def _holds_nodule(dm: DenseMap, peak: tuple[int, ...]) -> bool:
 
 
 def _finding(volume: Volume, dm: DenseMap, det: DenseDetector, peak: tuple[int, ...]) -> Finding:
-    region = _region(dm.evidence, peak)
+    from medforensics.models.tamperseg import peak_region, region_centre
+
+    region = peak_region(dm.evidence, peak)
     p_inj = float(dm.prob[0][region].mean(dtype=np.float32))
     p_rem = float(dm.prob[1][region].mean(dtype=np.float32))
     # the type: a flagged region holding a nodule had one put there; one without had it taken away (the
@@ -263,7 +261,7 @@ def _finding(volume: Volume, dm: DenseMap, det: DenseDetector, peak: tuple[int, 
     kind = "injected" if _holds_nodule(dm, peak) else "removed"
     sl = ndimage.find_objects(region.astype(np.uint8))[0]
     lo, hi = dm.full_box(sl, volume.shape)
-    centre_f = dm.to_full(peak)
+    centre_f = dm.to_full(region_centre(region, peak, dm.spacing))
     centre = tuple(int(np.clip(round(c), 0, n - 1)) for c, n in zip(centre_f, volume.shape, strict=True))
     box = dm.evidence[sl]
     heat = ndimage.zoom(

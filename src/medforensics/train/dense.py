@@ -112,9 +112,10 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, cfg: DenseConfig) -> tor
 
 
 def scan_scores(model: Any, items: list[Item], precision: str = "bf16") -> dict[str, Any]:
-    """Per-scan score (max of the smoothed tamper map), AUC authentic vs tampered, peak-to-mask distance."""
+    """Per-scan score (max of the smoothed tamper map), AUC authentic vs tampered, distance from the strongest
+    region's centre (:func:`~medforensics.models.tamperseg.region_centre`) to the mask's."""
     from medforensics.evaluate.metrics import roc_auc
-    from medforensics.models.tamperseg import predict_map, tamper_evidence
+    from medforensics.models.tamperseg import peak_region, predict_map, region_centre, tamper_evidence
 
     model.eval()
     scores, truth, dists, hits = [], [], [], []
@@ -126,7 +127,8 @@ def scan_scores(model: Any, items: list[Item], precision: str = "bf16") -> dict[
         truth.append(int(it.label in LABELS))
         if it.label in LABELS and (it.target > 0).any():
             c = np.argwhere(it.target > 0).mean(axis=0)
-            d = float(np.linalg.norm((np.asarray(peak) - c) * np.asarray(it.spacing)))
+            found = region_centre(peak_region(ev, peak), peak, it.spacing)  # as the scan reports it
+            d = float(np.linalg.norm((found - c) * np.asarray(it.spacing)))
             dists.append(d)
             hits.append(d <= 10.0)
     s, y = np.asarray(scores), np.asarray(truth)
