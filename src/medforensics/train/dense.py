@@ -122,7 +122,7 @@ def scan_scores(model: Any, items: list[Item], precision: str = "bf16") -> dict[
     for it in items:
         prob = predict_map(model, it.image, precision=precision)
         ev = tamper_evidence(prob, it.spacing).numpy()
-        peak = np.unravel_index(int(np.argmax(ev)), ev.shape)
+        peak = tuple(int(i) for i in np.unravel_index(int(np.argmax(ev)), ev.shape))
         scores.append(float(ev[peak]))
         truth.append(int(it.label in LABELS))
         if it.label in LABELS and (it.target > 0).any():
