@@ -149,8 +149,33 @@ def window(hu: NDArray[Any], hu_window: tuple[float, float] = HU_WINDOW) -> NDAr
     return ((np.clip(hu, lo, hi) - lo) / (hi - lo)).astype(np.float32)
 
 
+def _noisy_copies(cfg: DenseConfig, array: NDArray[Any], key: str) -> Iterator[NDArray[np.float32]]:
+    """``cfg.noise_copies`` copies of a training scan with the seed study's augmentation: i.i.d. Gaussian
+    noise (std drawn from ``cfg.noise_std_hu``) on every voxel, drawn from a generator of the scan's own
+    (seed, scan, copy), so a data set's copies do not depend on which other scans it holds."""
+    import zlib
+
+    for k in range(cfg.noise_copies):
+        rng = np.random.default_rng([cfg.seed, zlib.crc32(key.encode()), k])
+        std = float(rng.uniform(*cfg.noise_std_hu))
+        yield np.asarray(array, np.float32) + rng.normal(0.0, std, array.shape).astype(np.float32)
+
+
+def _items(cfg: DenseConfig, vol: Any, split: str, make: Any, key: str) -> list[Item]:
+    """The scan as an :class:`Item` (``make(grid)`` builds it) and, in the train split, its noisy copies."""
+
+    def grid(array: NDArray[Any]) -> GridInput:
+        return model_input(array, vol.spacing, cfg.target_mm, cfg.noise_channel, zcorr=cfg.zcorr_channel)
+
+    out = [make(grid(vol.array), "")]
+    if split == "train":
+        out += [make(grid(a), f"+noise{k}") for k, a in enumerate(_noisy_copies(cfg, vol.array, key))]
+    return out
+
+
 def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
-    """Every FM/FB/TB/TM scan of the data set on the model grid, grouped by split (+ extra authentic)."""
+    """Every FM/FB/TB/TM scan of the data set on the model grid, grouped by split (+ extra authentic); in
+    the train split also ``cfg.noise_copies`` noisy copies of each (:func:`_noisy_copies`)."""
     from medforensics.io.nifti import read_nifti
     from medforensics.io.reader import read_volume
 
@@ -171,45 +196,46 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
         if r["method"] in cfg.exclude_methods and r["split"] != "test":
             continue  # leave-one-attack-out: never trained or validated on it
         vol = read_volume(root / "scans" / r["uuid"])
-        g = model_input(vol.array, vol.spacing, cfg.target_mm, cfg.noise_channel, zcorr=cfg.zcorr_channel)
-        target = np.zeros(g.hu.shape, np.int64)
         focus = None
         mask_path = root / "masks" / f"{r['uuid']}.nii.gz"
+        low = None
         if r["type"] in LABELS or (r["type"] == "TM" and mask_path.is_file()):
             mask = read_nifti(mask_path).array
             if mask.shape != vol.shape:
                 raise InputError(f"mask shape {mask.shape} != scan shape {vol.shape}", path=mask_path)
             low = to_model_grid((mask > 0).astype(np.float32), vol.spacing, cfg.target_mm)[0] >= 0.3
-            if r["type"] in LABELS:
-                target[low] = LABELS[r["type"]]
             focus = np.argwhere(low) if low.any() else None  # TM: the readers' outline, class authentic
-        out[r["split"]].append(
-            Item(
+
+        def make(
+            g: GridInput, suffix: str, r: dict[str, str] = r, low: Any = low, focus: Any = focus
+        ) -> Item:
+            target = np.zeros(g.hu.shape, np.int64)
+            if low is not None and r["type"] in LABELS:
+                target[low] = LABELS[r["type"]]
+            return Item(
                 g.channels(cfg.hu_window),
                 target,
                 r["type"],
                 r["method"],
                 r["patient"],
-                r["uuid"],
+                r["uuid"] + suffix,
                 g.spacing,
                 focus,
             )
-        )
+
+        out[r["split"]].extend(_items(cfg, vol, r["split"], make, r["uuid"]))
     extras = {"train": cfg.extra_authentic, "val": cfg.val_authentic, "test": cfg.test_authentic}
     for split, paths in extras.items():
         for path in paths:
             vol = read_volume(path)
-            g = model_input(vol.array, vol.spacing, cfg.target_mm, cfg.noise_channel, zcorr=cfg.zcorr_channel)
-            item = Item(
-                g.channels(cfg.hu_window),
-                np.zeros(g.hu.shape, np.int64),
-                "TB",
-                "whole",
-                "extra",
-                path,
-                g.spacing,
-            )
-            out[split].append(item)
+
+            def whole(g: GridInput, suffix: str, path: str = path) -> Item:
+                target = np.zeros(g.hu.shape, np.int64)
+                return Item(
+                    g.channels(cfg.hu_window), target, "TB", "whole", "extra", path + suffix, g.spacing
+                )
+
+            out[split].extend(_items(cfg, vol, split, whole, path))
     _check_split(out)
     return out
 
