@@ -177,8 +177,8 @@ def summarise(result: dict[str, Any]) -> str:
         f"Detector {result['model']} ({result['sha256'][:12]}), "
         + result.get("operating_points", f"series threshold {result['threshold']:.4f}."),
         "",
-        "| source | seen in training | tampered | flagged | top finding <= 10 mm | strongest region <= 10 mm | "
-        "authentic | authentic flagged | s / scan |",
+        "| source | seen in training | tampered | flagged | top finding <= 10 mm | "
+        "strongest region <= 10 mm | authentic | authentic flagged | s / scan |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     groups: dict[str, list[dict[str, Any]]] = {}

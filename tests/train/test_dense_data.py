@@ -70,9 +70,7 @@ def test_left_out_method_is_only_in_test() -> None:
 def test_noise_copies_join_the_train_split_only_with_the_same_classes() -> None:
     root, _ = shared_tiny_dataset()
     plain = load_items(DenseConfig(data=str(root), out="unused", zcorr_channel=True))
-    cfg = DenseConfig(
-        data=str(root), out="unused", zcorr_channel=True, noise_copies=1, noise_std_hu=(30.0, 30.0)
-    )
+    cfg = DenseConfig(data=str(root), out="unused", zcorr_channel=True, noise_copies=1)
     noisy = load_items(cfg)
     for split in ("val", "test"):
         assert [i.uid for i in noisy[split]] == [i.uid for i in plain[split]]
@@ -84,7 +82,7 @@ def test_noise_copies_join_the_train_split_only_with_the_same_classes() -> None:
         np.testing.assert_array_equal(copy.target, it.target)
         np.testing.assert_array_equal(by_uid[it.uid].image, it.image)  # the scan itself is untouched
         hu_change = np.abs(copy.image[0] - it.image[0]).mean()
-        assert 0.0 < hu_change < 30.0 / 1400.0  # 30 HU of noise (window 1400 HU), averaged on the grid
+        assert 0.0 < hu_change < 42.0 / 1400.0  # at most 42 HU of noise (window 1400 HU), averaged
     again = load_items(cfg)["train"]  # seeded per scan: the same copies every time
     np.testing.assert_array_equal(again[1].image, noisy["train"][1].image)
 

@@ -87,6 +87,15 @@ def add_noise(image: NDArray[Any], std: float, seed: int) -> tuple[NDArray[np.fl
     return arr + noise, {"kind": "noise", "std": float(std), "seed": int(seed)}
 
 
+def noise_copy(
+    image: NDArray[Any], rng: np.random.Generator, intensity_range: float = 1400.0
+) -> NDArray[np.float32]:
+    """``image`` with the seed study's noise augmentation drawn from ``rng`` (:data:`NOISE_STD` of
+    ``intensity_range``: 14-42 HU for CT's [-1000, 400] window)."""
+    p = sample_params("noise", rng, ndim=image.ndim, intensity_range=intensity_range)
+    return add_noise(image, p["std"], p["seed"])[0]
+
+
 def apply_augmentation(
     image: NDArray[Any], params: Params, mask: NDArray[Any] | None = None
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_] | None]:

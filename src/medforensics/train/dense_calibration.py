@@ -126,13 +126,9 @@ def fit_operating_points(
 
 
 def _noise_copies(volume: Any, rng: np.random.Generator, n: int) -> list[Any]:
-    from medforensics.forge.augment import add_noise, sample_params
+    from medforensics.forge.augment import noise_copy
 
-    out = []
-    for _ in range(n):
-        p = sample_params("noise", rng, ndim=3, intensity_range=1400.0)
-        out.append(volume.with_array(add_noise(volume.array, p["std"], p["seed"])[0], spacing=volume.spacing))
-    return out
+    return [volume.with_array(noise_copy(volume.array, rng), spacing=volume.spacing) for _ in range(n)]
 
 
 def recalibrate(

@@ -150,15 +150,15 @@ def window(hu: NDArray[Any], hu_window: tuple[float, float] = HU_WINDOW) -> NDAr
 
 
 def _noisy_copies(cfg: DenseConfig, array: NDArray[Any], key: str) -> Iterator[NDArray[np.float32]]:
-    """``cfg.noise_copies`` copies of a training scan with the seed study's augmentation: i.i.d. Gaussian
-    noise (std drawn from ``cfg.noise_std_hu``) on every voxel, drawn from a generator of the scan's own
-    (seed, scan, copy), so a data set's copies do not depend on which other scans it holds."""
+    """``cfg.noise_copies`` copies of a training scan with the seed study's noise augmentation
+    (:func:`~medforensics.forge.augment.noise_copy`, as ``forge dataset`` draws it), each from a generator of
+    the scan's own (seed, scan, copy), so a data set's copies do not depend on which other scans it holds."""
     import zlib
 
+    from medforensics.forge.augment import noise_copy
+
     for k in range(cfg.noise_copies):
-        rng = np.random.default_rng([cfg.seed, zlib.crc32(key.encode()), k])
-        std = float(rng.uniform(*cfg.noise_std_hu))
-        yield np.asarray(array, np.float32) + rng.normal(0.0, std, array.shape).astype(np.float32)
+        yield noise_copy(array, np.random.default_rng([cfg.seed, zlib.crc32(key.encode()), k]))
 
 
 def _items(cfg: DenseConfig, vol: Any, split: str, make: Any, key: str) -> list[Item]:
