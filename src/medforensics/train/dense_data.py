@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,16 +162,13 @@ def _noisy_copies(cfg: DenseConfig, array: NDArray[Any], key: str) -> Iterator[N
         yield noise_copy(array, np.random.default_rng([cfg.seed, zlib.crc32(key.encode()), k]))
 
 
-def _items(cfg: DenseConfig, vol: Any, split: str, make: Any, key: str) -> list[Item]:
-    """The scan as an :class:`Item` (``make(grid)`` builds it) and, in the train split, its noisy copies."""
-
-    def grid(array: NDArray[Any]) -> GridInput:
-        return model_input(array, vol.spacing, cfg.target_mm, cfg.noise_channel, zcorr=cfg.zcorr_channel)
-
-    out = [make(grid(vol.array), "")]
-    if split == "train":
-        out += [make(grid(a), f"+noise{k}") for k, a in enumerate(_noisy_copies(cfg, vol.array, key))]
-    return out
+def _grids(cfg: DenseConfig, vol: Any, split: str, key: str) -> Iterator[tuple[GridInput, str]]:
+    """The scan on the model grid (uid suffix ``""``) and, in the train split, its noisy copies
+    (``"+noise<k>"``), one at a time."""
+    copies = _noisy_copies(cfg, vol.array, key) if split == "train" else iter(())
+    for k, array in enumerate(itertools.chain([vol.array], copies)):
+        g = model_input(array, vol.spacing, cfg.target_mm, cfg.noise_channel, zcorr=cfg.zcorr_channel)
+        yield g, "" if k == 0 else f"+noise{k - 1}"
 
 
 def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
@@ -205,14 +203,11 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
                 raise InputError(f"mask shape {mask.shape} != scan shape {vol.shape}", path=mask_path)
             low = to_model_grid((mask > 0).astype(np.float32), vol.spacing, cfg.target_mm)[0] >= 0.3
             focus = np.argwhere(low) if low.any() else None  # TM: the readers' outline, class authentic
-
-        def make(
-            g: GridInput, suffix: str, r: dict[str, str] = r, low: Any = low, focus: Any = focus
-        ) -> Item:
+        for g, suffix in _grids(cfg, vol, r["split"], r["uuid"]):
             target = np.zeros(g.hu.shape, np.int64)
             if low is not None and r["type"] in LABELS:
                 target[low] = LABELS[r["type"]]
-            return Item(
+            item = Item(
                 g.channels(cfg.hu_window),
                 target,
                 r["type"],
@@ -222,20 +217,17 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
                 g.spacing,
                 focus,
             )
-
-        out[r["split"]].extend(_items(cfg, vol, r["split"], make, r["uuid"]))
+            out[r["split"]].append(item)
     extras = {"train": cfg.extra_authentic, "val": cfg.val_authentic, "test": cfg.test_authentic}
     for split, paths in extras.items():
         for path in paths:
             vol = read_volume(path)
-
-            def whole(g: GridInput, suffix: str, path: str = path) -> Item:
+            for g, suffix in _grids(cfg, vol, split, path):
                 target = np.zeros(g.hu.shape, np.int64)
-                return Item(
+                item = Item(
                     g.channels(cfg.hu_window), target, "TB", "whole", "extra", path + suffix, g.spacing
                 )
-
-            out[split].extend(_items(cfg, vol, split, whole, path))
+                out[split].append(item)
     _check_split(out)
     return out
 
