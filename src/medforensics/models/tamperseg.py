@@ -205,7 +205,7 @@ def region_centre(
     """Where the edit is: the mean index of ``region``'s voxels within :data:`CENTRE_REACH_MM` of ``peak``.
 
     The map peaks off-centre on a removal (it is high over the whole in-painted sphere and highest near one
-    side of it): on ds6's tampered validation scans (LIDC-0003, session 16) the peak lay within 10 mm of the
+    side of it): on ds6b's tampered validation scans (LIDC-0003, session 16) the peak lay within 10 mm of the
     edit for 58 of 89, this centre for 66 (CT-GAN removals 9 -> 17 of 25; median distance of the regions
     found 5.8 -> 3.0 mm). The reach keeps a sprawling weak region from pulling the centre away."""
     idx = np.argwhere(region).astype(np.float64)
