@@ -25,7 +25,7 @@ from medforensics.forge.ctgan.model import PatchDiscriminator3D, UNet3D, n_param
 from medforensics.forge.cubes import to_unit
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
-from medforensics.models.inference import bf16_native
+from medforensics.models.inference import autocast
 
 log = get_logger("forge.ctgan.train")
 
@@ -231,13 +231,13 @@ def train_gan(
     bce = nn.BCEWithLogitsLoss()
     history: list[dict[str, float]] = []
     stopped_early = False
-    cast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(hp["bf16"]) and bf16_native("cpu"))
+    precision = "bf16" if hp["bf16"] else "fp32"  # autocast runs fp32 where bf16 is not native
     for epoch in range(epochs):
         sums = {"l1": 0.0, "g_adv": 0.0, "d": 0.0}
         for _ in range(int(hp["steps_per_epoch"])):
             x, y = _batch(kind, regions, healthy, rng, int(hp["batch"]))
             weight = 1.0 + hp["hole_weight"] * x[:, 1:2]
-            with cast:
+            with autocast(precision):
                 fake = gen(x)
                 d_real = disc(x, y).float()
                 d_fake = disc(x, fake.detach()).float()
@@ -245,7 +245,7 @@ def train_gan(
             opt_d.zero_grad()
             loss_d.backward()
             opt_d.step()
-            with cast:
+            with autocast(precision):
                 d_fake = disc(x, fake).float()
             g_adv = bce(d_fake, torch.ones_like(d_fake))
             l1 = ((fake.float() - y).abs() * weight).mean() / weight.mean()
