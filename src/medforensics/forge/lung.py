@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from medforensics._threads import per_slice, thread_map
 from medforensics.errors import ConfigError, InputError
 from medforensics.io.volume import Volume
 
@@ -103,9 +104,10 @@ def _lung_mask(
     # one slice is lost there only, not in every slice); with ``cut_lung`` only those whose mean is air, not
     # aerated lung (a crop or a narrow field of view cuts the lung open, so it touches the border too).
     # In-plane parts do not cross slices: done a few slices at a time, so the label image stays small.
-    cut_voxels = 0
-    for z0 in range(0, air.shape[0], _CHUNK):
-        cut_voxels += _drop_outside(air[z0 : z0 + _CHUNK], small[z0 : z0 + _CHUNK], cut_lung) * f * f
+    # disjoint slabs (views), cleared in place, one per thread
+    parts = [(air[z0 : z0 + _CHUNK], small[z0 : z0 + _CHUNK]) for z0 in range(0, air.shape[0], _CHUNK)]
+    cut_voxels = sum(thread_map(lambda p: _drop_outside(p[0], p[1], cut_lung), parts)) * f * f
+    del parts
     labels, n = ndimage.label(air)
     if n == 0:
         return np.zeros(arr.shape, bool), cut_voxels
@@ -134,13 +136,16 @@ def _lung_mask(
         slice(max(0, rows[0] - radius - 1), rows[-1] + radius + 2),
         slice(max(0, cols[0] - radius - 1), cols[-1] + radius + 2),
     )
-    sub = ndimage.binary_closing(mask[box], structure=disc, border_value=0)
-    for z0 in range(0, sub.shape[0], _CHUNK):  # holes: background not reaching the box's border
+    sub = per_slice(lambda m: ndimage.binary_closing(m, structure=disc, border_value=0), mask[box])
+
+    def fill_holes(z0: int) -> None:  # background not reaching the box's border, in place
         part = sub[z0 : z0 + _CHUNK]
         bg, n_bg = ndimage.label(~part, structure=_IN_PLANE)
         holes = ~_touches_border(bg, n_bg)
         holes[0] = False
         part |= holes[bg]
+
+    thread_map(fill_holes, range(0, sub.shape[0], _CHUNK))
     mask[box] = sub
     if f > 1:
         mask = np.repeat(np.repeat(mask, f, axis=1), f, axis=2)[:, : arr.shape[1], : arr.shape[2]]
@@ -165,8 +170,10 @@ def fill_indentations(
     box = (slice(None), *found[0][1:])  # the closing cannot reach beyond the mask's in-plane box
     small = mask[box][:, ::f, ::f]
     r = max(1, round(radius_mm / (max(spacing[1], spacing[2]) * f)))
-    closed = ndimage.binary_closing(
-        np.pad(small, ((0, 0), (r + 1, r + 1), (r + 1, r + 1))), structure=_disc(r)
+    disc = _disc(r)
+    closed = per_slice(
+        lambda m: ndimage.binary_closing(np.pad(m, ((0, 0), (r + 1, r + 1), (r + 1, r + 1))), structure=disc),
+        small,
     )
     closed = closed[:, r + 1 : -(r + 1), r + 1 : -(r + 1)]
     out = mask.copy()

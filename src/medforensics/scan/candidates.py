@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from medforensics._threads import thread_map
 from medforensics.forge.lung import lung_mask
 from medforensics.io.volume import Volume
 
@@ -191,9 +192,12 @@ def _log_max(
     coarse = [k for k, s in enumerate(sigmas) if s / max(sp[1], sp[2]) >= PYRAMID_MIN_VOXELS]
     if min(sub.shape[1:]) < 16:
         coarse = []
-    for k, s_mm in enumerate(sigmas):
-        if k not in coarse:
-            _keep_max(best, scale, _log(sub, s_mm, s_mm / sp, (1.0, 1.0, 1.0)), k)
+    # one scale per thread (scipy's filters release the GIL); kept in scale order, as a serial loop would
+    fine = [k for k in range(len(sigmas)) if k not in coarse]
+    for k, resp in zip(
+        fine, thread_map(lambda k: _log(sub, sigmas[k], sigmas[k] / sp, (1.0, 1.0, 1.0)), fine), strict=True
+    ):
+        _keep_max(best, scale, resp, k)
     if coarse:
         ny, nx = sub.shape[1:]
         even = np.pad(sub, [(0, 0), (0, ny % 2), (0, nx % 2)], mode="edge")
@@ -201,8 +205,9 @@ def _log_max(
         sp2 = sp * np.array([1.0, 2.0, 2.0])
         hb = np.full(half.shape, -np.inf, np.float32)
         hk = np.zeros(half.shape, np.uint8)
-        for k in coarse:
-            _keep_max(hb, hk, _log(half, sigmas[k], sigmas[k] / sp2, (1.0, 2.0, 2.0)), k)
+        responses = thread_map(lambda k: _log(half, sigmas[k], sigmas[k] / sp2, (1.0, 2.0, 2.0)), coarse)
+        for k, resp in zip(coarse, responses, strict=True):
+            _keep_max(hb, hk, resp, k)
         up = _upsample2(_upsample2(hb, 1), 2)[:, :ny, :nx]
         _keep_max(best, scale, up, np.repeat(np.repeat(hk, 2, axis=1), 2, axis=2)[:, :ny, :nx])
     return best, scale

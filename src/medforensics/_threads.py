@@ -1,0 +1,76 @@
+"""Thread parallelism for the numpy / scipy stages of a scan.
+
+The network runs on torch's intra-op threads; the stages around it (lung mask, noise-correlation boxes,
+the blob search's Gaussian filters) are scipy.ndimage and numpy calls, which release the GIL but use one
+core each. These helpers spread such calls over as many threads as torch is allowed
+(``torch.get_num_threads()``, what ``--threads`` and the benchmarks set), so a 2-core machine uses both.
+Results are exactly those of the serial calls: work is split only where the pieces are independent
+(separate filters, or slabs of slices for an operation that acts slice by slice).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def workers() -> int:
+    """Threads to use: torch's intra-op thread count (1 when torch is not importable)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return 1
+    return max(1, int(torch.get_num_threads()))
+
+
+def thread_map(fn: Callable[[T], R], items: Iterable[T], n: int | None = None) -> list[R]:
+    """``[fn(x) for x in items]``, on up to ``n`` threads (default :func:`workers`), in order."""
+    todo = list(items)
+    n = min(n or workers(), len(todo))
+    if n <= 1:
+        return [fn(x) for x in todo]
+    with ThreadPoolExecutor(n) as ex:
+        return list(ex.map(fn, todo))
+
+
+def slabs(depth: int, n: int | None = None) -> list[tuple[int, int]]:
+    """``n`` (default :func:`workers`) contiguous ``(start, stop)`` ranges covering ``range(depth)``."""
+    n = max(1, min(n or workers(), depth))
+    edges = np.linspace(0, depth, n + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
+
+
+def per_slice(
+    fn: Callable[[NDArray[Any]], NDArray[Any]],
+    array: NDArray[Any],
+    out: NDArray[Any] | None = None,
+    n: int | None = None,
+) -> NDArray[Any]:
+    """``fn(array)`` for an ``fn`` that acts on each slice (axis 0) alone (an in-plane filter, a flat
+    structuring element), computed on slabs of slices in parallel and written into ``out`` (a new array of
+    ``fn``'s output dtype when None; may be ``array`` itself)."""
+    parts = slabs(array.shape[0], n)
+    if len(parts) <= 1:
+        res = fn(array)
+        if out is None:
+            return res
+        out[...] = res
+        return out
+    if out is None:
+        probe = fn(array[:1])  # one slice: the output's dtype and in-plane shape
+        out = np.empty((array.shape[0], *probe.shape[1:]), probe.dtype)
+    target = out
+
+    def run(part: tuple[int, int]) -> None:
+        target[part[0] : part[1]] = fn(array[part[0] : part[1]])
+
+    thread_map(run, parts, n)
+    return target
