@@ -152,11 +152,16 @@ def _log(arr: NDArray[np.float32], s_mm: float, sv: NDArray[np.float64], unit: t
     """Scale-normalised LoG ``-s^2 sum_i d2/dx_i^2 (G * arr)``, second derivatives in full-resolution voxel
     units (``unit``: full-resolution voxels per voxel of ``arr``, per axis)."""
     acc = np.zeros(arr.shape, np.float32)
+    tmp = np.empty(arr.shape, np.float32)  # in place: two volumes per scale (scales run side by side)
     for ax in range(3):
         order = [0, 0, 0]
         order[ax] = 2
-        acc += ndimage.gaussian_filter(arr, sv, order=order, mode="nearest") / np.float32(unit[ax] ** 2)
-    return -(s_mm**2) * acc
+        ndimage.gaussian_filter(arr, sv, order=order, output=tmp, mode="nearest")
+        tmp /= np.float32(unit[ax] ** 2)
+        acc += tmp
+    del tmp
+    acc *= -(s_mm**2)
+    return acc
 
 
 def _upsample2(a: NDArray[np.float32], axis: int) -> NDArray[np.float32]:
