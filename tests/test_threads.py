@@ -48,18 +48,29 @@ def test_per_slice_matches_serial_filter_and_binary_closing() -> None:
     a = rng.normal(size=(9, 20, 24)).astype(np.float32)
     box = (1, 5, 3)
     want = ndimage.uniform_filter(a, box, mode="nearest")
-    got = per_slice(lambda s: ndimage.uniform_filter(s, box, mode="nearest"), a, n=2)
-    assert got.dtype == np.float32
+    out = np.empty_like(a)
+    got = per_slice(lambda s, d: ndimage.uniform_filter(s, box, output=d, mode="nearest"), a, out, n=2)
+    assert got is out
     np.testing.assert_array_equal(got, want)
     m = rng.random((9, 20, 24)) > 0.6
     disc = np.ones((1, 3, 3), bool)
     want_m = ndimage.binary_closing(m, structure=disc, border_value=0)
-    got_m = per_slice(lambda s: ndimage.binary_closing(s, structure=disc, border_value=0), m, n=3)
+    got_m = per_slice(
+        lambda s, d: ndimage.binary_closing(s, structure=disc, border_value=0, output=d),
+        m,
+        np.empty(m.shape, bool),
+        n=3,
+    )
     np.testing.assert_array_equal(got_m, want_m)
 
 
-def test_per_slice_writes_into_out_in_place() -> None:
+def test_per_slice_in_place_and_shape_check() -> None:
     a = np.arange(24, dtype=np.float64).reshape(4, 2, 3)
-    res = per_slice(lambda s: s * 2, a, out=a, n=2)
-    assert res is a
+
+    def double(s: np.ndarray, d: np.ndarray) -> None:
+        d[...] = s * 2
+
+    assert per_slice(double, a, a, n=2) is a
     np.testing.assert_array_equal(a, np.arange(24).reshape(4, 2, 3) * 2)
+    with pytest.raises(ValueError, match="slices"):
+        per_slice(double, a, np.empty((3, 2, 3)))

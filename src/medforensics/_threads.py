@@ -49,28 +49,16 @@ def slabs(depth: int, n: int | None = None) -> list[tuple[int, int]]:
 
 
 def per_slice(
-    fn: Callable[[NDArray[Any]], NDArray[Any]],
+    fn: Callable[[NDArray[Any], NDArray[Any]], object],
     array: NDArray[Any],
-    out: NDArray[Any] | None = None,
+    out: NDArray[Any],
     n: int | None = None,
 ) -> NDArray[Any]:
-    """``fn(array)`` for an ``fn`` that acts on each slice (axis 0) alone (an in-plane filter, a flat
-    structuring element), computed on slabs of slices in parallel and written into ``out`` (a new array of
-    ``fn``'s output dtype when None; may be ``array`` itself)."""
-    parts = slabs(array.shape[0], n)
-    if len(parts) <= 1:
-        res = fn(array)
-        if out is None:
-            return res
-        out[...] = res
-        return out
-    if out is None:
-        probe = fn(array[:1])  # one slice: the output's dtype and in-plane shape
-        out = np.empty((array.shape[0], *probe.shape[1:]), probe.dtype)
-    target = out
-
-    def run(part: tuple[int, int]) -> None:
-        target[part[0] : part[1]] = fn(array[part[0] : part[1]])
-
-    thread_map(run, parts, n)
-    return target
+    """Run ``fn(src, dst)``, which writes into ``dst`` the result for ``src`` and acts on each slice (axis 0)
+    alone (an in-plane filter, a flat structuring element), on slabs of slices of ``array`` and ``out`` in
+    parallel; returns ``out``. ``fn`` writing into ``dst`` (``output=`` of scipy.ndimage) keeps memory as
+    the serial call's: no slab results held beside ``out``."""
+    if out.shape[0] != array.shape[0]:
+        raise ValueError(f"out has {out.shape[0]} slices, array {array.shape[0]}")
+    thread_map(lambda part: fn(array[part[0] : part[1]], out[part[0] : part[1]]), slabs(array.shape[0], n), n)
+    return out

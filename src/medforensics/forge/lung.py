@@ -136,7 +136,12 @@ def _lung_mask(
         slice(max(0, rows[0] - radius - 1), rows[-1] + radius + 2),
         slice(max(0, cols[0] - radius - 1), cols[-1] + radius + 2),
     )
-    sub = per_slice(lambda m: ndimage.binary_closing(m, structure=disc, border_value=0), mask[box])
+    src = mask[box]
+    sub = per_slice(
+        lambda m, d: ndimage.binary_closing(m, structure=disc, border_value=0, output=d),
+        src,
+        np.empty(src.shape, bool),
+    )
 
     def fill_holes(z0: int) -> None:  # background not reaching the box's border, in place
         part = sub[z0 : z0 + _CHUNK]
@@ -171,11 +176,12 @@ def fill_indentations(
     small = mask[box][:, ::f, ::f]
     r = max(1, round(radius_mm / (max(spacing[1], spacing[2]) * f)))
     disc = _disc(r)
-    closed = per_slice(
-        lambda m: ndimage.binary_closing(np.pad(m, ((0, 0), (r + 1, r + 1), (r + 1, r + 1))), structure=disc),
-        small,
-    )
-    closed = closed[:, r + 1 : -(r + 1), r + 1 : -(r + 1)]
+
+    def close(m: NDArray[np.bool_], dst: NDArray[np.bool_]) -> None:  # padded: the border does not close
+        padded = ndimage.binary_closing(np.pad(m, ((0, 0), (r + 1, r + 1), (r + 1, r + 1))), structure=disc)
+        dst[...] = padded[:, r + 1 : -(r + 1), r + 1 : -(r + 1)]
+
+    closed = per_slice(close, small, np.empty(small.shape, bool))
     out = mask.copy()
     sub = out[box]
     if f > 1:
