@@ -230,11 +230,15 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"authentic series: {result.original}\ntampered series:  {result.tampered}")
         for t, m in zip(result.truths, result.matches, strict=True):
             where = f"voxel {list(t.center_voxel)}, {[round(v, 1) for v in t.center_mm]} mm"
-            found = (
-                "not found"
-                if m["distance_mm"] is None
-                else f"nearest finding {m['found']} (score {m['score']:.2f}) at {m['distance_mm']:.1f} mm"
-            )
+            if m["distance_mm"] is None:
+                found = "missed (no image finding)"
+            elif m["hit"]:
+                found = f"found: {m['found']} finding (score {m['score']:.2f}) at {m['distance_mm']:.1f} mm"
+            else:
+                found = (
+                    f"missed (nearest: {m['found']} finding, score {m['score']:.2f}, "
+                    f"{m['distance_mm']:.1f} mm away)"
+                )
             typer.echo(
                 f"truth: {t.kind} by {t.method} at {where}: {found}" + (f" [{t.note}]" if t.note else "")
             )

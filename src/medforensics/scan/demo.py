@@ -115,18 +115,31 @@ def forge_demo_pair(volume: Volume, seed: int = 0) -> tuple[Volume, list[Truth]]
     return tampered, truths
 
 
+#: A truth counts as found when a finding's centre lies this close to it (issue #5's localisation target).
+FOUND_WITHIN_MM = 10.0
+
+
 def match_truth(report: ScanReport, tampered_path: str, truths: list[Truth]) -> list[dict[str, Any]]:
-    """Nearest image finding of the tampered series to each truth centre (mm)."""
+    """Nearest image finding of the tampered series to each truth centre (mm); ``hit`` when it lies within
+    :data:`FOUND_WITHIN_MM`."""
     res = next(s for s in report.series if s.path == tampered_path)
     found = [f for f in res.findings if f.center_mm is not None and f.type in ("injected", "removed")]
     out: list[dict[str, Any]] = []
     for t in truths:
         if not found:
-            out.append({"truth": t.kind, "found": None, "distance_mm": None})
+            out.append({"truth": t.kind, "found": None, "distance_mm": None, "hit": False})
             continue
         d = [float(np.linalg.norm(np.subtract(f.center_mm, t.center_mm))) for f in found]  # type: ignore[arg-type]
         k = int(np.argmin(d))
-        out.append({"truth": t.kind, "found": found[k].type, "score": found[k].score, "distance_mm": d[k]})
+        out.append(
+            {
+                "truth": t.kind,
+                "found": found[k].type,
+                "score": found[k].score,
+                "distance_mm": d[k],
+                "hit": d[k] <= FOUND_WITHIN_MM,
+            }
+        )
     return out
 
 
