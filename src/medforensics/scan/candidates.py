@@ -185,6 +185,21 @@ def _keep_max(
     scale[better] = k if isinstance(k, int) else k[better]
 
 
+def _keep_scales(
+    best: NDArray[np.float32],
+    scale: NDArray[np.uint8],
+    arr: NDArray[np.float32],
+    ks: list[int],
+    sigmas: list[float],
+    sp: NDArray[np.float64],
+    unit: tuple[float, ...],
+) -> None:
+    """:func:`_keep_max` of the LoG of ``arr`` (voxel spacing ``sp``) at scales ``sigmas[k]`` for ``k`` in
+    ``ks``: one scale per thread (scipy's filters release the GIL), kept in scale order as a serial loop."""
+    for k, resp in zip(ks, thread_map(lambda k: _log(arr, sigmas[k], sigmas[k] / sp, unit), ks), strict=True):
+        _keep_max(best, scale, resp, k)
+
+
 def _log_max(
     sub: NDArray[np.float32], sigmas: list[float], sp: NDArray[np.float64]
 ) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
@@ -197,12 +212,8 @@ def _log_max(
     coarse = [k for k, s in enumerate(sigmas) if s / max(sp[1], sp[2]) >= PYRAMID_MIN_VOXELS]
     if min(sub.shape[1:]) < 16:
         coarse = []
-    # one scale per thread (scipy's filters release the GIL); kept in scale order, as a serial loop would
     fine = [k for k in range(len(sigmas)) if k not in coarse]
-    for k, resp in zip(
-        fine, thread_map(lambda k: _log(sub, sigmas[k], sigmas[k] / sp, (1.0, 1.0, 1.0)), fine), strict=True
-    ):
-        _keep_max(best, scale, resp, k)
+    _keep_scales(best, scale, sub, fine, sigmas, sp, (1.0, 1.0, 1.0))
     if coarse:
         ny, nx = sub.shape[1:]
         even = np.pad(sub, [(0, 0), (0, ny % 2), (0, nx % 2)], mode="edge")
@@ -210,9 +221,7 @@ def _log_max(
         sp2 = sp * np.array([1.0, 2.0, 2.0])
         hb = np.full(half.shape, -np.inf, np.float32)
         hk = np.zeros(half.shape, np.uint8)
-        responses = thread_map(lambda k: _log(half, sigmas[k], sigmas[k] / sp2, (1.0, 2.0, 2.0)), coarse)
-        for k, resp in zip(coarse, responses, strict=True):
-            _keep_max(hb, hk, resp, k)
+        _keep_scales(hb, hk, half, coarse, sigmas, sp2, (1.0, 2.0, 2.0))
         up = _upsample2(_upsample2(hb, 1), 2)[:, :ny, :nx]
         _keep_max(best, scale, up, np.repeat(np.repeat(hk, 2, axis=1), 2, axis=2)[:, :ny, :nx])
     return best, scale
