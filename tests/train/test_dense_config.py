@@ -28,6 +28,11 @@ def test_config_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "steps": "many"}))
     with pytest.raises(ConfigError, match="wrong type"):
         load_dense_config(bad)
+    bad.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "noise_copies": 1.5}))
+    with pytest.raises(ConfigError, match=r"noise_copies.*wrong type"):
+        load_dense_config(bad)
+    bad.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "lr": 1}))
+    assert load_dense_config(bad).lr == 1  # a float key takes an int
     bad.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "noise_channel": 1}))
     with pytest.raises(ConfigError, match=r"noise_channel.*wrong type"):
         load_dense_config(bad)

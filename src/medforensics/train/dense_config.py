@@ -128,8 +128,10 @@ def load_dense_config(path: str | Path, out: str | None = None) -> DenseConfig:
             if isinstance(want, bool)
             else isinstance(value, str)
             if isinstance(want, str)
+            else isinstance(value, int) and not isinstance(value, bool)
+            if isinstance(want, int)  # counts (steps, noise_copies, ...): 1.5 would crash later in range()
             else isinstance(value, (int, float)) and not isinstance(value, bool)
-            if isinstance(want, (int, float)) and want is not None
+            if isinstance(want, float)
             else isinstance(value, (list, tuple))
             if isinstance(want, (list, tuple))
             else isinstance(value, dict)
