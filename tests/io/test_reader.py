@@ -58,7 +58,7 @@ def test_discover_archive(tree: Path) -> None:
     ]
     assert reasons["zero.dcm"] == "empty file (0 bytes)"
     assert "not DICOM" in reasons["notes.txt"]
-    assert "without a .mhd header" in reasons["orphan.raw"]
+    assert "without a .mhd or .nhdr header" in reasons["orphan.raw"]
     assert "luna.raw" not in reasons  # the data file of luna.mhd is not a series nor junk
     assert not any(".hidden" in str(s.path) or ".cache" in str(s.path) for s in found.series + found.skipped)
     assert discover([tree]).series == discover([tree]).series  # deterministic

@@ -42,15 +42,17 @@ def test_scan_writes_json_and_exits_0(ct_series: Path, model_dir: Path, tmp_path
     assert "tampered" in r.output.replace("\n", "") and (tmp_path / "home" / "audit.sqlite").is_file()
 
 
-def test_scan_exit_2_when_nothing_scanned(model_dir: Path, tmp_path: Path) -> None:
-    bad = tmp_path / "bad.nii.gz"
+@pytest.mark.parametrize("name", ["bad.nii.gz", "bad.nrrd"])
+def test_scan_exit_2_when_nothing_scanned(model_dir: Path, tmp_path: Path, name: str) -> None:
+    bad = tmp_path / name
     bad.write_bytes(b"garbage" * 10)
     out = tmp_path / "scan.json"
     r = CliRunner().invoke(
         app, ["scan", str(bad), "--model", str(model_dir), "--json", str(out), "--no-audit"]
     )
-    assert r.exit_code == 2
-    assert json.loads(out.read_text())["series"][0]["verdict"] == "error"
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    series = json.loads(out.read_text())["series"][0]
+    assert series["verdict"] == "error" and "\n" not in series["error"]
     assert not (tmp_path / "home" / "audit.sqlite").exists()
 
 

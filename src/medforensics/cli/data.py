@@ -106,7 +106,7 @@ def show_command(
 
 
 def register_command(
-    path: Path = typer.Argument(..., help="Folder of images (DICOM, NIfTI, MetaImage, PNG/JPEG/TIFF)."),
+    path: Path = typer.Argument(..., help="Folder of images (DICOM, NIfTI, MetaImage, NRRD, PNG/JPEG/TIFF)."),
     name: str | None = typer.Option(None, "--name", help="Catalogue name (default: the folder's name)."),
 ) -> None:
     """Add a folder to the catalogue (stored in $MEDFORENSICS_HOME/catalogue.json; files are not copied)."""

@@ -1,7 +1,8 @@
 """Header-only facts about image files (modality, shape, spacing, geometry) for fast catalogue listing.
 
 Nothing here decodes pixels: DICOM is read with ``stop_before_pixels``, NIfTI through nibabel's header,
-MetaImage through its text header, PNG/JPEG/TIFF through Pillow's lazy open.
+MetaImage through its text header, NRRD through SimpleITK's header read, PNG/JPEG/TIFF through Pillow's lazy
+open.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from medforensics.errors import InputError
 from medforensics.io.image2d import is_image2d_path
 from medforensics.io.metaimage import is_metaimage_path, read_mhd_header
 from medforensics.io.nifti import is_nifti_path
+from medforensics.io.nrrd import is_nrrd_path
 from medforensics.io.volume import AXIAL_DIRECTION, Volume
 
 
@@ -62,6 +64,8 @@ def probe_file(path: Path, modality_hint: str | None = None) -> HeaderInfo:
         info = probe_nifti(path)
     elif is_metaimage_path(path):
         info = probe_metaimage(path)
+    elif is_nrrd_path(path):
+        info = probe_nrrd(path)
     elif is_image2d_path(path):
         info = probe_image2d(path)
     elif looks_dicom(path):
@@ -143,6 +147,22 @@ def probe_metaimage(path: Path) -> HeaderInfo:
         modality=fields.get("Modality", "").removeprefix("MET_MOD_") or None,
         shape=(dims3[2], dims3[1], dims3[0]),
         spacing=spacing,  # type: ignore[arg-type]
+    )
+
+
+def probe_nrrd(path: Path) -> HeaderInfo:
+    """NRRD header facts through SimpleITK (LPS geometry; NRRD records no modality)."""
+    from medforensics.io.metaimage import sitk_direction_to_volume, sitk_geometry, sitk_info
+
+    info = sitk_info(path, "NRRD")
+    size = [*info.GetSize(), 1][:3]
+    spacing, origin, direction = sitk_geometry(info)
+    return HeaderInfo(
+        modality=None,
+        shape=(int(size[2]), int(size[1]), int(size[0])),
+        spacing=(float(spacing[2]), float(spacing[1]), float(spacing[0])),
+        origin=(float(origin[0]), float(origin[1]), float(origin[2])),
+        direction=sitk_direction_to_volume(direction),
     )
 
 

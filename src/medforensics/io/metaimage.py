@@ -79,8 +79,6 @@ def read_metaimage(path: str | Path, modality: str | None = None, stream_above: 
     :class:`~medforensics.io.metaimage_pixels.MetaImagePixels` array, read a z-range at a time (the modality
     guess then looks at 16 evenly spaced slices); layouts it cannot stream are read whole.
     """
-    import SimpleITK as sitk
-
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", path=path)
@@ -88,30 +86,55 @@ def read_metaimage(path: str | Path, modality: str | None = None, stream_above: 
         raise InputError("empty file (0 bytes)", path=path)
     fields, header_end = _header(path)
     _check_data_file(path, fields)
+    info = sitk_info(path, "MetaImage")
+    array: Any = None
+    big = stream_above is not None and 4 * int(np.prod(info.GetSize())) > stream_above
+    if big and info.GetDimension() == 3:
+        from medforensics.io.metaimage_pixels import metaimage_pixels
+
+        array = metaimage_pixels(path, fields, header_end)
+    if array is None:
+        array = sitk_voxels(info, path)
+    volume = sitk_volume(info, array, path, modality, "metaimage")
+    log.debug("read MetaImage %s shape=%s modality=%s", path.name, volume.shape, volume.modality)
+    return volume
+
+
+def sitk_info(path: Path, fmt: str) -> Any:
+    """A SimpleITK reader that has read the header of ``path`` (a one-component 2-D or 3-D image)."""
+    import SimpleITK as sitk
+
     try:
         info = sitk.ImageFileReader()
         info.SetFileName(str(path))
         info.ReadImageInformation()
     except RuntimeError as exc:
-        raise InputError(f"SimpleITK cannot read it ({_reason(exc)})", path=path) from exc
+        raise InputError(f"SimpleITK cannot read it ({sitk_reason(exc)})", path=path) from exc
     if info.GetNumberOfComponents() != 1:
         raise InputError(f"{info.GetNumberOfComponents()}-component pixels are not supported", path=path)
-    dim = info.GetDimension()
-    if dim not in (2, 3):
-        raise InputError(f"{dim}-D MetaImage is not supported (one 3-D volume expected)", path=path)
-    array: Any = None
-    if stream_above is not None and dim == 3 and 4 * int(np.prod(info.GetSize())) > stream_above:
-        from medforensics.io.metaimage_pixels import metaimage_pixels
+    if info.GetDimension() not in (2, 3):
+        dim = info.GetDimension()
+        raise InputError(f"{dim}-D {fmt} is not supported (one 3-D volume expected)", path=path)
+    return info
 
-        array = metaimage_pixels(path, fields, header_end)
-    if array is None:
-        try:
-            image = info.Execute()  # the header already read: only the voxels now
-        except RuntimeError as exc:
-            raise InputError(f"SimpleITK cannot read it ({_reason(exc)})", path=path) from exc
-        array = np.asarray(sitk.GetArrayFromImage(image), dtype=np.float32)
-        array = array[None] if dim == 2 else array
-    spacing_itk, origin_itk, direction_itk = _geometry(info)
+
+def sitk_voxels(info: Any, path: Path) -> NDArray[np.float32]:
+    """All voxels of the image whose header ``info`` read, as (z, y, x) float32 (a 2-D image: one slice)."""
+    import SimpleITK as sitk
+
+    try:
+        image = info.Execute()  # the header already read: only the voxels now
+    except RuntimeError as exc:
+        raise InputError(f"SimpleITK cannot read it ({sitk_reason(exc)})", path=path) from exc
+    array = np.asarray(sitk.GetArrayFromImage(image), dtype=np.float32)
+    return array[None] if info.GetDimension() == 2 else array
+
+
+def sitk_volume(info: Any, array: Any, path: Path, modality: str | None, source_format: str) -> Volume:
+    """The axial :class:`Volume` of voxels read by SimpleITK with the geometry of its reader ``info``."""
+    import SimpleITK as sitk
+
+    spacing_itk, origin_itk, direction_itk = sitk_geometry(info)
     if any(s <= 0 for s in spacing_itk):
         raise InputError(f"non-positive element spacing {tuple(spacing_itk)}", path=path)
     mod, how = infer_modality(array, modality)
@@ -123,23 +146,22 @@ def read_metaimage(path: str | Path, modality: str | None = None, stream_above: 
         modality=mod,
         source=path,
         metadata={
-            "source_format": "metaimage",
+            "source_format": source_format,
             "modality_source": how,
             "pixel_type": sitk.GetPixelIDValueAsString(info.GetPixelID()),
             "warnings": [],
         },
     )
-    log.debug("read MetaImage %s shape=%s modality=%s (%s)", path.name, volume.shape, mod, how)
     return volume.reoriented_axial()
 
 
-def _reason(exc: RuntimeError) -> str:
+def sitk_reason(exc: RuntimeError) -> str:
     """The last line of a SimpleITK error, cut to 200 characters."""
     text = str(exc).strip()
     return (text.splitlines()[-1] if text else type(exc).__name__)[:200]
 
 
-def _geometry(info: Any) -> tuple[tuple[float, ...], tuple[float, ...], NDArray[np.float64]]:
+def sitk_geometry(info: Any) -> tuple[tuple[float, ...], tuple[float, ...], NDArray[np.float64]]:
     """ITK spacing, origin and 3x3 direction of a header; a 2-D image is one slice along +z."""
     if info.GetDimension() == 2:
         direction = np.eye(3)

@@ -1,7 +1,7 @@
 """Generic entry points: find every series under some paths, and load one into a :class:`Volume`.
 
 ``discover`` walks files and folders (recursively), splits DICOM by SeriesInstanceUID (DICOM is
-recognised by content, so extension-less files work), and lists NIfTI, MetaImage and 2-D images.
+recognised by content, so extension-less files work), and lists NIfTI, MetaImage, NRRD and 2-D images.
 Whatever cannot be used is returned as :class:`Skipped` with a one-line reason. ``load`` dispatches a
 :class:`SeriesRef` to the right reader; ``read_volume`` reads a path holding exactly one series.
 """
@@ -23,20 +23,21 @@ __all__ = ["Discovery", "SeriesRef", "Skipped", "discover", "load", "read_volume
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 METAIMAGE_SUFFIXES = (".mhd", ".mha")
+NRRD_SUFFIXES = (".nrrd", ".nhdr")
 RAW_SUFFIXES = (".raw", ".zraw")
-KINDS = ("dicom", "nifti", "metaimage", "image")
+KINDS = ("dicom", "nifti", "metaimage", "nrrd", "image")
 
 
 @dataclass
 class SeriesRef:
-    """One loadable series: a DICOM series (its files) or one NIfTI / MetaImage / 2-D image file.
+    """One loadable series: a DICOM series (its files) or one NIfTI / MetaImage / NRRD / 2-D image file.
 
     ``headers``: a discovered DICOM series' files as discovery parsed them (pixel data not read), handed to
     the first :func:`load` so that it need not parse them again; that load uses them up (drops them here),
     a later one reads the files anew."""
 
     path: Path
-    kind: str  # "dicom" | "nifti" | "metaimage" | "image"
+    kind: str  # "dicom" | "nifti" | "metaimage" | "nrrd" | "image"
     files: tuple[Path, ...]
     series_uid: str | None = None
     description: str = ""
@@ -65,6 +66,8 @@ def _suffix_kind(path: Path) -> str | None:
         return "nifti"
     if name.endswith(METAIMAGE_SUFFIXES):
         return "metaimage"
+    if name.endswith(NRRD_SUFFIXES):
+        return "nrrd"
     if name.endswith(IMAGE_SUFFIXES):
         return "image"
     if name.endswith(RAW_SUFFIXES):
@@ -104,8 +107,20 @@ def _mhd_data_file(mhd: Path) -> Path | None:
     return (mhd.parent / name).resolve()
 
 
+def _data_file(kind: str | None, header: Path) -> Path | None:
+    """The detached data file a .mhd or .nhdr header names (None for any other file)."""
+    name = header.name.lower()
+    if kind == "metaimage" and name.endswith(".mhd"):
+        return _mhd_data_file(header)
+    if kind == "nrrd" and name.endswith(".nhdr"):
+        from medforensics.io.nrrd import nrrd_data_file
+
+        return nrrd_data_file(header)
+    return None
+
+
 def _describe(kind: str, path: Path) -> str:
-    return {"nifti": "NIfTI", "metaimage": "MetaImage", "image": "2-D image"}.get(kind, kind)
+    return {"nifti": "NIfTI", "metaimage": "MetaImage", "nrrd": "NRRD", "image": "2-D image"}.get(kind, kind)
 
 
 def discover(paths: Iterable[str | Path], recursive: bool = True) -> Discovery:
@@ -127,9 +142,11 @@ def discover(paths: Iterable[str | Path], recursive: bool = True) -> Discovery:
 
     series: list[SeriesRef] = []
     dicom_candidates: list[Path] = []
-    mhd_data = {d for f in files.values() if f.name.lower().endswith(".mhd") if (d := _mhd_data_file(f))}
+    data_files = {d for f in files.values() if (d := _data_file(_suffix_kind(f), f))}
     for resolved, f in sorted(files.items(), key=lambda kv: str(kv[1])):
         kind = _suffix_kind(f)
+        if resolved in data_files:  # read through its header
+            continue
         try:
             empty = f.stat().st_size == 0
         except OSError as exc:
@@ -138,10 +155,9 @@ def discover(paths: Iterable[str | Path], recursive: bool = True) -> Discovery:
         if empty:
             skipped.append(Skipped(f, "empty file (0 bytes)"))
         elif kind == "raw":
-            if resolved not in mhd_data:
-                skipped.append(Skipped(f, "raw data file without a .mhd header"))
+            skipped.append(Skipped(f, "raw data file without a .mhd or .nhdr header"))
         elif kind is not None:
-            extra = (mhd_data_path,) if kind == "metaimage" and (mhd_data_path := _mhd_data_file(f)) else ()
+            extra = (data_path,) if (data_path := _data_file(kind, f)) else ()
             series.append(SeriesRef(f, kind, (f, *extra), None, _describe(kind, f)))
         else:
             dicom_candidates.append(f)
@@ -163,8 +179,8 @@ def load(ref: SeriesRef, *, stream_above: int | None = None) -> Volume:
 
     ``stream_above`` (bytes): a DICOM series, NIfTI or MetaImage file whose voxels would take more gets a
     lazily read array (:func:`medforensics.io.dicom.read_dicom_series`,
-    :func:`medforensics.io.nifti.read_nifti`, :func:`medforensics.io.metaimage.read_metaimage`); 2-D images
-    are always read whole."""
+    :func:`medforensics.io.nifti.read_nifti`, :func:`medforensics.io.metaimage.read_metaimage`); NRRD files
+    and 2-D images are always read whole."""
     if ref.kind == "dicom":
         headers, ref.headers = ref.headers, None  # used up by this read (decoded and stripped)
         vol = read_dicom_series(
@@ -178,6 +194,10 @@ def load(ref: SeriesRef, *, stream_above: int | None = None) -> Volume:
         from medforensics.io.metaimage import read_metaimage
 
         vol = read_metaimage(ref.path, stream_above=stream_above)
+    elif ref.kind == "nrrd":
+        from medforensics.io.nrrd import read_nrrd
+
+        vol = read_nrrd(ref.path)
     elif ref.kind == "image":
         from medforensics.io.image2d import read_image2d
 
@@ -197,7 +217,7 @@ def read_volume(path: str | Path) -> Volume:
     if p.is_file():
         kind = _suffix_kind(p)
         if kind == "raw":
-            raise InputError("raw data file: open its .mhd header instead", path=p)
+            raise InputError("raw data file: open its .mhd or .nhdr header instead", path=p)
         if kind is None:
             return read_dicom_series(p)
         return load(SeriesRef(p, kind, (p,), None, _describe(kind, p)))
