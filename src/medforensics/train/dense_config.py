@@ -11,6 +11,9 @@ from medforensics.errors import ConfigError
 
 #: Voxel size (z, y, x) mm the model works at (see :func:`medforensics.train.dense_data.to_model_grid`).
 TARGET_MM: tuple[float, float, float] = (2.5, 1.4, 1.4)
+#: ``scan`` assesses a CT whose slices lie at most this many grid slices apart (``target_mm[0]``; a model's
+#: config may set ``max_slice_mm`` instead): 3 mm for the 2.5 mm grid.
+MAX_SLICE_FACTOR = 1.2
 #: HU window mapped to [0, 1].
 HU_WINDOW: tuple[float, float] = (-1000.0, 400.0)
 

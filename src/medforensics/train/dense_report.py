@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from medforensics.logging import get_logger
 from medforensics.train.card import fmt_number
-from medforensics.train.dense_config import DenseConfig
+from medforensics.train.dense_config import MAX_SLICE_FACTOR, DenseConfig
 from medforensics.train.dense_data import LABELS
 
 log = get_logger("train.dense")
@@ -85,6 +85,7 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
             f"{fmt_number(m.get('within_10mm'), 3)} of tampered scans (median distance "
             f"{fmt_number(m.get('median_distance_mm'), 1)} mm)."
         )
+    limit = MAX_SLICE_FACTOR * cfg.target_mm[0]
     lines += [
         "",
         "## Intended use and limits",
@@ -92,6 +93,9 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         "Screening chest CT series for nodule injection/removal (CT-GAN-style, classical edits) as the",
         "`scan` default. Trained on very few real patients (LIDC-IDRI slabs, one full chest CT): scores on",
         "scanners and protocols unlike these are not validated; whole-image synthesis is not its job.",
+        f"`scan` does not assess series whose slices lie more than {limit:g} mm "
+        "apart (1.2 x the grid's slice spacing; the training CTs have 1.25-2.5 mm slices): they get verdict",
+        "`error`; `--max-slice-mm` scores them anyway.",
     ]
     return "\n".join(lines) + "\n"
 

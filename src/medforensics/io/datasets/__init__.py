@@ -1,4 +1,5 @@
-"""Published data-set formats: LIDC-IDRI reader XML, LUNA16 annotations.csv, the CT-GAN tamper layout."""
+"""Published data-set formats: LIDC-IDRI reader XML, LUNA16 annotations.csv, the CT-GAN tamper layout, and
+lesion label maps."""
 
 from medforensics.io.datasets.ctgan import (
     CTGANDataset,
@@ -8,6 +9,7 @@ from medforensics.io.datasets.ctgan import (
     read_ctgan_labels,
     write_ctgan_labels,
 )
+from medforensics.io.datasets.labelmap import label_map_nodules
 from medforensics.io.datasets.lidc import (
     LidcReads,
     ReaderNodule,
@@ -28,6 +30,7 @@ __all__ = [
     "Sample",
     "find_lidc_xml",
     "group_nodules",
+    "label_map_nodules",
     "load_lidc_annotations",
     "luna16_nodules",
     "nodule_mask",
