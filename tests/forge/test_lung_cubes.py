@@ -46,6 +46,23 @@ def test_lung_cut_open_by_the_field_of_view_is_found_and_outside_air_is_not(ct_c
     assert not m[:, :3, :].any()  # the air beyond the body (top rows of this crop) stays outside
 
 
+def test_outside_air_lifted_by_a_couch_is_not_taken_for_cut_lung(ct_crop: Volume) -> None:  # noqa: F811
+    # an abdomen-like series (no aerated lung) whose outside air holds foam: its mean is lung-like
+    # (above OUTSIDE_AIR_HU), its median is air's, as on a resampled abdominal CT (session 18)
+    from medforensics.forge.lung import OUTSIDE_AIR_HU, _lung_mask
+
+    arr = np.maximum(ct_crop.array, -1000.0)  # air at -1000 (this CT pads outside its field of view)
+    arr[lung_mask(ct_crop)] = 40.0  # soft tissue where the lungs were
+    outside = arr < -400
+    below = np.percentile(np.nonzero(outside)[1], 75)  # the lowest quarter of the outside air: a mattress
+    foam = outside & (np.arange(arr.shape[1])[None, :, None] >= below)
+    arr[foam] = -500.0
+    vol = Volume(arr, spacing=ct_crop.spacing, modality="CT")
+    assert np.mean(arr[outside]) > OUTSIDE_AIR_HU > np.median(arr[outside])
+    assert lung_mask(vol).sum() < 0.01 * outside.sum()
+    assert _lung_mask(arr, vol.spacing, cut_lung=True)[0].sum() < 0.01 * outside.sum()
+
+
 def test_lung_mask_does_not_depend_on_how_many_slices_are_labelled_at_once(
     ct_crop: Volume,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
