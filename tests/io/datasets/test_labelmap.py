@@ -10,7 +10,7 @@ import SimpleITK as sitk
 
 from medforensics.errors import InputError
 from medforensics.forge.dataset_sources import load_source, nodule_sites
-from medforensics.io.datasets import label_map_nodules
+from medforensics.io.datasets import label_map_beside, label_map_nodules
 
 
 def _write(arr: np.ndarray, path: Path, spacing: tuple[float, float, float] = (0.8, 0.8, 2.0)) -> Path:
@@ -46,7 +46,20 @@ def test_components_are_nodules(tmp_path: Path) -> None:
 def test_label_map_on_another_grid_is_an_error(tmp_path: Path) -> None:
     labels, ct = _ct_and_labels(tmp_path)
     moved = _write(np.zeros_like(ct, np.uint8), tmp_path / "moved_label.nrrd", spacing=(0.8, 0.8, 2.5))
-    vol = load_source(tmp_path / "ct.nrrd", name="t").volume
+    vol = load_source(tmp_path / "ct.nrrd", name="t", label_map=labels).volume
     assert len(label_map_nodules(labels, vol)) == 2
     with pytest.raises(InputError, match=r"moved_label\.nrrd.*does not match"):
         label_map_nodules(moved, vol)
+
+
+def test_label_map_beside_the_image_is_found_by_name(tmp_path: Path) -> None:
+    labels, _ = _ct_and_labels(tmp_path)  # ct.nrrd + ct_label.nrrd
+    assert label_map_beside(tmp_path / "ct.nrrd") == labels
+    assert label_map_beside(labels) is None  # a label map has no label map
+    assert len(load_source(tmp_path / "ct.nrrd", name="t").nodules) == 2  # used without being named
+    (tmp_path / "ct.nrrd").rename(tmp_path / "case_image.nrrd")
+    labels.rename(tmp_path / "case_label.nrrd")
+    assert label_map_beside(tmp_path / "case_image.nrrd") == tmp_path / "case_label.nrrd"
+    (tmp_path / "case_label.nrrd").unlink()
+    assert label_map_beside(tmp_path / "case_image.nrrd") is None
+    assert load_source(tmp_path / "case_image.nrrd", name="t").nodules == []

@@ -9,7 +9,7 @@ from medforensics.io.datasets.ctgan import (
     read_ctgan_labels,
     write_ctgan_labels,
 )
-from medforensics.io.datasets.labelmap import label_map_nodules
+from medforensics.io.datasets.labelmap import label_map_beside, label_map_nodules
 from medforensics.io.datasets.lidc import (
     LidcReads,
     ReaderNodule,
@@ -30,6 +30,7 @@ __all__ = [
     "Sample",
     "find_lidc_xml",
     "group_nodules",
+    "label_map_beside",
     "label_map_nodules",
     "load_lidc_annotations",
     "luna16_nodules",

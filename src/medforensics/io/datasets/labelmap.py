@@ -15,6 +15,23 @@ from medforensics.errors import InputError
 from medforensics.io.annotations import Nodule
 from medforensics.io.volume import Volume
 
+#: File types whose ``<stem>_label<suffix>`` companion is looked for (3D Slicer's and pyradiomics' habit).
+LABEL_SUFFIXES = (".nrrd", ".nhdr", ".nii.gz", ".nii", ".mha", ".mhd")
+
+
+def label_map_beside(image: str | Path) -> Path | None:
+    """The label map stored beside ``image`` by name (``lung1_image.nrrd`` or ``lung1.nrrd`` ->
+    ``lung1_label.nrrd``), or None."""
+    image = Path(image)
+    suffix = next((x for x in LABEL_SUFFIXES if image.name.lower().endswith(x)), None)
+    if suffix is None or not image.is_file():
+        return None
+    stem = image.name[: -len(suffix)]
+    if stem.endswith("_label"):
+        return None
+    candidate = image.with_name(f"{stem.removesuffix('_image')}_label{image.name[-len(suffix) :]}")
+    return candidate if candidate.is_file() else None
+
 
 def label_map_nodules(label_path: str | Path, volume: Volume) -> list[Nodule]:
     """The lesions of the label map at ``label_path``, which must lie on ``volume``'s voxel grid."""
