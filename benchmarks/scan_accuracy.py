@@ -29,6 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
+#: Annotated lesions up to this size (mm, as annotated) are removed or copied by the attacks: the LIDC slabs'
+#: nodules measure 23-36 mm here (the removal's hole is clipped to 36 mm); a mass beyond it (pyradiomics'
+#: lung2, 45 mm) stays a real lesion and removals target a blob the candidate finder sees instead.
+MAX_LESION_MM = 40.0
+
 
 def _training_patients(model_dir: Path) -> set[str]:
     try:
@@ -39,11 +44,10 @@ def _training_patients(model_dir: Path) -> set[str]:
 
 
 def _removal_centre(src: Any, rng: np.random.Generator) -> tuple[int, int, int] | None:
-    from medforensics.forge.ctgan.attack import MAX_REMOVE_MM
     from medforensics.forge.dataset_sources import nodule_sites
     from medforensics.scan.demo import removal_target
 
-    sites = nodule_sites(src, max_mm=MAX_REMOVE_MM)  # a mass beyond the attacks' reach stays
+    sites = nodule_sites(src, max_mm=MAX_LESION_MM)  # a mass beyond the attacks' reach stays
     if sites:
         return sites[int(rng.integers(len(sites)))]
     try:
@@ -157,7 +161,6 @@ def run(
     limit, as ``scan --max-slice-mm`` does)."""
     from medforensics.forge.augment import ct_augmenter
     from medforensics.forge.base import list_attacks, run_attack
-    from medforensics.forge.ctgan.attack import MAX_REMOVE_MM
     from medforensics.forge.dataset_sources import auto_sources
     from medforensics.scan.detector import load_detector
     from medforensics.scan.pipeline import scan_volume
@@ -188,12 +191,12 @@ def run(
                 extra: dict[str, Any] = {}
                 if method == "copy-move":  # a real nodule of another patient (as the data-set builder does)
                     donors = [
-                        d for d in sources if nodule_sites(d, MAX_REMOVE_MM) and d.patient != src.patient
+                        d for d in sources if nodule_sites(d, MAX_LESION_MM) and d.patient != src.patient
                     ]
                     if not donors:
                         continue
                     donor = donors[int(rng.integers(len(donors)))]
-                    extra = {"donor": donor.volume, "donor_centers": nodule_sites(donor, MAX_REMOVE_MM)}
+                    extra = {"donor": donor.volume, "donor_centers": nodule_sites(donor, MAX_LESION_MM)}
                 try:
                     forged, _mask, rec = run_attack(
                         method, vol, seed=int(rng.integers(2**31)), center=centre, **extra
