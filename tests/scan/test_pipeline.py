@@ -72,6 +72,16 @@ def test_single_slice_and_thin_ct_are_errors(detector: Detector) -> None:
     assert res.verdict == "error" and "only 4 slices" in res.error
 
 
+def test_label_map_is_an_error_that_says_so_and_an_integer_mr_is_not_one(detector: Detector) -> None:
+    lobes = np.zeros((12, 32, 32), np.float32)
+    lobes[2:10, 4:28, 4:14], lobes[2:10, 4:28, 18:28] = 1.0, 2.0  # a two-label segmentation beside a CT
+    res = scan_volume(Volume(lobes, spacing=(2.5, 1.0, 1.0), modality="MR"), detector)
+    assert res.verdict == "error" and "label map or mask (3 distinct integer values" in res.error
+    mr = np.round(np.random.default_rng(2).random((12, 32, 32)) * 900).astype(np.float32)  # integer MR pixels
+    res = scan_volume(Volume(mr, spacing=(2.5, 1.0, 1.0), modality="MR"), detector)
+    assert "modality MR" in res.error and "label map" not in res.error
+
+
 def test_uncalibrated_random_detector_runs_authentic_path(tmp_path: Path, ct_series: Path) -> None:
     from tests.scan._helpers import tiny_detector_dir
 

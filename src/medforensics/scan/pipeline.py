@@ -206,6 +206,31 @@ def scan_2d(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
         )
 
 
+#: A volume holding at most this many distinct non-negative integers is a label map (a segmentation or mask
+#: beside its image, as 3D Slicer, pyradiomics and TotalSegmentator store them), not an image.
+LABEL_MAP_MAX_VALUES = 64
+
+
+def label_map_reason(volume: Volume) -> str | None:
+    """A one-line reason when ``volume`` looks like a label map rather than an image (judged on a sample of
+    up to about a million voxels from 16 slices), else None."""
+    from medforensics.io.lazy import LazySlices
+
+    arr = volume.array
+    step = max(1, volume.shape[0] // 16)
+    sample = arr.sample() if isinstance(arr, LazySlices) else np.asarray(arr)[::step]
+    flat = sample.ravel()[:: max(1, sample.size // 1_000_000)]
+    values = np.unique(flat[np.isfinite(flat)])
+    if values.size == 0 or values.size > LABEL_MAP_MAX_VALUES or values.min() < 0:
+        return None
+    if not np.array_equal(values, np.round(values)):
+        return None
+    return (
+        f"looks like a label map or mask ({values.size} distinct integer values, not image intensities): "
+        "scan the image it segments"
+    )
+
+
 def route_error(volume: Volume, detector2d: Detector | None, detector: Detector | None = None) -> str | None:
     """Why ``volume`` cannot be scored by the available detectors (None: it can). A CT whose slices lie
     further apart than the CT detector's ``max_slice_mm`` is outside what it was validated on."""
@@ -216,7 +241,8 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
         what = "single CT slice: the CT detector needs a volume" if mod == "CT" else "2-D image"
         return f"{what}; no 2-D detector bundled for modality {mod}"
     if mod != "CT":
-        return f"modality {mod}: the detector scores CT volumes (no {mod} detector bundled)"
+        mask = label_map_reason(volume)
+        return mask or f"modality {mod}: the detector scores CT volumes (no {mod} detector bundled)"
     if volume.shape[0] < MIN_CT_SLICES:
         return f"only {volume.shape[0]} slices: the CT detector needs a volume of >= {MIN_CT_SLICES} slices"
     limit = getattr(detector, "max_slice_mm", None)
