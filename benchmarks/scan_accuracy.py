@@ -166,7 +166,7 @@ def run(
     from medforensics.scan.pipeline import scan_volume
 
     det = load_detector(model_dir)
-    if max_slice_mm is not None and hasattr(det, "max_slice_mm"):
+    if max_slice_mm is not None:
         det.max_slice_mm = max_slice_mm
     seen = _training_patients(model_dir)
     rng = np.random.default_rng(seed)

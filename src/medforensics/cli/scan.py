@@ -177,7 +177,7 @@ def register(app: typer.Typer) -> None:
 
                 trusted = [c for p in ca for c in load_certificates(p)]
             det, det2 = load_detectors(model)
-            if max_slice_mm is not None and hasattr(det, "max_slice_mm"):
+            if max_slice_mm is not None:
                 det.max_slice_mm = max_slice_mm
             keep = "lazy" if any(x is not None for x in (html_out, sr_dir, seg_dir)) else False
             with _Bar() as bar:

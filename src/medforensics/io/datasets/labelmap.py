@@ -45,14 +45,17 @@ def label_map_nodules(label_path: str | Path, volume: Volume) -> list[Nodule]:
             f"label map grid {labels.shape} does not match the image's {volume.shape}", path=label_path
         )
     mask = np.asarray(labels.array) != 0
-    comps, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    comps, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
     voxel_mm3 = float(np.prod(volume.spacing))
+    # every component's centre and size in one pass over the volume each
+    centres = ndimage.center_of_mass(mask, comps, range(1, n + 1))
+    counts = np.bincount(comps.ravel(), minlength=n + 1)
     out: list[Nodule] = []
     for k, box in enumerate(ndimage.find_objects(comps), start=1):
         if box is None:
             continue
-        centre = tuple(float(c) for c in ndimage.center_of_mass(comps == k))
-        count = int(np.count_nonzero(comps[box] == k))
+        centre = tuple(float(c) for c in centres[k - 1])
+        count = int(counts[k])
         out.append(
             Nodule(
                 center_voxel=centre,  # type: ignore[arg-type]
