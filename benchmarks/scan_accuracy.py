@@ -130,17 +130,9 @@ def thicken(src: Any, n: int) -> Any:
     scan, ``n`` x the slice spacing; nodule centres follow)."""
     import dataclasses
 
-    vol = src.volume
-    arr = np.asarray(vol.array, np.float32)
-    k = arr.shape[0] // n * n
-    thick = arr[:k].reshape(k // n, n, *arr.shape[1:]).mean(axis=1)
-    # the first thick slice lies at the mean position of the n it averages
-    origin = vol.index_to_patient(((n - 1) / 2.0, 0.0, 0.0))
-    meta = {key: v for key, v in vol.metadata.items() if key != "sop_instance_uids"}
-    spacing = (vol.spacing[0] * n, vol.spacing[1], vol.spacing[2])
-    out = dataclasses.replace(
-        vol, array=thick, spacing=spacing, origin=tuple(origin), datasets=[], metadata=meta
-    )
+    from medforensics.forge.augment import thick_volume
+
+    out = thick_volume(src.volume, n)
     nodules = [
         dataclasses.replace(nd, center_voxel=((nd.center_voxel[0] - (n - 1) / 2.0) / n, *nd.center_voxel[1:]))
         for nd in src.nodules

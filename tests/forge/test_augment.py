@@ -113,3 +113,13 @@ def test_noise_copy_draws_the_seed_studys_noise_reproducibly() -> None:
     np.testing.assert_array_equal(a, b)
     assert NOISE_STD[0] * 1400.0 * 0.95 <= float(a.std()) <= NOISE_STD[1] * 1400.0 * 1.05
     assert not img.any()  # the input is not modified
+
+
+def test_thicken_slices_averages_blocks_and_drops_the_remainder() -> None:
+    arr = np.arange(5 * 2 * 2, dtype=np.float32).reshape(5, 2, 2)
+    thick = A.thicken_slices(arr, 2)
+    assert thick.shape == (2, 2, 2) and thick.dtype == np.float32
+    np.testing.assert_allclose(thick[1], arr[2:4].mean(axis=0))
+    np.testing.assert_array_equal(A.thicken_slices(arr, 1), arr)
+    with pytest.raises(ConfigError, match="cannot average 6 slices"):
+        A.thicken_slices(arr, 6)

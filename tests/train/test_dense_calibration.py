@@ -110,3 +110,20 @@ def test_recalibration_scores_the_models_own_validation_split(tmp_path: Path) ->
     assert all(s.slice_corr is not None for s in scores)  # a zcorr model measures every series
     assert cal == written  # deterministic: recalibrating again changes nothing
     assert 0.0 <= cal["series_threshold"] <= 1.0 and len(cal["platt"]) == 2
+
+
+def test_a_model_trained_with_thick_copies_is_calibrated_on_them_too(tmp_path: Path) -> None:
+    import csv
+
+    from medforensics.train.dense import train_dense
+    from tests.train._dense import tiny_config
+
+    cfg = tiny_config(tmp_path / "m", steps=2, eval_every=2, zcorr_channel=True, thick_mm=5.0)
+    with (Path(cfg.data) / "manifest.csv").open(newline="") as fh:
+        val = {r["uuid"] for r in csv.DictReader(fh) if r["split"] == "val" and r["type"] != "SYN"}
+    train_dense(cfg)
+    names = {s["name"] for s in json.loads((Path(cfg.out) / "calibration_scores.json").read_text())}
+    plain = names & val
+    assert plain == val and names - plain  # every validation series, and thick copies of them
+    assert all(n.split("+thick")[0] in val for n in names - plain)
+    assert json.loads((Path(cfg.out) / "config.json").read_text())["thick_mm"] == 5.0

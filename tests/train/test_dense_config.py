@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from medforensics.errors import ConfigError
+from medforensics.scan.detector import Calibration
+from medforensics.scan.result import ModelInfo
 from medforensics.train.dense import (
     DenseConfig,
     is_dense_config,
@@ -54,3 +57,21 @@ def test_init_from_is_a_path_or_null(tmp_path: Path) -> None:
     cfg.write_text(json.dumps({"data": "x", "out": "y", "init_from": 3}))
     with pytest.raises(ConfigError, match=r"init_from.*wrong type"):
         load_dense_config(cfg)
+
+
+def test_max_slice_mm_is_a_number_or_null_and_reaches_the_detector(tmp_path: Path) -> None:
+    from medforensics.scan.dense import DenseDetector
+
+    cfg = tmp_path / "c.json"
+    for value, want in ((6, 6.0), (5.5, 5.5), (None, None)):
+        cfg.write_text(json.dumps({"data": "x", "out": "y", "max_slice_mm": value}))
+        assert load_dense_config(cfg).max_slice_mm == want
+    for value in ("6", True):
+        cfg.write_text(json.dumps({"data": "x", "out": "y", "max_slice_mm": value}))
+        with pytest.raises(ConfigError, match=r"max_slice_mm.*wrong type"):
+            load_dense_config(cfg)
+    net = torch.nn.Identity()
+    info = ModelInfo("m", "1", "0" * 12)
+    assert DenseDetector(net, {"max_slice_mm": 6.0}, Calibration(), info).max_slice_mm == 6.0
+    # a resolved config without the limit (None): 1.2 x the grid's 2.5 mm slices
+    assert DenseDetector(net, {"max_slice_mm": None}, Calibration(), info).max_slice_mm == pytest.approx(3.0)

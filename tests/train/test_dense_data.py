@@ -87,6 +87,27 @@ def test_noise_copies_join_the_train_split_only_with_the_same_classes() -> None:
     np.testing.assert_array_equal(again[1].image, noisy["train"][1].image)
 
 
+def test_thick_copies_join_train_and_validation_with_their_attacks() -> None:
+    root, _ = shared_tiny_dataset()
+    plain = load_items(DenseConfig(data=str(root), out="unused"))
+    thick = load_items(DenseConfig(data=str(root), out="unused", thick_mm=5.0))
+    assert [i.uid for i in thick["test"]] == [i.uid for i in plain["test"]]  # tested as stored
+    for split in ("train", "val"):
+        by_uid = {i.uid: i for i in thick[split]}
+        copies = [i for i in thick[split] if "+thick" in i.uid]
+        assert copies and len(thick[split]) == len(plain[split]) + len(copies)
+        for it in plain[split]:
+            np.testing.assert_array_equal(by_uid[it.uid].image, it.image)  # the scan itself is untouched
+            copy = next((c for c in copies if c.uid.startswith(it.uid + "+thick")), None)
+            if copy is None:
+                continue
+            assert (copy.label, copy.method, copy.patient) == (it.label, it.method, it.patient)
+            assert copy.spacing == it.spacing  # the same model grid
+            assert set(np.unique(copy.target)) == set(np.unique(it.target))  # the attack is still there
+            # averaged slices: less of the full-resolution noise survives, so the images differ
+            assert not np.array_equal(copy.image[0][: it.image.shape[1]], it.image[0][: copy.image.shape[1]])
+
+
 def test_resize_keeps_the_attack_and_the_patch_size() -> None:
     from medforensics.train.dense_data import _resize
 

@@ -96,6 +96,29 @@ def noise_copy(
     return add_noise(image, p["std"], p["seed"])[0]
 
 
+def thicken_slices(array: NDArray[Any], n: int) -> NDArray[np.float32]:
+    """Every ``n`` consecutive slices (axis 0) of ``array`` averaged into one: a thicker reconstruction of
+    the same scan, ``n`` x its slice spacing (a remainder of fewer than ``n`` slices is dropped; the first
+    thick slice lies at the mean position of the ``n`` it averages)."""
+    if n < 1 or array.shape[0] < n:
+        raise ConfigError(f"cannot average {n} slices of a volume with {array.shape[0]}")
+    k = array.shape[0] // n * n
+    return np.asarray(array[:k], np.float32).reshape(k // n, n, *array.shape[1:]).mean(axis=1)
+
+
+def thick_volume(volume: Any, n: int) -> Any:
+    """A :class:`~medforensics.io.volume.Volume` as its thicker reconstruction (:func:`thicken_slices`):
+    ``n`` x the slice spacing, the first slice at the mean position of the ``n`` it averages; the source
+    DICOM datasets and instance UIDs are dropped (they describe other slices)."""
+    origin = volume.index_to_patient(((n - 1) / 2.0, 0.0, 0.0))
+    meta = {k: v for k, v in volume.metadata.items() if k != "sop_instance_uids"}
+    sp = (volume.spacing[0] * n, volume.spacing[1], volume.spacing[2])
+    arr = thicken_slices(volume.array, n)
+    return volume.with_array(
+        arr, spacing=sp, origin=tuple(float(v) for v in origin), datasets=[], metadata=meta
+    )
+
+
 def apply_augmentation(
     image: NDArray[Any], params: Params, mask: NDArray[Any] | None = None
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_] | None]:

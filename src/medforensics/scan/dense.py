@@ -130,7 +130,7 @@ class DenseDetector:
         #: Slice spacing (mm) beyond which a series is not assessed (config ``max_slice_mm``, else
         #: MAX_SLICE_FACTOR x the model grid's): trained on 1.25-2.5 mm slices, the bundled model found
         #: none of 18 attacks on two real 5 mm chest CTs (benchmarks/scan_accuracy/README.md).
-        self.max_slice_mm = float(config.get("max_slice_mm", MAX_SLICE_FACTOR * self.target_mm[0]))
+        self.max_slice_mm = float(config.get("max_slice_mm") or MAX_SLICE_FACTOR * self.target_mm[0])
 
     @classmethod
     def from_dir(cls, folder: str | Path) -> DenseDetector:

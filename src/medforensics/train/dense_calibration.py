@@ -131,6 +131,19 @@ def _noise_copies(volume: Any, rng: np.random.Generator, n: int) -> list[Any]:
     return [volume.with_array(noise_copy(volume.array, rng), spacing=volume.spacing) for _ in range(n)]
 
 
+def _with_thick(det: Any, volume: Any, name: str, authentic: bool, thick_mm: float) -> list[SeriesScore]:
+    """The series' score and, for a model trained with thick copies (config ``thick_mm``), its thick
+    copy's, as the training data holds both (:func:`~medforensics.train.dense_data.thick_factor`)."""
+    from medforensics.forge.augment import thick_volume
+    from medforensics.train.dense_data import thick_factor
+
+    out = [score_series(det, volume, name, authentic)]
+    n = thick_factor(thick_mm, volume)
+    if n:
+        out.append(score_series(det, thick_volume(volume, n), f"{name}+thick{n}", authentic))
+    return out
+
+
 def recalibrate(
     model_dir: str | Path,
     data: str | Path,
@@ -143,7 +156,8 @@ def recalibrate(
     """Fit :func:`fit_operating_points` for the dense model in ``model_dir`` on the validation split of the
     forge data set ``data`` as the model's config defines it (``splits``, ``exclude_methods``), plus whole
     ``val_authentic`` series, and the whole authentic training series
-    ``whole_authentic`` (and ``noise_copies`` noise-augmented copies of each). Returns the calibration and
+    ``whole_authentic`` (and ``noise_copies`` noise-augmented copies of each; with the config's ``thick_mm``
+    also every series' thick copy, :func:`_with_thick`). Returns the calibration and
     the validation scores; writes nothing."""
     from medforensics.io.reader import read_volume
     from medforensics.scan.dense import DenseDetector
@@ -166,16 +180,18 @@ def recalibrate(
             and r["type"] in ("TB", "TM", "FB", "FM")
             and r["method"] not in excluded
         ]
-    val = [
-        score_series(det, read_volume(Path(data) / "scans" / r["uuid"]), r["uuid"], r["type"] in ("TB", "TM"))
-        for r in rows
-    ]
-    val += [score_series(det, read_volume(p), Path(p).name) for p in val_authentic]
+    thick_mm = float(det.config.get("thick_mm") or 0.0)
+    val: list[SeriesScore] = []
+    for r in rows:
+        vol = read_volume(Path(data) / "scans" / r["uuid"])
+        val += _with_thick(det, vol, r["uuid"], r["type"] in ("TB", "TM"), thick_mm)
+    for p in val_authentic:
+        val += _with_thick(det, read_volume(p), Path(p).name, True, thick_mm)
     rng = np.random.default_rng(seed)
     whole: list[SeriesScore] = []
     for p in whole_authentic:
         vol = read_volume(p)
-        whole.append(score_series(det, vol, Path(p).name))
+        whole += _with_thick(det, vol, Path(p).name, True, thick_mm)
         whole += [
             score_series(det, v, f"{Path(p).name}+noise") for v in _noise_copies(vol, rng, noise_copies)
         ]

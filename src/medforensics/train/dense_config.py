@@ -59,6 +59,13 @@ class DenseConfig:
     #: classes. 0: none. Measured in session 16 (one copy, fine-tuning bundle14): CT-GAN removal
     #: detection fell, since its trace is such noise (``benchmarks/leaderboard/README.md``).
     noise_copies: int = 0
+    #: Thick copies: every train and validation scan also as a thicker reconstruction, its slices averaged
+    #: in blocks of ``round(thick_mm / slice spacing)`` (:func:`~medforensics.forge.augment.thicken_slices`;
+    #: masks alike), when that block holds at least 2 slices. 0: none. Such series (5 mm chest CT) are what
+    #: ``scan`` refuses above ``max_slice_mm``; a model trained with them may set that limit higher.
+    thick_mm: float = 0.0
+    #: ``scan`` assesses series whose slices lie at most this far apart; None: MAX_SLICE_FACTOR x the grid's.
+    max_slice_mm: float | None = None
     #: Patient (manifest ``patient``) -> split, overriding the data set's split file for those patients.
     splits: dict[str, str] = field(default_factory=dict)
     seed: int = 0
@@ -104,6 +111,8 @@ def _read_raw(path: Path) -> Any:
 
 #: Keys holding a path or None.
 OPTIONAL_PATHS = ("init_from",)
+#: Keys holding a number or None.
+OPTIONAL_NUMBERS = ("max_slice_mm",)
 
 
 def load_dense_config(path: str | Path, out: str | None = None) -> DenseConfig:
@@ -127,6 +136,8 @@ def load_dense_config(path: str | Path, out: str | None = None) -> DenseConfig:
         ok = (
             value is None or isinstance(value, str)
             if key in OPTIONAL_PATHS
+            else value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+            if key in OPTIONAL_NUMBERS
             else isinstance(value, bool)
             if isinstance(want, bool)
             else isinstance(value, str)

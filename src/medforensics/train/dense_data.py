@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,18 +161,46 @@ def _noisy_copies(cfg: DenseConfig, array: NDArray[Any], key: str) -> Iterator[N
         yield noise_copy(array, np.random.default_rng([cfg.seed, zlib.crc32(key.encode()), k]))
 
 
-def _grids(cfg: DenseConfig, vol: Any, split: str, key: str) -> Iterator[tuple[GridInput, str]]:
-    """The scan on the model grid (uid suffix ``""``) and, in the train split, its noisy copies
-    (``"+noise<k>"``), one at a time."""
-    copies = _noisy_copies(cfg, vol.array, key) if split == "train" else iter(())
-    for k, array in enumerate(itertools.chain([vol.array], copies)):
-        g = model_input(array, vol.spacing, cfg.target_mm, cfg.noise_channel, zcorr=cfg.zcorr_channel)
-        yield g, "" if k == 0 else f"+noise{k - 1}"
+def thick_factor(thick_mm: float, volume: Any) -> int:
+    """Slices of ``volume`` averaged into one for its copy ``thick_mm`` thick (0: no thick copy, when that
+    is under 2 slices or more than it has)."""
+    n = round(thick_mm / volume.spacing[0]) if thick_mm > 0 else 0
+    return n if 2 <= n <= volume.shape[0] else 0
+
+
+@dataclass
+class Variant:
+    """A scan as the network trains on it: the original, a noisy copy or a thick copy."""
+
+    array: NDArray[Any]
+    spacing: tuple[float, float, float]
+    thick: int  # slices averaged into one (1: as stored)
+    suffix: str  # appended to the scan's uid
+
+
+def _variants(cfg: DenseConfig, vol: Any, split: str, key: str) -> Iterator[Variant]:
+    """The scan as stored (uid suffix ``""``); in the train split its noisy copies (``"+noise<k>"``); in the
+    train and validation splits its thick copy (``"+thick<n>"``, :func:`thick_factor`), one at a time."""
+    from medforensics.forge.augment import thicken_slices
+
+    yield Variant(vol.array, vol.spacing, 1, "")
+    if split == "train":
+        for k, array in enumerate(_noisy_copies(cfg, vol.array, key)):
+            yield Variant(array, vol.spacing, 1, f"+noise{k}")
+    n = thick_factor(cfg.thick_mm, vol)
+    if split in ("train", "val") and n:
+        sp = (vol.spacing[0] * n, vol.spacing[1], vol.spacing[2])
+        yield Variant(thicken_slices(vol.array, n), sp, n, f"+thick{n}")
+
+
+def _grid(cfg: DenseConfig, v: Variant) -> GridInput:
+    return model_input(v.array, v.spacing, cfg.target_mm, cfg.noise_channel, zcorr=cfg.zcorr_channel)
 
 
 def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
-    """Every FM/FB/TB/TM scan of the data set on the model grid, grouped by split (+ extra authentic); in
-    the train split also ``cfg.noise_copies`` noisy copies of each (:func:`_noisy_copies`)."""
+    """Every FM/FB/TB/TM scan of the data set on the model grid, grouped by split (+ extra authentic), with
+    the noisy and thick copies :func:`_variants` adds."""
+    from medforensics.forge.augment import thicken_slices
     from medforensics.io.nifti import read_nifti
     from medforensics.io.reader import read_volume
 
@@ -194,16 +221,19 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
         if r["method"] in cfg.exclude_methods and r["split"] != "test":
             continue  # leave-one-attack-out: never trained or validated on it
         vol = read_volume(root / "scans" / r["uuid"])
-        focus = None
         mask_path = root / "masks" / f"{r['uuid']}.nii.gz"
-        low = None
+        mask = None
         if r["type"] in LABELS or (r["type"] == "TM" and mask_path.is_file()):
-            mask = read_nifti(mask_path).array
+            mask = (read_nifti(mask_path).array > 0).astype(np.float32)
             if mask.shape != vol.shape:
                 raise InputError(f"mask shape {mask.shape} != scan shape {vol.shape}", path=mask_path)
-            low = to_model_grid((mask > 0).astype(np.float32), vol.spacing, cfg.target_mm)[0] >= 0.3
-            focus = np.argwhere(low) if low.any() else None  # TM: the readers' outline, class authentic
-        for g, suffix in _grids(cfg, vol, r["split"], r["uuid"]):
+        for v in _variants(cfg, vol, r["split"], r["uuid"]):
+            g = _grid(cfg, v)
+            focus = low = None
+            if mask is not None:
+                m = mask if v.thick == 1 else thicken_slices(mask, v.thick)
+                low = to_model_grid(m, v.spacing, cfg.target_mm)[0] >= 0.3
+                focus = np.argwhere(low) if low.any() else None  # TM: the readers' outline, class authentic
             target = np.zeros(g.hu.shape, np.int64)
             if low is not None and r["type"] in LABELS:
                 target[low] = LABELS[r["type"]]
@@ -213,7 +243,7 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
                 r["type"],
                 r["method"],
                 r["patient"],
-                r["uuid"] + suffix,
+                r["uuid"] + v.suffix,
                 g.spacing,
                 focus,
             )
@@ -222,10 +252,11 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
     for split, paths in extras.items():
         for path in paths:
             vol = read_volume(path)
-            for g, suffix in _grids(cfg, vol, split, path):
+            for v in _variants(cfg, vol, split, path):
+                g = _grid(cfg, v)
                 target = np.zeros(g.hu.shape, np.int64)
                 item = Item(
-                    g.channels(cfg.hu_window), target, "TB", "whole", "extra", path + suffix, g.spacing
+                    g.channels(cfg.hu_window), target, "TB", "whole", "extra", path + v.suffix, g.spacing
                 )
                 out[split].append(item)
     _check_split(out)
