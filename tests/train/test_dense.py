@@ -165,6 +165,24 @@ def test_ten_steps_train(tmp_path: Path) -> None:
     assert metrics["best_step"] in (5, 10) and metrics["precision_run"] == "fp32"
 
 
+def test_progress_lines_and_a_log_written_after_each_evaluation(tmp_path: Path) -> None:
+    """A run stopped by a time limit keeps the log of its evaluations (``finish_dense`` then keeps it)."""
+    import csv
+
+    seen: list[tuple[str, list[str]]] = []
+
+    def progress(msg: str) -> None:
+        log = tmp_path / "train_log.csv"
+        steps = [r["step"] for r in csv.DictReader(log.open())] if log.is_file() else []
+        seen.append((msg, steps))
+
+    train_dense(tiny_config(tmp_path, steps=4, eval_every=2, hard_every=2), progress=progress)
+    assert "train" in seen[0][0] and "scans loaded" in seen[0][0] and seen[0][1] == []
+    assert [m.split(":")[0] for m, _ in seen[1:]] == ["step 2/4", "step 4/4"]
+    assert [steps for _, steps in seen[1:]] == [["2"], ["2", "4"]]  # on disk when the line is printed
+    assert "val scan AUC" in seen[1][0]
+
+
 def test_cli_names_the_config_of_a_value_that_cannot_train(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -192,10 +210,12 @@ def test_a_run_stopped_by_a_time_limit_is_finished_from_its_checkpoint(tmp_path:
 
     cfg = tiny_config(tmp_path / "m", steps=2, eval_every=1)
     first = train_dense(cfg)
-    for f in (tmp_path / "m").iterdir():  # what a killed run leaves: the best checkpoint only
-        if f.name != "model.safetensors":
+    log = (tmp_path / "m" / "train_log.csv").read_text()
+    for f in (tmp_path / "m").iterdir():  # what a killed run leaves: the best checkpoint and the log
+        if f.name not in ("model.safetensors", "train_log.csv"):
             f.unlink()
     metrics = finish_dense(cfg, "trained elsewhere")
+    assert (tmp_path / "m" / "train_log.csv").read_text() == log and len(log.splitlines()) == 3
     assert (
         metrics["stopped_early"]
         and metrics["train_seconds"] is None

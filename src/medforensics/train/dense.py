@@ -31,7 +31,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -230,8 +230,13 @@ def _steps(source: BatchSource, cfg: DenseConfig) -> Iterator[tuple[int, torch.T
             yield step, x, y
 
 
-def train_dense(cfg: DenseConfig) -> dict[str, Any]:
-    """Train (see module docs); returns the metrics written to ``metrics.json``."""
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train (see module docs); returns the metrics written to ``metrics.json``. ``progress`` gets a line
+    after loading and after each evaluation."""
     from medforensics.models.inference import autocast
     from medforensics.train.checkpoint import save_weights
 
@@ -250,6 +255,8 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     items = load_items(cfg)
     t_load = time.perf_counter() - t0
+    if progress:
+        progress(f"{', '.join(f'{len(v)} {k}' for k, v in items.items())} scans loaded in {t_load:.0f} s")
     source = BatchSource(items["train"], cfg, rng)  # before any CUDA work: its workers fork
     model.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -289,7 +296,14 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
             }
             running = 0.0
             log_rows.append(row)
+            write_log(out, log_rows)
             log.info("step %d: %s; val AUC per method %s", step, row, val["auc_per_method"])
+            if progress:
+                progress(
+                    f"step {step}/{cfg.steps}: train loss {row['train_loss']:.4f}, val scan AUC "
+                    f"{_fmt(val['auc'])}, strongest region within 10 mm {_fmt(val['within_10mm'])}, "
+                    f"{row['seconds']:.0f} s"
+                )
             # both jobs of the scan count: telling tampered from authentic scans and finding the edit
             key = (0.5 * (val["auc"] + (val["within_10mm"] or 0.0)), val["auc"])
             if best is None or key >= best:
@@ -302,6 +316,24 @@ def train_dense(cfg: DenseConfig) -> dict[str, Any]:
 
     load_weights(model, out / "model.safetensors")  # the best validation step, not the last
     return _finish(model, cfg, items, best_val, log_rows, seconds, dev, init=init)
+
+
+#: Columns of ``train_log.csv``, one row per evaluation.
+LOG_FIELDS = ("step", "train_loss", "val_auc", "val_within_10mm", "seconds")
+
+
+def write_log(out: Path, rows: list[dict[str, Any]]) -> None:
+    """``train_log.csv`` of the evaluations so far (atomic: rewritten after each, so a run that a time limit
+    stops keeps its log)."""
+    import io
+
+    from medforensics._atomic import write_text_atomic
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(out / "train_log.csv", buf.getvalue())
 
 
 def init_provenance(cfg: DenseConfig) -> dict[str, str] | None:
@@ -320,9 +352,10 @@ def init_provenance(cfg: DenseConfig) -> dict[str, str] | None:
 
 def finish_dense(cfg: DenseConfig, note: str = "") -> dict[str, Any]:
     """Evaluate and complete the folder of a training that stopped early (a time limit): ``cfg.out`` holds
-    only ``model.safetensors``, the best validation checkpoint saved so far. It is scored on the validation
-    and test scans as :func:`train_dense` would have; the metrics say ``stopped_early`` (no training time,
-    step or log: they died with the run) and keep ``note`` (where and how it was trained)."""
+    ``model.safetensors``, the best validation checkpoint saved so far, and ``train_log.csv`` of the
+    evaluations run (kept). It is scored on the validation and test scans as :func:`train_dense` would
+    have; the metrics say ``stopped_early`` (no training time or step: they died with the run) and keep
+    ``note`` (where and how it was trained)."""
     from medforensics.train.checkpoint import load_weights
 
     weights = Path(cfg.out) / "model.safetensors"
@@ -391,10 +424,8 @@ def _finish(
     )
     write_text_atomic(out / "config.json", json.dumps(asdict(cfg), indent=1))
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
-    with (out / "train_log.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=["step", "train_loss", "val_auc", "val_within_10mm", "seconds"])
-        w.writeheader()
-        w.writerows(log_rows)
+    if log_rows:  # a finished stopped run keeps the log its evaluations wrote
+        write_log(out, log_rows)
     write_text_atomic(out / "model_card.md", model_card(cfg, metrics))
     if cfg.scan_calibration:
         from medforensics.train.dense_calibration import recalibrate, write_recalibration
