@@ -8,6 +8,7 @@ A training folder holds ``model.safetensors`` (best weights), ``config.json`` (t
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,19 @@ METRICS = "metrics.json"
 CARD = "model_card.md"
 LOG = "train_log.csv"
 LAST = "last"
+
+
+def write_log(out: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    """``out/train_log.csv``: one row per evaluation so far, rewritten atomically after each (a run stopped
+    by a time limit keeps its log)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(out / LOG, buf.getvalue())
 
 
 def save_weights(model: Any, path: str | Path) -> Path:

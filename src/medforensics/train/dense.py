@@ -28,7 +28,6 @@ Configuration: :mod:`.dense_config`.
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -238,7 +237,7 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
     """Train (see module docs); returns the metrics written to ``metrics.json``. ``progress`` gets a line
     after loading and after each evaluation."""
     from medforensics.models.inference import autocast
-    from medforensics.train.checkpoint import save_weights
+    from medforensics.train.checkpoint import save_weights, write_log
 
     check_counts(cfg)
     dev = resolve_device(cfg.device)
@@ -296,7 +295,7 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
             }
             running = 0.0
             log_rows.append(row)
-            write_log(out, log_rows)
+            write_log(out, LOG_FIELDS, log_rows)
             log.info("step %d: %s; val AUC per method %s", step, row, val["auc_per_method"])
             if progress:
                 progress(
@@ -320,20 +319,6 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
 
 #: Columns of ``train_log.csv``, one row per evaluation.
 LOG_FIELDS = ("step", "train_loss", "val_auc", "val_within_10mm", "seconds")
-
-
-def write_log(out: Path, rows: list[dict[str, Any]]) -> None:
-    """``train_log.csv`` of the evaluations so far (atomic: rewritten after each, so a run that a time limit
-    stops keeps its log)."""
-    import io
-
-    from medforensics._atomic import write_text_atomic
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    write_text_atomic(out / "train_log.csv", buf.getvalue())
 
 
 def init_provenance(cfg: DenseConfig) -> dict[str, str] | None:
@@ -425,7 +410,9 @@ def _finish(
     write_text_atomic(out / "config.json", json.dumps(asdict(cfg), indent=1))
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     if log_rows:  # a finished stopped run keeps the log its evaluations wrote
-        write_log(out, log_rows)
+        from medforensics.train.checkpoint import write_log
+
+        write_log(out, LOG_FIELDS, log_rows)
     write_text_atomic(out / "model_card.md", model_card(cfg, metrics))
     if cfg.scan_calibration:
         from medforensics.train.dense_calibration import recalibrate, write_recalibration

@@ -6,9 +6,7 @@ from ``last/`` ends with the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
-import csv
 import inspect
-import io
 import json
 import random
 import time
@@ -232,19 +230,14 @@ def fit_torch(
         state["epoch"] = epoch
         state["history"].append(row)
         ckpt.save_last(out, model, opt, state)
-        _write_log(out, state["history"])
+        ckpt.write_log(out, LOG_FIELDS, state["history"])
         log.info("epoch %d: train %.4f val %.4f auc %s", epoch, row["train_loss"], val_loss, val_auc)
     model.load_state_dict(best_state)
     return state
 
 
-def _write_log(out: Path, history: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    fields = ["epoch", "train_loss", "val_loss", "val_auc", "seconds", "images_per_s"]
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    w.writeheader()
-    w.writerows(history)
-    write_text_atomic(out / ckpt.LOG, buf.getvalue())
+#: Columns of the classifiers' ``train_log.csv``, one row per epoch.
+LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_auc", "seconds", "images_per_s")
 
 
 def _summary(splits: dict[str, SplitArrays]) -> dict[str, Any]:
