@@ -113,15 +113,15 @@ def extra_sources(folders: list[Path]) -> list[Any]:
     """Every CT under ``folders`` (recursive; ``EXTRA_SUFFIXES``), each with the lesions of the label map
     beside it (``lung1_image.nrrd`` -> ``lung1_label.nrrd``) when there is one; named ``<folder>:<stem>``."""
     from medforensics.forge.dataset_sources import load_source
+    from medforensics.io.datasets.labelmap import image_stem
 
     out = []
     for folder in folders:
         for path in sorted(folder.rglob("*")):
-            suffix = next((x for x in EXTRA_SUFFIXES if path.name.endswith(x)), None)
-            stem = path.name[: -len(suffix)] if suffix else ""
-            if not suffix or stem.endswith("_label") or path.name.startswith("."):
+            parts = image_stem(path.name, EXTRA_SUFFIXES)
+            if parts is None or path.name.startswith("."):
                 continue
-            out.append(load_source(path, name=f"{path.parent.name}:{stem.removesuffix('_image')}"))
+            out.append(load_source(path, name=f"{path.parent.name}:{parts[0].removesuffix('_image')}"))
     return out
 
 

@@ -63,3 +63,12 @@ def test_label_map_beside_the_image_is_found_by_name(tmp_path: Path) -> None:
     (tmp_path / "case_label.nrrd").unlink()
     assert label_map_beside(tmp_path / "case_image.nrrd") is None
     assert load_source(tmp_path / "case_image.nrrd", name="t").nodules == []
+
+
+def test_image_stem_splits_known_suffixes_and_skips_label_maps() -> None:
+    from medforensics.io.datasets.labelmap import image_stem
+
+    assert image_stem("lung1_image.nrrd") == ("lung1_image", ".nrrd")
+    assert image_stem("CT.NII.GZ") == ("CT", ".NII.GZ")  # the longer suffix, case kept
+    assert image_stem("lung1_label.nrrd") is None and image_stem("notes.txt") is None
+    assert image_stem("a.mha", (".nrrd",)) is None

@@ -19,17 +19,24 @@ from medforensics.io.volume import Volume
 LABEL_SUFFIXES = (".nrrd", ".nhdr", ".nii.gz", ".nii", ".mha", ".mhd")
 
 
+def image_stem(name: str, suffixes: tuple[str, ...] = LABEL_SUFFIXES) -> tuple[str, str] | None:
+    """``(stem, suffix)`` of an image file name with one of ``suffixes`` (case kept; ``lung1_image.nrrd`` ->
+    ``("lung1_image", ".nrrd")``), or None for another file type and for a label map (``*_label``)."""
+    suffix = next((x for x in suffixes if name.lower().endswith(x)), None)
+    if suffix is None or name[: -len(suffix)].endswith("_label"):
+        return None
+    return name[: -len(suffix)], name[-len(suffix) :]
+
+
 def label_map_beside(image: str | Path) -> Path | None:
     """The label map stored beside ``image`` by name (``lung1_image.nrrd`` or ``lung1.nrrd`` ->
     ``lung1_label.nrrd``), or None."""
     image = Path(image)
-    suffix = next((x for x in LABEL_SUFFIXES if image.name.lower().endswith(x)), None)
-    if suffix is None or not image.is_file():
+    parts = image_stem(image.name)
+    if parts is None or not image.is_file():
         return None
-    stem = image.name[: -len(suffix)]
-    if stem.endswith("_label"):
-        return None
-    candidate = image.with_name(f"{stem.removesuffix('_image')}_label{image.name[-len(suffix) :]}")
+    stem, suffix = parts
+    candidate = image.with_name(f"{stem.removesuffix('_image')}_label{suffix}")
     return candidate if candidate.is_file() else None
 
 
