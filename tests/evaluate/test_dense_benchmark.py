@@ -85,6 +85,11 @@ def test_finished_runs_are_reused_and_others_trained(tmp_path: Path, monkeypatch
     )
     assert db.finished(done) and db.finished(replace(done, device="auto", threads=1))
     assert not db.finished(replace(done, steps=2)) and not db.finished(replace(done, zcorr_channel=True))
+    written = Path(done.out) / "config.json"
+    new_keys = ("thick_mm", "max_slice_mm")
+    older = {k: v for k, v in json.loads(written.read_text()).items() if k not in new_keys}
+    written.write_text(json.dumps(older))  # a run from before those options: it used their defaults
+    assert db.finished(done) and not db.finished(replace(done, thick_mm=5.0))
 
     trained: list[str] = []
     real = db.train_dense

@@ -95,13 +95,15 @@ RUN_KEYS = ("device", "workers", "threads")
 
 
 def finished(cfg: DenseConfig) -> bool:
-    """Whether ``cfg.out`` holds a finished run (``metrics.json``) of ``cfg`` (up to :data:`RUN_KEYS`)."""
+    """Whether ``cfg.out`` holds a finished run (``metrics.json``) of ``cfg`` (up to :data:`RUN_KEYS`). A key
+    the run's config lacks (an option added since) counts as its default, which is what that run used."""
     folder = Path(cfg.out)
     if not (folder / "metrics.json").is_file() or not (folder / "config.json").is_file():
         return False
     used = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     want = json.loads(json.dumps(asdict(cfg)))
-    return all(used.get(k) == v for k, v in want.items() if k not in RUN_KEYS)
+    default = json.loads(json.dumps(asdict(DenseConfig(data="", out=""))))
+    return all(used.get(k, default[k]) == v for k, v in want.items() if k not in RUN_KEYS)
 
 
 def train_many(cfgs: list[DenseConfig], jobs: int = 1, reuse: bool = False) -> list[dict[str, Any]]:
