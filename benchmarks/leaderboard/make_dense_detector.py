@@ -83,6 +83,13 @@ def main() -> None:
     ap.add_argument("--zcorr", action="store_true", help="Add the inter-slice noise correlation channel.")
     ap.add_argument("--linear-head", action="store_true", help="No ReLU before the network's 1x1 head.")
     ap.add_argument(
+        "--thick-mm",
+        type=float,
+        default=0.0,
+        help="Train on thick copies too (config thick_mm; for a model of thick-slice series, see README).",
+    )
+    ap.add_argument("--max-slice-mm", type=float, default=None, help="scan's slice limit for the models.")
+    ap.add_argument(
         "--reuse",
         action="store_true",
         help="Do not retrain models whose folder holds a finished run of them.",
@@ -118,6 +125,8 @@ def main() -> None:
         batch_size=args.batch_size,
         zcorr_channel=args.zcorr,
         linear_head=args.linear_head,
+        thick_mm=args.thick_mm,
+        max_slice_mm=args.max_slice_mm,
         lr=args.lr,
         hard_items=args.hard_items,
         hard_negative=args.hard_negative,
