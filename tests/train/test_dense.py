@@ -77,6 +77,9 @@ def test_scores_tied_at_a_ceiling_are_counted_and_flagged_in_the_card(
     (folder / "calibration.json").write_text(json.dumps({**stored, "tied_at_top": n, "tied_authentic": 0}))
     card = model_card(cfg, metrics)
     assert "Warning" not in card and "all of them tampered" in card
+    assert "more than 3 mm apart (1.2 x the grid's slice spacing" in card
+    card = model_card(tiny_config(folder, steps=6, eval_every=3, max_slice_mm=6.0), metrics)
+    assert "more than 6 mm apart (set in its config" in card  # the limit scan applies to this model
 
 
 def test_classifier_tools_refuse_a_dense_folder_in_one_line(trained: tuple[Path, dict]) -> None:

@@ -34,7 +34,7 @@ from medforensics.features.noise_map import SlabCallback
 from medforensics.io.volume import Volume
 from medforensics.scan.detector import Calibration, calibration_and_info
 from medforensics.scan.result import Finding, ModelInfo, SeriesResult
-from medforensics.train.dense_config import MAX_SLICE_FACTOR
+from medforensics.train.dense_config import slice_limit
 
 #: Findings closer than this are one finding.
 PEAK_SEPARATION_MM = 20.0
@@ -130,7 +130,7 @@ class DenseDetector:
         #: Slice spacing (mm) beyond which a series is not assessed (config ``max_slice_mm``, else
         #: MAX_SLICE_FACTOR x the model grid's): trained on 1.25-2.5 mm slices, the bundled model found
         #: none of 18 attacks on two real 5 mm chest CTs (benchmarks/scan_accuracy/README.md).
-        self.max_slice_mm = float(config.get("max_slice_mm") or MAX_SLICE_FACTOR * self.target_mm[0])
+        self.max_slice_mm = slice_limit(config.get("max_slice_mm"), self.target_mm[0])
 
     @classmethod
     def from_dir(cls, folder: str | Path) -> DenseDetector:

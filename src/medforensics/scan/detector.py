@@ -42,7 +42,7 @@ from torch import nn
 
 from medforensics.errors import ConfigError, InputError
 from medforensics.scan.result import ModelInfo
-from medforensics.train.dense_config import MAX_SLICE_FACTOR, TARGET_MM
+from medforensics.train.dense_config import slice_limit
 
 CALIBRATION = "calibration.json"
 DEFAULT_THRESHOLD = 0.5
@@ -164,7 +164,7 @@ def sha256_file(path: Path) -> str:
 
 #: Slice spacing (mm) above which the cube detectors do not assess a CT series (as the dense detector's
 #: default: MAX_SLICE_FACTOR x its 2.5 mm grid, 3 mm).
-MAX_SLICE_MM = MAX_SLICE_FACTOR * TARGET_MM[0]
+MAX_SLICE_MM = slice_limit(None)
 
 
 class Detector:

@@ -314,7 +314,7 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
     from medforensics.train.checkpoint import load_weights
 
     load_weights(model, out / "model.safetensors")  # the best validation step, not the last
-    return _finish(model, cfg, items, best_val, log_rows, seconds, dev, init=init)
+    return _finish(model, cfg, items, best_val, seconds, dev, init=init)
 
 
 #: Columns of ``train_log.csv``, one row per evaluation.
@@ -354,7 +354,7 @@ def finish_dense(cfg: DenseConfig, note: str = "") -> dict[str, Any]:
     t0 = time.perf_counter()
     items = load_items(cfg)
     best_val = {**scan_scores(model, items["val"], cfg.precision), "step": None}
-    return _finish(model, cfg, items, best_val, [], (None, time.perf_counter() - t0), dev, note, init)
+    return _finish(model, cfg, items, best_val, (None, time.perf_counter() - t0), dev, note, init)
 
 
 def _finish(
@@ -362,13 +362,13 @@ def _finish(
     cfg: DenseConfig,
     items: dict[str, list[Item]],
     best_val: dict[str, Any],
-    log_rows: list[dict[str, Any]],
     seconds: tuple[float | None, float],
     dev: torch.device,
     note: str = "",
     init: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Test scores, calibration and the folder's files of a model holding its best checkpoint's weights."""
+    """Test scores, calibration and the folder's files of a model holding its best checkpoint's weights
+    (``train_log.csv`` is written by the training loop after each evaluation)."""
     from medforensics._atomic import write_text_atomic
 
     train_seconds, t_load = seconds
@@ -409,10 +409,6 @@ def _finish(
     )
     write_text_atomic(out / "config.json", json.dumps(asdict(cfg), indent=1))
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
-    if log_rows:  # a finished stopped run keeps the log its evaluations wrote
-        from medforensics.train.checkpoint import write_log
-
-        write_log(out, LOG_FIELDS, log_rows)
     write_text_atomic(out / "model_card.md", model_card(cfg, metrics))
     if cfg.scan_calibration:
         from medforensics.train.dense_calibration import recalibrate, write_recalibration

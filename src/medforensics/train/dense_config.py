@@ -14,6 +14,14 @@ TARGET_MM: tuple[float, float, float] = (2.5, 1.4, 1.4)
 #: ``scan`` assesses a CT whose slices lie at most this many grid slices apart (``target_mm[0]``; a model's
 #: config may set ``max_slice_mm`` instead): 3 mm for the 2.5 mm grid.
 MAX_SLICE_FACTOR = 1.2
+
+
+def slice_limit(max_slice_mm: float | None, target_z_mm: float = TARGET_MM[0]) -> float:
+    """Slice spacing (mm) up to which ``scan`` assesses a CT: a model's ``max_slice_mm`` when it sets one,
+    else :data:`MAX_SLICE_FACTOR` x its grid's slice spacing."""
+    return float(max_slice_mm or MAX_SLICE_FACTOR * target_z_mm)
+
+
 #: HU window mapped to [0, 1].
 HU_WINDOW: tuple[float, float] = (-1000.0, 400.0)
 

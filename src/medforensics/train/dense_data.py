@@ -181,7 +181,7 @@ class Variant:
 def _variants(cfg: DenseConfig, vol: Any, split: str, key: str) -> Iterator[Variant]:
     """The scan as stored (uid suffix ``""``); in the train split its noisy copies (``"+noise<k>"``); in the
     train and validation splits its thick copy (``"+thick<n>"``, :func:`thick_factor`), one at a time."""
-    from medforensics.forge.augment import thicken_slices
+    from medforensics.forge.augment import thick_volume
 
     yield Variant(vol.array, vol.spacing, 1, "")
     if split == "train":
@@ -189,8 +189,8 @@ def _variants(cfg: DenseConfig, vol: Any, split: str, key: str) -> Iterator[Vari
             yield Variant(array, vol.spacing, 1, f"+noise{k}")
     n = thick_factor(cfg.thick_mm, vol)
     if split in ("train", "val") and n:
-        sp = (vol.spacing[0] * n, vol.spacing[1], vol.spacing[2])
-        yield Variant(thicken_slices(vol.array, n), sp, n, f"+thick{n}")
+        thick = thick_volume(vol, n)
+        yield Variant(thick.array, thick.spacing, n, f"+thick{n}")
 
 
 def _grid(cfg: DenseConfig, v: Variant) -> GridInput:

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from medforensics.logging import get_logger
 from medforensics.train.card import fmt_number
-from medforensics.train.dense_config import MAX_SLICE_FACTOR, DenseConfig
+from medforensics.train.dense_config import MAX_SLICE_FACTOR, DenseConfig, slice_limit
 from medforensics.train.dense_data import LABELS
 
 log = get_logger("train.dense")
@@ -85,7 +85,8 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
             f"{fmt_number(m.get('within_10mm'), 3)} of tampered scans (median distance "
             f"{fmt_number(m.get('median_distance_mm'), 1)} mm)."
         )
-    limit = MAX_SLICE_FACTOR * cfg.target_mm[0]
+    limit = slice_limit(cfg.max_slice_mm, cfg.target_mm[0])
+    why = "set in its config" if cfg.max_slice_mm else f"{MAX_SLICE_FACTOR:g} x the grid's slice spacing"
     lines += [
         "",
         "## Intended use and limits",
@@ -94,7 +95,7 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         "`scan` default. Trained on very few real patients (LIDC-IDRI slabs, one full chest CT): scores on",
         "scanners and protocols unlike these are not validated; whole-image synthesis is not its job.",
         f"`scan` does not assess series whose slices lie more than {limit:g} mm "
-        "apart (1.2 x the grid's slice spacing; the training CTs have 1.25-2.5 mm slices): they get verdict",
+        f"apart ({why}; the training CTs have 1.25-2.5 mm slices): they get verdict",
         "`error`; `--max-slice-mm` scores them anyway.",
     ]
     return "\n".join(lines) + "\n"
