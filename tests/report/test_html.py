@@ -74,6 +74,10 @@ def test_html_says_when_a_series_was_held_to_the_uncorrelated_noise_threshold(tm
     text = write_html(report, None, tmp_path / "r.html").read_text(encoding="utf-8")
     assert text.count("Noise uncorrelated between slices") == 1
     assert "median correlation 0.031" in text and "threshold 0.824" in text
+    assert "finds much less in such series" in text and "Scored by the noise specialist" not in text
+    noisy.extra["network"] = "noise specialist (0123456789ab)"
+    text = write_html(report, None, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Scored by the noise specialist (0123456789ab)" in text and "finds much less" not in text
 
 
 def test_html_2d_image_uses_auto_window(tmp_path: Path) -> None:

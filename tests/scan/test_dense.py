@@ -325,3 +325,55 @@ def test_thick_slices_are_not_assessed_unless_the_limit_is_raised() -> None:
     assert scan_volume(vol, det, explain=None).error is None  # the same patient at its own spacing
     det.max_slice_mm = 10.0  # what --max-slice-mm does
     assert scan_volume(thick, det, explain=None).verdict in ("authentic", "tampered")
+
+
+def test_series_with_uncorrelated_noise_go_to_the_noise_specialist(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from medforensics.errors import InputError
+    from medforensics.forge.augment import add_noise
+    from medforensics.scan.dense import SPECIALIST_DIR
+    from medforensics.train.dense import train_dense
+    from tests.train._dense import tiny_config
+
+    def calibrate(folder: Path, thr: float, unc: float | None) -> None:
+        cal: dict = {"platt": [1.0, 0.0], "threshold": thr, "series_threshold": thr}
+        if unc is not None:
+            cal["uncorrelated_noise"] = {"below": 0.15, "series_threshold": unc}
+        (folder / "calibration.json").write_text(json.dumps(cal))
+
+    main, spec = tmp_path / "main", tmp_path / "spec"
+    quick = {"steps": 1, "eval_every": 1, "scan_calibration": False}
+    train_dense(tiny_config(main, zcorr_channel=True, **quick))
+    train_dense(tiny_config(spec, zcorr_channel=True, noise_only=True, **quick))
+    calibrate(main, 0.999, 0.9999)
+    calibrate(spec, 0.123, 0.0)  # flags every noisy series: the verdict shows whose threshold held
+    det = DenseDetector.from_dir(main)
+    assert det.specialist is None and det.route(0.01) is det
+    shutil.copytree(spec, main / SPECIALIST_DIR)
+    det = DenseDetector.from_dir(main)
+    assert det.specialist is not None and det.route(0.01) is det.specialist and det.route(0.3) is det
+    assert det.route(None) is det  # no correlation measured: the main network
+    vol = tiny_sources()[0].volume
+    noisy = vol.with_array(add_noise(vol.array, 40.0, seed=1)[0], spacing=vol.spacing)
+    res = scan_volume(noisy, det, explain=None)
+    corr = res.extra["slice_noise_corr"]
+    assert corr is not None and corr < 0.15, corr
+    assert res.extra["network"].startswith("noise specialist (") and res.extra["threshold"] == 0.0
+    assert res.extra["operating_point"] == "uncorrelated noise" and res.verdict == "tampered"
+    assert det.route(corr).info.sha256 != det.info.sha256
+    plain = scan_volume(vol, det, explain=None)
+    if plain.extra["slice_noise_corr"] >= 0.15:  # scanner noise: the main network and its threshold
+        assert plain.extra["network"] == "main" and plain.extra["threshold"] == 0.999
+    # a specialist must read the same input and hold an uncorrelated-noise operating point
+    calibrate(main / SPECIALIST_DIR, 0.5, None)
+    with pytest.raises(InputError, match="no uncorrelated-noise operating point"):
+        DenseDetector.from_dir(main)
+    other = tmp_path / "other"
+    train_dense(tiny_config(other, **quick))
+    shutil.rmtree(main / SPECIALIST_DIR)
+    shutil.copytree(other, main / SPECIALIST_DIR)
+    calibrate(main / SPECIALIST_DIR, 0.5, 0.5)
+    with pytest.raises(InputError, match="does not read this detector's input"):
+        DenseDetector.from_dir(main)

@@ -127,3 +127,29 @@ def test_a_model_trained_with_thick_copies_is_calibrated_on_them_too(tmp_path: P
     assert plain == val and names - plain  # every validation series, and thick copies of them
     assert all(n.split("+thick")[0] in val for n in names - plain)
     assert json.loads((Path(cfg.out) / "config.json").read_text())["thick_mm"] == 5.0
+
+
+def test_a_noise_specialist_validated_on_noisy_series_only_sets_both_points_from_them() -> None:
+    val = [s for s in _val() if s.slice_corr == 0.03]
+    cal = fit_operating_points(val)
+    assert cal["series_threshold"] == cal["uncorrelated_noise"]["series_threshold"]
+    assert cal["fitted_on"].startswith("no validation series with scanner noise")
+    ab = cal["platt"]
+    assert apply_platt([0.89], ab)[0] < cal["series_threshold"] < apply_platt([0.90], ab)[0]
+
+
+def test_a_noise_specialist_is_calibrated_on_the_noisy_copies_it_trained_on(tmp_path: Path) -> None:
+    import csv
+
+    from medforensics.train.dense import train_dense
+    from medforensics.train.dense_data import noise_augmented
+    from tests.train._dense import tiny_config
+
+    cfg = tiny_config(tmp_path / "m", steps=2, eval_every=2, zcorr_channel=True, noise_only=True)
+    with (Path(cfg.data) / "manifest.csv").open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "val" and r["type"] != "SYN"]
+    train_dense(cfg)
+    names = {s["name"] for s in json.loads((Path(cfg.out) / "calibration_scores.json").read_text())}
+    assert names == {r["uuid"] if noise_augmented(r) else r["uuid"] + "+noise0" for r in rows}
+    assert any(noise_augmented(r) for r in rows) and any(not noise_augmented(r) for r in rows)
+    assert "- Noise specialist (config `noise_only`)" in (Path(cfg.out) / "model_card.md").read_text()

@@ -87,6 +87,42 @@ def test_noise_copies_join_the_train_split_only_with_the_same_classes() -> None:
     np.testing.assert_array_equal(again[1].image, noisy["train"][1].image)
 
 
+def test_a_noise_specialist_sees_every_scan_with_noise_added_in_every_split() -> None:
+    import csv
+
+    from medforensics.train.dense_data import noise_augmented
+
+    root, _ = shared_tiny_dataset()
+    with (root / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        stored_noisy = {r["uuid"] for r in csv.DictReader(fh) if noise_augmented(r)}
+    assert stored_noisy  # the tiny set has scans the forge stored with noise added
+    plain = load_items(DenseConfig(data=str(root), out="unused", zcorr_channel=True))
+    only = load_items(DenseConfig(data=str(root), out="unused", zcorr_channel=True, noise_only=True))
+    for split in ("train", "val", "test"):
+        want = [i.uid if i.uid in stored_noisy else i.uid + "+noise0" for i in plain[split]]
+        assert [i.uid for i in only[split]] == want  # one copy each (noise_copies 0 counts as 1)
+        by_uid = {i.uid: i for i in only[split]}
+        for it in plain[split]:
+            if it.uid in stored_noisy:  # already laundered: as stored, no second dose
+                np.testing.assert_array_equal(by_uid[it.uid].image, it.image)
+                continue
+            copy = by_uid[it.uid + "+noise0"]
+            assert (copy.label, copy.method) == (it.label, it.method)
+            np.testing.assert_array_equal(copy.target, it.target)
+            assert not np.array_equal(copy.image[0], it.image[0])
+    two = load_items(DenseConfig(data=str(root), out="unused", noise_only=True, noise_copies=2))
+    stored = len([i for i in plain["test"] if i.uid in stored_noisy])
+    assert len(two["test"]) == 2 * len(plain["test"]) - stored
+
+
+def test_noise_augmented_reads_the_manifest_record() -> None:
+    from medforensics.train.dense_data import noise_augmented
+
+    assert noise_augmented({"augmentation": '[{"kind":"noise","std":20.0,"seed":1}]'})
+    assert not noise_augmented({"augmentation": '[{"kind":"flip","axis":-1}]'})
+    assert not noise_augmented({"augmentation": ""}) and not noise_augmented({"augmentation": "not json"})
+
+
 def test_thick_copies_join_train_and_validation_with_their_attacks() -> None:
     root, _ = shared_tiny_dataset()
     plain = load_items(DenseConfig(data=str(root), out="unused"))

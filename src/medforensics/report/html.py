@@ -146,10 +146,16 @@ def _operating_point(s: SeriesResult) -> list[str]:
     if s.extra.get("operating_point") != "uncorrelated noise":
         return []
     corr, thr = s.extra.get("slice_noise_corr"), s.extra.get("threshold")
+    network = str(s.extra.get("network", "main"))
+    who = (
+        f"Scored by the {_e(network)}, a network trained on such series"
+        if network.startswith("noise specialist")
+        else "The detector finds much less in such series"
+    )
     return [
         f'<p class="meta">Noise uncorrelated between slices (median correlation {_num(corr)}; scanners '
         "measured 0.24-0.37): noise added to the whole series, or thick slices that do not overlap. Held to "
-        f"threshold {_num(thr)}; the detector finds much less in such series.</p>"
+        f"threshold {_num(thr)}. {who}.</p>"
     ]
 
 

@@ -36,6 +36,8 @@ from medforensics.scan.detector import Calibration, calibration_and_info
 from medforensics.scan.result import Finding, ModelInfo, SeriesResult
 from medforensics.train.dense_config import slice_limit
 
+#: Sub-folder of a dense detector folder holding its noise specialist (:meth:`DenseDetector.route`).
+SPECIALIST_DIR = "uncorrelated"
 #: Findings closer than this are one finding.
 PEAK_SEPARATION_MM = 20.0
 #: Margin (mm) around the lung mask that is still scored (nodules touching the pleura, mediastinal edge).
@@ -84,6 +86,9 @@ class DenseMap:
     hu: NDArray[np.float32]  # the crop on the model grid, in HU
     #: median inter-slice noise correlation over the series' aerated lung (models with the zcorr channel)
     slice_corr: float | None = None
+    #: the detector whose network drew the map and whose calibration scores it (a noise specialist routed
+    #: to, see :meth:`DenseDetector.route`); None: the detector asked
+    detector: Any = None
 
     def to_full(self, idx: Any) -> NDArray[np.float64]:
         """Full-resolution (z, y, x) index of the centres of crop voxels ``idx``."""
@@ -131,6 +136,30 @@ class DenseDetector:
         #: MAX_SLICE_FACTOR x the model grid's): trained on 1.25-2.5 mm slices, the bundled model found
         #: none of 18 attacks on two real 5 mm chest CTs (benchmarks/scan_accuracy/README.md).
         self.max_slice_mm = slice_limit(config.get("max_slice_mm"), self.target_mm[0])
+        #: The noise specialist (a model trained with config ``noise_only``, in :data:`SPECIALIST_DIR`):
+        #: it draws the map of a series held to the uncorrelated-noise operating point, see :meth:`route`.
+        self.specialist: DenseDetector | None = None
+
+    def route(self, slice_corr: float | None) -> DenseDetector:
+        """The detector for a series with median inter-slice noise correlation ``slice_corr``: the noise
+        specialist where its own calibration holds the series to its uncorrelated-noise operating point
+        (noise added to the whole series after reconstruction), else this one."""
+        sp = self.specialist
+        if sp is not None and sp.calibration.threshold_for(slice_corr)[1] == "uncorrelated noise":
+            return sp
+        return self
+
+    def attach_specialist(self, specialist: DenseDetector, where: str | Path) -> None:
+        """Use ``specialist`` (loaded from ``where``) for series with uncorrelated noise; it must read the
+        same model input (grid, channels) and hold an uncorrelated-noise operating point."""
+        keys = ("target_mm", "noise_channel", "zcorr_channel")
+        same = all(specialist.config.get(k) == self.config.get(k) for k in keys)
+        if not same or not self.config.get("zcorr_channel"):
+            why = f"noise specialist does not read this detector's input ({', '.join(keys)}; zcorr needed)"
+            raise InputError(why, path=where)
+        if specialist.calibration.uncorrelated is None:
+            raise InputError("noise specialist has no uncorrelated-noise operating point", path=where)
+        self.specialist = specialist
 
     @classmethod
     def from_dir(cls, folder: str | Path) -> DenseDetector:
@@ -154,7 +183,10 @@ class DenseDetector:
             ) from None
         model = load_weights(net, folder / WEIGHTS)
         calib, info = calibration_and_info(folder, config["model"], metrics)
-        return cls(model, config, calib, info)
+        det = cls(model, config, calib, info)
+        if (folder / SPECIALIST_DIR / "config.json").is_file():
+            det.attach_specialist(cls.from_dir(folder / SPECIALIST_DIR), folder / SPECIALIST_DIR)
+        return det
 
     # ------------------------------------------------------------------ the map
     def tamper_map(self, volume: Volume, on_slab: SlabCallback | None = None) -> DenseMap:
@@ -178,16 +210,17 @@ class DenseDetector:
             raise MedforensicsError("no lung found: the CT detector scores chest CT")
         zone = scored_zone(lung, sp)
         box = ndimage.find_objects(zone.astype(np.uint8))[0]
-        img = g.channels(self.hu_window, box)  # type: ignore[arg-type]
+        src = self.route(g.slice_corr)
+        img = g.channels(src.hu_window, box)  # type: ignore[arg-type]
         g.noise = g.zcorr = None  # the network input holds what is needed of it: free it before inference
-        prob = predict_map(self.model, img, precision=self.precision)
+        prob = predict_map(src.model, img, precision=src.precision)
         del img
         ev = tamper_evidence(prob, sp).numpy()
         types = prob[1:].to(torch.float16).numpy()
         del prob
         ev = np.where(zone[box], ev, 0.0).astype(np.float32)
         z0, y0, x0 = (int(s.start) for s in box)
-        return DenseMap(ev, types, lung[box], scale, (z0, y0, x0), sp, low[box], g.slice_corr)
+        return DenseMap(ev, types, lung[box], scale, (z0, y0, x0), sp, low[box], g.slice_corr, src)
 
     def calibrated(self, p: float) -> float:
         """Platt-calibrated score (identity without calibration)."""
@@ -282,7 +315,7 @@ def _finding(volume: Volume, dm: DenseMap, det: DenseDetector, peak: tuple[int, 
     size = (hi - lo) * np.asarray(volume.spacing)
     return Finding(
         kind,
-        det.calibrated(float(dm.evidence[peak])),
+        (dm.detector or det).calibrated(float(dm.evidence[peak])),
         centre,  # type: ignore[arg-type]
         (float(mm[0]), float(mm[1]), float(mm[2])),
         (int(lo[0]), int(lo[1]), int(lo[2]), int(hi[0]), int(hi[1]), int(hi[2])),
@@ -306,13 +339,14 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     with torch.inference_mode():
         dm = det.tamper_map(volume, on_slab=stats.add)
     meta = metadata_findings(volume, stats)
-    thr, operating_point = det.calibration.threshold_for(dm.slice_corr)
+    src: DenseDetector = dm.detector or det  # its network drew the map: its calibration scores it
+    thr, operating_point = src.calibration.threshold_for(dm.slice_corr)
     raw_max = float(dm.evidence.max())
-    score = det.calibrated(raw_max)
+    score = src.calibrated(raw_max)
     top = peaks(dm.evidence, dm.spacing, floor=float(np.min(dm.evidence)))
     # peaks come strongest first: the flagged ones and the TOP_CANDIDATES reported are a prefix, and only
     # those get a finding (each costs a local blob search)
-    n_flagged = sum(det.calibrated(float(dm.evidence[p])) >= thr for p in top)
+    n_flagged = sum(src.calibrated(float(dm.evidence[p])) >= thr for p in top)
     findings = [_finding(volume, dm, det, p) for p in top[: max(TOP_CANDIDATES, n_flagged)]]
     flagged = [fd for fd in findings if fd.score >= thr]
     tampered = score >= thr
@@ -331,6 +365,7 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
         slice_noise_corr=None if dm.slice_corr is None else round(dm.slice_corr, 4),
         operating_point=operating_point,
         threshold=round(thr, 6),
+        network="main" if src is det else f"noise specialist ({src.info.sha256[:12]})",
         top_candidates=[
             {"score": round(fd.score, 6), "center_voxel": list(fd.center_voxel or ()), "type": fd.type}
             for fd in findings[:TOP_CANDIDATES]

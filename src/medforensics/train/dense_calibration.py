@@ -108,18 +108,24 @@ def fit_operating_points(
         )
         for kind in (False, True)
     }
-    thr, fitted = _threshold(*split[False], (a, b), max_fpr)
+    has_unc = any(v.authentic for v in split[True][0])
+    if any(v.authentic for v in split[False][0]) or not has_unc:
+        thr, fitted = _threshold(*split[False], (a, b), max_fpr)
+        fitted = f"series with scanner noise: {fitted}"
+    else:  # a noise specialist validated on noisy series only: it has the one operating point
+        thr, fitted = _threshold(*split[True], (a, b), max_fpr)
+        fitted = f"no validation series with scanner noise; the uncorrelated-noise operating point ({fitted})"
     tied, tied_authentic = top_ties(s, y)
     out: dict[str, Any] = {
         "platt": [a, b],
         "threshold": thr,
         "series_threshold": thr,
         "max_fpr": max_fpr,
-        "fitted_on": f"series with scanner noise: {fitted}",
+        "fitted_on": fitted,
         "tied_at_top": tied,
         "tied_authentic": tied_authentic,
     }
-    if any(v.authentic for v in split[True][0]):
+    if has_unc:
         t_unc, f_unc = _threshold(*split[True], (a, b), max_fpr)
         out["uncorrelated_noise"] = {"below": below, "series_threshold": t_unc, "fitted_on": f_unc}
     return out
@@ -131,14 +137,27 @@ def _noise_copies(volume: Any, rng: np.random.Generator, n: int) -> list[Any]:
     return [volume.with_array(noise_copy(volume.array, rng), spacing=volume.spacing) for _ in range(n)]
 
 
-def _with_thick(det: Any, volume: Any, name: str, authentic: bool, thick_mm: float) -> list[SeriesScore]:
-    """The series' score and, for a model trained with thick copies (config ``thick_mm``), its thick
-    copy's, as the training data holds both (:func:`~medforensics.train.dense_data.thick_factor`)."""
+def _views(
+    det: Any, volume: Any, name: str, authentic: bool, noisy: bool = False, key: str | None = None
+) -> list[SeriesScore]:
+    """The series as the model's training data holds it: as stored and, for a model trained with thick
+    copies (config ``thick_mm``), its thick copy (:func:`~medforensics.train.dense_data.thick_factor`); for
+    a noise specialist (config ``noise_only``) the noisy copies training drew (none when the series is
+    stored ``noisy``, :func:`~medforensics.train.dense_data.only_noisy`, drawn for ``key`` as training drew
+    them: the manifest uuid or the series path as configured; default ``name``)."""
     from medforensics.forge.augment import thick_volume
-    from medforensics.train.dense_data import thick_factor
+    from medforensics.train.dense_data import only_noisy, thick_factor
 
+    cfg = det.config
+    if cfg.get("noise_only"):
+        n, seed = int(cfg.get("noise_copies") or 0), int(cfg.get("seed", 0))
+        copies = only_noisy(volume.array, key or name, noisy, n, seed)
+        return [
+            score_series(det, volume.with_array(a, spacing=volume.spacing), name + sfx, authentic)
+            for sfx, a in copies
+        ]
     out = [score_series(det, volume, name, authentic)]
-    n = thick_factor(thick_mm, volume)
+    n = thick_factor(float(cfg.get("thick_mm") or 0.0), volume)
     if n:
         out.append(score_series(det, thick_volume(volume, n), f"{name}+thick{n}", authentic))
     return out
@@ -155,16 +174,18 @@ def recalibrate(
 ) -> tuple[dict[str, Any], list[SeriesScore]]:
     """Fit :func:`fit_operating_points` for the dense model in ``model_dir`` on the validation split of the
     forge data set ``data`` as the model's config defines it (``splits``, ``exclude_methods``), plus whole
-    ``val_authentic`` series, and the whole authentic training series
-    ``whole_authentic`` (and ``noise_copies`` noise-augmented copies of each; with the config's ``thick_mm``
-    also every series' thick copy, :func:`_with_thick`). Returns the calibration and
-    the validation scores; writes nothing."""
+    ``val_authentic`` series, and the whole authentic training series ``whole_authentic`` (and
+    ``noise_copies`` noise-augmented copies of each). Every series is scored as the model's training data
+    holds it (:func:`_views`: thick copies, a noise specialist's noisy copies). Its noise specialist, if
+    any, is left out. Returns the calibration and the validation scores; writes nothing."""
     from medforensics.io.reader import read_volume
     from medforensics.scan.dense import DenseDetector
     from medforensics.scan.detector import Calibration
+    from medforensics.train.dense_data import noise_augmented
 
     det = DenseDetector.from_dir(model_dir)
     det.calibration = Calibration()  # raw scores
+    det.specialist = None  # the model's own scores: a noise specialist has its own calibration
     manifest = Path(data) / "manifest.csv"
     if not manifest.is_file():
         raise InputError("not a forge data set (no manifest.csv)", path=data)
@@ -180,18 +201,18 @@ def recalibrate(
             and r["type"] in ("TB", "TM", "FB", "FM")
             and r["method"] not in excluded
         ]
-    thick_mm = float(det.config.get("thick_mm") or 0.0)
     val: list[SeriesScore] = []
     for r in rows:
         vol = read_volume(Path(data) / "scans" / r["uuid"])
-        val += _with_thick(det, vol, r["uuid"], r["type"] in ("TB", "TM"), thick_mm)
+        val += _views(det, vol, r["uuid"], r["type"] in ("TB", "TM"), noise_augmented(r))
     for p in val_authentic:
-        val += _with_thick(det, read_volume(p), Path(p).name, True, thick_mm)
+        val += _views(det, read_volume(p), Path(p).name, True, key=str(p))
     rng = np.random.default_rng(seed)
     whole: list[SeriesScore] = []
     for p in whole_authentic:
         vol = read_volume(p)
-        whole += _with_thick(det, vol, Path(p).name, True, thick_mm)
+        if not det.config.get("noise_only"):
+            whole += _views(det, vol, Path(p).name, True)
         whole += [
             score_series(det, v, f"{Path(p).name}+noise") for v in _noise_copies(vol, rng, noise_copies)
         ]

@@ -67,6 +67,12 @@ class DenseConfig:
     #: classes. 0: none. Measured in session 16 (one copy, fine-tuning bundle14): CT-GAN removal
     #: detection fell, since its trace is such noise (``benchmarks/leaderboard/README.md``).
     noise_copies: int = 0
+    #: A specialist for series with noise added to the whole series after reconstruction (the seed study's
+    #: noise augmentation, or an attacker laundering an edit): every scan the data set stores without such
+    #: noise, in every split and the extra authentic series, is replaced by ``max(1, noise_copies)`` noisy
+    #: copies; scans stored noise-augmented stay as they are. ``scan`` uses such a model, bundled as a
+    #: detector's ``uncorrelated/`` folder, for series whose slice noise is uncorrelated.
+    noise_only: bool = False
     #: Thick copies: every train and validation scan also as a thicker reconstruction, its slices averaged
     #: in blocks of ``round(thick_mm / slice spacing)`` (:func:`~medforensics.forge.augment.thicken_slices`;
     #: masks alike), when that block holds at least 2 slices. 0: none. Such series (5 mm chest CT) are what

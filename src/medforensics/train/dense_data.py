@@ -149,16 +149,17 @@ def window(hu: NDArray[Any], hu_window: tuple[float, float] = HU_WINDOW) -> NDAr
     return ((np.clip(hu, lo, hi) - lo) / (hi - lo)).astype(np.float32)
 
 
-def _noisy_copies(cfg: DenseConfig, array: NDArray[Any], key: str) -> Iterator[NDArray[np.float32]]:
-    """``cfg.noise_copies`` copies of a training scan with the seed study's noise augmentation
+def noisy_copies(array: NDArray[Any], key: str, n: int, seed: int = 0) -> Iterator[NDArray[np.float32]]:
+    """``n`` copies of a scan with the seed study's noise augmentation
     (:func:`~medforensics.forge.augment.noise_copy`, as ``forge dataset`` draws it), each from a generator of
-    the scan's own (seed, scan, copy), so a data set's copies do not depend on which other scans it holds."""
+    the scan's own (seed, scan ``key``, copy), so a data set's copies do not depend on which other scans it
+    holds (training and :mod:`~medforensics.train.dense_calibration` draw the same ones)."""
     import zlib
 
     from medforensics.forge.augment import noise_copy
 
-    for k in range(cfg.noise_copies):
-        yield noise_copy(array, np.random.default_rng([cfg.seed, zlib.crc32(key.encode()), k]))
+    for k in range(n):
+        yield noise_copy(array, np.random.default_rng([seed, zlib.crc32(key.encode()), k]))
 
 
 def thick_factor(thick_mm: float, volume: Any) -> int:
@@ -178,19 +179,49 @@ class Variant:
     suffix: str  # appended to the scan's uid
 
 
-def _variants(cfg: DenseConfig, vol: Any, split: str, key: str) -> Iterator[Variant]:
+def _variants(cfg: DenseConfig, vol: Any, split: str, key: str, noisy: bool = False) -> Iterator[Variant]:
     """The scan as stored (uid suffix ``""``); in the train split its noisy copies (``"+noise<k>"``); in the
-    train and validation splits its thick copy (``"+thick<n>"``, :func:`thick_factor`), one at a time."""
+    train and validation splits its thick copy (``"+thick<n>"``, :func:`thick_factor`), one at a time.
+    With ``cfg.noise_only`` a scan stored without added noise (not ``noisy``) comes only as noisy copies,
+    in every split (:func:`only_noisy`)."""
     from medforensics.forge.augment import thick_volume
 
+    if cfg.noise_only:
+        for suffix, array in only_noisy(vol.array, key, noisy, cfg.noise_copies, cfg.seed):
+            yield Variant(array, vol.spacing, 1, suffix)
+        return
     yield Variant(vol.array, vol.spacing, 1, "")
     if split == "train":
-        for k, array in enumerate(_noisy_copies(cfg, vol.array, key)):
+        for k, array in enumerate(noisy_copies(vol.array, key, cfg.noise_copies, cfg.seed)):
             yield Variant(array, vol.spacing, 1, f"+noise{k}")
     n = thick_factor(cfg.thick_mm, vol)
     if split in ("train", "val") and n:
         thick = thick_volume(vol, n)
         yield Variant(thick.array, thick.spacing, n, f"+thick{n}")
+
+
+def only_noisy(
+    array: NDArray[Any], key: str, noisy: bool, copies: int, seed: int = 0
+) -> Iterator[tuple[str, NDArray[Any]]]:
+    """A noise specialist's view of a scan (config ``noise_only``): ``("", array)`` when it is stored
+    ``noisy`` (noise added after reconstruction), else ``max(1, copies)`` noisy copies
+    ``("+noise<k>", copy)``."""
+    if noisy:
+        yield "", array
+        return
+    for k, copy in enumerate(noisy_copies(array, key, max(1, copies), seed)):
+        yield f"+noise{k}", copy
+
+
+def noise_augmented(row: dict[str, str]) -> bool:
+    """Whether a manifest row's scan had the seed study's noise added (its ``augmentation`` record)."""
+    import json
+
+    try:
+        steps = json.loads(row.get("augmentation") or "[]")
+    except ValueError:
+        return False
+    return any(isinstance(s, dict) and s.get("kind") == "noise" for s in steps)
 
 
 def _grid(cfg: DenseConfig, v: Variant) -> GridInput:
@@ -227,7 +258,7 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
             mask = (read_nifti(mask_path).array > 0).astype(np.float32)
             if mask.shape != vol.shape:
                 raise InputError(f"mask shape {mask.shape} != scan shape {vol.shape}", path=mask_path)
-        for v in _variants(cfg, vol, r["split"], r["uuid"]):
+        for v in _variants(cfg, vol, r["split"], r["uuid"], noise_augmented(r)):
             g = _grid(cfg, v)
             focus = low = None
             if mask is not None:

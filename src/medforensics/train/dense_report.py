@@ -66,6 +66,7 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
             "localised within 10 mm)."
         ),
         *_init_line(cfg, metrics),
+        *_noise_only_line(cfg),
         *operating_point_lines(cal),
         *_ties_line(cal, len(metrics.get("val_scores", []))),
         "",
@@ -99,6 +100,18 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         "`error`; `--max-slice-mm` scores them anyway.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _noise_only_line(cfg: DenseConfig) -> list[str]:
+    if not cfg.noise_only:
+        return []
+    return [
+        "- Noise specialist (config `noise_only`): every scan of every split was seen with the seed study's "
+        "i.i.d. Gaussian noise (14-42 HU) added after any edit, as stored by the data set or as "
+        f"{max(1, cfg.noise_copies)} drawn cop{'y' if max(1, cfg.noise_copies) == 1 else 'ies'}. "
+        "`scan` uses it, as a detector folder's `uncorrelated/` sub-folder, for the series its "
+        "uncorrelated-noise operating point holds."
+    ]
 
 
 def _init_line(cfg: DenseConfig, metrics: dict[str, Any]) -> list[str]:
