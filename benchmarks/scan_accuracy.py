@@ -291,17 +291,23 @@ def operating_point_lines(rows: list[dict[str, Any]], unit: str) -> list[str]:
     done = [r for r in rows if not r.get("error") and r.get("operating_point")]
     if not done:
         return []
+    from medforensics.evaluate.metrics import roc_auc
+
     md = [
-        f"| operating point | authentic {unit} | flagged | tampered {unit} | flagged |",
-        "| --- | --- | --- | --- | --- |",
+        f"| operating point | authentic {unit} | flagged | tampered {unit} | flagged | label right | AUC |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for point in sorted({r["operating_point"] for r in done}):
         rs = [r for r in done if r["operating_point"] == point]
         aut = [r for r in rs if r.get("true_label") in ("TB", "TM")]
         tam = [r for r in rs if r.get("true_label") in ("FB", "FM")]
+        right = sum(r.get("label") == r.get("true_label") for r in rs)
+        truth = [0] * len(aut) + [1] * len(tam)
+        auc = roc_auc(truth, [r["score"] for r in aut + tam]) if aut and tam else None
         md.append(
             f"| {point} | {len(aut)} | {sum(r['verdict'] == 'tampered' for r in aut)} | {len(tam)} | "
-            f"{sum(r['verdict'] == 'tampered' for r in tam)} |"
+            f"{sum(r['verdict'] == 'tampered' for r in tam)} | {right}/{len(rs)} | "
+            f"{'-' if auc is None else f'{auc:.3f}'} |"
         )
     return [*md, ""]
 
