@@ -98,3 +98,24 @@ def test_pixel_stats_completed_after_a_partial_pass_equal_a_full_pass() -> None:
     np.testing.assert_array_equal(lo_hi, full_lo_hi)
     assert sorted(read) == [0, 1, 7, 8, 9, 10]  # only the slices the pass did not see
     assert sub.shape == (11, 10, 9) and (lo_hi[:, 0] == arr.min(axis=(1, 2))).all()
+
+
+def test_noise_fresh_in_every_touching_slice_is_reported(ct_series: Path, tmp_path: Path) -> None:
+    from medforensics.scan.metadata_checks import MEDIUM, WEAK, noise_finding
+
+    vol = read_volume(ct_series)
+    assert noise_finding(vol, None, 0.15) is None and noise_finding(vol, 0.3, 0.15) is None  # scanner noise
+    files = _copy(ct_series, tmp_path / "s")
+    for f in files:
+        _edit(f, SliceThickness=f"{vol.spacing[0]:g}")  # slices that touch: scanners correlate their noise
+    touching = read_volume(tmp_path / "s")
+    found = noise_finding(touching, 0.03, 0.15)
+    assert found is not None and found.type == "metadata" and found.score == MEDIUM
+    assert "median correlation 0.03" in found.description and "added to the whole series" in found.description
+    assert found.center_voxel is None and "\n" not in found.description
+    for f in files:
+        _edit(f, SliceThickness=f"{vol.spacing[0] / 2:g}")  # gaps between slices: independent noise anyway
+    assert noise_finding(read_volume(tmp_path / "s"), 0.03, 0.15) is None
+    bare = vol.with_array(np.asarray(vol.array), spacing=vol.spacing, datasets=[])  # NIfTI-like: no tags
+    weak = noise_finding(bare, 0.03, 0.15)
+    assert weak is not None and weak.score == WEAK

@@ -333,7 +333,7 @@ def _has_nodule(dm: DenseMap, nodules: NDArray[np.float64], threshold: float) ->
 
 def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> None:
     """Fill ``result`` for a CT volume with the dense detector (see module docs)."""
-    from medforensics.scan.metadata_checks import PixelStats, metadata_findings
+    from medforensics.scan.metadata_checks import PixelStats, metadata_findings, noise_finding
 
     stats = PixelStats(volume.shape[0])  # gathered while the grid is built: one pass over the pixels
     with torch.inference_mode():
@@ -341,6 +341,9 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     meta = metadata_findings(volume, stats)
     src: DenseDetector = dm.detector or det  # its network drew the map: its calibration scores it
     thr, operating_point = src.calibration.threshold_for(dm.slice_corr)
+    if operating_point == "uncorrelated noise" and src.calibration.uncorrelated is not None:
+        noisy = noise_finding(volume, dm.slice_corr, src.calibration.uncorrelated[0])
+        meta = sorted([*meta, *([noisy] if noisy else [])], key=lambda f: -f.score)
     raw_max = float(dm.evidence.max())
     score = src.calibrated(raw_max)
     top = peaks(dm.evidence, dm.spacing, floor=float(np.min(dm.evidence)))
