@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from scan_accuracy import (
     augmentation_lines,
     label_lines,
+    noise_reported,
     operating_point_lines,
     operating_points_text,
     write_results,
@@ -61,6 +62,7 @@ def run(data: Path, split: str, model_dir: Path) -> dict[str, Any]:
                 "score": res.score,
                 "error": res.error,
                 "operating_point": res.extra.get("operating_point"),
+                "noise_finding": noise_reported(res),
                 "seconds": round(time.perf_counter() - t0, 2),
             }
         )

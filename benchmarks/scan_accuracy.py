@@ -56,6 +56,11 @@ def _removal_centre(src: Any, rng: np.random.Generator) -> tuple[int, int, int] 
         return None
 
 
+def noise_reported(res: Any) -> bool:
+    """Whether ``scan`` reported noise added to the whole series (a ``metadata`` finding, session 20)."""
+    return any(f.type == "metadata" and "uncorrelated between slices" in f.description for f in res.findings)
+
+
 def _top_distance(res: Any, truth_mm: np.ndarray) -> float | None:
     found = [f for f in res.findings if f.type in ("injected", "removed") and f.center_mm is not None]
     if not found:
@@ -211,6 +216,7 @@ def run(
                 "seconds": round(time.perf_counter() - t0, 2),
                 "error": res.error,
                 "operating_point": res.extra.get("operating_point"),
+                "noise_finding": noise_reported(res),
             }
             if truth is not None:
                 row["top_distance_mm"] = _top_distance(res, truth)
@@ -293,9 +299,11 @@ def operating_point_lines(rows: list[dict[str, Any]], unit: str) -> list[str]:
         return []
     from medforensics.evaluate.metrics import roc_auc
 
+    noted = all("noise_finding" in r for r in done)  # rows of runs before session 20 lack it
     md = [
-        f"| operating point | authentic {unit} | flagged | tampered {unit} | flagged | label right | AUC |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| operating point | authentic {unit} | flagged | tampered {unit} | flagged | label right | AUC |"
+        + (" added noise reported |" if noted else ""),
+        "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if noted else ""),
     ]
     for point in sorted({r["operating_point"] for r in done}):
         rs = [r for r in done if r["operating_point"] == point]
@@ -308,6 +316,7 @@ def operating_point_lines(rows: list[dict[str, Any]], unit: str) -> list[str]:
             f"| {point} | {len(aut)} | {sum(r['verdict'] == 'tampered' for r in aut)} | {len(tam)} | "
             f"{sum(r['verdict'] == 'tampered' for r in tam)} | {right}/{len(rs)} | "
             f"{'-' if auc is None else f'{auc:.3f}'} |"
+            + (f" {sum(bool(r['noise_finding']) for r in rs)}/{len(rs)} |" if noted else "")
         )
     return [*md, ""]
 
