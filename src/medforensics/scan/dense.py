@@ -315,7 +315,7 @@ def _finding(volume: Volume, dm: DenseMap, det: DenseDetector, peak: tuple[int, 
     size = (hi - lo) * np.asarray(volume.spacing)
     return Finding(
         kind,
-        (dm.detector or det).calibrated(float(dm.evidence[peak])),
+        det.calibrated(float(dm.evidence[peak])),
         centre,  # type: ignore[arg-type]
         (float(mm[0]), float(mm[1]), float(mm[2])),
         (int(lo[0]), int(lo[1]), int(lo[2]), int(hi[0]), int(hi[1]), int(hi[2])),
@@ -350,7 +350,7 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     # peaks come strongest first: the flagged ones and the TOP_CANDIDATES reported are a prefix, and only
     # those get a finding (each costs a local blob search)
     n_flagged = sum(src.calibrated(float(dm.evidence[p])) >= thr for p in top)
-    findings = [_finding(volume, dm, det, p) for p in top[: max(TOP_CANDIDATES, n_flagged)]]
+    findings = [_finding(volume, dm, src, p) for p in top[: max(TOP_CANDIDATES, n_flagged)]]
     flagged = [fd for fd in findings if fd.score >= thr]
     tampered = score >= thr
     result.score = score
