@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from medforensics.errors import MedforensicsError
+from medforensics.errors import InputError, MedforensicsError
 from medforensics.scan.dense import SPECIALIST_DIR, DenseDetector
 
 ASSETS = Path(__file__).resolve().parents[2] / "src" / "medforensics" / "assets" / "detector"
@@ -44,7 +44,10 @@ def install(model: Path, detector: Path) -> Path:
         trial = Path(tmp) / "d"
         shutil.copytree(detector, trial, ignore=shutil.ignore_patterns(SPECIALIST_DIR))
         _copy(model, trial / SPECIALIST_DIR)
-        DenseDetector.from_dir(trial)  # raises on an incompatible pair
+        try:
+            DenseDetector.from_dir(trial)
+        except MedforensicsError as err:  # name the folder given, not the trial copy
+            raise InputError(f"not installed: {err.reason}", path=model) from None
     dest = detector / SPECIALIST_DIR
     if dest.exists():
         shutil.rmtree(dest)
