@@ -22,20 +22,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from make_dense_detector import ASSETS
+from make_dense_detector import FILES as BUNDLED
+
 from medforensics.errors import InputError, MedforensicsError
 from medforensics.scan.dense import SPECIALIST_DIR, DenseDetector
 
-ASSETS = Path(__file__).resolve().parents[2] / "src" / "medforensics" / "assets" / "detector"
-FILES = (
-    "model.safetensors",
-    "config.json",
-    "metrics.json",
-    "calibration.json",
-    "calibration_scores.json",
-    "calibration_training.json",
-    "train_log.csv",
-    "model_card.md",
-)
+#: The bundled model's files and the recalibration's record beside them.
+FILES = (*BUNDLED, "calibration_scores.json", "calibration_training.json")
 
 
 def install(model: Path, detector: Path) -> Path:

@@ -17,6 +17,7 @@ from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 from medforensics.report.dicom_common import ranked_findings, volume_for
 from medforensics.report.overlays import finding_panels, middle_slice_png
+from medforensics.scan.metadata_checks import SCANNER_SLICE_CORR
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
 
 __all__ = ["VERDICT_COLOURS", "render_html", "write_html"]
@@ -152,10 +153,11 @@ def _operating_point(s: SeriesResult) -> list[str]:
         if network.startswith("noise specialist")
         else "The detector finds much less in such series"
     )
+    lo, hi = SCANNER_SLICE_CORR
     return [
         f'<p class="meta">Noise uncorrelated between slices (median correlation {_num(corr)}; scanners '
-        "measured 0.24-0.37): noise added to the whole series, or thick slices that do not overlap. Held to "
-        f"threshold {_num(thr)}. {who}.</p>"
+        f"measured {lo:.2f}-{hi:.2f}): noise added to the whole series, or thick slices that do not overlap. "
+        f"Held to threshold {_num(thr)}. {who}.</p>"
     ]
 
 

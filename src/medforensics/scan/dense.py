@@ -343,7 +343,8 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     thr, operating_point = src.calibration.threshold_for(dm.slice_corr)
     if operating_point == "uncorrelated noise" and src.calibration.uncorrelated is not None:
         noisy = noise_finding(volume, dm.slice_corr, src.calibration.uncorrelated[0])
-        meta = sorted([*meta, *([noisy] if noisy else [])], key=lambda f: -f.score)
+        if noisy is not None:
+            meta = sorted([*meta, noisy], key=lambda f: -f.score)
     raw_max = float(dm.evidence.max())
     score = src.calibrated(raw_max)
     top = peaks(dm.evidence, dm.spacing, floor=float(np.min(dm.evidence)))
