@@ -58,7 +58,7 @@ def _removal_centre(src: Any, rng: np.random.Generator) -> tuple[int, int, int] 
 
 def noise_reported(res: Any) -> bool:
     """Whether ``scan`` reported noise added to the whole series (a ``metadata`` finding, session 20)."""
-    return any(f.type == "metadata" and "uncorrelated between slices" in f.description for f in res.findings)
+    return any(f.check == "added_noise" for f in res.findings)
 
 
 def _top_distance(res: Any, truth_mm: np.ndarray) -> float | None:

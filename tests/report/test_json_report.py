@@ -103,6 +103,8 @@ BROKEN = [
     ("series.0.findings.0.bbox_voxel", [2, 20, 24, 5, 30, 99], "exceeds the series shape"),
     ("series.0.findings.1.score", 0.95, "must be sorted by score"),
     ("series.0.findings.0.type", _DELETE, "missing key 'type'"),
+    ("series.0.findings.0.check", "noise", "findings[0].check: must be one of"),
+    ("series.0.findings.0.check", 3, "findings[0].check: must be one of"),
 ]
 
 
@@ -119,6 +121,13 @@ def test_each_broken_field_is_reported(
     problems = validate_report_dict(bad)
     assert problems, f"{field}={value!r} was not reported"
     assert any(message in p for p in problems), problems
+
+
+def test_named_checks_pass(report_dict: dict[str, Any]) -> None:
+    for check in ("added_noise", "tag:KVP"):
+        good = copy.deepcopy(report_dict)
+        _set(good, "series.0.findings.0.check", check)
+        assert validate_report_dict(good) == []
 
 
 def test_non_object_report() -> None:

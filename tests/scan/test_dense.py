@@ -305,7 +305,7 @@ def test_a_series_with_uncorrelated_noise_is_held_to_its_own_threshold() -> None
         assert res.verdict == verdict and res.extra["operating_point"] == point
         assert res.extra["slice_noise_corr"] == corr
         assert res.extra["threshold"] == (0.5 if corr > 0.15 else 0.97)
-        noted = [f for f in res.findings if "uncorrelated between slices" in f.description]
+        noted = [f for f in res.findings if f.check == "added_noise"]
         assert len(noted) == (corr < 0.15)  # the added noise is itself reported
     det.dm.slice_corr = None  # a model without the correlation channel: the scanner-noise point
     res = SeriesResult(path="x")

@@ -40,7 +40,7 @@ def test_one_slice_with_another_kvp(ct_series: Path, tmp_path: Path) -> None:
     _edit(files[7], KVP="100")
     vol = read_volume(tmp_path / "s")
     k = vol.metadata["sop_instance_uids"].index(str(pydicom.dcmread(files[7]).SOPInstanceUID))
-    hits = [f for f in metadata_findings(vol) if "KVP" in f.description]
+    hits = [f for f in metadata_findings(vol) if f.check == "tag:KVP"]
     assert len(hits) == 1 and list(_slices(hits[0])) == [k]
     assert "100" in hits[0].description and hits[0].center_voxel[0] == k
 
@@ -50,7 +50,7 @@ def test_rescale_intercept_lie_is_caught(ct_series: Path, tmp_path: Path) -> Non
     _edit(files[3], RescaleIntercept="0")  # same stored pixels, but air now reads about +24 HU
     vol = read_volume(tmp_path / "s")
     k = vol.metadata["sop_instance_uids"].index(str(pydicom.dcmread(files[3]).SOPInstanceUID))
-    hits = [f for f in metadata_findings(vol) if f.description.startswith("air reads")]
+    hits = [f for f in metadata_findings(vol) if f.check == "slice_offset"]
     assert len(hits) == 1 and list(_slices(hits[0])) == [k] and hits[0].score >= STRONG
 
 
@@ -58,19 +58,15 @@ def test_duplicate_sop_instance_uid(ct_series: Path, tmp_path: Path) -> None:
     files = _copy(ct_series, tmp_path / "s")
     uid = str(pydicom.dcmread(files[1]).SOPInstanceUID)
     _edit(files[2], SOPInstanceUID=uid)
-    hits = [
-        f
-        for f in metadata_findings(read_volume(tmp_path / "s"))
-        if "duplicate SOPInstanceUID" in f.description
-    ]
-    assert len(hits) == 1 and len(_slices(hits[0])) == 2
+    hits = [f for f in metadata_findings(read_volume(tmp_path / "s")) if f.check == "duplicate_sop_uid"]
+    assert len(hits) == 1 and len(_slices(hits[0])) == 2 and "duplicate SOPInstanceUID" in hits[0].description
 
 
 def test_missing_slice_gap(ct_series: Path, tmp_path: Path) -> None:
     files = _copy(ct_series, tmp_path / "s")
     files[10].unlink()
     vol = read_volume(tmp_path / "s")
-    hits = [f for f in metadata_findings(vol) if "gap" in f.description]
+    hits = [f for f in metadata_findings(vol) if f.check == "slice_gap"]
     assert len(hits) == 1
     k = hits[0].center_voxel[0]
     pos = vol.metadata["slice_positions"]
@@ -111,6 +107,7 @@ def test_noise_fresh_in_every_touching_slice_is_reported(ct_series: Path, tmp_pa
     touching = read_volume(tmp_path / "s")
     found = noise_finding(touching, 0.03, 0.15)
     assert found is not None and found.type == "metadata" and found.score == MEDIUM
+    assert found.check == "added_noise" and found.to_dict()["check"] == "added_noise"
     assert "median correlation 0.03" in found.description and "added to the whole series" in found.description
     assert found.center_voxel is None and "\n" not in found.description
     for f in files:

@@ -16,7 +16,7 @@ from typing import Any
 from medforensics._atomic import write_text_atomic
 from medforensics.errors import InputError
 from medforensics.logging import get_logger
-from medforensics.scan.result import FINDING_TYPES, VERDICTS, ScanReport
+from medforensics.scan.result import FINDING_TYPES, METADATA_CHECKS, VERDICTS, ScanReport
 
 __all__ = ["LABELS", "load_json", "validate_report_dict", "write_json"]
 
@@ -127,6 +127,9 @@ def _check_finding(f: Any, where: str, shape: Any, errors: list[str]) -> None:
             errors.append(f"{where}.center_voxel: {centre!r} outside its bbox_voxel {box!r}")
     if "description" in f and not isinstance(f["description"], str):
         errors.append(f"{where}.description: must be a string")
+    check = f.get("check")
+    if check is not None and (not isinstance(check, str) or check.split(":")[0] not in METADATA_CHECKS):
+        errors.append(f"{where}.check: must be one of {', '.join(METADATA_CHECKS)}, got {check!r}")
 
 
 def _check_series(s: Any, where: str, errors: list[str]) -> None:

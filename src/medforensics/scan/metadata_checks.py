@@ -60,8 +60,8 @@ def _norm(value: Any) -> Any:
         return str(value).strip()
 
 
-def _slices_finding(volume: Volume, ks: list[int], score: float, text: str) -> Finding:
-    """A finding covering whole slices ``ks`` (centre on the first one)."""
+def _slices_finding(volume: Volume, ks: list[int], score: float, text: str, check: str) -> Finding:
+    """A finding of metadata test ``check`` covering whole slices ``ks`` (centre on the first one)."""
     _, ny, nx = volume.shape
     k0, k1 = min(ks), max(ks)
     centre = (int(ks[0]), ny // 2, nx // 2)
@@ -74,6 +74,7 @@ def _slices_finding(volume: Volume, ks: list[int], score: float, text: str) -> F
         (float(mm[0]), float(mm[1]), float(mm[2])),
         (k0, 0, 0, k1 + 1, ny, nx),
         f"{text} (slice{'s' if len(ks) > 1 else ''} {shown})",
+        check=check,
     )
 
 
@@ -100,12 +101,14 @@ def tag_findings(volume: Volume) -> list[Finding]:
         if not odd:
             continue
         detail = f": {values[odd[0]]!r} instead of {common!r}" if show else ""
-        out.append(_slices_finding(volume, odd, score, f"{kw} differs from the rest of the series{detail}"))
+        text = f"{kw} differs from the rest of the series{detail}"
+        out.append(_slices_finding(volume, odd, score, text, f"tag:{kw}"))
     uids = volume.metadata.get("sop_instance_uids") or [_norm(h.get("SOPInstanceUID")) for h in headers]
     counts = Counter(u for u in uids if u)
     dup = [k for k, u in enumerate(uids) if u and counts[u] > 1]
     if dup:
-        out.append(_slices_finding(volume, dup, STRONG, "duplicate SOPInstanceUID within the series"))
+        text = "duplicate SOPInstanceUID within the series"
+        out.append(_slices_finding(volume, dup, STRONG, text, "duplicate_sop_uid"))
     return out
 
 
@@ -126,6 +129,7 @@ def rescale_findings(volume: Volume, stats: PixelStats | None = None) -> list[Fi
                         STRONG,
                         description=f"air outside the body reads about {med:.0f} HU, not about -1000 HU: "
                         "the rescale tags contradict the pixel values",
+                        check="air_level",
                     )
                 )
         odd, shift = _shifted_slices(sub)
@@ -137,6 +141,7 @@ def rescale_findings(volume: Volume, stats: PixelStats | None = None) -> list[Fi
                     STRONG,
                     f"air reads {lows[odd[0]]:.0f} HU here; the slice is offset by {shift[odd[0]]:+.0f} HU "
                     "from its neighbours (rescale slope/intercept inconsistent with the pixels)",
+                    "slice_offset",
                 )
             )
     headers = _per_slice(volume)
@@ -153,7 +158,11 @@ def rescale_findings(volume: Volume, stats: PixelStats | None = None) -> list[Fi
     if bad:
         out.append(
             _slices_finding(
-                volume, bad, STRONG, "pixel values outside the range BitsStored allows for stored data"
+                volume,
+                bad,
+                STRONG,
+                "pixel values outside the range BitsStored allows for stored data",
+                "stored_range",
             )
         )
     return out
@@ -245,15 +254,17 @@ def geometry_findings(volume: Volume) -> list[Finding]:
                     MEDIUM,
                     f"slice spacing gap of {gaps[odd[0]]:.2f} mm after this slice (median {med:.2f} mm): "
                     "missing, inserted or moved slices",
+                    "slice_gap",
                 )
             )
     for w in volume.metadata.get("warnings") or []:
         if w.startswith("irregular slice spacing"):
             continue  # located above
         strength = MEDIUM if "duplicate" in w else WEAK
-        out.append(Finding("metadata", strength, description=f"reader: {w}"))
+        out.append(Finding("metadata", strength, description=f"reader: {w}", check="reader_warning"))
     if volume.metadata.get("rescale_varies"):
-        out.append(Finding("metadata", WEAK, description="rescale slope/intercept vary between slices"))
+        text = "rescale slope/intercept vary between slices"
+        out.append(Finding("metadata", WEAK, description=text, check="rescale_varies"))
     return out
 
 
@@ -285,7 +296,7 @@ def noise_finding(volume: Volume, slice_corr: float | None, below: float) -> Fin
     else:
         strength = WEAK
     text += ": noise added to the whole series after reconstruction? It hides edits from the detector"
-    return Finding("metadata", strength, description=text)
+    return Finding("metadata", strength, description=text, check="added_noise")
 
 
 def metadata_findings(volume: Volume, stats: PixelStats | None = None) -> list[Finding]:

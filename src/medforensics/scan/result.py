@@ -17,6 +17,18 @@ Verdict = Literal["authentic", "tampered", "synthetic", "error"]
 FindingType = Literal["injected", "removed", "synthetic", "metadata", "signature"]
 VERDICTS: tuple[str, ...] = ("authentic", "tampered", "synthetic", "error")
 FINDING_TYPES: tuple[str, ...] = ("injected", "removed", "synthetic", "metadata", "signature")
+#: ``Finding.check`` of each metadata test (``tag:<keyword>`` for a tag that differs between slices).
+METADATA_CHECKS: tuple[str, ...] = (
+    "tag",
+    "duplicate_sop_uid",
+    "air_level",
+    "slice_offset",
+    "stored_range",
+    "slice_gap",
+    "reader_warning",
+    "rescale_varies",
+    "added_noise",
+)
 
 
 @dataclass
@@ -26,7 +38,9 @@ class Finding:
     ``center_voxel`` (z, y, x); ``center_mm`` patient LPS (x, y, z); ``bbox_voxel``
     (z0, y0, x0, z1, y1, x1), end exclusive. ``heatmap`` (optional, not serialised to JSON) is an explanation
     map over ``bbox_voxel`` (same shape as the box), values in [0, 1]. ``mask`` (optional, not serialised)
-    is a bool array over the box marking the voxels believed tampered (used for DICOM SEG).
+    is a bool array over the box marking the voxels believed tampered (used for DICOM SEG). ``check``
+    names the test behind a ``metadata`` finding (see :data:`METADATA_CHECKS`), so consumers need not parse
+    the description.
     """
 
     type: str
@@ -37,9 +51,10 @@ class Finding:
     description: str = ""
     heatmap: NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
     mask: NDArray[np.bool_] | None = field(default=None, repr=False, compare=False)
+    check: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (contract keys first, then ``description``)."""
+        """JSON form (contract keys first, then ``check`` and ``description`` where set)."""
         out: dict[str, Any] = {
             "type": self.type,
             "score": round(float(self.score), 6),
@@ -47,6 +62,8 @@ class Finding:
             "center_mm": None if self.center_mm is None else [round(float(v), 3) for v in self.center_mm],
             "bbox_voxel": None if self.bbox_voxel is None else [int(v) for v in self.bbox_voxel],
         }
+        if self.check:
+            out["check"] = self.check
         if self.description:
             out["description"] = self.description
         return out
