@@ -256,3 +256,9 @@ def test_training_can_start_from_another_runs_weights(tmp_path: Path) -> None:
         train_dense(tiny_config(tmp_path / "d", steps=1, init_from=str(tmp_path / "nowhere")))
     with pytest.raises(InputError, match="do not fit"):  # a 2-channel model is no start for a 3-channel one
         train_dense(tiny_config(tmp_path / "c", steps=1, zcorr_channel=True, init_from=str(tmp_path / "a")))
+
+
+def test_a_model_trained_with_self_blended_copies_says_so(tmp_path: Path) -> None:
+    metrics = train_dense(tiny_config(tmp_path, steps=2, eval_every=2, self_blend=1))
+    assert "FB:self-blend" in "".join(metrics["splits"]["train"]["labels"])
+    assert "- Self-blended copies: every authentic training scan" in (tmp_path / "model_card.md").read_text()

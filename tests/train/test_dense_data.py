@@ -257,3 +257,17 @@ def test_batch_workers_see_the_hard_negatives_mined_before_their_block() -> None
         src.close()
     assert sum(v > 0.5 for v in before) <= 3  # the cube covers about 3% of random patch positions
     assert all(v > 0.5 for v in after)
+
+
+def test_self_blended_copies_of_authentic_training_scans_are_removals() -> None:
+    root, _ = shared_tiny_dataset()
+    plain = load_items(DenseConfig(data=str(root), out="unused"))
+    blended = load_items(DenseConfig(data=str(root), out="unused", self_blend=1))
+    for split in ("val", "test"):
+        assert [i.uid for i in blended[split]] == [i.uid for i in plain[split]]
+    authentic = [i for i in plain["train"] if i.label in ("TB", "TM")]
+    extra = [i for i in blended["train"] if i.uid not in {p.uid for p in plain["train"]}]
+    assert authentic and sorted(i.uid for i in extra) == sorted(i.uid + "+blend0" for i in authentic)
+    for it in extra:
+        assert (it.label, it.method) == ("FB", "self-blend") and it.focus is not None
+        assert set(np.unique(it.target)) == {0, 2}  # class removed inside the region, authentic elsewhere

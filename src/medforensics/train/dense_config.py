@@ -73,6 +73,10 @@ class DenseConfig:
     #: copies; scans stored noise-augmented stay as they are. ``scan`` uses such a model, bundled as a
     #: detector's ``uncorrelated/`` folder, for series whose slice noise is uncorrelated.
     noise_only: bool = False
+    #: Self-blended copies of every authentic training scan (:mod:`medforensics.forge.selfblend`: one of
+    #: its lung regions, every other time its real nodule, smoothed, levelled and re-noised, and trained as a
+    #: removal): the generic trace of in-painting, so that unseen attacks are detected. 0: none.
+    self_blend: int = 0
     #: Thick copies: every train and validation scan also as a thicker reconstruction, its slices averaged
     #: in blocks of ``round(thick_mm / slice spacing)`` (:func:`~medforensics.forge.augment.thicken_slices`;
     #: masks alike), when that block holds at least 2 slices. 0: none. Such series (5 mm chest CT) are what

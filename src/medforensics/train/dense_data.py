@@ -177,14 +177,22 @@ class Variant:
     spacing: tuple[float, float, float]
     thick: int  # slices averaged into one (1: as stored)
     suffix: str  # appended to the scan's uid
+    #: a self-blended copy's region (full resolution), trained as a removal (:func:`self_blended`)
+    blend: NDArray[np.bool_] | None = None
 
 
-def _variants(cfg: DenseConfig, vol: Any, split: str, key: str, noisy: bool = False) -> Iterator[Variant]:
-    """The scan as stored (uid suffix ``""``); in the train split its noisy copies (``"+noise<k>"``); in the
+def _variants(
+    cfg: DenseConfig, vol: Any, split: str, key: str, noisy: bool = False, site: Any = None
+) -> Iterator[Variant]:
+    """The scan as stored (uid suffix ``""``); in the train split its noisy copies (``"+noise<k>"``) and,
+    for an authentic scan (``site``: its nodule's centre or ``False``; ``None``: a tampered scan), its
+    self-blended copies (``"+blend<k>"``, config ``self_blend``,
+    :func:`~medforensics.forge.selfblend.blended_copies`); in the
     train and validation splits its thick copy (``"+thick<n>"``, :func:`thick_factor`), one at a time.
     With ``cfg.noise_only`` a scan stored without added noise (not ``noisy``) comes only as noisy copies,
     in every split (:func:`only_noisy`)."""
     from medforensics.forge.augment import thick_volume
+    from medforensics.forge.selfblend import blended_copies
 
     if cfg.noise_only:
         for suffix, array in only_noisy(vol.array, key, noisy, cfg.noise_copies, cfg.seed):
@@ -194,6 +202,11 @@ def _variants(cfg: DenseConfig, vol: Any, split: str, key: str, noisy: bool = Fa
     if split == "train":
         for k, array in enumerate(noisy_copies(vol.array, key, cfg.noise_copies, cfg.seed)):
             yield Variant(array, vol.spacing, 1, f"+noise{k}")
+        if site is not None:
+            at = site if site is not False else None
+            blends = blended_copies(vol.array, vol.spacing, key, cfg.self_blend, cfg.seed, at)
+            for k, (array, region) in enumerate(blends):
+                yield Variant(array, vol.spacing, 1, f"+blend{k}", region)
     n = thick_factor(cfg.thick_mm, vol)
     if split in ("train", "val") and n:
         thick = thick_volume(vol, n)
@@ -232,6 +245,7 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
     """Every FM/FB/TB/TM scan of the data set on the model grid, grouped by split (+ extra authentic), with
     the noisy and thick copies :func:`_variants` adds."""
     from medforensics.forge.augment import thicken_slices
+    from medforensics.forge.selfblend import mask_centre
     from medforensics.io.nifti import read_nifti
     from medforensics.io.reader import read_volume
 
@@ -258,21 +272,24 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
             mask = (read_nifti(mask_path).array > 0).astype(np.float32)
             if mask.shape != vol.shape:
                 raise InputError(f"mask shape {mask.shape} != scan shape {vol.shape}", path=mask_path)
-        for v in _variants(cfg, vol, r["split"], r["uuid"], noise_augmented(r)):
+        site = mask_centre(mask) if r["type"] == "TM" else False if r["type"] == "TB" else None
+        for v in _variants(cfg, vol, r["split"], r["uuid"], noise_augmented(r), site):
             g = _grid(cfg, v)
             focus = low = None
-            if mask is not None:
-                m = mask if v.thick == 1 else thicken_slices(mask, v.thick)
+            label, method = (r["type"], r["method"]) if v.blend is None else ("FB", "self-blend")
+            if mask is not None or v.blend is not None:
+                m = np.asarray(mask if v.blend is None else v.blend, np.float32)
+                m = m if v.thick == 1 else thicken_slices(m, v.thick)
                 low = to_model_grid(m, v.spacing, cfg.target_mm)[0] >= 0.3
                 focus = np.argwhere(low) if low.any() else None  # TM: the readers' outline, class authentic
             target = np.zeros(g.hu.shape, np.int64)
-            if low is not None and r["type"] in LABELS:
-                target[low] = LABELS[r["type"]]
+            if low is not None and label in LABELS:
+                target[low] = LABELS[label]
             item = Item(
                 g.channels(cfg.hu_window),
                 target,
-                r["type"],
-                r["method"],
+                label,
+                method,
                 r["patient"],
                 r["uuid"] + v.suffix,
                 g.spacing,
@@ -283,12 +300,16 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
     for split, paths in extras.items():
         for path in paths:
             vol = read_volume(path)
-            for v in _variants(cfg, vol, split, path):
+            for v in _variants(cfg, vol, split, path, site=False):
                 g = _grid(cfg, v)
                 target = np.zeros(g.hu.shape, np.int64)
-                item = Item(
-                    g.channels(cfg.hu_window), target, "TB", "whole", "extra", path + v.suffix, g.spacing
-                )
+                label, method, focus = "TB", "whole", None
+                if v.blend is not None:
+                    low = to_model_grid(v.blend.astype(np.float32), v.spacing, cfg.target_mm)[0] >= 0.3
+                    target[low] = LABELS["FB"]
+                    label, method, focus = "FB", "self-blend", np.argwhere(low) if low.any() else None
+                img = g.channels(cfg.hu_window)
+                item = Item(img, target, label, method, "extra", path + v.suffix, g.spacing, focus)
                 out[split].append(item)
     _check_split(out)
     return out

@@ -67,6 +67,7 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         ),
         *_init_line(cfg, metrics),
         *_noise_only_line(cfg),
+        *_self_blend_line(cfg),
         *operating_point_lines(cal),
         *_ties_line(cal, len(metrics.get("val_scores", []))),
         "",
@@ -111,6 +112,18 @@ def _noise_only_line(cfg: DenseConfig) -> list[str]:
         f"{max(1, cfg.noise_copies)} drawn cop{'y' if max(1, cfg.noise_copies) == 1 else 'ies'}. "
         "`scan` uses it, as a detector folder's `uncorrelated/` sub-folder, for the series its "
         "uncorrelated-noise operating point holds."
+    ]
+
+
+def _self_blend_line(cfg: DenseConfig) -> list[str]:
+    if not cfg.self_blend:
+        return []
+    n = cfg.self_blend
+    return [
+        f"- Self-blended copies: every authentic training scan was also seen as {n} cop"
+        f"{'y' if n == 1 else 'ies'} with one lung region (every other copy: its real nodule) smoothed, "
+        "levelled and re-noised, trained as a removal (`medforensics.forge.selfblend`): the generic trace "
+        "of in-painting, for attacks never seen in training."
     ]
 
 
