@@ -147,3 +147,41 @@ def test_a_slice_that_fails_in_a_streamed_read_is_named(tmp_path: Path, detector
         res.verdict == "error"
         and res.error == f"{bad.name}: cannot decode pixel data (JPEG 2000): broken stream"
     )
+
+
+def test_several_series_in_one_folder_keep_their_own_volumes(
+    tmp_path: Path, ct_series: Path, detector: Detector
+) -> None:
+    """The folder is both series' path: their reports must each be built from their own series."""
+    import pydicom
+
+    from medforensics.io.dicom_write import write_dicom_series
+    from medforensics.io.reader import read_volume
+    from medforensics.report.dicom_common import volume_for
+    from medforensics.report.dicom_sr import write_sr_for_report
+
+    vol = read_volume(ct_series)
+    other = vol.with_array(np.asarray(vol.array)[:-4], spacing=vol.spacing, datasets=vol.datasets[:-4])
+    write_dicom_series(other, tmp_path / "b", new_uids=True)
+    both = tmp_path / "both"
+    shutil.copytree(ct_series, both)
+    for f in sorted((tmp_path / "b").glob("*.dcm")):
+        shutil.copy(f, both / f"b_{f.name}")
+    for keep in (True, "lazy"):
+        report, volumes = scan_paths(
+            [both], detector=detector, signatures=False, explain=None, keep_volumes=keep
+        )
+        assert [s.path for s in report.series] == [str(both)] * 2 and len(volumes) == 2
+        uids = {s.series_uid for s in report.series}
+        assert len(uids) == 2
+        for s in report.series:
+            v = volume_for(s, volumes)
+            assert v is not None and v.shape == tuple(s.shape)
+            assert {str(d.SeriesInstanceUID) for d in v.datasets} == {s.series_uid}
+    written = write_sr_for_report(report, volumes, tmp_path / "sr")
+    assert len(written) == 2
+    n_slices = {s.series_uid: s.shape[0] for s in report.series}
+    for path in written:
+        ev = pydicom.dcmread(path).CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
+        assert len(ev) == 1 and str(ev[0].SeriesInstanceUID) in path.name  # its own series, not the other
+        assert len(ev[0].ReferencedSOPSequence) == n_slices[str(ev[0].SeriesInstanceUID)]

@@ -123,9 +123,12 @@ def output_name(index: int, series: SeriesResult, kind: str) -> str:
 
 
 def volume_for(series: SeriesResult, volumes: Mapping[str, Volume] | None) -> Volume | None:
-    """The series' volume from ``volumes`` keyed by ``SeriesResult.path`` (or by series UID)."""
+    """The series' volume from ``volumes`` keyed by ``SeriesResult.key`` (as :func:`scan_paths` returns
+    them), else by its path or series UID (a caller's own mapping)."""
     if not volumes:
         return None
+    if series.key:
+        return volumes.get(series.key)  # a folder's several series share its path: never guess by it
     volume = volumes.get(series.path)
     if volume is None and series.series_uid:
         volume = volumes.get(series.series_uid)

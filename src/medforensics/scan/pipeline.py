@@ -12,6 +12,7 @@ others still run.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -313,7 +314,7 @@ def _signature(ref: SeriesRef, res: SeriesResult, trusted: Any) -> None:
 
 
 class LazyVolumes(Mapping[str, Volume]):
-    """Volumes by ``SeriesResult.path``, re-read on access and only the last one kept in memory.
+    """Volumes by ``SeriesResult.key``, re-read on access and only the last one kept in memory.
 
     What the report writers get when a scan keeps ``"lazy"`` volumes: memory stays that of one series
     however many a scan covers (each writer reads each series again, which costs time, not memory).
@@ -343,6 +344,17 @@ class LazyVolumes(Mapping[str, Volume]):
         return len(self._refs)
 
 
+def _volume_keys(paths: list[str]) -> list[str]:
+    """A unique key per series: its path, or ``path#k`` (k-th series there) when a folder holds several."""
+    counts = Counter(paths)
+    seen: Counter[str] = Counter()
+    out = []
+    for p in paths:
+        out.append(p if counts[p] == 1 else f"{p}#{seen[p]}")
+        seen[p] += 1
+    return out
+
+
 def scan_paths(
     paths: Iterable[str | Path],
     *,
@@ -354,7 +366,8 @@ def scan_paths(
     explain: str | None = "gradcam",
     keep_volumes: bool | str = True,
 ) -> tuple[ScanReport, Mapping[str, Volume]]:
-    """Scan every series under ``paths``; returns the report and (if ``keep_volumes``) the volumes by path.
+    """Scan every series under ``paths``; returns the report and (if ``keep_volumes``) the volumes by
+    ``SeriesResult.key`` (the path; ``path#k`` for the k-th of several series in one folder).
 
     ``keep_volumes="lazy"`` returns a :class:`LazyVolumes` instead of holding every volume in memory.
 
@@ -369,6 +382,7 @@ def scan_paths(
     stream = STREAM_ABOVE_BYTES if getattr(detector, "streams", False) else None
     lazy = LazyVolumes(stream)
     total = len(found.series)
+    keys = _volume_keys([str(ref.path) for ref in found.series])
     for i, ref in enumerate(found.series):
         if on_progress:
             on_progress(i, total, str(ref.path))
@@ -384,9 +398,11 @@ def scan_paths(
         else:
             res = scan_volume(vol, detector, detector2d=detector2d, explain=explain, path=str(ref.path))
             if keep_volumes == "lazy":
-                lazy.add(res.path, ref)
+                lazy.add(keys[i], ref)
             elif keep_volumes:
-                volumes[res.path] = vol
+                volumes[keys[i]] = vol
+            if keep_volumes:
+                res.key = keys[i]
             del vol
         if signatures and ref.kind == "dicom":
             _signature(ref, res, trusted)

@@ -87,6 +87,9 @@ class SeriesResult:
     signature: str | None = None
     study_uid: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Key of its volume in the mapping :func:`~medforensics.scan.pipeline.scan_paths` returns: the path,
+    #: or ``path#k`` when a folder holds several series (not serialised).
+    key: str = field(default="", repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form following the contract; findings sorted by score, highest first."""
