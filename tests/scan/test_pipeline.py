@@ -12,6 +12,7 @@ from medforensics.io.volume import Volume
 from medforensics.report import validate_report_dict
 from medforensics.scan.detector import Detector
 from medforensics.scan.pipeline import audit_scan, scan_paths, scan_volume
+from medforensics.scan.result import ScanReport
 from tests.scan._helpers import ct_crop
 
 
@@ -185,3 +186,31 @@ def test_several_series_in_one_folder_keep_their_own_volumes(
         ev = pydicom.dcmread(path).CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
         assert len(ev) == 1 and str(ev[0].SeriesInstanceUID) in path.name  # its own series, not the other
         assert len(ev[0].ReferencedSOPSequence) == n_slices[str(ev[0].SeriesInstanceUID)]
+
+
+def test_single_images_the_2d_detector_was_not_trained_for_get_a_reason(detector: Detector) -> None:
+    det2d = Detector.default("detector2d")
+    rng = np.random.default_rng(0)
+    xray = rng.random((1, 128, 128)).astype(np.float32)
+    cases = {
+        "tiny": (Volume(xray[:, :8, :8].copy(), modality="DX"), "image of 8 x 8 pixels"),
+        "flat": (Volume(np.zeros((1, 128, 128), np.float32), modality="DX"), "same value"),
+        "us": (Volume(xray, modality="US"), "no 2-D detector bundled for modality US"),
+        "seg": (Volume(xray, modality="SEG"), "no 2-D detector bundled for modality SEG"),
+        "nan": (Volume(np.where(xray > 0.5, np.nan, xray).astype(np.float32), modality="DX"), "NaN"),
+    }
+    for name, (vol, reason) in cases.items():
+        res = scan_volume(vol, detector, detector2d=det2d, path=name)
+        assert res.verdict == "error" and reason in res.error, (name, res.error)
+    ok = scan_volume(Volume(xray, modality="DX"), detector, detector2d=det2d, path="ok")
+    assert ok.error is None and ok.verdict in ("authentic", "synthetic")
+
+
+def test_nan_or_infinite_voxels_make_a_series_error_not_a_broken_report(detector: Detector) -> None:
+    vol = ct_crop()
+    for bad in (np.nan, np.inf):
+        arr = np.array(vol.array, np.float32)
+        arr[5:8, 40:60, 40:60] = bad
+        res = scan_volume(vol.with_array(arr), detector, explain=None, path="ct")
+        assert res.verdict == "error" and "NaN or infinite" in res.error and res.score is None
+        assert validate_report_dict(ScanReport(model=detector.info, series=[res]).to_dict()) == []

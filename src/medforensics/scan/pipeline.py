@@ -232,15 +232,47 @@ def label_map_reason(volume: Volume) -> str | None:
     )
 
 
+#: Modalities of the images the bundled 2-D detector was trained on (CT, MR and X-ray: CR/DX and the 2-D
+#: picture formats, which load as DX); others (US, NM, SEG, ...) are not scored by it.
+MODALITIES_2D = ("CT", "MR", "CR", "DX", "DR", "RG")
+
+
+def image_2d_reason(volume: Volume, size: int) -> str | None:
+    """Why a single image cannot be scored by a 2-D detector of input ``size`` (None: it can): smaller than
+    that input, or a single value throughout."""
+    _, ny, nx = volume.shape
+    if min(ny, nx) < size:
+        return f"image of {nx} x {ny} pixels: the 2-D detector reads images of at least {size} x {size}"
+    img = np.asarray(volume.array[0])
+    if not np.isfinite(img).all():
+        return NON_FINITE
+    if float(img.min()) == float(img.max()):
+        return "every pixel has the same value: nothing to assess"
+    return None
+
+
+#: The reason given for a series whose voxels or scores are not finite numbers.
+NON_FINITE = "holds NaN or infinite voxel values: not an image the detectors can score"
+
+
+def _finite_or_reason(volume: Volume) -> str | None:
+    """:data:`NON_FINITE` when an in-memory floating-point volume has NaN or infinite voxels (integer data,
+    as DICOM stores it, cannot; a streamed volume is caught by its scores instead)."""
+    arr = volume.array
+    if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        return NON_FINITE
+    return None
+
+
 def route_error(volume: Volume, detector2d: Detector | None, detector: Detector | None = None) -> str | None:
     """Why ``volume`` cannot be scored by the available detectors (None: it can). A CT whose slices lie
     further apart than the CT detector's ``max_slice_mm`` is outside what it was validated on."""
     mod = volume.modality
     if volume.shape[0] == 1:
-        if detector2d is not None:
-            return None
-        what = "single CT slice: the CT detector needs a volume" if mod == "CT" else "2-D image"
-        return f"{what}; no 2-D detector bundled for modality {mod}"
+        if detector2d is None or mod not in MODALITIES_2D:
+            what = "single CT slice: the CT detector needs a volume" if mod == "CT" else "2-D image"
+            return f"{what}; no 2-D detector bundled for modality {mod}"
+        return image_2d_reason(volume, detector2d.spec.size)
     if mod != "CT":
         mask = label_map_reason(volume)
         return mask or f"modality {mod}: the detector scores CT volumes (no {mod} detector bundled)"
@@ -275,7 +307,7 @@ def scan_volume(
         study_uid=volume.metadata.get("study_uid"),
     )
     try:
-        reason = route_error(volume, detector2d, detector)
+        reason = _finite_or_reason(volume) or route_error(volume, detector2d, detector)
         if reason is not None:
             res.error = reason
         elif volume.shape[0] == 1:
@@ -291,6 +323,9 @@ def scan_volume(
     except (ValueError, RuntimeError, MemoryError, IndexError) as err:  # one series must not stop the scan
         log.warning("series %s failed: %s", res.series_uid, _one_line(err))
         res.error = f"internal error: {_one_line(err)}"
+    scores = [res.score, *(f.score for f in res.findings)]
+    if res.error is None and not all(v is None or np.isfinite(v) for v in scores):
+        res.error = NON_FINITE
     if res.error is not None:
         res.verdict, res.score, res.label = "error", None, None
         res.findings = []
