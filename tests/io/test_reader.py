@@ -111,3 +111,37 @@ def test_discover_shared_data(shared_data: Path) -> None:
     assert any(s.path.name == "ref_scan.dcm" for s in found.series)  # a copy elsewhere: its own series
     assert sum(s.kind == "image" for s in found.series) == 2
     assert {s.path.suffix for s in found.skipped} >= {".xml", ".csv"}
+
+
+def test_links_in_a_loop_and_what_cannot_be_read_are_skipped_with_a_reason(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    (tree / "p1" / "loop").symlink_to("loop")  # a link to itself
+    (tree / "p1" / "locked").mkdir()
+    locked_file = tree / "p1" / "study" / "ser1" / "locked.dcm"
+    shutil.copy(next((tree / "p1" / "study" / "ser1").iterdir()), locked_file)
+    scandir, path_open = os.scandir, Path.open
+
+    def no_listing(path: object = ".") -> object:  # as for a folder of mode 000 (tests may run as root)
+        if Path(str(path)).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)  # type: ignore[arg-type]
+
+    def no_reading(self: Path, *args: object, **kw: object) -> object:
+        if self.name == "locked.dcm":
+            raise PermissionError(13, "Permission denied", str(self))
+        return path_open(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", no_listing)
+    monkeypatch.setattr(Path, "open", no_reading)
+    found = discover([tree, tree / "p1" / "loop"])
+    reasons = {s.path.name: s.reason for s in found.skipped}
+    assert reasons["loop"] == "symbolic link loop"
+    assert reasons["locked"] == reasons["locked.dcm"] == "cannot be read (Permission denied)"
+    assert [s.series_uid for s in found.series if s.kind == "dicom"] == [
+        "1.2.826.0.1.1",
+        "1.2.826.0.1.2",
+        "1.2.826.0.1.3",
+    ]

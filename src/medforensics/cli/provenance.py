@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("sign")
     def sign_cmd(
-        inputs: list[Path] = typer.Argument(..., help="DICOM files and/or series folders."),
+        inputs: list[Path] = typer.Argument(..., help="DICOM files and/or series folders.", readable=False),
         key: Path = typer.Option(..., "--key", help="Signer private key (PEM, unencrypted)."),
         cert: Path = typer.Option(..., "--cert", help="Signer certificate (PEM)."),
         out: Path | None = typer.Option(None, "--out", help="Write signed copies here (same names)."),
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("verify")
     def verify_cmd(
-        inputs: list[Path] = typer.Argument(..., help="DICOM files and/or series folders."),
+        inputs: list[Path] = typer.Argument(..., help="DICOM files and/or series folders.", readable=False),
         ca: list[Path] = typer.Option([], "--ca", help="Trusted CA certificate(s) (PEM); repeatable."),
         json_out: Path | None = typer.Option(None, "--json", help="Also write the results as JSON here."),
         audit_log: Path | None = typer.Option(None, "--audit-log", help=_AUDIT_HELP),

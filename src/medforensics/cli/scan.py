@@ -139,7 +139,9 @@ def register(app: typer.Typer) -> None:
     @app.command("scan")
     def scan_cmd(
         paths: list[Path] = typer.Argument(
-            ..., help="Files, series folders or folders of studies (recursive)."
+            ...,
+            help="Files, series folders or folders of studies (recursive).",
+            readable=False,  # an unreadable path is reported with the others, not a reason to stop
         ),
         json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report here."),
         html_out: Path | None = typer.Option(None, "--report", help="Write the HTML report here."),

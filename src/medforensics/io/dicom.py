@@ -128,8 +128,11 @@ def _parse(
     st = p.stat()
     if st.st_size == 0:
         raise InputError("empty file (0 bytes)", path=p)
-    with p.open("rb") as fh:
-        head = fh.read(132)
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(132)
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror})", path=p) from None
     preamble = len(head) == 132 and head[128:132] == b"DICM"
     if not preamble and not _headerless_candidate(head):
         raise InputError("not DICOM (no 'DICM' marker and no DICOM data elements)", path=p)

@@ -79,13 +79,26 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _walk(folder: Path, recursive: bool) -> list[Path]:
-    """Non-hidden files under ``folder`` in sorted order."""
+def _walk(folder: Path, recursive: bool, skipped: list[Skipped]) -> list[Path]:
+    """Non-hidden files under ``folder`` in sorted order; folders that cannot be listed go to ``skipped``."""
     out: list[Path] = []
-    for root, dirs, files in os.walk(folder):
+
+    def unreadable(err: OSError) -> None:
+        skipped.append(Skipped(Path(err.filename or folder), f"cannot be read ({err.strerror})"))
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not _hidden(d)) if recursive else []
         out.extend(Path(root) / f for f in sorted(files) if not _hidden(f))
     return out
+
+
+def _resolved(p: Path, skipped: list[Skipped]) -> Path | None:
+    """``p`` resolved, or None (reported in ``skipped``) for a symbolic link loop."""
+    try:
+        return p.resolve()
+    except (RuntimeError, OSError):
+        skipped.append(Skipped(p, "symbolic link loop"))
+        return None
 
 
 _DATA_FILE = re.compile(rb"^\s*ElementDataFile\s*=\s*(.+?)\s*$", re.MULTILINE)
@@ -131,14 +144,16 @@ def discover(paths: Iterable[str | Path], recursive: bool = True) -> Discovery:
     for raw in paths:
         p = Path(raw)
         if not p.exists():
-            skipped.append(Skipped(p, "does not exist"))
+            skipped.append(Skipped(p, "symbolic link loop" if p.is_symlink() else "does not exist"))
         elif p.is_dir():
-            found = _walk(p, recursive)
+            walked = [(f, _resolved(f, skipped)) for f in _walk(p, recursive, skipped)]
+            found = [f for f, r in walked if r is not None]
             folders.append((p, found))
-            for f in found:
-                files.setdefault(f.resolve(), f)
-        else:
-            files.setdefault(p.resolve(), p)
+            for f, r in walked:
+                if r is not None:
+                    files.setdefault(r, f)
+        elif (r := _resolved(p, skipped)) is not None:
+            files.setdefault(r, p)
 
     series: list[SeriesRef] = []
     dicom_candidates: list[Path] = []
