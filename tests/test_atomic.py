@@ -55,3 +55,23 @@ def test_private_output_is_owner_only_and_safetensors_output_is_readable(tmp_pat
     finally:
         os.umask(old)
     assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_an_output_that_cannot_be_written_is_one_error_naming_it(tmp_path: Path) -> None:
+    import errno
+
+    from medforensics.errors import OutputError
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(OutputError, match=r"a_file/out\.txt: cannot be written"):
+        write_text_atomic(a_file / "out.txt", "y")
+    (tmp_path / "a_dir").mkdir()
+    with pytest.raises(OutputError, match="a_dir: is a folder"):
+        write_text_atomic(tmp_path / "a_dir", "y")
+    target = tmp_path / "full.txt"
+    full = r"full\.txt: cannot be written \(No space left on device\)"
+    with pytest.raises(OutputError, match=full), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_dir", "a_file"]  # no temporary left

@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from medforensics.errors import OutputError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str = "", private: bool = False) -> Iterator[Path]:
@@ -19,8 +21,11 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "", private: bool 
     (some writers, such as safetensors, create 0600 files), or owner-only ones when ``private`` (secrets).
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _output_error(target, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()
@@ -34,12 +39,36 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "", private: bool 
             tmp.rename(target)
             shutil.rmtree(backup, ignore_errors=True)
         else:
+            if target.is_dir() and not tmp.is_dir():
+                raise OutputError("is a folder: a file cannot replace it", path=target)
             os.replace(tmp, target)
+    except OSError as exc:  # the disk filled up, the folder turned read-only...: one line naming the output
+        raise _output_error(target, exc) from None
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def _output_error(target: Path, exc: OSError) -> OutputError:
+    return OutputError(f"cannot be written ({exc.strerror or type(exc).__name__})", path=target)
+
+
+def check_writable(target: str | os.PathLike[str], folder: bool = False) -> None:
+    """Raise :class:`OutputError` now, before any work, when ``target`` (a file, or with ``folder`` a
+    folder) cannot be written: the wrong kind of thing is there, or the nearest existing folder above it is
+    not a writable folder."""
+    target = Path(target)
+    if target.exists() and target.is_dir() != folder:
+        raise OutputError("is a folder, not a file" if not folder else "is a file, not a folder", path=target)
+    above = target if folder and target.is_dir() else target.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise OutputError(f"cannot be written ({above} is a file, not a folder)", path=target)
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot be written ({above} is not writable)", path=target)
 
 
 def _set_mode(path: Path, private: bool) -> None:

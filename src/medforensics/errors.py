@@ -26,6 +26,10 @@ class InputError(MedforensicsError):
     """A file or folder that cannot be read as a medical image (or is the wrong kind of image)."""
 
 
+class OutputError(MedforensicsError):
+    """An output file or folder that cannot be written (read-only, full, a folder where a file goes...)."""
+
+
 class ConfigError(MedforensicsError):
     """A bad configuration, parameter or command-line value."""
 

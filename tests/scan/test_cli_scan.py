@@ -108,3 +108,29 @@ def test_thick_series_is_not_assessed_unless_max_slice_mm_allows_it(model_dir: P
     r = CliRunner().invoke(app, [*args, "--max-slice-mm", "6"])
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text())["series"][0]["verdict"] in ("authentic", "tampered")
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_scan(
+    ct_series: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medforensics.scan.pipeline as pipeline
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    (tmp_path / "a_dir").mkdir()
+    scanned: list[object] = []
+    monkeypatch.setattr(pipeline, "scan_volume", lambda *a, **k: scanned.append(a))
+    cases = [
+        (["--json", str(a_file / "r.json")], "a_file is a file, not a folder"),
+        (["--json", str(tmp_path / "a_dir")], "is a folder, not a file"),
+        (["--report", str(tmp_path / "a_dir")], "is a folder, not a file"),
+        (["--sr", str(a_file)], "is a file, not a folder"),
+        (["--seg", str(a_file)], "is a file, not a folder"),
+    ]
+    for option, message in cases:
+        r = CliRunner().invoke(
+            app, ["scan", str(ct_series), "--model", str(model_dir), "--no-audit", *option]
+        )
+        assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1 and option[1] in r.output
+    assert not scanned and a_file.read_text() == "x"

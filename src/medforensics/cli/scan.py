@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from medforensics._atomic import check_writable
 from medforensics.cli._errors import fail
 from medforensics.errors import MedforensicsError
 
@@ -178,6 +179,9 @@ def register(app: typer.Typer) -> None:
                 from medforensics.provenance import load_certificates
 
                 trusted = [c for p in ca for c in load_certificates(p)]
+            for target, folder in ((json_out, False), (html_out, False), (sr_dir, True), (seg_dir, True)):
+                if target is not None:  # before a long scan, not after it
+                    check_writable(target, folder)
             det, det2 = load_detectors(model)
             if max_slice_mm is not None:
                 det.max_slice_mm = max_slice_mm

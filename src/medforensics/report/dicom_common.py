@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from medforensics._atomic import atomic_path
-from medforensics.errors import InputError, MedforensicsError
+from medforensics.errors import InputError, MedforensicsError, OutputError
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 from medforensics.report.codes import coding_scheme_identification
@@ -150,6 +150,8 @@ def write_for_report(
         try:
             volume = require_dicom(series, volume_for(series, volumes))
             written.append(write_one(series, volume, out_dir / output_name(index, series, kind)))
+        except OutputError:
+            raise  # the folder cannot take any of them: not a matter of this series
         except MedforensicsError as exc:
             message = f"{kind} skipped: {exc.one_line()}"
             log.info("%s", message)
