@@ -172,3 +172,18 @@ def test_streamed_metaimage_names_truncated_data(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         np.asarray(vol.array)
     assert str(z) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_short_data_and_bad_dimensions_get_their_own_reason(tmp_path: Path) -> None:
+    sitk.WriteImage(_itk_image(), str(tmp_path / "b.mhd"))
+    raw = tmp_path / "b.raw"
+    full = raw.stat().st_size
+    raw.write_bytes(raw.read_bytes()[: full // 2])
+    with pytest.raises(InputError, match=rf"b\.raw' is truncated: {full // 2} bytes, .* need {full}"):
+        read_metaimage(tmp_path / "b.mhd")
+    header = (tmp_path / "b.mhd").read_text()
+    dims = next(line for line in header.splitlines() if line.startswith("DimSize"))
+    (tmp_path / "c.mhd").write_text(header.replace(dims, "DimSize = -5 0 abc").replace("b.raw", "c.raw"))
+    (tmp_path / "c.raw").write_bytes(b"\0" * full)
+    with pytest.raises(InputError, match="DimSize '-5 0 abc' is not 3 positive whole numbers"):
+        read_metaimage(tmp_path / "c.mhd")

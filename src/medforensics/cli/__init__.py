@@ -46,6 +46,11 @@ def _root(
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # pydicom logs a traceback for every decoder it tries on pixel data it cannot decode; the reader's own
+    # one-line error says what went wrong (-v shows pydicom's detail)
+    import pydicom.config  # it sets its logger's level when imported: import it first
+
+    pydicom.config.logger.setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 for _name in COMMAND_MODULES:

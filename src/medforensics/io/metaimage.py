@@ -68,6 +68,47 @@ def _check_data_file(path: Path, fields: dict[str, str]) -> None:
     data = Path(name) if Path(name).is_absolute() else path.parent / name
     if not data.is_file():
         raise InputError(f"data file {name!r} named in the header is missing", path=path)
+    dims = _dim_size(path, fields)
+    size = _ELEMENT_BYTES.get(fields.get("ElementType", "").upper())
+    if size is None or fields.get("CompressedData", "False").lower() == "true":
+        return
+    channels = fields.get("ElementNumberOfChannels", "1")
+    head = fields.get("HeaderSize", "0")
+    if not channels.isdigit() or not head.isdigit():
+        return
+    need = int(np.prod(dims)) * size * int(channels) + int(head)
+    have = data.stat().st_size
+    if have < need:
+        raise InputError(
+            f"data file {str(data)!r} is truncated: {have} bytes, the header's DimSize and ElementType need "
+            f"{need}",
+            path=path,
+        )
+
+
+#: Bytes per element of the MetaImage element types whose size is fixed.
+_ELEMENT_BYTES = {
+    "MET_CHAR": 1,
+    "MET_UCHAR": 1,
+    "MET_SHORT": 2,
+    "MET_USHORT": 2,
+    "MET_INT": 4,
+    "MET_UINT": 4,
+    "MET_FLOAT": 4,
+    "MET_DOUBLE": 8,
+    "MET_LONG_LONG": 8,
+    "MET_ULONG_LONG": 8,
+}
+
+
+def _dim_size(path: Path, fields: dict[str, str]) -> list[int]:
+    """The header's DimSize: positive whole numbers, as many as NDims says (InputError otherwise)."""
+    raw = fields.get("DimSize", "").split()
+    ndims = fields.get("NDims", str(len(raw))).strip()
+    if not raw or not all(v.isdigit() and int(v) > 0 for v in raw) or ndims != str(len(raw)):
+        why = f"DimSize {' '.join(raw)!r} is not {ndims} positive whole numbers"
+        raise InputError(f"bad MetaImage header: {why}", path=path)
+    return [int(v) for v in raw]
 
 
 def read_metaimage(path: str | Path, modality: str | None = None, stream_above: int | None = None) -> Volume:
