@@ -298,3 +298,12 @@ def test_lidc_slabs(shared_data: Path, patient: str, n: int) -> None:
         )
     assert -1100 < float(np.median(vol.array)) < 500  # Hounsfield units
     assert vol.metadata["warnings"] == [] or all("irregular" in w for w in vol.metadata["warnings"])
+
+
+def test_a_malformed_tag_value_names_the_file() -> None:
+    from medforensics.io.reader import read_volume
+
+    bad = get_testdata_file("badVR.dcm")  # NumberOfFrames '1A' (VR IS)
+    with pytest.raises(InputError, match="malformed geometry or frame tags") as err:
+        read_volume(bad)
+    assert str(bad) in str(err.value) and "\n" not in str(err.value)

@@ -218,3 +218,13 @@ def test_der_trim_and_series_status(pki: PkiFiles, ct_file: Path, tmp_path: Path
     assert series_signature_status([plain]) == "absent"
     assert combine_statuses(["valid", "invalid", "absent"]) == "invalid"
     assert combine_statuses(["valid", "untrusted"]) == "untrusted"
+
+
+def test_a_truncated_image_is_not_signed(pki: PkiFiles, ct_file: Path, tmp_path: Path) -> None:
+    """A signature would vouch for a file whose pixels cannot be read: refused, nothing written."""
+    cut = tmp_path / "cut.dcm"
+    data = ct_file.read_bytes()
+    cut.write_bytes(data[: len(data) - 4096])  # the end of the Pixel Data is gone
+    with pytest.raises(InputError, match=r"inconsistent pixel data length.*truncated or corrupt"):
+        _sign(pki, cut, tmp_path / "signed.dcm")
+    assert not (tmp_path / "signed.dcm").exists() and cut.read_bytes() == data[: len(data) - 4096]

@@ -333,7 +333,10 @@ def _layout(datasets: list[Dataset], paths: list[Path]) -> SeriesLayout:
     for i, ds in enumerate(datasets):
         if "Rows" not in ds or "Columns" not in ds:
             raise InputError("no Pixel Data (no Rows/Columns: not an image object)", path=paths[i])
-        slices.extend(_Slice(i, info, 0.0) for info in frame_infos(ds))
+        try:
+            slices.extend(_Slice(i, info, 0.0) for info in frame_infos(ds))
+        except (ValueError, TypeError) as exc:  # a malformed value (IS '1A', a DS that is not a number...)
+            raise InputError(f"malformed geometry or frame tags ({exc})", path=paths[i]) from None
     _check_consistent(slices, datasets, paths)
     warn: list[str] = []
     info0 = slices[0].info

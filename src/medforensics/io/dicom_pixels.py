@@ -54,6 +54,25 @@ def _ts_label(ts: UID) -> str:
     return f"{ts.name} ({ts})" if ts.name != ts else str(ts)
 
 
+def check_pixel_length(ds: Dataset, path: str | Path) -> None:
+    """InputError when uncompressed Pixel Data is shorter than Rows x Columns x frames x samples need
+    (a truncated or corrupt file); compressed data are checked by their decoder."""
+    if "PixelData" not in ds or not _is_native(transfer_syntax(ds)):
+        return
+    frames = int(ds.get("NumberOfFrames") or 1)
+    spp = int(ds.get("SamplesPerPixel") or 1)
+    bits = int(ds.get("BitsAllocated") or 8)
+    n_px = int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * frames * spp
+    expected = (n_px + 7) // 8 if bits == 1 else n_px * (bits // 8)
+    got = len(ds.PixelData)
+    if got < expected:
+        raise InputError(
+            f"inconsistent pixel data length: {got} bytes, header implies {expected} "
+            f"({ds.get('Rows')}x{ds.get('Columns')}x{frames} frames, {bits} bits): truncated or corrupt",
+            path=path,
+        )
+
+
 def _decode(ds: Dataset, path: Path) -> NDArray[Any]:
     """Pixels as stored (frames, rows, cols); colour reduced to luminance."""
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
@@ -70,17 +89,7 @@ def _decode(ds: Dataset, path: Path) -> NDArray[Any]:
         ds.file_meta.TransferSyntaxUID = ts
     frames = int(ds.get("NumberOfFrames") or 1)
     spp = int(ds.get("SamplesPerPixel") or 1)
-    if _is_native(ts) and "PixelData" in ds:
-        bits = int(ds.get("BitsAllocated") or 8)
-        n_px = int(ds.Rows) * int(ds.Columns) * frames * spp
-        expected = (n_px + 7) // 8 if bits == 1 else n_px * (bits // 8)
-        got = len(ds.PixelData)
-        if got < expected:
-            raise InputError(
-                f"inconsistent pixel data length: {got} bytes, header implies {expected} "
-                f"({ds.Rows}x{ds.Columns}x{frames} frames, {bits} bits): truncated or corrupt",
-                path=path,
-            )
+    check_pixel_length(ds, path)
     if not _is_native(ts):
         try:
             decoder = pydicom.pixels.get_decoder(ts)

@@ -237,9 +237,14 @@ def sign_file(
     The written bytes are read back and the new signature verified before ``dst`` is replaced.
     Returns the Digital Signature UID and the signed data set.
     """
+    from medforensics.io.dicom_pixels import check_pixel_length
     from medforensics.provenance.verify import verify_dataset  # verify imports this module
 
     ds = read_dicom(src)
+    try:
+        check_pixel_length(ds, Path(src))  # a signature would vouch for a broken file
+    except (ValueError, TypeError) as err:
+        raise InputError(f"malformed image tags ({err})", path=src) from None
     uid = sign_dataset(ds, key, cert, profile, mac_algorithm, now, path=str(src))
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=False)
