@@ -214,3 +214,9 @@ def test_nan_or_infinite_voxels_make_a_series_error_not_a_broken_report(detector
         res = scan_volume(vol.with_array(arr), detector, explain=None, path="ct")
         assert res.verdict == "error" and "NaN or infinite" in res.error and res.score is None
         assert validate_report_dict(ScanReport(model=detector.info, series=[res]).to_dict()) == []
+
+
+def test_a_volume_of_one_value_is_not_assessed(detector: Detector) -> None:
+    air = Volume(np.full((40, 64, 64), -1024.0, np.float32), spacing=(2.5, 0.7, 0.7), modality="MR")
+    res = scan_volume(air, detector, explain=None, path="air")
+    assert res.verdict == "error" and res.error == "every voxel has the same value: nothing to assess"

@@ -238,16 +238,10 @@ MODALITIES_2D = ("CT", "MR", "CR", "DX", "DR", "RG")
 
 
 def image_2d_reason(volume: Volume, size: int) -> str | None:
-    """Why a single image cannot be scored by a 2-D detector of input ``size`` (None: it can): smaller than
-    that input, or a single value throughout."""
+    """Why a single image cannot be scored by a 2-D detector of input ``size`` (None: it can)."""
     _, ny, nx = volume.shape
     if min(ny, nx) < size:
         return f"image of {nx} x {ny} pixels: the 2-D detector reads images of at least {size} x {size}"
-    img = np.asarray(volume.array[0])
-    if not np.isfinite(img).all():
-        return NON_FINITE
-    if float(img.min()) == float(img.max()):
-        return "every pixel has the same value: nothing to assess"
     return None
 
 
@@ -255,12 +249,17 @@ def image_2d_reason(volume: Volume, size: int) -> str | None:
 NON_FINITE = "holds NaN or infinite voxel values: not an image the detectors can score"
 
 
-def _finite_or_reason(volume: Volume) -> str | None:
-    """:data:`NON_FINITE` when an in-memory floating-point volume has NaN or infinite voxels (integer data,
-    as DICOM stores it, cannot; a streamed volume is caught by its scores instead)."""
+def _content_reason(volume: Volume) -> str | None:
+    """Why an in-memory volume holds nothing to assess: :data:`NON_FINITE` voxels (integer data, as DICOM
+    stores it, cannot have them; a streamed volume is caught by its scores instead), or one value
+    throughout (an all-air or blank export, whose modality cannot even be told)."""
     arr = volume.array
-    if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+    if not isinstance(arr, np.ndarray) or arr.size == 0:
+        return None
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         return NON_FINITE
+    if float(arr.min()) == float(arr.max()):
+        return "every voxel has the same value: nothing to assess"
     return None
 
 
@@ -307,7 +306,7 @@ def scan_volume(
         study_uid=volume.metadata.get("study_uid"),
     )
     try:
-        reason = _finite_or_reason(volume) or route_error(volume, detector2d, detector)
+        reason = _content_reason(volume) or route_error(volume, detector2d, detector)
         if reason is not None:
             res.error = reason
         elif volume.shape[0] == 1:
