@@ -66,8 +66,9 @@ def write_outputs(
             raise MedforensicsError(
                 f"this installation has no {key.upper()} writer (medforensics.report.{name})"
             )
-        fn(report, volumes, target)
-        out[key] = target
+        written = fn(report, volumes, target)
+        if key == "html" or written:  # SR/SEG: only DICOM series with something to write get one
+            out[key] = target
     return out
 
 
