@@ -172,7 +172,8 @@ def test_peaks_are_separated_and_sorted() -> None:
 def test_ct_without_lung_is_a_one_line_series_error() -> None:
     from medforensics.io.volume import Volume
 
-    soft = Volume(np.full((12, 64, 64), 40.0, np.float32), spacing=(2.5, 1.4, 1.4), modality="CT")
+    tissue = np.random.default_rng(0).normal(40.0, 15.0, (12, 64, 64)).astype(np.float32)  # no air at all
+    soft = Volume(tissue, spacing=(2.5, 1.4, 1.4), modality="CT")
     res = scan_volume(soft, load_detector(_tiny_model()), explain=None)
     assert res.verdict == "error" and res.score is None and "no lung" in res.error and "\n" not in res.error
 
