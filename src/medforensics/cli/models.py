@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
         if is_dense_config(config):
             try:
                 metrics = train_dense(
-                    load_dense_config(config, out=out), progress=lambda msg: typer.echo(msg, err=True)
+                    load_dense_config(config, out=out, resume=resume),
+                    progress=lambda msg: typer.echo(msg, err=True),
                 )
             except ConfigError as err:  # a bad value of the config: name the config file
                 raise fail(err if err.path else ConfigError(err.reason, path=config)) from None

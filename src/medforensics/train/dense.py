@@ -29,6 +29,7 @@ Configuration: :mod:`.dense_config`.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -220,12 +221,19 @@ def check_counts(cfg: DenseConfig) -> None:
             raise ConfigError(f"{key} must be {least} or more, got {value}")
 
 
-def _steps(source: BatchSource, cfg: DenseConfig) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-    """``(step, x, y)`` for the whole run; batches are drawn block by block, so that a block drawn by
-    workers holds the hard negatives mined at its start (the loop mines between blocks)."""
+def _steps(
+    source: BatchSource, cfg: DenseConfig, done: int = 0
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """``(step, x, y)`` for the steps after ``done`` (0: the whole run); batches are drawn block by block, so
+    that a block drawn by workers holds the hard negatives mined at its start (the loop mines between
+    blocks; a resumed run restarts inside a block with the hard negatives that block started with)."""
     block = cfg.hard_every if cfg.hard_negative > 0 else cfg.steps
     for first in range(1, cfg.steps + 1, block):
-        for step, (x, y) in enumerate(source.block(first, min(cfg.steps, first + block - 1)), first):
+        last = min(cfg.steps, first + block - 1)
+        if last <= done:
+            continue
+        lo = max(first, done + 1)
+        for step, (x, y) in enumerate(source.block(lo, last), lo):
             yield step, x, y
 
 
@@ -238,8 +246,11 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
     after loading and after each evaluation."""
     from medforensics.models.inference import autocast
     from medforensics.train.checkpoint import save_weights, write_log
+    from medforensics.train.dense_resume import check_same_run, load_point, save_point
 
     check_counts(cfg)
+    if cfg.resume:
+        check_same_run(cfg, cfg.resume)
     dev = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # before the model: its initial weights are part of the run
     model = model_from_config(asdict(cfg))
@@ -257,7 +268,10 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
     if progress:
         progress(f"{', '.join(f'{len(v)} {k}' for k, v in items.items())} scans loaded in {t_load:.0f} s")
     source = BatchSource(items["train"], cfg, rng)  # before any CUDA work: its workers fork
-    model.to(dev)
+    # channels-last from the start: the evaluations convert the weights to it anyway (predict_map), and a
+    # run resumed from saved weights must train in the layout the stopped run trained in after its first
+    # evaluation, or the convolutions round differently
+    model.to(dev).to(memory_format=torch.channels_last_3d)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # warm-up over 10 % of the steps; at least 1.5 steps, or torch's schedule divides by zero (10 steps)
     warm = min(0.9, max(0.1, 1.5 / cfg.steps))
@@ -269,8 +283,16 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
     best_val: dict[str, Any] = {}
     running = 0.0
     zones: dict[str, Any] = {}
+    done = 0
+    if cfg.resume:
+        point = load_point(cfg.resume, model, opt, sched, rng, items["train"])
+        done, best_val, log_rows = point["step"], point["best_val"], point["log_rows"]
+        best = None if point["best"] is None else (point["best"][0], point["best"][1])
+        if Path(cfg.resume).resolve() != out.resolve():  # the best weights so far come along
+            shutil.copyfile(Path(cfg.resume) / "model.safetensors", out / "model.safetensors")
+        log.info("resumed after step %d of %d", done, cfg.steps)
     try:
-        for step, x, y in _steps(source, cfg):
+        for step, x, y in _steps(source, cfg, done):
             model.train()
             with autocast(cfg.precision, dev.type):
                 logits = model(x.to(dev, non_blocking=True))
@@ -308,6 +330,8 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
             if best is None or key >= best:
                 best, best_val = key, {**val, "step": step}
                 save_weights(model, out / "model.safetensors")
+            loop = {"step": step, "best": best, "best_val": best_val, "log_rows": log_rows}
+            save_point(cfg, model, opt, sched, rng, items["train"], loop)
     finally:
         source.close()
     seconds = (time.perf_counter() - t0, t_load)

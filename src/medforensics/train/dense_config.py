@@ -97,6 +97,9 @@ class DenseConfig:
     #: Start from these weights (a model folder or its ``model.safetensors``, same model and channels):
     #: fine-tuning, for example finishing on CPU a run a GPU's time limit stopped. None: random weights.
     init_from: str | None = None
+    #: Continue the run stopped in this folder from its last evaluation (``train --resume``,
+    #: :mod:`medforensics.train.dense_resume`); the rest of the config must be the stopped run's.
+    resume: str | None = None
     #: After training, fit the operating points again on the validation series scored as ``scan`` scores
     #: them, one per noise kind (:func:`medforensics.train.dense_calibration.recalibrate`); the training
     #: calibration is kept as ``calibration_training.json``.
@@ -128,12 +131,12 @@ def _read_raw(path: Path) -> Any:
 
 
 #: Keys holding a path or None.
-OPTIONAL_PATHS = ("init_from",)
+OPTIONAL_PATHS = ("init_from", "resume")
 #: Keys holding a number or None.
 OPTIONAL_NUMBERS = ("max_slice_mm",)
 
 
-def load_dense_config(path: str | Path, out: str | None = None) -> DenseConfig:
+def load_dense_config(path: str | Path, out: str | None = None, resume: str | None = None) -> DenseConfig:
     """A :class:`DenseConfig` from ``.json``/``.toml``; unknown keys and wrong types are one-line errors."""
     import dataclasses
 
@@ -141,6 +144,8 @@ def load_dense_config(path: str | Path, out: str | None = None) -> DenseConfig:
     raw = _read_raw(path)
     if out is not None:
         raw["out"] = out
+    if resume is not None:
+        raw["resume"] = resume
     known = {f.name: f for f in dataclasses.fields(DenseConfig)}
     unknown = sorted(set(raw) - set(known))
     if unknown:
