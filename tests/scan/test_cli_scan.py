@@ -126,6 +126,7 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_scan(
         (["--report", str(tmp_path / "a_dir")], "is a folder, not a file"),
         (["--sr", str(a_file)], "is a file, not a folder"),
         (["--seg", str(a_file)], "is a file, not a folder"),
+        (["--explain", "gradcom"], "--explain: unknown method 'gradcom'; known: gradcam, occlusion, none"),
     ]
     for option, message in cases:
         r = CliRunner().invoke(

@@ -11,7 +11,7 @@ import typer
 
 from medforensics._atomic import check_writable
 from medforensics.cli._errors import fail
-from medforensics.errors import MedforensicsError
+from medforensics.errors import ConfigError, MedforensicsError
 
 
 def load_detectors(model: Path | None) -> tuple[Any, Any]:
@@ -175,6 +175,11 @@ def register(app: typer.Typer) -> None:
         from medforensics.scan.pipeline import audit_scan, scan_paths
 
         try:
+            from medforensics.explain.heatmap import METHODS
+
+            if explain not in (*METHODS, "none"):  # the dense detector never reads it: it went unnoticed
+                known = ", ".join((*METHODS, "none"))
+                raise ConfigError(f"--explain: unknown method {explain!r}; known: {known}")
             trusted = None
             if ca:
                 from medforensics.provenance import load_certificates
