@@ -53,3 +53,32 @@ def test_copies_are_seeded_per_scan_and_every_other_one_sits_on_the_nodule() -> 
         np.testing.assert_array_equal(x, y)
         np.testing.assert_array_equal(m, n)
     assert not np.array_equal(one[1][0], other[1][0])
+
+
+def test_fresh_fill_noise_is_uncorrelated_between_slices_and_mixed_is_unchanged() -> None:
+    """``fresh``: the region's new noise is i.i.d. along z (in-painting's trace); ``mixed`` keeps the draws
+    of the blends session 22 measured first."""
+    import pytest
+
+    a = _lung((24, 64, 64))
+    mixed = self_blend(a, (1.25, 0.7, 0.7), np.random.default_rng(7))
+    np.testing.assert_array_equal(
+        mixed[0], self_blend(a, (1.25, 0.7, 0.7), np.random.default_rng(7), None, "mixed")[0]
+    )
+    seen = set()
+    for s in range(12):
+        _, mask, p = self_blend(a, (1.25, 0.7, 0.7), np.random.default_rng(s), (12, 20, 44), "fresh")
+        assert p["z_corr"] == 0.0 and 0.8 <= p["noise_scale"] <= 1.2
+        seen.add(self_blend(a, (1.25, 0.7, 0.7), np.random.default_rng(s))[2]["z_corr"] > 0)
+    assert seen == {True, False}  # mixed correlates about half of its regions
+
+    def z_corr(out: np.ndarray, mask: np.ndarray) -> float:  # of the change inside the region, along z
+        r = (out - a)[mask.any(axis=(1, 2))][:, 14:26, 38:50]
+        r = r - r.mean(axis=(1, 2), keepdims=True)
+        return float(np.mean([np.corrcoef(r[k].ravel(), r[k + 1].ravel())[0, 1] for k in range(len(r) - 1)]))
+
+    out, mask, p = self_blend(a, (1.25, 0.7, 0.7), np.random.default_rng(1), (12, 20, 44), "fresh")
+    assert abs(z_corr(out, mask)) < 0.2
+    assert z_corr(*apply_blend(a, (1.25, 0.7, 0.7), {**p, "z_corr": 1.0})) > 0.2  # what mixed may draw
+    with pytest.raises(ValueError, match="noise must be one of"):
+        self_blend(a, (1.25, 0.7, 0.7), np.random.default_rng(0), None, "pink")

@@ -149,6 +149,7 @@ def test_training_with_batch_workers_does_not_depend_on_their_number(tmp_path: P
         ({"steps": 0}, "steps must be 1"),
         ({"batch_size": 1}, "batch_size must be 2"),
         ({"eval_every": 0}, "eval_every must be 1"),
+        ({"self_blend_noise": "pink"}, "self_blend_noise must be one of mixed, fresh, got 'pink'"),
     ],
 )
 def test_counts_that_cannot_train_are_one_line_errors(change: dict, message: str) -> None:
@@ -259,6 +260,9 @@ def test_training_can_start_from_another_runs_weights(tmp_path: Path) -> None:
 
 
 def test_a_model_trained_with_self_blended_copies_says_so(tmp_path: Path) -> None:
-    metrics = train_dense(tiny_config(tmp_path, steps=2, eval_every=2, self_blend=1))
+    metrics = train_dense(
+        tiny_config(tmp_path, steps=2, eval_every=2, self_blend=1, self_blend_noise="fresh")
+    )
     assert "FB:self-blend" in "".join(metrics["splits"]["train"]["labels"])
-    assert "- Self-blended copies: every authentic training scan" in (tmp_path / "model_card.md").read_text()
+    card = (tmp_path / "model_card.md").read_text()
+    assert "- Self-blended copies: every authentic training scan" in card and "(fresh noise)" in card

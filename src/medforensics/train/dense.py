@@ -214,11 +214,17 @@ def model_from_config(config: dict[str, Any]) -> Any:
 
 
 def check_counts(cfg: DenseConfig) -> None:
-    """ConfigError (one line) for counts that cannot train: steps, batch size, evaluation/mining periods."""
+    """ConfigError (one line) for counts that cannot train (steps, batch size, evaluation/mining periods)
+    and an unknown blend noise."""
     for key, least in (("steps", 1), ("batch_size", 2), ("eval_every", 1), ("hard_every", 1), ("workers", 0)):
         value = getattr(cfg, key)
         if value < least:
             raise ConfigError(f"{key} must be {least} or more, got {value}")
+    from medforensics.forge.selfblend import NOISE_KINDS
+
+    if cfg.self_blend_noise not in NOISE_KINDS:
+        kinds = ", ".join(NOISE_KINDS)
+        raise ConfigError(f"self_blend_noise must be one of {kinds}, got {cfg.self_blend_noise!r}")
 
 
 def _steps(

@@ -79,6 +79,9 @@ class DenseConfig:
     #: session 22 (CT-GAN removal held out, 1500 CPU steps from random weights, 2 copies): the unseen removal
     #: 0.15 -> 0.44 AUC, the seen attacks 0.05-0.27 lower (``benchmarks/leaderboard/README.md``).
     self_blend: int = 0
+    #: How self-blended regions are re-noised (:data:`medforensics.forge.selfblend.NOISE_KINDS`): ``mixed``
+    #: or ``fresh`` (i.i.d. between slices; unseen CT-GAN removal 0.56 against mixed's 0.44, session 22).
+    self_blend_noise: str = "mixed"
     #: Thick copies: every train and validation scan also as a thicker reconstruction, its slices averaged
     #: in blocks of ``round(thick_mm / slice spacing)`` (:func:`~medforensics.forge.augment.thicken_slices`;
     #: masks alike), when that block holds at least 2 slices. 0: none. Such series (5 mm chest CT) are what

@@ -204,7 +204,9 @@ def _variants(
             yield Variant(array, vol.spacing, 1, f"+noise{k}")
         if site is not None:
             at = site if site is not False else None
-            blends = blended_copies(vol.array, vol.spacing, key, cfg.self_blend, cfg.seed, at)
+            blends = blended_copies(
+                vol.array, vol.spacing, key, cfg.self_blend, cfg.seed, at, cfg.self_blend_noise
+            )
             for k, (array, region) in enumerate(blends):
                 yield Variant(array, vol.spacing, 1, f"+blend{k}", region)
     n = thick_factor(cfg.thick_mm, vol)

@@ -122,8 +122,9 @@ def _self_blend_line(cfg: DenseConfig) -> list[str]:
     return [
         f"- Self-blended copies: every authentic training scan was also seen as {n} cop"
         f"{'y' if n == 1 else 'ies'} with one lung region (every other copy: its real nodule) smoothed, "
-        "levelled and re-noised, trained as a removal (`medforensics.forge.selfblend`): the generic trace "
-        "of in-painting, for attacks never seen in training."
+        f"levelled and re-noised ({cfg.self_blend_noise} noise), trained as a removal "
+        "(`medforensics.forge.selfblend`): the generic trace of in-painting, for attacks never seen in "
+        "training."
     ]
 
 
