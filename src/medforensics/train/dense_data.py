@@ -246,7 +246,6 @@ def _grid(cfg: DenseConfig, v: Variant) -> GridInput:
 def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
     """Every FM/FB/TB/TM scan of the data set on the model grid, grouped by split (+ extra authentic), with
     the noisy and thick copies :func:`_variants` adds."""
-    from medforensics.forge.augment import thicken_slices
     from medforensics.forge.selfblend import mask_centre
     from medforensics.io.nifti import read_nifti
     from medforensics.io.reader import read_volume
@@ -276,45 +275,44 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
                 raise InputError(f"mask shape {mask.shape} != scan shape {vol.shape}", path=mask_path)
         site = mask_centre(mask) if r["type"] == "TM" else False if r["type"] == "TB" else None
         for v in _variants(cfg, vol, r["split"], r["uuid"], noise_augmented(r), site):
-            g = _grid(cfg, v)
-            focus = low = None
-            label, method = (r["type"], r["method"]) if v.blend is None else ("FB", "self-blend")
-            if mask is not None or v.blend is not None:
-                m = np.asarray(mask if v.blend is None else v.blend, np.float32)
-                m = m if v.thick == 1 else thicken_slices(m, v.thick)
-                low = to_model_grid(m, v.spacing, cfg.target_mm)[0] >= 0.3
-                focus = np.argwhere(low) if low.any() else None  # TM: the readers' outline, class authentic
-            target = np.zeros(g.hu.shape, np.int64)
-            if low is not None and label in LABELS:
-                target[low] = LABELS[label]
-            item = Item(
-                g.channels(cfg.hu_window),
-                target,
-                label,
-                method,
-                r["patient"],
-                r["uuid"] + v.suffix,
-                g.spacing,
-                focus,
-            )
+            item = _item(cfg, v, mask, r["type"], r["method"], r["patient"], r["uuid"])
             out[r["split"]].append(item)
     extras = {"train": cfg.extra_authentic, "val": cfg.val_authentic, "test": cfg.test_authentic}
     for split, paths in extras.items():
         for path in paths:
             vol = read_volume(path)
             for v in _variants(cfg, vol, split, path, site=False):
-                g = _grid(cfg, v)
-                target = np.zeros(g.hu.shape, np.int64)
-                label, method, focus = "TB", "whole", None
-                if v.blend is not None:
-                    low = to_model_grid(v.blend.astype(np.float32), v.spacing, cfg.target_mm)[0] >= 0.3
-                    target[low] = LABELS["FB"]
-                    label, method, focus = "FB", "self-blend", np.argwhere(low) if low.any() else None
-                img = g.channels(cfg.hu_window)
-                item = Item(img, target, label, method, "extra", path + v.suffix, g.spacing, focus)
-                out[split].append(item)
+                out[split].append(_item(cfg, v, None, "TB", "whole", "extra", path))
     _check_split(out)
     return out
+
+
+def _item(
+    cfg: DenseConfig,
+    v: Variant,
+    mask: NDArray[np.float32] | None,
+    label: str,
+    method: str,
+    patient: str,
+    uid: str,
+) -> Item:
+    """Variant ``v`` of a scan (data-set ``label`` and ``method``, attack or nodule ``mask`` at full
+    resolution) on the model grid; a self-blended copy is an FB "self-blend" with its region as the mask."""
+    from medforensics.forge.augment import thicken_slices
+
+    g = _grid(cfg, v)
+    focus = low = None
+    if v.blend is not None:
+        label, method = "FB", "self-blend"
+    if mask is not None or v.blend is not None:
+        m = np.asarray(mask if v.blend is None else v.blend, np.float32)
+        m = m if v.thick == 1 else thicken_slices(m, v.thick)
+        low = to_model_grid(m, v.spacing, cfg.target_mm)[0] >= 0.3
+        focus = np.argwhere(low) if low.any() else None  # TM: the readers' outline, class authentic
+    target = np.zeros(g.hu.shape, np.int64)
+    if low is not None and label in LABELS:
+        target[low] = LABELS[label]
+    return Item(g.channels(cfg.hu_window), target, label, method, patient, uid + v.suffix, g.spacing, focus)
 
 
 def _check_split(items: dict[str, list[Item]]) -> None:
