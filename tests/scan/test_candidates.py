@@ -86,3 +86,34 @@ def test_pyramid_scales_find_a_large_blob_where_full_resolution_does() -> None:
     ref = [-(s**2) * ndimage.gaussian_laplace(vol, s / sp, mode="nearest") for s in sigmas]
     assert int(scale[12, 41, 50]) == int(np.argmax([r[12, 41, 50] for r in ref]))
     assert best[12, 41, 50] == pytest.approx(max(r[12, 41, 50] for r in ref), rel=0.1)
+
+
+def test_log_is_bitwise_three_gaussian_derivatives() -> None:
+    """The shared-pass LoG gives exactly ``gaussian_filter``'s three second derivatives (float32 between
+    passes, in its axis order): the blob search is not moved by a rounding."""
+    from scipy import ndimage
+
+    from medforensics.scan.candidates import _log
+
+    arr = np.random.default_rng(3).normal(-600, 300, size=(9, 40, 44)).astype(np.float32)
+    sv, unit, s_mm = np.array([0.6, 1.1, 1.3]), (1.0, 2.0, 2.0), 2.5
+    ref = np.zeros(arr.shape, np.float32)
+    for ax in range(3):
+        order = [0, 0, 0]
+        order[ax] = 2
+        d = ndimage.gaussian_filter(arr, sv, order=order, output=np.float32, mode="nearest")
+        ref += d / np.float32(unit[ax] ** 2)
+    ref *= -(s_mm**2)
+    assert np.array_equal(_log(arr, s_mm, sv, unit), ref)
+
+
+def test_keep_max_takes_the_stronger_response_and_its_scale() -> None:
+    from medforensics.scan.candidates import _keep_max
+
+    best = np.array([1.0, 5.0, -np.inf, 2.0], np.float32)
+    scale = np.zeros(4, np.uint8)
+    _keep_max(best, scale, np.array([3.0, 4.0, 0.5, np.nan], np.float32), 2)
+    assert best.tolist() == [3.0, 5.0, 0.5, 2.0]  # a NaN response never wins
+    assert scale.tolist() == [2, 0, 2, 0]
+    _keep_max(best, scale, np.array([9.0, 9.0, 0.0, 2.0], np.float32), np.array([4, 3, 1, 1], np.uint8))
+    assert best.tolist() == [9.0, 9.0, 0.5, 2.0] and scale.tolist() == [4, 3, 2, 0]  # ties keep the old

@@ -380,3 +380,22 @@ def test_series_with_uncorrelated_noise_go_to_the_noise_specialist(tmp_path: Pat
     calibrate(main / SPECIALIST_DIR, 0.5, 0.5)
     with pytest.raises(InputError, match="does not read this detector's input"):
         DenseDetector.from_dir(main)
+
+
+def test_scored_zone_is_the_lung_dilated_by_the_margin() -> None:
+    """The zone is computed on the lung's box only; it must equal the dilation of the whole grid, also
+    where the lung touches the grid's edges."""
+    from scipy import ndimage
+
+    from medforensics.scan.dense import LUNG_MARGIN_MM, scored_zone
+
+    sp = (2.5, 1.4, 1.4)
+    n = max(int(np.ceil(LUNG_MARGIN_MM / s)) for s in sp)
+    lung = np.zeros((30, 40, 50), bool)
+    lung[10:14, 18:25, 20:30] = True
+    lung[0, 0, 49] = True  # a corner voxel
+    ref = ndimage.binary_dilation(lung, ndimage.generate_binary_structure(3, 1), n)
+    zone = scored_zone(lung, sp)
+    assert np.array_equal(zone, ref)
+    assert zone.sum() > lung.sum()
+    assert not scored_zone(np.zeros((5, 6, 7), bool), sp).any()

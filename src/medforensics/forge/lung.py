@@ -56,9 +56,16 @@ def _drop_outside(air: NDArray[np.bool_], hu: NDArray[Any], cut_lung: bool) -> i
     edge = np.flatnonzero(outside)
     cut_voxels = 0
     if len(edge):
-        lung_like = edge[np.asarray(ndimage.mean(hu, flat, index=edge), np.float64) > OUTSIDE_AIR_HU]
+        # statistics over the border parts' voxels alone (the same sums and medians: the per-label work of
+        # ndimage sorts or bins every voxel it is given)
+        sel = outside[flat]
+        sub_hu, sub_flat = hu[sel], flat[sel]
+        lung_like = edge[np.asarray(ndimage.mean(sub_hu, sub_flat, index=edge), np.float64) > OUTSIDE_AIR_HU]
         if len(lung_like):  # its median too: a couch or blanket lifts the mean of outside air, not its median
-            lung_like = lung_like[np.asarray(ndimage.median(hu, flat, index=lung_like)) > OUTSIDE_AIR_HU]
+            keep = np.isin(sub_flat, lung_like)
+            med = ndimage.median(sub_hu[keep], sub_flat[keep], index=lung_like)
+            lung_like = lung_like[np.asarray(med) > OUTSIDE_AIR_HU]
+        del sel, sub_hu, sub_flat
         if len(lung_like):  # none on a whole chest CT: no extra pass over the label image there
             cut_voxels = int(np.bincount(flat.ravel(), minlength=n_flat + 1)[lung_like].sum())
             if cut_lung:

@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from medforensics.errors import InputError
-from medforensics.io.dicom_frames import FrameInfo, frame_infos, luminance, stored_range
+from medforensics.io.dicom_frames import FrameInfo, luminance, stored_range
 from medforensics.io.lazy import LazySlices
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def decode_slices(
                 done(current[1])
             ds = open_ds(s.ds_index)
             pixels = _decode(ds, paths[s.ds_index])
-            n_headers = len(frame_infos(ds))
+            n_headers = int(ds.get("NumberOfFrames") or 1)  # frame_infos(ds) gives one per frame
             if n_headers != pixels.shape[0]:
                 raise InputError(
                     f"{n_headers} frame headers for {pixels.shape[0]} frames", path=paths[s.ds_index]

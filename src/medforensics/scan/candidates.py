@@ -150,15 +150,30 @@ PYRAMID_MIN_VOXELS = 2.5
 
 def _log(arr: NDArray[np.float32], s_mm: float, sv: NDArray[np.float64], unit: tuple[float, ...]) -> Any:
     """Scale-normalised LoG ``-s^2 sum_i d2/dx_i^2 (G * arr)``, second derivatives in full-resolution voxel
-    units (``unit``: full-resolution voxels per voxel of ``arr``, per axis)."""
-    acc = np.zeros(arr.shape, np.float32)
-    tmp = np.empty(arr.shape, np.float32)  # in place: two volumes per scale (scales run side by side)
-    for ax in range(3):
-        order = [0, 0, 0]
-        order[ax] = 2
-        ndimage.gaussian_filter(arr, sv, order=order, output=tmp, mode="nearest")
-        tmp /= np.float32(unit[ax] ** 2)
-        acc += tmp
+    units (``unit``: full-resolution voxels per voxel of ``arr``, per axis).
+
+    The separable passes of ``gaussian_filter(arr, sv, order=...)`` for the three second derivatives, in
+    its axis order (z, y, x) and float32 between passes, so the result is bit-identical to three such calls;
+    the y and x derivatives share their first pass (the Gaussian along z): 8 one-dimensional passes, not 9.
+    """
+
+    def g(a: NDArray[np.float32], ax: int, order: int, out: NDArray[np.float32]) -> NDArray[np.float32]:
+        ndimage.gaussian_filter1d(a, sv[ax], axis=ax, order=order, output=out, mode="nearest")
+        return out
+
+    acc = np.empty(arr.shape, np.float32)
+    tmp = np.empty(arr.shape, np.float32)  # in place: three volumes per scale (scales run side by side)
+    smooth_z = np.empty(arr.shape, np.float32)
+    g(g(g(arr, 0, 2, acc), 1, 0, tmp), 2, 0, acc)  # d2/dz2
+    acc /= np.float32(unit[0] ** 2)
+    g(arr, 0, 0, smooth_z)
+    g(g(smooth_z, 1, 2, tmp), 2, 0, tmp)  # d2/dy2 (in place along x: scipy buffers each line)
+    tmp /= np.float32(unit[1] ** 2)
+    acc += tmp
+    g(g(smooth_z, 1, 0, tmp), 2, 2, tmp)  # d2/dx2
+    del smooth_z
+    tmp /= np.float32(unit[2] ** 2)
+    acc += tmp
     del tmp
     acc *= -(s_mm**2)
     return acc
@@ -180,24 +195,9 @@ def _keep_max(
     best: NDArray[np.float32], scale: NDArray[np.uint8], resp: NDArray[np.float32], k: NDArray[np.uint8] | int
 ) -> None:
     """Where ``resp`` beats ``best``, take it and its scale index ``k`` (in place)."""
-    better = resp > best
-    best[better] = resp[better]
-    scale[better] = k if isinstance(k, int) else k[better]
-
-
-def _keep_scales(
-    best: NDArray[np.float32],
-    scale: NDArray[np.uint8],
-    arr: NDArray[np.float32],
-    ks: list[int],
-    sigmas: list[float],
-    sp: NDArray[np.float64],
-    unit: tuple[float, ...],
-) -> None:
-    """:func:`_keep_max` of the LoG of ``arr`` (voxel spacing ``sp``) at scales ``sigmas[k]`` for ``k`` in
-    ``ks``: one scale per thread (scipy's filters release the GIL), kept in scale order as a serial loop."""
-    for k, resp in zip(ks, thread_map(lambda k: _log(arr, sigmas[k], sigmas[k] / sp, unit), ks), strict=True):
-        _keep_max(best, scale, resp, k)
+    better = np.greater(resp, best)
+    np.copyto(scale, k, where=better, casting="unsafe")
+    np.fmax(best, resp, out=best)  # NaN in resp loses, as with the comparison
 
 
 def _log_max(
@@ -206,22 +206,31 @@ def _log_max(
     """Per voxel the strongest scale-normalised LoG response over ``sigmas`` (mm) and the scale's index.
 
     Scales of :data:`PYRAMID_MIN_VOXELS` in-plane voxels or more run on an in-plane 2x block mean (a
-    quarter of the voxels, half-length kernels: about 3x faster in all) and are interpolated back."""
+    quarter of the voxels, half-length kernels: about 3x faster in all) and are interpolated back. One scale
+    per thread (scipy's filters release the GIL), fine and coarse scales in one pool (five scales on two
+    threads: the fifth does not run alone); kept in scale order as a serial loop."""
     best = np.full(sub.shape, -np.inf, np.float32)
     scale = np.zeros(sub.shape, np.uint8)
     coarse = [k for k, s in enumerate(sigmas) if s / max(sp[1], sp[2]) >= PYRAMID_MIN_VOXELS]
     if min(sub.shape[1:]) < 16:
         coarse = []
     fine = [k for k in range(len(sigmas)) if k not in coarse]
-    _keep_scales(best, scale, sub, fine, sigmas, sp, (1.0, 1.0, 1.0))
+    ny, nx = sub.shape[1:]
+    half = sub
     if coarse:
-        ny, nx = sub.shape[1:]
         even = np.pad(sub, [(0, 0), (0, ny % 2), (0, nx % 2)], mode="edge")
         half = block_mean(even, (1, 2, 2))
-        sp2 = sp * np.array([1.0, 2.0, 2.0])
+    sp2 = sp * np.array([1.0, 2.0, 2.0])
+    tasks = [(sub, sp, (1.0, 1.0, 1.0), k) for k in fine] + [(half, sp2, (1.0, 2.0, 2.0), k) for k in coarse]
+    resps = thread_map(lambda t: _log(t[0], sigmas[t[3]], sigmas[t[3]] / t[1], t[2]), tasks)
+    for k, resp in zip(fine, resps, strict=False):
+        _keep_max(best, scale, resp, k)
+    if coarse:
         hb = np.full(half.shape, -np.inf, np.float32)
         hk = np.zeros(half.shape, np.uint8)
-        _keep_scales(hb, hk, half, coarse, sigmas, sp2, (1.0, 2.0, 2.0))
+        for k, resp in zip(coarse, resps[len(fine) :], strict=True):
+            _keep_max(hb, hk, resp, k)
+        del resps
         up = _upsample2(_upsample2(hb, 1), 2)[:, :ny, :nx]
         _keep_max(best, scale, up, np.repeat(np.repeat(hk, 2, axis=1), 2, axis=2)[:, :ny, :nx])
     return best, scale
