@@ -160,3 +160,19 @@ def test_zcorr_is_its_formula_whether_the_moments_come_stacked_or_as_views() -> 
     want = np.clip((c - np.median(c[lung])) / nm.ZCORR_SCALE, -2.0, 2.0)
     np.testing.assert_allclose(nm.zcorr(pair, energy, hu, sp), want, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(nm.zcorr(list(pair), energy, hu, sp), nm.zcorr(pair, energy, hu, sp))
+
+
+def test_grid_means_reads_a_float32_volume_without_changing_it() -> None:
+    """A float32 volume is read in place (no copy): it must come back unchanged, with the same means as
+    from a copy of another dtype."""
+    from medforensics.features.noise_map import grid_means
+
+    rng = np.random.default_rng(0)
+    vol = rng.normal(-700, 200, size=(10, 32, 30)).astype(np.float32)
+    before = vol.copy()
+    seen: list[int] = []
+    a = grid_means(vol, (1, 2, 2), slab=3, energy=True, zpair=True, on_slab=lambda z0, b: seen.append(z0))
+    assert np.array_equal(vol, before) and seen == [0, 3, 6, 9]
+    b = grid_means(vol.astype(np.float64), (1, 2, 2), slab=3, energy=True, zpair=True)
+    for x, y in ((a.means, b.means), (a.energy, b.energy), (a.zpair, b.zpair)):
+        assert np.array_equal(x, y)

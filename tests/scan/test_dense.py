@@ -399,3 +399,37 @@ def test_scored_zone_is_the_lung_dilated_by_the_margin() -> None:
     assert np.array_equal(zone, ref)
     assert zone.sum() > lung.sum()
     assert not scored_zone(np.zeros((5, 6, 7), bool), sp).any()
+
+
+def _peaks_one_sort(
+    ev: np.ndarray, spacing: tuple[float, float, float], floor: float
+) -> list[tuple[int, ...]]:
+    """The plain definition :func:`peaks` must match: every maximum at or above the floor, one stable sort."""
+    from scipy import ndimage
+
+    from medforensics.scan.dense import MAX_FINDINGS, PEAK_SEPARATION_MM
+
+    size = [max(3, round(PEAK_SEPARATION_MM / s) | 1) for s in spacing]
+    cand = np.argwhere((ev == ndimage.maximum_filter(ev, size=size)) & (ev >= floor))
+    cand = cand[np.argsort(-ev[tuple(cand.T)], kind="stable")]
+    keep: list[tuple[int, ...]] = []
+    for c in cand:
+        if all(np.linalg.norm((c - np.asarray(k)) * np.asarray(spacing)) >= PEAK_SEPARATION_MM for k in keep):
+            keep.append(tuple(int(v) for v in c))
+        if len(keep) >= MAX_FINDINGS:
+            break
+    return keep
+
+
+@pytest.mark.parametrize("hot", [0, 2, 9])
+def test_peaks_match_one_sort_with_a_flat_floor(hot: int) -> None:
+    """Few maxima above a flat floor (zero outside the lung): the floor's maxima fill the list, in index
+    order."""
+    rng = np.random.default_rng(hot)
+    ev = np.zeros((12, 60, 60), np.float32)
+    for _ in range(hot):
+        z, y, x = rng.integers(0, 12), rng.integers(0, 60), rng.integers(0, 60)
+        ev[z, y, x] = rng.uniform(0.2, 0.9)
+    sp = (2.5, 1.4, 1.4)
+    assert peaks(ev, sp, floor=0.0) == _peaks_one_sort(ev, sp, 0.0)
+    assert peaks(ev, sp, floor=0.5) == _peaks_one_sort(ev, sp, 0.5)

@@ -124,7 +124,11 @@ def grid_means(
     with torch.no_grad():
         for z0 in range(0, nz, slab):
             z1 = min(nz, z0 + slab)
-            x = torch.from_numpy(np.array(array[z0 * fz : z1 * fz], dtype=np.float32))
+            block = array[z0 * fz : z1 * fz]
+            # x is only read below: a writable float32 block is used as it is, not copied
+            if not (isinstance(block, np.ndarray) and block.dtype == np.float32 and block.flags.writeable):
+                block = np.array(block, dtype=np.float32)
+            x = torch.from_numpy(np.ascontiguousarray(block))
             if on_slab is not None:
                 on_slab(z0 * fz, x.numpy())
             out.means[z0:z1] = pool(x)

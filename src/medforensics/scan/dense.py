@@ -239,15 +239,19 @@ def peaks(
 ) -> list[tuple[int, ...]]:
     """Local maxima of ``ev`` >= ``floor``, strongest first, :data:`PEAK_SEPARATION_MM` apart."""
     size = [max(3, round(PEAK_SEPARATION_MM / s) | 1) for s in spacing]
-    cand = np.argwhere((ev == ndimage.maximum_filter(ev, size=size)) & (ev >= floor))
-    cand = cand[np.argsort(-ev[tuple(cand.T)], kind="stable")]
+    is_max = ev == ndimage.maximum_filter(ev, size=size)
     keep: list[tuple[int, ...]] = []
     sp = np.asarray(spacing)
-    for c in cand:
-        if all(np.linalg.norm((c - np.asarray(k)) * sp) >= PEAK_SEPARATION_MM for k in keep):
-            keep.append(tuple(int(v) for v in c))
-        if len(keep) >= MAX_FINDINGS:
-            break
+    # maxima above the floor, strongest first, then those at it in index order (what one stable sort of
+    # both gives); the flat floor outside the lung holds most maxima and is rarely needed
+    for part in (ev > floor, ev == floor):
+        cand = np.argwhere(is_max & part)
+        cand = cand[np.argsort(-ev[tuple(cand.T)], kind="stable")]
+        for c in cand:
+            if all(np.linalg.norm((c - np.asarray(k)) * sp) >= PEAK_SEPARATION_MM for k in keep):
+                keep.append(tuple(int(v) for v in c))
+            if len(keep) >= MAX_FINDINGS:
+                return keep
     return keep
 
 
