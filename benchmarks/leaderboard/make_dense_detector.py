@@ -90,6 +90,18 @@ def main() -> None:
     )
     ap.add_argument("--max-slice-mm", type=float, default=None, help="scan's slice limit for the models.")
     ap.add_argument(
+        "--self-blend",
+        type=int,
+        default=0,
+        help="Self-blended copies of each authentic training scan (config self_blend; see README: session "
+        "23's best use was a fine-tune, with --fine-tune, of models trained without them).",
+    )
+    ap.add_argument(
+        "--self-blend-noise",
+        default="mixed",
+        help="How blended regions are re-noised (config self_blend_noise: mixed or fresh).",
+    )
+    ap.add_argument(
         "--reuse",
         action="store_true",
         help="Do not retrain models whose folder holds a finished run of them.",
@@ -127,6 +139,8 @@ def main() -> None:
         linear_head=args.linear_head,
         thick_mm=args.thick_mm,
         max_slice_mm=args.max_slice_mm,
+        self_blend=args.self_blend,
+        self_blend_noise=args.self_blend_noise,
         lr=args.lr,
         hard_items=args.hard_items,
         hard_negative=args.hard_negative,
