@@ -81,7 +81,9 @@ def low_resolution(volume: Volume, target_mm: float = 2.0) -> LowRes:
     return LowRes(arr, factors, spacing, lung)  # type: ignore[arg-type]
 
 
-def _bbox(mask: NDArray[np.bool_], pad: tuple[int, int, int]) -> tuple[slice, ...] | None:
+def mask_box(mask: NDArray[np.bool_], pad: tuple[int, ...]) -> tuple[slice, ...] | None:
+    """The bounding box of ``mask`` widened by ``pad`` voxels per axis (clipped to the array); None when it
+    is empty."""
     if not mask.any():
         return None
     out = []
@@ -223,7 +225,7 @@ def _log_max(
     sp2 = sp * np.array([1.0, 2.0, 2.0])
     tasks = [(sub, sp, (1.0, 1.0, 1.0), k) for k in fine] + [(half, sp2, (1.0, 2.0, 2.0), k) for k in coarse]
     resps = thread_map(lambda t: _log(t[0], sigmas[t[3]], sigmas[t[3]] / t[1], t[2]), tasks)
-    for k, resp in zip(fine, resps, strict=False):
+    for k, resp in zip(fine, resps[: len(fine)], strict=True):
         _keep_max(best, scale, resp, k)
     if coarse:
         hb = np.full(half.shape, -np.inf, np.float32)
@@ -242,7 +244,7 @@ def blob_candidates(
     """Local maxima of the scale-normalised LoG of bright blobs (3-30 mm) inside the lung."""
     sp = np.asarray(low.spacing)
     pad = tuple(int(np.ceil(3 * max(BLOB_SIGMAS_MM) / s)) for s in sp)
-    box = _bbox(low.lung, pad)  # type: ignore[arg-type]
+    box = mask_box(low.lung, pad)
     if box is None:
         return []
     sub = np.clip(low.array[box], -1000.0, 400.0)
@@ -301,7 +303,7 @@ def grid_candidates(
     frac = ndimage.uniform_filter(
         low.lung.astype(np.float32), size=[max(1, round(stride_mm / s)) for s in low.spacing], mode="constant"
     )
-    box = _bbox(low.lung, (0, 0, 0))
+    box = mask_box(low.lung, (0, 0, 0))
     if box is None:
         return []
     while True:

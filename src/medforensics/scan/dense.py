@@ -108,14 +108,14 @@ class DenseMap:
 
 def scored_zone(lung: NDArray[np.bool_], spacing: tuple[float, float, float]) -> NDArray[np.bool_]:
     """Where the tamper map is read: the lung dilated by about :data:`LUNG_MARGIN_MM`."""
+    from medforensics.scan.candidates import mask_box
+
     iterations = max(int(np.ceil(LUNG_MARGIN_MM / s)) for s in spacing)
-    found = ndimage.find_objects(lung.astype(np.uint8))
     zone = np.zeros(lung.shape, bool)
-    if not found:
-        return zone
     # on the lung's box widened by the reach: nothing beyond it can be reached (the same mask, less work)
-    box = tuple(slice(max(0, s.start - iterations), s.stop + iterations) for s in found[0])
-    zone[box] = ndimage.binary_dilation(lung[box], ndimage.generate_binary_structure(3, 1), iterations)
+    box = mask_box(lung, (iterations,) * 3)
+    if box is not None:
+        zone[box] = ndimage.binary_dilation(lung[box], ndimage.generate_binary_structure(3, 1), iterations)
     return zone
 
 
@@ -244,8 +244,8 @@ def peaks(
     sp = np.asarray(spacing)
     # maxima above the floor, strongest first, then those at it in index order (what one stable sort of
     # both gives); the flat floor outside the lung holds most maxima and is rarely needed
-    for part in (ev > floor, ev == floor):
-        cand = np.argwhere(is_max & part)
+    for above in (np.greater, np.equal):  # the floor's mask is made only when it is reached
+        cand = np.argwhere(is_max & above(ev, floor))
         cand = cand[np.argsort(-ev[tuple(cand.T)], kind="stable")]
         for c in cand:
             if all(np.linalg.norm((c - np.asarray(k)) * sp) >= PEAK_SEPARATION_MM for k in keep):
