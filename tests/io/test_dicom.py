@@ -300,6 +300,78 @@ def test_lidc_slabs(shared_data: Path, patient: str, n: int) -> None:
     assert vol.metadata["warnings"] == [] or all("irregular" in w for w in vol.metadata["warnings"])
 
 
+@pytest.mark.parametrize(("frames", "expected"), [(None, 1), ("", 1), (0, 1), (1, 1), (7, 7), ("3", 3)])
+def test_frame_count_reads_number_of_frames(frames: object, expected: int) -> None:
+    from pydicom.dataset import Dataset
+
+    from medforensics.io.dicom_frames import frame_count
+
+    ds = Dataset()
+    if frames is not None:
+        ds.NumberOfFrames = frames
+    assert frame_count(ds) == expected
+
+
+def test_a_negative_frame_count_is_a_malformed_tag(tmp_path: Path) -> None:
+    from medforensics.io.reader import read_volume
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.NumberOfFrames = -2  # was an internal error (IndexError) in the scan
+    bad = tmp_path / "neg.dcm"
+    ds.save_as(bad)
+    with pytest.raises(InputError, match=r"malformed geometry or frame tags \(NumberOfFrames -2\)") as err:
+        read_volume(bad)
+    assert str(bad) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_zero_rescale_slope_is_a_malformed_tag(tmp_path: Path) -> None:
+    from medforensics.io.reader import read_volume
+
+    files = write_ct_series(tmp_path / "s", [0.0, 2.0, 4.0])
+    ds = pydicom.dcmread(files[1])
+    ds.RescaleSlope = 0  # every pixel would read the intercept (was a ZeroDivisionError in the scan)
+    ds.save_as(files[1])
+    with pytest.raises(InputError, match=r"malformed geometry or frame tags \(RescaleSlope 0\)") as err:
+        read_volume(tmp_path / "s")
+    assert files[1].name in str(err.value)
+
+
+def test_a_palette_image_without_its_lookup_table_names_the_file(tmp_path: Path) -> None:
+    from medforensics.io.reader import read_volume
+
+    files = write_ct_series(tmp_path / "s", [0.0, 2.0, 4.0])
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.PhotometricInterpretation = "PALETTE COLOR"  # and no palette colour lookup table
+        ds.save_as(f)
+    with pytest.raises(InputError, match="cannot apply the palette") as err:
+        read_volume(tmp_path / "s").array  # noqa: B018  (decoding happens on first access)
+    assert any(f.name in str(err.value) for f in files) and "\n" not in str(err.value)
+
+
+def test_parallel_orientation_cosines_count_as_no_orientation(tmp_path: Path) -> None:
+    files = write_ct_series(tmp_path / "s", [0.0, 2.0, 4.0, 6.0])
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.ImageOrientationPatient = [1, 0, 0, 1, 0, 0]  # row = column: no slice normal
+        ds.save_as(f)
+    vol = read_dicom_series(files)
+    assert vol.shape[0] == 4  # stacked in instance order, not collapsed onto one position
+    assert any(w.startswith("no slice positions/orientation") for w in vol.metadata["warnings"])
+
+
+def test_a_frame_count_the_file_cannot_hold_is_refused_before_per_frame_work(tmp_path: Path) -> None:
+    from medforensics.io.reader import read_volume
+
+    files = write_ct_series(tmp_path / "s", [0.0, 2.0, 4.0])
+    ds = pydicom.dcmread(files[0])
+    ds.NumberOfFrames = 100000  # one 128 x 128 frame in the file
+    ds.save_as(files[0])
+    with pytest.raises(InputError, match="NumberOfFrames 100000 does not fit in the file") as err:
+        read_volume(tmp_path / "s")
+    assert files[0].name in str(err.value)
+
+
 def test_a_malformed_tag_value_names_the_file() -> None:
     from medforensics.io.reader import read_volume
 

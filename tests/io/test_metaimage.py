@@ -133,6 +133,23 @@ def test_streamed_metaimage_reads_like_the_whole_file(
         np.testing.assert_array_equal(lazy.array[key], whole.array[key])  # forwards, then back
     assert lazy.metadata["pixel_type"] == whole.metadata["pixel_type"] == "16-bit signed integer"
     assert isinstance(read_metaimage(path, stream_above=whole.array.nbytes).array, np.ndarray)
+    if name.startswith("vz"):  # compressed files are inflated by the reader itself: the same as SimpleITK's
+        plain = tmp_path / f"plain{path.suffix}"
+        sitk.WriteImage(_flipped_itk(flips), str(plain))
+        np.testing.assert_array_equal(read_metaimage(plain, modality="CT").array, whole.array)
+
+
+def test_corrupt_compressed_metaimage_is_an_error_not_zeros(tmp_path: Path) -> None:
+    """SimpleITK fills data it cannot inflate with zeros and only prints "Uncompress failed"."""
+    sitk.WriteImage(_flipped_itk((1, 1, 1)), str(tmp_path / "z.mhd"), useCompression=True)
+    data = tmp_path / "z.zraw"
+    raw = bytearray(data.read_bytes())
+    for i in range(20, len(raw), 13):
+        raw[i] ^= 0x55
+    data.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="corrupt compressed MetaImage data") as err:
+        read_metaimage(tmp_path / "z.mhd")
+    assert str(data) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_streamed_metaimage_big_endian_float_and_header_at_end(tmp_path: Path) -> None:

@@ -314,6 +314,17 @@ def test_a_series_with_uncorrelated_noise_is_held_to_its_own_threshold() -> None
     assert res.verdict == "tampered" and res.extra["operating_point"] == "scanner noise"
 
 
+@pytest.mark.parametrize("spacing", [(2.5, 1e-9, 1e-9), (2.5, 1e9, 1e9), (0.01, 0.7, 0.7)])
+def test_voxels_no_ct_has_are_an_error_not_a_hang(spacing: tuple[float, float, float]) -> None:
+    vol = tiny_sources()[0].volume
+    odd = vol.with_array(np.asarray(vol.array), spacing=spacing)  # malformed PixelSpacing / positions
+    det = load_detector(_tiny_model())
+    det.max_slice_mm = 1e12  # only the voxel check can refuse it
+    res = scan_volume(odd, det, explain=None)
+    assert res.verdict == "error" and "\n" not in res.error
+    assert res.error.startswith("voxels of") and "malformed spacing in the header" in res.error
+
+
 def test_thick_slices_are_not_assessed_unless_the_limit_is_raised() -> None:
     vol = tiny_sources()[0].volume
     thick = vol.with_array(

@@ -73,6 +73,47 @@ def test_single_slice_and_thin_ct_are_errors(detector: Detector) -> None:
     assert res.verdict == "error" and "only 4 slices" in res.error
 
 
+def test_a_series_whose_slices_all_share_one_position_is_not_scored_as_one_image(
+    tmp_path: Path, ct_series: Path, detector: Detector
+) -> None:
+    import pydicom
+
+    folder = tmp_path / "one_position"
+    shutil.copytree(ct_series, folder)
+    files = sorted(folder.glob("*.dcm"))
+    for f in files:  # every slice claims the first one's position
+        ds = pydicom.dcmread(f)
+        ds.ImagePositionPatient = [0.0, 0.0, 0.0]
+        ds.save_as(f)
+    report, _ = scan_paths([folder], detector=detector, signatures=False)
+    (res,) = report.series
+    assert res.verdict == "error" and res.score is None and "\n" not in res.error
+    assert res.error.startswith(f"{len(files)} images at one slice position") and "not assessed" in res.error
+
+
+def test_a_thick_spacing_assumed_without_positions_says_so(tmp_path: Path, ct_series: Path) -> None:
+    import pydicom
+
+    from medforensics.scan.pipeline import route_error
+
+    folder = tmp_path / "no_positions"
+    shutil.copytree(ct_series, folder)
+    for f in folder.glob("*.dcm"):
+        ds = pydicom.dcmread(f)
+        del ds.ImagePositionPatient
+        ds.SliceThickness = 5.0
+        ds.save_as(f)
+    from medforensics.io.reader import read_volume
+
+    vol = read_volume(folder)
+
+    class _Det:
+        max_slice_mm = 3.0
+
+    reason = route_error(vol, None, _Det())  # type: ignore[arg-type]
+    assert reason is not None and reason.startswith("slices 5 mm apart (assumed: no usable slice positions)")
+
+
 def test_label_map_is_an_error_that_says_so_and_an_integer_mr_is_not_one(detector: Detector) -> None:
     lobes = np.zeros((12, 32, 32), np.float32)
     lobes[2:10, 4:28, 4:14], lobes[2:10, 4:28, 18:28] = 1.0, 2.0  # a two-label segmentation beside a CT

@@ -25,10 +25,11 @@ from medforensics.errors import InputError
 from medforensics.io.dicom_frames import (
     BULK_KEYWORDS,
     FrameInfo,
+    frame_count,
     frame_infos,
     strip_bulk,
 )
-from medforensics.io.dicom_pixels import DicomPixels, decode_slices, transfer_syntax
+from medforensics.io.dicom_pixels import DicomPixels, check_frames_fit, decode_slices, transfer_syntax
 from medforensics.io.volume import AXIAL_DIRECTION, Volume
 from medforensics.logging import get_logger, short_hash
 
@@ -270,7 +271,7 @@ def _metadata(ds0: Dataset, datasets: list[Dataset], slices: list[_Slice], ts: U
         "instance_numbers": [s.info.instance_number for s in slices],
         "slice_positions": [float(s.key) for s in slices],
         "frame_sources": [(s.ds_index, s.info.frame) for s in slices],
-        "multiframe": any(int(d.get("NumberOfFrames") or 1) > 1 for d in datasets),
+        "multiframe": any(frame_count(d) > 1 for d in datasets),
         "patient_hash": short_hash(pid) if pid else None,
         "manufacturer": str(ds0.get("Manufacturer", "")) or None,
         "model": str(ds0.get("ManufacturerModelName", "")) or None,
@@ -334,6 +335,7 @@ def _layout(datasets: list[Dataset], paths: list[Path]) -> SeriesLayout:
         if "Rows" not in ds or "Columns" not in ds:
             raise InputError("no Pixel Data (no Rows/Columns: not an image object)", path=paths[i])
         try:
+            check_frames_fit(ds, paths[i])
             slices.extend(_Slice(i, info, 0.0) for info in frame_infos(ds))
         except (ValueError, TypeError) as exc:  # a malformed value (IS '1A', a DS that is not a number...)
             raise InputError(f"malformed geometry or frame tags ({exc})", path=paths[i]) from None

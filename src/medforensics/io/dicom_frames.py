@@ -82,6 +82,8 @@ def _orientation(value: Any) -> NDArray[np.float64] | None:
     nr, nc = np.linalg.norm(row), np.linalg.norm(col)
     if nr < 1e-6 or nc < 1e-6:
         return None
+    if np.linalg.norm(np.cross(row / nr, col / nc)) < 0.5:  # (nearly) parallel: no slice normal, as missing
+        return None
     return np.concatenate([row / nr, col / nc])
 
 
@@ -107,9 +109,27 @@ def _positive(value: Any) -> float | None:
     return v if v is not None and v > 0 else None
 
 
+def _slope(value: float | None) -> float:
+    """A rescale slope (1 without one); ValueError for 0, which DICOM does not allow and which would read
+    every pixel of the frame as the intercept."""
+    if value == 0:
+        raise ValueError("RescaleSlope 0")
+    return 1.0 if value is None else value
+
+
+def frame_count(ds: Dataset) -> int:
+    """``NumberOfFrames`` of ``ds``: 1 without it, or where it is empty or 0 (single-frame objects carry
+    that); ValueError for a negative or non-integer value, which the readers report as a malformed tag."""
+    value = ds.get("NumberOfFrames")
+    n = int(value) if value not in (None, "") else 1
+    if n < 0:
+        raise ValueError(f"NumberOfFrames {n}")
+    return max(n, 1)
+
+
 def frame_infos(ds: Dataset) -> list[FrameInfo]:
     """One :class:`FrameInfo` per frame of ``ds`` (header only; pixels are not touched)."""
-    n = int(ds.get("NumberOfFrames") or 1)
+    n = frame_count(ds)
     uid = str(ds.get("SOPInstanceUID", "")) or None
     inst = ds.get("InstanceNumber")
     inst_n = int(inst) if inst not in (None, "") else None
@@ -134,7 +154,7 @@ def frame_infos(ds: Dataset) -> list[FrameInfo]:
                     pixel_spacing=_spacing(meas) or _spacing(ds),
                     thickness=_positive(meas.get("SliceThickness")) if meas is not None else None,
                     spacing_between=_positive(meas.get("SpacingBetweenSlices")) if meas is not None else None,
-                    slope=1.0 if slope is None else slope,
+                    slope=_slope(slope),
                     intercept=0.0 if intercept is None else intercept,
                     window=_window(_item(ds, k, "FrameVOILUTSequence")) or _window(ds),
                     sop_instance_uid=uid,
@@ -169,7 +189,7 @@ def frame_infos(ds: Dataset) -> list[FrameInfo]:
                 pixel_spacing=_spacing(ds),
                 thickness=thickness or between,
                 spacing_between=between,
-                slope=1.0 if top_slope is None else top_slope,
+                slope=_slope(top_slope),
                 intercept=0.0 if top_intercept is None else top_intercept,
                 window=_window(ds),
                 sop_instance_uid=uid,

@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from medforensics.errors import InputError
-from medforensics.io.dicom_frames import FrameInfo, luminance, stored_range
+from medforensics.io.dicom_frames import FrameInfo, frame_count, luminance, stored_range
 from medforensics.io.lazy import LazySlices
 
 if TYPE_CHECKING:
@@ -54,12 +54,35 @@ def _ts_label(ts: UID) -> str:
     return f"{ts.name} ({ts})" if ts.name != ts else str(ts)
 
 
+def check_frames_fit(ds: Dataset, path: str | Path) -> None:
+    """InputError when the file at ``path`` is too small for the frames its header claims (each
+    uncompressed frame needs Rows x Columns x samples x bits, a compressed one at least a byte), checked
+    from the file's size before any per-frame work: a NumberOfFrames of 100000 in a one-frame file made the
+    reader build 100000 frame headers per file (session 24)."""
+    frames = frame_count(ds)
+    if frames <= 1:
+        return
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        return
+    per = 1
+    if _is_native(transfer_syntax(ds)):
+        bits = int(ds.get("BitsAllocated") or 8)
+        spp = int(ds.get("SamplesPerPixel") or 1)
+        per = max(1, int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * spp * bits // 8)
+    if frames * per > size:
+        raise InputError(
+            f"NumberOfFrames {frames} does not fit in the file's {size} bytes: a malformed header", path=path
+        )
+
+
 def check_pixel_length(ds: Dataset, path: str | Path) -> None:
     """InputError when uncompressed Pixel Data is shorter than Rows x Columns x frames x samples need
     (a truncated or corrupt file); compressed data are checked by their decoder."""
     if "PixelData" not in ds or not _is_native(transfer_syntax(ds)):
         return
-    frames = int(ds.get("NumberOfFrames") or 1)
+    frames = frame_count(ds)
     spp = int(ds.get("SamplesPerPixel") or 1)
     bits = int(ds.get("BitsAllocated") or 8)
     n_px = int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * frames * spp
@@ -87,7 +110,7 @@ def _decode(ds: Dataset, path: Path) -> NDArray[Any]:
         ds.file_meta = pydicom.dataset.FileMetaDataset()
     if "TransferSyntaxUID" not in ds.file_meta:  # preamble-less file: tell the decoder what was read
         ds.file_meta.TransferSyntaxUID = ts
-    frames = int(ds.get("NumberOfFrames") or 1)
+    frames = frame_count(ds)
     spp = int(ds.get("SamplesPerPixel") or 1)
     check_pixel_length(ds, path)
     if not _is_native(ts):
@@ -106,7 +129,12 @@ def _decode(ds: Dataset, path: Path) -> NDArray[Any]:
         raise InputError(f"cannot decode pixel data ({_ts_label(ts)}): {msg}", path=path) from exc
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if photometric == "PALETTE COLOR":
-        arr = pydicom.pixels.apply_color_lut(arr, ds)
+        try:
+            arr = pydicom.pixels.apply_color_lut(arr, ds)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:  # no or a broken lookup table
+            raise InputError(
+                f"cannot apply the palette: {' '.join(str(exc).split())[:200]}", path=path
+            ) from exc
         spp = 3
     if spp > 1:
         arr = luminance(arr)
@@ -149,7 +177,7 @@ def decode_slices(
                 done(current[1])
             ds = open_ds(s.ds_index)
             pixels = _decode(ds, paths[s.ds_index])
-            n_headers = int(ds.get("NumberOfFrames") or 1)  # frame_infos(ds) gives one per frame
+            n_headers = frame_count(ds)  # frame_infos(ds) gives one per frame
             if n_headers != pixels.shape[0]:
                 raise InputError(
                     f"{n_headers} frame headers for {pixels.shape[0]} frames", path=paths[s.ds_index]

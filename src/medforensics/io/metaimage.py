@@ -130,10 +130,15 @@ def read_metaimage(path: str | Path, modality: str | None = None, stream_above: 
     info = sitk_info(path, "MetaImage")
     array: Any = None
     big = stream_above is not None and 4 * int(np.prod(info.GetSize())) > stream_above
-    if big and info.GetDimension() == 3:
+    # compressed data are inflated here even when small: SimpleITK fills data it cannot inflate with zeros
+    # and says so only on stderr ("Uncompress failed": a corrupt .zraw read as 99.9 % zeros, session 24)
+    compressed = fields.get("CompressedData", "").strip().lower() == "true"
+    if (big or compressed) and info.GetDimension() == 3:
         from medforensics.io.metaimage_pixels import metaimage_pixels
 
         array = metaimage_pixels(path, fields, header_end)
+        if array is not None and not big:
+            array = np.asarray(array)
     if array is None:
         array = sitk_voxels(info, path)
     volume = sitk_volume(info, array, path, modality, "metaimage")

@@ -30,6 +30,7 @@ from pydicom.uid import generate_uid
 
 from medforensics import __version__
 from medforensics.errors import InputError
+from medforensics.io.dicom_frames import frame_count
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 from medforensics.report import codes
@@ -140,7 +141,7 @@ def _region(finding: Finding, volume: Volume) -> hsr.ImageRegion3D | hsr.ImageRe
         return hsr.ImageRegion3D(graphic, points, str(frame_of_reference))
     # no frame of reference: 2-D (column, row) pixel coordinates on the centre image
     ds_index, frame = volume.metadata.get("frame_sources", [(k, 0) for k in range(volume.shape[0])])[int(z)]
-    frames = [frame + 1] if int(volume.datasets[ds_index].get("NumberOfFrames") or 1) > 1 else None
+    frames = [frame + 1] if frame_count(volume.datasets[ds_index]) > 1 else None
     image = volume.datasets[ds_index]
     source = hsr.SourceImageForRegion.from_source_image(image, referenced_frame_numbers=frames)
     pixels = np.clip(index[:, [2, 1]] + 0.5, 0.0, None)  # DICOM pixel coordinates: (0, 0) = top-left edge

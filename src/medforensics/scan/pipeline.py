@@ -35,6 +35,10 @@ log = get_logger("scan")
 
 #: Fewest slices a CT needs for 3-D scoring.
 MIN_CT_SLICES = 8
+#: Voxel sizes (mm) a CT series can have: outside them the geometry tags are malformed (a PixelSpacing of
+#: 1e-9 mm made the model grid's noise pass loop for minutes, one of 1e9 mm asked numpy for an impossible
+#: array, session 24). Clinical CT: 0.2-1.5 mm pixels, slices 0.5-10 mm apart.
+CT_VOXEL_MM = (0.1, 20.0)
 #: Findings kept per series, and how many top candidates get a local refinement.
 MAX_FINDINGS, REFINE_TOP = 5, 3
 
@@ -268,6 +272,13 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
     further apart than the CT detector's ``max_slice_mm`` is outside what it was validated on."""
     mod = volume.modality
     if volume.shape[0] == 1:
+        warnings = volume.metadata.get("warnings") or []
+        dropped = sum(str(w).startswith("duplicate slice position") for w in warnings)
+        if dropped:  # many images, one position: a volume whose geometry tags broke, not one image
+            return (
+                f"{dropped + 1} images at one slice position, read as one (the others dropped as "
+                "duplicates): not assessed (malformed ImagePositionPatient?)"
+            )
         if detector2d is None or mod not in MODALITIES_2D:
             what = "single CT slice: the CT detector needs a volume" if mod == "CT" else "2-D image"
             return f"{what}; no 2-D detector bundled for modality {mod}"
@@ -277,12 +288,22 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
         return mask or f"modality {mod}: the detector scores CT volumes (no {mod} detector bundled)"
     if volume.shape[0] < MIN_CT_SLICES:
         return f"only {volume.shape[0]} slices: the CT detector needs a volume of >= {MIN_CT_SLICES} slices"
+    lo, hi = CT_VOXEL_MM
+    if not all(lo <= s <= hi for s in volume.spacing):
+        z, y, x = volume.spacing
+        return (
+            f"voxels of {x:.3g} x {y:.3g} mm, slices {z:.3g} mm apart: outside the {lo:g}-{hi:g} mm of a CT "
+            "(malformed spacing in the header?)"
+        )
     limit = getattr(detector, "max_slice_mm", None)
     if limit is not None and volume.spacing[0] > limit + 1e-6:
+        warnings = volume.metadata.get("warnings") or []
+        no_pos = any(str(w).startswith(("no slice positions", "some slices lack")) for w in warnings)
+        assumed = " (assumed: no usable slice positions)" if no_pos else ""
         return (
-            f"slices {volume.spacing[0]:.3g} mm apart: the CT detector is validated for slices up to "
-            f"{limit:.3g} mm apart and misses attacks on thicker ones (not assessed; --max-slice-mm scores "
-            "it anyway)"
+            f"slices {volume.spacing[0]:.3g} mm apart{assumed}: the CT detector is validated for slices up "
+            f"to {limit:.3g} mm apart and misses attacks on thicker ones (not assessed; --max-slice-mm "
+            "scores it anyway)"
         )
     return None
 
