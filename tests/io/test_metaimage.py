@@ -204,3 +204,31 @@ def test_short_data_and_bad_dimensions_get_their_own_reason(tmp_path: Path) -> N
     (tmp_path / "c.raw").write_bytes(b"\0" * full)
     with pytest.raises(InputError, match="DimSize '-5 0 abc' is not 3 positive whole numbers"):
         read_metaimage(tmp_path / "c.mhd")
+
+
+def test_a_header_itk_cannot_parse_says_why_and_prints_nothing(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """ITK prints its parse errors on fd 2 and raises "No such file or directory" for a file that exists."""
+    (tmp_path / "v.raw").write_bytes(np.zeros((2, 3, 4), np.int16).tobytes())
+    head = "NDims = 3\nDimSize = 4 3 2\nElementSpacing = 1\nElementType = MET_SHORT\n"  # one spacing
+    (tmp_path / "v.mhd").write_text(head + "ElementDataFile = v.raw\n")
+    capfd.readouterr()
+    with pytest.raises(InputError, match="its header cannot be parsed: ") as err:
+        read_metaimage(tmp_path / "v.mhd")
+    assert "No such file or directory" not in str(err.value) and "\n" not in str(err.value)
+    out, printed = capfd.readouterr()
+    assert printed == "" and out == ""
+
+
+def test_native_stderr_restores_the_descriptor_and_returns_the_lines() -> None:
+    import os
+
+    from medforensics.io._native import native_stderr
+
+    with native_stderr() as lines:
+        os.write(2, b"first line\n\n  second  \n")
+    assert lines == ["first line", "second"]
+    with native_stderr() as again:  # fd 2 is back where it was: a second capture starts empty
+        pass
+    assert again == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,12 +151,16 @@ def sitk_info(path: Path, fmt: str) -> Any:
     """A SimpleITK reader that has read the header of ``path`` (a one-component 2-D or 3-D image)."""
     import SimpleITK as sitk
 
+    from medforensics.io._native import native_stderr
+
     try:
-        info = sitk.ImageFileReader()
-        info.SetFileName(str(path))
-        info.ReadImageInformation()
+        with native_stderr() as printed:
+            info = sitk.ImageFileReader()
+            info.SetFileName(str(path))
+            info.ReadImageInformation()
     except RuntimeError as exc:
-        raise InputError(f"SimpleITK cannot read it ({sitk_reason(exc)})", path=path) from exc
+        why = sitk_reason(exc, path, "header", printed)
+        raise InputError(f"SimpleITK cannot read it ({why})", path=path) from exc
     if info.GetNumberOfComponents() != 1:
         raise InputError(f"{info.GetNumberOfComponents()}-component pixels are not supported", path=path)
     if info.GetDimension() not in (2, 3):
@@ -168,10 +173,14 @@ def sitk_voxels(info: Any, path: Path) -> NDArray[np.float32]:
     """All voxels of the image whose header ``info`` read, as (z, y, x) float32 (a 2-D image: one slice)."""
     import SimpleITK as sitk
 
+    from medforensics.io._native import native_stderr
+
     try:
-        image = info.Execute()  # the header already read: only the voxels now
+        with native_stderr() as printed:
+            image = info.Execute()  # the header already read: only the voxels now
     except RuntimeError as exc:
-        raise InputError(f"SimpleITK cannot read it ({sitk_reason(exc)})", path=path) from exc
+        why = sitk_reason(exc, path, "voxels", printed)
+        raise InputError(f"SimpleITK cannot read it ({why})", path=path) from exc
     array = np.asarray(sitk.GetArrayFromImage(image), dtype=np.float32)
     return array[None] if info.GetDimension() == 2 else array
 
@@ -201,10 +210,23 @@ def sitk_volume(info: Any, array: Any, path: Path, modality: str | None, source_
     return volume.reoriented_axial()
 
 
-def sitk_reason(exc: RuntimeError) -> str:
-    """The last line of a SimpleITK error, cut to 200 characters."""
+def sitk_reason(
+    exc: RuntimeError, path: Path | None = None, stage: str = "header", printed: Sequence[str] = ()
+) -> str:
+    """The last line of a SimpleITK error, cut to 200 characters. ITK's MetaImage reader ends a header it
+    cannot parse (a short ElementSpacing, NDims 4 with 3 sizes...) with the errno left over, "No such file
+    or directory", for a file that exists: the first line it ``printed`` on stderr says why, or the reason
+    is said as what it means."""
     text = str(exc).strip()
-    return (text.splitlines()[-1] if text else type(exc).__name__)[:200]
+    reason = (text.splitlines()[-1] if text else type(exc).__name__)[:200]
+    if path is not None and "No such file or directory" in reason and Path(path).is_file():
+        what = "header cannot be parsed" if stage == "header" else "voxel data cannot be read"
+        if printed:
+            return f"its {what}: {printed[0][:150]}"
+        if stage == "header":
+            return f"its {what}: a field missing or malformed"
+        return f"its {what}: missing or shorter than the header says"
+    return reason
 
 
 def sitk_geometry(info: Any) -> tuple[tuple[float, ...], tuple[float, ...], NDArray[np.float64]]:
