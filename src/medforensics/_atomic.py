@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from medforensics.errors import OutputError
@@ -69,6 +69,55 @@ def check_writable(target: str | os.PathLike[str], folder: bool = False) -> None
         raise OutputError(f"cannot be written ({above} is a file, not a folder)", path=target)
     if not os.access(above, os.W_OK | os.X_OK):
         raise OutputError(f"cannot be written ({above} is not writable)", path=target)
+
+
+def check_not_input(target: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]]) -> None:
+    """Raise :class:`OutputError` when the output file ``target`` is one of the ``inputs``, or an existing
+    file with the DICOM magic inside an input folder: writing it would overwrite what the user gave."""
+    t = _real(target)
+    for raw in inputs:
+        src = _real(raw)
+        inside = src.is_dir() and src in t.parents and t.is_file() and _dicom_magic(t)
+        if t == src or inside:
+            raise OutputError(f"is the input {raw}: writing it would overwrite the input", path=target)
+
+
+def _real(path: str | os.PathLike[str]) -> Path:
+    """The absolute path with symbolic links followed; a link loop stays as it is (``Path.resolve`` raises
+    RuntimeError on one)."""
+    return Path(os.path.realpath(path))
+
+
+def _dicom_magic(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def check_folder_output(
+    target: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = (), marker: str | None = None
+) -> None:
+    """Raise :class:`OutputError` before any work when writing the folder ``target`` whole (as
+    :func:`atomic_path` does: what is there is replaced) would destroy data: it is, holds or lies inside one
+    of ``inputs``, or it already holds files and not ``marker``, the file every earlier output of the same
+    command holds (so a rerun may replace its own output, and nothing else)."""
+    t = _real(target)
+    for raw in inputs:
+        src = _real(raw)
+        if t == src or t in src.parents:
+            raise OutputError(f"holds the input {raw}: writing it would replace the input", path=target)
+        if src.is_dir() and src in t.parents:
+            why = f"lies inside the input {raw}: writing there would change the input"
+            raise OutputError(why, path=target)
+    if t.exists() and not t.is_dir():
+        raise OutputError("is a file, not a folder", path=target)
+    if t.is_dir() and any(t.iterdir()) and not (marker and (t / marker).is_file()):
+        raise OutputError(
+            "already holds other files, which writing it would delete: choose a new or empty folder",
+            path=target,
+        )
 
 
 def _set_mode(path: Path, private: bool) -> None:

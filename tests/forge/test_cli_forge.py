@@ -156,3 +156,59 @@ def test_auto_center_inject_and_default_ctgan(dicom_series: Path, tmp_path: Path
 def test_train_gan_bad_kind(tmp_path: Path) -> None:
     code, text = _run("train-gan", "--kind", "paint", "--out", str(tmp_path / "w.safetensors"), "--tiny")
     assert code == 2 and "inject or remove" in text and not list(tmp_path.iterdir())
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["the input", "above the input", "inside the input", "a full folder"])
+def test_out_that_would_destroy_data_is_refused_before_any_work(
+    dicom_series: Path,  # noqa: F811
+    tmp_path: Path,
+    where: str,
+) -> None:
+    import shutil
+
+    src = tmp_path / "in" / "series"
+    shutil.copytree(dicom_series, src)
+    (tmp_path / "in" / "notes.txt").write_text("keep me")
+    full = tmp_path / "other"
+    full.mkdir()
+    (full / "unrelated.txt").write_text("keep me too")
+    out = {
+        "the input": src,
+        "above the input": tmp_path / "in",
+        "inside the input": src / "forged",
+        "a full folder": full,
+    }[where]
+    before = _tree(tmp_path)
+    code, text = _run("inject", "--input", str(src), "--center", CENTER, "--out", str(out))
+    assert code == 2 and "Traceback" not in text and str(out) in text
+    assert _tree(tmp_path) == before  # nothing deleted, nothing written
+
+
+def test_a_rerun_may_replace_its_own_output_and_a_negative_seed_is_refused(
+    dicom_series: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "fake"
+    args = ["inject", "--input", str(dicom_series), "--center", CENTER, "--method", "blob-inject"]
+    assert _run(*args, "--out", str(out))[0] == 0
+    assert _run(*args, "--out", str(out), "--seed", "1")[0] == 0  # holds forgery.json: its own output
+    code, text = _run(*args, "--out", str(tmp_path / "neg"), "--seed", "-1")
+    assert code == 2 and "--seed must be 0 or more" in text and not (tmp_path / "neg").exists()
+
+
+def test_a_broken_slice_in_the_input_folder_is_named_not_left_out(
+    dicom_series: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    src = tmp_path / "series"
+    shutil.copytree(dicom_series, src)
+    victim = sorted(src.glob("*"))[0]
+    victim.write_bytes(b"")  # was skipped: the forgery had one slice fewer
+    code, text = _run("inject", "--input", str(src), "--center", CENTER, "--out", str(tmp_path / "o"))
+    assert code == 2 and victim.name in text and "would lack this slice" in text

@@ -126,3 +126,85 @@ def test_audit_cli_reports_tampering(keys: Path, series: Path, tmp_path: Path) -
     bad = runner.invoke(app, ["audit", "verify", "--audit-log", str(log)])
     assert bad.exit_code == 2 and "first bad entry 2" in bad.stdout
     assert not (tmp_path / "home" / "audit.sqlite").exists()
+
+
+def test_sign_goes_on_past_a_missing_input_and_a_file_pydicom_cannot_write(
+    keys: Path, series: Path, tmp_path: Path
+) -> None:
+    import pydicom
+
+    odd = tmp_path / "odd.dcm"
+    ds = pydicom.dcmread(sample_file("CT_small.dcm"))
+    ds.file_meta.TransferSyntaxUID = "1.2.3.4.5"  # not a transfer syntax: was an internal error
+    ds.save_as(odd, enforce_file_format=False)
+    missing = tmp_path / "nope.dcm"
+    args = [
+        str(missing),
+        str(odd),
+        str(series / "a.dcm"),
+        str(series / "a.dcm"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    result = _sign(keys, *args)
+    out = result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 2 and "Traceback" not in out and "internal error" not in out  # type: ignore[attr-defined]
+    assert f"{missing}: no such file or folder" in out and f"{odd}: " in out
+    assert (tmp_path / "o" / "a.dcm").exists()  # the good file was signed
+    assert "1 signed, 2 failed" in out  # a.dcm named twice is signed once
+
+
+def test_verify_refuses_a_json_report_over_its_input(series: Path) -> None:
+    target = series / "a.dcm"
+    before = target.read_bytes()
+    result = runner.invoke(app, ["verify", str(target), "--json", str(target), "--no-audit"])
+    assert result.exit_code == 2 and "would overwrite the input" in result.output
+    assert target.read_bytes() == before
+
+
+def test_a_corrupt_audit_log_is_a_one_line_error_before_any_work(
+    keys: Path, series: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "bad.sqlite"
+    con = sqlite3.connect(log)
+    con.execute(
+        "CREATE TABLE entries (seq TEXT, time TEXT, actor TEXT, action TEXT, subjects TEXT, "
+        "details TEXT, prev_hash TEXT, hash TEXT)"
+    )
+    con.execute("INSERT INTO entries VALUES ('x1', '', '', '', '[]', '{}', '', '')")
+    con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    con.commit()
+    con.close()
+    out = tmp_path / "o"
+    for args in (
+        [
+            "sign",
+            str(series / "a.dcm"),
+            "--out",
+            str(out),
+            "--key",
+            str(keys / "signer-key.pem"),
+            "--cert",
+            str(keys / "signer.pem"),
+            "--audit-log",
+            str(log),
+        ],
+        ["verify", str(series / "a.dcm"), "--audit-log", str(log)],
+        ["audit", "verify", "--audit-log", str(log)],
+        ["audit", "show", "--audit-log", str(log)],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "internal error" not in result.output and "Traceback" not in result.output
+    assert not out.exists()  # refused before signing anything
+
+
+def test_sign_into_its_own_input_folder_or_of_nothing_says_why(
+    keys: Path, series: Path, tmp_path: Path
+) -> None:
+    result = _sign(keys, str(series), "--out", str(series), "--no-audit")
+    assert result.exit_code == 2 and "is the input folder; use --in-place" in result.output  # type: ignore[attr-defined]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = _sign(keys, str(empty), "--out", str(tmp_path / "o"), "--no-audit")
+    assert result.exit_code == 2 and f"error: {empty}: no DICOM files to sign" in result.output  # type: ignore[attr-defined]

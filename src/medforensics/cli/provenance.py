@@ -77,6 +77,8 @@ def register(app: typer.Typer) -> None:
         n_bad = sum(1 for o in outcomes if o.error)
         skipped = f", {expansion.skipped_non_dicom} non-DICOM skipped" if expansion.skipped_non_dicom else ""
         typer.echo(f"{len(outcomes) - n_bad} signed, {n_bad} failed{skipped}", err=True)
+        if not outcomes:
+            typer.echo(f"error: {', '.join(map(str, inputs))}: no DICOM files to sign", err=True)
         if n_bad or not outcomes:
             raise typer.Exit(code=2)
 
@@ -92,11 +94,13 @@ def register(app: typer.Typer) -> None:
 
         Exit status 2 when any file is not valid.
         """
-        from medforensics._atomic import write_text_atomic
+        from medforensics._atomic import check_not_input, write_text_atomic
         from medforensics.provenance.batch import verify_inputs
         from medforensics.provenance.keys import load_certificates
 
         try:
+            if json_out is not None:  # before the work: the report must not overwrite an input
+                check_not_input(json_out, inputs)
             trusted = [c for path in ca for c in load_certificates(path)] or None
             results, expansion = verify_inputs(inputs, trusted, audit_log, not no_audit)
         except MedforensicsError as err:
@@ -115,6 +119,8 @@ def register(app: typer.Typer) -> None:
         if json_out is not None:
             doc = {"files": [r.to_dict() for r in results], "counts": counts}
             write_text_atomic(json_out, json.dumps(doc, indent=2) + "\n")
+        if not results:
+            typer.echo(f"error: {', '.join(map(str, inputs))}: no DICOM files to verify", err=True)
         if not results or any(r.result.status != "valid" for r in results):
             raise typer.Exit(code=2)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from medforensics._atomic import check_writable
+from medforensics._atomic import check_not_input, check_writable
 from medforensics.cli._errors import fail
 from medforensics.errors import ConfigError, MedforensicsError
 
@@ -188,6 +188,8 @@ def register(app: typer.Typer) -> None:
             for target, folder in ((json_out, False), (html_out, False), (sr_dir, True), (seg_dir, True)):
                 if target is not None:  # before a long scan, not after it
                     check_writable(target, folder)
+                    if not folder:
+                        check_not_input(target, paths)
             det, det2 = load_detectors(model)
             if max_slice_mm is not None:
                 det.max_slice_mm = max_slice_mm

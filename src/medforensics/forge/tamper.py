@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from medforensics import __version__
-from medforensics._atomic import atomic_path
+from medforensics._atomic import atomic_path, check_folder_output
 from medforensics.errors import ConfigError, InputError
 from medforensics.forge.base import create_attack, list_attacks
-from medforensics.io.volume import Volume
+from medforensics.io.volume import Volume, ct_voxel_reason
 from medforensics.logging import get_logger
 
 log = get_logger("forge.tamper")
@@ -53,13 +53,24 @@ def read_input(path: Path) -> Volume:
         from medforensics.io.nifti import read_nifti
 
         return read_nifti(path)
-    try:
-        from medforensics.io.reader import read_volume
-    except ImportError:  # until the project reader lands
-        from medforensics.forge.ctgan.data import read_any
+    from medforensics.io.reader import discover, read_volume
 
-        return read_any(path)
+    if path.is_dir():  # a broken slice the reader skips would be missing from the forgery: refuse
+        for s in discover([path]).skipped:
+            if s.path != path and _looks_like_a_slice(s.path):
+                raise InputError(f"{s.path.name}: {s.reason} (a forgery would lack this slice)", path=path)
     return read_volume(path)
+
+
+def _looks_like_a_slice(path: Path) -> bool:
+    """An empty file, a DICOM file name, or the DICM magic: a slice of the series, not a stray file."""
+    try:
+        if path.stat().st_size == 0 or path.suffix.lower() in (".dcm", ".dicom", ".ima"):
+            return True
+        with path.open("rb") as fh:
+            return fh.read(132)[128:132] == b"DICM"
+    except OSError:
+        return True
 
 
 def input_hash(path: Path) -> str:
@@ -134,9 +145,17 @@ def tamper_series(
         raise ConfigError(
             f"--method {method!r} is not a {kind} attack; known: {', '.join(list_attacks(kind))}"
         )
+    if seed < 0:
+        raise ConfigError(f"--seed must be 0 or more, got {seed}")
+    check_folder_output(out_dir, [source], marker="forgery.json")  # before any work: never lose data
     volume = read_input(source)
     if volume.modality != "CT":
         raise InputError(f"{method} needs a CT series, got modality {volume.modality}", path=source)
+    odd = ct_voxel_reason(volume.spacing)
+    if odd:
+        raise InputError(odd, path=source)
+    if not np.isfinite(np.asarray(volume.array)).all():
+        raise InputError("holds NaN or infinite voxel values (malformed rescale tags?)", path=source)
     if any(s < m for s, m in zip(volume.shape, MIN_SHAPE, strict=True)):
         raise InputError(
             f"volume too small for a CT attack: shape {volume.shape}, needs at least {MIN_SHAPE}", path=source

@@ -26,6 +26,24 @@ from numpy.typing import ArrayLike, NDArray
 #: Modalities with physical pixel units (Hounsfield units for CT).
 PHYSICAL_UNIT_MODALITIES = frozenset({"CT"})
 
+#: Voxel sizes (mm) a CT series can have: outside them the geometry tags are malformed (a PixelSpacing of
+#: 1e-9 mm made the scan's noise pass loop for minutes, one of 1e9 mm asked numpy for an impossible array,
+#: session 24). Clinical CT: 0.2-1.5 mm pixels, slices 0.5-10 mm apart.
+CT_VOXEL_MM = (0.1, 20.0)
+
+
+def ct_voxel_reason(spacing: tuple[float, float, float]) -> str | None:
+    """Why voxels of ``spacing`` (z, y, x mm) cannot be a CT's (None: they can)."""
+    lo, hi = CT_VOXEL_MM
+    if all(lo <= s <= hi for s in spacing):
+        return None
+    z, y, x = spacing
+    return (
+        f"voxels of {x:.3g} x {y:.3g} mm, slices {z:.3g} mm apart: outside the {lo:g}-{hi:g} mm of a CT "
+        "(malformed spacing in the header?)"
+    )
+
+
 #: Direction of an axial image with no other geometry: slices along +z (feet to head), rows along +y
 #: (anterior to posterior), columns along +x (right to left); the DICOM default orientation 1,0,0,0,1,0.
 AXIAL_DIRECTION: NDArray[np.float64] = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])

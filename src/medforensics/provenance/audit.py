@@ -164,8 +164,10 @@ def append_entry(
     with _connect(log, create=True) as con:
         con.execute("BEGIN IMMEDIATE")
         try:
-            last = con.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+            last = con.execute("SELECT * FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+            if last is not None:
+                _check_row(last, log)
+            seq, prev = (last[0] + 1, last[7]) if last else (1, GENESIS_HASH)
             digest = entry_hash(seq, when, who, action, subj, det, prev)
             con.execute(
                 "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -187,13 +189,36 @@ def read_entries(log_path: str | os.PathLike[str] | None = None) -> list[AuditEn
     with _connect(log, create=False) as con:
         rows = con.execute("SELECT * FROM entries ORDER BY seq").fetchall()
     out = []
-    for seq, time, actor, action, subjects, details, prev_hash, digest in rows:
+    for row in rows:
+        _check_row(row, log)
+        seq, time, actor, action, subjects, details, prev_hash, digest = row
         try:
             subj, det = json.loads(subjects), json.loads(details)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):  # RecursionError: JSON nested past Python's limit
             subj, det = subjects, details  # verify_log reports the mismatch
         out.append(AuditEntry(seq, time, actor, action, subj, det, prev_hash, digest))
     return out
+
+
+def _check_row(row: Sequence[Any], log: Path) -> None:
+    """InputError for an entries row this module never writes: another table layout, or an entry number
+    that is not an integer (the log was altered or is not ours)."""
+    if len(row) != 8:
+        raise InputError(f"audit log corrupt: its entries have {len(row)} columns, not 8", path=log)
+    if not isinstance(row[0], int) or isinstance(row[0], bool):
+        raise InputError(f"audit log corrupt: entry number {str(row[0])[:40]!r} is not an integer", path=log)
+
+
+def check_appendable(log_path: str | os.PathLike[str] | None = None) -> None:
+    """InputError now, before any work is done, when the existing log could not take another entry (its
+    last row is not one this module writes); a missing log is fine (it is created)."""
+    log = Path(log_path) if log_path is not None else default_log_path()
+    if not log.exists():
+        return
+    with _connect(log, create=False) as con:
+        last = con.execute("SELECT * FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+    if last is not None:
+        _check_row(last, log)
 
 
 def verify_log(log_path: str | os.PathLike[str] | None = None) -> AuditCheck:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes
 
 from medforensics.errors import ConfigError, InputError, MedforensicsError
 from medforensics.logging import get_logger
-from medforensics.provenance.audit import append_entry
+from medforensics.provenance.audit import append_entry, check_appendable
 from medforensics.provenance.keys import PrivateKey, describe_subject
 from medforensics.provenance.signature import read_dicom, sign_file
 from medforensics.provenance.verify import SignatureResult, verify_dataset
@@ -35,33 +35,46 @@ class InputFile:
 
 @dataclass
 class Expansion:
-    """Files found in the inputs, and how many folder members were skipped as not DICOM."""
+    """Files found in the inputs, how many folder members were skipped as not DICOM, and the inputs that
+    do not exist (reported per input: a batch goes on past them)."""
 
     files: list[InputFile] = field(default_factory=list)
     skipped_non_dicom: int = 0
+    missing: list[Path] = field(default_factory=list)
 
 
 def _looks_like_dicom(path: Path) -> bool:
+    """The DICM magic; a file that cannot be read is kept too, so that it is reported with its reason
+    rather than counted among the non-DICOM files."""
     try:
         with path.open("rb") as fh:
             head = fh.read(132)
     except OSError:
-        return False
+        return True
     return head[128:132] == b"DICM"
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike[str]], exclude: Path | None = None) -> Expansion:
     """Files named directly, plus the DICOM files (``DICM`` magic) under each folder, sorted.
 
-    Hidden files and anything under ``exclude`` (e.g. the output folder) are left out. A missing input
-    raises InputError.
+    Hidden files and anything under ``exclude`` (e.g. the output folder) are left out; a file reached
+    twice (named twice, or named and inside a named folder) is taken once. A missing input is listed in
+    ``missing``.
     """
     out = Expansion()
     excluded = exclude.resolve() if exclude is not None else None
+    seen: set[Path] = set()
+
+    def add(path: Path, rel: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.files.append(InputFile(path, rel))
+
     for raw in inputs:
         root = Path(raw)
         if root.is_file():
-            out.files.append(InputFile(root, Path(root.name)))
+            add(root, Path(root.name))
         elif root.is_dir():
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 rel = path.relative_to(root)
@@ -70,11 +83,11 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]], exclude: Path | None
                 if excluded is not None and path.resolve().is_relative_to(excluded):
                     continue
                 if _looks_like_dicom(path):
-                    out.files.append(InputFile(path, rel))
+                    add(path, rel)
                 else:
                     out.skipped_non_dicom += 1
         else:
-            raise InputError("no such file or folder", path=root)
+            out.missing.append(root)
     return out
 
 
@@ -144,8 +157,14 @@ def verify_inputs(
     audit: bool = True,
 ) -> tuple[list[FileVerification], Expansion]:
     """Verify every file in ``inputs``; append one ``verify`` entry to the audit log."""
+    if audit:
+        check_appendable(audit_log)  # a log that cannot take the entry fails before the work, not after
     expansion = expand_inputs(inputs)
     results = [verify_one(f.path, trusted) for f in expansion.files]
+    results += [
+        FileVerification(p, SignatureResult("error", "no such file or folder", None, 0), None, {})
+        for p in expansion.missing
+    ]
     counts = Counter(r.result.status for r in results)
     subjects = [{**r.uids, "sha256": r.sha256, "status": r.result.status} for r in results]
     details: dict[str, Any] = {
@@ -154,6 +173,18 @@ def verify_inputs(
     }
     _audit("verify", subjects, details, audit_log, audit)
     return results, expansion
+
+
+def _reason(err: Exception) -> str:
+    """One line for a file that could not be signed: our own reason, the OS's, or the library's
+    (first line, type named: a malformed element deep in pydicom)."""
+    if isinstance(err, MedforensicsError):
+        return err.reason
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    first = (str(err).strip().splitlines() or [""])[0]
+    what = f"{type(err).__name__}: {first[:160]}" if first else type(err).__name__
+    return f"malformed file ({what})"
 
 
 def _fingerprint(cert: x509.Certificate) -> str:
@@ -201,6 +232,13 @@ def sign_inputs(
     audit: bool = True,
 ) -> tuple[list[SignOutcome], Expansion]:
     """Sign every file in ``inputs`` into ``out_dir`` (or in place); append one ``sign`` audit entry."""
+    if audit:
+        check_appendable(audit_log)  # before any file is signed
+    if out_dir is not None:
+        real_out = Path(os.path.realpath(out_dir))
+        for raw in inputs:
+            if Path(raw).is_dir() and real_out == Path(os.path.realpath(raw)):
+                raise ConfigError(f"--out {out_dir} is the input folder; use --in-place to replace its files")
     expansion = expand_inputs(inputs, exclude=out_dir)
     targets = plan_outputs(expansion.files, out_dir, in_place)
     outcomes: list[SignOutcome] = []
@@ -209,8 +247,8 @@ def sign_inputs(
         try:
             before = hashlib.sha256(f.path.read_bytes()).hexdigest()
             uid, ds = sign_file(f.path, target, key, cert, profile, mac_algorithm)
-        except (MedforensicsError, OSError) as err:
-            reason = err.reason if isinstance(err, MedforensicsError) else (err.strerror or str(err))
+        except Exception as err:  # one malformed file must not stop the batch (pydicom raises many kinds)
+            reason = _reason(err)
             outcomes.append(SignOutcome(f.path, None, error=reason))
             subjects.append({"status": "error"})
             log.info("not signed: %s", reason)
@@ -220,6 +258,9 @@ def sign_inputs(
         subjects.append(
             {**_uids(ds), "signature_uid": uid, "sha256_before": before, "sha256": after, "status": "signed"}
         )
+    for p in expansion.missing:
+        outcomes.append(SignOutcome(p, None, error="no such file or folder"))
+        subjects.append({"status": "error"})
     details = {
         "profile": profile,
         "mac_algorithm": mac_algorithm.upper(),

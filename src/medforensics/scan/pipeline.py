@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from medforensics.errors import MedforensicsError
 from medforensics.io.reader import SeriesRef, discover, load
-from medforensics.io.volume import Volume
+from medforensics.io.volume import Volume, ct_voxel_reason
 from medforensics.logging import get_logger, short_hash
 from medforensics.scan.aggregate import aggregate, attack_type, nms_mm
 from medforensics.scan.candidates import Candidate, ct_candidates, refine_offsets
@@ -35,10 +35,6 @@ log = get_logger("scan")
 
 #: Fewest slices a CT needs for 3-D scoring.
 MIN_CT_SLICES = 8
-#: Voxel sizes (mm) a CT series can have: outside them the geometry tags are malformed (a PixelSpacing of
-#: 1e-9 mm made the model grid's noise pass loop for minutes, one of 1e9 mm asked numpy for an impossible
-#: array, session 24). Clinical CT: 0.2-1.5 mm pixels, slices 0.5-10 mm apart.
-CT_VOXEL_MM = (0.1, 20.0)
 #: Findings kept per series, and how many top candidates get a local refinement.
 MAX_FINDINGS, REFINE_TOP = 5, 3
 
@@ -288,13 +284,9 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
         return mask or f"modality {mod}: the detector scores CT volumes (no {mod} detector bundled)"
     if volume.shape[0] < MIN_CT_SLICES:
         return f"only {volume.shape[0]} slices: the CT detector needs a volume of >= {MIN_CT_SLICES} slices"
-    lo, hi = CT_VOXEL_MM
-    if not all(lo <= s <= hi for s in volume.spacing):
-        z, y, x = volume.spacing
-        return (
-            f"voxels of {x:.3g} x {y:.3g} mm, slices {z:.3g} mm apart: outside the {lo:g}-{hi:g} mm of a CT "
-            "(malformed spacing in the header?)"
-        )
+    odd = ct_voxel_reason(volume.spacing)
+    if odd:
+        return odd
     limit = getattr(detector, "max_slice_mm", None)
     if limit is not None and volume.spacing[0] > limit + 1e-6:
         warnings = volume.metadata.get("warnings") or []
