@@ -32,7 +32,10 @@ def _cfg(**kw: object) -> dict[str, object]:
         (_cfg(preset="fast"), "preset must be one of"),
         (_cfg(model="resnet-18"), "did you mean resnet18"),
         (_cfg(dropout=1.5), "dropout"),
-        (_cfg(batch_size=0), "batch_size must be >= 1"),
+        (_cfg(batch_size=0), "batch_size must be a finite number >= 1"),
+        (_cfg(lr=float("nan")), "lr must be a finite number"),  # reached the optimiser: internal error
+        (_cfg(lr=float("inf")), "lr must be a finite number"),
+        (_cfg(seed=-1), "seed must be >= 0"),  # was an internal error in numpy's generator
         ({"out": "o"}, "missing config key model"),
         (_cfg(data=3), "data must be a table"),
         (_cfg(device="tpu"), "device must be cpu, cuda or auto"),
@@ -80,3 +83,12 @@ def test_load_json_and_toml(tmp_path: Path) -> None:
 def test_round_trip_of_the_resolved_config() -> None:
     cfg = config_from_dict(_cfg(preset="cpu-fast", model_kwargs={"dropout": 0.1}))
     assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_an_out_that_is_a_file_is_refused_before_training(tmp_path: Path) -> None:
+    from medforensics.errors import OutputError
+
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        config_from_dict(_cfg(out=str(taken)))  # was a FileExistsError after the data had loaded

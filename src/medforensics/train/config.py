@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -110,6 +111,11 @@ class TrainConfig:
             _positive(key, getattr(self, key))
         if self.num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        from medforensics._atomic import check_writable
+
+        check_writable(self.out, folder=True)  # before any data is read
         _positive("lr", self.lr, minimum=1e-12)
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
@@ -165,8 +171,9 @@ def _choice(key: str, value: object, choices: tuple[str, ...]) -> None:
 
 
 def _positive(key: str, value: float | None, minimum: float = 1) -> None:
-    if value is not None and value < minimum:
-        raise ConfigError(f"{key} must be >= {minimum}, got {value}")
+    # ``not >=`` rather than ``<``: NaN fails too (an lr of NaN reached the optimiser, session 24)
+    if value is not None and not (minimum <= value < math.inf):
+        raise ConfigError(f"{key} must be a finite number >= {minimum}, got {value}")
 
 
 def _type_name(tp: Any) -> str:

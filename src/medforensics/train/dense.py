@@ -29,6 +29,7 @@ Configuration: :mod:`.dense_config`.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -220,6 +221,12 @@ def check_counts(cfg: DenseConfig) -> None:
         value = getattr(cfg, key)
         if value < least:
             raise ConfigError(f"{key} must be {least} or more, got {value}")
+    if cfg.seed < 0:
+        raise ConfigError(f"seed must be 0 or more, got {cfg.seed}")
+    if not 0.0 < cfg.lr < math.inf:  # NaN fails too
+        raise ConfigError(f"lr must be a finite number above 0, got {cfg.lr}")
+    if not 0.0 <= cfg.weight_decay < math.inf:
+        raise ConfigError(f"weight_decay must be a finite number of 0 or more, got {cfg.weight_decay}")
     from medforensics.forge.selfblend import NOISE_KINDS
 
     if cfg.self_blend_noise not in NOISE_KINDS:
