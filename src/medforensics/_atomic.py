@@ -73,11 +73,13 @@ def check_writable(target: str | os.PathLike[str], folder: bool = False) -> None
 
 def check_not_input(target: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]]) -> None:
     """Raise :class:`OutputError` when the output file ``target`` is one of the ``inputs``, or an existing
-    file with the DICOM magic inside an input folder: writing it would overwrite what the user gave."""
+    DICOM file inside an input folder: writing it would overwrite what the user gave."""
+    from medforensics.io.dicom import is_dicom_file
+
     t = _real(target)
     for raw in inputs:
         src = _real(raw)
-        inside = src.is_dir() and src in t.parents and t.is_file() and _dicom_magic(t)
+        inside = src.is_dir() and src in t.parents and is_dicom_file(t)
         if t == src or inside:
             raise OutputError(f"is the input {raw}: writing it would overwrite the input", path=target)
 
@@ -86,14 +88,6 @@ def _real(path: str | os.PathLike[str]) -> Path:
     """The absolute path with symbolic links followed; a link loop stays as it is (``Path.resolve`` raises
     RuntimeError on one)."""
     return Path(os.path.realpath(path))
-
-
-def _dicom_magic(path: Path) -> bool:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(132)[128:132] == b"DICM"
-    except OSError:
-        return False
 
 
 def check_folder_output(

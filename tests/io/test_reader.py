@@ -145,3 +145,15 @@ def test_links_in_a_loop_and_what_cannot_be_read_are_skipped_with_a_reason(
         "1.2.826.0.1.2",
         "1.2.826.0.1.3",
     ]
+
+
+def test_read_volume_whole_refuses_a_skipped_slice_and_ignores_a_stray_file(tmp_path: Path) -> None:
+    from tests.io._dicom_series import write_ct_series
+
+    files = write_ct_series(tmp_path / "s", [0.0, 2.0, 4.0])
+    (tmp_path / "s" / "notes.txt").write_text("a stray file, not a slice")
+    assert read_volume(tmp_path / "s", whole=True).shape[0] == 3
+    files[1].write_bytes(b"")  # left out by default: the series is read with two slices
+    assert read_volume(tmp_path / "s").shape[0] == 2
+    with pytest.raises(InputError, match=f"{files[1].name}: .*would lack this slice"):
+        read_volume(tmp_path / "s", whole=True)

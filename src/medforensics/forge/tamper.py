@@ -53,24 +53,9 @@ def read_input(path: Path) -> Volume:
         from medforensics.io.nifti import read_nifti
 
         return read_nifti(path)
-    from medforensics.io.reader import discover, read_volume
+    from medforensics.io.reader import read_volume
 
-    if path.is_dir():  # a broken slice the reader skips would be missing from the forgery: refuse
-        for s in discover([path]).skipped:
-            if s.path != path and _looks_like_a_slice(s.path):
-                raise InputError(f"{s.path.name}: {s.reason} (a forgery would lack this slice)", path=path)
-    return read_volume(path)
-
-
-def _looks_like_a_slice(path: Path) -> bool:
-    """An empty file, a DICOM file name, or the DICM magic: a slice of the series, not a stray file."""
-    try:
-        if path.stat().st_size == 0 or path.suffix.lower() in (".dcm", ".dicom", ".ima"):
-            return True
-        with path.open("rb") as fh:
-            return fh.read(132)[128:132] == b"DICM"
-    except OSError:
-        return True
+    return read_volume(path, whole=True)  # a broken slice the reader skipped would be missing: refused
 
 
 def input_hash(path: Path) -> str:

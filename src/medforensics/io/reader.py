@@ -224,8 +224,10 @@ def load(ref: SeriesRef, *, stream_above: int | None = None) -> Volume:
     return vol
 
 
-def read_volume(path: str | Path) -> Volume:
-    """Read the one series a file or folder holds; a folder with several series is an error."""
+def read_volume(path: str | Path, whole: bool = False) -> Volume:
+    """Read the one series a file or folder holds; a folder with several series is an error. ``whole``:
+    a file of the folder that looks like one of its slices (empty, a DICOM name or DICOM content) but was
+    skipped is an error too, not left out (a forgery must not lose a slice)."""
     p = Path(path)
     if not p.exists():
         raise InputError("does not exist", path=p)
@@ -237,6 +239,11 @@ def read_volume(path: str | Path) -> Volume:
             return read_dicom_series(p)
         return load(SeriesRef(p, kind, (p,), None, _describe(kind, p)))
     found = discover([p])
+    if whole:
+        for s in found.skipped:
+            if s.path != p and _looks_like_a_slice(s.path):
+                why = f"{s.path.name}: {s.reason} (not read: the series would lack this slice)"
+                raise InputError(why, path=p)
     if not found.series:
         reasons = {s.reason for s in found.skipped if s.path != p}
         detail = f" ({len(found.skipped) - 1} file(s) skipped: {sorted(reasons)[0]}...)" if reasons else ""
@@ -244,3 +251,15 @@ def read_volume(path: str | Path) -> Volume:
     if len(found.series) > 1:
         raise InputError(f"holds {len(found.series)} series; pass one series folder", path=p)
     return load(found.series[0])
+
+
+def _looks_like_a_slice(path: Path) -> bool:
+    """An empty file, a DICOM file name, or DICOM content: a slice of the series, not a stray file."""
+    from medforensics.io.dicom import is_dicom_file
+
+    try:
+        if path.stat().st_size == 0 or path.suffix.lower() in (".dcm", ".dicom", ".ima"):
+            return True
+    except OSError:
+        return True
+    return is_dicom_file(path)

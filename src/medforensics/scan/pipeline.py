@@ -267,9 +267,9 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
     """Why ``volume`` cannot be scored by the available detectors (None: it can). A CT whose slices lie
     further apart than the CT detector's ``max_slice_mm`` is outside what it was validated on."""
     mod = volume.modality
+    reader_warnings = [str(w) for w in volume.metadata.get("warnings") or []]
     if volume.shape[0] == 1:
-        warnings = volume.metadata.get("warnings") or []
-        dropped = sum(str(w).startswith("duplicate slice position") for w in warnings)
+        dropped = sum(w.startswith("duplicate slice position") for w in reader_warnings)
         if dropped:  # many images, one position: a volume whose geometry tags broke, not one image
             return (
                 f"{dropped + 1} images at one slice position, read as one (the others dropped as "
@@ -289,8 +289,7 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
         return odd
     limit = getattr(detector, "max_slice_mm", None)
     if limit is not None and volume.spacing[0] > limit + 1e-6:
-        warnings = volume.metadata.get("warnings") or []
-        no_pos = any(str(w).startswith(("no slice positions", "some slices lack")) for w in warnings)
+        no_pos = any(w.startswith(("no slice positions", "some slices lack")) for w in reader_warnings)
         assumed = " (assumed: no usable slice positions)" if no_pos else ""
         return (
             f"slices {volume.spacing[0]:.3g} mm apart{assumed}: the CT detector is validated for slices up "
