@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from medforensics.errors import OutputError
+
+#: Bytes of the target's name kept in a temporary's name (a name may take 255 bytes, the temporary more).
+_NAME_BYTES = 100
 
 
 @contextlib.contextmanager
@@ -19,11 +23,22 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "", private: bool 
     Works for a file or a folder written at the temporary path. On error the temporary is removed and
     ``target`` is left as it was. The result gets the permissions a plain ``open()``/``mkdir()`` gives
     (some writers, such as safetensors, create 0600 files), or owner-only ones when ``private`` (secrets).
+
+    A symbolic link to an existing file is written through, as the shell's ``>`` does: the file it points to
+    is replaced (atomically) and the link stays. A character device or FIFO (``/dev/null``, ``/dev/stdout``)
+    gets the finished file's bytes written into it (no rename can be atomic there); a block device or a
+    socket is refused.
     """
     target = Path(target)
+    special = _special_kind(target)
+    if special is None and target.is_symlink() and os.path.isfile(target):
+        target = _real(target)  # write through the link: replacing it would leave its file as it was
+    name = os.fsdecode(os.fsencode(target.name)[:_NAME_BYTES])  # NAME_MAX is 255 bytes
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+        if special is None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        where = None if special else target.parent  # not in /dev: the system's temporary folder
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix + ".tmp", dir=where)
     except OSError as exc:
         raise _output_error(target, exc) from None
     os.close(fd)
@@ -31,9 +46,12 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "", private: bool 
     tmp.unlink()
     try:
         yield tmp
+        if special is not None:
+            _write_into(target, tmp)
+            return
         _set_mode(tmp, private)
         if target.is_dir() and not target.is_symlink() and tmp.is_dir():
-            backup = target.with_name(f".{target.name}.old")
+            backup = target.with_name(f".{name}.old")
             shutil.rmtree(backup, ignore_errors=True)
             target.rename(backup)
             tmp.rename(target)
@@ -51,6 +69,28 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "", private: bool 
             tmp.unlink()
 
 
+def _special_kind(target: Path) -> str | None:
+    """``"stream"`` when ``target`` (links followed) is a character device or FIFO, which :func:`atomic_path`
+    writes into; None for a regular file, a folder or nothing; :class:`OutputError` for anything else."""
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return "stream"
+    raise OutputError("is not a regular file (a block device or a socket): it cannot be written", path=target)
+
+
+def _write_into(target: Path, tmp: Path) -> None:
+    """Copy the finished temporary's bytes into the device or FIFO ``target`` (opened, not replaced)."""
+    if tmp.is_dir():
+        raise OutputError("is not a regular file: a folder cannot be written into it", path=target)
+    with tmp.open("rb") as src, target.open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+
+
 def _output_error(target: Path, exc: OSError) -> OutputError:
     return OutputError(f"cannot be written ({exc.strerror or type(exc).__name__})", path=target)
 
@@ -62,6 +102,8 @@ def check_writable(target: str | os.PathLike[str], folder: bool = False) -> None
     target = Path(target)
     if target.exists() and target.is_dir() != folder:
         raise OutputError("is a folder, not a file" if not folder else "is a file, not a folder", path=target)
+    if not folder:
+        _special_kind(target)  # a block device or a socket: refused
     above = target if folder and target.is_dir() else target.parent
     while not above.exists() and above != above.parent:
         above = above.parent
@@ -71,17 +113,53 @@ def check_writable(target: str | os.PathLike[str], folder: bool = False) -> None
         raise OutputError(f"cannot be written ({above} is not writable)", path=target)
 
 
-def check_not_input(target: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]]) -> None:
+def check_not_input(
+    target: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]], folder: bool = False
+) -> None:
     """Raise :class:`OutputError` when the output file ``target`` is one of the ``inputs``, or an existing
-    DICOM file inside an input folder: writing it would overwrite what the user gave."""
-    from medforensics.io.dicom import is_dicom_file
+    file inside an input folder (a slice, an annotation, a NIfTI the scan read): writing it would overwrite
+    what the user gave. A new file inside an input folder is allowed.
 
+    With ``folder``, ``target`` is a folder new files are written into: it must not be an input folder or
+    lie inside one (the files would join the input, and the next scan would read them)."""
     t = _real(target)
     for raw in inputs:
         src = _real(raw)
-        inside = src.is_dir() and src in t.parents and is_dicom_file(t)
-        if t == src or inside:
-            raise OutputError(f"is the input {raw}: writing it would overwrite the input", path=target)
+        if t == src:
+            verb = "writing there would change" if folder else "writing it would overwrite"
+            raise OutputError(f"is the input {raw}: {verb} the input", path=target)
+        if src.is_dir() and src in t.parents and (folder or t.exists()):
+            why = (
+                f"lies inside the input {raw}: writing there would change the input"
+                if folder
+                else f"is a file of the input {raw}: writing it would overwrite the input"
+            )
+            raise OutputError(why, path=target)
+
+
+def check_distinct_outputs(
+    files: Mapping[str, str | os.PathLike[str] | None], folders: Mapping[str, str | os.PathLike[str] | None]
+) -> None:
+    """Raise :class:`OutputError` before any work when two output files (``files``: option name to path,
+    None when not asked for) are the same file, or an output file is, or lies inside, one of the output
+    ``folders`` (which several options may share): one output would overwrite or join another."""
+    seen: dict[Path, str] = {}
+    for option, path in files.items():
+        if path is None:
+            continue
+        t = _real(path)
+        if t in seen:
+            why = f"is both the {seen[t]} and the {option} output: one would overwrite the other"
+            raise OutputError(why, path=path)
+        seen[t] = option
+        for folder_option, folder in folders.items():
+            if folder is None:
+                continue
+            f = _real(folder)
+            if t == f or f in t.parents:
+                where = "is" if t == f else "lies inside"
+                why = f"{where} the {folder_option} folder: the {option} output needs a path of its own"
+                raise OutputError(why, path=path)
 
 
 def _real(path: str | os.PathLike[str]) -> Path:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -135,3 +136,80 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_scan(
         assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
         assert len(r.output.strip().splitlines()) == 1 and option[1] in r.output
     assert not scanned and a_file.read_text() == "x"
+
+
+def test_outputs_that_would_change_an_input_or_each_other_are_refused_before_the_scan(
+    ct_series: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import medforensics.scan.pipeline as pipeline
+
+    series = tmp_path / "s1"
+    shutil.copytree(ct_series, series)
+    (series / "69.xml").write_text("<LidcReadMessage/>")  # an annotation beside the slices
+    nifdir = tmp_path / "nifdir"
+    nifdir.mkdir()
+    (nifdir / "a.nii").write_bytes(b"\0" * 400)
+    before = {p: p.read_bytes() for p in [*series.iterdir(), *nifdir.iterdir()]}
+    scanned: list[object] = []
+    monkeypatch.setattr(pipeline, "scan_volume", lambda *a, **k: scanned.append(a))
+    out = tmp_path / "out"
+    cases = [
+        (series, ["--json", str(series / "69.xml")], "69.xml: is a file of the input"),
+        (nifdir, ["--json", str(nifdir / "a.nii")], "a.nii: is a file of the input"),
+        (series, ["--report", str(series / "69.xml")], "69.xml: is a file of the input"),
+        (series, ["--sr", str(series)], "s1: is the input"),
+        (series, ["--seg", str(series)], "s1: is the input"),
+        (series, ["--sr", str(series / "sr")], "sr: lies inside the input"),
+        (series, ["--seg", str(series / "seg")], "seg: lies inside the input"),
+        (
+            series,
+            ["--json", str(out / "x"), "--report", str(out / "x")],
+            "is both the --json and the --report",
+        ),
+        (series, ["--json", str(out / "x"), "--seg", str(out / "x")], "x: is the --seg folder"),
+        (series, ["--report", str(out / "sr" / "r.html"), "--sr", str(out / "sr")], "lies inside the --sr"),
+    ]
+    for source, option, message in cases:
+        r = CliRunner().invoke(app, ["scan", str(source), "--model", str(model_dir), "--no-audit", *option])
+        assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, (option, r.output)
+        assert len(r.output.strip().splitlines()) == 1
+    assert not scanned and not out.exists()
+    assert {p: p.read_bytes() for p in [*series.iterdir(), *nifdir.iterdir()]} == before
+
+
+def test_a_new_report_inside_an_input_folder_and_shared_sr_seg_folders_are_allowed(
+    ct_series: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medforensics.cli.scan as scan_cli
+
+    seen: list[object] = []
+
+    def reached(model: object) -> None:
+        seen.append(model)
+        raise KeyError("stop here")
+
+    monkeypatch.setattr(scan_cli, "load_detectors", reached)
+    both = tmp_path / "dicom"
+    args = ["--json", str(ct_series / "new.json"), "--sr", str(both), "--seg", str(both)]
+    r = CliRunner().invoke(app, ["scan", str(ct_series), "--model", str(model_dir), "--no-audit", *args])
+    assert seen and isinstance(r.exception, KeyError)  # the checks let it through to the scan
+
+
+def test_why_a_series_got_no_sr_or_seg_is_said_on_stderr(model_dir: Path, tmp_path: Path) -> None:
+    from medforensics.io.nifti import write_nifti
+    from medforensics.io.volume import Volume
+
+    mr = tmp_path / "mr.nii.gz"
+    write_nifti(
+        Volume(np.random.default_rng(1).random((12, 32, 32)).astype(np.float32) * 500, modality="MR"), mr
+    )
+    sr, seg = tmp_path / "sr", tmp_path / "seg"
+    args = ["scan", str(mr), "--model", str(model_dir), "--no-audit", "--sr", str(sr), "--seg", str(seg)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(str(mr) in line and "series was not scanned" in line for line in lines)
+    assert lines[0].startswith("SR skipped: ") and lines[1].startswith("SEG skipped: ")
+    assert not sr.exists() and not seg.exists()

@@ -444,3 +444,54 @@ def test_peaks_match_one_sort_with_a_flat_floor(hot: int) -> None:
     sp = (2.5, 1.4, 1.4)
     assert peaks(ev, sp, floor=0.0) == _peaks_one_sort(ev, sp, 0.0)
     assert peaks(ev, sp, floor=0.5) == _peaks_one_sort(ev, sp, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("target_mm", "x", "target_mm must be 3 voxel sizes"),
+        ("target_mm", [float("nan")] * 3, "target_mm must be 3 voxel sizes"),
+        ("target_mm", [0, 0, 0], "target_mm must be 3 voxel sizes"),
+        ("target_mm", [-2.5, 1.4, 1.4], "target_mm must be 3 voxel sizes"),
+        ("target_mm", [1e6] * 3, "target_mm must be 3 voxel sizes"),  # hung the block means (> 300 s)
+        ("target_mm", [2.5, 1.4], "target_mm must be 3 voxel sizes"),
+        ("hu_window", "x", "hu_window must be 2 finite numbers"),
+        ("hu_window", [1], "hu_window must be 2 finite numbers"),
+        ("hu_window", [400, -1000], "low < high"),
+        ("hu_window", [-1000, float("inf")], "hu_window must be 2 finite numbers"),
+        ("max_slice_mm", -1, "max_slice_mm must be a positive number"),
+        ("max_slice_mm", "3", "max_slice_mm must be a positive number"),
+        ("max_slice_mm", float("nan"), "max_slice_mm must be a positive number"),
+    ],
+)
+def test_a_grid_config_the_scan_cannot_use_is_refused_naming_config_json(
+    key: str, value: object, message: str
+) -> None:
+    from medforensics.errors import InputError
+    from medforensics.scan.dense import check_grid_config
+
+    good = {"target_mm": [2.5, 1.4, 1.4], "hu_window": [-1000, 400], "max_slice_mm": 3.0}
+    check_grid_config(good, Path("m/config.json"))
+    with pytest.raises(InputError, match=message) as info:
+        check_grid_config({**good, key: value}, Path("m/config.json"))
+    assert info.value.one_line().startswith("m/config.json: ")
+    with pytest.raises(InputError, match="not a JSON object"):
+        check_grid_config([], Path("m/config.json"))
+
+
+def test_a_dense_folder_with_a_bad_config_or_metrics_is_one_error_at_load(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from medforensics.errors import InputError
+
+    folder = tmp_path / "m"
+    shutil.copytree(_tiny_model(), folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "target_mm": [1e6] * 3}))
+    with pytest.raises(InputError, match=r"m/config\.json: target_mm must be"):
+        load_detector(folder)
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "metrics.json").write_text("[]")
+    with pytest.raises(InputError, match=r"m/metrics\.json: not a JSON object \(list\)"):
+        load_detector(folder)

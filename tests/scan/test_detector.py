@@ -54,3 +54,36 @@ def test_bad_calibration_and_missing_folder(tmp_path: Path) -> None:
         D.Detector.from_dir(folder)
     with pytest.raises(InputError, match="does not exist"):
         D.Detector.from_dir(tmp_path / "nope")
+
+
+@pytest.mark.parametrize(
+    "calibration",
+    [
+        {"series_threshold": "abc"},
+        {"series_threshold": [0.5]},
+        {"max_fpr": "abc"},
+        {"max_fpr": 2.0},
+        {"platt": [float("nan"), 0.0]},
+        {"platt": [1.0, float("inf")]},
+        {"platt": [1.0]},
+        {"threshold": float("nan")},
+        {"uncorrelated_noise": {"below": float("nan"), "series_threshold": 0.9}},
+        {"uncorrelated_noise": {"below": 0.15}},
+        [0.5],
+    ],
+)
+def test_a_calibration_value_that_is_not_a_finite_number_is_one_error_naming_the_file(
+    tmp_path: Path, calibration: object
+) -> None:
+    folder = tiny_detector_dir(tmp_path / "m")
+    (folder / "calibration.json").write_text(json.dumps(calibration))
+    with pytest.raises(InputError, match=r"m/calibration\.json: ") as info:
+        D.Detector.from_dir(folder)
+    assert "\n" not in info.value.one_line()
+
+
+def test_metrics_that_are_not_a_json_object_are_one_error_naming_the_file(tmp_path: Path) -> None:
+    folder = tiny_detector_dir(tmp_path / "m")
+    (folder / "metrics.json").write_text("[]")
+    with pytest.raises(InputError, match=r"m/metrics\.json: not a JSON object"):
+        D.Detector.from_dir(folder)

@@ -261,3 +261,28 @@ def test_a_volume_of_one_value_is_not_assessed(detector: Detector) -> None:
     air = Volume(np.full((40, 64, 64), -1024.0, np.float32), spacing=(2.5, 0.7, 0.7), modality="MR")
     res = scan_volume(air, detector, explain=None, path="air")
     assert res.verdict == "error" and res.error == "every voxel has the same value: nothing to assess"
+
+
+def test_non_finite_scores_blame_the_detector_and_the_report_is_still_written(tmp_path: Path) -> None:
+    import torch
+
+    from medforensics.report import write_json
+    from medforensics.scan.pipeline import NON_FINITE_SCORES
+    from tests.scan._helpers import tiny_detector_dir
+
+    det = Detector.from_dir(tiny_detector_dir(tmp_path / "m", {"platt": [1.0, 0.0], "threshold": 0.0}))
+    with torch.no_grad():
+        for p in det.model.parameters():
+            p.fill_(float("nan"))  # a model with NaN weights: the input is fine, its scores are not
+    res = scan_volume(ct_crop(), det, explain=None, path="ct")
+    assert res.verdict == "error" and res.error == NON_FINITE_SCORES and "voxel" not in res.error
+    report = ScanReport(model=det.info, series=[res])
+    write_json(report, tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())["series"][0]["error"] == NON_FINITE_SCORES
+
+
+def test_finite_json_replaces_non_finite_numbers_with_none() -> None:
+    from medforensics.scan.pipeline import finite_json
+
+    extra = {"a": [1.0, float("nan"), {"b": np.float32("inf")}], "c": "x", "d": 2}
+    assert finite_json(extra) == {"a": [1.0, None, {"b": None}], "c": "x", "d": 2}

@@ -66,6 +66,10 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except SystemExit as exc:  # typer turns Ctrl-C into a silent exit 130: say why the command stopped
+        if exc.code == 130:
+            typer.echo("interrupted", err=True)
+        raise
     except Exception as err:  # last resort: one line, not a traceback
         if os.environ.get("MEDFORENSICS_DEBUG"):
             raise

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from medforensics._atomic import check_not_input, check_writable
+from medforensics._atomic import check_distinct_outputs, check_not_input, check_writable
 from medforensics.cli._errors import fail
 from medforensics.errors import ConfigError, MedforensicsError
 
@@ -32,10 +32,12 @@ def write_outputs(
     sr_dir: Path | None = None,
     seg_dir: Path | None = None,
     strict: bool = True,
+    notes: list[str] | None = None,
 ) -> dict[str, Path]:
     """Write the requested report files (each atomically, by the report package).
 
-    A writer this installation lacks is an error when ``strict``, else skipped.
+    A writer this installation lacks is an error when ``strict``, else skipped. Why a series got no SR or
+    SEG (not DICOM, not scanned, nothing to segment) is added to ``notes``.
     """
     out: dict[str, Path] = {}
     if json_out is not None:
@@ -66,10 +68,26 @@ def write_outputs(
             raise MedforensicsError(
                 f"this installation has no {key.upper()} writer (medforensics.report.{name})"
             )
-        written = fn(report, volumes, target)
+        written = fn(report, volumes, target) if key == "html" else fn(report, volumes, target, notes=notes)
         if key == "html" or written:  # SR/SEG: only DICOM series with something to write get one
             out[key] = target
     return out
+
+
+def check_outputs(
+    inputs: list[Path],
+    json_out: Path | None,
+    html_out: Path | None,
+    sr_dir: Path | None,
+    seg_dir: Path | None,
+) -> None:
+    """Refuse, before a long scan, outputs that cannot be written, would change an input (a file of it,
+    or SR/SEG files put into an input folder, which the next scan would read) or collide with each other."""
+    for target, folder in ((json_out, False), (html_out, False), (sr_dir, True), (seg_dir, True)):
+        if target is not None:
+            check_writable(target, folder)
+            check_not_input(target, inputs, folder=folder)
+    check_distinct_outputs({"--json": json_out, "--report": html_out}, {"--sr": sr_dir, "--seg": seg_dir})
 
 
 def print_summary(report: Any) -> None:
@@ -185,11 +203,7 @@ def register(app: typer.Typer) -> None:
                 from medforensics.provenance import load_certificates
 
                 trusted = [c for p in ca for c in load_certificates(p)]
-            for target, folder in ((json_out, False), (html_out, False), (sr_dir, True), (seg_dir, True)):
-                if target is not None:  # before a long scan, not after it
-                    check_writable(target, folder)
-                    if not folder:
-                        check_not_input(target, paths)
+            check_outputs(paths, json_out, html_out, sr_dir, seg_dir)
             det, det2 = load_detectors(model)
             if max_slice_mm is not None:
                 det.max_slice_mm = max_slice_mm
@@ -206,9 +220,20 @@ def register(app: typer.Typer) -> None:
                     keep_volumes=keep,
                 )
             print_summary(report)
-            outputs = write_outputs(
-                report, volumes, json_out=json_out, html_out=html_out, sr_dir=sr_dir, seg_dir=seg_dir
-            )
+            notes: list[str] = []
+            try:
+                outputs = write_outputs(
+                    report,
+                    volumes,
+                    json_out=json_out,
+                    html_out=html_out,
+                    sr_dir=sr_dir,
+                    seg_dir=seg_dir,
+                    notes=notes,
+                )
+            finally:
+                for note in notes:  # one line per series without an SR/SEG: never silently missing
+                    typer.echo(note, err=True)
             if not no_audit:
                 audit_scan(report)
         except MedforensicsError as err:

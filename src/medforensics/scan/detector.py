@@ -109,6 +109,13 @@ class Calibration:
         return self.operating_threshold, "scanner noise"
 
 
+def _number(value: Any, what: str) -> float:
+    """``value`` as a finite float; ``ValueError`` naming ``what`` when it is not a finite JSON number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, not {value!r}")
+    return float(value)
+
+
 def read_calibration(folder: Path) -> Calibration:
     """``calibration.json`` of a model folder, or the identity when absent."""
     path = folder / CALIBRATION
@@ -116,28 +123,33 @@ def read_calibration(folder: Path) -> Calibration:
         return Calibration()
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        a, b = (float(v) for v in raw.get("platt", (1.0, 0.0)))
-        thr = float(raw.get("threshold", DEFAULT_THRESHOLD))
+        if not isinstance(raw, dict):
+            raise ValueError(f"a JSON object is needed, not {type(raw).__name__}")
+        platt = raw.get("platt", (1.0, 0.0))
+        if not isinstance(platt, (list, tuple)) or len(platt) != 2:
+            raise ValueError(f"platt must be two numbers [a, b], not {platt!r}")
+        a, b = (_number(v, "platt") for v in platt)
+        thr = _number(raw.get("threshold", DEFAULT_THRESHOLD), "threshold")
         st = raw.get("series_threshold")
+        st = None if st is None else _number(st, "series_threshold")
         fpr = raw.get("max_fpr")
+        fpr = None if fpr is None else _number(fpr, "max_fpr")
         unc = raw.get("uncorrelated_noise")
-        uncorrelated = None if unc is None else (float(unc["below"]), float(unc["series_threshold"]))
+        uncorrelated = (
+            None
+            if unc is None
+            else (
+                _number(unc["below"], "uncorrelated_noise.below"),
+                _number(unc["series_threshold"], "uncorrelated_noise.series_threshold"),
+            )
+        )
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
-        raise InputError(f"unreadable calibration file ({err!r})", path=path) from None
-    thresholds = (
-        [thr] + ([] if st is None else [float(st)]) + ([] if uncorrelated is None else [uncorrelated[1]])
-    )
-    if not all(0.0 <= t <= 1.0 for t in thresholds):
-        raise InputError("calibration thresholds must lie in [0, 1]", path=path)
-    return Calibration(
-        a,
-        b,
-        thr,
-        None if st is None else float(st),
-        None if fpr is None else float(fpr),
-        True,
-        uncorrelated,
-    )
+        reason = str(err) if type(err) is ValueError else repr(err)
+        raise InputError(f"unreadable calibration file ({reason})", path=path) from None
+    thresholds = [thr] + ([] if st is None else [st]) + ([] if uncorrelated is None else [uncorrelated[1]])
+    if not all(0.0 <= t <= 1.0 for t in thresholds + ([] if fpr is None else [fpr])):
+        raise InputError("calibration thresholds and max_fpr must lie in [0, 1]", path=path)
+    return Calibration(a, b, thr, st, fpr, True, uncorrelated)
 
 
 def calibration_and_info(folder: Path, name: str, metrics: dict[str, Any]) -> tuple[Calibration, ModelInfo]:
@@ -145,6 +157,8 @@ def calibration_and_info(folder: Path, name: str, metrics: dict[str, Any]) -> tu
     version from ``metrics.json`` or the hash, and the word "uncalibrated" when it is)."""
     from medforensics.train.checkpoint import WEIGHTS
 
+    if not isinstance(metrics, dict):
+        raise InputError(f"not a JSON object ({type(metrics).__name__})", path=folder / "metrics.json")
     calib = read_calibration(folder)
     sha = sha256_file(folder / WEIGHTS)
     version = str(metrics.get("version") or sha[:12])

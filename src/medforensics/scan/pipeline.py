@@ -245,8 +245,25 @@ def image_2d_reason(volume: Volume, size: int) -> str | None:
     return None
 
 
-#: The reason given for a series whose voxels or scores are not finite numbers.
+#: The reason given for a series whose voxels are not finite numbers.
 NON_FINITE = "holds NaN or infinite voxel values: not an image the detectors can score"
+#: The reason given when the scores of a series of finite voxels are not finite (a broken model or
+#: calibration: NaN weights, Platt parameters that overflow).
+NON_FINITE_SCORES = "the detector produced non-finite scores (is its model or calibration broken?)"
+#: The same for a streamed series, whose voxels are not checked beforehand.
+NON_FINITE_STREAMED = "the detector produced non-finite scores (NaN or infinite voxels, or a broken model)"
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` (nested dicts and lists) with every NaN or infinite number replaced by None: what a
+    report's ``extra`` holds must be valid JSON."""
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _content_reason(volume: Volume) -> str | None:
@@ -336,10 +353,13 @@ def scan_volume(
         res.error = f"internal error: {_one_line(err)}"
     scores = [res.score, *(f.score for f in res.findings)]
     if res.error is None and not all(v is None or np.isfinite(v) for v in scores):
-        res.error = NON_FINITE
+        # an in-memory volume's voxels were checked finite above: its scores went wrong in the detector
+        res.error = NON_FINITE_SCORES if isinstance(volume.array, np.ndarray) else NON_FINITE_STREAMED
+        res.extra = {}  # computed from the same scores (top_candidates...): nothing of it holds
     if res.error is not None:
         res.verdict, res.score, res.label = "error", None, None
         res.findings = []
+    res.extra = finite_json(res.extra)
     res.seconds = time.perf_counter() - t0
     return res
 
