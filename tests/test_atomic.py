@@ -84,7 +84,7 @@ def test_a_fifo_gets_the_bytes_written_into_it_and_stays_a_fifo(tmp_path: Path) 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
     write_text_atomic(fifo, "report")
     reader.join(5)
