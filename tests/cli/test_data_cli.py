@@ -92,3 +92,35 @@ def test_register_missing_folder_exit_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "register", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'nope'}: not a folder"
+
+
+@pytest.mark.parametrize("kind", ["png", "dcm", "nifti"])
+def test_show_never_writes_over_the_sample_it_shows(tmp_path: Path, kind: str) -> None:
+    """A fuzz (session 25): ``data show SAMPLE --out <the sample's own file>`` replaced it by the PNG."""
+    import shutil
+
+    import numpy as np
+    from pydicom.data import get_testdata_file
+
+    from medforensics.io.nifti import write_nifti
+    from medforensics.io.volume import Volume
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    if kind == "dcm":
+        shutil.copy(str(get_testdata_file("CT_small.dcm", download=False)), folder / "ct.dcm")
+    elif kind == "png":
+        Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64).astype(np.uint8)).save(
+            folder / "cxr.png"
+        )
+    else:
+        write_nifti(Volume(np.zeros((4, 16, 16), np.float32) - 500, modality="CT"), folder / "ct.nii.gz")
+    (sample,) = list(folder.iterdir())
+    before = sample.read_bytes()
+    assert runner.invoke(app, ["data", "register", str(folder), "--name", "study"]).exit_code == 0
+    listed = json.loads(runner.invoke(app, ["data", "list", "--json"]).stdout)
+    (name,) = [e["name"] for e in listed["entries"] if e["source"] == "user"]
+    res = runner.invoke(app, ["data", "show", name, "--out", str(sample)])
+    assert res.exit_code == 2 and "overwrite the input" in res.stderr, res.output
+    assert sample.read_bytes() == before
+    assert runner.invoke(app, ["data", "show", name, "--out", str(tmp_path / "shown.png")]).exit_code == 0

@@ -218,3 +218,21 @@ def _check_xml_z(reads: LidcReads, volume: Volume) -> int:
                 assert roi.z_position == pytest.approx(z_by_uid[roi.sop_uid], abs=0.01)
                 checked += 1
     return checked
+
+
+@pytest.mark.parametrize("value", [1, None, ["x"], {"a": "b"}])
+def test_registry_with_a_folder_that_is_not_a_path_is_a_config_error(home: Path, value: object) -> None:
+    """A fuzz (session 25): {"folders": {"a": 1}} gave an internal TypeError in list/register/unregister."""
+    home.mkdir(parents=True)
+    (home / "catalogue.json").write_text(json.dumps({"version": 1, "folders": {"a": value}}))
+    with pytest.raises(ConfigError, match="catalogue registry"):
+        catalogue.registered_folders()
+    with pytest.raises(ConfigError):
+        unregister_folder("a")
+
+
+def test_registry_whose_folders_are_a_list_is_a_config_error(home: Path) -> None:
+    home.mkdir(parents=True)
+    (home / "catalogue.json").write_text(json.dumps({"folders": [1, 2]}))
+    with pytest.raises(ConfigError, match="catalogue registry"):
+        catalogue.registered_folders()

@@ -62,3 +62,52 @@ def test_rank_auc_matches_sklearn_and_ci_brackets_it() -> None:
 def test_report_rejects_a_folder_that_is_not_a_dataset(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         realism_report(tmp_path, tmp_path / "out")
+
+
+def _manifest_edit(data: Path, tmp_path: Path, edit: str) -> Path:
+    """A copy of the tiny data set whose manifest.csv is broken in one way (the first row, so the error
+    comes before any scan past it is read)."""
+    import csv
+    import shutil
+
+    copy = tmp_path / "ds"
+    shutil.copytree(data, copy)
+    path = copy / "manifest.csv"
+    if edit == "columns":
+        path.write_text("a,b\n1,2\n")
+    elif edit == "binary":
+        path.write_bytes(b"\xff\xfe" + path.read_bytes())
+    else:
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        tm = next(r for r in rows if r["type"] == "TM")
+        rows.remove(tm)
+        key, value = edit.split("=", 1)
+        tm[key] = value
+        with path.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(tm))
+            w.writeheader()
+            w.writerows([tm, *rows])
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("columns", "no column uuid"),  # was KeyError
+        ("binary", "not a readable manifest"),  # was UnicodeDecodeError
+        ("z=abc", "row 1"),  # was ValueError
+        ("z=99999", "outside the scan"),  # was IndexError
+        ("z=-5", "outside the scan"),  # silently wrapped to the other end of the scan
+        ("augmentation={not json", "row 1"),  # was JSONDecodeError
+        ("augmentation=[1]", "row 1"),
+        ("uuid=../../../fx/lidc1", "is not a scan name"),  # was ValueError from scan_path
+    ],
+)
+def test_broken_manifest_is_one_input_error_naming_it(tmp_path: Path, edit: str, message: str) -> None:
+    data, _ = shared_tiny_dataset()
+    copy = _manifest_edit(data, tmp_path, edit)
+    with pytest.raises(InputError, match=message) as err:
+        realism_report(copy, tmp_path / "out")
+    assert err.value.path == str(copy / "manifest.csv")
+    assert not (tmp_path / "out").exists()

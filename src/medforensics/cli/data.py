@@ -90,6 +90,7 @@ def show_command(
     ),
 ) -> None:
     """Render one slice of a sample with a display window and its nodule outlines."""
+    from medforensics._atomic import check_not_input
     from medforensics.data.catalogue import build_catalogue, load_entry
     from medforensics.data.render import render_slice
     from medforensics.io.image2d import parse_window
@@ -97,6 +98,8 @@ def show_command(
     try:
         win = "default" if window is None else parse_window(window)
         entry = build_catalogue().get(name)
+        sample = [entry.path, *entry.files, *([entry.annotation_file] if entry.annotation_file else [])]
+        check_not_input(out, sample)  # the rendering never replaces the sample's own files
         volume, nodules = load_entry(entry)
         written = render_slice(volume, slice_index, win, nodules, out=out, title=entry.name)
     except MedforensicsError as err:

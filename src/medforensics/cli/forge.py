@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
             ..., "--out", help="Output .safetensors; the training record goes beside (.json)."
         ),
         epochs: int = typer.Option(30, "--epochs", min=1, help="Epochs of 100 augmented batches."),
-        seed: int = typer.Option(0, "--seed"),
+        seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1),
         data_root: Path | None = typer.Option(
             None, "--data-root", help="LIDC slabs folder (series + reader XML)."
         ),

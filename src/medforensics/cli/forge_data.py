@@ -14,6 +14,9 @@ import typer
 from medforensics.cli._errors import fail
 from medforensics.errors import ConfigError, MedforensicsError
 
+#: The largest --seed (numpy's and scikit-learn's generators take 0 to 2**32 - 1).
+SEED_MAX = 2**32 - 1
+
 
 def _split_list(value: str) -> list[str] | None:
     """``all`` -> None, else a comma-separated list."""
@@ -34,13 +37,13 @@ def add_commands(forge_app: typer.Typer) -> None:
         ),
         epochs: int = typer.Option(30, "--epochs", min=1, help="Passes over the (augmented) training set."),
         size: int = typer.Option(64, "--size", help="Image size in pixels (64 or 128)."),
-        seed: int = typer.Option(0, "--seed", help="Random seed."),
+        seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Random seed."),
         batch_size: int = typer.Option(32, "--batch-size", min=1),
         samples_per_epoch: int = typer.Option(2048, "--samples-per-epoch", min=8),
         max_seconds: float = typer.Option(
             0.0, "--max-seconds", help="Stop after this wall time (0: no limit)."
         ),
-        threads: int = typer.Option(1, "--threads", min=1, help="PyTorch CPU threads."),
+        threads: int = typer.Option(1, "--threads", min=1, max=256, help="PyTorch CPU threads."),
     ) -> None:
         """Train a DCGAN (Radford et al.) on real slices/crops of one modality."""
         from medforensics.forge.dcgan import train_dcgan
@@ -68,11 +71,11 @@ def add_commands(forge_app: typer.Typer) -> None:
     def synthesize_cmd(
         modality: str = typer.Option(..., "--modality", help="ct, xray or mr."),
         out: Path = typer.Option(..., "--out", help="Output folder."),
-        n: int = typer.Option(16, "--n", min=1, help="Number of images."),
+        n: int = typer.Option(16, "--n", min=1, max=100_000, help="Number of images."),
         fmt: str = typer.Option(
             "", "--format", help="png, dicom or nifti (default: dicom for CT/MR, png X-ray)."
         ),
-        seed: int = typer.Option(0, "--seed", help="Random seed."),
+        seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Random seed."),
         weights: Path | None = typer.Option(None, "--weights", help="Weights (default: bundled)."),
         montage: bool = typer.Option(True, "--montage/--no-montage", help="Also write montage.png."),
     ) -> None:
@@ -97,8 +100,10 @@ def add_commands(forge_app: typer.Typer) -> None:
             "folders (LIDC XML inside is used) or NIfTI / MetaImage / NRRD files (a <stem>_label file beside "
             "one gives its lesions); repeatable.",
         ),
-        per_class: int = typer.Option(20, "--per-class", min=1, help="Samples per class after balancing."),
-        seed: int = typer.Option(0, "--seed"),
+        per_class: int = typer.Option(
+            20, "--per-class", min=1, max=10_000, help="Samples per class after balancing."
+        ),
+        seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
         methods: str = typer.Option("all", "--methods", help="all, or comma-separated attack names."),
         val_frac: float = typer.Option(0.2, "--val-frac", min=0.0, max=0.9),
         test_frac: float = typer.Option(0.2, "--test-frac", min=0.0, max=0.9),
@@ -129,7 +134,7 @@ def add_commands(forge_app: typer.Typer) -> None:
     def report_cmd(
         data: Path = typer.Option(..., "--data", help="Data set folder written by `forge dataset`."),
         out: Path = typer.Option(..., "--out", help="Report folder."),
-        seed: int = typer.Option(0, "--seed"),
+        seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX),
     ) -> None:
         """Realism evidence: montage, HU histograms, logistic-regression AUC per attack method."""
         from medforensics.forge.realism import realism_report

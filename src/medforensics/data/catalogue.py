@@ -127,11 +127,16 @@ def registered_folders(home: Path | None = None) -> dict[str, Path]:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return {str(k): Path(v) for k, v in dict(data.get("folders", {})).items()}
-    except (OSError, ValueError, AttributeError) as exc:
+        folders = dict(data.get("folders", {}))
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
         raise ConfigError(
             f"cannot read the catalogue registry ({type(exc).__name__}: {exc})", path=path
         ) from exc
+    for name, folder in folders.items():
+        if not isinstance(folder, str):
+            why = f"cannot read the catalogue registry (the folder of {name!r} is not a path: {folder!r})"
+            raise ConfigError(why, path=path)
+    return {str(k): Path(v) for k, v in folders.items()}
 
 
 def _save_registry(folders: dict[str, Path], home: Path | None = None) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from medforensics._atomic import atomic_path, write_text_atomic
+from medforensics._atomic import atomic_path, check_folder_output, check_writable, write_text_atomic
 from medforensics.errors import ConfigError, InputError, MedforensicsError
 from medforensics.forge import augment as A
 from medforensics.forge import dataset_layout as L
@@ -264,9 +264,15 @@ def build_dataset(
     """Build the data set into ``out`` (must be empty or absent); returns the ``dataset.json`` content."""
 
     cfg = config or DatasetConfig()
+    if not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"--seed must be 0 to {2**32 - 1}, got {cfg.seed}")
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    if out.is_dir() and any(out.iterdir()):
         raise ConfigError("output folder is not empty", path=out)
+    # before any work: not a file, not a source (nor inside or above one), a folder that can be written
+    paths = [s for s in (["auto"] if sources is None else sources) if not isinstance(s, S.Source)]
+    check_folder_output(out, [p for p in paths if str(p) != "auto"], marker="dataset.json")
+    check_writable(out, folder=True)
     skipped: list[str] = []
     srcs: list[S.Source] = []
     for s in ["auto"] if sources is None else sources:

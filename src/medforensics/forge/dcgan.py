@@ -23,7 +23,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from medforensics._atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from medforensics._atomic import atomic_path, check_writable, write_bytes_atomic, write_text_atomic
 from medforensics.errors import ConfigError, InputError
 from medforensics.forge.base import AttackRecord, finish, register_attack
 from medforensics.forge.dcgan_data import (
@@ -35,6 +35,9 @@ from medforensics.forge.dcgan_data import (
 )
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
+
+#: Most PyTorch CPU threads a training run asks for (far more crashed OpenBLAS: a segfault).
+MAX_THREADS = 256
 
 log = get_logger("forge.dcgan")
 
@@ -269,6 +272,15 @@ def train_dcgan(
     snapshot_every: int = 0,
 ) -> dict[str, Any]:
     """Train one modality's DCGAN and write weights + record. Returns the record."""
+    out = Path(out)
+    if out.suffix.lower() == ".json":
+        raise ConfigError(
+            "must not end in .json: the weights' record is written beside them as .json", path=out
+        )
+    check_writable(out)
+    check_writable(out.with_suffix(".json"))
+    if not 1 <= threads <= MAX_THREADS:
+        raise ConfigError(f"--threads must be 1 to {MAX_THREADS}, got {threads}")
     torch.set_num_threads(threads)
     cfg = VARIANTS[variant] if variant else VARIANTS.get(f"dcgan-{size}")
     if cfg is None:

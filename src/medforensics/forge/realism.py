@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage, stats
 
-from medforensics._atomic import write_text_atomic
-from medforensics.errors import InputError
+from medforensics._atomic import atomic_path, check_folder_output, check_writable
+from medforensics.errors import ConfigError, InputError
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 
@@ -66,18 +67,55 @@ class Item:
         return not any(a.get("kind") == "brightness" for a in self.augmentation)
 
 
+#: The manifest columns the report reads.
+_COLUMNS = ("uuid", "type", "method", "patient", "z", "y", "x", "cand_z", "cand_y", "cand_x")
+_UUID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def _read_manifest(data: Path) -> list[dict[str, str]]:
     path = data / "manifest.csv"
     if not path.is_file():
         raise InputError("not a data set built by `forge dataset` (manifest.csv missing)", path=data)
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            columns = list(reader.fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"not a readable manifest ({type(err).__name__})", path=path) from None
+    missing = [c for c in _COLUMNS if c not in columns]
+    if missing:
+        raise InputError(f"not a data-set manifest: no column {', '.join(missing)}", path=path)
+    return rows
 
 
 def _center(row: dict[str, str]) -> tuple[int, int, int]:
     if row["type"] in ("TM", "FM", "FB"):
         return int(row["z"]), int(row["y"]), int(row["x"])
     return int(row["cand_z"] or 0), int(row["cand_y"] or 0), int(row["cand_x"] or 0)
+
+
+def _parse_row(row: dict[str, str], k: int, path: Path) -> tuple[tuple[int, int, int], list[dict[str, Any]]]:
+    """The location and augmentation chain of manifest row ``k`` (1: the first after the header); a broken
+    row is one error naming it."""
+
+    def bad(why: str) -> InputError:
+        return InputError(f"row {k} (uuid {row.get('uuid')!r}): {why}", path=path)
+
+    if not _UUID.fullmatch(row["uuid"] or ""):
+        raise bad("the uuid is not a scan name")
+    try:
+        center = _center(row)
+    except (ValueError, TypeError):  # a missing cell reads as None: TypeError
+        axes = ("z", "y", "x") if row["type"] in ("TM", "FM", "FB") else ("cand_z", "cand_y", "cand_x")
+        raise bad(f"{', '.join(axes)} are not whole numbers: {[row.get(a) for a in axes]}") from None
+    try:
+        chain = json.loads(row.get("augmentation") or "[]")
+    except ValueError:
+        raise bad("augmentation is not JSON") from None
+    if not isinstance(chain, list) or not all(isinstance(a, dict) for a in chain):
+        raise bad("augmentation is not a JSON list of objects")
+    return center, chain
 
 
 def _box(vol: Volume, c: tuple[int, int, int], side_mm: float) -> tuple[slice, ...]:
@@ -92,10 +130,15 @@ def load_items(data: Path) -> list[Item]:
     from medforensics.forge.ctgan.data import read_any
     from medforensics.forge.dataset import scan_path
 
+    path = data / "manifest.csv"
+    rows = _read_manifest(data)
+    parsed = [_parse_row(row, k, path) for k, row in enumerate(rows, start=1)]  # all before any scan
     items = []
-    for row in _read_manifest(data):
+    for k, (row, (c, chain)) in enumerate(zip(rows, parsed, strict=True), start=1):
         vol = read_any(scan_path(data, row["uuid"]))
-        c = _center(row)
+        if not all(0 <= ci < n for ci, n in zip(c, vol.shape, strict=True)):
+            why = f"location {list(c)} is outside the scan (shape {list(vol.shape)})"
+            raise InputError(f"row {k} (uuid {row['uuid']!r}): {why}", path=path)
         box = _box(vol, c, REGION_MM)
         region = vol.array[box]
         local = (c[0] - box[0].start, c[1] - box[1].start, c[2] - box[2].start)
@@ -111,7 +154,7 @@ def load_items(data: Path) -> list[Item]:
                 local,
                 vol.spacing,
                 vol.array[c[0], win[1], win[2]],
-                json.loads(row.get("augmentation") or "[]"),
+                chain,
             )
         )
     return items
@@ -363,20 +406,18 @@ def _markdown(summary: dict[str, Any]) -> str:
 
 
 def realism_report(data: str | Path, out: str | Path, seed: int = 0) -> dict[str, Any]:
-    """Write montage, histograms, ``realism.json`` and ``realism.md`` into ``out``; returns the summary."""
-    from medforensics._atomic import atomic_path
-
+    """Write montage, histograms, ``realism.json`` and ``realism.md`` into the folder ``out`` (written
+    whole, atomically: a rerun replaces its own report, nothing else); returns the summary."""
     data, out = Path(data), Path(out)
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed must be 0 to {2**32 - 1}, got {seed}")
+    if not (data / "manifest.csv").is_file():
+        raise InputError("not a data set built by `forge dataset` (manifest.csv missing)", path=data)
+    check_folder_output(out, [data], marker="realism.json")  # before any work: never lose data
+    check_writable(out, folder=True)
     items = load_items(data)
     if not items:
         raise InputError("data set has no samples", path=data)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "montage.png", suffix=".png") as tmp:
-        _plot_montage(items, tmp.with_suffix(".png"))
-        tmp.with_suffix(".png").rename(tmp)
-    with atomic_path(out / "hu_histograms.png", suffix=".png") as tmp:
-        _plot_histograms(items, tmp.with_suffix(".png"))
-        tmp.with_suffix(".png").rename(tmp)
     det = detector_auc(items, seed=seed)
     summary: dict[str, Any] = {
         "data": str(data),
@@ -389,6 +430,10 @@ def realism_report(data: str | Path, out: str | Path, seed: int = 0) -> dict[str
         "montage": "montage.png",
         "histograms": "hu_histograms.png",
     }
-    write_text_atomic(out / "realism.json", json.dumps(summary, indent=1) + "\n")
-    write_text_atomic(out / "realism.md", _markdown(summary))
+    with atomic_path(out) as tmp:  # built beside ``out``, renamed into place when complete
+        tmp.mkdir()
+        _plot_montage(items, tmp / "montage.png")
+        _plot_histograms(items, tmp / "hu_histograms.png")
+        (tmp / "realism.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        (tmp / "realism.md").write_text(_markdown(summary), encoding="utf-8")
     return summary

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from medforensics import __version__
-from medforensics._atomic import write_text_atomic
+from medforensics._atomic import atomic_path, check_folder_output, check_writable, write_text_atomic
 from medforensics.errors import ConfigError
 from medforensics.forge.dcgan import bundled_weights, generate, load_generator, to_units, write_montage
 from medforensics.io.volume import Volume
@@ -24,6 +25,10 @@ FORMATS = ("png", "dicom", "nifti")
 #: Typical field of view (mm) per model and the DICOM modality written.
 _FOV_MM = {"ct": 350.0, "xray": 400.0, "mr": 250.0}
 _DICOM_MODALITY = {"ct": "CT", "xray": "DX", "mr": "MR"}
+#: Most images one run writes, images generated at once, and images shown in ``montage.png``.
+MAX_IMAGES = 100_000
+_BATCH = 256
+_MONTAGE_MAX = 256
 
 
 def synthetic_volume(image: np.ndarray, key: str, index: int) -> Volume:
@@ -78,30 +83,41 @@ def synthesize_to_dir(
     fmt = (fmt or ("png" if key == "xray" else "dicom")).lower()
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    if n < 1:
-        raise ConfigError("--n must be at least 1")
-    g = load_generator(path)
-    images = generate(g, n, seed=seed)
+    if not 1 <= n <= MAX_IMAGES:
+        raise ConfigError(f"--n must be 1 to {MAX_IMAGES}, got {n}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
-    for i, im in enumerate(images):
-        files.append(_write_one(synthetic_volume(im, key, i), key, fmt, out, i).name)
-    record: dict[str, Any] = {
-        "tool": {"name": "medforensics", "version": __version__},
-        "label": "SYN",
-        "method": "dcgan-synth",
-        "modality": key,
-        "n": n,
-        "seed": seed,
-        "format": fmt,
-        "size": int(images.shape[-1]),
-        "weights": path.name,
-        "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "files": files,
-    }
-    if montage:
-        write_montage(images, out / "montage.png")
-        record["montage"] = "montage.png"
-    write_text_atomic(out / "synthesis.json", json.dumps(record, indent=1) + "\n")
+    # before any work: the folder is written whole, so it must not hold the weights or unrelated files
+    check_folder_output(out, [path], marker="synthesis.json")
+    check_writable(out, folder=True)
+    g = load_generator(path)
+    z = None
+    if n > _BATCH:  # the latents of one call, generated in batches (memory stays bounded)
+        z = torch.randn(n, g.cfg.nz, generator=torch.Generator().manual_seed(seed))
+    files: list[str] = []
+    shown: list[np.ndarray] = []
+    with atomic_path(out) as tmp:  # built beside ``out``, renamed into place when complete
+        tmp.mkdir()
+        for b0 in range(0, n, _BATCH):
+            b1 = min(n, b0 + _BATCH)
+            images = generate(g, n, seed=seed) if z is None else generate(g, b1 - b0, z=z[b0:b1])
+            for i, im in enumerate(images, start=b0):
+                files.append(_write_one(synthetic_volume(im, key, i), key, fmt, tmp, i).name)
+            shown += list(images[: max(0, _MONTAGE_MAX - len(shown))])
+        record: dict[str, Any] = {
+            "tool": {"name": "medforensics", "version": __version__},
+            "label": "SYN",
+            "method": "dcgan-synth",
+            "modality": key,
+            "n": n,
+            "seed": seed,
+            "format": fmt,
+            "size": int(g.cfg.size),
+            "weights": path.name,
+            "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "files": files,
+        }
+        if montage:
+            write_montage(np.stack(shown), tmp / "montage.png")
+            record["montage"] = "montage.png"
+        write_text_atomic(tmp / "synthesis.json", json.dumps(record, indent=1) + "\n")
     return record

@@ -16,12 +16,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import NameOID
 
-from medforensics._atomic import atomic_path
-from medforensics.errors import ConfigError, InputError
+from medforensics._atomic import atomic_path, check_writable
+from medforensics.errors import ConfigError, InputError, OutputError
 
 KeyAlgorithm = Literal["rsa", "ecdsa"]
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | dsa.DSAPublicKey
+#: The last moment an X.509 validity date can hold.
+_LAST_DATE = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -117,19 +119,30 @@ def create_test_pki(
     """
     out = Path(out_dir)
     pki = PkiFiles(out / "ca.pem", out / "ca-key.pem", out / "signer.pem", out / "signer-key.pem")
-    existing = [p for p in (pki.ca_cert, pki.ca_key, pki.signer_cert, pki.signer_key) if p.exists()]
+    targets = (pki.ca_cert, pki.ca_key, pki.signer_cert, pki.signer_key)
+    existing = [p for p in targets if p.exists()]
     if existing and not force:
         raise ConfigError(f"{existing[0].name} exists; pass --force to replace the keys", path=out)
-    if days < 1:
-        raise ConfigError(f"validity must be at least 1 day, got {days}")
-    ca_key, signer_key = _new_key(algorithm), _new_key(algorithm)
     start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(hours=1)
+    last_day = (_LAST_DATE - start).days  # X.509 dates end at 9999-12-31
+    if not 1 <= days <= last_day:
+        raise ConfigError(f"validity must be 1 to {last_day} days (to 9999-12-31), got {days}")
+    if not 1 <= len(common_name) <= 64:  # X.509 limits a common name to 1-64 characters
+        raise ConfigError(f"the signer name must be 1 to 64 characters, got {len(common_name)}")
+    # before any key is made: every file can be written (a set half replaced would not match)
+    check_writable(out, folder=True)
+    for target in targets:
+        check_writable(target)
+    ca_key, signer_key = _new_key(algorithm), _new_key(algorithm)
     ca_name = _name("medforensics test CA")
     ca = _certificate(ca_name, ca_key.public_key(), ca_name, ca_key, start, days, is_ca=True)
     signer = _certificate(
         _name(common_name), signer_key.public_key(), ca_name, ca_key, start, days, is_ca=False
     )
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot be written ({err.strerror or type(err).__name__})", path=out) from None
     pem, pkcs8, plain = (
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

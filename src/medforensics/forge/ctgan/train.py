@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from medforensics._atomic import atomic_path, write_text_atomic
-from medforensics.errors import ConfigError
+from medforensics._atomic import atomic_path, check_not_input, check_writable, write_text_atomic
+from medforensics.errors import ConfigError, InputError, OutputError
 from medforensics.forge.ctgan import data as D
 from medforensics.forge.ctgan.model import PatchDiscriminator3D, UNet3D, n_params
 from medforensics.forge.cubes import to_unit
@@ -146,18 +146,27 @@ def _batch(
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def _warm_start(gen: UNet3D, path: Path) -> dict[str, Any]:
-    """Load generator weights from ``path``; return the record saved beside it (or a stub)."""
+def _read_init(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The generator weights in ``path`` and the record saved beside them (or a stub), read and checked
+    before any training data is loaded."""
     from safetensors.torch import load_file
 
     if not path.is_file():
         raise ConfigError("--init weights not found", path=path)
     try:
-        gen.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
-    except (RuntimeError, OSError) as err:
-        raise ConfigError(f"--init weights do not fit this model: {err}", path=path) from None
+        state = {k: v.float() for k, v in load_file(str(path)).items()}
+    except Exception as err:  # safetensors raises its own error type on a broken header
+        raise InputError(f"not a safetensors weights file ({type(err).__name__})", path=path) from None
     rec_path = path.with_suffix(".json")
-    rec = json.loads(rec_path.read_text()) if rec_path.is_file() else {}
+    rec: Any = {}
+    if rec_path.is_file():
+        try:
+            rec = json.loads(rec_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:  # a decode error is a ValueError
+            why = f"the --init weights' record is not readable JSON ({type(err).__name__})"
+            raise InputError(why, path=rec_path) from None
+        if not isinstance(rec, dict):
+            raise InputError("the --init weights' record is not a JSON object", path=rec_path)
     keep = (
         "seconds",
         "cpu_seconds",
@@ -168,7 +177,31 @@ def _warm_start(gen: UNet3D, path: Path) -> dict[str, Any]:
         "previous_run",
         "hyper_parameters",
     )
-    return {"weights": path.name, **{k: rec[k] for k in keep if k in rec}}
+    return state, {"weights": path.name, **{k: rec[k] for k in keep if k in rec}}
+
+
+def _load_init(gen: UNet3D, state: dict[str, torch.Tensor], path: Path) -> None:
+    try:
+        gen.load_state_dict(state)
+    except (RuntimeError, OSError) as err:
+        raise ConfigError(f"--init weights do not fit this model: {err}", path=path) from None
+
+
+def _check_out(out: Path, init: Path | None, data_root: Path | None) -> None:
+    """Refuse, before any work, an ``out`` whose weights or record would overwrite the --init weights (or
+    their record) or land in the training data, or that cannot be written."""
+    if out.suffix.lower() == ".json":
+        raise ConfigError(
+            "must not end in .json: the weights' record is written beside them as .json", path=out
+        )
+    inputs = [] if init is None else [init, init.with_suffix(".json")]
+    root = None if data_root is None else data_root.resolve()
+    for target in (out, out.with_suffix(".json")):
+        check_not_input(target, inputs)
+        if root is not None and (root == target.resolve() or root in target.resolve().parents):
+            why = f"lies inside the data root {data_root}: writing there would change the training data"
+            raise OutputError(why, path=target)
+        check_writable(target)
 
 
 def _chain_total(previous: dict[str, Any] | None, key: str) -> float:
@@ -216,16 +249,23 @@ def train_gan(
         raise ConfigError(f"--kind must be inject or remove, got {kind!r}")
     if epochs < 1:
         raise ConfigError("--epochs must be >= 1")
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed must be 0 to {2**32 - 1}, got {seed}")
+    if out is not None:
+        _check_out(Path(out), None if init is None else Path(init), data_root)
     hp = {**(TINY if tiny else DEFAULTS), **overrides}
+    init_state, previous = ({}, None) if init is None else _read_init(Path(init))
+    if init is not None:  # do the weights fit? (a probe model; the run's random state is left as it is)
+        with torch.random.fork_rng(devices=[]):
+            _load_init(UNet3D(hp["base"], hp["depth"]), init_state, Path(init))
     t0, c0 = time.time(), time.process_time()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     regions, healthy, info = load_training_regions(kind, data_root, rng, int(hp["healthy_regions"]), sources)
     t_data = time.time() - t0
     gen, disc = UNet3D(hp["base"], hp["depth"]), PatchDiscriminator3D(hp["base"])
-    previous: dict[str, Any] | None = None
     if init is not None:
-        previous = _warm_start(gen, Path(init))
+        _load_init(gen, init_state, Path(init))
     opt_g = torch.optim.Adam(gen.parameters(), lr=hp["lr"], betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=hp["lr"], betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
