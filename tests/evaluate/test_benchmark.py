@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -188,3 +189,108 @@ def test_dense_localisers_are_left_to_the_scan_level_benchmark(tmp_path: Path) -
     assert "tamperseg3d" not in BenchmarkConfig(out=tmp_path).validate()
     with pytest.raises(ConfigError, match="scan level"):
         BenchmarkConfig(out=tmp_path, models=["cnn", "tamperseg3d"]).validate()
+
+
+def _memory(labels: list[str], groups: list[str], splits: list[str] | None = None, methods: bool = True):  # type: ignore[no-untyped-def]
+    """A callable data argument: in-memory 32 px noise samples for any spec, with methods when asked."""
+    from medforensics.train.data import ListSource, Sample
+
+    def source(spec):  # type: ignore[no-untyped-def]
+        rng = np.random.default_rng(0)
+        shape = (
+            (1, spec.size, spec.size, spec.size) if spec.kind == "3d" else (spec.slices, spec.size, spec.size)
+        )
+        out = []
+        for i, (lab, g) in enumerate(zip(labels, groups, strict=True)):
+            meta = {"method": ("none" if lab in ("TB", "TM") else "blob-inject") if methods else None}
+            if splits:
+                meta["split"] = splits[i]
+            out.append(Sample(rng.random(shape, dtype=np.float32), lab, g, meta))
+        return ListSource(out)
+
+    return source
+
+
+GOOD = _memory(["TB", "FM"] * 6, [f"p{i // 2}" for i in range(12)])
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"preset": "turbo"}, "preset must be one of"),  # was a warning per model, then exit 0
+        ({"seed": -1}, "seed must be >= 0"),  # was an internal error in numpy
+        ({"seed": 2**64}, r"seed must be .* < 2\*\*32"),  # was a warning per model, then exit 0
+        ({"models": []}, "no models to benchmark"),  # was the whole zoo
+    ],
+)
+def test_bad_benchmark_settings_fail_before_anything(
+    tmp_path: Path, kw: dict[str, object], message: str
+) -> None:
+    cfg = BenchmarkConfig(**{"out": tmp_path / "b", "models": ["test_svm"], **kw})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=message):
+        run_benchmark(GOOD, cfg)
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_memory(["TB"] * 12, [f"p{i // 2}" for i in range(12)]), "one class"),
+        (
+            _memory(["TB", "FM"] * 6, ["p0"] * 12, ["train", "test"] * 6),
+            "split leaks a patient",
+        ),
+        (_memory(["TB", "FM"] * 6, ["p0"] * 12), "no validation samples"),
+        (_memory(["TB", "FM"] * 6, [f"p{i // 2}" for i in range(12)], methods=False), "attack methods"),
+    ],
+)
+def test_a_data_set_no_model_can_use_fails_before_training(
+    tmp_path: Path, data: object, message: str
+) -> None:
+    cfg = BenchmarkConfig(out=tmp_path / "b", models=["test_svm", "test_random_forest"])
+    with pytest.raises(ConfigError, match=message):  # was a warning per model, exit 0, "recommended None"
+        run_benchmark(data, cfg)  # type: ignore[arg-type]
+    assert not (tmp_path / "b" / "models").exists()
+
+
+def test_every_model_failing_is_an_error(tmp_path: Path) -> None:
+    cfg = BenchmarkConfig(
+        out=tmp_path / "b",
+        models=["test_svm"],
+        protocols=("in-dist",),
+        model_kwargs={"test_svm": {"bogus": 1}},
+    )
+    with pytest.raises(ConfigError, match=r"every model failed; the first: .*bogus"):
+        run_benchmark(GOOD, cfg)
+
+
+@pytest.mark.parametrize("where", ["file", "file/sub", "ds", "ds/bench", "mine", "theirs"])
+def test_a_benchmark_out_over_the_data_or_other_files_is_refused(
+    layout: Path, tmp_path: Path, where: str
+) -> None:
+    from medforensics.errors import OutputError
+
+    ds = Path(shutil.copytree(layout, tmp_path / "ds"))
+    (tmp_path / "file").write_text("precious")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "leaderboard.md").write_text("my notes")
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "benchmark.json").write_text('{"mine": 1}')
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    with pytest.raises(OutputError):  # internal errors, or exit 0 with the data set / notes changed
+        run_benchmark(ds, BenchmarkConfig(out=tmp_path / where, models=["test_svm"]))
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(("option", "value"), [("--models", ""), ("--models", " , ,"), ("--protocols", "")])
+def test_an_empty_list_option_is_an_error_not_everything(
+    layout: Path, tmp_path: Path, option: str, value: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from medforensics.cli import app
+
+    args = ["benchmark", "-d", str(layout), "-o", str(tmp_path / "o"), "--models", "test_svm", option, value]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and f"{option} names nothing" in res.output  # ran the whole zoo / both
+    assert not (tmp_path / "o").exists()

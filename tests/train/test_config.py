@@ -92,3 +92,37 @@ def test_an_out_that_is_a_file_is_refused_before_training(tmp_path: Path) -> Non
     taken.write_text("not a folder")
     with pytest.raises(OutputError, match="is a file, not a folder"):
         config_from_dict(_cfg(out=str(taken)))  # was a FileExistsError after the data had loaded
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [  # session 25 fuzz: each was an internal error once training or data loading had started
+        (_cfg(weight_decay=float("nan")), "weight_decay must be a finite number"),
+        (_cfg(weight_decay=float("inf")), "weight_decay must be a finite number"),
+        (_cfg(data={"hu_window": [float("nan"), 400]}), "data.hu_window must be .* finite"),
+        (_cfg(data={"hu_window": [float("-inf"), float("inf")]}), "data.hu_window must be .* finite"),
+        (_cfg(seed=2**62), r"seed must be >= 0 and < 2\*\*32"),  # overflowed torch.manual_seed
+        (_cfg(seed=2**64), r"seed must be >= 0 and < 2\*\*32"),
+        (_cfg(data={"size": 10_000_000}), "data.size must be .* <= 1024"),  # MemoryError
+        (_cfg(model="test_cnn_25d", data={"slices": 1_000_000_001}), "data.slices must be .* <= 63"),
+        (_cfg(model_kwargs={"in_channels": 3}), r"model_kwargs cannot set \['in_channels'\]"),
+        (_cfg(model_kwargs={"num_classes": 5}), r"model_kwargs cannot set \['num_classes'\]"),
+    ],
+)
+def test_bad_values_found_by_the_session_25_fuzz(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(raw)
+
+
+def test_json_nested_past_the_recursion_limit_is_a_config_error(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ConfigError, match=r"deep\.json: not valid JSON: nested too deeply"):
+        load_config(deep)  # was a RecursionError (internal error)
+
+
+def test_a_finished_folder_config_skips_the_output_and_device_checks(tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    cfg = config_from_dict(_cfg(out=str(taken / "sub"), device="cuda"), training=False)
+    assert cfg.device == "cuda"

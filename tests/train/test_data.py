@@ -133,3 +133,65 @@ def test_forge_layout_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert all(s.array.shape == (1, 16, 16, 16) and 0 <= s.array.min() <= s.array.max() <= 1 for s in samples)
     assert [s.meta["split"] for s in samples] == ["train", "train", "val", "val"]
     assert {s.group for s in samples} == {"patient0", "patient1"}
+
+
+def _one_scan_layout(root: Path, label_row: str = "FM,s0,5,10,10") -> Path:
+    """A forge-like folder with one NIfTI scan (10 x 20 x 20), its label row and a record."""
+    import json
+
+    from medforensics.io.nifti import write_nifti
+    from medforensics.io.volume import Volume
+
+    (root / "scans").mkdir(parents=True)
+    (root / "records").mkdir()
+    arr = np.random.default_rng(0).normal(-700, 40, (10, 20, 20)).astype(np.float32)
+    write_nifti(Volume(arr, spacing=(2.0, 1.0, 1.0), modality="CT"), root / "scans" / "s0.nii.gz")
+    (root / "labels.csv").write_text(f"type,uuid,z,x,y\n{label_row}\n")
+    (root / "records" / "s0.json").write_text(json.dumps({"method": "blob-inject"}))
+    return root
+
+
+@pytest.mark.parametrize(
+    "centre", [None, "abc", [1, 2], 5, {"a": 1}, [float("nan")] * 3, [True, 1, 1], ["1", 2, 3]]
+)
+def test_a_record_centre_that_is_not_three_numbers_names_the_record(tmp_path: Path, centre: object) -> None:
+    import json
+
+    from medforensics.errors import InputError
+    from medforensics.train.data import ForgeDatasetSource
+
+    root = _one_scan_layout(tmp_path / "ds", "TB,s0,0,0,0")
+    (root / "records" / "s0.json").write_text(json.dumps({"method": "none", "center_voxel": centre}))
+    with pytest.raises(InputError, match=r"s0\.json: center_voxel must be three finite numbers"):
+        list(ForgeDatasetSource(root, "2d", 16))  # was a TypeError/ValueError/IndexError (internal error)
+
+
+def test_rows_and_record_centres_outside_the_scan_are_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+
+    from medforensics.train.data import ForgeDatasetSource
+
+    root = _one_scan_layout(tmp_path / "ds", "FM,s0,500,10,10")
+    src = ForgeDatasetSource(root, "2d", 16)
+    with caplog.at_level("WARNING"):
+        assert list(src) == []
+    assert "skipped a FM row of scan" in caplog.text and len(src.skipped) == 1  # was silent
+    (root / "labels.csv").write_text("type,uuid,z,x,y\nTB,s0,0,0,0\n")
+    (root / "records" / "s0.json").write_text(json.dumps({"method": "none", "center_voxel": [1e300] * 3}))
+    caplog.clear()
+    src = ForgeDatasetSource(root, "2d", 16)
+    with caplog.at_level("WARNING"):
+        assert list(src) == []  # was an OverflowError
+    assert "lies outside the scan" in caplog.text
+
+
+def test_a_split_file_that_is_a_folder_is_an_error(tmp_path: Path) -> None:
+    from medforensics.errors import InputError
+    from medforensics.train.data import ForgeDatasetSource
+
+    root = _one_scan_layout(tmp_path / "ds")
+    (root / "splits.csv").mkdir()
+    with pytest.raises(InputError, match=r"splits\.csv: is not a file"):
+        ForgeDatasetSource(root, "2d", 16)  # was ignored: every sample scored as test

@@ -114,17 +114,20 @@ def register(app: typer.Typer) -> None:
         """Train and evaluate every model on one patient-level split (+ leave-one-attack-out)."""
         from medforensics.evaluate.benchmark import PROTOCOLS, BenchmarkConfig, run_benchmark
 
-        def names(value: str) -> list[str] | None:
+        def names(value: str, option: str) -> list[str] | None:
+            """A comma-separated list; only the literal 'all' means all (an empty list was all once)."""
             items = [v.strip() for v in value.split(",") if v.strip()]
-            return None if items in ([], ["all"]) else items
+            if not items:
+                raise fail(ConfigError(f"{option} names nothing: give names, or 'all'"))
+            return None if items == ["all"] else items
 
         if not data.is_dir():
             raise fail(InputError("data set folder does not exist", path=data))
         cfg = BenchmarkConfig(
             out=out,
-            models=names(models),
-            loao_models=names(loao_models),
-            protocols=tuple(names(protocols) or PROTOCOLS),
+            models=names(models, "--models"),
+            loao_models=names(loao_models, "--loao-models"),
+            protocols=tuple(names(protocols, "--protocols") or PROTOCOLS),
             preset=preset,
             seed=seed,
             epochs=epochs,

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from medforensics._atomic import write_text_atomic
-from medforensics.errors import ConfigError, MedforensicsError
+from medforensics._atomic import check_folder_output, check_writable, write_text_atomic
+from medforensics.errors import ConfigError, MedforensicsError, OutputError
 from medforensics.logging import get_logger
 from medforensics.train.data import (
     TASK_MAP,
@@ -45,11 +45,14 @@ from medforensics.train.data import (
     ensure_splits,
     leave_method_out,
     sample_methods,
+    split_samples,
 )
 
 log = get_logger("evaluate.benchmark")
 
 PROTOCOLS = ("in-dist", "loao")
+#: The file every benchmark output folder holds (a rerun may write over its own output, nothing else).
+BENCHMARK = "benchmark.json"
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,18 @@ class BenchmarkConfig:
         """Check protocols and resolve model names (ConfigError before any data is read)."""
         from medforensics.models.inference import resolve_device
         from medforensics.models.registry import is_dense, list_models, model_info
+        from medforensics.train.config import PRESETS, check_seed
 
         resolve_device(self.device)
         bad = [p for p in self.protocols if p not in PROTOCOLS]
         if bad or not self.protocols:
             raise ConfigError(f"unknown protocol(s) {bad}; expected some of {', '.join(PROTOCOLS)}")
-        names = list_models() if not self.models else list(dict.fromkeys(self.models))
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {self.preset!r}")
+        check_seed(self.seed)
+        if self.models is not None and not self.models:  # None means all; an empty list means none
+            raise ConfigError("no models to benchmark: name some, or 'all'")
+        names = list_models() if self.models is None else list(dict.fromkeys(self.models))
         for n in names + list(self.loao_models or []):
             model_info(n)
         dense = [n for n in names if is_dense(n)]
@@ -149,7 +158,30 @@ def load_samples(data: DataArg, spec: SampleSpec, cfg: BenchmarkConfig) -> list[
     samples = list(source)
     if not samples:
         raise ConfigError("the benchmark data set is empty (no readable samples)", path=str(data))
-    return ensure_splits(samples, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    samples = ensure_splits(samples, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    try:  # the checks every training run makes, once for all models (single class, leaks, no val...)
+        split_samples(samples, "binary", cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    except ConfigError as err:
+        raise ConfigError(err.reason, path=None if callable(data) else str(data)) from None
+    return samples
+
+
+def check_out(out: Path, data: DataArg) -> None:
+    """OutputError before any work when ``out`` cannot be written, is, holds or lies inside the data set,
+    or holds files that are not an earlier benchmark's (whose ``benchmark.json`` has ``rows``)."""
+    check_writable(out, folder=True)
+    check_folder_output(out, [] if callable(data) else [data], marker=BENCHMARK)
+    mark = out / BENCHMARK
+    if mark.is_file():
+        try:
+            ours = "rows" in json.loads(mark.read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError, RecursionError):
+            ours = False
+        if not ours:
+            raise OutputError(
+                f"holds a {BENCHMARK} no benchmark wrote, which a run would overwrite: choose a new folder",
+                path=out,
+            )
 
 
 def _train_config(name: str, spec: SampleSpec, cfg: BenchmarkConfig, out: Path) -> Any:
@@ -240,7 +272,7 @@ def run_in_dist(name: str, spec: SampleSpec, samples: list[Sample], cfg: Benchma
     res = train(tc, ListSource(usable))
     train_s = time.perf_counter() - t0
     _drop_heavy(folder, weights=False)
-    evaluate_model(folder, ListSource(usable), folder / "eval")
+    evaluate_model(folder, ListSource(usable), folder / "eval", protect_inputs=False)  # its own run
     model, tc, _ = load_trained(folder)
     test_x = np.stack([s.array for s in usable if s.meta.get("split") == "test"])
     speed = measure_speed(model, test_x, tc, cfg.speed_samples)
@@ -326,6 +358,7 @@ def run_benchmark(
     names = cfg.validate()
     say = progress or (lambda msg: log.info("%s", msg))
     out = Path(cfg.out)
+    check_out(out, data)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -342,6 +375,8 @@ def run_benchmark(
             cache[spec] = load_samples(data, spec, cfg)
         samples = cache[spec]
         methods = methods or sample_methods(samples)
+        if loao_names and not methods:  # before any training, not after the first model's
+            raise ConfigError("leave-one-attack-out needs attack methods on the samples (records/)")
         say(f"{name}: in-distribution")
         t0 = time.perf_counter()
         try:
@@ -350,8 +385,6 @@ def run_benchmark(
             row = {"model": name, "error": _one_line(err)}
             log.warning("%s failed: %s", name, row["error"])
         if name in loao_names and "error" not in row:
-            if not methods:
-                raise ConfigError("leave-one-attack-out needs attack methods on the samples (records/)")
             say(f"{name}: leave-one-attack-out over {', '.join(methods)}")
             lr = run_loao(name, spec, samples, methods, cfg)
             loao_rows += lr
@@ -361,6 +394,8 @@ def run_benchmark(
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         rows.append(row)
         say(f"{name}: done in {row['wall_s']} s")
+    if rows and all("error" in r for r in rows):
+        raise ConfigError(f"every model failed; the first: {rows[0]['error']}")
     ranked = rank_rows(rows)
     first = cache[next(iter(cache))] if cache else []
     result = {
@@ -382,7 +417,7 @@ def run_benchmark(
         "recommended": _recommend(ranked, kinds=None),
         "recommended_ct": _recommend(ranked, kinds=("3d", "2.5d")),
     }
-    write_text_atomic(out / "benchmark.json", json.dumps(result, indent=1, default=str))
+    write_text_atomic(out / BENCHMARK, json.dumps(result, indent=1, default=str))
     write_leaderboard(result, out)
     return result
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from medforensics._atomic import write_text_atomic
-from medforensics.errors import ConfigError
+from medforensics._atomic import atomic_path, check_folder_output, check_writable
+from medforensics.errors import ConfigError, InputError
 from medforensics.evaluate import plots
 from medforensics.evaluate.metrics import apply_platt, evaluate_predictions, fake_score
 from medforensics.models.classical import FeatureModel
@@ -29,12 +29,19 @@ def _arrays(samples: list[Sample], task: str) -> tuple[np.ndarray, np.ndarray, l
 
 
 def evaluate_model(
-    model_dir: str | Path, data: str | Path | SampleSource, out: str | Path, split: str = "test"
+    model_dir: str | Path,
+    data: str | Path | SampleSource,
+    out: str | Path,
+    split: str = "test",
+    protect_inputs: bool = True,
 ) -> dict[str, Any]:
     """Score ``split`` (``test`` or ``all``) of ``data`` with the model in ``model_dir``; write JSON + PNGs.
 
     Calibration and the 1 % FPR threshold are refitted on the data's ``val`` split when it has one (and
-    ``split`` is ``test``); otherwise the ones stored at training time are used.
+    ``split`` is ``test``); otherwise the ones stored at training time are used. The ``out`` folder is
+    written whole (atomically); before any work it must be writable, new, empty or an earlier evaluation
+    (holding ``evaluation.json``) and, with ``protect_inputs``, neither hold nor lie inside ``model_dir``
+    or the data set folder.
     """
     from medforensics.train.checkpoint import load_trained
     from medforensics.train.loop import input_size, make_source
@@ -42,6 +49,10 @@ def evaluate_model(
     if split not in ("test", "all"):
         raise ConfigError(f"split must be 'test' or 'all', got {split!r}")
     model, cfg, train_metrics = load_trained(model_dir)
+    out = Path(out)
+    check_writable(out, folder=True)  # before the data is read
+    inputs = [model_dir, *([data] if isinstance(data, (str, Path)) else [])] if protect_inputs else []
+    check_folder_output(out, inputs, marker=EVALUATION)
     if isinstance(data, (str, Path)):
         from dataclasses import replace
 
@@ -65,7 +76,10 @@ def evaluate_model(
     x, y, labels = _arrays(chosen, task)
 
     def probs_of(arr: np.ndarray) -> np.ndarray:
-        return predict_proba(model, arr, cfg.batch_size, cfg.precision, cfg.channels_last)
+        p = predict_proba(model, arr, cfg.batch_size, cfg.precision, cfg.channels_last)
+        if not np.isfinite(p).all():  # NaN weights pass the loader: the scores say it (session 25 fuzz)
+            raise InputError("the model gives non-finite probabilities (damaged weights?)", path=model_dir)
+        return p
 
     p = probs_of(x)
     stored = train_metrics.get("operating_point", {})
@@ -94,8 +108,21 @@ def evaluate_model(
     result.update(
         model=cfg.model, model_dir=str(model_dir), data=data_name, split=split, n=len(chosen), n_val=len(val)
     )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        _write(result, tmp, y, fakes, score, labels)
+    return result
+
+
+def _write(
+    result: dict[str, Any],
+    out: Path,
+    y: np.ndarray,
+    fakes: tuple[int, ...],
+    score: np.ndarray,
+    labels: list[str],
+) -> None:
+    """The figures and ``evaluation.json`` (with their names under ``figures``) into the folder ``out``."""
     thr = result["operating_point"]["threshold"]
     yb = np.isin(y, fakes).astype(int)
     cm = result.get("classes", {}).get("confusion") or [
@@ -111,5 +138,4 @@ def evaluate_model(
             result["calibration"]["reliability"], result["calibration"]["ece"], out / "reliability.png"
         ).name,
     }
-    write_text_atomic(out / EVALUATION, json.dumps(result, indent=1))
-    return result
+    (out / EVALUATION).write_text(json.dumps(result, indent=1), encoding="utf-8")

@@ -18,8 +18,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
-from medforensics.errors import ConfigError
-from medforensics.features import extract_features
+from medforensics.errors import ConfigError, InputError
+from medforensics.features import extract_features, feature_names
 from medforensics.models.registry import register_model
 
 
@@ -99,7 +99,26 @@ class SklearnFeatureModel(FeatureModel):
         return {"train_features": self._train[0], "train_labels": self._train[1]}
 
     def load_state_dict(self, state: dict[str, NDArray[Any]]) -> None:
-        self.fit_features(state["train_features"], state["train_labels"])
+        """Refit on the stored training features; InputError when they cannot be this model's (a 2-D
+        finite matrix of a known feature count, one label per row within the model's classes)."""
+        f, y = np.asarray(state["train_features"]), np.asarray(state["train_labels"])
+        widths = {len(feature_names(1)), len(feature_names(3))}
+        reason = (
+            "train_features must be a 2-D matrix"
+            if f.ndim != 2
+            else f"train_features has {f.shape[1]} columns; the features have {sorted(widths)}"
+            if f.shape[1] not in widths
+            else "train_features holds NaN or infinite values"
+            if not np.isfinite(f).all()
+            else "train_labels must be one integer per train_features row"
+            if y.shape != (len(f),) or not np.issubdtype(y.dtype, np.integer)
+            else f"train_labels must lie in [0, {self.num_classes})"
+            if len(y) and (y.min() < 0 or y.max() >= self.num_classes)
+            else None
+        )
+        if reason:
+            raise InputError(f"weights do not fit the model ({reason})")
+        self.fit_features(f, y)
 
 
 def _weight(class_weight: str | None) -> str | None:

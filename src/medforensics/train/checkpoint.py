@@ -22,7 +22,7 @@ from safetensors.torch import save_file as save_torch
 from torch import nn
 
 from medforensics._atomic import atomic_path, write_text_atomic
-from medforensics.errors import ConfigError, InputError
+from medforensics.errors import ConfigError, InputError, MedforensicsError
 from medforensics.models.classical import FeatureModel
 
 WEIGHTS = "model.safetensors"
@@ -67,8 +67,17 @@ def load_weights(model: Any, path: str | Path) -> Any:
             model.load_state_dict(load_numpy(str(path)))
         else:
             model.load_state_dict(load_torch(str(path)))
-    except (SafetensorError, RuntimeError, KeyError) as err:
-        raise InputError(f"weights do not fit the model ({str(err).splitlines()[0]})", path=path) from None
+    except (SafetensorError, RuntimeError, KeyError, ValueError, TypeError, OSError) as err:
+        raise InputError(f"weights do not fit the model ({_first_line(err)})", path=path) from None
+    except MedforensicsError as err:  # a feature model's own check (InputError/ConfigError): name the file
+        if err.path:
+            raise
+        reason = (
+            err.reason
+            if err.reason.startswith("weights do not fit")
+            else f"weights do not fit ({err.reason})"
+        )
+        raise InputError(reason, path=path) from None
     return model
 
 
@@ -92,14 +101,26 @@ def save_optimizer(opt: torch.optim.Optimizer, folder: Path) -> None:
 
 
 def load_optimizer(opt: torch.optim.Optimizer, folder: Path) -> None:
-    """Inverse of :func:`save_optimizer`."""
-    tensors = load_torch(str(folder / "optimizer.safetensors"))
-    meta = json.loads((folder / "optimizer.json").read_text())
-    state: dict[int, dict[str, Any]] = {}
-    for name, val in list(tensors.items()) + list(meta["scalars"].items()):
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = val
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    """Inverse of :func:`save_optimizer`; InputError naming the file when it is missing, damaged or holds
+    the state of another optimizer."""
+    st, js = folder / "optimizer.safetensors", folder / "optimizer.json"
+    try:
+        tensors = load_torch(str(st))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise InputError(f"unreadable optimizer state ({_first_line(err)})", path=st) from None
+    try:
+        meta = json.loads(js.read_text(encoding="utf-8"))
+        groups, scalars = meta["param_groups"], meta["scalars"]
+        state: dict[int, dict[str, Any]] = {}
+        for name, val in list(tensors.items()) + list(scalars.items()):
+            idx, key = name.split(".", 1)
+            state.setdefault(int(idx), {})[key] = val
+        want = [set(g) for g in opt.state_dict()["param_groups"]]
+        if [set(g) for g in groups] != want:
+            raise ValueError(f"the state of another optimizer than {type(opt).__name__}")
+        opt.load_state_dict({"state": state, "param_groups": groups})
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as err:
+        raise InputError(f"optimizer state does not fit ({_first_line(err)})", path=js) from None
 
 
 def save_last(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
@@ -111,15 +132,61 @@ def save_last(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, state:
     write_text_atomic(last / "state.json", json.dumps(state, indent=1))
 
 
-def load_last(folder: str | Path, model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore what :func:`save_last` wrote; ConfigError when ``folder`` holds no resume point."""
+def load_last(
+    folder: str | Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    state_types: dict[str, tuple[type, ...]] | None = None,
+) -> dict[str, Any]:
+    """Restore what :func:`save_last` wrote; ConfigError when ``folder`` holds no resume point, InputError
+    naming the file when a part is damaged (``state_types``: keys the state must hold, with their types)."""
     last = Path(folder) / LAST
     if not (last / "state.json").is_file():
         raise ConfigError("no resume point (last/state.json) in this folder", path=folder)
+    state = read_state(last / "state.json", state_types or {})
     load_weights(model, last / WEIGHTS)
     load_optimizer(opt, last)
-    state: dict[str, Any] = json.loads((last / "state.json").read_text())
     return state
+
+
+#: Keys of the classifiers' ``last/state.json`` and the types each must have.
+STATE_TYPES: dict[str, tuple[type, ...]] = {
+    "epoch": (int,),
+    "best": (int, float, type(None)),
+    "best_epoch": (int,),
+    "bad_epochs": (int,),
+    "history": (list,),
+}
+
+
+def read_state(path: Path, types: dict[str, tuple[type, ...]]) -> dict[str, Any]:
+    """``last/state.json``: a JSON object, its keys in ``types`` checked (InputError naming the file)."""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as err:
+        raise InputError(f"unreadable resume state ({_first_line(err)})", path=path) from None
+    if not isinstance(state, dict):
+        raise InputError("resume state must be a JSON object", path=path)
+    for key, want in types.items():
+        val = state.get(key)
+        if not isinstance(val, want) or isinstance(val, bool) or (isinstance(val, int) and val < 0):
+            raise InputError(f"resume state: {key!r} missing or of the wrong type ({val!r})", path=path)
+    if "history" in types and not all(isinstance(row, dict) for row in state["history"]):
+        raise InputError("resume state: 'history' must list one object per epoch", path=path)
+    return state
+
+
+def check_resume(folder: str | Path, model: nn.Module, opt: torch.optim.Optimizer) -> None:
+    """Everything a resume from ``folder`` reads, read once now into a throwaway ``model``/``opt``: a
+    damaged resume point is an error before any data is read or anything is written."""
+    load_last(folder, model, opt, STATE_TYPES)
+    best = Path(folder) / WEIGHTS
+    if best.is_file():
+        load_weights(model, best)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0] or type(err).__name__
 
 
 def load_trained(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
@@ -137,7 +204,9 @@ def load_trained(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
         )
     except (OSError, ValueError) as err:
         raise InputError(f"unreadable training folder ({err})", path=folder) from None
-    from medforensics.models.registry import is_dense
+    except RecursionError:  # JSON nested past Python's recursion limit
+        raise InputError("unreadable training folder (JSON nested too deeply)", path=folder) from None
+    from medforensics.models.registry import is_dense, model_info
 
     if isinstance(raw, dict) and is_dense(str(raw.get("model", ""))):
         raise InputError(
@@ -145,9 +214,42 @@ def load_trained(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
             "level (benchmarks/scan_accuracy.py, medforensics.evaluate.dense_benchmark)",
             path=folder,
         )
-    cfg = config_from_dict(raw)
-    model = build_model(cfg)
+    try:
+        if not isinstance(raw, dict):
+            raise ConfigError("a training config must be a table/object at the top level")
+        if not isinstance(raw.get("model"), str):
+            raise ConfigError(f"'model' must name a registered model, got {raw.get('model')!r}")
+        model_info(raw["model"])  # an unknown name first: not the unknown keys of another config kind
+        # read back, not trained: the recorded out and device are not this machine's business
+        cfg = config_from_dict({**raw, "out": str(folder)}, training=False)
+        model = build_model(cfg)
+    except ConfigError as err:
+        raise InputError(err.reason, path=folder / CONFIG) from None
+    check_metrics(metrics, folder / METRICS)
     load_weights(model, folder / WEIGHTS)
     if isinstance(model, nn.Module):
         model.eval()
     return model, cfg, metrics
+
+
+def check_metrics(metrics: Any, path: Path) -> None:
+    """InputError naming ``metrics.json`` unless the operating point evaluate and scan read from it (a
+    threshold and Platt ``[a, b]``, each optional) has the right types."""
+    import math
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not isinstance(metrics, dict):
+        raise InputError("training metrics must be a JSON object", path=path)
+    op = metrics.get("operating_point", {})
+    if not isinstance(op, dict):
+        raise InputError("'operating_point' must be an object", path=path)
+    thr, cal = op.get("threshold"), op.get("calibration", {})
+    if thr is not None and not number(thr):
+        raise InputError(f"operating_point.threshold must be a number, got {thr!r}", path=path)
+    if not isinstance(cal, dict):
+        raise InputError("operating_point.calibration must be an object", path=path)
+    platt = cal.get("platt")
+    if platt is not None and not (isinstance(platt, list) and len(platt) == 2 and all(map(number, platt))):
+        raise InputError(f"operating_point.calibration.platt must be [a, b], got {platt!r}", path=path)

@@ -22,6 +22,13 @@ TASKS = ("binary", "attack", "label")
 MONITORS = ("val_loss", "val_auc")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 PRECISIONS = ("fp32", "bf16")
+#: Largest crop/cube edge and 2.5D slice count (beyond them a sample does not fit in memory).
+MAX_SIZE = 1024
+MAX_SLICES = 63
+#: Seeds go to numpy and torch generators, which take 0 <= seed < 2**32 (session 25: 2**64 overflowed).
+SEED_LIMIT = 2**32
+#: Model arguments the task and input kind fix; a config cannot set them.
+FIXED_MODEL_ARGS = ("in_channels", "num_classes")
 
 
 @dataclass
@@ -50,15 +57,18 @@ class DataConfig:
 
     def validate(self) -> None:
         _choice("data.task", self.task, TASKS)
-        _positive("data.size", self.size, minimum=8)
-        _positive("data.max_size", self.max_size, minimum=8)
-        _positive("data.slices", self.slices)
+        _positive("data.size", self.size, minimum=8, maximum=MAX_SIZE)
+        _positive("data.max_size", self.max_size, minimum=8, maximum=MAX_SIZE)
+        _positive("data.slices", self.slices, maximum=MAX_SLICES)
         if self.slices % 2 == 0:
             raise ConfigError(f"data.slices must be odd (centre slice plus neighbours), got {self.slices}")
         _positive("data.spacing_mm", self.spacing_mm, minimum=1e-3)
         _positive("data.cube_spacing_mm", self.cube_spacing_mm, minimum=1e-3)
-        if len(self.hu_window) != 2 or self.hu_window[0] >= self.hu_window[1]:
-            raise ConfigError(f"data.hu_window must be [low, high] with low < high, got {self.hu_window}")
+        finite = all(math.isfinite(v) for v in self.hu_window)
+        if len(self.hu_window) != 2 or not finite or self.hu_window[0] >= self.hu_window[1]:
+            raise ConfigError(
+                f"data.hu_window must be [low, high], finite numbers with low < high, got {self.hu_window}"
+            )
         for key in ("val_fraction", "test_fraction"):
             v = getattr(self, key)
             if not 0.0 <= v < 1.0:
@@ -100,33 +110,38 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     resume: str | None = None
 
-    def validate(self) -> None:
-        """Value checks (types were checked when parsing); also resolves the model name."""
+    def validate(self, training: bool = True) -> None:
+        """Value checks (types were checked when parsing); also resolves the model name. ``training``
+        False (a finished folder read back): the output folder and the device are not checked."""
         from medforensics.models.registry import model_info
 
         model_info(self.model)
         if not self.out:
             raise ConfigError("out must name the checkpoint folder")
+        fixed = [k for k in FIXED_MODEL_ARGS if k in self.model_kwargs]
+        if fixed:
+            raise ConfigError(f"model_kwargs cannot set {fixed}: the task and the input kind fix them")
         for key in ("epochs", "batch_size", "early_stopping_patience", "num_threads", "max_steps_per_epoch"):
             _positive(key, getattr(self, key))
         if self.num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        from medforensics._atomic import check_writable
+        check_seed(self.seed)
+        if training:
+            from medforensics._atomic import check_writable
 
-        check_writable(self.out, folder=True)  # before any data is read
+            check_writable(self.out, folder=True)  # before any data is read
         _positive("lr", self.lr, minimum=1e-12)
-        if self.weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ConfigError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("monitor", self.monitor, MONITORS)
         _choice("precision", self.precision, PRECISIONS)
-        from medforensics.models.inference import resolve_device
+        if training:
+            from medforensics.models.inference import resolve_device
 
-        resolve_device(self.device)
+            resolve_device(self.device)
         if self.preset is not None:
             _choice("preset", self.preset, tuple(PRESETS))
         self.data.validate()
@@ -170,10 +185,17 @@ def _choice(key: str, value: object, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
 
 
-def _positive(key: str, value: float | None, minimum: float = 1) -> None:
+def check_seed(seed: int, key: str = "seed") -> None:
+    """ConfigError unless ``0 <= seed < 2**32`` (what the numpy and torch generators take)."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(f"{key} must be >= 0 and < 2**32, got {seed}")
+
+
+def _positive(key: str, value: float | None, minimum: float = 1, maximum: float = math.inf) -> None:
     # ``not >=`` rather than ``<``: NaN fails too (an lr of NaN reached the optimiser, session 24)
-    if value is not None and not (minimum <= value < math.inf):
-        raise ConfigError(f"{key} must be a finite number >= {minimum}, got {value}")
+    if value is not None and not (minimum <= value < math.inf and value <= maximum):
+        limit = f" and <= {maximum}" if maximum < math.inf else ""
+        raise ConfigError(f"{key} must be a finite number >= {minimum}{limit}, got {value}")
 
 
 def _type_name(tp: Any) -> str:
@@ -236,8 +258,9 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
-    """Validate ``raw`` (applying its preset first) into a :class:`TrainConfig`."""
+def config_from_dict(raw: dict[str, Any], training: bool = True) -> TrainConfig:
+    """Validate ``raw`` (applying its preset first) into a :class:`TrainConfig` (``training`` as in
+    :meth:`TrainConfig.validate`)."""
     if not isinstance(raw, dict):
         raise ConfigError("a training config must be a table/object at the top level")
     preset = raw.get("preset")
@@ -246,7 +269,7 @@ def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
             raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {preset!r}")
         raw = _merge(PRESETS[preset], raw)
     cfg: TrainConfig = _from_dict(TrainConfig, raw)
-    cfg.validate()
+    cfg.validate(training)
     return cfg
 
 
@@ -266,6 +289,8 @@ def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
             raise ConfigError("config must be .json or .toml", path=path)
     except (ValueError, UnicodeDecodeError) as err:
         raise ConfigError(f"not valid {path.suffix[1:].upper()}: {err}", path=path) from None
+    except RecursionError:  # JSON nested past Python's recursion limit
+        raise ConfigError(f"not valid {path.suffix[1:].upper()}: nested too deeply", path=path) from None
     if isinstance(raw, dict):
         raw.update({k: v for k, v in overrides.items() if v is not None})
     try:

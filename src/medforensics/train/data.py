@@ -198,6 +198,17 @@ def leave_method_out(samples: Sequence[Sample], held_out: str) -> list[Sample]:
     return out
 
 
+def _check_zyx(value: Any, key: str, path: Path) -> None:
+    """InputError naming the record unless ``value`` is three finite numbers (z, y, x voxel indices)."""
+    ok = (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+    )
+    if not ok:
+        raise InputError(f"{key} must be three finite numbers (z, y, x), got {value!r}", path=path)
+
+
 class ForgeDatasetSource:
     """Samples cut from a forge data set: ``labels.csv``, ``scans/<uuid>/``, ``masks/``, ``splits.csv``.
 
@@ -231,6 +242,8 @@ class ForgeDatasetSource:
         else:
             self.dataset = CTGANDataset(self.root)
         split_file = self.root / "splits.csv"
+        if split_file.exists() and not split_file.is_file():  # was ignored: every sample scored as test
+            raise InputError("is not a file (the split file must be a CSV)", path=split_file)
         self.splits = read_splits(split_file) if split_file.is_file() else {}
         self.kind, self.size, self.slices = kind, size, slices
         self.spacing_mm, self.cube_spacing_mm, self.hu_window = spacing_mm, cube_spacing_mm, hu_window
@@ -249,6 +262,9 @@ class ForgeDatasetSource:
             except (OSError, ValueError) as err:
                 raise InputError(f"bad record JSON ({err})", path=path) from None
             if isinstance(data, dict):
+                for key in ("center_voxel", "candidate_zyx"):
+                    if key in data and not (key == "candidate_zyx" and data[key] is None):
+                        _check_zyx(data[key], key, path)
                 out.update(data)
         if out.get("method") is None and isinstance(out.get("attack"), dict):
             out["method"] = out["attack"].get("method")
@@ -278,11 +294,17 @@ class ForgeDatasetSource:
                     nodule = row.locate(volume)
                 except InputError as err:
                     self.skipped.append(err.one_line())
+                    log.warning("skipped a %s row of scan %s: %s", row.label, short_hash(uuid), err.reason)
                     continue
                 if nodule is not None:
                     centre = tuple(nodule.center_voxel)
                 elif "center_voxel" in side:
                     centre = tuple(float(c) for c in side["center_voxel"])
+                    if not all(0 <= c <= n - 1 for c, n in zip(centre, volume.shape, strict=True)):
+                        why = f"record centre {list(centre)} lies outside the scan {list(volume.shape)}"
+                        self.skipped.append(f"{uuid}: {why}")
+                        log.warning("skipped a %s row of scan %s: %s", row.label, short_hash(uuid), why)
+                        continue
                 else:
                     centre = tuple((s - 1) / 2.0 for s in volume.shape)
                 hu = cut_sample(
@@ -349,23 +371,19 @@ def ensure_splits(
     ]
 
 
-def collect_splits(
-    source: SampleSource,
+def split_samples(
+    samples: Sequence[Sample],
     task: str,
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
     seed: int = 0,
     exclude_types: Sequence[str] = (),
     require_val: bool = True,
-) -> dict[str, SplitArrays]:
-    """Read every sample, map labels to the task's classes, split by patient and check the result.
-
-    ConfigError (before any training) for: an empty data set, labels the task cannot use, a patient in two
-    splits, a training split with one class, no validation samples (when ``require_val``).
-    """
+) -> dict[str, list[Sample]]:
+    """The samples per split (train / val / test), checked as :func:`collect_splits` says, without
+    stacking any array (the benchmark checks its data set once with it, before training anything)."""
     if task not in TASK_MAP:
         raise ConfigError(f"unknown task {task!r}; expected one of {', '.join(TASK_MAP)}")
-    samples = list(source)
     if not samples:
         raise ConfigError("the data set is empty (no readable samples)")
     shapes = {s.array.shape for s in samples}
@@ -398,9 +416,38 @@ def collect_splits(
         if split != "test" and s.label in exclude_types:
             continue
         parts[split].append(s)
-    out = {
+    train_classes = {mapping[s.label] for s in parts["train"]}
+    if len(train_classes) < 2:
+        raise ConfigError(
+            f"the training split has {len(parts['train'])} sample(s) of one class; need two or more"
+        )
+    if require_val and not parts["val"]:
+        raise ConfigError("no validation samples: raise data.val_fraction or add val rows to splits.csv")
+    return parts
+
+
+def collect_splits(
+    source: SampleSource,
+    task: str,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    exclude_types: Sequence[str] = (),
+    require_val: bool = True,
+) -> dict[str, SplitArrays]:
+    """Read every sample, map labels to the task's classes, split by patient and check the result.
+
+    ConfigError (before any training) for: an empty data set, labels the task cannot use, a patient in two
+    splits, a training split with one class, no validation samples (when ``require_val``).
+    """
+    if task not in TASK_MAP:  # before the samples are read
+        raise ConfigError(f"unknown task {task!r}; expected one of {', '.join(TASK_MAP)}")
+    samples = list(source)
+    parts = split_samples(samples, task, val_fraction, test_fraction, seed, exclude_types, require_val)
+    mapping, shape = TASK_MAP[task], samples[0].array.shape
+    return {
         k: SplitArrays(
-            np.stack([s.array for s in v]) if v else np.zeros((0, *next(iter(shapes))), np.float32),
+            np.stack([s.array for s in v]) if v else np.zeros((0, *shape), np.float32),
             np.array([mapping[s.label] for s in v], dtype=np.int64),
             [s.label for s in v],
             [s.group for s in v],
@@ -408,10 +455,3 @@ def collect_splits(
         )
         for k, v in parts.items()
     }
-    if len(np.unique(out["train"].y)) < 2:
-        raise ConfigError(
-            f"the training split has {len(out['train'])} sample(s) of one class; need two or more"
-        )
-    if require_val and len(out["val"]) == 0:
-        raise ConfigError("no validation samples: raise data.val_fraction or add val rows to splits.csv")
-    return out

@@ -221,8 +221,8 @@ def check_counts(cfg: DenseConfig) -> None:
         value = getattr(cfg, key)
         if value < least:
             raise ConfigError(f"{key} must be {least} or more, got {value}")
-    if cfg.seed < 0:
-        raise ConfigError(f"seed must be 0 or more, got {cfg.seed}")
+    if not 0 <= cfg.seed < 2**32:  # numpy/torch generators take [0, 2**32); 2**64 overflowed (session 25)
+        raise ConfigError(f"seed must be 0 or more and below 2**32, got {cfg.seed}")
     if not 0.0 < cfg.lr < math.inf:  # NaN fails too
         raise ConfigError(f"lr must be a finite number above 0, got {cfg.lr}")
     if not 0.0 <= cfg.weight_decay < math.inf:

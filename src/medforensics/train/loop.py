@@ -177,7 +177,7 @@ def fit_torch(
     opt = _optimizer(cfg, model)
     state: dict[str, Any] = {"epoch": 0, "best": None, "best_epoch": 0, "bad_epochs": 0, "history": []}
     if cfg.resume:
-        state = ckpt.load_last(cfg.resume, model, opt)
+        state = ckpt.load_last(cfg.resume, model, opt, ckpt.STATE_TYPES)
         log.info("resumed from epoch %d", state["epoch"])
     data = TensorDataset(x, torch.as_tensor(train.y))
     best_state = {k_: v.detach().clone() for k_, v in model.state_dict().items()}
@@ -293,6 +293,20 @@ def _y(model: Any, s: SplitArrays) -> np.ndarray:
     return s.y
 
 
+def check_output(cfg: TrainConfig) -> None:
+    """OutputError before any work when ``cfg.out`` is, holds or lies inside the data set or the resume
+    folder (resuming in place is fine), or already holds files that are not an earlier training run's
+    (``config.json``): training there would change what the user gave."""
+    import os
+
+    from medforensics._atomic import check_folder_output
+
+    inputs = [cfg.data.path] if cfg.data.path else []
+    if cfg.resume and os.path.realpath(cfg.resume) != os.path.realpath(cfg.out):
+        inputs.append(cfg.resume)
+    check_folder_output(cfg.out, inputs, marker=ckpt.CONFIG)
+
+
 def train(cfg: TrainConfig, source: SampleSource | None = None) -> TrainResult:
     """Run one training: validate, read and split the data, fit, evaluate, write the checkpoint folder."""
     cfg.validate()
@@ -301,6 +315,9 @@ def train(cfg: TrainConfig, source: SampleSource | None = None) -> TrainResult:
         torch.set_num_threads(cfg.num_threads)
     info = model_info(cfg.model)
     model = build_model(cfg)  # bad model kwargs fail here, before the data is read
+    check_output(cfg)
+    if cfg.resume and isinstance(model, nn.Module):  # a damaged resume point: an error before the data
+        ckpt.check_resume(cfg.resume, model, _optimizer(cfg, model))
     src = source if source is not None else make_source(cfg)
     d = cfg.data
     splits = collect_splits(src, d.task, d.val_fraction, d.test_fraction, cfg.seed, d.exclude_types)
