@@ -126,3 +126,14 @@ def test_a_finished_folder_config_skips_the_output_and_device_checks(tmp_path: P
     taken.write_text("not a folder")
     cfg = config_from_dict(_cfg(out=str(taken / "sub"), device="cuda"), training=False)
     assert cfg.device == "cuda"
+
+
+def test_train_cli_on_json_nested_past_the_recursion_limit(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from medforensics.cli import app
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("{" + '"a":{' * 100_000 + "}" * 100_001)
+    res = CliRunner().invoke(app, ["train", "--config", str(deep)])
+    assert res.exit_code == 2 and "nested too deeply" in res.output  # was a RecursionError (exit 1)

@@ -133,6 +133,8 @@ def _read_raw(path: Path) -> Any:
         return json.loads(text)
     except (OSError, ValueError, UnicodeDecodeError) as err:
         raise ConfigError(f"unreadable config ({err})", path=path) from None
+    except RecursionError:  # JSON nested past Python's recursion limit
+        raise ConfigError("unreadable config (nested too deeply)", path=path) from None
 
 
 #: Keys holding a path or None.
