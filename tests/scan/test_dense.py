@@ -493,5 +493,5 @@ def test_a_dense_folder_with_a_bad_config_or_metrics_is_one_error_at_load(tmp_pa
         load_detector(folder)
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "metrics.json").write_text("[]")
-    with pytest.raises(InputError, match=r"m/metrics\.json: not a JSON object \(list\)"):
+    with pytest.raises(InputError, match=r"m/metrics\.json: training metrics must be a JSON object"):
         load_detector(folder)

@@ -85,5 +85,5 @@ def test_a_calibration_value_that_is_not_a_finite_number_is_one_error_naming_the
 def test_metrics_that_are_not_a_json_object_are_one_error_naming_the_file(tmp_path: Path) -> None:
     folder = tiny_detector_dir(tmp_path / "m")
     (folder / "metrics.json").write_text("[]")
-    with pytest.raises(InputError, match=r"m/metrics\.json: not a JSON object"):
+    with pytest.raises(InputError, match=r"m/metrics\.json: training metrics must be a JSON object"):
         D.Detector.from_dir(folder)

@@ -155,10 +155,9 @@ def read_calibration(folder: Path) -> Calibration:
 def calibration_and_info(folder: Path, name: str, metrics: dict[str, Any]) -> tuple[Calibration, ModelInfo]:
     """The folder's calibration and the :class:`ModelInfo` a scan report carries (hash of the weights,
     version from ``metrics.json`` or the hash, and the word "uncalibrated" when it is)."""
-    from medforensics.train.checkpoint import WEIGHTS
+    from medforensics.train.checkpoint import METRICS, WEIGHTS, check_metrics
 
-    if not isinstance(metrics, dict):
-        raise InputError(f"not a JSON object ({type(metrics).__name__})", path=folder / "metrics.json")
+    check_metrics(metrics, folder / METRICS)  # a dense folder's metrics are not read by load_trained
     calib = read_calibration(folder)
     sha = sha256_file(folder / WEIGHTS)
     version = str(metrics.get("version") or sha[:12])
