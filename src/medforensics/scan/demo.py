@@ -143,6 +143,26 @@ def match_truth(report: ScanReport, tampered_path: str, truths: list[Truth]) -> 
     return out
 
 
+#: What the demo writes in its folder; a folder holding anything else is not the demo's to write into.
+DEMO_ENTRIES = frozenset({"original", "tampered", "report"})
+
+
+def check_demo_out(out: Path, seed: int) -> None:
+    """Raise before any work when ``out`` cannot be the demo's folder (a file, under a file, not writable,
+    or holding files the demo did not write: its series folders are replaced) or ``seed`` is out of range."""
+    from medforensics._atomic import check_writable
+    from medforensics.errors import ConfigError, OutputError
+
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed must be 0 to {2**32 - 1}, got {seed}")
+    check_writable(out, folder=True)
+    if out.is_dir():
+        other = sorted(p.name for p in out.iterdir() if p.name not in DEMO_ENTRIES)
+        if other:
+            why = f"holds files that are not the demo's ({', '.join(other[:3])}): choose an empty folder"
+            raise OutputError(why, path=out)
+
+
 def run_demo(
     out: str | Path,
     detector: Detector,
@@ -157,6 +177,7 @@ def run_demo(
     from medforensics.scan.pipeline import scan_paths
 
     out = Path(out)
+    check_demo_out(out, seed)
     out.mkdir(parents=True, exist_ok=True)
     original_dir, tampered_dir = out / "original", out / "tampered"
     vol = demo_ct()
