@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from medforensics._atomic import write_text_atomic
+from medforensics._json import is_finite_number
 from medforensics.errors import InputError
 from medforensics.logging import get_logger
 from medforensics.scan.result import FINDING_TYPES, METADATA_CHECKS, VERDICTS, ScanReport
@@ -67,8 +67,7 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_num(v: Any) -> bool:
-    return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
+_is_num = is_finite_number
 
 
 def _int_list(v: Any, n: int) -> bool:

@@ -29,6 +29,7 @@ import torch
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from medforensics._json import finite_numbers
 from medforensics.errors import InputError, MedforensicsError
 from medforensics.features.noise_map import SlabCallback
 from medforensics.io.volume import Volume
@@ -123,15 +124,6 @@ def scored_zone(lung: NDArray[np.bool_], spacing: tuple[float, float, float]) ->
 GRID_MM_RANGE = (0.1, 20.0)
 
 
-def _finite_numbers(value: Any, count: int) -> list[float] | None:
-    """``value`` as ``count`` finite floats, or None when it is not a list of so many JSON numbers."""
-    if not isinstance(value, (list, tuple)) or len(value) != count:
-        return None
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) for v in value):
-        return None
-    return [float(v) for v in value]
-
-
 def check_grid_config(config: Any, path: Path) -> None:
     """Raise :class:`InputError` naming ``path`` (a dense model's ``config.json``) when what the scan reads
     from it is off: ``target_mm`` not 3 finite spacings within :data:`GRID_MM_RANGE` (a grid of 1e6 mm
@@ -140,18 +132,18 @@ def check_grid_config(config: Any, path: Path) -> None:
     if not isinstance(config, dict):
         raise InputError(f"not a JSON object ({type(config).__name__})", path=path)
     lo, hi = GRID_MM_RANGE
-    target = _finite_numbers(config.get("target_mm", (2.5, 1.4, 1.4)), 3)
+    target = finite_numbers(config.get("target_mm", (2.5, 1.4, 1.4)), 3)
     if target is None or not all(lo <= v <= hi for v in target):
         why = f"target_mm must be 3 voxel sizes within {lo:g}-{hi:g} mm, not {config.get('target_mm')!r}"
         raise InputError(why, path=path)
-    window = _finite_numbers(config.get("hu_window", (-1000.0, 400.0)), 2)
+    window = finite_numbers(config.get("hu_window", (-1000.0, 400.0)), 2)
     if window is None or not window[0] < window[1]:
         why = (
             f"hu_window must be 2 finite numbers [low, high] with low < high, not {config.get('hu_window')!r}"
         )
         raise InputError(why, path=path)
     limit = config.get("max_slice_mm")
-    if limit is not None and (_finite_numbers([limit], 1) is None or limit <= 0):
+    if limit is not None and (finite_numbers([limit], 1) is None or limit <= 0):
         raise InputError(f"max_slice_mm must be a positive number, not {limit!r}", path=path)
 
 

@@ -40,6 +40,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from medforensics._json import is_finite_number
 from medforensics.errors import ConfigError, InputError
 from medforensics.scan.result import ModelInfo
 from medforensics.train.dense_config import slice_limit
@@ -111,7 +112,7 @@ class Calibration:
 
 def _number(value: Any, what: str) -> float:
     """``value`` as a finite float; ``ValueError`` naming ``what`` when it is not a finite JSON number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+    if not is_finite_number(value):
         raise ValueError(f"{what} must be a finite number, not {value!r}")
     return float(value)
 

@@ -22,6 +22,7 @@ from safetensors.torch import save_file as save_torch
 from torch import nn
 
 from medforensics._atomic import atomic_path, write_text_atomic
+from medforensics._json import finite_numbers, is_finite_number
 from medforensics.errors import ConfigError, InputError, MedforensicsError
 from medforensics.models.classical import FeatureModel
 
@@ -235,21 +236,16 @@ def load_trained(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
 def check_metrics(metrics: Any, path: Path) -> None:
     """InputError naming ``metrics.json`` unless the operating point evaluate and scan read from it (a
     threshold and Platt ``[a, b]``, each optional) has the right types."""
-    import math
-
-    def number(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
     if not isinstance(metrics, dict):
         raise InputError("training metrics must be a JSON object", path=path)
     op = metrics.get("operating_point", {})
     if not isinstance(op, dict):
         raise InputError("'operating_point' must be an object", path=path)
     thr, cal = op.get("threshold"), op.get("calibration", {})
-    if thr is not None and not number(thr):
+    if thr is not None and not is_finite_number(thr):
         raise InputError(f"operating_point.threshold must be a number, got {thr!r}", path=path)
     if not isinstance(cal, dict):
         raise InputError("operating_point.calibration must be an object", path=path)
     platt = cal.get("platt")
-    if platt is not None and not (isinstance(platt, list) and len(platt) == 2 and all(map(number, platt))):
+    if platt is not None and not (isinstance(platt, list) and finite_numbers(platt, 2) is not None):
         raise InputError(f"operating_point.calibration.platt must be [a, b], got {platt!r}", path=path)

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from medforensics._json import finite_numbers
 from medforensics.errors import ConfigError, InputError, MedforensicsError
 from medforensics.io.annotations import LABELS
 from medforensics.logging import get_logger, short_hash
@@ -200,12 +201,7 @@ def leave_method_out(samples: Sequence[Sample], held_out: str) -> list[Sample]:
 
 def _check_zyx(value: Any, key: str, path: Path) -> None:
     """InputError naming the record unless ``value`` is three finite numbers (z, y, x voxel indices)."""
-    ok = (
-        isinstance(value, list)
-        and len(value) == 3
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
-    )
-    if not ok:
+    if not isinstance(value, list) or finite_numbers(value, 3) is None:
         raise InputError(f"{key} must be three finite numbers (z, y, x), got {value!r}", path=path)
 
 
@@ -359,16 +355,24 @@ def ensure_splits(
 ) -> list[Sample]:
     """The samples with ``meta["split"]`` set on every one: explicit splits are kept, the other patients
     are assigned by :func:`_assign_splits` (whole patients). The inputs are not modified."""
+    split_of = _group_splits(samples, val_fraction, test_fraction, seed)
+    return [
+        s
+        if s.meta.get("split")
+        else Sample(s.array, s.label, s.group, {**s.meta, "split": split_of[s.group]})
+        for s in samples
+    ]
+
+
+def _group_splits(
+    samples: Sequence[Sample], val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, str]:
+    """Each patient's split: the one its samples name (``meta["split"]``), else :func:`_assign_splits`'s."""
     explicit = {s.group: s.meta["split"] for s in samples if s.meta.get("split")}
     auto = _assign_splits(
         [s.group for s in samples if s.group not in explicit], val_fraction, test_fraction, seed
     )
-    return [
-        s
-        if s.meta.get("split")
-        else Sample(s.array, s.label, s.group, {**s.meta, "split": explicit.get(s.group) or auto[s.group]})
-        for s in samples
-    ]
+    return {**auto, **explicit}
 
 
 def split_samples(
@@ -393,7 +397,6 @@ def split_samples(
     bad = sorted({s.label for s in samples if s.label not in mapping})
     if bad:
         raise ConfigError(f"task {task!r} cannot use label(s) {bad}; it takes {sorted(mapping)}")
-    explicit = {s.group: s.meta["split"] for s in samples if s.meta.get("split")}
     seen: dict[str, set[str]] = {}
     for s in samples:
         if s.meta.get("split"):
@@ -407,12 +410,10 @@ def split_samples(
             f"split leaks a patient: group {short_hash(g)} is in {' and '.join(sorted(v))} "
             f"({len(leaks)} such patient(s))"
         )
-    auto = _assign_splits(
-        [s.group for s in samples if s.group not in explicit], val_fraction, test_fraction, seed
-    )
+    split_of = _group_splits(samples, val_fraction, test_fraction, seed)
     parts: dict[str, list[Sample]] = {k: [] for k in SPLITS}
     for s in samples:
-        split = explicit.get(s.group) or auto[s.group]
+        split = split_of[s.group]
         if split != "test" and s.label in exclude_types:
             continue
         parts[split].append(s)
