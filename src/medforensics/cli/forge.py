@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from medforensics._seed import SEED_LIMIT
 from medforensics.cli._errors import fail
 from medforensics.errors import MedforensicsError
 
@@ -91,7 +92,7 @@ def register(app: typer.Typer) -> None:
             ..., "--out", help="Output .safetensors; the training record goes beside (.json)."
         ),
         epochs: int = typer.Option(30, "--epochs", min=1, help="Epochs of 100 augmented batches."),
-        seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1),
+        seed: int = typer.Option(0, "--seed", min=0, max=SEED_LIMIT - 1),
         data_root: Path | None = typer.Option(
             None, "--data-root", help="LIDC slabs folder (series + reader XML)."
         ),

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import typer
 
+from medforensics._seed import SEED_LIMIT
 from medforensics.cli._errors import fail
 from medforensics.errors import ConfigError, MedforensicsError
 
 #: The largest --seed (numpy's and scikit-learn's generators take 0 to 2**32 - 1).
-SEED_MAX = 2**32 - 1
+SEED_MAX = SEED_LIMIT - 1
 
 
 def _split_list(value: str) -> list[str] | None:

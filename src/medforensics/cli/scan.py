@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from medforensics._atomic import check_distinct_outputs, check_not_input, check_writable
+from medforensics._seed import SEED_LIMIT
 from medforensics.cli._errors import fail
 from medforensics.errors import ConfigError, MedforensicsError
 
@@ -250,7 +251,7 @@ def register(app: typer.Typer) -> None:
         model: Path | None = typer.Option(
             None, "--model", help="Detector folder (default: the bundled one)."
         ),
-        seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the attacks."),
+        seed: int = typer.Option(0, "--seed", min=0, max=SEED_LIMIT - 1, help="Seed of the attacks."),
     ) -> None:
         """Forge a tampered copy of a real chest CT (one nodule injected, one removed), scan both, report."""
         from medforensics.scan.demo import check_demo_out, run_demo

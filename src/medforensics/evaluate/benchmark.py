@@ -94,9 +94,10 @@ class BenchmarkConfig:
 
     def validate(self) -> list[str]:
         """Check protocols and resolve model names (ConfigError before any data is read)."""
+        from medforensics._seed import check_seed
         from medforensics.models.inference import resolve_device
         from medforensics.models.registry import is_dense, list_models, model_info
-        from medforensics.train.config import PRESETS, check_seed
+        from medforensics.train.config import PRESETS
 
         resolve_device(self.device)
         bad = [p for p in self.protocols if p not in PROTOCOLS]

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from medforensics._atomic import atomic_path, check_folder_output, check_writable, write_text_atomic
+from medforensics._seed import check_seed
 from medforensics.errors import ConfigError, InputError, MedforensicsError
 from medforensics.forge import augment as A
 from medforensics.forge import dataset_layout as L
@@ -264,8 +265,7 @@ def build_dataset(
     """Build the data set into ``out`` (must be empty or absent); returns the ``dataset.json`` content."""
 
     cfg = config or DatasetConfig()
-    if not 0 <= cfg.seed < 2**32:
-        raise ConfigError(f"--seed must be 0 to {2**32 - 1}, got {cfg.seed}")
+    check_seed(cfg.seed, "--seed")
     out = Path(out)
     if out.is_dir() and any(out.iterdir()):
         raise ConfigError("output folder is not empty", path=out)

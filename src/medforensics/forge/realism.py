@@ -21,7 +21,8 @@ from numpy.typing import NDArray
 from scipy import ndimage, stats
 
 from medforensics._atomic import atomic_path, check_folder_output, check_writable
-from medforensics.errors import ConfigError, InputError
+from medforensics._seed import check_seed
+from medforensics.errors import InputError
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 
@@ -409,8 +410,7 @@ def realism_report(data: str | Path, out: str | Path, seed: int = 0) -> dict[str
     """Write montage, histograms, ``realism.json`` and ``realism.md`` into the folder ``out`` (written
     whole, atomically: a rerun replaces its own report, nothing else); returns the summary."""
     data, out = Path(data), Path(out)
-    if not 0 <= seed < 2**32:
-        raise ConfigError(f"--seed must be 0 to {2**32 - 1}, got {seed}")
+    check_seed(seed, "--seed")
     if not (data / "manifest.csv").is_file():
         raise InputError("not a data set built by `forge dataset` (manifest.csv missing)", path=data)
     check_folder_output(out, [data], marker="realism.json")  # before any work: never lose data

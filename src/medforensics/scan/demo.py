@@ -151,10 +151,10 @@ def check_demo_out(out: Path, seed: int) -> None:
     """Raise before any work when ``out`` cannot be the demo's folder (a file, under a file, not writable,
     or holding files the demo did not write: its series folders are replaced) or ``seed`` is out of range."""
     from medforensics._atomic import check_writable
-    from medforensics.errors import ConfigError, OutputError
+    from medforensics._seed import check_seed
+    from medforensics.errors import OutputError
 
-    if not 0 <= seed < 2**32:
-        raise ConfigError(f"--seed must be 0 to {2**32 - 1}, got {seed}")
+    check_seed(seed, "--seed")
     check_writable(out, folder=True)
     if out.is_dir():
         other = sorted(p.name for p in out.iterdir() if p.name not in DEMO_ENTRIES)

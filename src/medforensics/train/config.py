@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medforensics._seed import check_seed
 from medforensics.errors import ConfigError
 
 TASKS = ("binary", "attack", "label")
@@ -25,8 +26,6 @@ PRECISIONS = ("fp32", "bf16")
 #: Largest crop/cube edge and 2.5D slice count (beyond them a sample does not fit in memory).
 MAX_SIZE = 1024
 MAX_SLICES = 63
-#: Seeds go to numpy and torch generators, which take 0 <= seed < 2**32 (session 25: 2**64 overflowed).
-SEED_LIMIT = 2**32
 #: Model arguments the task and input kind fix; a config cannot set them.
 FIXED_MODEL_ARGS = ("in_channels", "num_classes")
 
@@ -183,12 +182,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 def _choice(key: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def check_seed(seed: int, key: str = "seed") -> None:
-    """ConfigError unless ``0 <= seed < 2**32`` (what the numpy and torch generators take)."""
-    if not 0 <= seed < SEED_LIMIT:
-        raise ConfigError(f"{key} must be >= 0 and < 2**32, got {seed}")
 
 
 def _positive(key: str, value: float | None, minimum: float = 1, maximum: float = math.inf) -> None:

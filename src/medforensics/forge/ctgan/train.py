@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from medforensics._atomic import atomic_path, check_not_input, check_writable, write_text_atomic
+from medforensics._seed import check_seed
 from medforensics.errors import ConfigError, InputError, OutputError
 from medforensics.forge.ctgan import data as D
 from medforensics.forge.ctgan.model import PatchDiscriminator3D, UNet3D, n_params
@@ -249,8 +250,7 @@ def train_gan(
         raise ConfigError(f"--kind must be inject or remove, got {kind!r}")
     if epochs < 1:
         raise ConfigError("--epochs must be >= 1")
-    if not 0 <= seed < 2**32:
-        raise ConfigError(f"--seed must be 0 to {2**32 - 1}, got {seed}")
+    check_seed(seed, "--seed")
     if out is not None:
         _check_out(Path(out), None if init is None else Path(init), data_root)
     hp = {**(TINY if tiny else DEFAULTS), **overrides}
