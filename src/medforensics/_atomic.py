@@ -113,6 +113,20 @@ def check_writable(target: str | os.PathLike[str], folder: bool = False) -> None
         raise OutputError(f"cannot be written ({above} is not writable)", path=target)
 
 
+def check_weights_out(out: str | os.PathLike[str]) -> Path:
+    """Raise :class:`OutputError` before a training run when its weights file ``out`` or the ``.json``
+    record written beside it cannot be written, or they would be one file (``out`` ending in .json: the
+    record would overwrite the weights); returns the record's path."""
+    out = Path(out)
+    if out.suffix.lower() == ".json":
+        why = "must not end in .json: the weights' record is written beside them as .json"
+        raise OutputError(why, path=out)
+    record = out.with_suffix(".json")
+    check_writable(out)
+    check_writable(record)
+    return record
+
+
 def check_not_input(
     target: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]], folder: bool = False
 ) -> None:

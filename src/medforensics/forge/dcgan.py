@@ -23,7 +23,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from medforensics._atomic import atomic_path, check_writable, write_bytes_atomic, write_text_atomic
+from medforensics._atomic import atomic_path, check_weights_out, write_bytes_atomic, write_text_atomic
 from medforensics.errors import ConfigError, InputError
 from medforensics.forge.base import AttackRecord, finish, register_attack
 from medforensics.forge.dcgan_data import (
@@ -273,12 +273,7 @@ def train_dcgan(
 ) -> dict[str, Any]:
     """Train one modality's DCGAN and write weights + record. Returns the record."""
     out = Path(out)
-    if out.suffix.lower() == ".json":
-        raise ConfigError(
-            "must not end in .json: the weights' record is written beside them as .json", path=out
-        )
-    check_writable(out)
-    check_writable(out.with_suffix(".json"))
+    check_weights_out(out)
     if not 1 <= threads <= MAX_THREADS:
         raise ConfigError(f"--threads must be 1 to {MAX_THREADS}, got {threads}")
     torch.set_num_threads(threads)

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from medforensics._atomic import atomic_path, check_not_input, check_writable, write_text_atomic
+from medforensics._atomic import atomic_path, check_not_input, check_weights_out, write_text_atomic
 from medforensics._seed import check_seed
-from medforensics.errors import ConfigError, InputError, OutputError
+from medforensics.errors import ConfigError, InputError
 from medforensics.forge.ctgan import data as D
 from medforensics.forge.ctgan.model import PatchDiscriminator3D, UNet3D, n_params
 from medforensics.forge.cubes import to_unit
@@ -191,18 +191,12 @@ def _load_init(gen: UNet3D, state: dict[str, torch.Tensor], path: Path) -> None:
 def _check_out(out: Path, init: Path | None, data_root: Path | None) -> None:
     """Refuse, before any work, an ``out`` whose weights or record would overwrite the --init weights (or
     their record) or land in the training data, or that cannot be written."""
-    if out.suffix.lower() == ".json":
-        raise ConfigError(
-            "must not end in .json: the weights' record is written beside them as .json", path=out
-        )
+    record = check_weights_out(out)
     inputs = [] if init is None else [init, init.with_suffix(".json")]
-    root = None if data_root is None else data_root.resolve()
-    for target in (out, out.with_suffix(".json")):
+    for target in (out, record):
         check_not_input(target, inputs)
-        if root is not None and (root == target.resolve() or root in target.resolve().parents):
-            why = f"lies inside the data root {data_root}: writing there would change the training data"
-            raise OutputError(why, path=target)
-        check_writable(target)
+        if data_root is not None:  # not into the training data either, as a new file
+            check_not_input(target, [data_root], folder=True)
 
 
 def _chain_total(previous: dict[str, Any] | None, key: str) -> float:
