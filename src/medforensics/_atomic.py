@@ -188,7 +188,8 @@ def check_folder_output(
     """Raise :class:`OutputError` before any work when writing the folder ``target`` whole (as
     :func:`atomic_path` does: what is there is replaced) would destroy data: it is, holds or lies inside one
     of ``inputs``, or it already holds files and not ``marker``, the file every earlier output of the same
-    command holds (so a rerun may replace its own output, and nothing else)."""
+    command holds (so a rerun may replace its own output, and nothing else), or it cannot be written
+    (:func:`check_writable`)."""
     t = _real(target)
     for raw in inputs:
         src = _real(raw)
@@ -204,6 +205,7 @@ def check_folder_output(
             "already holds other files, which writing it would delete: choose a new or empty folder",
             path=target,
         )
+    check_writable(target, folder=True)
 
 
 def _set_mode(path: Path, private: bool) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from medforensics._atomic import atomic_path, check_folder_output, check_writable, write_text_atomic
+from medforensics._atomic import atomic_path, check_folder_output, write_text_atomic
 from medforensics._seed import check_seed
 from medforensics.errors import ConfigError, InputError, MedforensicsError
 from medforensics.forge import augment as A
@@ -272,7 +272,6 @@ def build_dataset(
     # before any work: not a file, not a source (nor inside or above one), a folder that can be written
     paths = [s for s in (["auto"] if sources is None else sources) if not isinstance(s, S.Source)]
     check_folder_output(out, [p for p in paths if str(p) != "auto"], marker="dataset.json")
-    check_writable(out, folder=True)
     skipped: list[str] = []
     srcs: list[S.Source] = []
     for s in ["auto"] if sources is None else sources:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage, stats
 
-from medforensics._atomic import atomic_path, check_folder_output, check_writable
+from medforensics._atomic import atomic_path, check_folder_output
 from medforensics._seed import check_seed
 from medforensics.errors import InputError
 from medforensics.io.volume import Volume
@@ -73,10 +73,16 @@ _COLUMNS = ("uuid", "type", "method", "patient", "z", "y", "x", "cand_z", "cand_
 _UUID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def _read_manifest(data: Path) -> list[dict[str, str]]:
+def _manifest_path(data: Path) -> Path:
+    """``data``'s ``manifest.csv``; InputError when ``data`` is not a data set that has one."""
     path = data / "manifest.csv"
     if not path.is_file():
         raise InputError("not a data set built by `forge dataset` (manifest.csv missing)", path=data)
+    return path
+
+
+def _read_manifest(data: Path) -> list[dict[str, str]]:
+    path = _manifest_path(data)
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -411,10 +417,8 @@ def realism_report(data: str | Path, out: str | Path, seed: int = 0) -> dict[str
     whole, atomically: a rerun replaces its own report, nothing else); returns the summary."""
     data, out = Path(data), Path(out)
     check_seed(seed, "--seed")
-    if not (data / "manifest.csv").is_file():
-        raise InputError("not a data set built by `forge dataset` (manifest.csv missing)", path=data)
+    _manifest_path(data)  # before the output checks: "not a data set" says more
     check_folder_output(out, [data], marker="realism.json")  # before any work: never lose data
-    check_writable(out, folder=True)
     items = load_items(data)
     if not items:
         raise InputError("data set has no samples", path=data)

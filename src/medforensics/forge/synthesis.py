@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from medforensics import __version__
-from medforensics._atomic import atomic_path, check_folder_output, check_writable, write_text_atomic
+from medforensics._atomic import atomic_path, check_folder_output, write_text_atomic
 from medforensics.errors import ConfigError
 from medforensics.forge.dcgan import bundled_weights, generate, load_generator, to_units, write_montage
 from medforensics.io.volume import Volume
@@ -88,7 +88,6 @@ def synthesize_to_dir(
     out = Path(out)
     # before any work: the folder is written whole, so it must not hold the weights or unrelated files
     check_folder_output(out, [path], marker="synthesis.json")
-    check_writable(out, folder=True)
     g = load_generator(path)
     z = None
     if n > _BATCH:  # the latents of one call, generated in batches (memory stays bounded)
