@@ -29,7 +29,7 @@ import torch
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from medforensics._json import finite_numbers
+from medforensics._json import finite_numbers, is_finite_number
 from medforensics.errors import InputError, MedforensicsError
 from medforensics.features.noise_map import SlabCallback
 from medforensics.io.volume import Volume
@@ -143,7 +143,7 @@ def check_grid_config(config: Any, path: Path) -> None:
         )
         raise InputError(why, path=path)
     limit = config.get("max_slice_mm")
-    if limit is not None and (finite_numbers([limit], 1) is None or limit <= 0):
+    if limit is not None and (not is_finite_number(limit) or limit <= 0):
         raise InputError(f"max_slice_mm must be a positive number, not {limit!r}", path=path)
 
 
