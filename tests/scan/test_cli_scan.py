@@ -197,19 +197,31 @@ def test_a_new_report_inside_an_input_folder_and_shared_sr_seg_folders_are_allow
     assert seen and isinstance(r.exception, KeyError)  # the checks let it through to the scan
 
 
-def test_why_a_series_got_no_sr_or_seg_is_said_on_stderr(model_dir: Path, tmp_path: Path) -> None:
+def test_why_a_series_got_no_sr_or_seg_is_said_on_stderr(
+    ct_series: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
     from medforensics.io.nifti import write_nifti
     from medforensics.io.volume import Volume
+    from tests.scan._helpers import tiny_detector_dir
 
+    never = tiny_detector_dir(tmp_path / "never", {"platt": [1.0, 0.0], "threshold": 1.0})  # all authentic
     mr = tmp_path / "mr.nii.gz"
     write_nifti(
         Volume(np.random.default_rng(1).random((12, 32, 32)).astype(np.float32) * 500, modality="MR"), mr
     )
+    studies = tmp_path / "studies"
+    for name in ("a", "b"):
+        shutil.copytree(ct_series, studies / name)
     sr, seg = tmp_path / "sr", tmp_path / "seg"
-    args = ["scan", str(mr), "--model", str(model_dir), "--no-audit", "--sr", str(sr), "--seg", str(seg)]
-    r = CliRunner().invoke(app, args)
-    assert r.exit_code == 2, r.output
+    args = ["--model", str(never), "--no-audit", "--sr", str(sr), "--seg", str(seg)]
+    r = CliRunner().invoke(app, ["scan", str(mr), str(studies), *args])
+    assert r.exit_code == 0, r.output
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 2 and all(str(mr) in line and "series was not scanned" in line for line in lines)
+    assert len(lines) == 3 and all(str(mr) in line and "series was not scanned" in line for line in lines[:2])
     assert lines[0].startswith("SR skipped: ") and lines[1].startswith("SEG skipped: ")
-    assert not sr.exists() and not seg.exists()
+    # the authentic series: one line, not one each (was: "SEG skipped: <path>: ..." per series)
+    summed = "SEG not written for 2 authentic series: no finding with a region to segment (-v names them)"
+    assert lines[2] == summed
+    assert len(list(sr.iterdir())) == 2 and not seg.exists()

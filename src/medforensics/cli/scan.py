@@ -38,7 +38,8 @@ def write_outputs(
     """Write the requested report files (each atomically, by the report package).
 
     A writer this installation lacks is an error when ``strict``, else skipped. Why a series got no SR or
-    SEG (not DICOM, not scanned, nothing to segment) is added to ``notes``.
+    SEG (not DICOM, not scanned) is added to ``notes``, one line per series; authentic series with nothing
+    to segment are counted in one line per output kind.
     """
     out: dict[str, Path] = {}
     if json_out is not None:
@@ -233,7 +234,7 @@ def register(app: typer.Typer) -> None:
                     notes=notes,
                 )
             finally:
-                for note in notes:  # one line per series without an SR/SEG: never silently missing
+                for note in notes:  # why a series has no SR/SEG: never silently missing
                     typer.echo(note, err=True)
             if not no_audit:
                 audit_scan(report)

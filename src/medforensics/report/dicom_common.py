@@ -135,6 +135,16 @@ def volume_for(series: SeriesResult, volumes: Mapping[str, Volume] | None) -> Vo
     return volume
 
 
+#: Why an authentic series gets no SEG (``report.dicom_seg.write_seg``): expected, so the notes sum these
+#: series up in one line instead of one line each.
+NO_REGION = "no finding with a region to segment"
+
+
+def _expected_skip(series: SeriesResult, exc: MedforensicsError) -> bool:
+    """True for an authentic series that has nothing to write (no located finding)."""
+    return series.verdict == "authentic" and exc.reason == NO_REGION
+
+
 def write_for_report(
     report: ScanReport,
     volumes: Mapping[str, Volume] | None,
@@ -143,9 +153,14 @@ def write_for_report(
     write_one: Callable[[SeriesResult, Volume, Path], Path],
     notes: list[str] | None,
 ) -> list[Path]:
-    """Run ``write_one`` for every series; a series that cannot get one is noted, the rest go on."""
+    """Run ``write_one`` for every series; a series that cannot get one is noted, the rest go on.
+
+    Each series skipped for a reason of its own gets a note naming it (in series order); authentic series
+    with nothing to write are counted in one last note instead. Every skipped series is logged (``-v``).
+    """
     out_dir = Path(out_dir)
     written: list[Path] = []
+    expected = 0
     for index, series in enumerate(report.series):
         try:
             volume = require_dicom(series, volume_for(series, volumes))
@@ -155,6 +170,10 @@ def write_for_report(
         except MedforensicsError as exc:
             message = f"{kind} skipped: {exc.one_line()}"
             log.info("%s", message)
-            if notes is not None:
+            if _expected_skip(series, exc):
+                expected += 1
+            elif notes is not None:
                 notes.append(message)
+    if expected and notes is not None:
+        notes.append(f"{kind} not written for {expected} authentic series: {NO_REGION} (-v names them)")
     return written

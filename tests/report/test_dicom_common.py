@@ -1,0 +1,50 @@
+"""Notes on series that get no SR/SEG: one line per series with a reason of its own, a sum of the rest."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medforensics.io.volume import Volume
+from medforensics.report.dicom_seg import write_seg_for_report
+from medforensics.scan.result import ScanReport
+from tests.report._helpers import MODEL, make_report, make_series_result
+
+
+def test_authentic_series_without_a_region_are_summed_up_and_named_in_the_log(
+    tmp_path: Path, ct_series: Path, ct_volume: Volume, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, authentic, error = make_report(ct_volume, str(ct_series)).series
+    second = dataclasses.replace(authentic, path=str(ct_series) + "-second")
+    nifti = dataclasses.replace(authentic, path=str(ct_series) + "-nifti")
+    tampered = make_series_result(ct_volume, str(ct_series) + "-metadata-only")
+    tampered.findings = [f for f in tampered.findings if f.type == "metadata"]  # tampered, nothing to segment
+    report = ScanReport(model=MODEL, series=[authentic, tampered, nifti, error, second])
+    nifti_volume = Volume(np.zeros((8, 64, 64), np.float32), metadata={"source_format": "nifti"})
+    volumes = {s.path: ct_volume for s in (authentic, second, tampered)} | {nifti.path: nifti_volume}
+    notes: list[str] = []
+    with caplog.at_level(logging.INFO, logger="medforensics.report.dicom"):
+        written = write_seg_for_report(report, volumes, tmp_path / "seg", notes=notes)
+    assert written == [] and not (tmp_path / "seg").exists()
+    assert notes == [  # series order, then the sum: the same lines on every run
+        f"SEG skipped: {tampered.path}: no finding with a region to segment",
+        f"SEG skipped: {nifti.path}: input is nifti, not DICOM: nothing to reference",
+        f"SEG skipped: {error.path}: series was not scanned (no pixel data)",
+        "SEG not written for 2 authentic series: no finding with a region to segment (-v names them)",
+    ]
+    logged = [r.getMessage() for r in caplog.records]
+    for series in (authentic, second):  # -v still names each one
+        assert f"SEG skipped: {series.path}: no finding with a region to segment" in logged
+
+
+def test_no_sum_line_without_an_authentic_series_to_skip(
+    tmp_path: Path, ct_series: Path, ct_volume: Volume
+) -> None:
+    error = make_report(ct_volume, str(ct_series)).series[2]
+    notes: list[str] = []
+    write_seg_for_report(ScanReport(model=MODEL, series=[error]), {}, tmp_path / "seg", notes=notes)
+    assert notes == [f"SEG skipped: {error.path}: series was not scanned (no pixel data)"]
