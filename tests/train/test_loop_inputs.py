@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -117,3 +117,39 @@ def test_resuming_in_place_still_works(run: Path, tmp_path: Path) -> None:
     shutil.copytree(run, folder)
     res = train(_cfg(folder, epochs=2, resume=str(folder)), tiny_source(24))  # type: ignore[arg-type]
     assert res.epochs_run == 2
+
+
+class SpoilOnRead:
+    """``source``, whose reading first runs ``spoil``: the resume point changes between check and use."""
+
+    def __init__(self, source: Iterable[Sample], spoil: Callable[[], None]) -> None:
+        self.source, self.spoil = source, spoil
+
+    def __iter__(self) -> Iterator[Sample]:
+        self.spoil()
+        return iter(self.source)
+
+
+def test_the_run_resumes_from_the_resume_point_it_checked(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medforensics.train.checkpoint as ckpt
+
+    folder = tmp_path / "run"
+    shutil.copytree(run, folder)
+    history = json.loads((folder / "last/state.json").read_text())["history"]
+
+    def spoil() -> None:  # was read again after the data, unchecked: a traceback, or another run's state
+        (folder / "last/state.json").write_text("{bad")
+        (folder / "model.safetensors").write_bytes(b"\xff" * 64)
+        (folder / "last/optimizer.json").write_text("{bad")
+
+    reads: list[Path] = []
+    real = ckpt.read_state
+    monkeypatch.setattr(ckpt, "read_state", lambda path, types: reads.append(path) or real(path, types))
+    out = tmp_path / "resumed"
+    res = train(_cfg(out, epochs=2, resume=str(folder)), SpoilOnRead(tiny_source(24), spoil))  # type: ignore[arg-type]
+    assert reads == [folder / "last/state.json"]  # read once, checked
+    assert res.epochs_run == 2
+    resumed = json.loads((out / "last/state.json").read_text())["history"]
+    assert resumed[0] == history[0] and len(resumed) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -177,13 +178,37 @@ def read_state(path: Path, types: dict[str, tuple[type, ...]]) -> dict[str, Any]
     return state
 
 
-def check_resume(folder: str | Path, model: nn.Module, opt: torch.optim.Optimizer) -> None:
+@dataclass
+class ResumePoint:
+    """A classifier's resume point as :func:`check_resume` read and checked it: the loop state, the latest
+    weights and optimizer state, and the best weights so far (None when the folder has none)."""
+
+    state: dict[str, Any]
+    weights: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    best: dict[str, torch.Tensor] | None
+
+    def restore(self, model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, Any]:
+        """Load the latest weights and optimizer state into the run's ``model``/``opt``; the loop state."""
+        model.load_state_dict(self.weights)
+        opt.load_state_dict(self.optimizer)
+        return self.state
+
+
+def _weights_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def check_resume(folder: str | Path, model: nn.Module, opt: torch.optim.Optimizer) -> ResumePoint:
     """Everything a resume from ``folder`` reads, read once now into a throwaway ``model``/``opt``: a
-    damaged resume point is an error before any data is read or anything is written."""
-    load_last(folder, model, opt, STATE_TYPES)
-    best = Path(folder) / WEIGHTS
-    if best.is_file():
-        load_weights(model, best)
+    damaged resume point is an error before any data is read or anything is written. The run resumes from
+    what this returns: the files are not read again (one changed since would go unchecked)."""
+    state = load_last(folder, model, opt, STATE_TYPES)
+    weights = _weights_of(model)
+    best_path, best = Path(folder) / WEIGHTS, None
+    if best_path.is_file():
+        best = _weights_of(load_weights(model, best_path))
+    return ResumePoint(state, weights, opt.state_dict(), best)
 
 
 def _first_line(err: BaseException) -> str:

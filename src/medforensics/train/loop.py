@@ -161,9 +161,15 @@ def _logits(cfg: TrainConfig, model: nn.Module, x: np.ndarray) -> torch.Tensor:
 
 
 def fit_torch(
-    cfg: TrainConfig, model: nn.Module, splits: dict[str, SplitArrays], out: Path
+    cfg: TrainConfig,
+    model: nn.Module,
+    splits: dict[str, SplitArrays],
+    out: Path,
+    resume: ckpt.ResumePoint | None = None,
 ) -> dict[str, Any]:
-    """Epoch loop with class-weighted cross-entropy, early stopping, best/last checkpoints and resume."""
+    """Epoch loop with class-weighted cross-entropy, early stopping, best/last checkpoints and resume
+    (``resume``: ``cfg.resume`` as :func:`~medforensics.train.checkpoint.check_resume` read it; read here
+    when not given)."""
     k = len(TASK_CLASSES[cfg.data.task])
     train = splits["train"]
     dev = resolve_device(cfg.device)
@@ -176,13 +182,15 @@ def fit_torch(
         model = model.to(memory_format=memory_format(x.ndim))  # type: ignore[call-overload]
     opt = _optimizer(cfg, model)
     state: dict[str, Any] = {"epoch": 0, "best": None, "best_epoch": 0, "bad_epochs": 0, "history": []}
-    if cfg.resume:
-        state = ckpt.load_last(cfg.resume, model, opt, ckpt.STATE_TYPES)
+    if cfg.resume and resume is None:
+        resume = ckpt.check_resume(cfg.resume, model, opt)
+    if resume is not None:
+        state = resume.restore(model, opt)
         log.info("resumed from epoch %d", state["epoch"])
     data = TensorDataset(x, torch.as_tensor(train.y))
     best_state = {k_: v.detach().clone() for k_, v in model.state_dict().items()}
-    if cfg.resume and (Path(cfg.resume) / ckpt.WEIGHTS).is_file():
-        best_state = dict(ckpt.load_torch(str(Path(cfg.resume) / ckpt.WEIGHTS)))
+    if resume is not None and resume.best is not None:
+        best_state = dict(resume.best)
     while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.early_stopping_patience:
         epoch = state["epoch"] + 1
         torch.manual_seed(cfg.seed * 100_003 + epoch)
@@ -316,8 +324,9 @@ def train(cfg: TrainConfig, source: SampleSource | None = None) -> TrainResult:
     info = model_info(cfg.model)
     model = build_model(cfg)  # bad model kwargs fail here, before the data is read
     check_output(cfg)
+    resume = None
     if cfg.resume and isinstance(model, nn.Module):  # a damaged resume point: an error before the data
-        ckpt.check_resume(cfg.resume, model, _optimizer(cfg, model))
+        resume = ckpt.check_resume(cfg.resume, model, _optimizer(cfg, model))
     src = source if source is not None else make_source(cfg)
     d = cfg.data
     splits = collect_splits(src, d.task, d.val_fraction, d.test_fraction, cfg.seed, d.exclude_types)
@@ -334,7 +343,7 @@ def train(cfg: TrainConfig, source: SampleSource | None = None) -> TrainResult:
         model.fit(splits["train"].x, splits["train"].y)
         ckpt.save_weights(model, out / ckpt.WEIGHTS)
     else:
-        state = fit_torch(cfg, model, splits, out)
+        state = fit_torch(cfg, model, splits, out, resume)
     metrics = evaluate_splits(cfg, model, splits)
     seconds = time.perf_counter() - t0
     n_params = sum(p.numel() for p in model.parameters()) if isinstance(model, nn.Module) else None
