@@ -286,3 +286,41 @@ def test_finite_json_replaces_non_finite_numbers_with_none() -> None:
 
     extra = {"a": [1.0, float("nan"), {"b": np.float32("inf")}], "c": "x", "d": 2}
     assert finite_json(extra) == {"a": [1.0, None, {"b": None}], "c": "x", "d": 2}
+
+
+def test_a_coronal_series_is_scanned_in_axial_order_and_reported_in_its_own(detector: Detector) -> None:
+    """The detectors read axial arrays: a coronal stack of the same CT gets the same findings, its voxel
+    centres, boxes and heatmaps in the coronal array's own order (before session 26 the coronal array
+    was scored as it is, and a nodule injected in it went unseen)."""
+    axial = ct_crop()
+    sz, sy, sx = axial.spacing
+    direction = axial.direction[:, [1, 0, 2]].copy()
+    direction[:, 1] *= -1  # coronal images: rows run head to feet
+    coronal = Volume(
+        np.ascontiguousarray(axial.array.transpose(1, 0, 2)[:, ::-1]),
+        spacing=(sy, sz, sx),
+        origin=tuple(axial.index_to_patient((axial.shape[0] - 1, 0, 0))),
+        direction=direction,
+        modality="CT",
+    )
+    amap = coronal.axial_axes()
+    a, c = scan_volume(axial, detector), scan_volume(coronal, detector)
+    assert c.shape == coronal.shape and c.score == pytest.approx(a.score)
+    fa = [f for f in a.findings if f.type != "metadata"]
+    fc = [f for f in c.findings if f.type != "metadata"]
+    assert len(fa) == len(fc) > 0
+    for f, g in zip(fa, fc, strict=True):
+        assert g.score == pytest.approx(f.score)
+        np.testing.assert_allclose(g.center_mm, f.center_mm, atol=1e-4)
+        np.testing.assert_allclose(
+            coronal.index_to_patient(g.center_voxel), axial.index_to_patient(f.center_voxel), atol=1e-4
+        )
+        z0, y0, x0, z1, y1, x1 = f.bbox_voxel
+        q0, r0, s0, q1, r1, s1 = g.bbox_voxel
+        np.testing.assert_array_equal(
+            amap.array_to_source(axial.array[z0:z1, y0:y1, x0:x1]), coronal.array[q0:q1, r0:r1, s0:s1]
+        )
+        np.testing.assert_array_equal(amap.array_to_source(f.heatmap), g.heatmap)
+    assert [t["center_voxel"] for t in c.extra["top_candidates"]] == [
+        [int(v) for v in amap.index_to_source(t["center_voxel"])] for t in a.extra["top_candidates"]
+    ]

@@ -16,6 +16,7 @@ So ``patient = origin + direction @ (spacing * index_zyx)``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,43 @@ def ct_voxel_reason(spacing: tuple[float, float, float]) -> str | None:
 #: Direction of an axial image with no other geometry: slices along +z (feet to head), rows along +y
 #: (anterior to posterior), columns along +x (right to left); the DICOM default orientation 1,0,0,0,1,0.
 AXIAL_DIRECTION: NDArray[np.float64] = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+@dataclass(frozen=True)
+class AxisMap:
+    """How an axial view (:meth:`Volume.reoriented_axial`) relates to its source volume: view axis ``t`` is
+    source axis ``axes[t]``, reversed where ``flipped[t]``; ``shape`` is the view's shape. Maps indices,
+    end-exclusive boxes and arrays of the view back to the source's index order."""
+
+    axes: tuple[int, int, int]
+    flipped: tuple[bool, bool, bool]
+    shape: tuple[int, int, int]
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the view is the source itself."""
+        return self.axes == (0, 1, 2) and not any(self.flipped)
+
+    def index_to_source(self, index_zyx: ArrayLike) -> NDArray[np.float64]:
+        """Source (z, y, x) index of one or more view indices (fractional allowed)."""
+        idx = np.asarray(index_zyx, dtype=np.float64)
+        out = np.empty_like(idx)
+        for t, (axis, flip) in enumerate(zip(self.axes, self.flipped, strict=True)):
+            out[..., axis] = self.shape[t] - 1 - idx[..., t] if flip else idx[..., t]
+        return out
+
+    def box_to_source(self, box: Sequence[int]) -> tuple[int, int, int, int, int, int]:
+        """Source box (z0, y0, x0, z1, y1, x1; end exclusive) of a view box."""
+        lo, hi = [0, 0, 0], [0, 0, 0]
+        for t, (axis, flip) in enumerate(zip(self.axes, self.flipped, strict=True)):
+            a, b = int(box[t]), int(box[t + 3])
+            lo[axis], hi[axis] = (self.shape[t] - b, self.shape[t] - a) if flip else (a, b)
+        return lo[0], lo[1], lo[2], hi[0], hi[1], hi[2]
+
+    def array_to_source(self, array: NDArray[Any]) -> NDArray[Any]:
+        """A 3-D array laid out like the view (a box of it, say) laid out like the source."""
+        flipped = array[tuple(slice(None, None, -1) if f else slice(None) for f in self.flipped)]
+        return np.ascontiguousarray(flipped.transpose(np.argsort(self.axes)))
 
 
 @dataclass
@@ -142,14 +180,9 @@ class Volume:
         Returns ``self`` when already axial.
         """
         d = self.direction
-        patient_axis: dict[int, int] = {}
-        for k in sorted(range(3), key=lambda k: -float(np.abs(d[:, k]).max())):
-            free = [int(p) for p in np.argsort(-np.abs(d[:, k])) if int(p) not in patient_axis.values()]
-            patient_axis[k] = free[0]
-        target = {2: 0, 1: 1, 0: 2}  # patient axis z/y/x -> array position 0/1/2
-        order = sorted(range(3), key=lambda k: target[patient_axis[k]])
-        flips = [float(d[patient_axis[k], k]) < 0 for k in order]
-        if order == [0, 1, 2] and not any(flips):
+        amap = self.axial_axes()
+        order, flips = list(amap.axes), list(amap.flipped)
+        if amap.is_identity:
             return self
         if self.datasets and (order[0] != 0 or flips[0]):
             raise ValueError("cannot reorient the slice axis of a volume with per-slice DICOM datasets")
@@ -179,6 +212,24 @@ class Volume:
             origin=(float(origin[0]), float(origin[1]), float(origin[2])),
             direction=direction,
             metadata={**self.metadata, "reoriented": {"axes": order, "flipped": flips}},
+        )
+
+    def axial_axes(self) -> AxisMap:
+        """How :meth:`reoriented_axial` lays this volume out: which array axis becomes each axis of the
+        axial view and which are reversed (the identity when the volume is already axial)."""
+        d = self.direction
+        patient_axis: dict[int, int] = {}
+        for k in sorted(range(3), key=lambda k: -float(np.abs(d[:, k]).max())):
+            free = [int(p) for p in np.argsort(-np.abs(d[:, k])) if int(p) not in patient_axis.values()]
+            patient_axis[k] = free[0]
+        target = {2: 0, 1: 1, 0: 2}  # patient axis z/y/x -> array position 0/1/2
+        order = sorted(range(3), key=lambda k: target[patient_axis[k]])
+        flips = [float(d[patient_axis[k], k]) < 0 for k in order]
+        shape = self.shape
+        return AxisMap(
+            (order[0], order[1], order[2]),
+            (flips[0], flips[1], flips[2]),
+            (shape[order[0]], shape[order[1]], shape[order[2]]),
         )
 
     # ------------------------------------------------------------------ copies

@@ -29,6 +29,7 @@ from medforensics.scan.candidates import Candidate, ct_candidates, refine_offset
 from medforensics.scan.cubes import extract_cube_fast, iter_cube_batches
 from medforensics.scan.detector import Detector
 from medforensics.scan.metadata_checks import metadata_findings
+from medforensics.scan.orientation import scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
 
 log = get_logger("scan")
@@ -343,9 +344,9 @@ def scan_volume(
         elif getattr(detector, "kind", None) == "dense3d":
             from medforensics.scan.dense import scan_ct_dense
 
-            scan_ct_dense(volume, detector, res)  # type: ignore[arg-type]
+            scan_axial(volume, res, lambda view, r: scan_ct_dense(view, detector, r))  # type: ignore[arg-type]
         else:
-            scan_ct(volume, detector, res, explain)
+            scan_axial(volume, res, lambda view, r: scan_ct(view, detector, r, explain))
     except MedforensicsError as err:
         res.error = _series_reason(err, res.path)
     except (ValueError, RuntimeError, MemoryError, IndexError) as err:  # one series must not stop the scan

@@ -1,0 +1,71 @@
+"""Scan a CT in the axial orientation the detectors were trained on, report in the series' own order.
+
+The CT detectors read axis 0 as the slice axis along the body (feet to head), rows front to back and
+columns right to left: the layout of an axial head-first supine series, which is what they were trained
+on. A DICOM series stored otherwise (a coronal or sagittal reformat, a prone or feet-first acquisition)
+reads back in its own order (slices along its normal), so a detector fed that array sees the chest on its
+side or upside down, and on a coronal series it missed an injected nodule the same pixels in axial order
+show (session 26). :func:`scan_axial` scores the axial view of such a volume
+(:meth:`~medforensics.io.volume.Volume.reoriented_axial`) and puts the findings back in the volume's own
+index order (what the JSON contract, the SEG and the SR index by); the per-slice metadata checks run on
+the series' own slices. Patient coordinates are the same in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from medforensics.io.volume import AxisMap, Volume
+from medforensics.scan.metadata_checks import metadata_findings
+from medforensics.scan.result import Finding, SeriesResult
+
+__all__ = ["finding_to_source", "scan_axial"]
+
+#: Metadata checks a scan of the axial view makes that the series' own checks do not repeat.
+VIEW_CHECKS = frozenset({"added_noise"})
+
+
+def finding_to_source(finding: Finding, amap: AxisMap) -> Finding:
+    """``finding`` of an axial view with its voxel centre, box, heatmap and mask in the source's order."""
+    centre = finding.center_voxel
+    if centre is not None:
+        c = np.rint(amap.index_to_source(centre)).astype(int)
+        centre = (int(c[0]), int(c[1]), int(c[2]))
+    box = finding.bbox_voxel
+    heat, mask = finding.heatmap, finding.mask
+    if box is not None:
+        box = amap.box_to_source(box)
+        heat = None if heat is None or heat.ndim != 3 else amap.array_to_source(heat)
+        mask = None if mask is None or mask.ndim != 3 else amap.array_to_source(mask)
+    return replace(finding, center_voxel=centre, bbox_voxel=box, heatmap=heat, mask=mask)
+
+
+def _candidates_to_source(extra: dict[str, Any], amap: AxisMap) -> None:
+    for cand in extra.get("top_candidates") or []:
+        if cand.get("center_voxel"):
+            cand["center_voxel"] = [int(v) for v in np.rint(amap.index_to_source(cand["center_voxel"]))]
+
+
+def scan_axial(volume: Volume, result: SeriesResult, scan: Callable[[Volume, SeriesResult], None]) -> None:
+    """Run ``scan(volume, result)`` on the axial view of ``volume`` (see module docs); a volume already
+    axial is scanned as it is."""
+    amap = volume.axial_axes()
+    if amap.is_identity:
+        scan(volume, result)
+        return
+    # the view has no per-slice headers (its slices are not the series' images); one header still tells
+    # the noise check the slice thickness when the slice axis stays the slice axis
+    view = replace(volume, datasets=[]).reoriented_axial()
+    if amap.axes[0] == 0 and volume.datasets:
+        view.datasets = volume.datasets[:1]
+    scan(view, result)
+    image = [finding_to_source(f, amap) for f in result.findings if f.type != "metadata"]
+    kept = [f for f in result.findings if f.type == "metadata" and f.check in VIEW_CHECKS]
+    meta = sorted(kept + metadata_findings(volume), key=lambda f: -f.score)
+    result.findings = image + meta
+    _candidates_to_source(result.extra, amap)
+    result.extra["scanned_as"] = {"axes": list(amap.axes), "flipped": list(amap.flipped)}
