@@ -28,6 +28,7 @@ from medforensics.scan.aggregate import aggregate, attack_type, nms_mm
 from medforensics.scan.candidates import Candidate, ct_candidates, refine_offsets
 from medforensics.scan.cubes import extract_cube_fast, iter_cube_batches
 from medforensics.scan.detector import Detector
+from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
 
@@ -185,28 +186,6 @@ def scan_ct(
     )
 
 
-# ---------------------------------------------------------------------------------------------- 2-D path
-def scan_2d(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
-    """Score a single image with a 2-D synthesis detector (whole image resized to the model input)."""
-    from scipy import ndimage
-
-    size = detector2d.spec.size
-    img = volume.array[0]
-    zoom = (size / img.shape[0], size / img.shape[1])
-    crop = ndimage.zoom(img, zoom, order=1)[:size, :size]
-    p, _pt = detector2d.score_images(crop[None])
-    thr = detector2d.calibration.operating_threshold
-    result.score = float(p[0])
-    result.verdict = "synthetic" if p[0] >= thr else "authentic"
-    result.label = "SYN" if p[0] >= thr else None
-    if p[0] >= thr:
-        _, ny, nx = volume.shape
-        mm = volume.index_to_patient(np.array([0.0, ny / 2, nx / 2]))
-        result.findings.append(
-            Finding("synthetic", float(p[0]), (0, ny // 2, nx // 2), tuple(mm), (0, 0, 0, 1, ny, nx))
-        )
-
-
 #: A volume holding at most this many distinct non-negative integers is a label map (a segmentation or mask
 #: beside its image, as 3D Slicer, pyradiomics and TotalSegmentator store them), not an image.
 LABEL_MAP_MAX_VALUES = 64
@@ -230,19 +209,6 @@ def label_map_reason(volume: Volume) -> str | None:
         f"looks like a label map or mask ({values.size} distinct integer values, not image intensities): "
         "scan the image it segments"
     )
-
-
-#: Modalities of the images the bundled 2-D detector was trained on (CT, MR and X-ray: CR/DX and the 2-D
-#: picture formats, which load as DX); others (US, NM, SEG, ...) are not scored by it.
-MODALITIES_2D = ("CT", "MR", "CR", "DX", "DR", "RG")
-
-
-def image_2d_reason(volume: Volume, size: int) -> str | None:
-    """Why a single image cannot be scored by a 2-D detector of input ``size`` (None: it can)."""
-    _, ny, nx = volume.shape
-    if min(ny, nx) < size:
-        return f"image of {nx} x {ny} pixels: the 2-D detector reads images of at least {size} x {size}"
-    return None
 
 
 #: The reason given for a series whose voxels are not finite numbers.
