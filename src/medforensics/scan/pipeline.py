@@ -232,6 +232,16 @@ def finite_json(value: Any) -> Any:
     return value
 
 
+#: DICOM objects with pixel data that are not images of the patient: their reason comes before any test of
+#: their values (a SEG's one-valued mask is not "one value throughout" of an image).
+NOT_IMAGES = {"SEG": "a DICOM SEG (segmentation)", "RTDOSE": "an RT dose grid"}
+
+
+def _not_an_image_reason(volume: Volume) -> str | None:
+    what = NOT_IMAGES.get(volume.modality)
+    return f"{what}, not an image: scan the images it refers to" if what else None
+
+
 def _content_reason(volume: Volume) -> str | None:
     """Why an in-memory volume holds nothing to assess: :data:`NON_FINITE` voxels (integer data, as DICOM
     stores it, cannot have them; a streamed volume is caught by its scores instead), or one value
@@ -301,7 +311,11 @@ def scan_volume(
         study_uid=volume.metadata.get("study_uid"),
     )
     try:
-        reason = _content_reason(volume) or route_error(volume, detector2d, detector)
+        reason = (
+            _not_an_image_reason(volume)
+            or _content_reason(volume)
+            or route_error(volume, detector2d, detector)
+        )
         if reason is not None:
             res.error = reason
         elif volume.shape[0] == 1:
