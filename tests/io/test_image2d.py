@@ -62,10 +62,12 @@ def test_corrupt_and_empty_images(tmp_path: Path) -> None:
     cut.write_bytes(cut.read_bytes()[:100])
     fake_tif = tmp_path / "h.tif"
     fake_tif.write_text("not a tiff")
-    for path in (empty, junk, cut, fake_tif, tmp_path / "absent.png"):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image\n")
+    for path in (empty, junk, cut, fake_tif, text, tmp_path / "absent.png"):
         with pytest.raises(InputError) as err:
             read_image2d(path)
-        assert str(path) in str(err.value) and "\n" not in str(err.value)
+        assert str(err.value).count(str(path)) == 1 and "\n" not in str(err.value)
 
 
 def test_apply_window_named_numeric_and_percentile() -> None:
@@ -111,3 +113,68 @@ def test_real_chest_xray(shared_data: Path) -> None:
     vol = read_image2d(path)
     assert vol.shape == (1, 512, 512) and vol.metadata["bit_depth"] == 8
     assert 20 < float(vol.array.mean()) < 235 and float(vol.array.std()) > 20
+
+
+def _png_claiming(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header says ``width`` x ``height`` (its data is one short row): a corrupt or bomb file."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    data = zlib.compress(b"\x00" * 1024)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path: Path) -> None:
+    """A header claiming 60000 x 60000 pixels (PNG: Pillow's decompression-bomb error; TIFF: tifffile has
+    no limit and would allocate 7 GB) is a one-line error naming the file and the limit."""
+    import struct
+
+    png = _png_claiming(tmp_path / "bomb.png", 60000, 60000)
+    tif = tmp_path / "bomb.tif"
+    tifffile.imwrite(tif, np.zeros((16, 16), np.uint16))
+    raw = bytearray(tif.read_bytes())
+    with tifffile.TiffFile(tif) as t:
+        for tag in t.pages.first.tags.values():
+            if tag.name in ("ImageWidth", "ImageLength", "RowsPerStrip"):
+                struct.pack_into("<H" if tag.dtype == 3 else "<I", raw, tag.valueoffset, 60000)
+    tif.write_bytes(bytes(raw))
+    for path in (png, tif):
+        with pytest.raises(InputError) as err:
+            read_image2d(path)
+        msg = str(err.value)
+        assert str(path) in msg and "pixel limit" in msg and "\n" not in msg, msg
+    assert "60000 x 60000" in msg  # TIFF: its size is read from the header before anything is decoded
+
+
+def test_large_images_under_the_limit_read_without_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pillow warns (DecompressionBombWarning) above half its limit: that is not the user's business when
+    the image is under ours, and must not reach stderr (here: a 40 x 40 image, Pillow's limit lowered)."""
+    import warnings
+
+    Image.fromarray(np.arange(1600, dtype=np.uint8).reshape(40, 40)).save(tmp_path / "a.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # warns over 1000 pixels, refuses over 2000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vol = read_image2d(tmp_path / "a.png")
+    assert vol.shape == (1, 40, 40) and vol.metadata["warnings"] == []
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    """A JPEG stored sideways with EXIF Orientation 6 (turn 90 degrees clockwise), as cameras and phone
+    photos of films store it, is read as every viewer shows it."""
+    shown = np.zeros((40, 60), np.uint8)
+    shown[:10, :] = 255  # a bright band along the top of the image as shown
+    stored = np.rot90(shown, 1)  # what turning it clockwise by 90 degrees gives back
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.ascontiguousarray(stored)).save(tmp_path / "r.jpg", exif=exif, quality=95)
+    vol = read_image2d(tmp_path / "r.jpg")
+    assert vol.shape == (1, 40, 60) and vol.metadata["exif_orientation"] == 6
+    assert vol.array[0, :10].mean() > 200 and vol.array[0, 15:].mean() < 30

@@ -237,7 +237,11 @@ def test_single_images_the_2d_detector_was_not_trained_for_get_a_reason(detector
         "tiny": (Volume(xray[:, :8, :8].copy(), modality="DX"), "image of 8 x 8 pixels"),
         "flat": (Volume(np.zeros((1, 128, 128), np.float32), modality="DX"), "same value"),
         "us": (Volume(xray, modality="US"), "no 2-D detector bundled for modality US"),
-        "seg": (Volume(xray, modality="SEG"), "no 2-D detector bundled for modality SEG"),
+        "seg": (Volume(xray, modality="SEG"), "a DICOM SEG (segmentation), not an image"),
+        # a SEG's mask of one value is a SEG first (before: "every voxel has the same value")
+        "seg mask": (Volume(np.ones((1, 128, 128), np.float32), modality="SEG"), "DICOM SEG"),
+        "dose": (Volume(xray, modality="RTDOSE"), "an RT dose grid, not an image"),
+        "nm": (Volume(xray, modality="NM"), "no 2-D detector bundled for modality NM"),
         "nan": (Volume(np.where(xray > 0.5, np.nan, xray).astype(np.float32), modality="DX"), "NaN"),
     }
     for name, (vol, reason) in cases.items():

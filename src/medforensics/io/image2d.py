@@ -6,6 +6,8 @@ Also home of the display windows (:data:`WINDOWS`, :func:`apply_window`) used by
 from __future__ import annotations
 
 import io
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,10 @@ Window = str | tuple[float, float] | None
 
 IMAGE2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as Pillow's "L" conversion
+#: Largest image read (pixels): Pillow's decompression-bomb limit (twice its warning limit), for TIFF too.
+#: A float32 copy of such an image takes 0.7 GB.
+MAX_PIXELS = 178_956_970
+_OVER_LIMIT = f"over the {MAX_PIXELS:,}-pixel limit (a corrupt header or a decompression bomb?)"
 
 
 def is_image2d_path(path: str | Path) -> bool:
@@ -122,6 +128,7 @@ def _read_tiff(path: Path) -> tuple[NDArray[Any], dict[str, Any]]:
         if not tif.pages:
             raise InputError("TIFF without images", path=path)
         page = tif.pages.first
+        _check_pixels(page.shape, path)
         data = page.asarray()
         photometric = tifffile.PHOTOMETRIC(page.photometric).name
         info: dict[str, Any] = {"n_pages": len(tif.pages), "photometric": photometric}
@@ -131,19 +138,36 @@ def _read_tiff(path: Path) -> tuple[NDArray[Any], dict[str, Any]]:
     return data, info
 
 
-def _read_pillow(path: Path) -> tuple[NDArray[Any], dict[str, Any]]:
-    from PIL import Image
+def _check_pixels(shape: tuple[int, ...], path: Path) -> None:
+    """An :class:`InputError` before decoding an image of more than :data:`MAX_PIXELS` pixels."""
+    if len(shape) >= 2 and int(np.prod(shape[:2], dtype=np.int64)) > MAX_PIXELS:
+        raise InputError(f"image of {shape[1]} x {shape[0]} pixels: {_OVER_LIMIT}", path=path)
 
-    with Image.open(path) as opened:
+
+def _read_pillow(path: Path) -> tuple[NDArray[Any], dict[str, Any]]:
+    from PIL import Image, ImageOps
+
+    try:
+        opened = Image.open(path)
+    except Image.DecompressionBombError as exc:  # over twice Pillow's own limit: refused unread
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        what = f"image of {int(found.group(1)):,} pixels" if found else "image"
+        raise InputError(f"{what}: {_OVER_LIMIT}", path=path) from None
+    with opened:
+        _check_pixels((opened.height, opened.width), path)
         opened.load()
         info: dict[str, Any] = {"pillow_mode": opened.mode, "format": opened.format}
         if "dpi" in opened.info:
             info["dpi"] = [float(v) for v in opened.info["dpi"]]
         img: Image.Image = opened
-        if opened.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
-            img = opened.convert("RGBA" if "transparency" in opened.info or opened.mode == "PA" else "RGB")
-        elif opened.mode == "1":
-            img = opened.convert("L")
+        orientation = opened.getexif().get(0x0112, 1)  # EXIF Orientation: every viewer shows it turned
+        if orientation in range(2, 9):
+            img = ImageOps.exif_transpose(opened)
+            info["exif_orientation"] = int(orientation)
+        if img.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+            img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB")
+        elif img.mode == "1":
+            img = img.convert("L")
         data = np.asarray(img)
     return data, info
 
@@ -164,15 +188,16 @@ def read_image2d(
     if path.stat().st_size == 0:
         raise InputError("empty file (0 bytes)", path=path)
     suffix = path.suffix.lower()
-    try:
-        if suffix in (".tif", ".tiff"):
-            data, info = _read_tiff(path)
-        else:
-            data, info = _read_pillow(path)
-    except InputError:
-        raise
-    except Exception as exc:  # Pillow/tifffile raise many types for corrupt files
-        raise InputError(f"not a readable image ({type(exc).__name__}: {exc})", path=path) from exc
+    with warnings.catch_warnings(record=True) as caught:  # kept in metadata, not printed on stderr
+        warnings.simplefilter("always")
+        try:
+            data, info = _read_tiff(path) if suffix in (".tif", ".tiff") else _read_pillow(path)
+        except InputError:
+            raise
+        except Exception as exc:  # Pillow/tifffile raise many types for corrupt files
+            text = str(exc).replace(f" {str(path)!r}", "")  # Pillow repeats the path the error leads with
+            reason = " ".join(f"{type(exc).__name__}: {text}".split())
+            raise InputError(f"not a readable image ({reason})", path=path) from exc
     bit_depth = _bit_depth(data.dtype, info)
     grey, color = _to_grey(np.asarray(data), path)
     if spacing is not None:
@@ -188,8 +213,12 @@ def read_image2d(
         "bit_depth": bit_depth,
         "color": color,
         "spacing_source": spacing_source,
-        "warnings": [],
         **info,
+        "warnings": [
+            " ".join(str(w.message).split())
+            for w in caught
+            if w.category.__name__ != "DecompressionBombWarning"  # under MAX_PIXELS: not news
+        ],
     }
     if info.get("n_pages", 1) > 1:
         metadata["warnings"].append(f"multi-page TIFF: only the first of {info['n_pages']} pages was read")

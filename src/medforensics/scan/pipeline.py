@@ -28,6 +28,7 @@ from medforensics.scan.aggregate import aggregate, attack_type, nms_mm
 from medforensics.scan.candidates import Candidate, ct_candidates, refine_offsets
 from medforensics.scan.cubes import extract_cube_fast, iter_cube_batches
 from medforensics.scan.detector import Detector
+from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.orientation import scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
@@ -186,28 +187,6 @@ def scan_ct(
     )
 
 
-# ---------------------------------------------------------------------------------------------- 2-D path
-def scan_2d(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
-    """Score a single image with a 2-D synthesis detector (whole image resized to the model input)."""
-    from scipy import ndimage
-
-    size = detector2d.spec.size
-    img = volume.array[0]
-    zoom = (size / img.shape[0], size / img.shape[1])
-    crop = ndimage.zoom(img, zoom, order=1)[:size, :size]
-    p, _pt = detector2d.score_images(crop[None])
-    thr = detector2d.calibration.operating_threshold
-    result.score = float(p[0])
-    result.verdict = "synthetic" if p[0] >= thr else "authentic"
-    result.label = "SYN" if p[0] >= thr else None
-    if p[0] >= thr:
-        _, ny, nx = volume.shape
-        mm = volume.index_to_patient(np.array([0.0, ny / 2, nx / 2]))
-        result.findings.append(
-            Finding("synthetic", float(p[0]), (0, ny // 2, nx // 2), tuple(mm), (0, 0, 0, 1, ny, nx))
-        )
-
-
 #: A volume holding at most this many distinct non-negative integers is a label map (a segmentation or mask
 #: beside its image, as 3D Slicer, pyradiomics and TotalSegmentator store them), not an image.
 LABEL_MAP_MAX_VALUES = 64
@@ -233,19 +212,6 @@ def label_map_reason(volume: Volume) -> str | None:
     )
 
 
-#: Modalities of the images the bundled 2-D detector was trained on (CT, MR and X-ray: CR/DX and the 2-D
-#: picture formats, which load as DX); others (US, NM, SEG, ...) are not scored by it.
-MODALITIES_2D = ("CT", "MR", "CR", "DX", "DR", "RG")
-
-
-def image_2d_reason(volume: Volume, size: int) -> str | None:
-    """Why a single image cannot be scored by a 2-D detector of input ``size`` (None: it can)."""
-    _, ny, nx = volume.shape
-    if min(ny, nx) < size:
-        return f"image of {nx} x {ny} pixels: the 2-D detector reads images of at least {size} x {size}"
-    return None
-
-
 #: The reason given for a series whose voxels are not finite numbers.
 NON_FINITE = "holds NaN or infinite voxel values: not an image the detectors can score"
 #: The reason given when the scores of a series of finite voxels are not finite (a broken model or
@@ -265,6 +231,16 @@ def finite_json(value: Any) -> Any:
     if isinstance(value, (float, np.floating)) and not np.isfinite(value):
         return None
     return value
+
+
+#: DICOM objects with pixel data that are not images of the patient: their reason comes before any test of
+#: their values (a SEG's one-valued mask is not "one value throughout" of an image).
+NOT_IMAGES = {"SEG": "a DICOM SEG (segmentation)", "RTDOSE": "an RT dose grid"}
+
+
+def _not_an_image_reason(volume: Volume) -> str | None:
+    what = NOT_IMAGES.get(volume.modality)
+    return f"{what}, not an image: scan the images it refers to" if what else None
 
 
 def _content_reason(volume: Volume) -> str | None:
@@ -336,7 +312,11 @@ def scan_volume(
         study_uid=volume.metadata.get("study_uid"),
     )
     try:
-        reason = _content_reason(volume) or route_error(volume, detector2d, detector)
+        reason = (
+            _not_an_image_reason(volume)
+            or _content_reason(volume)
+            or route_error(volume, detector2d, detector)
+        )
         if reason is not None:
             res.error = reason
         elif volume.shape[0] == 1:
