@@ -50,12 +50,18 @@ def write_log(out: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) 
 
 def save_weights(model: Any, path: str | Path) -> Path:
     """Weights of a CNN (state dict) or a feature model (its arrays) to safetensors, atomically."""
+    if not isinstance(model, FeatureModel):
+        return save_tensors(model.state_dict(), path)
     with atomic_path(path, suffix=".safetensors") as tmp:
-        if isinstance(model, FeatureModel):
-            save_numpy({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}, str(tmp))
-        else:
-            state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-            save_torch(state, str(tmp), metadata={"format": "pt"})
+        save_numpy({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}, str(tmp))
+    return Path(path)
+
+
+def save_tensors(state: dict[str, torch.Tensor], path: str | Path) -> Path:
+    """A network's state dict (for example :attr:`ResumePoint.best`) to safetensors, atomically."""
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+        save_torch(tensors, str(tmp), metadata={"format": "pt"})
     return Path(path)
 
 
@@ -106,8 +112,8 @@ def load_optimizer(opt: torch.optim.Optimizer, folder: Path) -> None:
     """Inverse of :func:`save_optimizer`; InputError naming the file when it is missing, damaged or holds
     the state of another optimizer."""
     st, js = folder / "optimizer.safetensors", folder / "optimizer.json"
-    try:
-        tensors = load_torch(str(st))
+    try:  # copies: safetensors' tensors map the file, and the optimizer would keep them (check_resume)
+        tensors = {k: v.clone() for k, v in load_torch(str(st)).items()}
     except (SafetensorError, OSError, RuntimeError, ValueError) as err:
         raise InputError(f"unreadable optimizer state ({_first_line(err)})", path=st) from None
     try:
@@ -180,7 +186,7 @@ def read_state(path: Path, types: dict[str, tuple[type, ...]]) -> dict[str, Any]
 
 @dataclass
 class ResumePoint:
-    """A classifier's resume point as :func:`check_resume` read and checked it: the loop state, the latest
+    """A training run's resume point as :func:`check_resume` read and checked it: the loop state, the latest
     weights and optimizer state, and the best weights so far (None when the folder has none)."""
 
     state: dict[str, Any]
@@ -199,11 +205,17 @@ def _weights_of(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def check_resume(folder: str | Path, model: nn.Module, opt: torch.optim.Optimizer) -> ResumePoint:
+def check_resume(
+    folder: str | Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    state_types: dict[str, tuple[type, ...]] = STATE_TYPES,
+) -> ResumePoint:
     """Everything a resume from ``folder`` reads, read once now into a throwaway ``model``/``opt``: a
     damaged resume point is an error before any data is read or anything is written. The run resumes from
-    what this returns: the files are not read again (one changed since would go unchecked)."""
-    state = load_last(folder, model, opt, STATE_TYPES)
+    what this returns: the files are not read again (one changed since would go unchecked).
+    ``state_types``: the keys ``last/state.json`` must hold (default: the classifiers')."""
+    state = load_last(folder, model, opt, state_types)
     weights = _weights_of(model)
     best_path, best = Path(folder) / WEIGHTS, None
     if best_path.is_file():

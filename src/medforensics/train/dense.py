@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -259,11 +258,14 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
     after loading and after each evaluation."""
     from medforensics.models.inference import autocast
     from medforensics.train.checkpoint import save_weights, write_log
-    from medforensics.train.dense_resume import check_same_run, load_point, save_point
+    from medforensics.train.dense_resume import check_point, check_same_run, keep_best, load_point, save_point
 
     check_counts(cfg)
-    if cfg.resume:
+    resume = None
+    if cfg.resume:  # a damaged resume point: an error before the data (read once, into a spare network)
         check_same_run(cfg, cfg.resume)
+        spare = model_from_config(asdict(cfg))
+        resume = check_point(cfg.resume, spare, *_optimizer(cfg, spare))
     dev = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)  # before the model: its initial weights are part of the run
     model = model_from_config(asdict(cfg))
@@ -285,10 +287,7 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
     # run resumed from saved weights must train in the layout the stopped run trained in after its first
     # evaluation, or the convolutions round differently
     model.to(dev).to(memory_format=torch.channels_last_3d)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # warm-up over 10 % of the steps; at least 1.5 steps, or torch's schedule divides by zero (10 steps)
-    warm = min(0.9, max(0.1, 1.5 / cfg.steps))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=warm)
+    opt, sched = _optimizer(cfg, model)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     log_rows: list[dict[str, Any]] = []
@@ -297,12 +296,11 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
     running = 0.0
     zones: dict[str, Any] = {}
     done = 0
-    if cfg.resume:
-        point = load_point(cfg.resume, model, opt, sched, rng, items["train"])
+    if cfg.resume and resume is not None:
+        point = load_point(resume, cfg.resume, model, opt, sched, rng, items["train"])
         done, best_val, log_rows = point["step"], point["best_val"], point["log_rows"]
         best = None if point["best"] is None else (point["best"][0], point["best"][1])
-        if Path(cfg.resume).resolve() != out.resolve():  # the best weights so far come along
-            shutil.copyfile(Path(cfg.resume) / "model.safetensors", out / "model.safetensors")
+        keep_best(resume, cfg.resume, out)  # the best weights so far come along
         log.info("resumed after step %d of %d", done, cfg.steps)
     try:
         for step, x, y in _steps(source, cfg, done):
@@ -352,6 +350,15 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
 
     load_weights(model, out / "model.safetensors")  # the best validation step, not the last
     return _finish(model, cfg, items, best_val, seconds, dev, init=init)
+
+
+def _optimizer(cfg: DenseConfig, model: torch.nn.Module) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW and its one-cycle schedule: warm-up over 10 % of the steps, at least 1.5 steps (or torch's
+    schedule divides by zero: 10 steps)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warm = min(0.9, max(0.1, 1.5 / cfg.steps))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=warm)
+    return opt, sched
 
 
 #: Columns of ``train_log.csv``, one row per evaluation.
