@@ -253,3 +253,21 @@ def test_read_only_folder_is_an_output_error(tmp_path: Path) -> None:
             synthesize_to_dir("xray", ro / "syn", n=1)
     finally:
         ro.chmod(0o755)
+
+
+def test_train_gan_init_weights_read_before_the_data_do_not_follow_the_file(tmp_path: Path) -> None:
+    """The --init weights are checked before the data load and used after it: they must be a copy, not a
+    view of the file (safetensors' tensors stay backed by it), or a file rewritten meanwhile is trusted."""
+    import torch
+    from safetensors.torch import save_file
+
+    from medforensics.forge.ctgan.train import _read_init
+
+    init = tmp_path / "gen.safetensors"
+    save_file({"w": torch.ones(64)}, str(init))
+    state, _ = _read_init(init)
+    with open(init, "r+b") as fh:  # the same file rewritten in place: 64 floats of 2.0 at the data's offset
+        data = fh.read()
+        fh.seek(len(data) - 64 * 4)
+        fh.write(np.full(64, 2.0, dtype=np.float32).tobytes())
+    assert torch.equal(state["w"], torch.ones(64))

@@ -155,7 +155,8 @@ def _read_init(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if not path.is_file():
         raise ConfigError("--init weights not found", path=path)
     try:
-        state = {k: v.float() for k, v in load_file(str(path)).items()}
+        # copies: load_file's tensors stay backed by the file, which could change during the data load
+        state = {k: v.to(torch.float32, copy=True) for k, v in load_file(str(path)).items()}
     except Exception as err:  # safetensors raises its own error type on a broken header
         raise InputError(f"not a safetensors weights file ({type(err).__name__})", path=path) from None
     rec_path = path.with_suffix(".json")
