@@ -44,15 +44,16 @@ def test_html_report_of_real_ct(tmp_path: Path, ct_series: Path, ct_volume: Volu
     assert FAKE_PATIENT_NAME not in text and "Fakename" not in text and FAKE_PATIENT_ID not in text
 
     images = _pngs(text)
-    # tampered: 3 located findings x (plain, overlay); authentic copy: middle slice only
-    assert len(images) == 7
-    plain, overlay = images[0], images[1]
-    assert plain.size == overlay.size and min(plain.size) >= 256  # 64 px enlarged
-    a, b = np.asarray(plain.convert("RGB")), np.asarray(overlay.convert("RGB"))
-    assert (a != b).any()  # the heatmap of finding 1 is blended in
-    assert ((a == (0, 255, 64)).all(axis=2)).sum() > 100  # the green box is drawn
-    assert "Finding 1: injected, score 0.910, axial slice z=3; heatmap and box" in text
-    assert "Finding 3: removed" in text and "Finding 4: synthetic" in text and "box (no heatmap)" in text
+    # tampered: injected (slice, zoom, zoom + heatmap), removed and the point (slice, zoom each);
+    # authentic copy: a thumbnail of the middle slice only
+    assert len(images) == 8
+    plain, zoom, heat = images[0], images[1], images[2]
+    assert min(plain.size) >= 256 and zoom.size == heat.size  # 64 px enlarged
+    a, b = np.asarray(zoom.convert("RGB")), np.asarray(heat.convert("RGB"))
+    assert (a != b).any()  # the heatmap of finding 1 is blended into its zoom
+    assert ((np.asarray(plain.convert("RGB")) == (0, 255, 64)).all(axis=2)).sum() > 100  # the green box
+    assert "Finding 1: injected, score 0.910; slice z=3 (of 0-7, in position order), InstanceNumber 4" in text
+    assert "Finding 3: removed" in text and "Finding 4: synthetic" in text and "no evidence map" in text
 
 
 def test_html_without_volumes_is_text_only(tmp_path: Path) -> None:

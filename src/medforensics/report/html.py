@@ -6,21 +6,22 @@ One file, no external resources: styles inline, images embedded as base64 PNG, e
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from medforensics import __version__
 from medforensics._atomic import write_text_atomic
+from medforensics.io.image2d import is_image2d_path
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 from medforensics.report.dicom_common import ranked_findings, volume_for
-from medforensics.report.overlays import finding_panels, middle_slice_png
-from medforensics.scan.metadata_checks import SCANNER_SLICE_CORR
+from medforensics.report.html_figures import key_slices_html
+from medforensics.scan.metadata_checks import MEDIUM, SCANNER_SLICE_CORR, STRONG, WEAK
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
 
-__all__ = ["VERDICT_COLOURS", "render_html", "write_html"]
+__all__ = ["LABELS", "VERDICT_COLOURS", "render_html", "write_html"]
 
 log = get_logger("report.html")
 
@@ -38,12 +39,33 @@ background:#fafafa}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;
 vertical-align:top;font-size:.9em}th{background:#eee}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.verdict{color:#fff;padding:.1em .5em;border-radius:.3em;font-weight:600}
-.error{color:#b71c1c}.meta{color:#555;font-size:.9em}code{font-size:.85em;word-break:break-all}
-figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
-figure img{image-rendering:pixelated;border:1px solid #999;margin-right:.3em}
-figcaption{font-size:.85em;color:#333;max-width:40em}
+td{overflow-wrap:break-word}td.wrap{overflow-wrap:anywhere;min-width:18em}td.num,td.nowrap{white-space:nowrap}
+.verdict{color:#fff;padding:.1em .5em;border-radius:.3em;font-weight:600;white-space:nowrap}
+.error,.alert{color:#b71c1c}.alert{font-weight:600}.meta{color:#555;font-size:.9em}
+code{font-size:.85em;word-break:break-all}
+figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top;max-width:100%}
+figure img{image-rendering:pixelated;border:1px solid #999;margin:0 .3em .3em 0;max-width:100%;height:auto;
+vertical-align:top}
+figcaption{font-size:.85em;color:#333;max-width:60em}
+dl.legend{font-size:.9em;max-width:75em}dl.legend dt{font-weight:600;margin-top:.4em}
+dl.legend dd{margin-left:1.5em}
+*{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+@media print{body{margin:0;background:#fff;font-size:10pt}h2,section>p,dl.legend dt{break-after:avoid}
+figure{display:block}figure,tr,dl.legend dd,.keep{break-inside:avoid}td.wrap{min-width:10em}
+th,td{font-size:8pt}
+a{color:inherit;text-decoration:none}}
 """
+
+#: What each label means (the CT-GAN data set's names; a label is no diagnosis).
+LABELS: dict[str, str] = {
+    "TB": "untouched, no nodule-like blob",
+    "TM": "untouched, a nodule-like blob is present",
+    "FM": "tampered: an injected lesion",
+    "FB": "tampered: a removed lesion",
+    "SYN": "fully synthetic image",
+}
+#: Signature states a reader must not overlook.
+_BAD_SIGNATURES = ("invalid", "mixed", "untrusted")
 
 
 def _e(value: object) -> str:
@@ -66,30 +88,53 @@ def _badge(verdict: str) -> str:
     return f'<span class="verdict" style="background:{colour}">{_e(verdict)}</span>'
 
 
-def _img(png: bytes, width: int, height: int, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" width="{width}" height="{height}" alt="{_e(alt)}">'
+def _size(s: SeriesResult) -> str:
+    """Slices x rows x columns (or rows x columns of a 2-D image) and the voxel size in mm."""
+    if not s.shape:
+        return "–"
+    z, y, x = (int(v) for v in s.shape)
+    text = f"{y}×{x} px" if z == 1 else f"{z}×{y}×{x}"
+    if s.spacing_mm and not is_image2d_path(s.path):  # PNG/JPEG/TIFF carry no pixel size in mm
+        dz, dy, dx = (float(v) for v in s.spacing_mm)
+        text += f"<br>{dy:.2f}×{dx:.2f} mm" if z == 1 else f"<br>{dz:.2f}×{dy:.2f}×{dx:.2f} mm"
+    return text
 
 
-def _display_size(volume: Volume, width: int, height: int) -> tuple[int, int]:
-    """Width and height in CSS pixels keeping the physical aspect of the slice (row vs column spacing)."""
-    _, sy, sx = volume.spacing
-    ratio = sy / sx if sx > 0 and sy > 0 else 1.0
-    return width, max(1, round(height * ratio))
+def _signature(s: SeriesResult) -> str:
+    if not s.signature:
+        return "–"
+    return (
+        f'<span class="alert">{_e(s.signature)}</span>' if s.signature in _BAD_SIGNATURES else _e(s.signature)
+    )
+
+
+def _label(s: SeriesResult) -> str:
+    if not s.label:
+        return "–"
+    meaning = LABELS.get(s.label)
+    return f'<span title="{_e(meaning)}">{_e(s.label)}</span>' if meaning else _e(s.label)
+
+
+def _threshold(s: SeriesResult, model_threshold: float | None) -> str:
+    """The threshold the series' score was held to, in words."""
+    if s.shape and int(s.shape[0]) == 1:
+        return "threshold of the 2-D synthesis detector (not the CT model's)"
+    value = s.extra.get("threshold", model_threshold)
+    return "threshold not recorded" if value is None else f"threshold {_num(value)}"
 
 
 def _summary_row(index: int, s: SeriesResult) -> str:
-    shape = "×".join(str(v) for v in s.shape) if s.shape else "–"
     error = f'<span class="error">{_e(s.error)}</span>' if s.error else ""
     cells = [
         f'<td class="num">{index}</td>',
-        f'<td><a href="#series-{index}">{_e(s.path)}</a><br><code>{_e(s.series_uid or "–")}</code></td>',
+        f'<td class="wrap"><a href="#series-{index}">{_e(s.path)}</a><br>'
+        f"<code>{_e(s.series_uid or '–')}</code></td>",
         f"<td>{_e(s.modality or '–')}</td>",
-        f"<td>{_e(shape)}</td>",
+        f'<td class="nowrap">{_size(s)}</td>',
         f"<td>{_badge(s.verdict)}</td>",
         f'<td class="num">{_num(s.score)}</td>',
-        f"<td>{_e(s.label or '–')}</td>",
-        f"<td>{_e(s.signature or '–')}</td>",
+        f"<td>{_label(s)}</td>",
+        f"<td>{_signature(s)}</td>",
         f'<td class="num">{len(s.findings)}</td>',
         f'<td class="num">{_num(s.seconds, 2)}</td>',
         f"<td>{error}</td>",
@@ -97,49 +142,36 @@ def _summary_row(index: int, s: SeriesResult) -> str:
     return f'<tr class="series-row">{"".join(cells)}</tr>'
 
 
+def _finding_score(f: Finding) -> str:
+    """The score, with the strength it stands for where it is a fixed evidence level, not a detector score."""
+    text = _num(f.score)
+    if f.type == "metadata":
+        level = "strong" if f.score >= STRONG else "medium" if f.score >= MEDIUM else "weak"
+        return f"{text} ({level})"
+    return text
+
+
+def _finding_type(f: Finding) -> str:
+    """The type, and for a metadata finding the test behind it (as the JSON's ``check``)."""
+    return _e(f.type) + (f"<br><code>{_e(f.check)}</code>" if f.check else "")
+
+
 def _findings_table(findings: list[Finding]) -> str:
     if not findings:
         return "<p>No findings.</p>"
     head = (
         "<tr><th>#</th><th>Type</th><th>Score</th><th>Centre voxel (z, y, x)</th>"
-        "<th>Centre mm (x, y, z)</th><th>Box voxel (z0, y0, x0, z1, y1, x1)</th><th>Description</th></tr>"
+        "<th>Centre mm, patient (x, y, z)</th><th>Box voxel (z0, y0, x0, z1, y1, x1)</th>"
+        "<th>Description</th></tr>"
     )
     rows = [
-        f'<tr><td class="num">{rank}</td><td>{_e(f.type)}</td><td class="num">{_num(f.score)}</td>'
-        f"<td>{_seq(f.center_voxel)}</td><td>{_seq(f.center_mm, 1)}</td><td>{_seq(f.bbox_voxel)}</td>"
-        f"<td>{_e(f.description)}</td></tr>"
+        f'<tr><td class="num">{rank}</td><td class="nowrap">{_finding_type(f)}</td>'
+        f'<td class="num">{_finding_score(f)}</td>'
+        f'<td class="nowrap">{_seq(f.center_voxel)}</td><td class="nowrap">{_seq(f.center_mm, 1)}</td>'
+        f"<td>{_seq(f.bbox_voxel)}</td><td>{_e(f.description)}</td></tr>"
         for rank, f in enumerate(findings, start=1)
     ]
-    return f'<table class="findings">{head}{"".join(rows)}</table>'
-
-
-def _key_slices(findings: list[Finding], volume: Volume, max_findings: int) -> str:
-    parts: list[str] = []
-    located = [(rank, f) for rank, f in enumerate(findings, start=1) if f.center_voxel or f.bbox_voxel]
-    for rank, finding in located[:max_findings]:
-        key = finding_panels(volume, finding)
-        if key is None:
-            continue
-        width, height = _display_size(volume, key.width, key.height)
-        heat = "heatmap and box" if key.has_heatmap else "box (no heatmap)"
-        caption = (
-            f"Finding {rank}: {finding.type}, score {float(finding.score):.3f}, axial slice z={key.z}; {heat}"
-        )
-        parts.append(
-            "<figure>"
-            + _img(key.plain_png, width, height, f"finding {rank} slice")
-            + _img(key.overlay_png, width, height, f"finding {rank} overlay")
-            + f"<figcaption>{_e(caption)}</figcaption></figure>"
-        )
-    if not parts:
-        png, width, height = middle_slice_png(volume)
-        width, height = _display_size(volume, width, height)
-        z = volume.shape[0] // 2
-        parts.append(
-            f"<figure>{_img(png, width, height, 'middle slice')}"
-            f"<figcaption>{_e(f'No located finding; middle axial slice z={z}')}</figcaption></figure>"
-        )
-    return "".join(parts)
+    return f'<table class="findings"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _operating_point(s: SeriesResult) -> list[str]:
@@ -161,32 +193,121 @@ def _operating_point(s: SeriesResult) -> list[str]:
     ]
 
 
+def _series_meta(s: SeriesResult, model_threshold: float | None) -> str:
+    parts = [
+        f"Series UID <code>{_e(s.series_uid or '–')}</code>",
+        *([_e(s.modality)] if s.modality else []),
+        f"verdict {_badge(s.verdict)}",
+    ]
+    if s.score is not None:
+        parts.append(f"score {_num(s.score)} ({_e(_threshold(s, model_threshold))})")
+    if s.label:
+        meaning = LABELS.get(s.label)
+        parts.append(f"label {_e(s.label)}" + (f" ({_e(meaning)})" if meaning else ""))
+    if s.signature:
+        parts.append(f"signature {_signature(s)}")
+    if s.shape:
+        parts.append(f"size {_size(s).replace('<br>', ', ')}")
+    return '<p class="meta">' + " · ".join(parts) + "</p>"
+
+
 def _series_section(
-    index: int, s: SeriesResult, volumes: Mapping[str, Volume] | None, max_findings: int
+    index: int,
+    s: SeriesResult,
+    volumes: Mapping[str, Volume] | None,
+    max_findings: int,
+    model_threshold: float | None,
 ) -> str:
     findings = ranked_findings(s)
-    out = [
-        f'<section id="series-{index}"><h2>{index}. {_e(s.path)}</h2>',
-        f'<p class="meta">Series UID <code>{_e(s.series_uid or "–")}</code> · {_e(s.modality or "–")} · '
-        f"verdict {_badge(s.verdict)} · score {_num(s.score)}</p>",
-    ]
+    head = [f"<h2>{index}. {_e(s.path)}</h2>", _series_meta(s, model_threshold)]
     if s.error:
-        out.append(f'<p class="error">Error: {_e(s.error)}</p>')
-    out += _operating_point(s)
+        head.append(f'<p class="error">Error: {_e(s.error)}</p>')
+    head += _operating_point(s)
+    figures: list[str] = []
     if s.verdict != "error":
         volume = volume_for(s, volumes)
         if volume is None:
-            out.append('<p class="meta">No images available for this series.</p>')
+            head.append('<p class="meta">No images available for this series.</p>')
         else:
             try:
-                out.append(_key_slices(findings, volume, max_findings))
+                figures = key_slices_html(findings, volume, max_findings)
             except Exception as exc:  # a picture must never cost the report
                 log.warning("series %s: key slices not rendered (%s)", s.series_uid, type(exc).__name__)
                 reason = _e(type(exc).__name__)
-                out.append(f'<p class="meta">Key slices could not be rendered ({reason}).</p>')
+                head.append(f'<p class="meta">Key slices could not be rendered ({reason}).</p>')
+    # the heading stays on one printed page with the first figure
+    out = [f'<section id="series-{index}"><div class="keep">', *head, *figures[:1], "</div>", *figures[1:]]
+    if s.verdict != "error":
         out.append(_findings_table(findings))
     out.append("</section>")
     return "\n".join(out)
+
+
+#: Up to this many series needing attention are named by path at the top; more are listed by number.
+ATTENTION_NAMED = 5
+
+
+def _attention(report: ScanReport) -> str:
+    """Links to the series a reader must look at (flagged, not scanned, or with a bad signature), grouped
+    by reason; by path when there are few, by number (the summary table's #) when there are many."""
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(report.series, start=1):
+        if s.verdict != "authentic":
+            groups.setdefault(s.verdict, []).append(i)
+        if s.signature in _BAD_SIGNATURES:
+            groups.setdefault(f"signature {s.signature}", []).append(i)
+    if not groups:
+        return '<p class="meta">Needs attention: none (every series authentic, no bad signature).</p>'
+    named = sum(map(len, groups.values())) <= ATTENTION_NAMED
+    parts = []
+    for reason, indices in groups.items():
+        links = ", ".join(
+            f'<a href="#series-{i}">{i}. {_e(report.series[i - 1].path)}</a>'
+            if named
+            else f'<a href="#series-{i}">{i}</a>'
+            for i in indices
+        )
+        parts.append(f"{_e(reason)} ({len(indices)}): {links}")
+    return '<p><span class="alert">Needs attention:</span> ' + "; ".join(parts) + "</p>"
+
+
+def _legend(report: ScanReport) -> str:
+    thr = report.model.threshold
+    at = f" (here {thr:.3f})" if thr is not None else ""
+    labels = "; ".join(f"{k}: {v}" for k, v in LABELS.items())
+    items = [
+        (
+            "Score (series)",
+            "the detector's tamper score, from 0 (no evidence) to 1 (strongest), calibrated on validation "
+            f"scans when the model carries calibration; verdict tampered when it reaches the threshold{at}. "
+            "A series with noise added after reconstruction may be held to a higher threshold (said in its "
+            "section). 2-D images are scored by the 2-D synthesis detector, with its own threshold. A score "
+            "is evidence of editing, not a probability of disease.",
+        ),
+        (
+            "Score (finding)",
+            "injected, removed, synthetic: the detector's score of that region, on the same scale; metadata: "
+            f"a fixed evidence strength ({STRONG} strong, {MEDIUM} medium, {WEAK} weak), not a probability; "
+            "signature: 1.000, a signature that does not verify.",
+        ),
+        ("Label", f"the CT-GAN data set's names, not a diagnosis: {labels}."),
+        (
+            "Signature",
+            "DICOM digital signatures (PS3.15): valid; invalid (the data changed after signing); untrusted "
+            "(signer not among the trusted CAs given with --ca); mixed (not every file alike); absent (not "
+            "signed); – (not DICOM, or not checked).",
+        ),
+        (
+            "Coordinates",
+            "voxel (z, y, x): 0-based indices, z counting slices in position order (not InstanceNumber, "
+            "given in the captions); mm: patient coordinates (DICOM LPS: x to the patient's left, y to the "
+            "back, z to the head); box: voxel ranges, end excluded.",
+        ),
+        ("Size", "slices × rows × columns (or rows × columns of a 2-D image); voxel size in mm, same order."),
+        ("Time (s)", "seconds spent reading and scoring the series."),
+    ]
+    body = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items)
+    return f'<h2>How to read this report</h2><dl class="legend">{body}</dl>'
 
 
 def render_html(
@@ -198,16 +319,20 @@ def render_html(
     version = report.tool_version or __version__
     counts = {v: sum(s.verdict == v for s in report.series) for v in VERDICT_COLOURS}
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    if report.skipped:
+        summary += f"; {len(report.skipped)} input(s) skipped"
+    written = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     head = (
-        "<tr><th>#</th><th>Series</th><th>Modality</th><th>Shape</th><th>Verdict</th><th>Score</th>"
-        "<th>Label</th><th>Signature</th><th>Findings</th><th>Seconds</th><th>Error</th></tr>"
+        "<tr><th>#</th><th>Series</th><th>Modality</th><th>Size</th><th>Verdict</th><th>Score</th>"
+        "<th>Label</th><th>Signature</th><th>Findings</th><th>Time (s)</th><th>Error</th></tr>"
     )
     rows = "".join(_summary_row(i, s) for i, s in enumerate(report.series, start=1))
     body = [
         "<h1>medforensics scan report</h1>",
-        f'<p class="meta">medforensics {_e(version)} · model {_e(model.name)} {_e(model.version)} '
-        f"(sha256 <code>{_e(model.sha256[:16])}</code>){_e(threshold)} · {len(report.series)} series: "
-        f"{_e(summary or 'none')}</p>",
+        f'<p class="meta">Written {written} by medforensics {_e(version)} · CT model {_e(model.name)} '
+        f"{_e(model.version)} (sha256 <code>{_e(model.sha256[:16])}</code>){_e(threshold)} · "
+        f"{len(report.series)} series: {_e(summary or 'none')}</p>",
+        _attention(report),
         "<h2>Summary</h2>",
         f'<table class="summary"><thead>{head}</thead><tbody>{rows}</tbody></table>',
     ]
@@ -217,10 +342,14 @@ def render_html(
             for item in report.skipped
         )
         body.append(
-            '<h2>Skipped inputs</h2><table class="skipped"><tr><th>Path</th><th>Reason</th></tr>'
-            f"{items}</table>"
+            '<h2>Skipped inputs</h2><table class="skipped"><thead><tr><th>Path</th><th>Reason</th></tr>'
+            f"</thead><tbody>{items}</tbody></table>"
         )
-    body += [_series_section(i, s, volumes, max_findings) for i, s in enumerate(report.series, start=1)]
+    body.append(_legend(report))
+    body += [
+        _series_section(i, s, volumes, max_findings, model.threshold)
+        for i, s in enumerate(report.series, start=1)
+    ]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
