@@ -132,6 +132,10 @@ def test_a_large_radiograph_is_reduced_not_embedded_full_size() -> None:
     assert max(image.size) <= 512 and width <= 512  # 1841 x 1955 before
     assert len(text) < 600_000
     assert "2-D synthesis detector (not the CT model" in text and "concerns the whole image" in text
+    # a series scored by its own detector (scan records it in extra.detector) is held to that one's threshold
+    series.extra["detector"] = ModelInfo("cnn2d", "1", "ab" * 32, threshold=0.0021).to_dict()
+    assert "threshold of cnn2d 0.002" in render_html(report, {str(path): xray})
+    del series.extra["detector"]
     series.findings, series.verdict = [], "authentic"
     (thumb, _, _), *_ = _images(render_html(report, {str(path): xray}))
     assert max(thumb.size) <= 256 and "max-width:100%" in text
