@@ -56,8 +56,10 @@ def test_sr_content_verdict_and_scores(sr_file: Path, ct_volume: Volume) -> None
 
     rois = report.get_planar_roi_measurement_groups()
     assert [g.tracking_identifier for g in rois] == ["Finding 1", "Finding 3", "Finding 4"]
-    scores = [g.get_measurements(name=codes.TAMPER_PROBABILITY)[0].value for g in rois]
+    scores = [g.get_measurements()[0].value for g in rois]
     assert scores == pytest.approx([0.91, 0.42, 0.30])
+    names = [_code(g.get_measurements()[0].name) for g in rois]  # synthetic: synthesis probability
+    assert names == [_code(codes.TAMPER_PROBABILITY)] * 2 + [_code(codes.SYNTHESIS_PROBABILITY)]
     types = [_code(g.get_qualitative_evaluations(name=codes.TAMPER_FINDING_TYPE)[0].value) for g in rois]
     assert types == [_code(codes.FINDING_TYPE_CODES[t]) for t in ("injected", "removed", "synthetic")]
 
@@ -137,5 +139,36 @@ def test_sr_of_a_single_image_without_frame_of_reference(tmp_path: Path) -> None
     assert isinstance(point, hd.sr.ImageRegion) and np.allclose(point.value, [[2.5, 2.5]])
     assert box.graphic_type.value == "POLYLINE"  # closed: the 2-D form of a polygon
     assert np.allclose(box.value, [[10, 10], [20, 10], [20, 14], [10, 14], [10, 10]])  # (column, row) edges
+    errors, output = dciodvfy_errors(out)
+    assert errors == [], output
+
+
+def test_sr_of_an_mr_series_names_the_2d_detector(tmp_path: Path) -> None:
+    """An MR series scored by the 2-D synthesis detector (emri_small, two frames replaced by DCGAN slices):
+    the SR's algorithm is that detector (name, threshold) and its scores are 'Synthesis probability', not
+    the CT detector's 'Tamper probability'; dciodvfy finds no errors."""
+    from pydicom.data import get_testdata_file
+
+    from medforensics.forge.dcgan import bundled_weights, generate, load_generator
+    from medforensics.io.reader import read_volume
+    from medforensics.scan.detector import Detector
+    from medforensics.scan.pipeline import scan_volume
+
+    source = get_testdata_file("emri_small.dcm", download=False)
+    if source is None:
+        pytest.skip("pydicom-data emri_small.dcm not installed")
+    volume = read_volume(source)
+    arr = np.asarray(volume.array).copy()
+    fake = generate(load_generator(bundled_weights("mr")), 2, seed=11)
+    arr[[2, 6]] = (np.clip(fake, -1, 1) + 1) * 0.5 * float(arr.max())
+    det2d = Detector.default("detector2d")
+    series = scan_volume(volume.with_array(arr, spacing=volume.spacing), det2d, detector2d=det2d, path=source)
+    assert series.verdict == "synthetic" and len(series.findings) == 2, series.error
+    out = write_sr(series, volume, tmp_path / "mr.dcm", model=MODEL)
+    ds = pydicom.dcmread(out)
+    text = "\n".join(str(e.value) for e in ds.iterall() if e.keyword in ("TextValue", "CodeMeaning"))
+    assert "medforensics cnn" in text and f"threshold={det2d.calibration.operating_threshold:.6g}" in text
+    assert MODEL.name not in text.replace("medforensics cnn", "")
+    assert "Synthesis probability" in text and "Tamper probability" not in text
     errors, output = dciodvfy_errors(out)
     assert errors == [], output

@@ -30,6 +30,7 @@ from medforensics.io.dicom_frames import (
     strip_bulk,
 )
 from medforensics.io.dicom_pixels import DicomPixels, check_frames_fit, decode_slices, transfer_syntax
+from medforensics.io.dicom_tags import series_modality, spacing_warning
 from medforensics.io.volume import AXIAL_DIRECTION, Volume
 from medforensics.logging import get_logger, short_hash
 
@@ -357,6 +358,8 @@ def _layout(datasets: list[Dataset], paths: list[Path]) -> SeriesLayout:
             s.key = float(s.info.instance_number if s.info.instance_number is not None else k)
         slices = sorted(slices, key=lambda s: s.key)
     spacing, origin, direction = _geometry(slices, warn)
+    bad_spacing = None if info0.pixel_spacing else spacing_warning(datasets[slices[0].ds_index])
+    warn.extend([bad_spacing] if bad_spacing else [])
     return SeriesLayout(datasets, slices, spacing, origin, direction, warn, info0.pixel_spacing is not None)
 
 
@@ -392,6 +395,7 @@ def read_dicom_series(
         array = np.empty(layout.shape, dtype=np.float32)
         decode_slices(array, range(len(slices)), slices, paths, datasets.__getitem__, strip_bulk)
     ds0 = datasets[slices[0].ds_index]
+    modality = series_modality(ds0, warn)
     ts = transfer_syntax(ds0)
     meta = _metadata(ds0, datasets, slices, ts)
     meta["warnings"] = warn
@@ -408,7 +412,7 @@ def read_dicom_series(
         spacing=layout.spacing,
         origin=layout.origin,
         direction=layout.direction,
-        modality=str(ds0.get("Modality", "OT")),
+        modality=modality,
         source=paths[0] if len(paths) == 1 else paths[0].parent,
         datasets=stripped,
         metadata=meta,

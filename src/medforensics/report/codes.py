@@ -13,6 +13,7 @@ MF0011    Authentic image                     SR: verdict value ``authentic``
 MF0012    Tampered image                      SR: verdict value ``tampered``
 MF0013    Synthetic image                     SR: verdict value ``synthetic``
 MF0020    Tamper probability                  SR: measurement name (series and finding scores, in [0, 1])
+MF0021    Synthesis probability               SR: the same for a 2-D synthesis detector's scores
 MF0030    Tamper finding type                 SR: qualitative evaluation name (finding type)
 MF0031    Injected lesion                     finding type ``injected`` (SR value, SEG property type)
 MF0032    Removed lesion                      finding type ``removed``
@@ -48,6 +49,7 @@ def _c(value: str, meaning: str) -> Code:
 PROCEDURE_FORENSIC_ANALYSIS = _c("MF0001", "Medical image forensic analysis")
 TAMPER_VERDICT = _c("MF0010", "Tamper verdict")
 TAMPER_PROBABILITY = _c("MF0020", "Tamper probability")
+SYNTHESIS_PROBABILITY = _c("MF0021", "Synthesis probability")
 TAMPER_FINDING_TYPE = _c("MF0030", "Tamper finding type")
 CTGAN_LABEL = _c("MF0040", "CT-GAN label")
 TAMPERED_REGION = _c("MF0050", "Tampered region")

@@ -6,6 +6,9 @@ Content of the report (codes: :mod:`medforensics.report.codes`):
   version and SHA-256, so the same model always has the same device UID).
 * One TID 1501 measurement group "Series verdict": the tamper probability (the series score, unit
   ``{probability}``), the verdict and, when known, the CT-GAN label as qualitative evaluations.
+  A series scored by the 2-D synthesis detector (single images, MR series) names that detector (its name,
+  version, SHA-256 and threshold from ``series.extra["detector"]``) as algorithm and device, and its
+  scores "Synthesis probability".
 * One group per finding (rank order = score order = JSON order), tracking identifier ``Finding <rank>``
   with a tracking UID shared with the DICOM SEG segment of the same finding:
   a TID 1410 planar ROI group whose region is the finding's bounding box on its centre slice as a
@@ -71,9 +74,24 @@ def _observation_context(model: ModelInfo) -> hsr.ObservationContext:
     return hsr.ObservationContext(observer_device_context=observer)
 
 
-def _probability(value: float) -> hsr.Measurement:
+def series_model(series: SeriesResult, model: ModelInfo) -> ModelInfo:
+    """The detector that scored ``series``: the one its ``extra["detector"]`` names (the 2-D detector of a
+    single image or MR series), else the report's ``model``."""
+    info = series.extra.get("detector")
+    if not isinstance(info, Mapping) or not info.get("name"):
+        return model
+    threshold = info.get("threshold")
+    return ModelInfo(
+        name=str(info["name"]),
+        version=str(info.get("version", "")),
+        sha256=str(info.get("sha256", "")),
+        threshold=None if threshold is None else float(threshold),
+    )
+
+
+def _probability(value: float, synthesis: bool = False) -> hsr.Measurement:
     return hsr.Measurement(
-        name=codes.TAMPER_PROBABILITY,
+        name=codes.SYNTHESIS_PROBABILITY if synthesis else codes.TAMPER_PROBABILITY,
         value=float(np.clip(value, 0.0, 1.0)),
         unit=codes.UNIT_PROBABILITY,
     )
@@ -83,7 +101,8 @@ def _series_group(series: SeriesResult, model: ModelInfo) -> hsr.MeasurementsAnd
     evaluations = [hsr.QualitativeEvaluation(codes.TAMPER_VERDICT, codes.VERDICT_CODES[series.verdict])]
     if series.label in codes.LABEL_CODES:
         evaluations.append(hsr.QualitativeEvaluation(codes.CTGAN_LABEL, codes.LABEL_CODES[series.label]))
-    measurements = [] if series.score is None else [_probability(series.score)]
+    synthesis = isinstance(series.extra.get("detector"), Mapping)  # scored by the 2-D synthesis detector
+    measurements = [] if series.score is None else [_probability(series.score, synthesis)]
     uid = generate_uid(entropy_srcs=[series.series_uid or series.path, "series verdict"])
     return hsr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hsr.TrackingIdentifier(uid=uid, identifier="Series verdict"),
@@ -156,7 +175,7 @@ def _finding_group(
         "tracking_identifier": tracking,
         "finding_type": codes.TAMPERED_REGION,
         "algorithm_id": _algorithm(model),
-        "measurements": [_probability(finding.score)],
+        "measurements": [_probability(finding.score, finding.type == "synthetic")],
         "qualitative_evaluations": [
             hsr.QualitativeEvaluation(codes.TAMPER_FINDING_TYPE, codes.finding_type_code(finding.type))
         ],
@@ -170,6 +189,7 @@ def _finding_group(
 def build_sr(series: SeriesResult, volume: Volume, *, model: ModelInfo) -> hsr.Comprehensive3DSR:
     """The SR dataset for one scanned DICOM series (see the module docs for its content)."""
     volume = require_dicom(series, volume)
+    model = series_model(series, model)
     if series.verdict not in codes.VERDICT_CODES:
         raise InputError(f"verdict {series.verdict!r} has no SR code", path=series.path)
     groups: list[

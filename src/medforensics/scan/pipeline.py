@@ -3,10 +3,10 @@
 CT volumes: metadata checks, lung and candidates (:mod:`~medforensics.scan.candidates`), 3-D cube scoring
 with the detector, a local refinement of the best candidates, study-level aggregation
 (:mod:`~medforensics.scan.aggregate`), non-max suppression in mm, and an explanation heatmap per finding.
-2-D images go to a 2-D detector when one is given (bundled in ``assets/detector2d/``), else they get
-``verdict: "error"`` with the reason: the tool never invents a verdict. A series that cannot be read, has a
-single slice where a volume is needed, or is not CT gets ``verdict: "error"`` with a one-line reason; the
-others still run.
+2-D images and MR series (slice by slice) go to a 2-D detector when one is given (bundled in
+``assets/detector2d/``), else they get ``verdict: "error"`` with the reason: the tool never invents a verdict.
+A series that cannot be read, has a single slice where a volume is needed, or is neither CT nor MR gets
+``verdict: "error"`` with a one-line reason; the others still run.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from medforensics.scan.aggregate import aggregate, attack_type, nms_mm
 from medforensics.scan.candidates import Candidate, ct_candidates, refine_offsets
 from medforensics.scan.cubes import extract_cube_fast, iter_cube_batches
 from medforensics.scan.detector import Detector
-from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d
+from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, scan_mr_series
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.orientation import scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
@@ -257,11 +257,19 @@ def _content_reason(volume: Volume) -> str | None:
     return None
 
 
+def _modality_words(volume: Volume, reader_warnings: list[str]) -> str:
+    """``modality XX`` for reasons, or ``no Modality tag`` when the DICOM reader found none."""
+    if any(w.startswith("no Modality tag") for w in reader_warnings):
+        return f"no Modality tag (read as {volume.modality})"
+    return f"modality {volume.modality}"
+
+
 def route_error(volume: Volume, detector2d: Detector | None, detector: Detector | None = None) -> str | None:
     """Why ``volume`` cannot be scored by the available detectors (None: it can). A CT whose slices lie
     further apart than the CT detector's ``max_slice_mm`` is outside what it was validated on."""
     mod = volume.modality
     reader_warnings = [str(w) for w in volume.metadata.get("warnings") or []]
+    words = _modality_words(volume, reader_warnings)
     if volume.shape[0] == 1:
         dropped = sum(w.startswith("duplicate slice position") for w in reader_warnings)
         if dropped:  # many images, one position: a volume whose geometry tags broke, not one image
@@ -271,11 +279,13 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
             )
         if detector2d is None or mod not in MODALITIES_2D:
             what = "single CT slice: the CT detector needs a volume" if mod == "CT" else "2-D image"
-            return f"{what}; no 2-D detector bundled for modality {mod}"
+            return f"{what}; no 2-D detector bundled for {words}"
         return image_2d_reason(volume, detector2d.spec.size)
     if mod != "CT":
         mask = label_map_reason(volume)
-        return mask or f"modality {mod}: the detector scores CT volumes (no {mod} detector bundled)"
+        if mask or (mod == "MR" and detector2d is not None):
+            return mask or image_2d_reason(volume, detector2d.spec.size)  # type: ignore[union-attr]
+        return f"{words}: the detector scores CT volumes (no {mod} detector bundled)"
     if volume.shape[0] < MIN_CT_SLICES:
         return f"only {volume.shape[0]} slices: the CT detector needs a volume of >= {MIN_CT_SLICES} slices"
     odd = ct_voxel_reason(volume.spacing)
@@ -321,6 +331,8 @@ def scan_volume(
             res.error = reason
         elif volume.shape[0] == 1:
             scan_2d(volume, detector2d, res)  # type: ignore[arg-type]
+        elif volume.modality == "MR":
+            scan_mr_series(volume, detector2d, res)  # type: ignore[arg-type]
         elif getattr(detector, "kind", None) == "dense3d":
             from medforensics.scan.dense import scan_ct_dense
 
