@@ -328,3 +328,63 @@ def test_a_coronal_series_is_scanned_in_axial_order_and_reported_in_its_own(dete
     assert [t["center_voxel"] for t in c.extra["top_candidates"]] == [
         [int(v) for v in amap.index_to_source(t["center_voxel"])] for t in a.extra["top_candidates"]
     ]
+
+
+def test_slice_spacing_and_count_are_judged_in_the_axial_layout_the_detector_scores() -> None:
+    """A coronal series is scored axially (scan.orientation): its axial slice spacing is its row spacing.
+    A coronal reformat of 5 mm axial slices was scored (its 0.7 mm coronal spacing passed the 3 mm limit);
+    one of 1 mm axial slices stored 4 mm apart was refused; 6 axial slices passed the 8-slice minimum."""
+    from medforensics.io.volume import AXIAL_DIRECTION
+    from medforensics.scan.pipeline import route_error
+
+    class _Det:
+        max_slice_mm = 3.0
+
+    coronal = AXIAL_DIRECTION[:, [1, 0, 2]]  # axis 0 along +y (anterior to posterior), axis 1 along +z
+    arr = np.random.default_rng(0).normal(0.0, 300.0, (20, 30, 20)).astype(np.float32)
+    thick = Volume(arr, spacing=(0.7, 5.0, 0.7), direction=coronal, modality="CT")
+    reason = route_error(thick, None, _Det())  # type: ignore[arg-type]
+    assert reason is not None and reason.startswith("slices 5 mm apart")
+    thin = Volume(arr, spacing=(4.0, 1.0, 0.7), direction=coronal, modality="CT")
+    assert route_error(thin, None, _Det()) is None  # type: ignore[arg-type]
+    few = Volume(arr[:, :6], spacing=(0.7, 2.5, 0.7), direction=coronal, modality="CT")
+    reason = route_error(few, None, _Det())  # type: ignore[arg-type]
+    assert reason is not None and reason.startswith("only 6 slices")
+    axial = Volume(arr, spacing=(2.5, 0.7, 0.7), modality="CT")  # the axial layout itself: unchanged
+    assert route_error(axial, None, _Det()) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("ijk_to_ras", "name"),
+    [
+        (np.diag([0.8, 0.9, 2.0]), "ras"),  # the usual NIfTI: i to the right, j to the front
+        (np.array([[-0.8, 0, 0], [0, 0, -2.0], [0, 0.9, 0]]), "coronal"),  # k front to back, j feet to head
+    ],
+)
+def test_extra_read_as_takes_the_reported_indices_to_the_nifti_file_voxels(
+    tmp_path: Path, detector: Detector, ijk_to_ras: np.ndarray, name: str
+) -> None:
+    """read_nifti lays a file out axially, so the JSON's voxel indices are not the file's: on a RAS NIfTI of
+    the forged demo CT they mapped through the file's affine 181 mm from the finding's center_mm (611 mm on
+    a coronal one). extra.read_as says how to take them to the file's own (k, j, i)."""
+    import nibabel as nib
+
+    from medforensics.io.nifti import read_nifti
+    from medforensics.io.volume import AxisMap
+
+    data = np.zeros((24, 20, 12), np.float32)  # (i, j, k)
+    mark = (3, 15, 8)
+    data[mark] = 7.0
+    affine = np.eye(4)
+    affine[:3, :3], affine[:3, 3] = ijk_to_ras, (-10.0, 20.0, 30.0)
+    nib.save(nib.Nifti1Image(data, affine), str(tmp_path / f"{name}.nii"))
+    vol = read_nifti(tmp_path / f"{name}.nii")
+    res = scan_volume(vol, detector)
+    how = res.extra["read_as"]
+    view = np.argwhere(np.asarray(vol.array) == 7.0)[0]
+    amap = AxisMap(tuple(how["axes"]), tuple(how["flipped"]), vol.shape)
+    zyx = amap.index_to_source(view)
+    assert tuple(int(v) for v in zyx[::-1]) == mark and how["file_shape"] == [12, 20, 24]
+    ras = affine @ np.r_[zyx[::-1], 1.0]
+    assert np.allclose(vol.index_to_patient(view), [-ras[0], -ras[1], ras[2]])
+    assert "read_as" not in scan_volume(Volume(data.transpose(2, 1, 0)), detector).extra  # own layout

@@ -23,7 +23,7 @@ from medforensics.io.volume import AxisMap, Volume
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.result import Finding, SeriesResult
 
-__all__ = ["finding_to_source", "scan_axial"]
+__all__ = ["finding_to_source", "read_as", "scan_axial"]
 
 #: Metadata checks a scan of the axial view makes that the series' own checks do not repeat.
 VIEW_CHECKS = frozenset({"added_noise"})
@@ -69,3 +69,18 @@ def scan_axial(volume: Volume, result: SeriesResult, scan: Callable[[Volume, Ser
     result.findings = image + meta
     _candidates_to_source(result.extra, amap)
     result.extra["scanned_as"] = {"axes": list(amap.axes), "flipped": list(amap.flipped)}
+
+
+def read_as(volume: Volume) -> dict[str, Any] | None:
+    """How the reader laid a NIfTI, MetaImage or NRRD file out axially (:meth:`Volume.reoriented_axial`;
+    None for a volume read in its own layout): the scan reports indices of that layout, and axis ``t`` of it
+    is axis ``axes[t]`` of the file's (z, y, x), reversed where ``flipped[t]``. The file's (z, y, x) is
+    NIfTI's (k, j, i) and the array order of SimpleITK (MetaImage, NRRD); ``file_shape`` is its shape."""
+    how = volume.metadata.get("reoriented")
+    if not how:
+        return None
+    axes = [int(a) for a in how["axes"]]
+    file_shape = [0, 0, 0]
+    for t, axis in enumerate(axes):
+        file_shape[axis] = volume.shape[t]
+    return {"axes": axes, "flipped": [bool(f) for f in how["flipped"]], "file_shape": file_shape}

@@ -30,7 +30,7 @@ from medforensics.scan.cubes import extract_cube_fast, iter_cube_batches
 from medforensics.scan.detector import Detector
 from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, scan_mr_series
 from medforensics.scan.metadata_checks import metadata_findings
-from medforensics.scan.orientation import scan_axial
+from medforensics.scan.orientation import read_as, scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
 
 log = get_logger("scan")
@@ -286,17 +286,20 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
         if mask or (mod == "MR" and detector2d is not None):
             return mask or image_2d_reason(volume, detector2d.spec.size)  # type: ignore[union-attr]
         return f"{words}: the detector scores CT volumes (no {mod} detector bundled)"
-    if volume.shape[0] < MIN_CT_SLICES:
-        return f"only {volume.shape[0]} slices: the CT detector needs a volume of >= {MIN_CT_SLICES} slices"
-    odd = ct_voxel_reason(volume.spacing)
+    # a CT is scored in its axial layout (scan.orientation): a coronal series' slices there are its rows
+    amap, sp = volume.axial_axes(), volume.spacing
+    slices, spacing = amap.shape[0], (sp[amap.axes[0]], sp[amap.axes[1]], sp[amap.axes[2]])
+    if slices < MIN_CT_SLICES:
+        return f"only {slices} slices: the CT detector needs a volume of >= {MIN_CT_SLICES} slices"
+    odd = ct_voxel_reason(spacing)
     if odd:
         return odd
     limit = getattr(detector, "max_slice_mm", None)
-    if limit is not None and volume.spacing[0] > limit + 1e-6:
+    if limit is not None and spacing[0] > limit + 1e-6:
         no_pos = any(w.startswith(("no slice positions", "some slices lack")) for w in reader_warnings)
         assumed = " (assumed: no usable slice positions)" if no_pos else ""
         return (
-            f"slices {volume.spacing[0]:.3g} mm apart{assumed}: the CT detector is validated for slices up "
+            f"slices {spacing[0]:.3g} mm apart{assumed}: the CT detector is validated for slices up "
             f"to {limit:.3g} mm apart and misses attacks on thicker ones (not assessed; --max-slice-mm "
             "scores it anyway)"
         )
@@ -352,6 +355,9 @@ def scan_volume(
     if res.error is not None:
         res.verdict, res.score, res.label = "error", None, None
         res.findings = []
+    how = read_as(volume)
+    if how:
+        res.extra["read_as"] = how
     res.extra = finite_json(res.extra)
     res.seconds = time.perf_counter() - t0
     return res
