@@ -11,7 +11,7 @@ from PIL import Image
 from medforensics.io.reader import read_volume
 from medforensics.io.volume import Volume
 from medforensics.scan.detector import Detector
-from medforensics.scan.image2d import detector_input, normalise_2d
+from medforensics.scan.image2d import SERIES_SLICE_THRESHOLD, detector_input, normalise_2d
 from medforensics.scan.pipeline import scan_volume
 
 
@@ -43,7 +43,13 @@ def test_real_images_authentic_and_dcgan_samples_synthetic(
     mr2 = read_volume(_testdata("MR2_UNCR.dcm"))
     png = tmp_path / "rg1.png"
     Image.fromarray(np.clip(np.asarray(rg1.array[0]) / 128, 0, 255).astype(np.uint8)).save(png)
-    real = {"rg1": rg1, "rg1 png": read_volume(png), "mr2": mr2}
+    # MR_small: a real 64 x 64 MR slice scoring 0.0046, over the calibrated 0.0021, under the MR cut-off
+    real = {
+        "rg1": rg1,
+        "rg1 png": read_volume(png),
+        "mr2": mr2,
+        "mr small": read_volume(_testdata("MR_small.dcm")),
+    }
     from tests.scan._helpers import ct_crop
 
     ct = ct_crop(nz=2)
@@ -66,6 +72,10 @@ def test_real_images_authentic_and_dcgan_samples_synthetic(
         assert res.verdict == want, (name, res.score, res.error)
         assert res.extra["detector"]["name"] == det2d.info.name == "cnn"
         assert res.extra["input"].startswith("whole image")
+        mr = vol.modality == "MR"  # MR images are held to the MR slice cut-off, the others to the calibration
+        assert res.extra["threshold"] == (
+            SERIES_SLICE_THRESHOLD if mr else det2d.calibration.operating_threshold
+        )
         if want == "synthetic":
             assert res.label == "SYN" and [f.type for f in res.findings] == ["synthetic"]
 

@@ -80,7 +80,8 @@ def series_model(series: SeriesResult, model: ModelInfo) -> ModelInfo:
     info = series.extra.get("detector")
     if not isinstance(info, Mapping) or not info.get("name"):
         return model
-    threshold = info.get("threshold")
+    # the threshold applied (an MR image or series: the slice cut-off), else the detector's calibrated one
+    threshold = series.extra.get("threshold", info.get("threshold"))
     return ModelInfo(
         name=str(info["name"]),
         version=str(info.get("version", "")),

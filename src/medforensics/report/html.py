@@ -119,7 +119,7 @@ def _threshold(s: SeriesResult, model_threshold: float | None) -> str:
     """The threshold the series' score was held to, in words."""
     own = s.extra.get("detector")
     if isinstance(own, dict):  # scored by another detector than the report's model (the 2-D one)
-        name, value = own.get("name", "2-D detector"), own.get("threshold")
+        name, value = own.get("name", "2-D detector"), s.extra.get("threshold", own.get("threshold"))
         return f"threshold of {_e(name)}" + ("" if value is None else f" {_num(value)}")
     if s.shape and int(s.shape[0]) == 1:
         return "threshold of the 2-D synthesis detector (not the CT model's)"

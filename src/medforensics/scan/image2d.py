@@ -35,7 +35,8 @@ MODALITIES_2D = ("CT", "MR", "CR", "DX", "DR", "RG")
 PERCENTILES = (0.5, 99.5)
 #: At most this many pixels are sampled for the percentiles of a large image.
 PERCENTILE_SAMPLE = 4_000_000
-#: An MR series is synthetic when one of its slices with content scores at least this (module docs).
+#: An MR series is synthetic when one of its slices with content scores at least this (module docs); a
+#: single MR image is held to it too.
 SERIES_SLICE_THRESHOLD = 0.999
 #: A slice is assessed when at least this fraction of its pixels is over 10 % of the series' 0.5-99.5
 #: percentile range (the rest: the empty ends of a head volume, air).
@@ -88,11 +89,15 @@ def scan_2d(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
     size = detector2d.spec.size
     crop = detector_input(volume.array[0], volume.modality, size)
     p, _pt = detector2d.score_images(crop[None])
-    thr = detector2d.calibration.operating_threshold
+    # an MR image is held to the MR slice cut-off: at the calibrated point 7 % of real MR slices are over
+    mr = volume.modality == "MR"
+    thr = SERIES_SLICE_THRESHOLD if mr else detector2d.calibration.operating_threshold
     how = "CT window [-1000, 400] HU" if volume.modality == "CT" else "0.5-99.5 percentile scaling"
-    # the report's model is the CT detector: say which one scored this image, and how
+    # the report's model is the CT detector: say which one scored this image, how, and against what
     result.extra.update(
-        detector=detector2d.info.to_dict(), input=f"whole image, {how}, area-resized to {size} x {size}"
+        detector=detector2d.info.to_dict(),
+        input=f"whole image, {how}, area-resized to {size} x {size}",
+        threshold=thr,
     )
     result.score = float(p[0])
     result.verdict = "synthetic" if p[0] >= thr else "authentic"
@@ -155,6 +160,7 @@ def scan_mr_series(volume: Volume, detector2d: Detector, result: SeriesResult) -
         slices_assessed=int(keep.sum()),
         slices_over_image_threshold=int((p >= thr).sum()),
         slices_synthetic=len(flagged),
+        threshold=SERIES_SLICE_THRESHOLD,
         series_rule=f"synthetic if a slice with content scores >= {SERIES_SLICE_THRESHOLD}",
         slice_scores=[None if np.isnan(v) else round(float(v), 6) for v in p],
     )
