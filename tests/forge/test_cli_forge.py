@@ -212,3 +212,55 @@ def test_a_broken_slice_in_the_input_folder_is_named_not_left_out(
     victim.write_bytes(b"")  # was skipped: the forgery had one slice fewer
     code, text = _run("inject", "--input", str(src), "--center", CENTER, "--out", str(tmp_path / "o"))
     assert code == 2 and victim.name in text and "would lack this slice" in text
+
+
+@pytest.mark.parametrize(
+    "uid, kept",
+    [
+        (pydicom.uid.JPEGLSLossless, True),
+        (pydicom.uid.DeflatedExplicitVRLittleEndian, True),
+        (pydicom.uid.JPEG2000, False),  # lossy: not compressed a second time
+    ],
+)
+def test_a_compressed_series_is_forged_in_its_own_lossless_syntax_or_said_decompressed(
+    dicom_series: Path,  # noqa: F811
+    tmp_path: Path,
+    uid: str,
+    kept: bool,
+) -> None:
+    # the forgery was always written uncompressed, and neither forgery.json nor the command said so
+    import warnings
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in sorted(dicom_series.iterdir()):
+        ds = pydicom.dcmread(f)
+        if uid == pydicom.uid.DeflatedExplicitVRLittleEndian:
+            ds.file_meta.TransferSyntaxUID = uid
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds.compress(
+                    uid,
+                    generate_instance_uid=False,
+                    **({"j2k_cr": [10]} if uid == pydicom.uid.JPEG2000 else {}),
+                )
+        ds.save_as(src / f.name, enforce_file_format=True)
+    out = tmp_path / "fake"
+    code, text = _run(
+        "inject", "--input", str(src), "--center", CENTER, "--method", "blob-inject", "--out", str(out)
+    )
+    assert code == 0, text
+    side = json.loads((out / "forgery.json").read_text())
+    written = [pydicom.dcmread(out / "series" / n) for n in side["files"]]
+    syntax = {str(d.file_meta.TransferSyntaxUID) for d in written}
+    assert syntax == ({uid} if kept else {pydicom.uid.ExplicitVRLittleEndian})
+    assert side["transfer_syntax"]["input"] == uid and side["transfer_syntax"]["output"] == syntax.pop()
+    assert ("written uncompressed" in text) == (not kept) and ("note" in side["transfer_syntax"]) == (
+        not kept
+    )
+    before = {str(d.SOPInstanceUID): d for d in (pydicom.dcmread(f) for f in src.iterdir())}
+    changed = sum(
+        not np.array_equal(d.pixel_array, before[str(d.SOPInstanceUID)].pixel_array) for d in written
+    )
+    assert 0 < changed < len(written)  # pixels decode, and only the slices around the blob changed

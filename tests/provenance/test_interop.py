@@ -84,7 +84,13 @@ def test_dcmsign_legacy_and_creator_signatures_verify(pki: PkiFiles, tmp_path: P
 
 def test_our_creator_compressed_and_implicit_files_verify_in_dcmsign(pki: PkiFiles, tmp_path: Path) -> None:
     key, cert = load_private_key(pki.signer_key), load_certificate(pki.signer_cert)
-    for name, profile in (("JPEG2000.dcm", "base"), ("rtplan.dcm", "base"), ("CT_small.dcm", "creator")):
+    cases = (
+        ("JPEG2000.dcm", "base"),
+        ("rtplan.dcm", "base"),
+        ("CT_small.dcm", "creator"),
+        ("image_dfl.dcm", "base"),
+    )
+    for name, profile in cases:  # image_dfl.dcm: deflated
         out = tmp_path / f"{profile}_{name}"
         sign_file(sample_file(name), out, key, cert, profile=profile)
         proc = dcmsign("--verify", "+rg", "+cf", pki.ca_cert, out)

@@ -7,7 +7,7 @@ import numpy as np
 import pydicom
 
 from medforensics.io.reader import read_volume
-from medforensics.scan.metadata_checks import STRONG, metadata_findings
+from medforensics.scan.metadata_checks import MEDIUM, STRONG, WEAK, metadata_findings
 
 
 def _copy(series: Path, dst: Path) -> list[Path]:
@@ -116,3 +116,60 @@ def test_noise_fresh_in_every_touching_slice_is_reported(ct_series: Path, tmp_pa
     bare = vol.with_array(np.asarray(vol.array), spacing=vol.spacing, datasets=[])  # NIfTI-like: no tags
     weak = noise_finding(bare, 0.03, 0.15)
     assert weak is not None and weak.score == WEAK
+
+
+def _recoded(series: Path, dst: Path, uid: str | None, n: int = 4, **tags: object) -> Path:
+    """The first ``n`` slices of ``series``, compressed to ``uid`` (JPEG 2000 at ratio 10 when lossy)."""
+    import warnings
+
+    dst.mkdir()
+    for f in sorted(series.glob("*.dcm"))[:n]:
+        ds = pydicom.dcmread(f)
+        if uid is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kw = {"j2k_cr": [10]} if uid == pydicom.uid.JPEG2000 else {}
+                ds.compress(uid, generate_instance_uid=False, **kw)
+        for k, v in tags.items():
+            setattr(ds, k, v)
+        ds.save_as(dst / f.name, enforce_file_format=True)
+    return dst
+
+
+def _lossy(folder: Path) -> list:
+    return [f for f in metadata_findings(read_volume(folder)) if f.check == "lossy_compression"]
+
+
+def test_lossy_compression_is_reported(ct_series: Path, tmp_path: Path) -> None:
+    # a lossy-compressed series was scanned without a word: the detector was trained on lossless CT, and
+    # JPEG 2000 at 20:1 made the demo's injection score as authentic (README)
+    j2k = pydicom.uid.JPEG2000
+    undeclared = _lossy(_recoded(ct_series, tmp_path / "j2k", j2k))
+    assert [f.score for f in undeclared] == [MEDIUM]
+    assert "irreversible" in undeclared[0].description and "about 10:1" in undeclared[0].description
+    assert "does not declare" in undeclared[0].description
+    declared = _lossy(
+        _recoded(
+            ct_series,
+            tmp_path / "declared",
+            j2k,
+            LossyImageCompression="01",
+            LossyImageCompressionRatio=["9.5", "2"],
+            LossyImageCompressionMethod=["ISO_15444_1", "ISO_10918_1"],
+        )
+    )
+    assert [f.score for f in declared] == [WEAK]
+    assert "ratio 9.5:1 then 2:1" in declared[0].description
+    # decompressed after a lossy step: the header still says so, and so does the scan
+    earlier = _lossy(
+        _recoded(
+            ct_series,
+            tmp_path / "earlier",
+            None,
+            LossyImageCompression="01",
+            LossyImageCompressionMethod="ISO_10918_1",
+        )
+    )
+    assert [f.score for f in earlier] == [WEAK] and "ISO_10918_1" in earlier[0].description
+    assert _lossy(_recoded(ct_series, tmp_path / "lossless", pydicom.uid.JPEGLSLossless)) == []
+    assert _lossy(_recoded(ct_series, tmp_path / "raw", None)) == []

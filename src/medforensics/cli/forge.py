@@ -28,6 +28,9 @@ def _tamper(
         f"{side['method']}: centre {side['center_voxel']} (voxels z,y,x) = {side['center_mm']} mm, "
         f"{side['changed_voxels']} voxels changed -> {out}"
     )
+    note = (side.get("transfer_syntax") or {}).get("note")
+    if note:
+        typer.echo(note)
 
 
 def register(app: typer.Typer) -> None:

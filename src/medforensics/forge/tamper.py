@@ -87,8 +87,30 @@ def _write_series(volume: Volume, out_dir: Path, source: Path) -> list[str]:
         from medforensics.io.dicom_write import write_dicom_series
     except ImportError:  # until the project writer lands
         return _rewrite_pixels(volume, out_dir, source)
-    written = write_dicom_series(volume, out_dir)
+    written = write_dicom_series(volume, out_dir, keep_encoding=True)  # as a PACS would hold it again
     return [Path(p).name for p in written] if written else sorted(p.name for p in out_dir.iterdir())
+
+
+def _syntaxes(volume: Volume, written: Path) -> dict[str, str | None]:
+    """The transfer syntax of the input series and of the first written file (DICOM only), and a note when
+    the output was decompressed (a lossy syntax, or no lossless encoder for it here)."""
+    import pydicom
+
+    src = volume.metadata.get("transfer_syntax")
+    out = str(pydicom.dcmread(written, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+    info: dict[str, str | None] = {"input": src, "output": out}
+    if src is not None and src != out and pydicom.uid.UID(src).is_compressed:
+        from medforensics.io.dicom_pixels import LOSSY_SYNTAXES, MAYBE_LOSSY_SYNTAXES
+
+        why = (
+            "a lossy syntax (not re-encoded)"
+            if src in LOSSY_SYNTAXES | MAYBE_LOSSY_SYNTAXES
+            else "no encoder"
+        )
+        info["note"] = (
+            f"written uncompressed (Explicit VR Little Endian): input {pydicom.uid.UID(src).name}, {why}"
+        )
+    return info
 
 
 def _rewrite_pixels(volume: Volume, out_dir: Path, source: Path) -> list[str]:
@@ -170,6 +192,8 @@ def tamper_series(
         series_dir.mkdir(exist_ok=True)
         sidecar["files"] = _write_series(tampered, series_dir, source)
         sidecar["series_folder"] = "." if is_nifti(source) else "series"
+        if not is_nifti(source) and sidecar["files"]:
+            sidecar["transfer_syntax"] = _syntaxes(volume, series_dir / sidecar["files"][0])
         write_nifti(volume.with_array(mask.astype(np.float32)), tmp / "mask.nii.gz", dtype=np.uint8)
         (tmp / "forgery.json").write_text(json.dumps(sidecar, indent=2) + "\n")
     log.info("%s on series %s: %d voxels changed", method, volume.series_uid, int(mask.sum()))

@@ -10,7 +10,7 @@ frame order, and decodes the z-range each access asks for (``pixels[z0:z1]``, ``
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -207,3 +207,85 @@ class DicomPixels(LazySlices):
         out = np.empty((len(ks), *self.shape[1:]), np.float32)
         decode_slices(out, ks, self.slices, self.paths, self._open)
         return out
+
+
+#: Transfer syntaxes whose encoding always loses information (JPEG baseline/extended, MPEG and HEVC video).
+LOSSY_SYNTAXES = frozenset(
+    {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"}
+    | {f"1.2.840.10008.1.2.4.{n}{s}" for n in range(100, 109) for s in ("", ".1")}
+)
+#: Transfer syntaxes that may be lossy or not: the codestream says (JPEG-LS NEAR, the JPEG 2000 wavelet).
+MAYBE_LOSSY_SYNTAXES = frozenset(
+    {"1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.203"}
+)
+
+
+def _segments(code: bytes, start: int, until: int) -> Iterator[tuple[int, int]]:
+    """``(marker, offset)`` of the marker segments of a JPEG / JPEG 2000 codestream from ``start`` up to
+    and including marker ``until`` (each segment: 0xFF, marker, a 2-byte big-endian length)."""
+    pos = start
+    while pos + 4 <= len(code) and code[pos] == 0xFF:
+        marker = code[pos + 1]
+        yield marker, pos
+        if marker == until:
+            return
+        pos += 2 + int.from_bytes(code[pos + 2 : pos + 4], "big")
+
+
+def codestream_loss(ts: UID | str, frame: bytes) -> str | None:
+    """How the codestream ``frame`` of transfer syntax ``ts`` (a :data:`MAYBE_LOSSY_SYNTAXES` one) lost
+    information, or None when it is lossless or cannot be parsed: JPEG-LS with NEAR > 0, JPEG 2000 with the
+    irreversible 9/7 wavelet."""
+    if str(ts) == "1.2.840.10008.1.2.4.81" and frame[:2] == b"\xff\xd8":
+        for marker, pos in _segments(frame, 2, 0xDA):  # start of scan: Ls, Ns, Ns x (Ci, Tm), NEAR, ILV
+            if marker == 0xDA and pos + 5 < len(frame):
+                near_at = pos + 5 + 2 * frame[pos + 4]
+                near = frame[near_at] if near_at < len(frame) else 0
+                return f"JPEG-LS NEAR={near}" if near else None
+        return None
+    if frame[:2] == b"\xff\x4f":
+        for marker, pos in _segments(frame, 2, 0x52):  # COD: Scod, SGcod (4 bytes), SPcod: ..., transform
+            if marker == 0x52 and pos + 13 < len(frame):
+                return "JPEG 2000 irreversible (9/7) wavelet" if frame[pos + 13] == 0 else None
+    return None
+
+
+def _first_fragment(path: Path, ds: Dataset) -> tuple[bytes, int] | None:
+    """The first fragment of the encapsulated Pixel Data of ``ds`` (read from ``path`` with the pixel data
+    deferred) and the bytes from there to the end of the file, reading that fragment only."""
+    elem = ds.get_item(0x7FE00010, keep_deferred=True)
+    tell = getattr(elem, "value_tell", None)
+    if tell is None:
+        return None
+    with path.open("rb") as fh:
+        fh.seek(int(tell))
+        fragments = pydicom.encaps.generate_fragments(fh)
+        next(fragments, None)  # the Basic Offset Table
+        first = next(fragments, None)
+        size = fh.seek(0, 2) - int(tell)
+    return (first, size) if first else None
+
+
+def lossy_encoding(path: str | Path) -> tuple[str, float | None] | None:
+    """``(how, ratio)`` when the DICOM file at ``path`` is stored with a lossy encoding (its transfer syntax,
+    or what the codestream of its first fragment says, see :func:`codestream_loss`); ``ratio`` is about the
+    uncompressed size of its pixels over the encapsulated bytes. Only the header and that fragment are
+    read. None for a lossless or unreadable file."""
+    from medforensics.io.dicom import read_dataset
+
+    try:
+        ds = read_dataset(path, header_only=True)
+        ts = transfer_syntax(ds)
+        if str(ts) not in LOSSY_SYNTAXES | MAYBE_LOSSY_SYNTAXES:
+            return None
+        found = _first_fragment(Path(path), read_dataset(path, defer_bulk=True))
+    except (InputError, OSError, ValueError, TypeError, KeyError):
+        return None
+    if found is None:
+        return None
+    how = _ts_label(ts) if str(ts) in LOSSY_SYNTAXES else codestream_loss(ts, found[0])
+    if how is None:
+        return None
+    spp, bits = int(ds.get("SamplesPerPixel") or 1), int(ds.get("BitsAllocated") or 16)
+    raw = int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * spp * bits // 8 * frame_count(ds)
+    return how, (raw / found[1] if raw and found[1] > 0 else None)

@@ -3,8 +3,10 @@
 This is what an attacker writes back after tampering: every slice keeps its source header (UIDs,
 position, rescale, window, private tags); only the pixels change, converted back from physical units
 with the slice's own RescaleSlope/Intercept. Compressed sources are written uncompressed (Explicit VR
-Little Endian). A volume without source datasets (NIfTI, say) becomes a minimal CT or secondary-capture
-series built from its geometry.
+Little Endian), or with ``keep_encoding`` in their own lossless syntax where pydicom has an encoder for it
+(:data:`REENCODED`: deflate, RLE, JPEG-LS and JPEG 2000 lossless; never a lossy one, whose
+LossyImageCompression "01" the written header keeps). A volume without source datasets (NIfTI, say)
+becomes a minimal CT or secondary-capture series built from its geometry.
 """
 
 from __future__ import annotations
@@ -143,6 +145,42 @@ def _finish_meta(ds: Dataset) -> None:
         _ = elem.value
 
 
+#: Lossless compressed transfer syntaxes ``keep_encoding`` writes again (when pydicom's encoder is installed).
+REENCODED = frozenset(
+    {
+        "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+        "1.2.840.10008.1.2.5",  # RLE Lossless
+        "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+        "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+        "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
+    }
+)
+
+
+def source_syntax(ds: Dataset) -> UID | None:
+    """The transfer syntax ``ds`` was read in (None when its file meta does not say)."""
+    meta = getattr(ds, "file_meta", None)
+    return UID(str(meta.TransferSyntaxUID)) if meta is not None and "TransferSyntaxUID" in meta else None
+
+
+def _reencode(ds: Dataset, ts: UID | None) -> None:
+    """Encode ``ds`` (native pixels) in the source's syntax ``ts`` when it is in :data:`REENCODED` and an
+    encoder is installed; otherwise, or when the encoder refuses the pixels, ``ds`` stays uncompressed."""
+    if ts is None or str(ts) not in REENCODED:
+        return
+    if ts.is_deflated:
+        ds.file_meta.TransferSyntaxUID = ts
+        return
+    try:
+        if not pydicom.pixels.get_encoder(ts).is_available:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds.compress(ts, generate_instance_uid=False)
+    except (ValueError, RuntimeError, NotImplementedError, TypeError) as exc:
+        log.warning("kept uncompressed, %s refused: %s", ts.name, " ".join(str(exc).split())[:160])
+
+
 def _frame_map(volume: Volume, sources: list[Dataset], explicit: bool) -> list[dict[int, int]]:
     """For each source dataset: frame index -> array slice index."""
     n = volume.shape[0]
@@ -163,10 +201,13 @@ def _frame_map(volume: Volume, sources: list[Dataset], explicit: bool) -> list[d
     return mapping
 
 
-def _from_sources(volume: Volume, sources: list[Dataset], explicit: bool) -> list[Dataset]:
+def _from_sources(
+    volume: Volume, sources: list[Dataset], explicit: bool, keep_encoding: bool = False
+) -> list[Dataset]:
     out: list[Dataset] = []
     for i, (src, frames) in enumerate(zip(sources, _frame_map(volume, sources, explicit), strict=True)):
         ds = copy.deepcopy(src)
+        ts = source_syntax(ds)
         infos = frame_infos(ds)
         if set(frames) != set(range(len(infos))):
             raise InputError(
@@ -179,6 +220,8 @@ def _from_sources(volume: Volume, sources: list[Dataset], explicit: bool) -> lis
         stored = np.stack([_to_stored(volume.array[frames[f]], ds, infos[f]) for f in range(len(infos))])
         _set_pixels(ds, stored if len(infos) > 1 else stored[0])
         _finish_meta(ds)
+        if keep_encoding:
+            _reencode(ds, ts)
         out.append(ds)
     return out
 
@@ -259,17 +302,23 @@ def write_dicom_series(
     *,
     datasets: Sequence[Dataset] | None = None,
     new_uids: bool = False,
+    keep_encoding: bool = False,
 ) -> list[Path]:
     """Write ``volume`` as a DICOM series in ``out_dir`` (atomically); return the files in slice order.
 
     ``datasets`` overrides ``volume.datasets`` as the source headers (one per slice, or one multi-frame
     dataset). With ``new_uids`` every instance gets a new SOPInstanceUID and the series a new
-    SeriesInstanceUID (the StudyInstanceUID is kept). Inputs are never modified.
+    SeriesInstanceUID (the StudyInstanceUID is kept). With ``keep_encoding`` a source in a lossless
+    compressed syntax is written in that syntax where possible (see module docs). Inputs are never modified.
     """
     out = Path(out_dir)
     _check_target(out, volume)
     sources = list(datasets) if datasets is not None else list(volume.datasets)
-    items = _from_sources(volume, sources, datasets is not None) if sources else _synthesize(volume)
+    items = (
+        _from_sources(volume, sources, datasets is not None, keep_encoding)
+        if sources
+        else _synthesize(volume)
+    )
     if new_uids and sources:
         series_uid = generate_uid()
         for ds in items:

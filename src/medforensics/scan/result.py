@@ -28,6 +28,7 @@ METADATA_CHECKS: tuple[str, ...] = (
     "reader_warning",
     "rescale_varies",
     "added_noise",
+    "lossy_compression",
 )
 
 
