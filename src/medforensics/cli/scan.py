@@ -110,7 +110,7 @@ def print_summary(report: Any) -> None:
         table.add_row(
             "/".join(Path(s.path).parts[-2:]),
             s.modality or "-",
-            f"[{style}]{s.verdict}[/]",
+            "[dim]not assessed[/]" if s.not_assessed else f"[{style}]{s.verdict}[/]",
             "-" if s.score is None else f"{s.score:.3f}",
             s.label or "-",
             findings,
@@ -121,7 +121,8 @@ def print_summary(report: Any) -> None:
     console.print(table)
     for s in report.series:
         if s.error:
-            console.print(f"[yellow]{s.path}: error: {s.error}[/]", soft_wrap=True)
+            what = "[dim]{}: not assessed: {}[/]" if s.not_assessed else "[yellow]{}: error: {}[/]"
+            console.print(what.format(s.path, s.error), soft_wrap=True)
     for sk in report.skipped:
         console.print(f"[dim]skipped {sk['path']}: {sk['reason']}[/]", soft_wrap=True)
 

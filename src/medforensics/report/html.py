@@ -128,14 +128,14 @@ def _threshold(s: SeriesResult, model_threshold: float | None) -> str:
 
 
 def _summary_row(index: int, s: SeriesResult) -> str:
-    error = f'<span class="error">{_e(s.error)}</span>' if s.error else ""
+    error = f'<span class="{"meta" if s.not_assessed else "error"}">{_e(s.error)}</span>' if s.error else ""
     cells = [
         f'<td class="num">{index}</td>',
         f'<td class="wrap"><a href="#series-{index}">{_e(s.path)}</a><br>'
         f"<code>{_e(s.series_uid or '–')}</code></td>",
         f"<td>{_e(s.modality or '–')}</td>",
         f'<td class="nowrap">{_size(s)}</td>',
-        f"<td>{_badge(s.verdict)}</td>",
+        f"<td>{_badge('not assessed' if s.not_assessed else s.verdict)}</td>",
         f'<td class="num">{_num(s.score)}</td>',
         f"<td>{_label(s)}</td>",
         f"<td>{_signature(s)}</td>",
@@ -225,7 +225,11 @@ def _series_section(
     findings = ranked_findings(s)
     head = [f"<h2>{index}. {_e(s.path)}</h2>", _series_meta(s, model_threshold)]
     if s.error:
-        head.append(f'<p class="error">Error: {_e(s.error)}</p>')
+        head.append(
+            f'<p class="meta">Not assessed: {_e(s.error)}</p>'
+            if s.not_assessed
+            else f'<p class="error">Error: {_e(s.error)}</p>'
+        )
     head += _operating_point(s)
     figures: list[str] = []
     if s.verdict != "error":
@@ -256,23 +260,34 @@ def _attention(report: ScanReport) -> str:
     by reason; by path when there are few, by number (the summary table's #) when there are many."""
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(report.series, start=1):
-        if s.verdict != "authentic":
+        if s.verdict != "authentic" and not s.not_assessed:  # a localizer, dose screen...: no alarm
             groups.setdefault(s.verdict, []).append(i)
         if s.signature in _BAD_SIGNATURES:
             groups.setdefault(f"signature {s.signature}", []).append(i)
+    quiet = [i for i, s in enumerate(report.series, start=1) if s.not_assessed]
+    note = (
+        f'<p class="meta">Not assessed, no alarm ({len(quiet)}): {_links(report, quiet)}</p>' if quiet else ""
+    )
     if not groups:
-        return '<p class="meta">Needs attention: none (every series authentic, no bad signature).</p>'
-    named = sum(map(len, groups.values())) <= ATTENTION_NAMED
-    parts = []
-    for reason, indices in groups.items():
-        links = ", ".join(
-            f'<a href="#series-{i}">{i}. {_e(report.series[i - 1].path)}</a>'
-            if named
-            else f'<a href="#series-{i}">{i}</a>'
-            for i in indices
+        return (
+            '<p class="meta">Needs attention: none (every assessed series authentic, no bad signature).</p>'
+            + note
         )
-        parts.append(f"{_e(reason)} ({len(indices)}): {links}")
-    return '<p><span class="alert">Needs attention:</span> ' + "; ".join(parts) + "</p>"
+    named = sum(map(len, groups.values())) <= ATTENTION_NAMED
+    parts = [f"{_e(reason)} ({len(ix)}): {_links(report, ix, named)}" for reason, ix in groups.items()]
+    return '<p><span class="alert">Needs attention:</span> ' + "; ".join(parts) + "</p>" + note
+
+
+def _links(report: ScanReport, indices: list[int], named: bool | None = None) -> str:
+    """Links to series (1-based summary numbers), by path when ``named`` (default: when few)."""
+    if named is None:
+        named = len(indices) <= ATTENTION_NAMED
+    return ", ".join(
+        f'<a href="#series-{i}">{i}. {_e(report.series[i - 1].path)}</a>'
+        if named
+        else f'<a href="#series-{i}">{i}</a>'
+        for i in indices
+    )
 
 
 def _legend(report: ScanReport) -> str:
@@ -321,7 +336,8 @@ def render_html(
     model = report.model
     threshold = f" · operating threshold {model.threshold:.3f}" if model.threshold is not None else ""
     version = report.tool_version or __version__
-    counts = {v: sum(s.verdict == v for s in report.series) for v in VERDICT_COLOURS}
+    counts = {v: sum(s.verdict == v and not s.not_assessed for s in report.series) for v in VERDICT_COLOURS}
+    counts["not assessed"] = sum(s.not_assessed for s in report.series)
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     if report.skipped:
         summary += f"; {len(report.skipped)} input(s) skipped"

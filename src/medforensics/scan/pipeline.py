@@ -32,6 +32,7 @@ from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, s
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.orientation import read_as, scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
+from medforensics.scan.routing import NotAssessed, member_result, not_an_image_reason
 
 log = get_logger("scan")
 
@@ -233,16 +234,6 @@ def finite_json(value: Any) -> Any:
     return value
 
 
-#: DICOM objects with pixel data that are not images of the patient: their reason comes before any test of
-#: their values (a SEG's one-valued mask is not "one value throughout" of an image).
-NOT_IMAGES = {"SEG": "a DICOM SEG (segmentation)", "RTDOSE": "an RT dose grid"}
-
-
-def _not_an_image_reason(volume: Volume) -> str | None:
-    what = NOT_IMAGES.get(volume.modality)
-    return f"{what}, not an image: scan the images it refers to" if what else None
-
-
 def _content_reason(volume: Volume) -> str | None:
     """Why an in-memory volume holds nothing to assess: :data:`NON_FINITE` voxels (integer data, as DICOM
     stores it, cannot have them; a streamed volume is caught by its scores instead), or one value
@@ -298,7 +289,7 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
     if limit is not None and spacing[0] > limit + 1e-6:
         no_pos = any(w.startswith(("no slice positions", "some slices lack")) for w in reader_warnings)
         assumed = " (assumed: no usable slice positions)" if no_pos else ""
-        return (
+        return NotAssessed(
             f"slices {spacing[0]:.3g} mm apart{assumed}: the CT detector is validated for slices up "
             f"to {limit:.3g} mm apart and misses attacks on thicker ones (not assessed; --max-slice-mm "
             "scores it anyway)"
@@ -326,12 +317,12 @@ def scan_volume(
     )
     try:
         reason = (
-            _not_an_image_reason(volume)
+            not_an_image_reason(volume)
             or _content_reason(volume)
             or route_error(volume, detector2d, detector)
         )
         if reason is not None:
-            res.error = reason
+            res.error, res.not_assessed = reason, isinstance(reason, NotAssessed)
         elif volume.shape[0] == 1:
             scan_2d(volume, detector2d, res)  # type: ignore[arg-type]
         elif volume.modality == "MR":
@@ -420,6 +411,21 @@ def _volume_keys(paths: list[str]) -> list[str]:
     return out
 
 
+def _load_and_scan(
+    ref: SeriesRef, stream: int | None, detector: Detector, detector2d: Detector | None, explain: str | None
+) -> tuple[SeriesResult, Volume | None]:
+    """Load and scan one series; a series that cannot be loaded gets its error and no volume."""
+    try:
+        vol = load(ref, stream_above=stream)
+    except MedforensicsError as err:
+        return SeriesResult(
+            path=str(ref.path), series_uid=ref.series_uid, error=_series_reason(err, ref.path)
+        ), None
+    except (ValueError, RuntimeError, MemoryError, OSError) as err:
+        return SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=_one_line(err)), None
+    return scan_volume(vol, detector, detector2d=detector2d, explain=explain, path=str(ref.path)), vol
+
+
 def scan_paths(
     paths: Iterable[str | Path],
     *,
@@ -452,22 +458,15 @@ def scan_paths(
         if on_progress:
             on_progress(i, total, str(ref.path))
         t0 = time.perf_counter()
-        try:
-            vol = load(ref, stream_above=stream)
-        except MedforensicsError as err:
-            res = SeriesResult(
-                path=str(ref.path), series_uid=ref.series_uid, error=_series_reason(err, ref.path)
-            )
-        except (ValueError, RuntimeError, MemoryError, OSError) as err:
-            res = SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=_one_line(err))
-        else:
-            res = scan_volume(vol, detector, detector2d=detector2d, explain=explain, path=str(ref.path))
-            if keep_volumes == "lazy":
-                lazy.add(keys[i], ref)
-            elif keep_volumes:
-                volumes[keys[i]] = vol
-            if keep_volumes:
+        res = member_result(ref)  # a localizer, screen capture, MIP...: not even loaded
+        if res is None:
+            res, vol = _load_and_scan(ref, stream, detector, detector2d, explain)
+            if vol is not None and keep_volumes:
                 res.key = keys[i]
+                if keep_volumes == "lazy":
+                    lazy.add(keys[i], ref)
+                else:
+                    volumes[keys[i]] = vol
             del vol
         if signatures and ref.kind == "dicom":
             _signature(ref, res, trusted)

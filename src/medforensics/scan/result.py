@@ -88,6 +88,9 @@ class SeriesResult:
     signature: str | None = None
     study_uid: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The series is a study member the detectors are not for (a localizer, a screen capture, a MIP, slices
+    #: too thick; :mod:`~medforensics.scan.routing`): verdict ``error`` with the reason, but no alarm.
+    not_assessed: bool = False
     #: Key of its volume in the mapping :func:`~medforensics.scan.pipeline.scan_paths` returns: the path,
     #: or ``path#k`` when a folder holds several series (not serialised).
     key: str = field(default="", repr=False, compare=False)
@@ -108,6 +111,8 @@ class SeriesResult:
             "error": self.error,
             "seconds": round(float(self.seconds), 3),
         }
+        if self.not_assessed:
+            out["not_assessed"] = True
         if self.signature is not None:
             out["signature"] = self.signature
         if self.study_uid is not None:

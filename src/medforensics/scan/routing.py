@@ -1,0 +1,156 @@
+"""The members of a CT study the detectors do not assess, told apart by their DICOM header before loading.
+
+A CT study exported from PACS holds more than its axial series: a localizer (scout, topogram: projection
+images, ImageType LOCALIZER), a dose report screen (a Secondary Capture of burned-in text), maximum or
+minimum intensity projections, coronal and sagittal reformats, and objects without pixels (KO, GSPS, dose
+SR: skipped by discovery). The CT detector was trained on axial reconstructions: on a screen capture or a
+topogram a CT window means nothing, a MIP slab of an untouched CT scored 0.62 (threshold 0.715) and a 3 mm
+coronal reformat of a tampered CT scored 0.25 where the axial series scored 0.98 (session 26). Such a
+member gets ``verdict: "error"`` with a reason saying it was not assessed and why, and
+``SeriesResult.not_assessed`` set: the report does not count it as an alarm.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medforensics.scan.result import SeriesResult
+
+if TYPE_CHECKING:
+    from medforensics.io.reader import SeriesRef
+    from medforensics.io.volume import Volume
+
+__all__ = [
+    "NotAssessed",
+    "dicom_member_reason",
+    "member_result",
+    "not_an_image_reason",
+    "series_member_reason",
+]
+
+
+class NotAssessed(str):
+    """A reason a series is not assessed (a member of a study the detectors are not for), not a failure."""
+
+    __slots__ = ()
+
+
+#: SOP class UIDs of Secondary Capture images (single- and multi-frame), PS3.4 B.5.
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+#: ImageType values of projections and renderings (not reconstructions of slices).
+PROJECTIONS = {
+    "MIP": "maximum intensity projection",
+    "MAXIP": "maximum intensity projection",
+    "MINIP": "minimum intensity projection",
+    "MNIP": "minimum intensity projection",
+    "PROJECTION IMAGE": "projection image",
+    "VOLUME RENDERING": "volume rendering",
+    "VRT": "volume rendering",
+    "SSD": "surface rendering",
+}
+#: ImageType values of multiplanar reformats.
+REFORMATS = ("MPR", "REFORMATTED", "CURVED", "CPR")
+#: Header tags :func:`series_member_reason` reads.
+TAGS = [
+    "SOPClassUID",
+    "Modality",
+    "ImageType",
+    "ImageOrientationPatient",
+    "BurnedInAnnotation",
+    "ConversionType",
+]
+
+
+def _plane(iop: Any) -> str | None:
+    """``coronal`` / ``sagittal`` / ``oblique`` for an ImageOrientationPatient whose slices are not axial,
+    None for axial slices or no valid orientation."""
+    try:
+        v = np.asarray([float(x) for x in iop], np.float64)
+    except (TypeError, ValueError):
+        return None
+    if v.shape != (6,) or not np.isfinite(v).all():
+        return None
+    n = np.cross(v[:3], v[3:])
+    norm = float(np.linalg.norm(n))
+    if norm < 1e-6:
+        return None
+    n = np.abs(n) / norm
+    if n[2] >= 0.9:
+        return None
+    return "coronal" if n[1] >= 0.9 else "sagittal" if n[0] >= 0.9 else "oblique"
+
+
+def dicom_member_reason(ds: Any) -> NotAssessed | None:
+    """Why the DICOM image ``ds`` (a header) is a study member the detectors do not assess, or None."""
+    modality = str(ds.get("Modality") or "").strip() or "DICOM"
+    types = [str(t).strip().upper() for t in (ds.get("ImageType") or [])]
+    if "LOCALIZER" in types:
+        return NotAssessed(
+            f"{modality} localizer (scout/topogram, ImageType LOCALIZER): a projection image, not an axial "
+            "image; not assessed"
+        )
+    if str(ds.get("SOPClassUID") or "").startswith(SECONDARY_CAPTURE):
+        burned = str(ds.get("BurnedInAnnotation") or "").upper() == "YES"
+        screen = str(ds.get("ConversionType") or "").upper() == "WSD" and modality == "CT"
+        if burned or screen:
+            what = "burned-in annotation" if burned else "workstation capture of a CT"
+            return NotAssessed(
+                f"secondary capture (screen capture such as a dose report, {what}): not an acquired "
+                "image; not assessed"
+            )
+    for t in types:
+        if t in PROJECTIONS:
+            return NotAssessed(
+                f"{PROJECTIONS[t]} (ImageType {t}): a projection, not a reconstruction the detectors are "
+                "validated on; not assessed (scan the series it was made from)"
+            )
+    plane = _plane(ds.get("ImageOrientationPatient"))
+    reformat = next((t for t in types if t in REFORMATS), None)
+    if reformat and plane:
+        return NotAssessed(
+            f"{plane} reformat (ImageType {reformat}): the CT detector is validated on axial reconstructions "
+            "and misses attacks in slab-averaged reformats; not assessed (scan the axial series it was "
+            "made from)"
+        )
+    return None
+
+
+#: DICOM objects with pixel data that are not images of the patient: their reason comes before any test of
+#: their values (a SEG's one-valued mask is not "one value throughout" of an image).
+NOT_IMAGES = {"SEG": "a DICOM SEG (segmentation)", "RTDOSE": "an RT dose grid"}
+
+
+def not_an_image_reason(volume: Volume) -> str | None:
+    """Why ``volume`` (pixel data of a DICOM SEG or RT dose) is not an image of the patient, or None."""
+    what = NOT_IMAGES.get(volume.modality)
+    return f"{what}, not an image: scan the images it refers to" if what else None
+
+
+def series_member_reason(ref: SeriesRef) -> NotAssessed | None:
+    """:func:`dicom_member_reason` of a discovered DICOM series, judged on its first file's header (the
+    header discovery parsed, else the file read anew without pixels); None for other formats or an
+    unreadable header (loading then reports what is wrong)."""
+    if ref.kind != "dicom" or not ref.files:
+        return None
+    first = Path(ref.files[0])
+    header = (ref.headers or {}).get(first)
+    if header is not None:
+        return dicom_member_reason(header.dataset)
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(first, stop_before_pixels=True, specific_tags=TAGS)
+    except Exception:  # any unreadable header: the load that follows names the problem
+        return None
+    return dicom_member_reason(ds)
+
+
+def member_result(ref: SeriesRef) -> SeriesResult | None:
+    """The not-assessed result of a series :func:`series_member_reason` refuses (None: load and scan it)."""
+    reason = series_member_reason(ref)
+    if reason is None:
+        return None
+    return SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=reason, not_assessed=True)
