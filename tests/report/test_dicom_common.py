@@ -23,7 +23,9 @@ def test_authentic_series_without_a_region_are_summed_up_and_named_in_the_log(
     nifti = dataclasses.replace(authentic, path=str(ct_series) + "-nifti")
     tampered = make_series_result(ct_volume, str(ct_series) + "-metadata-only")
     tampered.findings = [f for f in tampered.findings if f.type == "metadata"]  # tampered, nothing to segment
-    report = ScanReport(model=MODEL, series=[authentic, tampered, nifti, error, second])
+    scout = dataclasses.replace(error, path=str(ct_series) + "-localizer", not_assessed=True)
+    scout.error = "CT localizer (scout/topogram, ImageType LOCALIZER): a projection image; not assessed"
+    report = ScanReport(model=MODEL, series=[authentic, tampered, nifti, error, scout, second])
     nifti_volume = Volume(np.zeros((8, 64, 64), np.float32), metadata={"source_format": "nifti"})
     volumes = {s.path: ct_volume for s in (authentic, second, tampered)} | {nifti.path: nifti_volume}
     notes: list[str] = []
@@ -35,8 +37,11 @@ def test_authentic_series_without_a_region_are_summed_up_and_named_in_the_log(
         f"SEG skipped: {nifti.path}: input is nifti, not DICOM: nothing to reference",
         f"SEG skipped: {error.path}: series was not scanned (no pixel data)",
         "SEG not written for 2 authentic series: no finding with a region to segment (-v names them)",
+        "SEG not written for 1 series not assessed (localizers, screen captures, reformats, thick slices: "
+        "see the scan) (-v names them)",
     ]
     logged = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"SEG skipped: {scout.path}: series was not scanned") for m in logged)
     for series in (authentic, second):  # -v still names each one
         assert f"SEG skipped: {series.path}: no finding with a region to segment" in logged
 

@@ -140,9 +140,15 @@ def volume_for(series: SeriesResult, volumes: Mapping[str, Volume] | None) -> Vo
 NO_REGION = "no finding with a region to segment"
 
 
-def _expected_skip(series: SeriesResult, exc: MedforensicsError) -> bool:
-    """True for an authentic series that has nothing to write (no located finding)."""
-    return series.verdict == "authentic" and exc.reason == NO_REGION
+def _expected_skip(series: SeriesResult, exc: MedforensicsError) -> str | None:
+    """Why ``series`` was expected to get no file, in words for the summary note (None: a reason of its
+    own): an authentic series with no located finding, or a series the scan did not assess (a localizer,
+    dose screen, reformat or thick series: ``SeriesResult.not_assessed``)."""
+    if series.verdict == "authentic" and exc.reason == NO_REGION:
+        return f"authentic series: {NO_REGION}"
+    if series.not_assessed:
+        return "series not assessed (localizers, screen captures, reformats, thick slices: see the scan)"
+    return None
 
 
 def write_for_report(
@@ -156,11 +162,12 @@ def write_for_report(
     """Run ``write_one`` for every series; a series that cannot get one is noted, the rest go on.
 
     Each series skipped for a reason of its own gets a note naming it (in series order); authentic series
-    with nothing to write are counted in one last note instead. Every skipped series is logged (``-v``).
+    with nothing to write, and series the scan did not assess, are counted in one note per kind instead.
+    Every skipped series is logged (``-v``).
     """
     out_dir = Path(out_dir)
     written: list[Path] = []
-    expected = 0
+    expected: dict[str, int] = {}
     for index, series in enumerate(report.series):
         try:
             volume = require_dicom(series, volume_for(series, volumes))
@@ -170,10 +177,13 @@ def write_for_report(
         except MedforensicsError as exc:
             message = f"{kind} skipped: {exc.one_line()}"
             log.info("%s", message)
-            if _expected_skip(series, exc):
-                expected += 1
+            why = _expected_skip(series, exc)
+            if why:
+                expected[why] = expected.get(why, 0) + 1
             elif notes is not None:
                 notes.append(message)
-    if expected and notes is not None:
-        notes.append(f"{kind} not written for {expected} authentic series: {NO_REGION} (-v names them)")
+    if notes is not None:
+        notes.extend(
+            f"{kind} not written for {n} {why} (-v names them)" for why, n in sorted(expected.items())
+        )
     return written
