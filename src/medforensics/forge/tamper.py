@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,14 @@ import numpy as np
 from medforensics import __version__
 from medforensics._atomic import atomic_path, check_folder_output
 from medforensics.errors import ConfigError, InputError
-from medforensics.forge.base import create_attack, list_attacks
-from medforensics.io.volume import Volume, ct_voxel_reason
+from medforensics.forge.base import Attack, AttackRecord, create_attack, list_attacks
+from medforensics.io.volume import AxisMap, Volume, ct_voxel_reason
 from medforensics.logging import get_logger
 
 log = get_logger("forge.tamper")
 
 DEFAULT_METHOD = {"inject": "ctgan-inject", "remove": "ctgan-remove"}
-#: Smallest volume a CT attack accepts (slices, rows, columns).
+#: Smallest volume a CT attack accepts (axial slices, rows, columns).
 MIN_SHAPE = (3, 32, 32)
 
 
@@ -73,6 +74,73 @@ def attach_annotations(volume: Volume, xml: Path) -> None:
     from medforensics.io.datasets.lidc import load_lidc_annotations
 
     volume.metadata["nodules"] = load_lidc_annotations(xml, volume)
+
+
+def _to_view(amap: AxisMap, index: Any) -> tuple[int, int, int]:
+    """The axial view's (z, y, x) index of a source index (the inverse of ``amap.index_to_source``)."""
+    src = [round(float(v)) for v in index]
+    out = [
+        amap.shape[t] - 1 - src[axis] if flip else src[axis]
+        for t, (axis, flip) in enumerate(zip(amap.axes, amap.flipped, strict=True))
+    ]
+    return out[0], out[1], out[2]
+
+
+def _to_source(amap: AxisMap, index: Any) -> tuple[int, int, int]:
+    c = np.rint(amap.index_to_source(np.asarray(index, dtype=np.float64))).astype(int)
+    return int(c[0]), int(c[1]), int(c[2])
+
+
+def attack_axial(
+    attack: Attack, volume: Volume, center: tuple[int, int, int] | None, seed: int
+) -> tuple[Volume, np.ndarray, AttackRecord, AxisMap]:
+    """Sample and apply ``attack`` on the axial view of ``volume``; the result, mask and record in the
+    volume's own index order (centre, box, ``params`` centres), with the view's axis map.
+
+    The attacks take axis 0 for the body axis (feet to head) and rows front to back, as in the axial series
+    they were written and trained for: the CT-GAN's cubes and its noise (correlated within a slice), the
+    slice-by-slice in-painting, the slice-wise lung mask of automatic placement and the thinner margin along
+    z all assume it. A coronal, sagittal, prone or feet-first series is attacked as its axial view
+    (:meth:`Volume.reoriented_axial`, as ``scan`` scores it), so the same seed forges the same voxels
+    whatever order the series is stored in; ``center`` is an index of the volume as given.
+    """
+    amap = volume.axial_axes()
+    rng = np.random.default_rng(seed)
+    if amap.is_identity:
+        params = attack.sample_params(volume, rng, center=center)
+        return (*attack.apply(volume, params, seed=seed), amap)
+    if center is not None and not all(0 <= c < n for c, n in zip(center, volume.shape, strict=True)):
+        raise InputError(
+            f"centre {tuple(center)} is outside the volume of shape {volume.shape}", path=volume.source
+        )
+    view = replace(volume, datasets=[]).reoriented_axial()
+    nodules = volume.metadata.get("nodules")
+    if nodules:
+        view.metadata["nodules"] = [
+            replace(n, center_voxel=_to_view(amap, n.center_voxel), contours={}, extra={})
+            if not isinstance(n, dict)
+            else {**n, "center_voxel": _to_view(amap, n["center_voxel"])}
+            for n in nodules
+        ]
+    try:
+        params = attack.sample_params(view, rng, center=None if center is None else _to_view(amap, center))
+        out, mask_view, record = attack.apply(view, params, seed=seed)
+    except InputError as err:
+        how = ", ".join(
+            f"{a} = series axis {k}{' reversed' if f else ''}"
+            for a, k, f in zip("zyx", amap.axes, amap.flipped, strict=True)
+        )
+        raise InputError(f"{err.reason} (in the series' axial view: {how})", path=volume.source) from None
+    for key in ("center", "donor_center"):
+        if record.params.get(key) is not None:
+            record.params[key] = list(_to_source(amap, record.params[key]))
+    if record.center_voxel is not None:
+        record.center_voxel = _to_source(amap, record.center_voxel)
+    if record.bbox_voxel is not None:
+        record.bbox_voxel = amap.box_to_source(record.bbox_voxel)
+    tampered = volume.copy()
+    tampered.array = amap.array_to_source(out.array)
+    return tampered, amap.array_to_source(mask_view), record, amap
 
 
 def _write_series(volume: Volume, out_dir: Path, source: Path) -> list[str]:
@@ -163,15 +231,18 @@ def tamper_series(
         raise InputError(odd, path=source)
     if not np.isfinite(np.asarray(volume.array)).all():
         raise InputError("holds NaN or infinite voxel values (malformed rescale tags?)", path=source)
-    if any(s < m for s, m in zip(volume.shape, MIN_SHAPE, strict=True)):
+    axial_shape = volume.axial_axes().shape  # the attack's view (see attack_axial)
+    if any(s < m for s, m in zip(axial_shape, MIN_SHAPE, strict=True)):
         raise InputError(
-            f"volume too small for a CT attack: shape {volume.shape}, needs at least {MIN_SHAPE}", path=source
+            f"volume too small for a CT attack: shape {volume.shape}"
+            + ("" if axial_shape == volume.shape else f" ({axial_shape} axially)")
+            + f", needs at least {MIN_SHAPE}",
+            path=source,
         )
     if annotations is not None:
         attach_annotations(volume, annotations)
     attack = create_attack(method)
-    params = attack.sample_params(volume, np.random.default_rng(seed), center=center)
-    tampered, mask, record = attack.apply(volume, params, seed=seed)
+    tampered, mask, record, amap = attack_axial(attack, volume, center, seed)
     sidecar = {
         "tool": {"name": "medforensics", "version": __version__},
         **record.to_dict(),
@@ -184,6 +255,8 @@ def tamper_series(
         },
         "changed_voxels": int(mask.sum()),
     }
+    if not amap.is_identity:
+        sidecar["attacked_as"] = {"axes": list(amap.axes), "flipped": list(amap.flipped)}
     from medforensics.io.nifti import write_nifti
 
     with atomic_path(out_dir) as tmp:
