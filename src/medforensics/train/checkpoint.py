@@ -167,14 +167,21 @@ STATE_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """``path`` read as a JSON object; else an InputError naming it ("unreadable {what} (why)" or "{what}
+    must be a JSON object")."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as err:
+        raise InputError(f"unreadable {what} ({_first_line(err)})", path=path) from None
+    if not isinstance(data, dict):
+        raise InputError(f"{what} must be a JSON object", path=path)
+    return data
+
+
 def read_state(path: Path, types: dict[str, tuple[type, ...]]) -> dict[str, Any]:
     """``last/state.json``: a JSON object, its keys in ``types`` checked (InputError naming the file)."""
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as err:
-        raise InputError(f"unreadable resume state ({_first_line(err)})", path=path) from None
-    if not isinstance(state, dict):
-        raise InputError("resume state must be a JSON object", path=path)
+    state = read_json_object(path, "resume state")
     for key, want in types.items():
         val = state.get(key)
         if not isinstance(val, want) or isinstance(val, bool) or (isinstance(val, int) and val < 0):

@@ -32,6 +32,7 @@ from medforensics.train.checkpoint import (
     WEIGHTS,
     ResumePoint,
     check_resume,
+    read_json_object,
     save_last,
     save_tensors,
 )
@@ -99,12 +100,7 @@ def check_same_run(cfg: DenseConfig, folder: str | Path) -> None:
     path = Path(folder) / LAST / RUN_CONFIG
     if not path.is_file():
         raise ConfigError("no resume point (last/config.json) in this folder", path=folder)
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as err:
-        raise InputError(f"unreadable run config ({err})", path=path) from None
-    if not isinstance(saved, dict):
-        raise InputError("the run config must be a JSON object", path=path)
+    saved = read_json_object(path, "run config")
     now = _run_keys(cfg)
     diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if diff:
