@@ -98,6 +98,9 @@ def test_evaluate_runner_and_cli(tmp_path: Path) -> None:
     assert (tmp_path / "ev" / "roc.png").read_bytes()[:4] == b"\x89PNG"
     all_res = evaluate_model(tmp_path / "m", ev_src, tmp_path / "ev2", split="all")
     assert all_res["n"] == 40 and all_res["calibration"].get("threshold_source") == "stored"
+    # the stored Platt map is applied and named; the 4 classes' confusion is the argmax one
+    assert all_res["calibration"]["method"] == "platt (stored)" and len(all_res["calibration"]["platt"]) == 2
+    assert all_res["task_classes"] == list(res["task_classes"])
 
     runner = CliRunner()
     out = runner.invoke(app, ["models", "list"])

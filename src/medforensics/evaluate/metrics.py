@@ -39,7 +39,10 @@ def roc_auc(y: ArrayLike, score: ArrayLike) -> float | None:
 
 
 def tpr_at_fpr(y: ArrayLike, score: ArrayLike, max_fpr: float = 0.01) -> float | None:
-    """Highest true-positive rate among thresholds whose false-positive rate is <= ``max_fpr``."""
+    """Highest true-positive rate among thresholds whose false-positive rate is <= ``max_fpr`` (the
+    TPR at the lowest such threshold; positive when ``score >= t``). With fewer than ``1 / max_fpr``
+    negatives that means no false positive at all: the share of positives scored above every negative.
+    None when ``y`` holds one class only."""
     y = _arr(y, np.int64)
     if len(np.unique(y)) < 2:
         return None
@@ -65,10 +68,20 @@ def threshold_at_fpr(y: ArrayLike, score: ArrayLike, max_fpr: float = 0.01) -> f
 
 
 def binary_metrics(
-    y: ArrayLike, score: ArrayLike, threshold: float = 0.5, max_fpr: float = 0.01
+    y: ArrayLike,
+    score: ArrayLike,
+    threshold: float = 0.5,
+    max_fpr: float = 0.01,
+    rank_score: ArrayLike | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, precision, recall (TPR), specificity, FPR, F1, ROC-AUC, TPR at ``max_fpr``, confusion."""
+    """Accuracy, precision, recall (TPR), specificity, FPR, F1, ROC-AUC, TPR at ``max_fpr``, confusion.
+
+    The threshold metrics call ``score >= threshold`` positive; ROC-AUC and TPR at ``max_fpr`` rank
+    ``rank_score`` when given: a score in the same order as ``score`` that float rounding has not
+    flattened (:func:`platt_logit` for a Platt-calibrated score, whose sigmoid saturates to 1.0).
+    """
     y, s = _arr(y, np.int64), _arr(score)
+    r = s if rank_score is None else _arr(rank_score)
     pred = (s >= threshold).astype(np.int64)
     tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()
     return {
@@ -81,8 +94,8 @@ def binary_metrics(
         "specificity": float(tn / (tn + fp)) if tn + fp else None,
         "fpr": float(fp / (tn + fp)) if tn + fp else None,
         "f1": float(f1_score(y, pred, zero_division=0)),
-        "roc_auc": roc_auc(y, s),
-        f"tpr_at_{max_fpr * 100:g}pct_fpr": tpr_at_fpr(y, s, max_fpr),
+        "roc_auc": roc_auc(y, r),
+        f"tpr_at_{max_fpr * 100:g}pct_fpr": tpr_at_fpr(y, r, max_fpr),
         "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
     }
 
@@ -108,12 +121,21 @@ def per_label_metrics(
 
 
 def class_report(y: ArrayLike, pred: ArrayLike, class_names: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1/support and the confusion matrix (rows = truth)."""
+    """Accuracy, per-class precision/recall/F1/support, their macro (unweighted mean over every class,
+    absent ones counting 0) and support-weighted averages, and the confusion matrix (rows = truth,
+    columns = prediction, both in ``class_names`` order)."""
     y, p = _arr(y, np.int64), _arr(pred, np.int64)
     labels = list(range(len(class_names)))
     prec, rec, f1, sup = precision_recall_fscore_support(y, p, labels=labels, zero_division=0)
+
+    def avg(average: str) -> dict[str, float]:
+        got = precision_recall_fscore_support(y, p, labels=labels, average=average, zero_division=0)
+        return {k: float(v) for k, v in zip(("precision", "recall", "f1"), got[:3], strict=True)}
+
     return {
         "accuracy": float(accuracy_score(y, p)) if len(y) else None,
+        "macro_avg": avg("macro"),
+        "weighted_avg": avg("weighted"),
         "per_class": {
             name: {
                 "precision": float(prec[i]),
@@ -190,10 +212,15 @@ def fit_platt(score: ArrayLike, y: ArrayLike) -> tuple[float, float]:
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
+def platt_logit(score: ArrayLike, ab: Sequence[float]) -> NDArray[np.float64]:
+    """``a * logit(score) + b``: the Platt-calibrated score before its sigmoid, in the same order as
+    :func:`apply_platt` but not saturated (a steep fit maps many scores to exactly 1.0 in float64)."""
+    return ab[0] * _logit(_arr(score)) + ab[1]
+
+
 def apply_platt(score: ArrayLike, ab: Sequence[float]) -> NDArray[np.float64]:
     """Calibrated probabilities from raw scores with Platt parameters ``(a, b)``."""
-    z = ab[0] * _logit(_arr(score)) + ab[1]
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+    return 1.0 / (1.0 + np.exp(-np.clip(platt_logit(score, ab), -50, 50)))
 
 
 def fake_score(probs: ArrayLike, fake_classes: Sequence[int]) -> NDArray[np.float64]:
@@ -211,24 +238,26 @@ def evaluate_predictions(
     val_y: ArrayLike | None = None,
     max_fpr: float = 0.01,
     threshold: float | None = None,
+    platt: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Everything ``evaluate`` reports, as one JSON-ready dict.
 
     Calibration and the operating threshold come from the validation predictions when given (else the
-    stored ``threshold``, else 0.5, and no calibration).
+    stored ``platt`` map and ``threshold``, else no calibration and 0.5). ROC-AUC and TPR at ``max_fpr``
+    rank the calibrated score (:func:`platt_logit`, so a steep Platt fit does not tie scores at 1.0);
+    ``classes`` (more than two classes) is the argmax confusion, not the operating point's.
     """
     p, t = np.asarray(probs, np.float64), _arr(y, np.int64)
     fake_set = set(fake_classes)
     yb = np.isin(t, list(fake_set)).astype(np.int64)
     raw = fake_score(p, fake_classes)
     calib: dict[str, Any] = {"method": None}
-    score = raw
+    score, rank = raw, raw
     if val_probs is not None and val_y is not None and len(_arr(val_y)) > 0:
         vp, vy = np.asarray(val_probs, np.float64), _arr(val_y, np.int64)
         vyb = np.isin(vy, list(fake_set)).astype(np.int64)
         temp = fit_temperature(np.log(vp + EPS), vy)
         platt = fit_platt(fake_score(vp, fake_classes), vyb)
-        score = apply_platt(raw, platt)
         val_score = apply_platt(fake_score(vp, fake_classes), platt)
         threshold = threshold_at_fpr(vyb, val_score, max_fpr)
         p = apply_temperature(np.log(p + EPS), temp)
@@ -238,7 +267,11 @@ def evaluate_predictions(
             "temperature": temp,
             "threshold_source": "validation",
         }
-    elif threshold is not None:
+    elif platt is not None:
+        calib = {"method": "platt (stored)", "platt": [float(v) for v in platt]}
+    if platt is not None:
+        score, rank = apply_platt(raw, platt), platt_logit(raw, platt)
+    if threshold is not None and "threshold_source" not in calib:
         calib["threshold_source"] = "stored"
     thr = 0.5 if threshold is None else float(threshold)
     ece_raw, _ = reliability(yb, raw)
@@ -247,8 +280,8 @@ def evaluate_predictions(
     out: dict[str, Any] = {
         "task_classes": list(class_names),
         "max_fpr": max_fpr,
-        "operating_point": binary_metrics(yb, score, thr, max_fpr),
-        "at_0.5": binary_metrics(yb, score, 0.5, max_fpr),
+        "operating_point": binary_metrics(yb, score, thr, max_fpr, rank),
+        "at_0.5": binary_metrics(yb, score, 0.5, max_fpr, rank),
         "per_label": per_label_metrics(labels, score, thr, fake_labels),
         "real_fake": class_report(yb, (score >= thr).astype(np.int64), ("real", "fake"))["per_class"],
         "calibration": {**calib, "ece_uncalibrated": ece_raw, "ece": ece, "reliability": bins},

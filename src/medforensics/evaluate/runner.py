@@ -11,7 +11,7 @@ import numpy as np
 from medforensics._atomic import atomic_path, check_folder_output, check_writable
 from medforensics.errors import ConfigError, InputError
 from medforensics.evaluate import plots
-from medforensics.evaluate.metrics import apply_platt, evaluate_predictions, fake_score
+from medforensics.evaluate.metrics import apply_platt, evaluate_predictions, fake_score, platt_logit
 from medforensics.models.classical import FeatureModel
 from medforensics.models.inference import predict_proba
 from medforensics.train.data import FAKE_CLASSES, TASK_CLASSES, TASK_MAP, Sample, SampleSource
@@ -86,31 +86,27 @@ def evaluate_model(
     if val:
         vx, vy, _ = _arrays(val, task)
         result = evaluate_predictions(p, y, labels, classes, fakes, probs_of(vx), vy)
-        score = apply_platt(fake_score(p, fakes), result["calibration"]["platt"])
-    else:
-        platt = stored.get("calibration", {}).get("platt")
-        score = apply_platt(fake_score(p, fakes), platt) if platt else fake_score(p, fakes)
-        # Scores are already calibrated by the stored Platt map: feed them as two-class probabilities.
-        p2 = np.stack([1 - score, score], 1)
+    else:  # the calibration and threshold stored at training time
         result = evaluate_predictions(
-            p2,
-            np.isin(y, fakes).astype(int),
+            p,
+            y,
             labels,
-            ("real", "fake"),
-            (1,),
+            classes,
+            fakes,
             threshold=stored.get("threshold"),
+            platt=stored.get("calibration", {}).get("platt"),
         )
-        if len(classes) > 2:
-            from medforensics.evaluate.metrics import class_report
-
-            result["classes"] = class_report(y, p.argmax(1), classes)
+    platt = result["calibration"].get("platt")
+    raw = fake_score(p, fakes)
+    score = apply_platt(raw, platt) if platt else raw
+    rank = platt_logit(raw, platt) if platt else raw
     data_name = str(data) if isinstance(data, (str, Path)) else "in-memory"
     result.update(
         model=cfg.model, model_dir=str(model_dir), data=data_name, split=split, n=len(chosen), n_val=len(val)
     )
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        _write(result, tmp, y, fakes, score, labels)
+        _write(result, tmp, y, fakes, (score, rank), labels)
     return result
 
 
@@ -119,10 +115,12 @@ def _write(
     out: Path,
     y: np.ndarray,
     fakes: tuple[int, ...],
-    score: np.ndarray,
+    scores: tuple[np.ndarray, np.ndarray],
     labels: list[str],
 ) -> None:
-    """The figures and ``evaluation.json`` (with their names under ``figures``) into the folder ``out``."""
+    """The figures and ``evaluation.json`` (with their names under ``figures``) into the folder ``out``.
+    ``scores``: the calibrated score and its unsaturated order (:func:`platt_logit`) for the ROC."""
+    score, rank = scores
     thr = result["operating_point"]["threshold"]
     yb = np.isin(y, fakes).astype(int)
     cm = result.get("classes", {}).get("confusion") or [
@@ -132,7 +130,7 @@ def _write(
     names = result.get("classes", {}).get("classes") or ["real", "fake"]
     result["figures"] = {
         "confusion": plots.confusion_png(cm, names, out / "confusion.png").name,
-        "roc": plots.roc_png(yb, score, out / "roc.png").name,
+        "roc": plots.roc_png(yb, rank, out / "roc.png").name,
         "scores": plots.score_distributions_png(score, labels, out / "scores.png", thr).name,
         "reliability": plots.reliability_png(
             result["calibration"]["reliability"], result["calibration"]["ece"], out / "reliability.png"
