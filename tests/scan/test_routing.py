@@ -163,3 +163,32 @@ def test_thick_series_is_not_assessed_and_a_label_map_is_an_error(detector: Dete
     assert thick.verdict == "error" and thick.not_assessed and "not assessed" in str(thick.error)
     labels = scan_volume(vol.with_array((np.asarray(vol.array) > 0).astype(np.float32)), detector)
     assert labels.verdict == "error" and not labels.not_assessed
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]},
+        {"SOPClassUID": str(SecondaryCaptureImageStorage), "BurnedInAnnotation": "YES"},
+    ],
+    ids=["localizer", "screen-capture"],
+)
+def test_an_axial_volume_tagged_as_a_localizer_or_screen_capture_is_scanned_and_the_claim_reported(
+    tmp_path: Path, detector: Detector, tags: dict[str, object]
+) -> None:
+    """Header tags are the attacker's: a tampered axial series retagged LOCALIZER (or as a burned-in screen
+    capture) was 'not assessed' and listed as no alarm. A stack of >= 8 axial images is a CT volume: it is
+    scanned, and the claim is a medium `member_claim` metadata finding. A real one-image localizer is not."""
+    write_dicom_series(ct_crop(nz=12), tmp_path / "axial")
+    _retag(tmp_path / "axial", **tags)
+    report, _ = scan_paths([tmp_path / "axial"], detector=detector)
+    (series,) = report.series
+    assert not series.not_assessed and series.verdict in ("authentic", "tampered"), series.error
+    (claim,) = [f for f in series.findings if f.check == "member_claim"]
+    assert (
+        claim.type == "metadata"
+        and claim.score == 0.7
+        and "stack of 12 axial images" in str(claim.description)
+    )
+    header = pydicom.dcmread(next((tmp_path / "axial").iterdir()), stop_before_pixels=True)
+    assert dicom_member_reason(header, images=2) is not None  # two such images: still a localizer / screen

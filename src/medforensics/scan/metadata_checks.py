@@ -28,6 +28,7 @@ from medforensics.io.dicom_frames import frame_infos, stored_range
 from medforensics.io.dicom_pixels import lossy_encoding
 from medforensics.io.volume import Volume
 from medforensics.scan.result import Finding
+from medforensics.scan.routing import axial_stack_claim
 
 STRONG, MEDIUM, WEAK = 0.9, 0.7, 0.3
 #: Air outside the body in CT (HU); how far (HU) a whole slice may be offset from its neighbours.
@@ -355,9 +356,28 @@ def lossy_finding(volume: Volume) -> Finding | None:
     return Finding("metadata", MEDIUM, description=text, check="lossy_compression")
 
 
+def member_claim_finding(volume: Volume) -> Finding | None:
+    """A series whose header calls it a localizer or a screen capture while it is a stack of axial images
+    (:func:`~medforensics.scan.routing.axial_stack_claim`): scanned anyway, and the claim reported, since a
+    tag is all it takes to make a scan skip a real localizer or dose screen."""
+    if not volume.datasets:
+        return None
+    claim = axial_stack_claim(volume.datasets[0], max(len(volume.datasets), volume.shape[0]))
+    if claim is None:
+        return None
+    text = (
+        f"the header says {claim} but the series is a stack of {volume.shape[0]} axial images: scanned as a "
+        "CT volume (a tag that would have kept it from being scanned)"
+    )
+    return Finding("metadata", MEDIUM, description=text, check="member_claim")
+
+
 def metadata_findings(volume: Volume, stats: PixelStats | None = None) -> list[Finding]:
     """Every metadata check above, strongest first (``stats``: see :func:`rescale_findings`)."""
     found = tag_findings(volume) + rescale_findings(volume, stats) + geometry_findings(volume)
+    claim = member_claim_finding(volume)
+    if claim is not None:
+        found.append(claim)
     lossy = lossy_finding(volume)
     if lossy is not None:
         found.append(lossy)

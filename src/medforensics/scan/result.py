@@ -29,6 +29,7 @@ METADATA_CHECKS: tuple[str, ...] = (
     "rescale_varies",
     "added_noise",
     "lossy_compression",
+    "member_claim",
 )
 
 

@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from medforensics.io.volume import Volume
 
 __all__ = [
+    "AXIAL_STACK",
     "NotAssessed",
+    "axial_stack_claim",
+    "claimed_member",
     "dicom_member_reason",
     "member_result",
     "not_an_image_reason",
@@ -38,6 +41,8 @@ class NotAssessed(str):
     __slots__ = ()
 
 
+#: A series claimed to be a localizer or a screen capture is not believed from this many axial images on.
+AXIAL_STACK = 8
 #: SOP class UIDs of Secondary Capture images (single- and multi-frame), PS3.4 B.5.
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 #: ImageType values of projections and renderings (not reconstructions of slices).
@@ -55,6 +60,7 @@ PROJECTIONS = {
 REFORMATS = ("MPR", "REFORMATTED", "CURVED", "CPR")
 #: Header tags :func:`series_member_reason` reads.
 TAGS = [
+    "NumberOfFrames",
     "SOPClassUID",
     "Modality",
     "ImageType",
@@ -65,8 +71,8 @@ TAGS = [
 
 
 def _plane(iop: Any) -> str | None:
-    """``coronal`` / ``sagittal`` / ``oblique`` for an ImageOrientationPatient whose slices are not axial,
-    None for axial slices or no valid orientation."""
+    """``axial`` / ``coronal`` / ``sagittal`` / ``oblique`` for an ImageOrientationPatient, None for no valid
+    orientation."""
     try:
         v = np.asarray([float(x) for x in iop], np.float64)
     except (TypeError, ValueError):
@@ -79,28 +85,55 @@ def _plane(iop: Any) -> str | None:
         return None
     n = np.abs(n) / norm
     if n[2] >= 0.9:
-        return None
+        return "axial"
     return "coronal" if n[1] >= 0.9 else "sagittal" if n[0] >= 0.9 else "oblique"
 
 
-def dicom_member_reason(ds: Any) -> NotAssessed | None:
-    """Why the DICOM image ``ds`` (a header) is a study member the detectors do not assess, or None."""
+def claimed_member(ds: Any) -> str | None:
+    """``localizer`` or ``screen capture`` when the header ``ds`` says it is one (ImageType LOCALIZER; a
+    Secondary Capture with burned-in text, or a CT workstation capture), else None."""
+    if "LOCALIZER" in [str(t).strip().upper() for t in (ds.get("ImageType") or [])]:
+        return "localizer"
+    if str(ds.get("SOPClassUID") or "").startswith(SECONDARY_CAPTURE):
+        burned = str(ds.get("BurnedInAnnotation") or "").upper() == "YES"
+        ct = str(ds.get("Modality") or "").strip() == "CT"
+        screen = str(ds.get("ConversionType") or "").upper() == "WSD" and ct
+        if burned or screen:
+            return "screen capture"
+    return None
+
+
+def axial_stack_claim(ds: Any, images: int) -> str | None:
+    """The claim of :func:`claimed_member` when it does not fit the series: at least :data:`AXIAL_STACK`
+    axial images are a CT volume, not a localizer (one or two projections) or a dose screen (a few pages).
+    Header tags are the attacker's to change: marking a tampered axial series LOCALIZER must not keep it
+    from being scanned."""
+    claim = claimed_member(ds)
+    if claim and images >= AXIAL_STACK and _plane(ds.get("ImageOrientationPatient")) == "axial":
+        return claim
+    return None
+
+
+def dicom_member_reason(ds: Any, images: int = 1) -> NotAssessed | None:
+    """Why the DICOM image ``ds`` (a header) of a series of ``images`` images is a study member the
+    detectors do not assess, or None (see :func:`axial_stack_claim` for a claim that is not believed)."""
     modality = str(ds.get("Modality") or "").strip() or "DICOM"
     types = [str(t).strip().upper() for t in (ds.get("ImageType") or [])]
-    if "LOCALIZER" in types:
+    if axial_stack_claim(ds, images):
+        return None  # scanned; metadata_checks reports the claim as a finding
+    claim = claimed_member(ds)
+    if claim == "localizer":
         return NotAssessed(
             f"{modality} localizer (scout/topogram, ImageType LOCALIZER): a projection image, not an axial "
             "image; not assessed"
         )
-    if str(ds.get("SOPClassUID") or "").startswith(SECONDARY_CAPTURE):
+    if claim == "screen capture":
         burned = str(ds.get("BurnedInAnnotation") or "").upper() == "YES"
-        screen = str(ds.get("ConversionType") or "").upper() == "WSD" and modality == "CT"
-        if burned or screen:
-            what = "burned-in annotation" if burned else "workstation capture of a CT"
-            return NotAssessed(
-                f"secondary capture (screen capture such as a dose report, {what}): not an acquired "
-                "image; not assessed"
-            )
+        what = "burned-in annotation" if burned else "workstation capture of a CT"
+        return NotAssessed(
+            f"secondary capture (screen capture such as a dose report, {what}): not an acquired "
+            "image; not assessed"
+        )
     for t in types:
         if t in PROJECTIONS:
             return NotAssessed(
@@ -109,7 +142,7 @@ def dicom_member_reason(ds: Any) -> NotAssessed | None:
             )
     plane = _plane(ds.get("ImageOrientationPatient"))
     reformat = next((t for t in types if t in REFORMATS), None)
-    if reformat and plane:
+    if reformat and plane not in (None, "axial"):
         return NotAssessed(
             f"{plane} reformat (ImageType {reformat}): the CT detector is validated on axial reconstructions "
             "and misses attacks in slab-averaged reformats; not assessed (scan the axial series it was "
@@ -138,14 +171,23 @@ def series_member_reason(ref: SeriesRef) -> NotAssessed | None:
     first = Path(ref.files[0])
     header = (ref.headers or {}).get(first)
     if header is not None:
-        return dicom_member_reason(header.dataset)
+        return dicom_member_reason(header.dataset, _images(header.dataset, len(ref.files)))
     import pydicom
 
     try:
         ds = pydicom.dcmread(first, stop_before_pixels=True, specific_tags=TAGS)
     except Exception:  # any unreadable header: the load that follows names the problem
         return None
-    return dicom_member_reason(ds)
+    return dicom_member_reason(ds, _images(ds, len(ref.files)))
+
+
+def _images(ds: Any, files: int) -> int:
+    """Images in a series of ``files`` files whose first header is ``ds`` (frames of a multi-frame file)."""
+    try:
+        frames = int(ds.get("NumberOfFrames") or 1)
+    except (TypeError, ValueError):
+        frames = 1
+    return max(files, frames)
 
 
 def member_result(ref: SeriesRef) -> SeriesResult | None:
