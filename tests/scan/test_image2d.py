@@ -133,3 +133,17 @@ def test_mr_series_of_small_slices_gets_a_reason(det2d: Detector, detector: Dete
     vol = read_volume(Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii")
     res = scan_volume(vol, detector, detector2d=det2d)
     assert res.error.startswith("MR series of 25 slices of 33 x 41 pixels"), res.error
+
+
+def test_a_lossy_compressed_single_image_gets_the_lossy_finding(det2d: Detector, detector: Detector) -> None:
+    """Series got a `lossy_compression` metadata finding, single images did not: pydicom's MR2_J2KI (an MR
+    slice in irreversible JPEG 2000) now does, saying what it means for the 2-D detector; the same image
+    stored losslessly (MR2_J2KR) gets none."""
+    lossy = scan_volume(read_volume(_testdata("MR2_J2KI.dcm")), detector, detector2d=det2d, path="lossy")
+    (found,) = [f for f in lossy.findings if f.check == "lossy_compression"]
+    assert found.type == "metadata" and "irreversible (9/7) wavelet" in str(found.description)
+    assert "2-D detector" in str(found.description) and "lossless CT" not in str(found.description)
+    lossless = scan_volume(
+        read_volume(_testdata("MR2_J2KR.dcm")), detector, detector2d=det2d, path="lossless"
+    )
+    assert lossless.verdict == "authentic" and not lossless.findings

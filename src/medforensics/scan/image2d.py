@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medforensics.io.volume import Volume
+from medforensics.scan.metadata_checks import lossy_finding
 from medforensics.scan.result import Finding, SeriesResult
 
 if TYPE_CHECKING:
@@ -41,6 +42,10 @@ SERIES_SLICE_THRESHOLD = 0.999
 #: A slice is assessed when at least this fraction of its pixels is over 10 % of the series' 0.5-99.5
 #: percentile range (the rest: the empty ends of a head volume, air).
 MIN_CONTENT = 0.05
+#: What lossy compression means for the 2-D detector (see :func:`_lossy`).
+LOSSY_2D = (
+    "the 2-D detector's behaviour on lossy-compressed images is unmeasured, so read the verdict with care"
+)
 #: Slices scored per batch, and ``synthetic`` findings kept per series (the highest-scoring slices).
 SLICE_BATCH, MAX_SLICE_FINDINGS = 64, 5
 
@@ -115,6 +120,7 @@ def scan_2d(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
                 "whole image: synthesised (2-D synthesis detector)",
             )
         )
+    _lossy(volume, result)
 
 
 def _slices(volume: Volume, ks: range) -> NDArray[np.float32]:
@@ -180,3 +186,12 @@ def scan_mr_series(volume: Volume, detector2d: Detector, result: SeriesResult) -
                 f"slice {k}: synthesised (2-D synthesis detector, {of})",
             )
         )
+    _lossy(volume, result)
+
+
+def _lossy(volume: Volume, result: SeriesResult) -> None:
+    """Add the ``lossy_compression`` metadata finding of a lossy-compressed image or MR series (the CT path
+    adds its own with the metadata checks)."""
+    found = lossy_finding(volume, LOSSY_2D)
+    if found is not None:
+        result.findings.append(found)

@@ -324,11 +324,12 @@ def _ratios(headers: list[Any]) -> list[float]:
     return []
 
 
-def lossy_finding(volume: Volume) -> Finding | None:
+def lossy_finding(volume: Volume, effect: str = LOSSY_EFFECT) -> Finding | None:
     """A finding when the series' pixels went through lossy compression: LossyImageCompression "01" in a
     header (weak: the series says so), or a lossy transfer syntax or codestream in its first file (see
     :func:`~medforensics.io.dicom_pixels.lossy_encoding`) that the header does not declare (medium: an
-    undeclared lossy re-encoding is also a way to launder an edit)."""
+    undeclared lossy re-encoding is also a way to launder an edit). ``effect`` says what it means for
+    the detector that scored the series."""
     headers = list(volume.datasets)
     declared = [h for h in headers if str(h.get("LossyImageCompression", "")).strip() == "01"]
     files = volume.metadata.get("files") or []
@@ -350,9 +351,9 @@ def lossy_finding(volume: Volume) -> Finding | None:
     how = f" ({'; '.join(parts)})" if parts else ""
     if declared:
         n = "" if len(declared) == len(headers) else f" in {len(declared)} of {len(headers)} headers"
-        text = f"lossy-compressed series{how}: LossyImageCompression is 01{n}; {LOSSY_EFFECT}"
+        text = f"lossy-compressed series{how}: LossyImageCompression is 01{n}; {effect}"
         return Finding("metadata", WEAK, description=text, check="lossy_compression")
-    text = f"lossy-compressed pixels{how} that LossyImageCompression does not declare; {LOSSY_EFFECT}"
+    text = f"lossy-compressed pixels{how} that LossyImageCompression does not declare; {effect}"
     return Finding("metadata", MEDIUM, description=text, check="lossy_compression")
 
 
