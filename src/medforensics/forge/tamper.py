@@ -76,21 +76,6 @@ def attach_annotations(volume: Volume, xml: Path) -> None:
     volume.metadata["nodules"] = load_lidc_annotations(xml, volume)
 
 
-def _to_view(amap: AxisMap, index: Any) -> tuple[int, int, int]:
-    """The axial view's (z, y, x) index of a source index (the inverse of ``amap.index_to_source``)."""
-    src = [round(float(v)) for v in index]
-    out = [
-        amap.shape[t] - 1 - src[axis] if flip else src[axis]
-        for t, (axis, flip) in enumerate(zip(amap.axes, amap.flipped, strict=True))
-    ]
-    return out[0], out[1], out[2]
-
-
-def _to_source(amap: AxisMap, index: Any) -> tuple[int, int, int]:
-    c = np.rint(amap.index_to_source(np.asarray(index, dtype=np.float64))).astype(int)
-    return int(c[0]), int(c[1]), int(c[2])
-
-
 def attack_axial(
     attack: Attack, volume: Volume, center: tuple[int, int, int] | None, seed: int
 ) -> tuple[Volume, np.ndarray, AttackRecord, AxisMap]:
@@ -117,13 +102,15 @@ def attack_axial(
     nodules = volume.metadata.get("nodules")
     if nodules:
         view.metadata["nodules"] = [
-            replace(n, center_voxel=_to_view(amap, n.center_voxel), contours={}, extra={})
+            replace(n, center_voxel=amap.voxel_to_view(n.center_voxel), contours={}, extra={})
             if not isinstance(n, dict)
-            else {**n, "center_voxel": _to_view(amap, n["center_voxel"])}
+            else {**n, "center_voxel": amap.voxel_to_view(n["center_voxel"])}
             for n in nodules
         ]
     try:
-        params = attack.sample_params(view, rng, center=None if center is None else _to_view(amap, center))
+        params = attack.sample_params(
+            view, rng, center=None if center is None else amap.voxel_to_view(center)
+        )
         out, mask_view, record = attack.apply(view, params, seed=seed)
     except InputError as err:
         how = ", ".join(
@@ -133,9 +120,9 @@ def attack_axial(
         raise InputError(f"{err.reason} (in the series' axial view: {how})", path=volume.source) from None
     for key in ("center", "donor_center"):
         if record.params.get(key) is not None:
-            record.params[key] = list(_to_source(amap, record.params[key]))
+            record.params[key] = list(amap.voxel_to_source(record.params[key]))
     if record.center_voxel is not None:
-        record.center_voxel = _to_source(amap, record.center_voxel)
+        record.center_voxel = amap.voxel_to_source(record.center_voxel)
     if record.bbox_voxel is not None:
         record.bbox_voxel = amap.box_to_source(record.bbox_voxel)
     tampered = volume.copy()

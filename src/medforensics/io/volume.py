@@ -73,6 +73,20 @@ class AxisMap:
             out[..., axis] = self.shape[t] - 1 - idx[..., t] if flip else idx[..., t]
         return out
 
+    def voxel_to_source(self, index_zyx: ArrayLike) -> tuple[int, int, int]:
+        """Source (z, y, x) voxel of one view voxel (rounded to whole voxels)."""
+        z, y, x = (int(v) for v in np.rint(self.index_to_source(index_zyx)))
+        return z, y, x
+
+    def voxel_to_view(self, index_zyx: ArrayLike) -> tuple[int, int, int]:
+        """View (z, y, x) voxel of one source voxel (rounded; the inverse of :meth:`voxel_to_source`)."""
+        src = np.rint(np.asarray(index_zyx, dtype=np.float64))
+        out = [
+            self.shape[t] - 1 - src[axis] if flip else src[axis]
+            for t, (axis, flip) in enumerate(zip(self.axes, self.flipped, strict=True))
+        ]
+        return int(out[0]), int(out[1]), int(out[2])
+
     def box_to_source(self, box: Sequence[int]) -> tuple[int, int, int, int, int, int]:
         """Source box (z0, y0, x0, z1, y1, x1; end exclusive) of a view box."""
         lo, hi = [0, 0, 0], [0, 0, 0]

@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
 from medforensics.io.volume import AxisMap, Volume
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.result import Finding, SeriesResult
@@ -31,10 +29,7 @@ VIEW_CHECKS = frozenset({"added_noise"})
 
 def finding_to_source(finding: Finding, amap: AxisMap) -> Finding:
     """``finding`` of an axial view with its voxel centre, box, heatmap and mask in the source's order."""
-    centre = finding.center_voxel
-    if centre is not None:
-        c = np.rint(amap.index_to_source(centre)).astype(int)
-        centre = (int(c[0]), int(c[1]), int(c[2]))
+    centre = None if finding.center_voxel is None else amap.voxel_to_source(finding.center_voxel)
     box = finding.bbox_voxel
     heat, mask = finding.heatmap, finding.mask
     if box is not None:
@@ -47,7 +42,7 @@ def finding_to_source(finding: Finding, amap: AxisMap) -> Finding:
 def _candidates_to_source(extra: dict[str, Any], amap: AxisMap) -> None:
     for cand in extra.get("top_candidates") or []:
         if cand.get("center_voxel"):
-            cand["center_voxel"] = [int(v) for v in np.rint(amap.index_to_source(cand["center_voxel"]))]
+            cand["center_voxel"] = list(amap.voxel_to_source(cand["center_voxel"]))
 
 
 def scan_axial(volume: Volume, result: SeriesResult, scan: Callable[[Volume, SeriesResult], None]) -> None:
