@@ -108,19 +108,24 @@ def scan_2d(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
     result.verdict = "synthetic" if p[0] >= thr else "authentic"
     result.label = "SYN" if p[0] >= thr else None
     if p[0] >= thr:
-        _, ny, nx = volume.shape
-        mm = volume.index_to_patient(np.array([0.0, ny / 2, nx / 2]))
         result.findings.append(
-            Finding(
-                "synthetic",
-                float(p[0]),
-                (0, ny // 2, nx // 2),
-                (float(mm[0]), float(mm[1]), float(mm[2])),
-                (0, 0, 0, 1, ny, nx),
-                "whole image: synthesised (2-D synthesis detector)",
-            )
+            _slice_finding(volume, 0, float(p[0]), "whole image: synthesised (2-D synthesis detector)")
         )
     _lossy(volume, result)
+
+
+def _slice_finding(volume: Volume, k: int, score: float, description: str) -> Finding:
+    """A ``synthetic`` finding covering the whole of slice ``k`` (centred on it, in voxels and mm)."""
+    _, ny, nx = volume.shape
+    mm = volume.index_to_patient(np.array([float(k), ny / 2, nx / 2]))
+    return Finding(
+        "synthetic",
+        score,
+        (k, ny // 2, nx // 2),
+        (float(mm[0]), float(mm[1]), float(mm[2])),
+        (k, 0, 0, k + 1, ny, nx),
+        description,
+    )
 
 
 def _slices(volume: Volume, ks: range) -> NDArray[np.float32]:
@@ -146,7 +151,7 @@ def scan_mr_series(volume: Volume, detector2d: Detector, result: SeriesResult) -
     """Score every slice with content of an MR series with the 2-D detector (see module docs): the series is
     synthetic when one scores at least :data:`SERIES_SLICE_THRESHOLD`; each such slice (the top
     :data:`MAX_SLICE_FINDINGS`) is a ``synthetic`` finding located at its slice index."""
-    nz, ny, nx = volume.shape
+    nz = volume.shape[0]
     size = detector2d.spec.size
     keep = content_mask(volume)
     if not keep.any():
@@ -175,16 +180,8 @@ def scan_mr_series(volume: Volume, detector2d: Detector, result: SeriesResult) -
     result.label = "SYN" if flagged else None
     of = f"{len(flagged)} of {int(keep.sum())} slices"
     for k in flagged[:MAX_SLICE_FINDINGS]:
-        mm = volume.index_to_patient(np.array([float(k), ny / 2, nx / 2]))
         result.findings.append(
-            Finding(
-                "synthetic",
-                float(p[k]),
-                (k, ny // 2, nx // 2),
-                (float(mm[0]), float(mm[1]), float(mm[2])),
-                (k, 0, 0, k + 1, ny, nx),
-                f"slice {k}: synthesised (2-D synthesis detector, {of})",
-            )
+            _slice_finding(volume, k, float(p[k]), f"slice {k}: synthesised (2-D synthesis detector, {of})")
         )
     _lossy(volume, result)
 
