@@ -135,6 +135,8 @@ def test_a_large_radiograph_is_reduced_not_embedded_full_size() -> None:
     # a series scored by its own detector (scan records it in extra.detector) is held to that one's threshold
     series.extra["detector"] = ModelInfo("cnn2d", "1", "ab" * 32, threshold=0.0021).to_dict()
     assert "threshold of cnn2d 0.002" in render_html(report, {str(path): xray})
+    series.extra["detector"]["name"] = "a&b"  # escaped once, not twice
+    assert "threshold of a&amp;b 0.002" in render_html(report, {str(path): xray})
     del series.extra["detector"]
     series.findings, series.verdict = [], "authentic"
     (thumb, _, _), *_ = _images(render_html(report, {str(path): xray}))

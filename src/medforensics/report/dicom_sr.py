@@ -47,7 +47,7 @@ from medforensics.report.dicom_common import (
     tracking_uid,
     write_for_report,
 )
-from medforensics.scan.result import Finding, ModelInfo, ScanReport, SeriesResult
+from medforensics.scan.result import Finding, ModelInfo, ScanReport, SeriesResult, scored_by
 
 __all__ = ["SR_SERIES_NUMBER", "build_sr", "write_sr", "write_sr_for_report"]
 
@@ -72,22 +72,6 @@ def _observation_context(model: ModelInfo) -> hsr.ObservationContext:
     )
     observer = hsr.ObserverContext(observer_type=dcm_codes.DCM.Device, observer_identifying_attributes=device)
     return hsr.ObservationContext(observer_device_context=observer)
-
-
-def series_model(series: SeriesResult, model: ModelInfo) -> ModelInfo:
-    """The detector that scored ``series``: the one its ``extra["detector"]`` names (the 2-D detector of a
-    single image or MR series), else the report's ``model``."""
-    info = series.extra.get("detector")
-    if not isinstance(info, Mapping) or not info.get("name"):
-        return model
-    # the threshold applied (an MR image or series: the slice cut-off), else the detector's calibrated one
-    threshold = series.extra.get("threshold", info.get("threshold"))
-    return ModelInfo(
-        name=str(info["name"]),
-        version=str(info.get("version", "")),
-        sha256=str(info.get("sha256", "")),
-        threshold=None if threshold is None else float(threshold),
-    )
 
 
 def _probability(value: float, synthesis: bool = False) -> hsr.Measurement:
@@ -190,7 +174,7 @@ def _finding_group(
 def build_sr(series: SeriesResult, volume: Volume, *, model: ModelInfo) -> hsr.Comprehensive3DSR:
     """The SR dataset for one scanned DICOM series (see the module docs for its content)."""
     volume = require_dicom(series, volume)
-    model = series_model(series, model)
+    model = scored_by(series, model)
     if series.verdict not in codes.VERDICT_CODES:
         raise InputError(f"verdict {series.verdict!r} has no SR code", path=series.path)
     groups: list[

@@ -19,7 +19,7 @@ from medforensics.logging import get_logger
 from medforensics.report.dicom_common import ranked_findings, volume_for
 from medforensics.report.html_figures import key_slices_html
 from medforensics.scan.metadata_checks import MEDIUM, SCANNER_SLICE_CORR, STRONG, WEAK
-from medforensics.scan.result import Finding, ScanReport, SeriesResult
+from medforensics.scan.result import Finding, ModelInfo, ScanReport, SeriesResult, scored_by
 
 __all__ = ["LABELS", "VERDICT_COLOURS", "render_html", "write_html"]
 
@@ -115,15 +115,14 @@ def _label(s: SeriesResult) -> str:
     return f'<span title="{_e(meaning)}">{_e(s.label)}</span>' if meaning else _e(s.label)
 
 
-def _threshold(s: SeriesResult, model_threshold: float | None) -> str:
+def _threshold(s: SeriesResult, model: ModelInfo) -> str:
     """The threshold the series' score was held to, in words."""
-    own = s.extra.get("detector")
-    if isinstance(own, dict):  # scored by another detector than the report's model (the 2-D one)
-        name, value = own.get("name", "2-D detector"), s.extra.get("threshold", own.get("threshold"))
-        return f"threshold of {_e(name)}" + ("" if value is None else f" {_num(value)}")
+    if isinstance(s.extra.get("detector"), dict):  # scored by another detector than the report's model
+        own = scored_by(s, model)
+        return f"threshold of {own.name}" + ("" if own.threshold is None else f" {_num(own.threshold)}")
     if s.shape and int(s.shape[0]) == 1:
         return "threshold of the 2-D synthesis detector (not the CT model's)"
-    value = s.extra.get("threshold", model_threshold)
+    value = s.extra.get("threshold", model.threshold)
     return "threshold not recorded" if value is None else f"threshold {_num(value)}"
 
 
@@ -197,14 +196,14 @@ def _operating_point(s: SeriesResult) -> list[str]:
     ]
 
 
-def _series_meta(s: SeriesResult, model_threshold: float | None) -> str:
+def _series_meta(s: SeriesResult, model: ModelInfo) -> str:
     parts = [
         f"Series UID <code>{_e(s.series_uid or '–')}</code>",
         *([_e(s.modality)] if s.modality else []),
         f"verdict {_badge(s.verdict)}",
     ]
     if s.score is not None:
-        parts.append(f"score {_num(s.score)} ({_e(_threshold(s, model_threshold))})")
+        parts.append(f"score {_num(s.score)} ({_e(_threshold(s, model))})")
     if s.label:
         meaning = LABELS.get(s.label)
         parts.append(f"label {_e(s.label)}" + (f" ({_e(meaning)})" if meaning else ""))
@@ -220,10 +219,10 @@ def _series_section(
     s: SeriesResult,
     volumes: Mapping[str, Volume] | None,
     max_findings: int,
-    model_threshold: float | None,
+    model: ModelInfo,
 ) -> str:
     findings = ranked_findings(s)
-    head = [f"<h2>{index}. {_e(s.path)}</h2>", _series_meta(s, model_threshold)]
+    head = [f"<h2>{index}. {_e(s.path)}</h2>", _series_meta(s, model)]
     if s.error:
         head.append(
             f'<p class="meta">Not assessed: {_e(s.error)}</p>'
@@ -367,8 +366,7 @@ def render_html(
         )
     body.append(_legend(report))
     body += [
-        _series_section(i, s, volumes, max_findings, model.threshold)
-        for i, s in enumerate(report.series, start=1)
+        _series_section(i, s, volumes, max_findings, model) for i, s in enumerate(report.series, start=1)
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

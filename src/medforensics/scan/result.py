@@ -6,6 +6,7 @@ service) read them. :meth:`ScanReport.to_dict` gives exactly the contract's keys
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -135,6 +136,22 @@ class ModelInfo:
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def scored_by(series: SeriesResult, model: ModelInfo) -> ModelInfo:
+    """The detector that scored ``series``, with the threshold applied: the one its ``extra["detector"]``
+    names (the 2-D detector of a single image or MR series; ``extra["threshold"]`` when set, as the MR
+    slice cut-off is), else the report's ``model``."""
+    info = series.extra.get("detector")
+    if not isinstance(info, Mapping) or not info.get("name"):
+        return model
+    threshold = series.extra.get("threshold", info.get("threshold"))
+    return ModelInfo(
+        name=str(info["name"]),
+        version=str(info.get("version", "")),
+        sha256=str(info.get("sha256", "")),
+        threshold=None if threshold is None else float(threshold),
+    )
 
 
 @dataclass
