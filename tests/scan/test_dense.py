@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,7 +23,9 @@ def _tiny_model() -> Path:
     from medforensics.train.dense import train_dense
     from tests.train._dense import tiny_config
 
-    out = Path(tempfile.mkdtemp(prefix="medforensics-dense-")) / "m"
+    root = Path(tempfile.mkdtemp(prefix="medforensics-dense-"))
+    atexit.register(shutil.rmtree, root, True)
+    out = root / "m"
     train_dense(tiny_config(out, steps=2, eval_every=2))
     return out
 
