@@ -154,6 +154,8 @@ def test_benchmark_writes_leaderboard_and_loao(layout: Path, tmp_path: Path) -> 
     assert not (out / "models/test_svm/loao/copy-move/model.safetensors").exists()
     md = (out / "leaderboard.md").read_text()
     assert "| rank | model |" in md and "Leave-one-attack-out" in md and "copy-move" in md
+    # the epoch each CNN keeps is the best by validation AUC (what the leaderboard ranks), not by loss
+    assert json.loads((out / "models/test_cnn3d/in-dist/config.json").read_text())["monitor"] == "val_auc"
     ev = json.loads((out / "models/test_cnn3d/in-dist/eval/evaluation.json").read_text())
     assert ev["n"] == 10 and (out / "models/test_cnn3d/in-dist/eval/roc.png").is_file()
     assert res["recommended_ct"] == "test_cnn3d" and res["machine"]["device"] == "cpu"
@@ -221,6 +223,7 @@ GOOD = _memory(["TB", "FM"] * 6, [f"p{i // 2}" for i in range(12)])
         ({"seed": -1}, "seed must be >= 0"),  # was an internal error in numpy
         ({"seed": 2**64}, r"seed must be .* < 2\*\*32"),  # was a warning per model, then exit 0
         ({"models": []}, "no models to benchmark"),  # was the whole zoo
+        ({"monitor": "val_f1"}, "monitor must be one of val_loss, val_auc"),
     ],
 )
 def test_bad_benchmark_settings_fail_before_anything(

@@ -30,6 +30,7 @@ def test_zoo_lists_every_family_and_a_test_twin_for_each_model() -> None:
         "resnet50",
         "mobilenetv2",
         "efficientnet_b0",
+        "efficientnet_lite0",
         "vgg16",
         "densenet121",
         "inception_v3",

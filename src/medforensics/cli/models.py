@@ -110,6 +110,9 @@ def register(app: typer.Typer) -> None:
         size_2d: int = typer.Option(96, "--size-2d", min=8, help="Crop edge of 2-D/2.5-D CNN inputs (px)."),
         threads: int = typer.Option(None, "--threads", min=1, help="PyTorch CPU threads."),
         device: str = typer.Option("cpu", "--device", help="Where CNNs run: cpu, cuda, auto."),
+        monitor: str = typer.Option(
+            "val_auc", "--monitor", help="Keep each CNN's epoch with the best val_auc (default) or val_loss."
+        ),
     ) -> None:
         """Train and evaluate every model on one patient-level split (+ leave-one-attack-out)."""
         from medforensics.evaluate.benchmark import PROTOCOLS, BenchmarkConfig, run_benchmark
@@ -136,6 +139,7 @@ def register(app: typer.Typer) -> None:
             size_2d=size_2d,
             threads=threads,
             device=device,
+            monitor=monitor,
         )
         try:
             res = run_benchmark(data, cfg, progress=lambda msg: typer.echo(msg, err=True))

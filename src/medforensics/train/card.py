@@ -14,6 +14,17 @@ def fmt_number(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else "n/a" if v is None else str(v)
 
 
+def _init_line(init: Any, seed: Any) -> str:
+    """Where the training started: pretrained weights (named, with their SHA-256) or random ones."""
+    if isinstance(init, dict) and init.get("weights"):
+        sha = str(init.get("sha256", ""))[:12]
+        return (
+            f"- Initial weights: {init['weights']} (sha256 {sha}), fine-tuned on the data below: the network "
+            "also saw that pretraining set."
+        )
+    return f"- Initial weights: random (seed {seed})."
+
+
 def write_model_card(
     path: Path, config: dict[str, Any], info: dict[str, Any], data: dict[str, Any], metrics: dict[str, Any]
 ) -> Path:
@@ -26,6 +37,7 @@ def write_model_card(
         f"score = probability of not authentic (sum of {data.get('fake_classes')}).",
         f"- Parameters: {info.get('parameters', 'n/a')}; seed {config['seed']}; "
         f"preset {config.get('preset') or 'none'}.",
+        _init_line(info.get("init_weights"), config["seed"]),
         "",
         "## Data seen",
         f"Source: `{config['data'].get('path') or 'in-memory arrays'}`. Patient-level splits (no patient "

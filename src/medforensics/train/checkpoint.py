@@ -267,7 +267,7 @@ def load_trained(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
         model_info(raw["model"])  # an unknown name first: not the unknown keys of another config kind
         # read back, not trained: the recorded out and device are not this machine's business
         cfg = config_from_dict({**raw, "out": str(folder)}, training=False)
-        model = build_model(cfg)
+        model = build_model(cfg, pretrained=False)  # the checkpoint's weights replace any pretrained ones
     except ConfigError as err:
         raise InputError(err.reason, path=folder / CONFIG) from None
     check_metrics(metrics, folder / METRICS)

@@ -84,8 +84,11 @@ def input_channels(cfg: TrainConfig, info: ModelInfo) -> int:
     return cfg.data.slices if info.input_kind == "2.5d" else info.in_channels
 
 
-def build_model(cfg: TrainConfig) -> Any:
-    """The model of ``cfg`` (classes from the task; dropout/img_size/seed where accepted)."""
+def build_model(cfg: TrainConfig, *, pretrained: bool = True) -> Any:
+    """The model of ``cfg`` (classes from the task; dropout/img_size/seed where accepted).
+
+    ``pretrained=False`` skips a model's pretrained starting weights (a checkpoint replaces them anyway).
+    """
     info = model_info(cfg.model)
     params = inspect.signature(info.factory).parameters
     kw: dict[str, Any] = {}
@@ -98,6 +101,8 @@ def build_model(cfg: TrainConfig) -> Any:
     if "class_weight" in params:
         kw["class_weight"] = "balanced" if cfg.class_weighting else None
     kw.update(cfg.model_kwargs)
+    if not pretrained and "pretrained" in params:
+        kw["pretrained"] = False
     num_classes = 2 if info.family == "anomaly" else len(TASK_CLASSES[cfg.data.task])
     if info.family == "anomaly" and cfg.data.task != "binary":
         raise ConfigError(f"model {cfg.model!r} scores real vs fake only: use data.task = 'binary'")
@@ -352,6 +357,7 @@ def train(cfg: TrainConfig, source: SampleSource | None = None) -> TrainResult:
         model=cfg.model,
         train_seconds=round(seconds, 2),
         parameters=n_params,
+        init_weights=getattr(model, "init_weights", None),
         epochs_run=state["epoch"],
         best_epoch=state["best_epoch"],
         device="cpu" if feature_model else device_name(dev),
@@ -366,6 +372,10 @@ def train(cfg: TrainConfig, source: SampleSource | None = None) -> TrainResult:
         "fake_classes": list(FAKE_CLASSES[d.task]),
     }
     write_model_card(
-        out / ckpt.CARD, resolved.to_dict(), {**info.as_dict(), "parameters": n_params}, data_info, metrics
+        out / ckpt.CARD,
+        resolved.to_dict(),
+        {**info.as_dict(), "parameters": n_params, "init_weights": metrics["init_weights"]},
+        data_info,
+        metrics,
     )
     return TrainResult(out, metrics, state["epoch"], state["best_epoch"], seconds)
