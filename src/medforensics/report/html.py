@@ -6,7 +6,6 @@ One file, no external resources: styles inline, images embedded as base64 PNG, e
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from medforensics.io.image2d import is_image2d_path
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 from medforensics.report.dicom_common import ranked_findings, volume_for
+from medforensics.report.html_figures import escape as _e
 from medforensics.report.html_figures import key_slices_html
 from medforensics.scan.metadata_checks import MEDIUM, SCANNER_SLICE_CORR, STRONG, WEAK
 from medforensics.scan.result import Finding, ModelInfo, ScanReport, SeriesResult, scored_by
@@ -66,10 +66,6 @@ LABELS: dict[str, str] = {
 }
 #: Signature states a reader must not overlook.
 _BAD_SIGNATURES = ("invalid", "mixed", "untrusted")
-
-
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 def _num(value: float | None, digits: int = 3) -> str:

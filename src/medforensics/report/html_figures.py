@@ -20,8 +20,12 @@ __all__ = ["THUMB_PX", "figure_html", "key_slices_html", "slice_place", "window_
 THUMB_PX = 256
 
 
-def _e(value: object) -> str:
+def escape(value: object) -> str:
+    """HTML text of ``value`` (``None`` as empty), quotes escaped too (safe inside attributes)."""
     return html.escape("" if value is None else str(value), quote=True)
+
+
+_e = escape
 
 
 def _display_size(volume: Volume, width: int, height: int) -> tuple[int, int]:
