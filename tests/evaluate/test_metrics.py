@@ -74,6 +74,57 @@ def test_evaluate_predictions_report() -> None:
     json.dumps(r)
 
 
+def test_every_confusion_records_its_decision_rule() -> None:
+    """Beside each confusion matrix: the threshold and where it came from, or the argmax (the PNG's title)."""
+    probs = np.stack([1 - S, S], 1)
+    labels = ["TB"] * 5 + ["FM"] * 5
+    val = M.evaluate_predictions(probs, Y, labels, ("real", "fake"), (1,), probs, Y)
+    rule = val["operating_point"]["decision_rule"]
+    assert rule["kind"] == "threshold" and rule["source"] == "validation"
+    assert rule["threshold"] == val["operating_point"]["threshold"]
+    assert rule["text"].startswith(f"calibrated fake score >= {rule['threshold']:.4g} ")
+    assert "1% FPR on the validation split" in rule["text"]
+    assert val["at_0.5"]["decision_rule"]["source"] == "fixed" and "classes" not in val
+    stored = M.evaluate_predictions(probs, Y, labels, ("real", "fake"), (1,), threshold=0.6)
+    assert stored["operating_point"]["decision_rule"] == {
+        "kind": "threshold",
+        "threshold": 0.6,
+        "source": "stored",
+        "text": "fake score >= 0.6 (threshold stored with the model at training time)",
+    }
+    default = M.evaluate_predictions(probs, Y, labels, ("real", "fake"), (1,))
+    assert default["operating_point"]["decision_rule"]["source"] == "default"
+    assert "no validation split, none stored" in default["operating_point"]["decision_rule"]["text"]
+    p3 = np.stack([1 - S, S / 2, S / 2], 1)
+    three = M.evaluate_predictions(p3, Y, labels, ("authentic", "injected", "removed"), (1, 2), p3, Y)
+    assert three["classes"]["decision_rule"] == {"kind": "argmax", "text": M.ARGMAX_RULE}
+    assert three["operating_point"]["decision_rule"]["kind"] == "threshold"  # its own matrix, its own rule
+    json.dumps([val, stored, default, three])
+
+
+@pytest.mark.parametrize("classes", [("real", "fake"), ("authentic", "injected", "removed")])
+def test_confusion_png_is_written_with_its_rule(tmp_path: Path, classes: tuple[str, ...]) -> None:
+    from PIL import Image
+
+    from medforensics.evaluate.runner import EVALUATION, _write
+
+    n = len(classes)
+    probs = np.stack([1 - S] + [S / (n - 1)] * (n - 1), 1)
+    y = Y if n == 2 else np.array([0, 0, 0, 0, 0, 1, 2, 1, 2, 1])
+    labels = ["TB"] * 5 + ["FM", "FB", "FM", "FB", "FM"]
+    fakes = tuple(range(1, n))
+    result = M.evaluate_predictions(probs, y, labels, classes, fakes, probs, y)
+    _write(result, tmp_path, y, fakes, (S, S), labels)
+    saved = json.loads((tmp_path / EVALUATION).read_text())
+    shown = "classes" if n > 2 else "operating_point"
+    assert saved["confusion_png_shows"] == shown and saved["figures"]["confusion"] == "confusion.png"
+    rule = saved[shown]["decision_rule"]["text"]
+    assert rule == (M.ARGMAX_RULE if n > 2 else result["operating_point"]["decision_rule"]["text"])
+    with Image.open(tmp_path / "confusion.png") as png:
+        assert png.format == "PNG" and png.size[0] > 100
+        assert png.text["Description"].endswith(rule)  # type: ignore[attr-defined]
+
+
 def test_evaluate_runner_and_cli(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -96,8 +147,13 @@ def test_evaluate_runner_and_cli(tmp_path: Path) -> None:
     for name in ("evaluation.json", "confusion.png", "roc.png", "scores.png", "reliability.png"):
         assert (tmp_path / "ev" / name).stat().st_size > 0
     assert (tmp_path / "ev" / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert saved["confusion_png_shows"] == "operating_point"  # a binary model: the threshold's matrix
+    assert saved["operating_point"]["decision_rule"]["source"] == "validation"
+    assert saved["operating_point"]["decision_rule"]["threshold"] == saved["operating_point"]["threshold"]
     all_res = evaluate_model(tmp_path / "m", ev_src, tmp_path / "ev2", split="all")
     assert all_res["n"] == 40 and all_res["calibration"].get("threshold_source") == "stored"
+    assert all_res["operating_point"]["decision_rule"]["source"] == "stored"
     # the stored Platt map is applied and named; the 4 classes' confusion is the argmax one
     assert all_res["calibration"]["method"] == "platt (stored)" and len(all_res["calibration"]["platt"]) == 2
     assert all_res["task_classes"] == list(res["task_classes"])

@@ -228,6 +228,29 @@ def fake_score(probs: ArrayLike, fake_classes: Sequence[int]) -> NDArray[np.floa
     return np.asarray(probs, np.float64)[:, list(fake_classes)].sum(1)
 
 
+#: Decision rule of the multi-class confusion (``classes``).
+ARGMAX_RULE = "argmax of the class probabilities"
+
+
+def threshold_rule(threshold: float, source: str, max_fpr: float, calibrated: bool) -> dict[str, Any]:
+    """The decision rule of a real/fake confusion: ``threshold``, its ``source`` (``validation``: fitted for
+    ``max_fpr`` on the validation split; ``stored``: stored with the model at training time; ``default``:
+    neither, 0.5; ``fixed``: asked for) and the same in words (``text``, the confusion figure's title)."""
+    why = {
+        "validation": f"for at most {max_fpr * 100:g}% FPR on the validation split",
+        "stored": "stored with the model at training time",
+        "default": "by default: no validation split, none stored",
+        "fixed": "fixed",
+    }[source]
+    score = "calibrated fake score" if calibrated else "fake score"
+    return {
+        "kind": "threshold",
+        "threshold": float(threshold),
+        "source": source,
+        "text": f"{score} >= {threshold:.4g} (threshold {why})",
+    }
+
+
 def evaluate_predictions(
     probs: ArrayLike,
     y: ArrayLike,
@@ -245,7 +268,8 @@ def evaluate_predictions(
     Calibration and the operating threshold come from the validation predictions when given (else the
     stored ``platt`` map and ``threshold``, else no calibration and 0.5). ROC-AUC and TPR at ``max_fpr``
     rank the calibrated score (:func:`platt_logit`, so a steep Platt fit does not tie scores at 1.0);
-    ``classes`` (more than two classes) is the argmax confusion, not the operating point's.
+    ``classes`` (more than two classes) is the argmax confusion, not the operating point's; each confusion
+    has its ``decision_rule`` beside it (:func:`threshold_rule`, or ``kind`` argmax).
     """
     p, t = np.asarray(probs, np.float64), _arr(y, np.int64)
     fake_set = set(fake_classes)
@@ -286,6 +310,10 @@ def evaluate_predictions(
         "real_fake": class_report(yb, (score >= thr).astype(np.int64), ("real", "fake"))["per_class"],
         "calibration": {**calib, "ece_uncalibrated": ece_raw, "ece": ece, "reliability": bins},
     }
+    source = calib.get("threshold_source", "default")
+    out["operating_point"]["decision_rule"] = threshold_rule(thr, source, max_fpr, platt is not None)
+    out["at_0.5"]["decision_rule"] = threshold_rule(0.5, "fixed", max_fpr, platt is not None)
     if len(class_names) > 2:
         out["classes"] = class_report(t, p.argmax(1), class_names)
+        out["classes"]["decision_rule"] = {"kind": "argmax", "text": ARGMAX_RULE}
     return out

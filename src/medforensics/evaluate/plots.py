@@ -21,20 +21,28 @@ def _figure(figsize: tuple[float, float] = (4.5, 4.0)) -> tuple[Any, Any]:
     return plt.subplots(figsize=figsize, dpi=110)
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def _save(fig: Any, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``fig`` as a PNG (``metadata``: its text chunks, e.g. ``Description``) and close it."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", metadata=metadata)
     plt.close(fig)
     return Path(path)
 
 
-def confusion_png(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path) -> Path:
-    """Confusion matrix (rows = truth, columns = prediction) with counts in the cells."""
+def confusion_png(
+    matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path, *, rule: str
+) -> Path:
+    """Confusion matrix (rows = truth, columns = prediction) with counts in the cells; ``rule``, how the
+    predictions were made (a threshold and where it came from, or the argmax), is its title and the PNG's
+    ``Description``."""
+    import textwrap
+
     m = np.asarray(matrix)
-    fig, ax = _figure()
+    fig, ax = _figure((4.5, 4.4))
+    ax.set_title("\n".join(textwrap.wrap(f"prediction: {rule}", 48)), fontsize=8)
     ax.imshow(m, cmap="Blues")
     ax.set_xticks(range(len(class_names)), class_names, rotation=30)
     ax.set_yticks(range(len(class_names)), class_names)
@@ -50,7 +58,7 @@ def confusion_png(matrix: Sequence[Sequence[int]], class_names: Sequence[str], p
                 va="center",
                 color="white" if m[i, j] > m.max() / 2 else "black",
             )
-    return _save(fig, path)
+    return _save(fig, path, {"Description": f"confusion matrix (rows truth, columns prediction): {rule}"})
 
 
 def roc_png(y: ArrayLike, score: ArrayLike, path: str | Path, max_fpr: float = 0.01) -> Path:

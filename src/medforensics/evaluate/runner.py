@@ -123,13 +123,18 @@ def _write(
     score, rank = scores
     thr = result["operating_point"]["threshold"]
     yb = np.isin(y, fakes).astype(int)
-    cm = result.get("classes", {}).get("confusion") or [
-        [result["operating_point"]["confusion"]["tn"], result["operating_point"]["confusion"]["fp"]],
-        [result["operating_point"]["confusion"]["fn"], result["operating_point"]["confusion"]["tp"]],
-    ]
-    names = result.get("classes", {}).get("classes") or ["real", "fake"]
+    shown = "classes" if "classes" in result else "operating_point"  # the block confusion.png draws
+    block = result[shown]
+    result["confusion_png_shows"] = shown  # that block's decision_rule is the figure's title
+    if shown == "classes":
+        cm, names = block["confusion"], block["classes"]
+    else:
+        c = block["confusion"]
+        cm, names = [[c["tn"], c["fp"]], [c["fn"], c["tp"]]], ["real", "fake"]
     result["figures"] = {
-        "confusion": plots.confusion_png(cm, names, out / "confusion.png").name,
+        "confusion": plots.confusion_png(
+            cm, names, out / "confusion.png", rule=block["decision_rule"]["text"]
+        ).name,
         "roc": plots.roc_png(yb, rank, out / "roc.png").name,
         "scores": plots.score_distributions_png(score, labels, out / "scores.png", thr).name,
         "reliability": plots.reliability_png(

@@ -245,12 +245,14 @@ class InpaintRemove(_Classical):
     def sample_params(
         self, volume: Volume, rng: np.random.Generator, center: tuple[int, int, int] | None = None
     ) -> dict[str, Any]:
-        from medforensics.forge.ctgan.attack import annotated_or_estimated_diameter
+        from medforensics.forge.ctgan.attack import removal_diameter
 
         c = self._center(volume, rng, center, 8.0)
+        d, origin = removal_diameter(volume, c, self.name)
         return {
             "center": list(c),
-            "diameter_mm": round(annotated_or_estimated_diameter(volume, c), 2),
+            "diameter_mm": round(d, 2),
+            "diameter_from": origin,
             "margin_mm": round(float(rng.uniform(2.0, 4.0)), 2),
             "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
         }

@@ -1,4 +1,4 @@
-"""Lung mask, nodule size estimate and automatic choice of an attack centre.
+"""Lung mask, nodule size measurement and automatic choice of an attack centre.
 
 Works on thin slabs (11-16 slices) and whole chest CTs: only the in-plane borders count as "outside" (a
 slab's first and last slices cut through the lungs), and large slices are downsampled in-plane first.
@@ -23,8 +23,14 @@ LUNG_HU = -400.0
 #: abdominal CT resampled to 3 mm the outside air, couch and blanket included, averaged -944 to -959 HU
 #: (median -987 to -995) and was taken for lung cut open by the field of view (session 18).
 OUTSIDE_AIR_HU = -950.0
-#: HU above which a voxel counts as soft tissue (nodule, vessel) when sizing a nodule.
-SOLID_HU = -500.0
+#: HU above which a voxel counts as solid (nodule, vessel, wall) when sizing a nodule: about halfway between
+#: aerated lung (-850) and soft tissue (+40), so a blurred edge is cut near its middle.
+SOLID_HU = -400.0
+#: Sizing a nodule: how far (mm) from the centre it may reach (a 30 mm nodule and a click 5 mm off centre),
+#: the disc (mm) whose closing of the aerated lung puts a nodule on the pleura back inside it (nodules up to
+#: 30 mm across), the disc (mm) whose opening cuts vessels up to 4 mm thick off it, how far (mm) from the
+#: centre its nearest solid voxel may be, and the smallest diameter (mm) taken for a nodule (LIDC's 3 mm).
+NODULE_REACH_MM, NODULE_CLOSE_MM, NODULE_OPEN_MM, NODULE_SEED_MM, NODULE_MIN_MM = 20.0, 15.0, 2.0, 3.0, 3.0
 
 
 #: 3-D structure connecting in-plane neighbours only (a slice-by-slice labelling in one call).
@@ -249,29 +255,63 @@ def check_center(volume: Volume, center: tuple[int, int, int], radius_mm: float)
     return c  # type: ignore[return-value]
 
 
-def estimate_diameter_mm(volume: Volume, center: tuple[int, int, int], max_mm: float = 30.0) -> float:
-    """Equivalent-sphere diameter (mm) of the solid blob at ``center`` (4 mm when nothing solid is there)."""
-    half = [max(1, int(np.ceil(0.5 * max_mm / s))) for s in volume.spacing]
-    sl = tuple(slice(max(0, c - h), c + h + 1) for c, h in zip(center, half, strict=True))
-    sub = volume.array[sl] > SOLID_HU
-    local = tuple(c - s.start for c, s in zip(center, sl, strict=True))
-    if not sub[local]:
-        # nearest solid voxel within ~3 mm
-        r = [max(1, round(3.0 / s)) for s in volume.spacing]
-        win = tuple(slice(max(0, c - q), c + q + 1) for c, q in zip(local, r, strict=True))
-        pts = np.argwhere(sub[win])
-        if len(pts) == 0:
-            return 4.0
-        off = np.array([w.start for w in win])
-        d = np.linalg.norm((pts + off - np.array(local)) * np.array(volume.spacing), axis=1)
-        local = tuple(int(v) for v in pts[int(np.argmin(d))] + off)
-    opened = ndimage.binary_opening(sub, structure=np.ones((1, 3, 3), bool)) | np.zeros_like(sub)
-    if not opened[local]:
-        opened = sub
-    labels, _ = ndimage.label(opened)
-    comp = labels == labels[local]
-    vol_mm3 = float(comp.sum()) * float(np.prod(volume.spacing))
-    return float(np.clip((6.0 * vol_mm3 / np.pi) ** (1.0 / 3.0), 4.0, max_mm))
+def _closed_in_plane(
+    mask: NDArray[np.bool_], spacing: tuple[float, float, float], radius_mm: float
+) -> NDArray[np.bool_]:
+    """``mask`` closed slice by slice with a disc of ``radius_mm``, exactly (two distance transforms, full
+    resolution, unlike :func:`fill_indentations`); beyond the array counts as outside the mask."""
+    pad = int(np.ceil(radius_mm / min(spacing[1], spacing[2]))) + 1
+    m = np.pad(mask, ((0, 0), (pad, pad), (pad, pad)))
+    in_plane = (1e6 * max(spacing), spacing[1], spacing[2])  # no distance across slices
+    grown = ndimage.distance_transform_edt(~m, sampling=in_plane) <= radius_mm
+    closed = ndimage.distance_transform_edt(grown, sampling=in_plane) > radius_mm
+    return closed[:, pad:-pad, pad:-pad] | mask
+
+
+def measure_nodule_mm(volume: Volume, center: tuple[int, int, int], max_mm: float = 30.0) -> float | None:
+    """Equivalent-sphere diameter (mm, at most ``max_mm``) of the solid nodule at ``center``, or None when
+    nothing solid of :data:`NODULE_MIN_MM` or more is there (a ground-glass nodule, a vessel, aerated lung).
+
+    The solid part (> :data:`SOLID_HU` after a 0.5 mm in-plane blur) within :data:`NODULE_REACH_MM` of the
+    centre, on the lung's side: the chest wall and mediastinum are cut off by keeping only what the in-plane
+    closing of the aerated lung (:data:`NODULE_CLOSE_MM`) covers, so a nodule on the pleura stays and the
+    wall goes. The part connected to the centre (or to the nearest solid voxel within
+    :data:`NODULE_SEED_MM`) after an in-plane opening (:data:`NODULE_OPEN_MM`, cuts attached vessels),
+    regrown by the opening's radius within the solid part (its own rim back), gives the volume.
+    """
+    sp = np.asarray(volume.spacing, dtype=np.float64)
+    half = [int(np.ceil(NODULE_REACH_MM / s)) for s in sp]
+    box = tuple(
+        slice(max(0, c - h), min(n, c + h + 1)) for c, h, n in zip(center, half, volume.shape, strict=True)
+    )
+    sub = ndimage.gaussian_filter(np.asarray(volume.array[box], np.float32), (0.0, 0.5 / sp[1], 0.5 / sp[2]))
+    grid = np.ogrid[tuple(slice(0, n) for n in sub.shape)]
+    dist = np.sqrt(
+        sum(((g - (c - b.start)) * s) ** 2 for g, c, b, s in zip(grid, center, box, sp, strict=True))
+    )
+    solid = sub > SOLID_HU
+    cand = solid & _closed_in_plane(~solid, volume.spacing, NODULE_CLOSE_MM) & (dist <= NODULE_REACH_MM)
+    near = cand & (dist <= NODULE_SEED_MM)
+    if not near.any():
+        return None
+    seed = tuple(int(v) for v in np.argwhere(near)[int(np.argmin(dist[near]))])
+    r = max(1, round(NODULE_OPEN_MM / min(sp[1], sp[2])))
+    disc = _disc(r)
+    opened = ndimage.binary_opening(cand, structure=disc)
+    labels, _ = ndimage.label(opened if opened[seed] else cand)
+    comp = labels == labels[seed]
+    if opened[seed]:  # the rim the opening took (and the caps of the top and bottom slices) back
+        comp = ndimage.binary_dilation(comp, structure=np.concatenate([disc] * 3)) & cand
+    d = float((6.0 * float(comp.sum()) * float(np.prod(sp)) / np.pi) ** (1.0 / 3.0))
+    return None if d < NODULE_MIN_MM else min(d, max_mm)
+
+
+def estimate_diameter_mm(
+    volume: Volume, center: tuple[int, int, int], max_mm: float = 30.0, fallback_mm: float = 4.0
+) -> float:
+    """:func:`measure_nodule_mm`, or ``fallback_mm`` when nothing solid is at ``center``."""
+    d = measure_nodule_mm(volume, center, max_mm)
+    return fallback_mm if d is None else d
 
 
 def _nodule_centers(volume: Volume) -> list[tuple[int, int, int]]:

@@ -23,8 +23,11 @@ from medforensics.forge import cubes as C
 from medforensics.forge.base import AttackRecord, check_modality, finish, pose_params, register_attack
 from medforensics.forge.ctgan.data import CUBE, hole_for, make_input
 from medforensics.forge.ctgan.model import UNet3D
-from medforensics.forge.lung import check_center, choose_center, estimate_diameter_mm
+from medforensics.forge.lung import NODULE_MIN_MM, SOLID_HU, check_center, choose_center, measure_nodule_mm
 from medforensics.io.volume import Volume
+from medforensics.logging import get_logger
+
+log = get_logger("forge.ctgan")
 
 #: Diameters (mm) the injector draws by default: it makes solid-looking nodules up to ~14 mm; larger
 #: requests (training range 8-22 mm) come out as faint ground-glass haze.
@@ -64,7 +67,10 @@ class _CTGANAttack:
     def __init__(self, weights: str | Path | None = None) -> None:
         self.weights = Path(weights) if weights else bundled_weights(self.kind)
 
-    def _diameter(self, volume: Volume, center: tuple[int, int, int], rng: np.random.Generator) -> float:
+    def _diameter(
+        self, volume: Volume, center: tuple[int, int, int], rng: np.random.Generator
+    ) -> tuple[float, str | None]:
+        """The nodule's diameter (mm) and where it came from (None: drawn)."""
         raise NotImplementedError
 
     def sample_params(
@@ -75,10 +81,11 @@ class _CTGANAttack:
         if center is None:
             center = choose_center(volume, rng, self.kind, radius_mm=13.0 if self.kind == "inject" else 8.0)
         center = check_center(volume, center, 6.0)
-        d = self._diameter(volume, center, rng)
+        d, origin = self._diameter(volume, center, rng)
         return {
             "center": list(center),
             "diameter_mm": round(d, 2),
+            **({"diameter_from": origin} if origin else {}),
             "hole_mm": round(hole_for(d) if self.kind == "inject" else removal_hole(d), 2),
             **pose_params(rng),
         }
@@ -140,8 +147,10 @@ class CTGANInject(_CTGANAttack):
 
     kind = "inject"
 
-    def _diameter(self, volume: Volume, center: tuple[int, int, int], rng: np.random.Generator) -> float:
-        return float(rng.uniform(*INJECT_DIAMETERS))
+    def _diameter(
+        self, volume: Volume, center: tuple[int, int, int], rng: np.random.Generator
+    ) -> tuple[float, str | None]:
+        return float(rng.uniform(*INJECT_DIAMETERS)), None
 
 
 @register_attack("ctgan-remove")
@@ -150,12 +159,16 @@ class CTGANRemove(_CTGANAttack):
 
     kind = "remove"
 
-    def _diameter(self, volume: Volume, center: tuple[int, int, int], rng: np.random.Generator) -> float:
-        return annotated_or_estimated_diameter(volume, center)
+    def _diameter(
+        self, volume: Volume, center: tuple[int, int, int], rng: np.random.Generator
+    ) -> tuple[float, str | None]:
+        return removal_diameter(volume, center, self.name)
 
 
 #: Largest nodule (mm) the removers take on; the hole is the nodule plus a 6 mm rim.
 MAX_REMOVE_MM = 30.0
+#: Diameter (mm) removed when nothing solid is at the centre to measure (a typical LIDC nodule: 3-30 mm).
+FALLBACK_REMOVE_MM = 10.0
 #: Widest hole (cube voxels) the generator in-paints at 1 mm; wider holes use larger cube voxels.
 MAX_HOLE_VOXELS = 22.0
 
@@ -165,8 +178,11 @@ def removal_hole(diameter_mm: float) -> float:
     return float(np.clip(diameter_mm + 6.0, 12.0, MAX_REMOVE_MM + 6.0))
 
 
-def annotated_or_estimated_diameter(volume: Volume, center: tuple[int, int, int]) -> float:
-    """Diameter of an annotated nodule within 5 mm of ``center``, else estimated from the image."""
+def removal_diameter(volume: Volume, center: tuple[int, int, int], method: str) -> tuple[float, str]:
+    """Diameter (mm, at most :data:`MAX_REMOVE_MM`) of the nodule to remove at ``center`` and its origin:
+    ``annotation`` (an annotated nodule within 5 mm: its diameter), ``image`` (measured,
+    :func:`~medforensics.forge.lung.measure_nodule_mm`) or ``fallback`` (nothing solid there:
+    :data:`FALLBACK_REMOVE_MM`, with a warning)."""
     for n in volume.metadata.get("nodules", []) or []:
         c = n.get("center_voxel") if isinstance(n, dict) else getattr(n, "center_voxel", None)
         dm = n.get("diameter_mm") if isinstance(n, dict) else getattr(n, "diameter_mm", None)
@@ -175,7 +191,19 @@ def annotated_or_estimated_diameter(volume: Volume, center: tuple[int, int, int]
             and dm
             and np.linalg.norm((np.asarray(c) - center) * np.asarray(volume.spacing)) <= 5
         ):
-            return float(min(dm, MAX_REMOVE_MM))
+            return float(min(dm, MAX_REMOVE_MM)), "annotation"
     if not volume.contains_index(center):
         raise InputError(f"centre {center} is outside the volume", path=volume.source)
-    return min(estimate_diameter_mm(volume, center), MAX_REMOVE_MM)
+    d = measure_nodule_mm(volume, center, MAX_REMOVE_MM)
+    if d is not None:
+        return d, "image"
+    log.warning(
+        "%s on series %s: nothing solid (over %.0f HU, %.0f mm or more) at the centre to measure; removing "
+        "a %.0f mm nodule there (a guess: --annotations gives the readers' size)",
+        method,
+        volume.series_uid,
+        SOLID_HU,
+        NODULE_MIN_MM,
+        FALLBACK_REMOVE_MM,
+    )
+    return FALLBACK_REMOVE_MM, "fallback"
