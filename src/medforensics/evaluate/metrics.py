@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize_scalar
-from sklearn.linear_model import LogisticRegression
+from scipy.special import expit
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -78,7 +78,7 @@ def binary_metrics(
 
     The threshold metrics call ``score >= threshold`` positive; ROC-AUC and TPR at ``max_fpr`` rank
     ``rank_score`` when given: a score in the same order as ``score`` that float rounding has not
-    flattened (:func:`platt_logit` for a Platt-calibrated score, whose sigmoid saturates to 1.0).
+    flattened (:func:`platt_logit` for a Platt-calibrated score, whose sigmoid can saturate to 1.0).
     """
     y, s = _arr(y, np.int64), _arr(score)
     r = s if rank_score is None else _arr(rank_score)
@@ -203,18 +203,59 @@ def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.log(p / (1 - p))
 
 
+def _platt_loss(f: NDArray[np.float64], target: NDArray[np.float64], ab: NDArray[np.float64]) -> float:
+    """Cross-entropy of ``sigmoid(a * f + b)`` against the soft ``target``: sum of softplus(z) - t z."""
+    z = ab[0] * f + ab[1]
+    return float(np.sum(np.logaddexp(0.0, z) - target * z))
+
+
 def fit_platt(score: ArrayLike, y: ArrayLike) -> tuple[float, float]:
-    """Platt scaling ``sigmoid(a * logit(score) + b)`` fitted on (score, y); identity for one class."""
+    """Platt scaling ``sigmoid(a * logit(score) + b)`` fitted on (score, y); identity for one class.
+
+    Platt's method as Lin, Lin & Weng (2007, "A note on Platt's probabilistic outputs") give it: the targets
+    are smoothed to ``(N+ + 1) / (N+ + 2)`` and ``1 / (N- + 2)``, so a validation set the score separates
+    still gives a finite slope (a nearly unregularised fit's slope runs away and every probability becomes
+    0 or 1); Newton steps with a backtracking line search from ``a = 0``, ``b = log((N+ + 1) / (N- + 1))``.
+    ValueError for a NaN score, as scikit-learn's fit gave before.
+    """
     s, t = _arr(score), _arr(y, np.int64)
     if len(np.unique(t)) < 2:
         return 1.0, 0.0
-    lr = LogisticRegression(C=1e4, max_iter=1000).fit(_logit(s)[:, None], t)
-    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    if np.isnan(s).any():
+        raise ValueError("Platt scaling needs scores that are numbers (NaN given)")
+    f = _logit(s)
+    pos = t == t.max()
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    target = np.where(pos, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+    ab = np.array([0.0, np.log((n_pos + 1.0) / (n_neg + 1.0))])
+    loss = _platt_loss(f, target, ab)
+    for _ in range(100):
+        z = ab[0] * f + ab[1]
+        p = expit(z)
+        w = p * expit(-z)
+        grad = np.array([np.dot(f, p - target), np.sum(p - target)])
+        if np.abs(grad).max() < 1e-5:
+            break
+        # the 1e-12 ridge keeps the Hessian invertible when every score is the same
+        hess = np.array([[np.dot(f * f, w), np.dot(f, w)], [np.dot(f, w), np.sum(w)]]) + 1e-12 * np.eye(2)
+        step_dir = -np.linalg.solve(hess, grad)
+        slope, step = float(grad @ step_dir), 1.0
+        while step >= 1e-10:  # backtracking (Armijo) line search
+            new = ab + step * step_dir
+            new_loss = _platt_loss(f, target, new)
+            if new_loss < loss + 1e-4 * step * slope:
+                ab, loss = new, new_loss
+                break
+            step /= 2
+        else:  # no step lowers the loss: at the optimum within float precision
+            break
+    return float(ab[0]), float(ab[1])
 
 
 def platt_logit(score: ArrayLike, ab: Sequence[float]) -> NDArray[np.float64]:
     """``a * logit(score) + b``: the Platt-calibrated score before its sigmoid, in the same order as
-    :func:`apply_platt` but not saturated (a steep fit maps many scores to exactly 1.0 in float64)."""
+    :func:`apply_platt` but not saturated (a steep map, such as a stored one from the unsmoothed fit of
+    earlier versions, sends many scores to exactly 1.0 in float64)."""
     return ab[0] * _logit(_arr(score)) + ab[1]
 
 
@@ -267,7 +308,7 @@ def evaluate_predictions(
 
     Calibration and the operating threshold come from the validation predictions when given (else the
     stored ``platt`` map and ``threshold``, else no calibration and 0.5). ROC-AUC and TPR at ``max_fpr``
-    rank the calibrated score (:func:`platt_logit`, so a steep Platt fit does not tie scores at 1.0);
+    rank the calibrated score (:func:`platt_logit`, so a steep Platt map does not tie scores at 1.0);
     ``classes`` (more than two classes) is the argmax confusion, not the operating point's; each confusion
     has its ``decision_rule`` beside it (:func:`threshold_rule`, or ``kind`` argmax).
     """
