@@ -147,3 +147,18 @@ def test_a_lossy_compressed_single_image_gets_the_lossy_finding(det2d: Detector,
         read_volume(_testdata("MR2_J2KR.dcm")), detector, detector2d=det2d, path="lossless"
     )
     assert lossless.verdict == "authentic" and not lossless.findings
+
+
+def test_a_single_image_with_almost_no_signal_is_not_scored(det2d: Detector, detector: Detector) -> None:
+    """Real Siemens MR scouts of a phantom hold values 0-6 and 0-9 (heudiconv's test data): scored as single
+    images they came out synthetic at 1.0 (benchmarks/mr_false_alarms.py), as label maps would, which volumes
+    were already refused for. pydicom's MR_small divided down to 7 levels stands for them: refused with the
+    label-map reason; the image itself is still scored."""
+    mr = read_volume(_testdata("MR_small.dcm"))
+    levels = np.floor((np.asarray(mr.array) - 127.0) / 300.0)  # MR_small's 127-2145 as 0-6
+    res = scan_volume(mr.with_array(levels, spacing=mr.spacing), detector, detector2d=det2d)
+    assert res.verdict == "error" and res.score is None and res.findings == [], (res.score, res.error)
+    assert res.error.startswith("7 distinct integer values, not image intensities"), res.error
+    assert "almost no signal" in res.error
+    real = scan_volume(mr, detector, detector2d=det2d)
+    assert real.verdict == "authentic" and real.error is None

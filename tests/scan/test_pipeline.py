@@ -118,7 +118,8 @@ def test_label_map_is_an_error_that_says_so_and_an_integer_mr_is_not_one(detecto
     lobes = np.zeros((12, 32, 32), np.float32)
     lobes[2:10, 4:28, 4:14], lobes[2:10, 4:28, 18:28] = 1.0, 2.0  # a two-label segmentation beside a CT
     res = scan_volume(Volume(lobes, spacing=(2.5, 1.0, 1.0), modality="MR"), detector)
-    assert res.verdict == "error" and "label map or mask (3 distinct integer values" in res.error
+    assert res.verdict == "error" and res.error.startswith("3 distinct integer values, not image intensities")
+    assert "a label map or mask (scan the image it segments)" in res.error
     mr = np.round(np.random.default_rng(2).random((12, 32, 32)) * 900).astype(np.float32)  # integer MR pixels
     res = scan_volume(Volume(mr, spacing=(2.5, 1.0, 1.0), modality="MR"), detector)
     assert "modality MR" in res.error and "label map" not in res.error

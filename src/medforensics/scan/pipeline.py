@@ -188,14 +188,16 @@ def scan_ct(
     )
 
 
-#: A volume holding at most this many distinct non-negative integers is a label map (a segmentation or mask
-#: beside its image, as 3D Slicer, pyradiomics and TotalSegmentator store them), not an image.
+#: A volume or image holding at most this many distinct non-negative integers is a label map (a segmentation
+#: or mask beside its image, as 3D Slicer, pyradiomics and TotalSegmentator store them) or an image with
+#: almost no signal (a Siemens scout of a phantom stores values 0-6), not intensities a detector can score:
+#: two such real MR scouts scored 1.0 as single images (session 27, benchmarks/mr_false_alarms.py).
 LABEL_MAP_MAX_VALUES = 64
 
 
 def label_map_reason(volume: Volume) -> str | None:
-    """A one-line reason when ``volume`` looks like a label map rather than an image (judged on a sample of
-    up to about a million voxels from 16 slices), else None."""
+    """A one-line reason when ``volume`` looks like a label map, a mask or an image with almost no signal
+    rather than an image (judged on a sample of up to about a million voxels from 16 slices), else None."""
     from medforensics.io.lazy import LazySlices
 
     arr = volume.array
@@ -208,8 +210,8 @@ def label_map_reason(volume: Volume) -> str | None:
     if not np.array_equal(values, np.round(values)):
         return None
     return (
-        f"looks like a label map or mask ({values.size} distinct integer values, not image intensities): "
-        "scan the image it segments"
+        f"{values.size} distinct integer values, not image intensities: a label map or mask (scan the image "
+        "it segments) or an image with almost no signal"
     )
 
 
@@ -271,7 +273,7 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
         if detector2d is None or mod not in MODALITIES_2D:
             what = "single CT slice: the CT detector needs a volume" if mod == "CT" else "2-D image"
             return f"{what}; no 2-D detector bundled for {words}"
-        return image_2d_reason(volume, detector2d.spec.size)
+        return label_map_reason(volume) or image_2d_reason(volume, detector2d.spec.size)
     if mod != "CT":
         mask = label_map_reason(volume)
         if mask or (mod == "MR" and detector2d is not None):
