@@ -239,7 +239,8 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     test = metrics.get("test", {})
     op = test.get("operating_point", {})
     row: dict[str, Any] = {
-        k: op.get(k) for k in ("accuracy", "precision", "recall", "f1", "roc_auc", "n", "threshold")
+        k: op.get(k)
+        for k in ("accuracy", "precision", "recall", "f1", "roc_auc", "n", "n_positive", "threshold")
     }
     row["tpr_at_1pct_fpr"] = op.get("tpr_at_1pct_fpr")
     row["acc_at_0.5"] = test.get("at_0.5", {}).get("accuracy")
@@ -332,6 +333,7 @@ def run_loao(
             tpr_at_1pct_fpr=head["tpr_at_1pct_fpr"],
             accuracy=head["accuracy"],
             n_test=head["n"],
+            n_positive=head["n_positive"],
             train_s=round(time.perf_counter() - t0, 1),
         )
         rows.append(row)
@@ -360,7 +362,7 @@ def run_benchmark(
     folder per model under ``cfg.out``. Returns the ``benchmark.json`` content."""
     import torch
 
-    from medforensics.evaluate.leaderboard import rank_rows, write_leaderboard
+    from medforensics.evaluate.leaderboard import rank_rows, with_intervals, write_leaderboard
     from medforensics.models.inference import device_name, resolve_device
 
     names = cfg.validate()
@@ -425,6 +427,7 @@ def run_benchmark(
         "recommended": _recommend(ranked, kinds=None),
         "recommended_ct": _recommend(ranked, kinds=("3d", "2.5d")),
     }
+    result = with_intervals(result)
     write_text_atomic(out / BENCHMARK, json.dumps(result, indent=1, default=str))
     write_leaderboard(result, out)
     return result

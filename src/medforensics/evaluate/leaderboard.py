@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from medforensics._atomic import write_text_atomic
+from medforensics.evaluate.metrics import auc_ci95
 
 LABEL_COLUMNS = ("acc_TB", "acc_TM", "acc_FB", "acc_FM", "acc_SYN")
 #: Fixed leaderboard columns; ``unseen_auc_<method>`` columns follow, one per held-out method.
@@ -34,9 +37,50 @@ COLUMNS = (
     *LABEL_COLUMNS,
     "type_accuracy",
     "in_dist_auc",
+    "in_dist_auc_ci95",
     "unseen_auc_mean",
+    "unseen_auc_mean_ci95",
 )
-LOAO_COLUMNS = ("model", "held_out", "auc", "tpr_at_1pct_fpr", "accuracy", "n_test", "train_s", "note")
+LOAO_COLUMNS = (
+    "model",
+    "held_out",
+    "auc",
+    "auc_ci95",
+    "tpr_at_1pct_fpr",
+    "accuracy",
+    "n_test",
+    "n_positive",
+    "train_s",
+    "note",
+)
+
+
+def _ci(auc: Any, n: Any, n_pos: Any) -> tuple[float, float] | None:
+    """Hanley-McNeil 95 % interval of a stored AUC (None without the counts)."""
+    if auc is None or not isinstance(n, int) or not isinstance(n_pos, int):
+        return None
+    return auc_ci95(float(auc), n_pos, n - n_pos)
+
+
+def with_intervals(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with 95 % intervals: ``auc_ci95`` per LOAO run, ``in_dist_auc_ci95`` and
+    ``unseen_auc_mean_ci95`` per model (the mean's from the runs' standard errors as if independent: the
+    held-out runs share their authentic test samples, so it is a rough guide). Computed from the stored
+    AUCs and class counts, so older results get them too."""
+    loao = []
+    for r in result.get("loao", []):
+        loao.append({**r, "auc_ci95": _ci(r.get("auc"), r.get("n_test"), r.get("n_positive"))})
+    rows = []
+    for r in result["rows"]:
+        row = {**r, "in_dist_auc_ci95": _ci(r.get("in_dist_auc"), r.get("n"), r.get("n_positive"))}
+        runs = [x for x in loao if x["model"] == r["model"] and x.get("auc") is not None]
+        cis = [x["auc_ci95"] for x in runs]
+        if runs and r.get("unseen_auc_mean") is not None and all(cis):
+            se = float(np.sqrt(sum(((hi - lo) / 3.919928) ** 2 for lo, hi in cis))) / len(cis)
+            m = float(r["unseen_auc_mean"])
+            row["unseen_auc_mean_ci95"] = (max(0.0, m - 1.959964 * se), min(1.0, m + 1.959964 * se))
+        rows.append(row)
+    return {**result, "rows": rows, "loao": loao}
 
 
 def _key(row: dict[str, Any]) -> tuple[int, float, float, float]:
@@ -68,6 +112,8 @@ ONE_DECIMAL = ("train_s", "img_per_s", "wall_s")
 def _fmt(v: Any, col: str = "") -> str:
     if v is None or v == "":
         return "-"
+    if isinstance(v, tuple | list) and len(v) == 2 and all(isinstance(x, float) for x in v):
+        return f"{v[0]:.2f}-{v[1]:.2f}"
     if isinstance(v, float):
         return f"{v:.1f}" if col in ONE_DECIMAL else f"{v:.3f}"
     if isinstance(v, int) and v >= 100_000:
@@ -75,12 +121,21 @@ def _fmt(v: Any, col: str = "") -> str:
     return str(v).replace("|", "/")
 
 
+def _csv_cell(v: Any) -> Any:
+    """A CSV cell: empty for None, an interval as ``lo-hi`` (3 decimals)."""
+    if v is None:
+        return ""
+    if isinstance(v, tuple | list) and len(v) == 2:
+        return f"{v[0]:.3f}-{v[1]:.3f}"
+    return v
+
+
 def _csv(rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(cols), extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in cols})
+        w.writerow({c: _csv_cell(r.get(c)) for c in cols})
     return buf.getvalue()
 
 
@@ -135,7 +190,9 @@ def markdown(result: dict[str, Any]) -> str:
         "threshold; `type_accuracy` = authentic/injected/removed accuracy (3-class models); `in_dist_auc` = "
         "test ROC-AUC; `unseen_auc_<method>` = test ROC-AUC when `<method>` was left out of train/val "
         "(test = its tampered samples + authentic test samples); `img_per_s` = inference on this machine; "
-        "`train_s` = training wall seconds (in-distribution run).",
+        "`train_s` = training wall seconds (in-distribution run); `*_ci95` = approximate 95 % interval of "
+        "the AUC from the test class counts (Hanley-McNeil; the unseen mean's treats the held-out runs as "
+        "independent; per held-out run in `loao.csv`).",
         "",
         *_table(result["rows"], shown),
         "",
@@ -167,8 +224,9 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def write_leaderboard(result: dict[str, Any], out: str | Path) -> list[Path]:
-    """``leaderboard.md``, ``leaderboard.csv`` and ``loao.csv`` under ``out``."""
+    """``leaderboard.md``, ``leaderboard.csv`` and ``loao.csv`` under ``out`` (with 95 % AUC intervals)."""
     out = Path(out)
+    result = with_intervals(result)
     return [
         write_text_atomic(out / "leaderboard.md", markdown(result)),
         write_text_atomic(out / "leaderboard.csv", _csv(result["rows"], columns(result))),

@@ -38,6 +38,19 @@ def roc_auc(y: ArrayLike, score: ArrayLike) -> float | None:
     return float(roc_auc_score(y, _arr(score))) if len(np.unique(y)) == 2 else None
 
 
+def auc_ci95(auc: float | None, n_pos: int, n_neg: int) -> tuple[float, float] | None:
+    """Approximate 95 % interval of a ROC-AUC from its value and the class counts (Hanley & McNeil 1982:
+    standard error from Q1 = A / (2 - A), Q2 = 2A^2 / (1 + A), normal interval clipped to [0, 1]). None
+    without an AUC or with an empty class. Needs no scores, so it applies to stored results too."""
+    if auc is None or n_pos < 1 or n_neg < 1:
+        return None
+    a = float(auc)
+    q1, q2 = a / (2.0 - a), 2.0 * a * a / (1.0 + a)
+    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
+    half = 1.959964 * float(np.sqrt(max(var, 0.0)))
+    return max(0.0, a - half), min(1.0, a + half)
+
+
 def tpr_at_fpr(y: ArrayLike, score: ArrayLike, max_fpr: float = 0.01) -> float | None:
     """Highest true-positive rate among thresholds whose false-positive rate is <= ``max_fpr`` (the
     TPR at the lowest such threshold; positive when ``score >= t``). With fewer than ``1 / max_fpr``
@@ -94,7 +107,8 @@ def binary_metrics(
         "specificity": float(tn / (tn + fp)) if tn + fp else None,
         "fpr": float(fp / (tn + fp)) if tn + fp else None,
         "f1": float(f1_score(y, pred, zero_division=0)),
-        "roc_auc": roc_auc(y, r),
+        "roc_auc": (auc := roc_auc(y, r)),
+        "roc_auc_ci95": auc_ci95(auc, int(y.sum()), int(len(y) - y.sum())),
         f"tpr_at_{max_fpr * 100:g}pct_fpr": tpr_at_fpr(y, r, max_fpr),
         "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
     }
