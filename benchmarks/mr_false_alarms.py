@@ -360,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", action="append", type=Path, default=[], help="folder of unpacked wheels/debs")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
     ap.add_argument("--dcgan", type=int, default=1000, help="DCGAN MR samples to score (0: none)")
-    ap.add_argument("--detector2d", type=Path, help="a 2-D detector folder to measure (default: the bundled one)")
+    ap.add_argument(
+        "--detector2d", type=Path, help="a 2-D detector folder to measure (default: the bundled one)"
+    )
     args = ap.parse_args(argv)
     env = os.environ.get("MEDFORENSICS_MR_DATA")
     roots = [*args.root, *([Path(env)] if env else []), *default_roots()]

@@ -41,7 +41,7 @@ from medforensics.train import config_from_dict, train
 from medforensics.train.data import ArraySource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: mr_false_alarms' readers
-import mr_false_alarms as mrfa  # noqa: E402
+import mr_false_alarms as mrfa
 
 ASSETS = Path(__file__).resolve().parents[2] / "src" / "medforensics" / "assets" / "detector2d"
 CARD_MR = Path(__file__).resolve().parent / "detector2d_card_mr.md"
