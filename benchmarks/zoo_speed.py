@@ -22,13 +22,18 @@ from medforensics.models import create_model, list_models, model_info
 from medforensics.models.inference import autocast, memory_format
 
 
+def _dims(kind: str) -> int:
+    """Spatial dimensions of an input kind (the dense localiser takes 3-D patches, cubes here)."""
+    return 3 if kind in ("3d", "dense3d") else 2
+
+
 def cnn_speed(name: str, threads: int, batch: int, seconds: float) -> float:
     """Images/s of a CNN (bf16 + channels_last) over at least ``seconds`` after two warm-up batches."""
     torch.set_num_threads(threads)
     info = model_info(name)
     model = create_model(name).eval()
     s = info.input_size
-    x = torch.rand(batch, info.in_channels, *((s, s, s) if info.input_kind == "3d" else (s, s)))
+    x = torch.rand(batch, info.in_channels, *((s,) * _dims(info.input_kind)))
     fmt = memory_format(x.ndim)
     model = model.to(memory_format=fmt)
     x = x.contiguous(memory_format=fmt)
@@ -76,9 +81,7 @@ def main() -> None:
     ]
     for name in names:
         info = model_info(name)
-        shape = f"{info.in_channels}x" + "x".join(
-            [str(info.input_size)] * (3 if info.input_kind == "3d" else 2)
-        )
+        shape = f"{info.in_channels}x" + "x".join([str(info.input_size)] * _dims(info.input_kind))
         if info.family == "cnn":
             params = sum(p.numel() for p in create_model(name).parameters())
             speeds = [cnn_speed(name, t, args.batch, args.seconds) for t in args.threads]
