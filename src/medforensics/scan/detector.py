@@ -88,6 +88,9 @@ class Calibration:
     present: bool = False
     #: ``(below, series_threshold)`` of the uncorrelated-noise operating point (see module docs).
     uncorrelated: tuple[float, float] | None = None
+    #: 2-D detectors: the slice score from which an MR image or series is synthetic (set with the Platt
+    #: map it belongs to; None: :data:`medforensics.scan.image2d.SERIES_SLICE_THRESHOLD`).
+    mr_slice_threshold: float | None = None
 
     def apply(self, p: NDArray[Any]) -> NDArray[np.float64]:
         """Calibrated probabilities from raw ones."""
@@ -135,6 +138,8 @@ def read_calibration(folder: Path) -> Calibration:
         st = None if st is None else _number(st, "series_threshold")
         fpr = raw.get("max_fpr")
         fpr = None if fpr is None else _number(fpr, "max_fpr")
+        mr = raw.get("mr_slice_threshold")
+        mr = None if mr is None else _number(mr, "mr_slice_threshold")
         unc = raw.get("uncorrelated_noise")
         uncorrelated = (
             None
@@ -147,10 +152,12 @@ def read_calibration(folder: Path) -> Calibration:
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
         reason = str(err) if type(err) is ValueError else repr(err)
         raise InputError(f"unreadable calibration file ({reason})", path=path) from None
-    thresholds = [thr] + ([] if st is None else [st]) + ([] if uncorrelated is None else [uncorrelated[1]])
+    thresholds = [thr] + [
+        t for t in (st, mr, None if uncorrelated is None else uncorrelated[1]) if t is not None
+    ]
     if not all(0.0 <= t <= 1.0 for t in thresholds + ([] if fpr is None else [fpr])):
         raise InputError("calibration thresholds and max_fpr must lie in [0, 1]", path=path)
-    return Calibration(a, b, thr, st, fpr, True, uncorrelated)
+    return Calibration(a, b, thr, st, fpr, True, uncorrelated, mr)
 
 
 def calibration_and_info(folder: Path, name: str, metrics: dict[str, Any]) -> tuple[Calibration, ModelInfo]:

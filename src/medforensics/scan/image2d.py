@@ -38,7 +38,8 @@ PERCENTILES = (0.5, 99.5)
 #: At most this many pixels are sampled for the percentiles of a large image.
 PERCENTILE_SAMPLE = 4_000_000
 #: An MR series is synthetic when one of its slices with content scores at least this (module docs); a
-#: single MR image is held to it too.
+#: single MR image is held to it too. A detector's ``calibration.json`` may set its own
+#: (``mr_slice_threshold``: the cut-off belongs to the Platt map it was set with): :func:`mr_threshold`.
 SERIES_SLICE_THRESHOLD = 0.999
 #: A slice is assessed when at least this fraction of its pixels is over 10 % of the series' 0.5-99.5
 #: percentile range (the rest: the empty ends of a head volume, air).
@@ -89,6 +90,12 @@ def detector_input(image: NDArray[Any], modality: str | None, size: int) -> NDAr
         return F.interpolate(x, size=(size, size), mode="area")[0, 0].numpy()
 
 
+def mr_threshold(detector2d: Detector) -> float:
+    """The slice score from which an MR image or series is synthetic for ``detector2d``."""
+    own = detector2d.calibration.mr_slice_threshold
+    return SERIES_SLICE_THRESHOLD if own is None else own
+
+
 def scan_2d(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
     """Score a single image with a 2-D synthesis detector (see module docs); a synthetic verdict gets one
     ``synthetic`` finding over the whole image. ``extra`` names the detector and the input it was given."""
@@ -97,7 +104,7 @@ def scan_2d(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
     p, _pt = detector2d.score_images(crop[None])
     # an MR image is held to the MR slice cut-off: at the calibrated point 7 % of real MR slices are over
     mr = volume.modality == "MR"
-    thr = SERIES_SLICE_THRESHOLD if mr else detector2d.calibration.operating_threshold
+    thr = mr_threshold(detector2d) if mr else detector2d.calibration.operating_threshold
     how = "CT window [-1000, 400] HU" if volume.modality == "CT" else "0.5-99.5 percentile scaling"
     # the report's model is the CT detector: say which one scored this image, how, and against what
     result.extra.update(
@@ -150,7 +157,7 @@ def content_mask(volume: Volume) -> NDArray[np.bool_]:
 
 def scan_mr_series(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
     """Score every slice with content of an MR series with the 2-D detector (see module docs): the series is
-    synthetic when one scores at least :data:`SERIES_SLICE_THRESHOLD`; each such slice (the top
+    synthetic when one scores at least :func:`mr_threshold`; each such slice (the top
     :data:`MAX_SLICE_FINDINGS`) is a ``synthetic`` finding located at its slice index."""
     nz = volume.shape[0]
     size = detector2d.spec.size
@@ -164,16 +171,16 @@ def scan_mr_series(volume: Volume, detector2d: Detector, result: SeriesResult) -
         imgs = _slices(volume, ks)
         p[k : ks.stop] = detector2d.score_images(np.stack([detector_input(im, "MR", size) for im in imgs]))[0]
     p[~keep] = np.nan
-    thr = detector2d.calibration.operating_threshold
-    flagged = [int(k) for k in np.argsort(-np.nan_to_num(p, nan=-1.0)) if p[k] >= SERIES_SLICE_THRESHOLD]
+    thr, cut = detector2d.calibration.operating_threshold, mr_threshold(detector2d)
+    flagged = [int(k) for k in np.argsort(-np.nan_to_num(p, nan=-1.0)) if p[k] >= cut]
     result.extra.update(
         detector=detector2d.info.to_dict(),
         input=f"each slice, 0.5-99.5 percentile scaling, area-resized to {size} x {size}",
         slices_assessed=int(keep.sum()),
         slices_over_image_threshold=int((p >= thr).sum()),
         slices_synthetic=len(flagged),
-        threshold=SERIES_SLICE_THRESHOLD,
-        series_rule=f"synthetic if a slice with content scores >= {SERIES_SLICE_THRESHOLD}",
+        threshold=cut,
+        series_rule=f"synthetic if a slice with content scores >= {cut}",
         slice_scores=[None if np.isnan(v) else round(float(v), 6) for v in p],
     )
     result.score = float(np.nanmax(p))
