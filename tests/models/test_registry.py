@@ -123,3 +123,24 @@ def test_real_models_forward_one_image_at_default_size(name: str) -> None:
     assert n_params > 10 * twin
     with torch.no_grad():
         assert model(_batch(name, 1)).shape == (1, model_info(name).num_classes)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        (
+            {"pretrained": "no"},
+            "pretrained must be bool, got 'no'",
+        ),  # was truthy: the ImageNet weights, silently
+        ({"dropout": "high"}, "dropout must be float, got 'high'"),  # was a TypeError deep in the head
+        ({"dropout": True}, "dropout must be float, got True"),
+    ],
+)
+def test_model_kwargs_of_the_wrong_type_are_config_errors(kw: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        create_model("test_efficientnet_lite0", **kw)
+
+
+def test_model_kwargs_of_the_right_type_pass() -> None:
+    create_model("test_efficientnet_lite0", pretrained=False, dropout=1)  # an int is a float
+    create_model("test_cnn", dropout=0.25)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -137,6 +139,38 @@ def is_dense(name: str) -> bool:
         return False
 
 
+def _accepts(hint: Any, value: Any) -> bool:
+    """Whether ``value`` (from JSON/TOML) fits a factory parameter annotated ``hint`` (bool, int, float, str,
+    None and their unions are checked; anything else is left to the factory)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_accepts(h, value) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return True
+
+
+def check_kwargs(name: str, factory: Callable[..., Any], kw: dict[str, Any]) -> None:
+    """ConfigError when a keyword argument has the wrong type for ``factory`` (``pretrained = "no"`` is not
+    false; ``dropout = "high"`` is not a number), before anything is built."""
+    try:
+        hints = typing.get_type_hints(factory)
+    except (NameError, TypeError):  # annotations that do not resolve: leave the checks to the factory
+        return
+    for key, value in kw.items():
+        hint = hints.get(key)
+        if hint is not None and not _accepts(hint, value):
+            want = str(hint).replace("<class '", "").replace("'>", "").replace("NoneType", "None")
+            raise ConfigError(f"model {name!r}: {key} must be {want}, got {value!r}")
+
+
 def create_model(name: str, in_channels: int | None = None, num_classes: int | None = None, **kw: Any) -> Any:
     """Build a registered model. ``None`` takes the entry's default channels/classes.
 
@@ -148,6 +182,7 @@ def create_model(name: str, in_channels: int | None = None, num_classes: int | N
     k = info.num_classes if num_classes is None else int(num_classes)
     if c < 1 or k < 2:
         raise ConfigError(f"model {name!r}: need in_channels >= 1 and num_classes >= 2 (got {c}, {k})")
+    check_kwargs(name, info.factory, kw)
     try:
         return info.factory(in_channels=c, num_classes=k, **kw)
     except TypeError as err:
