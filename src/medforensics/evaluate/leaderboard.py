@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from medforensics._atomic import write_text_atomic
-from medforensics.evaluate.metrics import auc_ci95
+from medforensics.evaluate.metrics import auc_se, normal_ci95
 
 LABEL_COLUMNS = ("acc_TB", "acc_TM", "acc_FB", "acc_FM", "acc_SYN")
 #: Fixed leaderboard columns; ``unseen_auc_<method>`` columns follow, one per held-out method.
@@ -55,11 +54,15 @@ LOAO_COLUMNS = (
 )
 
 
-def _ci(auc: Any, n: Any, n_pos: Any) -> tuple[float, float] | None:
-    """Hanley-McNeil 95 % interval of a stored AUC (None without the counts)."""
+def _se(auc: Any, n: Any, n_pos: Any) -> float | None:
+    """Hanley-McNeil standard error of a stored AUC (None without the counts)."""
     if auc is None or not isinstance(n, int) or not isinstance(n_pos, int):
         return None
-    return auc_ci95(float(auc), n_pos, n - n_pos)
+    return auc_se(float(auc), n_pos, n - n_pos)
+
+
+def _ci(auc: Any, se: float | None) -> tuple[float, float] | None:
+    return None if se is None else normal_ci95(float(auc), se)
 
 
 def with_intervals(result: dict[str, Any]) -> dict[str, Any]:
@@ -67,18 +70,18 @@ def with_intervals(result: dict[str, Any]) -> dict[str, Any]:
     ``unseen_auc_mean_ci95`` per model (the mean's from the runs' standard errors as if independent: the
     held-out runs share their authentic test samples, so it is a rough guide). Computed from the stored
     AUCs and class counts, so older results get them too."""
-    loao = []
-    for r in result.get("loao", []):
-        loao.append({**r, "auc_ci95": _ci(r.get("auc"), r.get("n_test"), r.get("n_positive"))})
+    loao, se_of = [], {}
+    for i, r in enumerate(result.get("loao", [])):
+        se_of[i] = _se(r.get("auc"), r.get("n_test"), r.get("n_positive"))
+        loao.append({**r, "auc_ci95": _ci(r.get("auc"), se_of[i])})
     rows = []
     for r in result["rows"]:
-        row = {**r, "in_dist_auc_ci95": _ci(r.get("in_dist_auc"), r.get("n"), r.get("n_positive"))}
-        runs = [x for x in loao if x["model"] == r["model"] and x.get("auc") is not None]
-        cis = [x["auc_ci95"] for x in runs]
-        if runs and r.get("unseen_auc_mean") is not None and all(cis):
-            se = float(np.sqrt(sum(((hi - lo) / 3.919928) ** 2 for lo, hi in cis))) / len(cis)
-            m = float(r["unseen_auc_mean"])
-            row["unseen_auc_mean_ci95"] = (max(0.0, m - 1.959964 * se), min(1.0, m + 1.959964 * se))
+        se = _se(r.get("in_dist_auc"), r.get("n"), r.get("n_positive"))
+        row = {**r, "in_dist_auc_ci95": _ci(r.get("in_dist_auc"), se)}
+        ses = [se_of[i] for i, x in enumerate(loao) if x["model"] == r["model"] and x.get("auc") is not None]
+        if ses and r.get("unseen_auc_mean") is not None and all(v is not None for v in ses):
+            mean_se = math.sqrt(sum(v * v for v in ses if v is not None)) / len(ses)
+            row["unseen_auc_mean_ci95"] = normal_ci95(float(r["unseen_auc_mean"]), mean_se)
         rows.append(row)
     return {**result, "rows": rows, "loao": loao}
 

@@ -38,17 +38,29 @@ def roc_auc(y: ArrayLike, score: ArrayLike) -> float | None:
     return float(roc_auc_score(y, _arr(score))) if len(np.unique(y)) == 2 else None
 
 
-def auc_ci95(auc: float | None, n_pos: int, n_neg: int) -> tuple[float, float] | None:
-    """Approximate 95 % interval of a ROC-AUC from its value and the class counts (Hanley & McNeil 1982:
-    standard error from Q1 = A / (2 - A), Q2 = 2A^2 / (1 + A), normal interval clipped to [0, 1]). None
-    without an AUC or with an empty class. Needs no scores, so it applies to stored results too."""
+def auc_se(auc: float | None, n_pos: int, n_neg: int) -> float | None:
+    """Standard error of a ROC-AUC from its value and the class counts (Hanley & McNeil 1982: from
+    Q1 = A / (2 - A), Q2 = 2A^2 / (1 + A)). None without an AUC or with an empty class. Needs no scores, so
+    it applies to stored results too."""
     if auc is None or n_pos < 1 or n_neg < 1:
         return None
     a = float(auc)
     q1, q2 = a / (2.0 - a), 2.0 * a * a / (1.0 + a)
     var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
-    half = 1.959964 * float(np.sqrt(max(var, 0.0)))
-    return max(0.0, a - half), min(1.0, a + half)
+    return float(np.sqrt(max(var, 0.0)))
+
+
+def normal_ci95(value: float, se: float) -> tuple[float, float]:
+    """``value`` +- 1.96 ``se``, clipped to [0, 1]."""
+    half = 1.959964 * se
+    return max(0.0, value - half), min(1.0, value + half)
+
+
+def auc_ci95(auc: float | None, n_pos: int, n_neg: int) -> tuple[float, float] | None:
+    """Approximate 95 % interval of a ROC-AUC: :func:`auc_se`'s normal interval clipped to [0, 1] (None
+    without an AUC or with an empty class)."""
+    se = auc_se(auc, n_pos, n_neg)
+    return None if auc is None or se is None else normal_ci95(float(auc), se)
 
 
 def tpr_at_fpr(y: ArrayLike, score: ArrayLike, max_fpr: float = 0.01) -> float | None:
