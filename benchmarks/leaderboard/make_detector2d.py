@@ -239,7 +239,7 @@ def main() -> None:
     write_text_atomic(out / "config.json", json.dumps(resolved, indent=1))
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=str))
     calib = {"platt": op["calibration"]["platt"], "threshold": op["threshold"], "max_fpr": op["max_fpr"]}
-    write_text_atomic(out / "calibration.json", json.dumps(calib, indent=1))
+    write_text_atomic(out / "calibration.json", json.dumps(calib, indent=1))  # read by mr_cut's detector
     calib["mr_slice_threshold"] = mr_cut(out, a.seed)
     write_text_atomic(out / "calibration.json", json.dumps(calib, indent=1))
     write_text_atomic(out / "model_card.md", card(metrics, sources, a.per_class))
