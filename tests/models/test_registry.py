@@ -40,6 +40,7 @@ def test_zoo_lists_every_family_and_a_test_twin_for_each_model() -> None:
         "random_forest",
         "decision_tree",
         "anomaly_gaussian",
+        "anomaly_residual",
         "tamperseg3d",
     }
     assert expected <= set(REAL_MODELS)

@@ -87,7 +87,14 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "model", ["test_svm", "test_random_forest", "test_decision_tree", "test_anomaly_gaussian"]
+    "model",
+    [
+        "test_svm",
+        "test_random_forest",
+        "test_decision_tree",
+        "test_anomaly_gaussian",
+        "test_anomaly_residual",
+    ],
 )
 def test_feature_families_train_and_reload_identically(tmp_path: Path, model: str) -> None:
     src = tiny_source(40)
