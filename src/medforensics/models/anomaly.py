@@ -6,7 +6,8 @@
   instead of a diffusion model): a pixel predictor is learned on real images; a sample's score is how much
   less prediction residual (scanner noise) it carries than real images do, in its centre against its own
   surround and overall (:mod:`medforensics.features.prediction`). Deficits only count: in-painting,
-  synthesis and smoothing remove noise; more noise than usual is not evidence of tampering.
+  synthesis and smoothing remove noise; more noise than usual is not evidence of tampering. The centre is
+  the crop's: crops are cut around a candidate (a data set's label location, a scan's candidate).
 
 ``predict_proba`` maps a score to a pseudo-probability with a logistic centred on the 99th percentile of
 the training scores (calibrate on validation data for a true probability).
