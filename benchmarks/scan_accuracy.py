@@ -172,9 +172,10 @@ def run(
     from medforensics.forge.dataset_sources import nodule_sites
 
     sources = auto_sources() if sources is None else sources
+    for src in sources:  # removal sizes, and copy-move donors' (a donor may come later in the list)
+        src.volume.metadata.setdefault("nodules", src.nodules)
     for src in sources:
         vol = src.volume
-        vol.metadata.setdefault("nodules", src.nodules)  # removal sizes, copy-move donors
         jobs: list[tuple[str, Any, Any]] = [("authentic", vol, None)]
         aug = ct_augmenter(1)
         for _ in range(augmented):

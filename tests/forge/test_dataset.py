@@ -225,3 +225,17 @@ def test_crop_avoiding_nodules_keeps_the_site_and_says_when_it_cannot() -> None:
     for c, s, n in ((site[1], y0, dy), (site[2], x0, dx)):
         assert s + SITE_MARGIN_MM <= c <= s + n - 1 - SITE_MARGIN_MM
     assert crop_avoiding_nodules(src, site, 8, 200, rng) is None  # the whole slice: nowhere to avoid it
+
+
+def test_removals_and_copies_take_the_annotated_size(tiny: tuple[Path, dict]) -> None:
+    """FB removals and copy-move donors are annotated nodules: the readers' size is used (6 mm in the tiny
+    sources), not a measurement of the crop (session 28: the donor's annotation was dropped)."""
+    out, _ = tiny
+    seen = set()
+    for path in (out / "records").glob("*.json"):
+        attack = json.loads(path.read_text()).get("attack") or {}
+        if attack.get("method") in ("ctgan-remove", "inpaint-remove", "copy-move"):
+            p = attack["params"]
+            assert (p["diameter_mm"], p["diameter_from"]) == (6.0, "annotation"), path.name
+            seen.add(attack["method"])
+    assert seen == {"ctgan-remove", "inpaint-remove", "copy-move"}

@@ -8,7 +8,7 @@ import pytest
 from medforensics.errors import ConfigError, InputError
 from medforensics.forge import cubes as C
 from medforensics.forge.base import create_attack
-from medforensics.forge.lung import check_center, choose_center, estimate_diameter_mm, lung_mask
+from medforensics.forge.lung import check_center, choose_center, lung_mask, measure_nodule_mm
 from medforensics.io.volume import Volume
 from tests.forge._ctdata import chest_ct, ct_crop  # noqa: F401
 
@@ -116,7 +116,7 @@ def test_choose_center_inject(ct_crop: Volume) -> None:  # noqa: F811
     params = {**attack.sample_params(ct_crop, np.random.default_rng(0), center=c1), "diameter_mm": 14.0}
     params.update(spicules=0, lobulation=0.0)
     fake, _, _ = attack.apply(ct_crop, params)
-    assert 10.0 < estimate_diameter_mm(fake, c1) < 18.0
+    assert 10.0 < (measure_nodule_mm(fake, c1) or 0.0) < 18.0
 
 
 def test_choose_center_remove_needs_annotations(ct_crop: Volume) -> None:  # noqa: F811

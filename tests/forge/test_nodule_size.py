@@ -110,3 +110,27 @@ def test_annotation_diameter_still_wins(slab: Volume) -> None:
     vol.metadata = {**vol.metadata, "nodules": [{"center_voxel": c, "diameter_mm": 17.5}]}
     params = create_attack("ctgan-remove").sample_params(vol, np.random.default_rng(0), center=c)
     assert params["diameter_mm"] == 17.5 and params["diameter_from"] == "annotation"
+
+
+def test_copy_move_donor_size_is_annotated_measured_or_a_warned_guess(
+    slab: Volume, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A donor centre given without a size: the donor's annotation there, else measured, else 10 mm with a
+    warning (it was a silent 4 mm: a 23 mm ground-glass donor was pasted as a 4 mm speck, session 28)."""
+
+    def params(donor: Volume) -> dict:
+        attack = create_attack("copy-move", donor=donor, donor_centers=[DEEP])
+        return attack.sample_params(slab, np.random.default_rng(0))
+
+    solid = with_sphere(slab, DEEP, 12.0)
+    p = params(solid)
+    assert p["diameter_from"] == "image" and p["diameter_mm"] == pytest.approx(12.0, rel=0.15)
+    annotated = solid.with_array(
+        solid.array, metadata={**solid.metadata, "nodules": [{"center_voxel": DEEP, "diameter_mm": 17.5}]}
+    )
+    assert (params(annotated)["diameter_mm"], params(annotated)["diameter_from"]) == (17.5, "annotation")
+    with caplog.at_level(logging.WARNING):
+        p = params(with_sphere(slab, DEEP, 12.0, -600.0))
+    assert (p["diameter_mm"], p["diameter_from"]) == (FALLBACK_REMOVE_MM, "fallback")
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "copy-move" in warned[0] and "nothing solid" in warned[0]

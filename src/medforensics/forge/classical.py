@@ -11,7 +11,7 @@ from scipy import ndimage
 from medforensics.errors import ConfigError
 from medforensics.forge import cubes as C
 from medforensics.forge.base import AttackRecord, check_modality, finish, pose_params, register_attack
-from medforensics.forge.lung import check_center, choose_center, estimate_diameter_mm
+from medforensics.forge.lung import check_center, choose_center
 from medforensics.io.volume import Volume
 
 
@@ -160,12 +160,18 @@ def _nodule_list(volume: Volume) -> list[tuple[tuple[int, int, int], float | Non
     return out  # type: ignore[return-value]
 
 
+#: Largest donor nodule (mm) copy-move takes.
+MAX_COPY_MM = 24.0
+
+
 @register_attack("copy-move")
 class CopyMove(_Classical):
     """Copy a real nodule (segmented, alpha-blended, background-levelled, noise matched) to a new place.
 
     The donor is ``donor`` (a Volume) with ``donor_centers`` (z, y, x) given by the caller, or, by default,
-    the attacked volume itself with its annotated nodules (``volume.metadata['nodules']``).
+    the attacked volume itself with its annotated nodules (``volume.metadata['nodules']``). A donor
+    centre's size is the donor's annotation there (its ``metadata['nodules']``), else measured, else a
+    10 mm guess with a warning (``params.diameter_from`` says which).
     """
 
     kind = "inject"
@@ -189,10 +195,15 @@ class CopyMove(_Classical):
     def sample_params(
         self, volume: Volume, rng: np.random.Generator, center: tuple[int, int, int] | None = None
     ) -> dict[str, Any]:
+        from medforensics.forge.ctgan.attack import nodule_diameter
+
         src, cands = self._donors(volume)
         i = int(rng.integers(len(cands)))
         dc, dm = cands[i]
-        dm = min(dm if dm else estimate_diameter_mm(src, dc), 24.0)
+        # a donor centre without a size: the donor's annotation there, else measured, else a 10 mm guess
+        dm, origin = (
+            (min(dm, MAX_COPY_MM), "annotation") if dm else nodule_diameter(src, dc, self.name, MAX_COPY_MM)
+        )
         c = self._center(volume, rng, center, dm / 2 + 4)
         return {
             "center": list(c),
@@ -200,6 +211,7 @@ class CopyMove(_Classical):
             "donor_center": list(dc),
             "donor_series_uid": src.series_uid,
             "diameter_mm": round(float(dm), 2),
+            "diameter_from": origin,
             **pose_params(rng),
         }
 
@@ -245,10 +257,10 @@ class InpaintRemove(_Classical):
     def sample_params(
         self, volume: Volume, rng: np.random.Generator, center: tuple[int, int, int] | None = None
     ) -> dict[str, Any]:
-        from medforensics.forge.ctgan.attack import removal_diameter
+        from medforensics.forge.ctgan.attack import nodule_diameter
 
         c = self._center(volume, rng, center, 8.0)
-        d, origin = removal_diameter(volume, c, self.name)
+        d, origin = nodule_diameter(volume, c, self.name)
         return {
             "center": list(c),
             "diameter_mm": round(d, 2),

@@ -103,8 +103,9 @@ def _attack(
             raise ConfigError(f"{method} needs a source with annotated nodules as donor")
         d = donors[int(rng.integers(len(donors)))]
         key = (method, d.name)
-        if key not in cache:
-            cache[key] = create_attack(method, donor=d.volume, donor_centers=S.nodule_sites(d), **kw)
+        if key not in cache:  # the donor's annotations give the copied nodules' sizes
+            donor = d.volume.with_array(d.volume.array, metadata={**d.volume.metadata, "nodules": d.nodules})
+            cache[key] = create_attack(method, donor=donor, donor_centers=S.nodule_sites(d), **kw)
         return cache[key], d.name
     return cache[method], None
 
@@ -142,6 +143,8 @@ def _make_sample(
     c = S.local(site, start)
     record: dict[str, Any] | None = None
     if label in ("FM", "FB", "SYN"):
+        if label == "FB":  # removing an annotated nodule: the readers' size, as forge remove --annotations
+            sub.metadata = {**sub.metadata, "nodules": S.local_nodules(src, start, shape)}
         attack, donor = _attack(method, src, sources, cfg, rng, cache)
         params = attack.sample_params(sub, rng, center=None if label == "SYN" else c)
         seed = int(rng.integers(2**31))

@@ -227,6 +227,20 @@ def nodules_in_box(src: Source, start: tuple[int, int, int], shape: tuple[int, i
     return found
 
 
+def local_nodules(
+    src: Source, start: tuple[int, int, int], shape: tuple[int, int, int]
+) -> list[dict[str, Any]]:
+    """:func:`nodules_in_box` as ``{"center_voxel", "diameter_mm"}`` in the crop's indices (for
+    ``volume.metadata['nodules']`` of :func:`crop_volume`'s sub-volume)."""
+    return [
+        {
+            "center_voxel": [float(c) - s for c, s in zip(n.center_voxel, start, strict=True)],
+            "diameter_mm": n.diameter_mm,
+        }
+        for n in nodules_in_box(src, start, shape)
+    ]
+
+
 def crop_avoiding_nodules(
     src: Source, center: tuple[int, int, int], depth: int, size: int, rng: np.random.Generator
 ) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:

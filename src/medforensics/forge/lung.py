@@ -306,14 +306,6 @@ def measure_nodule_mm(volume: Volume, center: tuple[int, int, int], max_mm: floa
     return None if d < NODULE_MIN_MM else min(d, max_mm)
 
 
-def estimate_diameter_mm(
-    volume: Volume, center: tuple[int, int, int], max_mm: float = 30.0, fallback_mm: float = 4.0
-) -> float:
-    """:func:`measure_nodule_mm`, or ``fallback_mm`` when nothing solid is at ``center``."""
-    d = measure_nodule_mm(volume, center, max_mm)
-    return fallback_mm if d is None else d
-
-
 def _nodule_centers(volume: Volume) -> list[tuple[int, int, int]]:
     """Integer (z, y, x) centres of annotated nodules in ``volume.metadata['nodules']`` (Nodule or dict)."""
     out = []

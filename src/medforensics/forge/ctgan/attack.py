@@ -162,7 +162,7 @@ class CTGANRemove(_CTGANAttack):
     def _diameter(
         self, volume: Volume, center: tuple[int, int, int], rng: np.random.Generator
     ) -> tuple[float, str | None]:
-        return removal_diameter(volume, center, self.name)
+        return nodule_diameter(volume, center, self.name)
 
 
 #: Largest nodule (mm) the removers take on; the hole is the nodule plus a 6 mm rim.
@@ -178,11 +178,13 @@ def removal_hole(diameter_mm: float) -> float:
     return float(np.clip(diameter_mm + 6.0, 12.0, MAX_REMOVE_MM + 6.0))
 
 
-def removal_diameter(volume: Volume, center: tuple[int, int, int], method: str) -> tuple[float, str]:
-    """Diameter (mm, at most :data:`MAX_REMOVE_MM`) of the nodule to remove at ``center`` and its origin:
-    ``annotation`` (an annotated nodule within 5 mm: its diameter), ``image`` (measured,
-    :func:`~medforensics.forge.lung.measure_nodule_mm`) or ``fallback`` (nothing solid there:
-    :data:`FALLBACK_REMOVE_MM`, with a warning)."""
+def nodule_diameter(
+    volume: Volume, center: tuple[int, int, int], method: str, max_mm: float = MAX_REMOVE_MM
+) -> tuple[float, str]:
+    """Diameter (mm, at most ``max_mm``) of the nodule at ``center`` that ``method`` removes or copies, and
+    its origin: ``annotation`` (an annotated nodule of ``volume.metadata['nodules']`` within 5 mm: its
+    diameter), ``image`` (measured, :func:`~medforensics.forge.lung.measure_nodule_mm`) or ``fallback``
+    (nothing solid there: :data:`FALLBACK_REMOVE_MM`, with a warning)."""
     for n in volume.metadata.get("nodules", []) or []:
         c = n.get("center_voxel") if isinstance(n, dict) else getattr(n, "center_voxel", None)
         dm = n.get("diameter_mm") if isinstance(n, dict) else getattr(n, "diameter_mm", None)
@@ -191,14 +193,14 @@ def removal_diameter(volume: Volume, center: tuple[int, int, int], method: str) 
             and dm
             and np.linalg.norm((np.asarray(c) - center) * np.asarray(volume.spacing)) <= 5
         ):
-            return float(min(dm, MAX_REMOVE_MM)), "annotation"
+            return float(min(dm, max_mm)), "annotation"
     if not volume.contains_index(center):
         raise InputError(f"centre {center} is outside the volume", path=volume.source)
-    d = measure_nodule_mm(volume, center, MAX_REMOVE_MM)
+    d = measure_nodule_mm(volume, center, max_mm)
     if d is not None:
         return d, "image"
     log.warning(
-        "%s on series %s: nothing solid (over %.0f HU, %.0f mm or more) at the centre to measure; removing "
+        "%s on series %s: nothing solid (over %.0f HU, %.0f mm or more) at the centre to measure; taking "
         "a %.0f mm nodule there (a guess: --annotations gives the readers' size)",
         method,
         volume.series_uid,
