@@ -107,6 +107,10 @@ def test_feature_families_train_and_reload_identically(tmp_path: Path, model: st
     val = collect_splits(src, "binary", seed=cfg.seed)["val"]
     # pickle-free reload (refit or stored arrays) reproduces the validation scores exactly
     assert roc_auc(val.y, predict_proba(loaded, val.x)[:, 1]) == metrics["val"]["operating_point"]["roc_auc"]
+    # the card says what a feature model was fitted on; it has no initial weights
+    card = (res.out / "model_card.md").read_text()
+    assert "Initial weights" not in card and "- Fitted on" in card and "Parameters: n/a" in card
+    assert ("authentic samples only" in card) == ("anomaly" in model)
 
 
 def test_3d_attack_task_with_bf16_channels_last(tmp_path: Path) -> None:

@@ -14,8 +14,19 @@ def fmt_number(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else "n/a" if v is None else str(v)
 
 
-def _init_line(init: Any, seed: Any) -> str:
-    """Where the training started: pretrained weights (named, with their SHA-256) or random ones."""
+#: What a feature model (no network, nothing initialised) learnt from, by family.
+FITTED_ON = {
+    "anomaly": "- Fitted on the train split's authentic samples only (TB, TM): it never saw an attack; "
+    "validation data set its calibration and threshold.",
+    "classical": "- Fitted on the forensic features of the train split (no initial weights).",
+}
+
+
+def _init_line(init: Any, seed: Any, family: str = "cnn") -> str:
+    """Where the training started: pretrained weights (named, with their SHA-256) or random ones; for a
+    feature model, what it was fitted on."""
+    if family in FITTED_ON:
+        return FITTED_ON[family]
     if isinstance(init, dict) and init.get("weights"):
         sha = str(init.get("sha256", ""))[:12]
         return (
@@ -35,9 +46,9 @@ def write_model_card(
         f"- Family: {info['family']}; input: {info['input_kind']} of {data.get('input_shape')} in [0, 1].",
         f"- Task: `{config['data']['task']}`, classes {data.get('classes')}; "
         f"score = probability of not authentic (sum of {data.get('fake_classes')}).",
-        f"- Parameters: {info.get('parameters', 'n/a')}; seed {config['seed']}; "
+        f"- Parameters: {info.get('parameters') or 'n/a'}; seed {config['seed']}; "
         f"preset {config.get('preset') or 'none'}.",
-        _init_line(info.get("init_weights"), config["seed"]),
+        _init_line(info.get("init_weights"), config["seed"], str(info.get("family", "cnn"))),
         "",
         "## Data seen",
         f"Source: `{config['data'].get('path') or 'in-memory arrays'}`. Patient-level splits (no patient "
