@@ -89,5 +89,7 @@ def test_residual_detector_refuses_state_that_cannot_be_its_own() -> None:
         assert not m.fitted
     with pytest.raises(ConfigError, match="before fit"):
         create_model("test_anomaly_residual").score(_ct_like(2, 32)[:, None])
+    with pytest.raises(InputError, match="at least 16 px"):
+        good.score(np.zeros((2, 1, 12, 12), np.float32))
     with pytest.raises(ConfigError, match="use fit"):
         create_model("test_anomaly_residual").fit_features(np.zeros((8, 7)), np.zeros(8, int))

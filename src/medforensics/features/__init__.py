@@ -15,7 +15,7 @@ from medforensics.features.intensity import INTENSITY_NAMES, intensity_features
 from medforensics.features.residual import residual_feature_names, residual_features
 from medforensics.features.texture import glcm_features, lbp_features, texture_feature_names
 
-__all__ = ["extract_features", "feature_names", "planes"]
+__all__ = ["extract_features", "feature_names", "planes", "sized_planes"]
 
 MIN_SIZE = 16
 
@@ -41,11 +41,17 @@ def planes(batch: NDArray[np.floating]) -> list[NDArray[np.floating]]:
     raise InputError(f"features need (N,H,W), (N,C,H,W) or (N,C,D,H,W) arrays, got shape {x.shape}")
 
 
-def extract_features(batch: NDArray[np.floating]) -> NDArray[np.float32]:
-    """``(N, F)`` float32 feature matrix; deterministic; F depends only on the layout (2D or 3D)."""
+def sized_planes(batch: NDArray[np.floating]) -> list[NDArray[np.floating]]:
+    """:func:`planes`, InputError when they are under :data:`MIN_SIZE` px."""
     stacks = planes(batch)
     if min(min(s.shape[1:]) for s in stacks) < MIN_SIZE:
         raise InputError(f"features need images of at least {MIN_SIZE} px, got shape {np.shape(batch)}")
+    return stacks
+
+
+def extract_features(batch: NDArray[np.floating]) -> NDArray[np.float32]:
+    """``(N, F)`` float32 feature matrix; deterministic; F depends only on the layout (2D or 3D)."""
+    stacks = sized_planes(batch)
     if len(stacks[0]) == 0:
         return np.zeros((0, len(feature_names(len(stacks)))), dtype=np.float32)
     return np.concatenate([_features_2d(np.asarray(s, dtype=np.float32)) for s in stacks], 1)

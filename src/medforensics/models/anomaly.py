@@ -123,16 +123,13 @@ class ResidualAnomalyDetector(AnomalyDetector):
         self.radius, self.seed = radius, seed
 
     def features(self, x: NDArray[np.floating]) -> NDArray[np.float32]:
-        from medforensics.features import MIN_SIZE, planes
+        from medforensics.features import sized_planes
         from medforensics.features.prediction import deficit_features, prediction_residual
 
         if "predictor" not in self.state:
             raise ConfigError(f"{type(self).__name__} used before fit")
-        stacks = planes(x)
-        if min(min(s.shape[1:]) for s in stacks) < MIN_SIZE:
-            raise InputError(f"features need images of at least {MIN_SIZE} px, got shape {np.shape(x)}")
         w = self.state["predictor"]
-        return np.concatenate([deficit_features(prediction_residual(s, w)) for s in stacks], 1)
+        return np.concatenate([deficit_features(prediction_residual(s, w)) for s in sized_planes(x)], 1)
 
     def fit(self, x: NDArray[np.floating], y: NDArray[np.integer] | None = None) -> ResidualAnomalyDetector:
         """Learn the predictor, then the features' spread, on the authentic rows (all when ``y`` is None)."""
