@@ -194,7 +194,12 @@ def test_anomaly_gaussian(in_channels: int = 1, num_classes: int = 2) -> Gaussia
     return GaussianAnomalyDetector(num_classes, min_real=4)
 
 
-@register_model("anomaly_residual", input_kind="features", input_size=64, family="anomaly")
+#: Crop side (px) of ``anomaly_residual``: its surround (beyond 35 % of the side from the centre, 23 mm at
+#: 0.7 mm pixels) must lie outside the largest edit, a removal's 36 mm hole; at 64 px it did not (16 mm).
+RESIDUAL_CROP = 96
+
+
+@register_model("anomaly_residual", input_kind="features", input_size=RESIDUAL_CROP, family="anomaly")
 def anomaly_residual(in_channels: int = 1, num_classes: int = 2) -> ResidualAnomalyDetector:
     """Noise deficit of a linear pixel predictor's residual (learned on real images), centre vs surround."""
     return ResidualAnomalyDetector(num_classes)
