@@ -16,6 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 from medforensics.errors import InputError
+from medforensics.features.residual import residual_maps
 
 #: Names of the columns of :func:`deficit_features` (one set per plane).
 DEFICIT_NAMES = (
@@ -26,16 +27,20 @@ BLOCK = 6
 MAX_FIT_PIXELS = 400_000
 
 
+def _images(images: NDArray[np.floating], radius: int) -> NDArray[np.float32]:
+    """``images`` as float32; InputError unless ``(N, H, W)`` with room for a ``2r+1`` window."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim != 3 or min(x.shape[1:]) < 2 * radius + 2:
+        size = 2 * radius + 1
+        raise InputError(f"the pixel predictor needs (N, H, W) images over {size} px, got {x.shape}")
+    return x
+
+
 def _neighbourhoods(
     images: NDArray[np.floating], radius: int
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """``(N, H-2r, W-2r, K)`` neighbours (centre left out) and ``(N, H-2r, W-2r)`` centre pixels."""
-    x = np.asarray(images, dtype=np.float32)
-    if x.ndim != 3 or min(x.shape[1:]) < 2 * radius + 2:
-        raise InputError(
-            f"the pixel predictor needs (N, H, W) images over {2 * radius + 1} px, got {x.shape}"
-        )
-    win = sliding_window_view(x, (2 * radius + 1, 2 * radius + 1), axis=(1, 2))
+    win = sliding_window_view(_images(images, radius), (2 * radius + 1, 2 * radius + 1), axis=(1, 2))
     flat = win.reshape(*win.shape[:3], -1)
     mid = flat.shape[-1] // 2
     return np.delete(flat, mid, axis=-1), flat[..., mid]
@@ -65,9 +70,11 @@ def prediction_residual(images: NDArray[np.floating], weights: NDArray[np.floati
     radius = round((float(np.sqrt(k + 1)) - 1) / 2)
     if (2 * radius + 1) ** 2 - 1 != k:
         raise InputError(f"predictor weights must be (2r+1)^2 neighbours and a bias, got {len(weights)}")
-    nb, centre = _neighbourhoods(images, radius)
-    w = np.asarray(weights, dtype=np.float32)
-    return (centre - (nb @ w[:-1] + w[-1])).astype(np.float32)
+    # one convolution, no copy of every neighbourhood: the pixel (weight 1) minus its neighbours' weighted sum
+    side = 2 * radius + 1
+    kernel = np.insert(-np.asarray(weights[:-1], dtype=np.float64), side * side // 2, 1.0)
+    maps = residual_maps(_images(images, radius), kernel.reshape(1, side, side))
+    return maps[:, 0] - np.float32(weights[-1])
 
 
 def deficit_features(residual: NDArray[np.floating], block: int = BLOCK) -> NDArray[np.float32]:

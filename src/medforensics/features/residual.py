@@ -30,10 +30,14 @@ STAT_NAMES = ("std", "mean_abs", "kurtosis", "cell_cv", "cell_max_ratio", "centr
 GRID = 4
 
 
-def residual_maps(images: NDArray[np.floating]) -> NDArray[np.float32]:
-    """``(N, K, H-4, W-4)`` residuals of ``(N, H, W)`` images under the :data:`SRM_KERNELS` (valid conv)."""
+def residual_maps(
+    images: NDArray[np.floating], kernels: NDArray[np.floating] | None = None
+) -> NDArray[np.float32]:
+    """``(N, K, H-k+1, W-k+1)`` residuals of ``(N, H, W)`` images under ``K`` square ``k x k`` ``kernels``
+    (default the :data:`SRM_KERNELS`, k = 5; valid cross-correlation)."""
+    ks = np.stack(list(SRM_KERNELS.values())) if kernels is None else np.asarray(kernels)
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None]
-    w = torch.from_numpy(np.stack(list(SRM_KERNELS.values())).astype(np.float32))[:, None]
+    w = torch.from_numpy(ks.astype(np.float32))[:, None]
     with torch.no_grad():
         return F.conv2d(x, w).numpy()
 
