@@ -13,6 +13,7 @@ from medforensics.forge.dataset_sources import NODULE_CLEARANCE_MM, healthy_site
 from medforensics.forge.lung import measure_nodule_mm
 from medforensics.io.nifti import write_nifti
 from medforensics.io.volume import Volume
+from medforensics.scan.detector import sha256_file
 from tests.forge._ctdata import _chest_ct_path
 
 
@@ -38,7 +39,7 @@ def test_recorded_file_gets_its_lesion_at_its_patient_position(
     centre_mm = [float(v) for v in vol.index_to_patient(np.array([3.0, 5.0, 7.0]))]
     lesion = {"center_mm": centre_mm, "diameter_mm": 9.5, "label": "x", "found": "t"}
     entry = {"name": "t", "lesions": [lesion]}
-    digest = K.file_sha256(path)
+    digest = sha256_file(path)
     monkeypatch.setattr(K, "_table", lambda: {digest: entry})
     (nod,) = K.known_lesions(path, vol)
     assert np.allclose(nod.center_voxel, (3.0, 5.0, 7.0))

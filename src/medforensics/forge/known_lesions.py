@@ -11,7 +11,6 @@ file of the same name gets none; :func:`known_lesions` returns them as
 
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import lru_cache
 from importlib import resources
@@ -21,7 +20,7 @@ from typing import Any
 from medforensics.io.annotations import Nodule
 from medforensics.io.volume import Volume
 
-__all__ = ["file_sha256", "known_lesions"]
+__all__ = ["known_lesions"]
 
 SOURCE = "known_lesions.json (found by medforensics, not a radiologist's annotation)"
 
@@ -33,28 +32,15 @@ def _table() -> dict[str, Any]:
     return files
 
 
-@lru_cache(maxsize=16)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file (computed once per path, size and modification time)."""
-    st = Path(path).stat()
-    return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-
-
 def known_lesions(path: str | Path, volume: Volume) -> list[Nodule]:
     """The recorded lesions of the file at ``path`` (none for a folder or an unrecorded file), located in
     ``volume`` (read from that file, in any layout: the centres are kept in patient coordinates)."""
     path = Path(path)
     if not path.is_file():
         return []
-    entry = _table().get(file_sha256(path))
+    from medforensics.scan.detector import sha256_file
+
+    entry = _table().get(sha256_file(path))
     if entry is None:
         return []
     out = []

@@ -73,20 +73,29 @@ def _method(kind: str) -> str:
     return "blob-inject" if kind == "inject" else "inpaint-remove"
 
 
+def _removable(
+    volume: Volume, centre: tuple[int, int, int], avoid: tuple[int, int, int], min_mm: float
+) -> bool:
+    """Whether a removal can be centred at ``centre``: ``min_mm`` from ``avoid`` (the injection) and
+    16 mm inside the volume's borders."""
+    from medforensics.forge.lung import margin_voxels
+
+    a, c = (volume.index_to_patient(np.asarray(v, np.float64)) for v in (avoid, centre))
+    far = bool(np.linalg.norm(c - a) >= min_mm)
+    return far and volume.contains_index(centre, margin_voxels(volume, 16.0))
+
+
 def removal_target(
     volume: Volume, avoid: tuple[int, int, int], min_mm: float = 40.0
 ) -> tuple[tuple[int, int, int], str]:
     """A blob to remove, away from ``avoid``: the most nodule-like blob candidate, else the strongest."""
-    from medforensics.forge.lung import margin_voxels
     from medforensics.scan.candidates import blob_candidates, low_resolution
 
     blobs = blob_candidates(low_resolution(volume), max_count=400)
-    a = volume.index_to_patient(np.asarray(avoid, np.float64))
     ok = []
     for b in blobs:
         c = tuple(round(v) for v in b.center)
-        far = np.linalg.norm(volume.index_to_patient(np.asarray(c, np.float64)) - a) >= min_mm
-        if far and volume.contains_index(c, margin_voxels(volume, 16.0)):
+        if _removable(volume, c, avoid, min_mm):  # type: ignore[arg-type]
             ok.append((b, c))
     if not ok:
         raise InputError("no blob in the lung to remove", path=volume.source)
@@ -103,13 +112,9 @@ def _recorded_lesion(
 ) -> tuple[tuple[int, int, int], str] | None:
     """The first of ``lesions`` (patient coordinates) lying ``min_mm`` from ``avoid`` and away from the
     volume's borders, as an index of ``volume``."""
-    from medforensics.forge.lung import margin_voxels
-
-    a = volume.index_to_patient(np.asarray(avoid, np.float64))
     for nod in lesions:
         c = tuple(int(v) for v in np.rint(volume.patient_to_index(np.asarray(nod.center_mm, np.float64))))
-        far = np.linalg.norm(np.asarray(nod.center_mm) - a) >= min_mm
-        if far and volume.contains_index(c, margin_voxels(volume, 16.0)):
+        if _removable(volume, c, avoid, min_mm):  # type: ignore[arg-type]
             return c, f"the CT's real mass (~{nod.diameter_mm:.0f} mm; recorded, not annotated)"  # type: ignore[return-value]
     return None
 
