@@ -5,7 +5,10 @@ nodule removed) or FM (a nodule injected); ``forge dataset`` writes the same lab
 is scanned exactly as ``medforensics scan`` does and its label compared with the data set's: accuracy, the
 confusion matrix and the accuracy per attack method. Writes Markdown and JSON.
 
-    python benchmarks/label_accuracy.py --data DS [--split test] [--model DIR] [--out DIR]
+    python benchmarks/label_accuracy.py --data DS [--split test | --patients P,...] [--model DIR] [--out DIR]
+
+``--patients`` picks scans by patient key instead of split: a data set forged again may deal its patients to
+other splits than the one a bundled model was trained on (its test patient is what to score).
 """
 
 from __future__ import annotations
@@ -37,16 +40,29 @@ def _augmentation(row: dict[str, str]) -> str:
     return str(chain[0]["kind"]) if chain else "none"
 
 
-def run(data: Path, split: str, model_dir: Path) -> dict[str, Any]:
+def manifest_rows(
+    data: Path, splits: set[str], patients: set[str], types: tuple[str, ...]
+) -> list[dict[str, str]]:
+    """Rows of ``data``'s manifest of one of ``types``, by patient key when ``patients`` is given, else by
+    split."""
+    with (data / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["type"] in types]
+    if patients:
+        unknown = patients - {r["patient"] for r in rows}
+        if unknown:
+            raise SystemExit(f"{data}: no scans of patient(s) {', '.join(sorted(unknown))}")
+        return [r for r in rows if r["patient"] in patients]
+    return [r for r in rows if r["split"] in splits]
+
+
+def run(data: Path, split: str, model_dir: Path, patients: set[str] | None = None) -> dict[str, Any]:
     from medforensics.io.reader import read_volume
     from medforensics.scan.detector import load_detector
     from medforensics.scan.pipeline import scan_volume
 
     det = load_detector(model_dir)
-    with (data / "manifest.csv").open(newline="", encoding="utf-8") as fh:
-        manifest = [
-            r for r in csv.DictReader(fh) if r["split"] == split and r["type"] in ("TB", "TM", "FB", "FM")
-        ]
+    patients = patients or set()
+    manifest = manifest_rows(data, {split}, patients, ("TB", "TM", "FB", "FM"))
     rows = []
     for r in manifest:
         t0 = time.perf_counter()
@@ -70,7 +86,7 @@ def run(data: Path, split: str, model_dir: Path) -> dict[str, Any]:
         "model": det.info.name,
         "sha256": det.info.sha256,
         "data": str(data),
-        "split": split,
+        "split": f"patients {', '.join(sorted(patients))}" if patients else split,
         "operating_points": operating_points_text(det.calibration),
         "rows": rows,
     }
@@ -112,6 +128,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--split", default="test")
+    ap.add_argument("--patients", default="", help="comma-separated patient keys (instead of --split)")
+    ap.add_argument("--stem", default="label_accuracy")
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("label_accuracy"))
@@ -119,8 +137,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from medforensics.scan.detector import bundled_dir
 
-    result = run(args.data, args.split, args.model or bundled_dir())
-    write_results(args.out, "label_accuracy", result, summarise(result))
+    patients = {p for p in args.patients.split(",") if p}
+    result = run(args.data, args.split, args.model or bundled_dir(), patients)
+    write_results(args.out, args.stem, result, summarise(result))
 
 
 if __name__ == "__main__":
