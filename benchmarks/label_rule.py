@@ -14,7 +14,6 @@ values, so the rule is chosen on training and validation patients only and the t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from label_accuracy import manifest_rows
+from scan_accuracy import write_results
 
 BLOBNESS = (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 MAX_HU: tuple[float | None, ...] = (100.0, 150.0, 200.0, 300.0, None)  # None: no cap
@@ -77,7 +77,7 @@ def run(data: Path, splits: set[str], model_dir: Path | None, patients: set[str]
     best = max(grid, key=lambda g: (g["right"], -abs(g["min_blobness"] - 0.5), -(g["max_hu"] or 1e9)))
     return {
         "data": str(data),
-        "splits": [f"patients {', '.join(sorted(patients))}"] if patients else sorted(splits),
+        "scope": f"{'patients' if patients else 'splits'} {', '.join(sorted(patients or splits))}",
         "scans": len(rows),
         "by_label": {k: sum(r["true_label"] == k for r in rows) for k in ("TB", "TM")},
         "seconds": round(time.perf_counter() - t0, 1),
@@ -94,7 +94,7 @@ def markdown(res: dict[str, Any]) -> str:
     lines = [
         "# TB/TM rule on authentic scans (benchmarks/label_rule.py)",
         "",
-        f"Data `{res['data']}`, splits {', '.join(res['splits'])}: {n} authentic scans "
+        f"Data `{res['data']}`, {res['scope']}: {n} authentic scans "
         f"(TB {res['by_label']['TB']}, TM {res['by_label']['TM']}), {res['seconds']} s.",
         f"Best: blobness >= {res['best']['min_blobness']}, HU cap {res['best']['max_hu'] or 'none'}: "
         f"{res['best']['right']}/{n} right.",
@@ -120,10 +120,7 @@ def main() -> None:
     np.random.seed(0)
     patients = {p for p in args.patients.split(",") if p}
     res = run(args.data, set(args.splits.split(",")), args.model, patients)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "label_rule.json").write_text(json.dumps(res, indent=1), encoding="utf-8")
-    (args.out / "label_rule.md").write_text(markdown(res), encoding="utf-8")
-    print(markdown(res))
+    write_results(args.out, "label_rule", res, markdown(res))
 
 
 if __name__ == "__main__":
