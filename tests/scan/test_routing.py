@@ -14,7 +14,7 @@ from medforensics.io.dicom_write import write_dicom_series
 from medforensics.io.volume import Volume
 from medforensics.scan.detector import Detector
 from medforensics.scan.pipeline import scan_paths, scan_volume
-from medforensics.scan.routing import dicom_member_reason
+from medforensics.scan.routing import AXIAL_STACK, dicom_member_reason, thin_projection_claim
 from tests.scan._helpers import ct_crop
 
 
@@ -92,7 +92,10 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _dose_screen(files[0], root / "dose")
     mip = np.stack([arr[max(0, k - 2) : k + 3].max(axis=0) for k in range(arr.shape[0])])
     write_dicom_series(vol.with_array(mip, spacing=vol.spacing), root / "mip")
-    _retag(root / "mip", ImageType=["DERIVED", "SECONDARY", "AXIAL", "MIP"])
+    # a real MIP series records its slab: 5 slices here
+    _retag(
+        root / "mip", ImageType=["DERIVED", "SECONDARY", "AXIAL", "MIP"], SliceThickness=5 * vol.spacing[0]
+    )
     coronal = np.ascontiguousarray(arr.transpose(1, 0, 2))
     direction = vol.direction[:, [1, 0, 2]]
     sp = vol.spacing
@@ -170,15 +173,17 @@ def test_thick_series_is_not_assessed_and_a_label_map_is_an_error(detector: Dete
     [
         {"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]},
         {"SOPClassUID": str(SecondaryCaptureImageStorage), "BurnedInAnnotation": "YES"},
+        {"ImageType": ["DERIVED", "SECONDARY", "AXIAL", "MIP"]},  # as thin as the slices written
     ],
-    ids=["localizer", "screen-capture"],
+    ids=["localizer", "screen-capture", "thin-mip"],
 )
-def test_an_axial_volume_tagged_as_a_localizer_or_screen_capture_is_scanned_and_the_claim_reported(
+def test_an_axial_volume_tagged_localizer_screen_capture_or_thin_mip_is_scanned_and_the_claim_reported(
     tmp_path: Path, detector: Detector, tags: dict[str, object]
 ) -> None:
     """Header tags are the attacker's: a tampered axial series retagged LOCALIZER (or as a burned-in screen
-    capture) was 'not assessed' and listed as no alarm. A stack of >= 8 axial images is a CT volume: it is
-    scanned, and the claim is a medium `member_claim` metadata finding. A real one-image localizer is not."""
+    capture, or MIP with its slices' own thickness: session 30) was 'not assessed' and listed as no alarm.
+    A stack of >= 8 axial images is a CT volume: it is scanned, and the claim is a medium `member_claim`
+    metadata finding. A real one-image localizer is not."""
     write_dicom_series(ct_crop(nz=12), tmp_path / "axial")
     _retag(tmp_path / "axial", **tags)
     report, _ = scan_paths([tmp_path / "axial"], detector=detector)
@@ -192,3 +197,28 @@ def test_an_axial_volume_tagged_as_a_localizer_or_screen_capture_is_scanned_and_
     )
     header = pydicom.dcmread(next((tmp_path / "axial").iterdir()), stop_before_pixels=True)
     assert dicom_member_reason(header, images=2) is not None  # two such images: still a localizer / screen
+
+
+@pytest.mark.parametrize(
+    ("thickness", "believed"), [(10.0, True), (None, True), ("", True), (2.5, False), (3.0, False)]
+)
+def test_a_projection_claim_is_believed_only_for_a_slab_thicker_than_a_slice(
+    thickness: object, believed: bool
+) -> None:
+    """A MIP slab series records its slab in SliceThickness (5-15 mm); one as thin as the CT detector's
+    slices (<= 3 mm) is scanned. A missing or empty thickness leaves the claim believed."""
+    ds = pydicom.Dataset()
+    ds.Modality, ds.ImageType = "CT", ["DERIVED", "SECONDARY", "AXIAL", "MIP"]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    if thickness is not None:
+        ds.SliceThickness = thickness
+    reason = dicom_member_reason(ds, images=40)
+    assert (reason is not None) == believed
+    if believed:
+        assert str(reason).startswith("maximum intensity projection (ImageType MIP)")
+    else:
+        assert (
+            thin_projection_claim(ds)
+            == f"maximum intensity projection (ImageType MIP) {thickness:g} mm thick"
+        )
+        assert dicom_member_reason(ds, images=AXIAL_STACK - 1) is not None  # too few images for a volume

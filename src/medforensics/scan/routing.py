@@ -7,7 +7,9 @@ SR: skipped by discovery). The CT detector was trained on axial reconstructions:
 topogram a CT window means nothing, a MIP slab of an untouched CT scored 0.62 (threshold 0.715) and a 3 mm
 coronal reformat of a tampered CT scored 0.25 where the axial series scored 0.98 (session 26). Such a
 member gets ``verdict: "error"`` with a reason saying it was not assessed and why, and
-``SeriesResult.not_assessed`` set: the report does not count it as an alarm.
+``SeriesResult.not_assessed`` set: the report does not count it as an alarm. A claim a stack of axial images
+does not fit (a localizer, a screen capture, or a projection only as thick as a reconstructed slice) is not
+believed: the series is scanned and the claim reported (:func:`axial_stack_claim`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "member_result",
     "not_an_image_reason",
     "series_member_reason",
+    "thin_projection_claim",
 ]
 
 
@@ -56,6 +59,9 @@ PROJECTIONS = {
     "VRT": "volume rendering",
     "SSD": "surface rendering",
 }
+#: A projection claimed by an axial stack whose SliceThickness is at most this (mm) is not believed
+#: (:func:`thin_projection_claim`): the CT detector's own slice limit (1.2 x its 2.5 mm grid).
+THIN_SLAB_MM = 3.0
 #: ImageType values of multiplanar reformats.
 REFORMATS = ("MPR", "REFORMATTED", "CURVED", "CPR")
 #: Header tags :func:`series_member_reason` reads.
@@ -67,6 +73,7 @@ TAGS = [
     "ImageOrientationPatient",
     "BurnedInAnnotation",
     "ConversionType",
+    "SliceThickness",
 ]
 
 
@@ -92,7 +99,7 @@ def _plane(iop: Any) -> str | None:
 def claimed_member(ds: Any) -> str | None:
     """``localizer`` or ``screen capture`` when the header ``ds`` says it is one (ImageType LOCALIZER; a
     Secondary Capture with burned-in text, or a CT workstation capture), else None."""
-    if "LOCALIZER" in [str(t).strip().upper() for t in (ds.get("ImageType") or [])]:
+    if "LOCALIZER" in _image_types(ds):
         return "localizer"
     if str(ds.get("SOPClassUID") or "").startswith(SECONDARY_CAPTURE):
         burned = str(ds.get("BurnedInAnnotation") or "").upper() == "YES"
@@ -103,22 +110,46 @@ def claimed_member(ds: Any) -> str | None:
     return None
 
 
+def _slice_thickness(ds: Any) -> float | None:
+    """SliceThickness in mm (None: absent, empty or not a positive number)."""
+    try:
+        t = float(ds.get("SliceThickness"))
+    except (TypeError, ValueError):
+        return None
+    return t if np.isfinite(t) and t > 0 else None
+
+
+def thin_projection_claim(ds: Any) -> str | None:
+    """The projection ImageType claims (MIP, MinIP...) of a header whose slices are at most
+    :data:`THIN_SLAB_MM` thick: a projection over a slab that thin is hardly more than the slice itself, and
+    a real MIP series records its slab (5-15 mm) in SliceThickness. None when there is no such claim or the
+    thickness is missing (believed: not every writer fills it)."""
+    what = next((f"{PROJECTIONS[t]} (ImageType {t})" for t in _image_types(ds) if t in PROJECTIONS), None)
+    thickness = _slice_thickness(ds)
+    if what is None or thickness is None or thickness > THIN_SLAB_MM:
+        return None
+    return f"{what} {thickness:g} mm thick"
+
+
+def _image_types(ds: Any) -> list[str]:
+    return [str(t).strip().upper() for t in (ds.get("ImageType") or [])]
+
+
 def axial_stack_claim(ds: Any, images: int) -> str | None:
-    """The claim of :func:`claimed_member` when it does not fit the series: at least :data:`AXIAL_STACK`
-    axial images are a CT volume, not a localizer (one or two projections) or a dose screen (a few pages).
-    Header tags are the attacker's to change: marking a tampered axial series LOCALIZER must not keep it
-    from being scanned."""
-    claim = claimed_member(ds)
-    if claim and images >= AXIAL_STACK and _plane(ds.get("ImageOrientationPatient")) == "axial":
-        return claim
-    return None
+    """The claim of :func:`claimed_member` or :func:`thin_projection_claim` when it does not fit the series:
+    at least :data:`AXIAL_STACK` axial images are a CT volume, not a localizer (one or two projections), a
+    dose screen (a few pages) or, with slices that thin, a projection. Header tags are the attacker's to
+    change: marking a tampered axial series LOCALIZER or MIP must not keep it from being scanned."""
+    if images < AXIAL_STACK or _plane(ds.get("ImageOrientationPatient")) != "axial":
+        return None
+    return claimed_member(ds) or thin_projection_claim(ds)
 
 
 def dicom_member_reason(ds: Any, images: int = 1) -> NotAssessed | None:
     """Why the DICOM image ``ds`` (a header) of a series of ``images`` images is a study member the
     detectors do not assess, or None (see :func:`axial_stack_claim` for a claim that is not believed)."""
     modality = str(ds.get("Modality") or "").strip() or "DICOM"
-    types = [str(t).strip().upper() for t in (ds.get("ImageType") or [])]
+    types = _image_types(ds)
     if axial_stack_claim(ds, images):
         return None  # scanned; metadata_checks reports the claim as a finding
     claim = claimed_member(ds)
