@@ -10,7 +10,7 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from medforensics.evaluate import metrics as M
-from medforensics.evaluate.leaderboard import with_intervals, write_leaderboard
+from medforensics.evaluate.leaderboard import overlapping_top, with_intervals, write_leaderboard
 
 
 def test_the_interval_covers_the_true_auc_about_95_percent_of_the_time() -> None:
@@ -87,3 +87,30 @@ def test_leaderboard_rows_get_intervals_from_stored_aucs(tmp_path: Path) -> None
     assert f"{ci[0]:.2f}-{ci[1]:.2f}" in (tmp_path / "leaderboard.md").read_text()  # type: ignore[index]
     with (tmp_path / "loao.csv").open() as fh:
         assert next(csv.DictReader(fh))["auc_ci95"] != ""
+
+
+def test_the_leaderboard_names_models_it_cannot_tell_from_the_recommended_one(tmp_path: Path) -> None:
+    """Session 30: the order of the top two flipped between two draws of the same patients; the
+    leaderboard says which models' unseen-attack intervals overlap the recommended one's."""
+    rows = [
+        {"model": "a", "unseen_auc_mean_ci95": (0.82, 0.96)},
+        {"model": "b", "unseen_auc_mean_ci95": (0.76, 0.92)},
+        {"model": "c", "unseen_auc_mean_ci95": (0.50, 0.64)},
+        {"model": "d"},
+    ]
+    assert overlapping_top(rows, "a") == ["b"]
+    assert overlapping_top(rows, "b") == ["a"] and overlapping_top(rows, "c") == []  # c lies below both
+    assert overlapping_top(rows, "d") == [] and overlapping_top(rows, None) == []
+    for runs, told_apart in (((0.85, 0.75), False), ((0.3, 0.2), True)):
+        result = _result()
+        result["recommended"] = "a"
+        result["loao"] += [  # type: ignore[operator]
+            {"model": "c", "held_out": h, "auc": auc, "n_test": 50, "n_positive": 15}
+            for h, auc in zip("xy", runs, strict=True)
+        ]
+        result["rows"] += [{"model": "c", "unseen_auc_mean": sum(runs) / 2}]  # type: ignore[operator]
+        write_leaderboard(result, tmp_path)
+        md = (tmp_path / "leaderboard.md").read_text()
+        assert (
+            "Not told apart from it by this run (unseen-attack 95 % intervals overlap): c." in md
+        ) != told_apart

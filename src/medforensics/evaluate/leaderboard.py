@@ -221,9 +221,40 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Recommended (unseen-attack AUC, then speed): **{result.get('recommended')}**; among CNNs that see "
         f"3-D context (the CT scan detector): **{result.get('recommended_ct')}**.",
+        *_overlapping(result),
         "",
     ]
     return "\n".join(lines)
+
+
+def overlapping_top(rows: list[dict[str, Any]], best: str | None) -> list[str]:
+    """Models whose unseen-attack 95 % interval overlaps that of ``best`` (the recommended model)."""
+    top = next((r for r in rows if r["model"] == best), None)
+    ci = top.get("unseen_auc_mean_ci95") if top else None
+    if not ci:
+        return []
+    return [
+        str(r["model"])
+        for r in rows
+        if r["model"] != best
+        and r.get("unseen_auc_mean_ci95")
+        and r["unseen_auc_mean_ci95"][1] >= ci[0]
+        and r["unseen_auc_mean_ci95"][0] <= ci[1]
+    ]
+
+
+def _overlapping(result: dict[str, Any]) -> list[str]:
+    """A line naming the models one run does not tell apart from the recommended one (session 30: the
+    order of the top two flipped between two draws of the same patients)."""
+    close = overlapping_top(result["rows"], result.get("recommended"))
+    if not close:
+        return []
+    return [
+        "",
+        f"Not told apart from it by this run (unseen-attack 95 % intervals overlap): {', '.join(close)}. One "
+        "data set's order among them is not settled; `benchmarks/leaderboard/draws.py` repeats fast models "
+        "over several forge draws.",
+    ]
 
 
 def write_leaderboard(result: dict[str, Any], out: str | Path) -> list[Path]:
