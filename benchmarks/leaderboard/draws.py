@@ -8,6 +8,7 @@ mean, spread and range of the in-distribution and unseen-attack AUCs, with the t
 
     python benchmarks/leaderboard/draws.py --seeds 1,2,3,4,5 --work /tmp/draws \
         [--models anomaly_gaussian,anomaly_residual,svm,random_forest,decision_tree] [--per-class 60]
+        [--run-name run] [--out benchmarks/leaderboard/draws]
 """
 
 from __future__ import annotations
@@ -36,16 +37,18 @@ def _test_patients(data: Path) -> list[str]:
         return sorted({r["patient"] for r in csv.DictReader(fh) if r["split"] == "test"})
 
 
-def run_draw(seed: int, work: Path, models: str, per_class: int) -> dict[str, Any]:
-    """Forge the data set with ``seed`` and benchmark ``models`` on it (in-distribution and LOAO)."""
-    data, out = work / f"ds_seed{seed}", work / f"run_seed{seed}"
+def run_draw(seed: int, work: Path, models: str, per_class: int, run_name: str = "run") -> dict[str, Any]:
+    """Forge the data set with ``seed`` (once per ``work`` folder) and benchmark ``models`` on it
+    (in-distribution and LOAO, the committed leaderboard's settings) into ``work/<run_name>_seed<seed>``
+    (skipped when that run is there)."""
+    data, out = work / f"ds_seed{seed}", work / f"{run_name}_seed{seed}"
     t0 = time.perf_counter()
     if not (data / "manifest.csv").is_file():
         _cli("forge", "dataset", "--out", str(data), "--per-class", str(per_class), "--seed", str(seed))
     if not (out / "leaderboard.csv").is_file():
         _cli(
             "benchmark", "--data", str(data), "--out", str(out), "--models", models, "--loao-models", models,
-            "--threads", "2", "--seed", "0",
+            "--epochs", "15", "--patience", "6", "--batch-size", "16", "--threads", "2", "--seed", "0",
         )  # fmt: skip
     with (out / "leaderboard.csv").open(newline="", encoding="utf-8") as fh:
         rows = {r["model"]: r for r in csv.DictReader(fh)}
@@ -107,11 +110,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--models", default=FAST)
     ap.add_argument("--per-class", type=int, default=60)
+    ap.add_argument("--run-name", default="run", help="benchmark folders WORK/NAME_seedS (data sets shared)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "draws")
     args = ap.parse_args()
     draws = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        draws.append(run_draw(seed, args.work, args.models, args.per_class))
+        draws.append(run_draw(seed, args.work, args.models, args.per_class, args.run_name))
         print(json.dumps(draws[-1]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     (args.out.with_suffix(".json")).write_text(json.dumps(draws, indent=1), encoding="utf-8")
