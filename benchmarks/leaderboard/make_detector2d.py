@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,37 +90,65 @@ def extra_mr_images(roots: list[Path]) -> tuple[list[np.ndarray], list[str]]:
     return images, sources
 
 
+def _real_crops(data: Any, n: int, gen: torch.Generator) -> list[list[np.ndarray]]:
+    """``n // BLOCKS`` real crops from each of :data:`BLOCKS` contiguous blocks of ``data``'s base images."""
+    n_base, out = len(data.images), []
+    for b in range(BLOCKS):
+        lo, hi = b * n_base // BLOCKS, max((b + 1) * n_base // BLOCKS, b * n_base // BLOCKS + 1)
+        sub = type(data)(data.images[lo:hi], data.sources, data.flips, data.max_rotation_deg)
+        out.append(list((CropSampler(sub, 64).sample(n // BLOCKS, gen).numpy() + 1) / 2))
+    return out
+
+
+#: Where ``--extra-mr-root`` puts the real MR groups (``--mr-split``): ``extra-train``: the new MR in
+#: training, the DCGAN's own training MR drawn to the splits by group as before; ``base-train``: the
+#: DCGAN's own MR in training, the new MR drawn; ``all-train``: both in training (no real MR in validation
+#: or test). Session 31 measured each over four seeds (``detector2d_mr_retrain.md``).
+MR_SPLITS = ("extra-train", "base-train", "all-train")
+
+
 def images(
-    per_class: int, seed: int, mr_roots: list[Path] | None = None
-) -> tuple[list[np.ndarray], list[str], list[str], dict[str, list[str]]]:
-    """Arrays (1, 64, 64) in [0, 1], labels REAL/FAKE, groups, and the real sources per modality
-    (``mr_roots``: add :data:`TRAIN_MR` found there to the real MR)."""
+    per_class: int, seed: int, mr_roots: list[Path] | None = None, mr_split: str = "extra-train"
+) -> tuple[list[np.ndarray], list[str], list[str], list[str], dict[str, list[str]]]:
+    """Arrays (1, 64, 64) in [0, 1], labels REAL/FAKE, groups, splits ("": drawn by group) and the real
+    sources per modality.
+
+    ``mr_roots``: :data:`TRAIN_MR` found there adds ``per_class`` real MR crops in groups of their own and as
+    many DCGAN MR samples (new latent seeds) in training; ``mr_split`` (:data:`MR_SPLITS`) says where the
+    real MR groups go. Without ``mr_roots`` the groups, and so the random group split, are as before."""
     xs: list[np.ndarray] = []
     labels: list[str] = []
     groups: list[str] = []
+    splits: list[str] = []
     sources: dict[str, list[str]] = {}
+
+    def add(arrays: list[np.ndarray], label: str, group: str, split: str = "") -> None:
+        xs.extend(arrays)
+        labels.extend([label] * len(arrays))
+        groups.extend([group] * len(arrays))
+        splits.extend([split] * len(arrays))
+
     for m_i, mod in enumerate(MODALITIES):
         data = load_training_images(mod)
-        if mod == "mr" and mr_roots:
-            more, names = extra_mr_images(mr_roots)
-            data = type(data)(data.images + more, data.sources + names, data.flips, data.max_rotation_deg)
-        sources[mod] = data.sources
+        sources[mod] = list(data.sources)
         gen = torch.Generator().manual_seed(seed * 100 + m_i)
-        n_base = len(data.images)
-        for b in range(BLOCKS):  # real crops drawn from one contiguous block of base images
-            lo, hi = b * n_base // BLOCKS, max((b + 1) * n_base // BLOCKS, b * n_base // BLOCKS + 1)
-            sub = type(data)(data.images[lo:hi], data.sources, data.flips, data.max_rotation_deg)
-            crops = CropSampler(sub, 64).sample(per_class // BLOCKS, gen).numpy()
-            xs += list((crops + 1) / 2)
-            labels += ["REAL"] * len(crops)
-            groups += [f"{mod}-real-{b}"] * len(crops)
+        base_split = "train" if mod == "mr" and mr_roots and mr_split in ("base-train", "all-train") else ""
+        for b, crops in enumerate(_real_crops(data, per_class, gen)):
+            add(crops, "REAL", f"{mod}-real-{b}", base_split)
         g = load_generator(bundled_weights(mod))
         for b in range(BLOCKS):
             fake = generate(g, per_class // BLOCKS, seed=seed * 1000 + m_i * 100 + b)[:, None]
-            xs += list((np.clip(fake, -1, 1) + 1) / 2)
-            labels += ["FAKE"] * len(fake)
-            groups += [f"{mod}-fake-{b}"] * len(fake)
-    return [x.astype(np.float32) for x in xs], labels, groups, sources
+            add(list((np.clip(fake, -1, 1) + 1) / 2), "FAKE", f"{mod}-fake-{b}")
+        if mod == "mr" and mr_roots:
+            more, names = extra_mr_images(mr_roots)
+            sources[mod] += names
+            extra = type(data)(more, names, data.flips, data.max_rotation_deg)
+            for b, crops in enumerate(_real_crops(extra, per_class, gen)):
+                add(crops, "REAL", f"{mod}-extra-real-{b}", "" if mr_split == "base-train" else "train")
+            for b in range(BLOCKS):
+                fake = generate(g, per_class // BLOCKS, seed=seed * 1000 + m_i * 100 + BLOCKS + b)[:, None]
+                add(list((np.clip(fake, -1, 1) + 1) / 2), "FAKE", f"{mod}-extra-fake-{b}", "train")
+    return [x.astype(np.float32) for x in xs], labels, groups, splits, sources
 
 
 def card(metrics: dict, sources: dict[str, list[str]], per_class: int) -> str:
@@ -206,10 +235,11 @@ def main() -> None:
     ap.add_argument(
         "--extra-mr-root", action="append", type=Path, default=[], help="add TRAIN_MR found here (repeatable)"
     )
+    ap.add_argument("--mr-split", choices=MR_SPLITS, default="extra-train", help="see MR_SPLITS")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    xs, labels, groups, sources = images(a.per_class, a.seed, a.extra_mr_root)
+    xs, labels, groups, splits, sources = images(a.per_class, a.seed, a.extra_mr_root, a.mr_split)
     work = Path(a.work)
     cfg = config_from_dict(
         {
@@ -222,7 +252,7 @@ def main() -> None:
             "data": {"task": "binary", "size": 64, "hu_window": [0.0, 1.0]},
         }
     )
-    res = train(cfg, ArraySource(xs, labels, groups))
+    res = train(cfg, ArraySource(xs, labels, groups, splits))
     metrics = dict(res.metrics)
     metrics["version"] = f"cnn-synth2d-{time.strftime('%Y%m%d')}-seed{a.seed}"
     metrics["input_normalisation"] = (
