@@ -34,7 +34,7 @@ def ensemble(folders: list[str]) -> Any:
     import medforensics.scan.detector as det_mod
 
     members = [det_mod.load_detector(f) for f in folders]
-    base = det_mod.load_detector(folders[0])
+    base = det_mod.load_detector(folders[0])  # its own copy: members[0] keeps its calibration
     scorers = [m.score_images for m in members]
 
     def score_images(crops: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -100,6 +100,11 @@ def _real_crops(data: Any, n: int, gen: torch.Generator) -> list[list[np.ndarray
     return out
 
 
+def _fakes(g: Any, n: int, seed: int) -> list[np.ndarray]:
+    """``n`` samples of DCGAN generator ``g`` from latent ``seed``, (1, 64, 64) in [0, 1]."""
+    return list((np.clip(generate(g, n, seed=seed)[:, None], -1, 1) + 1) / 2)
+
+
 #: Where ``--extra-mr-root`` puts the real MR groups (``--mr-split``): ``extra-train``: the new MR in
 #: training, the DCGAN's own training MR drawn to the splits by group as before; ``base-train``: the
 #: DCGAN's own MR in training, the new MR drawn; ``all-train``: both in training (no real MR in validation
@@ -137,8 +142,7 @@ def images(
             add(crops, "REAL", f"{mod}-real-{b}", base_split)
         g = load_generator(bundled_weights(mod))
         for b in range(BLOCKS):
-            fake = generate(g, per_class // BLOCKS, seed=seed * 1000 + m_i * 100 + b)[:, None]
-            add(list((np.clip(fake, -1, 1) + 1) / 2), "FAKE", f"{mod}-fake-{b}")
+            add(_fakes(g, per_class // BLOCKS, seed * 1000 + m_i * 100 + b), "FAKE", f"{mod}-fake-{b}")
         if mod == "mr" and mr_roots:
             more, names = extra_mr_images(mr_roots)
             sources[mod] += names
@@ -146,8 +150,8 @@ def images(
             for b, crops in enumerate(_real_crops(extra, per_class, gen)):
                 add(crops, "REAL", f"{mod}-extra-real-{b}", "" if mr_split == "base-train" else "train")
             for b in range(BLOCKS):
-                fake = generate(g, per_class // BLOCKS, seed=seed * 1000 + m_i * 100 + BLOCKS + b)[:, None]
-                add(list((np.clip(fake, -1, 1) + 1) / 2), "FAKE", f"{mod}-extra-fake-{b}", "train")
+                fakes = _fakes(g, per_class // BLOCKS, seed * 1000 + m_i * 100 + BLOCKS + b)
+                add(fakes, "FAKE", f"{mod}-extra-fake-{b}", "train")
     return [x.astype(np.float32) for x in xs], labels, groups, splits, sources
 
 
