@@ -1,8 +1,9 @@
 """False alarms of scan's MR rule on real MR it was not set on (session 27).
 
 ``medforensics scan`` scores an MR series slice by slice with the bundled 2-D synthesis detector and calls it
-synthetic when a slice with content scores >= 0.999 (``scan.image2d.mr_threshold``); a single MR
-image is held to the same cut-off. That rule was set on a few real MR series (the ``calibration`` rows
+synthetic when a slice with content scores at least the detector's MR cut-off (``scan.image2d.mr_threshold``:
+0.999 for the single network of sessions 26-31, 0.883 for session 32's ensemble); a single MR image is held
+to the same cut-off. That rule was set on a few real MR series (the ``calibration`` rows
 below). This script scores every MR volume and image it finds in packages installable offline (PyPI
 wheels, Debian packages, npm packages) exactly as ``scan`` does: files ``scan`` reads (DICOM, 3-D NIfTI,
 MetaImage) go through :func:`~medforensics.scan.pipeline.scan_paths`; the first volume of a 4-D NIfTI or
@@ -316,7 +317,7 @@ def _fmt(v: float | None) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: one row per series, then one per kind."""
     out = [
-        "| kind | source | file | slices | with content | >= 0.999 | max (content) | verdict / reason |",
+        "| kind | source | file | slices | with content | >= cut-off | max (content) | verdict / reason |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:

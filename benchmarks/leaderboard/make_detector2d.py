@@ -2,7 +2,14 @@
 
 Usage::
 
-    python benchmarks/leaderboard/make_detector2d.py --work /tmp/bench/det2d [--per-class 400]
+    python benchmarks/leaderboard/make_detector2d.py --work /tmp/bench/det2d [--per-class 400] [--members 4]
+        [--extra-mr-root DIR]
+
+The bundled model (session 32) is ``--members 4 --extra-mr-root DIR`` on the unpacked packages of
+``benchmarks/mr_false_alarms.py``'s docstring: a ``cnn_ensemble`` of four ``cnn`` trainings on one group
+split (seeds ``--seed`` .. ``--seed + 3``: initialisation and sample order only), probabilities averaged,
+Platt map and thresholds fitted on the ensemble's own validation scores. ``--members 1`` trains the single
+``cnn`` of earlier sessions (bit-identical to them for a given seed).
 
 Inputs are 64x64 single-channel images in [0, 1] ("display-normalised": CT windowed to [-1000, 400] HU,
 MR and X-ray scaled between their 0.5 and 99.5 percentiles), which is why the config's ``hu_window`` is
@@ -39,7 +46,8 @@ from medforensics._atomic import write_text_atomic
 from medforensics.forge.dcgan import bundled_weights, generate, load_generator
 from medforensics.forge.dcgan_data import CropSampler, load_training_images
 from medforensics.train import config_from_dict, train
-from medforensics.train.data import ArraySource
+from medforensics.train.checkpoint import save_weights
+from medforensics.train.data import ArraySource, ListSource, ensure_splits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: mr_false_alarms' readers
 import mr_false_alarms as mrfa
@@ -160,25 +168,50 @@ def card(metrics: dict, sources: dict[str, list[str]], per_class: int) -> str:
     op = t["operating_point"]
     cal = metrics["operating_point"]
     src = "; ".join(f"{m}: {', '.join(s)}" for m, s in sources.items())
+    members = metrics.get("members") or []
+    net = "2-D CNN{} (4 conv stages 32-256 channels"
+    what = (
+        f"Ensemble (`cnn_ensemble`, {metrics['parameters']:,} parameters) of {len(members)} "
+        f"{net.format('s')}) trained apart on one split, with seeds "
+        + ", ".join(str(m["seed"]) for m in members)
+        + " (initialisation "
+        "and sample order only), their probabilities averaged"
+        if members
+        else f"{net.format('')}, {metrics['parameters']:,} parameters)"
+    )
     lines = [
-        "# Model card: medforensics 2-D synthesis detector (`cnn`, real vs DCGAN-synthetic)",
+        f"# Model card: medforensics 2-D synthesis detector (`{metrics['model']}`, real vs DCGAN-synthetic)",
         "",
-        f"2-D CNN (4 conv stages 32-256 channels, {metrics['parameters']:,} parameters) on 64x64 images in "
-        "[0, 1]: CT windowed to [-1000, 400] HU, MR / X-ray scaled between their 0.5 and 99.5 percentiles. "
-        "Output: probability that the image is synthetic (Platt-calibrated on validation data).",
+        f"{what}, on 64x64 images in [0, 1]: CT windowed to [-1000, 400] HU, MR / X-ray scaled between their "
+        "0.5 and 99.5 percentiles. Output: probability that the image is synthetic (Platt-calibrated on "
+        "validation data).",
         "",
         "## Data seen",
         "",
         f"{per_class} real crops and {per_class} DCGAN samples per modality (CT, MR, X-ray). Real images "
         f"(all available offline): {src}. Fakes: the bundled DCGAN generators "
         "(`assets/dcgan/*.safetensors`). "
-        "Groups (blocks of base images / latent seeds) never cross splits.",
+        "Groups (blocks of base images / latent seeds) never cross splits."
+        + (f" Real MR split mode: `{metrics['mr_split']}` (`MR_SPLITS`)." if metrics.get("mr_split") else ""),
+        "",
+        f"Made by `{metrics['made_by']}`." if metrics.get("made_by") else "",
         "",
         "| split | samples | groups | labels |",
         "| --- | --- | --- | --- |",
     ]
     for k, s in metrics["data"].items():
         lines.append(f"| {k} | {s['n']} | {s['patients']} | {s['labels']} |")
+    if members:
+        lines += [
+            "",
+            "| member seed | epochs run | best epoch | seconds | its own test AUC |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {m['seed']} | {m['epochs_run']} | {m['best_epoch']} | {m['train_seconds']} | "
+            f"{m['test_roc_auc']:.4f} |"
+            for m in members
+        ]
     lines += [
         "",
         "## Scores (test split)",
@@ -228,12 +261,69 @@ def mr_cut(bundle: Path, seed: int) -> float:
     return cut
 
 
+def _config(work: Path, name: str, seed: int, epochs: int, model: str = "cnn", **kw: Any) -> Any:
+    return config_from_dict(
+        {
+            "model": model,
+            "model_kwargs": kw,
+            "out": str(work / name),
+            "preset": "cpu-fast",
+            "epochs": epochs,
+            "early_stopping_patience": 5,
+            "seed": seed,
+            "data": {"task": "binary", "size": 64, "hu_window": [0.0, 1.0]},
+        }
+    )
+
+
+def train_members(source: ListSource, work: Path, seed: int, epochs: int, n: int) -> list[Any]:
+    """``n`` ``cnn`` trainings on ``source``'s split, seeds ``seed`` .. ``seed + n - 1`` (initialisation and
+    sample order only: every sample carries its split); their :class:`TrainResult` s."""
+    return [train(_config(work, f"member{k}", seed + k, epochs), source) for k in range(n)]
+
+
+def assemble(members: list[Any], source: ListSource, work: Path, seed: int, epochs: int) -> tuple[Any, dict]:
+    """The members' ``cnn_ensemble`` (weights stacked), its resolved config and its metrics: Platt map and
+    1 %-FPR threshold fitted on the common validation split, scores on the common test split."""
+    from medforensics.models.ensemble import stack_members
+    from medforensics.train.checkpoint import load_trained
+    from medforensics.train.data import collect_splits
+    from medforensics.train.loop import _summary, build_model, evaluate_splits
+
+    cfg = _config(work, "ensemble", seed, epochs, "cnn_ensemble", members=len(members))
+    model = build_model(cfg, pretrained=False)
+    model.load_state_dict(stack_members([load_trained(m.out)[0].state_dict() for m in members]))
+    model.eval()
+    splits = collect_splits(source, "binary", 0.2, 0.2, seed)
+    metrics = evaluate_splits(cfg, model, splits)
+    metrics.update(
+        model="cnn_ensemble",
+        parameters=sum(p.numel() for p in model.parameters()),
+        data=_summary(splits),
+        members=[
+            {
+                "seed": seed + k,
+                "epochs_run": m.epochs_run,
+                "best_epoch": m.best_epoch,
+                "train_seconds": round(m.seconds, 1),
+                "test_roc_auc": m.metrics["test"]["operating_point"]["roc_auc"],
+            }
+            for k, m in enumerate(members)
+        ],
+        train_seconds=round(sum(m.seconds for m in members), 1),
+    )
+    resolved = cfg.to_dict()
+    resolved["data"]["size"] = 64
+    return model, {"config": resolved, "metrics": metrics}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default="/tmp/bench/det2d")
     ap.add_argument("--per-class", type=int, default=400)
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--members", type=int, default=4, help="> 1: a cnn_ensemble of that many cnn trainings")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-install", action="store_true")
     ap.add_argument(
@@ -244,31 +334,30 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     xs, labels, groups, splits, sources = images(a.per_class, a.seed, a.extra_mr_root, a.mr_split)
+    # the group split drawn once (as train draws it with this seed), so every member sees the same one
+    source = ListSource(ensure_splits(list(ArraySource(xs, labels, groups, splits)), 0.2, 0.2, a.seed))
     work = Path(a.work)
-    cfg = config_from_dict(
-        {
-            "model": "cnn",
-            "out": str(work / "train"),
-            "preset": "cpu-fast",
-            "epochs": a.epochs,
-            "early_stopping_patience": 5,
-            "seed": a.seed,
-            "data": {"task": "binary", "size": 64, "hu_window": [0.0, 1.0]},
-        }
-    )
-    res = train(cfg, ArraySource(xs, labels, groups, splits))
-    metrics = dict(res.metrics)
-    metrics["version"] = f"cnn-synth2d-{time.strftime('%Y%m%d')}-seed{a.seed}"
+    members = train_members(source, work, a.seed, a.epochs, a.members)
+    out = work / "bundle"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    if a.members == 1:
+        res = members[0]
+        shutil.copy2(res.out / "model.safetensors", out / "model.safetensors")
+        resolved, metrics = json.loads((res.out / "config.json").read_text()), dict(res.metrics)
+    else:
+        model, made = assemble(members, source, work, a.seed, a.epochs)
+        save_weights(model, out / "model.safetensors")
+        resolved, metrics = made["config"], made["metrics"]
+    write_text_atomic(out / "train_log.csv", train_logs([m.out for m in members]))
+    kind = "cnn" if a.members == 1 else f"cnn{a.members}"
+    metrics["version"] = f"{kind}-synth2d-{time.strftime('%Y%m%d')}-seed{a.seed}"
+    metrics["made_by"] = " ".join(["python", "benchmarks/leaderboard/make_detector2d.py", *sys.argv[1:]])
+    metrics["mr_split"] = a.mr_split if a.extra_mr_root else None
     metrics["input_normalisation"] = (
         "CT: window [-1000, 400] HU -> [0, 1]; MR/X-ray: 0.5-99.5 percentile -> [0, 1]"
     )
     op = metrics["operating_point"]
-    out = work / "bundle"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    for name in ("model.safetensors", "train_log.csv"):
-        shutil.copy2(res.out / name, out / name)
-    resolved = json.loads((res.out / "config.json").read_text())
     resolved.update(out=".", resume=None)
     write_text_atomic(out / "config.json", json.dumps(resolved, indent=1))
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=str))
@@ -286,6 +375,15 @@ def main() -> None:
             {"seconds": round(time.perf_counter() - t0, 1), "test": metrics["test"]["operating_point"]}
         )
     )
+
+
+def train_logs(folders: list[Path]) -> str:
+    """The members' ``train_log.csv`` as one CSV (a ``member`` column first when there are several)."""
+    texts = [(f / "train_log.csv").read_text(encoding="utf-8").splitlines() for f in folders]
+    if len(texts) == 1:
+        return "\n".join(texts[0]) + "\n"
+    rows = ["member," + texts[0][0]] + [f"{k},{r}" for k, t in enumerate(texts) for r in t[1:]]
+    return "\n".join(rows) + "\n"
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from medforensics.errors import InputError
 from medforensics.io.volume import Volume
 from medforensics.report import codes
 from medforensics.report.dicom_sr import write_sr, write_sr_for_report
-from medforensics.scan.image2d import SERIES_SLICE_THRESHOLD
+from medforensics.scan.image2d import mr_threshold
 from medforensics.scan.result import Finding
 from tests.report._helpers import MODEL, dciodvfy_errors, make_report, make_series_result
 
@@ -168,8 +168,8 @@ def test_sr_of_an_mr_series_names_the_2d_detector(tmp_path: Path) -> None:
     out = write_sr(series, volume, tmp_path / "mr.dcm", model=MODEL)
     ds = pydicom.dcmread(out)
     text = "\n".join(str(e.value) for e in ds.iterall() if e.keyword in ("TextValue", "CodeMeaning"))
-    assert "medforensics cnn" in text and f"threshold={SERIES_SLICE_THRESHOLD:.6g}" in text
-    assert MODEL.name not in text.replace("medforensics cnn", "")
+    assert "medforensics cnn_ensemble" in text and f"threshold={mr_threshold(det2d):.6g}" in text
+    assert MODEL.name not in text.replace("medforensics cnn_ensemble", "")
     assert "Synthesis probability" in text and "Tamper probability" not in text
     errors, output = dciodvfy_errors(out)
     assert errors == [], output

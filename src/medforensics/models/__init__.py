@@ -12,6 +12,7 @@ from medforensics.models import (  # noqa: F401  (imported for registration)
     cnn3d,
     densenet,
     efficientnet,
+    ensemble,
     inception,
     mobilenet,
     resnet,

@@ -6,14 +6,15 @@ The bundled 2-D detector (``assets/detector2d/``, made by ``benchmarks/leaderboa
 percentiles; whole images are area-averaged down to the input size (as the training crops were). Its
 config's HU window is [0, 1], the identity on such inputs: the normalisation is the caller's, here.
 
-An MR series (no 3-D MR detector is bundled) is scored slice by slice (:func:`scan_mr_series`). At the
-calibration's per-image operating point (0.0021) 56 of 708 real MR slices with content were over it
-(emri_small 7 of 10, an EPI phantom 5 of 8, MNI/macaque templates up to 25 of 89), so one slice over it is
-no evidence of synthesis: a series is flagged when a slice with content scores at least
-:data:`SERIES_SLICE_THRESHOLD` (on those series real slices: at most 0.959; the DCGAN's MR samples: at
-least 0.99988). On other real MR it flags 2 of 11 volumes, both 64 x 64 EPI (max 0.99983;
-``benchmarks/mr_false_alarms.py`` and the detector's model card). Slices with almost no content (see
-:func:`content_mask`) are not assessed: a blank image scores 0.997.
+An MR series (no 3-D MR detector is bundled) is scored slice by slice (:func:`scan_mr_series`). The
+calibration's per-image operating point is chosen on CT, MR and X-ray validation crops together, and on real
+MR series one slice over it is no evidence (the first bundled network: 56 of 708 real slices over it), so a
+series is flagged when a slice with content scores at least the detector's MR cut-off (:func:`mr_threshold`:
+``calibration.json`` ``mr_slice_threshold``, set by ``make_detector2d.py`` as the lowest calibrated score of
+1000 fresh DCGAN MR samples; the bundled four-network ensemble's: 0.883). On the 49 real MR series and images
+that ``benchmarks/mr_false_alarms.py`` scores it flags none (highest slice 0.641; the previous single network,
+held to 0.999, flagged 3: two 64 x 64 EPI and an FA map). Slices with almost no content (see
+:func:`content_mask`) are not assessed: a blank image is no MR image.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ MODALITIES_2D = ("CT", "MR", "CR", "DX", "DR", "RG")
 PERCENTILES = (0.5, 99.5)
 #: At most this many pixels are sampled for the percentiles of a large image.
 PERCENTILE_SAMPLE = 4_000_000
-#: An MR series is synthetic when one of its slices with content scores at least this (module docs); a
-#: single MR image is held to it too. A detector's ``calibration.json`` may set its own
-#: (``mr_slice_threshold``: the cut-off belongs to the Platt map it was set with): :func:`mr_threshold`.
+#: The MR cut-off of a 2-D detector whose ``calibration.json`` sets none (the first bundled model's, set on
+#: its own Platt map): an MR series is synthetic when one of its slices with content scores at least the
+#: cut-off, a single MR image when it does (:func:`mr_threshold`; the cut-off belongs to its Platt map).
 SERIES_SLICE_THRESHOLD = 0.999
 #: A slice is assessed when at least this fraction of its pixels is over 10 % of the series' 0.5-99.5
 #: percentile range (the rest: the empty ends of a head volume, air).
