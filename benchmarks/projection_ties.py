@@ -21,7 +21,7 @@ import numpy as np
 from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
 
 from medforensics.io.reader import read_volume
-from medforensics.scan.routing import PROJECTION_TIES, neighbour_ties
+from medforensics.scan.routing import PROJECTION_TIES, projection_evidence
 
 
 def sources(shared: Path) -> list[Path]:
@@ -41,6 +41,7 @@ def variants(a: np.ndarray) -> dict[str, np.ndarray]:
         out[f"MinIP {n}"] = minimum_filter1d(a, n, axis=0, mode="nearest")
         out[f"mean {n}"] = np.round(uniform_filter1d(a, n, axis=0, mode="nearest"))
     out["each image twice"] = np.repeat(a, 2, axis=0)  # no projection: half the pairs identical
+    out["rounded to 10 HU"] = np.round(a / 10) * 10  # ties without a projection
     return out
 
 
@@ -48,19 +49,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     a = ap.parse_args()
-    print(f"| series | slices, spacing | variant | equal neighbouring pixels | >= {PROJECTION_TIES:.0%} |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        f"| series | slices, spacing | variant | equal neighbouring pixels (>= {PROJECTION_TIES:.0%}) "
+        "| share of whole HU values | a MIP claim believed |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
     for src in sources(a.shared):
         vol = read_volume(str(src))
         arr = np.asarray(vol.array, np.float32)
         for name, v in variants(arr).items():
-            t = neighbour_ties(vol.with_array(v, spacing=vol.spacing))
-            side = "-" if t is None else "yes" if t >= PROJECTION_TIES else "no"
+            t, cover, against = projection_evidence(vol.with_array(v, spacing=vol.spacing))
             what = "-" if t is None else f"{t:.3f}"
-            print(
-                f"| {src.name} | {arr.shape[0]} x {vol.spacing[0]:g} mm | {name} | {what} | {side} |",
-                flush=True,
-            )
+            cov = "-" if cover is None else f"{cover:.2f}"
+            believed = "no" if against else "yes"
+            geom = f"{arr.shape[0]} x {vol.spacing[0]:g} mm"
+            print(f"| {src.name} | {geom} | {name} | {what} | {cov} | {believed} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from medforensics.scan.routing import (
     dicom_member_reason,
     neighbour_ties,
     pixel_checked_claim,
+    projection_evidence,
     thin_projection_claim,
 )
 from tests.scan._helpers import ct_crop
@@ -275,6 +276,9 @@ def test_a_thick_projection_claim_is_judged_on_its_pixels(
     assert all(t is not None for t in ties)
     # a duplicated series (every other pair identical) is no projection either
     assert max(ties[1:]) < PROJECTION_TIES <= ties[0], ties
+    # values rounded to 10 HU tie by themselves: the claim still fails, on the value grid
+    rounded = projection_evidence(vol.with_array(np.round(arr / 10) * 10))
+    assert "whole HU values" in str(rounded[2]) and projection_evidence(vol.with_array(slab))[2] is None
 
 
 def test_neighbour_ties_needs_body_pixels() -> None:

