@@ -173,3 +173,27 @@ def test_lossy_compression_is_reported(ct_series: Path, tmp_path: Path) -> None:
     assert [f.score for f in earlier] == [WEAK] and "ISO_10918_1" in earlier[0].description
     assert _lossy(_recoded(ct_series, tmp_path / "lossless", pydicom.uid.JPEGLSLossless)) == []
     assert _lossy(_recoded(ct_series, tmp_path / "raw", None)) == []
+
+
+def test_pixels_of_an_unmarked_projection_are_reported(tmp_path: Path) -> None:
+    """A sliding 4-slice maximum of a real CT crop that nothing marks as a MIP: neighbouring images share
+    about half their pixel values, where the crop itself shares 1-2 %. Scored as before (not assessing it
+    would let a sliding maximum over a tampered series hide it), with a projection_pixels finding: medium
+    for DICOM (its ImageType should say so), weak without a header. The crop itself gets none."""
+    from medforensics.io.dicom_write import write_dicom_series
+    from tests.scan._helpers import ct_crop
+
+    vol = ct_crop(nz=12)
+    arr = np.asarray(vol.array)
+    mip = vol.with_array(np.stack([arr[max(0, k - 1) : k + 3].max(axis=0) for k in range(len(arr))]))
+
+    def found(v: object) -> list:
+        return [f for f in metadata_findings(v) if f.check == "projection_pixels"]  # type: ignore[arg-type]
+
+    assert found(vol) == []
+    (weak,) = found(mip)
+    assert weak.score == WEAK and "nothing in the file says so" in str(weak.description)
+    write_dicom_series(mip, tmp_path / "mip")
+    (medium,) = found(read_volume(tmp_path / "mip"))
+    assert medium.score == MEDIUM and "its ImageType does not say so" in str(medium.description)
+    assert medium.type == "metadata" and 40 <= int(str(medium.description).split("%")[0]) <= 60

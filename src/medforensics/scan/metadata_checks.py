@@ -28,7 +28,14 @@ from medforensics.io.dicom_frames import frame_infos, stored_range
 from medforensics.io.dicom_pixels import lossy_encoding
 from medforensics.io.volume import Volume
 from medforensics.scan.result import Finding
-from medforensics.scan.routing import PROJECTION_TIES, axial_stack_claim, contradicted_projection
+from medforensics.scan.routing import (
+    AXIAL_STACK,
+    PROJECTION_TIES,
+    PROJECTIONS,
+    axial_stack_claim,
+    contradicted_projection,
+    projection_evidence,
+)
 
 STRONG, MEDIUM, WEAK = 0.9, 0.7, 0.3
 #: Air outside the body in CT (HU); how far (HU) a whole slice may be offset from its neighbours.
@@ -379,12 +386,43 @@ def member_claim_finding(volume: Volume) -> Finding | None:
     return Finding("metadata", MEDIUM, description=text, check="member_claim")
 
 
+def projection_pixels_finding(volume: Volume, sub: Any = None) -> Finding | None:
+    """A series of at least :data:`~medforensics.scan.routing.AXIAL_STACK` images that nothing marks as a
+    projection while its pixels are those of a maximum or minimum projection of overlapping slabs
+    (:func:`~medforensics.scan.routing.projection_evidence`: neighbouring images share many pixel values
+    exactly, on a 1 HU grid; reconstructions share 1-2 %). The series is scanned as before (not assessing
+    it would let a sliding maximum over a tampered series hide it); the finding says its score was taken on
+    a projection, which the CT detector is not validated on, and that the header does not say so (medium
+    for DICOM, whose ImageType should; weak for formats without one). ``sub``: the slices subsampled
+    in-plane (:class:`PixelStats`), so a streamed series is not decoded again."""
+    if volume.shape[0] < AXIAL_STACK or _projection_tag(volume):
+        return None
+    ties, _, against = projection_evidence(volume, sub)
+    if ties is None or against is not None:
+        return None
+    header = "its ImageType does not say so" if volume.datasets else "nothing in the file says so"
+    text = (
+        f"{ties:.0%} of neighbouring images' pixels are equal, as in a maximum or minimum projection of "
+        f"overlapping slabs (reconstructed CT: 1-2 %), but {header}: scored as a reconstruction"
+    )
+    return Finding(
+        "metadata", MEDIUM if volume.datasets else WEAK, description=text, check="projection_pixels"
+    )
+
+
+def _projection_tag(volume: Volume) -> bool:
+    types = volume.datasets[0].get("ImageType") if volume.datasets else None
+    return any(str(t).strip().upper() in PROJECTIONS for t in (types or []))
+
+
 def metadata_findings(volume: Volume, stats: PixelStats | None = None) -> list[Finding]:
     """Every metadata check above, strongest first (``stats``: see :func:`rescale_findings`)."""
+    stats = stats or PixelStats(volume.shape[0])
     found = tag_findings(volume) + rescale_findings(volume, stats) + geometry_findings(volume)
-    claim = member_claim_finding(volume)
-    if claim is not None:
-        found.append(claim)
+    sub = stats.complete(volume.array)[0]  # completed by rescale_findings: nothing read again
+    for extra in (member_claim_finding(volume), projection_pixels_finding(volume, sub)):
+        if extra is not None:
+            found.append(extra)
     lossy = lossy_finding(volume)
     if lossy is not None:
         found.append(lossy)

@@ -31,6 +31,7 @@ METADATA_CHECKS: tuple[str, ...] = (
     "added_noise",
     "lossy_compression",
     "member_claim",
+    "projection_pixels",
 )
 
 

@@ -84,6 +84,8 @@ PROJECTION_TIES = 0.10
 MIN_VALUE_COVERAGE = 0.5
 #: Neighbouring-image pairs (evenly spread) and HU range over which :func:`neighbour_ties` counts.
 TIE_PAIRS, TIE_HU = 32, (-950.0, 300.0)
+#: A pair of images counts with at least this many pixels in :data:`TIE_HU` (a fraction known to +-2 %).
+TIE_MIN_PIXELS = 500
 #: A projection claimed by an axial stack whose SliceThickness is at most this (mm) is not believed
 #: (:func:`thin_projection_claim`): the CT detector's own slice limit (1.2 x its 2.5 mm grid).
 THIN_SLAB_MM = 3.0
@@ -185,11 +187,12 @@ def pixel_checked_claim(ds: Any, images: int) -> str | None:
     return f"{PROJECTIONS[tag]} (ImageType {tag})" + ("" if thickness is None else f" {thickness:g} mm thick")
 
 
-def _pair_stats(volume: Volume) -> tuple[list[float], float]:
+def _pair_stats(volume: Volume, sub: Any = None) -> tuple[list[float], float]:
     """Per sampled pair of neighbouring images, the fraction of equal pixels among those within
-    :data:`TIE_HU` in both (pairs with at least 2000 such pixels), and the share of the whole HU values in
-    :data:`TIE_HU` that those pixels take (about 1 for CT stored in 1 HU steps; 1/q for values rounded to q
-    HU, which makes ties by itself)."""
+    :data:`TIE_HU` in both (pairs with at least :data:`TIE_MIN_PIXELS` such pixels), and the share of the
+    whole HU values in :data:`TIE_HU` that those pixels take (about 1 for CT stored in 1 HU steps; 1/q for
+    values rounded to q HU, which makes ties by itself). ``sub``: the slices already subsampled in-plane
+    (:class:`~medforensics.scan.metadata_checks.PixelStats`), read instead of the volume."""
     from medforensics.scan.image2d import read_slices
 
     nz = volume.shape[0]
@@ -197,9 +200,9 @@ def _pair_stats(volume: Volume) -> tuple[list[float], float]:
     fractions: list[float] = []
     values: set[float] = set()
     for k in np.unique(np.linspace(0, max(nz - 2, 0), min(TIE_PAIRS, nz - 1)).round().astype(int)):
-        a, b = read_slices(volume, range(int(k), int(k) + 2))
+        a, b = read_slices(volume, range(int(k), int(k) + 2)) if sub is None else sub[k : k + 2]
         m = (a > lo) & (a < hi) & (b > lo) & (b < hi)
-        if m.sum() >= 2000:
+        if m.sum() >= TIE_MIN_PIXELS:
             fractions.append(float((a[m] == b[m]).mean()))
             values.update(np.unique(a[m]).tolist())
     return fractions, len(values) / (hi - lo - 1)
@@ -210,18 +213,18 @@ def neighbour_ties(volume: Volume) -> float | None:
     evenly spread pairs, of each pair's fraction of equal pixels among those within :data:`TIE_HU` in both
     (body and lung: not air clipped to one value, not metal). A quartile, not the pooled fraction: a series
     of duplicated images (every other pair identical, the rest hardly a tie) is no projection. None with
-    fewer than 4 pairs of at least 2000 such pixels."""
+    fewer than 4 pairs of at least :data:`TIE_MIN_PIXELS` such pixels."""
     fractions = _pair_stats(volume)[0] if volume.shape[0] >= 2 else []
     return float(np.percentile(fractions, 25)) if len(fractions) >= 4 else None
 
 
-def projection_evidence(volume: Volume) -> tuple[float | None, float | None, str | None]:
+def projection_evidence(volume: Volume, sub: Any = None) -> tuple[float | None, float | None, str | None]:
     """``(ties, value coverage, why not believed)`` for a max / min projection claim on ``volume``: the
     :func:`neighbour_ties`, the share of whole HU values its body pixels take, and a reason when either
-    contradicts the claim (None: believed, or too few pixels to tell)."""
+    contradicts the claim (None: believed, or too few pixels to tell). ``sub``: see :func:`_pair_stats`."""
     if volume.shape[0] < 2:
         return None, None, None
-    fractions, coverage = _pair_stats(volume)
+    fractions, coverage = _pair_stats(volume, sub)
     if len(fractions) < 4:
         return None, coverage, None
     ties = float(np.percentile(fractions, 25))
