@@ -219,8 +219,8 @@ def test_a_projection_claim_is_refused_for_a_thin_slab_and_judged_on_pixels_othe
 ) -> None:
     """A MIP slab series records its slab in SliceThickness (5-15 mm); one as thin as the CT detector's
     slices (<= 3 mm) is scanned (session 30). A thicker or missing thickness no longer settles it from the
-    header: the series is loaded and its pixels judged (:func:`projection_reason`). A few images, or a
-    rendering that is not a max / min projection, are still believed from the header."""
+    header: the series is loaded and its pixels judged (:func:`projection_reason`). A few images, an MR
+    MIP, or a rendering that is not a max / min projection, are still believed from the header."""
     ds = pydicom.Dataset()
     ds.Modality, ds.ImageType = "CT", ["DERIVED", "SECONDARY", "AXIAL", "MIP"]
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
@@ -235,7 +235,9 @@ def test_a_projection_claim_is_refused_for_a_thin_slab_and_judged_on_pixels_othe
         assert pixel_checked_claim(ds, 40) == "maximum intensity projection (ImageType MIP)" + (
             " 10 mm thick" if thickness == 10.0 else ""
         )
-        ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL", "VOLUME RENDERING"]
+        ds.Modality = "MR"  # an MR angiogram's MIP series: HU ties mean nothing, believed as before
+        assert str(dicom_member_reason(ds, images=40)).startswith("maximum intensity projection")
+        ds.Modality, ds.ImageType = "CT", ["DERIVED", "SECONDARY", "AXIAL", "VOLUME RENDERING"]
         assert str(dicom_member_reason(ds, images=40)).startswith("volume rendering")
     else:
         assert pixel_checked_claim(ds, 40) is None

@@ -173,12 +173,13 @@ def axial_stack_claim(ds: Any, images: int) -> str | None:
 
 
 def pixel_checked_claim(ds: Any, images: int) -> str | None:
-    """The max / min projection claim (:data:`TIED_PROJECTIONS`) of an axial stack of at least
+    """The max / min projection claim (:data:`TIED_PROJECTIONS`) of an axial CT stack of at least
     :data:`AXIAL_STACK` images that :func:`thin_projection_claim` does not refuse (a slab thicker than a
     slice, or no thickness): such a series is loaded and the claim judged on its pixels
     (:func:`projection_reason`), since retagging a tampered series MIP with a thick SliceThickness was enough
     to keep it from being scanned (sessions 30-31)."""
-    if images < AXIAL_STACK or _plane(ds.get("ImageOrientationPatient")) != "axial":
+    ct = str(ds.get("Modality") or "").strip() == "CT"  # an MR angiogram's MIP stays believed
+    if not ct or images < AXIAL_STACK or _plane(ds.get("ImageOrientationPatient")) != "axial":
         return None
     tag = next((t for t in _image_types(ds) if t in TIED_PROJECTIONS), None)
     if tag is None or thin_projection_claim(ds):
@@ -214,8 +215,7 @@ def neighbour_ties(volume: Volume) -> float | None:
     (body and lung: not air clipped to one value, not metal). A quartile, not the pooled fraction: a series
     of duplicated images (every other pair identical, the rest hardly a tie) is no projection. None with
     fewer than 4 pairs of at least :data:`TIE_MIN_PIXELS` such pixels."""
-    fractions = _pair_stats(volume)[0] if volume.shape[0] >= 2 else []
-    return float(np.percentile(fractions, 25)) if len(fractions) >= 4 else None
+    return projection_evidence(volume)[0]
 
 
 def projection_evidence(volume: Volume, sub: Any = None) -> tuple[float | None, float | None, str | None]:
@@ -254,7 +254,6 @@ def projection_reason(volume: Volume) -> NotAssessed | None:
     if against is not None:
         return None
     measured = "too few body pixels to check" if ties is None else f"{ties:.0%} of neighbouring pixels equal"
-    # (lower quartile over pairs of images)
     return NotAssessed(
         f"{claim}: a projection, not a reconstruction the detectors are validated on; not assessed (scan "
         f"the series it was made from; {measured})"
