@@ -282,7 +282,9 @@ def train_members(source: ListSource, work: Path, seed: int, epochs: int, n: int
     return [train(_config(work, f"member{k}", seed + k, epochs), source) for k in range(n)]
 
 
-def assemble(members: list[Any], source: ListSource, work: Path, seed: int, epochs: int) -> tuple[Any, dict]:
+def assemble(
+    members: list[Any], source: ListSource, work: Path, seed: int, epochs: int
+) -> tuple[Any, dict, dict]:
     """The members' ``cnn_ensemble`` (weights stacked), its resolved config and its metrics: Platt map and
     1 %-FPR threshold fitted on the common validation split, scores on the common test split."""
     from medforensics.models.ensemble import stack_members
@@ -314,7 +316,7 @@ def assemble(members: list[Any], source: ListSource, work: Path, seed: int, epoc
     )
     resolved = cfg.to_dict()
     resolved["data"]["size"] = 64
-    return model, {"config": resolved, "metrics": metrics}
+    return model, resolved, metrics
 
 
 def main() -> None:
@@ -346,9 +348,8 @@ def main() -> None:
         shutil.copy2(res.out / "model.safetensors", out / "model.safetensors")
         resolved, metrics = json.loads((res.out / "config.json").read_text()), dict(res.metrics)
     else:
-        model, made = assemble(members, source, work, a.seed, a.epochs)
+        model, resolved, metrics = assemble(members, source, work, a.seed, a.epochs)
         save_weights(model, out / "model.safetensors")
-        resolved, metrics = made["config"], made["metrics"]
     write_text_atomic(out / "train_log.csv", train_logs([m.out for m in members]))
     kind = "cnn" if a.members == 1 else f"cnn{a.members}"
     metrics["version"] = f"{kind}-synth2d-{time.strftime('%Y%m%d')}-seed{a.seed}"
