@@ -31,10 +31,10 @@ from medforensics.scan.result import Finding
 from medforensics.scan.routing import (
     AXIAL_STACK,
     PROJECTION_TIES,
-    PROJECTIONS,
     axial_stack_claim,
     contradicted_projection,
     projection_evidence,
+    projection_tag,
 )
 
 STRONG, MEDIUM, WEAK = 0.9, 0.7, 0.3
@@ -395,7 +395,7 @@ def projection_pixels_finding(volume: Volume, sub: Any = None) -> Finding | None
     a projection, which the CT detector is not validated on, and that the header does not say so (medium
     for DICOM, whose ImageType should; weak for formats without one). ``sub``: the slices subsampled
     in-plane (:class:`PixelStats`), so a streamed series is not decoded again."""
-    if volume.shape[0] < AXIAL_STACK or _projection_tag(volume):
+    if volume.shape[0] < AXIAL_STACK or (volume.datasets and projection_tag(volume.datasets[0])):
         return None
     ties, _, against = projection_evidence(volume, sub)
     if ties is None or against is not None:
@@ -408,11 +408,6 @@ def projection_pixels_finding(volume: Volume, sub: Any = None) -> Finding | None
     return Finding(
         "metadata", MEDIUM if volume.datasets else WEAK, description=text, check="projection_pixels"
     )
-
-
-def _projection_tag(volume: Volume) -> bool:
-    types = volume.datasets[0].get("ImageType") if volume.datasets else None
-    return any(str(t).strip().upper() in PROJECTIONS for t in (types or []))
 
 
 def metadata_findings(volume: Volume, stats: PixelStats | None = None) -> list[Finding]:

@@ -42,6 +42,7 @@ __all__ = [
     "pixel_checked_claim",
     "projection_evidence",
     "projection_reason",
+    "projection_tag",
     "series_member_reason",
     "thin_projection_claim",
 ]
@@ -151,11 +152,17 @@ def thin_projection_claim(ds: Any) -> str | None:
     :data:`THIN_SLAB_MM` thick: a projection over a slab that thin is hardly more than the slice itself, and
     a real MIP series records its slab (5-15 mm) in SliceThickness. None when there is no such claim or the
     thickness is missing (believed: not every writer fills it)."""
-    what = next((f"{PROJECTIONS[t]} (ImageType {t})" for t in _image_types(ds) if t in PROJECTIONS), None)
+    tag = projection_tag(ds)
     thickness = _slice_thickness(ds)
-    if what is None or thickness is None or thickness > THIN_SLAB_MM:
+    if tag is None or thickness is None or thickness > THIN_SLAB_MM:
         return None
-    return f"{what} {thickness:g} mm thick"
+    return f"{PROJECTIONS[tag]} (ImageType {tag}) {thickness:g} mm thick"
+
+
+def projection_tag(ds: Any) -> str | None:
+    """The first ImageType value of the header ``ds`` that names a projection or rendering
+    (:data:`PROJECTIONS`), or None."""
+    return next((t for t in _image_types(ds) if t in PROJECTIONS), None)
 
 
 def _image_types(ds: Any) -> list[str]:
@@ -295,12 +302,12 @@ def dicom_member_reason(ds: Any, images: int = 1) -> NotAssessed | None:
             f"secondary capture (screen capture such as a dose report, {what}): not an acquired "
             "image; not assessed"
         )
-    for t in types:
-        if t in PROJECTIONS:
-            return NotAssessed(
-                f"{PROJECTIONS[t]} (ImageType {t}): a projection, not a reconstruction the detectors are "
-                "validated on; not assessed (scan the series it was made from)"
-            )
+    tag = projection_tag(ds)
+    if tag is not None:
+        return NotAssessed(
+            f"{PROJECTIONS[tag]} (ImageType {tag}): a projection, not a reconstruction the detectors are "
+            "validated on; not assessed (scan the series it was made from)"
+        )
     plane = _plane(ds.get("ImageOrientationPatient"))
     reformat = next((t for t in types if t in REFORMATS), None)
     if reformat and plane not in (None, "axial"):
