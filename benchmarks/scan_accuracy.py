@@ -15,7 +15,7 @@ truth (FB/FM by the attack; an authentic series is TM when its source has an ann
 target >= 95 %) with its confusion matrix. Writes Markdown and JSON.
 
     python benchmarks/scan_accuracy.py [--model DIR] [--per-method 3] [--augmented 8] [--out DIR]
-        [--extra-ct DIR ...] [--only-extra] [--thicken N] [--max-slice-mm MM] [--stem NAME]
+        [--extra-ct DIR ...] [--only-extra] [--thicken N] [--coarsen N] [--max-slice-mm MM] [--stem NAME]
 """
 
 from __future__ import annotations
@@ -143,6 +143,40 @@ def thicken(src: Any, n: int) -> Any:
         for nd in src.nodules
     ]
     return dataclasses.replace(src, name=f"{src.name}:x{n}", volume=out, nodules=nodules, lung=None)
+
+
+def coarsen(src: Any, n: int) -> Any:
+    """The source with every ``n`` x ``n`` in-plane pixels averaged into one (a coarser reconstruction matrix
+    over the same field of view, ``n`` x the pixel size; nodule centres follow; edge rows and columns that
+    do not fill a block are dropped)."""
+    import dataclasses
+
+    v = src.volume
+    z, h, w = v.shape
+    arr = v.array[:, : h - h % n, : w - w % n].astype(np.float32)
+    arr = arr.reshape(z, h // n, n, w // n, n).mean(axis=(2, 4))
+    origin = v.index_to_patient((0.0, (n - 1) / 2.0, (n - 1) / 2.0))
+    meta = {k: val for k, val in v.metadata.items() if k != "sop_instance_uids"}
+    out = v.with_array(
+        arr,
+        spacing=(v.spacing[0], v.spacing[1] * n, v.spacing[2] * n),
+        origin=tuple(float(x) for x in origin),
+        datasets=[],
+        metadata=meta,
+    )
+    half = (n - 1) / 2.0
+    nodules = [
+        dataclasses.replace(
+            nd,
+            center_voxel=(
+                nd.center_voxel[0],
+                (nd.center_voxel[1] - half) / n,
+                (nd.center_voxel[2] - half) / n,
+            ),
+        )
+        for nd in src.nodules
+    ]
+    return dataclasses.replace(src, name=f"{src.name}:px{n}", volume=out, nodules=nodules, lung=None)
 
 
 def run(
@@ -357,6 +391,7 @@ def main() -> None:
     ap.add_argument("--extra-ct", type=Path, action="append", default=[], help="a folder of more CTs")
     ap.add_argument("--only-extra", action="store_true", help="scan the --extra-ct sources only")
     ap.add_argument("--thicken", type=int, default=1, help="average every N slices of each source")
+    ap.add_argument("--coarsen", type=int, default=1, help="average every N x N pixels of each source")
     ap.add_argument("--max-slice-mm", type=float, default=None, help="as scan --max-slice-mm")
     ap.add_argument("--stem", default="scan_accuracy", help="output file names (STEM.md, STEM.json)")
     args = ap.parse_args()
@@ -367,6 +402,8 @@ def main() -> None:
     sources = ([] if args.only_extra else auto_sources()) + extra_sources(args.extra_ct)
     if args.thicken > 1:
         sources = [thicken(src, args.thicken) for src in sources]
+    if args.coarsen > 1:
+        sources = [coarsen(src, args.coarsen) for src in sources]
     model = args.model or bundled_dir()
     result = run(model, args.per_method, args.augmented, args.seed, sources, args.max_slice_mm)
     write_results(args.out, args.stem, result, summarise(result))

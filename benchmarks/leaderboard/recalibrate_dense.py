@@ -3,10 +3,14 @@ them, with a second operating point for series whose noise is uncorrelated betwe
 (:mod:`medforensics.train.dense_calibration`). Rewrites ``calibration.json`` (the training one is kept as
 ``calibration_training.json``), ``calibration_scores.json`` and the model card in the folder.
 
-    python benchmarks/leaderboard/recalibrate_dense.py --model DIR --data DS [--noise-copies 3] [--seed 0]
+    python benchmarks/leaderboard/recalibrate_dense.py --model DIR --data DS [--noise-copies 3] [--seed 0] \
+        [--views 4] [--split-of PATIENT=SPLIT ...]
 
 The whole authentic training series (``extra_authentic``) and whole validation series (``val_authentic``)
 come from the folder's ``config.json``; ``--path-map OLD=NEW`` rewrites their prefixes when the data moved.
+``--views`` averages each map over that many in-plane mirror views (recorded in ``calibration.json``, so
+``scan`` does the same). ``--split-of`` deals a patient key to a split as the model was trained (a data set
+forged again may deal its patients otherwise; the folder's config is not changed).
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--path-map", action="append", default=[], metavar="OLD=NEW")
+    ap.add_argument("--views", type=int, default=1, help="in-plane mirror views averaged into each map")
+    ap.add_argument("--split-of", action="append", default=[], metavar="PATIENT=SPLIT")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     cfg = json.loads((args.model / "config.json").read_text(encoding="utf-8"))
+    splits = {**cfg.get("splits", {}), **dict(pair.split("=", 1) for pair in args.split_of)}
 
     def mapped(paths: list[str]) -> list[str]:
         out = []
@@ -49,6 +56,8 @@ def main() -> None:
         mapped(cfg.get("val_authentic", [])),
         noise_copies=args.noise_copies,
         seed=args.seed,
+        views=args.views,
+        splits=splits,
     )
     write_recalibration(args.model, cal, val)
     print(json.dumps(cal, indent=1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from medforensics.models.tamperseg import (
@@ -48,6 +49,35 @@ def test_predict_map_slabs_equal_one_pass() -> None:
     assert whole.shape == (3, 40, 24, 24)
     torch.testing.assert_close(whole.sum(0), torch.ones(40, 24, 24))
     torch.testing.assert_close(slabs, whole, atol=1e-5, rtol=1e-4)
+
+
+def test_mirror_views_are_averaged_back_in_the_inputs_orientation() -> None:
+    torch.manual_seed(0)
+    net = tiny_net().eval()
+    img = torch.rand(10, 21, 30)  # padded on every axis: each view is padded after its flip
+
+    def mirrored(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+        return torch.flip(predict_map(net, torch.flip(x, dims), precision="fp32"), dims)
+
+    one = predict_map(net, img, precision="fp32")
+    assert torch.equal(predict_map(net, img, precision="fp32", views=1), one)
+    two = predict_map(net, img, precision="fp32", views=2)
+    torch.testing.assert_close(two, (one + mirrored(img, (-1,))) / 2)
+    assert not torch.allclose(one, mirrored(img, (-1,)), atol=1e-3)  # the network alone is not symmetric
+    four = predict_map(net, img, precision="fp32", views=4)
+    torch.testing.assert_close(four.sum(0), torch.ones(10, 21, 30))
+    kw = {"slab": 4, "overlap": 1, "precision": "fp32", "whole": 0}  # in slabs: each slab's views
+    per_view = [
+        torch.flip(predict_map(net, torch.flip(img, d), **kw), d) for d in ((), (-1,), (-2,), (-2, -1))
+    ]
+    torch.testing.assert_close(predict_map(net, img, views=4, **kw), sum(per_view) / 4)
+    # four views are every in-plane flip: a flipped input gives the flipped map
+    for dims in ((-1,), (-2,), (-2, -1)):
+        flipped = predict_map(net, torch.flip(img, dims), precision="fp32", views=4)
+        torch.testing.assert_close(flipped, torch.flip(four, dims), atol=1e-5, rtol=1e-4)
+    for bad in (0, 5):
+        with pytest.raises(ValueError, match="views must be 1 to 4"):
+            predict_map(net, img, views=bad)
 
 
 def test_evidence_is_a_local_mean_of_the_tamper_probability() -> None:

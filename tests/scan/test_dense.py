@@ -51,6 +51,29 @@ def test_scan_of_a_real_ct_slab_gives_a_contract_result() -> None:
         assert f.heatmap is not None and f.heatmap.shape == (z1 - z0, y1 - y0, x1 - x0)
 
 
+def test_the_calibrations_mirror_views_draw_the_map(tmp_path: Path) -> None:
+    import dataclasses
+    import json
+
+    vol = tiny_sources()[0].volume
+    det = load_detector(_tiny_model())
+    calls: list[int] = []
+    det.model.register_forward_hook(lambda mod, inp, out: calls.append(1))
+    one = det.tamper_map(vol)
+    assert len(calls) == 1
+    det.calibration = dataclasses.replace(det.calibration, views=4)
+    four = det.tamper_map(vol)
+    assert len(calls) == 5  # four passes, one per view
+    assert four.evidence.shape == one.evidence.shape and not np.allclose(four.evidence, one.evidence)
+    folder = tmp_path / "m"  # a folder's calibration.json says how many
+    shutil.copytree(_tiny_model(), folder)
+    cal = json.loads((folder / "calibration.json").read_text())
+    (folder / "calibration.json").write_text(json.dumps({**cal, "views": 4}))
+    again = load_detector(folder)
+    assert again.calibration.views == 4
+    np.testing.assert_array_equal(again.tamper_map(vol).evidence, four.evidence)
+
+
 class _FixedMap(DenseDetector):
     """A detector whose map is given: checks the map -> finding geometry without a trained network."""
 

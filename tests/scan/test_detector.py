@@ -69,6 +69,10 @@ def test_bad_calibration_and_missing_folder(tmp_path: Path) -> None:
         {"threshold": float("nan")},
         {"uncorrelated_noise": {"below": float("nan"), "series_threshold": 0.9}},
         {"uncorrelated_noise": {"below": 0.15}},
+        {"views": 0},
+        {"views": 5},
+        {"views": 2.0},
+        {"views": "4"},
         [0.5],
     ],
 )

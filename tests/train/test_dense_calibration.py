@@ -83,6 +83,10 @@ def test_recalibration_swaps_only_the_cards_operating_point_lines(tmp_path: Path
     write_recalibration(tmp_path, cal, _val())  # again: the training calibration is not overwritten
     assert json.loads((tmp_path / "calibration_training.json").read_text())["threshold"] == 0.9
     assert (tmp_path / "model_card.md").read_text().splitlines() == lines
+    assert "mirror views" not in lines[2]
+    write_recalibration(tmp_path, {**cal, "views": 4}, _val())  # the card says how the maps were drawn
+    lines = (tmp_path / "model_card.md").read_text().splitlines()
+    assert "every map the mean of 4 in-plane mirror views" in lines[2] and len(lines) == len(card) + 1
 
 
 def test_recalibration_scores_the_models_own_validation_split(tmp_path: Path) -> None:
@@ -110,6 +114,23 @@ def test_recalibration_scores_the_models_own_validation_split(tmp_path: Path) ->
     assert all(s.slice_corr is not None for s in scores)  # a zcorr model measures every series
     assert cal == written  # deterministic: recalibrating again changes nothing
     assert 0.0 <= cal["series_threshold"] <= 1.0 and len(cal["platt"]) == 2
+    assert "views" not in cal
+    # fitted on maps averaged over mirror views: recorded, so the scan draws its maps the same way
+    cal2, scores2 = recalibrate(cfg.out, cfg.data, views=2)
+    assert cal2["views"] == 2 and [s.name for s in scores2] == [s.name for s in scores]
+    assert [s.raw for s in scores2] != [s.raw for s in scores]
+    (Path(cfg.out) / "calibration.json").write_text(json.dumps(cal2))
+    assert read_calibration(Path(cfg.out)).views == 2
+    # patients dealt to splits by the caller (a data set forged again) instead of the manifest
+    with (Path(cfg.data) / "manifest.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    one = sorted({r["patient"] for r in rows if r["split"] == "test"})[0]
+    dealt = {r["patient"]: ("val" if r["patient"] == one else "train") for r in rows}
+    _, scores3 = recalibrate(cfg.out, cfg.data, splits=dealt)
+    want3 = {r["uuid"] for r in rows if r["patient"] == one and r["method"] != held}
+    assert {s.name for s in scores3} == want3 - {
+        r["uuid"] for r in rows if r["type"] not in ("TB", "TM", "FB", "FM")
+    }
 
 
 def test_a_model_trained_with_thick_copies_is_calibrated_on_them_too(tmp_path: Path) -> None:

@@ -114,6 +114,13 @@ def pad_to_multiple(x: torch.Tensor, multiple: tuple[int, int, int]) -> tuple[to
     return x, size
 
 
+#: In-plane mirror views a map may be averaged over, in order: as it is, left-right, front-back, both
+#: (the flips of the dims given). Training draws these flips (``train.dense_data._augment``), so each is an
+#: input the network knows; their mean is steadier than any one of them (session 33: on the bundled
+#: model's validation patient the crop AUC went 0.939 -> 0.949 -> 0.957 with 1, 2 and 4 views).
+MIRROR_VIEWS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+
+
 @torch.no_grad()
 def predict_map(
     model: TamperSegNet,
@@ -122,8 +129,13 @@ def predict_map(
     overlap: int = 16,
     precision: str = "bf16",
     whole: int = 160,
+    views: int = 1,
 ) -> torch.Tensor:
     """Per-voxel class probabilities ``(K, D, H, W)`` of a network input ``(C, D, H, W)`` (or ``(D, H, W)``).
+
+    ``views`` > 1 averages the probabilities over that many in-plane mirror views (:data:`MIRROR_VIEWS`,
+    each mapped back; test-time augmentation at ``views`` times the work), slab by slab so no flipped copy
+    of the whole input is made.
 
     Volumes of up to ``whole`` slices (a chest CT on the 2.5 mm grid: 40 cm) run in one pass. Longer ones
     run in slabs of ``slab`` slices overlapping by ``overlap`` (each slab keeps its central part), so memory
@@ -135,6 +147,8 @@ def predict_map(
     """
     from medforensics.models.inference import autocast, model_device
 
+    if not 1 <= views <= len(MIRROR_VIEWS):
+        raise ValueError(f"views must be 1 to {len(MIRROR_VIEWS)}, not {views}")
     x = torch.as_tensor(image, dtype=torch.float32)
     if x.ndim == 3:
         x = x[None]
@@ -153,11 +167,19 @@ def predict_map(
         starts = list(range(0, depth - overlap, slab - 2 * overlap))
     for s in starts:
         lo, hi = s, min(depth, s + slab)
-        part, size = pad_to_multiple(x[:, lo:hi][None], model.multiple)
-        part = part.to(device).contiguous(memory_format=torch.channels_last_3d)
-        with autocast(precision, device.type):
-            logits = model(part)
-        prob = torch.softmax(logits.float(), dim=1)[0, :, : size[0], : size[1], : size[2]].cpu()
+        prob: torch.Tensor | None = None
+        for dims in MIRROR_VIEWS[:views]:  # the slab flipped, padded, scored, cropped and flipped back
+            sub = x[:, lo:hi]
+            part, size = pad_to_multiple((torch.flip(sub, dims) if dims else sub)[None], model.multiple)
+            part = part.to(device).contiguous(memory_format=torch.channels_last_3d)
+            with autocast(precision, device.type):
+                logits = model(part)
+            p = torch.softmax(logits.float(), dim=1)[0, :, : size[0], : size[1], : size[2]].cpu()
+            p = torch.flip(p, dims) if dims else p
+            prob = p if prob is None else prob.add_(p)
+        assert prob is not None
+        if views > 1:
+            prob /= views
         if out is None:
             out = torch.empty((prob.shape[0], *x.shape[1:]), dtype=torch.float32)
         keep_lo = 0 if lo == 0 else overlap

@@ -3,8 +3,8 @@
 One pass over the volume brings it to the model grid (2.5 x 1.4 x 1.4 mm: block means slab by slab, so a
 500-slice series never exists twice at full resolution, then a small zoom to the exact spacing); the lung
 is segmented there, the box around it (plus a margin for juxtapleural lesions) goes through the network in
-overlapping slabs, and the tamper map (``1 - p_authentic``, averaged over a 6 mm box) is read inside the
-dilated lung:
+overlapping slabs (in as many in-plane mirror views as the calibration names, averaged; the bundle: 1), and
+the tamper map (``1 - p_authentic``, averaged over a 6 mm box) is read inside the dilated lung:
 
 * series score: its maximum (the strongest region decides), calibrated when the folder has Platt
   parameters; verdict ``tampered`` at the model's series threshold (chosen on validation scans);
@@ -253,7 +253,7 @@ class DenseDetector:
         src = self.route(g.slice_corr)
         img = g.channels(src.hu_window, box)  # type: ignore[arg-type]
         g.noise = g.zcorr = None  # the network input holds what is needed of it: free it before inference
-        prob = predict_map(src.model, img, precision=src.precision)
+        prob = predict_map(src.model, img, precision=src.precision, views=src.calibration.views)
         del img
         ev = tamper_evidence(prob, sp).numpy()
         types = prob[1:].to(torch.float16).numpy()

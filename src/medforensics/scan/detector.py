@@ -20,7 +20,9 @@ see :func:`~medforensics.features.noise_map.zcorr_with_reference`)::
 
 A series whose median inter-slice noise correlation is below ``below`` is held to that threshold instead
 (chosen the same way, on the validation series of that kind): the noise traces the detector reads are
-drowned there, and its authentic scores run higher.
+drowned there, and its authentic scores run higher. ``"views": 4`` says the dense map is the mean over that
+many in-plane mirror views (:data:`~medforensics.models.tamperseg.MIRROR_VIEWS`): the scores the Platt
+parameters and thresholds were fitted on, so the scan draws the map the same way (default 1).
 
 The default detector is bundled in ``medforensics/assets/detector/`` (3-D CT cubes); a 2-D synthesis
 detector, where one is bundled, in ``medforensics/assets/detector2d/``.
@@ -46,6 +48,8 @@ from medforensics.scan.result import ModelInfo
 from medforensics.train.dense_config import slice_limit
 
 CALIBRATION = "calibration.json"
+#: Most mirror views a calibration may name (``len(medforensics.models.tamperseg.MIRROR_VIEWS)``).
+MAX_VIEWS = 4
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -91,6 +95,8 @@ class Calibration:
     #: 2-D detectors: the slice score from which an MR image or series is synthetic (set with the Platt
     #: map it belongs to; None: :data:`medforensics.scan.image2d.SERIES_SLICE_THRESHOLD`).
     mr_slice_threshold: float | None = None
+    #: Dense detectors: in-plane mirror views the map is averaged over (the scores this was fitted on).
+    views: int = 1
 
     def apply(self, p: NDArray[Any]) -> NDArray[np.float64]:
         """Calibrated probabilities from raw ones."""
@@ -140,6 +146,9 @@ def read_calibration(folder: Path) -> Calibration:
         fpr = None if fpr is None else _number(fpr, "max_fpr")
         mr = raw.get("mr_slice_threshold")
         mr = None if mr is None else _number(mr, "mr_slice_threshold")
+        views = raw.get("views", 1)
+        if type(views) is not int or not 1 <= views <= MAX_VIEWS:
+            raise ValueError(f"views must be a whole number 1 to {MAX_VIEWS}, not {views!r}")
         unc = raw.get("uncorrelated_noise")
         uncorrelated = (
             None
@@ -157,7 +166,7 @@ def read_calibration(folder: Path) -> Calibration:
     ]
     if not all(0.0 <= t <= 1.0 for t in thresholds + ([] if fpr is None else [fpr])):
         raise InputError("calibration thresholds and max_fpr must lie in [0, 1]", path=path)
-    return Calibration(a, b, thr, st, fpr, True, uncorrelated, mr)
+    return Calibration(a, b, thr, st, fpr, True, uncorrelated, mr, views)
 
 
 def calibration_and_info(folder: Path, name: str, metrics: dict[str, Any]) -> tuple[Calibration, ModelInfo]:

@@ -171,27 +171,32 @@ def recalibrate(
     noise_copies: int = NOISE_COPIES,
     seed: int = 0,
     max_fpr: float = 0.01,
+    views: int = 1,
+    splits: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], list[SeriesScore]]:
     """Fit :func:`fit_operating_points` for the dense model in ``model_dir`` on the validation split of the
     forge data set ``data`` as the model's config defines it (``splits``, ``exclude_methods``), plus whole
     ``val_authentic`` series, and the whole authentic training series ``whole_authentic`` (and
     ``noise_copies`` noise-augmented copies of each). Every series is scored as the model's training data
     holds it (:func:`_views`: thick copies, a noise specialist's noisy copies). Its noise specialist, if
-    any, is left out. Returns the calibration and the validation scores; writes nothing."""
+    any, is left out. ``views`` mirror views are averaged into every map (recorded in the calibration, which
+    makes ``scan`` draw its maps the same way). ``splits`` (patient key -> split) replaces the config's.
+    Returns the calibration and the validation scores; writes
+    nothing."""
     from medforensics.io.reader import read_volume
     from medforensics.scan.dense import DenseDetector
     from medforensics.scan.detector import Calibration
     from medforensics.train.dense_data import noise_augmented
 
     det = DenseDetector.from_dir(model_dir)
-    det.calibration = Calibration()  # raw scores
+    det.calibration = Calibration(views=views)  # raw scores, maps drawn as the calibration will say
     det.specialist = None  # the model's own scores: a noise specialist has its own calibration
     manifest = Path(data) / "manifest.csv"
     if not manifest.is_file():
         raise InputError("not a forge data set (no manifest.csv)", path=data)
     # the model's own validation split: its config may move patients between splits, and a
     # leave-one-attack-out model never sees its held-out method, not even to set a threshold
-    splits = det.config.get("splits") or {}
+    splits = (det.config.get("splits") or {}) if splits is None else splits
     excluded = set(det.config.get("exclude_methods") or ())
     with manifest.open(newline="", encoding="utf-8") as fh:
         rows = [
@@ -217,6 +222,8 @@ def recalibrate(
             score_series(det, v, f"{Path(p).name}+noise") for v in _noise_copies(vol, rng, noise_copies)
         ]
     cal = fit_operating_points(val, whole, max_fpr)
+    if views != 1:
+        cal["views"] = views
     log.info("recalibrated %s: %s", Path(model_dir).name, json.dumps(cal))
     return cal, val
 

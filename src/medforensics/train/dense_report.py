@@ -165,9 +165,11 @@ OPERATING_POINT_PREFIXES = ("- Operating point:", "- Series whose noise is uncor
 def operating_point_lines(cal: dict[str, Any]) -> list[str]:
     """The card's lines on the operating point(s) of ``calibration.json`` content ``cal``: the series
     threshold and, when there is one, the uncorrelated-noise one (:mod:`.dense_calibration`)."""
+    views = int(cal.get("views", 1))
+    drawn = f"; every map the mean of {views} in-plane mirror views, as `scan` draws it" if views > 1 else ""
     lines = [
         f"- Operating point: series threshold {cal['series_threshold']:.4f} on Platt-calibrated scores "
-        f"({cal['fitted_on']}, <= {cal['max_fpr']:.0%} authentic flagged there)."
+        f"({cal['fitted_on']}{drawn}, <= {cal['max_fpr']:.0%} authentic flagged there)."
     ]
     unc = cal.get("uncorrelated_noise")
     if not unc:
