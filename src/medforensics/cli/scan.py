@@ -191,6 +191,13 @@ def register(app: typer.Typer) -> None:
             help="Score CT series whose slices are up to this far apart (default: the detector's validated "
             "limit, 3 mm for the bundled one; thicker series get verdict error, not assessed).",
         ),
+        max_pixel_mm: float | None = typer.Option(
+            None,
+            "--max-pixel-mm",
+            min=0.01,
+            help="Score CT series whose in-plane pixels are up to this large (default: the detector's "
+            "validated limit, 1 mm for the bundled one; coarser series get verdict error, not assessed).",
+        ),
     ) -> None:
         """Scan every series under PATH for tampering; exit 0 if any series was scanned, 2 if none."""
         from medforensics.scan.pipeline import audit_scan, scan_paths
@@ -210,6 +217,8 @@ def register(app: typer.Typer) -> None:
             det, det2 = load_detectors(model)
             if max_slice_mm is not None:
                 det.max_slice_mm = max_slice_mm
+            if max_pixel_mm is not None:
+                det.max_pixel_mm = max_pixel_mm
             keep = "lazy" if any(x is not None for x in (html_out, sr_dir, seg_dir)) else False
             with _Bar() as bar:
                 report, volumes = scan_paths(

@@ -146,9 +146,10 @@ def check_grid_config(config: Any, path: Path) -> None:
             f"hu_window must be 2 finite numbers [low, high] with low < high, not {config.get('hu_window')!r}"
         )
         raise InputError(why, path=path)
-    limit = config.get("max_slice_mm")
-    if limit is not None and (not is_finite_number(limit) or limit <= 0):
-        raise InputError(f"max_slice_mm must be a positive number, not {limit!r}", path=path)
+    for key in ("max_slice_mm", "max_pixel_mm"):
+        limit = config.get(key)
+        if limit is not None and (not is_finite_number(limit) or limit <= 0):
+            raise InputError(f"{key} must be a positive number, not {limit!r}", path=path)
 
 
 class DenseDetector:
@@ -175,6 +176,11 @@ class DenseDetector:
         #: MAX_SLICE_FACTOR x the model grid's): trained on 1.25-2.5 mm slices, the bundled model found
         #: none of 18 attacks on two real 5 mm chest CTs (benchmarks/scan_accuracy/README.md).
         self.max_slice_mm = slice_limit(config.get("max_slice_mm"), self.target_mm[0])
+        #: In-plane pixel size (mm) beyond which a CT is not assessed (config ``max_pixel_mm``; None: no
+        #: limit): the bundled model, trained on 0.68-0.82 mm pixels, localised 19 of 40 attacks and flagged
+        #: 3 of 16 authentic series with 2 x 2 pixels averaged (benchmarks/scan_accuracy/README.md).
+        pixel = config.get("max_pixel_mm")
+        self.max_pixel_mm: float | None = None if pixel is None else float(pixel)
         #: The noise specialist (a model trained with config ``noise_only``, in :data:`SPECIALIST_DIR`):
         #: it draws the map of a series held to the uncorrelated-noise operating point, see :meth:`route`.
         self.specialist: DenseDetector | None = None

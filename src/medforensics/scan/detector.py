@@ -210,6 +210,7 @@ class Detector:
         #: CT series with slices further apart are not assessed (trained on 1.25-2.5 mm slices, as the
         #: dense detector; ``scan --max-slice-mm`` raises it)
         self.max_slice_mm = MAX_SLICE_MM
+        self.max_pixel_mm: float | None = None
 
     # ------------------------------------------------------------------ loading
     @classmethod

@@ -89,6 +89,8 @@ class DenseConfig:
     thick_mm: float = 0.0
     #: ``scan`` assesses series whose slices lie at most this far apart; None: MAX_SLICE_FACTOR x the grid's.
     max_slice_mm: float | None = None
+    #: ``scan`` assesses CT whose in-plane pixels are at most this large (mm); None: no limit.
+    max_pixel_mm: float | None = None
     #: Patient (manifest ``patient``) -> split, overriding the data set's split file for those patients.
     splits: dict[str, str] = field(default_factory=dict)
     seed: int = 0
@@ -140,7 +142,7 @@ def _read_raw(path: Path) -> Any:
 #: Keys holding a path or None.
 OPTIONAL_PATHS = ("init_from", "resume")
 #: Keys holding a number or None.
-OPTIONAL_NUMBERS = ("max_slice_mm",)
+OPTIONAL_NUMBERS = ("max_slice_mm", "max_pixel_mm")
 
 
 def load_dense_config(path: str | Path, out: str | None = None, resume: str | None = None) -> DenseConfig:
