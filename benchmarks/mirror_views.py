@@ -54,7 +54,7 @@ def run(data: Path, patients: list[str], views: list[int], model_dir: Path) -> d
             t0 = time.perf_counter()
             s = score_series(det, vol)
             rec[f"raw{n}"], rec[f"s{n}"] = s.raw, round(time.perf_counter() - t0, 3)
-            rec["uncorrelated"] = s.slice_corr is not None and s.slice_corr < UNCORRELATED_BELOW
+        rec["uncorrelated"] = s.slice_corr is not None and s.slice_corr < UNCORRELATED_BELOW  # same each view
         out.append(rec)
     return {
         "model": det.info.name,

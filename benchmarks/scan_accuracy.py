@@ -131,53 +131,46 @@ def extra_sources(folders: list[Path]) -> list[Any]:
     return out
 
 
+def _shrunk(src: Any, volume: Any, factors: tuple[int, int, int], suffix: str) -> Any:
+    """``src`` with its ``volume`` replaced by ``volume``, a block-averaged copy (``factors`` voxels per
+    block along z, y, x); nodule centres follow to the block index whose centre they were at."""
+    import dataclasses
+
+    f = np.asarray(factors, np.float64)
+    nodules = [
+        dataclasses.replace(
+            nd,
+            center_voxel=tuple(float(c) for c in (np.asarray(nd.center_voxel, np.float64) - (f - 1) / 2) / f),
+        )
+        for nd in src.nodules
+    ]
+    return dataclasses.replace(src, name=f"{src.name}:{suffix}", volume=volume, nodules=nodules, lung=None)
+
+
 def thicken(src: Any, n: int) -> Any:
     """The source with every ``n`` consecutive slices averaged into one (a thicker reconstruction of the same
     scan, ``n`` x the slice spacing; nodule centres follow)."""
-    import dataclasses
-
     from medforensics.forge.augment import thick_volume
 
-    out = thick_volume(src.volume, n)
-    nodules = [
-        dataclasses.replace(nd, center_voxel=((nd.center_voxel[0] - (n - 1) / 2.0) / n, *nd.center_voxel[1:]))
-        for nd in src.nodules
-    ]
-    return dataclasses.replace(src, name=f"{src.name}:x{n}", volume=out, nodules=nodules, lung=None)
+    return _shrunk(src, thick_volume(src.volume, n), (n, 1, 1), f"x{n}")
 
 
 def coarsen(src: Any, n: int) -> Any:
     """The source with every ``n`` x ``n`` in-plane pixels averaged into one (a coarser reconstruction matrix
     over the same field of view, ``n`` x the pixel size; nodule centres follow; edge rows and columns that
     do not fill a block are dropped)."""
-    import dataclasses
+    from medforensics.scan.candidates import block_mean
 
     v = src.volume
-    z, h, w = v.shape
-    arr = v.array[:, : h - h % n, : w - w % n].astype(np.float32)
-    arr = arr.reshape(z, h // n, n, w // n, n).mean(axis=(2, 4))
     origin = v.index_to_patient((0.0, (n - 1) / 2.0, (n - 1) / 2.0))
-    meta = {k: val for k, val in v.metadata.items() if k != "sop_instance_uids"}
     out = v.with_array(
-        arr,
+        block_mean(v.array, (1, n, n)),
         spacing=(v.spacing[0], v.spacing[1] * n, v.spacing[2] * n),
         origin=tuple(float(x) for x in origin),
         datasets=[],
-        metadata=meta,
+        metadata={k: val for k, val in v.metadata.items() if k != "sop_instance_uids"},
     )
-    half = (n - 1) / 2.0
-    nodules = [
-        dataclasses.replace(
-            nd,
-            center_voxel=(
-                nd.center_voxel[0],
-                (nd.center_voxel[1] - half) / n,
-                (nd.center_voxel[2] - half) / n,
-            ),
-        )
-        for nd in src.nodules
-    ]
-    return dataclasses.replace(src, name=f"{src.name}:px{n}", volume=out, nodules=nodules, lung=None)
+    return _shrunk(src, out, (1, n, n), f"px{n}")
 
 
 def run(

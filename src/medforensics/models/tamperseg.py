@@ -167,9 +167,8 @@ def predict_map(
         starts = list(range(0, depth - overlap, slab - 2 * overlap))
     for s in starts:
         lo, hi = s, min(depth, s + slab)
-        prob: torch.Tensor | None = None
+        sub, prob = x[:, lo:hi], None
         for dims in MIRROR_VIEWS[:views]:  # the slab flipped, padded, scored, cropped and flipped back
-            sub = x[:, lo:hi]
             part, size = pad_to_multiple((torch.flip(sub, dims) if dims else sub)[None], model.multiple)
             part = part.to(device).contiguous(memory_format=torch.channels_last_3d)
             with autocast(precision, device.type):

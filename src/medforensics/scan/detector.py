@@ -44,12 +44,13 @@ from torch import nn
 
 from medforensics._json import is_finite_number
 from medforensics.errors import ConfigError, InputError
+from medforensics.models.tamperseg import MIRROR_VIEWS
 from medforensics.scan.result import ModelInfo
 from medforensics.train.dense_config import slice_limit
 
 CALIBRATION = "calibration.json"
-#: Most mirror views a calibration may name (``len(medforensics.models.tamperseg.MIRROR_VIEWS)``).
-MAX_VIEWS = 4
+#: Most mirror views a calibration may name.
+MAX_VIEWS = len(MIRROR_VIEWS)
 DEFAULT_THRESHOLD = 0.5
 
 

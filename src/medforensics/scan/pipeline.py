@@ -296,10 +296,10 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
             f"to {limit:.3g} mm apart and misses attacks on thicker ones (not assessed; --max-slice-mm "
             "scores it anyway)"
         )
-    pixel_limit = getattr(detector, "max_pixel_mm", None)
-    if pixel_limit is not None and max(spacing[1], spacing[2]) > pixel_limit + 1e-6:
+    pixel_limit, pixel = getattr(detector, "max_pixel_mm", None), max(spacing[1], spacing[2])
+    if pixel_limit is not None and pixel > pixel_limit + 1e-6:
         return NotAssessed(
-            f"pixels {max(spacing[1], spacing[2]):.3g} mm: the CT detector is validated for pixels up to "
+            f"pixels {pixel:.3g} mm: the CT detector is validated for pixels up to "
             f"{pixel_limit:.3g} mm and both misses attacks and flags authentic series on coarser ones (not "
             "assessed; --max-pixel-mm scores it anyway)"
         )

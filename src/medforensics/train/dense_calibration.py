@@ -181,8 +181,7 @@ def recalibrate(
     holds it (:func:`_views`: thick copies, a noise specialist's noisy copies). Its noise specialist, if
     any, is left out. ``views`` mirror views are averaged into every map (recorded in the calibration, which
     makes ``scan`` draw its maps the same way). ``splits`` (patient key -> split) replaces the config's.
-    Returns the calibration and the validation scores; writes
-    nothing."""
+    Returns the calibration and the validation scores; writes nothing."""
     from medforensics.io.reader import read_volume
     from medforensics.scan.dense import DenseDetector
     from medforensics.scan.detector import Calibration
