@@ -15,7 +15,8 @@ truth (FB/FM by the attack; an authentic series is TM when its source has an ann
 target >= 95 %) with its confusion matrix. Writes Markdown and JSON.
 
     python benchmarks/scan_accuracy.py [--model DIR] [--per-method 3] [--augmented 8] [--out DIR]
-        [--extra-ct DIR ...] [--only-extra] [--thicken N] [--coarsen N] [--max-slice-mm MM]
+        [--extra-ct DIR ...] [--only-extra] [--thicken N] [--coarsen N] [--pixel-mm MM | --pixel-scale F]
+        [--pixel-sampling point|area] [--max-slice-mm MM]
         [--max-pixel-mm MM] [--stem NAME]
 """
 
@@ -131,16 +132,23 @@ def extra_sources(folders: list[Path]) -> list[Any]:
     return out
 
 
-def _shrunk(src: Any, volume: Any, factors: tuple[int, int, int], suffix: str) -> Any:
-    """``src`` with its ``volume`` replaced by ``volume``, a block-averaged copy (``factors`` voxels per
-    block along z, y, x); nodule centres follow to the block index whose centre they were at."""
+def _shrunk(
+    src: Any,
+    volume: Any,
+    factors: tuple[float, float, float],
+    suffix: str,
+    offsets: tuple[float, float, float] | None = None,
+) -> Any:
+    """``src`` with its ``volume`` replaced by ``volume``, a resampled copy whose index ``i`` lies at the
+    source's ``offsets + i * factors`` (per axis z, y, x; default offsets: those of block means with
+    ``factors`` voxels per block); nodule centres follow."""
     import dataclasses
 
     f = np.asarray(factors, np.float64)
+    t0 = (f - 1) / 2 if offsets is None else np.asarray(offsets, np.float64)
     nodules = [
         dataclasses.replace(
-            nd,
-            center_voxel=tuple(float(c) for c in (np.asarray(nd.center_voxel, np.float64) - (f - 1) / 2) / f),
+            nd, center_voxel=tuple(float(c) for c in (np.asarray(nd.center_voxel, np.float64) - t0) / f)
         )
         for nd in src.nodules
     ]
@@ -171,6 +179,25 @@ def coarsen(src: Any, n: int) -> Any:
         metadata={k: val for k, val in v.metadata.items() if k != "sop_instance_uids"},
     )
     return _shrunk(src, out, (1, n, n), f"px{n}")
+
+
+def repixel(src: Any, pixel_mm: float | None, sampling: str = "point", scale: float | None = None) -> Any:
+    """The source on square in-plane pixels of ``pixel_mm``, or of ``scale`` x its own
+    (:func:`~medforensics.forge.augment.coarse_pixels` with ``sampling``; nodule centres follow); a source
+    whose pixels are ``pixel_mm`` or larger already is returned as it is. ``scale`` 1.001 resamples at the
+    same size, the samples shifted by up to a quarter pixel: a control for the resampling itself."""
+    from medforensics.forge.augment import coarse_pixels
+
+    own = min(src.volume.spacing[1:])
+    if scale is not None:
+        pixel_mm, tag = own * scale, f"x{scale:g}px"
+    elif pixel_mm is None or own >= pixel_mm:
+        return src
+    else:
+        tag = f"{pixel_mm:g}mm"
+    vol, factors, offsets = coarse_pixels(src.volume, pixel_mm, sampling)
+    tag += "" if sampling == "point" else f"-{sampling}"
+    return _shrunk(src, vol, factors, tag, offsets)
 
 
 def run(
@@ -389,6 +416,18 @@ def main() -> None:
     ap.add_argument("--only-extra", action="store_true", help="scan the --extra-ct sources only")
     ap.add_argument("--thicken", type=int, default=1, help="average every N slices of each source")
     ap.add_argument("--coarsen", type=int, default=1, help="average every N x N pixels of each source")
+    ap.add_argument(
+        "--pixel-mm", type=float, default=None, help="resample each source to square pixels of MM"
+    )
+    ap.add_argument(
+        "--pixel-scale", type=float, default=None, help="resample each source to pixels F x its own instead"
+    )
+    ap.add_argument(
+        "--pixel-sampling",
+        choices=("point", "area"),
+        default="point",
+        help="--pixel-mm by band-limited point samples (as a scanner's coarser grid) or area means",
+    )
     ap.add_argument("--max-slice-mm", type=float, default=None, help="as scan --max-slice-mm")
     ap.add_argument("--max-pixel-mm", type=float, default=None, help="as scan --max-pixel-mm")
     ap.add_argument("--stem", default="scan_accuracy", help="output file names (STEM.md, STEM.json)")
@@ -402,6 +441,8 @@ def main() -> None:
         sources = [thicken(src, args.thicken) for src in sources]
     if args.coarsen > 1:
         sources = [coarsen(src, args.coarsen) for src in sources]
+    if args.pixel_mm is not None or args.pixel_scale is not None:
+        sources = [repixel(src, args.pixel_mm, args.pixel_sampling, args.pixel_scale) for src in sources]
     model = args.model or bundled_dir()
     result = run(
         model, args.per_method, args.augmented, args.seed, sources, args.max_slice_mm, args.max_pixel_mm

