@@ -81,6 +81,16 @@ def test_html_says_when_a_series_was_held_to_the_uncorrelated_noise_threshold(tm
     assert "Scored by the noise specialist (0123456789ab)" in text and "finds much less" not in text
 
 
+def test_html_shows_each_caveat_of_a_series_escaped(tmp_path: Path) -> None:
+    odd = SeriesResult(path="o.nii.gz", verdict="authentic", score=0.3, modality="CT")
+    odd.extra["caveats"] = ["pixels 0.98 mm, coarser than <0.82 mm>", "slices 3.00 mm apart"]
+    plain = SeriesResult(path="p.nii.gz", verdict="authentic", score=0.1, modality="CT")
+    report = ScanReport(model=ModelInfo("m", "1", "0" * 64), series=[odd, plain])
+    text = write_html(report, None, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert text.count("Caveat: ") == 2
+    assert "Caveat: pixels 0.98 mm, coarser than &lt;0.82 mm&gt;" in text and "Caveat: slices 3.00" in text
+
+
 def test_html_2d_image_uses_auto_window(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     xray = Volume(rng.normal(1000, 50, (1, 40, 50)).astype(np.float32), modality="CR")

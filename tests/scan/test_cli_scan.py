@@ -238,3 +238,16 @@ def test_why_a_series_got_no_sr_or_seg_is_said_on_stderr(
     summed = "SEG not written for 2 authentic series: no finding with a region to segment (-v names them)"
     assert lines[2] == summed
     assert len(list(sr.iterdir())) == 2 and not seg.exists()
+
+
+def test_the_summary_prints_each_caveat_under_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from medforensics.cli.scan import print_summary
+    from medforensics.scan.result import ModelInfo, ScanReport, SeriesResult
+
+    odd = SeriesResult(path="odd.nii.gz", verdict="authentic", score=0.3, modality="CT")
+    odd.extra["caveats"] = ["pixels 0.98 mm, coarser than the 0.68-0.82 mm pixels"]
+    plain = SeriesResult(path="plain.nii.gz", verdict="authentic", score=0.1, modality="CT")
+    print_summary(ScanReport(model=ModelInfo("m", "1", "0" * 64), series=[odd, plain]))
+    out = capsys.readouterr().out
+    assert "odd.nii.gz: caveat: pixels 0.98 mm, coarser than the 0.68-0.82 mm pixels" in out
+    assert out.count("caveat:") == 1

@@ -81,6 +81,7 @@ class _FixedMap(DenseDetector):
         self.dm = dm
         self.calibration = Calibration(threshold=0.5, present=True)
         self.info = ModelInfo(name="fixed", version="test", sha256="0" * 64, threshold=0.5)
+        self.data_spacing = {}
 
     def tamper_map(self, volume, on_slab=None):  # type: ignore[no-untyped-def,override]
         return self.dm
@@ -384,6 +385,26 @@ def test_coarse_pixels_are_not_assessed_where_the_model_sets_a_limit() -> None:
     assert load_detector(bundled_dir()).max_pixel_mm == 1.0  # trained on 0.68-0.82 mm pixels
 
 
+def test_series_outside_the_training_voxel_sizes_are_scored_with_a_caveat() -> None:
+    from medforensics.scan.detector import bundled_dir
+
+    vol = tiny_sources()[0].volume
+    det = load_detector(_tiny_model())
+    assert det.data_spacing["pixel_mm"][0] > 0  # read from the folder's metrics.json
+    assert "caveats" not in scan_volume(vol, det, explain=None).extra  # what it was trained on
+    thick = vol.with_array(
+        np.asarray(vol.array)[::2].copy(), spacing=(vol.spacing[0] * 2, vol.spacing[1], vol.spacing[2])
+    )
+    det.max_slice_mm = 10.0
+    res = scan_volume(thick, det, explain=None)
+    assert res.verdict in ("authentic", "tampered")  # scored as usual
+    (caveat,) = res.extra["caveats"]
+    assert caveat.startswith(f"slices {thick.spacing[0]:.2f} mm apart, farther apart than the")
+    assert "\n" not in caveat
+    bundled = load_detector(bundled_dir()).data_spacing
+    assert bundled == {"pixel_mm": (0.6816, 0.8203), "slice_mm": (1.25, 2.5)}
+
+
 def test_series_with_uncorrelated_noise_go_to_the_noise_specialist(tmp_path: Path) -> None:
     import json
     import shutil
@@ -539,4 +560,8 @@ def test_a_dense_folder_with_a_bad_config_or_metrics_is_one_error_at_load(tmp_pa
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "metrics.json").write_text("[]")
     with pytest.raises(InputError, match=r"m/metrics\.json: training metrics must be a JSON object"):
+        load_detector(folder)
+    metrics = json.loads((_tiny_model() / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "data_spacing": {"pixel_mm": [0.9, 0.7]}}))
+    with pytest.raises(InputError, match=r"m/metrics\.json: data_spacing pixel_mm must be \[low, high\]"):
         load_detector(folder)

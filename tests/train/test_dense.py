@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -38,8 +39,22 @@ def test_training_writes_a_complete_model_folder(trained: tuple[Path, dict]) -> 
     patients = [set(s["patients"]) for s in splits.values()]
     assert all(not (a & b) for i, a in enumerate(patients) for b in patients[i + 1 :])
     assert 0.0 <= metrics["val"]["auc"] <= 1.0
+    # the voxel sizes of the training and validation scans, as scan's caveats read them
+    from medforensics.io.reader import read_volume
+    from medforensics.scan.coverage import read_spacing_range, spacing_range
+    from tests.forge._tiny_ct import shared_tiny_dataset
+
+    root, _ = shared_tiny_dataset()
+    with (root / "manifest.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    seen = [read_volume(root / "scans" / r["uuid"]).spacing for r in rows if r["split"] in ("train", "val")]
+    assert seen and metrics["data_spacing"] == spacing_range(seen)
+    assert json.loads((out / "metrics.json").read_text())["data_spacing"] == metrics["data_spacing"]
+    assert read_spacing_range(metrics, out)["pixel_mm"][0] > 0
     card = (out / "model_card.md").read_text()
     assert "## Data seen" in card
+    px = metrics["data_spacing"]["pixel_mm"]
+    assert f"Training and validation CTs: pixels {px[0]}-{px[1]} mm" in card
     scores = card.split("## Scores")[1].split("##")[0]
     assert re.search(r"- val: AUC (\d\.\d{3}|n/a), top region", scores), scores  # rounded, not 0.86057...
     assert not re.search(r"\d\.\d{5}", scores), scores

@@ -123,6 +123,8 @@ def print_summary(report: Any) -> None:
         if s.error:
             what = "[dim]{}: not assessed: {}[/]" if s.not_assessed else "[yellow]{}: error: {}[/]"
             console.print(what.format(s.path, s.error), soft_wrap=True)
+        for caveat in s.extra.get("caveats") or []:
+            console.print(f"[yellow]{s.path}: caveat: {caveat}[/]", soft_wrap=True)
     for sk in report.skipped:
         console.print(f"[dim]skipped {sk['path']}: {sk['reason']}[/]", soft_wrap=True)
 

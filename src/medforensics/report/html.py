@@ -192,6 +192,11 @@ def _operating_point(s: SeriesResult) -> list[str]:
     ]
 
 
+def _caveats(s: SeriesResult) -> list[str]:
+    """The series' caveats (``extra["caveats"]``: voxel sizes outside what the model was trained on)."""
+    return [f'<p class="meta">Caveat: {_e(str(c))}</p>' for c in s.extra.get("caveats") or []]
+
+
 def _series_meta(s: SeriesResult, model: ModelInfo) -> str:
     parts = [
         f"Series UID <code>{_e(s.series_uid or '–')}</code>",
@@ -225,7 +230,7 @@ def _series_section(
             if s.not_assessed
             else f'<p class="error">Error: {_e(s.error)}</p>'
         )
-    head += _operating_point(s)
+    head += _operating_point(s) + _caveats(s)
     figures: list[str] = []
     if s.verdict != "error":
         volume = volume_for(s, volumes)

@@ -33,6 +33,7 @@ from medforensics._json import finite_numbers, is_finite_number
 from medforensics.errors import InputError, MedforensicsError
 from medforensics.features.noise_map import SlabCallback
 from medforensics.io.volume import Volume
+from medforensics.scan.coverage import read_spacing_range, spacing_caveats
 from medforensics.scan.detector import Calibration, calibration_and_info
 from medforensics.scan.result import Finding, ModelInfo, SeriesResult
 from medforensics.train.dense_config import slice_limit
@@ -181,6 +182,9 @@ class DenseDetector:
         #: 3 of 16 authentic series with 2 x 2 pixels averaged (benchmarks/scan_accuracy/README.md).
         pixel = config.get("max_pixel_mm")
         self.max_pixel_mm: float | None = None if pixel is None else float(pixel)
+        #: Voxel sizes of the CTs it was trained and validated on (``metrics.json`` ``data_spacing``, set by
+        #: :meth:`from_dir`): a series outside them gets caveats (:mod:`medforensics.scan.coverage`).
+        self.data_spacing: dict[str, tuple[float, float]] = {}
         #: The noise specialist (a model trained with config ``noise_only``, in :data:`SPECIALIST_DIR`):
         #: it draws the map of a series held to the uncorrelated-noise operating point, see :meth:`route`.
         self.specialist: DenseDetector | None = None
@@ -230,6 +234,7 @@ class DenseDetector:
         model = load_weights(net, folder / WEIGHTS)
         calib, info = calibration_and_info(folder, config["model"], metrics)
         det = cls(model, config, calib, info)
+        det.data_spacing = read_spacing_range(metrics, metrics_path)
         if (folder / SPECIALIST_DIR / "config.json").is_file():
             det.attach_specialist(cls.from_dir(folder / SPECIALIST_DIR), folder / SPECIALIST_DIR)
         return det
@@ -411,6 +416,9 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     else:
         result.label = "TM" if _has_nodule(dm, _nodules(dm), raw_max) else "TB"
     result.findings = flagged + meta
+    caveats = spacing_caveats(volume.spacing, src.data_spacing)
+    if caveats:
+        result.extra["caveats"] = caveats
     result.extra.update(
         detector="dense",
         grid_mm=[round(s, 3) for s in dm.spacing],

@@ -414,6 +414,7 @@ def _finish(
     """Test scores, calibration and the folder's files of a model holding its best checkpoint's weights
     (``train_log.csv`` is written by the training loop after each evaluation)."""
     from medforensics._atomic import write_text_atomic
+    from medforensics.scan.coverage import spacing_range
 
     train_seconds, t_load = seconds
     out = Path(cfg.out)
@@ -445,6 +446,10 @@ def _finish(
             k: {"n": len(v), "patients": sorted({i.patient for i in v}), "labels": _count(v)}
             for k, v in items.items()
         },
+        # the CTs it learnt from and was chosen on: scan's caveats for series outside them
+        "data_spacing": spacing_range(
+            it.source_spacing for k in ("train", "val") for it in items[k] if it.source_spacing is not None
+        ),
     }
     val_rows: list[dict[str, Any]] = metrics["val_scores"]  # type: ignore[assignment]
     whole_scores = whole_series_scores(model, cfg, cfg.extra_authentic)

@@ -35,6 +35,8 @@ class Item:
     focus: NDArray[np.int64] | None = None
     #: Authentic scans: where the current model's strongest false alarms are (hard negatives, mined).
     hard: NDArray[np.int64] | None = None
+    #: The scan's own voxel size (mm, z, y, x) before the model grid (a thick copy's: its thick slices).
+    source_spacing: tuple[float, float, float] | None = None
 
 
 def grid_factors(
@@ -312,7 +314,9 @@ def _item(
     target = np.zeros(g.hu.shape, np.int64)
     if low is not None and label in LABELS:
         target[low] = LABELS[label]
-    return Item(g.channels(cfg.hu_window), target, label, method, patient, uid + v.suffix, g.spacing, focus)
+    sp = (float(v.spacing[0]), float(v.spacing[1]), float(v.spacing[2]))
+    img = g.channels(cfg.hu_window)
+    return Item(img, target, label, method, patient, uid + v.suffix, g.spacing, focus, source_spacing=sp)
 
 
 def _check_split(items: dict[str, list[Item]]) -> None:

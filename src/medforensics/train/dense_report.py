@@ -79,6 +79,14 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
     for name, sp in metrics["splits"].items():
         labels = ", ".join(f"{k} {v}" for k, v in sorted(sp["labels"].items()))
         lines.append(f"| {name} | {sp['n']} | {', '.join(sp['patients'])} | {labels} |")
+    seen = metrics.get("data_spacing") or {}
+    if seen:  # scan gives series outside these a caveat (scan.coverage)
+        px, sl = seen.get("pixel_mm", ["?", "?"]), seen.get("slice_mm", ["?", "?"])
+        lines += [
+            "",
+            f"Training and validation CTs: pixels {px[0]}-{px[1]} mm, slices {sl[0]}-{sl[1]} mm apart "
+            "(`data_spacing`; `scan` adds a caveat to a series outside them).",
+        ]
     lines += ["", "## Scores (scan level: maximum of the 6 mm-averaged tamper map)", ""]
     for name in ("val", "test"):
         m = metrics.get(name) or {}
