@@ -173,3 +173,22 @@ def test_sr_of_an_mr_series_names_the_2d_detector(tmp_path: Path) -> None:
     assert "Synthesis probability" in text and "Tamper probability" not in text
     errors, output = dciodvfy_errors(out)
     assert errors == [], output
+
+
+def test_caveats_are_text_evaluations_of_the_series_group(
+    tmp_path: Path, ct_series: Path, ct_volume: Volume
+) -> None:
+    series = make_series_result(ct_volume, str(ct_series))
+    series.extra["caveats"] = ["pixels 0.98 mm, coarser than the 0.68-0.82 mm pixels", "slices 3.00 mm apart"]
+    out = write_sr(series, ct_volume, tmp_path / "sr.dcm", model=MODEL)
+    (verdict_group, _) = hd.sr.srread(out).content.get_image_measurement_groups()
+    items = verdict_group[0].ContentSequence
+    texts = [i.value for i in items if i.ValueType == "TEXT" and _code(i.name) == _code(codes.SCAN_CAVEAT)]
+    assert texts == series.extra["caveats"]
+    errors, output = dciodvfy_errors(out)
+    assert errors == [], output
+    exe = shutil.which("dsrdump")
+    if exe is None:
+        pytest.skip("dsrdump (DCMTK) not installed")
+    run = subprocess.run([exe, str(out)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "Scan caveat" in run.stdout and "slices 3.00 mm apart" in run.stdout

@@ -25,10 +25,10 @@ def test_inside_the_range_or_within_its_slack_there_is_no_caveat() -> None:
 def test_coarser_pixels_and_wider_slices_each_get_one_line() -> None:
     pixel, slices = spacing_caveats((3.0, 0.977, 0.977), TRAINED)
     assert pixel.startswith("pixels 0.98 mm, coarser than the 0.68-0.82 mm pixels")
-    assert "fewer attacks" in pixel
+    assert "outside what its validation figures cover" in pixel
     assert slices.startswith("slices 3.00 mm apart, farther apart than the 1.25-2.50 mm")
     (fine,) = spacing_caveats((2.5, 0.5, 0.5), TRAINED)
-    assert fine.startswith("pixels 0.50 mm, finer than") and "not measured" in fine
+    assert fine.startswith("pixels 0.50 mm, finer than the 0.68-0.82 mm pixels")
 
 
 @pytest.mark.parametrize(

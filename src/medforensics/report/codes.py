@@ -27,6 +27,7 @@ MF0043    False benign (FB)                   label ``FB`` (nodule removed)
 MF0044    False malignant (FM)                label ``FM`` (nodule injected)
 MF0045    Synthetic (SYN)                     label ``SYN`` (fully synthetic image)
 MF0050    Tampered region                     SR: Finding of each region group; SEG fallback property type
+MF0060    Scan caveat                         SR: TEXT evaluation of the series group (``extra.caveats``)
 ========  ==================================  ============================================================
 """
 
@@ -53,6 +54,7 @@ SYNTHESIS_PROBABILITY = _c("MF0021", "Synthesis probability")
 TAMPER_FINDING_TYPE = _c("MF0030", "Tamper finding type")
 CTGAN_LABEL = _c("MF0040", "CT-GAN label")
 TAMPERED_REGION = _c("MF0050", "Tampered region")
+SCAN_CAVEAT = _c("MF0060", "Scan caveat")
 
 #: Series verdict -> coded value (``error`` has none: errored series get no SR).
 VERDICT_CODES: dict[str, Code] = {

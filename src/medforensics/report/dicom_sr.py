@@ -89,12 +89,22 @@ def _series_group(series: SeriesResult, model: ModelInfo) -> hsr.MeasurementsAnd
     synthesis = isinstance(series.extra.get("detector"), Mapping)  # scored by the 2-D synthesis detector
     measurements = [] if series.score is None else [_probability(series.score, synthesis)]
     uid = generate_uid(entropy_srcs=[series.series_uid or series.path, "series verdict"])
-    return hsr.MeasurementsAndQualitativeEvaluations(
+    group = hsr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hsr.TrackingIdentifier(uid=uid, identifier="Series verdict"),
         algorithm_id=_algorithm(model),
         measurements=measurements,
         qualitative_evaluations=evaluations,
     )
+    # TID 1501 allows TEXT qualitative evaluations; highdicom builds CODE ones only, so each caveat (voxel
+    # sizes outside the model's training CTs) is appended to the group's content
+    for caveat in series.extra.get("caveats") or []:
+        text = str(caveat)[:1024]  # UT would take more; a caveat is one line
+        group[0].ContentSequence.append(
+            hsr.TextContentItem(
+                name=codes.SCAN_CAVEAT, value=text, relationship_type=hsr.RelationshipTypeValues.CONTAINS
+            )
+        )
+    return group
 
 
 def _centre_index(finding: Finding, volume: Volume) -> NDArray[np.float64] | None:

@@ -3,7 +3,8 @@
 A trained dense model's ``metrics.json`` records the voxel sizes of the CTs it trained and validated on
 (``data_spacing``: ``{"pixel_mm": [lo, hi], "slice_mm": [lo, hi]}``, :func:`spacing_range`). A series that
 ``scan`` assesses (inside ``max_pixel_mm`` / ``max_slice_mm``) but whose pixels or slice spacing lie outside
-that range is scored as usual, and its result carries ``extra["caveats"]``: one line each, saying so.
+that range is scored as usual, and its result carries ``extra["caveats"]``: one line each, saying so
+(the model card says what the model finds on such series where that was measured).
 Session 34 measured why it matters: the bundled model, trained on 0.68-0.82 mm pixels, found 65 of 80
 attacks on its CTs at their own pixels and 55-56 of 80 on the same CTs resampled to 0.9-1.0 mm, and 2 of 8
 on another source's CT with 3 mm slices and 0.98 mm pixels (``benchmarks/scan_accuracy/README.md``).
@@ -71,12 +72,9 @@ def spacing_caveats(
         lo, hi = trained[key]
         if lo * (1 - TOLERANCE) <= value <= hi * (1 + TOLERANCE):
             continue
-        if value > hi:
-            side, effect = above, "it found fewer attacks on such series (its model card)"
-        else:
-            side, effect = below, "not measured on such series"
         out.append(
-            f"{what.format(value)}, {side} than the {lo:.2f}-{hi:.2f} mm{theirs} of the CTs this model was "
-            f"trained on: {effect}"
+            f"{what.format(value)}, {above if value > hi else below} than the {lo:.2f}-{hi:.2f} mm{theirs} "
+            "of the CTs this model was trained on: scored, but outside what its validation figures cover "
+            "(its model card says what it finds on such series where measured)"
         )
     return out
