@@ -168,6 +168,8 @@ def test_training_with_batch_workers_does_not_depend_on_their_number(tmp_path: P
         ({"seed": -1}, "seed must be 0 or more"),
         ({"lr": float("nan")}, "lr must be a finite number above 0"),
         ({"weight_decay": -1.0}, "weight_decay must be a finite number of 0 or more"),
+        ({"pixel_copies_mm": [1.0, 0.0]}, "pixel_copies_mm must be pixel sizes of 0.1-5 mm, got 0.0"),
+        ({"pixel_copies_mm": ["1"]}, "pixel_copies_mm must be pixel sizes of 0.1-5 mm, got '1'"),
     ],
 )
 def test_counts_that_cannot_train_are_one_line_errors(change: dict, message: str) -> None:

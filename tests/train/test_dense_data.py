@@ -144,6 +144,27 @@ def test_thick_copies_join_train_and_validation_with_their_attacks() -> None:
             assert not np.array_equal(copy.image[0][: it.image.shape[1]], it.image[0][: copy.image.shape[1]])
 
 
+def test_coarse_pixel_copies_join_train_only_with_their_attacks_moved_along() -> None:
+    root, _ = shared_tiny_dataset()
+    plain = load_items(DenseConfig(data=str(root), out="unused"))
+    cfg = DenseConfig(data=str(root), out="unused", pixel_copies_mm=[2.0, 1.0])  # 1.0: finer than 1.4, none
+    coarse = load_items(cfg)
+    for split in ("val", "test"):
+        assert [i.uid for i in coarse[split]] == [i.uid for i in plain[split]]
+    copies = [i for i in coarse["train"] if "+px" in i.uid]
+    assert copies and all(i.uid.endswith("+px2") for i in copies)
+    assert len(coarse["train"]) == len(plain["train"]) + len(copies)
+    by_uid = {i.uid: i for i in plain["train"]}
+    for copy in copies:
+        it = by_uid[copy.uid.removesuffix("+px2")]
+        assert copy.source_spacing is not None and copy.source_spacing[1:] == (2.0, 2.0)
+        assert copy.spacing == pytest.approx(it.spacing, rel=0.03)  # the same model grid
+        if it.label in ("FB", "FM"):  # the attack's voxels follow, about as many on the model grid
+            n_copy, n_it = int((copy.target > 0).sum()), int((it.target > 0).sum())
+            assert set(np.unique(copy.target)) == set(np.unique(it.target))
+            assert 0.5 * n_it <= n_copy <= 1.5 * n_it
+
+
 def test_resize_keeps_the_attack_and_the_patch_size() -> None:
     from medforensics.train.dense_data import _resize
 

@@ -153,25 +153,41 @@ def sinc_weights(n: int, factor: float) -> tuple[NDArray[np.float64], float]:
 PIXEL_SAMPLING = {"point": sinc_weights, "area": area_weights}
 
 
+def resample_pixels(
+    array: NDArray[Any],
+    spacing_yx: tuple[float, float],
+    pixel_mm: float,
+    sampling: str = "point",
+    floor_hu: float | None = -1024.0,
+) -> tuple[NDArray[np.float32], tuple[float, float], tuple[float, float]]:
+    """Every slice of ``array`` (``(Z, Y, X)``, pixels ``spacing_yx`` mm) on square pixels of ``pixel_mm``:
+    ``sampling`` ``point`` (:func:`sinc_weights`) or ``area`` (:func:`area_weights`); values below
+    ``floor_hu`` (the padding outside a scanner's field of view; None: none) are raised to it first, so the
+    sinc does not ring at that edge. Returns the array, the factors ``f`` and offsets ``t0`` per in-plane
+    axis: input index ``c`` is output index ``(c - t0) / f``."""
+    if sampling not in PIXEL_SAMPLING:
+        raise ConfigError(f"unknown pixel sampling {sampling!r} (one of {', '.join(PIXEL_SAMPLING)})")
+    fy, fx = (pixel_mm / s for s in spacing_yx)
+    weights = PIXEL_SAMPLING[sampling]
+    (wy, ty), (wx, tx) = weights(array.shape[1], fy), weights(array.shape[2], fx)
+    wy32, wx32 = wy.astype(np.float32), wx.astype(np.float32)
+    arr = np.asarray(array, np.float32)
+    if floor_hu is not None:
+        arr = np.maximum(arr, np.float32(floor_hu))
+    return np.stack([wy32 @ sl @ wx32.T for sl in arr]), (fy, fx), (ty, tx)
+
+
 def coarse_pixels(
     volume: Any, pixel_mm: float, sampling: str = "point", floor_hu: float | None = -1024.0
 ) -> tuple[Any, tuple[float, float, float], tuple[float, float, float]]:
     """A :class:`~medforensics.io.volume.Volume` as its reconstruction on coarser square in-plane pixels of
-    ``pixel_mm`` over the same field of view: ``sampling`` ``point`` (:func:`sinc_weights`, the default) or
-    ``area`` (:func:`area_weights`). Values below ``floor_hu`` (the padding outside a scanner's field of
-    view) are raised to it first, so the sinc does not ring at that edge. The source DICOM datasets and
-    instance UIDs are dropped. Returns the volume, the factors ``f`` and the offsets ``t0`` per axis (z, y,
-    x): input index ``c`` is output index ``(c - t0) / f``."""
-    if sampling not in PIXEL_SAMPLING:
-        raise ConfigError(f"unknown pixel sampling {sampling!r} (one of {', '.join(PIXEL_SAMPLING)})")
-    fy, fx = (pixel_mm / s for s in volume.spacing[1:])
-    weights = PIXEL_SAMPLING[sampling]
-    (wy, ty), (wx, tx) = weights(volume.shape[1], fy), weights(volume.shape[2], fx)
-    wy, wx = wy.astype(np.float32), wx.astype(np.float32)
-    arr = np.asarray(volume.array, np.float32)
-    if floor_hu is not None:
-        arr = np.maximum(arr, np.float32(floor_hu))
-    out = np.stack([wy @ sl @ wx.T for sl in arr])
+    ``pixel_mm`` over the same field of view (:func:`resample_pixels`; ``point`` sampling, the default, is
+    what a scanner's coarser grid with the same kernel takes). The source DICOM datasets and instance UIDs
+    are dropped. Returns the volume, the factors ``f`` and the offsets ``t0`` per axis (z, y, x): input
+    index ``c`` is output index ``(c - t0) / f``."""
+    out, (fy, fx), (ty, tx) = resample_pixels(
+        volume.array, (volume.spacing[1], volume.spacing[2]), pixel_mm, sampling, floor_hu
+    )
     origin = volume.index_to_patient((0.0, ty, tx))
     meta = {k: v for k, v in volume.metadata.items() if k != "sop_instance_uids"}
     sp = (volume.spacing[0], pixel_mm, pixel_mm)

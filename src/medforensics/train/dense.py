@@ -214,8 +214,8 @@ def model_from_config(config: dict[str, Any]) -> Any:
 
 
 def check_counts(cfg: DenseConfig) -> None:
-    """ConfigError (one line) for counts that cannot train (steps, batch size, evaluation/mining periods)
-    and an unknown blend noise."""
+    """ConfigError (one line) for counts that cannot train (steps, batch size, evaluation/mining periods),
+    pixel copies of no CT's size and an unknown blend noise."""
     for key, least in (("steps", 1), ("batch_size", 2), ("eval_every", 1), ("hard_every", 1), ("workers", 0)):
         value = getattr(cfg, key)
         if value < least:
@@ -226,6 +226,9 @@ def check_counts(cfg: DenseConfig) -> None:
         raise ConfigError(f"lr must be a finite number above 0, got {cfg.lr}")
     if not 0.0 <= cfg.weight_decay < math.inf:
         raise ConfigError(f"weight_decay must be a finite number of 0 or more, got {cfg.weight_decay}")
+    bad = [v for v in cfg.pixel_copies_mm if not (isinstance(v, (int, float)) and 0.1 <= v <= 5.0)]
+    if bad:
+        raise ConfigError(f"pixel_copies_mm must be pixel sizes of 0.1-5 mm, got {bad[0]!r}")
     from medforensics.forge.selfblend import NOISE_KINDS
 
     if cfg.self_blend_noise not in NOISE_KINDS:

@@ -181,6 +181,8 @@ class Variant:
     suffix: str  # appended to the scan's uid
     #: a self-blended copy's region (full resolution), trained as a removal (:func:`self_blended`)
     blend: NDArray[np.bool_] | None = None
+    #: a coarse-pixel copy's source pixel size (y, x mm): its mask is resampled the same way
+    pixels_from: tuple[float, float] | None = None
 
 
 def _variants(
@@ -193,7 +195,7 @@ def _variants(
     train and validation splits its thick copy (``"+thick<n>"``, :func:`thick_factor`), one at a time.
     With ``cfg.noise_only`` a scan stored without added noise (not ``noisy``) comes only as noisy copies,
     in every split (:func:`only_noisy`)."""
-    from medforensics.forge.augment import thick_volume
+    from medforensics.forge.augment import resample_pixels, thick_volume
     from medforensics.forge.selfblend import blended_copies
 
     if cfg.noise_only:
@@ -211,6 +213,11 @@ def _variants(
             )
             for k, (array, region) in enumerate(blends):
                 yield Variant(array, vol.spacing, 1, f"+blend{k}", region)
+        for mm in cfg.pixel_copies_mm:
+            own = (float(vol.spacing[1]), float(vol.spacing[2]))
+            if max(own) < mm * (1 - SPACING_TOLERANCE):
+                array = resample_pixels(vol.array, own, mm)[0]
+                yield Variant(array, (vol.spacing[0], mm, mm), 1, f"+px{mm:g}", pixels_from=own)
     n = thick_factor(cfg.thick_mm, vol)
     if split in ("train", "val") and n:
         thick = thick_volume(vol, n)
@@ -300,7 +307,7 @@ def _item(
 ) -> Item:
     """Variant ``v`` of a scan (data-set ``label`` and ``method``, attack or nodule ``mask`` at full
     resolution) on the model grid; a self-blended copy is an FB "self-blend" with its region as the mask."""
-    from medforensics.forge.augment import thicken_slices
+    from medforensics.forge.augment import resample_pixels, thicken_slices
 
     g = _grid(cfg, v)
     focus = low = None
@@ -309,6 +316,8 @@ def _item(
     if mask is not None or v.blend is not None:
         m = np.asarray(mask if v.blend is None else v.blend, np.float32)
         m = m if v.thick == 1 else thicken_slices(m, v.thick)
+        if v.pixels_from is not None:  # a coarse-pixel copy: the mask sampled as its pixels were
+            m = (resample_pixels(m, v.pixels_from, v.spacing[1], floor_hu=None)[0] >= 0.5).astype(np.float32)
         low = to_model_grid(m, v.spacing, cfg.target_mm)[0] >= 0.3
         focus = np.argwhere(low) if low.any() else None  # TM: the readers' outline, class authentic
     target = np.zeros(g.hu.shape, np.int64)
