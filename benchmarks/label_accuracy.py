@@ -6,9 +6,12 @@ is scanned exactly as ``medforensics scan`` does and its label compared with the
 confusion matrix and the accuracy per attack method. Writes Markdown and JSON.
 
     python benchmarks/label_accuracy.py --data DS [--split test | --patients P,...] [--model DIR] [--out DIR]
+        [--pixel-mm MM]
 
 ``--patients`` picks scans by patient key instead of split: a data set forged again may deal its patients to
 other splits than the one a bundled model was trained on (its test patient is what to score).
+``--pixel-mm`` scans each scan resampled to coarser square pixels first, band-limited as a scanner's coarser
+grid samples it (:func:`~medforensics.forge.augment.coarse_pixels`, as ``scan_accuracy.py --pixel-mm``).
 """
 
 from __future__ import annotations
@@ -55,7 +58,10 @@ def manifest_rows(
     return [r for r in rows if r["split"] in splits]
 
 
-def run(data: Path, split: str, model_dir: Path, patients: set[str] | None = None) -> dict[str, Any]:
+def run(
+    data: Path, split: str, model_dir: Path, patients: set[str] | None = None, pixel_mm: float | None = None
+) -> dict[str, Any]:
+    from medforensics.forge.augment import coarse_pixels
     from medforensics.io.reader import read_volume
     from medforensics.scan.detector import load_detector
     from medforensics.scan.pipeline import scan_volume
@@ -66,7 +72,10 @@ def run(data: Path, split: str, model_dir: Path, patients: set[str] | None = Non
     rows = []
     for r in manifest:
         t0 = time.perf_counter()
-        res = scan_volume(read_volume(data / "scans" / r["uuid"]), det, explain=None)
+        vol = read_volume(data / "scans" / r["uuid"])
+        if pixel_mm is not None:
+            vol = coarse_pixels(vol, pixel_mm)[0]
+        res = scan_volume(vol, det, explain=None)
         rows.append(
             {
                 "uuid": r["uuid"],
@@ -87,6 +96,7 @@ def run(data: Path, split: str, model_dir: Path, patients: set[str] | None = Non
         "sha256": det.info.sha256,
         "data": str(data),
         "split": f"patients {', '.join(sorted(patients))}" if patients else split,
+        "pixel_mm": pixel_mm,
         "operating_points": operating_points_text(det.calibration),
         "rows": rows,
     }
@@ -107,7 +117,10 @@ def summarise(result: dict[str, Any]) -> str:
         "# TB/TM/FB/FM labels of data-set scans (benchmarks/label_accuracy.py)",
         "",
         f"Detector {result['model']} ({result['sha256'][:12]}); data `{result['data']}`, "
-        f"split {result['split']}; " + result.get("operating_points", ""),
+        f"split {result['split']}"
+        + (f", resampled to {result['pixel_mm']:g} mm pixels" if result.get("pixel_mm") else "")
+        + "; "
+        + result.get("operating_points", ""),
         "",
         *label_lines(rows, unit="scans"),
         "",
@@ -133,12 +146,13 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("label_accuracy"))
+    ap.add_argument("--pixel-mm", type=float, default=None, help="resample each scan to square pixels of MM")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from medforensics.scan.detector import bundled_dir
 
     patients = {p for p in args.patients.split(",") if p}
-    result = run(args.data, args.split, args.model or bundled_dir(), patients)
+    result = run(args.data, args.split, args.model or bundled_dir(), patients, args.pixel_mm)
     write_results(args.out, args.stem, result, summarise(result))
 
 

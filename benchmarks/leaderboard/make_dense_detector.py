@@ -90,6 +90,12 @@ def main() -> None:
     )
     ap.add_argument("--max-slice-mm", type=float, default=None, help="scan's slice limit for the models.")
     ap.add_argument(
+        "--pixel-copies-mm",
+        default="",
+        help="Comma-separated pixel sizes (mm): train scans also resampled to each coarser one (config "
+        "pixel_copies_mm; e.g. 0.9,1.1 for CT of 0.68-0.82 mm pixels).",
+    )
+    ap.add_argument(
         "--self-blend",
         type=int,
         default=0,
@@ -138,6 +144,7 @@ def main() -> None:
         zcorr_channel=args.zcorr,
         linear_head=args.linear_head,
         thick_mm=args.thick_mm,
+        pixel_copies_mm=[float(v) for v in args.pixel_copies_mm.split(",") if v.strip()],
         max_slice_mm=args.max_slice_mm,
         self_blend=args.self_blend,
         self_blend_noise=args.self_blend_noise,

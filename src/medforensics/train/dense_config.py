@@ -90,7 +90,9 @@ class DenseConfig:
     #: Coarse-pixel copies: every train scan also resampled to each of these pixel sizes (mm) that is
     #: coarser than its own, band-limited as a scanner's coarser grid samples it
     #: (:func:`~medforensics.forge.augment.resample_pixels`; masks alike). Empty: none. The bundled model,
-    #: trained on 0.68-0.82 mm pixels, finds a sixth fewer attacks at 0.9-1.0 mm (session 34).
+    #: trained on 0.68-0.82 mm pixels, finds a sixth fewer attacks at 0.9-1.0 mm (session 34); a 300-step
+    #: CPU fine-tune with [0.9, 1.1] did no better there than one without (session 35, leaderboard README).
+    #: Copies are train-only: they do not widen ``data_spacing`` (scan's caveats).
     pixel_copies_mm: list[float] = field(default_factory=list)
     #: ``scan`` assesses series whose slices lie at most this far apart; None: MAX_SLICE_FACTOR x the grid's.
     max_slice_mm: float | None = None

@@ -35,7 +35,8 @@ class Item:
     focus: NDArray[np.int64] | None = None
     #: Authentic scans: where the current model's strongest false alarms are (hard negatives, mined).
     hard: NDArray[np.int64] | None = None
-    #: The scan's own voxel size (mm, z, y, x) before the model grid (a thick copy's: its thick slices).
+    #: The scan's own voxel size (mm, z, y, x) before the model grid (a thick copy's: its thick slices; a
+    #: train-only coarse-pixel copy's: its source's, so it does not widen ``data_spacing``).
     source_spacing: tuple[float, float, float] | None = None
 
 
@@ -324,6 +325,8 @@ def _item(
     if low is not None and label in LABELS:
         target[low] = LABELS[label]
     sp = (float(v.spacing[0]), float(v.spacing[1]), float(v.spacing[2]))
+    if v.pixels_from is not None:
+        sp = (sp[0], float(v.pixels_from[0]), float(v.pixels_from[1]))
     img = g.channels(cfg.hu_window)
     return Item(img, target, label, method, patient, uid + v.suffix, g.spacing, focus, source_spacing=sp)
 
