@@ -310,3 +310,21 @@ def test_model_grid_zoom_matches_scipy_linear_zoom(shape: tuple[int, ...], out: 
     assert got.dtype == np.float32 and got.shape == out
     np.testing.assert_allclose(got, want, atol=0.05)
     assert _zoom(a, [1.0, 1.0, 1.0]) is a  # no zoom: the array itself
+
+
+def test_model_input_zooms_in_plane_during_the_pass_as_one_trilinear_zoom() -> None:
+    from scipy import ndimage
+
+    from medforensics.features.noise_map import grid_means
+    from medforensics.train.dense_config import TARGET_MM
+    from medforensics.train.dense_data import grid_factors, model_input
+
+    vol = np.random.default_rng(1).normal(-700.0, 150.0, (14, 61, 58)).astype(np.float32)
+    spacing = (3.0, 0.98, 0.98)  # 3 mm slices and 0.98 mm pixels: neither a whole multiple of the grid
+    g = model_input(vol, spacing, noise=True, zcorr=True)
+    whole = grid_means(vol, grid_factors(spacing, TARGET_MM)).means  # no in-plane resize
+    assert g.hu.shape[1] < whole.shape[1] and g.hu.shape[0] > whole.shape[0]
+    zoom = [m / n for m, n in zip(g.hu.shape, whole.shape, strict=True)]
+    want = ndimage.zoom(whole, zoom, order=1, grid_mode=True, mode="nearest")
+    np.testing.assert_allclose(g.hu, want, atol=0.05)
+    assert g.noise is not None and g.zcorr is not None and g.noise.shape == g.zcorr.shape == g.hu.shape

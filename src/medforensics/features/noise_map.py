@@ -92,10 +92,13 @@ def grid_means(
     energy: bool = False,
     on_slab: SlabCallback | None = None,
     zpair: bool = False,
+    inplane: tuple[int, int] | None = None,
 ) -> GridMeans:
     """Block means (``factors``, remainders dropped) of ``array`` and, with ``energy``, of its squared,
     clipped in-plane KV residual ``r``; with ``zpair`` also of ``r_k * r_p`` and ``r_p ** 2``, where slice
-    ``k`` is paired with the slice before it (slice 0 with slice 1). All in one pass.
+    ``k`` is paired with the slice before it (slice 0 with slice 1). All in one pass. ``inplane``: every
+    slab's block means are then resized to ``(ny, nx)`` (linear, on the grid of ``scipy.ndimage.zoom(order=1,
+    grid_mode=True)``), so only the resized ones are ever held.
 
     Computed ``slab`` coarse slices at a time with torch (multi-threaded, in place), so no full-size float
     copy of a long series exists; the last residual slice of a slab is kept for the next one, so every slice
@@ -104,13 +107,14 @@ def grid_means(
     be kept) as it passes: other per-slice statistics can share the one pass over a streamed series.
     """
     import torch
+    import torch.nn.functional as F
 
     fz, fy, fx = factors
     nz = array.shape[0] // fz
     if nz == 0:
         fz, nz = array.shape[0], 1
-    ny, nx = array.shape[1] // fy, array.shape[2] // fx
-    out = GridMeans(np.empty((nz, max(ny, 1), max(nx, 1)), np.float32))
+    ny, nx = inplane or (max(array.shape[1] // fy, 1), max(array.shape[2] // fx, 1))
+    out = GridMeans(np.empty((nz, ny, nx), np.float32))
     if energy or zpair:
         out.energy = np.empty_like(out.means)
     if zpair:
@@ -118,7 +122,10 @@ def grid_means(
     k = (fz, fy, fx)
 
     def pool(t: Any) -> Any:
-        return block_sum(t, k).mul_(1.0 / (fz * fy * fx)).numpy()
+        m = block_sum(t, k).mul_(1.0 / (fz * fy * fx))
+        if m.shape[1:] != (ny, nx):
+            m = F.interpolate(m[None], size=(ny, nx), mode="bilinear", align_corners=False)[0]
+        return m.numpy()
 
     prev = None
     with torch.no_grad():

@@ -52,19 +52,19 @@ SPACING_TOLERANCE = 0.03
 
 
 def _to_target(
-    low: NDArray[Any],
+    low: tuple[int, ...],
     factors: tuple[int, ...],
     spacing: tuple[float, float, float],
     target_mm: tuple[float, float, float],
 ) -> tuple[list[float], tuple[float, float, float], tuple[float, float, float]]:
-    """Zoom factors taking block-mean output ``low`` to ``target_mm``, the scale and the final spacing."""
+    """Zoom factors taking block means of shape ``low`` to ``target_mm``, the scale and the final spacing."""
     sp_b = [s * k for s, k in zip(spacing, factors, strict=True)]
     zoom = [
         1.0 if abs(s / t - 1) <= SPACING_TOLERANCE else s / t for s, t in zip(sp_b, target_mm, strict=True)
     ]
     if any(z != 1.0 for z in zoom):
-        shape = [max(1, round(n * z)) for n, z in zip(low.shape, zoom, strict=True)]
-        zoom = [m / n for m, n in zip(shape, low.shape, strict=True)]
+        shape = [max(1, round(n * z)) for n, z in zip(low, zoom, strict=True)]
+        zoom = [m / n for m, n in zip(shape, low, strict=True)]
     scale = tuple(float(k / z) for k, z in zip(factors, zoom, strict=True))
     sp = tuple(float(s / z) for s, z in zip(sp_b, zoom, strict=True))
     return zoom, scale, sp  # type: ignore[return-value]
@@ -138,13 +138,24 @@ def model_input(
     from medforensics.features import noise_map as nm
 
     f = grid_factors(spacing, target_mm)
-    gm = nm.grid_means(array, f, energy=noise, on_slab=on_slab, zpair=zcorr)
-    zoom, scale, sp = _to_target(gm.means, f, spacing, target_mm)
+    low = (
+        max(1, array.shape[0] // f[0]),
+        *(max(1, n // k) for n, k in zip(array.shape[1:], f[1:], strict=True)),
+    )
+    zoom, scale, sp = _to_target(low, f, spacing, target_mm)
+    # in-plane zoom slab by slab inside the pass (the full-resolution-sized means are never held), then z:
+    # linear interpolation is separable, so this is the one trilinear zoom
+    inplane = (round(low[1] * zoom[1]), round(low[2] * zoom[2]))
+    gm = nm.grid_means(array, f, energy=noise, on_slab=on_slab, zpair=zcorr, inplane=inplane)
+    zoom = [zoom[0], 1.0, 1.0]
     hu = _zoom(gm.means, zoom)
     out = GridInput(hu, None, scale, sp)
     energy = None if gm.energy is None else _zoom(gm.energy, zoom)  # zoomed once for both channels
-    if gm.zpair is not None and energy is not None:
-        pair = [_zoom(z, zoom) for z in gm.zpair]  # views when the grid needs no zoom: not copied
+    zpair = gm.zpair
+    del gm  # each unzoomed array freed once it is zoomed
+    if zpair is not None and energy is not None:
+        pair = [_zoom(z, zoom) for z in zpair]  # views when the grid needs no zoom: not copied
+        del zpair
         out.zcorr, out.slice_corr = nm.zcorr_with_reference(pair, energy, hu, sp)
         del pair
     if noise and energy is not None:  # after zcorr: the normalisation overwrites ``energy``
