@@ -1,63 +1,57 @@
-"""The model-grid zoom, scipy against torch, on one CT (session 35; ``scan_speed.md``).
+"""The model grid before and after session 35 (``scan_speed.md``), on one CT.
 
-Scans ``CT`` with ``train.dense_data._zoom`` as it was (``scipy.ndimage.zoom``, one thread) and as it is
-(torch's trilinear interpolation on the same grid), alternating in one process, and prints the median
-seconds of each and the largest score difference. The demo CT needs no zoom; a CT of 0.98 mm pixels or
-3 mm slices does (``benchmarks/data/fetch_extra_ct.py``: ``platipy/testcase.nii.gz``).
+Scans ``CT`` with ``train.dense_data.model_input`` as it was at ``--rev`` (loaded from ``git show``: full-size
+block means, then ``scipy.ndimage.zoom`` on one thread) and as it is (torch's trilinear zoom, in-plane inside
+the block-mean pass), alternating in one process, and prints the median seconds of each and both scores.
+The demo CT needs no zoom; a CT of 0.98 mm pixels or 3 mm slices does (``benchmarks/data/fetch_extra_ct.py``:
+``platipy/testcase.nii.gz``). Peak memory: ``scan_speed.py --child FILE MODEL_DIR`` at either commit.
 
-    python benchmarks/zoom_ab.py CT [--reps 3] [--threads 2]
+    python benchmarks/zoom_ab.py CT [--rev 2713aa2] [--reps 3] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
-from typing import Any
+from pathlib import Path
 
-import numpy as np
 import torch
 
-
-def scipy_zoom(low: Any, zoom: list[float]) -> Any:
-    """The zoom before session 35."""
-    from scipy import ndimage
-
-    if all(z == 1.0 for z in zoom):
-        return np.asarray(low, np.float32)
-    return ndimage.zoom(low, zoom, order=1, grid_mode=True, mode="nearest").astype(np.float32)
+sys.path.insert(0, str(Path(__file__).parent))
+from scan_stages_ab import old_module
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("ct")
+    ap.add_argument("--rev", default="2713aa2", help="the commit whose model grid is compared")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    import medforensics.train.dense_data as dd
+    import medforensics.train.dense as dense
     from medforensics.io.reader import read_volume
     from medforensics.scan.detector import bundled_dir, load_detector
     from medforensics.scan.pipeline import scan_volume
 
+    old = old_module(args.rev, "src/medforensics/train/dense_data.py", "old_dense_data")
     det = load_detector(bundled_dir())
     volume = read_volume(args.ct)
-    versions = {"scipy": scipy_zoom, "torch": dd._zoom}
+    versions = {args.rev: old.model_input, "this checkout": dense.model_input}
     seconds: dict[str, list[float]] = {k: [] for k in versions}
     scores: dict[str, float | None] = {}
     for _ in range(args.reps):
         for name, fn in versions.items():
-            dd._zoom = fn
+            dense.model_input = fn  # scan's dense detector imports it from here at each scan
             t0 = time.perf_counter()
-            res = scan_volume(volume, det, explain=None)
+            scores[name] = scan_volume(volume, det, explain=None).score
             seconds[name].append(time.perf_counter() - t0)
-            scores[name] = res.score
-    dd._zoom = versions["torch"]
-    old, new = (statistics.median(seconds[k]) for k in versions)
-    print(f"{args.ct}: scipy {old:.2f} s, torch {new:.2f} s (medians of {args.reps}), x{old / new:.2f}")
-    if scores["scipy"] is not None and scores["torch"] is not None:
-        print(f"score {scores['scipy']:.5f} (scipy) vs {scores['torch']:.5f} (torch)")
+    dense.model_input = versions["this checkout"]
+    for name in versions:
+        print(f"{name}: median {statistics.median(seconds[name]):.2f} s of {args.reps}, score {scores[name]}")
 
 
 if __name__ == "__main__":
