@@ -85,6 +85,12 @@ def block_sum(t: Any, k: tuple[int, int, int]) -> Any:
     return out
 
 
+def grid_shape(shape: Sequence[int], factors: Sequence[int]) -> tuple[int, ...]:
+    """The shape of :func:`grid_means`' block means of an array of ``shape`` (remainders dropped; an axis
+    shorter than its factor gives one block of all of it)."""
+    return tuple(max(1, n // f) for n, f in zip(shape, factors, strict=True))
+
+
 def grid_means(
     array: NDArray[Any],
     factors: tuple[int, ...],
@@ -110,10 +116,9 @@ def grid_means(
     import torch.nn.functional as F
 
     fz, fy, fx = factors
-    nz = array.shape[0] // fz
-    if nz == 0:
-        fz, nz = array.shape[0], 1
-    ny, nx = inplane or (max(array.shape[1] // fy, 1), max(array.shape[2] // fx, 1))
+    fz = min(fz, array.shape[0])
+    nz, ny, nx = grid_shape(array.shape, factors)
+    ny, nx = inplane or (ny, nx)
     out = GridMeans(np.empty((nz, ny, nx), np.float32))
     if energy or zpair:
         out.energy = np.empty_like(out.means)

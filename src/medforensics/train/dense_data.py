@@ -81,7 +81,7 @@ def _zoom(low: NDArray[Any], zoom: list[float]) -> NDArray[np.float32]:
     x = torch.from_numpy(np.ascontiguousarray(low, np.float32))[None, None]
     with torch.no_grad():
         out = F.interpolate(x, size=size, mode="trilinear", align_corners=False)
-    return np.ascontiguousarray(out[0, 0].numpy())
+    return out[0, 0].numpy()
 
 
 def to_model_grid(
@@ -138,10 +138,7 @@ def model_input(
     from medforensics.features import noise_map as nm
 
     f = grid_factors(spacing, target_mm)
-    low = (
-        max(1, array.shape[0] // f[0]),
-        *(max(1, n // k) for n, k in zip(array.shape[1:], f[1:], strict=True)),
-    )
+    low = nm.grid_shape(array.shape, f)
     zoom, scale, sp = _to_target(low, f, spacing, target_mm)
     # in-plane zoom slab by slab inside the pass (the full-resolution-sized means are never held), then z:
     # linear interpolation is separable, so this is the one trilinear zoom
