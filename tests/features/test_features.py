@@ -160,6 +160,16 @@ def test_zcorr_is_its_formula_whether_the_moments_come_stacked_or_as_views() -> 
     want = np.clip((c - np.median(c[lung])) / nm.ZCORR_SCALE, -2.0, 2.0)
     np.testing.assert_allclose(nm.zcorr(pair, energy, hu, sp), want, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(nm.zcorr(list(pair), energy, hu, sp), nm.zcorr(pair, energy, hu, sp))
+    kept = pair.copy(), energy.copy()
+    plain, ref = nm.zcorr_with_reference(pair, energy, hu, sp)
+    np.testing.assert_array_equal(pair, kept[0])  # the default leaves its inputs as they were
+    buffers = [pair[0].copy(), pair[1].copy()]
+    got, got_ref = nm.zcorr_with_reference(buffers, energy, hu, sp, overwrite=True)
+    assert got is buffers[0] and got_ref == ref  # computed in the moment maps, the same values
+    np.testing.assert_array_equal(got, plain)
+    np.testing.assert_array_equal(energy, kept[1])  # the energy is read only: the noise channel needs it
+    with pytest.raises(ValueError, match="float32"):
+        nm.zcorr_with_reference([p.astype(np.float64) for p in pair], energy, hu, sp, overwrite=True)
 
 
 def test_grid_means_reads_a_float32_volume_without_changing_it() -> None:
@@ -176,3 +186,39 @@ def test_grid_means_reads_a_float32_volume_without_changing_it() -> None:
     b = grid_means(vol.astype(np.float64), (1, 2, 2), slab=3, energy=True, zpair=True)
     for x, y in ((a.means, b.means), (a.energy, b.energy), (a.zpair, b.zpair)):
         assert np.array_equal(x, y)
+
+
+@pytest.mark.parametrize(
+    ("depth", "out", "slab"), [(13, 16, 4), (13, 16, 1), (16, 13, 5), (7, 5, 32), (1, 3, 2)]
+)
+def test_z_linear_streams_scipys_linear_zoom_along_z(depth: int, out: int, slab: int) -> None:
+    from scipy import ndimage
+
+    from medforensics.features.noise_map import ZLinear
+
+    a = np.random.default_rng(0).normal(0.0, 300.0, (depth, 9, 7)).astype(np.float32)
+    want = ndimage.zoom(a, (out / depth, 1, 1), order=1, grid_mode=True, mode="nearest")
+    got = np.full((out, 9, 7), np.nan, np.float32)
+    z = ZLinear(got, depth)
+    for z0 in range(0, depth, slab):
+        z.push(z0, a[z0 : z0 + slab].copy())
+        assert all(i >= z0 - 1 for i in z.held)  # only the slices still needed are kept
+    np.testing.assert_allclose(got, want, atol=0.05)
+    assert not z.held
+
+
+def test_grid_means_resamples_along_z_in_the_pass() -> None:
+    from scipy import ndimage
+
+    from medforensics.features.noise_map import grid_means
+
+    vol = np.random.default_rng(3).normal(-700.0, 150.0, (23, 20, 18)).astype(np.float32)
+    plain = grid_means(vol, (1, 2, 2), slab=4, energy=True, zpair=True)
+    zoomed = grid_means(vol, (1, 2, 2), slab=4, energy=True, zpair=True, depth=28)
+    assert plain.energy is not None and plain.zpair is not None
+    assert zoomed.energy is not None and zoomed.zpair is not None
+    pairs = [(plain.means, zoomed.means), (plain.energy, zoomed.energy)]
+    for a, b in [*pairs, *zip(plain.zpair, zoomed.zpair, strict=True)]:
+        want = ndimage.zoom(a, (28 / 23, 1, 1), order=1, grid_mode=True, mode="nearest")
+        assert b.shape == want.shape
+        np.testing.assert_allclose(b, want, rtol=1e-5, atol=1e-6 * float(np.abs(a).max()))  # float32 rounding

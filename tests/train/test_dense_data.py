@@ -295,23 +295,6 @@ def test_self_blended_copies_of_authentic_training_scans_are_removals() -> None:
         assert set(np.unique(it.target)) == {0, 2}  # class removed inside the region, authentic elsewhere
 
 
-@pytest.mark.parametrize(
-    ("shape", "out"), [((13, 50, 47), (16, 35, 33)), ((7, 40, 40), (5, 47, 29)), ((1, 30, 30), (1, 21, 21))]
-)
-def test_model_grid_zoom_matches_scipy_linear_zoom(shape: tuple[int, ...], out: tuple[int, ...]) -> None:
-    from scipy import ndimage
-
-    from medforensics.train.dense_data import _zoom
-
-    a = np.random.default_rng(0).normal(0.0, 300.0, shape).astype(np.float32)
-    zoom = [m / n for m, n in zip(out, shape, strict=True)]
-    want = ndimage.zoom(a, zoom, order=1, grid_mode=True, mode="nearest")
-    got = _zoom(a, zoom)
-    assert got.dtype == np.float32 and got.shape == out
-    np.testing.assert_allclose(got, want, atol=0.05)
-    assert _zoom(a, [1.0, 1.0, 1.0]) is a  # no zoom: the array itself
-
-
 def test_model_input_zooms_in_plane_during_the_pass_as_one_trilinear_zoom() -> None:
     from scipy import ndimage
 

@@ -50,8 +50,9 @@ class GridMeans:
 
     means: NDArray[np.float32]
     energy: NDArray[np.float32] | None = None
-    #: (2, z, y, x): block means of ``r_k * r_p`` and ``r_p ** 2``, ``p`` the slice paired with ``k``.
-    zpair: NDArray[np.float32] | None = None
+    #: block means of ``r_k * r_p`` and ``r_p ** 2``, ``p`` the slice paired with ``k`` (two arrays, so
+    #: each can be freed on its own)
+    zpair: list[NDArray[np.float32]] | None = None
 
 
 def residual_energy(array: NDArray[Any], factors: tuple[int, ...], slab: int = 32) -> NDArray[np.float32]:
@@ -91,6 +92,38 @@ def grid_shape(shape: Sequence[int], factors: Sequence[int]) -> tuple[int, ...]:
     return tuple(max(1, n // f) for n, f in zip(shape, factors, strict=True))
 
 
+class ZLinear:
+    """Linear resampling along z of slices that arrive in order, written into ``out`` as soon as the two
+    input slices each output slice needs have arrived (torch's ``interpolate(..., align_corners=False)``
+    grid, as ``scipy.ndimage.zoom(order=1, grid_mode=True, mode="nearest")``), so the input is never held
+    whole: only the slices still needed are kept."""
+
+    def __init__(self, out: NDArray[np.float32], depth: int) -> None:
+        self.out = out
+        src = np.maximum((np.arange(out.shape[0]) + 0.5) * (depth / out.shape[0]) - 0.5, 0.0)
+        self.i0 = np.minimum(np.floor(src).astype(np.int64), depth - 1)
+        self.i1 = np.minimum(self.i0 + 1, depth - 1)
+        self.w1 = (src - self.i0).astype(np.float32)
+        self.w0 = (1.0 - self.w1).astype(np.float32)
+        self.next = 0
+        self.held: dict[int, NDArray[np.float32]] = {}
+
+    def push(self, z0: int, block: NDArray[np.float32]) -> None:
+        """Input slices ``z0, z0 + 1, ...`` (``block``, not modified afterwards by the caller)."""
+        for k in range(len(block)):
+            self.held[z0 + k] = block[k]
+        n = self.out.shape[0]
+        while self.next < n and int(self.i1[self.next]) in self.held:
+            j = self.next
+            a, b = self.held[int(self.i0[j])], self.held[int(self.i1[j])]
+            np.multiply(a, self.w0[j], out=self.out[j])
+            self.out[j] += b * self.w1[j]
+            self.next += 1
+        first = int(self.i0[self.next]) if self.next < n else z0 + len(block)  # slices before it: done
+        for i in [i for i in self.held if i < first]:
+            del self.held[i]
+
+
 def grid_means(
     array: NDArray[Any],
     factors: tuple[int, ...],
@@ -99,12 +132,15 @@ def grid_means(
     on_slab: SlabCallback | None = None,
     zpair: bool = False,
     inplane: tuple[int, int] | None = None,
+    depth: int | None = None,
 ) -> GridMeans:
     """Block means (``factors``, remainders dropped) of ``array`` and, with ``energy``, of its squared,
     clipped in-plane KV residual ``r``; with ``zpair`` also of ``r_k * r_p`` and ``r_p ** 2``, where slice
     ``k`` is paired with the slice before it (slice 0 with slice 1). All in one pass. ``inplane``: every
     slab's block means are then resized to ``(ny, nx)`` (linear, on the grid of ``scipy.ndimage.zoom(order=1,
-    grid_mode=True)``), so only the resized ones are ever held.
+    grid_mode=True)``), so only the resized ones are ever held. ``depth``: the block means are resampled
+    along z to that many slices (linear, the same grid; :class:`ZLinear`) as the pass goes, so the
+    unresampled ones are never held whole either.
 
     Computed ``slab`` coarse slices at a time with torch (multi-threaded, in place), so no full-size float
     copy of a long series exists; the last residual slice of a slab is kept for the next one, so every slice
@@ -119,12 +155,21 @@ def grid_means(
     fz = min(fz, array.shape[0])
     nz, ny, nx = grid_shape(array.shape, factors)
     ny, nx = inplane or (ny, nx)
-    out = GridMeans(np.empty((nz, ny, nx), np.float32))
+    out = GridMeans(np.empty((depth or nz, ny, nx), np.float32))
     if energy or zpair:
         out.energy = np.empty_like(out.means)
     if zpair:
-        out.zpair = np.empty((2, *out.means.shape), np.float32)
+        out.zpair = [np.empty_like(out.means) for _ in range(2)]
     k = (fz, fy, fx)
+    maps = [out.means, out.energy, *(out.zpair or [])]
+    zlin = [ZLinear(m, nz) if m is not None and depth not in (None, nz) else None for m in maps]
+
+    def put(i: int, z0: int, z1: int, block: Any) -> None:  # map i (means, energy, r_k r_p, r_p^2)
+        z = zlin[i]
+        if z is None:
+            maps[i][z0:z1] = block  # type: ignore[index]
+        else:
+            z.push(z0, block)
 
     def pool(t: Any) -> Any:
         m = block_sum(t, k).mul_(1.0 / (fz * fy * fx))
@@ -143,7 +188,7 @@ def grid_means(
             x = torch.from_numpy(np.ascontiguousarray(block))
             if on_slab is not None:
                 on_slab(z0 * fz, x.numpy())
-            out.means[z0:z1] = pool(x)
+            put(0, z0, z1, pool(x))
             if out.energy is None:
                 continue
             r = _residual(x)
@@ -152,10 +197,10 @@ def grid_means(
                 first = prev if prev is not None else r[min(1, len(r) - 1)]
                 p = torch.cat([first[None], r[:-1]])
                 prev = r[-1].clone()
-                out.zpair[0, z0:z1] = pool(p * r)
-                out.zpair[1, z0:z1] = pool(p.square_())
+                put(2, z0, z1, pool(p * r))
+                put(3, z0, z1, pool(p.square_()))
                 del p
-            out.energy[z0:z1] = pool(r.square_())
+            put(1, z0, z1, pool(r.square_()))
             del r
     return out
 
@@ -175,6 +220,7 @@ def zcorr_with_reference(
     energy: NDArray[Any],
     hu: NDArray[Any],
     spacing: tuple[float, ...],
+    overwrite: bool = False,
 ) -> tuple[NDArray[np.float32], float]:
     """The inter-slice correlation channel from :func:`grid_means`' moments on the model grid, and the
     reference it is relative to: the series' median correlation over aerated lung (scanners measured here
@@ -184,38 +230,48 @@ def zcorr_with_reference(
     The moments are summed over a :data:`ZCORR_BOX_MM` in-plane box, then ``c = E[r_k r_p] /
     sqrt(E[r_k^2] E[r_p^2] + eps)``; the channel is ``c`` minus its median over the series' aerated lung
     (scanners differ in how correlated their slices are), scaled by :data:`ZCORR_SCALE` and clipped to
-    +-2.
+    +-2. ``overwrite=True`` computes in the two float32 moment maps of ``zpair`` (the channel is returned
+    in the first): no map beside the inputs, where a 600-slice model grid's map is 300 MB.
     """
     from scipy import ndimage
 
     from medforensics._threads import per_slice
 
     size = (1, *(max(1, round(ZCORR_BOX_MM / s)) for s in spacing[1:]))
+    if overwrite and not all(
+        isinstance(z, np.ndarray) and z.dtype == np.float32 and z.flags.writeable for z in zpair
+    ):
+        raise ValueError("overwrite needs writeable float32 moment maps")
+    num, den = (np.asarray(z, np.float32) if overwrite else np.array(z, np.float32, copy=True) for z in zpair)
 
-    def boxed(a: NDArray[Any]) -> NDArray[np.float32]:  # in-plane box: slabs of slices on all threads
-        src = np.asarray(a, np.float32)
-        return per_slice(
-            lambda s, d: ndimage.uniform_filter(s, size, output=d, mode="nearest"), src, np.empty_like(src)
-        )
+    def box(a: NDArray[np.float32]) -> None:  # in-plane box sums, in place (each line is read, then written)
+        ndimage.uniform_filter(a, size, output=a, mode="nearest")
 
-    # in place, one map at a time: on a 500-slice series each map is 130 MB, and the plain expression held
-    # about eight of them at once (the scan's peak memory)
-    den = boxed(energy)
-    bb = boxed(zpair[1])
-    den *= bb
-    del bb
-    np.maximum(den, 0.0, out=den)
-    den += ZCORR_EPS**2
-    np.sqrt(den, out=den)
-    c = boxed(zpair[0])
-    c /= den
+    def denominator(e: NDArray[Any], d: NDArray[np.float32]) -> None:  # one slab: d = sqrt(box(e) box(d))
+        box(d)
+        for z in range(0, len(d), 16):  # box(e) a few slices at a time: no temporary the size of the slab
+            part = np.asarray(e[z : z + 16], np.float32)
+            d[z : z + 16] *= ndimage.uniform_filter(part, size, mode="nearest")
+        np.maximum(d, 0.0, out=d)
+        d += ZCORR_EPS**2
+        np.sqrt(d, out=d)
+
+    def numerator(_: NDArray[Any], n: NDArray[np.float32]) -> None:
+        box(n)
+
+    # slabs of slices on all threads; the slab temporaries are all the memory added
+    per_slice(denominator, energy, den)
+    per_slice(numerator, num, num)
+    num /= den  # the channel, in place
     del den
+    c = num
     lung = (hu > LUNG_HU[0]) & (hu < LUNG_HU[1])
     ref = float(np.median(c[lung])) if lung.sum() >= 64 else float(np.median(c))
+    del lung
     c -= ref
     c /= ZCORR_SCALE
     np.clip(c, -2.0, 2.0, out=c)
-    return c.astype(np.float32, copy=False), ref
+    return c, ref
 
 
 def normalised_log_energy(energy: NDArray[Any], hu: NDArray[Any], copy: bool = True) -> NDArray[np.float32]:

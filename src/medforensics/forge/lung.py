@@ -125,10 +125,19 @@ def _lung_mask(
     parts = [(air[z0 : z0 + _CHUNK], small[z0 : z0 + _CHUNK]) for z0 in range(0, air.shape[0], _CHUNK)]
     cut_voxels = sum(thread_map(lambda p: _drop_outside(p[0], p[1], cut_lung), parts)) * f * f
     del parts
-    labels, n = ndimage.label(air)
-    if n == 0:
+    # labelled on the box around what is left (the lungs, airways, bowel gas): the int32 labels of a whole
+    # 600-slice model grid are 300 MB
+    found = ndimage.find_objects(air.view(np.uint8))  # the bool mask read as 0/1 bytes: no copy
+    if not found or found[0] is None:
         return np.zeros(arr.shape, bool), cut_voxels
-    sizes = np.bincount(labels.ravel(), minlength=n + 1).astype(np.int64)
+    air_box = found[0]
+    labels, n = ndimage.label(air[air_box])
+    flat = labels.ravel()  # counted in chunks: bincount of the whole would copy it to int64
+    step = 1 << 24
+    sizes = np.zeros(n + 1, np.int64)
+    for i in range(0, flat.size, step):
+        sizes += np.bincount(flat[i : i + step], minlength=n + 1)
+    del flat
     sizes[0] = 0
     voxel_ml = sp[0] * sp[1] * sp[2] * f * f / 1000.0
     order = np.argsort(sizes)[::-1][:2]
@@ -139,8 +148,10 @@ def _lung_mask(
     ]
     lut = np.zeros(n + 1, bool)
     lut[keep] = True
-    mask = lut[labels]
-    del labels, air
+    del air
+    mask: NDArray[np.bool_] = np.zeros(small.shape, bool)
+    mask[air_box] = lut[labels]
+    del labels
     if not mask.any():
         return np.zeros(arr.shape, bool), cut_voxels
     # close small gaps and fill vessels/nodules inside the lung, slice by slice (slabs are thin in z): a flat

@@ -263,15 +263,19 @@ class DenseDetector:
         box = ndimage.find_objects(zone.astype(np.uint8))[0]
         src = self.route(g.slice_corr)
         img = g.channels(src.hu_window, box)  # type: ignore[arg-type]
-        g.noise = g.zcorr = None  # the network input holds what is needed of it: free it before inference
+        # the network input holds what is needed of the channels, and only the box of the rest is kept:
+        # the model-grid arrays are freed before inference (on a 600-slice grid, 300 MB each)
+        hu_box, lung_box, in_zone = low[box].copy(), lung[box].copy(), zone[box].copy()
+        slice_corr = g.slice_corr
+        del g, low, lung, zone
         prob = predict_map(src.model, img, precision=src.precision, views=src.calibration.views)
         del img
         ev = tamper_evidence(prob, sp).numpy()
         types = prob[1:].to(torch.float16).numpy()
         del prob
-        ev = np.where(zone[box], ev, 0.0).astype(np.float32)
+        ev = np.where(in_zone, ev, 0.0).astype(np.float32)
         z0, y0, x0 = (int(s.start) for s in box)
-        return DenseMap(ev, types, lung[box], scale, (z0, y0, x0), sp, low[box], g.slice_corr, src)
+        return DenseMap(ev, types, lung_box, scale, (z0, y0, x0), sp, hu_box, slice_corr, src)
 
     def calibrated(self, p: float) -> float:
         """Platt-calibrated score (identity without calibration)."""
