@@ -1,8 +1,9 @@
-"""The model grid before and after session 35 (``scan_speed.md``), on one CT.
+"""The model grid of an earlier commit against this checkout's (``scan_speed.md``, sessions 35 and 36), on one CT.
 
-Scans ``CT`` with ``train.dense_data.model_input`` as it was at ``--rev`` (loaded from ``git show``: full-size
-block means, then ``scipy.ndimage.zoom`` on one thread) and as it is (torch's trilinear zoom, in-plane inside
-the block-mean pass), alternating in one process, and prints the median seconds of each and both scores.
+Scans ``CT`` with ``train.dense_data.model_input`` as it was at ``--rev`` (loaded from ``git show``; 2713aa2:
+full-size block means, then ``scipy.ndimage.zoom`` on one thread; eeb0da2: torch's trilinear zoom, in-plane
+inside the block-mean pass) and as it is (the z zoom inside the pass too), alternating in one process, and
+prints the median seconds of each and both scores.
 The demo CT needs no zoom; a CT of 0.98 mm pixels or 3 mm slices does (``benchmarks/data/fetch_extra_ct.py``:
 ``platipy/testcase.nii.gz``). Peak memory: ``scan_speed.py --child FILE MODEL_DIR`` at either commit.
 
