@@ -1,4 +1,4 @@
-"""The model grid of an earlier commit against this checkout's (``scan_speed.md``, sessions 35 and 36), on one CT.
+"""An earlier commit's model grid against this checkout's (``scan_speed.md``, sessions 35-36), on one CT.
 
 Scans ``CT`` with ``train.dense_data.model_input`` as it was at ``--rev`` (loaded from ``git show``; 2713aa2:
 full-size block means, then ``scipy.ndimage.zoom`` on one thread; eeb0da2: torch's trilinear zoom, in-plane
