@@ -276,6 +276,8 @@ def run(
                 "error": res.error,
                 "operating_point": res.extra.get("operating_point"),
                 "noise_finding": noise_reported(res),
+                # the strongest map regions, flagged or not, at least 20 mm apart (calibrated scores)
+                "top_scores": [c["score"] for c in (res.extra or {}).get("top_candidates") or []],
             }
             if truth is not None:
                 row["top_distance_mm"] = _top_distance(res, truth)
