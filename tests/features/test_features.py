@@ -161,15 +161,30 @@ def test_zcorr_is_its_formula_whether_the_moments_come_stacked_or_as_views() -> 
     np.testing.assert_allclose(nm.zcorr(pair, energy, hu, sp), want, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(nm.zcorr(list(pair), energy, hu, sp), nm.zcorr(pair, energy, hu, sp))
     kept = pair.copy(), energy.copy()
-    plain, ref = nm.zcorr_with_reference(pair, energy, hu, sp)
-    np.testing.assert_array_equal(pair, kept[0])  # the default leaves its inputs as they were
-    buffers = [pair[0].copy(), pair[1].copy()]
-    got, got_ref = nm.zcorr_with_reference(buffers, energy, hu, sp, overwrite=True)
-    assert got is buffers[0] and got_ref == ref  # computed in the moment maps, the same values
-    np.testing.assert_array_equal(got, plain)
-    np.testing.assert_array_equal(energy, kept[1])  # the energy is read only: the noise channel needs it
-    with pytest.raises(ValueError, match="float32"):
-        nm.zcorr_with_reference([p.astype(np.float64) for p in pair], energy, hu, sp, overwrite=True)
+    nm.zcorr_with_reference(pair, energy, hu, sp)
+    np.testing.assert_array_equal(pair, kept[0])  # its inputs are left as they were
+    np.testing.assert_array_equal(energy, kept[1])
+
+
+@pytest.mark.parametrize(("depth", "slab"), [(None, 4), (None, 32), (28, 4), (17, 3)])
+def test_grid_means_makes_the_correlation_in_the_pass_as_from_the_whole_maps(
+    depth: int | None, slab: int
+) -> None:
+    """``corr_size``: the raw correlation made slab by slab from the moments (zoomed along z or not) is
+    bit for bit the one made from the whole moment maps, and the moments are not kept."""
+    from medforensics.features import noise_map as nm
+
+    vol = np.random.default_rng(4).normal(-700.0, 150.0, (23, 40, 36)).astype(np.float32)
+    size = nm.corr_size((2.5, 1.4, 1.4))
+    whole = nm.grid_means(vol, (1, 2, 2), slab=slab, energy=True, zpair=True, depth=depth)
+    passed = nm.grid_means(vol, (1, 2, 2), slab=slab, energy=True, zpair=True, depth=depth, corr_size=size)
+    assert whole.zpair is not None and whole.energy is not None
+    assert passed.zpair is None and passed.corr is not None and passed.energy is not None
+    np.testing.assert_array_equal(passed.means, whole.means)
+    np.testing.assert_array_equal(passed.energy, whole.energy)
+    want = nm.raw_corr(*(z.copy() for z in whole.zpair), whole.energy, size)
+    np.testing.assert_array_equal(passed.corr, want)
+    assert passed.corr.shape[0] == (depth or 23)
 
 
 def test_grid_means_reads_a_float32_volume_without_changing_it() -> None:
@@ -199,7 +214,7 @@ def test_z_linear_streams_scipys_linear_zoom_along_z(depth: int, out: int, slab:
     a = np.random.default_rng(0).normal(0.0, 300.0, (depth, 9, 7)).astype(np.float32)
     want = ndimage.zoom(a, (out / depth, 1, 1), order=1, grid_mode=True, mode="nearest")
     got = np.full((out, 9, 7), np.nan, np.float32)
-    z = ZLinear(got, depth)
+    z = ZLinear(out, depth, got.__setitem__)
     for z0 in range(0, depth, slab):
         z.push(z0, a[z0 : z0 + slab].copy())
         assert all(i >= z0 - 1 for i in z.held)  # only the slices still needed are kept

@@ -86,6 +86,21 @@ def test_lung_mask_does_not_depend_on_how_many_slices_are_labelled_at_once(
         assert got[chunk][2] == got[1000][2] > 0
 
 
+def test_lung_mask_keeps_the_two_lungs_among_more_air_pockets_than_16_bit_labels_hold() -> None:
+    """The labels are 16-bit when the air parts fit; with more than 65535 the int32 labelling takes over."""
+    from scipy import ndimage
+
+    arr = np.zeros((9, 300, 300), np.float32)  # soft tissue
+    arr[1:8, 100:200, 60:140] = -800.0  # two lungs, not touching the border
+    arr[1:8, 100:200, 160:240] = -800.0
+    pockets = np.zeros_like(arr, bool)
+    pockets[0:9:2, 5:295:2, 5:295:2] = True  # single air voxels ...
+    pockets[:, 97:203, 57:243] = False  # ... none touching a lung
+    assert ndimage.label(pockets)[1] > 65535
+    arr[pockets] = -1000.0
+    np.testing.assert_array_equal(lung_mask(arr, (2.5, 1.4, 1.4)), arr == -800.0)
+
+
 def test_fill_indentations_puts_a_dent_back_and_leaves_the_gap_between_the_lungs() -> None:
     from medforensics.forge.lung import fill_indentations
 

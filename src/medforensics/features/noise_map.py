@@ -53,6 +53,9 @@ class GridMeans:
     #: block means of ``r_k * r_p`` and ``r_p ** 2``, ``p`` the slice paired with ``k`` (two arrays, so
     #: each can be freed on its own)
     zpair: list[NDArray[np.float32]] | None = None
+    #: with ``corr_size``: the raw inter-slice correlation (:func:`raw_corr`), made in the pass instead of
+    #: ``zpair``
+    corr: NDArray[np.float32] | None = None
 
 
 def residual_energy(array: NDArray[Any], factors: tuple[int, ...], slab: int = 32) -> NDArray[np.float32]:
@@ -93,14 +96,14 @@ def grid_shape(shape: Sequence[int], factors: Sequence[int]) -> tuple[int, ...]:
 
 
 class ZLinear:
-    """Linear resampling along z of slices that arrive in order, written into ``out`` as soon as the two
-    input slices each output slice needs have arrived (torch's ``interpolate(..., align_corners=False)``
-    grid, as ``scipy.ndimage.zoom(order=1, grid_mode=True, mode="nearest")``), so the input is never held
-    whole: only the slices still needed are kept."""
+    """Linear resampling along z to ``n_out`` slices of ``depth`` slices that arrive in order (torch's
+    ``interpolate(..., align_corners=False)`` grid, as ``scipy.ndimage.zoom(order=1, grid_mode=True,
+    mode="nearest")``). Each output slice goes to ``emit(j, row)`` as soon as the two input slices it needs
+    have arrived, so the input is never held whole: only the slices still needed are kept."""
 
-    def __init__(self, out: NDArray[np.float32], depth: int) -> None:
-        self.out = out
-        src = np.maximum((np.arange(out.shape[0]) + 0.5) * (depth / out.shape[0]) - 0.5, 0.0)
+    def __init__(self, n_out: int, depth: int, emit: Callable[[int, NDArray[np.float32]], None]) -> None:
+        self.n_out, self.emit = n_out, emit
+        src = np.maximum((np.arange(n_out) + 0.5) * (depth / n_out) - 0.5, 0.0)
         self.i0 = np.minimum(np.floor(src).astype(np.int64), depth - 1)
         self.i1 = np.minimum(self.i0 + 1, depth - 1)
         self.w1 = (src - self.i0).astype(np.float32)
@@ -112,14 +115,14 @@ class ZLinear:
         """Input slices ``z0, z0 + 1, ...`` (``block``, not modified afterwards by the caller)."""
         for k in range(len(block)):
             self.held[z0 + k] = block[k]
-        n = self.out.shape[0]
-        while self.next < n and int(self.i1[self.next]) in self.held:
+        while self.next < self.n_out and int(self.i1[self.next]) in self.held:
             j = self.next
-            a, b = self.held[int(self.i0[j])], self.held[int(self.i1[j])]
-            np.multiply(a, self.w0[j], out=self.out[j])
-            self.out[j] += b * self.w1[j]
+            row = self.held[int(self.i0[j])] * self.w0[j]
+            row += self.held[int(self.i1[j])] * self.w1[j]
+            self.emit(j, row)
             self.next += 1
-        first = int(self.i0[self.next]) if self.next < n else z0 + len(block)  # slices before it: done
+        # the slices before the next output's first are done with
+        first = int(self.i0[self.next]) if self.next < self.n_out else z0 + len(block)
         for i in [i for i in self.held if i < first]:
             del self.held[i]
 
@@ -133,6 +136,7 @@ def grid_means(
     zpair: bool = False,
     inplane: tuple[int, int] | None = None,
     depth: int | None = None,
+    corr_size: tuple[int, int, int] | None = None,
 ) -> GridMeans:
     """Block means (``factors``, remainders dropped) of ``array`` and, with ``energy``, of its squared,
     clipped in-plane KV residual ``r``; with ``zpair`` also of ``r_k * r_p`` and ``r_p ** 2``, where slice
@@ -140,7 +144,9 @@ def grid_means(
     slab's block means are then resized to ``(ny, nx)`` (linear, on the grid of ``scipy.ndimage.zoom(order=1,
     grid_mode=True)``), so only the resized ones are ever held. ``depth``: the block means are resampled
     along z to that many slices (linear, the same grid; :class:`ZLinear`) as the pass goes, so the
-    unresampled ones are never held whole either.
+    unresampled ones are never held whole either. ``corr_size`` (with ``zpair``): the raw inter-slice
+    correlation (:func:`raw_corr` over in-plane boxes of that size, slice by slice) is made from the
+    moments as their slices are ready, and only it is kept (``corr``): one map instead of two.
 
     Computed ``slab`` coarse slices at a time with torch (multi-threaded, in place), so no full-size float
     copy of a long series exists; the last residual slice of a slab is kept for the next one, so every slice
@@ -155,21 +161,51 @@ def grid_means(
     fz = min(fz, array.shape[0])
     nz, ny, nx = grid_shape(array.shape, factors)
     ny, nx = inplane or (ny, nx)
-    out = GridMeans(np.empty((depth or nz, ny, nx), np.float32))
+    n_out = depth or nz
+    out = GridMeans(np.empty((n_out, ny, nx), np.float32))
     if energy or zpair:
         out.energy = np.empty_like(out.means)
-    if zpair:
+    if zpair and corr_size is None:
         out.zpair = [np.empty_like(out.means) for _ in range(2)]
+    if zpair and corr_size is not None:
+        out.corr = np.empty_like(out.means)
     k = (fz, fy, fx)
-    maps = [out.means, out.energy, *(out.zpair or [])]
-    zlin = [ZLinear(m, nz) if m is not None and depth not in (None, nz) else None for m in maps]
+    # the slices of map i (means, energy, r_k r_p, r_p^2) go into the map or, for the moments that make
+    # ``corr``, into ``pending`` until the correlation of their slices is made
+    maps: list[NDArray[np.float32] | None] = [out.means, out.energy, *(out.zpair or (None, None))]
+    pending: list[dict[int, NDArray[np.float32]]] = [{}, {}]
 
-    def put(i: int, z0: int, z1: int, block: Any) -> None:  # map i (means, energy, r_k r_p, r_p^2)
-        z = zlin[i]
-        if z is None:
-            maps[i][z0:z1] = block  # type: ignore[index]
-        else:
+    def sink(i: int) -> Callable[[int, NDArray[np.float32]], None]:
+        dst = maps[i]
+        if dst is not None:
+            return lambda j, row: dst.__setitem__(j, row)
+        return lambda j, row: pending[i - 2].__setitem__(j, row)
+
+    used = [True, out.energy is not None, zpair, zpair]
+    zoom = depth not in (None, nz)
+    zlin = [ZLinear(n_out, nz, sink(i)) if zoom and used[i] else None for i in range(4)]
+
+    def put(i: int, z0: int, z1: int, block: Any) -> None:
+        z, dst = zlin[i], maps[i]
+        if z is not None:
             z.push(z0, block)
+        elif dst is not None:
+            dst[z0:z1] = block
+        else:
+            for j in range(z1 - z0):
+                pending[i - 2][z0 + j] = block[j]
+
+    done = [0]  # slices of ``corr`` made
+
+    def correlate() -> None:  # the slices whose energy and both moments are ready
+        assert out.corr is not None and out.energy is not None and corr_size is not None
+        j0, j1 = done[0], min(min(p) + len(p) if p else done[0] for p in pending)
+        j1 = min(j1, zlin[1].next if zlin[1] is not None else j1)
+        if j1 <= j0:
+            return
+        num, den = (np.stack([p.pop(j) for j in range(j0, j1)]) for p in pending)
+        out.corr[j0:j1] = raw_corr(num, den, out.energy[j0:j1], corr_size)
+        done[0] = j1
 
     def pool(t: Any) -> Any:
         m = block_sum(t, k).mul_(1.0 / (fz * fy * fx))
@@ -193,7 +229,7 @@ def grid_means(
                 continue
             r = _residual(x)
             del x
-            if out.zpair is not None:
+            if zpair:
                 first = prev if prev is not None else r[min(1, len(r) - 1)]
                 p = torch.cat([first[None], r[:-1]])
                 prev = r[-1].clone()
@@ -202,6 +238,8 @@ def grid_means(
                 del p
             put(1, z0, z1, pool(r.square_()))
             del r
+            if out.corr is not None:
+                correlate()
     return out
 
 
@@ -220,7 +258,6 @@ def zcorr_with_reference(
     energy: NDArray[Any],
     hu: NDArray[Any],
     spacing: tuple[float, ...],
-    overwrite: bool = False,
 ) -> tuple[NDArray[np.float32], float]:
     """The inter-slice correlation channel from :func:`grid_means`' moments on the model grid, and the
     reference it is relative to: the series' median correlation over aerated lung (scanners measured here
@@ -228,21 +265,28 @@ def zcorr_with_reference(
     bring it near 0).
 
     The moments are summed over a :data:`ZCORR_BOX_MM` in-plane box, then ``c = E[r_k r_p] /
-    sqrt(E[r_k^2] E[r_p^2] + eps)``; the channel is ``c`` minus its median over the series' aerated lung
-    (scanners differ in how correlated their slices are), scaled by :data:`ZCORR_SCALE` and clipped to
-    +-2. ``overwrite=True`` computes in the two float32 moment maps of ``zpair`` (the channel is returned
-    in the first): no map beside the inputs, where a 600-slice model grid's map is 300 MB.
+    sqrt(E[r_k^2] E[r_p^2] + eps)`` (:func:`raw_corr`); the channel is ``c`` minus its median over the
+    series' aerated lung (scanners differ in how correlated their slices are), scaled by
+    :data:`ZCORR_SCALE` and clipped to +-2 (:func:`corr_channel`). The inputs are not changed.
     """
+    num, den = (np.array(z, np.float32, copy=True) for z in zpair)
+    return corr_channel(raw_corr(num, den, energy, corr_size(spacing)), hu)
+
+
+def corr_size(spacing: tuple[float, ...]) -> tuple[int, int, int]:
+    """The in-plane box (voxels) of :data:`ZCORR_BOX_MM` on a grid of ``spacing``, as a filter size."""
+    return (1, *(max(1, round(ZCORR_BOX_MM / s)) for s in spacing[1:]))  # type: ignore[return-value]
+
+
+def raw_corr(
+    num: NDArray[np.float32], den: NDArray[np.float32], energy: NDArray[Any], size: tuple[int, int, int]
+) -> NDArray[np.float32]:
+    """``box(num) / sqrt(box(energy) box(den) + eps^2)``, boxes of ``size`` slice by slice, computed in
+    ``num`` and ``den`` (float32 moments ``E[r_k r_p]`` and ``E[r_p^2]``, both overwritten; ``num`` is
+    returned). Slices are independent, so any run of slices gives the same values as the whole."""
     from scipy import ndimage
 
     from medforensics._threads import per_slice
-
-    size = (1, *(max(1, round(ZCORR_BOX_MM / s)) for s in spacing[1:]))
-    if overwrite and not all(
-        isinstance(z, np.ndarray) and z.dtype == np.float32 and z.flags.writeable for z in zpair
-    ):
-        raise ValueError("overwrite needs writeable float32 moment maps")
-    num, den = (np.asarray(z, np.float32) if overwrite else np.array(z, np.float32, copy=True) for z in zpair)
 
     def box(a: NDArray[np.float32]) -> None:  # in-plane box sums, in place (each line is read, then written)
         ndimage.uniform_filter(a, size, output=a, mode="nearest")
@@ -259,12 +303,15 @@ def zcorr_with_reference(
     def numerator(_: NDArray[Any], n: NDArray[np.float32]) -> None:
         box(n)
 
-    # slabs of slices on all threads; the slab temporaries are all the memory added
-    per_slice(denominator, energy, den)
+    per_slice(denominator, energy, den)  # slabs of slices on all threads
     per_slice(numerator, num, num)
-    num /= den  # the channel, in place
-    del den
-    c = num
+    num /= den
+    return num
+
+
+def corr_channel(c: NDArray[np.float32], hu: NDArray[Any]) -> tuple[NDArray[np.float32], float]:
+    """:func:`raw_corr` ``c`` made the channel, in place: minus its median over aerated lung (``hu`` on the
+    same grid), scaled by :data:`ZCORR_SCALE`, clipped to +-2; and that median."""
     lung = (hu > LUNG_HU[0]) & (hu < LUNG_HU[1])
     ref = float(np.median(c[lung])) if lung.sum() >= 64 else float(np.median(c))
     del lung

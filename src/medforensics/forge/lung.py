@@ -125,15 +125,18 @@ def _lung_mask(
     parts = [(air[z0 : z0 + _CHUNK], small[z0 : z0 + _CHUNK]) for z0 in range(0, air.shape[0], _CHUNK)]
     cut_voxels = sum(thread_map(lambda p: _drop_outside(p[0], p[1], cut_lung), parts)) * f * f
     del parts
-    # labelled on the box around what is left (the lungs, airways, bowel gas): the int32 labels of a whole
-    # 600-slice model grid are 300 MB
+    # labelled on the box around what is left (the lungs, airways, bowel gas), in 16 bits when the parts
+    # fit: the int32 labels of a whole 600-slice model grid are 300 MB
     found = ndimage.find_objects(air.view(np.uint8))  # the bool mask read as 0/1 bytes: no copy
     if not found or found[0] is None:
         return np.zeros(arr.shape, bool), cut_voxels
     air_box = found[0]
-    labels, n = ndimage.label(air[air_box])
+    try:
+        labels, n = ndimage.label(air[air_box], output=np.uint16)
+    except RuntimeError:  # scipy: "insufficient bit-depth" (more than 65535 parts)
+        labels, n = ndimage.label(air[air_box])
     flat = labels.ravel()  # counted in chunks: bincount of the whole would copy it to int64
-    step = 1 << 24
+    step = 1 << 22
     sizes = np.zeros(n + 1, np.int64)
     for i in range(0, flat.size, step):
         sizes += np.bincount(flat[i : i + step], minlength=n + 1)

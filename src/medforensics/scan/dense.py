@@ -262,7 +262,7 @@ class DenseDetector:
         zone = scored_zone(lung, sp)
         box = ndimage.find_objects(zone.astype(np.uint8))[0]
         src = self.route(g.slice_corr)
-        img = g.channels(src.hu_window, box)  # type: ignore[arg-type]
+        img = g.channels(src.hu_window, box, release=True)  # type: ignore[arg-type]
         # the network input holds what is needed of the channels, and only the box of the rest is kept:
         # the model-grid arrays are freed before inference (on a 600-slice grid, 300 MB each)
         hu_box, lung_box, in_zone = low[box].copy(), lung[box].copy(), zone[box].copy()

@@ -101,12 +101,26 @@ class GridInput:
     #: :func:`~medforensics.features.noise_map.zcorr_with_reference`).
     slice_corr: float | None = None
 
-    def channels(self, hu_window: tuple[float, float], box: tuple[slice, ...] = ()) -> NDArray[np.float32]:
+    def channels(
+        self, hu_window: tuple[float, float], box: tuple[slice, ...] = (), release: bool = False
+    ) -> NDArray[np.float32]:
         """The network input ``(C, D, H, W)`` over ``box``: windowed HU, then the noise and correlation
-        channels the model has."""
-        chans = [window(self.hu[box], hu_window)]
-        chans += [c[box] for c in (self.noise, self.zcorr) if c is not None]
-        return np.stack(chans)
+        channels the model has. ``release``: the noise and correlation maps are dropped from this object as
+        soon as their box is copied (a long series' maps are then not all held beside the input)."""
+        n = 1 + sum(c is not None for c in (self.noise, self.zcorr))
+        first = self.hu[box]
+        img = np.empty((n, *first.shape), np.float32)
+        img[0] = window(first, hu_window)
+        k = 1
+        if self.noise is not None:
+            img[k], k = self.noise[box], k + 1
+            if release:
+                self.noise = None
+        if self.zcorr is not None:
+            img[k] = self.zcorr[box]
+            if release:
+                self.zcorr = None
+        return img
 
 
 def model_input(
@@ -130,13 +144,21 @@ def model_input(
     # z, so neither the full-resolution-sized nor the unzoomed means are ever held: the one trilinear zoom
     inplane = (round(low[1] * zoom[1]), round(low[2] * zoom[2]))
     depth = round(low[0] * zoom[0])
-    gm = nm.grid_means(array, f, energy=noise, on_slab=on_slab, zpair=zcorr, inplane=inplane, depth=depth)
+    # the correlation is made in the pass from the moments as their slices are ready (one map, not two)
+    gm = nm.grid_means(
+        array,
+        f,
+        energy=noise,
+        on_slab=on_slab,
+        zpair=zcorr,
+        inplane=inplane,
+        depth=depth,
+        corr_size=nm.corr_size(sp) if zcorr else None,
+    )
     hu, energy = gm.means, gm.energy
     out = GridInput(hu, None, scale, sp)
-    if gm.zpair is not None and energy is not None:
-        pair, gm.zpair = gm.zpair, None
-        out.zcorr, out.slice_corr = nm.zcorr_with_reference(pair, energy, hu, sp, overwrite=True)
-        del pair
+    if gm.corr is not None:
+        out.zcorr, out.slice_corr = nm.corr_channel(gm.corr, hu)
     if noise and energy is not None:  # after zcorr: the normalisation overwrites ``energy``
         out.noise = nm.normalised_log_energy(energy, hu, copy=False)
     return out
