@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -37,11 +38,16 @@ def main() -> None:
     from medforensics.io.reader import read_volume
     from medforensics.scan.detector import bundled_dir, load_detector
     from medforensics.scan.pipeline import scan_volume
+    from medforensics.train.dense_data import GridInput
 
     old = old_module(args.rev, "src/medforensics/train/dense_data.py", "old_dense_data")
     det = load_detector(bundled_dir())
     volume = read_volume(args.ct)
-    versions = {args.rev: old.model_input, "this checkout": dense.model_input}
+
+    def old_input(*a: Any, **k: Any) -> Any:  # the old grid in this checkout's GridInput (its methods)
+        return GridInput(**vars(old.model_input(*a, **k)))
+
+    versions = {args.rev: old_input, "this checkout": dense.model_input}
     seconds: dict[str, list[float]] = {k: [] for k in versions}
     scores: dict[str, float | None] = {}
     for _ in range(args.reps):
