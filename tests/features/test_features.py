@@ -154,16 +154,21 @@ def test_zcorr_is_its_formula_whether_the_moments_come_stacked_or_as_views() -> 
     hu = rng.uniform(-1000, 0, size=(12, 40, 40)).astype(np.float32)
     sp = (2.5, 1.4, 1.4)
     size = (1, *(max(1, round(nm.ZCORR_BOX_MM / s)) for s in sp[1:]))
+    assert nm.corr_size(sp) == size
     ab, bb, aa = (ndimage.uniform_filter(a, size, mode="nearest") for a in (*pair, energy))
     c = ab / np.sqrt(np.maximum(aa * bb, 0.0) + nm.ZCORR_EPS**2)
     lung = (hu > nm.LUNG_HU[0]) & (hu < nm.LUNG_HU[1])
     want = np.clip((c - np.median(c[lung])) / nm.ZCORR_SCALE, -2.0, 2.0)
-    np.testing.assert_allclose(nm.zcorr(pair, energy, hu, sp), want, rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(nm.zcorr(list(pair), energy, hu, sp), nm.zcorr(pair, energy, hu, sp))
-    kept = pair.copy(), energy.copy()
-    nm.zcorr_with_reference(pair, energy, hu, sp)
-    np.testing.assert_array_equal(pair, kept[0])  # its inputs are left as they were
-    np.testing.assert_array_equal(energy, kept[1])
+    kept = energy.copy()
+    apart = [pair[0].copy(), pair[1].copy()]
+    got, ref = nm.corr_channel(nm.raw_corr(*apart, energy, size), hu)
+    assert got is apart[0] and ref == pytest.approx(float(np.median(c[lung])), abs=1e-6)  # in place
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    stacked = pair.copy()  # views of one (2, z, y, x) array
+    np.testing.assert_array_equal(
+        nm.corr_channel(nm.raw_corr(stacked[0], stacked[1], energy, size), hu)[0], got
+    )
+    np.testing.assert_array_equal(energy, kept)  # the energy is only read: the noise channel needs it
 
 
 @pytest.mark.parametrize(("depth", "slab"), [(None, 4), (None, 32), (28, 4), (17, 3)])

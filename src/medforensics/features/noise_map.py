@@ -199,8 +199,10 @@ def grid_means(
 
     def correlate() -> None:  # the slices whose energy and both moments are ready
         assert out.corr is not None and out.energy is not None and corr_size is not None
-        j0, j1 = done[0], min(min(p) + len(p) if p else done[0] for p in pending)
-        j1 = min(j1, zlin[1].next if zlin[1] is not None else j1)
+        j0 = done[0]  # the moments' pending slices run from j0 on
+        j1 = j0 + min(len(p) for p in pending)
+        if zlin[1] is not None:  # the energy's zoomed slices written so far
+            j1 = min(j1, zlin[1].next)
         if j1 <= j0:
             return
         num, den = (np.stack([p.pop(j) for j in range(j0, j1)]) for p in pending)
@@ -243,36 +245,6 @@ def grid_means(
     return out
 
 
-def zcorr(
-    zpair: Sequence[NDArray[Any]] | NDArray[Any],
-    energy: NDArray[Any],
-    hu: NDArray[Any],
-    spacing: tuple[float, ...],
-) -> NDArray[np.float32]:
-    """The inter-slice correlation channel (:func:`zcorr_with_reference` without the reference)."""
-    return zcorr_with_reference(zpair, energy, hu, spacing)[0]
-
-
-def zcorr_with_reference(
-    zpair: Sequence[NDArray[Any]] | NDArray[Any],
-    energy: NDArray[Any],
-    hu: NDArray[Any],
-    spacing: tuple[float, ...],
-) -> tuple[NDArray[np.float32], float]:
-    """The inter-slice correlation channel from :func:`grid_means`' moments on the model grid, and the
-    reference it is relative to: the series' median correlation over aerated lung (scanners measured here
-    0.24-0.37; noise added to the whole series after reconstruction, or thick slices that do not overlap,
-    bring it near 0).
-
-    The moments are summed over a :data:`ZCORR_BOX_MM` in-plane box, then ``c = E[r_k r_p] /
-    sqrt(E[r_k^2] E[r_p^2] + eps)`` (:func:`raw_corr`); the channel is ``c`` minus its median over the
-    series' aerated lung (scanners differ in how correlated their slices are), scaled by
-    :data:`ZCORR_SCALE` and clipped to +-2 (:func:`corr_channel`). The inputs are not changed.
-    """
-    num, den = (np.array(z, np.float32, copy=True) for z in zpair)
-    return corr_channel(raw_corr(num, den, energy, corr_size(spacing)), hu)
-
-
 def corr_size(spacing: tuple[float, ...]) -> tuple[int, int, int]:
     """The in-plane box (voxels) of :data:`ZCORR_BOX_MM` on a grid of ``spacing``, as a filter size."""
     return (1, *(max(1, round(ZCORR_BOX_MM / s)) for s in spacing[1:]))  # type: ignore[return-value]
@@ -281,7 +253,10 @@ def corr_size(spacing: tuple[float, ...]) -> tuple[int, int, int]:
 def raw_corr(
     num: NDArray[np.float32], den: NDArray[np.float32], energy: NDArray[Any], size: tuple[int, int, int]
 ) -> NDArray[np.float32]:
-    """``box(num) / sqrt(box(energy) box(den) + eps^2)``, boxes of ``size`` slice by slice, computed in
+    """The raw inter-slice correlation of the noise residual from :func:`grid_means`' moments on the model
+    grid: ``c = E[r_k r_p] / sqrt(E[r_k^2] E[r_p^2] + eps)`` with the moments summed over a
+    :data:`ZCORR_BOX_MM` in-plane box (:func:`corr_size`), i.e.
+    ``box(num) / sqrt(box(energy) box(den) + eps^2)``, boxes of ``size`` slice by slice, computed in
     ``num`` and ``den`` (float32 moments ``E[r_k r_p]`` and ``E[r_p^2]``, both overwritten; ``num`` is
     returned). Slices are independent, so any run of slices gives the same values as the whole."""
     from scipy import ndimage
@@ -310,8 +285,11 @@ def raw_corr(
 
 
 def corr_channel(c: NDArray[np.float32], hu: NDArray[Any]) -> tuple[NDArray[np.float32], float]:
-    """:func:`raw_corr` ``c`` made the channel, in place: minus its median over aerated lung (``hu`` on the
-    same grid), scaled by :data:`ZCORR_SCALE`, clipped to +-2; and that median."""
+    """The inter-slice correlation channel from :func:`raw_corr` ``c``, in place, and the reference it is
+    relative to: the series' median correlation over aerated lung (``hu`` on the same grid; scanners
+    measured here 0.24-0.37; noise added to the whole series after reconstruction, or thick slices that do
+    not overlap, bring it near 0). The channel is ``c`` minus that median (scanners differ in how correlated
+    their slices are), scaled by :data:`ZCORR_SCALE` and clipped to +-2."""
     lung = (hu > LUNG_HU[0]) & (hu < LUNG_HU[1])
     ref = float(np.median(c[lung])) if lung.sum() >= 64 else float(np.median(c))
     del lung

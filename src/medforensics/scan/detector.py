@@ -14,7 +14,7 @@ threshold is 0.5, which :class:`ModelInfo` says in its ``version``.
 
 A dense detector's file may also hold a second operating point for series whose noise is uncorrelated
 between slices (noise added to the whole series after reconstruction, or thick slices that do not overlap;
-see :func:`~medforensics.features.noise_map.zcorr_with_reference`)::
+see :func:`~medforensics.features.noise_map.corr_channel`)::
 
     "uncorrelated_noise": {"below": 0.15, "series_threshold": 0.99}
 

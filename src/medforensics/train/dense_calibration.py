@@ -4,7 +4,7 @@ Training calibrates on its own validation scores (the maximum of the tamper map 
 :func:`recalibrate` fits the calibration again on validation series scored exactly as ``scan`` scores them
 (the lung zone of :meth:`~medforensics.scan.dense.DenseDetector.tamper_map`), and splits the operating point
 by the series' median inter-slice noise correlation
-(:func:`~medforensics.features.noise_map.zcorr_with_reference`):
+(:func:`~medforensics.features.noise_map.corr_channel`):
 
 * scanner noise (correlated between slices, as every scanner measured here: 0.24-0.37): the threshold for
   <= ``max_fpr`` authentic validation series flagged among those, kept above the whole authentic training

@@ -40,7 +40,7 @@ class DenseConfig:
     hu_window: tuple[float, float] = HU_WINDOW
     #: Second input channel: full-resolution noise energy (:mod:`medforensics.features.noise_map`).
     noise_channel: bool = True
-    #: Another channel: inter-slice correlation of the noise residual (:func:`.noise_map.zcorr`).
+    #: Another channel: inter-slice correlation of the noise residual (:func:`.noise_map.raw_corr`).
     zcorr_channel: bool = False
     #: No ReLU before the network's 1x1 head (:func:`~medforensics.models.tamperseg.tamperseg3d`).
     linear_head: bool = False

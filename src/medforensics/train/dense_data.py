@@ -56,18 +56,20 @@ def _to_target(
     factors: tuple[int, ...],
     spacing: tuple[float, float, float],
     target_mm: tuple[float, float, float],
-) -> tuple[list[float], tuple[float, float, float], tuple[float, float, float]]:
-    """Zoom factors taking block means of shape ``low`` to ``target_mm``, the scale and the final spacing."""
+) -> tuple[tuple[int, ...], tuple[float, float, float], tuple[float, float, float]]:
+    """The shape block means of shape ``low`` are zoomed to for ``target_mm`` (``low`` itself when each axis
+    is within :data:`SPACING_TOLERANCE`), the scale and the final spacing."""
     sp_b = [s * k for s, k in zip(spacing, factors, strict=True)]
     zoom = [
         1.0 if abs(s / t - 1) <= SPACING_TOLERANCE else s / t for s, t in zip(sp_b, target_mm, strict=True)
     ]
+    shape = tuple(low)
     if any(z != 1.0 for z in zoom):
-        shape = [max(1, round(n * z)) for n, z in zip(low, zoom, strict=True)]
+        shape = tuple(max(1, round(n * z)) for n, z in zip(low, zoom, strict=True))
         zoom = [m / n for m, n in zip(shape, low, strict=True)]
     scale = tuple(float(k / z) for k, z in zip(factors, zoom, strict=True))
     sp = tuple(float(s / z) for s, z in zip(sp_b, zoom, strict=True))
-    return zoom, scale, sp  # type: ignore[return-value]
+    return shape, scale, sp  # type: ignore[return-value]
 
 
 def to_model_grid(
@@ -98,7 +100,7 @@ class GridInput:
     spacing: tuple[float, float, float]
     zcorr: NDArray[np.float32] | None = None
     #: The series' median inter-slice noise correlation over aerated lung (with ``zcorr``; see
-    #: :func:`~medforensics.features.noise_map.zcorr_with_reference`).
+    #: :func:`~medforensics.features.noise_map.corr_channel`).
     slice_corr: float | None = None
 
     def channels(
@@ -139,20 +141,18 @@ def model_input(
 
     f = grid_factors(spacing, target_mm)
     low = nm.grid_shape(array.shape, f)
-    zoom, scale, sp = _to_target(low, f, spacing, target_mm)
-    # the zoom (linear interpolation, separable) runs slab by slab inside the pass, in-plane and then along
-    # z, so neither the full-resolution-sized nor the unzoomed means are ever held: the one trilinear zoom
-    inplane = (round(low[1] * zoom[1]), round(low[2] * zoom[2]))
-    depth = round(low[0] * zoom[0])
-    # the correlation is made in the pass from the moments as their slices are ready (one map, not two)
+    shape, scale, sp = _to_target(low, f, spacing, target_mm)
+    # the zoom (linear interpolation, separable: the one trilinear zoom) runs slab by slab inside the pass,
+    # in-plane and then along z, so neither the full-resolution-sized nor the unzoomed means are ever held;
+    # the correlation is made in the pass too, from the moments as their slices are ready (one map, not two)
     gm = nm.grid_means(
         array,
         f,
         energy=noise,
         on_slab=on_slab,
         zpair=zcorr,
-        inplane=inplane,
-        depth=depth,
+        inplane=(shape[1], shape[2]),
+        depth=shape[0],
         corr_size=nm.corr_size(sp) if zcorr else None,
     )
     hu, energy = gm.means, gm.energy
