@@ -15,6 +15,7 @@ from medforensics.models.tamperseg import (
     region_centre,
     tamper_evidence,
     tamperseg3d,
+    tie_mirrors,
 )
 from medforensics.models.tamperseg import (
     test_tamperseg3d as tiny_net,
@@ -149,3 +150,18 @@ def test_region_centre_ignores_the_region_beyond_its_reach() -> None:
     centre = region_centre(region, (1, 5, 15), (1.0, 1.0, 1.0))
     reach = CENTRE_REACH_MM
     np.testing.assert_allclose(centre, (1.0, 5.0, (10 + 15 + reach) / 2))
+
+
+def test_tied_mirrors_give_the_mirrored_map_of_a_mirrored_input() -> None:
+    torch.manual_seed(0)
+    net = tiny_net(in_channels=2).eval()
+    x = torch.randn(1, 2, 8, 16, 16)  # in-plane sizes the strided grids divide: mirrors map grid to grid
+    with torch.no_grad():
+        untied = [float((net(x.flip(d)).flip(d) - net(x)).abs().max()) for d in ((-1,), (-2,))]
+        tie_mirrors(net)
+        for d in ((-1,), (-2,), (-2, -1)):
+            torch.testing.assert_close(net(x.flip(d)).flip(d), net(x), atol=1e-5, rtol=0)
+    assert min(untied) > 1e-3  # a trained or random network is not mirror-symmetric by itself
+    for m in net.modules():
+        if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)):
+            assert torch.equal(m.weight, m.weight.flip(-1)) and torch.equal(m.weight, m.weight.flip(-2))

@@ -286,3 +286,23 @@ def test_a_model_trained_with_self_blended_copies_says_so(tmp_path: Path) -> Non
     assert "FB:self-blend" in "".join(metrics["splits"]["train"]["labels"])
     card = (tmp_path / "model_card.md").read_text()
     assert "- Self-blended copies: every authentic training scan" in card and "(fresh noise)" in card
+
+
+def test_mirror_tied_training_keeps_every_kernel_mirror_symmetric(
+    tmp_path: Path, trained: tuple[Path, dict]
+) -> None:
+    from medforensics.train.checkpoint import load_weights
+    from medforensics.train.dense import dense_model
+
+    train_dense(tiny_config(tmp_path, steps=3, eval_every=3, mirror_tied=True))
+    tied, plain = dense_model("test_tamperseg3d", 2), dense_model("test_tamperseg3d", 2)
+    load_weights(tied, tmp_path / "model.safetensors")
+    load_weights(plain, trained[0] / "model.safetensors")
+    kernels = [k for k, w in tied.state_dict().items() if w.ndim == 5]
+    assert kernels
+    for k in kernels:
+        w = tied.state_dict()[k]
+        assert torch.equal(w, w.flip(-1)) and torch.equal(w, w.flip(-2)), k
+    assert any(not torch.allclose(w, w.flip(-1)) for w in plain.state_dict().values() if w.ndim == 5)
+    assert "- Mirror-tied: every convolution kernel" in (tmp_path / "model_card.md").read_text()
+    assert "Mirror-tied" not in (trained[0] / "model_card.md").read_text()

@@ -121,6 +121,17 @@ def pad_to_multiple(x: torch.Tensor, multiple: tuple[int, int, int]) -> tuple[to
 MIRROR_VIEWS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
 
+def tie_mirrors(model: nn.Module) -> None:
+    """Average every 3-D convolution kernel of ``model`` with its three in-plane mirrors, in place (config
+    ``mirror_tied``): each layer then computes features that mirror with its input, so a mirrored series
+    gets the mirrored map, up to the offset of strided grids. Training re-ties after every step."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)):
+                sym = m.weight + m.weight.flip(-1)  # a + b == b + a: exactly symmetric, then along y too
+                m.weight.copy_((sym + sym.flip(-2)) / 4)
+
+
 @torch.no_grad()
 def predict_map(
     model: TamperSegNet,

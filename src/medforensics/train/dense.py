@@ -260,6 +260,7 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
     """Train (see module docs); returns the metrics written to ``metrics.json``. ``progress`` gets a line
     after loading and after each evaluation."""
     from medforensics.models.inference import autocast
+    from medforensics.models.tamperseg import tie_mirrors
     from medforensics.train.checkpoint import save_weights, write_log
     from medforensics.train.dense_resume import check_point, check_same_run, keep_best, load_point, save_point
 
@@ -277,6 +278,8 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
         from medforensics.train.checkpoint import load_weights
 
         load_weights(model, Path(init["weights"]))
+    if cfg.mirror_tied:
+        tie_mirrors(model)
     rng = np.random.default_rng(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -314,6 +317,8 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if cfg.mirror_tied:
+                tie_mirrors(model)
             sched.step()
             running += float(loss.detach())
             if cfg.hard_negative > 0 and step % cfg.hard_every == 0 and step < cfg.steps:

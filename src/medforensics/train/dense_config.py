@@ -94,6 +94,13 @@ class DenseConfig:
     #: CPU fine-tune with [0.9, 1.1] did no better there than one without (session 35, leaderboard README).
     #: Copies are train-only: they do not widen ``data_spacing`` (scan's caveats).
     pixel_copies_mm: list[float] = field(default_factory=list)
+    #: Mirror-tied kernels: every convolution kernel averaged with its in-plane mirrors at the start and
+    #: after each step (:func:`~medforensics.models.tamperseg.tie_mirrors`), so that a series mirrored left
+    #: to right or front to back gets the mirrored map. bundle14 is not mirror-symmetric: it flags its
+    #: validation patient's authentic CT mirrored left to right (session 37, ``benchmarks/orientation.py``).
+    #: Tying bundle14's kernels and fine-tuning 300 CPU steps gave validation / test AUC 0.79 / 0.97 against
+    #: its 0.94 / 1.00 (scanner-noise ds6c crops; not bundled: ``benchmarks/leaderboard/mirror_tied/``).
+    mirror_tied: bool = False
     #: ``scan`` assesses series whose slices lie at most this far apart; None: MAX_SLICE_FACTOR x the grid's.
     max_slice_mm: float | None = None
     #: ``scan`` assesses CT whose in-plane pixels are at most this large (mm); None: no limit.

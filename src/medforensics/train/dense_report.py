@@ -68,6 +68,14 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         *_init_line(cfg, metrics),
         *_noise_only_line(cfg),
         *_self_blend_line(cfg),
+        *(
+            [
+                "- Mirror-tied: every convolution kernel averaged with its in-plane mirrors "
+                "(config `mirror_tied`)."
+            ]
+            if cfg.mirror_tied
+            else []
+        ),
         *operating_point_lines(cal),
         *_ties_line(cal, len(metrics.get("val_scores", []))),
         "",
