@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,20 @@ def _params(
     }
 
 
+def _healthy_sites(
+    vol: Any, rng: np.random.Generator, sites: int, diameters: tuple[float, float]
+) -> Iterator[tuple[tuple[int, int, int], float]]:
+    """Up to ``sites`` aerated-lung centres as ``ctgan-inject`` picks them, each with a diameter (mm) drawn
+    from ``diameters``; fewer when no lung is left to draw from. Lazy: each site is drawn from ``rng`` as
+    the caller asks for it."""
+    for _ in range(sites):
+        try:
+            centre = choose_center(vol, rng, "inject", radius_mm=13.0)
+        except MedforensicsError:
+            return
+        yield centre, float(rng.uniform(*diameters))
+
+
 def _solid(a: Any) -> float:
     return float(np.mean(a >= SOLID_HU)) if a.size else 0.0
 
@@ -93,12 +108,7 @@ def measure_injection(sources: list[Any], weights: list[Path], sites: int, seed:
                 real = {"source": src.name, "kind": "nodule", "weights": "real", "diameter_mm": n.diameter_mm}
                 rows.append({**real, **_core(vol, c, float(n.diameter_mm))})
         rng = np.random.default_rng([seed, si])
-        for _ in range(sites):
-            try:
-                centre = choose_center(vol, rng, "inject", radius_mm=13.0)
-            except MedforensicsError:  # no aerated lung left to draw from: fewer sites
-                break
-            d = float(rng.uniform(*INJECT_DIAMETERS))
+        for centre, d in _healthy_sites(vol, rng, sites, INJECT_DIAMETERS):  # each site's pose drawn after it
             params = _params(rng, centre, d, "inject")
             for w, atk in zip(weights, attacks, strict=True):
                 try:
@@ -154,13 +164,8 @@ def measure(sources: list[Any], weights: list[Path], sites: int, seed: int) -> l
         vol = src.volume
         vol.metadata.setdefault("nodules", src.nodules)
         rng = np.random.default_rng([seed, si])
-        jobs: list[tuple[str, tuple[int, int, int], float]] = []
-        for _ in range(sites):
-            try:
-                c = choose_center(vol, rng, "inject", radius_mm=13.0)
-            except MedforensicsError:  # no aerated lung left to draw from: fewer sites
-                break
-            jobs.append(("healthy", c, float(rng.uniform(6.0, 20.0))))
+        # every site first, then the poses (the committed comparison's draws)
+        jobs = [("healthy", c, d) for c, d in _healthy_sites(vol, rng, sites, (6.0, 20.0))]
         for n in src.nodules:
             if n.diameter_mm and n.diameter_mm <= MAX_REMOVE_MM:
                 jobs.append(("nodule", tuple(round(v) for v in n.center_voxel), float(n.diameter_mm)))
