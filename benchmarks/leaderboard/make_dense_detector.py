@@ -108,6 +108,18 @@ def main() -> None:
         help="How blended regions are re-noised (config self_blend_noise: mixed or fresh).",
     )
     ap.add_argument(
+        "--mirror-pairs",
+        action="store_true",
+        help="Every batch also seen in an in-plane mirror view (config mirror_pairs; session 38's CPU "
+        "fine-tune with it found 72/80 whole-series attacks against bundle14's 66/80, see README).",
+    )
+    ap.add_argument(
+        "--mirror-consistency",
+        type=float,
+        default=0.0,
+        help="Weight of the mirror-consistency term (config mirror_consistency; implies --mirror-pairs).",
+    )
+    ap.add_argument(
         "--reuse",
         action="store_true",
         help="Do not retrain models whose folder holds a finished run of them.",
@@ -148,6 +160,8 @@ def main() -> None:
         max_slice_mm=args.max_slice_mm,
         self_blend=args.self_blend,
         self_blend_noise=args.self_blend_noise,
+        mirror_pairs=args.mirror_pairs,
+        mirror_consistency=args.mirror_consistency,
         lr=args.lr,
         hard_items=args.hard_items,
         hard_negative=args.hard_negative,

@@ -168,6 +168,8 @@ def test_training_with_batch_workers_does_not_depend_on_their_number(tmp_path: P
         ({"seed": -1}, "seed must be 0 or more"),
         ({"lr": float("nan")}, "lr must be a finite number above 0"),
         ({"weight_decay": -1.0}, "weight_decay must be a finite number of 0 or more"),
+        ({"mirror_consistency": float("nan")}, "mirror_consistency must be a finite number of 0 or more"),
+        ({"mirror_consistency": -0.5}, "mirror_consistency must be a finite number of 0 or more"),
         ({"pixel_copies_mm": [1.0, 0.0]}, "pixel_copies_mm must be pixel sizes of 0.1-5 mm, got 0.0"),
         ({"pixel_copies_mm": ["1"]}, "pixel_copies_mm must be pixel sizes of 0.1-5 mm, got '1'"),
     ],
@@ -306,3 +308,72 @@ def test_mirror_tied_training_keeps_every_kernel_mirror_symmetric(
     assert any(not torch.allclose(w, w.flip(-1)) for w in plain.state_dict().values() if w.ndim == 5)
     assert "- Mirror-tied: every convolution kernel" in (tmp_path / "model_card.md").read_text()
     assert "Mirror-tied" not in (trained[0] / "model_card.md").read_text()
+
+
+def _loss_parts(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, dims: tuple[int, ...]) -> tuple:
+    from medforensics.train.dense import loss_fn
+
+    cfg = tiny_config()
+    a, b = model(x), model(x.flip(dims)).flip(dims)
+    p = 1.0 - torch.softmax(a, dim=1)[:, 0]
+    q = 1.0 - torch.softmax(b, dim=1)[:, 0]
+    return loss_fn(a, y, cfg), loss_fn(b, y, cfg), (p - q).pow(2).mean()
+
+
+def test_mirror_pairs_average_two_views_cycled_by_step_and_consistency_adds_their_disagreement() -> None:
+    from dataclasses import replace
+
+    from medforensics.train.dense import dense_model, step_loss
+
+    torch.manual_seed(0)
+    model = dense_model("test_tamperseg3d", 2).eval()
+    x = torch.randn(2, 2, 8, 32, 32)
+    y = torch.zeros(2, 8, 32, 32, dtype=torch.long)
+    y[0, 2:5, 4:12, 20:28] = 1  # an edit on one side only: the mirror views differ
+    plain, pairs = tiny_config(), replace(tiny_config(), mirror_pairs=True)
+    with torch.no_grad():
+        assert torch.allclose(step_loss(model, x, y, plain, 1), _loss_parts(model, x, y, (-1,))[0])
+        for step, dims in ((1, (-1,)), (2, (-2,)), (3, (-2, -1)), (4, (-1,))):
+            first, second, disagreement = _loss_parts(model, x, y, dims)
+            assert float(disagreement) > 0
+            got = step_loss(model, x, y, pairs, step)
+            assert torch.allclose(got, 0.5 * (first + second)), step
+            weighted = replace(tiny_config(), mirror_consistency=3.0)  # implies the pairs
+            assert torch.allclose(step_loss(model, x, y, weighted, step), got + 3.0 * disagreement), step
+
+
+def test_mirror_consistency_costs_nothing_where_the_network_is_mirror_symmetric() -> None:
+    """Tied kernels (exactly symmetric, grids that divide the patch) give the mirrored map of a mirrored
+    input, so the consistency term is zero: it only measures what the mirror views disagree on."""
+    from dataclasses import replace
+
+    from medforensics.models.tamperseg import tie_mirrors
+    from medforensics.train.dense import dense_model, step_loss
+
+    torch.manual_seed(1)
+    model = dense_model("test_tamperseg3d", 2).eval()
+    with torch.no_grad():
+        model.head.weight.mul_(40.0)  # confident maps: an untrained network's are nearly uniform
+    x = torch.randn(1, 2, 8, 32, 32)
+    y = torch.zeros(1, 8, 32, 32, dtype=torch.long)
+    y[0, 2:5, 4:12, 20:28] = 1
+    pairs, weighted = (
+        replace(tiny_config(), mirror_pairs=True),
+        replace(tiny_config(), mirror_consistency=50.0),
+    )
+    with torch.no_grad():
+        for dims in ((-1,), (-2,), (-2, -1)):
+            assert float(_loss_parts(model, x, y, dims)[2]) > 1e-5
+        tie_mirrors(model)
+        for step, dims in ((1, (-1,)), (2, (-2,)), (3, (-2, -1))):
+            assert float(_loss_parts(model, x, y, dims)[2]) < 1e-10
+            extra = step_loss(model, x, y, weighted, step) - step_loss(model, x, y, pairs, step)
+            assert abs(float(extra)) < 1e-6
+
+
+def test_mirror_consistency_training_is_on_the_card(tmp_path: Path, trained: tuple[Path, dict]) -> None:
+    train_dense(tiny_config(tmp_path, steps=2, eval_every=2, mirror_consistency=20.0))
+    card = (tmp_path / "model_card.md").read_text()
+    assert "- Mirror pairs: every batch also seen in an in-plane mirror view, with a consistency term" in card
+    assert "(weight 20)" in card
+    assert "Mirror pairs" not in (trained[0] / "model_card.md").read_text()

@@ -85,6 +85,7 @@ __all__ = [
     "model_input",
     "resolve_device",
     "scan_scores",
+    "step_loss",
     "to_model_grid",
     "train_dense",
     "whole_series_scores",
@@ -109,6 +110,27 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, cfg: DenseConfig) -> tor
     has = t.amax(dim=(1, 2, 3))
     mil = F.binary_cross_entropy(peak, has)
     return ce + cfg.dice_weight * dice + cfg.peak_weight * mil
+
+
+def step_loss(model: Any, x: torch.Tensor, y: torch.Tensor, cfg: DenseConfig, step: int) -> torch.Tensor:
+    """Loss of one training batch (:func:`loss_fn`). With ``mirror_pairs`` or ``mirror_consistency`` the
+    batch is also passed in an in-plane mirror view (:data:`~medforensics.models.tamperseg.MIRROR_VIEWS`,
+    cycled by ``step``), its logits mapped back; the two losses are averaged, plus ``mirror_consistency``
+    x the mean squared difference of the two passes' voxel tamper probabilities."""
+    from medforensics.models.tamperseg import MIRROR_VIEWS
+
+    logits = model(x)
+    loss = loss_fn(logits, y, cfg)
+    if not (cfg.mirror_pairs or cfg.mirror_consistency > 0):
+        return loss
+    dims = MIRROR_VIEWS[1 + (step - 1) % (len(MIRROR_VIEWS) - 1)]
+    back = model(x.flip(dims)).flip(dims)
+    loss = 0.5 * (loss + loss_fn(back, y, cfg))
+    if cfg.mirror_consistency > 0:
+        p = 1.0 - torch.softmax(logits.float(), dim=1)[:, 0]
+        q = 1.0 - torch.softmax(back.float(), dim=1)[:, 0]
+        loss = loss + cfg.mirror_consistency * (p - q).pow(2).mean()
+    return loss
 
 
 def scan_scores(model: Any, items: list[Item], precision: str = "bf16") -> dict[str, Any]:
@@ -224,8 +246,10 @@ def check_counts(cfg: DenseConfig) -> None:
         raise ConfigError(f"seed must be 0 or more and below 2**32, got {cfg.seed}")
     if not 0.0 < cfg.lr < math.inf:  # NaN fails too
         raise ConfigError(f"lr must be a finite number above 0, got {cfg.lr}")
-    if not 0.0 <= cfg.weight_decay < math.inf:
-        raise ConfigError(f"weight_decay must be a finite number of 0 or more, got {cfg.weight_decay}")
+    for key in ("weight_decay", "mirror_consistency"):
+        value = getattr(cfg, key)
+        if not 0.0 <= value < math.inf:  # NaN fails too
+            raise ConfigError(f"{key} must be a finite number of 0 or more, got {value}")
     bad = [v for v in cfg.pixel_copies_mm if not (isinstance(v, (int, float)) and 0.1 <= v <= 5.0)]
     if bad:
         raise ConfigError(f"pixel_copies_mm must be pixel sizes of 0.1-5 mm, got {bad[0]!r}")
@@ -312,8 +336,7 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
         for step, x, y in _steps(source, cfg, done):
             model.train()
             with autocast(cfg.precision, dev.type):
-                logits = model(x.to(dev, non_blocking=True))
-            loss = loss_fn(logits, y.to(dev, non_blocking=True), cfg)
+                loss = step_loss(model, x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), cfg, step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -76,6 +76,7 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
             if cfg.mirror_tied
             else []
         ),
+        *_mirror_pairs_line(cfg),
         *operating_point_lines(cal),
         *_ties_line(cal, len(metrics.get("val_scores", []))),
         "",
@@ -129,6 +130,19 @@ def _noise_only_line(cfg: DenseConfig) -> list[str]:
         "`scan` uses it, as a detector folder's `uncorrelated/` sub-folder, for the series its "
         "uncorrelated-noise operating point holds."
     ]
+
+
+def _mirror_pairs_line(cfg: DenseConfig) -> list[str]:
+    """The card's line for config ``mirror_pairs`` / ``mirror_consistency`` (none without them)."""
+    if cfg.mirror_consistency > 0:
+        return [
+            "- Mirror pairs: every batch also seen in an in-plane mirror view, with a consistency term "
+            f"(weight {cfg.mirror_consistency:g}) on the two maps' tamper probabilities "
+            "(config `mirror_consistency`)."
+        ]
+    if cfg.mirror_pairs:
+        return ["- Mirror pairs: every batch also seen in an in-plane mirror view (config `mirror_pairs`)."]
+    return []
 
 
 def _self_blend_line(cfg: DenseConfig) -> list[str]:
