@@ -111,7 +111,7 @@ def main() -> None:
         "--mirror-pairs",
         action="store_true",
         help="Every batch also seen in an in-plane mirror view (config mirror_pairs; session 38's CPU "
-        "fine-tune with it found 72/80 whole-series attacks against bundle14's 66/80, see README).",
+        "fine-tune with it found 109/120 whole-series attacks against bundle14's 99/120, see README).",
     )
     ap.add_argument(
         "--mirror-consistency",

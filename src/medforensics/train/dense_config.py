@@ -104,14 +104,14 @@ class DenseConfig:
     #: Mirror pairs: every batch is seen twice, as drawn and in one in-plane mirror view (left-right,
     #: front-back, both; cycled by step), each pass's map mapped back and its loss averaged with the other's.
     #: The control for ``mirror_consistency`` at the same cost and data. A 400-step CPU fine-tune of bundle14
-    #: with it found 72 of 80 whole-series attacks against bundle14's 66 (session 38, not bundled:
+    #: with it found 109 of 120 whole-series attacks against bundle14's 99 (session 38, not bundled:
     #: ``benchmarks/leaderboard/mirror_pairs/``).
     mirror_pairs: bool = False
     #: Weight of the mirror-consistency term (implies ``mirror_pairs``): the mean squared difference of the
     #: two passes' voxel tamper probabilities, so the network learns to give a mirrored input the mirrored
     #: map without tied kernels (what averaging four mirror views at test time does, at one view's cost).
-    #: 0: none. Weight 100 over 400 CPU steps (session 38) nearly halved the validation patient's crop
-    #: mirror gap against the control, but its whole CT mirrored left to right stayed flagged.
+    #: 0: none. Weight 100 over 400 CPU steps (session 38) cut the validation patient's crop mirror gap
+    #: from 0.17 (the control) to 0.12, but its whole CT mirrored left to right stayed flagged.
     mirror_consistency: float = 0.0
     #: ``scan`` assesses series whose slices lie at most this far apart; None: MAX_SLICE_FACTOR x the grid's.
     max_slice_mm: float | None = None
