@@ -111,7 +111,7 @@ def main() -> None:
         "--mirror-pairs",
         action="store_true",
         help="Every batch also seen in an in-plane mirror view (config mirror_pairs; session 38's CPU "
-        "fine-tune with it found 109/120 whole-series attacks against bundle14's 99/120, see README).",
+        "fine-tune with it found 109/120 whole-series attacks, the same without 105/120, bundle14 99/120).",
     )
     ap.add_argument(
         "--mirror-consistency",

@@ -104,7 +104,7 @@ class DenseConfig:
     #: Mirror pairs: every batch is seen twice, as drawn and in one in-plane mirror view (left-right,
     #: front-back, both; cycled by step), each pass's map mapped back and its loss averaged with the other's.
     #: The control for ``mirror_consistency`` at the same cost and data. A 400-step CPU fine-tune of bundle14
-    #: with it found 109 of 120 whole-series attacks against bundle14's 99 (session 38, not bundled:
+    #: with it found 109 of 120 whole-series attacks, 105 without, bundle14 99 (session 38, not bundled:
     #: ``benchmarks/leaderboard/mirror_pairs/``).
     mirror_pairs: bool = False
     #: Weight of the mirror-consistency term (implies ``mirror_pairs``): the mean squared difference of the
