@@ -68,15 +68,7 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         *_init_line(cfg, metrics),
         *_noise_only_line(cfg),
         *_self_blend_line(cfg),
-        *(
-            [
-                "- Mirror-tied: every convolution kernel averaged with its in-plane mirrors "
-                "(config `mirror_tied`)."
-            ]
-            if cfg.mirror_tied
-            else []
-        ),
-        *_mirror_pairs_line(cfg),
+        *_mirror_lines(cfg),
         *operating_point_lines(cal),
         *_ties_line(cal, len(metrics.get("val_scores", []))),
         "",
@@ -132,17 +124,25 @@ def _noise_only_line(cfg: DenseConfig) -> list[str]:
     ]
 
 
-def _mirror_pairs_line(cfg: DenseConfig) -> list[str]:
-    """The card's line for config ``mirror_pairs`` / ``mirror_consistency`` (none without them)."""
+def _mirror_lines(cfg: DenseConfig) -> list[str]:
+    """The card's lines for configs ``mirror_tied``, ``mirror_pairs`` and ``mirror_consistency``."""
+    lines = []
+    if cfg.mirror_tied:
+        lines.append(
+            "- Mirror-tied: every convolution kernel averaged with its in-plane mirrors "
+            "(config `mirror_tied`)."
+        )
     if cfg.mirror_consistency > 0:
-        return [
+        lines.append(
             "- Mirror pairs: every batch also seen in an in-plane mirror view, with a consistency term "
             f"(weight {cfg.mirror_consistency:g}) on the two maps' tamper probabilities "
             "(config `mirror_consistency`)."
-        ]
-    if cfg.mirror_pairs:
-        return ["- Mirror pairs: every batch also seen in an in-plane mirror view (config `mirror_pairs`)."]
-    return []
+        )
+    elif cfg.mirror_pairs:
+        lines.append(
+            "- Mirror pairs: every batch also seen in an in-plane mirror view (config `mirror_pairs`)."
+        )
+    return lines
 
 
 def _self_blend_line(cfg: DenseConfig) -> list[str]:
