@@ -81,6 +81,15 @@ def _healthy_sites(
         yield centre, float(rng.uniform(*diameters))
 
 
+def _real_nodules(src: Any) -> tuple[Any, list[tuple[tuple[int, ...], float]]]:
+    """The source's volume, with its nodules in the metadata as the attacks read them, and its real nodules
+    the remover reaches (``MAX_REMOVE_MM``): centre voxel and diameter (mm)."""
+    vol = src.volume
+    vol.metadata.setdefault("nodules", src.nodules)
+    reach = [n for n in src.nodules if n.diameter_mm and n.diameter_mm <= MAX_REMOVE_MM]
+    return vol, [(tuple(round(v) for v in n.center_voxel), float(n.diameter_mm)) for n in reach]
+
+
 def _solid(a: Any) -> float:
     return float(np.mean(a >= SOLID_HU)) if a.size else 0.0
 
@@ -100,13 +109,10 @@ def measure_injection(sources: list[Any], weights: list[Path], sites: int, seed:
     rows: list[dict[str, Any]] = []
     attacks = [CTGANInject(w) for w in weights]
     for si, src in enumerate(sources):
-        vol = src.volume
-        vol.metadata.setdefault("nodules", src.nodules)
-        for n in src.nodules:
-            if n.diameter_mm and n.diameter_mm <= MAX_REMOVE_MM:
-                c = tuple(round(v) for v in n.center_voxel)
-                real = {"source": src.name, "kind": "nodule", "weights": "real", "diameter_mm": n.diameter_mm}
-                rows.append({**real, **_core(vol, c, float(n.diameter_mm))})
+        vol, nodules = _real_nodules(src)
+        for c, d in nodules:
+            real = {"source": src.name, "kind": "nodule", "weights": "real", "diameter_mm": d}
+            rows.append({**real, **_core(vol, c, d)})
         rng = np.random.default_rng([seed, si])
         for centre, d in _healthy_sites(vol, rng, sites, INJECT_DIAMETERS):  # each site's pose drawn after it
             params = _params(rng, centre, d, "inject")
@@ -161,14 +167,11 @@ def measure(sources: list[Any], weights: list[Path], sites: int, seed: int) -> l
     rows: list[dict[str, Any]] = []
     attacks = [CTGANRemove(w) for w in weights]
     for si, src in enumerate(sources):
-        vol = src.volume
-        vol.metadata.setdefault("nodules", src.nodules)
+        vol, nodules = _real_nodules(src)
         rng = np.random.default_rng([seed, si])
         # every site first, then the poses (the committed comparison's draws)
         jobs = [("healthy", c, d) for c, d in _healthy_sites(vol, rng, sites, (6.0, 20.0))]
-        for n in src.nodules:
-            if n.diameter_mm and n.diameter_mm <= MAX_REMOVE_MM:
-                jobs.append(("nodule", tuple(round(v) for v in n.center_voxel), float(n.diameter_mm)))
+        jobs += [("nodule", c, d) for c, d in nodules]
         for kind, centre, d in jobs:
             params = _params(rng, centre, d)
             for w, atk in zip(weights, attacks, strict=True):
