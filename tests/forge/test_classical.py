@@ -60,3 +60,41 @@ def test_inpaint_remove_erases_the_nodule(with_nodule: Volume) -> None:
     assert rec.params["diameter_mm"] == with_nodule.metadata["nodules"][0]["diameter_mm"]
     assert out.array[10, 60, 50] < -500  # lung again
     assert (out.array[9:12, 57:64, 47:54] > -300).mean() < 0.1
+
+
+def test_clone_remove_stamps_real_lung_over_the_nodule(with_nodule: Volume) -> None:
+    out, mask, rec = run_attack("clone-remove", with_nodule, seed=0, center=(10, 60, 50))
+    p = rec.params
+    assert rec.label == "FB" and p["diameter_mm"] == with_nodule.metadata["nodules"][0]["diameter_mm"]
+    assert out.array[10, 60, 50] < -500  # lung again
+    assert (out.array[9:12, 57:64, 47:54] > -300).mean() < 0.1
+    np.testing.assert_array_equal(mask, out.array != with_nodule.array)
+    # the donor lies in healthy lung, far from the nodule, and its voxels (not a smooth fill) are what was
+    # pasted: the core's fine texture follows the donor's, turned and flipped as recorded
+    dz, dy, dx = p["donor_center"]
+    sp = np.asarray(with_nodule.spacing)
+    assert np.linalg.norm((np.array([dz, dy, dx]) - (10, 60, 50)) * sp) >= p["diameter_mm"] + 5
+    donor = with_nodule.array[dz, dy - 2 : dy + 3, dx - 2 : dx + 3]
+    k = p["rot90"] % 4
+    donor = np.rot90(donor, k)
+    donor = donor[:, ::-1] if p["flip"] else donor
+    core = out.array[10, 58:63, 48:53]
+    assert np.corrcoef(core.ravel(), donor.ravel())[0, 1] > 0.8
+    assert core.std() > 20  # real texture, not an in-painted plateau
+    out2, _, _ = run_attack("clone-remove", with_nodule, seed=0, center=(10, 60, 50))
+    np.testing.assert_array_equal(out.array, out2.array)
+
+
+def test_clone_remove_keeps_the_chest_wall(ct_crop: Volume) -> None:  # noqa: F811
+    """Only the lung side of the pleura is stamped: soft tissue outside the (closed) lung stays as it was."""
+    from medforensics.forge.lung import lung_mask
+
+    vol = ct_crop.copy()
+    lm = lung_mask(vol)
+    ys, xs = np.nonzero(lm[10])
+    i = int(np.argmax(xs))  # the lung's outermost column on slice 10: against the chest wall
+    centre = (10, int(ys[i]), int(xs[i]) - 2)
+    _out, mask, _ = run_attack("clone-remove", vol, seed=3, center=centre)
+    assert mask.any()
+    wall = (~lm) & (vol.array > -200)
+    assert (mask & wall).sum() < 0.05 * mask.sum()

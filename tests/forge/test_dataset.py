@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medforensics.errors import ConfigError
-from medforensics.forge.base import list_attacks
+from medforensics.forge.base import held_out_attacks, list_attacks
 from medforensics.forge.dataset import (
     DatasetConfig,
     assign_splits,
@@ -41,7 +41,9 @@ def test_every_class_and_available_method_is_present(tiny: tuple[Path, dict]) ->
     assert all(n == 6 for n in totals.values()), totals  # balanced
     used = {m for ms in summary["methods"].values() for m in ms}
     skipped = {s.split(":")[0] for s in summary["skipped"]}
-    assert used | skipped == set(list_attacks())  # each method used, or skipped with a reason
+    held = set(held_out_attacks())
+    assert held == {"clone-remove"} and not held & used  # held-out attacks only when named
+    assert used | skipped == set(list_attacks()) - held  # each other method used, or skipped with a reason
     assert {"blob-inject", "copy-move", "inpaint-remove", "dcgan-synth"} <= used
     per_method = summary["counts_per_method"]
     for kind, label in (("inject", "FM"), ("remove", "FB"), ("synthesize", "SYN")):
@@ -239,3 +241,14 @@ def test_removals_and_copies_take_the_annotated_size(tiny: tuple[Path, dict]) ->
             assert (p["diameter_mm"], p["diameter_from"]) == (6.0, "annotation"), path.name
             seen.add(attack["method"])
     assert seen == {"ctgan-remove", "inpaint-remove", "copy-move"}
+
+
+def test_a_held_out_attack_is_used_when_named(tmp_path: Path) -> None:
+    from medforensics.forge.dataset import DatasetConfig, build_dataset
+
+    cfg = DatasetConfig(
+        per_class=2, depth=12, crop=96, seed=1, methods=["clone-remove"], classes=("TB", "FB")
+    )
+    summary = build_dataset(tmp_path / "ds", tiny_sources(), cfg)
+    assert summary["methods"]["remove"] == ["clone-remove"]
+    assert summary["counts_per_method"]["FB:clone-remove"] == 2 and summary["failures"] == []

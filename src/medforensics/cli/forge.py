@@ -79,12 +79,16 @@ def register(app: typer.Typer) -> None:
         kind: str | None = typer.Option(None, "--kind", help="inject, remove or synthesize."),
     ) -> None:
         """The registered attacks, by kind."""
-        from medforensics.forge.base import KIND_LABELS, list_attacks
+        from medforensics.forge.base import KIND_LABELS, held_out_attacks, list_attacks
 
         try:
             kinds = [kind] if kind else list(KIND_LABELS)
+            held = set(held_out_attacks())
             for k in kinds:
-                typer.echo(f"{k} ({KIND_LABELS.get(k, '?')}): {', '.join(list_attacks(k)) or '-'}")
+                names = [f"{n} (held out)" if n in held else n for n in list_attacks(k)]
+                typer.echo(f"{k} ({KIND_LABELS.get(k, '?')}): {', '.join(names) or '-'}")
+            if held:
+                typer.echo("held out: not in a data set unless named (forge dataset --methods)")
         except MedforensicsError as err:
             raise fail(err) from None
 

@@ -124,6 +124,13 @@ def list_attacks(kind: str | None = None) -> list[str]:
     return sorted(n for n, c in _REGISTRY.items() if kind is None or c.kind == kind)  # type: ignore[attr-defined]
 
 
+def held_out_attacks() -> list[str]:
+    """Attacks kept out of data sets unless named (class attribute ``held_out``): attacks no bundled detector
+    is trained on, so that they stay unseen ones to evaluate against."""
+    _ensure_builtin()
+    return sorted(n for n, c in _REGISTRY.items() if getattr(c, "held_out", False))
+
+
 def create_attack(name: str, **kwargs: Any) -> Attack:
     """Instantiate a registered attack; an unknown name raises :class:`ConfigError` listing known names."""
     _ensure_builtin()

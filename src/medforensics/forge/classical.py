@@ -1,4 +1,5 @@
-"""Classical CT attacks: parametric ``blob-inject``, ``copy-move`` of a real nodule, ``inpaint-remove``."""
+"""Classical CT attacks: parametric ``blob-inject``, ``copy-move`` of a real nodule, ``inpaint-remove`` and
+``clone-remove``."""
 
 from __future__ import annotations
 
@@ -248,6 +249,21 @@ class CopyMove(_Classical):
         return finish(self, volume, new, params, seed, center)
 
 
+def _hole(
+    volume: Volume, params: dict[str, Any], pad_mm: float
+) -> tuple[float, tuple[int, int, int], tuple[slice, slice, slice], NDArray[np.float64]]:
+    """A removal's region: radius (the nodule's plus the margin, mm), checked centre, the box around it
+    (``pad_mm`` wider) and each box voxel's distance (mm) from the centre."""
+    radius = float(params["diameter_mm"]) / 2 + float(params["margin_mm"])
+    center = check_center(volume, tuple(params["center"]), min(radius, 6.0))
+    sl = _box(volume, center, radius + pad_mm)
+    axes = [
+        (np.arange(s.start, s.stop) - c) * sp for s, c, sp in zip(sl, center, volume.spacing, strict=True)
+    ]
+    zz, yy, xx = np.meshgrid(*axes, indexing="ij")
+    return radius, center, sl, np.sqrt(zz**2 + yy**2 + xx**2)
+
+
 @register_attack("inpaint-remove")
 class InpaintRemove(_Classical):
     """Remove the nodule at the centre: biharmonic in-painting slice by slice, then noise matching."""
@@ -275,14 +291,7 @@ class InpaintRemove(_Classical):
         from skimage.restoration import inpaint_biharmonic
 
         check_modality(self, volume)
-        radius = float(params["diameter_mm"]) / 2 + float(params["margin_mm"])
-        center = check_center(volume, tuple(params["center"]), min(radius, 6.0))
-        sl = _box(volume, center, radius + 3)
-        axes = [
-            (np.arange(s.start, s.stop) - c) * sp for s, c, sp in zip(sl, center, volume.spacing, strict=True)
-        ]
-        zz, yy, xx = np.meshgrid(*axes, indexing="ij")
-        dist = np.sqrt(zz**2 + yy**2 + xx**2)
+        radius, center, sl, dist = _hole(volume, params, 3.0)
         hole = dist <= radius
         sub = volume.array[sl].copy()
         for k in range(sub.shape[0]):
@@ -291,5 +300,126 @@ class InpaintRemove(_Classical):
         w = np.clip((radius + 1.0 - dist) / 2.0, 0, 1).astype(np.float32)
         new = volume.array.copy()
         new[sl] = (1 - w) * new[sl] + w * sub
+        _touch_up(volume.array, new, sl, w, seed, float(params.get("noise_scale", 1.0)))
+        return finish(self, volume, new, params, seed, center)
+
+
+def _donor_site(
+    volume: Volume,
+    rng: np.random.Generator,
+    center: tuple[int, int, int],
+    box: tuple[slice, slice, slice],
+    radius_mm: float,
+    tries: int = 80,
+) -> tuple[int, int, int]:
+    """A healthy-lung centre whose box (``box``'s offsets around ``center``) fits the volume, at least
+    ``2 * radius_mm + 5`` mm from ``center``: the first of ``tries`` lung voxels whose sphere is >= 90 %
+    aerated lung, else the most aerated one."""
+    from medforensics.forge.lung import lung_mask
+
+    lo = [c - s.start for c, s in zip(center, box, strict=True)]
+    hi = [s.stop - c for c, s in zip(center, box, strict=True)]
+    lm = lung_mask(volume)
+    inner = np.zeros_like(lm)
+    core = tuple(slice(a, max(a, n - b + 1)) for a, b, n in zip(lo, hi, volume.shape, strict=True))
+    inner[core] = lm[core]
+    sp = np.asarray(volume.spacing)
+    cand = np.argwhere(inner)
+    cand = cand[np.linalg.norm((cand - np.asarray(center)) * sp, axis=1) >= 2 * radius_mm + 5.0]
+    if len(cand) == 0:
+        raise ConfigError(
+            f"clone-remove: no healthy lung {2 * radius_mm + 5:.0f} mm from the nodule to copy from",
+            path=volume.source,
+        )
+    axes = [(np.arange(-a, b)) * s for a, b, s in zip(lo, hi, sp, strict=True)]
+    zz, yy, xx = np.meshgrid(*axes, indexing="ij")
+    sphere = np.sqrt(zz**2 + yy**2 + xx**2) <= radius_mm
+    best: tuple[float, tuple[int, int, int]] = (-1.0, tuple(int(v) for v in cand[0]))  # type: ignore[assignment]
+    for _ in range(tries):
+        d = tuple(int(v) for v in cand[int(rng.integers(len(cand)))])
+        sl = tuple(slice(c - a, c + b) for c, a, b in zip(d, lo, hi, strict=True))
+        aerated = float(((volume.array[sl] < -500) & lm[sl])[sphere].mean())
+        if aerated > best[0]:
+            best = (aerated, d)  # type: ignore[assignment]
+        if aerated >= 0.9:
+            break
+    return best[1]
+
+
+def _lung_side(volume: Volume, sl: tuple[slice, slice, slice], radius_mm: float) -> NDArray[np.float32]:
+    """Soft (0..1) weight of the lung side of the pleura over ``sl``: the lung mask closed slice by slice
+    with a disk of ``radius_mm`` (so a nodule against the chest wall counts as lung, the wall does not)."""
+    from medforensics.forge.lung import lung_mask
+
+    pad = [0] + [int(np.ceil(radius_mm / s)) + 1 for s in volume.spacing[1:]]
+    big = tuple(
+        slice(max(0, s.start - p), min(n, s.stop + p)) for s, p, n in zip(sl, pad, volume.shape, strict=True)
+    )
+    lm = lung_mask(volume)[big]
+    ry, rx = (radius_mm / s for s in volume.spacing[1:])
+    gy, gx = np.ogrid[-pad[1] : pad[1] + 1, -pad[2] : pad[2] + 1]
+    disk = (gy / max(ry, 1e-6)) ** 2 + (gx / max(rx, 1e-6)) ** 2 <= 1.0
+    closed = np.stack([ndimage.binary_closing(m, disk, border_value=1) | m for m in lm])
+    soft = ndimage.gaussian_filter(
+        closed.astype(np.float32), [0.0, 1.0 / volume.spacing[1], 1.0 / volume.spacing[2]]
+    )
+    inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sl, big, strict=True))
+    return np.clip(soft[inner] * 2.0 - 0.5, 0.0, 1.0).astype(np.float32)
+
+
+@register_attack("clone-remove")
+class CloneRemove(_Classical):
+    """Remove the nodule at the centre with a clone stamp: healthy lung from elsewhere in the same series is
+    copied voxel for voxel (no resampling, so its real noise moves with it) over the nodule, turned in-plane,
+    levelled to the surrounding lung and blended over a 2 mm edge."""
+
+    kind = "remove"
+    #: No bundled detector is trained on it: data sets use it only when named (``held_out_attacks``).
+    held_out = True
+
+    def sample_params(
+        self, volume: Volume, rng: np.random.Generator, center: tuple[int, int, int] | None = None
+    ) -> dict[str, Any]:
+        from medforensics.forge.ctgan.attack import nodule_diameter
+
+        c = self._center(volume, rng, center, 8.0)
+        d, origin = nodule_diameter(volume, c, self.name)
+        margin = round(float(rng.uniform(2.0, 4.0)), 2)
+        donor = _donor_site(volume, rng, c, _box(volume, c, d / 2 + margin + 2), d / 2 + margin)
+        return {
+            "center": list(c),
+            "diameter_mm": round(d, 2),
+            "diameter_from": origin,
+            "margin_mm": margin,
+            "donor_center": list(donor),
+            **pose_params(rng),
+        }
+
+    def apply(
+        self, volume: Volume, params: dict[str, Any], seed: int = 0
+    ) -> tuple[Volume, np.ndarray, AttackRecord]:
+        check_modality(self, volume)
+        radius, center, sl, dist = _hole(volume, params, 2.0)
+        donor = tuple(int(v) for v in params["donor_center"])
+        dsl = tuple(
+            slice(d - (c - s.start), d + (s.stop - c)) for d, c, s in zip(donor, center, sl, strict=True)
+        )
+        if any(s.start < 0 or s.stop > n for s, n in zip(dsl, volume.shape, strict=True)):
+            raise ConfigError(f"clone-remove: donor box {donor} leaves the volume", path=volume.source)
+        patch = volume.array[dsl].astype(np.float32)
+        k = int(params.get("rot90", 0)) % 4
+        if patch.shape[1] != patch.shape[2]:
+            k = k // 2 * 2  # a quarter turn would not fit a non-square box
+        patch = np.rot90(patch, k, axes=(1, 2))
+        patch = np.ascontiguousarray(patch[:, :, ::-1] if params.get("flip") else patch)
+        w = np.clip((radius - dist) / 2.0, 0, 1).astype(np.float32) * _lung_side(volume, sl, radius)
+        target = volume.array[sl]
+        ring = (w == 0) & (target < -500)
+        donor_lung = (w > 0) & (patch < -500)
+        if ring.sum() >= 16 and donor_lung.sum() >= 16:  # level the lung, not the vessels
+            shift = float(np.median(target[ring]) - np.median(patch[donor_lung]))
+            patch = (patch + shift * (1 - np.clip((patch + 500) / 500, 0, 1))).astype(np.float32)
+        new = volume.array.copy()
+        new[sl] = (1 - w) * target + w * patch
         _touch_up(volume.array, new, sl, w, seed, float(params.get("noise_scale", 1.0)))
         return finish(self, volume, new, params, seed, center)

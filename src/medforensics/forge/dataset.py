@@ -65,18 +65,16 @@ __all__ = [
 
 
 def _methods(cfg: DatasetConfig) -> dict[str, list[str]]:
-    from medforensics.forge.base import list_attacks
+    from medforensics.forge.base import held_out_attacks, list_attacks
 
     out = {kind: list_attacks(kind) for kind in ("inject", "remove", "synthesize")}
-    if cfg.methods is not None:
-        known = {m for ms in out.values() for m in ms}
-        unknown = sorted(set(cfg.methods) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown attack method(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        out = {k: [m for m in ms if m in cfg.methods] for k, ms in out.items()}
-    return out
+    if cfg.methods is None:  # every attack but the held-out ones (named, they are used)
+        return {k: [m for m in ms if m not in held_out_attacks()] for k, ms in out.items()}
+    known = {m for ms in out.values() for m in ms}
+    unknown = sorted(set(cfg.methods) - known)
+    if unknown:
+        raise ConfigError(f"unknown attack method(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return {k: [m for m in ms if m in cfg.methods] for k, ms in out.items()}
 
 
 def _attack(
