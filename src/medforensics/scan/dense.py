@@ -33,6 +33,7 @@ from medforensics._json import finite_numbers, is_finite_number
 from medforensics.errors import InputError, MedforensicsError
 from medforensics.features.noise_map import SlabCallback
 from medforensics.io.volume import Volume
+from medforensics.scan.clones import Keypoints, add_clone_findings
 from medforensics.scan.coverage import read_spacing_range, spacing_caveats
 from medforensics.scan.detector import Calibration, calibration_and_info
 from medforensics.scan.result import Finding, ModelInfo, SeriesResult
@@ -395,8 +396,14 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     from medforensics.scan.metadata_checks import PixelStats, metadata_findings, noise_finding
 
     stats = PixelStats(volume.shape[0])  # gathered while the grid is built: one pass over the pixels
+    keypoints = Keypoints()  # the same pass: the duplicated-region check's keypoints
+
+    def on_slab(z0: int, block: NDArray[np.float32]) -> None:
+        stats.add(z0, block)
+        keypoints.add(z0, block)
+
     with torch.inference_mode():
-        dm = det.tamper_map(volume, on_slab=stats.add)
+        dm = det.tamper_map(volume, on_slab=on_slab)
     meta = metadata_findings(volume, stats)
     src: DenseDetector = dm.detector or det  # its network drew the map: its calibration scores it
     thr, operating_point = src.calibration.threshold_for(dm.slice_corr)
@@ -437,3 +444,4 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
             for fd in findings[:TOP_CANDIDATES]
         ],
     )
+    add_clone_findings(volume, result, keypoints)

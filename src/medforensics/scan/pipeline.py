@@ -26,6 +26,7 @@ from medforensics.io.volume import Volume, ct_voxel_reason
 from medforensics.logging import get_logger, short_hash
 from medforensics.scan.aggregate import aggregate, attack_type, nms_mm
 from medforensics.scan.candidates import Candidate, ct_candidates, refine_offsets
+from medforensics.scan.clones import with_clones
 from medforensics.scan.cubes import extract_cube_fast, iter_cube_batches
 from medforensics.scan.detector import Detector
 from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, scan_mr_series
@@ -341,7 +342,7 @@ def scan_volume(
 
             scan_axial(volume, res, lambda view, r: scan_ct_dense(view, detector, r))  # type: ignore[arg-type]
         else:
-            scan_axial(volume, res, lambda view, r: scan_ct(view, detector, r, explain))
+            scan_axial(volume, res, with_clones(lambda view, r: scan_ct(view, detector, r, explain)))
     except MedforensicsError as err:
         res.error = _series_reason(err, res.path)
     except (ValueError, RuntimeError, MemoryError, IndexError) as err:  # one series must not stop the scan

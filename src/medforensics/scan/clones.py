@@ -1,0 +1,466 @@
+"""Clone-stamp (duplicated region) detection: the same noise in two places of one CT series.
+
+A scanner's quantum noise is independent from voxel to voxel, so no two regions of an authentic series share
+it. An attacker who hides a nodule under lung copied from elsewhere in the same series (``clone-remove``:
+voxel for voxel, turned or flipped in-plane, levelled) moves that noise along, and the tamper network, which
+reads noise statistics, sees nothing wrong there (session 39: 0 of 40 whole series). This module finds the
+copy directly, as copy-move forensics does for photographs (Fridrich et al. 2003; keypoints as in Amerini et
+al. 2011):
+
+1. per slice, the in-plane high-pass residual of the image (less its Gaussian low-pass); keypoints are the
+   local maxima of the smoothed residual above :data:`KEYPOINT_SD` robust standard deviations, inside the
+   lungs (an 11 x 11 window of air the body encloses: vessels and edges, which repeat across anatomy, are
+   left out);
+2. the descriptor is the 11 x 11 residual patch in a canonical pose of its eight in-plane turns and flips,
+   so a turned copy gets the same descriptor; what all descriptors share (a blob at the centre) is removed;
+3. descriptors are hashed (random hyperplanes) and pairs in one bucket that correlate at least
+   :data:`MIN_CORRELATION` and lie :data:`MIN_OFFSET_MM` apart in-plane are matches (unrelated noise
+   patches correlate at about 0 +- 0.09);
+4. matches with the same slice offset whose two ends lie near those of another are one clone; one with at
+   least :data:`MIN_MATCHES` matches of mean correlation :data:`CLONE_CORRELATION` is reported. Which end is
+   the copy: the one whose edge (where the two ends only partly agree) is denser, since a copy is levelled
+   to the denser lung around what it hides (:func:`_edge_levels`; right for 34 of 34 removals found in
+   ``benchmarks/scan_accuracy/clone_remove``).
+
+It is not proof against every clone: fresh noise added over the copy, as much as the scanner's, hides it
+(tested), and so does resampling the copy (``copy-move`` resamples, and is not found by this check).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from medforensics.io.volume import Volume
+from medforensics.scan.result import Finding, SeriesResult
+
+#: Keypoints: smoothed-residual maxima above this many robust standard deviations of the slice's.
+KEYPOINT_SD = 2.0
+#: The residual is the image less its Gaussian low-pass of this sigma (pixels).
+RESIDUAL_SIGMA = 1.0
+#: Patch side (pixels) of the descriptor.
+PATCH = 11
+#: Main directions shared by all descriptors, removed before matching.
+SHARED_COMPONENTS = 8
+#: Descriptor correlation a match needs.
+MIN_CORRELATION = 0.8
+#: Matches closer than this in-plane are neighbours of one another, not copies.
+MIN_OFFSET_MM = 5.0
+#: Matches a clone needs to be reported, and their mean correlation.
+MIN_MATCHES, CLONE_CORRELATION = 5, 0.9
+#: Matches whose ends lie within this distance (mm) of another match's ends belong to the same clone.
+LINK_MM = 20.0
+#: Slices read at a time.
+CHUNK = 16
+#: Hash tables, and bits per table (more for series with over 65 000 keypoints).
+TABLES, BITS = 8, 12
+#: Buckets larger than this are skipped (flat, clipped regions; not noise).
+MAX_BUCKET = 64
+
+
+@dataclass(frozen=True)
+class Clone:
+    """One duplicated region: ``source`` and ``copy`` centres and boxes (z, y, x voxels, box end exclusive;
+    which is which is a judgement, see the module docs), the number of matched keypoints, their mean
+    correlation, and how much denser (HU) the copy's edge is than the source's."""
+
+    source: tuple[int, int, int]
+    copy: tuple[int, int, int]
+    source_box: tuple[int, int, int, int, int, int]
+    copy_box: tuple[int, int, int, int, int, int]
+    matches: int
+    correlation: float
+    edge_hu_difference: float
+
+    @property
+    def offset(self) -> tuple[int, int, int]:
+        """``copy - source`` (voxels)."""
+        return tuple(int(c - s) for c, s in zip(self.copy, self.source, strict=True))  # type: ignore[return-value]
+
+
+def _poses(p: NDArray[np.float32]) -> Iterator[NDArray[np.float32]]:
+    """The eight in-plane rotations and flips of patches ``(..., n, n)``."""
+    for flip in (False, True):
+        q = p[..., ::-1] if flip else p
+        for k in range(4):
+            yield np.rot90(q, k, axes=(-2, -1))
+
+
+def _lung_window(img: NDArray[np.float32]) -> tuple[slice, slice, NDArray[np.bool_]] | None:
+    """The box (plus a margin) of the air the body encloses on one slice (lungs, airways) and that air, or
+    None."""
+    air = img < -500
+    lab, n = ndimage.label(air[::2, ::2])  # at half resolution: the parts, not their edges, matter here
+    if n == 0:
+        return None
+    border = np.unique(np.r_[lab[0], lab[-1], lab[:, 0], lab[:, -1]])
+    enclosed = np.ones(n + 1, bool)
+    enclosed[border] = False
+    half = enclosed[lab]
+    inside = air & np.repeat(np.repeat(half, 2, 0), 2, 1)[: img.shape[0], : img.shape[1]]
+    rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
+    if len(rows) == 0:
+        return None
+    m = PATCH
+    ys = slice(max(0, int(rows[0]) - m), min(img.shape[0], int(rows[-1]) + m + 1))
+    xs = slice(max(0, int(cols[0]) - m), min(img.shape[1], int(cols[-1]) + m + 1))
+    return ys, xs, inside
+
+
+def _slice_keypoints(
+    img: NDArray[np.float32], rng_vec: NDArray[np.float32]
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Keypoints (row, col) of one slice and their canonical, normalised descriptors (n, PATCH * PATCH)."""
+    none = np.zeros((0, 2), np.int64), np.zeros((0, PATCH * PATCH), np.float32)
+    found = _lung_window(img)
+    if found is None:
+        return none
+    ys, xs, inside = found
+    img, inside = img[ys, xs], inside[ys, xs]
+    h = PATCH // 2
+    res = img - ndimage.gaussian_filter(img, RESIDUAL_SIGMA, mode="nearest", truncate=3.0)
+    smooth = ndimage.gaussian_filter(res, 1.2, mode="nearest", truncate=3.0)
+    # the whole window in air the body encloses (lung), not clipped: vessels and edges repeat across anatomy
+    aerated = ndimage.minimum_filter(inside & (img > -1010), PATCH)
+    aerated[:h] = aerated[-h:] = False
+    aerated[:, :h] = aerated[:, -h:] = False
+    if aerated.sum() < 64:
+        return none
+    vals = smooth[aerated]
+    sd = 1.4826 * float(np.median(np.abs(vals - np.median(vals))))
+    if sd <= 1e-3:  # flat (clipped or synthetic) slice: no noise to match
+        return none
+    pts = np.argwhere(aerated & (smooth > KEYPOINT_SD * sd))
+    # local maxima (5 x 5) among those: looked at only there (a window of 5 fits, as PATCH // 2 >= 2)
+    around = np.lib.stride_tricks.sliding_window_view(smooth, (5, 5))[pts[:, 0] - 2, pts[:, 1] - 2]
+    pts = pts[smooth[pts[:, 0], pts[:, 1]] >= around.max(axis=(1, 2))]
+    if len(pts) == 0:
+        return none
+    win = np.lib.stride_tricks.sliding_window_view(res, (PATCH, PATCH))
+    patches = win[pts[:, 0] - h, pts[:, 1] - h].astype(np.float32)  # (n, PATCH, PATCH)
+    variants = np.stack([v.reshape(len(pts), -1) for v in _poses(patches)], 1)  # (n, 8, PATCH^2)
+    best = np.argmax(variants @ rng_vec, axis=1)
+    desc = variants[np.arange(len(pts)), best]
+    desc = desc - desc.mean(1, keepdims=True)
+    desc /= np.maximum(np.linalg.norm(desc, axis=1, keepdims=True), 1e-6)
+    return pts + np.array([ys.start, xs.start]), desc.astype(np.float32)
+
+
+def _decorrelate(desc: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Descriptors less what all keypoints share: their mean and :data:`SHARED_COMPONENTS` main directions
+    (every keypoint is a blob at its patch's centre, so raw patches of unrelated places correlate at about
+    0.8), then normalised again."""
+    d = desc - desc.mean(0, keepdims=True)
+    _, vecs = np.linalg.eigh(d.T @ d)  # ascending: the main directions are the last columns
+    top = vecs[:, -SHARED_COMPONENTS:].T
+    d = d - (d @ top.T) @ top
+    d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-6)
+    return d.astype(np.float32)
+
+
+def _matches(
+    desc: NDArray[np.float32], rng: np.random.Generator
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Index pairs (i < j) that share a bucket in at least one hash table (buckets over
+    :data:`MAX_BUCKET` skipped) and correlate at least :data:`MIN_CORRELATION`, with that correlation."""
+    n = len(desc)
+    codes, corrs = [], []
+    bits = max(BITS, int(np.ceil(np.log2(max(n, 1) / 16))))  # about 16 keypoints a bucket or fewer
+    weights = 1 << np.arange(bits, dtype=np.int64)
+    for _ in range(TABLES):
+        planes = rng.standard_normal((desc.shape[1], bits)).astype(np.float32)
+        keys = ((desc @ planes) > 0).astype(np.int64) @ weights
+        order = np.argsort(keys, kind="stable")
+        sk = keys[order]
+        starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+        runs = np.diff(np.r_[starts, n])
+        size = np.repeat(runs, runs)  # the size of each element's bucket
+        for gap in range(1, min(MAX_BUCKET, n)):
+            same = (sk[gap:] == sk[:-gap]) & (size[gap:] <= MAX_BUCKET)
+            if not same.any():
+                break
+            a, b = order[:-gap][same], order[gap:][same]
+            c = np.einsum("ij,ij->i", desc[a], desc[b])
+            keep = c >= MIN_CORRELATION
+            codes.append(np.minimum(a, b)[keep] * n + np.maximum(a, b)[keep])
+            corrs.append(c[keep])
+    if not codes:
+        return np.zeros((0, 2), np.int64), np.zeros(0, np.float32)
+    u, first = np.unique(np.concatenate(codes), return_index=True)
+    return np.stack([u // n, u % n], 1), np.concatenate(corrs)[first]
+
+
+#: The eight in-plane turns and flips as integer matrices acting on (y, x).
+_D4 = [
+    np.array(m, np.int64)
+    for m in (
+        [[1, 0], [0, 1]],
+        [[0, -1], [1, 0]],
+        [[-1, 0], [0, -1]],
+        [[0, 1], [-1, 0]],
+        [[1, 0], [0, -1]],
+        [[-1, 0], [0, 1]],
+        [[0, 1], [1, 0]],
+        [[0, -1], [-1, 0]],
+    )
+]
+
+
+def _fit_transform(
+    a: NDArray[np.float64], b: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The in-plane turn/flip ``m`` and integer shift ``t`` (z, y, x) with ``b ~ (a_z, m a_yx) + t``."""
+    best = None
+    for m in _D4:
+        ma = a[:, 1:] @ m.T
+        t = np.round(np.median(b[:, 1:] - ma, axis=0))
+        err = float(np.sum((b[:, 1:] - ma - t) ** 2))
+        if best is None or err < best[0]:
+            best = (err, m, t)
+    assert best is not None
+    tz = np.round(np.median(b[:, 0] - a[:, 0]))
+    return best[1], np.r_[tz, best[2]].astype(np.int64)
+
+
+def _edge_levels(
+    get_slice: Callable[[int], NDArray[np.floating]],
+    shape: tuple[int, ...],
+    a: NDArray[np.float64],
+    b: NDArray[np.float64],
+) -> tuple[float, float]:
+    """Median HU of end ``b`` and of end ``a`` (mapped onto ``b`` voxel for voxel) where their residuals
+    only partly agree (local correlation 0.3-0.85): the edge of the pasted copy, blended into what it
+    covers. A copy hides a nodule and is levelled to the lung around it, which is denser there than the
+    source's, so the copy's edge reads higher."""
+    m, t = _fit_transform(a, b)
+    pad = 12
+    lo = np.maximum(b.min(0).astype(int) - np.array([0, pad, pad]), 0)
+    hi = np.minimum(b.max(0).astype(int) + np.array([1, pad + 1, pad + 1]), shape)
+    yy, xx = np.mgrid[lo[1] : hi[1], lo[2] : hi[2]]
+    src = (np.stack([yy.ravel() - t[1], xx.ravel() - t[2]]).T @ m).astype(np.int64)  # m^-1 = m^T
+    ok = (src[:, 0] >= 0) & (src[:, 0] < shape[1]) & (src[:, 1] >= 0) & (src[:, 1] < shape[2])
+    hb, ha = [], []
+    for z in range(int(lo[0]), int(hi[0])):
+        za = z - int(t[0])
+        if not 0 <= za < shape[0]:
+            continue
+        img_b = np.asarray(get_slice(z), np.float32)
+        img_a = np.asarray(get_slice(za), np.float32)
+        rb = (img_b - ndimage.gaussian_filter(img_b, RESIDUAL_SIGMA, mode="nearest"))[
+            lo[1] : hi[1], lo[2] : hi[2]
+        ]
+        ra_full = img_a - ndimage.gaussian_filter(img_a, RESIDUAL_SIGMA, mode="nearest")
+        ra = np.zeros(rb.size, np.float32)
+        ra[ok] = ra_full[src[ok, 0], src[ok, 1]]
+        ra = ra.reshape(rb.shape)
+        ia = np.zeros(rb.size, np.float32)
+        ia[ok] = img_a[src[ok, 0], src[ok, 1]]
+        sab = ndimage.gaussian_filter(ra * rb, 1.5)
+        saa, sbb = ndimage.gaussian_filter(ra * ra, 1.5), ndimage.gaussian_filter(rb * rb, 1.5)
+        c = sab / np.sqrt(np.maximum(saa * sbb, 1e-6))
+        zone = (c > 0.3) & (c < 0.85) & ok.reshape(rb.shape)
+        hb.append(img_b[lo[1] : hi[1], lo[2] : hi[2]][zone])
+        ha.append(ia.reshape(rb.shape)[zone])
+    if not hb or sum(len(v) for v in hb) < 32:
+        return 0.0, 0.0
+    return float(np.median(np.concatenate(hb))), float(np.median(np.concatenate(ha)))
+
+
+class Keypoints:
+    """A series' keypoints and descriptors, gathered slice by slice: :meth:`add` is a slab callback, so a
+    scan that reads the series once for its network gathers them in the same pass."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.rng_vec = self.rng.standard_normal(PATCH * PATCH).astype(np.float32)
+        self.pts: list[NDArray[np.int64]] = []
+        self.desc: list[NDArray[np.float32]] = []
+        self.done: set[int] = set()
+
+    def add(self, z0: int, block: Any) -> None:
+        """Slices ``z0, z0 + 1, ...`` of ``block`` (z, y, x; HU); a slice seen before is skipped."""
+        for k, img in enumerate(np.asarray(block, np.float32)):
+            if z0 + k in self.done:
+                continue
+            self.done.add(z0 + k)
+            pts, desc = _slice_keypoints(img, self.rng_vec)
+            self.pts.append(np.column_stack([np.full(len(pts), z0 + k), pts]).astype(np.int64))
+            self.desc.append(desc)
+
+    def clones(self, array: Any, spacing: tuple[float, float, float]) -> list[Clone]:
+        """The clones among the keypoints gathered from ``array`` (read again only where one is found)."""
+        shape = tuple(int(v) for v in array.shape)
+        pts = np.concatenate(self.pts) if self.pts else np.zeros((0, 3), np.int64)
+        desc = np.concatenate(self.desc) if self.desc else np.zeros((0, PATCH * PATCH), np.float32)
+        if len(pts) < 2 * MIN_MATCHES:
+            return []
+        pairs, corr = _matches(_decorrelate(desc), self.rng)
+        sp = np.asarray(spacing, np.float64)
+        inplane = np.linalg.norm((pts[pairs[:, 0], 1:] - pts[pairs[:, 1], 1:]) * sp[1:], axis=1)
+        good = inplane >= MIN_OFFSET_MM
+        pairs, corr = pairs[good], corr[good]
+        if len(pairs) < MIN_MATCHES:
+            return []
+        return _group(array, shape, sp, pts, pairs, corr)
+
+
+def find_clones(array: Any, spacing: tuple[float, float, float], seed: int = 0) -> list[Clone]:
+    """Duplicated regions of a CT ``array`` (z, y, x; HU; anything indexable by slice), strongest first."""
+    keypoints = Keypoints(seed)
+    for z0 in range(0, int(array.shape[0]), CHUNK):  # a few slices at a time (a streamed series)
+        keypoints.add(z0, array[z0 : z0 + CHUNK])
+    return keypoints.clones(array, spacing)
+
+
+def _group(
+    array: object,
+    shape: tuple[int, ...],
+    sp: NDArray[np.float64],
+    pts: NDArray[np.int64],
+    pairs: NDArray[np.int64],
+    corr: NDArray[np.float32],
+) -> list[Clone]:
+    """Matches linked by the same slice offset and nearby ends, as clones of at least :data:`MIN_MATCHES`."""
+    a, b = pts[pairs[:, 0]].astype(np.float64), pts[pairs[:, 1]].astype(np.float64)
+    parent = list(range(len(pairs)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    dz = b[:, 0] - a[:, 0]
+    for i in range(len(pairs)):
+        near = (
+            (dz == dz[i])
+            & (np.linalg.norm((a - a[i]) * sp, axis=1) <= LINK_MM)
+            & (np.linalg.norm((b - b[i]) * sp, axis=1) <= LINK_MM)
+        )
+        for j in np.flatnonzero(near):
+            parent[root(int(j))] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(pairs)):
+        groups.setdefault(root(i), []).append(i)
+    out = []
+    for members in groups.values():
+        m = np.asarray(members)
+        if len(m) < MIN_MATCHES or float(corr[m].mean()) < CLONE_CORRELATION:
+            continue
+        ends = []
+        for side in (a[m], b[m]):
+            half = np.array([0, PATCH // 2, PATCH // 2])
+            lo = np.maximum(side.min(0) - half, 0).astype(int)
+            hi = np.minimum(side.max(0) + half + 1, shape).astype(int)
+            z, y, x = (round(float(v)) for v in side.mean(0))
+            ends.append(((z, y, x), (*lo, *hi)))
+        hu_b, hu_a = _edge_levels(lambda z: array[z], shape, a[m], b[m])  # type: ignore[index]
+        src, cpy = (ends[0], ends[1]) if hu_b >= hu_a else (ends[1], ends[0])
+        out.append(
+            Clone(
+                source=src[0],
+                copy=cpy[0],
+                source_box=tuple(int(v) for v in src[1]),  # type: ignore[arg-type]
+                copy_box=tuple(int(v) for v in cpy[1]),  # type: ignore[arg-type]
+                matches=len(m),
+                correlation=float(corr[m].mean()),
+                edge_hu_difference=abs(hu_b - hu_a),
+            )
+        )
+    return sorted(out, key=lambda c: -c.matches)
+
+
+#: Score of a clone finding. No authentic series measured here holds one (benchmarks/clone_detection.md),
+#: and independent noise cannot repeat, so a clone is near-certain tampering; the copy's likely end first.
+CLONE_SCORE, SOURCE_SCORE = 0.99, 0.98
+
+
+def _solid_core(volume: Volume, centre: tuple[int, int, int]) -> bool:
+    """Whether a 3 mm core (in-plane, on the centre slice) at ``centre`` is mostly solid (> -300 HU)."""
+    z, y, x = centre
+    ry, rx = (max(1, round(1.5 / s)) for s in volume.spacing[1:])
+    img = np.asarray(volume.array[z], np.float32)
+    core = img[max(0, y - ry) : y + ry + 1, max(0, x - rx) : x + rx + 1]
+    return bool(core.size and float((core > -300).mean()) > 0.5)
+
+
+def _mm(volume: Volume, voxel: tuple[int, int, int]) -> list[float]:
+    """Patient coordinates (x, y, z; mm, 1 decimal) of a voxel: the same in any view of the series."""
+    return [round(float(v), 1) for v in volume.index_to_patient(np.asarray(voxel, float))]
+
+
+def clone_findings(
+    volume: Volume, keypoints: Keypoints | None = None
+) -> tuple[list[Finding], list[dict[str, Any]]]:
+    """Findings for each duplicated region of ``volume`` (the likely copy, then its source) and a summary
+    of each clone for ``result.extra`` (``keypoints``: gathered already, see :class:`Keypoints`)."""
+    findings: list[Finding] = []
+    summary: list[dict[str, Any]] = []
+    found = (
+        find_clones(volume.array, volume.spacing)
+        if keypoints is None
+        else keypoints.clones(volume.array, volume.spacing)
+    )
+    for c in found:
+        kind = "injected" if _solid_core(volume, c.copy) else "removed"
+        for score, here, box, there in (
+            (CLONE_SCORE, c.copy, c.copy_box, c.source),
+            (SOURCE_SCORE, c.source, c.source_box, c.copy),
+        ):
+            findings.append(
+                Finding(
+                    kind,
+                    score,
+                    center_voxel=here,
+                    center_mm=tuple(_mm(volume, here)),  # type: ignore[arg-type]
+                    bbox_voxel=box,
+                    description=(
+                        f"duplicated region: the same noise as at {_mm(volume, there)} mm ({c.matches} "
+                        f"matched keypoints, correlation {c.correlation:.3f}); one of the two was copied "
+                        "onto the other" + (" (this one more likely)" if score == CLONE_SCORE else "")
+                    ),
+                )
+            )
+        summary.append(
+            {
+                "copy_mm": _mm(volume, c.copy),
+                "source_mm": _mm(volume, c.source),
+                "matches": c.matches,
+                "correlation": round(c.correlation, 4),
+                "edge_hu_difference": round(c.edge_hu_difference, 1),
+                "type": kind,
+            }
+        )
+    return findings, summary
+
+
+def add_clone_findings(volume: Volume, result: SeriesResult, keypoints: Keypoints | None = None) -> None:
+    """Search a scanned CT ``result`` for duplicated regions (``keypoints``: gathered while the scan read the
+    series, else read here); any makes the series tampered (FB/FM by the copy's content) with its findings
+    first. ``result.extra['clones']`` lists them (empty: none found)."""
+    if result.error is not None:
+        return
+    findings, summary = clone_findings(volume, keypoints)
+    result.extra["clones"] = summary
+    if not findings:
+        return
+    result.score = max(result.score or 0.0, CLONE_SCORE)
+    if result.verdict != "tampered":
+        result.label = "FM" if findings[0].type == "injected" else "FB"
+    result.verdict = "tampered"
+    result.findings = sorted(findings + result.findings, key=lambda f: -f.score)
+
+
+def with_clones(scan: Callable[[Volume, SeriesResult], None]) -> Callable[[Volume, SeriesResult], None]:
+    """``scan``, then :func:`add_clone_findings` on the same view of the series."""
+
+    def run(view: Volume, result: SeriesResult) -> None:
+        scan(view, result)
+        add_clone_findings(view, result)
+
+    return run

