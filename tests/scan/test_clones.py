@@ -125,3 +125,16 @@ def test_scan_volume_runs_the_check_on_ct(detector: Detector) -> None:
     assert any("duplicated region" in f.description for f in res.findings)
     scores = [f.score for f in res.findings]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_only_the_strongest_matches_are_grouped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grouping is quadratic in the matches: past MAX_LINKED only the strongest are grouped."""
+    from medforensics.scan import clones
+
+    vol = _lungs(1)
+    arr = vol.array.copy()
+    arr[4:10, 62:98, 97:133] = np.rot90(arr[2:8, 62:98, 27:63], 1, axes=(1, 2))
+    (full,) = find_clones(arr, vol.spacing)
+    monkeypatch.setattr(clones, "MAX_LINKED", 8)
+    (capped,) = find_clones(arr, vol.spacing)
+    assert full.matches > 8 and capped.matches == 8 and capped.correlation >= full.correlation

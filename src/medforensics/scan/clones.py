@@ -59,6 +59,8 @@ LINK_MM = 20.0
 CHUNK = 16
 #: Hash tables, and bits per table (more for series with over 65 000 keypoints).
 TABLES, BITS = 8, 12
+#: At most this many matches are grouped into clones (the strongest).
+MAX_LINKED = 5000
 #: Buckets larger than this are skipped (flat, clipped regions; not noise).
 MAX_BUCKET = 64
 
@@ -325,7 +327,11 @@ def _group(
     pairs: NDArray[np.int64],
     corr: NDArray[np.float32],
 ) -> list[Clone]:
-    """Matches linked by the same slice offset and nearby ends, as clones of at least :data:`MIN_MATCHES`."""
+    """Matches linked by the same slice offset and nearby ends, as clones of at least :data:`MIN_MATCHES`
+    (the :data:`MAX_LINKED` strongest matches: linking is quadratic in their number)."""
+    if len(pairs) > MAX_LINKED:
+        keep = np.argsort(-corr, kind="stable")[:MAX_LINKED]
+        pairs, corr = pairs[keep], corr[keep]
     a, b = pts[pairs[:, 0]].astype(np.float64), pts[pairs[:, 1]].astype(np.float64)
     parent = list(range(len(pairs)))
 
