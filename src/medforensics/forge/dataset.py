@@ -69,7 +69,8 @@ def _methods(cfg: DatasetConfig) -> dict[str, list[str]]:
 
     out = {kind: list_attacks(kind) for kind in ("inject", "remove", "synthesize")}
     if cfg.methods is None:  # every attack but the held-out ones (named, they are used)
-        return {k: [m for m in ms if m not in held_out_attacks()] for k, ms in out.items()}
+        held = set(held_out_attacks())
+        return {k: [m for m in ms if m not in held] for k, ms in out.items()}
     known = {m for ms in out.values() for m in ms}
     unknown = sorted(set(cfg.methods) - known)
     if unknown:

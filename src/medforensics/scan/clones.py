@@ -93,6 +93,11 @@ def _poses(p: NDArray[np.float32]) -> Iterator[NDArray[np.float32]]:
             yield np.rot90(q, k, axes=(-2, -1))
 
 
+def _residual(img: NDArray[np.float32], truncate: float = 4.0) -> NDArray[np.float32]:
+    """The slice less its Gaussian low-pass (:data:`RESIDUAL_SIGMA`; kernel cut at ``truncate`` sigma)."""
+    return img - ndimage.gaussian_filter(img, RESIDUAL_SIGMA, mode="nearest", truncate=truncate)
+
+
 def _lung_window(img: NDArray[np.float32]) -> tuple[slice, slice, NDArray[np.bool_]] | None:
     """The box (plus a margin) of the air the body encloses on one slice (lungs, airways) and that air, or
     None."""
@@ -125,7 +130,7 @@ def _slice_keypoints(
     ys, xs, inside = found
     img, inside = img[ys, xs], inside[ys, xs]
     h = PATCH // 2
-    res = img - ndimage.gaussian_filter(img, RESIDUAL_SIGMA, mode="nearest", truncate=3.0)
+    res = _residual(img, truncate=3.0)
     smooth = ndimage.gaussian_filter(res, 1.2, mode="nearest", truncate=3.0)
     # the whole window in air the body encloses (lung), not clipped: vessels and edges repeat across anatomy
     aerated = ndimage.minimum_filter(inside & (img > -1010), PATCH)
@@ -253,13 +258,11 @@ def _edge_levels(
             continue
         img_b = np.asarray(get_slice(z), np.float32)
         img_a = np.asarray(get_slice(za), np.float32)
-        rb = (img_b - ndimage.gaussian_filter(img_b, RESIDUAL_SIGMA, mode="nearest"))[
-            lo[1] : hi[1], lo[2] : hi[2]
-        ]
-        ra_full = img_a - ndimage.gaussian_filter(img_a, RESIDUAL_SIGMA, mode="nearest")
-        ra = np.zeros(rb.size, np.float32)
-        ra[ok] = ra_full[src[ok, 0], src[ok, 1]]
-        ra = ra.reshape(rb.shape)
+        rb = _residual(img_b)[lo[1] : hi[1], lo[2] : hi[2]]
+        ra_full = _residual(img_a)
+        ra_flat = np.zeros(rb.size, np.float32)
+        ra_flat[ok] = ra_full[src[ok, 0], src[ok, 1]]
+        ra = ra_flat.reshape(rb.shape)
         ia = np.zeros(rb.size, np.float32)
         ia[ok] = img_a[src[ok, 0], src[ok, 1]]
         sab = ndimage.gaussian_filter(ra * rb, 1.5)
@@ -381,8 +384,9 @@ def _group(
     return sorted(out, key=lambda c: -c.matches)
 
 
-#: Score of a clone finding. No authentic series measured here holds one (benchmarks/clone_detection.md),
-#: and independent noise cannot repeat, so a clone is near-certain tampering; the copy's likely end first.
+#: Score of a clone finding. No authentic series measured here holds one
+#: (``benchmarks/scan_accuracy/clone_remove``), and independent noise cannot repeat, so a clone is
+#: near-certain tampering; the copy's likely end first.
 CLONE_SCORE, SOURCE_SCORE = 0.99, 0.98
 
 
