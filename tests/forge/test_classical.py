@@ -98,3 +98,22 @@ def test_clone_remove_keeps_the_chest_wall(ct_crop: Volume) -> None:  # noqa: F8
     assert mask.any()
     wall = (~lm) & (vol.array > -200)
     assert (mask & wall).sum() < 0.05 * mask.sum()
+
+
+def test_clone_remove_puts_back_only_the_noise_the_blend_lost() -> None:
+    """Two independent noise fields mixed with weights w and 1 - w keep sqrt(w^2 + (1-w)^2) of the noise;
+    the top-up brings a half-and-half blend back to the scanner's level and leaves the copy's core alone."""
+    from medforensics.forge.classical import _blend_noise
+    from medforensics.forge.cubes import _correlated
+
+    rng = np.random.default_rng(0)
+    shape = (8, 96, 96)
+    a, b = (30.0 * _correlated(rng, shape, 0.8) - 850.0 for _ in range(2))
+    w = np.zeros(shape, np.float32)
+    w[:, 24:72, 24:72] = 0.5  # the blend band
+    w[:, 40:56, 40:56] = 1.0  # the copy's core
+    topped = (1 - w) * a + w * b + _blend_noise(a, b, w, seed=3)
+    band = w == 0.5
+    assert np.std(((1 - w) * a + w * b)[band]) < 0.75 * 30  # the blend lost noise: 0.71 of it
+    assert abs(np.std(topped[band]) - 30) < 3  # and got it back
+    np.testing.assert_array_equal(topped[w == 1], b[w == 1])  # the core is the donor's, voxel for voxel

@@ -367,11 +367,31 @@ def _lung_side(volume: Volume, sl: tuple[slice, slice, slice], radius_mm: float)
     return np.clip(soft[inner] * 2.0 - 0.5, 0.0, 1.0).astype(np.float32)
 
 
+def _blend_noise(
+    original: NDArray[np.float32], patch: NDArray[np.float32], w: NDArray[np.float32], seed: int
+) -> NDArray[np.float32]:
+    """The noise a blend of ``original`` and ``patch`` with weights ``1 - w`` and ``w`` lost, and no more.
+
+    Their independent noises mix to ``sqrt(w^2 + (1 - w)^2)`` of one alone, so the edge gets
+    ``sqrt(2 w (1 - w))`` of their mean level back (each measured in-plane over lung: the original outside
+    the blend, the patch inside it) and the copy's core, which carries real noise, gets none."""
+    ring = (w == 0) & (original < -500)
+    core = (w == 1) & (patch < -500)
+    levels = [
+        C.noise_std(x, m if m.sum() >= 32 else None, inplane=True)
+        for x, m in ((original, ring), (patch, core))
+    ]
+    level = float(np.sqrt(np.mean(np.square(levels))))
+    field = C.noise_field(w.shape, level, 0.0, np.random.default_rng(seed), inplane=True)
+    return (np.sqrt(2.0 * w * (1.0 - w)) * field).astype(np.float32)
+
+
 @register_attack("clone-remove")
 class CloneRemove(_Classical):
     """Remove the nodule at the centre with a clone stamp: healthy lung from elsewhere in the same series is
     copied voxel for voxel (no resampling, so its real noise moves with it) over the nodule, turned in-plane,
-    levelled to the surrounding lung and blended over a 2 mm edge."""
+    levelled to the surrounding lung and blended over a 2 mm edge, where the noise the blend lost is put back
+    (:func:`_blend_noise`; the core keeps the donor's own noise)."""
 
     kind = "remove"
     #: No bundled detector is trained on it: data sets use it only when named (``held_out_attacks``).
@@ -420,6 +440,5 @@ class CloneRemove(_Classical):
             shift = float(np.median(target[ring]) - np.median(patch[donor_lung]))
             patch = (patch + shift * (1 - np.clip((patch + 500) / 500, 0, 1))).astype(np.float32)
         new = volume.array.copy()
-        new[sl] = (1 - w) * target + w * patch
-        _touch_up(volume.array, new, sl, w, seed, float(params.get("noise_scale", 1.0)))
+        new[sl] = (1 - w) * target + w * patch + _blend_noise(target, patch, w, seed)
         return finish(self, volume, new, params, seed, center)
