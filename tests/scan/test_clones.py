@@ -9,7 +9,13 @@ import pytest
 
 from medforensics.forge.base import run_attack
 from medforensics.io.volume import Volume
-from medforensics.scan.clones import CLONE_SCORE, add_clone_findings, find_clones
+from medforensics.scan.clones import (
+    CLONE_SCORE,
+    MIN_AGREE_MM2,
+    MIN_MATCHES,
+    add_clone_findings,
+    find_clones,
+)
 from medforensics.scan.detector import Detector
 from medforensics.scan.pipeline import scan_volume
 from medforensics.scan.result import SeriesResult
@@ -46,6 +52,30 @@ def test_a_turned_copy_is_found_with_both_ends() -> None:
     assert abs(ends[0][1] - 80) <= 8 and abs(ends[0][2] - 45) <= 8  # the left-lung region
     assert abs(ends[1][1] - 80) <= 8 and abs(ends[1][2] - 115) <= 8  # the right-lung region
     assert abs(abs(c.offset[0]) - 2) == 0 and c.matches >= 5 and c.correlation > 0.9
+    assert c.agreeing_mm2 > 6 * 36 * 36 * 0.64 / 2  # most of the copied block carries the same noise
+
+
+def test_a_small_copy_is_found_by_the_area_its_noise_shares() -> None:
+    """An 18 x 18 pixel copy over three slices gives a few keypoint matches, but a whole region agrees."""
+    vol = _lungs(3)
+    arr = vol.array.copy()
+    arr[5:8, 72:90, 100:118] = np.rot90(arr[3:6, 72:90, 30:48], 1, axes=(1, 2))
+    (c,) = find_clones(arr, vol.spacing)
+    assert c.agreeing_mm2 >= MIN_AGREE_MM2 and c.matches >= MIN_MATCHES
+
+
+def test_matching_keypoints_without_a_shared_region_are_not_a_clone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two 11 x 11 patches alike at the same offset (as anatomy can be) are not one copied region."""
+    from medforensics.scan import clones
+
+    vol = _lungs(6)
+    arr = vol.array.copy()
+    for y, x in ((51, 51), (53, 32)):  # keypoints of slice 4's left lung, copied to slice 6's right lung
+        arr[6, y - 5 : y + 6, x + 65 : x + 76] = arr[4, y - 5 : y + 6, x - 5 : x + 6]
+    assert find_clones(arr, vol.spacing) == []
+    monkeypatch.setattr(clones, "MIN_AGREE_MM2", 0.0)
+    (c,) = find_clones(arr, vol.spacing)  # the keypoints did match: only the area rule turned them down
+    assert c.matches == 2 and 0 < c.agreeing_mm2 < MIN_AGREE_MM2
 
 
 def test_fresh_noise_over_the_copy_hides_it() -> None:
@@ -96,6 +126,7 @@ def test_a_clone_makes_the_series_tampered_with_its_findings_first() -> None:
     assert "duplicated region" in res.findings[0].description
     (summary,) = res.extra["clones"]
     assert summary["matches"] >= 5 and summary["type"] == "removed"
+    assert summary["agreeing_mm2"] >= MIN_AGREE_MM2
     assert len(summary["copy_mm"]) == 3 and summary["copy_mm"] != summary["source_mm"]
 
 
@@ -138,3 +169,44 @@ def test_only_the_strongest_matches_are_grouped(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(clones, "MAX_LINKED", 8)
     (capped,) = find_clones(arr, vol.spacing)
     assert full.matches > 8 and capped.matches == 8 and capped.correlation >= full.correlation
+
+
+def test_lossy_compression_block_pattern_is_not_a_clone() -> None:
+    """JPEG at quality 20 repeats the same 8 x 8 block edges everywhere; that is not shared noise."""
+    import io
+
+    from PIL import Image
+
+    vol, _, _ = _removed()
+    lossy = np.empty_like(vol.array, dtype=np.float32)
+    for z, img in enumerate(np.asarray(vol.array, np.float32)):
+        u8 = np.clip((img + 1100) / 1400 * 255, 0, 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(u8).save(buf, "JPEG", quality=20)
+        lossy[z] = np.asarray(Image.open(io.BytesIO(buf.getvalue())), np.float32) / 255 * 1400 - 1100
+    assert np.abs(lossy - vol.array).mean() > 5  # it did lose detail
+    assert find_clones(lossy, vol.spacing) == []
+
+
+def test_a_copy_on_the_same_slices_is_one_clone() -> None:
+    """On the same slices a match's two ends are stored in either order (by keypoint index); they are
+    grouped both ways round, so a turned copy is one clone with one likely copy end, not two."""
+    vol = _lungs(7)
+    arr = vol.array.copy()
+    arr[2:8, 60:100, 95:135] = np.rot90(arr[2:8, 60:100, 25:65], 1, axes=(1, 2))
+    (c,) = find_clones(arr, vol.spacing)
+    assert c.offset[0] == 0 and c.matches >= 10
+    assert {abs(c.copy[2] - 115) <= 8, abs(c.source[2] - 45) <= 8} == {True} or {
+        abs(c.copy[2] - 45) <= 8,
+        abs(c.source[2] - 115) <= 8,
+    } == {True}
+
+
+def test_fresh_noise_at_a_third_of_the_scanners_does_not_hide_the_copy() -> None:
+    """Below the limit: new noise at a third of the scanner's level leaves the copy's noise 95 % the same."""
+    vol = _lungs(2)
+    arr = vol.array.copy()
+    fresh = np.random.default_rng(5).normal(0, 25.0 / 3, (6, 36, 36))
+    arr[4:10, 62:98, 97:133] = arr[2:8, 62:98, 27:63] + fresh
+    (c,) = find_clones(arr, vol.spacing)
+    assert c.offset == (2, 0, 70) or c.offset == (-2, 0, -70)

@@ -1,0 +1,109 @@
+"""Two ends of a duplicated-region candidate compared voxel for voxel (:mod:`medforensics.scan.clones`):
+the in-plane turn or flip and shift that maps one onto the other, the area where their noise residuals agree,
+and the HU of each end's edge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+#: The residual is the image less its Gaussian low-pass of this sigma (pixels).
+RESIDUAL_SIGMA = 1.0
+
+#: Local residual correlation at which two mapped voxels count as the same region.
+AGREE_CORRELATION = 0.9
+
+
+def residual(img: NDArray[np.float32], truncate: float = 4.0) -> NDArray[np.float32]:
+    """The slice less its Gaussian low-pass (:data:`RESIDUAL_SIGMA`; kernel cut at ``truncate`` sigma)."""
+    return img - ndimage.gaussian_filter(img, RESIDUAL_SIGMA, mode="nearest", truncate=truncate)
+
+
+#: The eight in-plane turns and flips as integer matrices acting on (y, x).
+_D4 = [
+    np.array(m, np.int64)
+    for m in (
+        [[1, 0], [0, 1]],
+        [[0, -1], [1, 0]],
+        [[-1, 0], [0, -1]],
+        [[0, 1], [-1, 0]],
+        [[1, 0], [0, -1]],
+        [[-1, 0], [0, 1]],
+        [[0, 1], [1, 0]],
+        [[0, -1], [-1, 0]],
+    )
+]
+
+
+def _fit_transform(
+    a: NDArray[np.float64], b: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The in-plane turn/flip ``m`` and integer shift ``t`` (z, y, x) with ``b ~ (a_z, m a_yx) + t``."""
+    best = None
+    for m in _D4:
+        ma = a[:, 1:] @ m.T
+        t = np.round(np.median(b[:, 1:] - ma, axis=0))
+        err = float(np.sum((b[:, 1:] - ma - t) ** 2))
+        if best is None or err < best[0]:
+            best = (err, m, t)
+    assert best is not None
+    tz = np.round(np.median(b[:, 0] - a[:, 0]))
+    return best[1], np.r_[tz, best[2]].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How two ends of a match group compare voxel for voxel once one is mapped onto the other."""
+
+    copy_edge_hu: float  #: median HU of end ``b`` where the two only partly agree (see :func:`_compare_ends`)
+    source_edge_hu: float  #: the same for end ``a`` mapped onto ``b``
+    agreeing: int  #: voxels whose residuals agree (local correlation at least :data:`AGREE_CORRELATION`)
+
+
+def compare_ends(
+    get_slice: Callable[[int], NDArray[np.floating]],
+    shape: tuple[int, ...],
+    a: NDArray[np.float64],
+    b: NDArray[np.float64],
+) -> Agreement:
+    """Map end ``a`` of a match group onto end ``b`` voxel for voxel and compare their residuals' local
+    correlation: where it is high the two are one region (a copy: hundreds of voxels; anatomy that merely
+    looks alike: a few around each keypoint); where it is partial (0.3-0.85) is the edge of a pasted copy,
+    blended into what it covers. A copy hides a nodule and is levelled to the lung around it, which is
+    denser there than the source's, so the copy's edge reads higher."""
+    m, t = _fit_transform(a, b)
+    pad = 12
+    lo = np.maximum(b.min(0).astype(int) - np.array([0, pad, pad]), 0)
+    hi = np.minimum(b.max(0).astype(int) + np.array([1, pad + 1, pad + 1]), shape)
+    yy, xx = np.mgrid[lo[1] : hi[1], lo[2] : hi[2]]
+    src = (np.stack([yy.ravel() - t[1], xx.ravel() - t[2]]).T @ m).astype(np.int64)  # m^-1 = m^T
+    ok = (src[:, 0] >= 0) & (src[:, 0] < shape[1]) & (src[:, 1] >= 0) & (src[:, 1] < shape[2])
+    hb, ha, agreeing = [], [], 0
+    for z in range(int(lo[0]), int(hi[0])):
+        za = z - int(t[0])
+        if not 0 <= za < shape[0]:
+            continue
+        img_b = np.asarray(get_slice(z), np.float32)
+        img_a = np.asarray(get_slice(za), np.float32)
+        rb = residual(img_b)[lo[1] : hi[1], lo[2] : hi[2]]
+        ra_full = residual(img_a)
+        ra_flat = np.zeros(rb.size, np.float32)
+        ra_flat[ok] = ra_full[src[ok, 0], src[ok, 1]]
+        ra = ra_flat.reshape(rb.shape)
+        ia = np.zeros(rb.size, np.float32)
+        ia[ok] = img_a[src[ok, 0], src[ok, 1]]
+        sab = ndimage.gaussian_filter(ra * rb, 1.5)
+        saa, sbb = ndimage.gaussian_filter(ra * ra, 1.5), ndimage.gaussian_filter(rb * rb, 1.5)
+        c = sab / np.sqrt(np.maximum(saa * sbb, 1e-6))
+        inside = ok.reshape(rb.shape)
+        agreeing += int(((c >= AGREE_CORRELATION) & inside).sum())
+        zone = (c > 0.3) & (c < 0.85) & inside
+        hb.append(img_b[lo[1] : hi[1], lo[2] : hi[2]][zone])
+        ha.append(ia.reshape(rb.shape)[zone])
+    if not hb or sum(len(v) for v in hb) < 32:
+        return Agreement(0.0, 0.0, agreeing)
+    return Agreement(float(np.median(np.concatenate(hb))), float(np.median(np.concatenate(ha))), agreeing)
