@@ -17,7 +17,7 @@ target >= 95 %) with its confusion matrix. Writes Markdown and JSON.
     python benchmarks/scan_accuracy.py [--model DIR] [--per-method 3] [--augmented 8] [--out DIR]
         [--extra-ct DIR ...] [--only-extra] [--thicken N] [--coarsen N] [--pixel-mm MM | --pixel-scale F]
         [--pixel-sampling point|area] [--max-slice-mm MM]
-        [--max-pixel-mm MM] [--stem NAME]
+        [--max-pixel-mm MM] [--methods A,B] [--no-clone-check] [--stem NAME]
 """
 
 from __future__ import annotations
@@ -214,6 +214,7 @@ def run(
     max_slice_mm: float | None = None,
     max_pixel_mm: float | None = None,
     methods: list[str] | None = None,
+    clone_check: bool = True,
 ) -> dict[str, Any]:
     """Scan every source's authentic, augmented and forged whole series (``methods``: default
     :data:`METHODS`; ``sources``: default
@@ -230,6 +231,7 @@ def run(
         det.max_slice_mm = max_slice_mm
     if max_pixel_mm is not None:
         det.max_pixel_mm = max_pixel_mm
+    det.clone_check = clone_check
     seen = _training_patients(model_dir)
     rng = np.random.default_rng(seed)
     methods = list(METHODS) if methods is None else methods
@@ -457,6 +459,7 @@ def main() -> None:
     ap.add_argument("--max-pixel-mm", type=float, default=None, help="as scan --max-pixel-mm")
     ap.add_argument("--stem", default="scan_accuracy", help="output file names (STEM.md, STEM.json)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated attacks to forge")
+    ap.add_argument("--no-clone-check", action="store_true", help="as scan --no-clone-check")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from medforensics.forge.dataset_sources import auto_sources
@@ -479,6 +482,7 @@ def main() -> None:
         args.max_slice_mm,
         args.max_pixel_mm,
         [m for m in args.methods.split(",") if m],
+        not args.no_clone_check,
     )
     write_results(args.out, args.stem, result, summarise(result))
 

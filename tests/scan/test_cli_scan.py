@@ -251,3 +251,16 @@ def test_the_summary_prints_each_caveat_under_the_table(capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "odd.nii.gz: caveat: pixels 0.98 mm, coarser than the 0.68-0.82 mm pixels" in out
     assert out.count("caveat:") == 1
+
+
+def test_no_clone_check_skips_the_duplicated_region_search(
+    model_dir: Path, ct_series: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "scan.json"
+    args = ["scan", str(ct_series), "--model", str(model_dir), "--json", str(out), "--no-audit"]
+    args += ["--explain", "none"]
+    for extra, searched in (([], True), (["--no-clone-check"], False)):
+        r = CliRunner().invoke(app, [*args, *extra])
+        assert r.exit_code == 0, r.output
+        (series,) = json.loads(out.read_text())["series"]
+        assert ("clones" in series.get("extra", {})) is searched

@@ -158,6 +158,15 @@ def test_scan_volume_runs_the_check_on_ct(detector: Detector) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
+def test_the_check_can_be_switched_off(detector: Detector, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``scan --no-clone-check``: the network alone decides, and no search is reported."""
+    _vol, out, _ = _removed()
+    monkeypatch.setattr(detector, "clone_check", False)
+    res = scan_volume(out, detector, explain=None)
+    assert res.error is None and "clones" not in res.extra
+    assert not any("duplicated region" in f.description for f in res.findings)
+
+
 def test_only_the_strongest_matches_are_grouped(monkeypatch: pytest.MonkeyPatch) -> None:
     """Grouping is quadratic in the matches: past MAX_LINKED only the strongest are grouped."""
     from medforensics.scan import clones

@@ -369,6 +369,15 @@ def test_thick_slices_are_not_assessed_unless_the_limit_is_raised() -> None:
     assert scan_volume(thick, det, explain=None).verdict in ("authentic", "tampered")
 
 
+def test_the_dense_scan_skips_the_clone_search_when_switched_off() -> None:
+    vol = tiny_sources()[0].volume
+    det = load_detector(_tiny_model())
+    assert det.clone_check and scan_volume(vol, det, explain=None).extra["clones"] == []
+    det.clone_check = False  # what --no-clone-check does
+    res = scan_volume(vol, det, explain=None)
+    assert res.error is None and "clones" not in res.extra
+
+
 def test_coarse_pixels_are_not_assessed_where_the_model_sets_a_limit() -> None:
     from medforensics.scan.detector import bundled_dir
 

@@ -200,6 +200,11 @@ def register(app: typer.Typer) -> None:
             help="Score CT series whose in-plane pixels are up to this large (default: the detector's "
             "validated limit, 1 mm for the bundled one; coarser series get verdict error, not assessed).",
         ),
+        no_clone_check: bool = typer.Option(
+            False,
+            "--no-clone-check",
+            help="Skip the duplicated-region (clone stamp) search on CT series (about 1 s a chest CT).",
+        ),
     ) -> None:
         """Scan every series under PATH for tampering; exit 0 if any series was scanned, 2 if none."""
         from medforensics.scan.pipeline import audit_scan, scan_paths
@@ -221,6 +226,7 @@ def register(app: typer.Typer) -> None:
                 det.max_slice_mm = max_slice_mm
             if max_pixel_mm is not None:
                 det.max_pixel_mm = max_pixel_mm
+            det.clone_check = not no_clone_check
             keep = "lazy" if any(x is not None for x in (html_out, sr_dir, seg_dir)) else False
             with _Bar() as bar:
                 report, volumes = scan_paths(

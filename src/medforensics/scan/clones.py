@@ -26,7 +26,8 @@ al. 2011):
    to the denser lung around what it hides (:func:`~medforensics.scan.clone_ends.compare_ends`).
 
 It is not proof against every clone: fresh noise added over the copy, as much as the scanner's, hides it
-(tested; at half the scanner's, 3 of 12 real removals were hidden), and so does resampling the copy (``copy-move`` resamples, and is not found by this check).
+(tested; ``benchmarks/clone_margins.py`` measures how much is tolerated), and so does resampling the copy
+(``copy-move`` resamples, and is not found by this check).
 """
 
 from __future__ import annotations

@@ -161,6 +161,9 @@ class DenseDetector:
     #: Reads a volume slab by slab only (:func:`~medforensics.train.dense_data.model_input` and the metadata
     #: checks), so a long series may be handed over decoded on demand.
     streams = True
+    #: Whether a scan also searches the series for a duplicated region (``scan.clones``; ``scan
+    #: --no-clone-check`` sets it False on the loaded detector).
+    clone_check = True
 
     def __init__(self, model: Any, config: dict[str, Any], calibration: Calibration, info: ModelInfo) -> None:
         from medforensics.models.blocks import fold_batchnorm
@@ -396,11 +399,12 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     from medforensics.scan.metadata_checks import PixelStats, metadata_findings, noise_finding
 
     stats = PixelStats(volume.shape[0])  # gathered while the grid is built: one pass over the pixels
-    keypoints = Keypoints()  # the same pass: the duplicated-region check's keypoints
+    keypoints = Keypoints() if det.clone_check else None  # the same pass: the duplicated-region check's
 
     def on_slab(z0: int, block: NDArray[np.float32]) -> None:
         stats.add(z0, block)
-        keypoints.add(z0, block)
+        if keypoints is not None:
+            keypoints.add(z0, block)
 
     with torch.inference_mode():
         dm = det.tamper_map(volume, on_slab=on_slab)
@@ -444,4 +448,5 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
             for fd in findings[:TOP_CANDIDATES]
         ],
     )
-    add_clone_findings(volume, result, keypoints)
+    if keypoints is not None:
+        add_clone_findings(volume, result, keypoints)

@@ -201,6 +201,10 @@ MAX_SLICE_MM = slice_limit(None)
 class Detector:
     """A trained CNN with its input spec and calibration; scores cubes (3-D) or crops (2-D)."""
 
+    #: Whether a CT scan also searches the series for a duplicated region (``scan.clones``; ``scan
+    #: --no-clone-check`` sets it False on the loaded detector).
+    clone_check = True
+
     def __init__(self, model: nn.Module, spec: InputSpec, calibration: Calibration, info: ModelInfo) -> None:
         self.model = model.eval()
         self.spec = spec

@@ -342,7 +342,8 @@ def scan_volume(
 
             scan_axial(volume, res, lambda view, r: scan_ct_dense(view, detector, r))  # type: ignore[arg-type]
         else:
-            scan_axial(volume, res, with_clones(lambda view, r: scan_ct(view, detector, r, explain)))
+            cube = lambda view, r: scan_ct(view, detector, r, explain)  # noqa: E731
+            scan_axial(volume, res, with_clones(cube) if detector.clone_check else cube)
     except MedforensicsError as err:
         res.error = _series_reason(err, res.path)
     except (ValueError, RuntimeError, MemoryError, IndexError) as err:  # one series must not stop the scan
