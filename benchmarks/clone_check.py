@@ -72,10 +72,15 @@ def main() -> None:
         md.append(row)
         print(row, flush=True)
     md += ["", f"Clones in authentic series: {total[0]}; removals found: {total[1]}/{total[2]}."]
+    emit(md, args.out)
+
+
+def emit(md: list[str], out: Path | None) -> None:
+    """Print the Markdown lines ``md`` and write them to ``out`` (when given)."""
     text = "\n".join(md) + "\n"
     print(text)
-    if args.out:
-        args.out.write_text(text)
+    if out:
+        out.write_text(text)
 
 
 if __name__ == "__main__":

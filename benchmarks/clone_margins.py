@@ -52,6 +52,7 @@ def _passes(clones: Any, c: Any) -> bool:
 
 
 def main() -> None:
+    from clone_check import emit
     from scan_accuracy import extra_sources
 
     from medforensics.forge import cubes
@@ -121,10 +122,7 @@ def main() -> None:
         )
         md.append(row)
         print(row, flush=True)
-    text = "\n".join(md) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(md, args.out)
 
 
 if __name__ == "__main__":
