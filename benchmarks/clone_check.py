@@ -14,6 +14,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,11 +57,7 @@ def main() -> None:
             centre = tuple(round(float(v)) for v in n.center_voxel)
             forged, _mask, _rec = run_attack("clone-remove", vol, seed=seed, center=centre)
             sp = np.asarray(forged.spacing)
-            hit = [
-                c
-                for c in clones.find_clones(forged.array, forged.spacing)
-                if min(np.linalg.norm((np.asarray(e) - centre) * sp) for e in (c.copy, c.source)) <= 10
-            ]
+            hit = near_site(clones.find_clones(forged.array, forged.spacing), centre, sp)
             found += bool(hit)
             matches.append(f"{hit[0].matches} ({hit[0].agreeing_mm2:.0f})" if hit else "0")
         total[1] += found
@@ -73,6 +70,15 @@ def main() -> None:
         print(row, flush=True)
     md += ["", f"Clones in authentic series: {total[0]}; removals found: {total[1]}/{total[2]}."]
     emit(md, args.out)
+
+
+def near_site(found: list[Any], centre: Any, sp: np.ndarray) -> list[Any]:
+    """The clones in ``found`` with an end within 10 mm of ``centre`` (voxels; ``sp``: spacing in mm)."""
+    return [
+        c
+        for c in found
+        if min(np.linalg.norm((np.asarray(e) - np.asarray(centre)) * sp) for e in (c.copy, c.source)) <= 10
+    ]
 
 
 def emit(md: list[str], out: Path | None) -> None:

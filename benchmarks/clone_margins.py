@@ -39,20 +39,12 @@ def _groups(clones: Any, array: Any, spacing: Any, relaxed: bool) -> list[Any]:
             setattr(clones, k, v)
 
 
-def _near(found: list[Any], centre: np.ndarray, sp: np.ndarray) -> list[Any]:
-    return [
-        c
-        for c in found
-        if min(np.linalg.norm((np.asarray(e) - centre) * sp) for e in (c.copy, c.source)) <= 10
-    ]
-
-
 def _passes(clones: Any, c: Any) -> bool:
     return bool(c.correlation >= clones.CLONE_CORRELATION and c.agreeing_mm2 >= clones.MIN_AGREE_MM2)
 
 
 def main() -> None:
-    from clone_check import emit
+    from clone_check import emit, near_site
     from scan_accuracy import extra_sources
 
     from medforensics.forge import cubes
@@ -101,9 +93,9 @@ def main() -> None:
             centre = np.asarray([round(float(v)) for v in src.nodules[0].center_voxel])
             forged, mask, _rec = run_attack("clone-remove", vol, seed=seed, center=tuple(centre))
             sp = np.asarray(forged.spacing)
-            hit = _near(_groups(clones, forged.array, forged.spacing, relaxed=True), centre, sp)
+            hit = near_site(_groups(clones, forged.array, forged.spacing, relaxed=True), centre, sp)
             areas.append(f"{hit[0].agreeing_mm2:.0f}" if hit else "0")
-            found += bool(_near(clones.find_clones(forged.array, forged.spacing), centre, sp))
+            found += bool(near_site(clones.find_clones(forged.array, forged.spacing), centre, sp))
             lung = cubes.noise_std(
                 np.asarray(vol.array, np.float32)[max(0, centre[0] - 4) : centre[0] + 5], inplane=True
             )
@@ -114,7 +106,7 @@ def main() -> None:
                     noisy[box].shape, share * lung, 0.0, np.random.default_rng(seed), inplane=True
                 )
                 noisy[box] += np.where(mask[box], field, 0.0)
-                fresh[k] += bool(_near(clones.find_clones(noisy, forged.spacing), centre, sp))
+                fresh[k] += bool(near_site(clones.find_clones(noisy, forged.spacing), centre, sp))
         n = len(seeds) if src.nodules else 0
         row = (
             f"| {src.name} | 3 | {fmt(largest)} | {fmt(best)} | {meeting} | {', '.join(areas) or '-'} | "

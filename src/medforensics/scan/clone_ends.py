@@ -59,7 +59,7 @@ def _fit_transform(
 class Agreement:
     """How two ends of a match group compare voxel for voxel once one is mapped onto the other."""
 
-    copy_edge_hu: float  #: median HU of end ``b`` where the two only partly agree (see :func:`_compare_ends`)
+    copy_edge_hu: float  #: median HU of end ``b`` where the two only partly agree (see :func:`compare_ends`)
     source_edge_hu: float  #: the same for end ``a`` mapped onto ``b``
     agreeing: int  #: voxels whose residuals agree (local correlation at least :data:`AGREE_CORRELATION`)
 

@@ -297,8 +297,8 @@ def _group(
     out = []
     for members in groups.values():
         m = np.asarray(members)
-        if (m % n)[np.argmin(m % n)] != m[np.argmin(m % n)]:  # the mirror of a group kept: its first match
-            continue  # (by index) is stored the other way round here
+        if not np.any(m == (m % n).min()):  # the mirror of a group kept: that one holds the first match
+            continue  # (by index) as stored, this one holds it the other way round
         if len(m) < MIN_MATCHES or float(corr[m].mean()) < CLONE_CORRELATION:
             continue
         ends = []

@@ -399,7 +399,8 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     from medforensics.scan.metadata_checks import PixelStats, metadata_findings, noise_finding
 
     stats = PixelStats(volume.shape[0])  # gathered while the grid is built: one pass over the pixels
-    keypoints = Keypoints() if det.clone_check else None  # the same pass: the duplicated-region check's
+    # the duplicated-region check's keypoints, gathered in the same pass
+    keypoints = Keypoints() if det.clone_check else None
 
     def on_slab(z0: int, block: NDArray[np.float32]) -> None:
         stats.add(z0, block)
