@@ -17,7 +17,10 @@ target >= 95 %) with its confusion matrix. Writes Markdown and JSON.
     python benchmarks/scan_accuracy.py [--model DIR] [--per-method 3] [--augmented 8] [--out DIR]
         [--extra-ct DIR ...] [--only-extra] [--thicken N] [--coarsen N] [--pixel-mm MM | --pixel-scale F]
         [--pixel-sampling point|area] [--max-slice-mm MM]
-        [--max-pixel-mm MM] [--methods A,B] [--no-clone-check] [--stem NAME]
+        [--max-pixel-mm MM] [--methods A,B] [--no-clone-check] [--noise-plane slice|volume] [--stem NAME]
+
+``--noise-plane volume`` forges as every run before session 41 did (noise touch-up measured in 3-D,
+``forge.base.NoiseMatched``); the committed tables made before then used it.
 """
 
 from __future__ import annotations
@@ -215,13 +218,14 @@ def run(
     max_pixel_mm: float | None = None,
     methods: list[str] | None = None,
     clone_check: bool = True,
+    noise_plane: str = "slice",
 ) -> dict[str, Any]:
     """Scan every source's authentic, augmented and forged whole series (``methods``: default
     :data:`METHODS`; ``sources``: default
     :func:`~medforensics.forge.dataset_sources.auto_sources`; ``max_slice_mm`` overrides the detector's
     limit, as ``scan --max-slice-mm`` does)."""
     from medforensics.forge.augment import ct_augmenter
-    from medforensics.forge.base import list_attacks, run_attack
+    from medforensics.forge.base import NoiseMatched, attack_class, list_attacks, run_attack
     from medforensics.forge.dataset_sources import auto_sources
     from medforensics.scan.detector import load_detector
     from medforensics.scan.pipeline import scan_volume
@@ -257,6 +261,8 @@ def run(
                 if "remove" in method and centre is None:
                     continue
                 extra: dict[str, Any] = {}
+                if issubclass(attack_class(method), NoiseMatched):
+                    extra["noise_plane"] = noise_plane
                 if method == "copy-move":  # a real nodule of another patient (as the data-set builder does)
                     donors = [
                         d for d in sources if nodule_sites(d, MAX_LESION_MM) and d.patient != src.patient
@@ -264,7 +270,7 @@ def run(
                     if not donors:
                         continue
                     donor = donors[int(rng.integers(len(donors)))]
-                    extra = {"donor": donor.volume, "donor_centers": nodule_sites(donor, MAX_LESION_MM)}
+                    extra |= {"donor": donor.volume, "donor_centers": nodule_sites(donor, MAX_LESION_MM)}
                 try:
                     forged, _mask, rec = run_attack(
                         method, vol, seed=int(rng.integers(2**31)), center=centre, **extra
@@ -302,6 +308,7 @@ def run(
         "sha256": det.info.sha256,
         "threshold": det.calibration.operating_threshold,
         "operating_points": operating_points_text(det.calibration),
+        "noise_plane": noise_plane,
         "rows": rows,
     }
 
@@ -312,7 +319,8 @@ def summarise(result: dict[str, Any]) -> str:
         "# Scan accuracy on whole real CT series (benchmarks/scan_accuracy.py)",
         "",
         f"Detector {result['model']} ({result['sha256'][:12]}), "
-        + result.get("operating_points", f"series threshold {result['threshold']:.4f}."),
+        + result.get("operating_points", f"series threshold {result['threshold']:.4f}.")
+        + f" Forge noise touch-up measured in plane: {result.get('noise_plane', 'volume')}.",
         "",
         "| source | seen in training | tampered | flagged | top finding <= 10 mm | "
         "strongest region <= 10 mm | authentic | authentic flagged | s / scan |",
@@ -460,6 +468,12 @@ def main() -> None:
     ap.add_argument("--stem", default="scan_accuracy", help="output file names (STEM.md, STEM.json)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated attacks to forge")
     ap.add_argument("--no-clone-check", action="store_true", help="as scan --no-clone-check")
+    ap.add_argument(
+        "--noise-plane",
+        choices=("slice", "volume"),
+        default="slice",
+        help="where the attacks' noise touch-up is measured (volume: the forge before session 41)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from medforensics.forge.dataset_sources import auto_sources
@@ -483,6 +497,7 @@ def main() -> None:
         args.max_pixel_mm,
         [m for m in args.methods.split(",") if m],
         not args.no_clone_check,
+        args.noise_plane,
     )
     write_results(args.out, args.stem, result, summarise(result))
 

@@ -252,3 +252,38 @@ def test_a_held_out_attack_is_used_when_named(tmp_path: Path) -> None:
     summary = build_dataset(tmp_path / "ds", tiny_sources(), cfg)
     assert summary["methods"]["remove"] == ["clone-remove"]
     assert summary["counts_per_method"]["FB:clone-remove"] == 2 and summary["failures"] == []
+
+
+def test_noise_plane_is_recorded_and_a_volume_build_replays_the_old_forge(
+    tiny: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """Every noise-matched attack records where it measured noise (``slice`` by default); a data set built
+    with ``noise_plane="volume"`` records ``volume`` and an attack kwarg overrides the data set's plane."""
+    out, _ = tiny
+    planes = {
+        a["method"]: a["params"].get("noise_plane")
+        for a in (json.loads(p.read_text()).get("attack") for p in (out / "records").glob("*.json"))
+        if a
+    }
+    assert planes.pop("dcgan-synth") is None  # whole-image synthesis matches no noise
+    assert set(planes) == {"blob-inject", "copy-move", "ctgan-inject", "ctgan-remove", "inpaint-remove"}
+    assert set(planes.values()) == {"slice"}
+    cfg = DatasetConfig(
+        per_class=1,
+        depth=12,
+        crop=96,
+        seed=1,
+        methods=["inpaint-remove", "blob-inject"],
+        classes=("FM", "FB"),
+        noise_plane="volume",
+        attack_kwargs={"blob-inject": {"noise_plane": "slice"}},
+    )
+    build_dataset(tmp_path / "ds", tiny_sources(), cfg)
+    recorded = {
+        a["method"]: a["params"]["noise_plane"]
+        for a in (json.loads(p.read_text())["attack"] for p in (tmp_path / "ds" / "records").glob("*.json"))
+    }
+    assert recorded == {"inpaint-remove": "volume", "blob-inject": "slice"}
+    with pytest.raises(ConfigError, match="noise_plane"):
+        build_dataset(tmp_path / "bad", tiny_sources(), DatasetConfig(per_class=1, noise_plane="3d"))
+    assert not (tmp_path / "bad").exists()

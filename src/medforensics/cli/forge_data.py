@@ -110,6 +110,12 @@ def add_commands(forge_app: typer.Typer) -> None:
         test_frac: float = typer.Option(0.2, "--test-frac", min=0.0, max=0.9),
         depth: int = typer.Option(32, "--depth", min=8, help="Slices per sub-volume."),
         crop: int = typer.Option(256, "--crop", min=64, help="In-plane size of each sub-volume."),
+        noise_plane: str = typer.Option(
+            "slice",
+            "--noise-plane",
+            help="Where the attacks' noise touch-up is measured: slice, or volume (3-D; the data sets "
+            "made before session 41).",
+        ),
     ) -> None:
         """Build a labelled TB/TM/FB/FM/SYN data set with a patient-level split."""
         from medforensics.forge.dataset import DatasetConfig, build_dataset
@@ -125,6 +131,7 @@ def add_commands(forge_app: typer.Typer) -> None:
                 test_frac=test_frac,
                 depth=depth,
                 crop=crop,
+                noise_plane=noise_plane,
             )
             summary = build_dataset(out, sources=list(sources), config=cfg)
         except MedforensicsError as err:

@@ -131,12 +131,17 @@ def held_out_attacks() -> list[str]:
     return sorted(n for n, c in _REGISTRY.items() if getattr(c, "held_out", False))
 
 
-def create_attack(name: str, **kwargs: Any) -> Attack:
-    """Instantiate a registered attack; an unknown name raises :class:`ConfigError` listing known names."""
+def attack_class(name: str) -> type:
+    """The class registered as ``name``; an unknown name raises :class:`ConfigError` listing known names."""
     _ensure_builtin()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown attack {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    attack: Attack = _REGISTRY[name](**kwargs)
+    return _REGISTRY[name]
+
+
+def create_attack(name: str, **kwargs: Any) -> Attack:
+    """Instantiate a registered attack; an unknown name raises :class:`ConfigError` listing known names."""
+    attack: Attack = attack_class(name)(**kwargs)
     return attack
 
 
@@ -162,6 +167,25 @@ def pose_params(rng: np.random.Generator) -> dict[str, Any]:
         "flip": bool(rng.random() < 0.5),
         "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
     }
+
+
+class NoiseMatched:
+    """Mixin of the attacks that top the edited region's noise up to the lung's around it
+    (:func:`~medforensics.forge.cubes.top_up_noise`). ``noise_plane`` says where that noise is measured
+    (``slice``: in-plane, the default; ``volume``: 3-D, as every attack did before session 41); it is
+    recorded in the parameters, and parameters recorded without it replay the 3-D way."""
+
+    def __init__(self, noise_plane: str = "slice") -> None:
+        from medforensics.forge.cubes import check_noise_plane
+
+        self.noise_plane = check_noise_plane(noise_plane)
+
+    @staticmethod
+    def recorded_plane(params: dict[str, Any]) -> str:
+        """The noise plane of recorded ``params`` (absent: the 3-D one they were forged with)."""
+        from medforensics.forge.cubes import LEGACY_NOISE_PLANE
+
+        return str(params.get("noise_plane", LEGACY_NOISE_PLANE))
 
 
 def check_modality(attack: Attack, volume: Volume) -> None:

@@ -11,7 +11,14 @@ from scipy import ndimage
 
 from medforensics.errors import ConfigError
 from medforensics.forge import cubes as C
-from medforensics.forge.base import AttackRecord, check_modality, finish, pose_params, register_attack
+from medforensics.forge.base import (
+    AttackRecord,
+    NoiseMatched,
+    check_modality,
+    finish,
+    pose_params,
+    register_attack,
+)
 from medforensics.forge.lung import check_center, choose_center
 from medforensics.io.volume import Volume
 
@@ -68,13 +75,20 @@ def _touch_up(
     sl: tuple[slice, ...],
     w: NDArray[np.float32],
     seed: int,
-    scale: float,
+    params: dict[str, Any],
 ) -> None:
-    """Add noise (in place, weighted by ``w``) so the edited region's noise matches the lung around it."""
+    """Add noise (in place, weighted by ``w``) so the edited region's noise matches the lung around it,
+    measured in the parameters' noise plane (:class:`~medforensics.forge.base.NoiseMatched`)."""
     ring = (w == 0) & (original[sl] < -500)
-    target = C.noise_std(original[sl], ring if ring.sum() >= 32 else None)
-    present = C.noise_std(new[sl], w > 0.5)
-    new[sl] += w * C.noise_field(w.shape, target, present, np.random.default_rng(seed), scale)
+    new[sl] += w * C.top_up_noise(
+        original[sl],
+        new[sl],
+        ring,
+        w > 0.5,
+        np.random.default_rng(seed),
+        float(params.get("noise_scale", 1.0)),
+        plane=NoiseMatched.recorded_plane(params),
+    )
 
 
 def _box(volume: Volume, center: tuple[int, int, int], radius_mm: float) -> tuple[slice, slice, slice]:
@@ -100,7 +114,7 @@ class _Classical:
 
 
 @register_attack("blob-inject")
-class BlobInject(_Classical):
+class BlobInject(NoiseMatched, _Classical):
     """Parametric nodule: lobulated, spiculated, solid HU core, partial-volume edge, noise matched."""
 
     kind = "inject"
@@ -118,6 +132,7 @@ class BlobInject(_Classical):
             "edge_mm": round(float(rng.uniform(0.4, 0.9)), 2),
             "shape_seed": int(rng.integers(2**31)),
             "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
+            "noise_plane": self.noise_plane,
         }
 
     def apply(
@@ -147,7 +162,7 @@ class BlobInject(_Classical):
         alpha[alpha < 0.01] = 0.0
         new = volume.array.copy()
         new[sl] = (1 - alpha) * new[sl] + alpha * hu
-        _touch_up(volume.array, new, sl, alpha, seed, float(params.get("noise_scale", 1.0)))
+        _touch_up(volume.array, new, sl, alpha, seed, params)
         return finish(self, volume, new, params, seed, center)
 
 
@@ -166,7 +181,7 @@ MAX_COPY_MM = 24.0
 
 
 @register_attack("copy-move")
-class CopyMove(_Classical):
+class CopyMove(NoiseMatched, _Classical):
     """Copy a real nodule (segmented, alpha-blended, background-levelled, noise matched) to a new place.
 
     The donor is ``donor`` (a Volume) with ``donor_centers`` (z, y, x) given by the caller, or, by default,
@@ -178,8 +193,12 @@ class CopyMove(_Classical):
     kind = "inject"
 
     def __init__(
-        self, donor: Volume | None = None, donor_centers: list[tuple[int, int, int]] | None = None
+        self,
+        donor: Volume | None = None,
+        donor_centers: list[tuple[int, int, int]] | None = None,
+        noise_plane: str = "slice",
     ) -> None:
+        super().__init__(noise_plane)
         self.donor = donor
         self.donor_centers = [tuple(int(v) for v in c) for c in donor_centers] if donor_centers else None
 
@@ -214,6 +233,7 @@ class CopyMove(_Classical):
             "diameter_mm": round(float(dm), 2),
             "diameter_from": origin,
             **pose_params(rng),
+            "noise_plane": self.noise_plane,
         }
 
     def apply(
@@ -245,7 +265,7 @@ class CopyMove(_Classical):
         )
         levelled = donor + (bg_t - bg_d) * (1 - np.clip((donor + 500) / 500, 0, 1))
         new, sl, w = C.paste_region(volume.array, grid, levelled, alpha, radius)
-        _touch_up(volume.array, new, sl, w, seed, float(params.get("noise_scale", 1.0)))
+        _touch_up(volume.array, new, sl, w, seed, params)
         return finish(self, volume, new, params, seed, center)
 
 
@@ -265,7 +285,7 @@ def _hole(
 
 
 @register_attack("inpaint-remove")
-class InpaintRemove(_Classical):
+class InpaintRemove(NoiseMatched, _Classical):
     """Remove the nodule at the centre: biharmonic in-painting slice by slice, then noise matching."""
 
     kind = "remove"
@@ -283,6 +303,7 @@ class InpaintRemove(_Classical):
             "diameter_from": origin,
             "margin_mm": round(float(rng.uniform(2.0, 4.0)), 2),
             "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
+            "noise_plane": self.noise_plane,
         }
 
     def apply(
@@ -300,7 +321,7 @@ class InpaintRemove(_Classical):
         w = np.clip((radius + 1.0 - dist) / 2.0, 0, 1).astype(np.float32)
         new = volume.array.copy()
         new[sl] = (1 - w) * new[sl] + w * sub
-        _touch_up(volume.array, new, sl, w, seed, float(params.get("noise_scale", 1.0)))
+        _touch_up(volume.array, new, sl, w, seed, params)
         return finish(self, volume, new, params, seed, center)
 
 

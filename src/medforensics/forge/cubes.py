@@ -6,7 +6,10 @@
   a soft spherical weight, so only the in-painted centre changes.
 * :func:`to_unit` / :func:`from_unit`: CT-GAN's normalisation ([-1000, 400] HU -> [-1, 1]).
 * :func:`match_context`: the histogram step: an affine intensity map fitted on the untouched context.
-* :func:`noise_std` / :func:`noise_field`: noise touch-up matched to the local noise of the lung around.
+* :func:`noise_std` / :func:`noise_field` / :func:`top_up_noise`: noise touch-up matched to the local noise
+  of the lung around, measured within slices (``noise_plane="slice"``, the attacks' default) or in 3-D
+  (``"volume"``: every attack before session 41, which on thick slices counts anatomy as noise and reads a
+  region in-painted slice by slice as noisy).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
+
+from medforensics.errors import ConfigError
 
 HU_MIN, HU_MAX = -1000.0, 400.0
 
@@ -222,3 +227,34 @@ def noise_field(
         return np.zeros(shape, np.float32)
     sigma = need / max(_hp_gain(shape, corr, inplane), 1e-6)
     return (_correlated(rng, shape, corr) * sigma).astype(np.float32)
+
+
+#: Where the touch-up measures noise: ``slice`` (in-plane high-pass) or ``volume`` (3-D high-pass).
+NOISE_PLANES = ("slice", "volume")
+#: The plane of parameters recorded without one (forged before session 41): they replay bit for bit.
+LEGACY_NOISE_PLANE = "volume"
+
+
+def check_noise_plane(plane: str) -> str:
+    """``plane`` if it is one of :data:`NOISE_PLANES`, else :class:`ConfigError`."""
+    if plane not in NOISE_PLANES:
+        raise ConfigError(f"unknown noise_plane {plane!r}; known: {', '.join(NOISE_PLANES)}")
+    return plane
+
+
+def top_up_noise(
+    original: NDArray[Any],
+    new: NDArray[Any],
+    ring: NDArray[np.bool_],
+    core: NDArray[np.bool_],
+    rng: np.random.Generator,
+    scale: float = 1.0,
+    corr: float = NOISE_CORR,
+    plane: str = LEGACY_NOISE_PLANE,
+) -> FloatArray:
+    """Noise that tops ``new``'s level over ``core`` up to ``scale`` times ``original``'s over ``ring`` (under
+    32 ring voxels: ``original``'s aerated lung), both measured in ``plane`` (:data:`NOISE_PLANES`)."""
+    inplane = check_noise_plane(plane) == "slice"
+    target = noise_std(original, ring if ring.sum() >= 32 else None, inplane)
+    present = noise_std(new, core, inplane)
+    return noise_field(core.shape, target, present, rng, scale, corr, inplane)

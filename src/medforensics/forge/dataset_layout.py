@@ -47,7 +47,9 @@ MANIFEST_COLUMNS = (
 
 @dataclass
 class DatasetConfig:
-    """What to build. ``methods`` None means every registered attack."""
+    """What to build. ``methods`` None means every registered attack. ``noise_plane``: where the attacks
+    that match noise measure it (:class:`~medforensics.forge.base.NoiseMatched`; ``volume`` rebuilds the
+    data sets made before session 41); an ``attack_kwargs`` entry overrides it."""
 
     per_class: int = 20
     seed: int = 0
@@ -57,6 +59,7 @@ class DatasetConfig:
     depth: int = 32
     crop: int = 256
     aug_prob: float = 0.75
+    noise_plane: str = "slice"
     classes: tuple[str, ...] = CLASSES
     attack_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
 

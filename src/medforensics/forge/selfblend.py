@@ -95,9 +95,7 @@ def apply_blend(
         level = float(np.median(sub[ring])) if ring.sum() >= 32 else float(np.median(sub))
         new = new + params["flatten"] * (level - new)
     rng = np.random.default_rng(params["seed"])
-    target = C.noise_std(sub, ring if ring.sum() >= 32 else None)
-    present = C.noise_std(new, w > 0.5)
-    noise = C.noise_field(new.shape, target, present, rng, params["noise_scale"], params["grain"])
+    noise = C.top_up_noise(sub, new, ring, w > 0.5, rng, params["noise_scale"], params["grain"])
     if params["z_corr"] > 0 and noise.std() > 0:
         sd = float(noise.std())
         noise = ndimage.gaussian_filter1d(noise, params["z_corr"], axis=0, mode="wrap")

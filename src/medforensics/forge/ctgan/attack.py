@@ -3,7 +3,7 @@
 Steps: cut a 32 mm cube at 1 mm around the target, blank a sphere in its centre, let the bundled 3-D U-Net
 in-paint it (a nodule of the wanted diameter, or healthy lung), undo the normalisation, match the cube's
 histogram to the untouched context, resample back onto the scan grid with a soft blend, and top the local
-noise up to that of the surrounding lung.
+noise up to that of the surrounding lung (measured within slices; in 3-D before session 41).
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ import torch
 
 from medforensics.errors import ConfigError, InputError
 from medforensics.forge import cubes as C
-from medforensics.forge.base import AttackRecord, check_modality, finish, pose_params, register_attack
+from medforensics.forge.base import (
+    AttackRecord,
+    NoiseMatched,
+    check_modality,
+    finish,
+    pose_params,
+    register_attack,
+)
 from medforensics.forge.ctgan.data import CUBE, hole_for, make_input
 from medforensics.forge.ctgan.model import UNet3D
 from medforensics.forge.lung import NODULE_MIN_MM, SOLID_HU, check_center, choose_center, measure_nodule_mm
@@ -57,14 +64,16 @@ def load_generator(path: str) -> tuple[UNet3D, str]:
     return gen, hashlib.sha256(p.read_bytes()).hexdigest()[:12]
 
 
-class _CTGANAttack:
-    """Shared body of the two learned attacks."""
+class _CTGANAttack(NoiseMatched):
+    """Shared body of the two learned attacks (``noise_plane``: see
+    :class:`~medforensics.forge.base.NoiseMatched`)."""
 
     kind = ""
     name = ""
     modalities: tuple[str, ...] = ("CT",)
 
-    def __init__(self, weights: str | Path | None = None) -> None:
+    def __init__(self, weights: str | Path | None = None, noise_plane: str = "slice") -> None:
+        super().__init__(noise_plane)
         self.weights = Path(weights) if weights else bundled_weights(self.kind)
 
     def _diameter(
@@ -88,6 +97,7 @@ class _CTGANAttack:
             **({"diameter_from": origin} if origin else {}),
             "hole_mm": round(hole_for(d) if self.kind == "inject" else removal_hole(d), 2),
             **pose_params(rng),
+            "noise_plane": self.noise_plane,
         }
 
     def apply(
@@ -126,12 +136,15 @@ class _CTGANAttack:
                 gen_hu = gen_hu + np.clip(delta, -80.0, 80.0) * weight
         new, sl, w = C.paste_region(volume.array, grid, gen_hu, weight, hole / 2)
         ring = (w == 0) & (volume.array[sl] < -500)
-        target = C.noise_std(volume.array[sl], ring)
-        present = C.noise_std(new[sl], w > 0.5)
-        noise = C.noise_field(
-            w.shape, target, present, np.random.default_rng(seed), float(params.get("noise_scale", 1.0))
+        new[sl] += w * C.top_up_noise(
+            volume.array[sl],
+            new[sl],
+            ring,
+            w > 0.5,
+            np.random.default_rng(seed),
+            float(params.get("noise_scale", 1.0)),
+            plane=self.recorded_plane(params),
         )
-        new[sl] += w * noise
         full = {
             **params,
             "model": f"{self.weights.name}@{sha}",
