@@ -7,10 +7,12 @@ ctgan-remove) is run on each real CT (``forge.dataset_sources.auto_sources`` and
 within slices (``slice``). Reported: the in-plane noise (``forge.cubes.noise_std``, robust std of the
 in-plane high-pass) of the edit's core (the sphere of the removed or injected radius, 1.5 mm in from its
 edge; injected cores hold the nodule's own texture too) after the attack, and of the untouched aerated lung
-in the same box before it, and whether the ``volume`` run is bit-identical to the attack with the plane left
-out of its parameters (how records forged before session 41 replay).
+in the same box before it; the lag-1 correlation of that residual between slices
+(``forge.cubes.slice_correlation``) in the core and in the lung; and whether the ``volume`` run is
+bit-identical to the attack with the plane left out of its parameters (how records forged before session 41
+replay). ``--noise-z matched``: the in-plane run's added noise correlates between slices as the lung's does.
 
-    python benchmarks/forge_noise.py [--extra-ct DIR ...] [--sites 2] [--out FILE.md]
+    python benchmarks/forge_noise.py [--extra-ct DIR ...] [--sites 2] [--noise-z matched] [--out FILE.md]
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ def core_radius(method: str, params: dict[str, Any]) -> float:
 
 def core_and_ring(
     method: str, before: Any, after: Any, mask: np.ndarray, params: dict[str, Any], bbox: list[int]
-) -> tuple[float, float]:
-    """In-plane noise of the core after the attack and of the untouched lung in its box before it."""
-    from medforensics.forge.cubes import noise_std
+) -> str:
+    """In-plane noise and its inter-slice correlation: the core after the attack / the untouched lung in its
+    box before it."""
+    from medforensics.forge.cubes import noise_std, slice_correlation
 
     sl = tuple(slice(a, b) for a, b in zip(bbox[:3], bbox[3:], strict=True))
     axes = [
@@ -51,10 +54,9 @@ def core_and_ring(
     dist = np.sqrt(sum(g**2 for g in np.meshgrid(*axes, indexing="ij")))
     core = dist <= max(core_radius(method, params) - 1.5, 1.0)
     ring = ~mask[sl] & (before.array[sl] < -500)
-    return (
-        noise_std(after.array[sl], core, inplane=True),
-        noise_std(before.array[sl], ring, inplane=True),
-    )
+    a, b = after.array[sl], before.array[sl]
+    noise = f"{noise_std(a, core, inplane=True):.0f} / {noise_std(b, ring, inplane=True):.0f}"
+    return f"{noise} (r {slice_correlation(a, core):.2f} / {slice_correlation(b, ring):.2f})"
 
 
 def main() -> None:
@@ -67,14 +69,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--extra-ct", type=Path, action="append", default=[])
     ap.add_argument("--sites", type=int, default=2, help="attacks per method and CT (seeds 0..N-1)")
+    ap.add_argument("--noise-z", choices=("independent", "matched"), default="independent")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     md = [
-        "In-plane noise (HU) of each edit's core after the attack / of the lung around it before "
-        "(`benchmarks/forge_noise.py`); one cell per seed.",
+        "In-plane noise (HU) of each edit's core after the attack / of the lung around it before, and (r) "
+        "its lag-1 correlation between slices in each (`benchmarks/forge_noise.py`); one cell per seed.",
         "",
-        "| CT | voxel mm | attack | 3-D touch-up (before session 41) | in-plane touch-up | "
-        "3-D replays records without the plane |",
+        "| CT | voxel mm | attack | 3-D touch-up (before session 41) | "
+        f"in-plane touch-up, {args.noise_z} between slices | 3-D replays records without the plane |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     sources = auto_sources() + extra_sources(args.extra_ct)
@@ -97,17 +100,19 @@ def main() -> None:
             for seed in range(args.sites):
                 centre = sites[seed % len(sites)] if removal else None
                 for plane in ("volume", "slice"):
-                    attack = create_attack(method, noise_plane=plane, **kw)
+                    z = args.noise_z if plane == "slice" else "independent"
+                    attack = create_attack(method, noise_plane=plane, noise_z=z, **kw)
                     try:
                         params = attack.sample_params(vol, np.random.default_rng(seed), center=centre)
                         out, mask, rec = attack.apply(vol, params, seed=seed)
                     except Exception as err:  # a site an attack cannot take: say so in the cell
                         cells[plane].append(f"({type(err).__name__})")
                         continue
-                    core, ring = core_and_ring(method, vol, out, mask, params, list(rec.bbox_voxel or []))
-                    cells[plane].append(f"{core:.0f} / {ring:.0f}")
+                    cells[plane].append(
+                        core_and_ring(method, vol, out, mask, params, list(rec.bbox_voxel or []))
+                    )
                     if plane == "volume":
-                        legacy = {k: v for k, v in params.items() if k != "noise_plane"}
+                        legacy = {k: v for k, v in params.items() if k not in ("noise_plane", "noise_z")}
                         again = attack.apply(vol, legacy, seed=seed)[0].array
                         replay &= bool(np.array_equal(again, out.array))
             sp = ", ".join(f"{s:.2g}" for s in vol.spacing)

@@ -17,10 +17,12 @@ target >= 95 %) with its confusion matrix. Writes Markdown and JSON.
     python benchmarks/scan_accuracy.py [--model DIR] [--per-method 3] [--augmented 8] [--out DIR]
         [--extra-ct DIR ...] [--only-extra] [--thicken N] [--coarsen N] [--pixel-mm MM | --pixel-scale F]
         [--pixel-sampling point|area] [--max-slice-mm MM]
-        [--max-pixel-mm MM] [--methods A,B] [--no-clone-check] [--noise-plane slice|volume] [--stem NAME]
+        [--max-pixel-mm MM] [--methods A,B] [--no-clone-check] [--noise-plane slice|volume]
+        [--noise-z independent|matched] [--stem NAME]
 
 ``--noise-plane volume`` forges as every run before session 41 did (noise touch-up measured in 3-D,
-``forge.base.NoiseMatched``); the committed tables made before then used it.
+``forge.base.NoiseMatched``); the committed tables made before then used it. ``--noise-z matched``: the
+touch-up noise correlates between slices as the scanner's does (a stronger attacker).
 """
 
 from __future__ import annotations
@@ -219,6 +221,7 @@ def run(
     methods: list[str] | None = None,
     clone_check: bool = True,
     noise_plane: str = "slice",
+    noise_z: str = "independent",
 ) -> dict[str, Any]:
     """Scan every source's authentic, augmented and forged whole series (``methods``: default
     :data:`METHODS`; ``sources``: default
@@ -262,7 +265,7 @@ def run(
                     continue
                 extra: dict[str, Any] = {}
                 if issubclass(attack_class(method), NoiseMatched):
-                    extra["noise_plane"] = noise_plane
+                    extra |= {"noise_plane": noise_plane, "noise_z": noise_z}
                 if method == "copy-move":  # a real nodule of another patient (as the data-set builder does)
                     donors = [
                         d for d in sources if nodule_sites(d, MAX_LESION_MM) and d.patient != src.patient
@@ -309,6 +312,7 @@ def run(
         "threshold": det.calibration.operating_threshold,
         "operating_points": operating_points_text(det.calibration),
         "noise_plane": noise_plane,
+        "noise_z": noise_z,
         "rows": rows,
     }
 
@@ -320,7 +324,8 @@ def summarise(result: dict[str, Any]) -> str:
         "",
         f"Detector {result['model']} ({result['sha256'][:12]}), "
         + result.get("operating_points", f"series threshold {result['threshold']:.4f}.")
-        + f" Forge noise touch-up measured in plane: {result.get('noise_plane', 'volume')}.",
+        + f" Forge noise touch-up measured in plane: {result.get('noise_plane', 'volume')}, noise between"
+        + f" slices: {result.get('noise_z', 'independent')}.",
         "",
         "| source | seen in training | tampered | flagged | top finding <= 10 mm | "
         "strongest region <= 10 mm | authentic | authentic flagged | s / scan |",
@@ -474,6 +479,12 @@ def main() -> None:
         default="slice",
         help="where the attacks' noise touch-up is measured (volume: the forge before session 41)",
     )
+    ap.add_argument(
+        "--noise-z",
+        choices=("independent", "matched"),
+        default="independent",
+        help="the touch-up noise between slices (matched: as the scanner's, a stronger attacker)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from medforensics.forge.dataset_sources import auto_sources
@@ -498,6 +509,7 @@ def main() -> None:
         [m for m in args.methods.split(",") if m],
         not args.no_clone_check,
         args.noise_plane,
+        args.noise_z,
     )
     write_results(args.out, args.stem, result, summarise(result))
 

@@ -157,7 +157,8 @@ def test_parameters_without_a_noise_plane_replay_the_3d_touch_up(with_nodule: Vo
     attack = create_attack(method)
     params = attack.sample_params(with_nodule, np.random.default_rng(4), center=(10, 60, 50))
     assert params["noise_plane"] == "slice"
-    legacy = {k: v for k, v in params.items() if k != "noise_plane"}
+    assert params["noise_z"] == "independent"
+    legacy = {k: v for k, v in params.items() if k not in ("noise_plane", "noise_z")}
     old, _, rec = attack.apply(with_nodule, legacy, seed=4)
     assert "noise_plane" not in rec.params
     as_volume, _, _ = attack.apply(with_nodule, {**params, "noise_plane": "volume"}, seed=4)
@@ -172,3 +173,5 @@ def test_unknown_noise_plane_is_a_config_error() -> None:
         create_attack("blob-inject", noise_plane="plane")
     with pytest.raises(ConfigError, match="noise_plane"):
         create_attack("ctgan-inject", noise_plane="3d")
+    with pytest.raises(ConfigError, match="noise_z 'along'"):
+        create_attack("inpaint-remove", noise_z="along")

@@ -254,11 +254,12 @@ def test_a_held_out_attack_is_used_when_named(tmp_path: Path) -> None:
     assert summary["counts_per_method"]["FB:clone-remove"] == 2 and summary["failures"] == []
 
 
-def test_noise_plane_is_recorded_and_a_volume_build_replays_the_old_forge(
+def test_noise_settings_are_recorded_and_a_volume_build_replays_the_old_forge(
     tiny: tuple[Path, dict], tmp_path: Path
 ) -> None:
     """Every noise-matched attack records where it measured noise (``slice`` by default); a data set built
-    with ``noise_plane="volume"`` records ``volume`` and an attack kwarg overrides the data set's plane."""
+    with ``noise_plane="volume"`` and ``noise_z="matched"`` records them, and an attack kwarg overrides the
+    data set's setting."""
     out, _ = tiny
     planes = {
         a["method"]: a["params"].get("noise_plane")
@@ -276,14 +277,17 @@ def test_noise_plane_is_recorded_and_a_volume_build_replays_the_old_forge(
         methods=["inpaint-remove", "blob-inject"],
         classes=("FM", "FB"),
         noise_plane="volume",
+        noise_z="matched",
         attack_kwargs={"blob-inject": {"noise_plane": "slice"}},
     )
     build_dataset(tmp_path / "ds", tiny_sources(), cfg)
     recorded = {
-        a["method"]: a["params"]["noise_plane"]
+        a["method"]: (a["params"]["noise_plane"], a["params"]["noise_z"])
         for a in (json.loads(p.read_text())["attack"] for p in (tmp_path / "ds" / "records").glob("*.json"))
     }
-    assert recorded == {"inpaint-remove": "volume", "blob-inject": "slice"}
+    assert recorded == {"inpaint-remove": ("volume", "matched"), "blob-inject": ("slice", "matched")}
     with pytest.raises(ConfigError, match="noise_plane"):
         build_dataset(tmp_path / "bad", tiny_sources(), DatasetConfig(per_class=1, noise_plane="3d"))
+    with pytest.raises(ConfigError, match="noise_z"):
+        build_dataset(tmp_path / "bad", tiny_sources(), DatasetConfig(per_class=1, noise_z="along"))
     assert not (tmp_path / "bad").exists()

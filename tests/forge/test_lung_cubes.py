@@ -187,3 +187,29 @@ def test_match_context_recovers_affine() -> None:
     gen = (orig - 30) * 0.9
     ctx = np.ones(orig.shape, bool)
     np.testing.assert_allclose(C.match_context(gen, orig, ctx), orig, atol=2.0)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.3, 0.6])
+def test_slice_correlation_reads_the_scanners_inter_slice_correlation(rho: float) -> None:
+    """Noise whose neighbouring slices share ``rho`` (an overlapping reconstruction) reads as ``rho``."""
+    field = C._correlated(np.random.default_rng(1), (24, 64, 64), C.NOISE_CORR, rho)
+    lung = -850.0 + 20.0 * field
+    assert C.slice_correlation(lung) == pytest.approx(rho, abs=0.05)
+
+
+def test_matched_top_up_correlates_between_slices_as_the_lung_does() -> None:
+    """An in-painted (flat) core topped up with ``z="matched"`` noise gets the lung's level and inter-slice
+    correlation; with independent noise (every attack's default) it gets the level only."""
+    shape = (24, 64, 64)
+    original = -850.0 + 20.0 * C._correlated(np.random.default_rng(2), shape, C.NOISE_CORR, 0.5)
+    core = np.zeros(shape, bool)
+    core[:, 16:48, 16:48] = True
+    new = np.where(core, -850.0, original).astype(np.float32)
+    level = C.noise_std(original, ~core, inplane=True)
+    for z, want in (("matched", 0.5), ("independent", 0.0)):
+        noise = C.top_up_noise(original, new, ~core, core, np.random.default_rng(3), plane="slice", z=z)
+        filled = new + core * noise
+        assert C.noise_std(filled, core, inplane=True) == pytest.approx(level, rel=0.15)
+        assert C.slice_correlation(filled, core) == pytest.approx(want, abs=0.1), z
+    with pytest.raises(ConfigError, match="noise_z"):
+        C.top_up_noise(original, new, ~core, core, np.random.default_rng(3), z="along")

@@ -116,6 +116,12 @@ def add_commands(forge_app: typer.Typer) -> None:
             help="Where the attacks' noise touch-up is measured: slice, or volume (3-D; the data sets "
             "made before session 41).",
         ),
+        noise_z: str = typer.Option(
+            "independent",
+            "--noise-z",
+            help="The touch-up noise between slices: independent, or matched to the scanner's inter-slice "
+            "correlation (a stronger attacker).",
+        ),
     ) -> None:
         """Build a labelled TB/TM/FB/FM/SYN data set with a patient-level split."""
         from medforensics.forge.dataset import DatasetConfig, build_dataset
@@ -132,6 +138,7 @@ def add_commands(forge_app: typer.Typer) -> None:
                 depth=depth,
                 crop=crop,
                 noise_plane=noise_plane,
+                noise_z=noise_z,
             )
             summary = build_dataset(out, sources=list(sources), config=cfg)
         except MedforensicsError as err:

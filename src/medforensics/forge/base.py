@@ -172,20 +172,28 @@ def pose_params(rng: np.random.Generator) -> dict[str, Any]:
 class NoiseMatched:
     """Mixin of the attacks that top the edited region's noise up to the lung's around it
     (:func:`~medforensics.forge.cubes.top_up_noise`). ``noise_plane`` says where that noise is measured
-    (``slice``: in-plane, the default; ``volume``: 3-D, as every attack did before session 41); it is
-    recorded in the parameters, and parameters recorded without it replay the 3-D way."""
+    (``slice``: in-plane, the default; ``volume``: 3-D, as every attack did before session 41); ``noise_z``
+    whether the added noise is ``independent`` between slices (the default) or ``matched`` to the scanner's
+    inter-slice correlation (a stronger attacker). Both are recorded in the parameters (:meth:`noise_params`);
+    parameters recorded without them replay the way they were forged (3-D, independent)."""
 
-    def __init__(self, noise_plane: str = "slice") -> None:
-        from medforensics.forge.cubes import check_noise_plane
+    def __init__(self, noise_plane: str = "slice", noise_z: str = "independent") -> None:
+        from medforensics.forge.cubes import check_noise_plane, check_noise_z
 
         self.noise_plane = check_noise_plane(noise_plane)
+        self.noise_z = check_noise_z(noise_z)
+
+    def noise_params(self) -> dict[str, str]:
+        """The touch-up's settings, as :meth:`sample_params` records them."""
+        return {"noise_plane": self.noise_plane, "noise_z": self.noise_z}
 
     @staticmethod
-    def recorded_plane(params: dict[str, Any]) -> str:
-        """The noise plane of recorded ``params`` (absent: the 3-D one they were forged with)."""
+    def recorded_noise(params: dict[str, Any]) -> tuple[str, str]:
+        """``plane`` and ``z`` of :func:`~medforensics.forge.cubes.top_up_noise` for recorded ``params``
+        (absent: the 3-D plane and independent slices they were forged with)."""
         from medforensics.forge.cubes import LEGACY_NOISE_PLANE
 
-        return str(params.get("noise_plane", LEGACY_NOISE_PLANE))
+        return str(params.get("noise_plane", LEGACY_NOISE_PLANE)), str(params.get("noise_z", "independent"))
 
 
 def check_modality(attack: Attack, volume: Volume) -> None:

@@ -80,6 +80,7 @@ def _touch_up(
     """Add noise (in place, weighted by ``w``) so the edited region's noise matches the lung around it,
     measured in the parameters' noise plane (:class:`~medforensics.forge.base.NoiseMatched`)."""
     ring = (w == 0) & (original[sl] < -500)
+    plane, z = NoiseMatched.recorded_noise(params)
     new[sl] += w * C.top_up_noise(
         original[sl],
         new[sl],
@@ -87,7 +88,8 @@ def _touch_up(
         w > 0.5,
         np.random.default_rng(seed),
         float(params.get("noise_scale", 1.0)),
-        plane=NoiseMatched.recorded_plane(params),
+        plane=plane,
+        z=z,
     )
 
 
@@ -132,7 +134,7 @@ class BlobInject(NoiseMatched, _Classical):
             "edge_mm": round(float(rng.uniform(0.4, 0.9)), 2),
             "shape_seed": int(rng.integers(2**31)),
             "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
-            "noise_plane": self.noise_plane,
+            **self.noise_params(),
         }
 
     def apply(
@@ -197,8 +199,9 @@ class CopyMove(NoiseMatched, _Classical):
         donor: Volume | None = None,
         donor_centers: list[tuple[int, int, int]] | None = None,
         noise_plane: str = "slice",
+        noise_z: str = "independent",
     ) -> None:
-        super().__init__(noise_plane)
+        super().__init__(noise_plane, noise_z)
         self.donor = donor
         self.donor_centers = [tuple(int(v) for v in c) for c in donor_centers] if donor_centers else None
 
@@ -233,7 +236,7 @@ class CopyMove(NoiseMatched, _Classical):
             "diameter_mm": round(float(dm), 2),
             "diameter_from": origin,
             **pose_params(rng),
-            "noise_plane": self.noise_plane,
+            **self.noise_params(),
         }
 
     def apply(
@@ -303,7 +306,7 @@ class InpaintRemove(NoiseMatched, _Classical):
             "diameter_from": origin,
             "margin_mm": round(float(rng.uniform(2.0, 4.0)), 2),
             "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
-            "noise_plane": self.noise_plane,
+            **self.noise_params(),
         }
 
     def apply(

@@ -189,26 +189,52 @@ def noise_std(x: NDArray[Any], where: NDArray[np.bool_] | None = None, inplane: 
 #: shows as a grainy disc where the real image is smooth at the pixel scale.
 NOISE_CORR = 0.8
 
-#: std of the high-pass residual of the unit-variance correlated noise, per (shape, corr): measured once.
-_HP_GAIN: dict[tuple[tuple[int, ...], float, bool], float] = {}
+#: std of the high-pass residual of the unit-variance correlated noise, per (shape, corr, inplane, zcorr):
+#: measured once.
+_HP_GAIN: dict[tuple[tuple[int, ...], float, bool, float], float] = {}
 
 
-def _correlated(rng: np.random.Generator, shape: tuple[int, ...], corr: float) -> FloatArray:
-    """Unit-variance Gaussian noise smoothed in-plane by ``corr`` voxels (slices stay independent)."""
+def _correlated(
+    rng: np.random.Generator, shape: tuple[int, ...], corr: float, zcorr: float = 0.0
+) -> FloatArray:
+    """Unit-variance Gaussian noise smoothed in-plane by ``corr`` voxels; slices independent, or with lag-1
+    correlation ``zcorr`` along axis 0 (a first-order autoregression: each slice keeps ``zcorr`` of the one
+    before and adds fresh noise, so every slice keeps unit variance)."""
     z = rng.standard_normal(shape).astype(np.float32)
     if corr > 0:
         sig = (0.0,) * (len(shape) - 2) + (corr, corr)
         z = ndimage.gaussian_filter(z, sig, mode="wrap")
         z /= max(float(z.std()), 1e-6)
+    if zcorr > 0 and len(shape) >= 3:
+        fresh = np.float32(np.sqrt(1.0 - zcorr**2))
+        for k in range(1, shape[0]):
+            z[k] = np.float32(zcorr) * z[k - 1] + fresh * z[k]
     return z
 
 
-def _hp_gain(shape: tuple[int, ...], corr: float, inplane: bool = False) -> float:
-    key = (tuple(max(min(s, 24), 8) for s in shape), corr, inplane)
+def _hp_gain(shape: tuple[int, ...], corr: float, inplane: bool = False, zcorr: float = 0.0) -> float:
+    key = (tuple(max(min(s, 24), 8) for s in shape), corr, inplane, round(zcorr, 2))
     if key not in _HP_GAIN:
-        field = _correlated(np.random.default_rng(0), key[0], corr)
+        field = _correlated(np.random.default_rng(0), key[0], corr, key[3])
         _HP_GAIN[key] = float(np.std(high_pass(field, inplane=inplane)))
     return _HP_GAIN[key]
+
+
+def slice_correlation(x: NDArray[Any], where: NDArray[np.bool_] | None = None) -> float:
+    """Lag-1 correlation along axis 0 of the in-plane high-pass of ``x`` over ``where`` (default: aerated
+    lung) in both slices, in [0, 0.9]: how much of the scanner's noise neighbouring slices share (overlapping
+    reconstructions share some). Residuals beyond 3 noise SDs (vessel edges, which continue across slices)
+    are left out; under 32 voxel pairs: 0."""
+    x = np.asarray(x, np.float32)
+    sel = (x < -500) & (x > -1100) if where is None else where
+    hp = high_pass(x, inplane=True)
+    sd = noise_std(x, sel, inplane=True)
+    a, b = hp[:-1], hp[1:]
+    m = sel[:-1] & sel[1:] & (np.abs(a) < 3 * sd) & (np.abs(b) < 3 * sd)
+    if m.sum() < 32:
+        return 0.0
+    r = float(np.sum(a[m] * b[m]) / max(np.sqrt(np.sum(a[m] ** 2) * np.sum(b[m] ** 2)), 1e-6))
+    return float(np.clip(r, 0.0, 0.9))
 
 
 def noise_field(
@@ -219,14 +245,15 @@ def noise_field(
     scale: float = 1.0,
     corr: float = NOISE_CORR,
     inplane: bool = False,
+    zcorr: float = 0.0,
 ) -> FloatArray:
     """Correlated Gaussian noise whose high-pass std (in-plane only if ``inplane``, as :func:`noise_std`)
-    tops ``present_std`` up to ``scale * target_std``."""
+    tops ``present_std`` up to ``scale * target_std``; ``zcorr``: its lag-1 correlation between slices."""
     need = max((scale * target_std) ** 2 - present_std**2, 0.0) ** 0.5
     if need == 0.0:
         return np.zeros(shape, np.float32)
-    sigma = need / max(_hp_gain(shape, corr, inplane), 1e-6)
-    return (_correlated(rng, shape, corr) * sigma).astype(np.float32)
+    sigma = need / max(_hp_gain(shape, corr, inplane, zcorr), 1e-6)
+    return (_correlated(rng, shape, corr, zcorr) * sigma).astype(np.float32)
 
 
 #: Where the touch-up measures noise: ``slice`` (in-plane high-pass) or ``volume`` (3-D high-pass).
@@ -235,11 +262,24 @@ NOISE_PLANES = ("slice", "volume")
 LEGACY_NOISE_PLANE = "volume"
 
 
+#: How the touch-up's noise relates between slices: ``independent`` (every attack's default, as CT-GAN's) or
+#: ``matched`` to the scanner's lag-1 correlation there (:func:`slice_correlation`): a stronger attacker that
+#: leaves no inter-slice trace of the added noise.
+NOISE_Z = ("independent", "matched")
+
+
 def check_noise_plane(plane: str) -> str:
     """``plane`` if it is one of :data:`NOISE_PLANES`, else :class:`ConfigError`."""
     if plane not in NOISE_PLANES:
         raise ConfigError(f"unknown noise_plane {plane!r}; known: {', '.join(NOISE_PLANES)}")
     return plane
+
+
+def check_noise_z(z: str) -> str:
+    """``z`` if it is one of :data:`NOISE_Z`, else :class:`ConfigError`."""
+    if z not in NOISE_Z:
+        raise ConfigError(f"unknown noise_z {z!r}; known: {', '.join(NOISE_Z)}")
+    return z
 
 
 def top_up_noise(
@@ -251,10 +291,14 @@ def top_up_noise(
     scale: float = 1.0,
     corr: float = NOISE_CORR,
     plane: str = LEGACY_NOISE_PLANE,
+    z: str = "independent",
 ) -> FloatArray:
     """Noise that tops ``new``'s level over ``core`` up to ``scale`` times ``original``'s over ``ring`` (under
-    32 ring voxels: ``original``'s aerated lung), both measured in ``plane`` (:data:`NOISE_PLANES`)."""
+    32 ring voxels: ``original``'s aerated lung), both measured in ``plane`` (:data:`NOISE_PLANES`); ``z``
+    (:data:`NOISE_Z`) ``matched`` gives it the lag-1 inter-slice correlation of ``original``'s there."""
     inplane = check_noise_plane(plane) == "slice"
-    target = noise_std(original, ring if ring.sum() >= 32 else None, inplane)
+    where = ring if ring.sum() >= 32 else None
+    target = noise_std(original, where, inplane)
     present = noise_std(new, core, inplane)
-    return noise_field(core.shape, target, present, rng, scale, corr, inplane)
+    zcorr = slice_correlation(original, where) if check_noise_z(z) == "matched" else 0.0
+    return noise_field(core.shape, target, present, rng, scale, corr, inplane, zcorr)

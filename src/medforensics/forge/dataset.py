@@ -41,7 +41,7 @@ from medforensics.errors import ConfigError, InputError, MedforensicsError
 from medforensics.forge import augment as A
 from medforensics.forge import dataset_layout as L
 from medforensics.forge import dataset_sources as S
-from medforensics.forge.cubes import check_noise_plane
+from medforensics.forge.cubes import check_noise_plane, check_noise_z
 from medforensics.forge.dataset_layout import (
     CLASSES,
     DatasetConfig,
@@ -96,6 +96,7 @@ def _attack(
     kw = dict(cfg.attack_kwargs.get(method, {}))
     if issubclass(attack_class(method), NoiseMatched):
         kw.setdefault("noise_plane", cfg.noise_plane)
+        kw.setdefault("noise_z", cfg.noise_z)
     if method not in cache:
         cache[method] = create_attack(method, **kw)
     if "donor" in inspect.signature(type(cache[method])).parameters and "donor" not in kw:
@@ -272,6 +273,7 @@ def build_dataset(
     cfg = config or DatasetConfig()
     check_seed(cfg.seed, "--seed")
     check_noise_plane(cfg.noise_plane)
+    check_noise_z(cfg.noise_z)
     out = Path(out)
     if out.is_dir() and any(out.iterdir()):
         raise ConfigError("output folder is not empty", path=out)

@@ -47,9 +47,10 @@ MANIFEST_COLUMNS = (
 
 @dataclass
 class DatasetConfig:
-    """What to build. ``methods`` None means every registered attack. ``noise_plane``: where the attacks
-    that match noise measure it (:class:`~medforensics.forge.base.NoiseMatched`; ``volume`` rebuilds the
-    data sets made before session 41); an ``attack_kwargs`` entry overrides it."""
+    """What to build. ``methods`` None means every registered attack. ``noise_plane``, ``noise_z``: how the
+    attacks that match noise measure it and relate it between slices
+    (:class:`~medforensics.forge.base.NoiseMatched`; ``noise_plane="volume"`` rebuilds the data sets made
+    before session 41); an ``attack_kwargs`` entry overrides them."""
 
     per_class: int = 20
     seed: int = 0
@@ -60,6 +61,7 @@ class DatasetConfig:
     crop: int = 256
     aug_prob: float = 0.75
     noise_plane: str = "slice"
+    noise_z: str = "independent"
     classes: tuple[str, ...] = CLASSES
     attack_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -72,8 +72,10 @@ class _CTGANAttack(NoiseMatched):
     name = ""
     modalities: tuple[str, ...] = ("CT",)
 
-    def __init__(self, weights: str | Path | None = None, noise_plane: str = "slice") -> None:
-        super().__init__(noise_plane)
+    def __init__(
+        self, weights: str | Path | None = None, noise_plane: str = "slice", noise_z: str = "independent"
+    ) -> None:
+        super().__init__(noise_plane, noise_z)
         self.weights = Path(weights) if weights else bundled_weights(self.kind)
 
     def _diameter(
@@ -97,7 +99,7 @@ class _CTGANAttack(NoiseMatched):
             **({"diameter_from": origin} if origin else {}),
             "hole_mm": round(hole_for(d) if self.kind == "inject" else removal_hole(d), 2),
             **pose_params(rng),
-            "noise_plane": self.noise_plane,
+            **self.noise_params(),
         }
 
     def apply(
@@ -135,6 +137,7 @@ class _CTGANAttack(NoiseMatched):
                 delta = float(np.mean(cube[lung_ctx]) - np.mean(gen_hu[dist <= hole / 2]))
                 gen_hu = gen_hu + np.clip(delta, -80.0, 80.0) * weight
         new, sl, w = C.paste_region(volume.array, grid, gen_hu, weight, hole / 2)
+        plane, z = self.recorded_noise(params)
         ring = (w == 0) & (volume.array[sl] < -500)
         new[sl] += w * C.top_up_noise(
             volume.array[sl],
@@ -143,7 +146,8 @@ class _CTGANAttack(NoiseMatched):
             w > 0.5,
             np.random.default_rng(seed),
             float(params.get("noise_scale", 1.0)),
-            plane=self.recorded_plane(params),
+            plane=plane,
+            z=z,
         )
         full = {
             **params,
