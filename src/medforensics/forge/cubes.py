@@ -262,8 +262,8 @@ NOISE_PLANES = ("slice", "volume")
 LEGACY_NOISE_PLANE = "volume"
 
 
-#: How the touch-up's noise relates between slices: ``independent`` (every attack's default, as CT-GAN's) or
-#: ``matched`` to the scanner's lag-1 correlation there (:func:`slice_correlation`): a stronger attacker that
+#: How the touch-up's noise relates between slices: ``independent`` (every attack's default) or ``matched``
+#: to the scanner's lag-1 correlation there (:func:`slice_correlation`): a stronger attacker that
 #: leaves no inter-slice trace of the added noise.
 NOISE_Z = ("independent", "matched")
 
