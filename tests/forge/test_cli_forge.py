@@ -264,3 +264,30 @@ def test_a_compressed_series_is_forged_in_its_own_lossless_syntax_or_said_decomp
         not np.array_equal(d.pixel_array, before[str(d.SOPInstanceUID)].pixel_array) for d in written
     )
     assert 0 < changed < len(written)  # pixels decode, and only the slices around the blob changed
+
+
+def test_noise_z_matched_is_recorded_and_refused_where_no_noise_is_matched(
+    dicom_series: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """``--noise-z matched`` reaches the attack (recorded in forgery.json's params); a bad value, or an
+    attack without a noise touch-up, is a one-line error (exit 2) before anything is written."""
+    out = tmp_path / "matched"
+    code, text = _run(
+        "remove", "--input", str(dicom_series), "--center", CENTER, "--method", "inpaint-remove",
+        "--noise-z", "matched", "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, text
+    params = json.loads((out / "forgery.json").read_text())["params"]
+    assert (params["noise_plane"], params["noise_z"]) == ("slice", "matched")
+    for method, z, message in (
+        ("inpaint-remove", "along", "unknown noise_z"),
+        ("clone-remove", "matched", "adds no noise"),
+    ):
+        bad = tmp_path / f"bad-{method}-{z}"
+        code, text = _run(
+            "remove", "--input", str(dicom_series), "--center", CENTER, "--method", method,
+            "--noise-z", z, "--out", str(bad),
+        )  # fmt: skip
+        assert code == 2 and message in text and len(text.strip().splitlines()) == 1, text
+        assert not bad.exists()

@@ -16,12 +16,19 @@ from medforensics.errors import MedforensicsError
 
 
 def _tamper(
-    kind: str, input_: Path, center: str, method: str | None, seed: int, out: Path, xml: Path | None
+    kind: str,
+    input_: Path,
+    center: str,
+    method: str | None,
+    seed: int,
+    out: Path,
+    xml: Path | None,
+    noise_z: str,
 ) -> None:
     from medforensics.forge.tamper import parse_center, tamper_series
 
     try:
-        side = tamper_series(input_, out, kind, parse_center(center), method, seed, xml)
+        side = tamper_series(input_, out, kind, parse_center(center), method, seed, xml, noise_z)
     except MedforensicsError as err:
         raise fail(err) from None
     typer.echo(
@@ -41,6 +48,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(forge_app, name="forge")
 
     center_help = "Centre z,y,x (voxels) or 'auto' (inject: in the lung; remove: an annotated nodule)."
+    noise_z_help = (
+        "Touch-up noise between slices: independent, or matched to the scanner's inter-slice correlation "
+        "(a stronger attacker; noise-matched attacks only)."
+    )
 
     @forge_app.command("inject")
     def inject_cmd(
@@ -54,9 +65,10 @@ def register(app: typer.Typer) -> None:
         annotations: Path | None = typer.Option(
             None, "--annotations", help="LIDC XML (donor nodules for copy-move)."
         ),
+        noise_z: str = typer.Option("independent", "--noise-z", help=noise_z_help),
     ) -> None:
         """Inject a nodule into a CT series, as an attacker would (same UIDs, only pixels changed)."""
-        _tamper("inject", input_, center, method, seed, out, annotations)
+        _tamper("inject", input_, center, method, seed, out, annotations, noise_z)
 
     @forge_app.command("remove")
     def remove_cmd(
@@ -70,9 +82,10 @@ def register(app: typer.Typer) -> None:
         annotations: Path | None = typer.Option(
             None, "--annotations", help="LIDC XML (nodules for --center auto)."
         ),
+        noise_z: str = typer.Option("independent", "--noise-z", help=noise_z_help),
     ) -> None:
         """Remove the nodule at the centre of a CT series, as an attacker would."""
-        _tamper("remove", input_, center, method, seed, out, annotations)
+        _tamper("remove", input_, center, method, seed, out, annotations, noise_z)
 
     @forge_app.command("list")
     def list_cmd(

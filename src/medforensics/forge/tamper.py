@@ -18,7 +18,14 @@ import numpy as np
 from medforensics import __version__
 from medforensics._atomic import atomic_path, check_folder_output
 from medforensics.errors import ConfigError, InputError
-from medforensics.forge.base import Attack, AttackRecord, create_attack, list_attacks
+from medforensics.forge.base import (
+    Attack,
+    AttackRecord,
+    NoiseMatched,
+    attack_class,
+    create_attack,
+    list_attacks,
+)
 from medforensics.io.volume import AxisMap, Volume, ct_voxel_reason
 from medforensics.logging import get_logger
 
@@ -198,8 +205,10 @@ def tamper_series(
     method: str | None = None,
     seed: int = 0,
     annotations: Path | None = None,
+    noise_z: str = "independent",
 ) -> dict[str, Any]:
-    """Run one attack on ``source`` and write the result to ``out_dir``; returns the sidecar dict."""
+    """Run one attack on ``source`` and write the result to ``out_dir``; returns the sidecar dict.
+    ``noise_z``: the noise-matched attacks' touch-up between slices (:class:`~.base.NoiseMatched`)."""
     if kind not in DEFAULT_METHOD:
         raise ConfigError(f"kind must be inject or remove, got {kind!r}")
     method = method or DEFAULT_METHOD[kind]
@@ -209,6 +218,10 @@ def tamper_series(
         )
     if seed < 0:
         raise ConfigError(f"--seed must be 0 or more, got {seed}")
+    matched = issubclass(attack_class(method), NoiseMatched)
+    if not matched and noise_z != "independent":
+        raise ConfigError(f"--noise-z {noise_z}: {method} adds no noise touch-up to match")
+    attack = create_attack(method, noise_z=noise_z) if matched else create_attack(method)
     check_folder_output(out_dir, [source], marker="forgery.json")  # before any work: never lose data
     volume = read_input(source)
     if volume.modality != "CT":
@@ -228,7 +241,6 @@ def tamper_series(
         )
     if annotations is not None:
         attach_annotations(volume, annotations)
-    attack = create_attack(method)
     tampered, mask, record, amap = attack_axial(attack, volume, center, seed)
     sidecar = {
         "tool": {"name": "medforensics", "version": __version__},
