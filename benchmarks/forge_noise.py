@@ -64,12 +64,13 @@ def main() -> None:
     from scan_accuracy import extra_sources
 
     from medforensics.forge.base import create_attack
+    from medforensics.forge.cubes import NOISE_Z
     from medforensics.forge.dataset_sources import auto_sources, nodule_sites
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--extra-ct", type=Path, action="append", default=[])
     ap.add_argument("--sites", type=int, default=2, help="attacks per method and CT (seeds 0..N-1)")
-    ap.add_argument("--noise-z", choices=("independent", "matched"), default="independent")
+    ap.add_argument("--noise-z", choices=NOISE_Z, default="independent")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     md = [

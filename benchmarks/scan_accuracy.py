@@ -445,6 +445,8 @@ def write_results(out: Path, stem: str, result: dict[str, Any], text: str) -> No
 
 
 def main() -> None:
+    from medforensics.forge.cubes import NOISE_PLANES, NOISE_Z
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--per-method", type=int, default=3)
@@ -475,13 +477,13 @@ def main() -> None:
     ap.add_argument("--no-clone-check", action="store_true", help="as scan --no-clone-check")
     ap.add_argument(
         "--noise-plane",
-        choices=("slice", "volume"),
+        choices=NOISE_PLANES,
         default="slice",
         help="where the attacks' noise touch-up is measured (volume: the forge before session 41)",
     )
     ap.add_argument(
         "--noise-z",
-        choices=("independent", "matched"),
+        choices=NOISE_Z,
         default="independent",
         help="the touch-up noise between slices (matched: as the scanner's, a stronger attacker)",
     )

@@ -188,12 +188,30 @@ class NoiseMatched:
         return {"noise_plane": self.noise_plane, "noise_z": self.noise_z}
 
     @staticmethod
-    def recorded_noise(params: dict[str, Any]) -> tuple[str, str]:
-        """``plane`` and ``z`` of :func:`~medforensics.forge.cubes.top_up_noise` for recorded ``params``
-        (absent: the 3-D plane and independent slices they were forged with)."""
-        from medforensics.forge.cubes import LEGACY_NOISE_PLANE
+    def touch_up(
+        original: np.ndarray,
+        new: np.ndarray,
+        sl: tuple[slice, ...],
+        w: np.ndarray,
+        seed: int,
+        params: dict[str, Any],
+    ) -> None:
+        """Add noise to ``new[sl]`` (in place, weighted by ``w``) so the edited region (``w > 0.5``) matches
+        the aerated lung the edit left alone (``w == 0``), as recorded ``params`` say (absent: the 3-D plane
+        and independent slices they were forged with)."""
+        from medforensics.forge.cubes import LEGACY_NOISE_PLANE, top_up_noise
 
-        return str(params.get("noise_plane", LEGACY_NOISE_PLANE)), str(params.get("noise_z", "independent"))
+        ring = (w == 0) & (original[sl] < -500)
+        new[sl] += w * top_up_noise(
+            original[sl],
+            new[sl],
+            ring,
+            w > 0.5,
+            np.random.default_rng(seed),
+            float(params.get("noise_scale", 1.0)),
+            plane=str(params.get("noise_plane", LEGACY_NOISE_PLANE)),
+            z=str(params.get("noise_z", "independent")),
+        )
 
 
 def check_modality(attack: Attack, volume: Volume) -> None:

@@ -69,30 +69,6 @@ def blob_nodule(
     return alpha.astype(np.float32), hu.astype(np.float32)
 
 
-def _touch_up(
-    original: NDArray[np.float32],
-    new: NDArray[np.float32],
-    sl: tuple[slice, ...],
-    w: NDArray[np.float32],
-    seed: int,
-    params: dict[str, Any],
-) -> None:
-    """Add noise (in place, weighted by ``w``) so the edited region's noise matches the lung around it,
-    measured in the parameters' noise plane (:class:`~medforensics.forge.base.NoiseMatched`)."""
-    ring = (w == 0) & (original[sl] < -500)
-    plane, z = NoiseMatched.recorded_noise(params)
-    new[sl] += w * C.top_up_noise(
-        original[sl],
-        new[sl],
-        ring,
-        w > 0.5,
-        np.random.default_rng(seed),
-        float(params.get("noise_scale", 1.0)),
-        plane=plane,
-        z=z,
-    )
-
-
 def _box(volume: Volume, center: tuple[int, int, int], radius_mm: float) -> tuple[slice, slice, slice]:
     out = []
     for c, s, n in zip(center, volume.spacing, volume.shape, strict=True):
@@ -164,7 +140,7 @@ class BlobInject(NoiseMatched, _Classical):
         alpha[alpha < 0.01] = 0.0
         new = volume.array.copy()
         new[sl] = (1 - alpha) * new[sl] + alpha * hu
-        _touch_up(volume.array, new, sl, alpha, seed, params)
+        self.touch_up(volume.array, new, sl, alpha, seed, params)
         return finish(self, volume, new, params, seed, center)
 
 
@@ -268,7 +244,7 @@ class CopyMove(NoiseMatched, _Classical):
         )
         levelled = donor + (bg_t - bg_d) * (1 - np.clip((donor + 500) / 500, 0, 1))
         new, sl, w = C.paste_region(volume.array, grid, levelled, alpha, radius)
-        _touch_up(volume.array, new, sl, w, seed, params)
+        self.touch_up(volume.array, new, sl, w, seed, params)
         return finish(self, volume, new, params, seed, center)
 
 
@@ -324,7 +300,7 @@ class InpaintRemove(NoiseMatched, _Classical):
         w = np.clip((radius + 1.0 - dist) / 2.0, 0, 1).astype(np.float32)
         new = volume.array.copy()
         new[sl] = (1 - w) * new[sl] + w * sub
-        _touch_up(volume.array, new, sl, w, seed, params)
+        self.touch_up(volume.array, new, sl, w, seed, params)
         return finish(self, volume, new, params, seed, center)
 
 

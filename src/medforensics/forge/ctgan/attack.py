@@ -137,18 +137,7 @@ class _CTGANAttack(NoiseMatched):
                 delta = float(np.mean(cube[lung_ctx]) - np.mean(gen_hu[dist <= hole / 2]))
                 gen_hu = gen_hu + np.clip(delta, -80.0, 80.0) * weight
         new, sl, w = C.paste_region(volume.array, grid, gen_hu, weight, hole / 2)
-        plane, z = self.recorded_noise(params)
-        ring = (w == 0) & (volume.array[sl] < -500)
-        new[sl] += w * C.top_up_noise(
-            volume.array[sl],
-            new[sl],
-            ring,
-            w > 0.5,
-            np.random.default_rng(seed),
-            float(params.get("noise_scale", 1.0)),
-            plane=plane,
-            z=z,
-        )
+        self.touch_up(volume.array, new, sl, w, seed, params)
         full = {
             **params,
             "model": f"{self.weights.name}@{sha}",
