@@ -291,3 +291,43 @@ def test_noise_settings_are_recorded_and_a_volume_build_replays_the_old_forge(
     with pytest.raises(ConfigError, match="noise_z"):
         build_dataset(tmp_path / "bad", tiny_sources(), DatasetConfig(per_class=1, noise_z="along"))
     assert not (tmp_path / "bad").exists()
+
+
+def test_mixed_noise_z_draws_each_sample_and_keeps_the_rest_of_the_data_set(tmp_path: Path) -> None:
+    """``noise_z="mixed"``: the noise-matched attacks' samples record ``independent`` or ``matched`` (both
+    occur), the crops and attack parameters are those of the same data set built ``independent``, its
+    independent samples are bit-identical to that build's and some matched ones differ."""
+    from medforensics.io.reader import read_volume
+
+    base = dict(
+        per_class=6,
+        depth=12,
+        crop=96,
+        seed=3,
+        methods=["inpaint-remove", "blob-inject"],
+        classes=("FM", "FB"),
+    )
+    built = {}
+    for z in ("independent", "mixed"):
+        build_dataset(tmp_path / z, tiny_sources(), DatasetConfig(**base, noise_z=z))  # type: ignore[arg-type]
+        recs = [json.loads(p.read_text()) for p in sorted((tmp_path / z / "records").glob("*.json"))]
+        built[z] = {(r["method"], tuple(r["crop_start_zyx"]), r["attack"]["seed"]): r for r in recs}
+    assert json.loads((tmp_path / "mixed" / "dataset.json").read_text())["config"]["noise_z"] == "mixed"
+    assert built["mixed"].keys() == built["independent"].keys()
+    drawn = {"independent": 0, "matched": 0}
+    differ = 0
+    for key, r in built["mixed"].items():
+        ind = built["independent"][key]
+        z = r["attack"]["params"].pop("noise_z")
+        assert ind["attack"]["params"].pop("noise_z") == "independent"
+        assert r["attack"]["params"] == ind["attack"]["params"]
+        a = read_volume(scan_path(tmp_path / "mixed", r["uuid"])).array
+        b = read_volume(scan_path(tmp_path / "independent", ind["uuid"])).array
+        if z == "independent":
+            assert np.array_equal(a, b)
+        drawn[z] += 1
+        differ += int(not np.array_equal(a, b))
+    assert min(drawn.values()) > 0
+    assert differ > 0
+    with pytest.raises(ConfigError, match="noise_z"):
+        build_dataset(tmp_path / "bad", tiny_sources(), DatasetConfig(per_class=1, noise_z="sometimes"))

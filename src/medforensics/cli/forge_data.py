@@ -119,8 +119,8 @@ def add_commands(forge_app: typer.Typer) -> None:
         noise_z: str = typer.Option(
             "independent",
             "--noise-z",
-            help="The touch-up noise between slices: independent, or matched to the scanner's inter-slice "
-            "correlation (a stronger attacker).",
+            help="The touch-up noise between slices: independent, matched to the scanner's inter-slice "
+            "correlation (a stronger attacker), or mixed (each sample either, with equal odds).",
         ),
     ) -> None:
         """Build a labelled TB/TM/FB/FM/SYN data set with a patient-level split."""

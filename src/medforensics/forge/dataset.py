@@ -41,7 +41,7 @@ from medforensics.errors import ConfigError, InputError, MedforensicsError
 from medforensics.forge import augment as A
 from medforensics.forge import dataset_layout as L
 from medforensics.forge import dataset_sources as S
-from medforensics.forge.cubes import check_noise_plane, check_noise_z
+from medforensics.forge.cubes import NOISE_Z, check_noise_plane
 from medforensics.forge.dataset_layout import (
     CLASSES,
     DatasetConfig,
@@ -56,10 +56,12 @@ log = get_logger("forge.dataset")
 
 __all__ = [
     "CLASSES",
+    "DATASET_NOISE_Z",
     "DatasetConfig",
     "Sample",
     "assign_splits",
     "build_dataset",
+    "check_dataset_noise_z",
     "check_no_leakage",
     "scan_path",
 ]
@@ -79,6 +81,26 @@ def _methods(cfg: DatasetConfig) -> dict[str, list[str]]:
     return {k: [m for m in ms if m in cfg.methods] for k, ms in out.items()}
 
 
+#: A data set's ``noise_z``: one of :data:`~.cubes.NOISE_Z` for every sample, or ``mixed``: each sample's
+#: touch-up drawn from them with equal odds (from a generator of its own, so that crops, sites and attack
+#: parameters are those of the same data set built ``independent``).
+DATASET_NOISE_Z = (*NOISE_Z, "mixed")
+
+
+def check_dataset_noise_z(z: str) -> str:
+    """``z`` if it is one of :data:`DATASET_NOISE_Z`, else :class:`ConfigError`."""
+    if z not in DATASET_NOISE_Z:
+        raise ConfigError(f"unknown noise_z {z!r}; known: {', '.join(DATASET_NOISE_Z)}")
+    return z
+
+
+def _noise_z(cfg: DatasetConfig, start: tuple[int, ...], site: tuple[int, ...]) -> str:
+    """The touch-up's ``noise_z`` for the sample cropped at ``start`` around ``site``."""
+    if cfg.noise_z != "mixed":
+        return cfg.noise_z
+    return NOISE_Z[int(np.random.default_rng([cfg.seed, 42, *site, *start]).integers(len(NOISE_Z)))]
+
+
 def _attack(
     method: str,
     src: S.Source,
@@ -86,9 +108,11 @@ def _attack(
     cfg: DatasetConfig,
     rng: np.random.Generator,
     cache: dict[Any, Any],
+    noise_z: str = "independent",
 ) -> tuple[Any, str | None]:
-    """The attack instance for one sample; donor-based attacks (copy-move) get a real nodule donor, from
-    another patient when there is one. Returns (attack, donor source name or None)."""
+    """The attack instance for one sample (``noise_z``: its touch-up between slices, for the attacks that
+    have one); donor-based attacks (copy-move) get a real nodule donor, from another patient when there is
+    one. Returns (attack, donor source name or None)."""
     import inspect
 
     from medforensics.forge.base import NoiseMatched, attack_class, create_attack
@@ -96,21 +120,22 @@ def _attack(
     kw = dict(cfg.attack_kwargs.get(method, {}))
     if issubclass(attack_class(method), NoiseMatched):
         kw.setdefault("noise_plane", cfg.noise_plane)
-        kw.setdefault("noise_z", cfg.noise_z)
-    if method not in cache:
-        cache[method] = create_attack(method, **kw)
-    if "donor" in inspect.signature(type(cache[method])).parameters and "donor" not in kw:
+        kw.setdefault("noise_z", noise_z)
+    name = (method, kw.get("noise_z"))
+    if name not in cache:
+        cache[name] = create_attack(method, **kw)
+    if "donor" in inspect.signature(type(cache[name])).parameters and "donor" not in kw:
         donors = [d for d in sources if d.nodules and d.patient != src.patient]
         donors = donors or [d for d in sources if d.nodules]
         if not donors:
             raise ConfigError(f"{method} needs a source with annotated nodules as donor")
         d = donors[int(rng.integers(len(donors)))]
-        key = (method, d.name)
+        key = (*name, d.name)
         if key not in cache:  # the donor's annotations give the copied nodules' sizes
             donor = d.volume.with_array(d.volume.array, metadata={**d.volume.metadata, "nodules": d.nodules})
             cache[key] = create_attack(method, donor=donor, donor_centers=S.nodule_sites(d), **kw)
         return cache[key], d.name
-    return cache[method], None
+    return cache[name], None
 
 
 def _make_sample(
@@ -148,7 +173,7 @@ def _make_sample(
     if label in ("FM", "FB", "SYN"):
         if label == "FB":  # removing an annotated nodule: the readers' size, as forge remove --annotations
             sub.metadata = {**sub.metadata, "nodules": S.local_nodules(src, start, shape)}
-        attack, donor = _attack(method, src, sources, cfg, rng, cache)
+        attack, donor = _attack(method, src, sources, cfg, rng, cache, _noise_z(cfg, start, site))
         params = attack.sample_params(sub, rng, center=None if label == "SYN" else c)
         seed = int(rng.integers(2**31))
         sub, mask, rec = attack.apply(sub, params, seed=seed)
@@ -273,7 +298,7 @@ def build_dataset(
     cfg = config or DatasetConfig()
     check_seed(cfg.seed, "--seed")
     check_noise_plane(cfg.noise_plane)
-    check_noise_z(cfg.noise_z)
+    check_dataset_noise_z(cfg.noise_z)
     out = Path(out)
     if out.is_dir() and any(out.iterdir()):
         raise ConfigError("output folder is not empty", path=out)

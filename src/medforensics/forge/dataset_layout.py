@@ -50,7 +50,8 @@ class DatasetConfig:
     """What to build. ``methods`` None means every registered attack. ``noise_plane``, ``noise_z``: how the
     attacks that match noise measure it and relate it between slices
     (:class:`~medforensics.forge.base.NoiseMatched`; ``noise_plane="volume"`` rebuilds the data sets made
-    before session 41); an ``attack_kwargs`` entry overrides them."""
+    before session 41; ``noise_z="mixed"`` draws each sample's, see ``dataset.DATASET_NOISE_Z``); an
+    ``attack_kwargs`` entry overrides them."""
 
     per_class: int = 20
     seed: int = 0
