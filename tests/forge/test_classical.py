@@ -158,14 +158,43 @@ def test_parameters_without_a_noise_plane_replay_the_3d_touch_up(with_nodule: Vo
     params = attack.sample_params(with_nodule, np.random.default_rng(4), center=(10, 60, 50))
     assert params["noise_plane"] == "slice"
     assert params["noise_z"] == "independent"
-    legacy = {k: v for k, v in params.items() if k not in ("noise_plane", "noise_z")}
+    legacy = {k: v for k, v in params.items() if k not in ("noise_plane", "noise_z", "noise_core")}
     old, _, rec = attack.apply(with_nodule, legacy, seed=4)
     assert "noise_plane" not in rec.params
-    as_volume, _, _ = attack.apply(with_nodule, {**params, "noise_plane": "volume"}, seed=4)
+    as_volume, _, _ = attack.apply(with_nodule, {**legacy, "noise_plane": "volume"}, seed=4)
     new, _, _ = attack.apply(with_nodule, params, seed=4)
     np.testing.assert_array_equal(old.array, as_volume.array)
     if method.endswith("remove"):
         assert not np.array_equal(old.array, new.array)
+
+
+@pytest.mark.parametrize("seed", [5, 7, 10])
+def test_blob_interior_gets_the_lungs_noise(chest_ct: Volume, seed: int) -> None:  # noqa: F811
+    """A blob's solid interior gets the lung's in-plane noise (full-resolution CT). Measured over
+    ``alpha > 0.5`` (parameters without ``noise_core``, the forge before session 42), its edge reads as noise
+    and the interior is left under half as noisy as the lung."""
+    from medforensics.forge import classical as K
+    from medforensics.forge.cubes import noise_std
+
+    attack = create_attack("blob-inject")
+    params = attack.sample_params(chest_ct, np.random.default_rng(seed))
+    assert params["noise_core"] == "interior"
+    c, d = tuple(params["center"]), float(params["diameter_mm"])
+    sl = K._box(chest_ct, c, d * 1.1)
+    local = tuple(float(c[i] - sl[i].start) for i in range(3))
+    shape = tuple(s.stop - s.start for s in sl)
+    rng = np.random.default_rng(int(params["shape_seed"]))
+    args = (params["lobulation"], params["spicules"], params["core_hu"], params["edge_mm"])
+    alpha, _ = K.blob_nodule(shape, chest_ct.spacing, local, d, rng, *args)
+    inner = K.blob_interior(alpha)
+    assert inner is not None and inner.sum() >= 32
+    lung = noise_std(chest_ct.array[sl], (alpha < 0.01) & (chest_ct.array[sl] < -500), inplane=True)
+    ratios = []
+    for p in (params, {k: v for k, v in params.items() if k != "noise_core"}):
+        out, _, _ = attack.apply(chest_ct, p, seed=seed)
+        ratios.append(noise_std(out.array[sl], inner, inplane=True) / lung)
+    assert 0.75 < ratios[0] < 1.35, ratios
+    assert ratios[1] < 0.5, ratios
 
 
 def test_unknown_noise_plane_is_a_config_error() -> None:

@@ -195,10 +195,12 @@ class NoiseMatched:
         w: np.ndarray,
         seed: int,
         params: dict[str, Any],
+        core: np.ndarray | None = None,
     ) -> None:
         """Add noise to ``new[sl]`` (in place, weighted by ``w``) so the edited region (``w > 0.5``) matches
         the aerated lung the edit left alone (``w == 0``), as recorded ``params`` say (absent: the 3-D plane
-        and independent slices they were forged with)."""
+        and independent slices they were forged with). ``core``: where the edit's present noise is measured
+        (default ``w > 0.5``)."""
         from medforensics.forge.cubes import LEGACY_NOISE_PLANE, top_up_noise
 
         ring = (w == 0) & (original[sl] < -500)
@@ -206,7 +208,7 @@ class NoiseMatched:
             original[sl],
             new[sl],
             ring,
-            w > 0.5,
+            w > 0.5 if core is None else core,
             np.random.default_rng(seed),
             float(params.get("noise_scale", 1.0)),
             plane=str(params.get("noise_plane", LEGACY_NOISE_PLANE)),

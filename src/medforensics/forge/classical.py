@@ -110,12 +110,15 @@ class BlobInject(NoiseMatched, _Classical):
             "edge_mm": round(float(rng.uniform(0.4, 0.9)), 2),
             "shape_seed": int(rng.integers(2**31)),
             "noise_scale": round(float(rng.uniform(0.9, 1.1)), 3),
+            "noise_core": "interior",
             **self.noise_params(),
         }
 
     def apply(
         self, volume: Volume, params: dict[str, Any], seed: int = 0
     ) -> tuple[Volume, np.ndarray, AttackRecord]:
+        """Paste the blob; its present noise is measured in its interior (``noise_core``; recorded parameters
+        without it measure it over ``alpha > 0.5``, edge included, as before session 42)."""
         check_modality(self, volume)
         d = float(params["diameter_mm"])
         center = check_center(volume, tuple(params["center"]), min(d / 2 + 1, 6.0))
@@ -140,8 +143,28 @@ class BlobInject(NoiseMatched, _Classical):
         alpha[alpha < 0.01] = 0.0
         new = volume.array.copy()
         new[sl] = (1 - alpha) * new[sl] + alpha * hu
-        self.touch_up(volume.array, new, sl, alpha, seed, params)
+        core = blob_interior(alpha) if params.get("noise_core") == "interior" else None
+        self.touch_up(volume.array, new, sl, alpha, seed, params, core)
         return finish(self, volume, new, params, seed, center)
+
+
+def blob_interior(
+    alpha: NDArray[Any], solid_at: float = 0.9, margin: int = 2, least: int = 32
+) -> NDArray[np.bool_] | None:
+    """The blob's solid part (``alpha >= solid_at``) eroded in-plane by up to ``margin`` voxels while at
+    least ``least`` voxels remain: where its noise is measured without its edge, which the high-pass residual
+    reads as noise. None when even the solid part is smaller."""
+    solid = alpha >= solid_at
+    if solid.sum() < least:
+        return None
+    plane = np.zeros((1, 3, 3), bool)
+    plane[0] = ndimage.generate_binary_structure(2, 1)
+    for _ in range(margin):
+        inner = ndimage.binary_erosion(solid, plane)
+        if inner.sum() < least:
+            break
+        solid = inner
+    return solid
 
 
 def _nodule_list(volume: Volume) -> list[tuple[tuple[int, int, int], float | None]]:
