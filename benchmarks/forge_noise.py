@@ -10,7 +10,9 @@ edge; injected cores hold the nodule's own texture too) after the attack, and of
 in the same box before it; the lag-1 correlation of that residual between slices
 (``forge.cubes.slice_correlation``) in the core and in the lung; and whether the ``volume`` run is
 bit-identical to the attack with the plane left out of its parameters (how records forged before session 41
-replay). ``--noise-z matched``: the in-plane run's added noise correlates between slices as the lung's does.
+replay). The in-plane run is the forge as it is now (session 42: a blob's present noise measured in its solid
+interior, ``noise_core``); the 3-D run leaves that out too. ``--noise-z matched``: the in-plane run's added
+noise correlates between slices as the lung's does.
 
     python benchmarks/forge_noise.py [--extra-ct DIR ...] [--sites 2] [--noise-z matched] [--out FILE.md]
 """
@@ -105,6 +107,8 @@ def main() -> None:
                     attack = create_attack(method, noise_plane=plane, noise_z=z, **kw)
                     try:
                         params = attack.sample_params(vol, np.random.default_rng(seed), center=centre)
+                        if plane == "volume":  # the forge before session 41: no blob interior either
+                            params.pop("noise_core", None)
                         out, mask, rec = attack.apply(vol, params, seed=seed)
                     except Exception as err:  # a site an attack cannot take: say so in the cell
                         cells[plane].append(f"({type(err).__name__})")
