@@ -173,20 +173,14 @@ def test_blob_interior_gets_the_lungs_noise(chest_ct: Volume, seed: int) -> None
     """A blob's solid interior gets the lung's in-plane noise (full-resolution CT). Measured over
     ``alpha > 0.5`` (parameters without ``noise_core``, the forge before session 42), its edge reads as noise
     and the interior is left under half as noisy as the lung."""
-    from medforensics.forge import classical as K
+    from medforensics.forge.classical import blob_interior
     from medforensics.forge.cubes import noise_std
 
     attack = create_attack("blob-inject")
     params = attack.sample_params(chest_ct, np.random.default_rng(seed))
     assert params["noise_core"] == "interior"
-    c, d = tuple(params["center"]), float(params["diameter_mm"])
-    sl = K._box(chest_ct, c, d * 1.1)
-    local = tuple(float(c[i] - sl[i].start) for i in range(3))
-    shape = tuple(s.stop - s.start for s in sl)
-    rng = np.random.default_rng(int(params["shape_seed"]))
-    args = (params["lobulation"], params["spicules"], params["core_hu"], params["edge_mm"])
-    alpha, _ = K.blob_nodule(shape, chest_ct.spacing, local, d, rng, *args)
-    inner = K.blob_interior(alpha)
+    sl, _, alpha, _ = attack.blob(chest_ct, params)
+    inner = blob_interior(alpha)
     assert inner is not None and inner.sum() >= 32
     lung = noise_std(chest_ct.array[sl], (alpha < 0.01) & (chest_ct.array[sl] < -500), inplane=True)
     ratios = []

@@ -114,12 +114,10 @@ class BlobInject(NoiseMatched, _Classical):
             **self.noise_params(),
         }
 
-    def apply(
-        self, volume: Volume, params: dict[str, Any], seed: int = 0
-    ) -> tuple[Volume, np.ndarray, AttackRecord]:
-        """Paste the blob; its present noise is measured in its interior (``noise_core``; recorded parameters
-        without it measure it over ``alpha > 0.5``, edge included, as before session 42)."""
-        check_modality(self, volume)
+    def blob(
+        self, volume: Volume, params: dict[str, Any]
+    ) -> tuple[tuple[slice, ...], tuple[int, int, int], np.ndarray, np.ndarray]:
+        """(box, centre, opacity ``alpha``, HU) of the blob ``params`` describe in ``volume``."""
         d = float(params["diameter_mm"])
         center = check_center(volume, tuple(params["center"]), min(d / 2 + 1, 6.0))
         sl = _box(volume, center, d * 1.1)
@@ -141,6 +139,15 @@ class BlobInject(NoiseMatched, _Classical):
             float(params["edge_mm"]),
         )
         alpha[alpha < 0.01] = 0.0
+        return sl, center, alpha, hu
+
+    def apply(
+        self, volume: Volume, params: dict[str, Any], seed: int = 0
+    ) -> tuple[Volume, np.ndarray, AttackRecord]:
+        """Paste the blob; its present noise is measured in its interior (``noise_core``; recorded parameters
+        without it measure it over ``alpha > 0.5``, edge included, as before session 42)."""
+        check_modality(self, volume)
+        sl, center, alpha, hu = self.blob(volume, params)
         new = volume.array.copy()
         new[sl] = (1 - alpha) * new[sl] + alpha * hu
         core = blob_interior(alpha) if params.get("noise_core") == "interior" else None

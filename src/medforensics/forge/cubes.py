@@ -268,18 +268,21 @@ LEGACY_NOISE_PLANE = "volume"
 NOISE_Z = ("independent", "matched")
 
 
+def check_choice(key: str, value: str, known: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``known``, else :class:`ConfigError` naming ``key`` and the choices."""
+    if value not in known:
+        raise ConfigError(f"unknown {key} {value!r}; known: {', '.join(known)}")
+    return value
+
+
 def check_noise_plane(plane: str) -> str:
     """``plane`` if it is one of :data:`NOISE_PLANES`, else :class:`ConfigError`."""
-    if plane not in NOISE_PLANES:
-        raise ConfigError(f"unknown noise_plane {plane!r}; known: {', '.join(NOISE_PLANES)}")
-    return plane
+    return check_choice("noise_plane", plane, NOISE_PLANES)
 
 
 def check_noise_z(z: str) -> str:
     """``z`` if it is one of :data:`NOISE_Z`, else :class:`ConfigError`."""
-    if z not in NOISE_Z:
-        raise ConfigError(f"unknown noise_z {z!r}; known: {', '.join(NOISE_Z)}")
-    return z
+    return check_choice("noise_z", z, NOISE_Z)
 
 
 def top_up_noise(

@@ -41,7 +41,7 @@ from medforensics.errors import ConfigError, InputError, MedforensicsError
 from medforensics.forge import augment as A
 from medforensics.forge import dataset_layout as L
 from medforensics.forge import dataset_sources as S
-from medforensics.forge.cubes import NOISE_Z, check_noise_plane
+from medforensics.forge.cubes import NOISE_Z, check_choice, check_noise_plane
 from medforensics.forge.dataset_layout import (
     CLASSES,
     DatasetConfig,
@@ -89,9 +89,7 @@ DATASET_NOISE_Z = (*NOISE_Z, "mixed")
 
 def check_dataset_noise_z(z: str) -> str:
     """``z`` if it is one of :data:`DATASET_NOISE_Z`, else :class:`ConfigError`."""
-    if z not in DATASET_NOISE_Z:
-        raise ConfigError(f"unknown noise_z {z!r}; known: {', '.join(DATASET_NOISE_Z)}")
-    return z
+    return check_choice("noise_z", z, DATASET_NOISE_Z)
 
 
 def _noise_z(cfg: DatasetConfig, start: tuple[int, ...], site: tuple[int, ...]) -> str:
