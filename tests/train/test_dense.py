@@ -377,3 +377,23 @@ def test_mirror_consistency_training_is_on_the_card(tmp_path: Path, trained: tup
     assert "- Mirror pairs: every batch also seen in an in-plane mirror view, with a consistency term" in card
     assert "(weight 20)" in card
     assert "Mirror pairs" not in (trained[0] / "model_card.md").read_text()
+
+
+def test_the_patch_term_is_the_binary_cross_entropy_of_each_patchs_peak() -> None:
+    """Written out (CUDA autocast refuses F.binary_cross_entropy), it must still be that loss."""
+    from dataclasses import replace
+
+    import torch.nn.functional as F
+
+    from medforensics.train.dense import loss_fn
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 3, 6, 16, 16)
+    y = torch.zeros(3, 6, 16, 16, dtype=torch.long)
+    y[0, 1:4, 2:8, 3:9] = 2  # one patch holds an edit, two do not
+    base = replace(tiny_config(), peak_weight=0.0)
+    p = 1.0 - torch.softmax(logits, dim=1)[:, 0]
+    peak = F.avg_pool3d(p[:, None], 3, stride=1, padding=1).amax(dim=(1, 2, 3, 4)).clamp(1e-4, 1 - 1e-4)
+    want = F.binary_cross_entropy(peak, torch.tensor([1.0, 0.0, 0.0]))
+    got = loss_fn(logits, y, replace(base, peak_weight=2.0)) - loss_fn(logits, y, base)
+    assert float(want) > 0.1 and torch.allclose(got, 2.0 * want, atol=1e-6)
