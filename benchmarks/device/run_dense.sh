@@ -1,7 +1,7 @@
 #!/bin/bash
 # The bundled detector's GPU run: forge ds6 on the machine, then train the dense detector and its five
 # leave-one-attack-out models at once; everything comes back as $OUT/result.tgz and $OUT/loao.tgz (also when
-# time runs out). It installs the in-distribution model into the copy's assets/detector there, never here.
+# time runs out). It installs nothing (--no-install): a dry run here (DEVICE=cpu) leaves the bundled assets alone.
 # usage: [DENSE_ARGS=--zcorr] [FORGE_ARGS="--noise-z mixed"] bash benchmarks/device/run_dense.sh STEPS LOAO_STEPS BATCH WORKERS JOBS [PER_CLASS EVAL_EVERY HARD_EVERY]
 # bundle12: bash benchmarks/device/run_dense.sh 3000 1500 16 2 6 150 300 200   (535 s on one H200)
 set -euo pipefail
@@ -24,5 +24,5 @@ stamp "forged"
 timeout $(( ${BUDGET:-560} - $(date +%s) + t0 )) python3 benchmarks/leaderboard/make_dense_detector.py \
   --data "$W/ds6" --work "$W/bench" --steps "$STEPS" --loao-steps "$LOAO" --batch-size "$BATCH" \
   --workers "$WORKERS" --jobs "$JOBS" --device "${DEVICE:-cuda}" --threads 2 --eval-every "$EVAL" \
-  --hard-every "$HARD" ${DENSE_ARGS:-} 2>&1 | grep --line-buffered -v WARNING | tee "$W/bench.log" | tail -40
+  --hard-every "$HARD" --no-install ${DENSE_ARGS:-} 2>&1 | grep --line-buffered -v WARNING | tee "$W/bench.log" | tail -40
 stamp "trained"

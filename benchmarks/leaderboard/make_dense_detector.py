@@ -39,18 +39,27 @@ FILES = (
 )
 
 
-def whole_series_by_split(data: Path) -> dict[str, list[str]]:
-    """Paths of the data set's source series, grouped by the split their patient is in."""
+def whole_series_by_split(data: Path, splits: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Paths of the data set's source series, grouped by the split their patient is in (``splits``:
+    patient -> split, overriding the data set's)."""
     from medforensics.forge.dataset_sources import auto_sources
 
     meta = json.loads((data / "dataset.json").read_text())
-    split_of = {p: s for s, ps in meta["patients_per_split"].items() for p in ps}
+    split_of = {p: s for s, ps in meta["patients_per_split"].items() for p in ps} | (splits or {})
     out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     for src in auto_sources():
         split = split_of.get(src.patient)
         if split is not None and src.volume.source is not None:
             out[split].append(str(src.volume.source))
     return out
+
+
+def parse_splits(text: str) -> dict[str, str]:
+    """``"P1=val,P2=test"`` -> ``{"P1": "val", "P2": "test"}`` (the values are checked by the config)."""
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(p) != 2 for p in pairs):
+        raise SystemExit(f"--splits: expected PATIENT=SPLIT,..., got {text!r}")
+    return {p.strip(): s.strip() for p, s in pairs}
 
 
 def main() -> None:
@@ -137,9 +146,21 @@ def main() -> None:
         default=None,
         help="Model folder to install (default: the in-distribution one), e.g. one trained on more patients.",
     )
+    ap.add_argument(
+        "--splits",
+        default="",
+        help="PATIENT=SPLIT,... overriding the data set's split (config splits), e.g. bundle14's "
+        "93ad6a507f90=val,3bb5d67ab461=test,3ad2ceaeb677=train,f255db4ba233=train.",
+    )
+    ap.add_argument(
+        "--no-install",
+        action="store_true",
+        help="Leave src/medforensics/assets/detector as it is (write the benchmark into WORK only).",
+    )
     args = ap.parse_args()
 
-    whole = whole_series_by_split(args.data)
+    splits = parse_splits(args.splits)
+    whole = whole_series_by_split(args.data, splits)
     cfg = DenseConfig(
         data=str(args.data),
         out=str(args.work / "in-dist"),
@@ -166,6 +187,7 @@ def main() -> None:
         hard_items=args.hard_items,
         hard_negative=args.hard_negative,
         init_from=str(args.fine_tune / "in-dist") if args.fine_tune else None,
+        splits=splits,
     )
     if args.finish is not None:
         from medforensics.train.dense import finish_dense
@@ -204,7 +226,9 @@ def main() -> None:
         fine_tune=args.fine_tune,
     )
     md = dense_markdown(table)  # also written to WORK/dense.md by run_dense_benchmark
-
+    if args.no_install:
+        print(md)
+        return
     for old in ASSETS.iterdir():
         if old.is_file():
             old.unlink()
