@@ -2,7 +2,7 @@
 # The bundled detector's GPU run: forge ds6 on the machine, then train the dense detector and its five
 # leave-one-attack-out models at once; everything comes back as $OUT/result.tgz and $OUT/loao.tgz (also when
 # time runs out). It installs nothing (--no-install): a dry run here (DEVICE=cpu) leaves the bundled assets alone.
-# usage: [DENSE_ARGS=--zcorr] [FORGE_ARGS="--noise-z mixed"] bash benchmarks/device/run_dense.sh STEPS LOAO_STEPS BATCH WORKERS JOBS [PER_CLASS EVAL_EVERY HARD_EVERY]
+# usage: [DENSE_ARGS=--zcorr] [FORGE_ARGS="--noise-z mixed"] [FORGE_JOBS=8] bash benchmarks/device/run_dense.sh STEPS LOAO_STEPS BATCH WORKERS JOBS [PER_CLASS EVAL_EVERY HARD_EVERY]
 # bundle12: bash benchmarks/device/run_dense.sh 3000 1500 16 2 6 150 300 200   (535 s on one H200)
 set -euo pipefail
 STEPS=$1; LOAO=$2; BATCH=$3; WORKERS=$4; JOBS=$5; PER=${6:-150}; EVAL=${7:-250}; HARD=${8:-100}
@@ -17,7 +17,7 @@ pack() {  # two archives, each well under the 16 MB a file may bring back: no re
 trap pack EXIT
 . benchmarks/device/setup.sh
 stamp "set up"; nvidia-smi -L 2>/dev/null || true
-python3 -m medforensics forge dataset --out "$W/ds6" --per-class "$PER" --seed 2 \
+python3 -m medforensics forge dataset --out "$W/ds6" --per-class "$PER" --seed 2 --jobs "${FORGE_JOBS:-8}" \
   --methods blob-inject,copy-move,ctgan-inject,ctgan-remove,inpaint-remove ${FORGE_ARGS:-} 2>&1 \
   | grep -v WARNING | tail -3
 stamp "forged"

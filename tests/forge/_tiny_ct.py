@@ -74,12 +74,12 @@ def tiny_sources() -> list[Source]:
     return out
 
 
-def build_tiny_dataset(out, seed: int = 3, per_class: int = 6):  # type: ignore[no-untyped-def]
+def build_tiny_dataset(out, seed: int = 3, per_class: int = 6, jobs: int = 1):  # type: ignore[no-untyped-def]
     """A tiny data set (every available method, 12 slices x 96 px) built from :func:`tiny_sources`."""
     from medforensics.forge.dataset import DatasetConfig, build_dataset
 
     cfg = DatasetConfig(per_class=per_class, depth=12, crop=96, seed=seed, val_frac=0.34, test_frac=0.33)
-    return build_dataset(out, tiny_sources(), cfg)
+    return build_dataset(out, tiny_sources(), cfg, jobs=jobs)
 
 
 @functools.lru_cache(maxsize=1)

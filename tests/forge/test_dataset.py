@@ -331,3 +331,51 @@ def test_mixed_noise_z_draws_each_sample_and_keeps_the_rest_of_the_data_set(tmp_
     assert differ > 0
     with pytest.raises(ConfigError, match="noise_z"):
         build_dataset(tmp_path / "bad", tiny_sources(), DatasetConfig(per_class=1, noise_z="sometimes"))
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_writer_processes_write_the_same_data_set_file_for_file(
+    tiny: tuple[Path, dict], tmp_path: Path
+) -> None:
+    out, summary = tiny
+    again = build_tiny_dataset(tmp_path / "jobs2", jobs=2)
+    assert again == summary
+    mine, theirs = _files(tmp_path / "jobs2"), _files(out)
+    assert len(mine) > 50 and sorted(mine) == sorted(theirs)
+    assert [k for k in mine if mine[k] != theirs[k]] == []
+
+
+def test_a_sample_a_worker_cannot_write_is_reported_and_the_data_set_made_again_here(
+    tiny: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from medforensics.errors import MedforensicsError
+    from medforensics.forge import dataset as D
+    from medforensics.forge.dataset_writer import SampleWriter, WorkerWriteFailed
+
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "scans").write_text("not a folder")  # every scan write fails, here and in a worker
+    vol = Volume(np.zeros((2, 8, 8), np.float32), modality="CT")
+    side = {"uuid": "u", "new_uids": {"study": "2.25.1", "series": "2.25.2", "frame": "2.25.3"}}
+    sample = type("S", (), {"uuid": "u"})()
+    with pytest.raises(WorkerWriteFailed, match="sample u: "), SampleWriter(blocked, jobs=2) as emit:
+        emit(sample, vol, np.zeros(vol.shape, bool), side)
+    with pytest.raises(MedforensicsError), SampleWriter(blocked, jobs=1) as emit:
+        emit(sample, vol, np.zeros(vol.shape, bool), side)
+
+    class FailsInWorkers(SampleWriter):  # a worker's failure, after a few samples were made
+        def __exit__(self, *exc: object) -> None:
+            super().__exit__(*exc)  # type: ignore[arg-type]
+            if self.jobs > 1:
+                raise WorkerWriteFailed("sample x: cannot write")
+
+    monkeypatch.setattr(D, "SampleWriter", FailsInWorkers)
+    assert build_tiny_dataset(tmp_path / "again", jobs=2) == tiny[1]
+    assert _files(tmp_path / "again") == _files(tiny[0])  # the same draws, made again in one process
+    assert "sample x: cannot write; building the data set again in one process" in caplog.text
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".again")] == []
+    with pytest.raises(ConfigError, match="jobs must be 1-256"):
+        build_dataset(tmp_path / "bad", tiny_sources(), DatasetConfig(per_class=1), jobs=0)

@@ -122,6 +122,13 @@ def add_commands(forge_app: typer.Typer) -> None:
             help="The touch-up noise between slices: independent, matched to the scanner's inter-slice "
             "correlation (a stronger attacker), or mixed (each sample either, with equal odds).",
         ),
+        jobs: int = typer.Option(
+            1,
+            "--jobs",
+            min=1,
+            max=256,
+            help="Processes writing the samples (the data set is the same whatever the number).",
+        ),
     ) -> None:
         """Build a labelled TB/TM/FB/FM/SYN data set with a patient-level split."""
         from medforensics.forge.dataset import DatasetConfig, build_dataset
@@ -140,7 +147,7 @@ def add_commands(forge_app: typer.Typer) -> None:
                 noise_plane=noise_plane,
                 noise_z=noise_z,
             )
-            summary = build_dataset(out, sources=list(sources), config=cfg)
+            summary = build_dataset(out, sources=list(sources), config=cfg, jobs=jobs)
         except MedforensicsError as err:
             raise fail(err) from None
         typer.echo(json.dumps(summary["counts"], indent=1))
