@@ -1,9 +1,9 @@
 """Writing a forge data set's samples: in the forging process, or in worker processes beside it.
 
 Forging (crops, attack parameters, augmentation, UIDs: every random draw) stays in one process, in plan
-order; only writing a finished sample (its DICOM series, mask and record: three quarters of the time on
-the data sets of ``benchmarks/leaderboard``) may go to ``jobs`` spawned workers. The data set is therefore
-the same, file for file, whatever ``jobs``.
+order; only writing a finished sample (its DICOM series, mask and record: about three quarters of the
+per-sample time, profiled in session 43) may go to ``jobs`` spawned workers. The data set is therefore the
+same, file for file, whatever ``jobs`` (600 scans on 2 cores: 102.5 s with 1, 83.3 s with 2).
 """
 
 from __future__ import annotations
