@@ -17,6 +17,7 @@ pack() {  # two archives, each well under the 16 MB a file may bring back: no re
 trap pack EXIT
 . benchmarks/device/setup.sh
 stamp "set up"; nvidia-smi -L 2>/dev/null || true
+python3 benchmarks/device/smoke.py --device "${DEVICE:-cuda}" ${DENSE_ARGS:-}  # seconds, before forging
 python3 -m medforensics forge dataset --out "$W/ds6" --per-class "$PER" --seed 2 --jobs "${FORGE_JOBS:-8}" \
   --methods blob-inject,copy-move,ctgan-inject,ctgan-remove,inpaint-remove ${FORGE_ARGS:-} 2>&1 \
   | grep -v WARNING | tail -3
