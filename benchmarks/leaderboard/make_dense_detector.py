@@ -99,6 +99,12 @@ def main() -> None:
     )
     ap.add_argument("--max-slice-mm", type=float, default=None, help="scan's slice limit for the models.")
     ap.add_argument(
+        "--max-pixel-mm",
+        type=float,
+        default=None,
+        help="scan's pixel-size limit for the models (bundle14: 1.0).",
+    )
+    ap.add_argument(
         "--pixel-copies-mm",
         default="",
         help="Comma-separated pixel sizes (mm): train scans also resampled to each coarser one (config "
@@ -179,6 +185,7 @@ def main() -> None:
         thick_mm=args.thick_mm,
         pixel_copies_mm=[float(v) for v in args.pixel_copies_mm.split(",") if v.strip()],
         max_slice_mm=args.max_slice_mm,
+        max_pixel_mm=args.max_pixel_mm,
         self_blend=args.self_blend,
         self_blend_noise=args.self_blend_noise,
         mirror_pairs=args.mirror_pairs,
