@@ -53,14 +53,14 @@ class SampleWriter:
         self.out = out
         self.jobs = jobs
         self.pool: ProcessPoolExecutor | None = None
-        self.pending: list[tuple[Any, Future[str]]] = []
+        self.pending: list[tuple[L.Sample, Future[str]]] = []
 
     def __enter__(self) -> SampleWriter:
         if self.jobs > 1:  # spawned, not forked: the forging process may hold torch's threads
             self.pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"))
         return self
 
-    def __call__(self, sample: Any, vol: Volume, mask: np.ndarray, side: dict[str, Any]) -> None:
+    def __call__(self, sample: L.Sample, vol: Volume, mask: np.ndarray, side: dict[str, Any]) -> None:
         if self.pool is None:
             sample.scan_format = write_sample(self.out, vol, mask, side)
             return
@@ -68,7 +68,7 @@ class SampleWriter:
         while len(self.pending) > 2 * self.jobs:
             self._collect(*self.pending.pop(0))
 
-    def _collect(self, sample: Any, future: Future[str]) -> None:
+    def _collect(self, sample: L.Sample, future: Future[str]) -> None:
         try:
             sample.scan_format = future.result()
         except MedforensicsError as err:

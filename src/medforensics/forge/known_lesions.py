@@ -16,7 +16,6 @@ that file.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 from functools import lru_cache
 from importlib import resources
@@ -77,11 +76,10 @@ def _is_gzip(path: Path) -> bool:
 
 def _gunzipped_sha256(path: Path) -> str:
     """Hex SHA-256 of a gzip file's uncompressed bytes; "" for a stream that cannot be read to its end."""
-    h = hashlib.sha256()
+    from medforensics.scan.detector import sha256_stream
+
     try:
         with gzip.open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+            return sha256_stream(fh)
     except (OSError, EOFError):
         return ""
-    return h.hexdigest()

@@ -35,7 +35,7 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -186,10 +186,21 @@ def calibration_and_info(folder: Path, name: str, metrics: dict[str, Any]) -> tu
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+        return sha256_stream(fh)
+
+
+class Readable(Protocol):
+    """What :func:`sha256_stream` reads: anything with ``read(n) -> bytes``."""
+
+    def read(self, n: int, /) -> bytes: ...
+
+
+def sha256_stream(fh: Readable) -> str:
+    """Hex sha256 of what an open binary stream yields (a file, or a decompressing reader), in chunks."""
+    h = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        h.update(chunk)
     return h.hexdigest()
 
 
