@@ -54,14 +54,6 @@ def whole_series_by_split(data: Path, splits: dict[str, str] | None = None) -> d
     return out
 
 
-def parse_splits(text: str) -> dict[str, str]:
-    """``"P1=val,P2=test"`` -> ``{"P1": "val", "P2": "test"}`` (the values are checked by the config)."""
-    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
-    if any(len(p) != 2 for p in pairs):
-        raise SystemExit(f"--splits: expected PATIENT=SPLIT,..., got {text!r}")
-    return {p.strip(): s.strip() for p, s in pairs}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -153,10 +145,13 @@ def main() -> None:
         help="Model folder to install (default: the in-distribution one), e.g. one trained on more patients.",
     )
     ap.add_argument(
-        "--splits",
-        default="",
-        help="PATIENT=SPLIT,... overriding the data set's split (config splits), e.g. bundle14's "
-        "93ad6a507f90=val,3bb5d67ab461=test,3ad2ceaeb677=train,f255db4ba233=train.",
+        "--split-of",
+        action="append",
+        default=[],
+        metavar="PATIENT=SPLIT",
+        help="Deal a patient to a split, overriding the data set's (config splits; repeatable), as "
+        "recalibrate_dense.py does; bundle14's: 93ad6a507f90=val, 3bb5d67ab461=test, 3ad2ceaeb677=train, "
+        "f255db4ba233=train.",
     )
     ap.add_argument(
         "--no-install",
@@ -165,7 +160,10 @@ def main() -> None:
     )
     args = ap.parse_args()
 
-    splits = parse_splits(args.splits)
+    bad = [pair for pair in args.split_of if "=" not in pair]
+    if bad:
+        raise SystemExit(f"--split-of: expected PATIENT=SPLIT, got {bad[0]!r}")
+    splits = dict(pair.split("=", 1) for pair in args.split_of)
     whole = whole_series_by_split(args.data, splits)
     cfg = DenseConfig(
         data=str(args.data),
