@@ -2,7 +2,7 @@
 # The bundled detector's GPU run: forge ds6 on the machine, then train the dense detector and its five
 # leave-one-attack-out models at once; everything comes back as $OUT/result.tgz and $OUT/loao.tgz (also when
 # time runs out). It installs nothing (--no-install): a dry run here (DEVICE=cpu) leaves the bundled assets alone.
-# usage: [DENSE_ARGS=--zcorr] [FORGE_ARGS="--noise-z mixed"] [FORGE_JOBS=8] bash benchmarks/device/run_dense.sh STEPS LOAO_STEPS BATCH WORKERS JOBS [PER_CLASS EVAL_EVERY HARD_EVERY]
+# usage: [DENSE_ARGS=--zcorr] [FORGE_ARGS="--noise-z mixed"] [FORGE_JOBS=8] [LOAD_WORKERS=12/JOBS] bash benchmarks/device/run_dense.sh STEPS LOAO_STEPS BATCH WORKERS JOBS [PER_CLASS EVAL_EVERY HARD_EVERY]
 # bundle12: bash benchmarks/device/run_dense.sh 3000 1500 16 2 6 150 300 200   (535 s on one H200)
 set -euo pipefail
 STEPS=$1; LOAO=$2; BATCH=$3; WORKERS=$4; JOBS=$5; PER=${6:-150}; EVAL=${7:-250}; HARD=${8:-100}
@@ -24,6 +24,6 @@ python3 -m medforensics forge dataset --out "$W/ds6" --per-class "$PER" --seed 2
 stamp "forged"
 timeout $(( ${BUDGET:-560} - $(date +%s) + t0 )) python3 benchmarks/leaderboard/make_dense_detector.py \
   --data "$W/ds6" --work "$W/bench" --steps "$STEPS" --loao-steps "$LOAO" --batch-size "$BATCH" \
-  --workers "$WORKERS" --jobs "$JOBS" --device "${DEVICE:-cuda}" --threads 2 --eval-every "$EVAL" \
+  --workers "$WORKERS" --jobs "$JOBS" --load-workers "${LOAD_WORKERS:-$(( (12 + JOBS - 1) / JOBS ))}" --device "${DEVICE:-cuda}" --threads 2 --eval-every "$EVAL" \
   --hard-every "$HARD" --no-install ${DENSE_ARGS:-} 2>&1 | grep --line-buffered -v WARNING | tee "$W/bench.log" | tail -40
 stamp "trained"

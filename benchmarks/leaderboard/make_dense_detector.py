@@ -66,6 +66,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (the network; data stay on the CPU)")
     ap.add_argument("--workers", type=int, default=0, help="Batch processes per model (0: in-process).")
     ap.add_argument("--jobs", type=int, default=1, help="Models trained at once (separate processes).")
+    ap.add_argument(
+        "--load-workers", type=int, default=0, help="Processes reading the data set per model (0: in-process)."
+    )
     ap.add_argument("--batch-size", type=int, default=6)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--hard-every", type=int, default=100, help="Steps between hard-negative mining rounds.")
@@ -177,6 +180,7 @@ def main() -> None:
         threads=args.threads,
         device=args.device,
         workers=args.workers,
+        load_workers=args.load_workers,
         batch_size=args.batch_size,
         zcorr_channel=args.zcorr,
         linear_head=args.linear_head,

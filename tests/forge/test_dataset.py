@@ -348,34 +348,28 @@ def test_writer_processes_write_the_same_data_set_file_for_file(
     assert [k for k in mine if mine[k] != theirs[k]] == []
 
 
-def test_a_sample_a_worker_cannot_write_is_reported_and_the_data_set_made_again_here(
-    tiny: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    from medforensics.errors import MedforensicsError
-    from medforensics.forge import dataset as D
-    from medforensics.forge.dataset_writer import SampleWriter, WorkerWriteFailed
+def test_failed_samples_are_retried_where_their_method_worked_and_jobs_change_nothing(tmp_path: Path) -> None:
+    from medforensics.forge import base
+    from tests.forge._flaky import FlakyBlob
 
-    blocked = tmp_path / "blocked"
-    blocked.mkdir()
-    (blocked / "scans").write_text("not a folder")  # every scan write fails, here and in a worker
-    vol = Volume(np.zeros((2, 8, 8), np.float32), modality="CT")
-    side = {"uuid": "u", "new_uids": {"study": "2.25.1", "series": "2.25.2", "frame": "2.25.3"}}
-    sample = type("S", (), {"uuid": "u"})()
-    with pytest.raises(WorkerWriteFailed, match="sample u: "), SampleWriter(blocked, jobs=2) as emit:
-        emit(sample, vol, np.zeros(vol.shape, bool), side)
-    with pytest.raises(MedforensicsError), SampleWriter(blocked, jobs=1) as emit:
-        emit(sample, vol, np.zeros(vol.shape, bool), side)
-
-    class FailsInWorkers(SampleWriter):  # a worker's failure, after a few samples were made
-        def __exit__(self, *exc: object) -> None:
-            super().__exit__(*exc)  # type: ignore[arg-type]
-            if self.jobs > 1:
-                raise WorkerWriteFailed("sample x: cannot write")
-
-    monkeypatch.setattr(D, "SampleWriter", FailsInWorkers)
-    assert build_tiny_dataset(tmp_path / "again", jobs=2) == tiny[1]
-    assert _files(tmp_path / "again") == _files(tiny[0])  # the same draws, made again in one process
-    assert "sample x: cannot write; building the data set again in one process" in caplog.text
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".again")] == []
+    base.register_attack("test-flaky-blob")(FlakyBlob)
+    try:
+        cfg = DatasetConfig(
+            per_class=9, depth=12, crop=96, seed=3, methods=["test-flaky-blob"], classes=("TB", "FM")
+        )
+        one = build_dataset(tmp_path / "one", tiny_sources(), cfg)
+        two = build_dataset(tmp_path / "two", tiny_sources(), cfg, jobs=2)
+    finally:
+        base._REGISTRY.pop("test-flaky-blob")
+    assert one == two and _files(tmp_path / "one") == _files(tmp_path / "two")
+    failed = [f for f in one["failures"] if "(retry)" not in f]
+    assert failed and all(f.startswith("FM/test-flaky-blob/") and "cannot be made" in f for f in failed)
+    retried_failed = len(one["failures"]) - len(failed)
+    made = one["counts_total"]["FM"]
+    assert made == 9 - retried_failed < 9  # each failure retried once: made there, or reported
+    assert retried_failed < len(failed)  # some retries made
+    records = [json.loads(p.read_text()) for p in (tmp_path / "one" / "records").glob("*.json")]
+    seeds = [r["attack"]["seed"] for r in records if r["type"] == "FM"]
+    assert len(seeds) == made and all(s % 3 for s in seeds)
     with pytest.raises(ConfigError, match="jobs must be 1-256"):
         build_dataset(tmp_path / "bad", tiny_sources(), DatasetConfig(per_class=1), jobs=0)

@@ -134,6 +134,24 @@ def test_choose_center_inject(ct_crop: Volume) -> None:  # noqa: F811
     assert 10.0 < (measure_nodule_mm(fake, c1) or 0.0) < 18.0
 
 
+def test_centres_drawn_from_candidates_made_once_are_the_ones_drawn_without(ct_crop: Volume) -> None:  # noqa: F811
+    from medforensics.forge.lung import inject_candidates, margin_voxels
+
+    m = lung_mask(ct_crop)
+    cand = inject_candidates(ct_crop, m, 8.0)
+    inner = np.unravel_index(cand, m.shape)
+    need = margin_voxels(ct_crop, 8.0)
+    assert len(cand) and m[inner].all()
+    assert all((c >= n).all() and (c < s - n).all() for c, n, s in zip(inner, need, m.shape, strict=True))
+    assert len(cand) < m.sum()  # the lung near the borders is left out
+    one, two = np.random.default_rng(4), np.random.default_rng(4)
+    for _ in range(5):  # the same centres, and the same draws consumed
+        a = choose_center(ct_crop, one, "inject", mask=m, tries=10)
+        assert a == choose_center(ct_crop, two, "inject", mask=m, tries=10, candidates=cand)
+    with pytest.raises(InputError, match="no lung found"):
+        choose_center(ct_crop, one, "inject", mask=m, candidates=cand[:0])
+
+
 def test_choose_center_remove_needs_annotations(ct_crop: Volume) -> None:  # noqa: F811
     with pytest.raises(ConfigError, match="annotations"):
         choose_center(ct_crop, np.random.default_rng(0), "remove")

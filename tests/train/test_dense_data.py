@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -261,6 +263,41 @@ def test_batch_workers_draw_the_same_batches_whatever_their_number() -> None:
     assert len(one) == 3 and one[0][0].shape == (2, 2, 8, 32, 32) and one[0][1].dtype == torch.int64
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(one, two, strict=True))
     assert not torch.equal(one[0][0], one[1][0])  # each step its own stream
+
+
+def test_loader_processes_make_the_same_items_in_the_same_order() -> None:
+    root, _ = shared_tiny_dataset()
+    extra = sorted((root / "scans").iterdir())[0]
+    kw = {"data": str(root), "out": "unused", "noise_copies": 1, "zcorr_channel": True}
+    here = load_items(DenseConfig(**kw, extra_authentic=[str(extra)]))
+    forked = load_items(DenseConfig(**kw, extra_authentic=[str(extra)], load_workers=2))
+    assert any(i.patient == "extra" for i in here["train"]) and any("+noise0" in i.uid for i in here["train"])
+    for split in ("train", "val", "test"):
+        assert [i.uid for i in forked[split]] == [i.uid for i in here[split]]
+        for a, b in zip(here[split], forked[split], strict=True):
+            assert np.array_equal(a.image, b.image) and np.array_equal(a.target, b.target)
+            assert (a.label, a.method, a.patient, a.spacing) == (b.label, b.method, b.patient, b.spacing)
+            assert (a.focus is None) == (b.focus is None)
+            assert a.focus is None or np.array_equal(a.focus, b.focus)
+
+
+def test_a_bad_mask_read_by_a_loader_process_is_the_same_one_line_error(tmp_path: Path) -> None:
+    import shutil
+
+    from medforensics.errors import InputError
+
+    root, _ = shared_tiny_dataset()
+    copy = tmp_path / "ds"
+    shutil.copytree(root, copy)
+    rows = (copy / "manifest.csv").read_text().splitlines()
+    uid = next(r.split(",")[0] for r in rows[1:] if ",FM," in r)
+    (copy / "masks" / f"{uid}.nii.gz").write_bytes(b"not a mask")
+    errors = []
+    for workers in (0, 2):
+        with pytest.raises(InputError) as err:
+            load_items(DenseConfig(data=str(copy), out="unused", load_workers=workers))
+        errors.append(err.value.one_line())
+    assert errors[0] == errors[1] and uid in errors[0]
 
 
 def test_batch_workers_see_the_hard_negatives_mined_before_their_block() -> None:

@@ -127,7 +127,8 @@ def add_commands(forge_app: typer.Typer) -> None:
             "--jobs",
             min=1,
             max=256,
-            help="Processes writing the samples (the data set is the same whatever the number).",
+            help="Processes attacking, augmenting and writing the samples (every random draw stays in one "
+            "process: the data set is the same whatever the number).",
         ),
     ) -> None:
         """Build a labelled TB/TM/FB/FM/SYN data set with a patient-level split."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from medforensics._atomic import write_text_atomic
 from medforensics.train.dense import DenseConfig, check_counts, resolve_device, train_dense
+from medforensics.train.dense_config import RUN_KEYS
 
 
 def run_dense_benchmark(
@@ -90,12 +91,8 @@ def run_dense_benchmark(
     return result
 
 
-#: Config keys that say how a run executes, not what it learns: a finished run is reused whatever they are.
-RUN_KEYS = ("device", "workers", "threads")
-
-
 def finished(cfg: DenseConfig) -> bool:
-    """Whether ``cfg.out`` holds a finished run (``metrics.json``) of ``cfg`` (up to :data:`RUN_KEYS`). A key
+    """Whether ``cfg.out`` holds a finished run (``metrics.json``) of ``cfg`` (up to :data:`~medforensics.train.dense_config.RUN_KEYS`). A key
     the run's config lacks (an option added since) counts as its default, which is what that run used."""
     folder = Path(cfg.out)
     if not (folder / "metrics.json").is_file() or not (folder / "config.json").is_file():

@@ -29,6 +29,7 @@ it: 15 of ds6's 38 TB test scans did, and a scan that found that nodule was coun
 from __future__ import annotations
 
 import uuid as uuidlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,8 @@ from medforensics.forge.dataset_layout import (
     check_no_leakage,
     scan_path,
 )
-from medforensics.forge.dataset_writer import SampleWriter, WorkerWriteFailed
+from medforensics.forge.dataset_writer import Draws, Rendered, Task, render_all
+from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 
 log = get_logger("forge.dataset")
@@ -107,10 +109,10 @@ def _attack(
     rng: np.random.Generator,
     cache: dict[Any, Any],
     noise_z: str = "independent",
-) -> tuple[Any, str | None]:
-    """The attack instance for one sample (``noise_z``: its touch-up between slices, for the attacks that
-    have one); donor-based attacks (copy-move) get a real nodule donor, from another patient when there is
-    one. Returns (attack, donor source name or None)."""
+) -> tuple[tuple[Any, ...], str | None]:
+    """The key in ``cache`` of the attack instance for one sample (``noise_z``: its touch-up between slices,
+    for the attacks that have one); donor-based attacks (copy-move) get a real nodule donor, from another
+    patient when there is one. Returns (key, donor source name or None)."""
     import inspect
 
     from medforensics.forge.base import NoiseMatched, attack_class, create_attack
@@ -132,11 +134,15 @@ def _attack(
         if key not in cache:  # the donor's annotations give the copied nodules' sizes
             donor = d.volume.with_array(d.volume.array, metadata={**d.volume.metadata, "nodules": d.nodules})
             cache[key] = create_attack(method, donor=donor, donor_centers=S.nodule_sites(d), **kw)
-        return cache[key], d.name
-    return cache[name], None
+        return key, d.name
+    return name, None
 
 
-def _make_sample(
+#: One planned sample: (label, method, source index, site).
+Planned = tuple[str, str, int, tuple[int, int, int]]
+
+
+def _draw(
     src: S.Source,
     label: str,
     method: str,
@@ -145,16 +151,12 @@ def _make_sample(
     rng: np.random.Generator,
     sources: list[S.Source],
     cache: dict[Any, Any],
-    emit: SampleWriter | None,
-) -> Sample:
-    """Crop, attack (FM/FB/SYN), augment and write one sample with ``emit`` (None: dry run, nothing
-    written)."""
+) -> Draws:
+    """Every random draw of one sample, in the order the builder has always made them: crop, attack donor,
+    parameters and seed (FM/FB/SYN), augmentation, UIDs."""
     start, shape = S.crop_box(src.volume, site, cfg.depth, cfg.crop, rng)
-    nodule = None
     held = S.nodules_in_box(src, start, shape) if label == "TB" else []
-    if label == "TM":
-        nodule = next(n for n in src.nodules if tuple(round(v) for v in n.center_voxel) == site)
-    elif held:
+    if held:
         # a crop around a healthy site can still show a real nodule elsewhere: place it where it shows none
         # (its own generator: the data set's other samples stay as they were), else it is a TM scan
         alt = S.crop_avoiding_nodules(
@@ -163,78 +165,83 @@ def _make_sample(
         if alt is not None:
             start, shape = alt
         else:
-            nodule = held[0]
-            label, site = "TM", tuple(round(v) for v in nodule.center_voxel)  # type: ignore[assignment]
+            label, site = "TM", tuple(round(v) for v in held[0].center_voxel)  # type: ignore[assignment]
             log.info("TB crop at %s shows a real nodule wherever placed: written as TM", list(site))
-    sub = S.crop_volume(src.volume, start, shape)
-    c = S.local(site, start)
-    record: dict[str, Any] | None = None
+    d = Draws(
+        label,
+        method,
+        src.name,
+        src.patient,
+        start,
+        shape,
+        S.local(site, start),
+        [],
+        {},
+        "",
+        {
+            "study": str(src.volume.metadata.get("study_uid") or ""),
+            "series": str(src.volume.metadata.get("series_uid") or ""),
+        },
+    )
     if label in ("FM", "FB", "SYN"):
-        if label == "FB":  # removing an annotated nodule: the readers' size, as forge remove --annotations
-            sub.metadata = {**sub.metadata, "nodules": S.local_nodules(src, start, shape)}
-        attack, donor = _attack(method, src, sources, cfg, rng, cache, _noise_z(cfg, start, site))
-        params = attack.sample_params(sub, rng, center=None if label == "SYN" else c)
-        seed = int(rng.integers(2**31))
-        sub, mask, rec = attack.apply(sub, params, seed=seed)
-        record = {**rec.to_dict(), "donor_source": donor}
-        if rec.center_voxel is not None:
-            c = tuple(int(v) for v in rec.center_voxel)  # type: ignore[assignment]
-    elif nodule is not None:
+        sub = _crop(src, d)
+        d.attack, d.donor = _attack(method, src, sources, cfg, rng, cache, _noise_z(cfg, start, site))
+        d.params = cache[d.attack].sample_params(sub, rng, center=None if label == "SYN" else d.site)
+        d.seed = int(rng.integers(2**31))
+    if rng.random() < cfg.aug_prob:
+        d.chain = A.ct_augmenter().sample(rng, 3)
+    d.uids = L.new_uids(rng)
+    d.uuid = str(uuidlib.UUID(bytes=rng.bytes(16), version=4))
+    return d
+
+
+def _crop(src: S.Source, d: Draws) -> Volume:
+    """The drawn crop of ``src`` (a removal's: with the readers' nodules in it, as forge remove
+    --annotations)."""
+    sub = S.crop_volume(src.volume, d.start, d.shape)
+    if d.label == "FB":
+        sub.metadata = {**sub.metadata, "nodules": S.local_nodules(src, d.start, d.shape)}
+    return sub
+
+
+def _task(src: S.Source, d: Draws, shown: dict[tuple[str, int], Any]) -> Task:
+    """What :func:`~.dataset_writer.render` needs for ``d``: the crop and, for a TM scan, its nodule's mask
+    (the readers' outline; ``shown`` keeps each nodule's whole-volume mask, made once)."""
+    mask = None
+    if d.label == "TM":
         from medforensics.io.datasets.lidc import nodule_mask
 
-        full = nodule_mask(nodule, src.volume)
-        mask = full[
-            start[0] : start[0] + shape[0], start[1] : start[1] + shape[1], start[2] : start[2] + shape[2]
-        ]
-    else:
-        mask = np.zeros(sub.shape, bool)
-    chain: list[dict[str, Any]] = []
-    arr = sub.array
-    if rng.random() < cfg.aug_prob:
-        chain = A.ct_augmenter().sample(rng, 3)
-        arr, mask = A.apply_augmentations(arr, chain, mask)
-        c = tuple(round(v) for v in A.transform_points(c, chain, sub.shape))  # type: ignore[assignment]
-        arr = np.round(arr)
-    c = tuple(int(np.clip(v, 0, n - 1)) for v, n in zip(c, sub.shape, strict=True))  # type: ignore[assignment]
-    vol = sub.with_array(arr)
-    vol.metadata = dict(vol.metadata)
-    uids = L.new_uids(rng)
-    uid = str(uuidlib.UUID(bytes=rng.bytes(16), version=4))
-    located = label in ("TM", "FM", "FB")
-    sample = Sample(uid, label, method, src, c if located else None, None if located else c, chain, uids)
-    source_uids = {
-        "study": str(src.volume.metadata.get("study_uid") or ""),
-        "series": str(src.volume.metadata.get("series_uid") or ""),
-    }
-    if emit is None:
-        return sample
-    side = {
-        "uuid": uid,
-        "type": label,
-        "method": method,
-        "patient": src.patient,
-        "source": src.name,
-        "crop_start_zyx": list(start),
-        "crop_shape_zyx": list(shape),
-        "location_zyx": sample.location,
-        "candidate_zyx": sample.candidate,
-        "augmentation": chain,
-        "attack": record,
-        "source_uids": source_uids,
-        "new_uids": uids,
-    }
-    emit(sample, vol, mask, side)
-    return sample
+        at = tuple(s + c for s, c in zip(d.start, d.site, strict=True))
+        k = next(k for k, n in enumerate(src.nodules) if tuple(round(v) for v in n.center_voxel) == at)
+        if (src.name, k) not in shown:
+            shown[src.name, k] = nodule_mask(src.nodules[k], src.volume)
+        z, y, x = d.start
+        dz, dy, dx = d.shape
+        mask = shown[src.name, k][z : z + dz, y : y + dy, x : x + dx].copy()
+    return d, _crop(src, d), mask
+
+
+def _sample(src: S.Source, d: Draws, made: Rendered) -> Sample:
+    located = d.label in ("TM", "FM", "FB")
+    c = made.location
+    return Sample(
+        d.uuid,
+        d.label,
+        d.method,
+        src,
+        c if located else None,
+        None if located else c,
+        d.chain,
+        d.uids,
+        scan_format=made.scan_format,
+    )
 
 
 def _preflight(
-    plan: list[tuple[str, str, int, tuple[int, int, int]]],
-    srcs: list[S.Source],
-    cfg: DatasetConfig,
-    cache: dict[Any, Any],
+    plan: list[Planned], srcs: list[S.Source], cfg: DatasetConfig, cache: dict[Any, Any]
 ) -> dict[str, str]:
-    """Try each attack method once (dry run); returns {method: reason} for those that cannot run here
-    (for example learned attacks whose weights are not trained yet)."""
+    """Try each attack method once (its draws and its attack, nothing written); returns {method: reason} for
+    those that cannot run here (for example learned attacks whose weights are not trained yet)."""
     broken: dict[str, str] = {}
     tried: set[str] = set()
     for label, method, i, site in plan:
@@ -242,9 +249,9 @@ def _preflight(
             continue
         tried.add(method)
         try:
-            _make_sample(
-                srcs[i], label, method, site, cfg, np.random.default_rng(cfg.seed), srcs, cache, None
-            )
+            d = _draw(srcs[i], label, method, site, cfg, np.random.default_rng(cfg.seed), srcs, cache)
+            if d.attack is not None:
+                cache[d.attack].apply(_crop(srcs[i], d), d.params, seed=d.seed)
         except MedforensicsError as err:
             log.warning("attack %s unavailable: %s", method, err.reason)
             broken[method] = err.reason
@@ -329,19 +336,13 @@ def build_dataset(
         skipped += [f"{m}: {why}" for m, why in broken.items()]
         methods = {k: [m for m in ms if m not in broken] for k, ms in methods.items()}
         plan = _plan(srcs, cfg, methods, rng)
-    state = rng.bit_generator.state
-    try:
-        return _write_all(out, jobs, plan, srcs, cfg, rng, cache, methods, skipped)
-    except WorkerWriteFailed as err:  # a failed sample is replaced, which changes every draw after it
-        log.warning("%s; building the data set again in one process", err)
-        rng.bit_generator.state = state
-        return _write_all(out, 1, plan, srcs, cfg, rng, cache, methods, skipped)
+    return _write_all(out, jobs, plan, srcs, cfg, rng, cache, methods, skipped)
 
 
 def _write_all(
     out: Path,
     jobs: int,
-    plan: list[tuple[str, str, int, tuple[int, int, int]]],
+    plan: list[Planned],
     srcs: list[S.Source],
     cfg: DatasetConfig,
     rng: np.random.Generator,
@@ -351,40 +352,72 @@ def _write_all(
 ) -> dict[str, Any]:
     with atomic_path(out) as tmp:  # built beside ``out``, renamed into place when complete
         tmp.mkdir()
-        with SampleWriter(tmp, jobs) as emit:
-            samples, failures = _make_all(plan, srcs, cfg, rng, cache, emit)
+        samples, failures = _make_all(tmp, jobs, plan, srcs, cfg, rng, cache)
         summary: dict[str, Any] = L.write_index(tmp, samples, srcs, cfg, methods, skipped, failures)
     return summary
 
 
 def _make_all(
-    plan: list[tuple[str, str, int, tuple[int, int, int]]],
+    out: Path,
+    jobs: int,
+    plan: list[Planned],
     srcs: list[S.Source],
     cfg: DatasetConfig,
     rng: np.random.Generator,
     cache: dict[Any, Any],
-    emit: SampleWriter,
 ) -> tuple[list[Sample], list[str]]:
-    """Make every planned sample; a failed one is retried at a site where its method worked."""
+    """Make every planned sample; a failed one is retried at a site where its method worked. Every draw is
+    made first, in plan order (then the retries'), so ``jobs`` processes can render them."""
     samples: list[Sample] = []
     failures: list[str] = []
     worked: dict[tuple[str, str], list[tuple[int, tuple[int, int, int]]]] = {}
     retry: list[tuple[str, str]] = []
-    for label, method, i, site in plan:
-        try:
-            samples.append(_make_sample(srcs[i], label, method, site, cfg, rng, srcs, cache, emit))
+    for label, method, i, site, made in _make_round(out, jobs, plan, srcs, cfg, rng, cache):
+        if isinstance(made, Sample):
+            samples.append(made)
             worked.setdefault((label, method), []).append((i, site))
-        except MedforensicsError as err:  # reason only: paths may name the patient's folder
-            failures.append(f"{label}/{method}/{srcs[i].name} at {list(site)}: {err.reason}")
+        else:  # reason only: paths may name the patient's folder
+            failures.append(f"{label}/{method}/{srcs[i].name} at {list(site)}: {made.reason}")
             log.warning("sample failed: %s", failures[-1])
             retry.append((label, method))
+    again: list[Planned] = []
     for k, (label, method) in enumerate(retry):  # keep the class balanced: reuse a site that worked
         pool = sorted(set(worked.get((label, method), [])))
-        if not pool:
-            continue
-        i, site = pool[k % len(pool)]
-        try:
-            samples.append(_make_sample(srcs[i], label, method, site, cfg, rng, srcs, cache, emit))
-        except MedforensicsError as err:
-            failures.append(f"{label}/{method}/{srcs[i].name} at {list(site)} (retry): {err.reason}")
+        if pool:
+            i, site = pool[k % len(pool)]
+            again.append((label, method, i, site))
+    for label, method, i, site, made in _make_round(out, jobs, again, srcs, cfg, rng, cache):
+        if isinstance(made, Sample):
+            samples.append(made)
+        else:
+            failures.append(f"{label}/{method}/{srcs[i].name} at {list(site)} (retry): {made.reason}")
     return samples, failures
+
+
+def _make_round(
+    out: Path,
+    jobs: int,
+    plan: list[Planned],
+    srcs: list[S.Source],
+    cfg: DatasetConfig,
+    rng: np.random.Generator,
+    cache: dict[Any, Any],
+) -> Iterator[tuple[str, str, int, tuple[int, int, int], Sample | MedforensicsError]]:
+    """Draw every planned sample here, in order, then render them (``jobs`` processes); yields each plan
+    entry with its sample or the reason it failed."""
+    drawn: list[Draws | MedforensicsError] = []
+    for label, method, i, site in plan:
+        try:
+            drawn.append(_draw(srcs[i], label, method, site, cfg, rng, srcs, cache))
+        except MedforensicsError as err:
+            drawn.append(err)
+    ok = [(p, d) for p, d in zip(plan, drawn, strict=True) if isinstance(d, Draws)]
+    shown: dict[tuple[str, int], Any] = {}
+    tasks = (_task(srcs[p[2]], d, shown) for p, d in ok)
+    rendered = dict(zip([id(d) for _, d in ok], render_all(out, tasks, cache, jobs), strict=True))
+    for (label, method, i, site), d in zip(plan, drawn, strict=True):
+        if isinstance(d, MedforensicsError):
+            yield label, method, i, site, d
+            continue
+        made = rendered[id(d)]
+        yield label, method, i, site, _sample(srcs[i], d, made) if isinstance(made, Rendered) else made

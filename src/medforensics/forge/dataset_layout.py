@@ -235,7 +235,9 @@ def write_index(
             ]
         )
     write_text_atomic(out / "manifest.csv", _csv(man, MANIFEST_COLUMNS))
-    counts = {sp: {c: 0 for c in cfg.classes} for sp in SPLITS}
+    # a TB crop that shows a real nodule wherever it is placed is written as TM, asked for or not
+    shown = [c for c in CLASSES if c in cfg.classes or any(s.label == c for s in samples)]
+    counts = {sp: dict.fromkeys(shown, 0) for sp in SPLITS}
     for s in samples:
         counts[s.split][s.label] += 1
     import pydicom

@@ -147,15 +147,16 @@ def healthy_sites(
     src: Source, n: int, rng: np.random.Generator, cube_mm: float = 32.0
 ) -> list[tuple[int, int, int]]:
     """Up to ``n`` healthy-lung centres (aerated, ``NODULE_CLEARANCE_MM`` from every nodule)."""
-    from medforensics.forge.lung import choose_center
+    from medforensics.forge.lung import choose_center, inject_candidates
 
     lm = lung_of(src)
+    cand = inject_candidates(src.volume, lm, cube_mm / 4.0)  # choose_center's default radius
     sites: list[tuple[int, int, int]] = []
     for _ in range(n * 4):
         if len(sites) >= n:
             break
         try:
-            c = choose_center(src.volume, rng, "inject", cube_mm=cube_mm, mask=lm, tries=60)
+            c = choose_center(src.volume, rng, "inject", cube_mm=cube_mm, mask=lm, tries=60, candidates=cand)
         except InputError:
             break
         if _far_from_nodules(src, c, NODULE_CLEARANCE_MM):

@@ -1,34 +1,61 @@
-"""Writing a forge data set's samples: in the forging process, or in worker processes beside it.
+"""Making a forge data set's samples once their random draws are made: in the forging process, or in worker
+processes beside it.
 
-Forging (crops, attack parameters, augmentation, UIDs: every random draw) stays in one process, in plan
-order; only writing a finished sample (its DICOM series, mask and record: about three quarters of the
-per-sample time, profiled in session 43) may go to ``jobs`` spawned workers. The data set is therefore the
-same, file for file, whatever ``jobs`` (600 scans on 2 cores: 102.5 s with 1, 83.3 s with 2).
+Every random draw of a sample (crop, attack parameters and seed, augmentation, UIDs) is made in one process,
+in plan order (:class:`Draws`); what follows from the draws is deterministic: applying the attack, the
+augmentation, and writing the DICOM series, mask and record (:func:`render`; in session 43's profile about
+nine tenths of the per-sample time). That part may go to ``jobs`` spawned workers, so the data set is the
+same, file for file, whatever ``jobs``.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing as mp
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from medforensics._atomic import write_text_atomic
 from medforensics.errors import MedforensicsError
+from medforensics.forge import augment as A
 from medforensics.forge import dataset_layout as L
 from medforensics.io.volume import Volume
 
-__all__ = ["SampleWriter", "WorkerWriteFailed", "write_sample"]
+__all__ = ["Draws", "Rendered", "render", "render_all", "write_sample"]
 
 
-class WorkerWriteFailed(RuntimeError):
-    """A worker could not write a sample for a reason of that sample (a :class:`MedforensicsError`). The
-    forging process counts such a sample as failed and makes another in its place, which changes the draws
-    after it, so the caller builds the data set again in one process (as ``jobs`` 1 would have)."""
+@dataclass
+class Draws:
+    """One sample's random draws and where they apply: everything :func:`render` needs besides the crop."""
+
+    label: str
+    method: str
+    source: str  # the source's name
+    patient: str
+    start: tuple[int, int, int]
+    shape: tuple[int, int, int]
+    site: tuple[int, int, int]  # in the crop (a TM's nodule, an attack's requested centre)
+    chain: list[dict[str, Any]]
+    uids: dict[str, str]
+    uuid: str
+    source_uids: dict[str, str]
+    attack: tuple[Any, ...] | None = None  # the attack's key in the forging process's cache
+    donor: str | None = None
+    params: dict[str, Any] | None = None
+    seed: int = 0
+
+
+@dataclass
+class Rendered:
+    """What rendering a sample gives back: its location in the written crop and the scan's format."""
+
+    location: tuple[int, int, int]
+    scan_format: str
 
 
 def write_sample(out: Path, vol: Volume, mask: np.ndarray, side: dict[str, Any]) -> str:
@@ -43,45 +70,90 @@ def write_sample(out: Path, vol: Volume, mask: np.ndarray, side: dict[str, Any])
     return fmt
 
 
-class SampleWriter:
-    """``writer(sample, vol, mask, side)`` writes the sample under ``out`` and sets ``sample.scan_format``:
-    at once (``jobs`` 1), or in ``jobs`` spawned processes, at most ``2 x jobs`` samples waiting (memory
-    stays bounded). Use as a context manager: leaving it waits for every write; a worker's
-    :class:`MedforensicsError` is raised as :class:`WorkerWriteFailed`."""
+def render(out: Path, d: Draws, sub: Volume, mask: np.ndarray | None, attack: Any) -> Rendered:
+    """Attack (FM/FB/SYN: ``attack``, else ``mask`` is the nodule's or None), augment and write the sample
+    drawn as ``d`` from its crop ``sub``."""
+    record: dict[str, Any] | None = None
+    c = d.site
+    if attack is not None:
+        sub, mask, rec = attack.apply(sub, d.params, seed=d.seed)
+        record = {**rec.to_dict(), "donor_source": d.donor}
+        if rec.center_voxel is not None:
+            c = tuple(int(v) for v in rec.center_voxel)  # type: ignore[assignment]
+    if mask is None:
+        mask = np.zeros(sub.shape, bool)
+    arr = sub.array
+    if d.chain:
+        arr, moved = A.apply_augmentations(arr, d.chain, mask)
+        mask = mask if moved is None else moved
+        c = tuple(round(v) for v in A.transform_points(c, d.chain, sub.shape))  # type: ignore[assignment]
+        arr = np.round(arr)
+    c = tuple(int(np.clip(v, 0, n - 1)) for v, n in zip(c, sub.shape, strict=True))  # type: ignore[assignment]
+    vol = sub.with_array(arr)
+    vol.metadata = dict(vol.metadata)
+    located = d.label in ("TM", "FM", "FB")
+    side = {
+        "uuid": d.uuid,
+        "type": d.label,
+        "method": d.method,
+        "patient": d.patient,
+        "source": d.source,
+        "crop_start_zyx": list(d.start),
+        "crop_shape_zyx": list(d.shape),
+        "location_zyx": list(c) if located else None,
+        "candidate_zyx": None if located else list(c),
+        "augmentation": d.chain,
+        "attack": record,
+        "source_uids": d.source_uids,
+        "new_uids": d.uids,
+    }
+    return Rendered(c, write_sample(out, vol, mask, side))
 
-    def __init__(self, out: Path, jobs: int = 1) -> None:
-        self.out = out
-        self.jobs = jobs
-        self.pool: ProcessPoolExecutor | None = None
-        self.pending: list[tuple[L.Sample, Future[str]]] = []
 
-    def __enter__(self) -> SampleWriter:
-        if self.jobs > 1:  # spawned, not forked: the forging process may hold torch's threads
-            self.pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"))
-        return self
+#: A worker's copy of the forging process's attacks (pickled to it once, when it starts).
+_ATTACKS: dict[Any, Any] = {}
 
-    def __call__(self, sample: L.Sample, vol: Volume, mask: np.ndarray, side: dict[str, Any]) -> None:
-        if self.pool is None:
-            sample.scan_format = write_sample(self.out, vol, mask, side)
-            return
-        self.pending.append((sample, self.pool.submit(write_sample, self.out, vol, mask, side)))
-        while len(self.pending) > 2 * self.jobs:
-            self._collect(*self.pending.pop(0))
 
-    def _collect(self, sample: L.Sample, future: Future[str]) -> None:
-        try:
-            sample.scan_format = future.result()
-        except MedforensicsError as err:
-            raise WorkerWriteFailed(f"sample {sample.uuid}: {err.reason}") from err
+def _init_worker(attacks: dict[Any, Any]) -> None:
+    import torch
 
-    def __exit__(
-        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            if kind is None:
-                while self.pending:
-                    self._collect(*self.pending.pop(0))
-        finally:
-            if self.pool is not None:
-                self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pending = []
+    _ATTACKS.update(attacks)
+    torch.set_num_threads(1)
+
+
+def _render_here(out: Path, d: Draws, sub: Volume, mask: np.ndarray | None) -> Rendered:
+    return render(out, d, sub, mask, None if d.attack is None else _ATTACKS[d.attack])
+
+
+Task = tuple[Draws, Volume, "np.ndarray | None"]
+
+
+def render_all(
+    out: Path, tasks: Iterable[Task], attacks: dict[Any, Any], jobs: int = 1
+) -> Iterator[Rendered | MedforensicsError]:
+    """:func:`render` of every ``(draws, crop, mask)`` task, in order: here (``jobs`` 1), or in ``jobs``
+    spawned processes with at most ``2 x jobs`` tasks waiting (memory stays bounded). A sample that cannot
+    be made for a reason of its own gives its :class:`MedforensicsError` in its place."""
+    if jobs <= 1:
+        for d, sub, mask in tasks:
+            try:
+                yield render(out, d, sub, mask, None if d.attack is None else attacks[d.attack])
+            except MedforensicsError as err:
+                yield err
+        return
+    # spawned, not forked: the forging process may hold torch's threads
+    with ProcessPoolExecutor(jobs, mp.get_context("spawn"), _init_worker, (attacks,)) as pool:
+        pending: list[Future[Rendered]] = []
+        for d, sub, mask in tasks:
+            pending.append(pool.submit(_render_here, out, d, sub, mask))
+            while len(pending) > 2 * jobs:
+                yield _result(pending.pop(0))
+        while pending:
+            yield _result(pending.pop(0))
+
+
+def _result(future: Future[Rendered]) -> Rendered | MedforensicsError:
+    try:
+        return future.result()
+    except MedforensicsError as err:
+        return err

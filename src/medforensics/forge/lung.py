@@ -330,6 +330,16 @@ def _nodule_centers(volume: Volume) -> list[tuple[int, int, int]]:
     return out  # type: ignore[return-value]
 
 
+def inject_candidates(volume: Volume, mask: NDArray[np.bool_], radius_mm: float) -> NDArray[np.intp]:
+    """Flat indices (C order) of the lung voxels of ``mask`` at least ``radius_mm`` from the array borders:
+    where :func:`choose_center` draws an injection's centre (computed once, passed to many draws)."""
+    need = margin_voxels(volume, radius_mm)
+    inner = np.zeros_like(mask)
+    core = tuple(slice(n, max(n, s - n)) for n, s in zip(need, volume.shape, strict=True))
+    inner[core] = mask[core]
+    return np.flatnonzero(inner)
+
+
 def choose_center(
     volume: Volume,
     rng: np.random.Generator,
@@ -338,13 +348,15 @@ def choose_center(
     radius_mm: float | None = None,
     mask: NDArray[np.bool_] | None = None,
     tries: int = 400,
+    candidates: NDArray[np.intp] | None = None,
 ) -> tuple[int, int, int]:
     """A (z, y, x) centre for an attack.
 
     ``inject``: a random point inside the lung, ``radius_mm`` (default a quarter cube: the in-painted
     region) from the array borders and at least 5 mm inside the lung, on aerated parenchyma (no vessel or
     nodule there). ``remove``: a random annotated nodule from ``volume.metadata['nodules']``; without
-    annotations there is nothing to remove, which raises :class:`ConfigError`.
+    annotations there is nothing to remove, which raises :class:`ConfigError`. ``candidates``: this
+    volume's :func:`inject_candidates` for ``mask`` and the radius, when the caller draws many centres.
     """
     radius = cube_mm / 4.0 if radius_mm is None else radius_mm
     if kind == "remove":
@@ -361,11 +373,7 @@ def choose_center(
     if kind != "inject":
         raise ConfigError(f"choose_center: kind must be 'inject' or 'remove', got {kind!r}")
     lm = lung_mask(volume) if mask is None else mask
-    need = margin_voxels(volume, radius)
-    inner = np.zeros_like(lm)
-    core = tuple(slice(n, max(n, s - n)) for n, s in zip(need, volume.shape, strict=True))
-    inner[core] = lm[core]
-    cand = np.argwhere(inner)
+    cand = inject_candidates(volume, lm, radius) if candidates is None else candidates
     if len(cand) == 0:
         raise InputError(
             f"no lung found at least {radius:.0f} mm from the borders to place a {cube_mm:.0f} mm cube",
@@ -376,7 +384,7 @@ def choose_center(
     rz, ry, rx = margin_voxels(volume, 4.0, 1.0)
     dz, dy, dx = margin_voxels(volume, 5.0, 1.0)
     for _ in range(tries):
-        c = tuple(int(v) for v in cand[int(rng.integers(len(cand)))])
+        c = tuple(int(v) for v in np.unravel_index(cand[int(rng.integers(len(cand)))], lm.shape))
         box = lm[max(0, c[0] - dz) : c[0] + dz + 1, c[1] - dy : c[1] + dy + 1, c[2] - dx : c[2] + dx + 1]
         inside = float(box.mean())
         win = volume.array[c[0] - rz : c[0] + rz + 1, c[1] - ry : c[1] + ry + 1, c[2] - rx : c[2] + rx + 1]

@@ -239,7 +239,14 @@ def model_from_config(config: dict[str, Any]) -> Any:
 def check_counts(cfg: DenseConfig) -> None:
     """ConfigError (one line) for counts that cannot train (steps, batch size, evaluation/mining periods),
     pixel copies of no CT's size and an unknown blend noise."""
-    for key, least in (("steps", 1), ("batch_size", 2), ("eval_every", 1), ("hard_every", 1), ("workers", 0)):
+    for key, least in (
+        ("steps", 1),
+        ("batch_size", 2),
+        ("eval_every", 1),
+        ("hard_every", 1),
+        ("workers", 0),
+        ("load_workers", 0),
+    ):
         value = getattr(cfg, key)
         if value < least:
             raise ConfigError(f"{key} must be {least} or more, got {value}")

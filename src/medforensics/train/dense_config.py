@@ -127,6 +127,9 @@ class DenseConfig:
     #: Processes drawing training batches (0: the training process, one random stream for the whole run;
     #: else batch ``k`` comes from the stream seeded ``(seed, k)``, the same for any number of workers).
     workers: int = 0
+    #: Processes reading and preparing the data set's scans before training (0: the training process). The
+    #: items are the same, in the same order, for any number; it changes only the loading time.
+    load_workers: int = 0
     #: Start from these weights (a model folder or its ``model.safetensors``, same model and channels):
     #: fine-tuning, for example finishing on CPU a run a GPU's time limit stopped. None: random weights.
     init_from: str | None = None
@@ -137,6 +140,10 @@ class DenseConfig:
     #: them, one per noise kind (:func:`medforensics.train.dense_calibration.recalibrate`); the training
     #: calibration is kept as ``calibration_training.json``.
     scan_calibration: bool = True
+
+
+#: Config keys that say how a run executes, not what it learns (a resumed or reused run may change them).
+RUN_KEYS = ("device", "workers", "load_workers", "threads")
 
 
 def is_dense_config(path: str | Path) -> bool:

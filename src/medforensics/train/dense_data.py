@@ -273,11 +273,9 @@ def _grid(cfg: DenseConfig, v: Variant) -> GridInput:
 
 def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
     """Every FM/FB/TB/TM scan of the data set on the model grid, grouped by split (+ extra authentic), with
-    the noisy and thick copies :func:`_variants` adds."""
-    from medforensics.forge.selfblend import mask_centre
-    from medforensics.io.nifti import read_nifti
-    from medforensics.io.reader import read_volume
-
+    the noisy and thick copies :func:`_variants` adds. With ``cfg.load_workers`` > 0, that many forked
+    processes read and prepare the scans (each item is made from its own row alone, so the items and their
+    order are the same for any number)."""
     root = Path(cfg.data)
     manifest = root / "manifest.csv"
     if not manifest.is_file():
@@ -288,31 +286,66 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
     bad = sorted(set(cfg.splits.values()) - set(out))
     if bad:
         raise ConfigError(f"splits must map patients to train/val/test, got {bad}")
+    tasks: list[tuple[str, dict[str, str] | str]] = []
     for r in rows:
         r["split"] = cfg.splits.get(r["patient"], r["split"])
         if r["type"] not in ("TB", "TM", "FB", "FM") or r["split"] not in out:
             continue
         if r["method"] in cfg.exclude_methods and r["split"] != "test":
             continue  # leave-one-attack-out: never trained or validated on it
-        vol = read_volume(root / "scans" / r["uuid"])
-        mask_path = root / "masks" / f"{r['uuid']}.nii.gz"
-        mask = None
-        if r["type"] in LABELS or (r["type"] == "TM" and mask_path.is_file()):
-            mask = (read_nifti(mask_path).array > 0).astype(np.float32)
-            if mask.shape != vol.shape:
-                raise InputError(f"mask shape {mask.shape} != scan shape {vol.shape}", path=mask_path)
-        site = mask_centre(mask) if r["type"] == "TM" else False if r["type"] == "TB" else None
-        for v in _variants(cfg, vol, r["split"], r["uuid"], noise_augmented(r), site):
-            item = _item(cfg, v, mask, r["type"], r["method"], r["patient"], r["uuid"])
-            out[r["split"]].append(item)
+        tasks.append((r["split"], r))
     extras = {"train": cfg.extra_authentic, "val": cfg.val_authentic, "test": cfg.test_authentic}
-    for split, paths in extras.items():
-        for path in paths:
-            vol = read_volume(path)
-            for v in _variants(cfg, vol, split, path, site=False):
-                out[split].append(_item(cfg, v, None, "TB", "whole", "extra", path))
+    tasks += [(split, path) for split, paths in extras.items() for path in paths]
+    for (split, _), made in zip(tasks, _map_rows(cfg, tasks), strict=True):
+        out[split].extend(made)
     _check_split(out)
     return out
+
+
+def _map_rows(cfg: DenseConfig, tasks: list[tuple[str, dict[str, str] | str]]) -> Iterator[list[Item]]:
+    """:func:`_row_items` of every task, in order: here, or in ``cfg.load_workers`` forked processes (before
+    any CUDA work, as :class:`BatchSource`; they run NumPy/SciPy and single-threaded torch)."""
+    if cfg.load_workers <= 0:
+        yield from (_row_items(cfg, t) for t in tasks)
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(cfg.load_workers, _init_loader, (cfg,)) as pool:
+        yield from pool.imap(_load_task, tasks, chunksize=2)
+
+
+def _init_loader(cfg: DenseConfig) -> None:
+    _WORKER.update(cfg=cfg)
+    torch.set_num_threads(1)
+
+
+def _load_task(task: tuple[str, dict[str, str] | str]) -> list[Item]:
+    return _row_items(_WORKER["cfg"], task)
+
+
+def _row_items(cfg: DenseConfig, task: tuple[str, dict[str, str] | str]) -> list[Item]:
+    """The items of one task: a manifest row (its scan, mask and variants) or an extra authentic series."""
+    from medforensics.forge.selfblend import mask_centre
+    from medforensics.io.nifti import read_nifti
+    from medforensics.io.reader import read_volume
+
+    split, r = task
+    if isinstance(r, str):  # an extra authentic series
+        vol = read_volume(r)
+        return [
+            _item(cfg, v, None, "TB", "whole", "extra", r) for v in _variants(cfg, vol, split, r, site=False)
+        ]
+    root = Path(cfg.data)
+    vol = read_volume(root / "scans" / r["uuid"])
+    mask_path = root / "masks" / f"{r['uuid']}.nii.gz"
+    mask = None
+    if r["type"] in LABELS or (r["type"] == "TM" and mask_path.is_file()):
+        mask = (read_nifti(mask_path).array > 0).astype(np.float32)
+        if mask.shape != vol.shape:
+            raise InputError(f"mask shape {mask.shape} != scan shape {vol.shape}", path=mask_path)
+    site = mask_centre(mask) if r["type"] == "TM" else False if r["type"] == "TB" else None
+    variants = _variants(cfg, vol, split, r["uuid"], noise_augmented(r), site)
+    return [_item(cfg, v, mask, r["type"], r["method"], r["patient"], r["uuid"]) for v in variants]
 
 
 def _item(

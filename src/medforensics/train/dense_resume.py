@@ -10,7 +10,7 @@ checked point, without reading the files again, and ends with the same weights a
 
 Only a run with the same configuration can be resumed: keys that change what is trained (data, model,
 steps, schedule, augmentation) must match the stopped run's; where it runs and how fast (``out``,
-``threads``, ``device``, ``workers``) may differ.
+``threads``, ``device``, ``workers``, ``load_workers``) may differ.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from medforensics.train.checkpoint import (
     save_last,
     save_tensors,
 )
-from medforensics.train.dense_config import DenseConfig
+from medforensics.train.dense_config import RUN_KEYS, DenseConfig
 
 #: Config keys that may differ between a stopped run and its resumption (where and how fast it runs).
-FREE_KEYS = frozenset({"out", "resume", "threads", "device", "workers"})
+FREE_KEYS = frozenset({"out", "resume", *RUN_KEYS})
 #: The resumed run's configuration, as the stopped run saved it.
 RUN_CONFIG = "config.json"
 #: Keys of a dense run's ``last/state.json`` and the types each must have.
