@@ -7,6 +7,8 @@ Usage (long job; about 15 min per model on 2 cores)::
     python benchmarks/leaderboard/make_dense_detector.py --data /tmp/dense/ds3 --work /tmp/dense/bundle \\
         [--steps 1500] [--loao-steps 600] [--from-run DIR]
         [--device cuda --workers 2 --jobs 6 --batch-size 16]   # a GPU machine: all six models at once
+        [--loao-only]              # only the leave-one-attack-out models (starting points for --fine-tune)
+        [--test-held-out FROM]     # train nothing: FROM's leave-one-attack-out models tested on --data
 
 Steps: the whole authentic series of every data-set patient are added to that patient's split (train:
 negatives from outside the data set's crops; val: the series threshold is then chosen on whole series too;
@@ -67,7 +69,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0, help="Batch processes per model (0: in-process).")
     ap.add_argument("--jobs", type=int, default=1, help="Models trained at once (separate processes).")
     ap.add_argument(
-        "--load-workers", type=int, default=0, help="Processes reading the data set per model (0: in-process)."
+        "--load-workers",
+        type=int,
+        default=0,
+        help="Processes reading the data set per model (0: in-process).",
     )
     ap.add_argument("--batch-size", type=int, default=6)
     ap.add_argument("--eval-every", type=int, default=250)
@@ -157,6 +162,20 @@ def main() -> None:
         "f255db4ba233=train.",
     )
     ap.add_argument(
+        "--test-held-out",
+        type=Path,
+        default=None,
+        metavar="FROM",
+        help="Train nothing: test the leave-one-attack-out models of an earlier --work folder FROM on "
+        "--data (its patients, splits and whole series), as their training would have; written into --work.",
+    )
+    ap.add_argument(
+        "--loao-only",
+        action="store_true",
+        help="Train only the leave-one-attack-out models (for example starting points of a later --fine-tune "
+        "run that have never seen their held-out attack); implies --no-install.",
+    )
+    ap.add_argument(
         "--no-install",
         action="store_true",
         help="Leave src/medforensics/assets/detector as it is (write the benchmark into WORK only).",
@@ -198,7 +217,18 @@ def main() -> None:
         init_from=str(args.fine_tune / "in-dist") if args.fine_tune else None,
         splits=splits,
     )
-    if args.finish is not None:
+    methods = [m for m in args.methods.split(",") if m]
+    if args.test_held_out is not None:
+        from medforensics.evaluate.dense_benchmark import held_out_on
+
+        print(dense_markdown(held_out_on(args.test_held_out, cfg, methods, args.work)))
+        return
+    if args.loao_only:
+        if args.finish is not None or args.from_run is not None:
+            raise SystemExit("--loao-only trains no in-distribution model: drop --finish / --from-run")
+        args.no_install = True
+        metrics, main_dir = None, Path(cfg.out)
+    elif args.finish is not None:
         from medforensics.train.dense import finish_dense
 
         main_dir = Path(cfg.out)
@@ -222,7 +252,6 @@ def main() -> None:
     else:
         metrics = None  # run_dense_benchmark trains it into the same folder
         main_dir = Path(cfg.out)
-    methods = [m for m in args.methods.split(",") if m]
     table = run_dense_benchmark(
         cfg,
         args.work,
@@ -233,6 +262,7 @@ def main() -> None:
         jobs=args.jobs,
         reuse=args.reuse,
         fine_tune=args.fine_tune,
+        in_dist=not args.loao_only,
     )
     md = dense_markdown(table)  # also written to WORK/dense.md by run_dense_benchmark
     if args.no_install:

@@ -115,3 +115,27 @@ def test_markdown_says_when_the_in_distribution_run_was_stopped_early() -> None:
         }
     )
     assert "2500 steps, 12.5 s" in md
+
+
+def test_held_out_models_alone_and_tested_again_on_other_data(tmp_path: Path) -> None:
+    from medforensics.errors import ConfigError
+    from medforensics.evaluate.dense_benchmark import held_out_on, run_dense_benchmark
+
+    cfg = tiny_config(steps=2)
+    methods = sorted({i.method for i in load_items(cfg)["test"] if i.label in ("FM", "FB")})[:2]
+    res = run_dense_benchmark(cfg, tmp_path / "w", methods, loao_steps=1, in_dist=False)
+    assert res["in_dist"] is None and set(res["loao"]) == set(methods)
+    assert not (tmp_path / "w" / "in-dist").exists()
+    assert "not trained (leave-one-attack-out models only)" in (tmp_path / "w" / "dense.md").read_text()
+
+    # tested again on data of the same kind (here the same data, elsewhere, read by 2 loaders): the same AUCs
+    again = held_out_on(tmp_path / "w", replace(cfg, load_workers=2), methods, tmp_path / "again")
+    assert {m: v["auc"] for m, v in again["loao"].items()} == {m: v["auc"] for m, v in res["loao"].items()}
+    assert again["unseen_auc_mean"] == res["unseen_auc_mean"] and again["in_dist"] is None
+    for m in methods:
+        used = json.loads((tmp_path / "again" / "loao" / m / "config.json").read_text())
+        assert used["exclude_methods"] == [m] and used["steps"] == 1 and used["load_workers"] == 2
+        assert json.loads((tmp_path / "again" / "loao" / m / "metrics.json").read_text())["stopped_early"]
+    with pytest.raises(ConfigError, match="not the model that left out"):
+        (tmp_path / "w" / "loao" / "x").symlink_to(tmp_path / "w" / "loao" / methods[0])
+        held_out_on(tmp_path / "w", cfg, ["x"], tmp_path / "bad")

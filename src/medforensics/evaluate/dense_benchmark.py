@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medforensics._atomic import write_text_atomic
+from medforensics.errors import ConfigError
 from medforensics.train.dense import DenseConfig, check_counts, resolve_device, train_dense
 from medforensics.train.dense_config import RUN_KEYS
 
@@ -30,8 +31,11 @@ def run_dense_benchmark(
     jobs: int = 1,
     reuse: bool = False,
     fine_tune: str | Path | None = None,
+    in_dist: bool = True,
 ) -> dict[str, Any]:
-    """Train the in-distribution model (unless its ``metrics.json`` content is given as ``main``) and one
+    """Train the in-distribution model (unless its ``metrics.json`` content is given as ``main``, or
+    ``in_dist`` is False: leave-one-attack-out models only, for example starting points of a later
+    ``fine_tune``; the table's ``in_dist`` is then None) and one
     model per held-out method under ``out``, ``jobs`` of them at a time (separate processes; for a machine
     with many cores and a GPU); writes ``dense.json`` / ``dense.md`` and returns the table. ``reuse``: a
     folder that already holds a finished run of the same config is not trained again (:func:`train_many`).
@@ -46,7 +50,9 @@ def run_dense_benchmark(
 
     main_start = start("in-dist") if fine_tune is not None else cfg.init_from
     runs: list[DenseConfig] = (
-        [] if main is not None else [replace(cfg, out=str(out / "in-dist"), init_from=main_start)]
+        []
+        if main is not None or not in_dist
+        else [replace(cfg, out=str(out / "in-dist"), init_from=main_start)]
     )
     for m in methods:
         sub = replace(
@@ -59,41 +65,84 @@ def run_dense_benchmark(
         sub.eval_every = min(sub.eval_every, sub.steps)
         runs.append(sub)
     trained = train_many(runs, jobs, reuse)
-    if main is None:
+    if main is None and in_dist:
         main = trained.pop(0)
     loao: dict[str, Any] = {}
     for m, sub, res in zip(methods, runs[len(runs) - len(methods) :], trained, strict=True):
-        loao[m] = {
-            "auc": res["test"].get("auc_per_method", {}).get(m),
-            "train_seconds": res["train_seconds"],
-            "steps": sub.steps,
-        }
+        loao[m] = _held_out_row(m, res, sub.steps)
         if progress is not None:
             progress(f"{m}: {loao[m]}")
-    aucs = [v["auc"] for v in loao.values() if v["auc"] is not None]
-    result = {
-        "model": cfg.model,
-        "data": cfg.data,
-        "in_dist": {
+    ind = (
+        None
+        if main is None
+        else {
             "test_auc": main["test"].get("auc"),
             "test_auc_per_method": main["test"].get("auc_per_method"),
             "test_within_10mm": main["test"].get("within_10mm"),
             "val_auc": main["val"].get("auc"),
             "train_seconds": main["train_seconds"],
             "steps": cfg.steps,
-        },
-        "loao": loao,
-        "unseen_auc_mean": sum(aucs) / len(aucs) if aucs else None,
-    }
+        }
+    )
+    return _write_table(out, {"model": cfg.model, "data": cfg.data, "in_dist": ind, "loao": loao})
+
+
+def _held_out_row(method: str, metrics: dict[str, Any], steps: int) -> dict[str, Any]:
+    """A leave-one-attack-out model's row: its test AUC on the held-out ``method`` (its ``metrics.json``)."""
+    auc = metrics["test"].get("auc_per_method", {}).get(method)
+    return {"auc": auc, "train_seconds": metrics["train_seconds"], "steps": steps}
+
+
+def _write_table(out: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with its unseen-attack mean, written as ``out/dense.json`` and ``out/dense.md``."""
+    aucs = [v["auc"] for v in result["loao"].values() if v["auc"] is not None]
+    result["unseen_auc_mean"] = sum(aucs) / len(aucs) if aucs else None
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "dense.json", json.dumps(result, indent=1))
     write_text_atomic(out / "dense.md", dense_markdown(result))
     return result
 
 
+#: Keys of a held-out model's config that :func:`held_out_on` takes from the data it is tested on.
+DATA_KEYS = ("data", "splits", "extra_authentic", "val_authentic", "test_authentic", *RUN_KEYS)
+
+
+def held_out_on(
+    work: str | Path, data: DenseConfig, methods: list[str], out: str | Path, note: str = ""
+) -> dict[str, Any]:
+    """Test the leave-one-attack-out models of an earlier benchmark folder ``work`` on another data set
+    (``data``'s :data:`DATA_KEYS`; everything else, the held-out method included, is each model's own), as
+    their training would have: each is copied to ``out/loao/<method>`` and finished there
+    (:func:`~medforensics.train.dense.finish_dense`). The same data for two lineages of models, for example
+    before and after a fine-tune on a newer forge. Writes ``dense.json`` / ``dense.md`` (no in-distribution
+    model) and returns the table."""
+    import shutil
+
+    from medforensics.train.dense import finish_dense
+    from medforensics.train.dense_config import load_dense_config
+
+    out = Path(out)
+    loao: dict[str, Any] = {}
+    for m in methods:
+        src, dst = Path(work) / "loao" / m, out / "loao" / m
+        cfg = load_dense_config(src / "config.json", out=str(dst))
+        if cfg.exclude_methods != [m]:
+            raise ConfigError(f"{src} is not the model that left out {m} (it left out {cfg.exclude_methods})")
+        cfg = replace(cfg, **{k: getattr(data, k) for k in DATA_KEYS}, resume=None)
+        dst.mkdir(parents=True, exist_ok=True)
+        for name in ("model.safetensors", "train_log.csv"):
+            if (src / name).is_file():
+                shutil.copy2(src / name, dst / name)
+        res = finish_dense(cfg, note or f"trained in {src}; tested on {cfg.data}")
+        loao[m] = _held_out_row(m, res, cfg.steps)
+    table = {"model": data.model, "data": data.data, "in_dist": None, "loao": loao, "trained_in": str(work)}
+    return _write_table(out, table)
+
+
 def finished(cfg: DenseConfig) -> bool:
-    """Whether ``cfg.out`` holds a finished run (``metrics.json``) of ``cfg`` (up to :data:`~medforensics.train.dense_config.RUN_KEYS`). A key
-    the run's config lacks (an option added since) counts as its default, which is what that run used."""
+    """Whether ``cfg.out`` holds a finished run (``metrics.json``) of ``cfg`` (up to the config's
+    ``RUN_KEYS``). A key the run's config lacks (an option added since) counts as its default, which is what
+    that run used."""
     folder = Path(cfg.out)
     if not (folder / "metrics.json").is_file() or not (folder / "config.json").is_file():
         return False
@@ -141,19 +190,25 @@ def _f(v: Any) -> str:
 
 def dense_markdown(result: dict[str, Any]) -> str:
     """The leaderboard section of the dense localiser."""
-    ind = result["in_dist"]
+    ind = result["in_dist"] or {}
     methods = sorted(set(result["loao"]) | set(ind.get("test_auc_per_method") or {}))
+    if not ind:
+        summary = "In-distribution: not trained (leave-one-attack-out models only)"
+    else:
+        summary = (
+            f"In-distribution: test AUC {_f(ind['test_auc'])}, top region within 10 mm for "
+            f"{_f(ind['test_within_10mm'])} of tampered test scans ({ind['steps']} steps, "
+            + (
+                f"{ind['train_seconds']} s"
+                if ind["train_seconds"] is not None
+                else "stopped early by a time limit: the best checkpoint before it"
+            )
+            + ")"
+        )
     lines = [
         f"## Dense localiser `{result['model']}` (scan level: maximum of the tamper map over the whole scan)",
         "",
-        f"Data `{result['data']}`. In-distribution: test AUC {_f(ind['test_auc'])}, top region within 10 mm "
-        f"for {_f(ind['test_within_10mm'])} of tampered test scans ({ind['steps']} steps, "
-        + (
-            f"{ind['train_seconds']} s"
-            if ind["train_seconds"] is not None
-            else "stopped early by a time limit: the best checkpoint before it"
-        )
-        + f"). Unseen-attack mean AUC {_f(result['unseen_auc_mean'])}.",
+        f"Data `{result['data']}`. {summary}. Unseen-attack mean AUC {_f(result['unseen_auc_mean'])}.",
         "",
         "| method | in-distribution test AUC | unseen (left out of train/val) test AUC | LOAO train s |",
         "| --- | --- | --- | --- |",

@@ -6,6 +6,10 @@ in plan order (:class:`Draws`); what follows from the draws is deterministic: ap
 augmentation, and writing the DICOM series, mask and record (:func:`render`; in session 43's profile about
 nine tenths of the per-sample time). That part may go to ``jobs`` spawned workers, so the data set is the
 same, file for file, whatever ``jobs``.
+
+Since session 44 a sample whose attack fails has made its augmentation and UID draws as well (before, it
+stopped drawing at the failure), so a data set with failed samples differs from one built before then.
+None of the data sets the benchmarks used had a failed sample.
 """
 
 from __future__ import annotations
