@@ -132,6 +132,8 @@ def test_held_out_models_alone_and_tested_again_on_other_data(tmp_path: Path) ->
     again = held_out_on(tmp_path / "w", replace(cfg, load_workers=2), methods, tmp_path / "again")
     assert {m: v["auc"] for m, v in again["loao"].items()} == {m: v["auc"] for m, v in res["loao"].items()}
     assert again["unseen_auc_mean"] == res["unseen_auc_mean"] and again["in_dist"] is None
+    md = (tmp_path / "again" / "dense.md").read_text()
+    assert f"trained in `{tmp_path / 'w'}`" in md and "| None |" not in md
     for m in methods:
         used = json.loads((tmp_path / "again" / "loao" / m / "config.json").read_text())
         assert used["exclude_methods"] == [m] and used["steps"] == 1 and used["load_workers"] == 2

@@ -208,7 +208,8 @@ def dense_markdown(result: dict[str, Any]) -> str:
     lines = [
         f"## Dense localiser `{result['model']}` (scan level: maximum of the tamper map over the whole scan)",
         "",
-        f"Data `{result['data']}`. {summary}. Unseen-attack mean AUC {_f(result['unseen_auc_mean'])}.",
+        f"Data `{result['data']}`. {summary}. Unseen-attack mean AUC {_f(result['unseen_auc_mean'])}."
+        + (f" The models were trained in `{result['trained_in']}`." if result.get("trained_in") else ""),
         "",
         "| method | in-distribution test AUC | unseen (left out of train/val) test AUC | LOAO train s |",
         "| --- | --- | --- | --- |",
@@ -217,6 +218,6 @@ def dense_markdown(result: dict[str, Any]) -> str:
         lo = result["loao"].get(m, {})
         lines.append(
             f"| {m} | {_f((ind.get('test_auc_per_method') or {}).get(m))} | {_f(lo.get('auc'))} | "
-            f"{lo.get('train_seconds', '-')} |"
+            f"{lo.get('train_seconds') or '-'} |"
         )
     return "\n".join(lines) + "\n"
