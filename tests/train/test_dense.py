@@ -207,6 +207,11 @@ def test_progress_lines_and_a_log_written_after_each_evaluation(tmp_path: Path) 
     assert [m.split(":")[0] for m, _ in seen[1:]] == ["step 2/4", "step 4/4"]
     assert [steps for _, steps in seen[1:]] == [["2"], ["2", "4"]]  # on disk when the line is printed
     assert "val scan AUC" in seen[1][0]
+    rows = list(csv.DictReader((tmp_path / "train_log.csv").open()))
+    mine, evals, total = ([float(r[k]) for r in rows] for k in ("mine_seconds", "eval_seconds", "seconds"))
+    assert mine[0] > 0 and mine[1] == mine[0]  # mined at step 2 (not at the last step), in both rows
+    assert 0 < evals[0] < evals[1]
+    assert all(m + e <= t + 0.1 for m, e, t in zip(mine, evals, total, strict=True))  # seconds: 0.1 s steps
 
 
 def test_cli_names_the_config_of_a_value_that_cannot_train(tmp_path: Path) -> None:

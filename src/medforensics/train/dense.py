@@ -340,6 +340,8 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
         best = None if point["best"] is None else (point["best"][0], point["best"][1])
         keep_best(resume, cfg.resume, out)  # the best weights so far come along
         log.info("resumed after step %d of %d", done, cfg.steps)
+    last = log_rows[-1] if log_rows else {}
+    spent = {k: float(last.get(f"{k}_seconds") or 0.0) for k in ("mine", "eval")}  # of the run so far
     try:
         for step, x, y in _steps(source, cfg, done):
             model.train()
@@ -353,17 +355,23 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
             sched.step()
             running += float(loss.detach())
             if cfg.hard_negative > 0 and step % cfg.hard_every == 0 and step < cfg.steps:
+                t_mine = time.perf_counter()
                 n = mine_hard_negatives(model, items["train"], cfg, rng, zones)
+                spent["mine"] += time.perf_counter() - t_mine
                 log.info("step %d: %d hard negative points mined", step, n)
             if step % cfg.eval_every != 0 and step != cfg.steps:
                 continue
+            t_eval = time.perf_counter()
             val = scan_scores(model, items["val"], cfg.precision)
+            spent["eval"] += time.perf_counter() - t_eval
             row = {
                 "step": step,
                 "train_loss": running / cfg.eval_every,
                 "val_auc": val["auc"],
                 "val_within_10mm": val["within_10mm"],
                 "seconds": round(time.perf_counter() - t0, 1),
+                "mine_seconds": round(spent["mine"], 2),
+                "eval_seconds": round(spent["eval"], 2),
             }
             running = 0.0
             log_rows.append(row)
@@ -400,8 +408,10 @@ def _optimizer(cfg: DenseConfig, model: torch.nn.Module) -> tuple[torch.optim.Op
     return opt, sched
 
 
-#: Columns of ``train_log.csv``, one row per evaluation.
-LOG_FIELDS = ("step", "train_loss", "val_auc", "val_within_10mm", "seconds")
+#: Columns of ``train_log.csv``, one row per evaluation (``seconds``: since loading ended; ``mine_seconds``,
+#: ``eval_seconds``: the part of them spent mining hard negatives and scoring the validation scans, so a
+#: time-limited run can be budgeted; empty in logs written before session 44).
+LOG_FIELDS = ("step", "train_loss", "val_auc", "val_within_10mm", "seconds", "mine_seconds", "eval_seconds")
 
 
 def init_provenance(cfg: DenseConfig) -> dict[str, str] | None:
