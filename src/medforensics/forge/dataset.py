@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -336,48 +337,39 @@ def build_dataset(
         skipped += [f"{m}: {why}" for m, why in broken.items()]
         methods = {k: [m for m in ms if m not in broken] for k, ms in methods.items()}
         plan = _plan(srcs, cfg, methods, rng)
-    return _write_all(out, jobs, plan, srcs, cfg, rng, cache, methods, skipped)
-
-
-def _write_all(
-    out: Path,
-    jobs: int,
-    plan: list[Planned],
-    srcs: list[S.Source],
-    cfg: DatasetConfig,
-    rng: np.random.Generator,
-    cache: dict[Any, Any],
-    methods: dict[str, list[str]],
-    skipped: list[str],
-) -> dict[str, Any]:
     with atomic_path(out) as tmp:  # built beside ``out``, renamed into place when complete
         tmp.mkdir()
-        samples, failures = _make_all(tmp, jobs, plan, srcs, cfg, rng, cache)
+        samples, failures = _make_all(_Build(tmp, jobs, srcs, cfg, rng, cache), plan)
         summary: dict[str, Any] = L.write_index(tmp, samples, srcs, cfg, methods, skipped, failures)
     return summary
 
 
-def _make_all(
-    out: Path,
-    jobs: int,
-    plan: list[Planned],
-    srcs: list[S.Source],
-    cfg: DatasetConfig,
-    rng: np.random.Generator,
-    cache: dict[Any, Any],
-) -> tuple[list[Sample], list[str]]:
+@dataclass
+class _Build:
+    """What every sample of one build shares: the folder written, the rendering processes, the sources,
+    the config, the one generator every draw comes from and the attacks made so far."""
+
+    out: Path
+    jobs: int
+    srcs: list[S.Source]
+    cfg: DatasetConfig
+    rng: np.random.Generator
+    cache: dict[Any, Any]
+
+
+def _make_all(b: _Build, plan: list[Planned]) -> tuple[list[Sample], list[str]]:
     """Make every planned sample; a failed one is retried at a site where its method worked. Every draw is
-    made first, in plan order (then the retries'), so ``jobs`` processes can render them."""
+    made first, in plan order (then the retries'), so ``b.jobs`` processes can render them."""
     samples: list[Sample] = []
     failures: list[str] = []
     worked: dict[tuple[str, str], list[tuple[int, tuple[int, int, int]]]] = {}
     retry: list[tuple[str, str]] = []
-    for label, method, i, site, made in _make_round(out, jobs, plan, srcs, cfg, rng, cache):
+    for label, method, i, site, made in _make_round(b, plan):
         if isinstance(made, Sample):
             samples.append(made)
             worked.setdefault((label, method), []).append((i, site))
         else:  # reason only: paths may name the patient's folder
-            failures.append(f"{label}/{method}/{srcs[i].name} at {list(site)}: {made.reason}")
+            failures.append(f"{label}/{method}/{b.srcs[i].name} at {list(site)}: {made.reason}")
             log.warning("sample failed: %s", failures[-1])
             retry.append((label, method))
     again: list[Planned] = []
@@ -386,35 +378,30 @@ def _make_all(
         if pool:
             i, site = pool[k % len(pool)]
             again.append((label, method, i, site))
-    for label, method, i, site, made in _make_round(out, jobs, again, srcs, cfg, rng, cache):
+    for label, method, i, site, made in _make_round(b, again):
         if isinstance(made, Sample):
             samples.append(made)
         else:
-            failures.append(f"{label}/{method}/{srcs[i].name} at {list(site)} (retry): {made.reason}")
+            failures.append(f"{label}/{method}/{b.srcs[i].name} at {list(site)} (retry): {made.reason}")
     return samples, failures
 
 
 def _make_round(
-    out: Path,
-    jobs: int,
-    plan: list[Planned],
-    srcs: list[S.Source],
-    cfg: DatasetConfig,
-    rng: np.random.Generator,
-    cache: dict[Any, Any],
+    b: _Build, plan: list[Planned]
 ) -> Iterator[tuple[str, str, int, tuple[int, int, int], Sample | MedforensicsError]]:
-    """Draw every planned sample here, in order, then render them (``jobs`` processes); yields each plan
+    """Draw every planned sample here, in order, then render them (``b.jobs`` processes); yields each plan
     entry with its sample or the reason it failed."""
+    srcs = b.srcs
     drawn: list[Draws | MedforensicsError] = []
     for label, method, i, site in plan:
         try:
-            drawn.append(_draw(srcs[i], label, method, site, cfg, rng, srcs, cache))
+            drawn.append(_draw(srcs[i], label, method, site, b.cfg, b.rng, srcs, b.cache))
         except MedforensicsError as err:
             drawn.append(err)
     ok = [(p, d) for p, d in zip(plan, drawn, strict=True) if isinstance(d, Draws)]
     shown: dict[tuple[str, int], Any] = {}
     tasks = (_task(srcs[p[2]], d, shown) for p, d in ok)
-    rendered = dict(zip([id(d) for _, d in ok], render_all(out, tasks, cache, jobs), strict=True))
+    rendered = dict(zip([id(d) for _, d in ok], render_all(b.out, tasks, b.cache, b.jobs), strict=True))
     for (label, method, i, site), d in zip(plan, drawn, strict=True):
         if isinstance(d, MedforensicsError):
             yield label, method, i, site, d
