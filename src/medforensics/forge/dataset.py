@@ -168,21 +168,22 @@ def _draw(
         else:
             label, site = "TM", tuple(round(v) for v in held[0].center_voxel)  # type: ignore[assignment]
             log.info("TB crop at %s shows a real nodule wherever placed: written as TM", list(site))
+    source_uids = {
+        "study": str(src.volume.metadata.get("study_uid") or ""),
+        "series": str(src.volume.metadata.get("series_uid") or ""),
+    }
     d = Draws(
-        label,
-        method,
-        src.name,
-        src.patient,
-        start,
-        shape,
-        S.local(site, start),
-        [],
-        {},
-        "",
-        {
-            "study": str(src.volume.metadata.get("study_uid") or ""),
-            "series": str(src.volume.metadata.get("series_uid") or ""),
-        },
+        label=label,
+        method=method,
+        source=src.name,
+        patient=src.patient,
+        start=start,
+        shape=shape,
+        site=S.local(site, start),
+        chain=[],
+        uids={},
+        uuid="",
+        source_uids=source_uids,
     )
     if label in ("FM", "FB", "SYN"):
         sub = _crop(src, d)
