@@ -125,7 +125,7 @@ def _init_worker(attacks: dict[Any, Any]) -> None:
     torch.set_num_threads(1)
 
 
-def _render_here(out: Path, d: Draws, sub: Volume, mask: np.ndarray | None) -> Rendered:
+def _render_in_worker(out: Path, d: Draws, sub: Volume, mask: np.ndarray | None) -> Rendered:
     return render(out, d, sub, mask, None if d.attack is None else _ATTACKS[d.attack])
 
 
@@ -149,7 +149,7 @@ def render_all(
     with ProcessPoolExecutor(jobs, mp.get_context("spawn"), _init_worker, (attacks,)) as pool:
         pending: list[Future[Rendered]] = []
         for d, sub, mask in tasks:
-            pending.append(pool.submit(_render_here, out, d, sub, mask))
+            pending.append(pool.submit(_render_in_worker, out, d, sub, mask))
             while len(pending) > 2 * jobs:
                 yield _result(pending.pop(0))
         while pending:
