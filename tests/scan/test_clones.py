@@ -219,3 +219,24 @@ def test_fresh_noise_at_a_third_of_the_scanners_does_not_hide_the_copy() -> None
     arr[4:10, 62:98, 97:133] = arr[2:8, 62:98, 27:63] + fresh
     (c,) = find_clones(arr, vol.spacing)
     assert c.offset == (2, 0, 70) or c.offset == (-2, 0, -70)
+
+
+def test_keypoints_gathered_on_threads_are_the_ones_gathered_slice_by_slice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from medforensics import _threads
+    from medforensics.scan.clones import Keypoints, _slice_keypoints
+
+    arr = _lungs(5).array
+    monkeypatch.setattr(_threads, "workers", lambda: 3)  # the tests run torch on one thread
+    threaded = Keypoints()
+    threaded.add(0, arr[:6])
+    threaded.add(4, arr[4:])  # slices 4 and 5 again: skipped
+    one = Keypoints()
+    for z, img in enumerate(arr):
+        pts, desc = _slice_keypoints(img, one.rng_vec)
+        one.pts.append(np.column_stack([np.full(len(pts), z), pts]).astype(np.int64))
+        one.desc.append(desc)
+    assert len(threaded.pts) == len(arr) and sum(map(len, threaded.pts)) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(threaded.pts, one.pts, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(threaded.desc, one.desc, strict=True))

@@ -218,13 +218,17 @@ class Keypoints:
         self.done: set[int] = set()
 
     def add(self, z0: int, block: Any) -> None:
-        """Slices ``z0, z0 + 1, ...`` of ``block`` (z, y, x; HU); a slice seen before is skipped."""
-        for k, img in enumerate(np.asarray(block, np.float32)):
-            if z0 + k in self.done:
-                continue
-            self.done.add(z0 + k)
-            pts, desc = _slice_keypoints(img, self.rng_vec)
-            self.pts.append(np.column_stack([np.full(len(pts), z0 + k), pts]).astype(np.int64))
+        """Slices ``z0, z0 + 1, ...`` of ``block`` (z, y, x; HU); a slice seen before is skipped. The slices
+        are searched on :func:`~medforensics._threads.thread_map`'s threads, their results kept in order."""
+        from medforensics._threads import thread_map
+
+        todo = [
+            (z0 + k, img) for k, img in enumerate(np.asarray(block, np.float32)) if z0 + k not in self.done
+        ]
+        found = thread_map(lambda zi: _slice_keypoints(zi[1], self.rng_vec), todo)
+        for (z, _), (pts, desc) in zip(todo, found, strict=True):
+            self.done.add(z)
+            self.pts.append(np.column_stack([np.full(len(pts), z), pts]).astype(np.int64))
             self.desc.append(desc)
 
     def clones(self, array: Any, spacing: tuple[float, float, float]) -> list[Clone]:
