@@ -357,13 +357,19 @@ def test_failed_samples_are_retried_where_their_method_worked_and_jobs_change_no
         cfg = DatasetConfig(
             per_class=9, depth=12, crop=96, seed=3, methods=["test-flaky-blob"], classes=("TB", "FM")
         )
-        one = build_dataset(tmp_path / "one", tiny_sources(), cfg)
+        calls: list[tuple[int, int, str]] = []
+        one = build_dataset(tmp_path / "one", tiny_sources(), cfg, progress=lambda *c: calls.append(c))
         two = build_dataset(tmp_path / "two", tiny_sources(), cfg, jobs=2)
     finally:
         base._REGISTRY.pop("test-flaky-blob")
     assert one == two and _files(tmp_path / "one") == _files(tmp_path / "two")
     failed = [f for f in one["failures"] if "(retry)" not in f]
     assert failed and all(f.startswith("FM/test-flaky-blob/") and "cannot be made" in f for f in failed)
+    assert calls[-1][:2] == (9 + 9 + len(failed), 9 + 9 + len(failed))  # every sample and retry counted
+    assert [c[0] for c in calls] == list(range(1, len(calls) + 1)) and {c[2] for c in calls} == {
+        "TB none",
+        "FM test-flaky-blob",
+    }
     retried_failed = len(one["failures"]) - len(failed)
     made = one["counts_total"]["FM"]
     assert made == 9 - retried_failed < 9  # each failure retried once: made there, or reported

@@ -148,7 +148,10 @@ def add_commands(forge_app: typer.Typer) -> None:
                 noise_plane=noise_plane,
                 noise_z=noise_z,
             )
-            summary = build_dataset(out, sources=list(sources), config=cfg, jobs=jobs)
+            from medforensics.cli._progress import Bar
+
+            with Bar("forging") as bar:
+                summary = build_dataset(out, sources=list(sources), config=cfg, jobs=jobs, progress=bar)
         except MedforensicsError as err:
             raise fail(err) from None
         typer.echo(json.dumps(summary["counts"], indent=1))

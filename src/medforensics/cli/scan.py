@@ -12,6 +12,7 @@ import typer
 from medforensics._atomic import check_distinct_outputs, check_not_input, check_writable
 from medforensics._seed import SEED_LIMIT
 from medforensics.cli._errors import fail
+from medforensics.cli._progress import Bar
 from medforensics.errors import ConfigError, MedforensicsError
 
 
@@ -129,35 +130,6 @@ def print_summary(report: Any) -> None:
         console.print(f"[dim]skipped {sk['path']}: {sk['reason']}[/]", soft_wrap=True)
 
 
-class _Bar:
-    """A rich progress bar driven by ``on_progress(index, total, label)``."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            transient=True,
-        )
-        self.task: Any = None
-
-    def __enter__(self) -> _Bar:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
-
-    def __call__(self, index: int, total: int, label: str) -> None:
-        if self.task is None:
-            self.task = self.progress.add_task("scanning", total=max(total, 1))
-        name = label if len(label) <= 60 else "..." + label[-57:]
-        self.progress.update(self.task, completed=index, description=f"scanning {name}")
-
-
 def register(app: typer.Typer) -> None:
     """Attach ``scan`` and ``demo``."""
 
@@ -228,7 +200,7 @@ def register(app: typer.Typer) -> None:
                 det.max_pixel_mm = max_pixel_mm
             det.clone_check = not no_clone_check
             keep = "lazy" if any(x is not None for x in (html_out, sr_dir, seg_dir)) else False
-            with _Bar() as bar:
+            with Bar("scanning") as bar:
                 report, volumes = scan_paths(
                     paths,
                     detector=det,
@@ -291,7 +263,7 @@ def register(app: typer.Typer) -> None:
                     strict=False,
                 )
 
-            with _Bar() as bar:
+            with Bar("scanning") as bar:
                 result = run_demo(out, det, seed=seed, on_progress=bar, writers=writers)
         except MedforensicsError as err:
             raise fail(err) from None

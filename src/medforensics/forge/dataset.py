@@ -29,8 +29,9 @@ it: 15 of ds6's 38 TB test scans did, and a scan that found that nodule was coun
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -299,10 +300,12 @@ def build_dataset(
     sources: list[str | Path | S.Source] | None = None,
     config: DatasetConfig | None = None,
     jobs: int = 1,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
     """Build the data set into ``out`` (must be empty or absent); returns the ``dataset.json`` content.
-    ``jobs`` > 1: samples are written by that many worker processes (:mod:`.dataset_writer`; the same
-    data set, faster)."""
+    ``jobs`` > 1: the samples are attacked, augmented and written by that many worker processes
+    (:mod:`.dataset_writer`; the same data set, faster). ``progress(done, total, label)`` after each
+    sample (a retried sample adds one to the total)."""
 
     cfg = config or DatasetConfig()
     check_seed(cfg.seed, "--seed")
@@ -340,7 +343,8 @@ def build_dataset(
         plan = _plan(srcs, cfg, methods, rng)
     with atomic_path(out) as tmp:  # built beside ``out``, renamed into place when complete
         tmp.mkdir()
-        samples, failures = _make_all(_Build(tmp, jobs, srcs, cfg, rng, cache), plan)
+        b = _Build(tmp, jobs, srcs, cfg, rng, cache, progress, [0, len(plan)])
+        samples, failures = _make_all(b, plan)
         summary: dict[str, Any] = L.write_index(tmp, samples, srcs, cfg, methods, skipped, failures)
     return summary
 
@@ -348,7 +352,8 @@ def build_dataset(
 @dataclass
 class _Build:
     """What every sample of one build shares: the folder written, the rendering processes, the sources,
-    the config, the one generator every draw comes from and the attacks made so far."""
+    the config, the one generator every draw comes from, the attacks made so far and the progress callback
+    with its counts."""
 
     out: Path
     jobs: int
@@ -356,6 +361,8 @@ class _Build:
     cfg: DatasetConfig
     rng: np.random.Generator
     cache: dict[Any, Any]
+    progress: Callable[[int, int, str], None] | None = None
+    counts: list[int] = field(default_factory=lambda: [0, 0])  # samples done, samples to make
 
 
 def _make_all(b: _Build, plan: list[Planned]) -> tuple[list[Sample], list[str]]:
@@ -379,6 +386,7 @@ def _make_all(b: _Build, plan: list[Planned]) -> tuple[list[Sample], list[str]]:
         if pool:
             i, site = pool[k % len(pool)]
             again.append((label, method, i, site))
+    b.counts[1] += len(again)
     for label, method, i, site, made in _make_round(b, again):
         if isinstance(made, Sample):
             samples.append(made)
@@ -402,10 +410,14 @@ def _make_round(
     ok = [(p, d) for p, d in zip(plan, drawn, strict=True) if isinstance(d, Draws)]
     shown: dict[tuple[str, int], Any] = {}
     tasks = (_task(srcs[p[2]], d, shown) for p, d in ok)
-    rendered = dict(zip([id(d) for _, d in ok], render_all(b.out, tasks, b.cache, b.jobs), strict=True))
-    for (label, method, i, site), d in zip(plan, drawn, strict=True):
-        if isinstance(d, MedforensicsError):
-            yield label, method, i, site, d
-            continue
-        made = rendered[id(d)]
-        yield label, method, i, site, _sample(srcs[i], d, made) if isinstance(made, Rendered) else made
+    with closing(render_all(b.out, tasks, b.cache, b.jobs)) as rendered:  # in ``ok``'s order, as they come
+        for (label, method, i, site), d in zip(plan, drawn, strict=True):
+            if isinstance(d, MedforensicsError):
+                result: Sample | MedforensicsError = d
+            else:
+                made = next(rendered)
+                result = _sample(srcs[i], d, made) if isinstance(made, Rendered) else made
+            b.counts[0] += 1
+            if b.progress is not None:
+                b.progress(b.counts[0], b.counts[1], f"{label} {method}")
+            yield label, method, i, site, result

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +134,7 @@ Task = tuple[Draws, Volume, "np.ndarray | None"]
 
 def render_all(
     out: Path, tasks: Iterable[Task], attacks: dict[Any, Any], jobs: int = 1
-) -> Iterator[Rendered | MedforensicsError]:
+) -> Generator[Rendered | MedforensicsError, None, None]:
     """:func:`render` of every ``(draws, crop, mask)`` task, in order: here (``jobs`` 1), or in ``jobs``
     spawned processes with at most ``2 x jobs`` tasks waiting (memory stays bounded). A sample that cannot
     be made for a reason of its own gives its :class:`MedforensicsError` in its place."""
