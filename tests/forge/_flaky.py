@@ -21,3 +21,14 @@ class FlakyBlob(BlobInject):
         if seed % 3 == 0:
             raise InputError("this seed cannot be made", path="flaky")
         return super().apply(volume, params, seed=seed)
+
+
+class CrashingBlob(FlakyBlob):
+    """The same, except that the failure is a bug (a ``RuntimeError``), not a reason of the sample's own."""
+
+    name = "test-crashing-blob"
+
+    def apply(self, volume: Volume, params: dict[str, Any], seed: int = 0) -> tuple[Volume, np.ndarray, Any]:
+        if seed % 3 == 0:
+            raise RuntimeError("a bug")
+        return super().apply(volume, params, seed=seed)

@@ -379,3 +379,19 @@ def test_failed_samples_are_retried_where_their_method_worked_and_jobs_change_no
     assert len(seeds) == made and all(s % 3 for s in seeds)
     with pytest.raises(ConfigError, match="jobs must be 1-256"):
         build_dataset(tmp_path / "bad", tiny_sources(), DatasetConfig(per_class=1), jobs=0)
+
+
+def test_a_bug_in_a_worker_ends_the_build_and_leaves_nothing(tmp_path: Path) -> None:
+    from medforensics.forge import base
+    from tests.forge._flaky import CrashingBlob
+
+    base.register_attack("test-crashing-blob")(CrashingBlob)
+    try:
+        cfg = DatasetConfig(
+            per_class=9, depth=12, crop=96, seed=3, methods=["test-crashing-blob"], classes=("TB", "FM")
+        )
+        with pytest.raises(RuntimeError, match="a bug"):
+            build_dataset(tmp_path / "out", tiny_sources(), cfg, jobs=2)
+    finally:
+        base._REGISTRY.pop("test-crashing-blob")
+    assert list(tmp_path.iterdir()) == []  # neither the data set nor its temporary folder

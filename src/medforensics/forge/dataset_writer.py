@@ -146,7 +146,8 @@ def render_all(
                 yield err
         return
     # spawned, not forked: the forging process may hold torch's threads
-    with ProcessPoolExecutor(jobs, mp.get_context("spawn"), _init_worker, (attacks,)) as pool:
+    pool = ProcessPoolExecutor(jobs, mp.get_context("spawn"), _init_worker, (attacks,))
+    try:
         pending: list[Future[Rendered]] = []
         for d, sub, mask in tasks:
             pending.append(pool.submit(_render_in_worker, out, d, sub, mask))
@@ -154,6 +155,8 @@ def render_all(
                 yield _result(pending.pop(0))
         while pending:
             yield _result(pending.pop(0))
+    finally:  # also when the caller stops early or an error ends the build: samples not started are dropped
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _result(future: Future[Rendered]) -> Rendered | MedforensicsError:
