@@ -138,6 +138,15 @@ def test_held_out_models_alone_and_tested_again_on_other_data(tmp_path: Path) ->
         used = json.loads((tmp_path / "again" / "loao" / m / "config.json").read_text())
         assert used["exclude_methods"] == [m] and used["steps"] == 1 and used["load_workers"] == 2
         assert json.loads((tmp_path / "again" / "loao" / m / "metrics.json").read_text())["stopped_early"]
+    # models that were fine-tuned from weights not at hand here: named in their card, not looked up
+    ft = run_dense_benchmark(
+        cfg, tmp_path / "ft", methods[:1], loao_steps=1, in_dist=False, fine_tune=tmp_path / "w"
+    )
+    (tmp_path / "w").rename(tmp_path / "gone")
+    held_out_on(tmp_path / "ft", cfg, methods[:1], tmp_path / "ft_again")
+    card = (tmp_path / "ft_again" / "loao" / methods[0] / "model_card.md").read_text()
+    assert str(tmp_path / "w" / "loao" / methods[0] / "model.safetensors") in card and ft["in_dist"] is None
+    (tmp_path / "gone").rename(tmp_path / "w")
     with pytest.raises(ConfigError, match="not the model that left out"):
         (tmp_path / "w" / "loao" / "x").symlink_to(tmp_path / "w" / "loao" / methods[0])
         held_out_on(tmp_path / "w", cfg, ["x"], tmp_path / "bad")

@@ -128,12 +128,15 @@ def held_out_on(
         cfg = load_dense_config(src / "config.json", out=str(dst))
         if cfg.exclude_methods != [m]:
             raise ConfigError(f"{src} is not the model that left out {m} (it left out {cfg.exclude_methods})")
-        cfg = replace(cfg, **{k: getattr(data, k) for k in DATA_KEYS}, resume=None)
+        # its starting weights may live elsewhere (another machine): named in the note, not looked up
+        started = json.loads((src / "metrics.json").read_text(encoding="utf-8")).get("init_from") or {}
+        cfg = replace(cfg, **{k: getattr(data, k) for k in DATA_KEYS}, resume=None, init_from=None)
         dst.mkdir(parents=True, exist_ok=True)
         for name in ("model.safetensors", "train_log.csv"):
             if (src / name).is_file():
                 shutil.copy2(src / name, dst / name)
-        res = finish_dense(cfg, note or f"trained in {src}; tested on {cfg.data}")
+        start = f" from {started.get('weights')} ({started.get('sha256')})" if started else ""
+        res = finish_dense(cfg, note or f"trained in {src}{start}; tested on {cfg.data}")
         loao[m] = _held_out_row(m, res, cfg.steps)
     table = {"model": data.model, "data": data.data, "in_dist": None, "loao": loao, "trained_in": str(work)}
     return _write_table(out, table)
