@@ -15,6 +15,9 @@ PY=${PY:-$PWD/.venv/bin/python}
 SHARED=${SHARED:-../shared/data}
 S=(--split-of 93ad6a507f90=val --split-of 3bb5d67ab461=test --split-of 3ad2ceaeb677=train
    --split-of f255db4ba233=train)
+for f in "$C1/loao.tgz" "$C2/result.tgz" "$C2/loao.tgz"; do
+  if [ ! -f "$f" ]; then echo "after_calls.sh: $f is missing (what the call brought back)" >&2; exit 2; fi
+done
 for d in "$W" "$ST1"; do
   if [ -e "$d" ]; then echo "after_calls.sh: $d exists: move it away first" >&2; exit 2; fi
 done
@@ -28,6 +31,13 @@ export MEDFORENSICS_SHARED_DATA="$W/shared/data" PYTHONPATH="$W/site:$PWD/src:$P
 tar -xzf "$C1/loao.tgz" -C "$ST1" && cp -r src/medforensics/assets/detector "$ST1/bench/in-dist"
 tar -xzf "$C2/result.tgz" -C "$W/call2" && tar -xzf "$C2/loao.tgz" -C "$W"
 mkdir -p "$W/bench" && cp -r "$W/call2/bench/." "$W/bench/"
+for m in blob-inject copy-move ctgan-inject ctgan-remove inpaint-remove; do
+  for f in "$ST1/bench/loao/$m/model.safetensors" "$W/bench/loao/$m/metrics.json"; do
+    if [ ! -f "$f" ]; then  # --reuse would train it again here, on the CPU: not what this script is for
+      echo "after_calls.sh: $f is missing: that model did not finish on the device" >&2; exit 2
+    fi
+  done
+done
 stamp "unpacked"
 $PY -m medforensics forge dataset --out "$W/ds6" --per-class "$PER" --seed 2 --jobs 2 --noise-z mixed \
   --methods blob-inject,copy-move,ctgan-inject,ctgan-remove,inpaint-remove > /dev/null 2> "$W/forge.log"
