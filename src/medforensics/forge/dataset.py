@@ -31,7 +31,7 @@ from __future__ import annotations
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +209,9 @@ def _crop(src: S.Source, d: Draws) -> Volume:
 
 def _task(src: S.Source, d: Draws, shown: dict[tuple[str, int], Any]) -> Task:
     """What :func:`~.dataset_writer.render` needs for ``d``: the crop and, for a TM scan, its nodule's mask
-    (the readers' outline; ``shown`` keeps each nodule's whole-volume mask, made once)."""
+    (the readers' outline; ``shown`` keeps each nodule's whole-volume mask, made once). An attacked sample's
+    crop was cut once already for its draws; it is cut again here rather than kept, because every draw of a
+    round is made before the first render and keeping the crops would hold the whole round in memory."""
     mask = None
     if d.label == "TM":
         from medforensics.io.datasets.lidc import nodule_mask
@@ -225,15 +227,14 @@ def _task(src: S.Source, d: Draws, shown: dict[tuple[str, int], Any]) -> Task:
 
 
 def _sample(src: S.Source, d: Draws, made: Rendered) -> Sample:
-    located = d.label in ("TM", "FM", "FB")
     c = made.location
     return Sample(
         d.uuid,
         d.label,
         d.method,
         src,
-        c if located else None,
-        None if located else c,
+        c if d.located else None,
+        None if d.located else c,
         d.chain,
         d.uids,
         scan_format=made.scan_format,
@@ -343,7 +344,7 @@ def build_dataset(
         plan = _plan(srcs, cfg, methods, rng)
     with atomic_path(out) as tmp:  # built beside ``out``, renamed into place when complete
         tmp.mkdir()
-        b = _Build(tmp, jobs, srcs, cfg, rng, cache, progress, [0, len(plan)])
+        b = _Build(tmp, jobs, srcs, cfg, rng, cache, progress, total=len(plan))
         samples, failures = _make_all(b, plan)
         summary: dict[str, Any] = L.write_index(tmp, samples, srcs, cfg, methods, skipped, failures)
     return summary
@@ -362,7 +363,8 @@ class _Build:
     rng: np.random.Generator
     cache: dict[Any, Any]
     progress: Callable[[int, int, str], None] | None = None
-    counts: list[int] = field(default_factory=lambda: [0, 0])  # samples done, samples to make
+    done: int = 0  # samples made or failed so far
+    total: int = 0  # samples to make (the plan, then its retries)
 
 
 def _make_all(b: _Build, plan: list[Planned]) -> tuple[list[Sample], list[str]]:
@@ -386,7 +388,7 @@ def _make_all(b: _Build, plan: list[Planned]) -> tuple[list[Sample], list[str]]:
         if pool:
             i, site = pool[k % len(pool)]
             again.append((label, method, i, site))
-    b.counts[1] += len(again)
+    b.total += len(again)
     for label, method, i, site, made in _make_round(b, again):
         if isinstance(made, Sample):
             samples.append(made)
@@ -417,7 +419,7 @@ def _make_round(
             else:
                 made = next(rendered)
                 result = _sample(srcs[i], d, made) if isinstance(made, Rendered) else made
-            b.counts[0] += 1
+            b.done += 1
             if b.progress is not None:
-                b.progress(b.counts[0], b.counts[1], f"{label} {method}")
+                b.progress(b.done, b.total, f"{label} {method}")
             yield label, method, i, site, result

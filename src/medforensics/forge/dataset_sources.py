@@ -150,13 +150,16 @@ def healthy_sites(
     from medforensics.forge.lung import choose_center, inject_candidates
 
     lm = lung_of(src)
-    cand = inject_candidates(src.volume, lm, cube_mm / 4.0)  # choose_center's default radius
+    radius = cube_mm / 4.0  # the in-painted region, as choose_center's default
+    cand = inject_candidates(src.volume, lm, radius)
     sites: list[tuple[int, int, int]] = []
     for _ in range(n * 4):
         if len(sites) >= n:
             break
         try:
-            c = choose_center(src.volume, rng, "inject", cube_mm=cube_mm, mask=lm, tries=60, candidates=cand)
+            c = choose_center(
+                src.volume, rng, "inject", cube_mm, radius_mm=radius, mask=lm, tries=60, candidates=cand
+            )
         except InputError:
             break
         if _far_from_nodules(src, c, NODULE_CLEARANCE_MM):

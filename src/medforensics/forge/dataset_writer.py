@@ -53,6 +53,11 @@ class Draws:
     params: dict[str, Any] | None = None
     seed: int = 0
 
+    @property
+    def located(self) -> bool:
+        """Whether the sample's site is a location (a real nodule, an attack) rather than a candidate."""
+        return self.label in ("TM", "FM", "FB")
+
 
 @dataclass
 class Rendered:
@@ -74,13 +79,13 @@ def write_sample(out: Path, vol: Volume, mask: np.ndarray, side: dict[str, Any])
     return fmt
 
 
-def render(out: Path, d: Draws, sub: Volume, mask: np.ndarray | None, attack: Any) -> Rendered:
-    """Attack (FM/FB/SYN: ``attack``, else ``mask`` is the nodule's or None), augment and write the sample
-    drawn as ``d`` from its crop ``sub``."""
+def render(out: Path, d: Draws, sub: Volume, mask: np.ndarray | None, attacks: dict[Any, Any]) -> Rendered:
+    """Attack (FM/FB/SYN: ``attacks[d.attack]``, else ``mask`` is the nodule's or None), augment and write
+    the sample drawn as ``d`` from its crop ``sub``."""
     record: dict[str, Any] | None = None
     c = d.site
-    if attack is not None:
-        sub, mask, rec = attack.apply(sub, d.params, seed=d.seed)
+    if d.attack is not None:
+        sub, mask, rec = attacks[d.attack].apply(sub, d.params, seed=d.seed)
         record = {**rec.to_dict(), "donor_source": d.donor}
         if rec.center_voxel is not None:
             c = tuple(int(v) for v in rec.center_voxel)  # type: ignore[assignment]
@@ -95,7 +100,6 @@ def render(out: Path, d: Draws, sub: Volume, mask: np.ndarray | None, attack: An
     c = tuple(int(np.clip(v, 0, n - 1)) for v, n in zip(c, sub.shape, strict=True))  # type: ignore[assignment]
     vol = sub.with_array(arr)
     vol.metadata = dict(vol.metadata)
-    located = d.label in ("TM", "FM", "FB")
     side = {
         "uuid": d.uuid,
         "type": d.label,
@@ -104,8 +108,8 @@ def render(out: Path, d: Draws, sub: Volume, mask: np.ndarray | None, attack: An
         "source": d.source,
         "crop_start_zyx": list(d.start),
         "crop_shape_zyx": list(d.shape),
-        "location_zyx": list(c) if located else None,
-        "candidate_zyx": None if located else list(c),
+        "location_zyx": list(c) if d.located else None,
+        "candidate_zyx": None if d.located else list(c),
         "augmentation": d.chain,
         "attack": record,
         "source_uids": d.source_uids,
@@ -126,7 +130,7 @@ def _init_worker(attacks: dict[Any, Any]) -> None:
 
 
 def _render_in_worker(out: Path, d: Draws, sub: Volume, mask: np.ndarray | None) -> Rendered:
-    return render(out, d, sub, mask, None if d.attack is None else _ATTACKS[d.attack])
+    return render(out, d, sub, mask, _ATTACKS)
 
 
 Task = tuple[Draws, Volume, "np.ndarray | None"]
@@ -141,7 +145,7 @@ def render_all(
     if jobs <= 1:
         for d, sub, mask in tasks:
             try:
-                yield render(out, d, sub, mask, None if d.attack is None else attacks[d.attack])
+                yield render(out, d, sub, mask, attacks)
             except MedforensicsError as err:
                 yield err
         return
