@@ -1,5 +1,6 @@
 """A device call's first check: two training steps of the dense detector, as ``train_dense`` takes them
-(the run's model, channels, precision and loss, channels-last, autocast), on random patches on the device.
+(``train_step``: the run's model, channels, precision and loss, channels-last, autocast), on random patches
+on the device.
 
 Session 43's first call spent 286 s forging before the first training step failed (CUDA autocast refuses
 ``F.binary_cross_entropy``); this fails in seconds instead. ``run_dense.sh`` runs it before forging.
@@ -15,8 +16,8 @@ from dataclasses import asdict
 
 import torch
 
-from medforensics.models.inference import autocast, resolve_device
-from medforensics.train.dense import DenseConfig, in_channels, model_from_config, step_loss
+from medforensics.models.inference import resolve_device
+from medforensics.train.dense import DenseConfig, in_channels, model_from_config, train_step
 
 
 def main() -> None:
@@ -46,12 +47,7 @@ def main() -> None:
     y[0, 4:8, 30:40, 30:40] = 1
     t0 = time.perf_counter()
     for step in (1, 2):
-        model.train()
-        with autocast(cfg.precision, dev.type):
-            loss = step_loss(model, x.to(dev), y.to(dev), cfg, step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = train_step(model, opt, x, y, cfg, step, dev)
         if not torch.isfinite(loss.detach()):
             raise SystemExit(f"smoke: step {step} gave a loss of {float(loss.detach())}")
     print(

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from medforensics.errors import ConfigError, InputError
@@ -64,6 +63,7 @@ from medforensics.train.dense_data import (
     window,
 )
 from medforensics.train.dense_report import calibrate, model_card, whole_series_scores
+from medforensics.train.dense_step import loss_fn, step_loss, train_step
 
 __all__ = [
     "HU_WINDOW",
@@ -88,50 +88,12 @@ __all__ = [
     "step_loss",
     "to_model_grid",
     "train_dense",
+    "train_step",
     "whole_series_scores",
     "window",
 ]
 
 log = get_logger("train.dense")
-
-
-def loss_fn(logits: torch.Tensor, target: torch.Tensor, cfg: DenseConfig) -> torch.Tensor:
-    """Weighted cross-entropy + ``dice_weight`` x soft Dice of the tamper map + ``peak_weight`` x patch
-    BCE."""
-    w = torch.tensor(cfg.class_weights, dtype=torch.float32, device=logits.device)
-    ce = F.cross_entropy(logits.float(), target, weight=w)
-    p = 1.0 - torch.softmax(logits.float(), dim=1)[:, 0]
-    t = (target > 0).float()
-    inter = (p * t).sum()
-    dice = 1.0 - (2 * inter + 1.0) / (p.sum() + t.sum() + 1.0)
-    # patch level (what the scan reads): the strongest 3x3x3-averaged tamper probability must be high in a
-    # patch holding an attack and low elsewhere, so isolated false hot spots cost as much as a missed edit
-    peak = F.avg_pool3d(p[:, None], 3, stride=1, padding=1).amax(dim=(1, 2, 3, 4)).clamp(1e-4, 1 - 1e-4)
-    has = t.amax(dim=(1, 2, 3))
-    # written out: F.binary_cross_entropy refuses to run under CUDA autocast
-    mil = -(has * peak.log() + (1 - has) * (1 - peak).log()).mean()
-    return ce + cfg.dice_weight * dice + cfg.peak_weight * mil
-
-
-def step_loss(model: Any, x: torch.Tensor, y: torch.Tensor, cfg: DenseConfig, step: int) -> torch.Tensor:
-    """Loss of one training batch (:func:`loss_fn`). With ``mirror_pairs`` or ``mirror_consistency`` the
-    batch is also passed in an in-plane mirror view (:data:`~medforensics.models.tamperseg.MIRROR_VIEWS`,
-    cycled by ``step``), its logits mapped back; the two losses are averaged, plus ``mirror_consistency``
-    x the mean squared difference of the two passes' voxel tamper probabilities."""
-    from medforensics.models.tamperseg import MIRROR_VIEWS
-
-    logits = model(x)
-    loss = loss_fn(logits, y, cfg)
-    if not (cfg.mirror_pairs or cfg.mirror_consistency > 0):
-        return loss
-    dims = MIRROR_VIEWS[1 + (step - 1) % (len(MIRROR_VIEWS) - 1)]
-    back = model(x.flip(dims)).flip(dims)
-    loss = 0.5 * (loss + loss_fn(back, y, cfg))
-    if cfg.mirror_consistency > 0:
-        p = 1.0 - torch.softmax(logits.float(), dim=1)[:, 0]
-        q = 1.0 - torch.softmax(back.float(), dim=1)[:, 0]
-        loss = loss + cfg.mirror_consistency * (p - q).pow(2).mean()
-    return loss
 
 
 def scan_scores(model: Any, items: list[Item], precision: str = "bf16") -> dict[str, Any]:
@@ -291,7 +253,6 @@ def _fmt(v: float | None) -> str:
 def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train (see module docs); returns the metrics written to ``metrics.json``. ``progress`` gets a line
     after loading and after each evaluation."""
-    from medforensics.models.inference import autocast
     from medforensics.models.tamperseg import tie_mirrors
     from medforensics.train.checkpoint import save_weights, write_log
     from medforensics.train.dense_resume import check_point, check_same_run, keep_best, load_point, save_point
@@ -344,12 +305,7 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
     spent = {k: float(last.get(f"{k}_seconds") or 0.0) for k in ("mine", "eval")}  # of the run so far
     try:
         for step, x, y in _steps(source, cfg, done):
-            model.train()
-            with autocast(cfg.precision, dev.type):
-                loss = step_loss(model, x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), cfg, step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = train_step(model, opt, x, y, cfg, step, dev)
             if cfg.mirror_tied:
                 tie_mirrors(model)
             sched.step()
