@@ -310,13 +310,9 @@ def _map_rows(cfg: DenseConfig, tasks: list[tuple[str, dict[str, str] | str]]) -
         return
     import multiprocessing as mp
 
-    with mp.get_context("fork").Pool(cfg.load_workers, _init_loader, (cfg,)) as pool:
+    # the batch workers' set-up, without scans to draw from
+    with mp.get_context("fork").Pool(cfg.load_workers, _init_worker, ([], cfg)) as pool:
         yield from pool.imap(_load_task, tasks, chunksize=2)
-
-
-def _init_loader(cfg: DenseConfig) -> None:
-    _WORKER.update(cfg=cfg)
-    torch.set_num_threads(1)
 
 
 def _load_task(task: tuple[str, dict[str, str] | str]) -> list[Item]:
