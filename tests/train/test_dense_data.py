@@ -300,6 +300,18 @@ def test_a_bad_mask_read_by_a_loader_process_is_the_same_one_line_error(tmp_path
     assert errors[0] == errors[1] and uid in errors[0]
 
 
+def test_a_loader_process_that_dies_is_an_error_not_a_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    from medforensics.train import dense_data
+
+    root, _ = shared_tiny_dataset()
+    monkeypatch.setattr(dense_data, "_row_items", lambda cfg, task: os._exit(3))  # the forked loaders see it
+    with pytest.raises(BrokenProcessPool):
+        load_items(DenseConfig(data=str(root), out="unused", load_workers=2))
+
+
 def test_batch_workers_see_the_hard_negatives_mined_before_their_block() -> None:
     from medforensics.train.dense_data import BatchSource
     from tests.train._dense import tiny_config

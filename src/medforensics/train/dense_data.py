@@ -304,15 +304,21 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
 
 def _map_rows(cfg: DenseConfig, tasks: list[tuple[str, dict[str, str] | str]]) -> Iterator[list[Item]]:
     """:func:`_row_items` of every task, in order: here, or in ``cfg.load_workers`` forked processes (before
-    any CUDA work, as :class:`BatchSource`; they run NumPy/SciPy and single-threaded torch)."""
+    any CUDA work, as :class:`BatchSource`; they run NumPy/SciPy and single-threaded torch). A loader that
+    dies raises ``BrokenProcessPool`` (a ``multiprocessing.Pool`` would wait for its rows for ever); an
+    error ends the loading without reading the rows not started."""
     if cfg.load_workers <= 0:
         yield from (_row_items(cfg, t) for t in tasks)
         return
     import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
 
     # the batch workers' set-up, without scans to draw from
-    with mp.get_context("fork").Pool(cfg.load_workers, _init_worker, ([], cfg)) as pool:
-        yield from pool.imap(_load_task, tasks, chunksize=2)
+    pool = ProcessPoolExecutor(cfg.load_workers, mp.get_context("fork"), _init_worker, ([], cfg))
+    try:
+        yield from pool.map(_load_task, tasks, chunksize=2)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _load_task(task: tuple[str, dict[str, str] | str]) -> list[Item]:
