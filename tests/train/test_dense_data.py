@@ -312,6 +312,24 @@ def test_a_loader_process_that_dies_is_an_error_not_a_wait(monkeypatch: pytest.M
         load_items(DenseConfig(data=str(root), out="unused", load_workers=2))
 
 
+def test_a_batch_worker_that_dies_is_an_error_not_a_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    from medforensics.train import dense_data
+    from tests.train._dense import tiny_config
+
+    items = [_marked((8, 64, 64), (4, 32, 32), "FM"), _marked((8, 64, 64), (4, 32, 32), "TB")]
+    monkeypatch.setattr(dense_data, "batch", lambda *a: os._exit(3))  # the forked workers see it
+    src = dense_data.BatchSource(items, tiny_config(workers=2), np.random.default_rng(0))
+    try:
+        with pytest.raises(BrokenProcessPool):
+            next(iter(src.block(1, 4)))
+    finally:
+        src.close()
+    assert src.pool is None
+
+
 def test_batch_workers_see_the_hard_negatives_mined_before_their_block() -> None:
     from medforensics.train.dense_data import BatchSource
     from tests.train._dense import tiny_config

@@ -518,14 +518,19 @@ class BatchSource:
     processes (:data:`DenseConfig.workers`). Workers draw a block with the hard negatives the items hold when
     the block starts, so blocks end where mining happens. Create it before any CUDA work: the workers are
     forked (the scans are shared, not pickled), as PyTorch's DataLoader does; Python 3.12 warns about fork
-    in a threaded process, and the workers only run NumPy/SciPy and single-threaded torch."""
+    in a threaded process, and the workers only run NumPy/SciPy and single-threaded torch. A worker that
+    dies raises ``BrokenProcessPool`` in :meth:`block` (a ``multiprocessing.Pool``, used before session 45,
+    waits for its batch for ever), as the loaders of :func:`load_items` do."""
 
     def __init__(self, items: list[Item], cfg: DenseConfig, rng: np.random.Generator) -> None:
         import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
 
         self.items, self.cfg, self.rng = items, cfg, rng
         self.pool = (
-            mp.get_context("fork").Pool(cfg.workers, _init_worker, (items, cfg)) if cfg.workers > 0 else None
+            ProcessPoolExecutor(cfg.workers, mp.get_context("fork"), _init_worker, (items, cfg))
+            if cfg.workers > 0
+            else None
         )
 
     def block(self, first: int, last: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -536,13 +541,13 @@ class BatchSource:
             return
         hard = [it.hard for it in self.items]
         tasks = (([self.cfg.seed, k], hard) for k in range(first, last + 1))
-        for x, y in self.pool.imap(_worker_batch, tasks):
+        for x, y in self.pool.map(_worker_batch, tasks):
             yield torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
 
     def close(self) -> None:
-        """End the worker processes."""
+        """End the worker processes (batches drawn ahead and not used are dropped)."""
         if self.pool is not None:
-            self.pool.terminate()
+            self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
 
