@@ -111,7 +111,7 @@ def test_hard_negatives_are_the_models_false_alarms_in_the_lung(monkeypatch: pyt
 
     import medforensics.models.tamperseg as ts
     from medforensics.train.dense import Item, mine_hard_negatives, window
-    from medforensics.train.dense_data import _draw
+    from medforensics.train.dense_batches import _draw
 
     hu = np.full((8, 40, 40), 40.0, np.float32)
     hu[:, :, :20] = -850.0  # aerated lung on the left, soft tissue on the right

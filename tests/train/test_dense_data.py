@@ -11,12 +11,10 @@ from medforensics.errors import ConfigError
 from medforensics.features.noise_map import LOG_CLIP
 from medforensics.train.dense import (
     DenseConfig,
-    Item,
     grid_factors,
     load_items,
     to_model_grid,
 )
-from medforensics.train.dense_data import _patch
 from tests.forge._tiny_ct import shared_tiny_dataset
 
 
@@ -27,19 +25,6 @@ def test_grid_factors_and_block_means() -> None:
     low, f, sp = to_model_grid(arr, (1.0, 0.7, 0.7), (2.0, 1.4, 1.4))
     assert f == (2, 2, 2) and sp == (2.0, 1.4, 1.4) and low.shape == (2, 2, 2)
     assert low[0, 0, 0] == pytest.approx(arr[:2, :2, :2].mean())
-
-
-def test_patch_centred_on_attack_and_padded() -> None:
-    img = np.random.default_rng(0).random((2, 6, 20, 20)).astype(np.float32)
-    tgt = np.zeros(img.shape[1:], np.int64)
-    tgt[3, 10:12, 10:12] = 1
-    it = Item(img, tgt, "FM", "x", "p", "u", (2.0, 1.4, 1.4), np.argwhere(tgt > 0))
-    rng = np.random.default_rng(1)
-    for _ in range(10):
-        x, y = _patch(it, (8, 16, 16), rng, it.focus)
-        assert x.shape == (2, 8, 16, 16) and y.shape == (8, 16, 16)
-        assert (y == 1).any()
-        assert x.min() > 0  # edge-padded, never zeros (air) where the scan ends
 
 
 def test_items_carry_masks_as_voxel_classes() -> None:
@@ -168,17 +153,6 @@ def test_coarse_pixel_copies_join_train_only_with_their_attacks_moved_along() ->
             assert 0.5 * n_it <= n_copy <= 1.5 * n_it
 
 
-def test_resize_keeps_the_attack_and_the_patch_size() -> None:
-    from medforensics.train.dense_data import _resize
-
-    img = np.random.default_rng(0).random((2, 8, 40, 40)).astype(np.float32)
-    tgt = np.zeros(img.shape[1:], np.int64)
-    tgt[4, 18:22, 18:22] = 2
-    x, y = _resize(img, tgt, (8, 32, 32))
-    assert x.shape == (2, 8, 32, 32) and y.shape == (8, 32, 32) and set(np.unique(y)) == {0, 2}
-    assert abs(float(np.argwhere(y == 2).mean(0)[1]) - 16) <= 1.5
-
-
 def test_model_grid_zooms_to_the_exact_spacing() -> None:
     arr = np.zeros((4, 100, 100), np.float32)
     arr[:, 40:60, 40:60] = 100.0
@@ -235,36 +209,6 @@ def test_series_noise_correlation_tells_a_scanner_from_noise_added_afterwards() 
     assert model_input(arr, vol.spacing, (2.5, 1.4, 1.4)).slice_corr is None  # only with zcorr
 
 
-def _marked(shape: tuple[int, int, int], at: tuple[int, int, int], label: str) -> Item:
-    """A blank scan with a bright 4-voxel cube at ``at`` (classes: all tampered for FM, else authentic)."""
-    img = np.zeros((1, *shape), np.float32)
-    z, y, x = at
-    img[0, z - 2 : z + 2, y - 2 : y + 2, x - 2 : x + 2] = 1.0
-    target = np.full(shape, 1 if label == "FM" else 0, np.int64)
-    return Item(img, target, label, "m", "p", label, (2.5, 1.4, 1.4))
-
-
-def test_batch_workers_draw_the_same_batches_whatever_their_number() -> None:
-    import torch
-
-    from medforensics.train.dense_data import BatchSource
-    from tests.train._dense import tiny_config
-
-    items = load_items(tiny_config())["train"]
-
-    def draw(workers: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        src = BatchSource(items, tiny_config(workers=workers), np.random.default_rng(0))
-        try:
-            return list(src.block(3, 5))
-        finally:
-            src.close()
-
-    one, two = draw(1), draw(2)
-    assert len(one) == 3 and one[0][0].shape == (2, 2, 8, 32, 32) and one[0][1].dtype == torch.int64
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(one, two, strict=True))
-    assert not torch.equal(one[0][0], one[1][0])  # each step its own stream
-
-
 def test_loader_processes_make_the_same_items_in_the_same_order() -> None:
     root, _ = shared_tiny_dataset()
     extra = sorted((root / "scans").iterdir())[0]
@@ -310,42 +254,6 @@ def test_a_loader_process_that_dies_is_an_error_not_a_wait(monkeypatch: pytest.M
     monkeypatch.setattr(dense_data, "_row_items", lambda cfg, task: os._exit(3))  # the forked loaders see it
     with pytest.raises(BrokenProcessPool):
         load_items(DenseConfig(data=str(root), out="unused", load_workers=2))
-
-
-def test_a_batch_worker_that_dies_is_an_error_not_a_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-    from concurrent.futures.process import BrokenProcessPool
-
-    from medforensics.train import dense_data
-    from tests.train._dense import tiny_config
-
-    items = [_marked((8, 64, 64), (4, 32, 32), "FM"), _marked((8, 64, 64), (4, 32, 32), "TB")]
-    monkeypatch.setattr(dense_data, "batch", lambda *a: os._exit(3))  # the forked workers see it
-    src = dense_data.BatchSource(items, tiny_config(workers=2), np.random.default_rng(0))
-    try:
-        with pytest.raises(BrokenProcessPool):
-            next(iter(src.block(1, 4)))
-    finally:
-        src.close()
-    assert src.pool is None
-
-
-def test_batch_workers_see_the_hard_negatives_mined_before_their_block() -> None:
-    from medforensics.train.dense_data import BatchSource
-    from tests.train._dense import tiny_config
-
-    authentic = _marked((8, 200, 200), (4, 150, 150), "TB")
-    items = [_marked((8, 64, 64), (4, 32, 32), "FM"), authentic]
-    cfg = tiny_config(workers=2, hard_negative=1.0)
-    src = BatchSource(items, cfg, np.random.default_rng(0))
-    try:
-        before = [float(x[1].max()) for x, _ in src.block(1, 12)]  # authentic patch: second in the batch
-        authentic.hard = np.array([[4, 150, 150]])
-        after = [float(x[1].max()) for x, _ in src.block(13, 24)]
-    finally:
-        src.close()
-    assert sum(v > 0.5 for v in before) <= 3  # the cube covers about 3% of random patch positions
-    assert all(v > 0.5 for v in after)
 
 
 def test_self_blended_copies_of_authentic_training_scans_are_removals() -> None:

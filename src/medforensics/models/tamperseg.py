@@ -115,7 +115,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: tuple[int, int, int]) -> tuple[to
 
 
 #: In-plane mirror views a map may be averaged over, in order: as it is, left-right, front-back, both
-#: (the flips of the dims given). Training draws these flips (``train.dense_data._augment``), so each is an
+#: (the flips of the dims given). Training draws these flips (``train.dense_batches._augment``), so each is an
 #: input the network knows; their mean is steadier than any one of them (session 33: on the bundled
 #: model's validation patient the crop AUC went 0.939 -> 0.949 -> 0.957 with 1, 2 and 4 views).
 MIRROR_VIEWS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))

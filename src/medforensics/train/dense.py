@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 from medforensics.errors import ConfigError, InputError
 from medforensics.logging import get_logger
 from medforensics.models.inference import device_name, effective_precision, resolve_device
+from medforensics.train.dense_batches import BatchSource, batch
 from medforensics.train.dense_config import (
     HU_WINDOW,
     TARGET_MM,
@@ -52,10 +53,8 @@ from medforensics.train.dense_config import (
 )
 from medforensics.train.dense_data import (
     LABELS,
-    BatchSource,
     Item,
     _count,
-    batch,
     grid_factors,
     load_items,
     model_input,
