@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,6 +75,41 @@ def _write_series(folder: Path, slices: int = 0, fmt: str = "dicom") -> Path:
         return write_metaimage(vol, folder / "ct.mha", dtype=np.int16, compress=True)
     write_dicom_series(vol, folder)
     return folder
+
+
+#: ``--compressed`` names: lossless transfer syntaxes a PACS archive stores CT in (pydicom encodes them).
+CODECS = {"j2k": "JPEG2000Lossless", "rle": "RLELossless"}
+
+
+def _compressed_copy(series: Path, dst: Path, codec: str) -> Path:
+    """The DICOM series folder ``series`` re-encoded with ``codec`` (:data:`CODECS`) into ``dst``."""
+    import warnings
+
+    import pydicom
+
+    dst.mkdir(parents=True)
+    for f in sorted(series.glob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds.compress(getattr(pydicom.uid, CODECS[codec]), generate_instance_uid=False)
+        ds.save_as(dst / f.name, enforce_file_format=True)
+    return dst
+
+
+def _read_and_scan(series: Path, det: Any) -> tuple[float, float, Any]:
+    """Seconds to read the series and to scan it (read included), after a warm-up of each; the report."""
+    from medforensics.io.reader import read_volume
+    from medforensics.scan.pipeline import scan_paths
+
+    read_volume(series)  # warm the page cache and imports (and a compressed series' decoding processes)
+    t0 = time.perf_counter()
+    read_volume(series)
+    read_s = time.perf_counter() - t0
+    scan_paths([series], detector=det, signatures=False, keep_volumes=False)  # warm-up (torch, caches)
+    t0 = time.perf_counter()
+    report, _ = scan_paths([series], detector=det, signatures=False, keep_volumes=False)
+    return read_s, time.perf_counter() - t0, report
 
 
 def _resnet50_seconds(volume_array: np.ndarray) -> float:
@@ -178,6 +214,12 @@ def main() -> None:
         help="The same as one compressed int16 .mha file (streamed too; '' for none).",
     )
     ap.add_argument(
+        "--compressed",
+        default="j2k,rle",
+        help="The 133-slice series also re-encoded losslessly, read and scanned: j2k (JPEG 2000), rle "
+        "('' for none).",
+    )
+    ap.add_argument(
         "--long-thick",
         default="500",
         help=f"The same as one .nii.gz with {THICK_MM:g} mm slices, zoomed along z ('' for none).",
@@ -188,7 +230,6 @@ def main() -> None:
     from medforensics.io.reader import read_volume
     from medforensics.models.inference import bf16_native, effective_precision
     from medforensics.scan.detector import bundled_dir, has_bundled, load_detector
-    from medforensics.scan.pipeline import scan_paths
 
     tmp = Path(tempfile.mkdtemp(prefix="scan-speed-"))
     note = ""
@@ -202,15 +243,14 @@ def main() -> None:
     det = load_detector(model)
     series = _write_series(tmp / "ct133")
 
-    read_volume(series)  # warm the page cache and imports
-    t0 = time.perf_counter()
-    vol = read_volume(series)
-    read_s = time.perf_counter() - t0
-    scan_paths([series], detector=det, signatures=False, keep_volumes=False)  # warm-up (torch, caches)
-    t0 = time.perf_counter()
-    report, _ = scan_paths([series], detector=det, signatures=False, keep_volumes=False)
-    scan_s = time.perf_counter() - t0
+    read_s, scan_s, report = _read_and_scan(series, det)
     s = report.series[0]
+    vol = read_volume(series)
+    coded = {}
+    for codec in [c.strip() for c in args.compressed.split(",") if c.strip()]:
+        r_s, c_s, rep = _read_and_scan(_compressed_copy(series, tmp / f"ct133-{codec}", codec), det)
+        same = rep.series[0].score == s.score
+        coded[codec] = (r_s, c_s, same)
     resnet_s = _resnet50_seconds(vol.array)
     vol.modality = vol.modality or "CT"
     floor = _network_floor(det, vol)
@@ -240,6 +280,14 @@ def main() -> None:
         ("scan / read (target <= 3)", f"{scan_s / read_s:.2f}"),
         ("ResNet50 / scan (target >= 10)", f"{resnet_s / scan_s:.2f}"),
     ]
+    for codec, (r_s, c_s, same) in coded.items():
+        what = f"{CODECS[codec]} series"
+        rows += [
+            (f"{what}: read + decode", f"{r_s:.2f} s"),
+            (f"{what}: scan (read included){'' if same else ', score differs!'}", f"{c_s:.2f} s"),
+            (f"{what}: scan / read (target <= 3)", f"{c_s / r_s:.2f}"),
+            (f"{what}: ResNet50 on the uncompressed pixels / scan", f"{resnet_s / c_s:.2f}"),
+        ]
     if floor is not None:  # the network alone: a floor no plumbing around it can go below
         gflop, net_s = floor
         rows += [

@@ -17,6 +17,10 @@ class MedforensicsError(Exception):
         self.path = None if path is None else str(path)
         super().__init__(self.one_line())
 
+    def __reduce__(self) -> tuple[type, tuple[str, str | None]]:
+        # pickled (from a worker process) as reason and path, not as the one line made of them
+        return (type(self), (self.reason, self.path))
+
     def one_line(self) -> str:
         """``path: reason`` (or just the reason) on one line."""
         return f"{self.path}: {self.reason}" if self.path else self.reason

@@ -165,24 +165,27 @@ def decode_slices(
 ) -> None:
     """Decode array slices ``ks`` of a series into ``out[0], out[1], ...`` in physical units.
 
-    Each file is opened (``open_ds(file index)``) and decoded once, in file and frame order; ``done`` is
-    called on a file's dataset when it is no longer needed (to free its pixel bytes).
+    Each file is opened (``open_ds(file index)``) and decoded once, in file and frame order (compressed
+    files on all cores: :mod:`medforensics.io.decode_pool`); ``done`` is called on a file's dataset when it
+    is no longer needed (to free its pixel bytes).
     """
+    from medforensics.io.decode_pool import decoded
+
     order = sorted(range(len(ks)), key=lambda j: (slices[ks[j]].ds_index, slices[ks[j]].info.frame))
+    files = list(dict.fromkeys(slices[ks[j]].ds_index for j in order))  # each once, in order
+    stream = decoded(files, paths, open_ds)
     current: tuple[int, Dataset, NDArray[Any]] | None = None
     for j in order:
         s = slices[ks[j]]
         if current is None or current[0] != s.ds_index:
             if current is not None and done is not None:
                 done(current[1])
-            ds = open_ds(s.ds_index)
-            pixels = _decode(ds, paths[s.ds_index])
-            n_headers = frame_count(ds)  # frame_infos(ds) gives one per frame
-            if n_headers != pixels.shape[0]:
+            current = next(stream)
+            n_headers = frame_count(current[1])  # frame_infos(ds) gives one per frame
+            if n_headers != current[2].shape[0]:
                 raise InputError(
-                    f"{n_headers} frame headers for {pixels.shape[0]} frames", path=paths[s.ds_index]
+                    f"{n_headers} frame headers for {current[2].shape[0]} frames", path=paths[s.ds_index]
                 )
-            current = (s.ds_index, ds, pixels)
         out[j] = _to_physical(current[2][s.info.frame], current[1], s.info)
     if current is not None and done is not None:
         done(current[1])
