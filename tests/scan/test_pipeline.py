@@ -150,7 +150,7 @@ def test_audit_entry_holds_no_paths(tmp_path: Path, ct_series: Path, detector: D
 
 
 def test_lazy_volumes_hold_one_series_and_read_back_the_same(mixed: Path, detector: Detector) -> None:
-    from medforensics.scan.pipeline import LazyVolumes
+    from medforensics.scan.volumes import LazyVolumes
 
     report, eager = scan_paths([mixed], detector=detector, signatures=False, explain=None)
     _, lazy = scan_paths([mixed], detector=detector, signatures=False, explain=None, keep_volumes="lazy")

@@ -177,6 +177,14 @@ def register(app: typer.Typer) -> None:
             "--no-clone-check",
             help="Skip the duplicated-region (clone stamp) search on CT series (about 1 s a chest CT).",
         ),
+        jobs: int = typer.Option(
+            1,
+            "--jobs",
+            min=1,
+            max=64,
+            help="Series scanned at a time, in worker processes sharing the cores (memory: about 1.3 GB "
+            "each for a 500-slice CT).",
+        ),
     ) -> None:
         """Scan every series under PATH for tampering; exit 0 if any series was scanned, 2 if none."""
         from medforensics.scan.pipeline import audit_scan, scan_paths
@@ -210,6 +218,7 @@ def register(app: typer.Typer) -> None:
                     trusted=trusted,
                     explain=None if explain == "none" else explain,
                     keep_volumes=keep,
+                    jobs=jobs,
                 )
             print_summary(report)
             notes: list[str] = []

@@ -12,8 +12,7 @@ A series that cannot be read, has a single slice where a volume is needed, or is
 from __future__ import annotations
 
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.orientation import read_as, scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
 from medforensics.scan.routing import NotAssessed, member_result, not_an_image_reason, projection_reason
+from medforensics.scan.volumes import LazyVolumes, volume_keys
 
 log = get_logger("scan")
 
@@ -380,48 +380,6 @@ def _signature(ref: SeriesRef, res: SeriesResult, trusted: Any) -> None:
         res.findings.insert(0, Finding("signature", 1.0 if status == "invalid" else 0.7, description=text))
 
 
-class LazyVolumes(Mapping[str, Volume]):
-    """Volumes by ``SeriesResult.key``, re-read on access and only the last one kept in memory.
-
-    What the report writers get when a scan keeps ``"lazy"`` volumes: memory stays that of one series
-    however many a scan covers (each writer reads each series again, which costs time, not memory).
-    """
-
-    def __init__(self, stream_above: int | None = None) -> None:
-        self._refs: dict[str, SeriesRef] = {}
-        self._last: tuple[str, Volume] | None = None
-        self._stream_above = stream_above
-
-    def add(self, path: str, ref: SeriesRef) -> None:
-        """Remember how to read the series reported under ``path``."""
-        self._refs[path] = ref
-
-    def __getitem__(self, key: str) -> Volume:
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]
-        self._last = None  # drop the previous one before reading the next
-        vol = load(self._refs[key], stream_above=self._stream_above)
-        self._last = (key, vol)
-        return vol
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._refs)
-
-    def __len__(self) -> int:
-        return len(self._refs)
-
-
-def _volume_keys(paths: list[str]) -> list[str]:
-    """A unique key per series: its path, or ``path#k`` (k-th series there) when a folder holds several."""
-    counts = Counter(paths)
-    seen: Counter[str] = Counter()
-    out = []
-    for p in paths:
-        out.append(p if counts[p] == 1 else f"{p}#{seen[p]}")
-        seen[p] += 1
-    return out
-
-
 def _load_and_scan(
     ref: SeriesRef, stream: int | None, detector: Detector, detector2d: Detector | None, explain: str | None
 ) -> tuple[SeriesResult, Volume | None]:
@@ -447,13 +405,18 @@ def scan_paths(
     trusted: Any = None,
     explain: str | None = "gradcam",
     keep_volumes: bool | str = True,
+    jobs: int = 1,
 ) -> tuple[ScanReport, Mapping[str, Volume]]:
     """Scan every series under ``paths``; returns the report and (if ``keep_volumes``) the volumes by
     ``SeriesResult.key`` (the path; ``path#k`` for the k-th of several series in one folder).
 
     ``keep_volumes="lazy"`` returns a :class:`LazyVolumes` instead of holding every volume in memory.
 
-    ``on_progress(index, total, label)`` is called before each series and once at the end.
+    ``jobs`` > 1 scans that many series at a time in worker processes, each on its share of torch's
+    threads (:mod:`medforensics.scan.parallel`); the volumes are then always ``"lazy"`` ones.
+
+    ``on_progress(index, total, label)`` is called before each series (with ``jobs`` > 1: as each is
+    done) and once at the end.
     """
     found = discover(paths)
     report = ScanReport(
@@ -464,26 +427,40 @@ def scan_paths(
     stream = STREAM_ABOVE_BYTES if getattr(detector, "streams", False) else None
     lazy = LazyVolumes(stream)
     total = len(found.series)
-    keys = _volume_keys([str(ref.path) for ref in found.series])
+    keys = volume_keys([str(ref.path) for ref in found.series])
+    members = [member_result(ref) for ref in found.series]  # a localizer, screen capture, MIP...: not loaded
+    todo = [ref for ref, m in zip(found.series, members, strict=True) if m is None]
+    parallel = jobs > 1 and len(todo) > 1
+    if parallel:
+        from medforensics.scan.parallel import Setup, scan_in_workers
+
+        keep_volumes = "lazy" if keep_volumes else False
+        scanned = scan_in_workers(todo, Setup.share(detector, detector2d, explain, stream, jobs), jobs)
     for i, ref in enumerate(found.series):
-        if on_progress:
+        if on_progress and not parallel:
             on_progress(i, total, str(ref.path))
         t0 = time.perf_counter()
-        res = member_result(ref)  # a localizer, screen capture, MIP...: not even loaded
-        if res is None:
+        res, vol, loaded = members[i], None, False
+        if res is None and parallel:
+            res, loaded = next(scanned)
+            t0 -= res.seconds  # the worker's load and scan, then what is done here
+        elif res is None:
             res, vol = _load_and_scan(ref, stream, detector, detector2d, explain)
-            if vol is not None and keep_volumes:
-                res.key = keys[i]
-                if keep_volumes == "lazy":
-                    lazy.add(keys[i], ref)
-                else:
-                    volumes[keys[i]] = vol
-            del vol
+            loaded = vol is not None
+        if loaded and keep_volumes:
+            res.key = keys[i]
+            if keep_volumes == "lazy":
+                lazy.add(keys[i], ref)
+            else:
+                volumes[keys[i]] = vol  # type: ignore[assignment]
+        del vol
         if signatures and ref.kind == "dicom":
             _signature(ref, res, trusted)
         res.seconds = time.perf_counter() - t0
         report.series.append(res)
         log.info("series %s: %s (%.1f s)", res.series_uid, res.verdict, res.seconds)
+        if on_progress and parallel:
+            on_progress(i + 1, total, str(ref.path))
     if on_progress:
         on_progress(total, total, "done")
     return report, (lazy if keep_volumes == "lazy" else volumes)

@@ -1,0 +1,79 @@
+"""Series scanned in worker processes (``scan --jobs``): the same report as one at a time, and a worker
+that dies costs only its own series."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from medforensics.scan.detector import Detector
+from medforensics.scan.parallel import DIED
+from medforensics.scan.pipeline import scan_paths
+from medforensics.scan.result import ScanReport
+from medforensics.scan.volumes import LazyVolumes
+
+
+def _rows(report: ScanReport) -> list[tuple]:
+    return [
+        (
+            s.path,
+            s.verdict,
+            s.label,
+            s.error,
+            None if s.score is None else round(s.score, 5),
+            [(f.type, f.center_voxel, round(f.score, 5)) for f in s.findings],
+        )
+        for s in report.series
+    ]
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory: pytest.TempPathFactory, ct_series: Path) -> Path:
+    """Three copies of the CT series and a corrupt one."""
+    root = tmp_path_factory.mktemp("studies")
+    for name in ("a", "b", "c"):
+        shutil.copytree(ct_series, root / name)
+    (root / "bad").mkdir()
+    src = sorted(ct_series.glob("*.dcm"))[0].read_bytes()
+    (root / "bad" / "x.dcm").write_bytes(src[: len(src) // 2])
+    return root
+
+
+def test_series_scanned_in_workers_give_the_report_scanned_here(studies: Path, detector: Detector) -> None:
+    here, _ = scan_paths([studies], detector=detector, signatures=False, explain=None, keep_volumes="lazy")
+    seen: list[tuple[int, int, str]] = []
+    there, volumes = scan_paths(
+        [studies],
+        detector=detector,
+        signatures=False,
+        explain=None,
+        keep_volumes=True,  # held volumes cannot come back from the workers: read again when asked for
+        jobs=2,
+        on_progress=lambda i, n, label: seen.append((i, n, label)),
+    )
+    assert _rows(there) == _rows(here)
+    assert [s.verdict for s in there.series].count("error") == 1
+    assert isinstance(volumes, LazyVolumes) and len(volumes) == 3
+    assert volumes[there.series[0].key].shape == volumes[here.series[0].key].shape
+    assert [i for i, _, _ in seen] == [1, 2, 3, 4, 4] and seen[-1][2] == "done"
+    assert all(s.seconds > 0 for s in there.series)
+
+
+def test_a_series_whose_worker_dies_is_an_error_and_the_others_are_scanned(
+    studies: Path, detector: Detector, tmp_path: Path
+) -> None:
+    from tests.scan._dying import DyingDetector
+
+    root = tmp_path / "studies"
+    shutil.copytree(studies / "a", root / "a")
+    shutil.copytree(studies / "a", root / "die")
+    shutil.copytree(studies / "a", root / "z")
+    report, _ = scan_paths(
+        [root], detector=DyingDetector.like(detector), signatures=False, explain=None, jobs=2
+    )
+    by_name = {Path(s.path).name: s for s in report.series}
+    assert by_name["die"].verdict == "error" and by_name["die"].error == DIED
+    assert by_name["a"].verdict != "error" and by_name["z"].verdict != "error"
+    assert report.exit_status == 0
