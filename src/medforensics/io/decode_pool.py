@@ -4,7 +4,7 @@ The JPEG-LS, JPEG 2000 and JPEG decoders pydicom calls (pylibjpeg's) hold the GI
 than one (measured, session 45: 40 JPEG 2000 lossless slices 1.04 s on one thread, 1.12 s on two). A
 chest CT archived as JPEG 2000 lossless (about 32 ms a 512 x 512 slice) or JPEG-LS lossless (about 18 ms)
 then spends seconds decoding on one core. :func:`decoded` hands such files to
-:func:`~medforensics._threads.workers` forked processes instead (the datasets are pickled there, the stored
+:func:`~medforensics._threads.workers` worker processes instead (the datasets are pickled there, the stored
 pixels come back), in order; uncompressed, RLE and deflated files, short runs of files, one allowed thread,
 or a caller that is itself a worker process decode here as before. The pool is made on first use and kept
 for the next series. A decoder that kills its process (a crash in C on a malformed codestream) makes the
@@ -40,8 +40,12 @@ def _pool(n: int) -> Executor:
     """The decoding processes (``n`` of them; made again when ``n`` changes or after a crash)."""
     if _POOL.get("n") != n:
         shutdown()
-        # fork: the workers start at once with pydicom and its decoders already imported
-        _POOL.update(n=n, ex=ProcessPoolExecutor(n, mp.get_context("fork")))
+        # forkserver: the workers are forked from a clean server process with this module (and pydicom)
+        # imported, not from the scanning process, whose torch (OpenMP) threads a forked child must not
+        # inherit; starting it costs about 0.3 s, once per scanning process
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__, "medforensics.io.dicom_pixels"])
+        _POOL.update(n=n, ex=ProcessPoolExecutor(n, ctx))
     return _POOL["ex"]
 
 
