@@ -112,3 +112,26 @@ def test_errors_keep_their_reason_and_path_through_pickling() -> None:
     err = pickle.loads(pickle.dumps(InputError("cannot decode", path="/x/a.dcm")))
     assert isinstance(err, InputError) and (err.reason, err.path) == ("cannot decode", "/x/a.dcm")
     assert err.one_line() == "/x/a.dcm: cannot decode"
+
+
+def test_a_script_without_a_main_guard_reads_a_compressed_series(
+    series: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # spawned or forkserver workers would run such a script again, reading the series again in each
+    import subprocess
+    import sys
+
+    _, j2k = series
+    script = tmp_path / "read.py"
+    lines = [
+        "import torch",
+        "from medforensics.io import decode_pool",
+        "from medforensics.io.reader import read_volume",
+        "torch.set_num_threads(2)",
+        f"v = read_volume({str(j2k)!r})",
+        "print(v.shape, 'ex' in decode_pool._POOL)",
+    ]
+    script.write_text("\n".join(lines) + "\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "(6, 256, 256) True"

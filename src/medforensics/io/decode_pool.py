@@ -40,12 +40,11 @@ def _pool(n: int) -> Executor:
     """The decoding processes (``n`` of them; made again when ``n`` changes or after a crash)."""
     if _POOL.get("n") != n:
         shutdown()
-        # forkserver: the workers are forked from a clean server process with this module (and pydicom)
-        # imported, not from the scanning process, whose torch (OpenMP) threads a forked child must not
-        # inherit; starting it costs about 0.3 s, once per scanning process
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__, "medforensics.io.dicom_pixels"])
-        _POOL.update(n=n, ex=ProcessPoolExecutor(n, ctx))
+        # fork: the workers start at once with pydicom and its decoders imported. Not spawn or forkserver:
+        # those run the caller's main script again in each worker, which a script without a
+        # ``__main__`` guard cannot take (it would read its series again there); a decoding worker never
+        # runs torch or any other OpenMP code, so the scanning process's OpenMP threads do not matter
+        _POOL.update(n=n, ex=ProcessPoolExecutor(n, mp.get_context("fork")))
     return _POOL["ex"]
 
 
