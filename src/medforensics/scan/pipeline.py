@@ -413,7 +413,9 @@ def scan_paths(
     ``keep_volumes="lazy"`` returns a :class:`LazyVolumes` instead of holding every volume in memory.
 
     ``jobs`` > 1 scans that many series at a time in worker processes, each on its share of torch's
-    threads (:mod:`medforensics.scan.parallel`); the volumes are then always ``"lazy"`` ones.
+    threads (:mod:`medforensics.scan.parallel`); the volumes are then always ``"lazy"`` ones. The workers
+    are spawned, so a script calling this with ``jobs`` > 1 needs the ``if __name__ == "__main__":``
+    guard (the CLI has it).
 
     ``on_progress(index, total, label)`` is called before each series (with ``jobs`` > 1: as each is
     done) and once at the end.
