@@ -33,6 +33,19 @@ def test_gradcam_target_is_the_last_conv_block(model: torch.nn.Module) -> None:
         explain(model, np.zeros((1, 16, 16, 16), np.float32), 1, method="magic")
 
 
+def test_gradcam_leaves_no_hooks_and_the_same_map_each_time(model: torch.nn.Module) -> None:
+    import pickle
+
+    x = np.random.default_rng(1).random((1, 16, 16, 16)).astype(np.float32)
+    count = lambda: sum(len(m._forward_hooks) + len(m._backward_hooks) for m in model.modules())  # noqa: E731
+    before = count()
+    first = explain(model, x, class_idx=2, method="gradcam")
+    second = explain(model, x, class_idx=2, method="gradcam")
+    assert count() == before  # MONAI's GradCAM registers two hooks per call and never removes them
+    np.testing.assert_array_equal(first, second)
+    pickle.dumps(model)  # a hook left behind is a local function: the model could not go to a worker
+
+
 def test_resample_to_box_places_the_peak() -> None:
     heat = np.zeros((16, 16, 16), np.float32)
     heat[12, 3, 8] = 1.0  # cube voxel (12, 3, 8): index = centre + (c - 7.5) * step

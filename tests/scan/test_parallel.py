@@ -77,3 +77,17 @@ def test_a_series_whose_worker_dies_is_an_error_and_the_others_are_scanned(
     assert by_name["die"].verdict == "error" and by_name["die"].error == DIED
     assert by_name["a"].verdict != "error" and by_name["z"].verdict != "error"
     assert report.exit_status == 0
+
+
+def test_a_detector_that_cannot_be_pickled_is_a_one_line_error_before_any_worker(
+    studies: Path, detector: Detector
+) -> None:
+    import copy
+
+    from medforensics.errors import ConfigError
+
+    det = copy.copy(detector)
+    det.model = copy.deepcopy(detector.model)
+    det.model.register_forward_hook(lambda *a: None)  # a local function: not picklable
+    with pytest.raises(ConfigError, match="--jobs 2: the detector cannot be sent"):
+        scan_paths([studies], detector=det, signatures=False, explain=None, jobs=2)

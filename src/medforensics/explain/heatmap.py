@@ -49,10 +49,21 @@ def gradcam(
     from monai.visualize import GradCAM
 
     model.eval()
-    cam = GradCAM(nn_module=model, target_layers=layer or last_conv_layer(model))
-    xt = torch.as_tensor(np.asarray(x, np.float32))[None].requires_grad_(False)
-    with torch.enable_grad():
-        out = cam(xt, class_idx=int(class_idx))
+    name = layer or last_conv_layer(model)
+    target = dict(model.named_modules())[name]
+    hooks = (target._forward_hooks, target._backward_hooks)
+    before = [set(h) for h in hooks]
+    try:
+        cam = GradCAM(nn_module=model, target_layers=name)
+        xt = torch.as_tensor(np.asarray(x, np.float32))[None].requires_grad_(False)
+        with torch.enable_grad():
+            out = cam(xt, class_idx=int(class_idx))
+    finally:
+        # MONAI never removes the hooks it registers: left on, every later forward pass of the model would
+        # run (and keep the activations of) every Grad-CAM made so far, and the model could not be pickled
+        for h, keep in zip(hooks, before, strict=True):
+            for k in set(h) - keep:
+                del h[k]
     return _normalise(out.detach().float().numpy()[0, 0])
 
 

@@ -18,6 +18,7 @@ of its own too, and the others their results.
 from __future__ import annotations
 
 import multiprocessing as mp
+import pickle
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -25,6 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from medforensics.errors import ConfigError
 from medforensics.io.reader import SeriesRef
 from medforensics.scan.detector import Detector
 from medforensics.scan.result import SeriesResult
@@ -100,7 +102,12 @@ def _alone(ref: SeriesRef, setup: Setup) -> Scanned:
 
 def scan_in_workers(refs: Sequence[SeriesRef], setup: Setup, jobs: int) -> Iterator[Scanned]:
     """Each series' result (and whether it was read), in the order of ``refs``, scanned ``jobs`` at a time
-    (see module docs)."""
+    (see module docs). A detector that cannot be pickled is a :class:`ConfigError` before any worker
+    starts."""
+    try:
+        pickle.dumps(setup)
+    except (pickle.PicklingError, AttributeError, TypeError) as err:
+        raise ConfigError(f"--jobs {jobs}: the detector cannot be sent to worker processes ({err})") from None
     ex = _pool(setup, jobs)
     try:
         futures: list[Future[Scanned]] = [ex.submit(_scan_task, r) for r in refs]
