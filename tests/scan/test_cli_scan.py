@@ -264,3 +264,24 @@ def test_no_clone_check_skips_the_duplicated_region_search(
         assert r.exit_code == 0, r.output
         (series,) = json.loads(out.read_text())["series"]
         assert ("clones" in series.get("extra", {})) is searched
+
+
+def test_jobs_reaches_the_scan_and_zero_jobs_is_refused(
+    model_dir: Path, ct_series: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medforensics.scan import pipeline
+
+    seen: list[int] = []
+    real = pipeline.scan_paths
+
+    def spy(*args: object, **kw: object) -> object:
+        seen.append(kw["jobs"])  # type: ignore[arg-type]
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "scan_paths", spy)
+    args = ["scan", str(ct_series), "--model", str(model_dir), "--explain", "none", "--no-audit"]
+    r = CliRunner().invoke(app, [*args, "--jobs", "3", "--json", str(tmp_path / "s.json")])
+    assert r.exit_code == 0, r.output
+    assert seen == [3]  # one series: scanned here, no workers started
+    r = CliRunner().invoke(app, [*args, "--jobs", "0"])
+    assert r.exit_code == 2 and "--jobs" in r.output and not seen[1:]
