@@ -286,3 +286,34 @@ def test_model_input_zooms_in_plane_during_the_pass_as_one_trilinear_zoom() -> N
     want = ndimage.zoom(whole, zoom, order=1, grid_mode=True, mode="nearest")
     np.testing.assert_allclose(g.hu, want, atol=0.05)
     assert g.noise is not None and g.zcorr is not None and g.noise.shape == g.zcorr.shape == g.hu.shape
+
+
+def test_loads_through_one_cache_make_each_row_once_and_the_same_items(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataclasses import replace
+
+    from medforensics.train import dense_data
+    from medforensics.train.dense_data import ItemCache
+
+    root, _ = shared_tiny_dataset()
+    base = DenseConfig(data=str(root), out="unused")
+    methods = sorted({i.method for i in load_items(base)["test"] if i.label in ("FM", "FB")})
+    loao = [replace(base, exclude_methods=[m], out=f"loao/{m}") for m in methods]
+    fresh = [load_items(cfg) for cfg in loao]
+    made: list[str] = []
+    real = dense_data._row_items
+    monkeypatch.setattr(dense_data, "_row_items", lambda cfg, task: made.append(str(task)) or real(cfg, task))
+    cache = ItemCache()
+    for cfg, want in zip(loao, fresh, strict=True):
+        got = load_items(cfg, cache)
+        for split in ("train", "val", "test"):
+            assert [i.uid for i in got[split]] == [i.uid for i in want[split]]
+            assert all(np.array_equal(a.image, b.image) for a, b in zip(got[split], want[split], strict=True))
+        assert not any(i.method == cfg.exclude_methods[0] for s in ("train", "val") for i in got[s])
+    assert len(methods) >= 2 and len(made) == len(set(made))  # no row made twice
+    made.clear()
+    load_items(replace(loao[0], out="elsewhere"), cache)
+    assert not made  # every row already made
+    load_items(replace(loao[0], seed=7), cache)
+    assert made  # another seed may draw other noisy copies: made afresh

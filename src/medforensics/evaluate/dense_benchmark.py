@@ -115,14 +115,17 @@ def held_out_on(
     their training would have: each is copied to ``out/loao/<method>`` and finished there
     (:func:`~medforensics.train.dense.finish_dense`). The same data for two lineages of models, for example
     before and after a fine-tune on a newer forge. Writes ``dense.json`` / ``dense.md`` (no in-distribution
-    model) and returns the table."""
+    model) and returns the table. The data set is read once for all of them when their configs make its
+    scans into the same items (:class:`~medforensics.train.dense_data.ItemCache`)."""
     import shutil
 
     from medforensics.train.dense import finish_dense
     from medforensics.train.dense_config import load_dense_config
+    from medforensics.train.dense_data import ItemCache
 
     out = Path(out)
     loao: dict[str, Any] = {}
+    cache = ItemCache()
     for m in methods:
         src, dst = Path(work) / "loao" / m, out / "loao" / m
         cfg = load_dense_config(src / "config.json", out=str(dst))
@@ -136,7 +139,7 @@ def held_out_on(
             if (src / name).is_file():
                 shutil.copy2(src / name, dst / name)
         start = f" from {started.get('weights')} ({started.get('sha256')})" if started else ""
-        res = finish_dense(cfg, note or f"trained in {src}{start}; tested on {cfg.data}")
+        res = finish_dense(cfg, note or f"trained in {src}{start}; tested on {cfg.data}", cache)
         loao[m] = _held_out_row(m, res, cfg.steps)
     table = {"model": data.model, "data": data.data, "in_dist": None, "loao": loao, "trained_in": str(work)}
     return _write_table(out, table)

@@ -54,6 +54,7 @@ from medforensics.train.dense_config import (
 from medforensics.train.dense_data import (
     LABELS,
     Item,
+    ItemCache,
     _count,
     grid_factors,
     load_items,
@@ -383,12 +384,12 @@ def init_provenance(cfg: DenseConfig) -> dict[str, str] | None:
     return {"weights": str(weights), "sha256": sha256_file(weights)[:12]}
 
 
-def finish_dense(cfg: DenseConfig, note: str = "") -> dict[str, Any]:
+def finish_dense(cfg: DenseConfig, note: str = "", cache: ItemCache | None = None) -> dict[str, Any]:
     """Evaluate and complete the folder of a training that stopped early (a time limit): ``cfg.out`` holds
     ``model.safetensors``, the best validation checkpoint saved so far, and ``train_log.csv`` of the
     evaluations run (kept). It is scored on the validation and test scans as :func:`train_dense` would
     have; the metrics say ``stopped_early`` (no training time or step: they died with the run) and keep
-    ``note`` (where and how it was trained)."""
+    ``note`` (where and how it was trained). ``cache``: see :func:`load_items`."""
     from medforensics.train.checkpoint import load_weights
 
     weights = Path(cfg.out) / "model.safetensors"
@@ -400,7 +401,7 @@ def finish_dense(cfg: DenseConfig, note: str = "") -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
-    items = load_items(cfg)
+    items = load_items(cfg, cache)
     best_val = {**scan_scores(model, items["val"], cfg.precision), "step": None}
     return _finish(model, cfg, items, best_val, (None, time.perf_counter() - t0), dev, note, init)
 

@@ -271,11 +271,41 @@ def _grid(cfg: DenseConfig, v: Variant) -> GridInput:
     return model_input(v.array, v.spacing, cfg.target_mm, cfg.noise_channel, zcorr=cfg.zcorr_channel)
 
 
-def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
+class ItemCache:
+    """Items already made, by row, for several loads whose configs make items alike: the
+    leave-one-attack-out models of one run differ in the method they leave out, not in how a scan becomes an
+    item (:func:`~medforensics.evaluate.dense_benchmark.held_out_on` reads their data set once). A config
+    that differs in anything else than :data:`CACHE_FREE` starts the cache afresh."""
+
+    #: Config keys that do not change how a row becomes items (the rows a load takes are its own choice).
+    CACHE_FREE = ("exclude_methods", "out", "resume", "init_from")
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.made: dict[tuple[str, str], list[Item]] = {}
+
+    def use(self, cfg: DenseConfig) -> None:
+        """Keep the items when ``cfg`` makes them as the last config did, else forget them."""
+        import json
+        from dataclasses import asdict
+
+        free = set(self.CACHE_FREE)
+        key = json.dumps({k: v for k, v in asdict(cfg).items() if k not in free}, sort_keys=True, default=str)
+        if key != self.key:
+            self.key, self.made = key, {}
+
+
+def _task_key(task: tuple[str, dict[str, str] | str]) -> tuple[str, str]:
+    split, r = task
+    return split, r if isinstance(r, str) else r["uuid"]
+
+
+def load_items(cfg: DenseConfig, cache: ItemCache | None = None) -> dict[str, list[Item]]:
     """Every FM/FB/TB/TM scan of the data set on the model grid, grouped by split (+ extra authentic), with
     the noisy and thick copies :func:`_variants` adds. With ``cfg.load_workers`` > 0, that many forked
     processes read and prepare the scans (each item is made from its own row alone, so the items and their
-    order are the same for any number)."""
+    order are the same for any number). ``cache``: rows made by an earlier load through it are not made
+    again (see :class:`ItemCache`); the items are then the same objects."""
     root = Path(cfg.data)
     manifest = root / "manifest.csv"
     if not manifest.is_file():
@@ -296,8 +326,16 @@ def load_items(cfg: DenseConfig) -> dict[str, list[Item]]:
         tasks.append((r["split"], r))
     extras = {"train": cfg.extra_authentic, "val": cfg.val_authentic, "test": cfg.test_authentic}
     tasks += [(split, path) for split, paths in extras.items() for path in paths]
-    for (split, _), made in zip(tasks, _map_rows(cfg, tasks), strict=True):
-        out[split].extend(made)
+    if cache is None:
+        for (split, _), made in zip(tasks, _map_rows(cfg, tasks), strict=True):
+            out[split].extend(made)
+    else:
+        cache.use(cfg)
+        todo = [t for t in tasks if _task_key(t) not in cache.made]
+        for t, made in zip(todo, _map_rows(cfg, todo), strict=True):
+            cache.made[_task_key(t)] = made
+        for t in tasks:
+            out[t[0]].extend(cache.made[_task_key(t)])
     _check_split(out)
     return out
 
