@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from medforensics._atomic import write_text_atomic
 from medforensics.errors import ConfigError
 from medforensics.train.dense import DenseConfig, check_counts, resolve_device, train_dense
-from medforensics.train.dense_config import RUN_KEYS
+from medforensics.train.dense_config import RUN_KEYS, config_values
 
 
 def run_dense_benchmark(
@@ -153,9 +153,8 @@ def finished(cfg: DenseConfig) -> bool:
     if not (folder / "metrics.json").is_file() or not (folder / "config.json").is_file():
         return False
     used = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    want = json.loads(json.dumps(asdict(cfg)))
-    default = json.loads(json.dumps(asdict(DenseConfig(data="", out=""))))
-    return all(used.get(k, default[k]) == v for k, v in want.items() if k not in RUN_KEYS)
+    default = config_values(DenseConfig(data="", out=""))
+    return all(used.get(k, default[k]) == v for k, v in config_values(cfg, RUN_KEYS).items())
 
 
 def train_many(cfgs: list[DenseConfig], jobs: int = 1, reuse: bool = False) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,13 @@ class DenseConfig:
 
 #: Config keys that say how a run executes, not what it learns (a resumed or reused run may change them).
 RUN_KEYS = ("device", "workers", "load_workers", "threads")
+
+
+def config_values(cfg: DenseConfig, without: Iterable[str] = ()) -> dict[str, Any]:
+    """``cfg`` as its ``config.json`` holds it (tuples as lists, as read back), less the keys ``without``:
+    what two configs are compared by."""
+    free = set(without)
+    return {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in free}
 
 
 def is_dense_config(path: str | Path) -> bool:

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from medforensics.errors import ConfigError, InputError
 from medforensics.features.noise_map import SlabCallback
-from medforensics.train.dense_config import HU_WINDOW, TARGET_MM, DenseConfig
+from medforensics.train.dense_config import HU_WINDOW, TARGET_MM, DenseConfig, config_values
 
 #: Voxel class of each tampered label (0: authentic).
 LABELS = {"FM": 1, "FB": 2}
@@ -281,16 +281,12 @@ class ItemCache:
     CACHE_FREE = ("exclude_methods", "out", "resume", "init_from")
 
     def __init__(self) -> None:
-        self.key: str | None = None
+        self.key: dict[str, Any] | None = None
         self.made: dict[tuple[str, str], list[Item]] = {}
 
     def use(self, cfg: DenseConfig) -> None:
         """Keep the items when ``cfg`` makes them as the last config did, else forget them."""
-        import json
-        from dataclasses import asdict
-
-        free = set(self.CACHE_FREE)
-        key = json.dumps({k: v for k, v in asdict(cfg).items() if k not in free}, sort_keys=True, default=str)
+        key = config_values(cfg, self.CACHE_FREE)
         if key != self.key:
             self.key, self.made = key, {}
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from medforensics.train.checkpoint import (
     save_last,
     save_tensors,
 )
-from medforensics.train.dense_config import RUN_KEYS, DenseConfig
+from medforensics.train.dense_config import RUN_KEYS, DenseConfig, config_values
 
 #: Config keys that may differ between a stopped run and its resumption (where and how fast it runs).
 FREE_KEYS = frozenset({"out", "resume", *RUN_KEYS})
@@ -90,8 +89,7 @@ def save_point(
 
 
 def _run_keys(cfg: DenseConfig) -> dict[str, Any]:
-    raw: dict[str, Any] = json.loads(json.dumps(asdict(cfg)))  # tuples as lists, as read back
-    return {k: v for k, v in raw.items() if k not in FREE_KEYS}
+    return config_values(cfg, FREE_KEYS)
 
 
 def check_same_run(cfg: DenseConfig, folder: str | Path) -> None:
