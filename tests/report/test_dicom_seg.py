@@ -143,3 +143,30 @@ def test_seg_of_an_image_without_frame_of_reference(tmp_path: Path) -> None:
     assert pixels.shape == (1, 100, 100, 1) and pixels.sum() == 4 * 10 and pixels[0, 10:14, 10:20].all()
     errors, output = dciodvfy_errors(out)
     assert errors == [], output
+
+
+def test_seg_of_a_radiograph_in_a_series_of_two_sizes(tmp_path: Path) -> None:
+    """A CR series whose views differ in size (the reader pads them into one array): the SEG of a finding on
+    the smaller view has that view's rows and columns and references it alone (before, highdicom refused the
+    padded mask); findings on views of two sizes cannot share one SEG, which says so."""
+    from medforensics.io.reader import read_volume
+    from tests.io._radiographs import rg1_pixels, write_radiographs
+
+    px = rg1_pixels()
+    write_radiographs(tmp_path / "xr", [px, px[:600, :800]])
+    volume = read_volume(tmp_path / "xr")
+    assert volume.shape == (2, 1955, 1841)
+    series = make_series_result(volume, str(tmp_path / "xr"))
+    series.findings = [Finding("synthetic", 0.9, (1, 300, 400), None, (1, 0, 0, 2, 600, 800))]
+    out = write_seg(series, volume, tmp_path / "seg.dcm", model=MODEL)
+    seg = hd.seg.segread(out)
+    assert (seg.Rows, seg.Columns) == (600, 800)
+    refs = [r.ReferencedSOPInstanceUID for r in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence]
+    assert refs == [volume.metadata["sop_instance_uids"][1]]
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=refs, segment_numbers=[1])
+    assert pixels.shape == (1, 600, 800, 1) and pixels.all()
+    errors, output = dciodvfy_errors(out)
+    assert errors == [], output
+    series.findings.append(Finding("synthetic", 0.8, (0, 977, 920), None, (0, 0, 0, 1, 1955, 1841)))
+    with pytest.raises(InputError, match="differ in size"):
+        write_seg(series, volume, tmp_path / "seg2.dcm", model=MODEL)

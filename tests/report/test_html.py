@@ -99,3 +99,21 @@ def test_html_2d_image_uses_auto_window(tmp_path: Path) -> None:
     text = write_html(report, {"cxr.png": xray}, tmp_path / "r.html").read_text(encoding="utf-8")
     first = np.asarray(_pngs(text)[0].convert("L"))
     assert first.std() > 20  # percentile window: visible texture, not a flat lung-window grey
+
+
+def test_a_radiograph_of_a_series_is_placed_by_image_not_table_position() -> None:
+    """In a series of radiographs a key image is named by its index and InstanceNumber; there is no table
+    position to give (the reader stacks exposures in instance order), unlike a CT slice's."""
+    from pydicom.dataset import Dataset
+
+    from medforensics.report.html_figures import slice_place
+
+    def with_numbers(modality: str) -> Volume:
+        datasets = [Dataset() for _ in range(3)]
+        for k, ds in enumerate(datasets):
+            ds.InstanceNumber = k + 1
+        return Volume(np.zeros((3, 8, 8), np.float32), modality=modality, datasets=datasets)
+
+    assert slice_place(with_numbers("DX"), 2) == "image 2 (of 0-2, in instance order), InstanceNumber 3"
+    ct = slice_place(with_numbers("CT"), 2)
+    assert ct.startswith("slice z=2 (of 0-2, in position order), InstanceNumber 3") and "patient z" in ct

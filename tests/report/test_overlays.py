@@ -59,3 +59,14 @@ def test_finding_panels() -> None:
         vol, Finding("injected", 0.9, (2, 10, 10), None, (1, 8, 8, 3, 12, 12), heatmap=heat[:, :1])
     )
     assert wrong is not None and wrong.has_heatmap  # mis-shaped heat is cropped, never an error
+
+
+def test_a_padded_radiograph_is_shown_at_its_own_size() -> None:
+    """A radiograph the reader padded into its series' array (``image_shapes``) is shown without the
+    padding: its slice at its own size, and a finding over all of it is a whole-image figure."""
+    arr = np.zeros((2, 40, 60), dtype=np.float32)
+    arr[1, :20, :30] = np.arange(600, dtype=np.float32).reshape(20, 30)
+    vol = Volume(arr, modality="CR", metadata={"image_shapes": [[40, 60], [20, 30]]})
+    assert slice_rgb(vol, 1).shape == (20, 30, 3) and slice_rgb(vol, 0).shape == (40, 60, 3)
+    key = finding_panels(vol, Finding("synthetic", 0.9, (1, 10, 15), None, (1, 0, 0, 2, 20, 30)))
+    assert key is not None and key.whole_slice and key.zoom_plain_png is None

@@ -196,3 +196,43 @@ def test_a_single_image_with_almost_no_signal_is_not_scored(det2d: Detector, det
     assert "almost no signal" in res.error
     real = scan_volume(mr, detector, detector2d=det2d)
     assert real.verdict == "authentic" and real.error is None
+
+
+def _xray_fake(seed: int, factor: int) -> np.ndarray:
+    """A DCGAN X-ray sample as 8-bit stored pixels, each pixel repeated ``factor`` x ``factor`` (area
+    resizing to the detector's 64 x 64 gives the sample back exactly)."""
+    from medforensics.forge.dcgan import bundled_weights, generate, load_generator
+
+    s = generate(load_generator(bundled_weights("xray")), 1, seed=seed)[0]
+    px = ((np.clip(s, -1, 1) + 1) * 127.5).astype(np.uint16)
+    return np.kron(px, np.ones((factor, factor), np.uint16))
+
+
+def test_radiograph_series_scored_image_by_image(tmp_path: Path, det2d: Detector, detector: Detector) -> None:
+    """A CR series of a real chest radiograph, the same turned a quarter (another size) and a DCGAN X-ray
+    (256 x 256): synthetic, with one finding on the DCGAN image only, over its own size; each image scores as
+    it does alone (the padding the reader adds is not scored). The two real views alone: authentic; a blank
+    exposure is not assessed. Before, such a series was refused ("image size ... differs"; one of a single
+    size: "the detector scores CT volumes")."""
+    from tests.io._radiographs import rg1_pixels, write_radiographs
+
+    px = rg1_pixels()
+    files = write_radiographs(tmp_path / "mixed", [px, np.rot90(px), _xray_fake(7, 4)], bits=[15, 15, 8])
+    mixed = scan_volume(read_volume(tmp_path / "mixed"), detector, detector2d=det2d)
+    assert mixed.verdict == "synthetic" and mixed.label == "SYN", (mixed.error, mixed.extra)
+    assert [(f.type, f.center_voxel, f.bbox_voxel) for f in mixed.findings] == [
+        ("synthetic", (2, 128, 128), (2, 0, 0, 3, 256, 256))
+    ]
+    assert mixed.extra["threshold"] == det2d.calibration.operating_threshold
+    assert mixed.extra["input"].startswith("each image") and mixed.extra["slices_synthetic"] == 1
+    for k, f in enumerate(files):
+        alone = scan_volume(read_volume(f), detector, detector2d=det2d)
+        assert mixed.extra["slice_scores"][k] == pytest.approx(alone.score, abs=1e-5), k
+    write_radiographs(tmp_path / "real", [px, np.rot90(px)])
+    real = scan_volume(read_volume(tmp_path / "real"), detector, detector2d=det2d)
+    assert real.verdict == "authentic" and real.findings == [], real.extra
+    assert real.extra["slice_scores"] == mixed.extra["slice_scores"][:2]
+    write_radiographs(tmp_path / "blank", [px, np.zeros_like(px)])
+    blank = scan_volume(read_volume(tmp_path / "blank"), detector, detector2d=det2d)
+    assert blank.verdict == "authentic" and blank.extra["slice_scores"][1] is None
+    assert blank.extra["slices_assessed"] == 1

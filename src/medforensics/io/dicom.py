@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pydicom
-from numpy.typing import NDArray
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
@@ -24,14 +23,13 @@ from pydicom.uid import UID
 from medforensics.errors import InputError
 from medforensics.io.dicom_frames import (
     BULK_KEYWORDS,
-    FrameInfo,
     frame_count,
-    frame_infos,
     strip_bulk,
 )
-from medforensics.io.dicom_pixels import DicomPixels, check_frames_fit, decode_slices, transfer_syntax
-from medforensics.io.dicom_tags import series_modality, spacing_warning
-from medforensics.io.volume import AXIAL_DIRECTION, Volume
+from medforensics.io.dicom_layout import SeriesLayout, SliceRef, series_layout
+from medforensics.io.dicom_pixels import DicomPixels, decode_slices, transfer_syntax
+from medforensics.io.dicom_tags import series_modality
+from medforensics.io.volume import Volume
 from medforensics.logging import get_logger, short_hash
 
 if TYPE_CHECKING:
@@ -43,9 +41,6 @@ log = get_logger("io.dicom")
 
 #: First groups an ACR-NEMA / preamble-less DICOM file may start with.
 _HEADERLESS_GROUPS = (0x0000, 0x0002, 0x0008)
-#: Positions closer than this (mm) along the normal are duplicates.
-_DUPLICATE_MM = 1e-3
-_ORIENTATION_TOL = 1e-3
 
 
 def _headerless_candidate(head: bytes) -> bool:
@@ -186,82 +181,7 @@ def _reuse(p: Path, header: DicomHeader | None) -> Dataset:
     return read_dataset(p, defer_bulk=True)
 
 
-@dataclass
-class _Slice:
-    ds_index: int
-    info: FrameInfo
-    key: float  # position along the normal (or fallback order)
-
-
-def _check_consistent(slices: list[_Slice], datasets: list[Dataset], files: list[Path]) -> None:
-    first = slices[0]
-    shape0 = (int(datasets[first.ds_index].Rows), int(datasets[first.ds_index].Columns))
-    for s in slices[1:]:
-        ds = datasets[s.ds_index]
-        shape = (int(ds.Rows), int(ds.Columns))
-        if shape != shape0:
-            raise InputError(
-                f"image size {shape} differs from {shape0} in the same series", path=files[s.ds_index]
-            )
-        o0, o = first.info.orientation, s.info.orientation
-        if (o0 is None) != (o is None) or (
-            o is not None and o0 is not None and np.abs(o - o0).max() > _ORIENTATION_TOL
-        ):
-            raise InputError("image orientation differs within the series", path=files[s.ds_index])
-
-
-def _geometry(
-    slices: list[_Slice], warn: list[str]
-) -> tuple[tuple[float, float, float], tuple[float, float, float], NDArray[np.float64]]:
-    """Spacing, origin and direction of the sorted, de-duplicated slices."""
-    info0 = slices[0].info
-    sy, sx = info0.pixel_spacing or (1.0, 1.0)
-    if info0.orientation is None or info0.position is None:
-        sz = info0.thickness or 1.0
-        if len(slices) > 1:
-            warn.append("no slice positions/orientation: slices stacked in instance order, spacing assumed")
-        return (sz, sy, sx), (0.0, 0.0, 0.0), AXIAL_DIRECTION.copy()
-    row, col = info0.orientation[:3], info0.orientation[3:]
-    normal = np.cross(row, col)
-    direction = np.stack([normal, col, row], axis=1)
-    keys = np.array([s.key for s in slices])
-    if len(slices) == 1:
-        sz = info0.thickness or 1.0
-    else:
-        gaps = np.diff(keys)
-        sz = float(np.median(gaps))
-        if gaps.max() - gaps.min() > max(0.01, 0.01 * sz):
-            warn.append(
-                f"irregular slice spacing: gaps from {gaps.min():.3f} to {gaps.max():.3f} mm "
-                f"(median {sz:.3f} mm used)"
-            )
-        pos = np.stack([s.info.position for s in slices if s.info.position is not None])
-        steps = np.diff(pos, axis=0)
-        along = steps @ normal
-        off_axis = np.linalg.norm(steps - along[:, None] * normal[None, :], axis=1)
-        if off_axis.max() > 0.01 * max(sz, 1e-6) + 1e-3:
-            warn.append(
-                f"slices are not stacked along the normal (gantry tilt? up to {off_axis.max():.2f} mm)"
-            )
-    origin = tuple(float(v) for v in slices[0].info.position)  # type: ignore[union-attr]
-    return (float(sz), float(sy), float(sx)), origin, direction  # type: ignore[return-value]
-
-
-def _sort_and_dedup(slices: list[_Slice], files: list[Path], warn: list[str]) -> list[_Slice]:
-    slices = sorted(slices, key=lambda s: s.key)  # stable: input order breaks ties
-    kept: list[_Slice] = []
-    for s in slices:
-        if kept and abs(s.key - kept[-1].key) < _DUPLICATE_MM and s.info.position is not None:
-            warn.append(
-                f"duplicate slice position {s.key:.3f} mm in {files[s.ds_index].name}: "
-                f"kept {files[kept[-1].ds_index].name}"
-            )
-            continue
-        kept.append(s)
-    return kept
-
-
-def _metadata(ds0: Dataset, datasets: list[Dataset], slices: list[_Slice], ts: UID) -> dict[str, Any]:
+def _metadata(ds0: Dataset, datasets: list[Dataset], slices: list[SliceRef], ts: UID) -> dict[str, Any]:
     info0 = slices[0].info
     pid = ds0.get("PatientID")
     meta: dict[str, Any] = {
@@ -293,25 +213,6 @@ def _metadata(ds0: Dataset, datasets: list[Dataset], slices: list[_Slice], ts: U
     return meta
 
 
-@dataclass
-class SeriesLayout:
-    """Header-only facts of one series: frames in array order, geometry, warnings (no pixels decoded)."""
-
-    datasets: list[Dataset]
-    slices: list[_Slice]
-    spacing: tuple[float, float, float]
-    origin: tuple[float, float, float]
-    direction: NDArray[np.float64]
-    warnings: list[str]
-    has_pixel_spacing: bool
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(frames, rows, columns)."""
-        ds0 = self.datasets[self.slices[0].ds_index]
-        return len(self.slices), int(ds0.Rows), int(ds0.Columns)
-
-
 def _series_paths(files: Sequence[Path | str] | Path | str) -> list[Path]:
     if isinstance(files, str | Path) and Path(files).is_dir():
         folder = Path(files)
@@ -325,50 +226,10 @@ def _series_paths(files: Sequence[Path | str] | Path | str) -> list[Path]:
     return paths
 
 
-def _layout(datasets: list[Dataset], paths: list[Path]) -> SeriesLayout:
-    """Sort frames along the slice normal, drop duplicates and derive the geometry (headers only)."""
-    uids = {str(ds.get("SeriesInstanceUID", "")) for ds in datasets}
-    if len(uids) > 1:
-        raise InputError(
-            f"files of {len(uids)} series passed as one series; pass one series at a time",
-            path=paths[0].parent if len(paths) > 1 else paths[0],
-        )
-    slices: list[_Slice] = []
-    for i, ds in enumerate(datasets):
-        if "Rows" not in ds or "Columns" not in ds:
-            raise InputError("no Pixel Data (no Rows/Columns: not an image object)", path=paths[i])
-        try:
-            check_frames_fit(ds, paths[i])
-            slices.extend(_Slice(i, info, 0.0) for info in frame_infos(ds))
-        except (ValueError, TypeError) as exc:  # a malformed value (IS '1A', a DS that is not a number...)
-            raise InputError(f"malformed geometry or frame tags ({exc})", path=paths[i]) from None
-    _check_consistent(slices, datasets, paths)
-    warn: list[str] = []
-    info0 = slices[0].info
-    if info0.orientation is not None and all(s.info.position is not None for s in slices):
-        normal = np.cross(info0.orientation[:3], info0.orientation[3:])
-        for s in slices:
-            s.key = float(np.dot(s.info.position, normal))  # type: ignore[arg-type]
-        slices = _sort_and_dedup(slices, paths, warn)
-    else:
-        if len(slices) > 1 and info0.orientation is not None:
-            warn.append(
-                "some slices lack ImagePositionPatient: sorted by instance number, default axial geometry"
-            )
-        for k, s in enumerate(slices):
-            s.info.orientation = None
-            s.key = float(s.info.instance_number if s.info.instance_number is not None else k)
-        slices = sorted(slices, key=lambda s: s.key)
-    spacing, origin, direction = _geometry(slices, warn)
-    bad_spacing = None if info0.pixel_spacing else spacing_warning(datasets[slices[0].ds_index])
-    warn.extend([bad_spacing] if bad_spacing else [])
-    return SeriesLayout(datasets, slices, spacing, origin, direction, warn, info0.pixel_spacing is not None)
-
-
 def read_dicom_header(files: Sequence[Path | str] | Path | str) -> SeriesLayout:
     """Like :func:`read_dicom_series` but reads headers only (fast; for listing and geometry)."""
     paths = _series_paths(files)
-    return _layout([read_dataset(p, header_only=True) for p in paths], paths)
+    return series_layout([read_dataset(p, header_only=True) for p in paths], paths)
 
 
 def read_dicom_series(
@@ -388,7 +249,7 @@ def read_dicom_series(
     (headers are read and checked now, pixels when used) instead of an array in memory."""
     paths = _series_paths(files)
     datasets = [_reuse(p, headers.get(p) if headers else None) for p in paths]
-    layout = _layout(datasets, paths)
+    layout = series_layout(datasets, paths)
     slices, warn = layout.slices, layout.warnings
     array: Any = DicomPixels(paths, slices, layout.shape)  # decoded a z-range at a time when used
     if stream_above is None or array.nbytes <= stream_above:
@@ -402,6 +263,8 @@ def read_dicom_series(
     meta = _metadata(ds0, datasets, slices, ts)
     meta["warnings"] = warn
     meta["files"] = [str(p) for p in paths]
+    if layout.image_shapes:
+        meta["image_shapes"] = [list(rc) for rc in layout.image_shapes]
     if meta["multiframe"]:
         stripped = [strip_bulk(ds) for ds in datasets]
     else:

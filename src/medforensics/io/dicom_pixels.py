@@ -25,7 +25,7 @@ from medforensics.io.dicom_frames import FrameInfo, frame_count, luminance, stor
 from medforensics.io.lazy import LazySlices
 
 if TYPE_CHECKING:
-    from medforensics.io.dicom import _Slice
+    from medforensics.io.dicom_layout import SliceRef
 
 
 def transfer_syntax(ds: Dataset) -> UID:
@@ -158,7 +158,7 @@ def _to_physical(stored: NDArray[Any], ds: Dataset, info: FrameInfo) -> NDArray[
 def decode_slices(
     out: NDArray[np.float32],
     ks: Sequence[int],
-    slices: Sequence[_Slice],
+    slices: Sequence[SliceRef],
     paths: Sequence[Path],
     open_ds: Callable[[int], Dataset],
     done: Callable[[Dataset], Any] | None = None,
@@ -186,7 +186,16 @@ def decode_slices(
                 raise InputError(
                     f"{n_headers} frame headers for {current[2].shape[0]} frames", path=paths[s.ds_index]
                 )
-        out[j] = _to_physical(current[2][s.info.frame], current[1], s.info)
+        img = _to_physical(current[2][s.info.frame], current[1], s.info)
+        if img.shape == out.shape[1:]:
+            out[j] = img
+        elif img.shape[0] <= out.shape[1] and img.shape[1] <= out.shape[2]:
+            out[j].fill(img.min())  # a projection series' smaller image: top left, padded with its minimum
+            out[j, : img.shape[0], : img.shape[1]] = img
+        else:
+            raise InputError(
+                f"decoded image {img.shape} exceeds the series' {out.shape[1:]}", path=paths[s.ds_index]
+            )
     if current is not None and done is not None:
         done(current[1])
 
@@ -196,7 +205,9 @@ class DicomPixels(LazySlices):
     :class:`~medforensics.io.lazy.LazySlices`). A file changed or removed after the series was opened is an
     :class:`InputError` naming it."""
 
-    def __init__(self, paths: Sequence[Path], slices: Sequence[_Slice], shape: tuple[int, int, int]) -> None:
+    def __init__(
+        self, paths: Sequence[Path], slices: Sequence[SliceRef], shape: tuple[int, int, int]
+    ) -> None:
         super().__init__(shape)
         self.paths = list(paths)
         self.slices = list(slices)

@@ -32,6 +32,10 @@ SOP_CLASS_MODALITY = {
     "1.2.840.10008.5.1.4.1.1.130": "PT",
 }
 
+#: Modalities of projection radiographs. Each image of such a series is an exposure of its own (a PA and a
+#: lateral view), not a slice of a volume, and the images may differ in size (portrait and landscape).
+PROJECTION_MODALITIES = frozenset({"CR", "DX", "DR", "RG"})
+
 BACKSLASH = "\\"
 #: Tags a pixel spacing is read from, in order (as :func:`medforensics.io.dicom_frames.FrameInfo` does).
 SPACING_TAGS = ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing")

@@ -149,6 +149,16 @@ class Volume:
         return self.shape[0] == 1
 
     @property
+    def image_shapes(self) -> list[tuple[int, int]]:
+        """(rows, columns) of each slice's own image: in a series of projection radiographs of different
+        sizes (``metadata["image_shapes"]``; the DICOM reader puts each top left in an array as large as the
+        largest) their own sizes, else the array's for every slice."""
+        own = self.metadata.get("image_shapes")
+        if own and len(own) == self.shape[0]:
+            return [(int(r), int(c)) for r, c in own]
+        return [(self.shape[1], self.shape[2])] * self.shape[0]
+
+    @property
     def series_uid(self) -> str | None:
         """SeriesInstanceUID where known."""
         uid = self.metadata.get("series_uid")
@@ -249,8 +259,11 @@ class Volume:
     # ------------------------------------------------------------------ copies
     def with_array(self, array: NDArray[Any], **changes: Any) -> Volume:
         """A copy with new pixels (same geometry and metadata unless overridden)."""
-        if np.asarray(array).shape != self.array.shape and "spacing" not in changes:
-            raise ValueError("with_array: new array has another shape; pass the new geometry too")
+        if np.asarray(array).shape != self.array.shape:
+            if "spacing" not in changes:
+                raise ValueError("with_array: new array has another shape; pass the new geometry too")
+            if "image_shapes" in self.metadata and "metadata" not in changes:  # sizes of the old images
+                changes["metadata"] = {k: v for k, v in self.metadata.items() if k != "image_shapes"}
         return replace(self, array=np.asarray(array, dtype=np.float32), **changes)
 
     def copy(self) -> Volume:

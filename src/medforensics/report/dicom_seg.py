@@ -147,6 +147,14 @@ def build_seg(series: SeriesResult, volume: Volume, *, model: ModelInfo | None =
     for k, (where, region) in enumerate(regions):
         first = row_of[where[0].start]  # a box's slices are consecutive in ``slices``
         labels[first : first + region.shape[0], where[1], where[2], k] = region
+    sizes = {volume.image_shapes[z] for z in slices}
+    if len(sizes) > 1:  # radiographs of different sizes: one SEG's frames share the sources' rows and columns
+        shown = ", ".join(f"{c} x {r}" for r, c in sorted(sizes))
+        raise InputError(
+            f"the images with findings differ in size ({shown}): one SEG cannot hold them", path=series.path
+        )
+    rows, cols = sizes.pop()
+    labels = labels[:, :rows, :cols]
     if frames is None:
         sources = reference_datasets([volume.datasets[z] for z in slices])
     else:  # one multi-frame source: frames in the source's own order

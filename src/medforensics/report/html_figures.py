@@ -9,6 +9,7 @@ import html
 
 import numpy as np
 
+from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.image2d import WINDOWS
 from medforensics.io.volume import Volume
 from medforensics.report.overlays import KeySlice, display_window, finding_panels, middle_slice_png
@@ -54,11 +55,15 @@ def slice_place(volume: Volume, z: int) -> str:
     """Where slice ``z`` is: 0-based index in position order, InstanceNumber, table position (mm)."""
     if volume.is_2d:
         return "the image"
-    parts = [f"slice z={z} (of 0-{volume.shape[0] - 1}, in position order)"]
+    radiographs = volume.modality in PROJECTION_MODALITIES  # exposures in instance order, no table position
+    unit, order = ("image", "instance") if radiographs else ("slice z=", "position")
+    parts = [f"{unit}{' ' if radiographs else ''}{z} (of 0-{volume.shape[0] - 1}, in {order} order)"]
     if len(volume.datasets) == volume.shape[0]:
         number = getattr(volume.datasets[z], "InstanceNumber", None)
         if number not in (None, ""):
             parts.append(f"InstanceNumber {number}")
+    if radiographs:
+        return ", ".join(parts)
     _, ny, nx = volume.shape
     position = float(volume.index_to_patient(np.array([z, ny / 2.0, nx / 2.0], np.float64))[2])
     if np.isfinite(position):
@@ -71,7 +76,11 @@ def _caption(rank: int, finding: Finding, key: KeySlice, volume: Volume) -> str:
     what = f"Finding {rank}: {kind}, score {float(finding.score):.3f}"
     what += "" if volume.is_2d else f"; {slice_place(volume, key.z)}"
     if key.whole_slice:
-        whole = "the whole image" if volume.is_2d else "the whole slice"
+        whole = (
+            "the whole image"
+            if volume.is_2d or volume.modality in PROJECTION_MODALITIES
+            else "the whole slice"
+        )
         return f"{what}. The finding concerns {whole}, not a region within it."
     heat = (
         "right: the same crop with the detector's evidence map (brighter = stronger evidence of tampering)"

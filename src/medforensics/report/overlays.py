@@ -68,8 +68,11 @@ def display_window(volume: Volume) -> Window:
 
 
 def slice_rgb(volume: Volume, z: int, window: Window | None = None) -> NDArray[np.uint8]:
-    """Axial slice ``z`` as uint8 RGB through ``window`` (default :func:`display_window`)."""
-    plane = volume.array[int(np.clip(z, 0, volume.shape[0] - 1))]
+    """Axial slice ``z`` as uint8 RGB through ``window`` (default :func:`display_window`); a radiograph
+    padded into its series' array is shown at its own size (``Volume.image_shapes``)."""
+    z = int(np.clip(z, 0, volume.shape[0] - 1))
+    rows, cols = volume.image_shapes[z]
+    plane = np.asarray(volume.array[z])[:rows, :cols]
     grey = apply_window(plane, display_window(volume) if window is None else window)
     return np.repeat(grey[:, :, None], 3, axis=2)
 

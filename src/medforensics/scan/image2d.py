@@ -1,4 +1,5 @@
-"""Single images (X-ray, MR or CT slices) and MR series: scored by the 2-D synthesis detector.
+"""Single images (X-ray, MR or CT slices), MR series and radiograph series: scored by the 2-D synthesis
+detector.
 
 The bundled 2-D detector (``assets/detector2d/``, made by ``benchmarks/leaderboard/make_detector2d.py``) reads
 64 x 64 images in [0, 1] "display-normalised" as it was trained: CT windowed to [-1000, 400] HU
@@ -6,7 +7,7 @@ The bundled 2-D detector (``assets/detector2d/``, made by ``benchmarks/leaderboa
 percentiles; whole images are area-averaged down to the input size (as the training crops were). Its
 config's HU window is [0, 1], the identity on such inputs: the normalisation is the caller's, here.
 
-An MR series (no 3-D MR detector is bundled) is scored slice by slice (:func:`scan_mr_series`). The
+An MR series (no 3-D MR detector is bundled) is scored slice by slice (:func:`scan_image_series`). The
 calibration's per-image operating point is chosen on CT, MR and X-ray validation crops together, and on real
 MR series one slice over it is no evidence (the first bundled network: 56 of 708 real slices over it), so a
 series is flagged when a slice with content scores at least the detector's MR cut-off (:func:`mr_threshold`:
@@ -15,6 +16,12 @@ series is flagged when a slice with content scores at least the detector's MR cu
 that ``benchmarks/mr_false_alarms.py`` scores it flags none (highest slice 0.641; the previous single network,
 held to 0.999, flagged 3: two 64 x 64 EPI and an FA map). Slices with almost no content (see
 :func:`content_mask`) are not assessed: a blank image is no MR image.
+
+A series of projection radiographs (CR, DX: a PA and a lateral view, say, which may differ in size; the
+DICOM reader pads them into one array and records each size) is scored image by image at each image's own
+size, and is synthetic when one image scores at least the per-image operating threshold, the point a single
+radiograph is held to. Before, such a series was refused ("the detector scores CT volumes", or "image size
+differs" when its views differed in size).
 """
 
 from __future__ import annotations
@@ -54,10 +61,14 @@ SLICE_BATCH, MAX_SLICE_FINDINGS = 64, 5
 
 
 def image_2d_reason(volume: Volume, size: int) -> str | None:
-    """Why a single image cannot be scored by a 2-D detector of input ``size`` (None: it can)."""
-    nz, ny, nx = volume.shape
+    """Why an image or a series of them cannot be scored by a 2-D detector of input ``size`` (None: it
+    can): its smallest image is under ``size`` pixels on a side."""
+    nz, shapes = volume.shape[0], volume.image_shapes
+    ny, nx = min(shapes, key=min)
     if min(ny, nx) < size:
-        what = "image" if nz == 1 else f"MR series of {nz} slices"
+        unit = "slices" if volume.modality == "MR" else "images"
+        what = "image" if nz == 1 else f"{volume.modality} series of {nz} {unit}"
+        what += ", the smallest" if len(set(shapes)) > 1 else ""
         return f"{what} of {nx} x {ny} pixels: the 2-D detector reads images of at least {size} x {size}"
     return None
 
@@ -125,7 +136,7 @@ def scan_2d(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
 
 def _slice_finding(volume: Volume, k: int, score: float, description: str) -> Finding:
     """A ``synthetic`` finding covering the whole of slice ``k`` (centred on it, in voxels and mm)."""
-    _, ny, nx = volume.shape
+    ny, nx = volume.image_shapes[k]
     mm = volume.index_to_patient(np.array([float(k), ny / 2, nx / 2]))
     return Finding(
         "synthetic",
@@ -156,42 +167,49 @@ def content_mask(volume: Volume) -> NDArray[np.bool_]:
     return np.asarray((grid > lo + 0.1 * (hi - lo)).mean(axis=(1, 2)) >= MIN_CONTENT)
 
 
-def scan_mr_series(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
-    """Score every slice with content of an MR series with the 2-D detector (see module docs): the series is
-    synthetic when one scores at least :func:`mr_threshold`; each such slice (the top
-    :data:`MAX_SLICE_FINDINGS`) is a ``synthetic`` finding located at its slice index."""
-    nz = volume.shape[0]
-    size = detector2d.spec.size
-    keep = content_mask(volume)
-    if not keep.any():
-        result.error = f"none of the {nz} slices has content ({MIN_CONTENT:.0%} of pixels above background)"
-        return
+def scan_image_series(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
+    """Score every image of an MR series or a projection radiograph series with the 2-D detector (see module
+    docs), each at its own size (``Volume.image_shapes``). An MR series is synthetic when a slice with content
+    (:func:`content_mask`) scores at least :func:`mr_threshold`; a radiograph series (a few exposures,
+    such as a PA and a lateral view) when an image that is not blank scores at least the per-image operating
+    threshold, as a single radiograph is judged. Each such image (the top :data:`MAX_SLICE_FINDINGS`) is a
+    ``synthetic`` finding located at its index. ``extra``'s ``slices_*`` keys count images."""
+    nz, mr = volume.shape[0], volume.modality == "MR"
+    unit = "slice" if mr else "image"
+    size, shapes = detector2d.spec.size, volume.image_shapes
+    keep = content_mask(volume) if mr else np.ones(nz, bool)
     p = np.full(nz, np.nan)
     for k in range(0, nz, SLICE_BATCH):
         ks = range(k, min(k + SLICE_BATCH, nz))
-        imgs = read_slices(volume, ks)
-        p[k : ks.stop] = detector2d.score_images(np.stack([detector_input(im, "MR", size) for im in imgs]))[0]
+        imgs = [im[: shapes[i][0], : shapes[i][1]] for i, im in zip(ks, read_slices(volume, ks), strict=True)]
+        if not mr:  # a blank exposure (one value throughout) is no radiograph
+            keep[k : ks.stop] = [float(im.max()) > float(im.min()) for im in imgs]
+        inputs = np.stack([detector_input(im, volume.modality, size) for im in imgs])
+        p[k : ks.stop] = detector2d.score_images(inputs)[0]
+    if not keep.any():
+        result.error = f"none of the {nz} {unit}s has content ({MIN_CONTENT:.0%} of pixels above background)"
+        return
     p[~keep] = np.nan
-    thr, cut = detector2d.calibration.operating_threshold, mr_threshold(detector2d)
+    thr = detector2d.calibration.operating_threshold
+    cut = mr_threshold(detector2d) if mr else thr
     flagged = [int(k) for k in np.argsort(-np.nan_to_num(p, nan=-1.0)) if p[k] >= cut]
     result.extra.update(
         detector=detector2d.info.to_dict(),
-        input=f"each slice, 0.5-99.5 percentile scaling, area-resized to {size} x {size}",
+        input=f"each {unit}, 0.5-99.5 percentile scaling, area-resized to {size} x {size}",
         slices_assessed=int(keep.sum()),
         slices_over_image_threshold=int((p >= thr).sum()),
         slices_synthetic=len(flagged),
         threshold=cut,
-        series_rule=f"synthetic if a slice with content scores >= {cut}",
+        series_rule=f"synthetic if {'a slice with content' if mr else 'an image'} scores >= {cut}",
         slice_scores=[None if np.isnan(v) else round(float(v), 6) for v in p],
     )
     result.score = float(np.nanmax(p))
     result.verdict = "synthetic" if flagged else "authentic"
     result.label = "SYN" if flagged else None
-    of = f"{len(flagged)} of {int(keep.sum())} slices"
+    of = f"{len(flagged)} of {int(keep.sum())} {unit}s"
     for k in flagged[:MAX_SLICE_FINDINGS]:
-        result.findings.append(
-            _slice_finding(volume, k, float(p[k]), f"slice {k}: synthesised (2-D synthesis detector, {of})")
-        )
+        text = f"{unit} {k}: synthesised (2-D synthesis detector, {of})"
+        result.findings.append(_slice_finding(volume, k, float(p[k]), text))
     _lossy(volume, result)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medforensics.errors import MedforensicsError
+from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.reader import SeriesRef, discover, load
 from medforensics.io.volume import Volume, ct_voxel_reason
 from medforensics.logging import get_logger, short_hash
@@ -28,7 +29,7 @@ from medforensics.scan.candidates import Candidate, ct_candidates, refine_offset
 from medforensics.scan.clones import with_clones
 from medforensics.scan.cubes import extract_cube_fast, iter_cube_batches
 from medforensics.scan.detector import Detector
-from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, scan_mr_series
+from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, scan_image_series
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.orientation import read_as, scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
@@ -258,6 +259,11 @@ def _modality_words(volume: Volume, reader_warnings: list[str]) -> str:
     return f"modality {volume.modality}"
 
 
+def image_series(volume: Volume) -> bool:
+    """An MR series or a series of projection radiographs: scored image by image by the 2-D detector."""
+    return volume.modality == "MR" or volume.modality in PROJECTION_MODALITIES
+
+
 def route_error(volume: Volume, detector2d: Detector | None, detector: Detector | None = None) -> str | None:
     """Why ``volume`` cannot be scored by the available detectors (None: it can). A CT whose slices lie
     further apart than the CT detector's ``max_slice_mm`` is outside what it was validated on."""
@@ -277,7 +283,7 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
         return label_map_reason(volume) or image_2d_reason(volume, detector2d.spec.size)
     if mod != "CT":
         mask = label_map_reason(volume)
-        if mask or (mod == "MR" and detector2d is not None):
+        if mask or (image_series(volume) and detector2d is not None):
             return mask or image_2d_reason(volume, detector2d.spec.size)  # type: ignore[union-attr]
         return f"{words}: the detector scores CT volumes (no {mod} detector bundled)"
     # a CT is scored in its axial layout (scan.orientation): a coronal series' slices there are its rows
@@ -335,8 +341,8 @@ def scan_volume(
             res.error, res.not_assessed = reason, isinstance(reason, NotAssessed)
         elif volume.shape[0] == 1:
             scan_2d(volume, detector2d, res)  # type: ignore[arg-type]
-        elif volume.modality == "MR":
-            scan_mr_series(volume, detector2d, res)  # type: ignore[arg-type]
+        elif image_series(volume):
+            scan_image_series(volume, detector2d, res)  # type: ignore[arg-type]
         elif getattr(detector, "kind", None) == "dense3d":
             from medforensics.scan.dense import scan_ct_dense
 
