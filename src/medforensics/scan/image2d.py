@@ -187,7 +187,8 @@ def scan_image_series(volume: Volume, detector2d: Detector, result: SeriesResult
         inputs = np.stack([detector_input(im, volume.modality, size) for im in imgs])
         p[k : ks.stop] = detector2d.score_images(inputs)[0]
     if not keep.any():
-        result.error = f"none of the {nz} {unit}s has content ({MIN_CONTENT:.0%} of pixels above background)"
+        has = f"({MIN_CONTENT:.0%} of pixels above background)" if mr else "(each is one value throughout)"
+        result.error = f"none of the {nz} {unit}s has content {has}"
         return
     p[~keep] = np.nan
     thr = detector2d.calibration.operating_threshold
