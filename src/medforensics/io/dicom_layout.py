@@ -33,30 +33,27 @@ class SliceRef:
     key: float  # position along the normal (or fallback order)
 
 
-def _check_consistent(
-    slices: list[SliceRef], datasets: list[Dataset], files: list[Path]
-) -> list[tuple[int, int]] | None:
+def _check_consistent(slices: list[SliceRef], datasets: list[Dataset], files: list[Path]) -> bool:
     """Refuse images of another size or orientation in one series, except images of different sizes in a
-    series of projection radiographs (:data:`PROJECTION_MODALITIES`): their (rows, columns) in slice order
-    are returned then (None: all one size)."""
+    series of projection radiographs (:data:`PROJECTION_MODALITIES`); True when such sizes differ."""
     first = slices[0]
     shape0 = (int(datasets[first.ds_index].Rows), int(datasets[first.ds_index].Columns))
     projection = series_modality(datasets[first.ds_index], []) in PROJECTION_MODALITIES
-    shapes = [shape0]
+    varied = False
     for s in slices[1:]:
         ds = datasets[s.ds_index]
         shape = (int(ds.Rows), int(ds.Columns))
-        shapes.append(shape)
         if shape != shape0 and not projection:
             raise InputError(
                 f"image size {shape} differs from {shape0} in the same series", path=files[s.ds_index]
             )
+        varied = varied or shape != shape0
         o0, o = first.info.orientation, s.info.orientation
         if (o0 is None) != (o is None) or (
             o is not None and o0 is not None and np.abs(o - o0).max() > _ORIENTATION_TOL
         ):
             raise InputError("image orientation differs within the series", path=files[s.ds_index])
-    return shapes if len(set(shapes)) > 1 else None
+    return varied
 
 
 def _geometry(
@@ -152,7 +149,7 @@ def series_layout(datasets: list[Dataset], paths: list[Path]) -> SeriesLayout:
             slices.extend(SliceRef(i, info, 0.0) for info in frame_infos(ds))
         except (ValueError, TypeError) as exc:  # a malformed value (IS '1A', a DS that is not a number...)
             raise InputError(f"malformed geometry or frame tags ({exc})", path=paths[i]) from None
-    shapes = _check_consistent(slices, datasets, paths)
+    varied = _check_consistent(slices, datasets, paths)
     warn: list[str] = []
     info0 = slices[0].info
     if info0.orientation is not None and all(s.info.position is not None for s in slices):
@@ -172,7 +169,8 @@ def series_layout(datasets: list[Dataset], paths: list[Path]) -> SeriesLayout:
     spacing, origin, direction = _geometry(slices, warn)
     bad_spacing = None if info0.pixel_spacing else spacing_warning(datasets[slices[0].ds_index])
     warn.extend([bad_spacing] if bad_spacing else [])
-    if shapes:  # again in array order (sorted and de-duplicated above)
+    shapes = None
+    if varied:  # in array order (sorted and de-duplicated above)
         shapes = [(int(datasets[s.ds_index].Rows), int(datasets[s.ds_index].Columns)) for s in slices]
         shapes = shapes if len(set(shapes)) > 1 else None
     has_spacing = info0.pixel_spacing is not None

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.volume import Volume
 from medforensics.scan.metadata_checks import lossy_finding
 from medforensics.scan.result import Finding, SeriesResult
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 #: Modalities of the images the bundled 2-D detector was trained on (CT, MR and X-ray: CR/DX and the 2-D
 #: picture formats, which load as DX); others (US, NM, SEG, ...) are not scored by it.
-MODALITIES_2D = ("CT", "MR", "CR", "DX", "DR", "RG")
+MODALITIES_2D = frozenset({"CT", "MR"}) | PROJECTION_MODALITIES
 #: Percentiles an MR or X-ray image is scaled between (as the detector's training images).
 PERCENTILES = (0.5, 99.5)
 #: At most this many pixels are sampled for the percentiles of a large image.
