@@ -291,3 +291,35 @@ def test_noise_z_matched_is_recorded_and_refused_where_no_noise_is_matched(
         )  # fmt: skip
         assert code == 2 and message in text and len(text.strip().splitlines()) == 1, text
         assert not bad.exists()
+
+
+def test_image_clone_forges_a_radiograph_file_and_refuses_ct(tmp_path: Path, dicom_series: Path) -> None:  # noqa: F811
+    """``forge remove --method image-clone`` on a real CR (a crop of pydicom-data's chest CR): one file out,
+    the same UIDs, only the pixels of the recorded disc changed; on a CT series a one-line refusal."""
+    from tests.io._radiographs import rg1_pixels, write_radiographs
+
+    (src,) = write_radiographs(tmp_path / "cr", [rg1_pixels()[700:1300, 600:1200]])
+    before = src.read_bytes()
+    out = tmp_path / "forged"
+    code, text = _run(
+        "remove", "--input", str(src), "--method", "image-clone", "--seed", "2", "--out", str(out)
+    )
+    assert code == 0, text
+    assert src.read_bytes() == before  # the input is not modified
+    side = json.loads((out / "forgery.json").read_text())
+    assert side["method"] == "image-clone" and side["label"] == "FB" and side["changed_voxels"] > 0
+    (written,) = (out / "series").iterdir()
+    a, b = pydicom.dcmread(src), pydicom.dcmread(written)
+    assert a.SOPInstanceUID == b.SOPInstanceUID and a.SeriesInstanceUID == b.SeriesInstanceUID
+    changed = np.argwhere(a.pixel_array != b.pixel_array)
+    _, y, x = side["center_voxel"]
+    r = side["params"]["radius_px"]
+    assert len(changed) == side["changed_voxels"] and np.hypot(*(changed + 0.5 - [y, x]).T).max() <= r
+    code, text = _run(
+        "remove", "--input", str(dicom_series), "--method", "image-clone", "--out", str(tmp_path / "o")
+    )
+    assert (
+        code == 2
+        and "needs CR/DR/DX/RG/MR input, got modality CT" in text
+        and len(text.strip().splitlines()) == 1
+    )

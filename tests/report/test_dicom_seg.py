@@ -13,7 +13,7 @@ from medforensics.errors import InputError
 from medforensics.io.volume import Volume
 from medforensics.report import codes
 from medforensics.report.dicom_common import tracking_uid
-from medforensics.report.dicom_seg import finding_mask, write_seg, write_seg_for_report
+from medforensics.report.dicom_seg import finding_mask, write_seg, write_seg_for_report, write_segs
 from medforensics.report.dicom_sr import write_sr
 from medforensics.scan.result import Finding
 from tests.report._helpers import MODEL, dciodvfy_errors, make_report, make_series_result
@@ -148,7 +148,8 @@ def test_seg_of_an_image_without_frame_of_reference(tmp_path: Path) -> None:
 def test_seg_of_a_radiograph_in_a_series_of_two_sizes(tmp_path: Path) -> None:
     """A CR series whose views differ in size (the reader pads them into one array): the SEG of a finding on
     the smaller view has that view's rows and columns and references it alone (before, highdicom refused the
-    padded mask); findings on views of two sizes cannot share one SEG, which says so."""
+    padded mask); findings on views of two sizes cannot share one SEG, which says so, and ``write_segs`` (what
+    ``scan --seg`` runs) writes one per size."""
     from medforensics.io.reader import read_volume
     from tests.io._radiographs import rg1_pixels, write_radiographs
 
@@ -170,3 +171,20 @@ def test_seg_of_a_radiograph_in_a_series_of_two_sizes(tmp_path: Path) -> None:
     series.findings.append(Finding("synthetic", 0.8, (0, 977, 920), None, (0, 0, 0, 1, 1955, 1841)))
     with pytest.raises(InputError, match="differ in size"):
         write_seg(series, volume, tmp_path / "seg2.dcm", model=MODEL)
+    # one SEG per size, instances of one SEG series; the top finding's view first, its segment keeps its rank
+    both = write_segs(series, volume, tmp_path / "both.dcm", model=MODEL)
+    assert [p.name for p in both] == ["both.dcm", "both_2.dcm"]
+    segs = [hd.seg.segread(p) for p in both]
+    assert [(s.Rows, s.Columns) for s in segs] == [(600, 800), (1955, 1841)]
+    assert segs[0].SeriesInstanceUID == segs[1].SeriesInstanceUID and [s.InstanceNumber for s in segs] == [
+        1,
+        2,
+    ]
+    assert [s.SegmentSequence[0].SegmentLabel.split(":")[0] for s in segs] == ["Finding 1", "Finding 2"]
+    refs = [
+        r.ReferencedSOPInstanceUID for r in segs[1].ReferencedSeriesSequence[0].ReferencedInstanceSequence
+    ]
+    assert refs == [volume.metadata["sop_instance_uids"][0]]
+    for p in both:
+        errors, output = dciodvfy_errors(p)
+        assert errors == [], output

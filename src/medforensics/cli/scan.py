@@ -175,7 +175,8 @@ def register(app: typer.Typer) -> None:
         no_clone_check: bool = typer.Option(
             False,
             "--no-clone-check",
-            help="Skip the duplicated-region (clone stamp) search on CT series (about 1 s a chest CT).",
+            help="Skip the duplicated-region (clone stamp, copy-move) search on CT series (about 1 s a chest "
+            "CT), radiographs and MR (0.1-3 s an image).",
         ),
         jobs: int = typer.Option(
             1,

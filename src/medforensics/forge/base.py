@@ -106,6 +106,7 @@ def _ensure_builtin() -> None:
 
     for mod in (
         "medforensics.forge.classical",
+        "medforensics.forge.image_edits",
         "medforensics.forge.ctgan.attack",
         "medforensics.forge.dcgan",
     ):

@@ -23,6 +23,7 @@ from medforensics.forge.base import (
     AttackRecord,
     NoiseMatched,
     attack_class,
+    check_modality,
     create_attack,
     list_attacks,
 )
@@ -224,13 +225,20 @@ def tamper_series(
     attack = create_attack(method, noise_z=noise_z) if matched else create_attack(method)
     check_folder_output(out_dir, [source], marker="forgery.json")  # before any work: never lose data
     volume = read_input(source)
+    if not np.isfinite(np.asarray(volume.array)).all():
+        raise InputError("holds NaN or infinite voxel values (malformed rescale tags?)", path=source)
+    if "CT" not in attack.modalities:  # a 2-D edit (image-clone): the image as it is, no axial view
+        check_modality(attack, volume)
+        if annotations is not None:
+            raise ConfigError(f"--annotations: {method} does not place at annotated nodules")
+        rng = np.random.default_rng(seed)
+        tampered, mask, record = attack.apply(volume, attack.sample_params(volume, rng, center), seed=seed)
+        return _write_forgery(source, out_dir, method, volume, tampered, mask, record, volume.axial_axes())
     if volume.modality != "CT":
         raise InputError(f"{method} needs a CT series, got modality {volume.modality}", path=source)
     odd = ct_voxel_reason(volume.spacing)
     if odd:
         raise InputError(odd, path=source)
-    if not np.isfinite(np.asarray(volume.array)).all():
-        raise InputError("holds NaN or infinite voxel values (malformed rescale tags?)", path=source)
     axial_shape = volume.axial_axes().shape  # the attack's view (see attack_axial)
     if any(s < m for s, m in zip(axial_shape, MIN_SHAPE, strict=True)):
         raise InputError(
@@ -242,6 +250,21 @@ def tamper_series(
     if annotations is not None:
         attach_annotations(volume, annotations)
     tampered, mask, record, amap = attack_axial(attack, volume, center, seed)
+    return _write_forgery(source, out_dir, method, volume, tampered, mask, record, amap)
+
+
+def _write_forgery(
+    source: Path,
+    out_dir: Path,
+    method: str,
+    volume: Volume,
+    tampered: Volume,
+    mask: np.ndarray,
+    record: AttackRecord,
+    amap: AxisMap,
+) -> dict[str, Any]:
+    """Write the forged series (or file), its mask and the ``forgery.json`` sidecar to ``out_dir`` at once;
+    returns the sidecar."""
     sidecar = {
         "tool": {"name": "medforensics", "version": __version__},
         **record.to_dict(),

@@ -156,7 +156,7 @@ def write_for_report(
     volumes: Mapping[str, Volume] | None,
     out_dir: str | Path,
     kind: str,
-    write_one: Callable[[SeriesResult, Volume, Path], Path],
+    write_one: Callable[[SeriesResult, Volume, Path], Path | list[Path]],
     notes: list[str] | None,
 ) -> list[Path]:
     """Run ``write_one`` for every series; a series that cannot get one is noted, the rest go on.
@@ -171,7 +171,8 @@ def write_for_report(
     for index, series in enumerate(report.series):
         try:
             volume = require_dicom(series, volume_for(series, volumes))
-            written.append(write_one(series, volume, out_dir / output_name(index, series, kind)))
+            made = write_one(series, volume, out_dir / output_name(index, series, kind))
+            written.extend(made if isinstance(made, list) else [made])
         except OutputError:
             raise  # the folder cannot take any of them: not a matter of this series
         except MedforensicsError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -38,10 +39,12 @@ from medforensics.scan.result import Finding, ModelInfo, ScanReport, SeriesResul
 __all__ = [
     "SEG_SERIES_NUMBER",
     "build_seg",
+    "finding_image_sizes",
     "finding_mask",
     "finding_region",
     "write_seg",
     "write_seg_for_report",
+    "write_segs",
 ]
 
 log = get_logger("report.dicom_seg")
@@ -108,8 +111,22 @@ def _pixel_measures(volume: Volume) -> hd.PixelMeasuresSequence | None:
     return hd.PixelMeasuresSequence(pixel_spacing=(sy, sx), slice_thickness=sz)
 
 
-def build_seg(series: SeriesResult, volume: Volume, *, model: ModelInfo | None = None) -> hd.seg.Segmentation:
-    """The SEG dataset of one series; :class:`InputError` when no finding has a region."""
+def _image_size(volume: Volume, region: Region) -> tuple[int, int]:
+    """(rows, columns) of the image a region starts on."""
+    return volume.image_shapes[region[0][0].start]
+
+
+def build_seg(
+    series: SeriesResult,
+    volume: Volume,
+    *,
+    model: ModelInfo | None = None,
+    image_size: tuple[int, int] | None = None,
+    series_uid: str | None = None,
+    instance_number: int = 1,
+) -> hd.seg.Segmentation:
+    """The SEG dataset of one series (with ``image_size``, of its findings on images of that size only: a
+    radiograph series' views may differ); :class:`InputError` when no finding has a region."""
     volume = require_dicom(series, volume)
     frames = _frame_order(volume, series.path)
     algorithm = hd.AlgorithmIdentificationSequence(
@@ -123,7 +140,7 @@ def build_seg(series: SeriesResult, volume: Volume, *, model: ModelInfo | None =
     descriptions: list[hd.seg.SegmentDescription] = []
     for rank, finding in enumerate(ranked_findings(series), start=1):
         found = finding_region(finding, volume.shape)
-        if found is None:
+        if found is None or (image_size is not None and _image_size(volume, found) != image_size):
             continue
         regions.append(found)
         descriptions.append(
@@ -167,10 +184,10 @@ def build_seg(series: SeriesResult, volume: Volume, *, model: ModelInfo | None =
         pixel_array=labels,
         segmentation_type="BINARY",
         segment_descriptions=descriptions,
-        series_instance_uid=generate_uid(),
+        series_instance_uid=series_uid or generate_uid(),
         series_number=SEG_SERIES_NUMBER,
         sop_instance_uid=generate_uid(),
-        instance_number=1,
+        instance_number=instance_number,
         manufacturer="medforensics",
         manufacturer_model_name=(model.name if model else "medforensics")[:64],
         software_versions=__version__,
@@ -189,12 +206,47 @@ def build_seg(series: SeriesResult, volume: Volume, *, model: ModelInfo | None =
 
 
 def write_seg(
-    series: SeriesResult, volume: Volume, path: str | Path, *, model: ModelInfo | None = None
+    series: SeriesResult,
+    volume: Volume,
+    path: str | Path,
+    *,
+    model: ModelInfo | None = None,
+    **only: Any,
 ) -> Path:
-    """Write the SEG of one series to ``path`` atomically; :class:`InputError` if it cannot have one."""
-    seg, out = build_and_save("SEG", lambda: build_seg(series, volume, model=model), series, path)
+    """Write the SEG of one series to ``path`` atomically; :class:`InputError` if it cannot have one.
+    ``only``: :func:`build_seg`'s ``image_size``, ``series_uid`` and ``instance_number``."""
+    seg, out = build_and_save("SEG", lambda: build_seg(series, volume, model=model, **only), series, path)
     n = len(seg.SegmentSequence)
     log.info("wrote SEG %s for series %s (%d segment(s))", out.name, series.series_uid, n)
+    return out
+
+
+def finding_image_sizes(series: SeriesResult, volume: Volume) -> list[tuple[int, int]]:
+    """The (rows, columns) of the images the series' findings with a region start on, in rank order."""
+    sizes: list[tuple[int, int]] = []
+    for finding in ranked_findings(series):
+        found = finding_region(finding, volume.shape)
+        if found is not None and _image_size(volume, found) not in sizes:
+            sizes.append(_image_size(volume, found))
+    return sizes
+
+
+def write_segs(
+    series: SeriesResult, volume: Volume, path: str | Path, *, model: ModelInfo | None = None
+) -> list[Path]:
+    """:func:`write_seg` at ``path``; when the findings lie on images of several sizes (a radiograph
+    series' views), one SEG per size instead, instances of one SEG series: ``path`` for the size of the top
+    finding's image, ``<stem>_<k>.dcm`` for the k-th other size."""
+    sizes = finding_image_sizes(series, volume)
+    if len(sizes) <= 1:
+        return [write_seg(series, volume, path, model=model)]
+    path, uid, out = Path(path), generate_uid(), []
+    for k, size in enumerate(sizes, start=1):
+        target = path if k == 1 else path.with_name(f"{path.stem}_{k}{path.suffix}")
+        written = write_seg(
+            series, volume, target, model=model, image_size=size, series_uid=uid, instance_number=k
+        )
+        out.append(written)
     return out
 
 
@@ -205,9 +257,10 @@ def write_seg_for_report(
     *,
     notes: list[str] | None = None,
 ) -> list[Path]:
-    """One SEG per scanned DICOM series with localised findings; the others are noted in ``notes``."""
+    """The SEG of every scanned DICOM series with localised findings (one per image size of a radiograph
+    series whose views with findings differ in size); the others are noted in ``notes``."""
 
-    def one(series: SeriesResult, volume: Volume, path: Path) -> Path:
-        return write_seg(series, volume, path, model=report.model)
+    def one(series: SeriesResult, volume: Volume, path: Path) -> list[Path]:
+        return write_segs(series, volume, path, model=report.model)
 
     return write_for_report(report, volumes, out_dir, "SEG", one, notes)

@@ -62,6 +62,10 @@ class Agreement:
     copy_edge_hu: float  #: median HU of end ``b`` where the two only partly agree (see :func:`compare_ends`)
     source_edge_hu: float  #: the same for end ``a`` mapped onto ``b``
     agreeing: int  #: voxels whose residuals agree (local correlation at least :data:`AGREE_CORRELATION`)
+    #: mean squared residual of end ``b`` where the two only partly agree, and of end ``a`` there: a pasted
+    #: copy's blended edge mixes two independent noises, so it holds less noise at the copy's end
+    copy_edge_noise: float = 0.0
+    source_edge_noise: float = 0.0
 
 
 def compare_ends(
@@ -83,6 +87,7 @@ def compare_ends(
     src = (np.stack([yy.ravel() - t[1], xx.ravel() - t[2]]).T @ m).astype(np.int64)  # m^-1 = m^T
     ok = (src[:, 0] >= 0) & (src[:, 0] < shape[1]) & (src[:, 1] >= 0) & (src[:, 1] < shape[2])
     hb, ha, agreeing = [], [], 0
+    eb, ea = [], []
     for z in range(int(lo[0]), int(hi[0])):
         za = z - int(t[0])
         if not 0 <= za < shape[0]:
@@ -104,6 +109,14 @@ def compare_ends(
         zone = (c > 0.3) & (c < 0.85) & inside
         hb.append(img_b[lo[1] : hi[1], lo[2] : hi[2]][zone])
         ha.append(ia.reshape(rb.shape)[zone])
+        eb.append(np.square(rb[zone]))
+        ea.append(np.square(ra[zone]))
     if not hb or sum(len(v) for v in hb) < 32:
         return Agreement(0.0, 0.0, agreeing)
-    return Agreement(float(np.median(np.concatenate(hb))), float(np.median(np.concatenate(ha))), agreeing)
+    return Agreement(
+        float(np.median(np.concatenate(hb))),
+        float(np.median(np.concatenate(ha))),
+        agreeing,
+        float(np.mean(np.concatenate(eb))),
+        float(np.mean(np.concatenate(ea))),
+    )

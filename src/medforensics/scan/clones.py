@@ -86,6 +86,9 @@ class Clone:
     correlation: float
     edge_hu_difference: float
     agreeing_mm2: float
+    #: the copy's edge noise over the source's (mean squared residual where the ends partly agree): under 1
+    #: where the copy's edge was blended (see ``clone_ends.Agreement``)
+    edge_noise_ratio: float = 1.0
 
     @property
     def offset(self) -> tuple[int, int, int]:
@@ -101,9 +104,14 @@ def _poses(p: NDArray[np.float32]) -> Iterator[NDArray[np.float32]]:
             yield np.rot90(q, k, axes=(-2, -1))
 
 
+#: Where on a slice keypoints may lie: the box to search (rows, columns) and, over the whole slice, the
+#: pixels allowed (a keypoint's whole patch must lie in them); None: nowhere.
+Window = Callable[[NDArray[np.float32]], "tuple[slice, slice, NDArray[np.bool_]] | None"]
+
+
 def _lung_window(img: NDArray[np.float32]) -> tuple[slice, slice, NDArray[np.bool_]] | None:
-    """The box (plus a margin) of the air the body encloses on one slice (lungs, airways) and that air, or
-    None."""
+    """The box (plus a margin) of the air the body encloses on one slice (lungs, airways) and that air, not
+    clipped (over -1010 HU), or None."""
     air = img < -500
     lab, n = ndimage.label(air[::2, ::2])  # at half resolution: the parts, not their edges, matter here
     if n == 0:
@@ -119,15 +127,16 @@ def _lung_window(img: NDArray[np.float32]) -> tuple[slice, slice, NDArray[np.boo
     m = PATCH
     ys = slice(max(0, int(rows[0]) - m), min(img.shape[0], int(rows[-1]) + m + 1))
     xs = slice(max(0, int(cols[0]) - m), min(img.shape[1], int(cols[-1]) + m + 1))
-    return ys, xs, inside
+    return ys, xs, inside & (img > -1010)
 
 
 def _slice_keypoints(
-    img: NDArray[np.float32], rng_vec: NDArray[np.float32]
+    img: NDArray[np.float32], rng_vec: NDArray[np.float32], window: Window | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-    """Keypoints (row, col) of one slice and their canonical, normalised descriptors (n, PATCH * PATCH)."""
+    """Keypoints (row, col) of one slice and their canonical, normalised descriptors (n, PATCH * PATCH);
+    ``window`` says where keypoints may lie (default :func:`_lung_window`)."""
     none = np.zeros((0, 2), np.int64), np.zeros((0, PATCH * PATCH), np.float32)
-    found = _lung_window(img)
+    found = (window or _lung_window)(img)
     if found is None:
         return none
     ys, xs, inside = found
@@ -135,8 +144,9 @@ def _slice_keypoints(
     h = PATCH // 2
     res = residual(img, truncate=3.0)
     smooth = ndimage.gaussian_filter(res, 1.2, mode="nearest", truncate=3.0)
-    # the whole window in air the body encloses (lung), not clipped: vessels and edges repeat across anatomy
-    aerated = ndimage.minimum_filter(inside & (img > -1010), PATCH)
+    # the whole window where keypoints may lie (CT: in air the body encloses, not clipped; vessels and edges
+    # repeat across anatomy)
+    aerated = ndimage.minimum_filter(inside, PATCH)
     aerated[:h] = aerated[-h:] = False
     aerated[:, :h] = aerated[:, -h:] = False
     if aerated.sum() < 64:
@@ -208,9 +218,16 @@ def _matches(
 
 class Keypoints:
     """A series' keypoints and descriptors, gathered slice by slice: :meth:`add` is a slab callback, so a
-    scan that reads the series once for its network gathers them in the same pass."""
+    scan that reads the series once for its network gathers them in the same pass. ``window``: where on a
+    slice keypoints may lie (default: the lungs); ``keep``: which of a slice's descriptors to keep."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        window: Window | None = None,
+        keep: Callable[[NDArray[np.float32]], NDArray[np.bool_]] | None = None,
+    ) -> None:
+        self.window, self.keep = window, keep
         self.rng = np.random.default_rng(seed)
         self.rng_vec = self.rng.standard_normal(PATCH * PATCH).astype(np.float32)
         self.pts: list[NDArray[np.int64]] = []
@@ -225,14 +242,20 @@ class Keypoints:
         todo = [
             (z0 + k, img) for k, img in enumerate(np.asarray(block, np.float32)) if z0 + k not in self.done
         ]
-        found = thread_map(lambda zi: _slice_keypoints(zi[1], self.rng_vec), todo)
+        found = thread_map(lambda zi: _slice_keypoints(zi[1], self.rng_vec, self.window), todo)
         for (z, _), (pts, desc) in zip(todo, found, strict=True):
+            if self.keep is not None and len(desc):
+                kept = self.keep(desc)
+                pts, desc = pts[kept], desc[kept]
             self.done.add(z)
             self.pts.append(np.column_stack([np.full(len(pts), z), pts]).astype(np.int64))
             self.desc.append(desc)
 
-    def clones(self, array: Any, spacing: tuple[float, float, float]) -> list[Clone]:
-        """The clones among the keypoints gathered from ``array`` (read again only where one is found)."""
+    def clones(
+        self, array: Any, spacing: tuple[float, float, float], min_agree_mm2: float | None = None
+    ) -> list[Clone]:
+        """The clones among the keypoints gathered from ``array`` (read again only where one is found), whose
+        ends agree over at least ``min_agree_mm2`` (default :data:`MIN_AGREE_MM2`)."""
         shape = tuple(int(v) for v in array.shape)
         pts = np.concatenate(self.pts) if self.pts else np.zeros((0, 3), np.int64)
         desc = np.concatenate(self.desc) if self.desc else np.zeros((0, PATCH * PATCH), np.float32)
@@ -245,7 +268,9 @@ class Keypoints:
         pairs, corr = pairs[good], corr[good]
         if len(pairs) < MIN_MATCHES:
             return []
-        return _group(array, shape, sp, pts, pairs, corr)
+        return _group(
+            array, shape, sp, pts, pairs, corr, MIN_AGREE_MM2 if min_agree_mm2 is None else min_agree_mm2
+        )
 
 
 def find_clones(array: Any, spacing: tuple[float, float, float], seed: int = 0) -> list[Clone]:
@@ -263,10 +288,11 @@ def _group(
     pts: NDArray[np.int64],
     pairs: NDArray[np.int64],
     corr: NDArray[np.float32],
+    min_agree_mm2: float,
 ) -> list[Clone]:
     """Matches linked by the same slice offset and nearby ends (within :data:`LINK_MM`, and half their
-    length), as clones of at least :data:`MIN_MATCHES` (the :data:`MAX_LINKED` strongest matches: linking
-    is quadratic in their number)."""
+    length), as clones of at least :data:`MIN_MATCHES` whose ends agree over ``min_agree_mm2`` (the
+    :data:`MAX_LINKED` strongest matches: linking is quadratic in their number)."""
     if len(pairs) > MAX_LINKED:
         keep = np.argsort(-corr, kind="stable")[:MAX_LINKED]
         pairs, corr = pairs[keep], corr[keep]
@@ -314,10 +340,12 @@ def _group(
             ends.append(((z, y, x), (*lo, *hi)))
         ag = compare_ends(lambda z: array[z], shape, a[m], b[m])  # type: ignore[index]
         area = ag.agreeing * float(sp[1] * sp[2])
-        if area < MIN_AGREE_MM2:  # a few keypoints alike, not one region: anatomy, not a copy
+        if area < min_agree_mm2:  # a few keypoints alike, not one region: anatomy, not a copy
             continue
         hu_b, hu_a = ag.copy_edge_hu, ag.source_edge_hu
         src, cpy = (ends[0], ends[1]) if hu_b >= hu_a else (ends[1], ends[0])
+        noise = (ag.copy_edge_noise, ag.source_edge_noise)  # end b's, end a's
+        noise_copy, noise_source = noise if hu_b >= hu_a else noise[::-1]
         out.append(
             Clone(
                 source=src[0],
@@ -328,6 +356,7 @@ def _group(
                 correlation=float(corr[m].mean()),
                 edge_hu_difference=abs(hu_b - hu_a),
                 agreeing_mm2=area,
+                edge_noise_ratio=noise_copy / noise_source if noise_source > 0 else 1.0,
             )
         )
     return sorted(out, key=lambda c: -c.agreeing_mm2)

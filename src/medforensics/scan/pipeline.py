@@ -30,6 +30,7 @@ from medforensics.scan.clones import with_clones
 from medforensics.scan.cubes import extract_cube_fast, iter_cube_batches
 from medforensics.scan.detector import Detector
 from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, scan_image_series
+from medforensics.scan.image_clones import add_image_clone_findings
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.orientation import read_as, scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
@@ -339,10 +340,10 @@ def scan_volume(
         )
         if reason is not None:
             res.error, res.not_assessed = reason, isinstance(reason, NotAssessed)
-        elif volume.shape[0] == 1:
-            scan_2d(volume, detector2d, res)  # type: ignore[arg-type]
-        elif image_series(volume):
-            scan_image_series(volume, detector2d, res)  # type: ignore[arg-type]
+        elif volume.shape[0] == 1 or image_series(volume):
+            (scan_2d if volume.shape[0] == 1 else scan_image_series)(volume, detector2d, res)  # type: ignore[arg-type]
+            if getattr(detector, "clone_check", True) and volume.modality != "CT":  # CT: the volume check
+                add_image_clone_findings(volume, res)
         elif getattr(detector, "kind", None) == "dense3d":
             from medforensics.scan.dense import scan_ct_dense
 

@@ -1,0 +1,184 @@
+"""The duplicated-region check of radiographs and MR (``scan.image_clones``) on real images (session 47).
+
+For each real radiograph or MR source available offline: is the authentic image (or series) flagged, and of
+``--per-source`` copy-moves made by the forge's ``image-clone`` attack (a disc of the image copied pixel for
+pixel over another place, quarter-turned or flipped, blended over 3 pixels; seeds 0, 1, ...), how many are
+found, whether the top finding or either end lies in the pasted disc, and how the finding was typed. Then
+the same forgeries with Gaussian noise added over the whole image afterwards (``--noise``: standard
+deviations as multiples of the image's own residual noise, its robust SD), which hides a copy as it hides a
+CT clone. Seconds are the check's own (keypoints, matching, grouping) on this machine.
+
+Sources (absent ones skipped): pydicom-data's chest CR ``RG1_UNCR.dcm`` and tibia CR ``RG3_UNCR.dcm``; the two
+NIH ChestX-ray14 PNGs in ``../shared/data/chest-xray`` (8-bit, 512 x 512, downsampled by their publisher);
+pydicom-data's ``MR2_UNCR.dcm`` (shoulder, 1024 x 1024) and ``MR-SIEMENS-DICOM-WithOverlays.dcm`` (abdomen);
+Debian mricron-data's ``ch2.nii.gz`` (Colin27 T1, 181 slices; a copy is pasted within one slice, the whole
+series is searched). The false alarms on every other real MR series are ``benchmarks/mr_false_alarms.py``'s
+rows (it scans them with ``scan``, which now runs this check: verdict ``tampered``).
+
+    python benchmarks/image_clones.py [--per-source 10] [--noise 0.5,1.0] [--out FILE.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from medforensics.errors import ConfigError
+from medforensics.forge.base import create_attack
+from medforensics.io.reader import read_volume
+from medforensics.io.volume import Volume
+from medforensics.scan.clone_ends import residual
+from medforensics.scan.image_clones import image_clones
+from medforensics.scan.result import SeriesResult
+
+SHARED_XRAY = Path(__file__).resolve().parents[2] / "shared" / "data" / "chest-xray"
+
+
+def sources() -> list[tuple[str, Path]]:
+    """(name, path) of the real images found."""
+    from pydicom.data import get_testdata_file
+
+    out: list[tuple[str, Path]] = []
+    for name in ("RG1_UNCR.dcm", "RG3_UNCR.dcm", "MR2_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm"):
+        found = get_testdata_file(name, download=False)
+        if found is not None:
+            out.append((name, Path(str(found))))
+    out += [(p.name, p) for p in sorted(SHARED_XRAY.glob("*.png"))]
+    ch2 = Path("/usr/share/mricron/templates/ch2.nii.gz")
+    if ch2.exists():
+        out.append(("mricron ch2.nii.gz", ch2))
+    return out
+
+
+def noise_sd(img: np.ndarray) -> float:
+    """The image's residual noise (robust SD of its high-pass residual, unclipped pixels)."""
+    r = residual(np.asarray(img, np.float32))
+    ok = ndimage.minimum_filter((img > img.min()) & (img < img.max()), 5)
+    v = r[ok] if ok.any() else r.ravel()
+    return float(1.4826 * np.median(np.abs(v - np.median(v))))
+
+
+def _found(volume: Volume, truth: dict[str, Any]) -> dict[str, Any]:
+    """Run the check on ``volume``; whether it found the copy (an end in the pasted disc)."""
+    t0 = time.perf_counter()
+    clones = image_clones(volume.array, volume.spacing)
+    seconds = time.perf_counter() - t0
+    z, y, x = truth["center"]
+    r = truth["radius_px"]
+
+    def inside(p: tuple[int, int, int]) -> bool:
+        return p[0] == z and float(np.hypot(p[1] - y, p[2] - x)) <= r
+
+    res = SeriesResult(path="", modality=volume.modality, verdict="authentic")
+    if clones:
+        from medforensics.scan.image_clones import add_image_clone_findings
+
+        add_image_clone_findings(volume, res)
+    top = res.findings[0] if res.findings else None
+    return {
+        "flagged": bool(clones),
+        "end": any(inside(c.copy) or inside(c.source) for c in clones),
+        "top": top is not None and inside(top.center_voxel),  # type: ignore[arg-type]
+        "type": top.type if top is not None else None,
+        "seconds": seconds,
+    }
+
+
+def run_source(name: str, path: Path, n: int, noise: list[float]) -> dict[str, Any]:
+    vol = read_volume(path)
+    vol = vol.with_array(np.asarray(vol.array, np.float32))
+    t0 = time.perf_counter()
+    authentic = image_clones(vol.array, vol.spacing)
+    row: dict[str, Any] = {
+        "source": name,
+        "modality": vol.modality,
+        "shape": "x".join(str(v) for v in vol.shape),
+        "authentic_flagged": len(authentic),
+        "authentic_s": time.perf_counter() - t0,
+        "forged": 0,
+        "skipped": 0,
+        "results": [],
+        "noisy": {f: [] for f in noise},
+    }
+    attack = create_attack("image-clone")
+    for seed in range(n):
+        rng = np.random.default_rng(seed)
+        center = None
+        if vol.shape[0] > 1:  # an MR series: a middle slice with content
+            z = vol.shape[0] // 2 + int(rng.integers(-vol.shape[0] // 6, vol.shape[0] // 6 + 1))
+            img = vol.array[z]
+            ys, xs = np.nonzero(img > np.percentile(img, 60))
+            k = int(rng.integers(len(ys)))
+            center = (z, int(ys[k]), int(xs[k]))
+        try:
+            params = attack.sample_params(vol, rng, center)
+        except ConfigError as err:  # a disc that does not fit: skipped, counted
+            row["skipped"] += 1
+            row.setdefault("skip_reasons", set()).add(str(err).split(":")[-1].strip())
+            continue
+        forged, _, _ = attack.apply(vol, params, seed)
+        row["forged"] += 1
+        row["results"].append(_found(forged, params))
+        sd = noise_sd(np.asarray(vol.array[params["center"][0]]))
+        for f in noise:
+            g = np.random.default_rng(1000 + seed).normal(0.0, f * sd, forged.shape).astype(np.float32)
+            row["noisy"][f].append(_found(forged.with_array(forged.array + g), params))
+    return row
+
+
+def _count(results: list[dict[str, Any]], key: str) -> str:
+    return f"{sum(bool(r[key]) for r in results)}/{len(results)}"
+
+
+def table(rows: list[dict[str, Any]], noise: list[float]) -> str:
+    head = (
+        "| source | modality | shape | authentic flagged | s (authentic) | copy-moves | found | an end in "
+        "the disc | top finding in the disc | typed removed | "
+        + " | ".join(f"found, noise {f:g} SD" for f in noise)
+        + " |"
+    )
+    lines = [head, "|" + " --- |" * (10 + len(noise))]
+    for r in rows:
+        res = r["results"]
+        typed = f"{sum(x['type'] == 'removed' for x in res if x['flagged'])}/{sum(x['flagged'] for x in res)}"
+        noisy = " | ".join(_count(r["noisy"][f], "flagged") for f in noise)
+        lines.append(
+            f"| {r['source']} | {r['modality']} | {r['shape']} | {r['authentic_flagged']} | "
+            f"{r['authentic_s']:.2f} | {r['forged']} | {_count(res, 'flagged')} | {_count(res, 'end')} | "
+            f"{_count(res, 'top')} | {typed} | {noisy} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--per-source", type=int, default=10)
+    ap.add_argument(
+        "--noise", default="0.5,1.0", help="Noise added after the edit, in the image's noise SDs."
+    )
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    noise = [float(v) for v in args.noise.split(",") if v]
+    rows = []
+    for name, path in sources():
+        rows.append(run_source(name, path, args.per_source, noise))
+        r = rows[-1]
+        print(
+            f"{name}: authentic clones {r['authentic_flagged']}, found {_count(r['results'], 'flagged')}",
+            flush=True,
+        )
+        if r["skipped"]:
+            print(f"  skipped {r['skipped']}: {sorted(r['skip_reasons'])}")
+    text = table(rows, noise)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

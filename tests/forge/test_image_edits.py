@@ -1,0 +1,54 @@
+"""The 2-D clone-stamp attack (forge.image_edits): a disc copied pixel for pixel, nothing else changed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medforensics.errors import ConfigError, InputError
+from medforensics.forge.base import create_attack, held_out_attacks
+from medforensics.io.volume import Volume
+
+
+def _image(modality: str = "DX", size: int = 240) -> Volume:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    img = 500 + 300 * np.sin(yy / 17.0) * np.cos(xx / 23.0) + rng.normal(0, 20, (size, size))
+    return Volume(np.round(img)[None].astype(np.float32), spacing=(1.0, 0.2, 0.2), modality=modality)
+
+
+def test_params_are_seeded_and_the_disc_is_copied_pixel_for_pixel() -> None:
+    attack = create_attack("image-clone")
+    vol = _image()
+    params = attack.sample_params(vol, np.random.default_rng(5))
+    assert params == attack.sample_params(vol, np.random.default_rng(5))
+    r = params["radius_px"]
+    assert 12 <= r <= 240 // 6
+    (z, ty, tx), (_, dy, dx) = params["center"], params["donor_center"]
+    assert np.hypot(ty - dy, tx - dx) >= 2.5 * r
+    forged, mask, record = attack.apply(vol, params)
+    assert record.method == "image-clone" and record.label == "FB" and record.center_voxel == (z, ty, tx)
+    yy, xx = np.nonzero(mask[0])
+    assert np.hypot(yy + 0.5 - ty, xx + 0.5 - tx).max() <= r  # only the disc changed
+    np.testing.assert_array_equal(forged.array[~mask], vol.array[~mask])
+    donor = np.rot90(vol.array[0, dy - r : dy + r, dx - r : dx + r], params["rot90"])
+    donor = donor[:, ::-1] if params["flip"] else donor
+    core = slice(ty - r // 2, ty + r // 2), slice(tx - r // 2, tx + r // 2)
+    inner = slice(r - r // 2, r + r // 2)
+    np.testing.assert_array_equal(forged.array[0][core], donor[inner, inner])  # the same pixels, moved
+    np.testing.assert_array_equal(vol.array, _image().array)  # the input is not modified
+
+
+def test_held_out_and_refusals() -> None:
+    attack = create_attack("image-clone")
+    assert "image-clone" in held_out_attacks()
+    with pytest.raises(InputError, match=r"needs .*MR input, got modality CT"):
+        attack.sample_params(_image("CT"), np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="too small"):
+        attack.sample_params(_image(size=60), np.random.default_rng(0))
+    vol = _image()
+    with pytest.raises(ConfigError, match="leaves the image"):
+        attack.apply(vol, {"center": [0, 5, 5], "radius_px": 20, "donor_center": [0, 100, 100], "rot90": 0})
+    clipped = vol.with_array(np.where(np.arange(240)[None, None, :] < 120, vol.array.max(), vol.array))
+    with pytest.raises(ConfigError, match="leaves the image or is clipped"):
+        attack.sample_params(clipped, np.random.default_rng(0), center=(0, 120, 60))
