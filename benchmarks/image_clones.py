@@ -15,7 +15,11 @@ Debian mricron-data's ``ch2.nii.gz`` (Colin27 T1, 181 slices; a copy is pasted w
 series is searched). The false alarms on every other real MR series are ``benchmarks/mr_false_alarms.py``'s
 rows (it scans them with ``scan``, which now runs this check: verdict ``tampered``).
 
-    python benchmarks/image_clones.py [--per-source 10] [--noise 0.5,1.0] [--out FILE.md]
+``--jpeg Q,...``: the forgeries also scaled to 8 bits (between the 0.5 and 99.5 percentiles) and
+JPEG-compressed at each quality, as an archive storing them lossy would hold them (a column for the 8-bit
+copy at quality 100).
+
+    python benchmarks/image_clones.py [--per-source 10] [--noise 0.5,1.0] [--jpeg 95,85] [--out FILE.md]
 """
 
 from __future__ import annotations
@@ -89,7 +93,24 @@ def _found(volume: Volume, truth: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_source(name: str, path: Path, n: int, noise: list[float]) -> dict[str, Any]:
+def jpeg_copy(volume: Volume, quality: int) -> Volume:
+    """Each image scaled to 8 bits between its 0.5 and 99.5 percentiles, then JPEG-compressed at
+    ``quality`` and decoded (what an archive storing the forgery lossy would hold)."""
+    import io
+
+    from PIL import Image
+
+    out = []
+    for img in np.asarray(volume.array, np.float32):
+        lo, hi = np.percentile(img, (0.5, 99.5))
+        px = np.clip((img - lo) / max(hi - lo, 1e-6) * 255.0, 0, 255).round().astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(px).save(buf, format="JPEG", quality=quality)
+        out.append(np.asarray(Image.open(io.BytesIO(buf.getvalue())), np.float32))
+    return volume.with_array(np.stack(out))
+
+
+def run_source(name: str, path: Path, n: int, noise: list[float], jpeg: list[int]) -> dict[str, Any]:
     vol = read_volume(path)
     vol = vol.with_array(np.asarray(vol.array, np.float32))
     t0 = time.perf_counter()
@@ -104,6 +125,8 @@ def run_source(name: str, path: Path, n: int, noise: list[float]) -> dict[str, A
         "skipped": 0,
         "results": [],
         "noisy": {f: [] for f in noise},
+        "jpeg": {q: [] for q in jpeg},
+        "eight_bit": [],
     }
     attack = create_attack("image-clone")
     for seed in range(n):
@@ -128,6 +151,10 @@ def run_source(name: str, path: Path, n: int, noise: list[float]) -> dict[str, A
         for f in noise:
             g = np.random.default_rng(1000 + seed).normal(0.0, f * sd, forged.shape).astype(np.float32)
             row["noisy"][f].append(_found(forged.with_array(forged.array + g), params))
+        if jpeg:  # the 8-bit copy alone (quality 100 is not lossless), then JPEG at each quality
+            row["eight_bit"].append(_found(jpeg_copy(forged, 100), params))
+        for q in jpeg:
+            row["jpeg"][q].append(_found(jpeg_copy(forged, q), params))
     return row
 
 
@@ -135,18 +162,21 @@ def _count(results: list[dict[str, Any]], key: str) -> str:
     return f"{sum(bool(r[key]) for r in results)}/{len(results)}"
 
 
-def table(rows: list[dict[str, Any]], noise: list[float]) -> str:
+def table(rows: list[dict[str, Any]], noise: list[float], jpeg: list[int]) -> str:
+    extra = [f"found, noise {f:g} SD" for f in noise]
+    extra += (["found, 8-bit JPEG q100"] + [f"found, 8-bit JPEG q{q}" for q in jpeg]) if jpeg else []
     head = (
         "| source | modality | shape | authentic flagged | s (authentic) | copy-moves | found | an end in "
-        "the disc | top finding in the disc | typed removed | "
-        + " | ".join(f"found, noise {f:g} SD" for f in noise)
-        + " |"
+        "the disc | top finding in the disc | typed removed | " + " | ".join(extra) + " |"
     )
-    lines = [head, "|" + " --- |" * (10 + len(noise))]
+    lines = [head, "|" + " --- |" * (10 + len(extra))]
     for r in rows:
         res = r["results"]
         typed = f"{sum(x['type'] == 'removed' for x in res if x['flagged'])}/{sum(x['flagged'] for x in res)}"
-        noisy = " | ".join(_count(r["noisy"][f], "flagged") for f in noise)
+        cols = [r["noisy"][f] for f in noise] + (
+            [r["eight_bit"]] + [r["jpeg"][q] for q in jpeg] if jpeg else []
+        )
+        noisy = " | ".join(_count(c, "flagged") for c in cols)
         lines.append(
             f"| {r['source']} | {r['modality']} | {r['shape']} | {r['authentic_flagged']} | "
             f"{r['authentic_s']:.2f} | {r['forged']} | {_count(res, 'flagged')} | {_count(res, 'end')} | "
@@ -161,12 +191,16 @@ def main() -> None:
     ap.add_argument(
         "--noise", default="0.5,1.0", help="Noise added after the edit, in the image's noise SDs."
     )
+    ap.add_argument(
+        "--jpeg", default="", help="Also JPEG-compress the forgeries (8-bit) at these qualities, e.g. 95,85."
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     noise = [float(v) for v in args.noise.split(",") if v]
+    jpeg = [int(v) for v in args.jpeg.split(",") if v]
     rows = []
     for name, path in sources():
-        rows.append(run_source(name, path, args.per_source, noise))
+        rows.append(run_source(name, path, args.per_source, noise, jpeg))
         r = rows[-1]
         print(
             f"{name}: authentic clones {r['authentic_flagged']}, found {_count(r['results'], 'flagged')}",
@@ -174,7 +208,7 @@ def main() -> None:
         )
         if r["skipped"]:
             print(f"  skipped {r['skipped']}: {sorted(r['skip_reasons'])}")
-    text = table(rows, noise)
+    text = table(rows, noise, jpeg)
     print(text)
     if args.out is not None:
         args.out.write_text(text + "\n")

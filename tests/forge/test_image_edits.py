@@ -18,6 +18,8 @@ def _image(modality: str = "DX", size: int = 240) -> Volume:
 
 
 def test_params_are_seeded_and_the_disc_is_copied_pixel_for_pixel() -> None:
+    """The donor is the most alike of the random sites drawn; its pixels are pasted levelled, nothing else
+    changes."""
     attack = create_attack("image-clone")
     vol = _image()
     params = attack.sample_params(vol, np.random.default_rng(5))
@@ -35,7 +37,8 @@ def test_params_are_seeded_and_the_disc_is_copied_pixel_for_pixel() -> None:
     donor = donor[:, ::-1] if params["flip"] else donor
     core = slice(ty - r // 2, ty + r // 2), slice(tx - r // 2, tx + r // 2)
     inner = slice(r - r // 2, r + r // 2)
-    np.testing.assert_array_equal(forged.array[0][core], donor[inner, inner])  # the same pixels, moved
+    shift = forged.array[0][core] - donor[inner, inner]  # the same pixels, moved and levelled by one offset
+    assert np.ptp(shift) <= 1.0  # (rounded back to integers like the source)
     np.testing.assert_array_equal(vol.array, _image().array)  # the input is not modified
 
 
@@ -52,3 +55,16 @@ def test_held_out_and_refusals() -> None:
     clipped = vol.with_array(np.where(np.arange(240)[None, None, :] < 120, vol.array.max(), vol.array))
     with pytest.raises(ConfigError, match="leaves the image or is clipped"):
         attack.sample_params(clipped, np.random.default_rng(0), center=(0, 120, 60))
+
+
+def test_the_donor_is_tissue_like_the_target() -> None:
+    """Half the image bright, half dark: a target in the dark half gets its donor from the dark half."""
+    rng = np.random.default_rng(1)
+    img = np.where(np.arange(300)[None, :] < 150, 2000.0, 400.0) + rng.normal(0, 20, (300, 300))
+    img[0, :2] = 0.0, 5000.0  # the image's minimum and maximum (clipped pixels) in a corner
+    vol = Volume(np.round(img)[None].astype(np.float32), spacing=(1.0, 0.2, 0.2), modality="CR")
+    attack = create_attack("image-clone")
+    for seed in range(5):
+        params = attack.sample_params(vol, np.random.default_rng(seed), center=(0, 150, 225))
+        r = params["radius_px"]
+        assert params["donor_center"][2] - r >= 150, params  # the whole donor disc in the dark half

@@ -51,7 +51,7 @@ def test_a_real_radiograph_has_no_copy_and_a_pasted_disc_is_found_at_its_place()
     c = clones[0]
     assert np.hypot(c.copy[1] - 420, c.copy[2] - 180) <= 15  # the copy: the end with the seam
     assert np.hypot(c.source[1] - 150, c.source[2] - 420) <= 15
-    assert c.edge_noise_ratio >= 1.0 and c.agreeing_mm2 >= image_clones.MIN_AGREE_PX
+    assert c.edge_seam_ratio >= 1.0 and c.agreeing_mm2 >= image_clones.MIN_AGREE_PX
 
 
 def test_line_patterns_are_not_copies(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,10 @@
 """Classical edits of 2-D images (radiographs, MR slices), as a photo editor's clone stamp makes them.
 
 ``image-clone``: a disc of the image is copied pixel for pixel (turned by quarter turns or flipped, never
-resampled, so its noise moves with it) over another place of the same image, blended over a thin edge. What
-was under it is hidden (kind ``remove``, label FB). No bundled detector is trained on it (``held_out``); the
+resampled, so its noise moves with it) over another place of the same image, levelled to it (its rim's
+median moved to the target rim's) and blended over a thin edge. The donor is the most alike of 32 random
+sites (mean and spread), as someone choosing tissue to paste over a lesion would. What was under it is hidden
+(kind ``remove``, label FB). No bundled detector is trained on it (``held_out``); the
 scan's duplicated-region check (:mod:`medforensics.scan.image_clones`) is measured against it by
 ``benchmarks/image_clones.py``.
 """
@@ -25,6 +27,8 @@ RADIUS_FRACTION, MIN_RADIUS_PX, MAX_RADIUS_PX = (1 / 80, 1 / 20), 12, 80
 EDGE_PX = 3.0
 #: The two discs' centres lie at least this many radii apart.
 MIN_SEPARATION = 2.5
+#: Donor sites drawn; the one most like the target is copied (:func:`_donor`).
+DONOR_CANDIDATES = 32
 
 
 def _fits(img: np.ndarray, y: int, x: int, r: int) -> bool:
@@ -35,16 +39,42 @@ def _fits(img: np.ndarray, y: int, x: int, r: int) -> bool:
     return bool(box.min() > img.min() and box.max() < img.max())
 
 
-def _site(img: np.ndarray, rng: np.random.Generator, r: int, away: tuple[int, int] | None) -> tuple[int, int]:
-    """A random disc centre that fits (:func:`_fits`), at least :data:`MIN_SEPARATION` radii from ``away``."""
+def _sites(
+    img: np.ndarray, rng: np.random.Generator, r: int, away: tuple[int, int] | None, n: int = 1
+) -> list[tuple[int, int]]:
+    """Up to ``n`` random disc centres that fit (:func:`_fits`), at least :data:`MIN_SEPARATION` radii from
+    ``away``; :class:`ConfigError` when none does."""
     ny, nx = img.shape
+    out: list[tuple[int, int]] = []
     for _ in range(2000):
         y, x = int(rng.integers(r, ny - r + 1)), int(rng.integers(r, nx - r + 1))
         if away is not None and np.hypot(y - away[0], x - away[1]) < MIN_SEPARATION * r:
             continue
         if _fits(img, y, x, r):
-            return y, x
-    raise ConfigError("image-clone: no unclipped place for the disc in this image")
+            out.append((y, x))
+            if len(out) == n:
+                break
+    if not out:
+        raise ConfigError("image-clone: no unclipped place for the disc in this image")
+    return out
+
+
+def _stats(img: np.ndarray, y: int, x: int, r: int) -> tuple[float, float]:
+    """Mean and standard deviation of the disc box at (y, x)."""
+    box = img[y - r : y + r, x - r : x + r]
+    return float(box.mean()), float(box.std())
+
+
+def _donor(img: np.ndarray, rng: np.random.Generator, r: int, target: tuple[int, int]) -> tuple[int, int]:
+    """Of :data:`DONOR_CANDIDATES` random sites, the one whose disc looks most like the target's (mean and
+    spread, in units of the target's spread), as someone choosing tissue to paste over a lesion would."""
+    mean, sd = _stats(img, *target, r)
+
+    def unlike(site: tuple[int, int]) -> float:
+        m, s = _stats(img, *site, r)
+        return abs(m - mean) + abs(s - sd)
+
+    return min(_sites(img, rng, r, target, DONOR_CANDIDATES), key=unlike)
 
 
 @register_attack("image-clone")
@@ -67,10 +97,10 @@ class ImageClone:
         r = min(int(rng.integers(lo, hi + 1)), MAX_RADIUS_PX, min(img.shape) // 6)
         if r < MIN_RADIUS_PX:
             raise ConfigError(f"image-clone: image {img.shape[1]} x {img.shape[0]} is too small for a disc")
-        target = (int(center[1]), int(center[2])) if center is not None else _site(img, rng, r, None)
+        target = (int(center[1]), int(center[2])) if center is not None else _sites(img, rng, r, None)[0]
         if not _fits(img, *target, r):
             raise ConfigError(f"image-clone: a disc of {r} pixels at {target} leaves the image or is clipped")
-        donor = _site(img, rng, r, target)
+        donor = _donor(img, rng, r, target)
         pose = pose_params(rng)
         return {
             "center": [z, *target],
@@ -96,8 +126,11 @@ class ImageClone:
         )
         patch = patch[:, ::-1] if params.get("flip") else patch
         yy, xx = np.mgrid[-r:r, -r:r] + 0.5
-        w = np.clip((r - np.hypot(yy, xx)) / EDGE_PX, 0.0, 1.0).astype(np.float32)
+        dist = np.hypot(yy, xx)
+        w = np.clip((r - dist) / EDGE_PX, 0.0, 1.0).astype(np.float32)
         new = np.array(volume.array, np.float32)
         target = new[z, ty - r : ty + r, tx - r : tx + r]
+        rim = (dist > r - EDGE_PX) & (dist <= r)  # levelled: the pasted rim meets the target's at one level
+        patch = patch + float(np.median(target[rim]) - np.median(patch[rim]))
         new[z, ty - r : ty + r, tx - r : tx + r] = (1 - w) * target + w * patch
         return finish(self, volume, new, params, seed, (z, ty, tx))  # type: ignore[arg-type]

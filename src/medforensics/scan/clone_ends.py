@@ -62,10 +62,11 @@ class Agreement:
     copy_edge_hu: float  #: median HU of end ``b`` where the two only partly agree (see :func:`compare_ends`)
     source_edge_hu: float  #: the same for end ``a`` mapped onto ``b``
     agreeing: int  #: voxels whose residuals agree (local correlation at least :data:`AGREE_CORRELATION`)
-    #: mean squared residual of end ``b`` where the two only partly agree, and of end ``a`` there: a pasted
-    #: copy's blended edge mixes two independent noises, so it holds less noise at the copy's end
-    copy_edge_noise: float = 0.0
-    source_edge_noise: float = 0.0
+    #: mean squared band-pass (Gaussian 1 less Gaussian 3 pixels) of end ``b`` where the two only partly
+    #: agree, and of end ``a`` mapped there: a pasted copy's edge cuts the anatomy around it (a seam), the
+    #: source's edge continues into its own
+    copy_edge_seam: float = 0.0
+    source_edge_seam: float = 0.0
 
 
 def compare_ends(
@@ -109,8 +110,12 @@ def compare_ends(
         zone = (c > 0.3) & (c < 0.85) & inside
         hb.append(img_b[lo[1] : hi[1], lo[2] : hi[2]][zone])
         ha.append(ia.reshape(rb.shape)[zone])
-        eb.append(np.square(rb[zone]))
-        ea.append(np.square(ra[zone]))
+        crop_b = img_b[lo[1] : hi[1], lo[2] : hi[2]]
+        crop_a = ia.reshape(rb.shape)
+        bb = ndimage.gaussian_filter(crop_b, 1.0) - ndimage.gaussian_filter(crop_b, 3.0)
+        ba = ndimage.gaussian_filter(crop_a, 1.0) - ndimage.gaussian_filter(crop_a, 3.0)
+        eb.append(np.square(bb[zone]))
+        ea.append(np.square(ba[zone]))
     if not hb or sum(len(v) for v in hb) < 32:
         return Agreement(0.0, 0.0, agreeing)
     return Agreement(

@@ -86,9 +86,9 @@ class Clone:
     correlation: float
     edge_hu_difference: float
     agreeing_mm2: float
-    #: the copy's edge noise over the source's (mean squared residual where the ends partly agree): under 1
-    #: where the copy's edge was blended (see ``clone_ends.Agreement``)
-    edge_noise_ratio: float = 1.0
+    #: the copy's edge detail over the source's (band-pass energy where the ends only partly agree; see
+    #: ``clone_ends.Agreement``): over 1 where the copy's edge cuts the anatomy it was pasted into
+    edge_seam_ratio: float = 1.0
 
     @property
     def offset(self) -> tuple[int, int, int]:
@@ -344,8 +344,8 @@ def _group(
             continue
         hu_b, hu_a = ag.copy_edge_hu, ag.source_edge_hu
         src, cpy = (ends[0], ends[1]) if hu_b >= hu_a else (ends[1], ends[0])
-        noise = (ag.copy_edge_noise, ag.source_edge_noise)  # end b's, end a's
-        noise_copy, noise_source = noise if hu_b >= hu_a else noise[::-1]
+        seams = (ag.copy_edge_seam, ag.source_edge_seam)  # end b's, end a's
+        seam_copy, seam_source = seams if hu_b >= hu_a else seams[::-1]
         out.append(
             Clone(
                 source=src[0],
@@ -356,7 +356,7 @@ def _group(
                 correlation=float(corr[m].mean()),
                 edge_hu_difference=abs(hu_b - hu_a),
                 agreeing_mm2=area,
-                edge_noise_ratio=noise_copy / noise_source if noise_source > 0 else 1.0,
+                edge_seam_ratio=seam_copy / seam_source if seam_source > 0 else 1.0,
             )
         )
     return sorted(out, key=lambda c: -c.agreeing_mm2)
@@ -382,6 +382,33 @@ def _mm(volume: Volume, voxel: tuple[int, int, int]) -> list[float]:
     return [round(float(v), 1) for v in volume.index_to_patient(np.asarray(voxel, float))]
 
 
+def end_findings(
+    volume: Volume, c: Clone, kind: str, place: Callable[[tuple[int, int, int]], str], why: str = ""
+) -> list[Finding]:
+    """The two findings of clone ``c`` (type ``kind``): its likely copy at :data:`CLONE_SCORE`, then its
+    source at :data:`SOURCE_SCORE`; each description names the other end by ``place`` (and, for the copy,
+    ``why`` it is the likelier one)."""
+    return [
+        Finding(
+            kind,
+            score,
+            center_voxel=here,
+            center_mm=tuple(_mm(volume, here)),  # type: ignore[arg-type]
+            bbox_voxel=box,
+            description=(
+                f"duplicated region: the same noise as at {place(there)} over "
+                f"{c.agreeing_mm2:.0f} mm^2 ({c.matches} matched keypoints, correlation "
+                f"{c.correlation:.3f}); one of the two was copied "
+                "onto the other" + (f" (this one more likely{why})" if score == CLONE_SCORE else "")
+            ),
+        )
+        for score, here, box, there in (
+            (CLONE_SCORE, c.copy, c.copy_box, c.source),
+            (SOURCE_SCORE, c.source, c.source_box, c.copy),
+        )
+    ]
+
+
 def clone_findings(
     volume: Volume, keypoints: Keypoints | None = None
 ) -> tuple[list[Finding], list[dict[str, Any]]]:
@@ -396,25 +423,7 @@ def clone_findings(
     )
     for c in found:
         kind = "injected" if _solid_core(volume, c.copy) else "removed"
-        for score, here, box, there in (
-            (CLONE_SCORE, c.copy, c.copy_box, c.source),
-            (SOURCE_SCORE, c.source, c.source_box, c.copy),
-        ):
-            findings.append(
-                Finding(
-                    kind,
-                    score,
-                    center_voxel=here,
-                    center_mm=tuple(_mm(volume, here)),  # type: ignore[arg-type]
-                    bbox_voxel=box,
-                    description=(
-                        f"duplicated region: the same noise as at {_mm(volume, there)} mm over "
-                        f"{c.agreeing_mm2:.0f} mm^2 ({c.matches} matched keypoints, correlation "
-                        f"{c.correlation:.3f}); one of the two was copied "
-                        "onto the other" + (" (this one more likely)" if score == CLONE_SCORE else "")
-                    ),
-                )
-            )
+        findings += end_findings(volume, c, kind, lambda p: f"{_mm(volume, p)} mm")
         summary.append(
             {
                 "copy_mm": _mm(volume, c.copy),

@@ -21,7 +21,9 @@ measured on the real radiographs and MR available offline (``benchmarks/image_cl
 3. the two ends must agree over :data:`MIN_AGREE_PX` pixels (not mm^2: a radiograph's pixels are 0.1-0.2 mm,
    a PNG's size is unknown) and must not overlap (a region next to itself is a texture, not a copy).
 
-Both ends are reported (which one is the copy cannot be told from the noise alone). The finding type:
+Both ends are reported, the likely copy first: the end whose edge (where the two ends only partly agree)
+holds more band-pass detail, the seam where the pasted pixels cut the anatomy around them; the source's edge
+continues into its own (:func:`_oriented`; the noise alone cannot tell them apart). The finding type:
 ``injected`` when the duplicated content holds a focal opacity (its centre brighter than the rim of the
 region by :data:`FOCAL_CONTRAST` of the image's 0.5-99.5 percentile range: a lesion copied to a second
 place), else ``removed`` (plain tissue copied over whatever was there).
@@ -41,14 +43,7 @@ from scipy import ndimage
 
 from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.volume import Volume
-from medforensics.scan.clones import (
-    CLONE_SCORE,
-    PATCH,
-    SOURCE_SCORE,
-    Clone,
-    Keypoints,
-    _mm,
-)
+from medforensics.scan.clones import CLONE_SCORE, PATCH, Clone, Keypoints, end_findings
 from medforensics.scan.result import Finding, SeriesResult
 
 #: A keypoint whose residual patch has this fraction of its energy in its row (or column) means is a line.
@@ -65,6 +60,8 @@ MIN_AGREE_PX = 400
 FOCAL_CONTRAST = 0.10
 #: Images read at a time.
 BATCH = 16
+#: Why the copy's end is the likelier (in its finding's description).
+SEAM = ": its edge holds the seam"
 #: Copies reported as findings (the strongest; ``extra['clones']`` counts all).
 MAX_CLONES = 5
 
@@ -101,9 +98,9 @@ def _overlap(c: Clone) -> bool:
 
 
 def _oriented(c: Clone) -> Clone:
-    """``c`` with its copy at the end whose edge holds more high-pass energy: the seam where pasted pixels
-    meet other anatomy (the CT check's rule, the denser edge, is for lung levelled around a copy)."""
-    if c.edge_noise_ratio >= 1.0:
+    """``c`` with its copy at the end whose edge holds more band-pass energy: the seam where pasted pixels
+    cut other anatomy (the CT check's rule, the denser edge, is for lung levelled around a copy)."""
+    if c.edge_seam_ratio >= 1.0:
         return c
     return replace(
         c,
@@ -111,7 +108,7 @@ def _oriented(c: Clone) -> Clone:
         copy=c.source,
         source_box=c.copy_box,
         copy_box=c.source_box,
-        edge_noise_ratio=1.0 / c.edge_noise_ratio,
+        edge_seam_ratio=1.0 / c.edge_seam_ratio,
     )
 
 
@@ -175,26 +172,7 @@ def add_image_clone_findings(volume: Volume, result: SeriesResult) -> None:
             img[:: max(1, img.shape[0] // 512), :: max(1, img.shape[1] // 512)], (0.5, 99.5)
         )
         kind = "injected" if _focal(img, c.copy_box, float(hi - lo)) else "removed"
-        for score, here, box, there in (
-            (CLONE_SCORE, c.copy, c.copy_box, c.source),
-            (SOURCE_SCORE, c.source, c.source_box, c.copy),
-        ):
-            where = f"{unit} {there[0]}, row {there[1]}, column {there[2]}"
-            findings.append(
-                Finding(
-                    kind,
-                    score,
-                    center_voxel=here,
-                    center_mm=tuple(_mm(volume, here)),  # type: ignore[arg-type]
-                    bbox_voxel=box,
-                    description=(
-                        f"duplicated region: the same noise as at {where} over {c.agreeing_mm2:.0f} mm^2 "
-                        f"({c.matches} matched keypoints, correlation {c.correlation:.3f}); one of the two "
-                        "was copied onto the other"
-                        + (" (this one more likely: its edge holds the seam)" if score == CLONE_SCORE else "")
-                    ),
-                )
-            )
+        findings += end_findings(volume, c, kind, lambda p: f"{unit} {p[0]}, row {p[1]}, column {p[2]}", SEAM)
         summary.append(
             {
                 "ends_voxel": [list(c.copy), list(c.source)],
