@@ -63,6 +63,8 @@ MIN_MATCHES, CLONE_CORRELATION, MIN_AGREE_MM2 = 2, 0.9, 200.0
 LINK_MM = 20.0
 #: Slices read at a time.
 CHUNK = 16
+#: Keypoints whose eight poses are compared at a time (bounds the memory of a large image's search).
+POSE_CHUNK = 8192
 #: Hash tables, and bits per table (more for series with over 65 000 keypoints).
 TABLES, BITS = 8, 12
 #: At most this many matches are grouped into clones (the strongest).
@@ -163,10 +165,15 @@ def _slice_keypoints(
     if len(pts) == 0:
         return none
     win = np.lib.stride_tricks.sliding_window_view(res, (PATCH, PATCH))
-    patches = win[pts[:, 0] - h, pts[:, 1] - h].astype(np.float32)  # (n, PATCH, PATCH)
-    variants = np.stack([v.reshape(len(pts), -1) for v in _poses(patches)], 1)  # (n, 8, PATCH^2)
-    best = np.argmax(variants @ rng_vec, axis=1)
-    desc = variants[np.arange(len(pts)), best]
+    desc = np.empty((len(pts), PATCH * PATCH), np.float32)
+    for k in range(
+        0, len(pts), POSE_CHUNK
+    ):  # a radiograph has 10^5 keypoints: their 8 poses a chunk at a time
+        at = pts[k : k + POSE_CHUNK]
+        patches = win[at[:, 0] - h, at[:, 1] - h].astype(np.float32)  # (n, PATCH, PATCH)
+        variants = np.stack([v.reshape(len(at), -1) for v in _poses(patches)], 1)  # (n, 8, PATCH^2)
+        best = np.argmax(variants @ rng_vec, axis=1)
+        desc[k : k + len(at)] = variants[np.arange(len(at)), best]
     desc = desc - desc.mean(1, keepdims=True)
     desc /= np.maximum(np.linalg.norm(desc, axis=1, keepdims=True), 1e-6)
     return pts + np.array([ys.start, xs.start]), desc.astype(np.float32)
