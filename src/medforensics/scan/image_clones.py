@@ -6,7 +6,7 @@ flat panel's) or an MR image's thermal noise is independent from pixel to pixel,
 carries one region's noise in another place. Someone who hides a lesion under tissue copied from elsewhere in
 the same image, or duplicates one, moves that noise along. This module runs the CT check's keypoints,
 descriptors, hashing, grouping and voxel-for-voxel comparison on every image of a series (each image's own
-pixels: a radiograph series' padding, at the image's minimum, is never searched), with three rules of its own,
+pixels: a radiograph series' padding, at the image's minimum, is never searched), with rules of its own,
 measured on the real radiographs and MR available offline (``benchmarks/image_clones.py``):
 
 1. keypoints may lie anywhere in the image, but a keypoint's whole patch must hold no clipped pixel (the
@@ -15,11 +15,12 @@ measured on the real radiographs and MR available offline (``benchmarks/image_cl
    mirroring one hemisphere is a copy, but no tampering: mricron's aal, jhu189 and inia19-NeuroMaps were
    flagged without this rule);
 2. a keypoint whose residual patch is mostly one line pattern (:data:`LINE_FRACTION` of its energy in its row
-   or column means) is dropped: the stripes of an anti-scatter grid or of a plate's edge repeat along the
-   line, which is not a copy (pydicom-data's chest CR: 14 such "clones" in a band along its top edge without
-   this rule);
+   or column means) is dropped: stripes repeat along their lines, which is not a copy (pydicom-data's chest
+   CR has a striped band along its top edge: 14 such "clones" there without this rule);
 3. the two ends must agree over :data:`MIN_AGREE_PX` pixels (not mm^2: a radiograph's pixels are 0.1-0.2 mm,
-   a PNG's size is unknown) and must not overlap (a region next to itself is a texture, not a copy).
+   a PNG's size is unknown) and must not overlap (a region next to itself is a texture, not a copy);
+4. a radiograph series is searched image by image (``each_image``): one exposure stored twice, turned or in
+   two encodings, would match itself across images. An MR series is searched across slices, as CT.
 
 Both ends are reported, the likely copy first: the end whose edge (where the two ends only partly agree)
 holds more band-pass detail, the seam where the pasted pixels cut the anatomy around them; the source's edge
