@@ -23,6 +23,16 @@ def residual(img: NDArray[np.float32], truncate: float = 4.0) -> NDArray[np.floa
     return img - ndimage.gaussian_filter(img, RESIDUAL_SIGMA, mode="nearest", truncate=truncate)
 
 
+def _residual_box(img: NDArray[np.float32], ys: tuple[int, int], xs: tuple[int, int]) -> NDArray[np.float32]:
+    """:func:`residual` of ``img`` over rows ``ys`` and columns ``xs`` (end exclusive), the same values as the
+    whole slice's there: made over the box plus the kernel's reach (or the slice's edge)."""
+    reach = int(np.ceil(4.0 * RESIDUAL_SIGMA)) + 1
+    y0, x0 = max(0, ys[0] - reach), max(0, xs[0] - reach)
+    y1, x1 = min(img.shape[0], ys[1] + reach), min(img.shape[1], xs[1] + reach)
+    r = residual(np.ascontiguousarray(img[y0:y1, x0:x1]))
+    return r[ys[0] - y0 : ys[1] - y0, xs[0] - x0 : xs[1] - x0]
+
+
 #: The eight in-plane turns and flips as integer matrices acting on (y, x).
 _D4 = [
     np.array(m, np.int64)
@@ -87,6 +97,9 @@ def compare_ends(
     yy, xx = np.mgrid[lo[1] : hi[1], lo[2] : hi[2]]
     src = (np.stack([yy.ravel() - t[1], xx.ravel() - t[2]]).T @ m).astype(np.int64)  # m^-1 = m^T
     ok = (src[:, 0] >= 0) & (src[:, 0] < shape[1]) & (src[:, 1] >= 0) & (src[:, 1] < shape[2])
+    # end a's pixels that map onto the box (its residual is made over them only, not the whole slice)
+    a_lo = src[ok].min(0) if ok.any() else np.zeros(2, np.int64)
+    a_hi = src[ok].max(0) + 1 if ok.any() else np.ones(2, np.int64)
     hb, ha, agreeing = [], [], 0
     eb, ea = [], []
     for z in range(int(lo[0]), int(hi[0])):
@@ -95,10 +108,10 @@ def compare_ends(
             continue
         img_b = np.asarray(get_slice(z), np.float32)
         img_a = np.asarray(get_slice(za), np.float32)
-        rb = residual(img_b)[lo[1] : hi[1], lo[2] : hi[2]]
-        ra_full = residual(img_a)
+        rb = _residual_box(img_b, (lo[1], hi[1]), (lo[2], hi[2]))
+        ra_box = _residual_box(img_a, (a_lo[0], a_hi[0]), (a_lo[1], a_hi[1]))
         ra_flat = np.zeros(rb.size, np.float32)
-        ra_flat[ok] = ra_full[src[ok, 0], src[ok, 1]]
+        ra_flat[ok] = ra_box[src[ok, 0] - a_lo[0], src[ok, 1] - a_lo[1]]
         ra = ra_flat.reshape(rb.shape)
         ia = np.zeros(rb.size, np.float32)
         ia[ok] = img_a[src[ok, 0], src[ok, 1]]
