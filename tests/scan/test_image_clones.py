@@ -146,4 +146,3 @@ def test_a_mirrored_atlas_is_not_a_copy(monkeypatch: pytest.MonkeyPatch) -> None
     assert find(atlas.array, atlas.spacing) == []
     monkeypatch.setattr(image_clones, "FLAT_FRACTION", 1.01)
     assert len(find(atlas.array, atlas.spacing)) >= 1
-
