@@ -323,3 +323,24 @@ def test_image_clone_forges_a_radiograph_file_and_refuses_ct(tmp_path: Path, dic
         and "needs CR/DR/DX/RG/MR input, got modality CT" in text
         and len(text.strip().splitlines()) == 1
     )
+
+
+def test_image_clone_on_a_png_writes_a_png(tmp_path: Path) -> None:
+    """A 16-bit PNG radiograph in, a 16-bit PNG of the same name out beside forgery.json, differing from the
+    input exactly in the recorded voxels."""
+    from PIL import Image
+
+    from tests.io._radiographs import rg1_pixels
+
+    src = tmp_path / "chest.png"
+    Image.fromarray(rg1_pixels()[700:1300, 600:1200]).save(src)
+    out = tmp_path / "forged"
+    code, text = _run(
+        "remove", "--input", str(src), "--method", "image-clone", "--seed", "4", "--out", str(out)
+    )
+    assert code == 0, text
+    side = json.loads((out / "forgery.json").read_text())
+    assert side["series_folder"] == "." and side["files"] == ["chest.png"] and "transfer_syntax" not in side
+    a, b = np.asarray(Image.open(src)), np.asarray(Image.open(out / "chest.png"))
+    assert a.dtype == b.dtype == np.uint16 and a.shape == b.shape
+    assert int((a != b).sum()) == side["changed_voxels"] > 0

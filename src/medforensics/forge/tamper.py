@@ -138,8 +138,34 @@ def attack_axial(
     return tampered, amap.array_to_source(mask_view), record, amap
 
 
+#: ``source_format`` of the 2-D picture formats (:func:`medforensics.io.image2d.read_image2d`).
+PICTURES = ("png", "jpeg", "tiff")
+
+
+def _write_picture(volume: Volume, out_dir: Path, source: Path) -> str:
+    """A tampered PNG / JPEG / TIFF picture as a lossless PNG of the source's bit depth (8 or 16 bits; a JPEG
+    is not re-encoded lossy), named after the source."""
+    import io
+
+    from PIL import Image
+
+    from medforensics._atomic import write_bytes_atomic
+
+    bits = 8 if int(volume.metadata.get("bit_depth") or 16) <= 8 else 16
+    info = np.iinfo(np.uint8 if bits == 8 else np.uint16)
+    px = np.clip(np.round(np.asarray(volume.array[0])), info.min, info.max).astype(info.dtype)
+    buf = io.BytesIO()
+    Image.fromarray(px).save(buf, format="PNG")
+    name = source.with_suffix(".png").name
+    write_bytes_atomic(out_dir / name, buf.getvalue())
+    return name
+
+
 def _write_series(volume: Volume, out_dir: Path, source: Path) -> list[str]:
-    """The tampered series: NIfTI for NIfTI input, else DICOM with the source's headers."""
+    """The tampered series: NIfTI for NIfTI input, a PNG for a picture, else DICOM with the source's
+    headers."""
+    if volume.metadata.get("source_format") in PICTURES:
+        return [_write_picture(volume, out_dir, source)]
     if is_nifti(source):
         from medforensics.io.nifti import write_nifti
 
@@ -283,11 +309,13 @@ def _write_forgery(
 
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        series_dir = tmp if is_nifti(source) else tmp / "series"
+        # a NIfTI or a picture: one file beside forgery.json; anything else a DICOM series folder
+        one_file = is_nifti(source) or volume.metadata.get("source_format") in PICTURES
+        series_dir = tmp if one_file else tmp / "series"
         series_dir.mkdir(exist_ok=True)
         sidecar["files"] = _write_series(tampered, series_dir, source)
-        sidecar["series_folder"] = "." if is_nifti(source) else "series"
-        if not is_nifti(source) and sidecar["files"]:
+        sidecar["series_folder"] = "." if one_file else "series"
+        if not one_file and sidecar["files"]:
             sidecar["transfer_syntax"] = _syntaxes(volume, series_dir / sidecar["files"][0])
         write_nifti(volume.with_array(mask.astype(np.float32)), tmp / "mask.nii.gz", dtype=np.uint8)
         (tmp / "forgery.json").write_text(json.dumps(sidecar, indent=2) + "\n")
