@@ -66,8 +66,9 @@ def _stats(img: np.ndarray, y: int, x: int, r: int) -> tuple[float, float]:
 
 
 def _donor(img: np.ndarray, rng: np.random.Generator, r: int, target: tuple[int, int]) -> tuple[int, int]:
-    """Of :data:`DONOR_CANDIDATES` random sites, the one whose disc looks most like the target's (mean and
-    spread, in units of the target's spread), as someone choosing tissue to paste over a lesion would."""
+    """Of :data:`DONOR_CANDIDATES` random sites, the one whose disc box looks most like the target's (the
+    least sum of the differences in mean and in standard deviation), as someone choosing tissue to paste
+    over a lesion would."""
     mean, sd = _stats(img, *target, r)
 
     def unlike(site: tuple[int, int]) -> float:
