@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from medforensics.forge.base import create_attack
 from medforensics.io.reader import read_volume
 from medforensics.io.volume import Volume
 from medforensics.scan.clone_ends import residual
-from medforensics.scan.image_clones import image_clones
+from medforensics.scan.image_clones import add_image_clone_findings, image_clones
 from medforensics.scan.result import SeriesResult
 
 SHARED_XRAY = Path(__file__).resolve().parents[2] / "shared" / "data" / "chest-xray"
@@ -68,25 +69,22 @@ def noise_sd(img: np.ndarray) -> float:
 
 
 def _found(volume: Volume, truth: dict[str, Any]) -> dict[str, Any]:
-    """Run the check on ``volume``; whether it found the copy (an end in the pasted disc)."""
+    """Run the check as ``scan`` does on ``volume`` (one search); whether it found the copy (an end of one
+    of the reported copies in the pasted disc), and its top finding."""
+    res = SeriesResult(path="", modality=volume.modality, verdict="authentic")
     t0 = time.perf_counter()
-    clones = image_clones(volume.array, volume.spacing)
+    add_image_clone_findings(volume, res)
     seconds = time.perf_counter() - t0
     z, y, x = truth["center"]
     r = truth["radius_px"]
 
-    def inside(p: tuple[int, int, int]) -> bool:
+    def inside(p: Sequence[int]) -> bool:
         return p[0] == z and float(np.hypot(p[1] - y, p[2] - x)) <= r
 
-    res = SeriesResult(path="", modality=volume.modality, verdict="authentic")
-    if clones:
-        from medforensics.scan.image_clones import add_image_clone_findings
-
-        add_image_clone_findings(volume, res)
     top = res.findings[0] if res.findings else None
     return {
-        "flagged": bool(clones),
-        "end": any(inside(c.copy) or inside(c.source) for c in clones),
+        "flagged": res.extra["clones_found"] > 0,
+        "end": any(inside(e) for c in res.extra["clones"] for e in c["ends_voxel"]),
         "top": top is not None and inside(top.center_voxel),  # type: ignore[arg-type]
         "type": top.type if top is not None else None,
         "seconds": seconds,

@@ -121,10 +121,9 @@ def compare_ends(
         inside = ok.reshape(rb.shape)
         agreeing += int(((c >= AGREE_CORRELATION) & inside).sum())
         zone = (c > 0.3) & (c < 0.85) & inside
-        hb.append(img_b[lo[1] : hi[1], lo[2] : hi[2]][zone])
-        ha.append(ia.reshape(rb.shape)[zone])
-        crop_b = img_b[lo[1] : hi[1], lo[2] : hi[2]]
-        crop_a = ia.reshape(rb.shape)
+        crop_b, crop_a = img_b[lo[1] : hi[1], lo[2] : hi[2]], ia.reshape(rb.shape)
+        hb.append(crop_b[zone])
+        ha.append(crop_a[zone])
         bb = ndimage.gaussian_filter(crop_b, 1.0) - ndimage.gaussian_filter(crop_b, 3.0)
         ba = ndimage.gaussian_filter(crop_a, 1.0) - ndimage.gaussian_filter(crop_a, 3.0)
         eb.append(np.square(bb[zone]))

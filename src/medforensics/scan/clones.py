@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from medforensics.io.volume import Volume
-from medforensics.scan.clone_ends import compare_ends, residual
+from medforensics.scan.clone_ends import Agreement, compare_ends, residual
 from medforensics.scan.result import Finding, SeriesResult
 
 #: Keypoints: smoothed-residual maxima above this many robust standard deviations of the slice's.
@@ -166,9 +166,8 @@ def _slice_keypoints(
         return none
     win = np.lib.stride_tricks.sliding_window_view(res, (PATCH, PATCH))
     desc = np.empty((len(pts), PATCH * PATCH), np.float32)
-    for k in range(
-        0, len(pts), POSE_CHUNK
-    ):  # a radiograph has 10^5 keypoints: their 8 poses a chunk at a time
+    # a radiograph has 10^5 keypoints: their 8 poses a chunk at a time
+    for k in range(0, len(pts), POSE_CHUNK):
         at = pts[k : k + POSE_CHUNK]
         patches = win[at[:, 0] - h, at[:, 1] - h].astype(np.float32)  # (n, PATCH, PATCH)
         variants = np.stack([v.reshape(len(at), -1) for v in _poses(patches)], 1)  # (n, 8, PATCH^2)
@@ -259,10 +258,16 @@ class Keypoints:
             self.desc.append(desc)
 
     def clones(
-        self, array: Any, spacing: tuple[float, float, float], min_agree_mm2: float | None = None
+        self,
+        array: Any,
+        spacing: tuple[float, float, float],
+        min_agree_mm2: float | None = None,
+        b_is_copy: Callable[[Agreement], bool] | None = None,
     ) -> list[Clone]:
         """The clones among the keypoints gathered from ``array`` (read again only where one is found), whose
-        ends agree over at least ``min_agree_mm2`` (default :data:`MIN_AGREE_MM2`)."""
+        ends agree over at least ``min_agree_mm2`` (default :data:`MIN_AGREE_MM2`); ``b_is_copy`` says from
+        two ends' :class:`~medforensics.scan.clone_ends.Agreement` whether end ``b`` is the copy (default
+        :func:`denser_edge`)."""
         shape = tuple(int(v) for v in array.shape)
         pts = np.concatenate(self.pts) if self.pts else np.zeros((0, 3), np.int64)
         desc = np.concatenate(self.desc) if self.desc else np.zeros((0, PATCH * PATCH), np.float32)
@@ -275,9 +280,8 @@ class Keypoints:
         pairs, corr = pairs[good], corr[good]
         if len(pairs) < MIN_MATCHES:
             return []
-        return _group(
-            array, shape, sp, pts, pairs, corr, MIN_AGREE_MM2 if min_agree_mm2 is None else min_agree_mm2
-        )
+        area = MIN_AGREE_MM2 if min_agree_mm2 is None else min_agree_mm2
+        return _group(array, shape, sp, pts, pairs, corr, area, b_is_copy or denser_edge)
 
 
 def find_clones(array: Any, spacing: tuple[float, float, float], seed: int = 0) -> list[Clone]:
@@ -288,6 +292,12 @@ def find_clones(array: Any, spacing: tuple[float, float, float], seed: int = 0) 
     return keypoints.clones(array, spacing)
 
 
+def denser_edge(ag: Agreement) -> bool:
+    """The CT rule: end ``b`` is the copy when its edge is the denser (a copy is levelled to the denser lung
+    around what it hides; see :func:`~medforensics.scan.clone_ends.compare_ends`)."""
+    return ag.copy_edge_hu >= ag.source_edge_hu
+
+
 def _group(
     array: object,
     shape: tuple[int, ...],
@@ -296,6 +306,7 @@ def _group(
     pairs: NDArray[np.int64],
     corr: NDArray[np.float32],
     min_agree_mm2: float,
+    b_is_copy: Callable[[Agreement], bool],
 ) -> list[Clone]:
     """Matches linked by the same slice offset and nearby ends (within :data:`LINK_MM`, and half their
     length), as clones of at least :data:`MIN_MATCHES` whose ends agree over ``min_agree_mm2`` (the
@@ -349,10 +360,10 @@ def _group(
         area = ag.agreeing * float(sp[1] * sp[2])
         if area < min_agree_mm2:  # a few keypoints alike, not one region: anatomy, not a copy
             continue
-        hu_b, hu_a = ag.copy_edge_hu, ag.source_edge_hu
-        src, cpy = (ends[0], ends[1]) if hu_b >= hu_a else (ends[1], ends[0])
+        b_copy = b_is_copy(ag)
+        src, cpy = (ends[0], ends[1]) if b_copy else (ends[1], ends[0])
         seams = (ag.copy_edge_seam, ag.source_edge_seam)  # end b's, end a's
-        seam_copy, seam_source = seams if hu_b >= hu_a else seams[::-1]
+        seam_copy, seam_source = seams if b_copy else seams[::-1]
         out.append(
             Clone(
                 source=src[0],
@@ -361,7 +372,7 @@ def _group(
                 copy_box=tuple(int(v) for v in cpy[1]),  # type: ignore[arg-type]
                 matches=len(m),
                 correlation=float(corr[m].mean()),
-                edge_hu_difference=abs(hu_b - hu_a),
+                edge_hu_difference=abs(ag.copy_edge_hu - ag.source_edge_hu),
                 agreeing_mm2=area,
                 edge_seam_ratio=seam_copy / seam_source if seam_source > 0 else 1.0,
             )

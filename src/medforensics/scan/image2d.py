@@ -74,6 +74,14 @@ def image_2d_reason(volume: Volume, size: int) -> str | None:
     return None
 
 
+def percentile_range(img: NDArray[Any]) -> tuple[float, float]:
+    """The image's :data:`PERCENTILES` (sampled on a grid of at most about :data:`PERCENTILE_SAMPLE`
+    pixels)."""
+    step = max(1, int(np.ceil(np.sqrt(img.size / PERCENTILE_SAMPLE))))
+    lo, hi = (float(v) for v in np.percentile(img[::step, ::step], PERCENTILES))
+    return lo, hi
+
+
 def normalise_2d(image: NDArray[Any], modality: str | None) -> NDArray[np.float32]:
     """``image`` (y, x) mapped to [0, 1] as the 2-D detector was trained: CT by the [-1000, 400] HU window,
     anything else between its 0.5 and 99.5 percentiles (sampled on a grid for a large image)."""
@@ -83,8 +91,7 @@ def normalise_2d(image: NDArray[Any], modality: str | None) -> NDArray[np.float3
     if modality == "CT":
         lo, hi = CT_WINDOW
     else:
-        step = max(1, int(np.ceil(np.sqrt(img.size / PERCENTILE_SAMPLE))))
-        lo, hi = (float(v) for v in np.percentile(img[::step, ::step], PERCENTILES))
+        lo, hi = percentile_range(img)
         if hi <= lo:
             hi = lo + 1.0
     out = img - np.float32(lo)

@@ -24,7 +24,7 @@ measured on the real radiographs and MR available offline (``benchmarks/image_cl
 
 Both ends are reported, the likely copy first: the end whose edge (where the two ends only partly agree)
 holds more band-pass detail, the seam where the pasted pixels cut the anatomy around them; the source's edge
-continues into its own (:func:`_oriented`; the noise alone cannot tell them apart). The finding type:
+continues into its own (:func:`seam_edge`; the noise alone cannot tell them apart). The finding type:
 ``injected`` when the duplicated content holds a focal opacity (its centre brighter than the rim of the
 region by :data:`FOCAL_CONTRAST` of the image's 0.5-99.5 percentile range: a lesion copied to a second
 place), else ``removed`` (plain tissue copied over whatever was there).
@@ -44,7 +44,9 @@ from scipy import ndimage
 
 from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.volume import Volume
+from medforensics.scan.clone_ends import Agreement
 from medforensics.scan.clones import CLONE_SCORE, PATCH, Clone, Keypoints, end_findings
+from medforensics.scan.image2d import percentile_range
 from medforensics.scan.result import Finding, SeriesResult
 
 #: A keypoint whose residual patch has this fraction of its energy in its row (or column) means is a line.
@@ -98,19 +100,11 @@ def _overlap(c: Clone) -> bool:
     return all(a[i] < b[i + 3] and b[i] < a[i + 3] for i in range(3))
 
 
-def _oriented(c: Clone) -> Clone:
-    """``c`` with its copy at the end whose edge holds more band-pass energy: the seam where pasted pixels
-    cut other anatomy (the CT check's rule, the denser edge, is for lung levelled around a copy)."""
-    if c.edge_seam_ratio >= 1.0:
-        return c
-    return replace(
-        c,
-        source=c.copy,
-        copy=c.source,
-        source_box=c.copy_box,
-        copy_box=c.source_box,
-        edge_seam_ratio=1.0 / c.edge_seam_ratio,
-    )
+def seam_edge(ag: Agreement) -> bool:
+    """The 2-D rule: end ``b`` is the copy when its edge holds at least as much band-pass detail as end
+    ``a``'s, the seam where pasted pixels cut other anatomy (the CT rule, the denser edge, is for lung
+    levelled around a copy)."""
+    return ag.copy_edge_seam >= ag.source_edge_seam
 
 
 def _shifted(c: Clone, dz: int) -> Clone:
@@ -140,8 +134,8 @@ def image_clones(
     keypoints = Keypoints(seed, window=image_window, keep=not_lines)
     for z0 in range(0, int(array.shape[0]), BATCH):
         keypoints.add(z0, np.asarray(array[z0 : z0 + BATCH], np.float32))
-    found = keypoints.clones(array, spacing, min_agree_mm2=area)
-    return [_oriented(c) for c in found if not _overlap(c)]
+    found = keypoints.clones(array, spacing, min_agree_mm2=area, b_is_copy=seam_edge)
+    return [c for c in found if not _overlap(c)]
 
 
 def _focal(img: NDArray[np.float32], box: tuple[int, ...], scale: float) -> bool:
@@ -169,10 +163,8 @@ def add_image_clone_findings(volume: Volume, result: SeriesResult) -> None:
     found = image_clones(volume.array, volume.spacing, each_image=volume.modality in PROJECTION_MODALITIES)
     for c in found[:MAX_CLONES]:
         img = np.asarray(volume.array[c.copy[0]], np.float32)
-        lo, hi = np.percentile(
-            img[:: max(1, img.shape[0] // 512), :: max(1, img.shape[1] // 512)], (0.5, 99.5)
-        )
-        kind = "injected" if _focal(img, c.copy_box, float(hi - lo)) else "removed"
+        lo, hi = percentile_range(img)
+        kind = "injected" if _focal(img, c.copy_box, hi - lo) else "removed"
         findings += end_findings(volume, c, kind, lambda p: f"{unit} {p[0]}, row {p[1]}, column {p[2]}", SEAM)
         summary.append(
             {
