@@ -56,8 +56,8 @@ def slice_place(volume: Volume, z: int) -> str:
     if volume.is_2d:
         return "the image"
     radiographs = volume.modality in PROJECTION_MODALITIES  # exposures in instance order, no table position
-    unit, order = ("image", "instance") if radiographs else ("slice z=", "position")
-    parts = [f"{unit}{' ' if radiographs else ''}{z} (of 0-{volume.shape[0] - 1}, in {order} order)"]
+    which, order = (f"image {z}", "instance") if radiographs else (f"slice z={z}", "position")
+    parts = [f"{which} (of 0-{volume.shape[0] - 1}, in {order} order)"]
     if len(volume.datasets) == volume.shape[0]:
         number = getattr(volume.datasets[z], "InstanceNumber", None)
         if number not in (None, ""):
