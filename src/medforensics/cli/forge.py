@@ -84,7 +84,8 @@ def register(app: typer.Typer) -> None:
         ),
         noise_z: str = typer.Option("independent", "--noise-z", help=noise_z_help),
     ) -> None:
-        """Remove the nodule at the centre of a CT series, as an attacker would."""
+        """Remove the nodule at the centre of a CT series, as an attacker would (--method image-clone: hide
+        part of a radiograph, an MR or CT image or a picture under a copy of the same image)."""
         _tamper("remove", input_, center, method, seed, out, annotations, noise_z)
 
     @forge_app.command("list")

@@ -1,12 +1,12 @@
-"""Classical edits of 2-D images (radiographs, MR slices), as a photo editor's clone stamp makes them.
+"""Classical edits of 2-D images (radiographs, MR and CT slices), as a photo editor's clone stamp makes them.
 
 ``image-clone``: a disc of the image is copied pixel for pixel (turned by quarter turns or flipped, never
 resampled, so its noise moves with it) over another place of the same image, levelled to it (its rim's
 median moved to the target rim's) and blended over a thin edge. The donor is the most alike of 32 random
 sites (mean and spread), as someone choosing tissue to paste over a lesion would. What was under it is hidden
-(kind ``remove``, label FB). No bundled detector is trained on it (``held_out``); the
-scan's duplicated-region check (:mod:`medforensics.scan.image_clones`) is measured against it by
-``benchmarks/image_clones.py``.
+(kind ``remove``, label FB). On a CT slice both discs lie within the patient's body. No bundled detector is
+trained on it (``held_out``); the scan's duplicated-region check (:mod:`medforensics.scan.image_clones`) is
+measured against it by ``benchmarks/image_clones.py``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from medforensics.errors import ConfigError
 from medforensics.forge.base import AttackRecord, check_modality, finish, pose_params, register_attack
+from medforensics.forge.lung import body_mask
 from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.volume import Volume
 
@@ -31,31 +32,38 @@ MIN_SEPARATION = 2.5
 DONOR_CANDIDATES = 32
 
 
-def _fits(img: np.ndarray, y: int, x: int, r: int) -> bool:
-    """Whether the disc box of radius ``r`` at (y, x) lies inside ``img`` and holds no clipped pixel."""
-    if y - r < 0 or x - r < 0 or y + r > img.shape[0] or x + r > img.shape[1]:
+def _allowed(img: np.ndarray, modality: str | None) -> np.ndarray:
+    """Where a disc may lie: pixels that are not clipped (the image's minimum or maximum), and on a CT slice
+    within the patient's body (:func:`~medforensics.forge.lung.body_mask`)."""
+    ok = (img > img.min()) & (img < img.max())
+    return ok & body_mask(img) if modality == "CT" else ok
+
+
+def _fits(ok: np.ndarray, y: int, x: int, r: int) -> bool:
+    """Whether the disc box of radius ``r`` at (y, x) lies inside the image and on allowed pixels only
+    (``ok``: :func:`_allowed`)."""
+    if y - r < 0 or x - r < 0 or y + r > ok.shape[0] or x + r > ok.shape[1]:
         return False
-    box = img[y - r : y + r, x - r : x + r]
-    return bool(box.min() > img.min() and box.max() < img.max())
+    return bool(ok[y - r : y + r, x - r : x + r].all())
 
 
 def _sites(
-    img: np.ndarray, rng: np.random.Generator, r: int, away: tuple[int, int] | None, n: int = 1
+    ok: np.ndarray, rng: np.random.Generator, r: int, away: tuple[int, int] | None, n: int = 1
 ) -> list[tuple[int, int]]:
     """Up to ``n`` random disc centres that fit (:func:`_fits`), at least :data:`MIN_SEPARATION` radii from
     ``away``; :class:`ConfigError` when none does."""
-    ny, nx = img.shape
+    ny, nx = ok.shape
     out: list[tuple[int, int]] = []
     for _ in range(2000):
         y, x = int(rng.integers(r, ny - r + 1)), int(rng.integers(r, nx - r + 1))
         if away is not None and np.hypot(y - away[0], x - away[1]) < MIN_SEPARATION * r:
             continue
-        if _fits(img, y, x, r):
+        if _fits(ok, y, x, r):
             out.append((y, x))
             if len(out) == n:
                 break
     if not out:
-        raise ConfigError("image-clone: no unclipped place for the disc in this image")
+        raise ConfigError("image-clone: no place for the disc in this image (unclipped; CT: in the body)")
     return out
 
 
@@ -65,7 +73,9 @@ def _stats(img: np.ndarray, y: int, x: int, r: int) -> tuple[float, float]:
     return float(box.mean()), float(box.std())
 
 
-def _donor(img: np.ndarray, rng: np.random.Generator, r: int, target: tuple[int, int]) -> tuple[int, int]:
+def _donor(
+    img: np.ndarray, ok: np.ndarray, rng: np.random.Generator, r: int, target: tuple[int, int]
+) -> tuple[int, int]:
     """Of :data:`DONOR_CANDIDATES` random sites, the one whose disc box looks most like the target's (the
     least sum of the differences in mean and in standard deviation), as someone choosing tissue to paste
     over a lesion would."""
@@ -75,16 +85,19 @@ def _donor(img: np.ndarray, rng: np.random.Generator, r: int, target: tuple[int,
         m, s = _stats(img, *site, r)
         return abs(m - mean) + abs(s - sd)
 
-    return min(_sites(img, rng, r, target, DONOR_CANDIDATES), key=unlike)
+    return min(_sites(ok, rng, r, target, DONOR_CANDIDATES), key=unlike)
 
 
 @register_attack("image-clone")
 class ImageClone:
-    """Hide part of a radiograph or MR image under a disc of the same image copied pixel for pixel."""
+    """Hide part of a radiograph, an MR or CT slice under a disc of the same image copied pixel for pixel."""
 
     kind = "remove"
-    modalities: tuple[str, ...] = (*sorted(PROJECTION_MODALITIES), "MR")
+    modalities: tuple[str, ...] = (*sorted(PROJECTION_MODALITIES), "MR", "CT")
     held_out = True
+    #: An edit of one image as it is: ``forge remove`` applies it to any of these inputs, a CT volume's
+    #: slice included, with no axial view and no nodule placement.
+    planar = True
 
     def sample_params(
         self, volume: Volume, rng: np.random.Generator, center: tuple[int, int, int] | None = None
@@ -98,10 +111,12 @@ class ImageClone:
         r = min(int(rng.integers(lo, hi + 1)), MAX_RADIUS_PX, min(img.shape) // 6)
         if r < MIN_RADIUS_PX:
             raise ConfigError(f"image-clone: image {img.shape[1]} x {img.shape[0]} is too small for a disc")
-        target = (int(center[1]), int(center[2])) if center is not None else _sites(img, rng, r, None)[0]
-        if not _fits(img, *target, r):
-            raise ConfigError(f"image-clone: a disc of {r} pixels at {target} leaves the image or is clipped")
-        donor = _donor(img, rng, r, target)
+        ok = _allowed(img, volume.modality)
+        target = (int(center[1]), int(center[2])) if center is not None else _sites(ok, rng, r, None)[0]
+        if not _fits(ok, *target, r):
+            where = "the body" if volume.modality == "CT" else "is clipped"
+            raise ConfigError(f"image-clone: a disc of {r} pixels at {target} leaves the image or {where}")
+        donor = _donor(img, ok, rng, r, target)
         pose = pose_params(rng)
         return {
             "center": [z, *target],

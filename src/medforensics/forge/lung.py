@@ -31,6 +31,9 @@ SOLID_HU = -400.0
 #: 30 mm across), the disc (mm) whose opening cuts vessels up to 4 mm thick off it, how far (mm) from the
 #: centre its nearest solid voxel may be, and the smallest diameter (mm) taken for a nodule (LIDC's 3 mm).
 NODULE_REACH_MM, NODULE_CLOSE_MM, NODULE_OPEN_MM, NODULE_SEED_MM, NODULE_MIN_MM = 20.0, 15.0, 2.0, 3.0, 3.0
+#: HU above which a pixel of a CT slice is solid enough to be the patient (fat reads about -100, the air
+#: around and aerated lung -1000 to -700): :func:`body_mask`.
+BODY_HU = -500.0
 
 
 #: 3-D structure connecting in-plane neighbours only (a slice-by-slice labelling in one call).
@@ -85,6 +88,18 @@ def _disc(radius: int) -> NDArray[np.bool_]:
     slice."""
     yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     return ((yy**2 + xx**2) <= radius**2)[None]
+
+
+def body_mask(img: NDArray[Any]) -> NDArray[np.bool_]:
+    """The patient's body on one CT slice (y, x; HU): the largest connected part above :data:`BODY_HU`,
+    with what it encloses (lungs, airways) filled in. The couch and a head holder, separate parts, and the
+    air around are left out."""
+    labels, n = ndimage.label(np.asarray(img) > BODY_HU)
+    if n == 0:
+        return np.zeros(np.shape(img), bool)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return np.asarray(ndimage.binary_fill_holes(labels == sizes.argmax()))
 
 
 def _factor(spacing_yx: float, target_mm: float = 1.4) -> int:

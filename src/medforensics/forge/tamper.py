@@ -253,7 +253,7 @@ def tamper_series(
     volume = read_input(source)
     if not np.isfinite(np.asarray(volume.array)).all():
         raise InputError("holds NaN or infinite voxel values (malformed rescale tags?)", path=source)
-    if "CT" not in attack.modalities:  # a 2-D edit (image-clone): the image as it is, no axial view
+    if getattr(attack, "planar", False):  # a 2-D edit (image-clone): the image as it is, no axial view
         check_modality(attack, volume)
         if annotations is not None:
             raise ConfigError(f"--annotations: {method} does not place at annotated nodules")

@@ -133,10 +133,14 @@ def _lung_window(img: NDArray[np.float32]) -> tuple[slice, slice, NDArray[np.boo
 
 
 def _slice_keypoints(
-    img: NDArray[np.float32], rng_vec: NDArray[np.float32], window: Window | None = None
+    img: NDArray[np.float32],
+    rng_vec: NDArray[np.float32],
+    window: Window | None = None,
+    min_sd: float = KEYPOINT_SD,
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """Keypoints (row, col) of one slice and their canonical, normalised descriptors (n, PATCH * PATCH);
-    ``window`` says where keypoints may lie (default :func:`_lung_window`)."""
+    ``window`` says where keypoints may lie (default :func:`_lung_window`); ``min_sd``: how far above the
+    noise a keypoint's smoothed residual must rise (robust standard deviations)."""
     none = np.zeros((0, 2), np.int64), np.zeros((0, PATCH * PATCH), np.float32)
     found = (window or _lung_window)(img)
     if found is None:
@@ -157,7 +161,7 @@ def _slice_keypoints(
     sd = 1.4826 * float(np.median(np.abs(vals - np.median(vals))))
     if sd <= 1e-3:  # flat (clipped or synthetic) slice: no noise to match
         return none
-    pts = np.argwhere(aerated & (smooth > KEYPOINT_SD * sd))
+    pts = np.argwhere(aerated & (smooth > min_sd * sd))
     # local maxima (PEAK x PEAK) among those: looked at only there (the window fits, as PEAK <= PATCH)
     q = PEAK // 2
     around = np.lib.stride_tricks.sliding_window_view(smooth, (PEAK, PEAK))[pts[:, 0] - q, pts[:, 1] - q]
@@ -225,15 +229,17 @@ def _matches(
 class Keypoints:
     """A series' keypoints and descriptors, gathered slice by slice: :meth:`add` is a slab callback, so a
     scan that reads the series once for its network gathers them in the same pass. ``window``: where on a
-    slice keypoints may lie (default: the lungs); ``keep``: which of a slice's descriptors to keep."""
+    slice keypoints may lie (default: the lungs); ``keep``: which of a slice's descriptors to keep;
+    ``min_sd``: the keypoints' threshold (default :data:`KEYPOINT_SD`)."""
 
     def __init__(
         self,
         seed: int = 0,
         window: Window | None = None,
         keep: Callable[[NDArray[np.float32]], NDArray[np.bool_]] | None = None,
+        min_sd: float = KEYPOINT_SD,
     ) -> None:
-        self.window, self.keep = window, keep
+        self.window, self.keep, self.min_sd = window, keep, min_sd
         self.rng = np.random.default_rng(seed)
         self.rng_vec = self.rng.standard_normal(PATCH * PATCH).astype(np.float32)
         self.pts: list[NDArray[np.int64]] = []
@@ -248,7 +254,7 @@ class Keypoints:
         todo = [
             (z0 + k, img) for k, img in enumerate(np.asarray(block, np.float32)) if z0 + k not in self.done
         ]
-        found = thread_map(lambda zi: _slice_keypoints(zi[1], self.rng_vec, self.window), todo)
+        found = thread_map(lambda zi: _slice_keypoints(zi[1], self.rng_vec, self.window, self.min_sd), todo)
         for (z, _), (pts, desc) in zip(todo, found, strict=True):
             if self.keep is not None and len(desc):
                 kept = self.keep(desc)

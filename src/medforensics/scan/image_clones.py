@@ -1,4 +1,4 @@
-"""Copy-move (duplicated region) detection in radiographs and MR: the same noise in two places.
+"""Copy-move (duplicated region) detection in radiographs, MR and single CT slices: one noise in two places.
 
 The CT check (:mod:`medforensics.scan.clones`) looks for a copy inside the lungs. A radiograph or an MR image
 has no lung window to search, but the same reasoning holds: the detector's quantum noise (a CR plate's, a
@@ -20,7 +20,12 @@ measured on the real radiographs and MR available offline (``benchmarks/image_cl
 3. the two ends must agree over :data:`MIN_AGREE_PX` pixels (not mm^2: a radiograph's pixels are 0.1-0.2 mm,
    a PNG's size is unknown) and must not overlap (a region next to itself is a texture, not a copy);
 4. a radiograph series is searched image by image (``each_image``): one exposure stored twice, turned or in
-   two encodings, would match itself across images. An MR series is searched across slices, as CT.
+   two encodings, would match itself across images. An MR series is searched across slices, as CT;
+5. a single CT slice (a CT volume has the lung check of :mod:`~medforensics.scan.clones`) is searched within
+   the patient's body only (:func:`ct_window`): the couch is symmetric and matched its mirror image;
+6. keypoints rise :data:`KEYPOINT_SD` robust deviations above the noise on a radiograph or CT slice, less than
+   the CT volume check asks (one image offers fewer keypoints to match than a copy spanning slices); MR's
+   (:data:`MR_KEYPOINT_SD`) is the CT check's.
 
 Both ends are reported, the likely copy first: the end whose edge (where the two ends only partly agree)
 holds more band-pass detail, the seam where the pasted pixels cut the anatomy around them; the source's edge
@@ -42,10 +47,11 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from medforensics.forge.lung import body_mask
 from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.volume import Volume
 from medforensics.scan.clone_ends import Agreement
-from medforensics.scan.clones import CLONE_SCORE, PATCH, Clone, Keypoints, end_findings
+from medforensics.scan.clones import CLONE_SCORE, PATCH, Clone, Keypoints, Window, end_findings
 from medforensics.scan.image2d import percentile_range
 from medforensics.scan.result import Finding, SeriesResult
 
@@ -55,6 +61,15 @@ LINE_FRACTION = 0.35
 #: or lower neighbour: label maps and atlases 0.95-1.0, real radiographs and MR at most 0.74 (90th
 #: percentile; an 8-bit PNG X-ray 0.55).
 FLAT_FRACTION = 0.75
+#: Keypoints of a radiograph or a CT slice: smoothed-residual maxima above this many robust standard
+#: deviations (the CT volume check's :data:`~medforensics.scan.clones.KEYPOINT_SD`, 1.5, asks more: a copy
+#: there spans slices, one image has fewer keypoints to match). Session 48, ``benchmarks/image_clones.py``:
+#: 1.0 finds 8 more of 40 radiograph copies and 8 more of 110 on CT slices, with no false alarm on the 7
+#: sources, on 714 real CT slices or on 29 real MR rows; 0.5 flagged the authentic Colin27.
+KEYPOINT_SD = 1.0
+#: The same for MR, kept at the CT check's: at 1.0 elastix's example ``moving.mhd`` (a warped, simulated
+#: brain slice whose background repeats its own noise) came out ``tampered``; the real MR gained 1 of 28.
+MR_KEYPOINT_SD = 1.5
 #: The two ends of a copy must have the same noise over at least this many pixels.
 MIN_AGREE_PX = 400
 #: A duplicated region is a copied lesion (``injected``) when its centre is brighter than its rim by this
@@ -82,6 +97,17 @@ def image_window(img: NDArray[np.float32]) -> tuple[slice, slice, NDArray[np.boo
     if int(allowed.sum()) < PATCH * PATCH:
         return None
     return slice(0, img.shape[0]), slice(0, img.shape[1]), allowed
+
+
+def ct_window(img: NDArray[np.float32]) -> tuple[slice, slice, NDArray[np.bool_]] | None:
+    """A single CT slice (HU): :func:`image_window` within the patient's body (:func:`body_mask`). The couch
+    is left out: it is symmetric, so its two ends matched each other mirrored on a real chest CT slice
+    (pyradiomics' lung2, slice 40), and nobody hides a lesion in it or in the air around."""
+    win = image_window(img)
+    if win is None:
+        return None
+    allowed = win[2] & body_mask(img)
+    return None if int(allowed.sum()) < PATCH * PATCH else (win[0], win[1], allowed)
 
 
 def not_lines(desc: NDArray[np.float32]) -> NDArray[np.bool_]:
@@ -116,22 +142,40 @@ def _shifted(c: Clone, dz: int) -> Clone:
     return replace(c, source=z(c.source), copy=z(c.copy), source_box=z(c.source_box), copy_box=z(c.copy_box))
 
 
+def search_options(modality: str | None) -> dict[str, Any]:
+    """How ``scan`` has :func:`image_clones` search images of ``modality``: a radiograph series image by
+    image, a CT slice within the body, MR at :data:`MR_KEYPOINT_SD`."""
+    return {
+        "each_image": modality in PROJECTION_MODALITIES,
+        "window": ct_window if modality == "CT" else image_window,
+        "min_sd": MR_KEYPOINT_SD if modality == "MR" else KEYPOINT_SD,
+    }
+
+
 def image_clones(
-    array: Any, spacing: tuple[float, float, float], seed: int = 0, each_image: bool = False
+    array: Any,
+    spacing: tuple[float, float, float],
+    seed: int = 0,
+    each_image: bool = False,
+    window: Window = image_window,
+    min_sd: float | None = None,
 ) -> list[Clone]:
     """Duplicated regions in the images of ``array`` (z, y, x; any indexable by slice), strongest first, each
     with its copy at the end whose edge holds the seam: a copy within one image or between two, or with
     ``each_image`` only within one (a radiograph series may hold an exposure twice, turned or not: two
-    instances of one image are no copy-move)."""
+    instances of one image are no copy-move). ``window``: where keypoints may lie on an image
+    (:func:`image_window`; :func:`ct_window` for a CT slice); ``min_sd``: the keypoints' threshold (default
+    :data:`KEYPOINT_SD`)."""
     area = MIN_AGREE_PX * spacing[1] * spacing[2]
     if each_image:
         found = [
             _shifted(c, k)
             for k in range(int(array.shape[0]))
-            for c in image_clones(array[k : k + 1], spacing, seed)
+            for c in image_clones(array[k : k + 1], spacing, seed, window=window, min_sd=min_sd)
         ]
         return sorted(found, key=lambda c: -c.agreeing_mm2)
-    keypoints = Keypoints(seed, window=image_window, keep=not_lines)
+    sd = KEYPOINT_SD if min_sd is None else min_sd
+    keypoints = Keypoints(seed, window=window, keep=not_lines, min_sd=sd)
     for z0 in range(0, int(array.shape[0]), BATCH):
         keypoints.add(z0, np.asarray(array[z0 : z0 + BATCH], np.float32))
     found = keypoints.clones(array, spacing, min_agree_mm2=area, b_is_copy=seam_edge)
@@ -152,15 +196,17 @@ def _focal(img: NDArray[np.float32], box: tuple[int, ...], scale: float) -> bool
 
 
 def add_image_clone_findings(volume: Volume, result: SeriesResult) -> None:
-    """Search every image of a scanned 2-D ``result`` (a radiograph, an MR image, or a series of them) for
-    duplicated regions. Any makes an ``authentic`` series ``tampered`` (label FB or FM by the type), with the
-    two ends of each copy as findings first; ``result.extra['clones']`` lists them (empty: none found)."""
+    """Search every image of a scanned 2-D ``result`` (a radiograph, an MR image or a series of them, or a
+    single CT slice within the body) for duplicated regions. Any makes an ``authentic`` series ``tampered``
+    (label FB or FM by the type), with the two ends of each copy as findings first; ``result.extra['clones']``
+    lists them (empty: none found)."""
     if result.error is not None:
         return
-    unit = "slice" if volume.modality == "MR" else "image"
+    ct = volume.modality == "CT"
+    unit = "slice" if ct or volume.modality == "MR" else "image"
     findings: list[Finding] = []
     summary: list[dict[str, Any]] = []
-    found = image_clones(volume.array, volume.spacing, each_image=volume.modality in PROJECTION_MODALITIES)
+    found = image_clones(volume.array, volume.spacing, **search_options(volume.modality))
     for c in found[:MAX_CLONES]:
         img = np.asarray(volume.array[c.copy[0]], np.float32)
         lo, hi = percentile_range(img)

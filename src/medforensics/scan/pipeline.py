@@ -342,7 +342,7 @@ def scan_volume(
             res.error, res.not_assessed = reason, isinstance(reason, NotAssessed)
         elif volume.shape[0] == 1 or image_series(volume):
             (scan_2d if volume.shape[0] == 1 else scan_image_series)(volume, detector2d, res)  # type: ignore[arg-type]
-            if getattr(detector, "clone_check", True) and volume.modality != "CT":  # CT: the volume check
+            if getattr(detector, "clone_check", True):  # a CT volume: the lung check below (with_clones)
                 add_image_clone_findings(volume, res)
         elif getattr(detector, "kind", None) == "dense3d":
             from medforensics.scan.dense import scan_ct_dense
