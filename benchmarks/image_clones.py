@@ -76,13 +76,85 @@ def one_slice(vol: Volume, z: int) -> Volume:
     )
 
 
-def ct_volumes(extra: list[Path]) -> list[tuple[str, Volume]]:
-    """(name, axial volume) of every real CT: ``auto_sources`` and ``--extra-ct`` folders."""
+def ct_sources(extra: list[Path]) -> list[Any]:
+    """Every real CT (``forge.dataset_sources.Source``: volume and known lesions): ``auto_sources`` and
+    ``--extra-ct`` folders."""
     from scan_accuracy import extra_sources
 
     from medforensics.forge.dataset_sources import auto_sources
 
-    return [(s.name, s.volume.reoriented_axial()) for s in auto_sources() + extra_sources(extra)]
+    return list(auto_sources()) + list(extra_sources(extra))
+
+
+def _lesion_sites(
+    lung: np.ndarray, lesion: tuple[int, int], r: int, n: int, seed: int
+) -> list[tuple[int, int]]:
+    """Up to ``n`` random disc centres whose box lies 90 % in ``lung``, at least ``MIN_SEPARATION`` radii from
+    ``lesion``."""
+    from medforensics.forge.image_edits import MIN_SEPARATION
+
+    rng = np.random.default_rng(seed)
+    ys, xs = np.nonzero(lung)
+    out: list[tuple[int, int]] = []
+    for _ in range(2000 if len(ys) else 0):
+        k = int(rng.integers(len(ys)))
+        y, x = int(ys[k]), int(xs[k])
+        box = lung[y - r : y + r, x - r : x + r]
+        far = np.hypot(y - lesion[0], x - lesion[1]) >= MIN_SEPARATION * r
+        if far and box.shape == (2 * r, 2 * r) and box.mean() >= 0.9:
+            out.append((y, x))
+            if len(out) == n:
+                break
+    return out
+
+
+def copied_lesions(sources: list[Any], per_lesion: int) -> str:
+    """Each known lesion of an axial CT copied within its centre slice (a disc 3 pixels wider than the lesion,
+    pixel for pixel, quarter-turned or flipped, levelled) to ``per_lesion`` random places in the lung, at
+    least 2.5 radii away: a copy-move that adds a lesion (truth FM). Each forged slice is searched as ``scan``
+    searches a single CT slice. A Markdown table: found, an end at the copy, the top finding at the copy, and
+    the type given (``injected``: FM)."""
+    from medforensics.forge.base import pose_params
+    from medforensics.forge.image_edits import MAX_RADIUS_PX, MIN_RADIUS_PX
+    from medforensics.forge.lung import lung_mask
+
+    attack = create_attack("image-clone")
+    lines = [
+        "| CT | lesion (mm) | disc radius (px) | copies | found | an end at the copy | top finding at the "
+        "copy | typed injected (FM) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for src in sources:
+        vol = src.volume
+        for lesion in src.nodules if vol.axial_axes().is_identity else []:
+            z, ly, lx = (round(float(v)) for v in lesion.center_voxel)
+            r_mm = (lesion.diameter_mm or 10.0) / 2
+            r = int(np.clip(np.ceil(r_mm / vol.spacing[1]) + 3, MIN_RADIUS_PX, MAX_RADIUS_PX))
+            image = one_slice(vol, z)
+            rows = []
+            for ty, tx in _lesion_sites(lung_mask(image)[0], (ly, lx), r, per_lesion, seed=z):
+                pose = pose_params(np.random.default_rng(ty * 1000 + tx))
+                params = {"center": [0, ty, tx], "radius_px": r, "donor_center": [0, ly, lx], **pose}
+                res = SeriesResult(path="", modality="CT", verdict="authentic")
+                add_image_clone_findings(attack.apply(image, params)[0], res)
+                ends = [e for c in res.extra["clones"] for e in c["ends_voxel"]]
+                top = res.findings[0] if res.findings else None
+                rows.append(
+                    (
+                        bool(ends),
+                        any(np.hypot(e[1] - ty, e[2] - tx) <= r for e in ends),
+                        top is not None and np.hypot(top.center_voxel[1] - ty, top.center_voxel[2] - tx) <= r,
+                        top is not None and top.type == "injected",
+                    )
+                )
+            found = [x for x in rows if x[0]]
+            lines.append(
+                f"| {src.name} | {2 * r_mm:.1f} | {r} | {len(rows)} | {len(found)} | "
+                f"{sum(x[1] for x in rows)} | {sum(x[2] for x in rows)} | "
+                f"{sum(x[3] for x in found)}/{len(found)} |"
+            )
+            print(lines[-1], flush=True)
+    return "\n".join(lines)
 
 
 def ct_slice_sources(volumes: list[tuple[str, Volume]], per_volume: int) -> list[tuple[str, list[Volume]]]:
@@ -262,6 +334,7 @@ def main() -> None:
         "--jpeg", default="", help="Also JPEG-compress the forgeries (8-bit) at these qualities, e.g. 95,85."
     )
     ap.add_argument("--ct-slices", type=int, default=5, help="Slices of each CT forged (0: no CT rows).")
+    ap.add_argument("--lesions", type=int, default=0, help="Copies of each known CT lesion (0: none).")
     ap.add_argument("--extra-ct", type=Path, action="append", default=[])
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -271,7 +344,8 @@ def main() -> None:
     for name, path in sources():
         vol = read_volume(path)
         todo.append((name, [vol.with_array(np.asarray(vol.array, np.float32))]))
-    volumes = ct_volumes(args.extra_ct) if args.ct_slices else []
+    cts = ct_sources(args.extra_ct) if args.ct_slices or args.lesions else []
+    volumes = [(s.name, s.volume.reoriented_axial()) for s in cts] if args.ct_slices else []
     todo += ct_slice_sources(volumes, args.ct_slices) if args.ct_slices else []
     rows = []
     for name, images in todo:
@@ -287,6 +361,8 @@ def main() -> None:
     print(text)
     if volumes:
         text += "\n\nEvery slice of each CT searched alone:\n\n" + ct_false_alarms(volumes)
+    if args.lesions:
+        text += "\n\nKnown lesions copied within their slice:\n\n" + copied_lesions(cts, args.lesions)
     if args.out is not None:
         args.out.write_text(text + "\n")
 

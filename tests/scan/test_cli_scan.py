@@ -264,6 +264,20 @@ def test_no_clone_check_skips_the_duplicated_region_search(
         assert r.exit_code == 0, r.output
         (series,) = json.loads(out.read_text())["series"]
         assert ("clones" in series.get("extra", {})) is searched
+        assert "slice_clones" not in series.get("extra", {})
+
+
+def test_clone_region_body_also_searches_every_slice_and_an_unknown_region_is_refused(
+    model_dir: Path, ct_series: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "scan.json"
+    args = ["scan", str(ct_series), "--model", str(model_dir), "--json", str(out), "--no-audit"]
+    r = CliRunner().invoke(app, [*args, "--explain", "none", "--clone-region", "body"])
+    assert r.exit_code == 0, r.output
+    (series,) = json.loads(out.read_text())["series"]
+    assert series["extra"]["clones"] == [] and series["extra"]["slice_clones"] == []
+    r = CliRunner().invoke(app, [*args, "--clone-region", "liver"])
+    assert r.exit_code == 2 and "--clone-region: 'liver'; known: lungs, body" in r.output
 
 
 def test_jobs_reaches_the_scan_and_zero_jobs_is_refused(

@@ -7,7 +7,7 @@ import functools
 import numpy as np
 import pytest
 
-from medforensics.forge.base import run_attack
+from medforensics.forge.base import create_attack, run_attack
 from medforensics.io.volume import Volume
 from medforensics.scan.clones import (
     CLONE_SCORE,
@@ -240,3 +240,41 @@ def test_keypoints_gathered_on_threads_are_the_ones_gathered_slice_by_slice(
     assert len(threaded.pts) == len(arr) and sum(map(len, threaded.pts)) > 0
     assert all(np.array_equal(a, b) for a, b in zip(threaded.pts, one.pts, strict=True))
     assert all(np.array_equal(a, b) for a, b in zip(threaded.desc, one.desc, strict=True))
+
+
+def test_clone_region_body_finds_a_copy_outside_the_lungs(
+    detector: Detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disc of soft tissue pasted over soft tissue on one slice of a real chest CT: the lung check never
+    looks there; ``scan --clone-region body`` searches every slice alone within the body and finds it,
+    reported in patient mm (the view may be reoriented) under ``slice_clones``."""
+    vol = _removed()[0]
+    params = {
+        "center": [12, 400, 200],
+        "radius_px": 20,
+        "donor_center": [12, 200, 256],
+        "rot90": 1,
+        "flip": False,
+    }
+    forged = create_attack("image-clone").apply(vol, params)[0]
+    lungs = scan_volume(forged, detector, explain=None)
+    assert lungs.error is None and lungs.extra["clones"] == [] and "slice_clones" not in lungs.extra
+    monkeypatch.setattr(detector, "clone_region", "body")
+    body = scan_volume(forged, detector, explain=None)
+    (copy,) = body.extra["slice_clones"]
+    assert body.extra["clones"] == [] and "ends_voxel" not in copy
+    assert np.allclose(copy["ends_mm"][0], forged.index_to_patient((12, 401, 198)), atol=3.0)
+    top = body.findings[0]
+    assert top.score == CLONE_SCORE and top.center_voxel[0] == 12
+    assert np.hypot(top.center_voxel[1] - 400, top.center_voxel[2] - 200) <= 10
+    assert scan_volume(vol, detector, explain=None).extra["slice_clones"] == []  # authentic: none
+    in_lung = {
+        "center": [12, 250, 140],
+        "radius_px": 20,
+        "donor_center": [12, 250, 370],
+        "rot90": 2,
+        "flip": False,
+    }
+    both = scan_volume(create_attack("image-clone").apply(vol, in_lung)[0], detector, explain=None)
+    assert len(both.extra["clones"]) == 1 and both.extra["slice_clones"] == []  # found by both: reported once
+    assert sum("duplicated region" in f.description for f in both.findings) == 2

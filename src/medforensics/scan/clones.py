@@ -401,7 +401,7 @@ def _solid_core(volume: Volume, centre: tuple[int, int, int]) -> bool:
     return bool(core.size and float((core > -300).mean()) > 0.5)
 
 
-def _mm(volume: Volume, voxel: tuple[int, int, int]) -> list[float]:
+def patient_mm(volume: Volume, voxel: tuple[int, int, int]) -> list[float]:
     """Patient coordinates (x, y, z; mm, 1 decimal) of a voxel: the same in any view of the series."""
     return [round(float(v), 1) for v in volume.index_to_patient(np.asarray(voxel, float))]
 
@@ -417,7 +417,7 @@ def end_findings(
             kind,
             score,
             center_voxel=here,
-            center_mm=tuple(_mm(volume, here)),  # type: ignore[arg-type]
+            center_mm=tuple(patient_mm(volume, here)),  # type: ignore[arg-type]
             bbox_voxel=box,
             description=(
                 f"duplicated region: the same noise as at {place(there)} over "
@@ -447,11 +447,11 @@ def clone_findings(
     )
     for c in found:
         kind = "injected" if _solid_core(volume, c.copy) else "removed"
-        findings += end_findings(volume, c, kind, lambda p: f"{_mm(volume, p)} mm")
+        findings += end_findings(volume, c, kind, lambda p: f"{patient_mm(volume, p)} mm")
         summary.append(
             {
-                "copy_mm": _mm(volume, c.copy),
-                "source_mm": _mm(volume, c.source),
+                "copy_mm": patient_mm(volume, c.copy),
+                "source_mm": patient_mm(volume, c.source),
                 "matches": c.matches,
                 "correlation": round(c.correlation, 4),
                 "agreeing_mm2": round(c.agreeing_mm2, 1),

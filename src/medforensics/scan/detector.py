@@ -215,6 +215,10 @@ class Detector:
     #: Whether a CT scan also searches the series for a duplicated region (``scan.clones``; ``scan
     #: --no-clone-check`` sets it False on the loaded detector).
     clone_check = True
+    #: Where a CT volume is searched for a copy: ``"lungs"`` (across slices, :mod:`~medforensics.scan.clones`)
+    #: or ``"body"`` (also every slice alone within the body, :mod:`~medforensics.scan.image_clones`; ``scan
+    #: --clone-region body``).
+    clone_region = "lungs"
 
     def __init__(self, model: nn.Module, spec: InputSpec, calibration: Calibration, info: ModelInfo) -> None:
         self.model = model.eval()

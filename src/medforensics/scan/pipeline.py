@@ -30,7 +30,7 @@ from medforensics.scan.clones import with_clones
 from medforensics.scan.cubes import extract_cube_fast, iter_cube_batches
 from medforensics.scan.detector import Detector
 from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, scan_image_series
-from medforensics.scan.image_clones import add_image_clone_findings
+from medforensics.scan.image_clones import add_image_clone_findings, with_slice_clones
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.orientation import read_as, scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
@@ -265,6 +265,22 @@ def image_series(volume: Volume) -> bool:
     return volume.modality == "MR" or volume.modality in PROJECTION_MODALITIES
 
 
+def _ct_scan(detector: Any, explain: str | None) -> Callable[[Volume, SeriesResult], None]:
+    """How a CT volume's axial view is scanned: the dense or cube detector with the lung copy check (the dense
+    detector gathers its keypoints as it reads), and with ``clone_region`` ``"body"`` every slice searched
+    alone within the body after it."""
+    if getattr(detector, "kind", None) == "dense3d":
+        from medforensics.scan.dense import scan_ct_dense
+
+        run: Callable[[Volume, SeriesResult], None] = lambda view, r: scan_ct_dense(view, detector, r)  # noqa: E731
+    else:
+        cube = lambda view, r: scan_ct(view, detector, r, explain)  # noqa: E731
+        run = with_clones(cube) if detector.clone_check else cube
+    if detector.clone_check and getattr(detector, "clone_region", "lungs") == "body":
+        run = with_slice_clones(run)
+    return run
+
+
 def route_error(volume: Volume, detector2d: Detector | None, detector: Detector | None = None) -> str | None:
     """Why ``volume`` cannot be scored by the available detectors (None: it can). A CT whose slices lie
     further apart than the CT detector's ``max_slice_mm`` is outside what it was validated on."""
@@ -344,13 +360,8 @@ def scan_volume(
             (scan_2d if volume.shape[0] == 1 else scan_image_series)(volume, detector2d, res)  # type: ignore[arg-type]
             if getattr(detector, "clone_check", True):  # a CT volume: the lung check below (with_clones)
                 add_image_clone_findings(volume, res)
-        elif getattr(detector, "kind", None) == "dense3d":
-            from medforensics.scan.dense import scan_ct_dense
-
-            scan_axial(volume, res, lambda view, r: scan_ct_dense(view, detector, r))  # type: ignore[arg-type]
         else:
-            cube = lambda view, r: scan_ct(view, detector, r, explain)  # noqa: E731
-            scan_axial(volume, res, with_clones(cube) if detector.clone_check else cube)
+            scan_axial(volume, res, _ct_scan(detector, explain))
     except MedforensicsError as err:
         res.error = _series_reason(err, res.path)
     except (ValueError, RuntimeError, MemoryError, IndexError) as err:  # one series must not stop the scan
