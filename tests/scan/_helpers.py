@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,3 +51,16 @@ def ct_crop(z0: int = 60, nz: int = 24, step: int = 2) -> Volume:
         modality="CT",
         metadata={},
     )
+
+
+def disc_params(
+    z: int,
+    centre: tuple[int, int],
+    donor: tuple[int, int],
+    radius: int = 20,
+    rot90: int = 0,
+    flip: bool = False,
+) -> dict[str, Any]:
+    """The forge's ``image-clone`` parameters: a disc of slice ``z`` at ``donor`` pasted over ``centre``."""
+    pose = {"rot90": rot90, "flip": flip}
+    return {"center": [z, *centre], "radius_px": radius, "donor_center": [z, *donor], **pose}

@@ -20,6 +20,7 @@ from medforensics.scan.detector import Detector
 from medforensics.scan.pipeline import scan_volume
 from medforensics.scan.result import SeriesResult
 from tests.scan._helpers import chest as _chest
+from tests.scan._helpers import disc_params
 
 
 def _lungs(seed: int = 0) -> Volume:
@@ -249,13 +250,7 @@ def test_clone_region_body_finds_a_copy_outside_the_lungs(
     looks there; ``scan --clone-region body`` searches every slice alone within the body and finds it,
     reported in patient mm (the view may be reoriented) under ``slice_clones``."""
     vol = _removed()[0]
-    params = {
-        "center": [12, 400, 200],
-        "radius_px": 20,
-        "donor_center": [12, 200, 256],
-        "rot90": 1,
-        "flip": False,
-    }
+    params = disc_params(12, (400, 200), (200, 256), rot90=1)
     forged = create_attack("image-clone").apply(vol, params)[0]
     lungs = scan_volume(forged, detector, explain=None)
     assert lungs.error is None and lungs.extra["clones"] == [] and "slice_clones" not in lungs.extra
@@ -268,13 +263,7 @@ def test_clone_region_body_finds_a_copy_outside_the_lungs(
     assert top.score == CLONE_SCORE and top.center_voxel[0] == 12
     assert np.hypot(top.center_voxel[1] - 400, top.center_voxel[2] - 200) <= 10
     assert scan_volume(vol, detector, explain=None).extra["slice_clones"] == []  # authentic: none
-    in_lung = {
-        "center": [12, 250, 140],
-        "radius_px": 20,
-        "donor_center": [12, 250, 370],
-        "rot90": 2,
-        "flip": False,
-    }
+    in_lung = disc_params(12, (250, 140), (250, 370), rot90=2)
     both = scan_volume(create_attack("image-clone").apply(vol, in_lung)[0], detector, explain=None)
     assert len(both.extra["clones"]) == 1 and both.extra["slice_clones"] == []  # found by both: reported once
     assert sum("duplicated region" in f.description for f in both.findings) == 2

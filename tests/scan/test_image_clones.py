@@ -19,7 +19,7 @@ from medforensics.scan.image_clones import image_clones as find
 from medforensics.scan.pipeline import scan_volume
 from medforensics.scan.result import SeriesResult
 from tests.io._radiographs import rg1_path, rg1_pixels, write_radiographs
-from tests.scan._helpers import chest
+from tests.scan._helpers import chest, disc_params
 
 SPACING = (1.0, 1.0, 1.0)
 
@@ -183,13 +183,7 @@ def test_a_ct_slice_is_searched_within_the_body_only() -> None:
     outside[by : by + 48, bx : bx + 48] = np.rot90(img[200:248, 100:148])
     assert len(find(outside[None], vol.spacing)) >= 1  # image_window: copies to find
     assert find(outside[None], vol.spacing, window=ct_window) == []
-    params = {
-        "center": [0, 250, 140],
-        "radius_px": 20,
-        "donor_center": [0, 250, 370],
-        "rot90": 1,
-        "flip": True,
-    }
+    params = disc_params(0, (250, 140), (250, 370), rot90=1, flip=True)
     forged, _, _ = create_attack("image-clone").apply(vol, params)
     (c,) = find(forged.array, vol.spacing, window=ct_window)
     assert (
@@ -203,13 +197,7 @@ def test_scan_flags_a_pasted_ct_slice(det2d: Detector, detector: Detector) -> No
     vol = _ct_slice()
     ok = scan_volume(vol, detector, detector2d=det2d)
     assert ok.error is None and ok.extra["clones"] == []
-    params = {
-        "center": [0, 250, 140],
-        "radius_px": 20,
-        "donor_center": [0, 250, 370],
-        "rot90": 1,
-        "flip": True,
-    }
+    params = disc_params(0, (250, 140), (250, 370), rot90=1, flip=True)
     forged, _, _ = create_attack("image-clone").apply(vol, params)
     res = scan_volume(forged, detector, detector2d=det2d)
     assert res.verdict == "tampered" and res.label == "FB", (res.error, res.extra.get("clones"))
@@ -224,13 +212,7 @@ def test_one_image_asks_fewer_keypoints_than_a_ct_volume(monkeypatch: pytest.Mon
 
     head = read_volume(Path(str(get_testdata_file("693_UNCR.dcm", download=False))))
     head = head.with_array(np.asarray(head.array, np.float32))
-    params = {
-        "center": [0, 225, 312],
-        "radius_px": 24,
-        "donor_center": [0, 171, 279],
-        "rot90": 0,
-        "flip": True,
-    }
+    params = disc_params(0, (225, 312), (171, 279), radius=24, flip=True)
     forged, _, _ = create_attack("image-clone").apply(head, params)
     assert find(head.array, head.spacing, window=ct_window) == []
     (c,) = find(forged.array, forged.spacing, window=ct_window)

@@ -25,7 +25,10 @@ measured on the real radiographs and MR available offline (``benchmarks/image_cl
    the patient's body only (:func:`ct_window`): the couch is symmetric and matched its mirror image;
 6. keypoints rise :data:`KEYPOINT_SD` robust deviations above the noise on a radiograph or CT slice, less than
    the CT volume check asks (one image offers fewer keypoints to match than a copy spanning slices); MR's
-   (:data:`MR_KEYPOINT_SD`) is the CT check's.
+   (:data:`MR_KEYPOINT_SD`) is the CT check's;
+7. ``scan --clone-region body`` searches a CT volume's every slice alone the same way
+   (:func:`with_slice_clones`), for a copy outside the lungs; searched across slices over the body,
+   mirror-image bones on nearby slices matched in 7 of 9 authentic CTs (``benchmarks/clone_region.md``).
 
 Both ends are reported, the likely copy first: the end whose edge (where the two ends only partly agree)
 holds more band-pass detail, the seam where the pasted pixels cut the anatomy around them; the source's edge
