@@ -262,6 +262,18 @@ def test_clone_region_body_finds_a_copy_outside_the_lungs(
     top = body.findings[0]
     assert top.score == CLONE_SCORE and top.center_voxel[0] == 12
     assert np.hypot(top.center_voxel[1] - 400, top.center_voxel[2] - 200) <= 10
+    assert "the same noise as at [" in top.description and "] mm over" in top.description
+    # stored with its first two axes swapped: searched on the axial view, reported in the file's layout
+    d = np.asarray(forged.direction)
+    swapped = Volume(
+        np.ascontiguousarray(np.swapaxes(np.asarray(forged.array), 0, 1)),
+        spacing=(forged.spacing[1], forged.spacing[0], forged.spacing[2]),
+        origin=forged.origin,
+        direction=d[:, [1, 0, 2]],
+        modality="CT",
+    )
+    (on_file,) = [f for f in scan_volume(swapped, detector, explain=None).findings if f.score == CLONE_SCORE]
+    assert on_file.center_voxel == (top.center_voxel[1], 12, top.center_voxel[2])
     assert scan_volume(vol, detector, explain=None).extra["slice_clones"] == []  # authentic: none
     in_lung = disc_params(12, (250, 140), (250, 370), rot90=2)
     both = scan_volume(create_attack("image-clone").apply(vol, in_lung)[0], detector, explain=None)

@@ -248,8 +248,14 @@ def add_image_clone_findings(volume: Volume, result: SeriesResult, slice_by_slic
     options = search_options(volume.modality)
     options["each_image"] = options["each_image"] or slice_by_slice
     key = "slice_clones" if slice_by_slice else "clones"
-    ct = volume.modality == "CT"
-    unit = "slice" if ct or volume.modality == "MR" else "image"
+    unit = "slice" if volume.modality in ("CT", "MR") else "image"
+
+    def place(p: tuple[int, int, int]) -> str:
+        """Where the other end is: a CT volume's (its view may be reoriented) in mm, as the lung check's."""
+        if slice_by_slice:
+            return f"{patient_mm(volume, p)} mm"
+        return f"{unit} {p[0]}, row {p[1]}, column {p[2]}"
+
     findings: list[Finding] = []
     summary: list[dict[str, Any]] = []
     found = image_clones(volume.array, volume.spacing, **options)
@@ -260,7 +266,7 @@ def add_image_clone_findings(volume: Volume, result: SeriesResult, slice_by_slic
         img = np.asarray(volume.array[c.copy[0]], np.float32)
         lo, hi = percentile_range(img)
         kind = "injected" if _focal(img, c.copy_box, hi - lo) else "removed"
-        findings += end_findings(volume, c, kind, lambda p: f"{unit} {p[0]}, row {p[1]}, column {p[2]}", SEAM)
+        findings += end_findings(volume, c, kind, place, SEAM)
         summary.append(
             {
                 # a CT volume's view may be reoriented: patient mm only, as the lung check gives
