@@ -258,7 +258,7 @@ def test_clone_region_body_finds_a_copy_outside_the_lungs(
     body = scan_volume(forged, detector, explain=None)
     (copy,) = body.extra["slice_clones"]
     assert body.extra["clones"] == [] and "ends_voxel" not in copy
-    assert np.allclose(copy["ends_mm"][0], forged.index_to_patient((12, 401, 198)), atol=3.0)
+    assert np.allclose(copy["copy_mm"], forged.index_to_patient((12, 401, 198)), atol=3.0)
     top = body.findings[0]
     assert top.score == CLONE_SCORE and top.center_voxel[0] == 12
     assert np.hypot(top.center_voxel[1] - 400, top.center_voxel[2] - 200) <= 10

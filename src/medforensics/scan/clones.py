@@ -477,13 +477,3 @@ def add_clone_findings(volume: Volume, result: SeriesResult, keypoints: Keypoint
         result.label = "FM" if findings[0].type == "injected" else "FB"
     result.verdict = "tampered"
     result.findings = sorted(findings + result.findings, key=lambda f: -f.score)
-
-
-def with_clones(scan: Callable[[Volume, SeriesResult], None]) -> Callable[[Volume, SeriesResult], None]:
-    """``scan``, then :func:`add_clone_findings` on the same view of the series."""
-
-    def run(view: Volume, result: SeriesResult) -> None:
-        scan(view, result)
-        add_clone_findings(view, result)
-
-    return run

@@ -27,8 +27,9 @@ measured on the real radiographs and MR available offline (``benchmarks/image_cl
    the CT volume check asks (one image offers fewer keypoints to match than a copy spanning slices); MR's
    (:data:`MR_KEYPOINT_SD`) is the CT check's;
 7. ``scan --clone-region body`` searches a CT volume's every slice alone the same way
-   (:func:`with_slice_clones`), for a copy outside the lungs; searched across slices over the body,
-   mirror-image bones on nearby slices matched in 7 of 9 authentic CTs (``benchmarks/clone_region.md``).
+   (:func:`add_image_clone_findings` with ``slice_by_slice``), for a copy outside the lungs; searched across
+   slices over the body, mirror-image bones on nearby slices matched in 7 of 9 authentic CTs
+   (``benchmarks/clone_region.md``).
 
 Both ends are reported, the likely copy first: the end whose edge (where the two ends only partly agree)
 holds more band-pass detail, the seam where the pasted pixels cut the anatomy around them; the source's edge
@@ -43,7 +44,6 @@ rescale) or lossy compression after the edit hide it, as for CT.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -91,7 +91,7 @@ MIN_AGREE_PX = 400
 #: discs found typed ``removed`` (``benchmarks/image_clones.md``).
 FOCAL_CONTRAST = 0.10
 #: Where ``scan --clone-region`` searches a CT volume: its lungs across slices (:mod:`~.clones`), or also
-#: every slice alone within the body (:func:`with_slice_clones`).
+#: every slice alone within the body (:func:`add_image_clone_findings` with ``slice_by_slice``).
 CLONE_REGIONS = ("lungs", "body")
 #: Two reports of a copy are one when both its ends lie this close (mm).
 SAME_END_MM = 10.0
@@ -204,19 +204,6 @@ def image_clones(
     return [c for c in found if not _overlap(c)]
 
 
-def with_slice_clones(
-    scan: Callable[[Volume, SeriesResult], None],
-) -> Callable[[Volume, SeriesResult], None]:
-    """``scan``, then every slice of the same (axial) view searched alone within the body
-    (:func:`add_image_clone_findings` with ``slice_by_slice``)."""
-
-    def run(view: Volume, result: SeriesResult) -> None:
-        scan(view, result)
-        add_image_clone_findings(view, result, slice_by_slice=True)
-
-    return run
-
-
 def _focal(img: NDArray[np.float32], box: tuple[int, ...], scale: float) -> bool:
     """Whether the centre of ``box`` (its middle third) is brighter than its rim by :data:`FOCAL_CONTRAST`
     of ``scale``."""
@@ -269,9 +256,10 @@ def add_image_clone_findings(volume: Volume, result: SeriesResult, slice_by_slic
         findings += end_findings(volume, c, kind, place, SEAM)
         summary.append(
             {
-                # a CT volume's view may be reoriented: patient mm only, as the lung check gives
+                # a CT volume's view may be reoriented: patient mm only, under the lung check's keys
                 **({} if slice_by_slice else {"ends_voxel": [list(c.copy), list(c.source)]}),
-                "ends_mm": [patient_mm(volume, c.copy), patient_mm(volume, c.source)],
+                "copy_mm": patient_mm(volume, c.copy),
+                "source_mm": patient_mm(volume, c.source),
                 "matches": c.matches,
                 "correlation": round(c.correlation, 4),
                 "agreeing_mm2": round(c.agreeing_mm2, 1),

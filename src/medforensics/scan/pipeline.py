@@ -26,11 +26,11 @@ from medforensics.io.volume import Volume, ct_voxel_reason
 from medforensics.logging import get_logger, short_hash
 from medforensics.scan.aggregate import aggregate, attack_type, nms_mm
 from medforensics.scan.candidates import Candidate, ct_candidates, refine_offsets
-from medforensics.scan.clones import with_clones
+from medforensics.scan.clones import add_clone_findings
 from medforensics.scan.cubes import extract_cube_fast, iter_cube_batches
 from medforensics.scan.detector import Detector
 from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, scan_image_series
-from medforensics.scan.image_clones import add_image_clone_findings, with_slice_clones
+from medforensics.scan.image_clones import add_image_clone_findings
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.orientation import read_as, scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
@@ -266,18 +266,26 @@ def image_series(volume: Volume) -> bool:
 
 
 def _ct_scan(detector: Any, explain: str | None) -> Callable[[Volume, SeriesResult], None]:
-    """How a CT volume's axial view is scanned: the dense or cube detector with the lung copy check (the dense
-    detector gathers its keypoints as it reads), and with ``clone_region`` ``"body"`` every slice searched
-    alone within the body after it."""
-    if getattr(detector, "kind", None) == "dense3d":
-        from medforensics.scan.dense import scan_ct_dense
-
-        run: Callable[[Volume, SeriesResult], None] = lambda view, r: scan_ct_dense(view, detector, r)  # noqa: E731
-    else:
-        cube = lambda view, r: scan_ct(view, detector, r, explain)  # noqa: E731
-        run = with_clones(cube) if detector.clone_check else cube
+    """How a CT volume's axial view is scanned: the dense or cube detector, then the copy checks on the same
+    view: the lungs' (the dense detector runs it itself, on keypoints gathered as it reads) and, with
+    ``clone_region`` ``"body"``, every slice alone within the body."""
+    dense = getattr(detector, "kind", None) == "dense3d"
+    checks: list[Callable[[Volume, SeriesResult], None]] = []
+    if detector.clone_check and not dense:
+        checks.append(add_clone_findings)
     if detector.clone_check and getattr(detector, "clone_region", "lungs") == "body":
-        run = with_slice_clones(run)
+        checks.append(lambda view, r: add_image_clone_findings(view, r, slice_by_slice=True))
+
+    def run(view: Volume, result: SeriesResult) -> None:
+        if dense:
+            from medforensics.scan.dense import scan_ct_dense
+
+            scan_ct_dense(view, detector, result)
+        else:
+            scan_ct(view, detector, result, explain)
+        for check in checks:
+            check(view, result)
+
     return run
 
 
@@ -358,7 +366,7 @@ def scan_volume(
             res.error, res.not_assessed = reason, isinstance(reason, NotAssessed)
         elif volume.shape[0] == 1 or image_series(volume):
             (scan_2d if volume.shape[0] == 1 else scan_image_series)(volume, detector2d, res)  # type: ignore[arg-type]
-            if getattr(detector, "clone_check", True):  # a CT volume: the lung check below (with_clones)
+            if getattr(detector, "clone_check", True):  # a CT volume: the checks of _ct_scan
                 add_image_clone_findings(volume, res)
         else:
             scan_axial(volume, res, _ct_scan(detector, explain))
