@@ -395,3 +395,23 @@ def test_a_bug_in_a_worker_ends_the_build_and_leaves_nothing(tmp_path: Path) -> 
     finally:
         base._REGISTRY.pop("test-crashing-blob")
     assert list(tmp_path.iterdir()) == []  # neither the data set nor its temporary folder
+
+
+def test_a_one_image_edit_is_skipped_with_its_reason(tmp_path: Path) -> None:
+    """image-clone edits one slice; named for a data set of 12-slice crops it is skipped up front, and why
+    (a removal on one slice would leave the nodule on the others), while clone-remove, its 3-D
+    counterpart, is used."""
+    from medforensics.forge.dataset import DatasetConfig, build_dataset
+    from tests.forge._tiny_ct import tiny_sources
+
+    cfg = DatasetConfig(
+        per_class=2, depth=12, crop=96, seed=3, val_frac=0.34, test_frac=0.33,
+        methods=["image-clone", "clone-remove"],
+    )  # fmt: skip
+    summary = build_dataset(tmp_path / "d", tiny_sources(), cfg)
+    assert [s for s in summary["skipped"] if s.startswith("image-clone:")] == [
+        "image-clone: image-clone edits one image: a crop of 12 slices would keep the nodule on the others "
+        "(clone-remove is the clone stamp across slices)"
+    ]
+    assert summary["counts_per_method"].get("FB:clone-remove", 0) >= 1
+    assert not any(k.endswith(":image-clone") for k in summary["counts_per_method"])

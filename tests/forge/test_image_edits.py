@@ -95,3 +95,19 @@ def test_on_a_ct_slice_both_discs_lie_in_the_body() -> None:
             assert body[y - r : y + r, x - r : x + r].all(), params
     with pytest.raises(ConfigError, match="leaves the image or the body"):
         attack.sample_params(vol, np.random.default_rng(0), center=(0, 235, 128))  # on the couch
+
+
+def test_a_crop_that_cuts_the_lung_open_is_edited_within_the_body() -> None:
+    """A crop inside the body whose border cuts a lung open: the lung reaching the border is body (it reads
+    as lung there, not as the air around), so a disc fits on it; on a whole slice the air around stays out."""
+    from medforensics.forge.lung import body_mask
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:200, :200]
+    img = np.where(np.hypot(yy - 100, xx - 20) < 70, -850.0, 40.0) + rng.normal(0, 15, (200, 200))
+    crop = Volume(np.round(img)[None].astype(np.float32), spacing=(1.0, 0.7, 0.7), modality="CT")
+    assert (crop.array[0, :, 0] < -500).any() and body_mask(crop.array[0]).all()
+    params = create_attack("image-clone").sample_params(crop, np.random.default_rng(0), center=(0, 100, 40))
+    assert params["center"] == [0, 100, 40]  # on the cut lung (refused before: it reaches the border)
+    whole = _ct_slice().array[0]
+    assert not body_mask(whole)[0].any() and body_mask(whole)[110, 85]  # air around out, enclosed lung in

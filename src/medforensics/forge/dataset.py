@@ -246,12 +246,22 @@ def _preflight(
 ) -> dict[str, str]:
     """Try each attack method once (its draws and its attack, nothing written); returns {method: reason} for
     those that cannot run here (for example learned attacks whose weights are not trained yet)."""
+    from medforensics.forge.base import attack_class
+
     broken: dict[str, str] = {}
     tried: set[str] = set()
     for label, method, i, site in plan:
         if method in tried or label not in ("FM", "FB", "SYN"):
             continue
         tried.add(method)
+        if getattr(attack_class(method), "planar", False) and cfg.depth > 1:
+            reason = (
+                f"{method} edits one image: a crop of {cfg.depth} slices would keep the nodule on the "
+                "others (clone-remove is the clone stamp across slices)"
+            )
+            log.warning("attack %s unavailable: %s", method, reason)
+            broken[method] = reason
+            continue
         try:
             d = _draw(srcs[i], label, method, site, cfg, np.random.default_rng(cfg.seed), srcs, cache)
             if d.attack is not None:

@@ -34,6 +34,9 @@ NODULE_REACH_MM, NODULE_CLOSE_MM, NODULE_OPEN_MM, NODULE_SEED_MM, NODULE_MIN_MM 
 #: HU above which a pixel of a CT slice is solid enough to be the patient (fat reads about -100, the air
 #: around and aerated lung -1000 to -700): :func:`body_mask`.
 BODY_HU = -500.0
+#: A part of a slice below :data:`BODY_HU` that reaches the image's border is the air around the patient,
+#: unless its border pixels' median reads over this (aerated lung cut open by a crop): :func:`body_mask`.
+CUT_LUNG_HU = -900.0
 
 
 #: 3-D structure connecting in-plane neighbours only (a slice-by-slice labelling in one call).
@@ -93,16 +96,21 @@ def _disc(radius: int) -> NDArray[np.bool_]:
 def body_mask(img: NDArray[Any]) -> NDArray[np.bool_]:
     """The patient's body on one CT slice (y, x; HU): the largest connected part above :data:`BODY_HU`,
     with what it encloses (lungs, airways) filled in. The couch and a head holder, separate parts, and the
-    air around are left out."""
-    labels, n = ndimage.label(np.asarray(img) > BODY_HU)
-    if n == 0:
-        return np.zeros(np.shape(img), bool)
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    rest, m = ndimage.label(labels != sizes.argmax())  # holes: parts of the rest not reaching the border
+    air around are left out. A part of the rest that reaches the border but reads as aerated lung there, not
+    air (the median of its border pixels over :data:`CUT_LUNG_HU`), is lung that a crop cut open: body."""
+    hu = np.asarray(img)
+    labels, n = ndimage.label(hu > BODY_HU)
+    if n:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        rest, m = ndimage.label(labels != sizes.argmax())  # holes: parts of the rest not reaching the border
+    else:
+        rest, m = np.ones(hu.shape, np.int32), 1
+    on_border = np.r_[rest[0], rest[-1], rest[:, 0], rest[:, -1]]
+    border_hu = np.r_[hu[0], hu[-1], hu[:, 0], hu[:, -1]]
     outside = np.zeros(m + 1, bool)
-    outside[np.r_[rest[0], rest[-1], rest[:, 0], rest[:, -1]]] = True
-    outside[0] = False
+    for p in np.unique(on_border[on_border > 0]):
+        outside[p] = float(np.median(border_hu[on_border == p])) <= CUT_LUNG_HU
     return np.asarray(~outside[rest])  # as binary_fill_holes, in half its time
 
 
