@@ -145,3 +145,38 @@ def test_model_kwargs_of_the_wrong_type_are_config_errors(kw: dict[str, object],
 def test_model_kwargs_of_the_right_type_pass() -> None:
     create_model("test_efficientnet_lite0", pretrained=False, dropout=1)  # an int is a float
     create_model("test_cnn", dropout=0.25)
+
+
+def test_every_model_module_is_imported_by_the_registry() -> None:
+    """The registry imports the modules of ``MODULES`` on demand: each module of the package that registers
+    a model is listed (a module left out would register nothing), and each listed one registers some."""
+    from pathlib import Path
+
+    import medforensics.models as pkg
+    from medforensics.models import registry
+
+    helpers = {"__init__", "registry", "blocks", "inference"}
+    files = {p.stem for p in Path(pkg.__file__).parent.glob("*.py")} - helpers
+    assert set(registry.MODULES) == files and len(registry.MODULES) == len(files)
+    homes = {model_info(n).factory.__module__.rsplit(".", 1)[1] for n in list_models(include_test=True)}
+    assert homes == files
+
+
+def test_the_bundled_detectors_load_without_monai_or_scikit_learn() -> None:
+    """A scan's imports and loading both bundled detectors leave MONAI and scikit-learn unimported (about
+    1 s of a command's start); asking for a MONAI model imports it then."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import medforensics.scan.pipeline\n"
+        "from medforensics.scan.detector import bundled_dir, load_detector\n"
+        "load_detector(bundled_dir('detector')); load_detector(bundled_dir('detector2d'))\n"
+        "print(sorted(m for m in ('monai', 'sklearn') if m in sys.modules))\n"
+        "from medforensics.models import model_info\n"
+        "model_info('densenet121')\n"
+        "print('monai' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["[]", "True"]

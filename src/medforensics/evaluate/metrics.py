@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import minimize_scalar
-from scipy.special import expit
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -25,17 +23,22 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-EPS = 1e-7
-
-
-def _arr(x: ArrayLike, dtype: Any = np.float64) -> NDArray[Any]:
-    return np.asarray(x, dtype=dtype).ravel()
+from medforensics.evaluate.calibration import (
+    EPS,
+    apply_platt,
+    apply_temperature,
+    fit_platt,
+    fit_temperature,
+    flat,
+    platt_logit,
+    reliability,
+)
 
 
 def roc_auc(y: ArrayLike, score: ArrayLike) -> float | None:
     """ROC-AUC, or None when ``y`` holds one class only."""
-    y = _arr(y, np.int64)
-    return float(roc_auc_score(y, _arr(score))) if len(np.unique(y)) == 2 else None
+    y = flat(y, np.int64)
+    return float(roc_auc_score(y, flat(score))) if len(np.unique(y)) == 2 else None
 
 
 def auc_se(auc: float | None, n_pos: int, n_neg: int) -> float | None:
@@ -68,10 +71,10 @@ def tpr_at_fpr(y: ArrayLike, score: ArrayLike, max_fpr: float = 0.01) -> float |
     TPR at the lowest such threshold; positive when ``score >= t``). With fewer than ``1 / max_fpr``
     negatives that means no false positive at all: the share of positives scored above every negative.
     None when ``y`` holds one class only."""
-    y = _arr(y, np.int64)
+    y = flat(y, np.int64)
     if len(np.unique(y)) < 2:
         return None
-    fpr, tpr, _ = roc_curve(y, _arr(score))
+    fpr, tpr, _ = roc_curve(y, flat(score))
     ok = fpr <= max_fpr + 1e-12
     return float(tpr[ok].max())
 
@@ -82,7 +85,7 @@ def threshold_at_fpr(y: ArrayLike, score: ArrayLike, max_fpr: float = 0.01) -> f
     With no negatives the threshold is the lowest score; with no threshold meeting the target, just above
     the highest negative score.
     """
-    y, s = _arr(y, np.int64), _arr(score)
+    y, s = flat(y, np.int64), flat(score)
     neg = np.sort(s[y == 0])
     if len(neg) == 0:
         return float(s.min()) if len(s) else 0.5
@@ -105,8 +108,8 @@ def binary_metrics(
     ``rank_score`` when given: a score in the same order as ``score`` that float rounding has not
     flattened (:func:`platt_logit` for a Platt-calibrated score, whose sigmoid can saturate to 1.0).
     """
-    y, s = _arr(y, np.int64), _arr(score)
-    r = s if rank_score is None else _arr(rank_score)
+    y, s = flat(y, np.int64), flat(score)
+    r = s if rank_score is None else flat(rank_score)
     pred = (s >= threshold).astype(np.int64)
     tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()
     return {
@@ -130,7 +133,7 @@ def per_label_metrics(
     labels: Sequence[str], score: ArrayLike, threshold: float, fake_labels: Sequence[str]
 ) -> dict[str, Any]:
     """Per original label (TB/TM/FB/FM/...): count, accuracy of the real/fake call, mean and median score."""
-    s = _arr(score)
+    s = flat(score)
     labs = np.asarray(list(labels))
     out: dict[str, Any] = {}
     for lab in sorted(set(labels)):
@@ -150,7 +153,7 @@ def class_report(y: ArrayLike, pred: ArrayLike, class_names: Sequence[str]) -> d
     """Accuracy, per-class precision/recall/F1/support, their macro (unweighted mean over every class,
     absent ones counting 0) and support-weighted averages, and the confusion matrix (rows = truth,
     columns = prediction, both in ``class_names`` order)."""
-    y, p = _arr(y, np.int64), _arr(pred, np.int64)
+    y, p = flat(y, np.int64), flat(pred, np.int64)
     labels = list(range(len(class_names)))
     prec, rec, f1, sup = precision_recall_fscore_support(y, p, labels=labels, zero_division=0)
 
@@ -177,119 +180,6 @@ def class_report(y: ArrayLike, pred: ArrayLike, class_names: Sequence[str]) -> d
 
 
 # ---------------------------------------------------------------------------------------------- calibration
-def reliability(y: ArrayLike, prob: ArrayLike, n_bins: int = 10) -> tuple[float, list[dict[str, float]]]:
-    """Expected calibration error of positive-class probabilities and the reliability-diagram bins."""
-    y, p = _arr(y), np.clip(_arr(prob), 0.0, 1.0)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1], right=True), 0, n_bins - 1)
-    bins, ece = [], 0.0
-    for b in range(n_bins):
-        sel = idx == b
-        if not sel.any():
-            continue
-        conf, freq = float(p[sel].mean()), float(y[sel].mean())
-        ece += sel.mean() * abs(conf - freq)
-        bins.append(
-            {
-                "low": float(edges[b]),
-                "high": float(edges[b + 1]),
-                "count": int(sel.sum()),
-                "confidence": conf,
-                "frequency": freq,
-            }
-        )
-    return float(ece), bins
-
-
-def _log_softmax(z: NDArray[np.float64]) -> NDArray[np.float64]:
-    z = z - z.max(1, keepdims=True)
-    return z - np.log(np.exp(z).sum(1, keepdims=True))
-
-
-def fit_temperature(logits: ArrayLike, y: ArrayLike) -> float:
-    """Temperature ``T`` minimising the NLL of ``softmax(logits / T)`` (bounded to [0.05, 20])."""
-    z, t = np.asarray(logits, np.float64), _arr(y, np.int64)
-    if len(t) == 0:
-        return 1.0
-
-    def nll(log_t: float) -> float:
-        return float(-_log_softmax(z / np.exp(log_t))[np.arange(len(t)), t].mean())
-
-    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
-    return float(np.exp(res.x))
-
-
-def apply_temperature(logits: ArrayLike, temperature: float) -> NDArray[np.float64]:
-    """Class probabilities ``softmax(logits / T)``."""
-    return np.exp(_log_softmax(np.asarray(logits, np.float64) / temperature))
-
-
-def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
-    p = np.clip(p, EPS, 1 - EPS)
-    return np.log(p / (1 - p))
-
-
-def _platt_loss(f: NDArray[np.float64], target: NDArray[np.float64], ab: NDArray[np.float64]) -> float:
-    """Cross-entropy of ``sigmoid(a * f + b)`` against the soft ``target``: sum of softplus(z) - t z."""
-    z = ab[0] * f + ab[1]
-    return float(np.sum(np.logaddexp(0.0, z) - target * z))
-
-
-def fit_platt(score: ArrayLike, y: ArrayLike) -> tuple[float, float]:
-    """Platt scaling ``sigmoid(a * logit(score) + b)`` fitted on (score, y); identity for one class.
-
-    Platt's method as Lin, Lin & Weng (2007, "A note on Platt's probabilistic outputs") give it: the targets
-    are smoothed to ``(N+ + 1) / (N+ + 2)`` and ``1 / (N- + 2)``, so a validation set the score separates
-    still gives a finite slope (a nearly unregularised fit's slope runs away and every probability becomes
-    0 or 1); Newton steps with a backtracking line search from ``a = 0``, ``b = log((N+ + 1) / (N- + 1))``.
-    ValueError for a NaN score, as scikit-learn's fit gave before.
-    """
-    s, t = _arr(score), _arr(y, np.int64)
-    if len(np.unique(t)) < 2:
-        return 1.0, 0.0
-    if np.isnan(s).any():
-        raise ValueError("Platt scaling needs scores that are numbers (NaN given)")
-    f = _logit(s)
-    pos = t == t.max()
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    target = np.where(pos, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
-    ab = np.array([0.0, np.log((n_pos + 1.0) / (n_neg + 1.0))])
-    loss = _platt_loss(f, target, ab)
-    for _ in range(100):
-        z = ab[0] * f + ab[1]
-        p = expit(z)
-        w = p * expit(-z)
-        grad = np.array([np.dot(f, p - target), np.sum(p - target)])
-        if np.abs(grad).max() < 1e-5:
-            break
-        # the 1e-12 ridge keeps the Hessian invertible when every score is the same
-        hess = np.array([[np.dot(f * f, w), np.dot(f, w)], [np.dot(f, w), np.sum(w)]]) + 1e-12 * np.eye(2)
-        step_dir = -np.linalg.solve(hess, grad)
-        slope, step = float(grad @ step_dir), 1.0
-        while step >= 1e-10:  # backtracking (Armijo) line search
-            new = ab + step * step_dir
-            new_loss = _platt_loss(f, target, new)
-            if new_loss < loss + 1e-4 * step * slope:
-                ab, loss = new, new_loss
-                break
-            step /= 2
-        else:  # no step lowers the loss: at the optimum within float precision
-            break
-    return float(ab[0]), float(ab[1])
-
-
-def platt_logit(score: ArrayLike, ab: Sequence[float]) -> NDArray[np.float64]:
-    """``a * logit(score) + b``: the Platt-calibrated score before its sigmoid, in the same order as
-    :func:`apply_platt` but not saturated (a steep map, such as a stored one from the unsmoothed fit of
-    earlier versions, sends many scores to exactly 1.0 in float64)."""
-    return ab[0] * _logit(_arr(score)) + ab[1]
-
-
-def apply_platt(score: ArrayLike, ab: Sequence[float]) -> NDArray[np.float64]:
-    """Calibrated probabilities from raw scores with Platt parameters ``(a, b)``."""
-    return 1.0 / (1.0 + np.exp(-np.clip(platt_logit(score, ab), -50, 50)))
-
-
 def fake_score(probs: ArrayLike, fake_classes: Sequence[int]) -> NDArray[np.float64]:
     """ "Not authentic" score: the summed probability of the fake classes."""
     return np.asarray(probs, np.float64)[:, list(fake_classes)].sum(1)
@@ -338,14 +228,14 @@ def evaluate_predictions(
     ``classes`` (more than two classes) is the argmax confusion, not the operating point's; each confusion
     has its ``decision_rule`` beside it (:func:`threshold_rule`, or ``kind`` argmax).
     """
-    p, t = np.asarray(probs, np.float64), _arr(y, np.int64)
+    p, t = np.asarray(probs, np.float64), flat(y, np.int64)
     fake_set = set(fake_classes)
     yb = np.isin(t, list(fake_set)).astype(np.int64)
     raw = fake_score(p, fake_classes)
     calib: dict[str, Any] = {"method": None}
     score, rank = raw, raw
-    if val_probs is not None and val_y is not None and len(_arr(val_y)) > 0:
-        vp, vy = np.asarray(val_probs, np.float64), _arr(val_y, np.int64)
+    if val_probs is not None and val_y is not None and len(flat(val_y)) > 0:
+        vp, vy = np.asarray(val_probs, np.float64), flat(val_y, np.int64)
         vyb = np.isin(vy, list(fake_set)).astype(np.int64)
         temp = fit_temperature(np.log(vp + EPS), vy)
         platt = fit_platt(fake_score(vp, fake_classes), vyb)

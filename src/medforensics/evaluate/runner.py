@@ -43,8 +43,9 @@ def evaluate_model(
     (holding ``evaluation.json``) and, with ``protect_inputs``, neither hold nor lie inside ``model_dir``
     or the data set folder.
     """
+    from medforensics.train.build import input_size
     from medforensics.train.checkpoint import load_trained
-    from medforensics.train.loop import input_size, make_source
+    from medforensics.train.loop import make_source
 
     if split not in ("test", "all"):
         raise ConfigError(f"split must be 'test' or 'all', got {split!r}")

@@ -13,7 +13,6 @@ from numpy.typing import NDArray
 from torch import nn
 
 from medforensics.logging import get_logger
-from medforensics.models.classical import FeatureModel
 
 log = get_logger("models.inference")
 
@@ -113,8 +112,9 @@ def logits_batches(
 def predict_proba(
     model: Any, x: NDArray[Any], batch_size: int = 64, precision: str = "fp32", channels_last: bool = False
 ) -> NDArray[np.float64]:
-    """``(N, num_classes)`` class probabilities for a CNN (softmax of logits) or a feature model."""
-    if isinstance(model, FeatureModel):
-        return model.predict_proba(x)
+    """``(N, num_classes)`` class probabilities for a CNN (softmax of logits) or a feature model (any other
+    model: its own ``predict_proba``)."""
+    if not isinstance(model, nn.Module):
+        return np.asarray(model.predict_proba(x), np.float64)
     logits = logits_batches(model, x, batch_size, precision, channels_last)
     return torch.softmax(logits, dim=1).double().numpy()

@@ -104,9 +104,33 @@ def register_model(
     return deco
 
 
-def _ensure_loaded() -> None:
-    # Importing the package registers the whole zoo (each module decorates its factories).
-    import medforensics.models  # noqa: F401
+#: The modules that register the zoo, those that import neither MONAI nor scikit-learn first.
+MODULES = (
+    "tamperseg",
+    "cnn",
+    "cnn3d",
+    "ensemble",
+    "inception",
+    "mobilenet",
+    "vgg",
+    "vit",
+    "classical",
+    "anomaly",
+    "densenet",
+    "efficientnet",
+    "resnet",
+)
+
+
+def _ensure_loaded(name: str | None = None) -> None:
+    """Import the modules of :data:`MODULES` in order until ``name`` is registered (all of them when
+    ``name`` is None or not found)."""
+    import importlib
+
+    for module in MODULES:
+        if name is not None and name in _REGISTRY:
+            return
+        importlib.import_module(f"medforensics.models.{module}")
 
 
 def list_models(pattern: str = "*", include_test: bool = False) -> list[str]:
@@ -121,7 +145,7 @@ def list_models(pattern: str = "*", include_test: bool = False) -> list[str]:
 
 def model_info(name: str) -> ModelInfo:
     """Metadata of ``name``; an unknown name is a :class:`ConfigError` listing close matches."""
-    _ensure_loaded()
+    _ensure_loaded(name)
     try:
         return _REGISTRY[name]
     except KeyError:

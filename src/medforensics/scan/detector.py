@@ -101,7 +101,7 @@ class Calibration:
 
     def apply(self, p: NDArray[Any]) -> NDArray[np.float64]:
         """Calibrated probabilities from raw ones."""
-        from medforensics.evaluate.metrics import apply_platt
+        from medforensics.evaluate.calibration import apply_platt
 
         if not self.present or (self.a == 1.0 and self.b == 0.0):
             return np.asarray(p, np.float64)
@@ -237,9 +237,9 @@ class Detector:
     def from_dir(cls, folder: str | Path) -> Detector:
         """Load a model folder (``medforensics train`` output, plus optional ``calibration.json``)."""
         from medforensics.models.registry import model_info
+        from medforensics.train.build import input_size
         from medforensics.train.checkpoint import load_trained
         from medforensics.train.data import TASK_CLASSES
-        from medforensics.train.loop import input_size
 
         folder = Path(folder)
         if not folder.is_dir():

@@ -25,7 +25,6 @@ from torch import nn
 from medforensics._atomic import atomic_path, write_text_atomic
 from medforensics._json import finite_numbers, is_finite_number
 from medforensics.errors import ConfigError, InputError, MedforensicsError
-from medforensics.models.classical import FeatureModel
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -49,8 +48,9 @@ def write_log(out: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) 
 
 
 def save_weights(model: Any, path: str | Path) -> Path:
-    """Weights of a CNN (state dict) or a feature model (its arrays) to safetensors, atomically."""
-    if not isinstance(model, FeatureModel):
+    """Weights of a CNN (state dict) or a feature model (any other model: its arrays) to safetensors,
+    atomically."""
+    if isinstance(model, nn.Module):
         return save_tensors(model.state_dict(), path)
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_numpy({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}, str(tmp))
@@ -71,7 +71,7 @@ def load_weights(model: Any, path: str | Path) -> Any:
     if not path.is_file():
         raise InputError("no weights file", path=path)
     try:
-        if isinstance(model, FeatureModel):
+        if not isinstance(model, nn.Module):  # a feature model: arrays
             model.load_state_dict(load_numpy(str(path)))
         else:
             model.load_state_dict(load_torch(str(path)))
@@ -236,8 +236,8 @@ def _first_line(err: BaseException) -> str:
 
 def load_trained(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
     """``(model, TrainConfig, metrics)`` of a training folder (best weights, eval mode)."""
+    from medforensics.train.build import build_model
     from medforensics.train.config import config_from_dict
-    from medforensics.train.loop import build_model
 
     folder = Path(folder)
     if not (folder / CONFIG).is_file():

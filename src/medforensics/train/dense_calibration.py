@@ -71,7 +71,7 @@ def _threshold(
 ) -> tuple[float, str]:
     """Series threshold (calibrated) for <= ``max_fpr`` of ``val``'s authentic series, kept above
     ``whole``; and what it was fitted on."""
-    from medforensics.evaluate.metrics import apply_platt
+    from medforensics.evaluate.calibration import apply_platt
     from medforensics.scan.aggregate import series_threshold_at_fpr
     from medforensics.train.dense_report import WHOLE_SERIES_MARGIN, above_whole_series
 
@@ -93,7 +93,7 @@ def fit_operating_points(
 ) -> dict[str, Any]:
     """``calibration.json`` content: Platt parameters on ``val`` and one threshold per noise kind (the
     uncorrelated one only when ``val`` has authentic series of that kind)."""
-    from medforensics.evaluate.metrics import fit_platt
+    from medforensics.evaluate.calibration import fit_platt
     from medforensics.train.dense_report import top_ties
 
     if not any(s.authentic for s in val) or all(s.authentic for s in val):

@@ -249,7 +249,7 @@ def top_ties(scores: NDArray[np.float64], tampered: NDArray[Any]) -> tuple[int, 
 def above_whole_series(thr: float, whole_raw: Sequence[float], ab: Sequence[float]) -> float:
     """``thr`` raised, where needed, to :data:`WHOLE_SERIES_MARGIN` above the highest calibrated score of
     the whole authentic series ``whole_raw`` (raw scores; half the distance to 1 at most)."""
-    from medforensics.evaluate.metrics import apply_platt
+    from medforensics.evaluate.calibration import apply_platt
 
     top = float(np.max(apply_platt(np.asarray(whole_raw, np.float64), ab)))
     return max(thr, min(top + WHOLE_SERIES_MARGIN, (top + 1.0) / 2))
@@ -266,7 +266,7 @@ def calibrate(
     validation patient the crops alone set it too low (conservative on purpose). The margin keeps such a
     series (the demo's CT is one) from flipping on another CPU's rounding.
     """
-    from medforensics.evaluate.metrics import apply_platt, fit_platt
+    from medforensics.evaluate.calibration import apply_platt, fit_platt
     from medforensics.scan.aggregate import series_threshold_at_fpr
 
     s = np.asarray([r["score"] for r in val_scores], np.float64)
