@@ -11,7 +11,9 @@ Tampering tools edit pixels, and often leave the headers and the pixel statistic
 * noise that is fresh in every slice of a series whose slices touch or overlap (:func:`noise_finding`):
   noise added to the whole series after reconstruction, which also hides an edit from the detector;
 * lossy compression (:func:`lossy_finding`): the header's LossyImageCompression, a lossy transfer syntax or
-  codestream. The detector was trained on lossless CT; lossy compression blurs the traces it reads.
+  codestream. The detector was trained on lossless CT; lossy compression blurs the traces it reads;
+* CT pixels interpolated from another grid after reconstruction (:mod:`~medforensics.scan.resampling`): a
+  whole scan resampled and back, as the CT-GAN tool does.
 
 Scores are fixed evidence strengths (not calibrated probabilities): 0.9 strong, 0.7 medium, 0.3 weak.
 Descriptions never hold patient identifiers.
@@ -27,6 +29,7 @@ import numpy as np
 from medforensics.io.dicom_frames import frame_infos, stored_range
 from medforensics.io.dicom_pixels import lossy_encoding
 from medforensics.io.volume import Volume
+from medforensics.scan.resampling import GridTrace, resampled_finding
 from medforensics.scan.result import Finding
 from medforensics.scan.routing import (
     AXIAL_STACK,
@@ -184,7 +187,8 @@ STATS_SLAB = 32
 
 
 class PixelStats:
-    """Every 4th row and column of every slice and each slice's (min, max), gathered slab by slab.
+    """Every 4th row and column of every slice, each slice's (min, max) and the residual energy per row and
+    column (:class:`~medforensics.scan.resampling.GridTrace`), gathered slab by slab.
 
     ``add`` is an ``on_slab`` callback (:func:`~medforensics.features.noise_map.grid_means`), so a streamed
     series is decoded once for the detector's grid and these checks together; ``complete`` reads the slices
@@ -194,6 +198,7 @@ class PixelStats:
         self.sub: np.ndarray | None = None  # (n, rows / 4, columns / 4), allocated on the first slab
         self.lo_hi = np.zeros((n, 2), np.float64)
         self.seen = np.zeros(n, bool)
+        self.trace = GridTrace(n)
 
     def add(self, z0: int, block: np.ndarray) -> None:
         """Record slices ``z0, z0 + 1, ...`` of ``block`` (z, y, x)."""
@@ -204,6 +209,7 @@ class PixelStats:
         self.lo_hi[z0:z1, 0] = block.min(axis=(1, 2))
         self.lo_hi[z0:z1, 1] = block.max(axis=(1, 2))
         self.seen[z0:z1] = True
+        self.trace.add(z0, block)
 
     def complete(self, array: Any) -> tuple[np.ndarray, np.ndarray]:
         """Read what is missing from ``array`` and return ``(subsampled slices, per-slice (min, max))``."""
@@ -421,4 +427,7 @@ def metadata_findings(volume: Volume, stats: PixelStats | None = None) -> list[F
     lossy = lossy_finding(volume)
     if lossy is not None:
         found.append(lossy)
+    resampled = resampled_finding(stats.trace, float(volume.spacing[2])) if volume.modality == "CT" else None
+    if resampled is not None:
+        found.append(resampled)
     return sorted(found, key=lambda f: -f.score)

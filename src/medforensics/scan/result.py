@@ -32,6 +32,7 @@ METADATA_CHECKS: tuple[str, ...] = (
     "lossy_compression",
     "member_claim",
     "projection_pixels",
+    "resampled",
 )
 
 
