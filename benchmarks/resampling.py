@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
+from medforensics.forge.round_trip import scan_round_trip as round_trip
 from medforensics.scan.resampling import (
     GRID_MM,
     GRID_PEAK,
@@ -63,15 +63,6 @@ def check(array: Any, pixel_mm: float) -> tuple[float, float, float, bool]:
     f, s = periodicity(*found)
     on_grid = strength_at(*found, grid_frequency(pixel_mm, GRID_MM))
     return f, s, on_grid, resampled_finding(trace, pixel_mm) is not None
-
-
-def round_trip(array: np.ndarray, spacing: tuple[float, ...], grid_mm: float, order: int) -> np.ndarray:
-    """``array`` zoomed to ``grid_mm`` voxels and back to its shape (``scipy.ndimage.zoom``, ``mode
-    "nearest"``; the CT-GAN tool's ``scale_scan`` with ``grid_mm`` 1 and ``order`` 3)."""
-    shape = np.asarray(array.shape, np.float64)
-    up_shape = np.round(shape * np.asarray(spacing) / grid_mm)
-    up = ndimage.zoom(array.astype(np.float32), up_shape / shape, order=order, mode="nearest")
-    return ndimage.zoom(up, shape / np.asarray(up.shape), order=order, mode="nearest").astype(np.float32)
 
 
 def _trip(volume: Any) -> Any:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
+from medforensics.forge.round_trip import scan_round_trip as _round_trip
 from medforensics.io.volume import Volume
 from medforensics.scan.detector import Detector
 from medforensics.scan.metadata_checks import metadata_findings
@@ -19,15 +19,6 @@ from medforensics.scan.resampling import (
     strength_at,
 )
 from tests.scan._helpers import chest
-
-
-def _round_trip(array: np.ndarray, spacing: tuple[float, ...], grid_mm: float, order: int = 3) -> np.ndarray:
-    """The CT-GAN tool's ``scale_scan`` round trip (``scipy.ndimage.zoom``, ``mode="nearest"``) through
-    ``grid_mm`` voxels."""
-    shape = np.asarray(array.shape, np.float64)
-    up_shape = np.round(shape * np.asarray(spacing) / grid_mm)
-    up = ndimage.zoom(array.astype(np.float32), up_shape / shape, order=order, mode="nearest")
-    return ndimage.zoom(up, shape / np.asarray(up.shape), order=order, mode="nearest").astype(np.float32)
 
 
 def _trace(array: np.ndarray) -> GridTrace:

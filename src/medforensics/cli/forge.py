@@ -24,16 +24,20 @@ def _tamper(
     out: Path,
     xml: Path | None,
     noise_z: str,
+    round_trip_mm: float | None,
 ) -> None:
     from medforensics.forge.tamper import parse_center, tamper_series
 
     try:
-        side = tamper_series(input_, out, kind, parse_center(center), method, seed, xml, noise_z)
+        side = tamper_series(
+            input_, out, kind, parse_center(center), method, seed, xml, noise_z, round_trip_mm
+        )
     except MedforensicsError as err:
         raise fail(err) from None
     typer.echo(
         f"{side['method']}: centre {side['center_voxel']} (voxels z,y,x) = {side['center_mm']} mm, "
         f"{side['changed_voxels']} voxels changed -> {out}"
+        + (f" (then every voxel zoomed through {round_trip_mm:g} mm and back)" if round_trip_mm else "")
     )
     note = (side.get("transfer_syntax") or {}).get("note")
     if note:
@@ -52,6 +56,10 @@ def register(app: typer.Typer) -> None:
         "Touch-up noise between slices: independent, or matched to the scanner's inter-slice correlation "
         "(a stronger attacker; noise-matched attacks only)."
     )
+    trip_help = (
+        "Then zoom the whole series to voxels of this size (mm) and back, as the released CT-GAN tool "
+        "handles every scan it edits (1 = the tool's; CT series only)."
+    )
 
     @forge_app.command("inject")
     def inject_cmd(
@@ -66,9 +74,10 @@ def register(app: typer.Typer) -> None:
             None, "--annotations", help="LIDC XML (donor nodules for copy-move)."
         ),
         noise_z: str = typer.Option("independent", "--noise-z", help=noise_z_help),
+        round_trip_mm: float | None = typer.Option(None, "--round-trip-mm", min=0.1, help=trip_help),
     ) -> None:
         """Inject a nodule into a CT series, as an attacker would (same UIDs, only pixels changed)."""
-        _tamper("inject", input_, center, method, seed, out, annotations, noise_z)
+        _tamper("inject", input_, center, method, seed, out, annotations, noise_z, round_trip_mm)
 
     @forge_app.command("remove")
     def remove_cmd(
@@ -83,10 +92,11 @@ def register(app: typer.Typer) -> None:
             None, "--annotations", help="LIDC XML (nodules for --center auto)."
         ),
         noise_z: str = typer.Option("independent", "--noise-z", help=noise_z_help),
+        round_trip_mm: float | None = typer.Option(None, "--round-trip-mm", min=0.1, help=trip_help),
     ) -> None:
         """Remove the nodule at the centre of a CT series, as an attacker would (--method image-clone: hide
         part of a radiograph, an MR or CT image or a picture under a copy of the same image)."""
-        _tamper("remove", input_, center, method, seed, out, annotations, noise_z)
+        _tamper("remove", input_, center, method, seed, out, annotations, noise_z, round_trip_mm)
 
     @forge_app.command("list")
     def list_cmd(

@@ -233,9 +233,12 @@ def tamper_series(
     seed: int = 0,
     annotations: Path | None = None,
     noise_z: str = "independent",
+    round_trip_mm: float | None = None,
 ) -> dict[str, Any]:
     """Run one attack on ``source`` and write the result to ``out_dir``; returns the sidecar dict.
-    ``noise_z``: the noise-matched attacks' touch-up between slices (:class:`~.base.NoiseMatched`)."""
+    ``noise_z``: the noise-matched attacks' touch-up between slices (:class:`~.base.NoiseMatched`).
+    ``round_trip_mm`` (CT): then the whole series is zoomed to voxels of that size and back, as the
+    released CT-GAN tool handles every scan it edits (:mod:`~.round_trip`); the mask stays the edit's."""
     if kind not in DEFAULT_METHOD:
         raise ConfigError(f"kind must be inject or remove, got {kind!r}")
     method = method or DEFAULT_METHOD[kind]
@@ -254,6 +257,8 @@ def tamper_series(
     if not np.isfinite(np.asarray(volume.array)).all():
         raise InputError("holds NaN or infinite voxel values (malformed rescale tags?)", path=source)
     if getattr(attack, "planar", False):  # a 2-D edit (image-clone): the image as it is, no axial view
+        if round_trip_mm is not None:
+            raise ConfigError(f"--round-trip-mm: {method} edits one image, not a CT series")
         check_modality(attack, volume)
         if annotations is not None:
             raise ConfigError(f"--annotations: {method} does not place at annotated nodules")
@@ -276,7 +281,20 @@ def tamper_series(
     if annotations is not None:
         attach_annotations(volume, annotations)
     tampered, mask, record, amap = attack_axial(attack, volume, center, seed)
-    return _write_forgery(source, out_dir, method, volume, tampered, mask, record, amap)
+    if round_trip_mm is not None:
+        tampered = _round_tripped(volume, tampered, round_trip_mm)
+    return _write_forgery(source, out_dir, method, volume, tampered, mask, record, amap, round_trip_mm)
+
+
+def _round_tripped(volume: Volume, tampered: Volume, grid_mm: float) -> Volume:
+    """``tampered`` zoomed to ``grid_mm`` voxels and back (:func:`~.round_trip.scan_round_trip`), rounded
+    as the source is (integers from DICOM stay integers)."""
+    from medforensics.forge.round_trip import scan_round_trip
+
+    out = scan_round_trip(tampered.array, tampered.spacing, grid_mm)
+    if np.array_equal(volume.array, np.round(volume.array)):
+        out = np.round(out).astype(np.float32)
+    return tampered.with_array(out)
 
 
 def _write_forgery(
@@ -288,9 +306,11 @@ def _write_forgery(
     mask: np.ndarray,
     record: AttackRecord,
     amap: AxisMap,
+    round_trip_mm: float | None = None,
 ) -> dict[str, Any]:
     """Write the forged series (or file), its mask and the ``forgery.json`` sidecar to ``out_dir`` at once;
-    returns the sidecar."""
+    returns the sidecar (``round_trip_mm``: the whole series was zoomed through such voxels after the edit,
+    so every voxel changed, not only the mask's)."""
     sidecar = {
         "tool": {"name": "medforensics", "version": __version__},
         **record.to_dict(),
@@ -303,6 +323,9 @@ def _write_forgery(
         },
         "changed_voxels": int(mask.sum()),
     }
+    if round_trip_mm is not None:
+        sidecar["round_trip_mm"] = round_trip_mm
+        sidecar["resampled_voxels"] = int(np.count_nonzero(tampered.array != volume.array))
     if not amap.is_identity:
         sidecar["attacked_as"] = {"axes": list(amap.axes), "flipped": list(amap.flipped)}
     from medforensics.io.nifti import write_nifti
@@ -319,5 +342,5 @@ def _write_forgery(
             sidecar["transfer_syntax"] = _syntaxes(volume, series_dir / sidecar["files"][0])
         write_nifti(volume.with_array(mask.astype(np.float32)), tmp / "mask.nii.gz", dtype=np.uint8)
         (tmp / "forgery.json").write_text(json.dumps(sidecar, indent=2) + "\n")
-    log.info("%s on series %s: %d voxels changed", method, volume.series_uid, int(mask.sum()))
+    log.info("%s on series %s: %d voxels edited", method, volume.series_uid, int(mask.sum()))
     return sidecar
