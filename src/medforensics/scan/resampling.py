@@ -10,10 +10,11 @@ detecting traces of resampling"). :class:`GridTrace` sums that energy per row an
 slices (an ``on_slab`` callback, so it rides on the scan's one pass over the pixels); :func:`periodicity`
 finds a peak of the same frequency in both profiles' spectra, and :func:`resampled_finding` reports it.
 
-Measured on the real CTs available here (``benchmarks/resampling.py``): no authentic series reaches
-:data:`PEAK`; series passed through 1 mm voxels and back, as the CT-GAN tool does, are found when their pixels
-are 0.57-0.70 mm. Pixels near 1 mm (a round trip that barely changes them) or a finer intermediate grid
-leave no trace to find.
+Measured on the 9 real CTs available here (``benchmarks/resampling.py``, ``benchmarks/resampling.md``): none
+reported as stored; after the CT-GAN tool's round trip, the 6 with pixels of 0.57-0.82 mm are. Pixels near
+1 mm (a trip that barely changes them) or voxels already coarser than the trip's leave no trace to find;
+noise added after the trip hides it (2 of 6 left at 20 HU). ``forge inject|remove --round-trip-mm`` makes
+such forgeries (:mod:`medforensics.forge.round_trip`).
 """
 
 from __future__ import annotations
