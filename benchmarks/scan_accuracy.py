@@ -18,11 +18,13 @@ target >= 95 %) with its confusion matrix. Writes Markdown and JSON.
         [--extra-ct DIR ...] [--only-extra] [--thicken N] [--coarsen N] [--pixel-mm MM | --pixel-scale F]
         [--pixel-sampling point|area] [--max-slice-mm MM]
         [--max-pixel-mm MM] [--methods A,B] [--no-clone-check] [--noise-plane slice|volume]
-        [--noise-z independent|matched] [--stem NAME]
+        [--noise-z independent|matched] [--round-trip-mm MM] [--stem NAME]
 
 ``--noise-plane volume`` forges as every run before session 41 did (noise touch-up measured in 3-D,
 ``forge.base.NoiseMatched``); the committed tables made before then used it. ``--noise-z matched``: the
-touch-up noise correlates between slices as the scanner's does (a stronger attacker).
+touch-up noise correlates between slices as the scanner's does (a stronger attacker). ``--round-trip-mm 1``:
+every series, authentic ones too, zoomed through 1 mm voxels and back before it is scanned, as the released
+CT-GAN tool handles every scan it edits (session 49; ``forge.round_trip``).
 """
 
 from __future__ import annotations
@@ -222,14 +224,17 @@ def run(
     clone_check: bool = True,
     noise_plane: str = "slice",
     noise_z: str = "independent",
+    round_trip_mm: float | None = None,
 ) -> dict[str, Any]:
     """Scan every source's authentic, augmented and forged whole series (``methods``: default
     :data:`METHODS`; ``sources``: default
     :func:`~medforensics.forge.dataset_sources.auto_sources`; ``max_slice_mm`` overrides the detector's
-    limit, as ``scan --max-slice-mm`` does)."""
+    limit, as ``scan --max-slice-mm`` does; ``round_trip_mm``: every series, authentic ones too, zoomed
+    through voxels of that size and back before it is scanned, as the CT-GAN tool handles a scan)."""
     from medforensics.forge.augment import ct_augmenter
     from medforensics.forge.base import NoiseMatched, attack_class, list_attacks, run_attack
     from medforensics.forge.dataset_sources import auto_sources
+    from medforensics.forge.round_trip import scan_round_trip
     from medforensics.scan.detector import load_detector
     from medforensics.scan.pipeline import scan_volume
 
@@ -283,6 +288,8 @@ def run(
                     continue
                 jobs.append((method, forged, np.asarray(rec.center_mm, np.float64)))
         for kind, v, truth in jobs:
+            if round_trip_mm is not None:  # rounded to integers, as a DICOM series holds them
+                v = v.with_array(np.round(scan_round_trip(v.array, v.spacing, round_trip_mm)))
             t0 = time.perf_counter()
             res = scan_volume(v, det, explain=None)
             row = {
@@ -300,6 +307,7 @@ def run(
                 # the strongest map regions, flagged or not, at least 20 mm apart (calibrated scores)
                 "top_scores": [c["score"] for c in (res.extra or {}).get("top_candidates") or []],
                 "clones": len((res.extra or {}).get("clones") or []),  # duplicated regions (scan.clones)
+                "resampled": any(f.check == "resampled" for f in res.findings),
             }
             if truth is not None:
                 row["top_distance_mm"] = _top_distance(res, truth)
@@ -313,6 +321,7 @@ def run(
         "operating_points": operating_points_text(det.calibration),
         "noise_plane": noise_plane,
         "noise_z": noise_z,
+        "round_trip_mm": round_trip_mm,
         "rows": rows,
     }
 
@@ -365,6 +374,15 @@ def summarise(result: dict[str, Any]) -> str:
         f"Authentic series with a duplicated region: {sum(r.get('clones', 0) > 0 for r in real)}/"
         f"{len(real)}.",
     ]
+    if result.get("round_trip_mm"):
+        tam = [r for r in rows if not r["kind"].startswith("authentic")]
+        md += [
+            "",
+            f"Every series zoomed through {result['round_trip_mm']:g} mm voxels and back before the scan "
+            f"(the CT-GAN tool's handling): `resampled` reported on "
+            f"{sum(r.get('resampled', False) for r in tam)}/{len(tam)} tampered and "
+            f"{sum(r.get('resampled', False) for r in real)}/{len(real)} authentic series.",
+        ]
     md += [
         "",
         *augmentation_lines(
@@ -487,6 +505,12 @@ def main() -> None:
         default="independent",
         help="the touch-up noise between slices (matched: as the scanner's, a stronger attacker)",
     )
+    ap.add_argument(
+        "--round-trip-mm",
+        type=float,
+        default=None,
+        help="zoom every series through voxels of MM and back before the scan (1: the CT-GAN tool's)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from medforensics.forge.dataset_sources import auto_sources
@@ -512,6 +536,7 @@ def main() -> None:
         not args.no_clone_check,
         args.noise_plane,
         args.noise_z,
+        args.round_trip_mm,
     )
     write_results(args.out, args.stem, result, summarise(result))
 
