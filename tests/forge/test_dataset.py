@@ -415,3 +415,38 @@ def test_a_one_image_edit_is_skipped_with_its_reason(tmp_path: Path) -> None:
     ]
     assert summary["counts_per_method"].get("FB:clone-remove", 0) >= 1
     assert not any(k.endswith(":image-clone") for k in summary["counts_per_method"])
+
+
+def test_round_trip_share_resamples_samples_of_every_class_and_keeps_the_rest(tmp_path: Path) -> None:
+    """``round_trip_mm``: a share of the samples of each class (authentic ones too) is zoomed through such
+    voxels and back, recorded per sample; every draw is as without it (crops, attacks, masks), the other
+    samples are bit-identical, and bad values are refused before anything is written."""
+    from medforensics.io.nifti import read_nifti
+    from medforensics.io.reader import read_volume
+
+    base = dict(per_class=4, depth=12, crop=96, seed=3, methods=["blob-inject"], classes=("TB", "FM"))
+    built = {}
+    for name, extra in (("plain", {}), ("trip", {"round_trip_mm": 1.0, "round_trip_share": 0.5})):
+        build_dataset(tmp_path / name, tiny_sources(), DatasetConfig(**base, **extra))  # type: ignore[arg-type]
+        recs = [json.loads(p.read_text()) for p in sorted((tmp_path / name / "records").glob("*.json"))]
+        built[name] = {(r["type"], tuple(r["crop_start_zyx"])): r for r in recs}
+    assert built["trip"].keys() == built["plain"].keys()
+    tripped = {"TB": 0, "FM": 0}
+    for key, r in built["trip"].items():
+        p = built["plain"][key]
+        assert p["round_trip_mm"] is None and r["round_trip_mm"] in (None, 1.0)
+        assert r["attack"] == p["attack"] and r["augmentation"] == p["augmentation"]
+        a = read_volume(scan_path(tmp_path / "trip", r["uuid"])).array
+        b = read_volume(scan_path(tmp_path / "plain", p["uuid"])).array
+        assert np.array_equal(a, b) == (r["round_trip_mm"] is None)
+        masks = [
+            read_nifti(tmp_path / n / "masks" / f"{x['uuid']}.nii.gz").array
+            for n, x in (("trip", r), ("plain", p))
+        ]
+        assert np.array_equal(*masks)  # the mask stays the edit's
+        tripped[r["type"]] += r["round_trip_mm"] is not None
+    assert min(tripped.values()) > 0, tripped  # authentic and tampered samples alike
+    for bad in ({"round_trip_mm": 0.0}, {"round_trip_mm": 1.0, "round_trip_share": 1.5}):
+        with pytest.raises(ConfigError, match="round_trip"):
+            build_dataset(tmp_path / "bad", tiny_sources(), DatasetConfig(per_class=1, **bad))  # type: ignore[arg-type]
+    assert not (tmp_path / "bad").exists()

@@ -122,6 +122,14 @@ def add_commands(forge_app: typer.Typer) -> None:
             help="The touch-up noise between slices: independent, matched to the scanner's inter-slice "
             "correlation (a stronger attacker), or mixed (each sample either, with equal odds).",
         ),
+        round_trip_mm: float | None = typer.Option(
+            None,
+            "--round-trip-mm",
+            min=0.1,
+            help="Zoom --round-trip-share of the samples of every class through voxels of this size (mm) "
+            "and back after their edit, as the released CT-GAN tool handles a scan (1 = the tool's).",
+        ),
+        round_trip_share: float = typer.Option(0.5, "--round-trip-share", min=0.0, max=1.0),
         jobs: int = typer.Option(
             1,
             "--jobs",
@@ -147,6 +155,8 @@ def add_commands(forge_app: typer.Typer) -> None:
                 crop=crop,
                 noise_plane=noise_plane,
                 noise_z=noise_z,
+                round_trip_mm=round_trip_mm,
+                round_trip_share=round_trip_share,
             )
             from medforensics.cli._progress import Bar
 

@@ -195,6 +195,10 @@ def _draw(
         d.chain = A.ct_augmenter().sample(rng, 3)
     d.uids = L.new_uids(rng)
     d.uuid = str(uuidlib.UUID(bytes=rng.bytes(16), version=4))
+    # a generator of its own: every other draw is as without the option
+    trip = np.random.default_rng([cfg.seed, 49, *start, *d.site])
+    if cfg.round_trip_mm is not None and trip.random() < cfg.round_trip_share:
+        d.round_trip_mm = float(cfg.round_trip_mm)
     return d
 
 
@@ -324,6 +328,10 @@ def build_dataset(
         raise ConfigError(f"jobs must be 1-256, got {jobs}")
     check_noise_plane(cfg.noise_plane)
     check_dataset_noise_z(cfg.noise_z)
+    if cfg.round_trip_mm is not None and not cfg.round_trip_mm > 0:
+        raise ConfigError(f"round_trip_mm must be positive, got {cfg.round_trip_mm}")
+    if not 0.0 <= cfg.round_trip_share <= 1.0:
+        raise ConfigError(f"round_trip_share must be between 0 and 1, got {cfg.round_trip_share}")
     out = Path(out)
     if out.is_dir() and any(out.iterdir()):
         raise ConfigError("output folder is not empty", path=out)

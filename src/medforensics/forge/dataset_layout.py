@@ -63,6 +63,8 @@ class DatasetConfig:
     aug_prob: float = 0.75
     noise_plane: str = "slice"
     noise_z: str = "independent"
+    round_trip_mm: float | None = None
+    round_trip_share: float = 0.5
     classes: tuple[str, ...] = CLASSES
     attack_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
 

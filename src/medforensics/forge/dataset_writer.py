@@ -52,6 +52,7 @@ class Draws:
     donor: str | None = None
     params: dict[str, Any] | None = None
     seed: int = 0
+    round_trip_mm: float | None = None  # zoomed through such voxels and back after everything else
 
     @property
     def located(self) -> bool:
@@ -97,6 +98,10 @@ def render(out: Path, d: Draws, sub: Volume, mask: np.ndarray | None, attacks: d
         mask = mask if moved is None else moved
         c = tuple(round(v) for v in A.transform_points(c, d.chain, sub.shape))  # type: ignore[assignment]
         arr = np.round(arr)
+    if d.round_trip_mm is not None:  # the CT-GAN tool's handling of a whole scan; the mask stays the edit's
+        from medforensics.forge.round_trip import scan_round_trip
+
+        arr = np.round(scan_round_trip(arr, sub.spacing, d.round_trip_mm))
     c = tuple(int(np.clip(v, 0, n - 1)) for v, n in zip(c, sub.shape, strict=True))  # type: ignore[assignment]
     vol = sub.with_array(arr)
     vol.metadata = dict(vol.metadata)
@@ -111,6 +116,7 @@ def render(out: Path, d: Draws, sub: Volume, mask: np.ndarray | None, attacks: d
         "location_zyx": list(c) if d.located else None,
         "candidate_zyx": None if d.located else list(c),
         "augmentation": d.chain,
+        "round_trip_mm": d.round_trip_mm,
         "attack": record,
         "source_uids": d.source_uids,
         "new_uids": d.uids,
