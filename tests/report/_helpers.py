@@ -77,7 +77,9 @@ def make_series_result(volume: Volume, path: str) -> SeriesResult:
         "removed", 0.42, (6, 40, 40), tuple(volume.index_to_patient([6, 40, 40])), (5, 36, 36, 8, 44, 44)
     )
     point = Finding("synthetic", 0.30, center_voxel=(1, 10, 10))
-    metadata = Finding("metadata", 0.70, description="slice 3: rescale <intercept> disagrees & more")
+    metadata = Finding(
+        "metadata", 0.70, description="slice 3: rescale <intercept> disagrees & more", check="air_level"
+    )
     return SeriesResult(
         path=path,
         series_uid=volume.series_uid,

@@ -54,6 +54,12 @@ def test_sr_content_verdict_and_scores(sr_file: Path, ct_volume: Volume) -> None
     assert values[_code(codes.TAMPER_VERDICT)] == _code(codes.VERDICT_CODES["tampered"])
     assert values[_code(codes.CTGAN_LABEL)] == _code(codes.LABEL_CODES["FM"])
     assert metadata_group.tracking_identifier == "Finding 2"  # rank 2: the metadata finding (0.70)
+    params = [
+        item.TextValue
+        for item in metadata_group[0].ContentSequence  # the group's container
+        if item.ConceptNameCodeSequence[0].CodeMeaning == "Algorithm Parameters"
+    ]
+    assert "check=air_level" in params  # the metadata test, as the JSON's check
 
     rois = report.get_planar_roi_measurement_groups()
     assert [g.tracking_identifier for g in rois] == ["Finding 1", "Finding 3", "Finding 4"]

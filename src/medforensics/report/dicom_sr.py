@@ -57,10 +57,14 @@ log = get_logger("report.dicom_sr")
 SR_SERIES_NUMBER = 9901
 
 
-def _algorithm(model: ModelInfo) -> hsr.AlgorithmIdentification:
+def _algorithm(model: ModelInfo, check: str | None = None) -> hsr.AlgorithmIdentification:
+    """The algorithm's identification; ``check``: the metadata test behind a finding (``check=<name>``, as
+    the JSON's ``check``, so a PACS rule reading the SR can tell ``resampled`` from ``air_level``)."""
     params = [f"sha256={model.sha256}"]
     if model.threshold is not None:
         params.append(f"threshold={model.threshold:.6g}")
+    if check:
+        params.append(f"check={check}"[:64])
     name = f"medforensics {model.name}"[:64]
     return hsr.AlgorithmIdentification(name=name, version=model.version[:64] or "0", parameters=params)
 
@@ -169,7 +173,7 @@ def _finding_group(
     common: dict[str, Any] = {
         "tracking_identifier": tracking,
         "finding_type": codes.TAMPERED_REGION,
-        "algorithm_id": _algorithm(model),
+        "algorithm_id": _algorithm(model, finding.check),
         "measurements": [_probability(finding.score, finding.type == "synthetic")],
         "qualitative_evaluations": [
             hsr.QualitativeEvaluation(codes.TAMPER_FINDING_TYPE, codes.finding_type_code(finding.type))
