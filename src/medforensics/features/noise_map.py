@@ -65,8 +65,9 @@ def residual_energy(array: NDArray[Any], factors: tuple[int, ...], slab: int = 3
     return energy
 
 
-def _residual(x: Any) -> Any:
-    """Clipped in-plane KV residual of a (z, y, x) torch block, edge-padded back to its in-plane size."""
+def kv_residual(x: Any) -> Any:
+    """Clipped in-plane KV residual of a (z, y, x) torch block, edge-padded back to its in-plane size (the
+    pad is the outermost row and column on each side: ``[:, 1:-1, 1:-1]`` is the residual proper)."""
     import torch.nn.functional as F
 
     d = x[:, :, :-2] - 2.0 * x[:, :, 1:-1] + x[:, :, 2:]  # second difference along x
@@ -229,7 +230,7 @@ def grid_means(
             put(0, z0, z1, pool(x))
             if out.energy is None:
                 continue
-            r = _residual(x)
+            r = kv_residual(x)
             del x
             if zpair:
                 first = prev if prev is not None else r[min(1, len(r) - 1)]

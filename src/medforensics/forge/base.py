@@ -259,6 +259,13 @@ def make_record(
     )
 
 
+def rounded_like(source: np.ndarray, new_array: np.ndarray) -> np.ndarray:
+    """``new_array`` as float32, rounded when every ``source`` pixel is an integer (CT from DICOM), so that
+    writing it back as integers changes nothing else."""
+    out = np.asarray(new_array, dtype=np.float32)
+    return np.round(out).astype(np.float32) if np.array_equal(source, np.round(source)) else out
+
+
 def finish(
     attack: Attack,
     volume: Volume,
@@ -272,10 +279,8 @@ def finish(
     Where the source pixels are all integers (CT from DICOM), the result is rounded too, so that writing it
     back as integers changes exactly the voxels in the mask.
     """
-    out = np.asarray(new_array, dtype=np.float32)
     src = volume.array
-    if np.array_equal(src, np.round(src)):
-        out = np.round(out).astype(np.float32)
+    out = rounded_like(src, new_array)
     mask = out != src
     result = volume.copy()
     result.array = out

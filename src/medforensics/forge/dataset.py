@@ -195,10 +195,13 @@ def _draw(
         d.chain = A.ct_augmenter().sample(rng, 3)
     d.uids = L.new_uids(rng)
     d.uuid = str(uuidlib.UUID(bytes=rng.bytes(16), version=4))
-    # a generator of its own: every other draw is as without the option
-    trip = np.random.default_rng([cfg.seed, 49, *start, *d.site])
-    if cfg.round_trip_mm is not None and trip.random() < cfg.round_trip_share:
-        d.round_trip_mm = float(cfg.round_trip_mm)
+    # a generator of its own, made only with the option: every other draw is as without it
+    mm = cfg.round_trip_mm
+    if (
+        mm is not None
+        and np.random.default_rng([cfg.seed, 49, *start, *d.site]).random() < cfg.round_trip_share
+    ):
+        d.round_trip_mm = float(mm)
     return d
 
 

@@ -26,6 +26,7 @@ from medforensics.forge.base import (
     check_modality,
     create_attack,
     list_attacks,
+    rounded_like,
 )
 from medforensics.io.volume import AxisMap, Volume, ct_voxel_reason
 from medforensics.logging import get_logger
@@ -291,10 +292,9 @@ def _round_tripped(volume: Volume, tampered: Volume, grid_mm: float) -> Volume:
     as the source is (integers from DICOM stay integers)."""
     from medforensics.forge.round_trip import scan_round_trip
 
-    out = scan_round_trip(tampered.array, tampered.spacing, grid_mm)
-    if np.array_equal(volume.array, np.round(volume.array)):
-        out = np.round(out).astype(np.float32)
-    return tampered.with_array(out)
+    return tampered.with_array(
+        rounded_like(volume.array, scan_round_trip(tampered.array, tampered.spacing, grid_mm))
+    )
 
 
 def _write_forgery(

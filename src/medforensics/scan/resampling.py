@@ -22,9 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from medforensics.features.noise_map import kv_residual
 from medforensics.scan.result import Finding
 
 #: Strength of the peak (its power over the median power of both spectra, the weaker of the two) from
@@ -39,8 +41,6 @@ GRID_MM = 1.0
 MIN_FREQUENCY = 0.04
 #: Slices summed: about this many, evenly spaced (a series' every slice adds nothing but time).
 SLICES = 48
-#: |residual| (HU) above this is an edge: clipped.
-CLIP_HU = 300.0
 #: Pixels counted: not clipped, and below bone (HU).
 COUNTED_HU = (-1010.0, 300.0)
 #: Rows or columns that hold fewer counted pixels than this fraction of the fullest are left out (the air
@@ -69,8 +69,8 @@ class GridTrace:
                 self._add(np.asarray(block[k], np.float32))
 
     def _add(self, img: NDArray[np.float32]) -> None:
-        d = img[:, :-2] - 2.0 * img[:, 1:-1] + img[:, 2:]  # the KV residual: second differences along x
-        r = np.clip((d[:-2] - 2.0 * d[1:-1] + d[2:]) * 0.25, -CLIP_HU, CLIP_HU)  # ... then along y
+        # the kernel of the dense detector's noise channel
+        r = kv_residual(torch.from_numpy(img[None]))[0, 1:-1, 1:-1].numpy()  # without its edge padding
         inner = img[1:-1, 1:-1]
         counted = (inner > COUNTED_HU[0]) & (inner < COUNTED_HU[1])
         e = np.where(counted, r * r, 0.0)
@@ -118,14 +118,27 @@ def _shared(
     return fy, np.minimum(py, ndimage.maximum_filter1d(np.interp(fy, fx, px), 3))
 
 
+def _peak(shared: tuple[NDArray[np.float64], NDArray[np.float64]] | None) -> tuple[float, float]:
+    """(frequency, strength) of the largest of :func:`_shared`'s strengths; (0, 0) for none."""
+    if shared is None:
+        return 0.0, 0.0
+    k = int(np.argmax(shared[1]))
+    return float(shared[0][k]), float(shared[1][k])
+
+
+def _strength_near(shared: tuple[NDArray[np.float64], NDArray[np.float64]] | None, frequency: float) -> float:
+    """The greatest of :func:`_shared`'s strengths within a bin of ``frequency``; 0 below
+    :data:`MIN_FREQUENCY` or for none."""
+    if shared is None or frequency < MIN_FREQUENCY:
+        return 0.0
+    k = int(np.argmin(np.abs(shared[0] - frequency)))
+    return float(shared[1][max(0, k - 1) : k + 2].max())
+
+
 def periodicity(rows: NDArray[np.float64], cols: NDArray[np.float64]) -> tuple[float, float]:
     """(frequency, strength) of the strongest peak that the row and the column profiles share: strength is
     the weaker spectrum's power there, over its median. (0, 0) for profiles too short."""
-    found = _shared(rows, cols)
-    if found is None:
-        return 0.0, 0.0
-    k = int(np.argmax(found[1]))
-    return float(found[0][k]), float(found[1][k])
+    return _peak(_shared(rows, cols))
 
 
 def grid_frequency(pixel_mm: float, grid_mm: float) -> float:
@@ -138,11 +151,7 @@ def grid_frequency(pixel_mm: float, grid_mm: float) -> float:
 def strength_at(rows: NDArray[np.float64], cols: NDArray[np.float64], frequency: float) -> float:
     """The shared strength (see :func:`periodicity`) at ``frequency`` (the greatest within a bin of it);
     0 below :data:`MIN_FREQUENCY` or for profiles too short."""
-    found = _shared(rows, cols)
-    if found is None or frequency < MIN_FREQUENCY:
-        return 0.0
-    k = int(np.argmin(np.abs(found[0] - frequency)))
-    return float(found[1][max(0, k - 1) : k + 2].max())
+    return _strength_near(_shared(rows, cols), frequency)
 
 
 def _round_grid(frequency: float, pixel_mm: float) -> float | None:
@@ -161,9 +170,10 @@ def resampled_finding(trace: GridTrace, pixel_mm: float) -> Finding | None:
     found = trace.profiles()
     if found is None:
         return None
-    frequency, strength = periodicity(*found)
+    shared = _shared(*found)  # both spectra, once
+    frequency, strength = _peak(shared)
     at_grid = grid_frequency(pixel_mm, GRID_MM)
-    on_grid = strength_at(*found, at_grid)
+    on_grid = _strength_near(shared, at_grid)
     if strength < PEAK and on_grid < GRID_PEAK:
         return None
     if strength < PEAK:
