@@ -427,7 +427,13 @@ def metadata_findings(volume: Volume, stats: PixelStats | None = None) -> list[F
     lossy = lossy_finding(volume)
     if lossy is not None:
         found.append(lossy)
-    resampled = resampled_finding(stats.trace, float(volume.spacing[2])) if volume.modality == "CT" else None
+    # lossy: True, False (DICOM that records none), None (a file that cannot say)
+    coded = True if lossy is not None else (False if volume.datasets else None)
+    resampled = (
+        resampled_finding(stats.trace, float(volume.spacing[2]), lossy=coded)
+        if volume.modality == "CT"
+        else None
+    )
     if resampled is not None:
         found.append(resampled)
     return sorted(found, key=lambda f: -f.score)

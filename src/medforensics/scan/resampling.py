@@ -15,6 +15,12 @@ reported as stored; after the CT-GAN tool's round trip, the 6 with pixels of 0.5
 1 mm (a trip that barely changes them) or voxels already coarser than the trip's leave no trace to find;
 noise added after the trip hides it (2 of 6 left at 20 HU). ``forge inject|remove --round-trip-mm`` makes
 such forgeries (:mod:`medforensics.forge.round_trip`).
+
+Lossy compression has grids of its own: JPEG's 8 x 8 blocks and JPEG 2000's wavelet levels put periodic
+residual energy at multiples of 1/8 cycle per pixel and near 1/2 (:data:`CODING_BANDS`). Authentic CTs
+coded so (JPEG 2000 at 10:1 and 20:1, 12-bit JPEG) read up to 7968 there (session 50), so those bands are
+searched only on a DICOM series that records no lossy coding (its pixels cannot carry a coding's grid),
+not on a lossy one or a file that cannot say (NIfTI, MHD).
 """
 
 from __future__ import annotations
@@ -50,6 +56,13 @@ MIN_COVER = 0.2
 ROUND_GRIDS_MM = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 #: Score of the finding (medium evidence, as the metadata checks').
 SCORE = 0.7
+#: Frequencies (cycles per pixel) of lossy coding's own grids and how near a peak must be to count as the
+#: coding's: JPEG's 8-pixel blocks and their harmonics (about 3 bins of a 512-pixel profile); JPEG 2000's
+#: finest wavelet level (period 2) with the side bands of its 64-pixel code blocks (measured 0.485-0.494).
+CODING_BANDS = ((0.125, 0.006), (0.25, 0.006), (0.375, 0.006), (0.5, 1.0 / 32.0))
+#: ... and never nearer than this many bins of the profile's spectrum (a strong peak's window leaks into
+#: its neighbours: the Hann window's main lobe is 2 bins wide on each side).
+CODING_BINS = 3.0
 
 
 class GridTrace:
@@ -118,12 +131,32 @@ def _shared(
     return fy, np.minimum(py, ndimage.maximum_filter1d(np.interp(fy, fx, px), 3))
 
 
-def _peak(shared: tuple[NDArray[np.float64], NDArray[np.float64]] | None) -> tuple[float, float]:
-    """(frequency, strength) of the largest of :func:`_shared`'s strengths; (0, 0) for none."""
+def coding_frequency(frequency: float | NDArray[np.float64], bin_width: float = 0.0) -> Any:
+    """Whether ``frequency`` (cycles per pixel) lies in one of lossy coding's bands (:data:`CODING_BANDS`,
+    at least :data:`CODING_BINS` spectrum bins of ``bin_width`` wide on each side): a bool, or a mask for
+    an array."""
+    f = np.asarray(frequency, np.float64)
+    centre, width = (np.asarray(c) for c in zip(*CODING_BANDS, strict=True))
+    near = (np.abs(f[..., None] - centre) <= np.maximum(width, CODING_BINS * bin_width)).any(-1)
+    return bool(near) if near.ndim == 0 else near
+
+
+def _bin(shared: tuple[NDArray[np.float64], NDArray[np.float64]]) -> float:
+    """The spectrum's bin width (cycles per pixel)."""
+    return float(shared[0][1] - shared[0][0]) if len(shared[0]) > 1 else 0.0
+
+
+def _peak(
+    shared: tuple[NDArray[np.float64], NDArray[np.float64]] | None, coding: bool
+) -> tuple[float, float]:
+    """(frequency, strength) of the largest of :func:`_shared`'s strengths, away from lossy coding's
+    frequencies (:func:`coding_frequency`) unless ``coding`` is False; (0, 0) for none."""
     if shared is None:
         return 0.0, 0.0
-    k = int(np.argmax(shared[1]))
-    return float(shared[0][k]), float(shared[1][k])
+    skip = coding_frequency(shared[0], _bin(shared)) if coding else np.zeros(len(shared[0]), bool)
+    strength = np.where(skip, 0.0, shared[1])
+    k = int(np.argmax(strength))
+    return float(shared[0][k]), float(strength[k])
 
 
 def _strength_near(shared: tuple[NDArray[np.float64], NDArray[np.float64]] | None, frequency: float) -> float:
@@ -135,10 +168,13 @@ def _strength_near(shared: tuple[NDArray[np.float64], NDArray[np.float64]] | Non
     return float(shared[1][max(0, k - 1) : k + 2].max())
 
 
-def periodicity(rows: NDArray[np.float64], cols: NDArray[np.float64]) -> tuple[float, float]:
-    """(frequency, strength) of the strongest peak that the row and the column profiles share: strength is
-    the weaker spectrum's power there, over its median. (0, 0) for profiles too short."""
-    return _peak(_shared(rows, cols))
+def periodicity(
+    rows: NDArray[np.float64], cols: NDArray[np.float64], coding: bool = False
+) -> tuple[float, float]:
+    """(frequency, strength) of the strongest peak that the row and the column profiles share (``coding``:
+    away from lossy coding's frequencies): strength is the weaker spectrum's power there, over its median.
+    (0, 0) for profiles too short."""
+    return _peak(_shared(rows, cols), coding)
 
 
 def grid_frequency(pixel_mm: float, grid_mm: float) -> float:
@@ -163,17 +199,20 @@ def _round_grid(frequency: float, pixel_mm: float) -> float | None:
     return None
 
 
-def resampled_finding(trace: GridTrace, pixel_mm: float) -> Finding | None:
+def resampled_finding(trace: GridTrace, pixel_mm: float, lossy: bool | None = None) -> Finding | None:
     """A ``metadata`` finding (check ``resampled``) when the series' pixels carry a resampling grid's phase
     (:func:`periodicity` at least :data:`PEAK`, or :func:`strength_at` a 1 mm grid's frequency at least
-    :data:`GRID_PEAK`), else None."""
+    :data:`GRID_PEAK`), else None. Lossy coding's bands (:func:`coding_frequency`) are searched only when
+    ``lossy`` is False (a DICOM series that records no lossy coding and is not lossy-encoded): on a lossy
+    series, or a file that cannot say (NIfTI, MHD), a grid there cannot be told from the coding's."""
     found = trace.profiles()
     if found is None:
         return None
     shared = _shared(*found)  # both spectra, once
-    frequency, strength = _peak(shared)
+    frequency, strength = _peak(shared, lossy is not False)
     at_grid = grid_frequency(pixel_mm, GRID_MM)
-    on_grid = _strength_near(shared, at_grid)
+    coding = shared is not None and lossy is not False and coding_frequency(at_grid, _bin(shared))
+    on_grid = 0.0 if coding else _strength_near(shared, at_grid)
     if strength < PEAK and on_grid < GRID_PEAK:
         return None
     if strength < PEAK:
