@@ -11,6 +11,11 @@ come from the folder's ``config.json``; ``--path-map OLD=NEW`` rewrites their pr
 ``--views`` averages each map over that many in-plane mirror views (recorded in ``calibration.json``, so
 ``scan`` does the same). ``--split-of`` deals a patient key to a split as the model was trained (a data set
 forged again may deal its patients otherwise; the folder's config is not changed).
+
+``--lossy-only``: keep the calibration as it is and add the operating point for series stored lossy
+(:func:`~medforensics.train.dense_calibration.add_lossy_point`: the same validation and whole authentic
+training series, each coded with every ``--codecs`` codec of ``forge.lossy.LOSSY_CODECS``); its scores go
+to ``calibration_lossy_scores.json``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ import torch
 
 
 def main() -> None:
-    from medforensics.train.dense_calibration import NOISE_COPIES, recalibrate, write_recalibration
+    from medforensics.forge.lossy import LOSSY_CODECS
+    from medforensics.train.dense_calibration import (
+        NOISE_COPIES,
+        add_lossy_point,
+        recalibrate,
+        write_recalibration,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, required=True)
@@ -34,6 +45,8 @@ def main() -> None:
     ap.add_argument("--path-map", action="append", default=[], metavar="OLD=NEW")
     ap.add_argument("--views", type=int, default=1, help="in-plane mirror views averaged into each map")
     ap.add_argument("--split-of", action="append", default=[], metavar="PATIENT=SPLIT")
+    ap.add_argument("--lossy-only", action="store_true", help="only add the lossy operating point")
+    ap.add_argument("--codecs", default=",".join(LOSSY_CODECS), help="lossy codecs (--lossy-only)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -49,6 +62,18 @@ def main() -> None:
             out.append(p)
         return out
 
+    if args.lossy_only:
+        cal, val = add_lossy_point(
+            args.model,
+            args.data,
+            mapped(cfg.get("extra_authentic", [])),
+            mapped(cfg.get("val_authentic", [])),
+            codecs=[c for c in args.codecs.split(",") if c],
+            splits=splits,
+        )
+        write_recalibration(args.model, cal, val, "calibration_lossy_scores.json")
+        print(json.dumps(cal["lossy"], indent=1))
+        return
     cal, val = recalibrate(
         args.model,
         args.data,

@@ -23,6 +23,11 @@ def test_bundle_is_complete_and_small() -> None:
     a, b = cal["platt"]
     assert a > 0 and np.isfinite(b)
     assert 0.0 < cal["series_threshold"] < 1.0 and cal["max_fpr"] == 0.01
+    # series stored lossy have their own point, above the scanner-noise one (lossy coding raises scores)
+    lossy = cal["lossy"]
+    assert cal["series_threshold"] < lossy["series_threshold"] < 1.0 and lossy["codecs"]
+    fitted = json.loads((FOLDER / "calibration_lossy_scores.json").read_text())
+    assert {s["name"].rsplit("+", 1)[1] for s in fitted} == set(lossy["codecs"])
     metrics = json.loads((FOLDER / "metrics.json").read_text())
     assert metrics["model"] == "tamperseg3d" and 0.0 <= metrics["val"]["auc"] <= 1.0
     patients = [set(s["patients"]) - {"extra"} for s in metrics["splits"].values()]

@@ -81,6 +81,10 @@ def test_html_says_when_a_series_was_held_to_the_uncorrelated_noise_threshold(tm
     noisy.extra["network"] = "noise specialist (0123456789ab)"
     text = write_html(report, None, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Scored by the noise specialist (0123456789ab)" in text and "finds much less" not in text
+    noisy.extra.update(operating_point="lossy coding", threshold=0.838)  # stored lossy: its own point
+    text = write_html(report, None, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert text.count("Stored lossy: held to the threshold fitted on lossy copies") == 1
+    assert "0.838" in text and "Noise uncorrelated" not in text
 
 
 def test_html_shows_each_caveat_of_a_series_escaped(tmp_path: Path) -> None:

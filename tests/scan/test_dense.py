@@ -342,6 +342,40 @@ def test_a_series_with_uncorrelated_noise_is_held_to_its_own_threshold() -> None
     assert res.verdict == "tampered" and res.extra["operating_point"] == "scanner noise"
 
 
+def test_a_lossy_series_is_held_to_the_lossy_threshold_before_the_others() -> None:
+    """A series whose headers say LossyImageCompression 01 gets the lossy operating point, whatever its
+    noise correlation; the same pixels without the record keep theirs; a calibration without a lossy
+    point keeps the others for a lossy series too."""
+    import dataclasses
+
+    from pydicom.dataset import Dataset
+
+    vol = tiny_sources()[1].volume
+    det = _FixedMap(_hot_spot_map())  # peak 0.95
+    det.dm.slice_corr = 0.05
+    full = Calibration(threshold=0.5, present=True, uncorrelated=(0.15, 0.9), lossy=0.97)
+
+    def headers(lossy: str) -> list[Dataset]:
+        out = []
+        for _ in range(vol.shape[0]):
+            ds = Dataset()
+            ds.Modality, ds.LossyImageCompression = "CT", lossy
+            out.append(ds)
+        return out
+
+    cases = (
+        (full, "01", "authentic", "lossy coding", 0.97),
+        (full, "00", "tampered", "uncorrelated noise", 0.9),
+        (dataclasses.replace(full, lossy=None), "01", "tampered", "uncorrelated noise", 0.9),
+    )
+    for cal, lossy, verdict, point, thr in cases:
+        det.calibration = cal
+        res = SeriesResult(path="x")
+        scan_ct_dense(dataclasses.replace(vol, datasets=headers(lossy)), det, res)
+        assert (res.verdict, res.extra["operating_point"], res.extra["threshold"]) == (verdict, point, thr)
+        assert any(f.check == "lossy_compression" for f in res.findings) == (lossy == "01")
+
+
 @pytest.mark.parametrize("spacing", [(2.5, 1e-9, 1e-9), (2.5, 1e9, 1e9), (0.01, 0.7, 0.7)])
 def test_voxels_no_ct_has_are_an_error_not_a_hang(spacing: tuple[float, float, float]) -> None:
     vol = tiny_sources()[0].volume

@@ -10,7 +10,7 @@ import pytest
 from medforensics.errors import InputError
 from medforensics.evaluate.metrics import apply_platt
 from medforensics.scan.detector import read_calibration
-from medforensics.train.dense_calibration import SeriesScore, fit_operating_points
+from medforensics.train.dense_calibration import SeriesScore, fit_lossy_point, fit_operating_points
 
 
 def _val() -> list[SeriesScore]:
@@ -65,6 +65,32 @@ def test_the_scan_reads_the_second_operating_point(tmp_path: Path) -> None:
             read_calibration(tmp_path)
 
 
+def test_the_lossy_point_is_set_by_lossy_copies_and_read_before_the_others(tmp_path: Path) -> None:
+    cal = fit_operating_points(_val())
+    ab = (cal["platt"][0], cal["platt"][1])
+    lossy_val = [SeriesScore(0.3 + 0.01 * i, 0.3, True, f"s{i}+j2k-20") for i in range(60)]  # up to 0.89
+    lossy_val += [SeriesScore(0.95, 0.3, False)]
+    whole = [SeriesScore(0.93, 0.3, True)]
+    point = fit_lossy_point(lossy_val, whole, ab, ["j2k-20"])
+    assert point["series_threshold"] > apply_platt([0.93], ab)[0]  # above the whole training series
+    assert point["codecs"] == ["j2k-20"] and "60 authentic, 1 tampered" in point["fitted_on"]
+    assert point["fitted_on"].endswith("each coded j2k-20")
+    assert fit_lossy_point(lossy_val, [], ab, ["j2k-20"])["series_threshold"] < point["series_threshold"]
+    with pytest.raises(InputError, match="no authentic"):
+        fit_lossy_point([s for s in lossy_val if not s.authentic], whole, ab, ["j2k-20"])
+    (tmp_path / "calibration.json").write_text(json.dumps({**cal, "lossy": point}))
+    c = read_calibration(tmp_path)
+    assert c.threshold_for(0.3, lossy=True) == (point["series_threshold"], "lossy coding")
+    assert c.threshold_for(0.03, lossy=True)[1] == "lossy coding"  # before the uncorrelated-noise point
+    assert c.threshold_for(0.3) == (cal["series_threshold"], "scanner noise")
+    (tmp_path / "calibration.json").write_text(json.dumps(cal))
+    assert read_calibration(tmp_path).threshold_for(0.3, lossy=True)[1] == "scanner noise"
+    for bad, why in (({}, "unreadable"), ({"series_threshold": -1}, "thresholds")):
+        (tmp_path / "calibration.json").write_text(json.dumps({**cal, "lossy": bad}))
+        with pytest.raises(InputError, match=why):
+            read_calibration(tmp_path)
+
+
 def test_recalibration_swaps_only_the_cards_operating_point_lines(tmp_path: Path) -> None:
     from medforensics.train.dense_calibration import write_recalibration
 
@@ -87,6 +113,13 @@ def test_recalibration_swaps_only_the_cards_operating_point_lines(tmp_path: Path
     write_recalibration(tmp_path, {**cal, "views": 4}, _val())  # the card says how the maps were drawn
     lines = (tmp_path / "model_card.md").read_text().splitlines()
     assert "every map the mean of 4 in-plane mirror views" in lines[2] and len(lines) == len(card) + 1
+    lossy = {"series_threshold": 0.95, "codecs": ["jls-3"], "fitted_on": "3 authentic"}
+    write_recalibration(tmp_path, {**cal, "lossy": lossy}, _val()[:3], "calibration_lossy_scores.json")
+    lines = (tmp_path / "model_card.md").read_text().splitlines()
+    assert lines[4].startswith("- Series stored lossy") and "0.9500 instead (3 authentic)" in lines[4]
+    assert len(lines) == len(card) + 2 and lines[-2:] == card[-2:]
+    assert len(json.loads((tmp_path / "calibration_lossy_scores.json").read_text())) == 3
+    assert len(json.loads((tmp_path / "calibration_scores.json").read_text())) == len(_val())
 
 
 def test_recalibration_scores_the_models_own_validation_split(tmp_path: Path) -> None:
@@ -131,6 +164,26 @@ def test_recalibration_scores_the_models_own_validation_split(tmp_path: Path) ->
     assert {s.name for s in scores3} == want3 - {
         r["uuid"] for r in rows if r["type"] not in ("TB", "TM", "FB", "FM")
     }
+
+
+def test_the_lossy_point_is_added_from_coded_copies_of_the_validation_split(tmp_path: Path) -> None:
+    import csv
+
+    from medforensics.train.dense import train_dense
+    from medforensics.train.dense_calibration import add_lossy_point
+    from tests.train._dense import tiny_config
+
+    cfg = tiny_config(tmp_path / "m", steps=2, eval_every=2, zcorr_channel=True, noise_channel=True)
+    train_dense(cfg)
+    before = json.loads((Path(cfg.out) / "calibration.json").read_text())
+    cal, scores = add_lossy_point(cfg.out, cfg.data, codecs=["jls-3"])
+    with (Path(cfg.data) / "manifest.csv").open(newline="") as fh:
+        val = {r["uuid"] for r in csv.DictReader(fh) if r["split"] == "val" and r["type"] != "SYN"}
+    assert {s.name for s in scores} == {f"{u}+jls-3" for u in val}
+    assert {k: v for k, v in cal.items() if k != "lossy"} == before  # the other points are kept
+    assert cal["lossy"]["codecs"] == ["jls-3"] and 0.0 <= cal["lossy"]["series_threshold"] <= 1.0
+    with pytest.raises(ValueError, match="unknown lossy codec"):
+        add_lossy_point(cfg.out, cfg.data, codecs=["jpeg-99"])
 
 
 def test_a_model_trained_with_thick_copies_is_calibrated_on_them_too(tmp_path: Path) -> None:

@@ -175,10 +175,17 @@ def _findings_table(findings: list[Finding]) -> str:
 
 
 def _operating_point(s: SeriesResult) -> list[str]:
-    """A line on the series' own threshold when the detector held it to the uncorrelated-noise one."""
+    """A line on the series' own threshold when the detector held it to the uncorrelated-noise or the
+    lossy-coding one."""
+    corr, thr = s.extra.get("slice_noise_corr"), s.extra.get("threshold")
+    if s.extra.get("operating_point") == "lossy coding":
+        return [
+            '<p class="meta">Stored lossy: held to the threshold fitted on lossy copies of the validation '
+            f"series, {_num(thr)}. Lossy coding smooths and blocks the noise the detector reads: it finds "
+            "much less in such series.</p>"
+        ]
     if s.extra.get("operating_point") != "uncorrelated noise":
         return []
-    corr, thr = s.extra.get("slice_noise_corr"), s.extra.get("threshold")
     network = str(s.extra.get("network", "main"))
     who = (
         f"Scored by the {_e(network)}, a network trained on such series"

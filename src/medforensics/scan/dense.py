@@ -415,7 +415,8 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
         dm = det.tamper_map(volume, on_slab=on_slab)
     meta = metadata_findings(volume, stats)
     src: DenseDetector = dm.detector or det  # its network drew the map: its calibration scores it
-    thr, operating_point = src.calibration.threshold_for(dm.slice_corr)
+    lossy = any(f.check == "lossy_compression" for f in meta)
+    thr, operating_point = src.calibration.threshold_for(dm.slice_corr, lossy)
     if operating_point == "uncorrelated noise" and src.calibration.uncorrelated is not None:
         noisy = noise_finding(volume, dm.slice_corr, src.calibration.uncorrelated[0])
         if noisy is not None:

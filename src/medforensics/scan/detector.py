@@ -20,7 +20,14 @@ see :func:`~medforensics.features.noise_map.corr_channel`)::
 
 A series whose median inter-slice noise correlation is below ``below`` is held to that threshold instead
 (chosen the same way, on the validation series of that kind): the noise traces the detector reads are
-drowned there, and its authentic scores run higher. ``"views": 4`` says the dense map is the mean over that
+drowned there, and its authentic scores run higher. A third, for series stored lossy (the scan's
+``lossy_compression`` finding: LossyImageCompression 01 or a lossy encoding), fitted on lossy copies of the
+validation series (:func:`~medforensics.train.dense_calibration.add_lossy_point`)::
+
+    "lossy": {"series_threshold": 0.8, "codecs": ["j2k-10", "j2k-20", "jls-3"]}
+
+It takes precedence over the other two: lossy coding smooths and blocks the noise the detector reads.
+``"views": 4`` says the dense map is the mean over that
 many in-plane mirror views (:data:`~medforensics.models.tamperseg.MIRROR_VIEWS`): the scores the Platt
 parameters and thresholds were fitted on, so the scan draws the map the same way (default 1).
 
@@ -98,6 +105,8 @@ class Calibration:
     mr_slice_threshold: float | None = None
     #: Dense detectors: in-plane mirror views the map is averaged over (the scores this was fitted on).
     views: int = 1
+    #: The series threshold of the lossy operating point (see module docs), or None.
+    lossy: float | None = None
 
     def apply(self, p: NDArray[Any]) -> NDArray[np.float64]:
         """Calibrated probabilities from raw ones."""
@@ -112,9 +121,12 @@ class Calibration:
         """The series-level threshold (falls back to the cube threshold)."""
         return self.threshold if self.series_threshold is None else self.series_threshold
 
-    def threshold_for(self, slice_corr: float | None) -> tuple[float, str]:
-        """The series threshold for a series with median inter-slice noise correlation ``slice_corr``, and
-        the name of its operating point (``scanner noise`` or ``uncorrelated noise``)."""
+    def threshold_for(self, slice_corr: float | None, lossy: bool = False) -> tuple[float, str]:
+        """The series threshold for a series with median inter-slice noise correlation ``slice_corr``
+        (``lossy``: stored lossy), and the name of its operating point (``lossy coding``, ``uncorrelated
+        noise`` or ``scanner noise``)."""
+        if lossy and self.lossy is not None:
+            return self.lossy, "lossy coding"
         if self.uncorrelated is not None and slice_corr is not None and slice_corr < self.uncorrelated[0]:
             return self.uncorrelated[1], "uncorrelated noise"
         return self.operating_threshold, "scanner noise"
@@ -159,15 +171,19 @@ def read_calibration(folder: Path) -> Calibration:
                 _number(unc["series_threshold"], "uncorrelated_noise.series_threshold"),
             )
         )
+        lossy_raw = raw.get("lossy")
+        lossy = (
+            None if lossy_raw is None else _number(lossy_raw["series_threshold"], "lossy.series_threshold")
+        )
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
         reason = str(err) if type(err) is ValueError else repr(err)
         raise InputError(f"unreadable calibration file ({reason})", path=path) from None
     thresholds = [thr] + [
-        t for t in (st, mr, None if uncorrelated is None else uncorrelated[1]) if t is not None
+        t for t in (st, mr, None if uncorrelated is None else uncorrelated[1], lossy) if t is not None
     ]
     if not all(0.0 <= t <= 1.0 for t in thresholds + ([] if fpr is None else [fpr])):
         raise InputError("calibration thresholds and max_fpr must lie in [0, 1]", path=path)
-    return Calibration(a, b, thr, st, fpr, True, uncorrelated, mr, views)
+    return Calibration(a, b, thr, st, fpr, True, uncorrelated, mr, views, lossy)
 
 
 def calibration_and_info(folder: Path, name: str, metrics: dict[str, Any]) -> tuple[Calibration, ModelInfo]:

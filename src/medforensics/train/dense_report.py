@@ -189,12 +189,16 @@ def _ties_line(cal: dict[str, Any], n: int) -> list[str]:
 
 
 #: How the card's operating-point lines start (:func:`operating_point_lines`; a recalibration swaps them).
-OPERATING_POINT_PREFIXES = ("- Operating point:", "- Series whose noise is uncorrelated")
+OPERATING_POINT_PREFIXES = (
+    "- Operating point:",
+    "- Series whose noise is uncorrelated",
+    "- Series stored lossy",
+)
 
 
 def operating_point_lines(cal: dict[str, Any]) -> list[str]:
     """The card's lines on the operating point(s) of ``calibration.json`` content ``cal``: the series
-    threshold and, when there is one, the uncorrelated-noise one (:mod:`.dense_calibration`)."""
+    threshold and, when there are, the uncorrelated-noise and the lossy ones (:mod:`.dense_calibration`)."""
     views = int(cal.get("views", 1))
     drawn = f"; every map the mean of {views} in-plane mirror views, as `scan` draws it" if views > 1 else ""
     lines = [
@@ -202,16 +206,22 @@ def operating_point_lines(cal: dict[str, Any]) -> list[str]:
         f"({cal['fitted_on']}{drawn}, <= {cal['max_fpr']:.0%} authentic flagged there)."
     ]
     unc = cal.get("uncorrelated_noise")
-    if not unc:
-        return lines
-    return [
-        *lines,
-        "- Series whose noise is uncorrelated between slices (median inter-slice correlation of the noise "
-        f"residual over aerated lung below {unc['below']:g}: noise added to the whole series, or thick "
-        f"slices that do not overlap) are held to threshold {unc['series_threshold']:.4f} instead "
-        f"({unc['fitted_on']}). The noise traces the model reads are drowned there: it detects much less "
-        "in such series.",
-    ]
+    if unc:
+        lines.append(
+            "- Series whose noise is uncorrelated between slices (median inter-slice correlation of the "
+            f"noise residual over aerated lung below {unc['below']:g}: noise added to the whole series, or "
+            f"thick slices that do not overlap) are held to threshold {unc['series_threshold']:.4f} instead "
+            f"({unc['fitted_on']}). The noise traces the model reads are drowned there: it detects much "
+            "less in such series."
+        )
+    lossy = cal.get("lossy")
+    if lossy:
+        lines.append(
+            "- Series stored lossy (LossyImageCompression 01, or a lossy encoding: the `lossy_compression` "
+            f"finding) are held to threshold {lossy['series_threshold']:.4f} instead ({lossy['fitted_on']}). "
+            "Lossy coding smooths and blocks the noise the model reads: it detects much less in such series."
+        )
+    return lines
 
 
 def whole_series_scores(model: Any, cfg: DenseConfig, paths: list[str]) -> list[float]:
