@@ -181,6 +181,23 @@ def test_sr_of_an_mr_series_names_the_2d_detector(tmp_path: Path) -> None:
     assert errors == [], output
 
 
+def test_sr_names_the_threshold_the_series_was_held_to(
+    tmp_path: Path, ct_volume: Volume, ct_series: Path
+) -> None:
+    """A CT series held to an operating point of its own (uncorrelated noise, lossy coding) says that
+    threshold among the algorithm's parameters, not the report model's scanner-noise one."""
+    series = make_series_result(ct_volume, str(ct_series))
+    series.extra.update(detector="dense", operating_point="lossy coding", threshold=0.838)
+    out = write_sr(series, ct_volume, tmp_path / "sr.dcm", model=MODEL)
+    ds = pydicom.dcmread(out)
+    text = "\n".join(str(e.value) for e in ds.iterall() if e.keyword == "TextValue")
+    assert "threshold=0.838" in text and f"threshold={MODEL.threshold:.6g}" not in text
+    del series.extra["threshold"]  # none recorded: the report model's
+    ds = pydicom.dcmread(write_sr(series, ct_volume, tmp_path / "sr2.dcm", model=MODEL))
+    text = "\n".join(str(e.value) for e in ds.iterall() if e.keyword == "TextValue")
+    assert f"threshold={MODEL.threshold:.6g}" in text
+
+
 def test_caveats_are_text_evaluations_of_the_series_group(
     tmp_path: Path, ct_series: Path, ct_volume: Volume
 ) -> None:

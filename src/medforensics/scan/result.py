@@ -7,7 +7,7 @@ service) read them. :meth:`ScanReport.to_dict` gives exactly the contract's keys
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,10 +143,12 @@ class ModelInfo:
 def scored_by(series: SeriesResult, model: ModelInfo) -> ModelInfo:
     """The detector that scored ``series``, with the threshold applied: the one its ``extra["detector"]``
     names (the 2-D detector of a single image or MR series; ``extra["threshold"]`` when set, as the MR
-    slice cut-off is), else the report's ``model``."""
+    slice cut-off is), else the report's ``model`` with the series' own threshold where it has one (a CT
+    series held to the uncorrelated-noise or the lossy operating point)."""
     info = series.extra.get("detector")
     if not isinstance(info, Mapping) or not info.get("name"):
-        return model
+        own = series.extra.get("threshold")
+        return model if own is None else replace(model, threshold=float(own))
     threshold = series.extra.get("threshold", info.get("threshold"))
     return ModelInfo(
         name=str(info["name"]),
