@@ -89,6 +89,12 @@ def main() -> None:
         metavar="WORK",
         help="An earlier run's --work folder: each model starts from its namesake there (in-dist, loao/M).",
     )
+    ap.add_argument(
+        "--lossy-codecs",
+        default="j2k-10,j2k-20,jls-3",
+        help="Codecs of the lossy operating point fitted after training ('' for none: a device call saves "
+        "the time and recalibrate_dense.py --lossy-only adds it afterwards).",
+    )
     ap.add_argument("--zcorr", action="store_true", help="Add the inter-slice noise correlation channel.")
     ap.add_argument("--linear-head", action="store_true", help="No ReLU before the network's 1x1 head.")
     ap.add_argument(
@@ -216,6 +222,7 @@ def main() -> None:
         hard_negative=args.hard_negative,
         init_from=str(args.fine_tune / "in-dist") if args.fine_tune else None,
         splits=splits,
+        lossy_codecs=[c for c in args.lossy_codecs.split(",") if c],
     )
     methods = [m for m in args.methods.split(",") if m]
     if args.test_held_out is not None:

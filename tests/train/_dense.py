@@ -10,8 +10,10 @@ from tests.forge._tiny_ct import shared_tiny_dataset
 
 
 def tiny_config(out: str | Path = "unused", **changes: Any) -> DenseConfig:
-    """A config that trains in seconds (``test_tamperseg3d``, 8 x 32 x 32 patches, batches of 2)."""
+    """A config that trains in seconds (``test_tamperseg3d``, 8 x 32 x 32 patches, batches of 2; the
+    lossy operating point on the quickest codec alone unless ``lossy_codecs`` says otherwise)."""
     root, _ = shared_tiny_dataset()
+    changes = {"lossy_codecs": ["jls-3"], **changes}
     return DenseConfig(
         data=str(root), out=str(out), model="test_tamperseg3d", patch=(8, 32, 32), batch_size=2, **changes
     )

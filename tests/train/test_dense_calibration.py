@@ -10,6 +10,7 @@ import pytest
 from medforensics.errors import InputError
 from medforensics.evaluate.metrics import apply_platt
 from medforensics.scan.detector import read_calibration
+from medforensics.train.dense import DenseConfig
 from medforensics.train.dense_calibration import SeriesScore, fit_lossy_point, fit_operating_points
 
 
@@ -145,7 +146,10 @@ def test_recalibration_scores_the_models_own_validation_split(tmp_path: Path) ->
     cal, scores = recalibrate(cfg.out, cfg.data)
     assert {s.name for s in scores} == want  # the held-out method never sets a threshold
     assert all(s.slice_corr is not None for s in scores)  # a zcorr model measures every series
-    assert cal == written  # deterministic: recalibrating again changes nothing
+    # deterministic: recalibrating again changes nothing (the lossy point is added after it)
+    assert cal == {k: v for k, v in written.items() if k != "lossy"}
+    lossy = json.loads((Path(cfg.out) / "calibration_lossy_scores.json").read_text())
+    assert {s["name"].rsplit("+", 1)[0] for s in lossy} == want  # nor the lossy point
     assert 0.0 <= cal["series_threshold"] <= 1.0 and len(cal["platt"]) == 2
     assert "views" not in cal
     # fitted on maps averaged over mirror views: recorded, so the scan draws its maps the same way
@@ -173,14 +177,25 @@ def test_the_lossy_point_is_added_from_coded_copies_of_the_validation_split(tmp_
     from medforensics.train.dense_calibration import add_lossy_point
     from tests.train._dense import tiny_config
 
-    cfg = tiny_config(tmp_path / "m", steps=2, eval_every=2, zcorr_channel=True, noise_channel=True)
-    train_dense(cfg)
+    default = DenseConfig(data="x", out="y").lossy_codecs
+    assert default == ["j2k-10", "j2k-20", "jls-3"]  # every codec by default
+    cfg = tiny_config(
+        tmp_path / "m", steps=2, eval_every=2, zcorr_channel=True, noise_channel=True, lossy_codecs=default
+    )
+    metrics = train_dense(cfg)  # training ends with it (config lossy_codecs)
     before = json.loads((Path(cfg.out) / "calibration.json").read_text())
-    cal, scores = add_lossy_point(cfg.out, cfg.data, codecs=["jls-3"])
+    assert before["lossy"]["codecs"] == default
+    assert metrics["scan_calibration"] == before
     with (Path(cfg.data) / "manifest.csv").open(newline="") as fh:
         val = {r["uuid"] for r in csv.DictReader(fh) if r["split"] == "val" and r["type"] != "SYN"}
+    written = json.loads((Path(cfg.out) / "calibration_lossy_scores.json").read_text())
+    assert {s["name"] for s in written} == {f"{u}+{c}" for u in val for c in cfg.lossy_codecs}
+    cal, scores = add_lossy_point(cfg.out, cfg.data, codecs=["jls-3"])
     assert {s.name for s in scores} == {f"{u}+jls-3" for u in val}
-    assert {k: v for k, v in cal.items() if k != "lossy"} == before  # the other points are kept
+    drop = {"lossy"}
+    assert {k: v for k, v in cal.items() if k not in drop} == {
+        k: v for k, v in before.items() if k not in drop
+    }
     assert cal["lossy"]["codecs"] == ["jls-3"] and 0.0 <= cal["lossy"]["series_threshold"] <= 1.0
     with pytest.raises(ValueError, match="unknown lossy codec"):
         add_lossy_point(cfg.out, cfg.data, codecs=["jpeg-99"])
@@ -227,3 +242,5 @@ def test_a_noise_specialist_is_calibrated_on_the_noisy_copies_it_trained_on(tmp_
     assert names == {r["uuid"] if noise_augmented(r) else r["uuid"] + "+noise0" for r in rows}
     assert any(noise_augmented(r) for r in rows) and any(not noise_augmented(r) for r in rows)
     assert "- Noise specialist (config `noise_only`)" in (Path(cfg.out) / "model_card.md").read_text()
+    # its validation series are noisy copies: no lossy point is fitted on clean ones for it
+    assert "lossy" not in json.loads((Path(cfg.out) / "calibration.json").read_text())

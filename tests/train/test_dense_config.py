@@ -41,6 +41,11 @@ def test_config_errors(tmp_path: Path) -> None:
         load_dense_config(bad)
     bad.write_text(json.dumps({"model": "tamperseg3d", "data": "x", "out": "y", "noise_channel": False}))
     assert load_dense_config(bad).noise_channel is False
+    bad.write_text(json.dumps({"data": "x", "out": "y", "lossy_codecs": ["j2k-10", "jpeg-99"]}))
+    with pytest.raises(ConfigError, match=r"unknown lossy codec\(s\) \['jpeg-99'\]"):
+        train_dense(load_dense_config(bad))  # before any data is read (there is none at "x")
+    bad.write_text(json.dumps({"data": "x", "out": "y", "lossy_codecs": []}))
+    assert load_dense_config(bad).lossy_codecs == []  # no lossy operating point
     other = tmp_path / "o.json"
     other.write_text(json.dumps({"model": "cnn3d"}))
     assert not is_dense_config(other)

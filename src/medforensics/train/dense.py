@@ -21,8 +21,9 @@ best mean of the validation *scan* AUC and the share of tampered validation scan
 strongest region lies within 10 mm of the edit (:func:`scan_scores`); the folder gets
 ``model.safetensors``, ``config.json`` (resolved), ``metrics.json``, ``calibration.json``,
 ``train_log.csv`` and ``model_card.md``. With ``scan_calibration`` (the default) the operating points are
-then fitted again on the validation series scored as ``scan`` scores them, one per noise kind
-(:mod:`.dense_calibration`; the training calibration stays as ``calibration_training.json``).
+then fitted again on the validation series scored as ``scan`` scores them, one per noise kind, and one
+for series stored lossy (``lossy_codecs``) (:mod:`.dense_calibration`; the training calibration stays as
+``calibration_training.json``).
 Configuration: :mod:`.dense_config`.
 """
 
@@ -41,6 +42,7 @@ import torch
 from numpy.typing import NDArray
 
 from medforensics.errors import ConfigError, InputError
+from medforensics.forge.lossy import LOSSY_CODECS
 from medforensics.logging import get_logger
 from medforensics.models.inference import device_name, effective_precision, resolve_device
 from medforensics.train.dense_batches import BatchSource, batch
@@ -200,7 +202,7 @@ def model_from_config(config: dict[str, Any]) -> Any:
 
 def check_counts(cfg: DenseConfig) -> None:
     """ConfigError (one line) for counts that cannot train (steps, batch size, evaluation/mining periods),
-    pixel copies of no CT's size and an unknown blend noise."""
+    pixel copies of no CT's size, an unknown blend noise and an unknown lossy codec."""
     for key, least in (
         ("steps", 1),
         ("batch_size", 2),
@@ -220,6 +222,9 @@ def check_counts(cfg: DenseConfig) -> None:
         value = getattr(cfg, key)
         if not 0.0 <= value < math.inf:  # NaN fails too
             raise ConfigError(f"{key} must be a finite number of 0 or more, got {value}")
+    unknown = sorted({str(c) for c in cfg.lossy_codecs} - set(LOSSY_CODECS))
+    if unknown:  # the lossy operating point is fitted after training: refused before it
+        raise ConfigError(f"unknown lossy codec(s) {unknown}; known: {list(LOSSY_CODECS)}")
     bad = [v for v in cfg.pixel_copies_mm if not (isinstance(v, (int, float)) and 0.1 <= v <= 5.0)]
     if bad:
         raise ConfigError(f"pixel_copies_mm must be pixel sizes of 0.1-5 mm, got {bad[0]!r}")
@@ -469,6 +474,13 @@ def _finish(
 
         cal, val = recalibrate(out, cfg.data, cfg.extra_authentic, cfg.val_authentic, seed=cfg.seed)
         write_recalibration(out, cal, val)
+        if cfg.lossy_codecs and not cfg.noise_only:
+            from medforensics.train.dense_calibration import add_lossy_point
+
+            cal, lossy = add_lossy_point(
+                out, cfg.data, cfg.extra_authentic, cfg.val_authentic, cfg.lossy_codecs
+            )
+            write_recalibration(out, cal, lossy, "calibration_lossy_scores.json")
         metrics["scan_calibration"] = cal
         write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     return metrics

@@ -250,11 +250,10 @@ def add_lossy_point(
 ) -> tuple[dict[str, Any], list[SeriesScore]]:
     """The folder's ``calibration.json`` content with a ``lossy`` operating point added
     (:func:`fit_lossy_point`; the other entries and the Platt map kept): the series of the validation
-    split of ``data`` (as :func:`recalibrate` selects it; the tampered ones say what is still found) and
-    ``val_authentic``, and the whole
-    authentic training series ``whole_authentic``, each coded with every codec (default all of
-    :data:`~medforensics.forge.lossy.LOSSY_CODECS`). Returns it and the lossy validation scores; writes
-    nothing."""
+    split of ``data`` (as :func:`recalibrate` selects it; the tampered ones say what is still found),
+    ``val_authentic`` and the whole authentic training series ``whole_authentic``, each coded with every
+    codec (default all of :data:`~medforensics.forge.lossy.LOSSY_CODECS`). Returns it and the lossy
+    validation scores; writes nothing."""
     from medforensics.forge.lossy import LOSSY_CODECS
     from medforensics.io.reader import read_volume
 

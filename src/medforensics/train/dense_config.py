@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from medforensics.errors import ConfigError
+from medforensics.forge.lossy import LOSSY_CODECS
 
 #: Voxel size (z, y, x) mm the model works at (see :func:`medforensics.train.dense_data.to_model_grid`).
 TARGET_MM: tuple[float, float, float] = (2.5, 1.4, 1.4)
@@ -141,10 +142,15 @@ class DenseConfig:
     #: them, one per noise kind (:func:`medforensics.train.dense_calibration.recalibrate`); the training
     #: calibration is kept as ``calibration_training.json``.
     scan_calibration: bool = True
+    #: With ``scan_calibration``: then also the operating point for series stored lossy, on the same
+    #: series coded with these codecs (:func:`medforensics.train.dense_calibration.add_lossy_point`; names
+    #: of :data:`medforensics.forge.lossy.LOSSY_CODECS`; empty: none). Not for a noise specialist.
+    lossy_codecs: list[str] = field(default_factory=lambda: list(LOSSY_CODECS))
 
 
-#: Config keys that say how a run executes, not what it learns (a resumed or reused run may change them).
-RUN_KEYS = ("device", "workers", "load_workers", "threads")
+#: Config keys that say how a run executes or is calibrated afterwards, not what it learns (a resumed or
+#: reused run may change them).
+RUN_KEYS = ("device", "workers", "load_workers", "threads", "lossy_codecs")
 
 
 def config_values(cfg: DenseConfig, without: Iterable[str] = ()) -> dict[str, Any]:
