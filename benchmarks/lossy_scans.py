@@ -54,7 +54,8 @@ def _cell(detector: Any, volume: Any, truth: Any) -> tuple[str, bool, bool]:
 
     r = scan_volume(volume, detector, explain=None, path="benchmark")
     flagged = r.verdict == "tampered"
-    cell = f"{r.score or 0.0:.3f}" + (" **T**" if flagged else "")
+    lossy = r.extra.get("operating_point") == "lossy coding"
+    cell = f"{r.score or 0.0:.3f}" + (" L" if lossy else "") + (" **T**" if flagged else "")
     top = next((f for f in r.findings if f.type != "metadata" and f.center_voxel), None)
     near = False
     if truth is not None and top is not None and flagged:
@@ -162,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             print(lines[-1], flush=True)
     lines += [
         "",
-        "Each cell: the calibrated series score; **T**: flagged tampered, then the top finding's distance "
-        "from the attack's centre.",
+        "Each cell: the calibrated series score; L: held to the lossy operating point (its pixels carry a "
+        "lossy coding grid); **T**: flagged tampered, then the top finding's distance from the attack's "
+        "centre.",
         "",
         "| | " + " | ".join(variants) + " |",
         "|" + " --- |" * (1 + len(variants)),

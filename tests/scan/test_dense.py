@@ -343,14 +343,19 @@ def test_a_series_with_uncorrelated_noise_is_held_to_its_own_threshold() -> None
 
 
 def test_a_lossy_series_is_held_to_the_lossy_threshold_before_the_others() -> None:
-    """A series whose headers say LossyImageCompression 01 gets the lossy operating point, whatever its
-    noise correlation; the same pixels without the record keep theirs; a calibration without a lossy
-    point keeps the others for a lossy series too."""
+    """A series whose headers say LossyImageCompression 01 and whose pixels went through JPEG 2000 gets the
+    lossy operating point, whatever its noise correlation. The tag alone on lossless pixels does not (one
+    tag would otherwise raise the threshold a tampered series is held to): the finding says so. The same
+    coded pixels without the record keep their point; a calibration without a lossy point keeps the
+    others."""
     import dataclasses
 
     from pydicom.dataset import Dataset
 
+    from medforensics.forge.lossy import lossy_copy
+
     vol = tiny_sources()[1].volume
+    coded = vol.with_array(lossy_copy(vol.array, "j2k-20"))
     det = _FixedMap(_hot_spot_map())  # peak 0.95
     det.dm.slice_corr = 0.05
     full = Calibration(threshold=0.5, present=True, uncorrelated=(0.15, 0.9), lossy=0.97)
@@ -364,16 +369,20 @@ def test_a_lossy_series_is_held_to_the_lossy_threshold_before_the_others() -> No
         return out
 
     cases = (
-        (full, "01", "authentic", "lossy coding", 0.97),
-        (full, "00", "tampered", "uncorrelated noise", 0.9),
-        (dataclasses.replace(full, lossy=None), "01", "tampered", "uncorrelated noise", 0.9),
+        (full, coded, "01", "authentic", "lossy coding", 0.97),
+        (full, vol, "01", "tampered", "uncorrelated noise", 0.9),  # the tag on lossless pixels
+        (full, coded, "00", "tampered", "uncorrelated noise", 0.9),
+        (dataclasses.replace(full, lossy=None), coded, "01", "tampered", "uncorrelated noise", 0.9),
     )
-    for cal, lossy, verdict, point, thr in cases:
+    for cal, v, lossy, verdict, point, thr in cases:
         det.calibration = cal
         res = SeriesResult(path="x")
-        scan_ct_dense(dataclasses.replace(vol, datasets=headers(lossy)), det, res)
+        scan_ct_dense(dataclasses.replace(v, datasets=headers(lossy)), det, res)
         assert (res.verdict, res.extra["operating_point"], res.extra["threshold"]) == (verdict, point, thr)
-        assert any(f.check == "lossy_compression" for f in res.findings) == (lossy == "01")
+        found = [f for f in res.findings if f.check == "lossy_compression"]
+        assert len(found) == (lossy == "01")
+        if found:
+            assert ("carry no lossy coding grid" in found[0].description) == (v is vol)
 
 
 @pytest.mark.parametrize("spacing", [(2.5, 1e-9, 1e-9), (2.5, 1e9, 1e9), (0.01, 0.7, 0.7)])

@@ -11,10 +11,12 @@ from medforensics.scan.detector import Detector
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.pipeline import scan_volume
 from medforensics.scan.resampling import (
+    CODING_TRACE,
     GRID_PEAK,
     PEAK,
     GridTrace,
     coding_frequency,
+    coding_trace,
     grid_frequency,
     periodicity,
     resampled_finding,
@@ -101,6 +103,10 @@ def test_lossy_coding_of_a_real_ct_is_not_read_as_resampling() -> None:
     assert strength >= PEAK and coding_frequency(freq)  # the coding's own peak
     assert resampled_finding(_trace(stored), part.spacing[2], lossy=True) is None
     assert resampled_finding(_trace(stored), part.spacing[2], lossy=None) is None
+    # the coding's trace says the pixels were coded lossy; lossless and near-lossless pixels carry none
+    assert coding_trace(_trace(stored)) >= CODING_TRACE
+    assert coding_trace(_trace(part.array)) < CODING_TRACE / 2
+    assert coding_trace(_trace(lossy_copy(part.array, "jls-3"))) < CODING_TRACE / 2
     tripped = lossy_copy(np.round(_round_trip(part.array, part.spacing, 1.0)), "j2k-10")
     assert resampled_finding(_trace(tripped), part.spacing[2], lossy=True) is not None
 

@@ -400,7 +400,12 @@ def _has_nodule(dm: DenseMap, nodules: NDArray[np.float64], threshold: float) ->
 
 def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> None:
     """Fill ``result`` for a CT volume with the dense detector (see module docs)."""
-    from medforensics.scan.metadata_checks import PixelStats, metadata_findings, noise_finding
+    from medforensics.scan.metadata_checks import (
+        PixelStats,
+        metadata_findings,
+        noise_finding,
+        scored_as_lossy,
+    )
 
     stats = PixelStats(volume.shape[0])  # gathered while the grid is built: one pass over the pixels
     # the duplicated-region check's keypoints, gathered in the same pass
@@ -415,7 +420,7 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
         dm = det.tamper_map(volume, on_slab=on_slab)
     meta = metadata_findings(volume, stats)
     src: DenseDetector = dm.detector or det  # its network drew the map: its calibration scores it
-    lossy = any(f.check == "lossy_compression" for f in meta)
+    lossy = any(f.check == "lossy_compression" for f in meta) and scored_as_lossy(volume, stats)
     thr, operating_point = src.calibration.threshold_for(dm.slice_corr, lossy)
     if operating_point == "uncorrelated noise" and src.calibration.uncorrelated is not None:
         noisy = noise_finding(volume, dm.slice_corr, src.calibration.uncorrelated[0])

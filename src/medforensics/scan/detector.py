@@ -20,9 +20,10 @@ see :func:`~medforensics.features.noise_map.corr_channel`)::
 
 A series whose median inter-slice noise correlation is below ``below`` is held to that threshold instead
 (chosen the same way, on the validation series of that kind): the noise traces the detector reads are
-drowned there, and its authentic scores run higher. A third, for series stored lossy (the scan's
-``lossy_compression`` finding: LossyImageCompression 01 or a lossy encoding), fitted on lossy copies of the
-validation series (:func:`~medforensics.train.dense_calibration.add_lossy_point`)::
+drowned there, and its authentic scores run higher. A third, for series stored lossy (a lossy encoding,
+or LossyImageCompression 01 with pixels that carry a lossy coding grid:
+:func:`~medforensics.scan.metadata_checks.scored_as_lossy`), fitted on lossy copies of the validation series
+(:func:`~medforensics.train.dense_calibration.add_lossy_point`)::
 
     "lossy": {"series_threshold": 0.8, "codecs": ["j2k-10", "j2k-20", "jls-3"]}
 

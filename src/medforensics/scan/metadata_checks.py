@@ -29,7 +29,7 @@ import numpy as np
 from medforensics.io.dicom_frames import frame_infos, stored_range
 from medforensics.io.dicom_pixels import lossy_encoding
 from medforensics.io.volume import Volume
-from medforensics.scan.resampling import GridTrace, resampled_finding
+from medforensics.scan.resampling import CODING_TRACE, GridTrace, coding_trace, resampled_finding
 from medforensics.scan.result import Finding
 from medforensics.scan.routing import (
     AXIAL_STACK,
@@ -370,6 +370,18 @@ def lossy_finding(volume: Volume, effect: str = LOSSY_EFFECT) -> Finding | None:
     return Finding("metadata", MEDIUM, description=text, check="lossy_compression")
 
 
+def scored_as_lossy(volume: Volume, stats: PixelStats) -> bool:
+    """Whether the detector is to hold the series to its lossy operating point: its first file's encoding
+    is lossy, or its headers declare a lossy step and its pixels carry a coding grid's trace
+    (:func:`~medforensics.scan.resampling.coding_trace`, from ``stats``' pass). A header alone is one tag:
+    set on lossless pixels it would raise the threshold a tampered series is held to."""
+    files = volume.metadata.get("files") or []
+    if files and lossy_encoding(files[0]) is not None:
+        return True
+    declared = any(str(h.get("LossyImageCompression", "")).strip() == "01" for h in volume.datasets)
+    return declared and coding_trace(stats.trace) >= CODING_TRACE
+
+
 def member_claim_finding(volume: Volume) -> Finding | None:
     """A series whose header calls it a localizer or a screen capture while it is a stack of axial images
     (:func:`~medforensics.scan.routing.axial_stack_claim`), or a MIP / MinIP its pixels contradict
@@ -426,6 +438,11 @@ def metadata_findings(volume: Volume, stats: PixelStats | None = None) -> list[F
             found.append(extra)
     lossy = lossy_finding(volume)
     if lossy is not None:
+        if volume.modality == "CT" and not scored_as_lossy(volume, stats):
+            lossy.description += (
+                "; but its pixels carry no lossy coding grid (JPEG blocks, JPEG 2000 wavelet), so the "
+                "detector holds it to its lossless operating point"
+            )
         found.append(lossy)
     # lossy: True, False (DICOM that records none), None (a file that cannot say)
     coded = True if lossy is not None else (False if volume.datasets else None)

@@ -63,6 +63,11 @@ CODING_BANDS = ((0.125, 0.006), (0.25, 0.006), (0.375, 0.006), (0.5, 1.0 / 32.0)
 #: ... and never nearer than this many bins of the profile's spectrum (a strong peak's window leaks into
 #: its neighbours: the Hann window's main lobe is 2 bins wide on each side).
 CODING_BINS = 3.0
+#: Strength in those bands from which a series' pixels carry a lossy coding grid's trace
+#: (:func:`coding_trace`). The middle 24 slices of 9 real CTs (session 50): lossless at most 16; JPEG 2000
+#: at 10:1 52-56018 on 8 of 9 and at 20:1 70-91257 on all 9; 12-bit JPEG at quality 75 22-13418 on 7 of
+#: 9; JPEG-LS near-lossless leaves none.
+CODING_TRACE = 20.0
 
 
 class GridTrace:
@@ -144,6 +149,18 @@ def coding_frequency(frequency: float | NDArray[np.float64], bin_width: float = 
 def _bin(shared: tuple[NDArray[np.float64], NDArray[np.float64]]) -> float:
     """The spectrum's bin width (cycles per pixel)."""
     return float(shared[0][1] - shared[0][0]) if len(shared[0]) > 1 else 0.0
+
+
+def coding_trace(trace: GridTrace) -> float:
+    """The strongest shared peak (see :func:`periodicity`) in lossy coding's bands: from
+    :data:`CODING_TRACE` the pixels carry a coding grid (or, rarely, a resampling grid that falls there);
+    0 when nothing was summed."""
+    found = trace.profiles()
+    shared = None if found is None else _shared(*found)
+    if shared is None:
+        return 0.0
+    mask = coding_frequency(shared[0], _bin(shared))
+    return float(shared[1][mask].max()) if mask.any() else 0.0
 
 
 def _peak(

@@ -217,8 +217,9 @@ def operating_point_lines(cal: dict[str, Any]) -> list[str]:
     lossy = cal.get("lossy")
     if lossy:
         lines.append(
-            "- Series stored lossy (LossyImageCompression 01, or a lossy encoding: the `lossy_compression` "
-            f"finding) are held to threshold {lossy['series_threshold']:.4f} instead ({lossy['fitted_on']}). "
+            "- Series stored lossy (a lossy encoding, or LossyImageCompression 01 with pixels that carry a "
+            "lossy coding grid: a tag alone on lossless pixels is not enough) are held to threshold "
+            f"{lossy['series_threshold']:.4f} instead ({lossy['fitted_on']}). "
             "Lossy coding smooths and blocks the noise the model reads: it detects much less in such series."
         )
     return lines
