@@ -61,12 +61,18 @@ from lossy_coding import CODECS, coded_volume
 TRIPS = (("ctgan-tool", 1.0, 3), ("1mm-linear", 1.0, 1), ("1.25mm-cubic", 1.25, 3))
 
 
-def check(array: Any, pixel_mm: float, lossy: bool = False) -> tuple[float, float, float, bool]:
-    """(frequency, strength, strength at the 1 mm grid's frequency, reported) of the check over ``array``
-    (z, y, x; HU), gathered as ``scan`` gathers it; ``lossy``: as for a series that records lossy coding."""
+def gathered(array: Any) -> GridTrace:
+    """The check's trace over ``array`` (z, y, x; HU), gathered slab by slab as ``scan`` gathers it."""
     trace = GridTrace(int(array.shape[0]))
     for z0 in range(0, int(array.shape[0]), 32):
         trace.add(z0, np.asarray(array[z0 : z0 + 32], np.float32))
+    return trace
+
+
+def check(array: Any, pixel_mm: float, lossy: bool = False) -> tuple[float, float, float, bool]:
+    """(frequency, strength, strength at the 1 mm grid's frequency, reported) of the check over ``array``
+    (z, y, x; HU, or its :func:`gathered` trace); ``lossy``: as for a series that records lossy coding."""
+    trace = array if isinstance(array, GridTrace) else gathered(array)
     found = trace.profiles()
     if found is None:
         return 0.0, 0.0, 0.0, False
@@ -97,9 +103,9 @@ def lossy_table(sources: list[Any], slices: int) -> list[str]:
         for codec in CODECS:
             pair = []
             for kind, arr in (("stored", part), ("trip", trip)):
-                decoded = coded_volume(arr, codec, tmp)
-                _, s, g, hit = check(decoded, px, lossy=True)
-                was = check(decoded, px, lossy=False)[3]  # session 49's rule: coding bands searched too
+                trace = gathered(coded_volume(arr, codec, tmp))
+                _, s, g, hit = check(trace, px, lossy=True)
+                was = check(trace, px, lossy=False)[3]  # session 49's rule: coding bands searched too
                 count[codec, kind, "now"] += hit
                 count[codec, kind, "s49"] += was
                 if kind == "stored":

@@ -420,7 +420,14 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
         dm = det.tamper_map(volume, on_slab=on_slab)
     meta = metadata_findings(volume, stats)
     src: DenseDetector = dm.detector or det  # its network drew the map: its calibration scores it
-    lossy = any(f.check == "lossy_compression" for f in meta) and scored_as_lossy(volume, stats)
+    # a lossy record alone does not move the threshold: the encoding or the pixels must show it
+    recorded = next((f for f in meta if f.check == "lossy_compression"), None)
+    lossy = recorded is not None and scored_as_lossy(volume, stats)
+    if recorded is not None and not lossy:
+        recorded.description += (
+            "; but its pixels carry no lossy coding grid (JPEG blocks, JPEG 2000 wavelet), so the detector "
+            "holds it to its lossless operating point"
+        )
     thr, operating_point = src.calibration.threshold_for(dm.slice_corr, lossy)
     if operating_point == "uncorrelated noise" and src.calibration.uncorrelated is not None:
         noisy = noise_finding(volume, dm.slice_corr, src.calibration.uncorrelated[0])

@@ -438,11 +438,6 @@ def metadata_findings(volume: Volume, stats: PixelStats | None = None) -> list[F
             found.append(extra)
     lossy = lossy_finding(volume)
     if lossy is not None:
-        if volume.modality == "CT" and not scored_as_lossy(volume, stats):
-            lossy.description += (
-                "; but its pixels carry no lossy coding grid (JPEG blocks, JPEG 2000 wavelet), so the "
-                "detector holds it to its lossless operating point"
-            )
         found.append(lossy)
     # lossy: True, False (DICOM that records none), None (a file that cannot say)
     coded = True if lossy is not None else (False if volume.datasets else None)
