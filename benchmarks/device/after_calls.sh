@@ -2,7 +2,8 @@
 # Here, after the two-call plan of README.md ("Next GPU session"): recreate the device's paths (the runs'
 # configs name them), forge call 2's data set the same way and check it is the device's (manifest.csv
 # byte-identical), complete call 2's benchmark if its time limit stopped the in-distribution model, and test
-# call 1's leave-one-attack-out models on call 2's data (--test-held-out). Prints both tables.
+# call 1's leave-one-attack-out models on call 2's data (--test-held-out). Prints both tables. Then adds the
+# lossy operating point to call 2's in-distribution model (the calls skip it: --lossy-codecs=).
 # usage: bash benchmarks/device/after_calls.sh CALL1 CALL2
 #   CALL1, CALL2: folders holding what each call brought back (loao.tgz; result.tgz and loao.tgz)
 #   env: W (the device's work folder, /tmp/gpuwork), ST1 (where call 2 unpacked call 1's models, /tmp/st1),
@@ -48,7 +49,7 @@ stamp "forged: manifest.csv is the device's"
 ARGS=(--data "$W/ds6" --work "$W/bench" --steps "$STEPS" --loao-steps "$LOAO" --batch-size "$BATCH"
       --eval-every "$EVAL" --hard-every "$HARD" --zcorr --linear-head --fine-tune "$ST1/bench" --lr 5e-4
       --hard-items 200 --hard-negative 0.6 --max-pixel-mm 1.0 "${S[@]}" --reuse --no-install --threads 2
-      --load-workers 2)
+      --load-workers 2 --lossy-codecs=)
 if [ -f "$W/bench/in-dist/metrics.json" ]; then
   $PY benchmarks/leaderboard/make_dense_detector.py "${ARGS[@]}" 2>&1 | grep -v WARNING | tail -12
 else
@@ -57,5 +58,10 @@ else
 fi
 stamp "call 2's table (WORK $W/bench)"
 $PY benchmarks/leaderboard/make_dense_detector.py --data "$W/ds6" --work "$W/w1on2" --test-held-out "$ST1/bench" \
-  --zcorr --linear-head --max-pixel-mm 1.0 "${S[@]}" --threads 2 --load-workers 2 2>&1 | grep -v WARNING | tail -12
+  --zcorr --linear-head --max-pixel-mm 1.0 "${S[@]}" --threads 2 --load-workers 2 --lossy-codecs= 2>&1 \
+  | grep -v WARNING | tail -12
 stamp "call 1's held-out models on call 2's data (WORK $W/w1on2)"
+# the lossy operating point (session 50), for the in-distribution model only: the calls skip it (--lossy-codecs=)
+$PY benchmarks/leaderboard/recalibrate_dense.py --model "$W/bench/in-dist" --data "$W/ds6" --lossy-only \
+  "${S[@]}" 2>&1 | grep -v WARNING | tail -3
+stamp "lossy operating point of $W/bench/in-dist"
