@@ -31,7 +31,7 @@ import torch
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
-from medforensics.features.noise_map import LUNG_HU, _residual
+from medforensics.features.noise_map import LUNG_HU, kv_residual
 from medforensics.io.nifti import read_nifti
 from medforensics.io.reader import read_volume
 from medforensics.train.dense_data import noise_augmented
@@ -41,7 +41,7 @@ def residual(array: np.ndarray, kind: str, sigma: tuple[float, float]) -> np.nda
     """The in-plane KV residual the detector reads (``kv``), or a difference of Gaussians (``bandpass``)."""
     a = array.astype(np.float32)
     if kind == "kv":
-        return np.asarray(_residual(torch.from_numpy(a)).numpy())
+        return np.asarray(kv_residual(torch.from_numpy(a)).numpy())
     lo, hi = ((0.0, s, s) for s in sigma)
     return np.clip(ndimage.gaussian_filter(a, lo) - ndimage.gaussian_filter(a, hi), -60.0, 60.0)
 
