@@ -77,6 +77,25 @@ def test_demo_cli_bad_out_is_one_line_exit_2(tmp_path: Path) -> None:
     assert "is a file, not a folder" in res.output and "internal error" not in res.output
 
 
+def test_demo_folder_refused_by_the_file_system_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder that passes the up-front check but cannot be made (``/proc/x`` as root: before, an internal
+    error and exit 1)."""
+    from typer.testing import CliRunner
+
+    from medforensics.cli import app
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "new")])
+    assert res.exit_code == 2, res.output
+    assert f"{tmp_path / 'new'}: cannot be written (No such file or directory)" in res.output
+    assert "internal error" not in res.output and "Traceback" not in res.output
+
+
 def test_demo_removes_a_recorded_lesion_that_fits_else_none() -> None:
     vol = Volume(np.zeros((60, 120, 120), np.float32), spacing=(2.5, 1.0, 1.0), origin=(5.0, -7.0, 11.0))
 

@@ -190,6 +190,17 @@ def check_demo_out(out: Path, seed: int) -> None:
             raise OutputError(why, path=out)
 
 
+def make_demo_out(out: Path) -> None:
+    """Create the demo's folder; :class:`OutputError` when that fails after :func:`check_demo_out` passed
+    (a file system that refuses it: ``/proc``, read-only mounts for root, a full disk)."""
+    from medforensics.errors import OutputError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot be written ({err.strerror or type(err).__name__})", path=out) from None
+
+
 def run_demo(
     out: str | Path,
     detector: Detector,
@@ -206,7 +217,7 @@ def run_demo(
 
     out = Path(out)
     check_demo_out(out, seed)
-    out.mkdir(parents=True, exist_ok=True)
+    make_demo_out(out)
     original_dir, tampered_dir = out / "original", out / "tampered"
     vol = demo_ct()
     lesions = known_lesions(vol.source, vol) if vol.source else []
