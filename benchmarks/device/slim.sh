@@ -6,7 +6,6 @@
 set -euo pipefail
 SLIM=${SLIM:-/tmp/medforensics-slim}
 FILES=(
-  sd/highdicom-0.28.2.tar.gz                          # the offline install's sdist
   src/medforensics/assets/dcgan/mr.safetensors        # the MR and X-ray synthesisers
   src/medforensics/assets/dcgan/xray.safetensors
   src/medforensics/assets/detector2d/model.safetensors  # the 2-D synthesis detector
