@@ -24,7 +24,6 @@ For each (s0, r0) it counts the tampered series the rule adds (main run: with th
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -83,20 +82,16 @@ def _features(volume: Any, res: Any) -> list[dict[str, Any]]:
 
 def validation_rows(data: Path, patients: list[str]) -> list[dict[str, Any]]:
     """The data set's TB/TM/FB/FM series of ``patients``, scanned as ``scan`` does, with their features."""
+    from label_accuracy import manifest_rows
+
     from medforensics.io.reader import read_volume
     from medforensics.scan.detector import bundled_dir, load_detector
     from medforensics.scan.pipeline import scan_volume
 
     det = load_detector(bundled_dir("detector"))
     det.max_slice_mm = det.max_pixel_mm = 10.0
-    with (data / "manifest.csv").open(newline="", encoding="utf-8") as fh:
-        man = [
-            r
-            for r in csv.DictReader(fh)
-            if r["patient"] in patients and r["type"] in ("TB", "TM", "FB", "FM")
-        ]
     rows = []
-    for r in man:
+    for r in manifest_rows(data, set(), set(patients), ("TB", "TM", "FB", "FM")):
         vol = read_volume(data / "scans" / r["uuid"])
         vol.modality = vol.modality or "CT"
         res = scan_volume(vol, det, explain=None)
