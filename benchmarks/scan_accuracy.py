@@ -232,6 +232,32 @@ def rekernel(src: Any, spec: str) -> Any:
     return dataclasses.replace(src, name=f"{src.name}:{kind}{value:g}", volume=vol, lung=None)
 
 
+def redose(src: Any, dose: float, seed: int = 0) -> Any:
+    """The source as a scan at ``dose`` x its own dose would look (0 < dose < 1): scanner-like noise added so
+    that the lung's in-plane noise grows by ``1 / sqrt(dose)`` (quantum noise), with the forge's noise model
+    (:func:`~medforensics.forge.cubes.noise_field`: Gaussian noise smoothed in-plane) and the series' own
+    correlation between slices, so it stays a series with scanner noise. Rounded to whole HU."""
+    import dataclasses
+
+    from medforensics.forge.cubes import noise_field, noise_std, slice_correlation
+
+    if not 0.0 < dose < 1.0:
+        raise SystemExit(f"--dose {dose}: a fraction of the scan's own dose, between 0 and 1")
+    a = np.asarray(src.volume.array, np.float32)
+    lung = (a > -950.0) & (a < -500.0)
+    present = noise_std(a, lung, inplane=True)
+    field = noise_field(
+        a.shape,
+        present / float(np.sqrt(dose)),
+        present,
+        np.random.default_rng(seed),
+        inplane=True,
+        zcorr=slice_correlation(a, lung),
+    )
+    vol = src.volume.with_array(np.round(a + field).astype(np.float32))
+    return dataclasses.replace(src, name=f"{src.name}:dose{dose:g}", volume=vol, lung=None)
+
+
 #: The attacks every committed run forged (in this order: the draws depend on it). ``clone-remove`` (session
 #: 39) is left out by default: no detector trained here saw it, so it is run on its own as an unseen attack.
 METHODS = ("blob-inject", "copy-move", "ctgan-inject", "ctgan-remove", "inpaint-remove")
@@ -518,6 +544,12 @@ def main() -> None:
         default=None,
         help="each source as another reconstruction kernel makes it: sharp:A (high-boost) or smooth:S (blur)",
     )
+    ap.add_argument(
+        "--dose",
+        type=float,
+        default=None,
+        help="each source as a scan at this fraction of its dose (scanner-like noise added)",
+    )
     ap.add_argument("--max-slice-mm", type=float, default=None, help="as scan --max-slice-mm")
     ap.add_argument("--max-pixel-mm", type=float, default=None, help="as scan --max-pixel-mm")
     ap.add_argument("--stem", default="scan_accuracy", help="output file names (STEM.md, STEM.json)")
@@ -555,6 +587,8 @@ def main() -> None:
         sources = [repixel(src, args.pixel_mm, args.pixel_sampling, args.pixel_scale) for src in sources]
     if args.kernel is not None:
         sources = [rekernel(src, args.kernel) for src in sources]
+    if args.dose is not None:
+        sources = [redose(src, args.dose, args.seed) for src in sources]
     model = args.model or bundled_dir()
     result = run(
         model,
