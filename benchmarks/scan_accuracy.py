@@ -232,14 +232,15 @@ def rekernel(src: Any, spec: str) -> Any:
     return dataclasses.replace(src, name=f"{src.name}:{kind}{value:g}", volume=vol, lung=None)
 
 
-def redose(src: Any, dose: float, seed: int = 0) -> Any:
+def redose(src: Any, dose: float, seed: int = 0, corr: float | None = None) -> Any:
     """The source as a scan at ``dose`` x its own dose would look (0 < dose < 1): scanner-like noise added so
     that the lung's in-plane noise grows by ``1 / sqrt(dose)`` (quantum noise), with the forge's noise model
-    (:func:`~medforensics.forge.cubes.noise_field`: Gaussian noise smoothed in-plane) and the series' own
-    correlation between slices, so it stays a series with scanner noise. Rounded to whole HU."""
+    (:func:`~medforensics.forge.cubes.noise_field`: Gaussian noise smoothed in-plane by ``corr`` pixels, the
+    forge's own by default; 0: white in-plane) and the series' own correlation between slices, so it stays a
+    series with scanner noise. Rounded to whole HU."""
     import dataclasses
 
-    from medforensics.forge.cubes import noise_field, noise_std, slice_correlation
+    from medforensics.forge.cubes import NOISE_CORR, noise_field, noise_std, slice_correlation
 
     if not 0.0 < dose < 1.0:
         raise SystemExit(f"--dose {dose}: a fraction of the scan's own dose, between 0 and 1")
@@ -251,11 +252,13 @@ def redose(src: Any, dose: float, seed: int = 0) -> Any:
         present / float(np.sqrt(dose)),
         present,
         np.random.default_rng(seed),
+        corr=NOISE_CORR if corr is None else corr,
         inplane=True,
         zcorr=slice_correlation(a, lung),
     )
     vol = src.volume.with_array(np.round(a + field).astype(np.float32))
-    return dataclasses.replace(src, name=f"{src.name}:dose{dose:g}", volume=vol, lung=None)
+    tag = f"dose{dose:g}" + ("" if corr is None else f"-corr{corr:g}")
+    return dataclasses.replace(src, name=f"{src.name}:{tag}", volume=vol, lung=None)
 
 
 #: The attacks every committed run forged (in this order: the draws depend on it). ``clone-remove`` (session
@@ -550,6 +553,12 @@ def main() -> None:
         default=None,
         help="each source as a scan at this fraction of its dose (scanner-like noise added)",
     )
+    ap.add_argument(
+        "--dose-corr",
+        type=float,
+        default=None,
+        help="--dose noise smoothed in-plane by this many pixels (default: the forge's 0.8; 0: white)",
+    )
     ap.add_argument("--max-slice-mm", type=float, default=None, help="as scan --max-slice-mm")
     ap.add_argument("--max-pixel-mm", type=float, default=None, help="as scan --max-pixel-mm")
     ap.add_argument("--stem", default="scan_accuracy", help="output file names (STEM.md, STEM.json)")
@@ -588,7 +597,7 @@ def main() -> None:
     if args.kernel is not None:
         sources = [rekernel(src, args.kernel) for src in sources]
     if args.dose is not None:
-        sources = [redose(src, args.dose, args.seed) for src in sources]
+        sources = [redose(src, args.dose, args.seed, args.dose_corr) for src in sources]
     model = args.model or bundled_dir()
     result = run(
         model,
