@@ -233,32 +233,20 @@ def rekernel(src: Any, spec: str) -> Any:
 
 
 def redose(src: Any, dose: float, seed: int = 0, corr: float | None = None) -> Any:
-    """The source as a scan at ``dose`` x its own dose would look (0 < dose < 1): scanner-like noise added so
-    that the lung's in-plane noise grows by ``1 / sqrt(dose)`` (quantum noise), with the forge's noise model
-    (:func:`~medforensics.forge.cubes.noise_field`: Gaussian noise smoothed in-plane by ``corr`` pixels, the
-    forge's own by default; 0: white in-plane) and the series' own correlation between slices, so it stays a
-    series with scanner noise. Rounded to whole HU."""
+    """The source as a scan at ``dose`` x its own dose would look
+    (:func:`~medforensics.forge.augment.lower_dose`: scanner-like noise added, smoothed in-plane by ``corr``
+    pixels, the forge's own by default; 0: white). Nodules stay put."""
     import dataclasses
 
-    from medforensics.forge.cubes import NOISE_CORR, noise_field, noise_std, slice_correlation
+    from medforensics.errors import ConfigError
+    from medforensics.forge.augment import lower_dose
 
-    if not 0.0 < dose < 1.0:
-        raise SystemExit(f"--dose {dose}: a fraction of the scan's own dose, between 0 and 1")
-    a = np.asarray(src.volume.array, np.float32)
-    lung = (a > -950.0) & (a < -500.0)
-    present = noise_std(a, lung, inplane=True)
-    field = noise_field(
-        a.shape,
-        present / float(np.sqrt(dose)),
-        present,
-        np.random.default_rng(seed),
-        corr=NOISE_CORR if corr is None else corr,
-        inplane=True,
-        zcorr=slice_correlation(a, lung),
-    )
-    vol = src.volume.with_array(np.round(a + field).astype(np.float32))
+    try:
+        array = lower_dose(src.volume.array, dose, np.random.default_rng(seed), corr)
+    except ConfigError as err:
+        raise SystemExit(f"--dose {dose}: {err}") from None
     tag = f"dose{dose:g}" + ("" if corr is None else f"-corr{corr:g}")
-    return dataclasses.replace(src, name=f"{src.name}:{tag}", volume=vol, lung=None)
+    return dataclasses.replace(src, name=f"{src.name}:{tag}", volume=src.volume.with_array(array), lung=None)
 
 
 #: The attacks every committed run forged (in this order: the draws depend on it). ``clone-remove`` (session

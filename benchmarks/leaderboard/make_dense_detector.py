@@ -117,6 +117,12 @@ def main() -> None:
         "pixel_copies_mm; e.g. 0.9,1.1 for CT of 0.68-0.82 mm pixels).",
     )
     ap.add_argument(
+        "--dose-copies",
+        default="",
+        help="Comma-separated fractions of the dose: train scans also as at each lower dose (config "
+        "dose_copies; e.g. 0.5,0.25; session 51: the bundled model flags low-dose authentic series).",
+    )
+    ap.add_argument(
         "--self-blend",
         type=int,
         default=0,
@@ -211,6 +217,7 @@ def main() -> None:
         linear_head=args.linear_head,
         thick_mm=args.thick_mm,
         pixel_copies_mm=[float(v) for v in args.pixel_copies_mm.split(",") if v.strip()],
+        dose_copies=[float(v) for v in args.dose_copies.split(",") if v.strip()],
         max_slice_mm=args.max_slice_mm,
         max_pixel_mm=args.max_pixel_mm,
         self_blend=args.self_blend,

@@ -177,3 +177,27 @@ def test_coarse_pixels_keeps_geometry_and_moves_a_spot_to_its_mapped_index(sampl
     np.testing.assert_allclose(out.index_to_patient(expect), at, atol=1e-6)
     with pytest.raises(ConfigError, match="unknown pixel sampling"):
         A.coarse_pixels(vol, 1.2, "nearest")
+
+
+def test_lower_dose_raises_the_lung_noise_by_one_over_root_dose_and_keeps_it_correlated() -> None:
+    """A half-dose copy: the lung's in-plane noise about 1.41 x, still correlated between slices as the
+    scanner's (so ``scan`` keeps it at the scanner-noise operating point), reproducible from the generator."""
+    from medforensics.forge.cubes import noise_std, slice_correlation
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((12, 96, 96)).astype(np.float32) * 20.0
+    for k in range(1, 12):  # scanner-like: each slice shares half of its noise with the one before
+        base[k] = 0.5 * base[k - 1] + np.float32(np.sqrt(0.75)) * base[k]
+    ct = np.round(base - 800.0).astype(np.float32)  # aerated lung everywhere
+    lung = np.ones(ct.shape, bool)
+    half = A.lower_dose(ct, 0.5, np.random.default_rng(1))
+    assert half.dtype == np.float32 and np.array_equal(half, np.round(half))
+    ratio = noise_std(half, lung, inplane=True) / noise_std(ct, lung, inplane=True)
+    assert 1.3 < ratio < 1.55
+    assert slice_correlation(half, lung) > 0.3
+    assert np.array_equal(half, A.lower_dose(ct, 0.5, np.random.default_rng(1)))
+    white = A.lower_dose(ct, 0.25, np.random.default_rng(1), corr=0.0)
+    assert 1.8 < noise_std(white, lung, inplane=True) / noise_std(ct, lung, inplane=True) < 2.3
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ConfigError, match="between 0 and 1"):
+            A.lower_dose(ct, bad, np.random.default_rng(1))

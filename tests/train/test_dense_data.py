@@ -131,6 +131,23 @@ def test_thick_copies_join_train_and_validation_with_their_attacks() -> None:
             assert not np.array_equal(copy.image[0][: it.image.shape[1]], it.image[0][: copy.image.shape[1]])
 
 
+def test_lower_dose_copies_join_train_only_with_their_labels_and_masks() -> None:
+    root, _ = shared_tiny_dataset()
+    plain = load_items(DenseConfig(data=str(root), out="unused"))
+    dosed = load_items(DenseConfig(data=str(root), out="unused", dose_copies=[0.5]))
+    for split in ("val", "test"):
+        assert [i.uid for i in dosed[split]] == [i.uid for i in plain[split]]
+    copies = [i for i in dosed["train"] if "+dose" in i.uid]
+    assert copies and all(i.uid.endswith("+dose0.5") for i in copies)
+    assert len(dosed["train"]) == 2 * len(plain["train"])
+    by_uid = {i.uid: i for i in plain["train"]}
+    for copy in copies:
+        it = by_uid[copy.uid.removesuffix("+dose0.5")]
+        assert (copy.label, copy.method, copy.spacing) == (it.label, it.method, it.spacing)
+        assert np.array_equal(copy.target, it.target)  # the edit is where it was
+        assert not np.array_equal(copy.image, it.image)  # with more noise
+
+
 def test_coarse_pixel_copies_join_train_only_with_their_attacks_moved_along() -> None:
     root, _ = shared_tiny_dataset()
     plain = load_items(DenseConfig(data=str(root), out="unused"))

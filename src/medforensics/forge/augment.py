@@ -196,6 +196,34 @@ def coarse_pixels(
     return vol, (1.0, fy, fx), (0.0, ty, tx)
 
 
+def lower_dose(
+    array: NDArray[Any], dose: float, rng: np.random.Generator, corr: float | None = None
+) -> NDArray[np.float32]:
+    """``array`` (z, y, x; HU) as a scan at ``dose`` x its own dose would look (0 < dose < 1): Gaussian noise
+    added so that the in-plane noise of the aerated lung grows by ``1 / sqrt(dose)`` (quantum noise), smoothed
+    in-plane by ``corr`` pixels (default: the forge's noise model; 0: white) and with the series' own
+    lag-1 correlation between slices, so the copy still has scanner-like noise
+    (:func:`~medforensics.forge.cubes.noise_field`). Rounded to whole HU. Session 51: at half dose, authentic
+    series of LIDC-0003 are flagged by the bundled detector (``benchmarks/scan_accuracy/kernels/``)."""
+    from medforensics.forge.cubes import NOISE_CORR, noise_field, noise_std, slice_correlation
+
+    if not 0.0 < dose < 1.0:
+        raise ConfigError(f"a lower dose is a fraction of the scan's own, between 0 and 1; got {dose}")
+    a = np.asarray(array, np.float32)
+    lung = (a > -950.0) & (a < -500.0)
+    present = noise_std(a, lung, inplane=True)
+    field = noise_field(
+        a.shape,
+        present / float(np.sqrt(dose)),
+        present,
+        rng,
+        corr=NOISE_CORR if corr is None else corr,
+        inplane=True,
+        zcorr=slice_correlation(a, lung),
+    )
+    return np.round(a + field).astype(np.float32)
+
+
 def apply_augmentation(
     image: NDArray[Any], params: Params, mask: NDArray[Any] | None = None
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_] | None]:

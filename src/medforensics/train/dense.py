@@ -228,6 +228,9 @@ def check_counts(cfg: DenseConfig) -> None:
     bad = [v for v in cfg.pixel_copies_mm if not (isinstance(v, (int, float)) and 0.1 <= v <= 5.0)]
     if bad:
         raise ConfigError(f"pixel_copies_mm must be pixel sizes of 0.1-5 mm, got {bad[0]!r}")
+    bad = [v for v in cfg.dose_copies if not (isinstance(v, (int, float)) and 0.0 < v < 1.0)]
+    if bad:
+        raise ConfigError(f"dose_copies must be fractions of the scans' dose in (0, 1), got {bad[0]!r}")
     from medforensics.forge.selfblend import NOISE_KINDS
 
     if cfg.self_blend_noise not in NOISE_KINDS:

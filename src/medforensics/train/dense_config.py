@@ -96,6 +96,11 @@ class DenseConfig:
     #: CPU fine-tune with [0.9, 1.1] did no better there than one without (session 35, leaderboard README).
     #: Copies are train-only: they do not widen ``data_spacing`` (scan's caveats).
     pixel_copies_mm: list[float] = field(default_factory=list)
+    #: Lower-dose copies: every train scan also as at each of these fractions of its dose
+    #: (:func:`~medforensics.forge.augment.lower_dose`: scanner-like noise with the series' inter-slice
+    #: correlation, added after the edit, over all of it). Empty: none. Session 51: at half dose the bundled
+    #: model flags 10 of 48 authentic whole series (as stored 1); not trained with yet (no GPU).
+    dose_copies: list[float] = field(default_factory=list)
     #: Mirror-tied kernels: every convolution kernel averaged with its in-plane mirrors at the start and
     #: after each step (:func:`~medforensics.models.tamperseg.tie_mirrors`), so that a series mirrored left
     #: to right or front to back gets the mirrored map. bundle14 is not mirror-symmetric: it flags its

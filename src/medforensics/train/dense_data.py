@@ -207,14 +207,17 @@ class Variant:
 def _variants(
     cfg: DenseConfig, vol: Any, split: str, key: str, noisy: bool = False, site: Any = None
 ) -> Iterator[Variant]:
-    """The scan as stored (uid suffix ``""``); in the train split its noisy copies (``"+noise<k>"``) and,
+    """The scan as stored (uid suffix ``""``); in the train split its noisy copies (``"+noise<k>"``), its
+    lower-dose copies (``"+dose<d>"``, config ``dose_copies``) and,
     for an authentic scan (``site``: its nodule's centre or ``False``; ``None``: a tampered scan), its
     self-blended copies (``"+blend<k>"``, config ``self_blend``,
     :func:`~medforensics.forge.selfblend.blended_copies`); in the
     train and validation splits its thick copy (``"+thick<n>"``, :func:`thick_factor`), one at a time.
     With ``cfg.noise_only`` a scan stored without added noise (not ``noisy``) comes only as noisy copies,
     in every split (:func:`only_noisy`)."""
-    from medforensics.forge.augment import resample_pixels, thick_volume
+    import zlib
+
+    from medforensics.forge.augment import lower_dose, resample_pixels, thick_volume
     from medforensics.forge.selfblend import blended_copies
 
     if cfg.noise_only:
@@ -232,6 +235,9 @@ def _variants(
             )
             for k, (array, region) in enumerate(blends):
                 yield Variant(array, vol.spacing, 1, f"+blend{k}", region)
+        for k, dose in enumerate(cfg.dose_copies):
+            rng = np.random.default_rng([cfg.seed, zlib.crc32(key.encode()), 1000 + k])
+            yield Variant(lower_dose(vol.array, dose, rng), vol.spacing, 1, f"+dose{dose:g}")
         for mm in cfg.pixel_copies_mm:
             own = (float(vol.spacing[1]), float(vol.spacing[2]))
             if max(own) < mm * (1 - SPACING_TOLERANCE):
