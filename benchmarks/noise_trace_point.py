@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -43,20 +42,11 @@ S0 = (0.35, 0.4, 0.45, 0.5, 0.6)
 R0 = (0.1, 0.2, 0.3)
 
 
-def _pairs(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Residual products of neighbouring slices and where their mean is aerated lung (eroded in-plane)."""
-    from medforensics.features.noise_map import LUNG_HU, kv_residual
-
-    res = kv_residual(torch.from_numpy(np.ascontiguousarray(block, np.float32))).numpy()
-    mid = 0.5 * (block[:-1] + block[1:])
-    lung = ndimage.binary_erosion((mid > LUNG_HU[0]) & (mid < LUNG_HU[1]), np.ones((1, 3, 3), bool))
-    return res[:-1] * res[1:], lung
-
-
 def candidate_ratios(volume: Any, centres: list[list[int]]) -> list[float | None]:
     """The covariance ratio (see the module doc) around each full-resolution (z, y, x) centre."""
-    a = np.asarray(volume.array, np.float32)
-    prod, lung = _pairs(a)
+    from noise_trace_probe import residual_pairs
+
+    prod, _, lung = residual_pairs(np.asarray(volume.array, np.float32))
     cov = float(prod[lung].mean(dtype=np.float64)) if lung.any() else 0.0
     out: list[float | None] = []
     for c in centres:

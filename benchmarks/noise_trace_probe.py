@@ -46,6 +46,18 @@ def residual(array: np.ndarray, kind: str, sigma: tuple[float, float]) -> np.nda
     return np.clip(ndimage.gaussian_filter(a, lo) - ndimage.gaussian_filter(a, hi), -60.0, 60.0)
 
 
+def residual_pairs(
+    array: np.ndarray, kind: str = "kv", sigma: tuple[float, float] = (0.7, 1.4)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each pair of neighbouring slices of ``array`` (z, y, x; HU): the product of their residuals, their
+    mean residual energy, and where their mean HU is aerated lung (eroded in-plane by one voxel)."""
+    res = residual(array, kind, sigma)
+    prod, energy = res[:-1] * res[1:], 0.5 * (res[:-1] ** 2 + res[1:] ** 2)
+    hu = 0.5 * (array[:-1].astype(np.float32) + array[1:])
+    lung = ndimage.binary_erosion((hu > LUNG_HU[0]) & (hu < LUNG_HU[1]), np.ones((1, 3, 3), bool))
+    return prod, energy, lung
+
+
 def probe(root: Path, kind: str, sigma: tuple[float, float], seed: int = 0) -> list[dict[str, Any]]:
     """One row per scan: covariance and energy inside the region and over the rest of the lung."""
     rng = np.random.default_rng(seed)
@@ -54,10 +66,7 @@ def probe(root: Path, kind: str, sigma: tuple[float, float], seed: int = 0) -> l
     out = []
     for r in rows:
         vol = read_volume(root / "scans" / r["uuid"])
-        res = residual(vol.array, kind, sigma)
-        prod, energy = res[:-1] * res[1:], 0.5 * (res[:-1] ** 2 + res[1:] ** 2)
-        hu = 0.5 * (vol.array[:-1].astype(np.float32) + vol.array[1:])
-        lung = ndimage.binary_erosion((hu > LUNG_HU[0]) & (hu < LUNG_HU[1]), np.ones((1, 3, 3), bool))
+        prod, energy, lung = residual_pairs(vol.array, kind, sigma)
         if r["type"] in ("FB", "FM"):
             m = read_nifti(root / "masks" / f"{r['uuid']}.nii.gz").array > 0
             region = m[:-1] & m[1:]

@@ -196,6 +196,14 @@ def coarse_pixels(
     return vol, (1.0, fy, fx), (0.0, ty, tx)
 
 
+def scan_rng(seed: int, key: str, *copy: int) -> np.random.Generator:
+    """The generator of one training copy of a scan: from the run's ``seed``, the scan's ``key`` (its uid,
+    hashed) and the copy's numbers, so a data set's copies do not depend on which other scans it holds."""
+    import zlib
+
+    return np.random.default_rng([seed, zlib.crc32(key.encode()), *copy])
+
+
 def lower_dose(
     array: NDArray[Any], dose: float, rng: np.random.Generator, corr: float | None = None
 ) -> NDArray[np.float32]:
@@ -205,12 +213,13 @@ def lower_dose(
     lag-1 correlation between slices, so the copy still has scanner-like noise
     (:func:`~medforensics.forge.cubes.noise_field`). Rounded to whole HU. Session 51: at half dose, authentic
     series of LIDC-0003 are flagged by the bundled detector (``benchmarks/scan_accuracy/kernels/``)."""
+    from medforensics.features.noise_map import LUNG_HU
     from medforensics.forge.cubes import NOISE_CORR, noise_field, noise_std, slice_correlation
 
     if not 0.0 < dose < 1.0:
         raise ConfigError(f"a lower dose is a fraction of the scan's own, between 0 and 1; got {dose}")
     a = np.asarray(array, np.float32)
-    lung = (a > -950.0) & (a < -500.0)
+    lung = (a > LUNG_HU[0]) & (a < LUNG_HU[1])
     present = noise_std(a, lung, inplane=True)
     field = noise_field(
         a.shape,

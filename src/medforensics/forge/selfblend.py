@@ -119,10 +119,10 @@ def blended_copies(
     """``n`` self-blended copies of an authentic scan (:func:`self_blend`, re-noised as ``noise`` says)
     with their regions, each from a generator of the scan's own (seed, ``key``, copy); every other copy is
     centred on ``site`` (a real nodule) when given, else on random aerated lung."""
-    import zlib
+    from medforensics.forge.augment import scan_rng
 
     for k in range(n):
-        rng = np.random.default_rng([seed, zlib.crc32(key.encode()), k, 1])
+        rng = scan_rng(seed, key, k, 1)
         centre = site if site is not None and k % 2 == 0 else None
         out, mask, _ = self_blend(array, spacing, rng, centre, noise)
         yield out, mask

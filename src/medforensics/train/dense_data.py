@@ -175,12 +175,10 @@ def noisy_copies(array: NDArray[Any], key: str, n: int, seed: int = 0) -> Iterat
     (:func:`~medforensics.forge.augment.noise_copy`, as ``forge dataset`` draws it), each from a generator of
     the scan's own (seed, scan ``key``, copy), so a data set's copies do not depend on which other scans it
     holds (training and :mod:`~medforensics.train.dense_calibration` draw the same ones)."""
-    import zlib
-
-    from medforensics.forge.augment import noise_copy
+    from medforensics.forge.augment import noise_copy, scan_rng
 
     for k in range(n):
-        yield noise_copy(array, np.random.default_rng([seed, zlib.crc32(key.encode()), k]))
+        yield noise_copy(array, scan_rng(seed, key, k))
 
 
 def thick_factor(thick_mm: float, volume: Any) -> int:
@@ -215,9 +213,7 @@ def _variants(
     train and validation splits its thick copy (``"+thick<n>"``, :func:`thick_factor`), one at a time.
     With ``cfg.noise_only`` a scan stored without added noise (not ``noisy``) comes only as noisy copies,
     in every split (:func:`only_noisy`)."""
-    import zlib
-
-    from medforensics.forge.augment import lower_dose, resample_pixels, thick_volume
+    from medforensics.forge.augment import lower_dose, resample_pixels, scan_rng, thick_volume
     from medforensics.forge.selfblend import blended_copies
 
     if cfg.noise_only:
@@ -236,7 +232,7 @@ def _variants(
             for k, (array, region) in enumerate(blends):
                 yield Variant(array, vol.spacing, 1, f"+blend{k}", region)
         for k, dose in enumerate(cfg.dose_copies):
-            rng = np.random.default_rng([cfg.seed, zlib.crc32(key.encode()), 1000 + k])
+            rng = scan_rng(cfg.seed, key, 1000 + k)  # not any noisy copy's generator
             yield Variant(lower_dose(vol.array, dose, rng), vol.spacing, 1, f"+dose{dose:g}")
         for mm in cfg.pixel_copies_mm:
             own = (float(vol.spacing[1]), float(vol.spacing[2]))
