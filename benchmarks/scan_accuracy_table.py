@@ -4,7 +4,13 @@ For each file: tampered series localised (flagged, top finding within 10 mm), fl
 flagged, the AUC of all series held to the scanner-noise operating point, labels right, the highest
 authentic score, and localised per attack. Prints Markdown; ``--out`` also writes it.
 
-    python benchmarks/scan_accuracy_table.py RUN.json ... [--out FILE.md]
+Two models with different operating points flag different numbers of authentic series, so their
+"localised" counts are not comparable as they stand. ``--equal-fa K`` adds a column that is: among the
+series held to the scanner-noise point, the tampered ones localised when the threshold is set so that
+exactly K of the authentic ones score above it (the model's own ranking, not its threshold). ``--total``
+adds a row of all the runs' series together (for example two draws of one model).
+
+    python benchmarks/scan_accuracy_table.py RUN.json ... [--equal-fa K] [--total NAME] [--out FILE.md]
 """
 
 from __future__ import annotations
@@ -20,8 +26,19 @@ def localised(rows: list[dict[str, Any]]) -> int:
     return sum(1 for r in rows if r["verdict"] == "tampered" and (r.get("top_distance_mm") or 1e9) <= 10)
 
 
-def run_line(name: str, result: dict[str, Any]) -> str:
-    """The Markdown row of one run."""
+def at_false_alarms(rows: list[dict[str, Any]], k: int) -> str:
+    """Tampered series localised at the threshold that lets ``k`` authentic ones through, both among the
+    series held to the scanner-noise point: ``"n/N (t)"``, ``t`` that threshold."""
+    held = [r for r in rows if r.get("operating_point") == "scanner noise"]
+    aut = sorted((r["score"] for r in held if r["kind"].startswith("authentic")), reverse=True)
+    tam = [r for r in held if not r["kind"].startswith("authentic")]
+    t = aut[k] if k < len(aut) else float("-inf")
+    hit = sum(1 for r in tam if r["score"] > t and (r.get("top_distance_mm") or 1e9) <= 10)
+    return f"{hit}/{len(tam)} ({t:.3f})"
+
+
+def run_line(name: str, result: dict[str, Any], equal_fa: int | None = None) -> str:
+    """The Markdown row of one run (``equal_fa``: with :func:`at_false_alarms`' column)."""
     from medforensics.evaluate.metrics import roc_auc
 
     rows = [r for r in result["rows"] if not r.get("error")]
@@ -40,17 +57,24 @@ def run_line(name: str, result: dict[str, Any]) -> str:
         f"{'-' if auc is None else f'{auc:.3f}'} | "
         f"{sum(r.get('label') == r.get('true_label') for r in rows)}/{len(rows)} | "
         f"{max((r['score'] for r in aut), default=float('nan')):.3f} | {per} |"
+        + ("" if equal_fa is None else f" {at_false_alarms(rows, equal_fa)} |")
     )
 
 
-def table(paths: list[Path]) -> str:
-    """The Markdown table of the runs in ``paths``."""
-    md = [
+def table(paths: list[Path], equal_fa: int | None = None, total: str | None = None) -> str:
+    """The Markdown table of the runs in ``paths`` (``total``: the name of a row of all of them)."""
+    head = (
         "| run | localised | flagged | authentic flagged | AUC (scanner noise) | labels right | "
-        "highest authentic | localised per attack |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    md += [run_line(p.stem, json.loads(p.read_text(encoding="utf-8"))) for p in paths]
+        "highest authentic | localised per attack |"
+    )
+    rule = "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    if equal_fa is not None:
+        head += f" localised, {equal_fa} authentic above (threshold) |"
+        rule += " --- |"
+    runs = [(p.stem, json.loads(p.read_text(encoding="utf-8"))) for p in paths]
+    if total is not None:
+        runs.append((total, {"rows": [r for _, run in runs for r in run["rows"]]}))
+    md = [head, rule] + [run_line(name, run, equal_fa) for name, run in runs]
     return "\n".join(md) + "\n"
 
 
@@ -58,8 +82,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", type=Path, nargs="+")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--equal-fa", type=int, default=None, help="localised with K authentic series above")
+    ap.add_argument("--total", default=None, help="name of a row of all the runs together")
     args = ap.parse_args()
-    text = table(args.runs)
+    text = table(args.runs, args.equal_fa, args.total)
     print(text, end="")
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")
