@@ -21,9 +21,14 @@ from pathlib import Path
 from typing import Any
 
 
+def near(row: dict[str, Any]) -> bool:
+    """The row's top finding lies within 10 mm of the edit."""
+    return (row.get("top_distance_mm") or 1e9) <= 10
+
+
 def localised(rows: list[dict[str, Any]]) -> int:
     """Rows flagged with their top finding within 10 mm of the edit."""
-    return sum(1 for r in rows if r["verdict"] == "tampered" and (r.get("top_distance_mm") or 1e9) <= 10)
+    return sum(1 for r in rows if r["verdict"] == "tampered" and near(r))
 
 
 def at_false_alarms(rows: list[dict[str, Any]], k: int) -> str:
@@ -33,7 +38,7 @@ def at_false_alarms(rows: list[dict[str, Any]], k: int) -> str:
     aut = sorted((r["score"] for r in held if r["kind"].startswith("authentic")), reverse=True)
     tam = [r for r in held if not r["kind"].startswith("authentic")]
     t = aut[k] if k < len(aut) else float("-inf")
-    hit = sum(1 for r in tam if r["score"] > t and (r.get("top_distance_mm") or 1e9) <= 10)
+    hit = sum(1 for r in tam if r["score"] > t and near(r))
     return f"{hit}/{len(tam)} ({t:.3f})"
 
 

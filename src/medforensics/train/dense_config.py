@@ -99,7 +99,8 @@ class DenseConfig:
     #: Lower-dose copies: every train scan also as at each of these fractions of its dose
     #: (:func:`~medforensics.forge.augment.lower_dose`: scanner-like noise with the series' inter-slice
     #: correlation, added after the edit, over all of it). Empty: none. Session 51: at half dose the bundled
-    #: model flags 10 of 48 authentic whole series (as stored 1); not trained with yet (no GPU).
+    #: model flags 10 of 48 authentic whole series (as stored 1). Session 52's CPU fine-tune with [0.5, 0.25]
+    #: still flags 10 (LIDC-0003's) but finds more at lower dose (benchmarks/leaderboard/mixed_dose_cpu/).
     dose_copies: list[float] = field(default_factory=list)
     #: Mirror-tied kernels: every convolution kernel averaged with its in-plane mirrors at the start and
     #: after each step (:func:`~medforensics.models.tamperseg.tie_mirrors`), so that a series mirrored left
