@@ -34,18 +34,30 @@ from lossy_coding import CODECS, coded_volume
 KINDS = ("authentic", "ctgan-inject", "blob-inject")
 
 
-def declared_lossy(volume: Any) -> Any:
-    """``volume`` with one header per slice that says LossyImageCompression 01."""
+#: ``--headers``: what the coded series' headers say (``declared``: LossyImageCompression 01, as an archive's
+#: lossy copy; ``undeclared``: CT headers without it, as a lossy copy decoded and stored again as lossless
+#: DICOM; ``none``: no headers, as a NIfTI or MetaImage file written from it).
+HEADERS = ("declared", "undeclared", "none")
+
+
+def coded_headers(volume: Any, headers: str = "declared") -> Any:
+    """``volume`` with one header per slice (Modality CT; LossyImageCompression 01 when ``declared``), or
+    none (``none``), as :data:`HEADERS` says."""
     import dataclasses
 
     from pydicom.dataset import Dataset
 
-    headers = []
-    for _ in range(volume.shape[0]):
+    if headers not in HEADERS:
+        raise ValueError(f"--headers is one of {', '.join(HEADERS)}; got {headers!r}")
+    out = []
+    for _ in range(volume.shape[0] if headers != "none" else 0):
         ds = Dataset()
-        ds.Modality, ds.LossyImageCompression = "CT", "01"
-        headers.append(ds)
-    return dataclasses.replace(volume, datasets=headers)
+        ds.Modality = "CT"
+        if headers == "declared":
+            ds.LossyImageCompression = "01"
+        out.append(ds)
+    meta = {k: v for k, v in volume.metadata.items() if headers != "none" or k != "files"}
+    return dataclasses.replace(volume, datasets=out, modality="CT", metadata=meta)
 
 
 def _cell(detector: Any, volume: Any, truth: Any) -> tuple[str, bool, bool]:
@@ -109,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=None, help="A detector folder (default: the bundled one).")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--images", action="store_true", help="The 2-D path on radiographs and MR instead.")
+    ap.add_argument(
+        "--headers", choices=HEADERS, default="declared", help="What the coded series' headers say."
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -129,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     lossy_thr = "none" if cal.lossy is None else f"{cal.lossy:.4f}"
     lines = [
         f"Detector {detector.info.name} ({detector.info.sha256[:12]}), series threshold "
-        f"{cal.operating_threshold:.4f}, for series stored lossy: {lossy_thr}.",
+        f"{cal.operating_threshold:.4f}, for series stored lossy: {lossy_thr}. Coded series' headers: "
+        f"{args.headers}.",
         "",
         "| CT | series | " + " | ".join(variants) + " |",
         "|" + " --- |" * (2 + len(variants)),
@@ -154,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                 if v == "lossless":
                     scanned = forged.with_array(np.asarray(forged.array, np.float32))
                 else:
-                    scanned = declared_lossy(forged.with_array(coded_volume(forged.array, v, tmp)))
+                    coded = forged.with_array(coded_volume(forged.array, v, tmp))
+                    scanned = coded_headers(coded, args.headers)
                 cell, hit, near = _cell(detector, scanned, truth)
                 flagged[v, kind] += hit
                 found[v] += near

@@ -18,13 +18,15 @@ target >= 95 %) with its confusion matrix. Writes Markdown and JSON.
         [--extra-ct DIR ...] [--only-extra] [--thicken N] [--coarsen N] [--pixel-mm MM | --pixel-scale F]
         [--pixel-sampling point|area] [--max-slice-mm MM]
         [--max-pixel-mm MM] [--methods A,B] [--no-clone-check] [--noise-plane slice|volume]
-        [--noise-z independent|matched] [--round-trip-mm MM] [--stem NAME]
+        [--noise-z independent|matched] [--round-trip-mm MM] [--no-headers] [--stem NAME]
 
 ``--noise-plane volume`` forges as every run before session 41 did (noise touch-up measured in 3-D,
 ``forge.base.NoiseMatched``); the committed tables made before then used it. ``--noise-z matched``: the
 touch-up noise correlates between slices as the scanner's does (a stronger attacker). ``--round-trip-mm 1``:
 every series, authentic ones too, zoomed through 1 mm voxels and back before it is scanned, as the released
-CT-GAN tool handles every scan it edits (session 49; ``forge.round_trip``).
+CT-GAN tool handles every scan it edits (session 49; ``forge.round_trip``). ``--no-headers``: every series
+scanned without its DICOM headers and files, as a NIfTI export of it (session 53: nothing records lossy
+coding, so the pixels decide the operating point).
 """
 
 from __future__ import annotations
@@ -267,12 +269,16 @@ def run(
     noise_plane: str = "slice",
     noise_z: str = "independent",
     round_trip_mm: float | None = None,
+    headers: bool = True,
 ) -> dict[str, Any]:
     """Scan every source's authentic, augmented and forged whole series (``methods``: default
     :data:`METHODS`; ``sources``: default
     :func:`~medforensics.forge.dataset_sources.auto_sources`; ``max_slice_mm`` overrides the detector's
     limit, as ``scan --max-slice-mm`` does; ``round_trip_mm``: every series, authentic ones too, zoomed
-    through voxels of that size and back before it is scanned, as the CT-GAN tool handles a scan)."""
+    through voxels of that size and back before it is scanned, as the CT-GAN tool handles a scan;
+    ``headers`` False: every series scanned without its DICOM headers and files, as a NIfTI export of it)."""
+    import dataclasses
+
     from medforensics.forge.augment import ct_augmenter
     from medforensics.forge.base import NoiseMatched, attack_class, list_attacks, run_attack
     from medforensics.forge.dataset_sources import auto_sources
@@ -332,6 +338,9 @@ def run(
         for kind, v, truth in jobs:
             if round_trip_mm is not None:  # rounded to integers, as a DICOM series holds them
                 v = v.with_array(np.round(scan_round_trip(v.array, v.spacing, round_trip_mm)))
+            if not headers:
+                meta = {k: x for k, x in v.metadata.items() if k != "files"}
+                v = dataclasses.replace(v, datasets=[], metadata=meta)
             t0 = time.perf_counter()
             res = scan_volume(v, det, explain=None)
             row = {
@@ -350,6 +359,7 @@ def run(
                 "top_scores": [c["score"] for c in (res.extra or {}).get("top_candidates") or []],
                 "clones": len((res.extra or {}).get("clones") or []),  # duplicated regions (scan.clones)
                 "resampled": any(f.check == "resampled" for f in res.findings),
+                "lossy_finding": any(f.check == "lossy_compression" for f in res.findings),
             }
             if truth is not None:
                 row["top_distance_mm"] = _top_distance(res, truth)
@@ -364,6 +374,7 @@ def run(
         "noise_plane": noise_plane,
         "noise_z": noise_z,
         "round_trip_mm": round_trip_mm,
+        "headers": headers,
         "rows": rows,
     }
 
@@ -424,6 +435,16 @@ def summarise(result: dict[str, Any]) -> str:
             f"(the CT-GAN tool's handling): `resampled` reported on "
             f"{sum(r.get('resampled', False) for r in tam)}/{len(tam)} tampered and "
             f"{sum(r.get('resampled', False) for r in real)}/{len(real)} authentic series.",
+        ]
+    held = [r.get("operating_point") == "lossy coding" for r in rows]
+    if any(held) or not result.get("headers", True):
+        n_real = sum(h for h, r in zip(held, rows, strict=True) if r in real)
+        md += [
+            "",
+            f"Held to the lossy operating point: {n_real}/{len(real)} authentic and {sum(held) - n_real}/"
+            f"{len(rows) - len(real)} tampered series"
+            + ("" if result.get("headers", True) else " (scanned without DICOM headers)")
+            + ".",
         ]
     md += [
         "",
@@ -570,6 +591,11 @@ def main() -> None:
         default=None,
         help="zoom every series through voxels of MM and back before the scan (1: the CT-GAN tool's)",
     )
+    ap.add_argument(
+        "--no-headers",
+        action="store_true",
+        help="scan every series without its DICOM headers, as a NIfTI export (nothing records lossy coding)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from medforensics.forge.dataset_sources import auto_sources
@@ -600,6 +626,7 @@ def main() -> None:
         args.noise_plane,
         args.noise_z,
         args.round_trip_mm,
+        not args.no_headers,
     )
     write_results(args.out, args.stem, result, summarise(result))
 

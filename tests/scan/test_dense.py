@@ -346,8 +346,9 @@ def test_a_lossy_series_is_held_to_the_lossy_threshold_before_the_others() -> No
     """A series whose headers say LossyImageCompression 01 and whose pixels went through JPEG 2000 gets the
     lossy operating point, whatever its noise correlation. The tag alone on lossless pixels does not (one
     tag would otherwise raise the threshold a tampered series is held to): the finding says so. The same
-    coded pixels without the record keep their point; a calibration without a lossy point keeps the
-    others."""
+    coded pixels in DICOM without the record keep their point; in a file that cannot record it (no
+    headers: a NIfTI written from a lossy archive) they get the lossy point and a weak finding that says
+    why, and lossless pixels there neither; a calibration without a lossy point keeps the others."""
     import dataclasses
 
     from pydicom.dataset import Dataset
@@ -360,9 +361,9 @@ def test_a_lossy_series_is_held_to_the_lossy_threshold_before_the_others() -> No
     det.dm.slice_corr = 0.05
     full = Calibration(threshold=0.5, present=True, uncorrelated=(0.15, 0.9), lossy=0.97)
 
-    def headers(lossy: str) -> list[Dataset]:
+    def headers(lossy: str | None) -> list[Dataset]:
         out = []
-        for _ in range(vol.shape[0]):
+        for _ in range(vol.shape[0] if lossy is not None else 0):
             ds = Dataset()
             ds.Modality, ds.LossyImageCompression = "CT", lossy
             out.append(ds)
@@ -372,6 +373,8 @@ def test_a_lossy_series_is_held_to_the_lossy_threshold_before_the_others() -> No
         (full, coded, "01", "authentic", "lossy coding", 0.97),
         (full, vol, "01", "tampered", "uncorrelated noise", 0.9),  # the tag on lossless pixels
         (full, coded, "00", "tampered", "uncorrelated noise", 0.9),
+        (full, coded, None, "authentic", "lossy coding", 0.97),  # no headers: the pixels say it
+        (full, vol, None, "tampered", "uncorrelated noise", 0.9),
         (dataclasses.replace(full, lossy=None), coded, "01", "tampered", "uncorrelated noise", 0.9),
     )
     for cal, v, lossy, verdict, point, thr in cases:
@@ -380,9 +383,12 @@ def test_a_lossy_series_is_held_to_the_lossy_threshold_before_the_others() -> No
         scan_ct_dense(dataclasses.replace(v, datasets=headers(lossy)), det, res)
         assert (res.verdict, res.extra["operating_point"], res.extra["threshold"]) == (verdict, point, thr)
         found = [f for f in res.findings if f.check == "lossy_compression"]
-        assert len(found) == (lossy == "01")
-        if found:
+        assert len(found) == (lossy == "01" or (lossy is None and v is coded))
+        if found and lossy == "01":
             assert ("carry no lossy coding grid" in found[0].description) == (v is vol)
+        elif found:
+            assert found[0].score == 0.3 and "JPEG 2000" in found[0].description
+            assert "cannot record" in found[0].description
 
 
 @pytest.mark.parametrize("spacing", [(2.5, 1e-9, 1e-9), (2.5, 1e9, 1e9), (0.01, 0.7, 0.7)])

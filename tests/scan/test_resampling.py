@@ -149,3 +149,29 @@ def test_scan_searches_the_coding_bands_only_of_a_dicom_series_that_records_no_l
         return any(f.check == "resampled" for f in metadata_findings(vol))
 
     assert reported(headers("00")) and not reported(headers("01")) and not reported([])
+
+
+def test_a_file_that_cannot_record_lossy_coding_is_reported_by_its_pixels() -> None:
+    """A NIfTI or MetaImage file written from a lossy archive's series has no header to say so: a real CT's
+    slices coded JPEG 2000 at 20:1, with no DICOM headers, get a weak ``lossy_compression`` finding that
+    names the grid; the same slices lossless or near-lossless (no grid) get none, and so do the coded
+    slices with DICOM headers that record no lossy step (there the bands are searched for resampling)."""
+    import dataclasses
+
+    from pydicom.dataset import Dataset
+
+    def lossy(vol: Volume) -> list:
+        return [f for f in metadata_findings(vol) if f.check == "lossy_compression"]
+
+    part = _real_part()
+    coded = part.with_array(lossy_copy(part.array, "j2k-20"))
+    found = lossy(coded)
+    assert len(found) == 1 and found[0].score == 0.3
+    assert "JPEG 2000" in found[0].description and "cannot record" in found[0].description
+    assert lossy(part) == [] and lossy(part.with_array(lossy_copy(part.array, "jls-3"))) == []
+    headers = []
+    for _ in range(len(coded.array)):
+        ds = Dataset()
+        ds.Modality = "CT"
+        headers.append(ds)
+    assert lossy(dataclasses.replace(coded, datasets=headers)) == []

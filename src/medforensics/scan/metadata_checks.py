@@ -11,7 +11,8 @@ Tampering tools edit pixels, and often leave the headers and the pixel statistic
 * noise that is fresh in every slice of a series whose slices touch or overlap (:func:`noise_finding`):
   noise added to the whole series after reconstruction, which also hides an edit from the detector;
 * lossy compression (:func:`lossy_finding`): the header's LossyImageCompression, a lossy transfer syntax or
-  codestream. The detector was trained on lossless CT; lossy compression blurs the traces it reads;
+  codestream, or CT pixels that carry a lossy coding grid in a file that cannot record it. The detector
+  was trained on lossless CT; lossy compression blurs the traces it reads;
 * CT pixels interpolated from another grid after reconstruction (:mod:`~medforensics.scan.resampling`): a
   whole scan resampled and back, as the CT-GAN tool does.
 
@@ -29,7 +30,14 @@ import numpy as np
 from medforensics.io.dicom_frames import frame_infos, stored_range
 from medforensics.io.dicom_pixels import lossy_encoding
 from medforensics.io.volume import Volume
-from medforensics.scan.resampling import CODING_TRACE, GridTrace, coding_trace, resampled_finding
+from medforensics.scan.resampling import (
+    CODING_TRACE,
+    GridTrace,
+    coding_grid,
+    coding_peak,
+    coding_trace,
+    resampled_finding,
+)
 from medforensics.scan.result import Finding
 from medforensics.scan.routing import (
     AXIAL_STACK,
@@ -337,18 +345,21 @@ def _ratios(headers: list[Any]) -> list[float]:
     return []
 
 
-def lossy_finding(volume: Volume, effect: str = LOSSY_EFFECT) -> Finding | None:
+def lossy_finding(
+    volume: Volume, effect: str = LOSSY_EFFECT, trace: GridTrace | None = None
+) -> Finding | None:
     """A finding when the series' pixels went through lossy compression: LossyImageCompression "01" in a
     header (weak: the series says so), or a lossy transfer syntax or codestream in its first file (see
     :func:`~medforensics.io.dicom_pixels.lossy_encoding`) that the header does not declare (medium: an
-    undeclared lossy re-encoding is also a way to launder an edit). ``effect`` says what it means for
-    the detector that scored the series."""
+    undeclared lossy re-encoding is also a way to launder an edit), or, in a file that cannot record it,
+    pixels that carry a lossy coding grid (``trace``: :func:`coding_grid_finding`). ``effect`` says what it
+    means for the detector that scored the series."""
     headers = list(volume.datasets)
     declared = [h for h in headers if str(h.get("LossyImageCompression", "")).strip() == "01"]
     files = volume.metadata.get("files") or []
     encoding = lossy_encoding(files[0]) if files else None
     if not declared and encoding is None:
-        return None
+        return None if trace is None else coding_grid_finding(volume, trace, effect)
     ratios = _ratios(declared)
     parts = []
     if encoding is not None:
@@ -370,16 +381,37 @@ def lossy_finding(volume: Volume, effect: str = LOSSY_EFFECT) -> Finding | None:
     return Finding("metadata", MEDIUM, description=text, check="lossy_compression")
 
 
+def coding_grid_finding(volume: Volume, trace: GridTrace, effect: str = LOSSY_EFFECT) -> Finding | None:
+    """A weak finding when a file that cannot record lossy compression (no DICOM headers: NIfTI,
+    MetaImage, NRRD) holds pixels that carry a lossy coding grid
+    (:func:`~medforensics.scan.resampling.coding_peak` at least
+    :data:`~medforensics.scan.resampling.CODING_TRACE`): written from a lossy archive's series. A DICOM
+    series that records no lossy coding gets none: there the coding's bands are searched for a resampling
+    grid instead (:func:`~medforensics.scan.resampling.resampled_finding`)."""
+    if volume.datasets:
+        return None
+    frequency, strength = coding_peak(trace)
+    if strength < CODING_TRACE:
+        return None
+    text = (
+        f"the pixels carry a lossy coding grid ({coding_grid(frequency)}: {strength:.0f} times the "
+        f"spectrum's median at {frequency:.3f} cycles per pixel), which this file format cannot record "
+        f"(written from a lossy copy?); {effect}"
+    )
+    return Finding("metadata", WEAK, description=text, check="lossy_compression")
+
+
 def scored_as_lossy(volume: Volume, stats: PixelStats) -> bool:
     """Whether the detector is to hold the series to its lossy operating point: its first file's encoding
-    is lossy, or its headers declare a lossy step and its pixels carry a coding grid's trace
-    (:func:`~medforensics.scan.resampling.coding_trace`, from ``stats``' pass). A header alone is one tag:
-    set on lossless pixels it would raise the threshold a tampered series is held to."""
+    is lossy, or its pixels carry a coding grid's trace (:func:`~medforensics.scan.resampling.coding_trace`,
+    from ``stats``' pass) and its headers declare a lossy step (session 50) or it has none (session 53: a
+    NIfTI or MetaImage file, which cannot record one). A header alone is one tag: set on lossless pixels
+    it would raise the threshold a tampered series is held to."""
     files = volume.metadata.get("files") or []
     if files and lossy_encoding(files[0]) is not None:
         return True
     declared = any(str(h.get("LossyImageCompression", "")).strip() == "01" for h in volume.datasets)
-    return declared and coding_trace(stats.trace) >= CODING_TRACE
+    return (declared or not volume.datasets) and coding_trace(stats.trace) >= CODING_TRACE
 
 
 def member_claim_finding(volume: Volume) -> Finding | None:
@@ -436,7 +468,7 @@ def metadata_findings(volume: Volume, stats: PixelStats | None = None) -> list[F
     for extra in (member_claim_finding(volume), projection_pixels_finding(volume, sub)):
         if extra is not None:
             found.append(extra)
-    lossy = lossy_finding(volume)
+    lossy = lossy_finding(volume, trace=stats.trace if volume.modality == "CT" else None)
     if lossy is not None:
         found.append(lossy)
     # lossy: True, False (DICOM that records none), None (a file that cannot say)

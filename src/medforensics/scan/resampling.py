@@ -20,7 +20,9 @@ Lossy compression has grids of its own: JPEG's 8 x 8 blocks and JPEG 2000's wave
 residual energy at multiples of 1/8 cycle per pixel and near 1/2 (:data:`CODING_BANDS`). Authentic CTs
 coded so (JPEG 2000 at 10:1 and 20:1, 12-bit JPEG) read up to 7968 there (session 50), so those bands are
 searched only on a DICOM series that records no lossy coding (its pixels cannot carry a coding's grid),
-not on a lossy one or a file that cannot say (NIfTI, MHD).
+not on a lossy one or a file that cannot say (NIfTI, MHD). A series whose pixels carry such a grid
+(:func:`coding_peak` at least :data:`CODING_TRACE`) in a file that cannot record lossy coding is reported
+as lossy-compressed (session 53; :func:`~medforensics.scan.metadata_checks.coding_grid_finding`).
 """
 
 from __future__ import annotations
@@ -151,16 +153,31 @@ def _bin(shared: tuple[NDArray[np.float64], NDArray[np.float64]]) -> float:
     return float(shared[0][1] - shared[0][0]) if len(shared[0]) > 1 else 0.0
 
 
-def coding_trace(trace: GridTrace) -> float:
-    """The strongest shared peak (see :func:`periodicity`) in lossy coding's bands: from
-    :data:`CODING_TRACE` the pixels carry a coding grid (or, rarely, a resampling grid that falls there);
-    0 when nothing was summed."""
+def coding_peak(trace: GridTrace) -> tuple[float, float]:
+    """(frequency, strength) of the strongest shared peak (see :func:`periodicity`) in lossy coding's bands:
+    from :data:`CODING_TRACE` the pixels carry a coding grid (or, rarely, a resampling grid that falls
+    there); (0, 0) when nothing was summed."""
     found = trace.profiles()
     shared = None if found is None else _shared(*found)
     if shared is None:
-        return 0.0
+        return 0.0, 0.0
     mask = coding_frequency(shared[0], _bin(shared))
-    return float(shared[1][mask].max()) if mask.any() else 0.0
+    if not mask.any():
+        return 0.0, 0.0
+    k = int(np.argmax(np.where(mask, shared[1], -np.inf)))
+    return float(shared[0][k]), float(shared[1][k])
+
+
+def coding_trace(trace: GridTrace) -> float:
+    """The strength of :func:`coding_peak`."""
+    return coding_peak(trace)[1]
+
+
+def coding_grid(frequency: float) -> str:
+    """Which lossy coding's grid repeats at ``frequency`` (cycles per pixel; see :data:`CODING_BANDS`)."""
+    return (
+        "JPEG 2000's finest wavelet level" if abs(frequency - 0.5) <= 1.0 / 32.0 else "JPEG's 8-pixel blocks"
+    )
 
 
 def _peak(

@@ -217,8 +217,9 @@ def operating_point_lines(cal: dict[str, Any]) -> list[str]:
     lossy = cal.get("lossy")
     if lossy:
         lines.append(
-            "- Series stored lossy (a lossy encoding, or LossyImageCompression 01 with pixels that carry a "
-            "lossy coding grid: a tag alone on lossless pixels is not enough) are held to threshold "
+            "- Series stored lossy (a lossy encoding, or pixels that carry a lossy coding grid in a series "
+            "whose headers say LossyImageCompression 01 or in a file that cannot record it, such as NIfTI: "
+            "a tag alone on lossless pixels is not enough) are held to threshold "
             f"{lossy['series_threshold']:.4f} instead ({lossy['fitted_on']}). "
             "Lossy coding smooths and blocks the noise the model reads: it detects much less in such series."
         )
