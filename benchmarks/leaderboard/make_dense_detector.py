@@ -123,6 +123,12 @@ def main() -> None:
         "dose_copies; e.g. 0.5,0.25; session 51: the bundled model flags low-dose authentic series).",
     )
     ap.add_argument(
+        "--round-trip-copies-mm",
+        default="",
+        help="Comma-separated voxel sizes (mm): train scans also zoomed through each and back, as the CT-GAN "
+        "tool handles a scan (config round_trip_copies_mm; e.g. 1).",
+    )
+    ap.add_argument(
         "--self-blend",
         type=int,
         default=0,
@@ -218,6 +224,7 @@ def main() -> None:
         thick_mm=args.thick_mm,
         pixel_copies_mm=[float(v) for v in args.pixel_copies_mm.split(",") if v.strip()],
         dose_copies=[float(v) for v in args.dose_copies.split(",") if v.strip()],
+        round_trip_copies_mm=[float(v) for v in args.round_trip_copies_mm.split(",") if v.strip()],
         max_slice_mm=args.max_slice_mm,
         max_pixel_mm=args.max_pixel_mm,
         self_blend=args.self_blend,

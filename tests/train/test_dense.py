@@ -174,6 +174,7 @@ def test_training_with_batch_workers_does_not_depend_on_their_number(tmp_path: P
         ({"pixel_copies_mm": ["1"]}, "pixel_copies_mm must be pixel sizes of 0.1-5 mm, got '1'"),
         ({"dose_copies": [0.5, 1.0]}, r"dose_copies must be fractions of the scans' dose in .0, 1., got 1.0"),
         ({"dose_copies": [0.0]}, r"dose_copies must be fractions of the scans' dose in .0, 1., got 0.0"),
+        ({"round_trip_copies_mm": [1.0, 0.0]}, "round_trip_copies_mm must be voxel sizes of 0.1-5 mm, got 0"),
     ],
 )
 def test_counts_that_cannot_train_are_one_line_errors(change: dict, message: str) -> None:

@@ -131,21 +131,28 @@ def test_thick_copies_join_train_and_validation_with_their_attacks() -> None:
             assert not np.array_equal(copy.image[0][: it.image.shape[1]], it.image[0][: copy.image.shape[1]])
 
 
-def test_lower_dose_copies_join_train_only_with_their_labels_and_masks() -> None:
+@pytest.mark.parametrize(
+    ("key", "value", "suffix"), [("dose_copies", 0.5, "+dose0.5"), ("round_trip_copies_mm", 1.0, "+trip1")]
+)
+def test_lower_dose_and_round_trip_copies_join_train_only_with_their_labels_and_masks(
+    key: str, value: float, suffix: str
+) -> None:
+    """A lower-dose copy (more noise) and a round-trip copy (zoomed through 1 mm voxels and back, as the
+    CT-GAN tool handles a scan) of every train scan, nothing added to validation and test."""
     root, _ = shared_tiny_dataset()
     plain = load_items(DenseConfig(data=str(root), out="unused"))
-    dosed = load_items(DenseConfig(data=str(root), out="unused", dose_copies=[0.5]))
+    copied = load_items(DenseConfig(data=str(root), out="unused", **{key: [value]}))
     for split in ("val", "test"):
-        assert [i.uid for i in dosed[split]] == [i.uid for i in plain[split]]
-    copies = [i for i in dosed["train"] if "+dose" in i.uid]
-    assert copies and all(i.uid.endswith("+dose0.5") for i in copies)
-    assert len(dosed["train"]) == 2 * len(plain["train"])
+        assert [i.uid for i in copied[split]] == [i.uid for i in plain[split]]
+    copies = [i for i in copied["train"] if suffix[:5] in i.uid]
+    assert copies and all(i.uid.endswith(suffix) for i in copies)
+    assert len(copied["train"]) == 2 * len(plain["train"])
     by_uid = {i.uid: i for i in plain["train"]}
     for copy in copies:
-        it = by_uid[copy.uid.removesuffix("+dose0.5")]
+        it = by_uid[copy.uid.removesuffix(suffix)]
         assert (copy.label, copy.method, copy.spacing) == (it.label, it.method, it.spacing)
         assert np.array_equal(copy.target, it.target)  # the edit is where it was
-        assert not np.array_equal(copy.image, it.image)  # with more noise
+        assert not np.array_equal(copy.image, it.image)  # with more noise, or interpolated
 
 
 def test_coarse_pixel_copies_join_train_only_with_their_attacks_moved_along() -> None:

@@ -225,12 +225,15 @@ def check_counts(cfg: DenseConfig) -> None:
     unknown = sorted({str(c) for c in cfg.lossy_codecs} - set(LOSSY_CODECS))
     if unknown:  # the lossy operating point is fitted after training: refused before it
         raise ConfigError(f"unknown lossy codec(s) {unknown}; known: {list(LOSSY_CODECS)}")
-    bad = [v for v in cfg.pixel_copies_mm if not (isinstance(v, (int, float)) and 0.1 <= v <= 5.0)]
-    if bad:
-        raise ConfigError(f"pixel_copies_mm must be pixel sizes of 0.1-5 mm, got {bad[0]!r}")
-    bad = [v for v in cfg.dose_copies if not (isinstance(v, (int, float)) and 0.0 < v < 1.0)]
-    if bad:
-        raise ConfigError(f"dose_copies must be fractions of the scans' dose in (0, 1), got {bad[0]!r}")
+    copies: tuple[tuple[str, Callable[[float], bool], str], ...] = (
+        ("pixel_copies_mm", lambda v: 0.1 <= v <= 5.0, "pixel sizes of 0.1-5 mm"),
+        ("dose_copies", lambda v: 0.0 < v < 1.0, "fractions of the scans' dose in (0, 1)"),
+        ("round_trip_copies_mm", lambda v: 0.1 <= v <= 5.0, "voxel sizes of 0.1-5 mm"),
+    )
+    for key, ok, what in copies:
+        bad = [v for v in getattr(cfg, key) if not (isinstance(v, (int, float)) and ok(float(v)))]
+        if bad:
+            raise ConfigError(f"{key} must be {what}, got {bad[0]!r}")
     from medforensics.forge.selfblend import NOISE_KINDS
 
     if cfg.self_blend_noise not in NOISE_KINDS:

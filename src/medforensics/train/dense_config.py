@@ -102,6 +102,12 @@ class DenseConfig:
     #: model flags 10 of 48 authentic whole series (as stored 1). Session 52's CPU fine-tune with [0.5, 0.25]
     #: still flags 10 (LIDC-0003's) but finds more at lower dose (benchmarks/leaderboard/mixed_dose_cpu/).
     dose_copies: list[float] = field(default_factory=list)
+    #: The CT-GAN tool's round trip: every train scan also zoomed through voxels of each of these sizes (mm)
+    #: and back (:func:`~medforensics.forge.round_trip.scan_round_trip`, cubic spline, rounded to whole HU),
+    #: after the edit, over all of it, its labels and mask kept. Empty: none. The released tool resamples
+    #: every scan it edits to 1 mm voxels and back; that costs bundle14 a fifth of what it finds (session 49,
+    #: ``benchmarks/scan_accuracy/round_trip/``). Session 53: ``benchmarks/leaderboard/round_trip_cpu/``.
+    round_trip_copies_mm: list[float] = field(default_factory=list)
     #: Mirror-tied kernels: every convolution kernel averaged with its in-plane mirrors at the start and
     #: after each step (:func:`~medforensics.models.tamperseg.tie_mirrors`), so that a series mirrored left
     #: to right or front to back gets the mirrored map. bundle14 is not mirror-symmetric: it flags its

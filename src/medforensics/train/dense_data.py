@@ -206,7 +206,8 @@ def _variants(
     cfg: DenseConfig, vol: Any, split: str, key: str, noisy: bool = False, site: Any = None
 ) -> Iterator[Variant]:
     """The scan as stored (uid suffix ``""``); in the train split its noisy copies (``"+noise<k>"``), its
-    lower-dose copies (``"+dose<d>"``, config ``dose_copies``) and,
+    lower-dose copies (``"+dose<d>"``, config ``dose_copies``), its round-trip copies (``"+trip<mm>"``,
+    config ``round_trip_copies_mm``) and,
     for an authentic scan (``site``: its nodule's centre or ``False``; ``None``: a tampered scan), its
     self-blended copies (``"+blend<k>"``, config ``self_blend``,
     :func:`~medforensics.forge.selfblend.blended_copies`); in the
@@ -214,6 +215,7 @@ def _variants(
     With ``cfg.noise_only`` a scan stored without added noise (not ``noisy``) comes only as noisy copies,
     in every split (:func:`only_noisy`)."""
     from medforensics.forge.augment import lower_dose, resample_pixels, scan_rng, thick_volume
+    from medforensics.forge.round_trip import scan_round_trip
     from medforensics.forge.selfblend import blended_copies
 
     if cfg.noise_only:
@@ -234,6 +236,9 @@ def _variants(
         for k, dose in enumerate(cfg.dose_copies):
             rng = scan_rng(cfg.seed, key, 1000 + k)  # not any noisy copy's generator
             yield Variant(lower_dose(vol.array, dose, rng), vol.spacing, 1, f"+dose{dose:g}")
+        for mm in cfg.round_trip_copies_mm:  # rounded to integers, as a DICOM series holds them
+            array = np.round(scan_round_trip(vol.array, vol.spacing, mm))
+            yield Variant(array, vol.spacing, 1, f"+trip{mm:g}")
         for mm in cfg.pixel_copies_mm:
             own = (float(vol.spacing[1]), float(vol.spacing[2]))
             if max(own) < mm * (1 - SPACING_TOLERANCE):
