@@ -106,7 +106,8 @@ class DenseConfig:
     #: and back (:func:`~medforensics.forge.round_trip.scan_round_trip`, cubic spline, rounded to whole HU),
     #: after the edit, over all of it, its labels and mask kept. Empty: none. The released tool resamples
     #: every scan it edits to 1 mm voxels and back; that costs bundle14 a fifth of what it finds (session 49,
-    #: ``benchmarks/scan_accuracy/round_trip/``). Session 53: ``benchmarks/leaderboard/round_trip_cpu/``.
+    #: ``benchmarks/scan_accuracy/round_trip/``). Session 53's CPU fine-tune with [1.0] did not help: 45 of 80
+    #: round-tripped attacks against 47 without (``benchmarks/leaderboard/round_trip_cpu/``).
     round_trip_copies_mm: list[float] = field(default_factory=list)
     #: Mirror-tied kernels: every convolution kernel averaged with its in-plane mirrors at the start and
     #: after each step (:func:`~medforensics.models.tamperseg.tie_mirrors`), so that a series mirrored left
