@@ -105,9 +105,9 @@ class DenseConfig:
     #: The CT-GAN tool's round trip: every train scan also zoomed through voxels of each of these sizes (mm)
     #: and back (:func:`~medforensics.forge.round_trip.scan_round_trip`, cubic spline, rounded to whole HU),
     #: after the edit, over all of it, its labels and mask kept. Empty: none. The released tool resamples
-    #: every scan it edits to 1 mm voxels and back; that costs bundle14 a fifth of what it finds (session 49,
-    #: ``benchmarks/scan_accuracy/round_trip/``). Session 53's CPU fine-tune with [1.0] did not help: 45 of 80
-    #: round-tripped attacks against 47 without (``benchmarks/leaderboard/round_trip_cpu/``).
+    #: every scan it edits to 1 mm voxels and back; that costs bundle14 a third of what it finds (33 of 80
+    #: against 47 over two draws, ``benchmarks/scan_accuracy/round_trip/``). Session 53's CPU fine-tune with
+    #: [1.0] did not help: 45 of 80 against 47 without (``benchmarks/leaderboard/round_trip_cpu/``).
     round_trip_copies_mm: list[float] = field(default_factory=list)
     #: Mirror-tied kernels: every convolution kernel averaged with its in-plane mirrors at the start and
     #: after each step (:func:`~medforensics.models.tamperseg.tie_mirrors`), so that a series mirrored left
