@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from lossy_coding import CODECS, coded_volume
+from scan_accuracy import without_headers
 
 KINDS = ("authentic", "ctgan-inject", "blob-inject")
 
@@ -49,15 +50,16 @@ def coded_headers(volume: Any, headers: str = "declared") -> Any:
 
     if headers not in HEADERS:
         raise ValueError(f"--headers is one of {', '.join(HEADERS)}; got {headers!r}")
+    if headers == "none":
+        return dataclasses.replace(without_headers(volume), modality="CT")
     out = []
-    for _ in range(volume.shape[0] if headers != "none" else 0):
+    for _ in range(volume.shape[0]):
         ds = Dataset()
         ds.Modality = "CT"
         if headers == "declared":
             ds.LossyImageCompression = "01"
         out.append(ds)
-    meta = {k: v for k, v in volume.metadata.items() if headers != "none" or k != "files"}
-    return dataclasses.replace(volume, datasets=out, modality="CT", metadata=meta)
+    return dataclasses.replace(volume, datasets=out, modality="CT")
 
 
 def _cell(detector: Any, volume: Any, truth: Any) -> tuple[str, bool, bool]:

@@ -251,6 +251,15 @@ def redose(src: Any, dose: float, seed: int = 0, corr: float | None = None) -> A
     return dataclasses.replace(src, name=f"{src.name}:{tag}", volume=src.volume.with_array(array), lung=None)
 
 
+def without_headers(volume: Any) -> Any:
+    """``volume`` without its DICOM headers and file list, as a NIfTI export of it is read (nothing records
+    lossy coding; ``--no-headers``)."""
+    import dataclasses
+
+    meta = {k: x for k, x in volume.metadata.items() if k != "files"}
+    return dataclasses.replace(volume, datasets=[], metadata=meta)
+
+
 #: The attacks every committed run forged (in this order: the draws depend on it). ``clone-remove`` (session
 #: 39) is left out by default: no detector trained here saw it, so it is run on its own as an unseen attack.
 METHODS = ("blob-inject", "copy-move", "ctgan-inject", "ctgan-remove", "inpaint-remove")
@@ -277,8 +286,6 @@ def run(
     limit, as ``scan --max-slice-mm`` does; ``round_trip_mm``: every series, authentic ones too, zoomed
     through voxels of that size and back before it is scanned, as the CT-GAN tool handles a scan;
     ``headers`` False: every series scanned without its DICOM headers and files, as a NIfTI export of it)."""
-    import dataclasses
-
     from medforensics.forge.augment import ct_augmenter
     from medforensics.forge.base import NoiseMatched, attack_class, list_attacks, run_attack
     from medforensics.forge.dataset_sources import auto_sources
@@ -339,8 +346,7 @@ def run(
             if round_trip_mm is not None:  # rounded to integers, as a DICOM series holds them
                 v = v.with_array(np.round(scan_round_trip(v.array, v.spacing, round_trip_mm)))
             if not headers:
-                meta = {k: x for k, x in v.metadata.items() if k != "files"}
-                v = dataclasses.replace(v, datasets=[], metadata=meta)
+                v = without_headers(v)
             t0 = time.perf_counter()
             res = scan_volume(v, det, explain=None)
             row = {
@@ -436,12 +442,12 @@ def summarise(result: dict[str, Any]) -> str:
             f"{sum(r.get('resampled', False) for r in tam)}/{len(tam)} tampered and "
             f"{sum(r.get('resampled', False) for r in real)}/{len(real)} authentic series.",
         ]
-    held = [r.get("operating_point") == "lossy coding" for r in rows]
-    if any(held) or not result.get("headers", True):
-        n_real = sum(h for h, r in zip(held, rows, strict=True) if r in real)
+    lossy = [r for r in rows if r.get("operating_point") == "lossy coding"]
+    if lossy or not result.get("headers", True):
+        n_real = sum(r["kind"].startswith("authentic") for r in lossy)
         md += [
             "",
-            f"Held to the lossy operating point: {n_real}/{len(real)} authentic and {sum(held) - n_real}/"
+            f"Held to the lossy operating point: {n_real}/{len(real)} authentic and {len(lossy) - n_real}/"
             f"{len(rows) - len(real)} tampered series"
             + ("" if result.get("headers", True) else " (scanned without DICOM headers)")
             + ".",

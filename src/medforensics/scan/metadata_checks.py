@@ -345,6 +345,11 @@ def _ratios(headers: list[Any]) -> list[float]:
     return []
 
 
+def _declares_lossy(header: Any) -> bool:
+    """Whether a header says LossyImageCompression 01 (its pixels went through a lossy step)."""
+    return str(header.get("LossyImageCompression", "")).strip() == "01"
+
+
 def lossy_finding(
     volume: Volume, effect: str = LOSSY_EFFECT, trace: GridTrace | None = None
 ) -> Finding | None:
@@ -355,7 +360,7 @@ def lossy_finding(
     pixels that carry a lossy coding grid (``trace``: :func:`coding_grid_finding`). ``effect`` says what it
     means for the detector that scored the series."""
     headers = list(volume.datasets)
-    declared = [h for h in headers if str(h.get("LossyImageCompression", "")).strip() == "01"]
+    declared = [h for h in headers if _declares_lossy(h)]
     files = volume.metadata.get("files") or []
     encoding = lossy_encoding(files[0]) if files else None
     if not declared and encoding is None:
@@ -410,7 +415,7 @@ def scored_as_lossy(volume: Volume, stats: PixelStats) -> bool:
     files = volume.metadata.get("files") or []
     if files and lossy_encoding(files[0]) is not None:
         return True
-    declared = any(str(h.get("LossyImageCompression", "")).strip() == "01" for h in volume.datasets)
+    declared = any(_declares_lossy(h) for h in volume.datasets)
     return (declared or not volume.datasets) and coding_trace(stats.trace) >= CODING_TRACE
 
 

@@ -175,9 +175,8 @@ def coding_trace(trace: GridTrace) -> float:
 
 def coding_grid(frequency: float) -> str:
     """Which lossy coding's grid repeats at ``frequency`` (cycles per pixel; see :data:`CODING_BANDS`)."""
-    return (
-        "JPEG 2000's finest wavelet level" if abs(frequency - 0.5) <= 1.0 / 32.0 else "JPEG's 8-pixel blocks"
-    )
+    centre, width = CODING_BANDS[-1]  # JPEG 2000's; the others are JPEG's block harmonics
+    return "JPEG 2000's finest wavelet level" if abs(frequency - centre) <= width else "JPEG's 8-pixel blocks"
 
 
 def _peak(
