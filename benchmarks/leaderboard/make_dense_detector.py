@@ -155,7 +155,8 @@ def main() -> None:
     ap.add_argument(
         "--reuse",
         action="store_true",
-        help="Do not retrain models whose folder holds a finished run of them.",
+        help="Do not retrain models whose folder holds a finished run of them; resume those stopped after an "
+        "evaluation (a time limit, a lost session) from their last one.",
     )
     ap.add_argument(
         "--finish",

@@ -99,6 +99,50 @@ def test_finished_runs_are_reused_and_others_trained(tmp_path: Path, monkeypatch
     assert set(res["loao"]) == set(methods)
 
 
+def test_a_stopped_run_is_resumed_not_started_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``reuse``, a leave-one-attack-out model stopped after an evaluation (a session that ended, a
+    time limit) continues from its resume point and ends as a run never stopped; without, it starts again."""
+    import torch
+    from safetensors.torch import load_file
+
+    from medforensics.evaluate import dense_benchmark as db
+    from medforensics.train import dense
+
+    cfg = tiny_config(steps=4, eval_every=2, hard_every=2, hard_negative=0.5)
+    methods = sorted({i.method for i in load_items(cfg)["test"] if i.label in ("FM", "FB")})[:1]
+    whole = tmp_path / "whole"
+    db.run_dense_benchmark(cfg, whole, methods, in_dist=False)
+
+    real_scores = dense.scan_scores
+    calls = {"n": 0}
+
+    def stop_at_second(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # stands for the end of a session
+        return real_scores(*args, **kwargs)  # type: ignore[arg-type]
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(dense, "scan_scores", stop_at_second)
+        with pytest.raises(KeyboardInterrupt):
+            db.run_dense_benchmark(cfg, run, methods, in_dist=False)
+    folder = run / "loao" / methods[0]
+    stopped = replace(cfg, out=str(folder), exclude_methods=methods, steps=4)
+    assert db.stopped(stopped) and not db.finished(stopped)
+    assert not db.stopped(replace(stopped, steps=6))  # another run's point is not resumed
+
+    started: list[str | None] = []
+    real_train = db.train_dense
+    monkeypatch.setattr(db, "train_dense", lambda c: started.append(c.resume) or real_train(c))
+    db.run_dense_benchmark(cfg, run, methods, in_dist=False, reuse=True)
+    assert started == [str(folder)]
+    a = load_file(str(whole / "loao" / methods[0] / "last" / "model.safetensors"))
+    b = load_file(str(folder / "last" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert db.finished(stopped) and not db.stopped(stopped)
+
+
 def test_markdown_says_when_the_in_distribution_run_was_stopped_early() -> None:
     from medforensics.evaluate.dense_benchmark import dense_markdown
 

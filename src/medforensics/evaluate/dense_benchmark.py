@@ -147,22 +147,42 @@ def held_out_on(
 
 def finished(cfg: DenseConfig) -> bool:
     """Whether ``cfg.out`` holds a finished run (``metrics.json``) of ``cfg`` (up to the config's
-    ``RUN_KEYS``). A key the run's config lacks (an option added since) counts as its default, which is what
-    that run used."""
+    ``RUN_KEYS`` and ``resume``). A key the run's config lacks (an option added since) counts as its
+    default, which is what that run used."""
     folder = Path(cfg.out)
     if not (folder / "metrics.json").is_file() or not (folder / "config.json").is_file():
         return False
     used = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     default = config_values(DenseConfig(data="", out=""))
-    return all(used.get(k, default[k]) == v for k, v in config_values(cfg, RUN_KEYS).items())
+    # a resumed run is the run it continued (its config names the folder it resumed from)
+    return all(used.get(k, default[k]) == v for k, v in config_values(cfg, (*RUN_KEYS, "resume")).items())
+
+
+def stopped(cfg: DenseConfig) -> bool:
+    """Whether ``cfg.out`` holds the resume point of a run of ``cfg`` that was stopped before it finished
+    (:mod:`~medforensics.train.dense_resume`: written after every evaluation; the same config up to where
+    and how fast it runs)."""
+    from medforensics.train.dense_resume import check_same_run
+
+    if finished(cfg):
+        return False
+    try:
+        check_same_run(cfg, cfg.out)
+    except ConfigError:
+        return False
+    return True
 
 
 def train_many(cfgs: list[DenseConfig], jobs: int = 1, reuse: bool = False) -> list[dict[str, Any]]:
     """:func:`train_dense` of each config (their ``metrics.json`` contents), ``jobs`` at a time in spawned
     processes when ``jobs`` > 1 (CUDA and forked batch workers need a fresh process each). ``reuse``: configs
     whose folder already holds their finished run (:func:`finished`; for example runs that completed before
-    a time limit stopped the rest) are read, not trained."""
+    a time limit stopped the rest) are read, not trained, and a run stopped after one of its evaluations
+    (:func:`stopped`: a time limit, a lost session) resumes from its last one instead of starting again, so
+    a long benchmark can be completed over several sessions."""
     todo = [c for c in cfgs if not (reuse and finished(c))]
+    if reuse:
+        todo = [replace(c, resume=c.out) if stopped(c) else c for c in todo]
     for c in todo:  # bad counts, device or workers: one line before anything starts
         check_counts(c)
         resolve_device(c.device)
