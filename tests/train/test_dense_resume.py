@@ -73,6 +73,23 @@ def test_resuming_something_else_is_refused_before_loading(tmp_path: Path) -> No
     assert train_dense(cfg)["best_step"] in (1, 2)
 
 
+def test_a_run_stopped_before_an_option_existed_resumes_at_its_default(tmp_path: Path) -> None:
+    """A run stopped under an older version, whose saved config lacks an option added since, is the run of
+    that option's default (a multi-session CPU benchmark spans code updates); another value is refused."""
+    train_dense(tiny_config(tmp_path / "run", steps=2, eval_every=1))
+    saved = tmp_path / "run" / "last" / "config.json"
+    older = json.loads(saved.read_text())
+    del older["round_trip_copies_mm"]  # added in session 53
+    saved.write_text(json.dumps(older))
+    from medforensics.train.dense_resume import check_same_run
+
+    check_same_run(tiny_config(tmp_path / "run", steps=2, eval_every=1), tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"round_trip_copies_mm None -> \[1.0\]"):
+        check_same_run(
+            tiny_config(tmp_path / "run", steps=2, eval_every=1, round_trip_copies_mm=[1.0]), tmp_path / "run"
+        )
+
+
 def test_cli_resume_reaches_a_dense_training(tmp_path: Path) -> None:
     """``--resume`` was silently ignored for dense configs."""
     from typer.testing import CliRunner

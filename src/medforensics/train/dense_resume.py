@@ -94,13 +94,16 @@ def _run_keys(cfg: DenseConfig) -> dict[str, Any]:
 
 def check_same_run(cfg: DenseConfig, folder: str | Path) -> None:
     """ConfigError (one line, before any data is loaded) when ``folder`` holds no resume point or ``cfg``
-    trains something else than the run stopped there."""
+    trains something else than the run stopped there (a key its saved config lacks, an option added since,
+    counts as that option's default: a run stopped before a code update can be resumed after it)."""
     path = Path(folder) / LAST / RUN_CONFIG
     if not path.is_file():
         raise ConfigError("no resume point (last/config.json) in this folder", path=folder)
     saved = read_json_object(path, "run config")
     now = _run_keys(cfg)
-    diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    # a key the stopped run's config lacks (an option added since) counts as its default, which that run used
+    default = _run_keys(DenseConfig(data="", out=""))
+    diff = sorted(k for k in set(saved) | set(now) if saved.get(k, default.get(k)) != now.get(k))
     if diff:
         shown = ", ".join(f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in diff[:3])
         more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
