@@ -106,26 +106,17 @@ def test_a_stopped_run_is_resumed_not_started_again(tmp_path: Path, monkeypatch:
     from safetensors.torch import load_file
 
     from medforensics.evaluate import dense_benchmark as db
-    from medforensics.train import dense
+    from tests.train._dense import Stop, stop_at_second_evaluation
 
     cfg = tiny_config(steps=4, eval_every=2, hard_every=2, hard_negative=0.5)
     methods = sorted({i.method for i in load_items(cfg)["test"] if i.label in ("FM", "FB")})[:1]
     whole = tmp_path / "whole"
     db.run_dense_benchmark(cfg, whole, methods, in_dist=False)
 
-    real_scores = dense.scan_scores
-    calls = {"n": 0}
-
-    def stop_at_second(*args: object, **kwargs: object) -> object:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt  # stands for the end of a session
-        return real_scores(*args, **kwargs)  # type: ignore[arg-type]
-
     run = tmp_path / "run"
     with monkeypatch.context() as m:
-        m.setattr(dense, "scan_scores", stop_at_second)
-        with pytest.raises(KeyboardInterrupt):
+        stop_at_second_evaluation(m)
+        with pytest.raises(Stop):
             db.run_dense_benchmark(cfg, run, methods, in_dist=False)
     folder = run / "loao" / methods[0]
     stopped = replace(cfg, out=str(folder), exclude_methods=methods, steps=4)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from medforensics.train.dense import DenseConfig
 from tests.forge._tiny_ct import shared_tiny_dataset
 
@@ -17,3 +19,23 @@ def tiny_config(out: str | Path = "unused", **changes: Any) -> DenseConfig:
     return DenseConfig(
         data=str(root), out=str(out), model="test_tamperseg3d", patch=(8, 32, 32), batch_size=2, **changes
     )
+
+
+class Stop(Exception):
+    """Stands for the kill of a run (a time limit, a lost machine, the end of a session)."""
+
+
+def stop_at_second_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dense training raises :class:`Stop` at its second evaluation (its resume point is then the first's)."""
+    from medforensics.train import dense
+
+    real = dense.scan_scores
+    calls = {"n": 0}
+
+    def scores(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Stop
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dense, "scan_scores", scores)

@@ -15,24 +15,7 @@ from safetensors.torch import load_file, save_file
 from medforensics.errors import ConfigError, InputError
 from medforensics.train import dense
 from medforensics.train.dense import train_dense
-from tests.train._dense import tiny_config
-
-
-class _Stop(Exception):
-    """Stands for the kill of a run (a time limit, a lost machine)."""
-
-
-def _stop_at_second_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = dense.scan_scores
-    calls = {"n": 0}
-
-    def scores(*args: object, **kwargs: object) -> object:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise _Stop
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(dense, "scan_scores", scores)
+from tests.train._dense import Stop, stop_at_second_evaluation, tiny_config
 
 
 def test_a_resumed_run_ends_as_a_run_never_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,8 +25,8 @@ def test_a_resumed_run_ends_as_a_run_never_stopped(tmp_path: Path, monkeypatch: 
     whole = train_dense(tiny_config(tmp_path / "whole", **run))
 
     with monkeypatch.context() as m:
-        _stop_at_second_evaluation(m)
-        with pytest.raises(_Stop):
+        stop_at_second_evaluation(m)
+        with pytest.raises(Stop):
             train_dense(tiny_config(tmp_path / "stopped", **run))
     state = json.loads((tmp_path / "stopped" / "last" / "state.json").read_text())
     assert state["step"] == 2 and any(h is not None for _, h in state["hard"])
@@ -111,8 +94,8 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny run of 4 steps stopped at its second evaluation (resume point after step 2)."""
     out = tmp_path_factory.mktemp("dense_stopped") / "run"
     with pytest.MonkeyPatch.context() as m:
-        _stop_at_second_evaluation(m)
-        with pytest.raises(_Stop):
+        stop_at_second_evaluation(m)
+        with pytest.raises(Stop):
             train_dense(tiny_config(out, steps=4, eval_every=2))
     return out
 

@@ -18,7 +18,7 @@ from typing import Any
 from medforensics._atomic import write_text_atomic
 from medforensics.errors import ConfigError
 from medforensics.train.dense import DenseConfig, check_counts, resolve_device, train_dense
-from medforensics.train.dense_config import RUN_KEYS, config_values
+from medforensics.train.dense_config import RUN_KEYS, config_values, with_defaults
 
 
 def run_dense_benchmark(
@@ -152,10 +152,9 @@ def finished(cfg: DenseConfig) -> bool:
     folder = Path(cfg.out)
     if not (folder / "metrics.json").is_file() or not (folder / "config.json").is_file():
         return False
-    used = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    default = config_values(DenseConfig(data="", out=""))
+    used = with_defaults(json.loads((folder / "config.json").read_text(encoding="utf-8")))
     # a resumed run is the run it continued (its config names the folder it resumed from)
-    return all(used.get(k, default[k]) == v for k, v in config_values(cfg, (*RUN_KEYS, "resume")).items())
+    return all(used.get(k) == v for k, v in config_values(cfg, (*RUN_KEYS, "resume")).items())
 
 
 def stopped(cfg: DenseConfig) -> bool:

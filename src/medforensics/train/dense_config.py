@@ -173,6 +173,14 @@ def config_values(cfg: DenseConfig, without: Iterable[str] = ()) -> dict[str, An
     return {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in free}
 
 
+def with_defaults(saved: dict[str, Any], without: Iterable[str] = ()) -> dict[str, Any]:
+    """A config as a run saved it, less the keys ``without``, with every key it lacks (an option added since)
+    at its default, which is what that run used: what a saved run is compared with a config by."""
+    free = set(without)
+    default = config_values(DenseConfig(data="", out=""), free)
+    return default | {k: v for k, v in saved.items() if k not in free}
+
+
 def is_dense_config(path: str | Path) -> bool:
     """True when a config file names a dense model (``*tamperseg3d``); False when unreadable (the strict
     classifier loader then reports the problem)."""

@@ -35,7 +35,7 @@ from medforensics.train.checkpoint import (
     save_last,
     save_tensors,
 )
-from medforensics.train.dense_config import RUN_KEYS, DenseConfig, config_values
+from medforensics.train.dense_config import RUN_KEYS, DenseConfig, config_values, with_defaults
 
 #: Config keys that may differ between a stopped run and its resumption (where and how fast it runs).
 FREE_KEYS = frozenset({"out", "resume", *RUN_KEYS})
@@ -101,9 +101,8 @@ def check_same_run(cfg: DenseConfig, folder: str | Path) -> None:
         raise ConfigError("no resume point (last/config.json) in this folder", path=folder)
     saved = read_json_object(path, "run config")
     now = _run_keys(cfg)
-    # a key the stopped run's config lacks (an option added since) counts as its default, which that run used
-    default = _run_keys(DenseConfig(data="", out=""))
-    diff = sorted(k for k in set(saved) | set(now) if saved.get(k, default.get(k)) != now.get(k))
+    full = with_defaults(saved, FREE_KEYS)
+    diff = sorted(k for k in set(full) | set(now) if full.get(k) != now.get(k))
     if diff:
         shown = ", ".join(f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in diff[:3])
         more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
