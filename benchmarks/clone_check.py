@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def main() -> None:
-    from scan_accuracy import extra_sources
+    from scan_sources import extra_sources
 
     from medforensics.forge.base import run_attack
     from medforensics.forge.dataset_sources import auto_sources

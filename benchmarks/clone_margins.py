@@ -45,7 +45,7 @@ def _passes(clones: Any, c: Any) -> bool:
 
 def main() -> None:
     from clone_check import emit, near_site
-    from scan_accuracy import extra_sources
+    from scan_sources import extra_sources
 
     from medforensics.forge import cubes
     from medforensics.forge.base import run_attack

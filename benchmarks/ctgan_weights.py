@@ -250,7 +250,7 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from scan_accuracy import extra_sources
+    from scan_sources import extra_sources
 
     weights = args.weights or [bundled_weights(args.kind)]
     sources = ([] if args.only_extra else auto_sources()) + extra_sources(args.extra_ct)

@@ -63,7 +63,7 @@ def core_and_ring(
 
 def main() -> None:
     from clone_check import emit
-    from scan_accuracy import extra_sources
+    from scan_sources import extra_sources
 
     from medforensics.forge.base import create_attack
     from medforensics.forge.cubes import NOISE_Z

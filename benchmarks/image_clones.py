@@ -79,7 +79,7 @@ def one_slice(vol: Volume, z: int) -> Volume:
 def ct_sources(extra: list[Path]) -> list[Any]:
     """Every real CT (``forge.dataset_sources.Source``: volume and known lesions): ``auto_sources`` and
     ``--extra-ct`` folders."""
-    from scan_accuracy import extra_sources
+    from scan_sources import extra_sources
 
     from medforensics.forge.dataset_sources import auto_sources
 

@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from lossy_coding import CODECS, coded_volume
-from scan_accuracy import without_headers
+from scan_sources import without_headers
 
 KINDS = ("authentic", "ctgan-inject", "blob-inject")
 

@@ -99,7 +99,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(Path(__file__).parent))
-    from scan_accuracy import extra_sources
+    from scan_sources import extra_sources
 
     result = run(auto_sources() + extra_sources(args.extra_ct), args.model)
     text = table(result)
