@@ -95,6 +95,12 @@ def main() -> None:
         help="Codecs of the lossy operating point fitted after training ('' for none: a device call saves "
         "the time and recalibrate_dense.py --lossy-only adds it afterwards).",
     )
+    ap.add_argument(
+        "--calibrate-augmented",
+        action="store_true",
+        help="Keep every threshold above the whole validation and training series under each of the seed "
+        "study's rotations, brightness factors and flips (DenseConfig.calibrate_augmented).",
+    )
     ap.add_argument("--zcorr", action="store_true", help="Add the inter-slice noise correlation channel.")
     ap.add_argument("--linear-head", action="store_true", help="No ReLU before the network's 1x1 head.")
     ap.add_argument(
@@ -238,6 +244,7 @@ def main() -> None:
         init_from=str(args.fine_tune / "in-dist") if args.fine_tune else None,
         splits=splits,
         lossy_codecs=[c for c in args.lossy_codecs.split(",") if c],
+        calibrate_augmented=args.calibrate_augmented,
     )
     methods = [m for m in args.methods.split(",") if m]
     if args.test_held_out is not None:

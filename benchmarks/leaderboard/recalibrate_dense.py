@@ -4,13 +4,17 @@ them, with a second operating point for series whose noise is uncorrelated betwe
 ``calibration_training.json``), ``calibration_scores.json`` and the model card in the folder.
 
     python benchmarks/leaderboard/recalibrate_dense.py --model DIR --data DS [--noise-copies 3] [--seed 0] \
-        [--views 4] [--split-of PATIENT=SPLIT ...]
+        [--views 4] [--split-of PATIENT=SPLIT ...] [--augmented]
 
 The whole authentic training series (``extra_authentic``) and whole validation series (``val_authentic``)
 come from the folder's ``config.json``; ``--path-map OLD=NEW`` rewrites their prefixes when the data moved.
 ``--views`` averages each map over that many in-plane mirror views (recorded in ``calibration.json``, so
 ``scan`` does the same). ``--split-of`` deals a patient key to a split as the model was trained (a data set
 forged again may deal its patients otherwise; the folder's config is not changed).
+
+``--augmented``: every threshold also kept above the whole validation and training series under each of the
+seed study's rotations, brightness factors and flips
+(:func:`~medforensics.train.dense_calibration.augmented_copies`).
 
 ``--lossy-only``: keep the calibration as it is and add the operating point for series stored lossy
 (:func:`~medforensics.train.dense_calibration.add_lossy_point`: the same validation and whole authentic
@@ -45,6 +49,7 @@ def main() -> None:
     ap.add_argument("--path-map", action="append", default=[], metavar="OLD=NEW")
     ap.add_argument("--views", type=int, default=1, help="in-plane mirror views averaged into each map")
     ap.add_argument("--split-of", action="append", default=[], metavar="PATIENT=SPLIT")
+    ap.add_argument("--augmented", action="store_true", help="keep thresholds above augmented whole series")
     ap.add_argument("--lossy-only", action="store_true", help="only add the lossy operating point")
     ap.add_argument("--codecs", default=",".join(LOSSY_CODECS), help="lossy codecs (--lossy-only)")
     args = ap.parse_args()
@@ -83,6 +88,7 @@ def main() -> None:
         seed=args.seed,
         views=args.views,
         splits=splits,
+        augmented=args.augmented,
     )
     write_recalibration(args.model, cal, val)
     print(json.dumps(cal, indent=1))

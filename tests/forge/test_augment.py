@@ -42,6 +42,25 @@ def test_sampled_values_are_the_seed_study_choices() -> None:
     assert flips3 == {-1, -2, -3}
 
 
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_every_augmentation_enumerates_what_the_random_ones_draw(ndim: int) -> None:
+    rng = np.random.default_rng(1)
+    drawn = {
+        A.augmentation_name(A.sample_params(k, rng, ndim=ndim, reference=-1000.0))
+        for k in ("rotate", "brightness", "flip")
+        for _ in range(200)
+    }
+    every = A.every_augmentation(ndim=ndim, reference=-1000.0)
+    assert {A.augmentation_name(p) for p in every} == drawn
+    assert len(every) == len(drawn) == (10 if ndim == 2 else 11)  # each once
+    assert all(p["reference"] == -1000.0 for p in every if p["kind"] == "brightness")
+    assert [p["kind"] for p in A.every_augmentation(("flip",), ndim=ndim)] == ["flip"] * (ndim)
+    with pytest.raises(ConfigError, match="noise"):
+        A.every_augmentation(("noise",))
+    assert A.augmentation_name({"kind": "rotate", "angle_deg": -5.0}) == "rotate-5"
+    assert A.augmentation_name({"kind": "brightness", "factor": 0.75}) == "brightness0.75"
+
+
 def test_brightness_about_reference_and_noise_std() -> None:
     img = _image(2)
     out, params = A.scale_brightness(img, 1.25, reference=-1000.0)

@@ -170,6 +170,38 @@ def test_recalibration_scores_the_models_own_validation_split(tmp_path: Path) ->
     }
 
 
+def test_augmented_calibration_keeps_thresholds_above_every_augmented_whole_series(tmp_path: Path) -> None:
+    import csv
+
+    from medforensics.io.reader import read_volume
+    from medforensics.train.dense import train_dense
+    from medforensics.train.dense_calibration import _raw_detector, augmented_copies, recalibrate
+    from medforensics.train.dense_report import above_whole_series
+    from tests.train._dense import tiny_config
+
+    cfg = tiny_config(tmp_path / "m", steps=2, eval_every=2, lossy_codecs=[])
+    with (Path(cfg.data) / "manifest.csv").open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["type"] in ("TB", "TM")]
+    val_p = next(str(Path(cfg.data) / "scans" / r["uuid"]) for r in rows if r["split"] == "val")
+    train_p = next(str(Path(cfg.data) / "scans" / r["uuid"]) for r in rows if r["split"] == "train")
+    train_dense(cfg)
+    plain, _ = recalibrate(cfg.out, cfg.data, [train_p], [val_p], noise_copies=0)
+    cal, val = recalibrate(cfg.out, cfg.data, [train_p], [val_p], noise_copies=0, augmented=True)
+    assert [s.name for s in val] == [s.name for s in recalibrate(cfg.out, cfg.data, [], [val_p])[1]]
+    assert cal["platt"] == plain["platt"]  # the copies only bound the thresholds
+    det = _raw_detector(cfg.out, 1)
+    copies = [augmented_copies(det, read_volume(p), Path(p).name) for p in (val_p, train_p)]
+    assert [len(c) for c in copies] == [11, 11]
+    assert copies[0][0].name == f"{Path(val_p).name}+aug:rotate-10"
+    raw = [s.raw for c in copies for s in c]
+    assert len(set(raw)) > 1  # the copies are scored, not the stored series again
+    floor = above_whole_series(plain["series_threshold"], raw, cal["platt"])
+    assert cal["series_threshold"] == pytest.approx(floor)
+    assert cal["series_threshold"] >= plain["series_threshold"]
+    assert "and 22 augmented copies of whole series" in cal["fitted_on"]
+    assert "augmented" not in plain["fitted_on"]
+
+
 def test_the_lossy_point_is_added_from_coded_copies_of_the_validation_split(tmp_path: Path) -> None:
     import csv
 

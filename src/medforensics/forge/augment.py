@@ -314,6 +314,32 @@ def sample_params(
     raise ConfigError(f"unknown augmentation kind {kind!r}: choose from {', '.join(KINDS)}")
 
 
+def every_augmentation(
+    kinds: Sequence[str] = ("rotate", "brightness", "flip"), ndim: int = 3, reference: float = 0.0
+) -> list[Params]:
+    """Every discrete choice of the seed study's deterministic augmentations once (the rotations of
+    :data:`ROTATIONS_DEG`, the brightness factors of :data:`BRIGHTNESS_FACTORS` about ``reference`` and the
+    flips of an ``ndim`` array), in that order: what :func:`sample_params` draws from, enumerated. Noise is
+    random, so it is not among ``kinds``."""
+    unknown = set(kinds) - {"rotate", "brightness", "flip"}
+    if unknown:
+        raise ConfigError(f"every_augmentation enumerates rotate, brightness and flip, not {sorted(unknown)}")
+    out: list[Params] = []
+    if "rotate" in kinds:
+        out += [{"kind": "rotate", "angle_deg": a} for a in ROTATIONS_DEG]
+    if "brightness" in kinds:
+        out += [{"kind": "brightness", "factor": f, "reference": reference} for f in BRIGHTNESS_FACTORS]
+    if "flip" in kinds:
+        out += [{"kind": "flip", "axis": a} for a in ([-1, -2] if ndim == 2 else [-1, -2, -3])]
+    return out
+
+
+def augmentation_name(params: Params) -> str:
+    """A short name for one augmentation's parameters: ``rotate-5``, ``brightness0.75``, ``flip-1``."""
+    value = {"rotate": "angle_deg", "brightness": "factor", "flip": "axis"}.get(str(params.get("kind")))
+    return f"{params.get('kind')}{params[value]:g}" if value else str(params.get("kind"))
+
+
 class RandomAugment:
     """Pick ``n_ops`` distinct kinds at random, sample their parameters and apply them.
 

@@ -478,7 +478,14 @@ def _finish(
     if cfg.scan_calibration:
         from medforensics.train.dense_calibration import recalibrate, write_recalibration
 
-        cal, val = recalibrate(out, cfg.data, cfg.extra_authentic, cfg.val_authentic, seed=cfg.seed)
+        cal, val = recalibrate(
+            out,
+            cfg.data,
+            cfg.extra_authentic,
+            cfg.val_authentic,
+            seed=cfg.seed,
+            augmented=cfg.calibrate_augmented,
+        )
         write_recalibration(out, cal, val)
         if cfg.lossy_codecs and not cfg.noise_only:
             from medforensics.train.dense_calibration import add_lossy_point

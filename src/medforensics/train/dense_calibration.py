@@ -86,7 +86,10 @@ def _threshold(
     fitted += " scored as `scan` scores them"
     if whole:
         thr = above_whole_series(thr, [s.raw for s in whole], ab)
-        fitted += f"; kept above {len(whole)} whole authentic training series (by {WHOLE_SERIES_MARGIN})"
+        aug = sum("+aug:" in w.name for w in whole)
+        fitted += f"; kept above {len(whole) - aug} whole authentic training series"
+        fitted += f" and {aug} augmented copies of whole series" if aug else ""
+        fitted += f" (by {WHOLE_SERIES_MARGIN})"
     return thr, fitted
 
 
@@ -180,6 +183,22 @@ def _noise_copies(volume: Any, rng: np.random.Generator, n: int) -> list[Any]:
     from medforensics.forge.augment import noise_copy
 
     return [volume.with_array(noise_copy(volume.array, rng), spacing=volume.spacing) for _ in range(n)]
+
+
+def augmented_copies(det: Any, volume: Any, name: str) -> list[SeriesScore]:
+    """The authentic series under each of the seed study's deterministic augmentations once
+    (:func:`~medforensics.forge.augment.every_augmentation`: four rotations, four brightness factors about
+    air, three flips), scored as ``scan`` scores them; named ``<name>+aug:<augmentation>``."""
+    from medforensics.forge.augment import apply_augmentation, augmentation_name, every_augmentation
+
+    return [
+        score_series(
+            det,
+            volume.with_array(apply_augmentation(volume.array, p)[0], spacing=volume.spacing),
+            f"{name}+aug:{augmentation_name(p)}",
+        )
+        for p in every_augmentation(ndim=3, reference=-1000.0)
+    ]
 
 
 def _views(
@@ -288,6 +307,7 @@ def recalibrate(
     max_fpr: float = 0.01,
     views: int = 1,
     splits: dict[str, str] | None = None,
+    augmented: bool = False,
 ) -> tuple[dict[str, Any], list[SeriesScore]]:
     """Fit :func:`fit_operating_points` for the dense model in ``model_dir`` on the validation split of the
     forge data set ``data`` as the model's config defines it (``splits``, ``exclude_methods``), plus whole
@@ -296,7 +316,11 @@ def recalibrate(
     holds it (:func:`_views`: thick copies, a noise specialist's noisy copies). Its noise specialist, if
     any, is left out. ``views`` mirror views are averaged into every map (recorded in the calibration, which
     makes ``scan`` draw its maps the same way). ``splits`` (patient key -> split) replaces the config's.
-    Returns the calibration and the validation scores; writes nothing."""
+    ``augmented``: every whole series, validation and training, is also scored under each of the seed
+    study's augmentations (:func:`augmented_copies`) and every threshold is kept above those copies as above
+    the whole training series (a mirrored or dimmed copy of the validation patient is authentic too; the
+    Platt map stays fitted on the validation split). Returns the calibration and the validation scores;
+    writes nothing."""
     from medforensics.io.reader import read_volume
     from medforensics.train.dense_data import noise_augmented
 
@@ -305,14 +329,18 @@ def recalibrate(
     for r in _val_rows(det, data, splits):
         vol = read_volume(Path(data) / "scans" / r["uuid"])
         val += _views(det, vol, r["uuid"], r["type"] in ("TB", "TM"), noise_augmented(r))
-    for p in val_authentic:
-        val += _views(det, read_volume(p), Path(p).name, True, key=str(p))
-    rng = np.random.default_rng(seed)
+    augmented = augmented and not det.config.get("noise_only")
     whole: list[SeriesScore] = []
+    for p in val_authentic:
+        vol = read_volume(p)
+        val += _views(det, vol, Path(p).name, True, key=str(p))
+        whole += augmented_copies(det, vol, Path(p).name) if augmented else []
+    rng = np.random.default_rng(seed)
     for p in whole_authentic:
         vol = read_volume(p)
         if not det.config.get("noise_only"):
             whole += _views(det, vol, Path(p).name, True)
+        whole += augmented_copies(det, vol, Path(p).name) if augmented else []
         whole += [
             score_series(det, v, f"{Path(p).name}+noise") for v in _noise_copies(vol, rng, noise_copies)
         ]

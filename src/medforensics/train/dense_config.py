@@ -159,11 +159,16 @@ class DenseConfig:
     #: series coded with these codecs (:func:`medforensics.train.dense_calibration.add_lossy_point`; names
     #: of :data:`medforensics.forge.lossy.LOSSY_CODECS`; empty: none). Not for a noise specialist.
     lossy_codecs: list[str] = field(default_factory=lambda: list(LOSSY_CODECS))
+    #: With ``scan_calibration``: every threshold also kept above the whole validation and training series
+    #: under each of the seed study's rotations, brightness factors and flips
+    #: (:func:`medforensics.train.dense_calibration.augmented_copies`; session 55: a left-right mirrored
+    #: copy of the validation patient scored over bundle14's threshold).
+    calibrate_augmented: bool = False
 
 
 #: Config keys that say how a run executes or is calibrated afterwards, not what it learns (a resumed or
 #: reused run may change them).
-RUN_KEYS = ("device", "workers", "load_workers", "threads", "lossy_codecs")
+RUN_KEYS = ("device", "workers", "load_workers", "threads", "lossy_codecs", "calibrate_augmented")
 
 
 def config_values(cfg: DenseConfig, without: Iterable[str] = ()) -> dict[str, Any]:
