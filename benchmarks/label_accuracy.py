@@ -27,10 +27,10 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scan_accuracy import (
+from scan_accuracy import noise_reported
+from scan_report import (
     augmentation_lines,
     label_lines,
-    noise_reported,
     operating_point_lines,
     operating_points_text,
     write_results,

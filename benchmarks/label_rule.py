@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from label_accuracy import manifest_rows
-from scan_accuracy import write_results
+from scan_report import write_results
 
 BLOBNESS = (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 MAX_HU: tuple[float | None, ...] = (100.0, 150.0, 200.0, 300.0, None)  # None: no cap

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scan_accuracy import write_results
+from scan_report import write_results
 
 
 def run(data: Path, patients: list[str], views: list[int], model_dir: Path) -> dict[str, Any]:

@@ -18,7 +18,8 @@ target >= 95 %) with its confusion matrix. Writes Markdown and JSON.
         [--extra-ct DIR ...] [--only-extra] [--thicken N] [--coarsen N] [--pixel-mm MM | --pixel-scale F]
         [--pixel-sampling point|area] [--max-slice-mm MM]
         [--max-pixel-mm MM] [--methods A,B] [--no-clone-check] [--noise-plane slice|volume]
-        [--noise-z independent|matched] [--round-trip-mm MM] [--no-headers] [--stem NAME]
+        [--noise-z independent|matched] [--round-trip-mm MM] [--no-headers] [--every-augmentation]
+        [--stem NAME]
 
 ``--noise-plane volume`` forges as every run before session 41 did (noise touch-up measured in 3-D,
 ``forge.base.NoiseMatched``); the committed tables made before then used it. ``--noise-z matched``: the
@@ -26,7 +27,10 @@ touch-up noise correlates between slices as the scanner's does (a stronger attac
 every series, authentic ones too, zoomed through 1 mm voxels and back before it is scanned, as the released
 CT-GAN tool handles every scan it edits (session 49; ``forge.round_trip``). ``--no-headers``: every series
 scanned without its DICOM headers and files, as a NIfTI export of it (session 53: nothing records lossy
-coding, so the pixels decide the operating point).
+coding, so the pixels decide the operating point). ``--every-augmentation``: each source's authentic series
+also under every one of the seed study's rotations, brightness factors and flips once (session 55: the
+random draws of ``--augmented`` can miss the one copy a model flags; run it with ``--per-method 0
+--augmented 0`` for the authentic series alone).
 """
 
 from __future__ import annotations
@@ -39,6 +43,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from scan_report import (
+    augmentation_lines,
+    label_lines,
+    operating_point_lines,
+    operating_points_text,
+    write_results,
+)
 from scan_sources import coarsen, extra_sources, redose, rekernel, repixel, thicken, without_headers
 
 #: Annotated lesions up to this size (mm, as annotated) are removed or copied by the attacks: the LIDC slabs'
@@ -98,30 +109,6 @@ def _true_label(kind: str, src: Any) -> str:
     return "FB" if "remove" in kind else "FM"
 
 
-def label_lines(rows: list[dict[str, Any]], unit: str = "series") -> list[str]:
-    """Markdown: share of rows whose ``label`` equals their ``true_label`` (TB/TM/FB/FM) and the confusion
-    matrix (rows true, columns given); rows without a truth are not counted."""
-    labels = ["TB", "TM", "FB", "FM"]
-    conf: dict[str, dict[str, int]] = {}
-    for r in rows:
-        if r.get("true_label") is not None:
-            row = conf.setdefault(r["true_label"], {})
-            row[r.get("label") or "-"] = row.get(r.get("label") or "-", 0) + 1
-    n = sum(sum(v.values()) for v in conf.values())
-    if not n:
-        return []
-    right = sum(v.get(t, 0) for t, v in conf.items())
-    md = [
-        f"TB/TM/FB/FM label right for {right}/{n} {unit} ({right / n:.1%}); rows true, columns given:",
-        "",
-        "| true → given | " + " | ".join(labels) + " |",
-        "| --- |" + " --- |" * len(labels),
-    ]
-    return md + [
-        f"| {t} | " + " | ".join(str(conf[t].get(g, 0)) for g in labels) + " |" for t in labels if t in conf
-    ]
-
-
 #: The attacks every committed run forged (in this order: the draws depend on it). ``clone-remove`` (session
 #: 39) is left out by default: no detector trained here saw it, so it is run on its own as an unseen attack.
 METHODS = ("blob-inject", "copy-move", "ctgan-inject", "ctgan-remove", "inpaint-remove")
@@ -141,14 +128,18 @@ def run(
     noise_z: str = "independent",
     round_trip_mm: float | None = None,
     headers: bool = True,
+    every_augmentation: bool = False,
 ) -> dict[str, Any]:
     """Scan every source's authentic, augmented and forged whole series (``methods``: default
     :data:`METHODS`; ``sources``: default
     :func:`~medforensics.forge.dataset_sources.auto_sources`; ``max_slice_mm`` overrides the detector's
     limit, as ``scan --max-slice-mm`` does; ``round_trip_mm``: every series, authentic ones too, zoomed
     through voxels of that size and back before it is scanned, as the CT-GAN tool handles a scan;
-    ``headers`` False: every series scanned without its DICOM headers and files, as a NIfTI export of it)."""
-    from medforensics.forge.augment import ct_augmenter
+    ``headers`` False: every series scanned without its DICOM headers and files, as a NIfTI export of it;
+    ``every_augmentation``: also each of the seed study's rotations, brightness factors and flips of every
+    source once, as ``authentic:<name>``, no draw taken: the other series are those of the run without it)."""
+    from medforensics.forge.augment import apply_augmentation, augmentation_name, ct_augmenter
+    from medforensics.forge.augment import every_augmentation as every
     from medforensics.forge.base import NoiseMatched, attack_class, list_attacks, run_attack
     from medforensics.forge.dataset_sources import auto_sources
     from medforensics.forge.round_trip import scan_round_trip
@@ -180,6 +171,14 @@ def run(
         for _ in range(augmented):
             arr, _m, chain = aug(vol.array, rng)
             jobs.append((f"authentic:{chain[0]['kind']}", vol.with_array(arr), None))
+        for p in every(ndim=3, reference=-1000.0) if every_augmentation else []:
+            jobs.append(
+                (
+                    f"authentic:{augmentation_name(p)}",
+                    vol.with_array(apply_augmentation(vol.array, p)[0]),
+                    None,
+                )
+            )
         for method in methods:
             for _k in range(per_method):
                 centre = _removal_centre(src, rng) if "remove" in method else None
@@ -331,68 +330,6 @@ def summarise(result: dict[str, Any]) -> str:
     return "\n".join(md) + "\n"
 
 
-def operating_points_text(cal: Any) -> str:
-    """The detector's series thresholds in words (the uncorrelated-noise one when its calibration has it)."""
-    text = f"series threshold {cal.operating_threshold:.4f}"
-    if cal.uncorrelated is not None:
-        below, thr = cal.uncorrelated
-        text += f" ({thr:.4f} for series whose slice noise correlation is below {below:g})"
-    return text + "."
-
-
-def operating_point_lines(rows: list[dict[str, Any]], unit: str) -> list[str]:
-    """Authentic and tampered ``rows`` flagged, by the operating point each was held to."""
-    done = [r for r in rows if not r.get("error") and r.get("operating_point")]
-    if not done:
-        return []
-    from medforensics.evaluate.metrics import roc_auc
-
-    noted = all("noise_finding" in r for r in done)  # rows of runs before session 20 lack it
-    md = [
-        f"| operating point | authentic {unit} | flagged | tampered {unit} | flagged | label right | AUC |"
-        + (" added noise reported |" if noted else ""),
-        "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if noted else ""),
-    ]
-    for point in sorted({r["operating_point"] for r in done}):
-        rs = [r for r in done if r["operating_point"] == point]
-        aut = [r for r in rs if r.get("true_label") in ("TB", "TM")]
-        tam = [r for r in rs if r.get("true_label") in ("FB", "FM")]
-        right = sum(r.get("label") == r.get("true_label") for r in rs)
-        truth = [0] * len(aut) + [1] * len(tam)
-        auc = roc_auc(truth, [r["score"] for r in aut + tam]) if aut and tam else None
-        md.append(
-            f"| {point} | {len(aut)} | {sum(r['verdict'] == 'tampered' for r in aut)} | {len(tam)} | "
-            f"{sum(r['verdict'] == 'tampered' for r in tam)} | {right}/{len(rs)} | "
-            f"{'-' if auc is None else f'{auc:.3f}'} |"
-            + (f" {sum(bool(r['noise_finding']) for r in rs)}/{len(rs)} |" if noted else "")
-        )
-    return [*md, ""]
-
-
-def augmentation_lines(rows: list[dict[str, Any]], unit: str) -> list[str]:
-    """Authentic ``rows`` (``true_label`` TB/TM) by their ``augmentation``: how many were flagged and the
-    highest score. The seed study's augmentations are authentic images; a kind that draws the false alarms
-    sets the operating point for all (session 12: i.i.d. Gaussian noise, which no scanner makes)."""
-    aut = [r for r in rows if r.get("true_label") in ("TB", "TM") and not r.get("error")]
-    md = [
-        f"| authentic {unit} by augmentation | {unit} | flagged | highest score |",
-        "| --- | --- | --- | --- |",
-    ]
-    for kind in sorted({r["augmentation"] for r in aut}):
-        rs = [r for r in aut if r["augmentation"] == kind]
-        top = max(float(r["score"]) for r in rs)
-        md.append(f"| {kind} | {len(rs)} | {sum(r['verdict'] == 'tampered' for r in rs)} | {top:.3f} |")
-    return md
-
-
-def write_results(out: Path, stem: str, result: dict[str, Any], text: str) -> None:
-    """``OUT/STEM.json`` (the rows) and ``OUT/STEM.md`` (``text``, also printed)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    (out / f"{stem}.md").write_text(text)
-    print(text)
-
-
 def main() -> None:
     from medforensics.forge.cubes import NOISE_PLANES, NOISE_Z
 
@@ -464,6 +401,11 @@ def main() -> None:
         action="store_true",
         help="scan every series without its DICOM headers, as a NIfTI export (nothing records lossy coding)",
     )
+    ap.add_argument(
+        "--every-augmentation",
+        action="store_true",
+        help="also scan every rotation, brightness factor and flip of the seed study once per source",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from medforensics.forge.dataset_sources import auto_sources
@@ -495,6 +437,7 @@ def main() -> None:
         args.noise_z,
         args.round_trip_mm,
         not args.no_headers,
+        args.every_augmentation,
     )
     write_results(args.out, args.stem, result, summarise(result))
 
