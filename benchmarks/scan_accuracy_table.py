@@ -1,8 +1,9 @@
 """One line per run of ``benchmarks/scan_accuracy.py``: several runs' JSON files side by side.
 
 For each file: tampered series localised (flagged, top finding within 10 mm), flagged, authentic series
-flagged, the AUC of all series held to the scanner-noise operating point, labels right, the highest
-authentic score, and localised per attack. Prints Markdown; ``--out`` also writes it.
+flagged (all, and those held to the scanner-noise point), the AUC of all series held to the scanner-noise
+operating point, labels right, the highest authentic score, and localised per attack. Prints Markdown;
+``--out`` also writes it.
 
 Two models with different operating points flag different numbers of authentic series, so their
 "localised" counts are not comparable as they stand. ``--equal-fa K`` adds a column that is: among the
@@ -50,6 +51,7 @@ def run_line(name: str, result: dict[str, Any], equal_fa: int | None = None) -> 
     tam = [r for r in rows if not r["kind"].startswith("authentic")]
     aut = [r for r in rows if r["kind"].startswith("authentic")]
     held = [r for r in rows if r.get("operating_point") == "scanner noise"]
+    held_aut = [r for r in held if r["kind"].startswith("authentic")]
     truth = [0 if r["kind"].startswith("authentic") else 1 for r in held]
     auc = roc_auc(truth, [r["score"] for r in held]) if 0 < sum(truth) < len(truth) else None
     per = ", ".join(
@@ -59,6 +61,7 @@ def run_line(name: str, result: dict[str, Any], equal_fa: int | None = None) -> 
     return (
         f"| {name} | {localised(tam)}/{len(tam)} | {sum(r['verdict'] == 'tampered' for r in tam)} | "
         f"{sum(r['verdict'] == 'tampered' for r in aut)}/{len(aut)} | "
+        f"{sum(r['verdict'] == 'tampered' for r in held_aut)}/{len(held_aut)} | "
         f"{'-' if auc is None else f'{auc:.3f}'} | "
         f"{sum(r.get('label') == r.get('true_label') for r in rows)}/{len(rows)} | "
         f"{max((r['score'] for r in aut), default=float('nan')):.3f} | {per} |"
@@ -69,10 +72,10 @@ def run_line(name: str, result: dict[str, Any], equal_fa: int | None = None) -> 
 def table(paths: list[Path], equal_fa: int | None = None, total: str | None = None) -> str:
     """The Markdown table of the runs in ``paths`` (``total``: the name of a row of all of them)."""
     head = (
-        "| run | localised | flagged | authentic flagged | AUC (scanner noise) | labels right | "
-        "highest authentic | localised per attack |"
+        "| run | localised | flagged | authentic flagged | of them at the scanner-noise point | "
+        "AUC (scanner noise) | labels right | highest authentic | localised per attack |"
     )
-    rule = "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    rule = "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     if equal_fa is not None:
         head += f" localised, {equal_fa} authentic above (threshold) |"
         rule += " --- |"

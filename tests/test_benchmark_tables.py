@@ -68,5 +68,6 @@ def test_table_adds_the_column_and_a_pooled_row(tmp_path: Path) -> None:
     both = lines[-1].split(" | ")
     assert both[1] == "2/5"  # localised as scanned: the flagged blob and the uncorrelated-point copy-move
     assert both[3] == "2/4"  # authentic flagged, every operating point
+    assert both[4] == "1/3"  # of the authentic series held to the scanner-noise point
     assert both[-1] == "2/4 (0.500) |"
     assert "localised, " not in mod.table([a])
