@@ -138,8 +138,7 @@ def run(
     ``headers`` False: every series scanned without its DICOM headers and files, as a NIfTI export of it;
     ``every_augmentation``: also each of the seed study's rotations, brightness factors and flips of every
     source once, as ``authentic:<name>``, no draw taken: the other series are those of the run without it)."""
-    from medforensics.forge.augment import apply_augmentation, augmentation_name, ct_augmenter
-    from medforensics.forge.augment import every_augmentation as every
+    from medforensics.forge.augment import ct_augmenter, every_ct_copy
     from medforensics.forge.base import NoiseMatched, attack_class, list_attacks, run_attack
     from medforensics.forge.dataset_sources import auto_sources
     from medforensics.forge.round_trip import scan_round_trip
@@ -171,14 +170,8 @@ def run(
         for _ in range(augmented):
             arr, _m, chain = aug(vol.array, rng)
             jobs.append((f"authentic:{chain[0]['kind']}", vol.with_array(arr), None))
-        for p in every(ndim=3, reference=-1000.0) if every_augmentation else []:
-            jobs.append(
-                (
-                    f"authentic:{augmentation_name(p)}",
-                    vol.with_array(apply_augmentation(vol.array, p)[0]),
-                    None,
-                )
-            )
+        for aug_name, arr in every_ct_copy(vol.array) if every_augmentation else []:
+            jobs.append((f"authentic:{aug_name}", vol.with_array(arr), None))
         for method in methods:
             for _k in range(per_method):
                 centre = _removal_centre(src, rng) if "remove" in method else None

@@ -59,6 +59,12 @@ def test_every_augmentation_enumerates_what_the_random_ones_draw(ndim: int) -> N
         A.every_augmentation(("noise",))
     assert A.augmentation_name({"kind": "rotate", "angle_deg": -5.0}) == "rotate-5"
     assert A.augmentation_name({"kind": "brightness", "factor": 0.75}) == "brightness0.75"
+    ct = np.full((4, 8, 8), -1000.0, np.float32)
+    ct[:, 2:4, 2:4] = 0.0
+    copies = dict(A.every_ct_copy(ct if ndim == 3 else ct[0]))
+    assert list(copies) == [A.augmentation_name(p) for p in A.every_augmentation(ndim=ndim)]
+    assert copies["brightness0.75"].min() == -1000.0 and copies["brightness0.75"].max() == -250.0  # about air
+    np.testing.assert_array_equal(copies["flip-1"], np.flip(ct if ndim == 3 else ct[0], -1))
 
 
 def test_brightness_about_reference_and_noise_std() -> None:

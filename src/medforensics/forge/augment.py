@@ -22,6 +22,8 @@ ROTATIONS_DEG = (-10.0, -5.0, 5.0, 10.0)
 BRIGHTNESS_FACTORS = (0.75, 0.9, 1.1, 1.25)
 NOISE_STD = (0.01, 0.03)  # fraction of the intensity range (e.g. 14-42 HU over [-1000, 400])
 KINDS = ("rotate", "brightness", "flip", "noise")
+#: Air in HU: what CT brightness is scaled about.
+CT_AIR_HU = -1000.0
 
 Params = dict[str, Any]
 
@@ -293,6 +295,11 @@ def transform_points(
 
 
 # --------------------------------------------------------------------------- random transforms
+def flip_axes(ndim: int) -> list[int]:
+    """The axes the seed study flips: the in-plane ones of a 2-D image, the slice order too of a cube."""
+    return [-1, -2] if ndim == 2 else [-1, -2, -3]
+
+
 def sample_params(
     kind: str,
     rng: np.random.Generator,
@@ -307,7 +314,7 @@ def sample_params(
     if kind == "brightness":
         return {"kind": "brightness", "factor": float(rng.choice(BRIGHTNESS_FACTORS)), "reference": reference}
     if kind == "flip":
-        return {"kind": "flip", "axis": int(rng.choice([-1, -2] if ndim == 2 else [-1, -2, -3]))}
+        return {"kind": "flip", "axis": int(rng.choice(flip_axes(ndim)))}
     if kind == "noise":
         std = float(rng.uniform(*NOISE_STD)) * intensity_range
         return {"kind": "noise", "std": round(std, 4), "seed": int(rng.integers(2**31))}
@@ -330,8 +337,17 @@ def every_augmentation(
     if "brightness" in kinds:
         out += [{"kind": "brightness", "factor": f, "reference": reference} for f in BRIGHTNESS_FACTORS]
     if "flip" in kinds:
-        out += [{"kind": "flip", "axis": a} for a in ([-1, -2] if ndim == 2 else [-1, -2, -3])]
+        out += [{"kind": "flip", "axis": a} for a in flip_axes(ndim)]
     return out
+
+
+def every_ct_copy(array: NDArray[Any]) -> list[tuple[str, NDArray[np.float32]]]:
+    """A CT array in HU under each of :func:`every_augmentation` (brightness about air, as
+    :func:`ct_augmenter`), with its :func:`augmentation_name`."""
+    return [
+        (augmentation_name(p), apply_augmentation(array, p)[0])
+        for p in every_augmentation(ndim=np.ndim(array), reference=CT_AIR_HU)
+    ]
 
 
 def augmentation_name(params: Params) -> str:
@@ -388,4 +404,4 @@ class RandomAugment:
 #: CT preset: intensities in HU, brightness about air, noise relative to the [-1000, 400] window.
 def ct_augmenter(n_ops: int = 1) -> RandomAugment:
     """The seed study's augmentations for CT in HU."""
-    return RandomAugment(KINDS, n_ops=n_ops, intensity_range=1400.0, reference=-1000.0)
+    return RandomAugment(KINDS, n_ops=n_ops, intensity_range=1400.0, reference=CT_AIR_HU)

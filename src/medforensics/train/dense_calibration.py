@@ -187,17 +187,13 @@ def _noise_copies(volume: Any, rng: np.random.Generator, n: int) -> list[Any]:
 
 def augmented_copies(det: Any, volume: Any, name: str) -> list[SeriesScore]:
     """The authentic series under each of the seed study's deterministic augmentations once
-    (:func:`~medforensics.forge.augment.every_augmentation`: four rotations, four brightness factors about
+    (:func:`~medforensics.forge.augment.every_ct_copy`: four rotations, four brightness factors about
     air, three flips), scored as ``scan`` scores them; named ``<name>+aug:<augmentation>``."""
-    from medforensics.forge.augment import apply_augmentation, augmentation_name, every_augmentation
+    from medforensics.forge.augment import every_ct_copy
 
     return [
-        score_series(
-            det,
-            volume.with_array(apply_augmentation(volume.array, p)[0], spacing=volume.spacing),
-            f"{name}+aug:{augmentation_name(p)}",
-        )
-        for p in every_augmentation(ndim=3, reference=-1000.0)
+        score_series(det, volume.with_array(a, spacing=volume.spacing), f"{name}+aug:{aug}")
+        for aug, a in every_ct_copy(volume.array)
     ]
 
 
