@@ -39,6 +39,8 @@ FILES = (
     "train_log.csv",
     "model_card.md",
 )
+#: copied too when the bundled folder has them: what its operating points were fitted on
+CALIBRATION_FILES = ("calibration_scores.json", "calibration_training.json", "calibration_lossy_scores.json")
 
 
 def whole_series_by_split(data: Path, splits: dict[str, str] | None = None) -> dict[str, list[str]]:
@@ -303,6 +305,9 @@ def main() -> None:
     bundle = args.bundle or main_dir
     for name in FILES:
         shutil.copy2(bundle / name, ASSETS / name)
+    for name in CALIBRATION_FILES:
+        if (bundle / name).is_file():
+            shutil.copy2(bundle / name, ASSETS / name)
     metrics = json.loads((bundle / "metrics.json").read_text())
     metrics["benchmark"] = table
     (ASSETS / "metrics.json").write_text(json.dumps(metrics, indent=1))

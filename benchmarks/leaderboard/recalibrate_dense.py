@@ -10,7 +10,9 @@ The whole authentic training series (``extra_authentic``) and whole validation s
 come from the folder's ``config.json``; ``--path-map OLD=NEW`` rewrites their prefixes when the data moved.
 ``--views`` averages each map over that many in-plane mirror views (recorded in ``calibration.json``, so
 ``scan`` does the same). ``--split-of`` deals a patient key to a split as the model was trained (a data set
-forged again may deal its patients otherwise; the folder's config is not changed).
+forged again may deal its patients otherwise; the split is not written to the folder's config). The
+folder's ``config.json`` records what was fitted, so that training with it fits the same points:
+``calibrate_augmented`` (set to ``--augmented``) or, with ``--lossy-only``, ``lossy_codecs``.
 
 ``--augmented``: every threshold also kept above the whole validation and training series under each of the
 seed study's rotations, brightness factors and flips
@@ -77,6 +79,7 @@ def main() -> None:
             splits=splits,
         )
         write_recalibration(args.model, cal, val, "calibration_lossy_scores.json")
+        record(args.model, cfg, lossy_codecs=list(cal["lossy"]["codecs"]))
         print(json.dumps(cal["lossy"], indent=1))
         return
     cal, val = recalibrate(
@@ -91,7 +94,15 @@ def main() -> None:
         augmented=args.augmented,
     )
     write_recalibration(args.model, cal, val)
+    record(args.model, cfg, calibrate_augmented=args.augmented)
     print(json.dumps(cal, indent=1))
+
+
+def record(folder: Path, cfg: dict[str, object], **fitted: object) -> None:
+    """Write the calibration settings just used into ``folder/config.json`` (the rest unchanged)."""
+    from medforensics._atomic import write_text_atomic
+
+    write_text_atomic(folder / "config.json", json.dumps({**cfg, **fitted}, indent=1))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,13 @@ def test_a_resumed_run_ends_as_a_run_never_stopped(tmp_path: Path, monkeypatch: 
     assert resumed["val_scores"] == whole["val_scores"] and resumed["best_step"] == whole["best_step"]
     steps = [r.split(",")[0] for r in (tmp_path / "resumed" / "train_log.csv").read_text().splitlines()]
     assert steps == ["step", "2", "4", "6"]
+    # its clock goes on from the stopped run's (made long here): the seconds never fall back
+    state["log_rows"][-1]["seconds"] = 1000.0
+    (tmp_path / "stopped" / "last" / "state.json").write_text(json.dumps(state))
+    again = train_dense(tiny_config(tmp_path / "again", resume=str(tmp_path / "stopped"), **run))
+    rows = (tmp_path / "again" / "train_log.csv").read_text().splitlines()[1:]
+    seconds = [float(r.split(",")[4]) for r in rows]
+    assert seconds[0] == 1000.0 and 1000.0 < seconds[1] <= seconds[2] <= again["train_seconds"] < 1500
     # a run that was not resumed, stopped at the same point, differs: the check above can fail
     c = load_file(str(tmp_path / "stopped" / "last" / "model.safetensors"))
     assert not all(torch.equal(a[k], c[k]) for k in a)

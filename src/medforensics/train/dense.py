@@ -314,6 +314,8 @@ def train_dense(cfg: DenseConfig, progress: Callable[[str], None] | None = None)
         log.info("resumed after step %d of %d", done, cfg.steps)
     last = log_rows[-1] if log_rows else {}
     spent = {k: float(last.get(f"{k}_seconds") or 0.0) for k in ("mine", "eval")}  # of the run so far
+    if last:  # a resumed run's clock goes on from the stopped run's last evaluation (this load not counted)
+        t0 = time.perf_counter() - float(last.get("seconds") or 0.0)
     try:
         for step, x, y in _steps(source, cfg, done):
             loss = train_step(model, opt, x, y, cfg, step, dev)
