@@ -9,8 +9,7 @@ set -euo pipefail
 W=${W:-/work/cpu_loao}
 EXTRA=${EXTRA:-/tmp/extra-ct/platipy}
 PY=${PY:-$PWD/.venv/bin/python}
-S=(--split-of 93ad6a507f90=val --split-of 3bb5d67ab461=test --split-of 3ad2ceaeb677=train
-   --split-of f255db4ba233=train)
+. "$(dirname "$0")/split.sh"  # S: bundle14's patient split
 D=$W/decide
 [ -f "$W/call2/in-dist/metrics.json" ] || { echo "decide.sh: $W/call2/in-dist has not finished" >&2; exit 2; }
 [ -d "$EXTRA" ] || { echo "decide.sh: $EXTRA: no such folder (fetch_extra_ct.py)" >&2; exit 2; }

@@ -21,8 +21,7 @@ set -euo pipefail
 STAGE=${1:-all}
 W=${W:-/work/cpu_loao}
 PY=${PY:-$PWD/.venv/bin/python}
-S=(--split-of 93ad6a507f90=val --split-of 3bb5d67ab461=test --split-of 3ad2ceaeb677=train
-   --split-of f255db4ba233=train)
+. "$(dirname "$0")/split.sh"  # S: bundle14's patient split
 COMMON=(--device cpu --threads 2 --jobs 1 --workers 0 --zcorr --linear-head --max-pixel-mm 1.0
         --lossy-codecs= --no-install --reuse)
 METHODS=blob-inject,copy-move,ctgan-inject,ctgan-remove,inpaint-remove
