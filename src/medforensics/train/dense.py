@@ -377,9 +377,10 @@ def _optimizer(cfg: DenseConfig, model: torch.nn.Module) -> tuple[torch.optim.Op
     return opt, sched
 
 
-#: Columns of ``train_log.csv``, one row per evaluation (``seconds``: since loading ended; ``mine_seconds``,
-#: ``eval_seconds``: the part of them spent mining hard negatives and scoring the validation scans, so a
-#: time-limited run can be budgeted; empty in logs written before session 44).
+#: Columns of ``train_log.csv``, one row per evaluation (``seconds``: since the run started, its data loading
+#: included; a resumed run goes on from the stopped run's last row, its own loading not counted;
+#: ``mine_seconds``, ``eval_seconds``: the part of them spent mining hard negatives and scoring the
+#: validation scans, so a time-limited run can be budgeted; empty in logs written before session 44).
 LOG_FIELDS = ("step", "train_loss", "val_auc", "val_within_10mm", "seconds", "mine_seconds", "eval_seconds")
 
 
