@@ -6,7 +6,10 @@ channels_last, batch 32; (4) peak RSS of scans of 500- and 1000-slice series (th
 series this long are streamed slab by slab) and of the 500 slices as one int16 ``.nii.gz`` and as one
 zlib-compressed int16 ``.mha`` (both streamed a z-range at a time too), and as a ``.nii.gz`` whose slices
 are 3 mm apart (a 1.5 m scan: the model grid is zoomed along z), each in a child process so the figure is
-that scan's alone.
+that scan's alone. The process raises the C allocator's thresholds first, as ``medforensics scan`` does
+(:mod:`medforensics._alloc`); the 133-slice scan and the 500-slice DICOM series are also scanned in child
+processes with glibc's own settings (``MEDFORENSICS_MALLOC=default``), so the table shows what that buys in
+seconds and costs in memory, measured in the same run.
 Prints the ratios against the targets (scan/read <= 3, resnet50/scan >= 10, peak < 2 GB for 500 slices) as
 a Markdown table, also written to ``--out`` (``scan_speed.md`` holds the sessions' tables and their notes:
 add to it by hand).
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -178,17 +182,35 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def child_peak(series: str, model: str) -> None:
-    """Run in a child: scan ``series`` and print the peak RSS (MB)."""
+def child_peak(series: str, model: str, warm: bool = False) -> None:
+    """Run in a child: scan ``series`` (with the allocator as ``medforensics scan`` sets it, unless
+    ``MEDFORENSICS_MALLOC=default``) and print the peak RSS (MB) and the seconds; ``warm``: the second of two
+    scans is timed."""
+    from medforensics._alloc import tune_allocator
     from medforensics.scan.detector import load_detector
     from medforensics.scan.pipeline import scan_paths
 
+    tuned = tune_allocator()
+    torch.set_num_threads(int(os.environ.get("SCAN_SPEED_THREADS", "2")))
     det = load_detector(model)
-    t0 = time.perf_counter()
-    report, _ = scan_paths([series], detector=det, signatures=False, keep_volumes=False)
-    secs = time.perf_counter() - t0
+    for _ in range(2 if warm else 1):
+        t0 = time.perf_counter()
+        report, _ = scan_paths([series], detector=det, signatures=False, keep_volumes=False)
+        secs = time.perf_counter() - t0
     peak_mb = _peak_rss_mb()
-    print(json.dumps({"peak_mb": peak_mb, "seconds": secs, "verdict": report.series[0].verdict}))
+    s = report.series[0]
+    out = {"peak_mb": peak_mb, "seconds": secs, "verdict": s.verdict, "score": s.score, "tuned": tuned}
+    print(json.dumps(out))
+
+
+def _child(series: Path, model: Path, warm: bool = False, default_malloc: bool = False) -> dict[str, Any]:
+    """:func:`child_peak` in a fresh process (``default_malloc``: with ``MEDFORENSICS_MALLOC=default``)."""
+    env = dict(os.environ, SCAN_SPEED_THREADS=str(torch.get_num_threads()))
+    if default_malloc:
+        env["MEDFORENSICS_MALLOC"] = "default"
+    cmd = [sys.executable, __file__, "--child-warm" if warm else "--child", str(series), str(model)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -226,6 +248,9 @@ def main() -> None:
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    from medforensics._alloc import tune_allocator
+
+    tuned = tune_allocator()  # as ``medforensics scan`` does
 
     from medforensics.io.reader import read_volume
     from medforensics.models.inference import bf16_native, effective_precision
@@ -245,6 +270,11 @@ def main() -> None:
 
     read_s, scan_s, report = _read_and_scan(series, det)
     s = report.series[0]
+    # the same scan in fresh processes, with the allocator as set here and as glibc leaves it: one run
+    # gives both, so the gain is not the machine's drift between runs
+    alloc = {"raised": _child(series, model, warm=True)}
+    if tuned:
+        alloc["default"] = _child(series, model, warm=True, default_malloc=True)
     vol = read_volume(series)
     coded = {}
     for codec in [c.strip() for c in args.compressed.split(",") if c.strip()]:
@@ -263,13 +293,9 @@ def main() -> None:
     runs += [(int(v), "thick") for v in args.long_thick.split(",") if v.strip()]
     for n, fmt in runs:
         big = _write_series(tmp / f"ct{n}-{fmt}", slices=n, fmt=fmt)
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", str(big), str(model)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        peaks[(n, fmt)] = json.loads(out.stdout.strip().splitlines()[-1])
+        peaks[(n, fmt)] = _child(big, model)
+        if (n, fmt) == (500, "dicom") and tuned:  # the allocator's price in memory
+            peaks[(n, "dicom-default")] = _child(big, model, default_malloc=True)
         shutil.rmtree(tmp / f"ct{n}-{fmt}")
 
     prec = effective_precision("bf16")
@@ -279,7 +305,21 @@ def main() -> None:
         (f"seed approach: ResNet50 2-D, 224 px, every slice, {prec}+CL b32", f"{resnet_s:.2f} s"),
         ("scan / read (target <= 3)", f"{scan_s / read_s:.2f}"),
         ("ResNet50 / scan (target >= 10)", f"{resnet_s / scan_s:.2f}"),
+        ("the scan again in a fresh process (its second scan)", f"{alloc['raised']['seconds']:.2f} s"),
     ]
+    if "default" in alloc:
+        same = alloc["default"]["score"] == alloc["raised"]["score"]
+        rows += [
+            (
+                "... with glibc's allocator settings (`MEDFORENSICS_MALLOC=default`)"
+                + ("" if same else ", score differs!"),
+                f"{alloc['default']['seconds']:.2f} s",
+            ),
+            (
+                "... glibc's settings / raised thresholds",
+                f"{alloc['default']['seconds'] / alloc['raised']['seconds']:.2f}",
+            ),
+        ]
     for codec, (r_s, c_s, same) in coded.items():
         what = f"{CODECS[codec]} series"
         rows += [
@@ -300,6 +340,7 @@ def main() -> None:
     for (n, fmt), pk in peaks.items():
         target = " (target < 2048 MB)" if n == 500 else ""
         what = f"{n}-slice scan" + {
+            "dicom-default": " (glibc's allocator settings)",
             "nifti": " (one .nii.gz)",
             "mha": " (one compressed .mha)",
             "thick": f" ({THICK_MM:g} mm slices, one .nii.gz)",
@@ -312,7 +353,8 @@ def main() -> None:
         "# Scan speed (benchmarks/scan_speed.py)",
         "",
         f"Detector: {det.info.name} ({det.info.sha256[:12]}), torch threads: {args.threads}, CPU "
-        f"{torch.backends.cpu.get_cpu_capability()}, bf16 {'native' if bf16_native() else 'emulated: fp32'}.",
+        f"{torch.backends.cpu.get_cpu_capability()}, bf16 {'native' if bf16_native() else 'emulated: fp32'}, "
+        f"allocator thresholds {'raised (as `medforensics scan`)' if tuned else 'as glibc sets them'}.",
     ]
     if note:
         md.append(f"Note: {note}.")
@@ -324,7 +366,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--child":
-        child_peak(sys.argv[2], sys.argv[3])
+    if len(sys.argv) == 4 and sys.argv[1] in ("--child", "--child-warm"):
+        child_peak(sys.argv[2], sys.argv[3], warm=sys.argv[1] == "--child-warm")
     else:
         main()

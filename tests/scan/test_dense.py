@@ -623,3 +623,17 @@ def test_a_dense_folder_with_a_bad_config_or_metrics_is_one_error_at_load(tmp_pa
     (folder / "metrics.json").write_text(json.dumps({**metrics, "data_spacing": {"pixel_mm": [0.9, 0.7]}}))
     with pytest.raises(InputError, match=r"m/metrics\.json: data_spacing pixel_mm must be \[low, high\]"):
         load_detector(folder)
+
+
+def test_a_copy_the_dense_scan_finds_makes_its_authentic_series_tampered() -> None:
+    """The duplicated-region search runs beside the authentic label's nodule search; its clone still
+    overrides that label (FB for a removal) and its findings come first."""
+    from tests.scan.test_clones import _removed
+
+    vol, out, _ = _removed()
+    det = load_detector(_tiny_model())
+    before = scan_volume(vol, det, explain=None)
+    assert before.verdict == "authentic" and before.label in ("TB", "TM") and before.extra["clones"] == []
+    res = scan_volume(out, det, explain=None)
+    assert res.verdict == "tampered" and res.label == "FB" and len(res.extra["clones"]) == 1
+    assert res.findings[0].type == "removed" and "duplicated region" in res.findings[0].description

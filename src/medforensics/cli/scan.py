@@ -195,7 +195,10 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Scan every series under PATH for tampering; exit 0 if any series was scanned, 2 if none."""
+        from medforensics._alloc import tune_allocator
         from medforensics.scan.pipeline import audit_scan, scan_paths
+
+        tune_allocator()
 
         try:
             from medforensics.explain.heatmap import METHODS
@@ -267,7 +270,10 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", min=0, max=SEED_LIMIT - 1, help="Seed of the attacks."),
     ) -> None:
         """Forge a tampered copy of a real chest CT (one nodule injected, one removed), scan both, report."""
+        from medforensics._alloc import tune_allocator
         from medforensics.scan.demo import check_demo_out, run_demo
+
+        tune_allocator()
 
         try:
             check_demo_out(out, seed)  # before loading anything

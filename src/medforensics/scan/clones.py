@@ -464,11 +464,17 @@ def clone_findings(
 
 def add_clone_findings(volume: Volume, result: SeriesResult, keypoints: Keypoints | None = None) -> None:
     """Search a scanned CT ``result`` for duplicated regions (``keypoints``: gathered while the scan read the
-    series, else read here); any makes the series tampered (FB/FM by the copy's content) with its findings
-    first. ``result.extra['clones']`` lists them (empty: none found)."""
+    series, else read here) and :func:`apply_clone_findings`."""
     if result.error is not None:
         return
-    findings, summary = clone_findings(volume, keypoints)
+    apply_clone_findings(result, *clone_findings(volume, keypoints))
+
+
+def apply_clone_findings(
+    result: SeriesResult, findings: list[Finding], summary: list[dict[str, Any]]
+) -> None:
+    """:func:`clone_findings`' result into ``result``: any clone makes the series tampered (FB/FM by the
+    copy's content) with its findings first. ``result.extra['clones']`` lists them (empty: none found)."""
     result.extra["clones"] = summary
     if not findings:
         return

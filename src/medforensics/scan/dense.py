@@ -20,6 +20,7 @@ the tamper map (``1 - p_authentic``, averaged over a 6 mm box) is read inside th
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from medforensics._json import finite_numbers, is_finite_number
 from medforensics.errors import InputError, MedforensicsError
 from medforensics.features.noise_map import SlabCallback
 from medforensics.io.volume import Volume
-from medforensics.scan.clones import Keypoints, add_clone_findings
+from medforensics.scan.clones import Keypoints, apply_clone_findings, clone_findings
 from medforensics.scan.coverage import read_spacing_range, spacing_caveats
 from medforensics.scan.detector import Calibration, calibration_and_info
 from medforensics.scan.result import Finding, ModelInfo, SeriesResult
@@ -435,19 +436,24 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
             meta = sorted([*meta, noisy], key=lambda f: -f.score)
     raw_max = float(dm.evidence.max())
     score = src.calibrated(raw_max)
-    top = peaks(dm.evidence, dm.spacing, floor=float(np.min(dm.evidence)))
-    # peaks come strongest first: the flagged ones and the TOP_CANDIDATES reported are a prefix, and only
-    # those get a finding (each costs a local blob search)
-    n_flagged = sum(src.calibrated(float(dm.evidence[p])) >= thr for p in top)
-    findings = [_finding(volume, dm, src, p) for p in top[: max(TOP_CANDIDATES, n_flagged)]]
-    flagged = [fd for fd in findings if fd.score >= thr]
     tampered = score >= thr
-    result.score = score
-    result.verdict = "tampered" if tampered else "authentic"
-    if tampered:
-        result.label = "FM" if flagged[0].type == "injected" else "FB"
-    else:
-        result.label = "TM" if _has_nodule(dm, _nodules(dm), raw_max) else "TB"
+    with ThreadPoolExecutor(1) as pool:
+        # an authentic series' TB/TM label needs the whole-lung nodule search, which leaves a core idle
+        # part of the time: it runs beside the findings and the duplicated-region search (each reads only)
+        nodules = None if tampered else pool.submit(_nodules, dm)
+        top = peaks(dm.evidence, dm.spacing, floor=float(np.min(dm.evidence)))
+        # peaks come strongest first: the flagged ones and the TOP_CANDIDATES reported are a prefix, and
+        # only those get a finding (each costs a local blob search)
+        n_flagged = sum(src.calibrated(float(dm.evidence[p])) >= thr for p in top)
+        findings = [_finding(volume, dm, src, p) for p in top[: max(TOP_CANDIDATES, n_flagged)]]
+        clones = clone_findings(volume, keypoints) if keypoints is not None else None
+        flagged = [fd for fd in findings if fd.score >= thr]
+        result.score = score
+        result.verdict = "tampered" if tampered else "authentic"
+        if nodules is None:
+            result.label = "FM" if flagged[0].type == "injected" else "FB"
+        else:
+            result.label = "TM" if _has_nodule(dm, nodules.result(), raw_max) else "TB"
     result.findings = flagged + meta
     caveats = spacing_caveats(volume.spacing, src.data_spacing)
     if caveats:
@@ -466,5 +472,5 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
             for fd in findings[:TOP_CANDIDATES]
         ],
     )
-    if keypoints is not None:
-        add_clone_findings(volume, result, keypoints)
+    if clones is not None:
+        apply_clone_findings(result, *clones)

@@ -46,6 +46,8 @@ class Setup:
     explain: str | None
     stream: int | None
     threads: int
+    #: whether this process raised the allocator's thresholds (:mod:`medforensics._alloc`): workers follow
+    tuned_allocator: bool = False
 
     @classmethod
     def share(
@@ -59,12 +61,19 @@ class Setup:
         """The setup of ``jobs`` workers sharing this process's torch threads (at least one each)."""
         import torch
 
-        return cls(detector, detector2d, explain, stream, max(1, torch.get_num_threads() // jobs))
+        from medforensics._alloc import allocator_tuned
+
+        threads = max(1, torch.get_num_threads() // jobs)
+        return cls(detector, detector2d, explain, stream, threads, allocator_tuned())
 
 
 def _init(setup: Setup) -> None:
     import torch
 
+    from medforensics._alloc import tune_allocator
+
+    if setup.tuned_allocator:  # as the parent: the command line's scan raised its thresholds
+        tune_allocator()
     torch.set_num_threads(setup.threads)
     _WORKER["setup"] = setup
 

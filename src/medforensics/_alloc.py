@@ -1,0 +1,75 @@
+"""The C allocator's settings for a scan: large arrays from the heap, freed memory kept for the next one.
+
+A scan allocates and frees hundreds of arrays of 10-300 MB (the model grid's channels, the network's
+activations, the blob search's filter passes). glibc's ``malloc`` serves each block over its mmap threshold
+(128 KB to 32 MB, adjusted as it goes) with a fresh ``mmap`` and unmaps it on ``free``, so every such array
+is faulted in again page by page and zeroed by the kernel: on the demo CT (133 x 512 x 512) that was 5 of the
+process's 23 CPU seconds in the kernel, and the network ran at two thirds of its speed. Raising the mmap and
+trim thresholds (what ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...:glibc.malloc.trim_threshold=...`` does
+at start-up; ``../shared/MACHINE-NOTES.md``) makes ``free`` keep the pages for the next array: the same
+results, fewer page faults, and the peak resident memory the price (``benchmarks/scan_speed.md``).
+
+:func:`tune_allocator` sets both with ``mallopt`` on glibc and does nothing elsewhere (musl, macOS,
+Windows), when ``MEDFORENSICS_MALLOC=default``, or when ``GLIBC_TUNABLES`` already sets a malloc tunable (the
+user's choice stands). ``medforensics scan`` and ``demo`` call it, and so does each ``--jobs`` worker.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+#: ``mallopt`` parameters (glibc's ``malloc.h``).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+#: Blocks up to this size (MB) come from the heap, and up to this much free memory at its top is kept; a
+#: larger block is still mapped on its own and unmapped when freed. 2047 MB (the most ``mallopt``'s ``int``
+#: takes) was 4 % faster again on the demo CT but held a 1000-slice scan at 2.36 GB against 1.98
+#: (``benchmarks/scan_speed.md``, session 57).
+THRESHOLD_MB = 256
+#: The most ``mallopt`` takes (bytes).
+MAX_BYTES = 2**31 - 1
+#: ``MEDFORENSICS_MALLOC=default`` leaves the allocator as it is; a number sets the threshold in MB.
+ENV = "MEDFORENSICS_MALLOC"
+
+_state: dict[str, bool] = {}
+
+
+def tune_allocator() -> bool:
+    """Raise glibc's mmap and trim thresholds to :data:`THRESHOLD_MB` (or ``MEDFORENSICS_MALLOC`` MB) for
+    this process, once; True if they are raised (now or before), False where they are left alone (see the
+    module docs)."""
+    if "tuned" in _state:
+        return _state["tuned"]
+    _state["tuned"] = False
+    setting = os.environ.get(ENV, "").strip().lower()
+    if setting == "default":
+        return False
+    limit = THRESHOLD_MB * 2**20
+    if setting:
+        try:
+            limit = min(MAX_BYTES, max(0, int(setting)) * 2**20)
+        except ValueError:
+            log.warning("%s=%r: neither 'default' nor a size in MB; using %d MB", ENV, setting, THRESHOLD_MB)
+    if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # no glibc: musl's mallopt is absent or a stub
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    tuned = mallopt(M_MMAP_THRESHOLD, limit) == 1 and mallopt(M_TRIM_THRESHOLD, limit) == 1
+    _state["tuned"] = tuned
+    log.debug("allocator thresholds %s", "raised" if tuned else "left as they are (mallopt refused)")
+    return tuned
+
+
+def allocator_tuned() -> bool:
+    """Whether :func:`tune_allocator` raised the thresholds in this process."""
+    return _state.get("tuned", False)
