@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 #: ``mallopt`` parameters (glibc's ``malloc.h``).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 #: Blocks up to this size (MB) come from the heap, and up to this much free memory at its top is kept; a
-#: larger block is still mapped on its own and unmapped when freed. 2047 MB (the most ``mallopt``'s ``int``
-#: takes) was 4 % faster again on the demo CT but held a 1000-slice scan at 2.36 GB against 1.98
-#: (``benchmarks/scan_speed.md``, session 57).
+#: larger block (a long series' volume) is still mapped on its own and unmapped when freed. On the demo CT
+#: 256 MB was as fast as 2047 MB (the most ``mallopt``'s ``int`` takes) within the machine's drift, and
+#: faster than 128 MB (medians 3.17 against 3.36 s; glibc's 3.71); a 1000-slice scan peaked at 2.0-2.4 GB
+#: with any of them from run to run, against 1.7 GB with glibc's settings (``benchmarks/scan_speed.md``).
 THRESHOLD_MB = 256
 #: The most ``mallopt`` takes (bytes).
 MAX_BYTES = 2**31 - 1
