@@ -5,10 +5,10 @@ activations, the blob search's filter passes). glibc's ``malloc`` serves each bl
 (128 KB to 32 MB, adjusted as it goes) with a fresh ``mmap`` and unmaps it on ``free``, so every such array
 is faulted in again page by page and zeroed by the kernel: a process that scanned the demo CT (133 x 512 x
 512) four times spent 5.1 of its 28 CPU seconds in the kernel, and the network ran at about two thirds of its
-speed (session 57). Raising the mmap and
-trim thresholds (what ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...:glibc.malloc.trim_threshold=...`` does
-at start-up; ``../shared/MACHINE-NOTES.md``) makes ``free`` keep the pages for the next array: the same
-results, fewer page faults, and a higher peak resident memory the price (``benchmarks/scan_speed.md``).
+speed (session 57). Raising the mmap and trim thresholds (what
+``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...:glibc.malloc.trim_threshold=...`` does at start-up;
+``../shared/MACHINE-NOTES.md``) makes ``free`` keep the pages for the next array: the same results, fewer
+page faults, and a higher peak resident memory the price (``benchmarks/scan_speed.md``).
 
 :func:`tune_allocator` sets both with ``mallopt`` on glibc and does nothing elsewhere (musl, macOS,
 Windows), when ``MEDFORENSICS_MALLOC=default``, or when ``GLIBC_TUNABLES`` already sets a malloc tunable (the

@@ -447,13 +447,13 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
         n_flagged = sum(src.calibrated(float(dm.evidence[p])) >= thr for p in top)
         findings = [_finding(volume, dm, src, p) for p in top[: max(TOP_CANDIDATES, n_flagged)]]
         clones = clone_findings(volume, keypoints) if keypoints is not None else None
-        flagged = [fd for fd in findings if fd.score >= thr]
-        result.score = score
-        result.verdict = "tampered" if tampered else "authentic"
-        if nodules is None:
-            result.label = "FM" if flagged[0].type == "injected" else "FB"
-        else:
-            result.label = "TM" if _has_nodule(dm, nodules.result(), raw_max) else "TB"
+    flagged = [fd for fd in findings if fd.score >= thr]
+    result.score = score
+    result.verdict = "tampered" if tampered else "authentic"
+    if nodules is None:
+        result.label = "FM" if flagged[0].type == "injected" else "FB"
+    else:
+        result.label = "TM" if _has_nodule(dm, nodules.result(), raw_max) else "TB"
     result.findings = flagged + meta
     caveats = spacing_caveats(volume.spacing, src.data_spacing)
     if caveats:
