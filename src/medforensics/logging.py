@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from medforensics._text import fs_bytes
+
 LOGGER_NAME = "medforensics"
 
 
@@ -18,4 +20,4 @@ def get_logger(name: str) -> logging.Logger:
 
 def short_hash(value: object, length: int = 12) -> str:
     """A stable, non-reversible short hash of an identifier, safe to log."""
-    return hashlib.sha256(str(value).encode("utf-8")).hexdigest()[:length]
+    return hashlib.sha256(fs_bytes(str(value))).hexdigest()[:length]

@@ -253,6 +253,47 @@ def test_the_summary_prints_each_caveat_under_the_table(capsys: pytest.CaptureFi
     assert out.count("caveat:") == 1
 
 
+def test_the_summary_prints_bracketed_paths_literally_and_whole_in_a_log(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from medforensics.cli.scan import print_summary
+    from medforensics.scan.result import ModelInfo, ScanReport, SeriesResult
+
+    long = "/".join(["a-study-folder-with-a-long-name"] * 3)
+    ok = SeriesResult(
+        path=f"{long}/CT [contrast]", verdict="authentic", score=0.3, modality="CT", signature="absent"
+    )
+    ok.seconds = 12.5
+    ok.extra["caveats"] = ["pixels [0.98 mm] coarser"]
+    bad = SeriesResult(path="x[/]y", verdict="error", error="unreadable [/] header")
+    report = ScanReport(model=ModelInfo("m", "1", "0" * 64), series=[ok, bad])
+    report.skipped = [{"path": "junk [1].dcm", "reason": "not DICOM"}]
+    print_summary(report)  # rich once read "[/]" as markup: a MarkupError after the whole scan
+    out = capsys.readouterr().out
+    assert "CT [contrast]" in out and "12.5" in out and "absent" in out  # the last columns, not cut at 80
+    assert f"{long}/CT [contrast]: caveat: pixels [0.98 mm] coarser" in out
+    assert "x[/]y: error: unreadable [/] header" in out and "skipped junk [1].dcm: not DICOM" in out
+
+
+def test_a_series_folder_whose_name_is_not_utf8_is_scanned_and_reported(
+    ct_series: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    import os
+    import shutil
+
+    folder = tmp_path / os.fsdecode(b"Thorax_\xc4")  # a Latin-1 name from an old share
+    shutil.copytree(ct_series, folder)
+    out, html = tmp_path / "scan.json", tmp_path / "r.html"
+    r = CliRunner().invoke(
+        app, ["scan", str(folder), "--model", str(model_dir), "--json", str(out), "--report", str(html)]
+    )  # the audit log too (MEDFORENSICS_HOME): it hashes the path
+    assert r.exit_code == 0, r.output
+    series = json.loads(out.read_text(encoding="utf-8"))["series"][0]
+    assert series["path"].endswith("Thorax_\\xc4") and series["verdict"] == "tampered"
+    assert "Thorax_\\xc4" in html.read_text(encoding="utf-8")
+    assert (tmp_path / "home" / "audit.sqlite").is_file()
+
+
 def test_no_clone_check_skips_the_duplicated_region_search(
     model_dir: Path, ct_series: Path, tmp_path: Path
 ) -> None:

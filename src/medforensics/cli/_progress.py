@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from medforensics._text import printable
+
 
 class Bar:
     """A rich progress bar driven by ``on_progress(index, total, label)``, described as ``verb label``."""
@@ -13,7 +15,7 @@ class Bar:
 
         self.verb = verb
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # a series' path is text, not markup
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -31,6 +33,7 @@ class Bar:
     def __call__(self, index: int, total: int, label: str) -> None:
         if self.task is None:
             self.task = self.progress.add_task(self.verb, total=max(total, 1))
+        label = printable(label)  # a UTF-8 terminal cannot print a file name's undecodable bytes
         name = label if len(label) <= 60 else "..." + label[-57:]
         self.progress.update(
             self.task, completed=index, total=max(total, 1), description=f"{self.verb} {name}"

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from medforensics.cli._console import console, text
 from medforensics.cli._errors import fail
 from medforensics.errors import MedforensicsError
 
@@ -49,12 +50,9 @@ def list_command(
 
 
 def _print_table(cat: Catalogue) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=220)
+    out = console()
     table = Table(title=f"{len(cat.entries)} samples available offline", title_justify="left")
     for column, style in (("name", "bold"), ("mod.", ""), ("shape (z×y×x)", ""), ("spacing mm", "")):
         table.add_column(column, style=style, no_wrap=True)
@@ -64,19 +62,19 @@ def _print_table(cat: Catalogue) -> None:
     for e in cat.entries:
         single = bool(e.shape and e.shape[0] == 1)
         table.add_row(
-            e.name,
+            text(e.name),
             e.modality or ("labels" if e.kind == "annotations" else "?"),
             _dims(e.shape, "d", single),
             _dims(e.spacing, ".3g", single),
-            e.annotations or "-",
-            e.description,
-            e.licence,
+            text(e.annotations or "-"),
+            text(e.description),
+            text(e.licence),
         )
-    console.print(table)
+    out.print(table)
     if cat.skipped:
-        console.print(f"[yellow]skipped {len(cat.skipped)}:[/yellow]")
+        out.print(f"[yellow]skipped {len(cat.skipped)}:[/yellow]")
         for s in cat.skipped:
-            console.print(f"  {s.path}: {s.reason}", markup=False, highlight=False)
+            out.print(text(f"  {s.path}: {s.reason}"))
 
 
 def show_command(

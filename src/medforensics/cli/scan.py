@@ -11,6 +11,7 @@ import typer
 
 from medforensics._atomic import check_distinct_outputs, check_not_input, check_writable
 from medforensics._seed import SEED_LIMIT
+from medforensics.cli._console import console, text
 from medforensics.cli._errors import fail
 from medforensics.cli._progress import Bar
 from medforensics.errors import ConfigError, MedforensicsError
@@ -95,10 +96,9 @@ def check_outputs(
 
 def print_summary(report: Any) -> None:
     """A rich table: one row per series."""
-    from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"medforensics scan ({report.model.name})")
+    table = Table(title=text(f"medforensics scan ({report.model.name})"))
     table.add_column("series", overflow="fold", min_width=16)
     for col in ("mod.", "verdict", "score", "label", "findings", "sig.", "s"):
         table.add_column(col, no_wrap=True)
@@ -109,25 +109,26 @@ def print_summary(report: Any) -> None:
             s.verdict, "yellow"
         )
         table.add_row(
-            "/".join(Path(s.path).parts[-2:]),
+            text("/".join(Path(s.path).parts[-2:])),
             s.modality or "-",
             "[dim]not assessed[/]" if s.not_assessed else f"[{style}]{s.verdict}[/]",
             "-" if s.score is None else f"{s.score:.3f}",
             s.label or "-",
-            findings,
+            text(findings),
             s.signature or "-",
             f"{s.seconds:.1f}",
         )
-    console = Console()
-    console.print(table)
+    out = console()
+    out.print(table)
     for s in report.series:
         if s.error:
-            what = "[dim]{}: not assessed: {}[/]" if s.not_assessed else "[yellow]{}: error: {}[/]"
-            console.print(what.format(s.path, s.error), soft_wrap=True)
+            what = "not assessed" if s.not_assessed else "error"
+            line = text(f"{s.path}: {what}: {s.error}", style="dim" if s.not_assessed else "yellow")
+            out.print(line, soft_wrap=True)
         for caveat in s.extra.get("caveats") or []:
-            console.print(f"[yellow]{s.path}: caveat: {caveat}[/]", soft_wrap=True)
+            out.print(text(f"{s.path}: caveat: {caveat}", style="yellow"), soft_wrap=True)
     for sk in report.skipped:
-        console.print(f"[dim]skipped {sk['path']}: {sk['reason']}[/]", soft_wrap=True)
+        out.print(text(f"skipped {sk['path']}: {sk['reason']}", style="dim"), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

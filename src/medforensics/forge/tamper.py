@@ -17,6 +17,7 @@ import numpy as np
 
 from medforensics import __version__
 from medforensics._atomic import atomic_path, check_folder_output
+from medforensics._text import fs_bytes
 from medforensics.errors import ConfigError, InputError
 from medforensics.forge.base import (
     Attack,
@@ -73,7 +74,7 @@ def input_hash(path: Path) -> str:
     h = hashlib.sha256()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for f in files:
-        h.update(f.relative_to(path).as_posix().encode() if f != path else b"")
+        h.update(fs_bytes(f.relative_to(path).as_posix()) if f != path else b"")
         h.update(f.read_bytes())
     return h.hexdigest()
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from medforensics._atomic import write_text_atomic
 from medforensics._json import is_finite_number
+from medforensics._text import printable_tree
 from medforensics.errors import InputError
 from medforensics.logging import get_logger
 from medforensics.scan.result import FINDING_TYPES, METADATA_CHECKS, VERDICTS, ScanReport
@@ -37,7 +38,8 @@ def write_json(report: ScanReport | Mapping[str, Any], path: str | Path, *, vali
 
     With ``validate`` a report that breaks the contract raises :class:`ValueError` listing the problems.
     """
-    data = report.to_dict() if isinstance(report, ScanReport) else dict(report)
+    # a path with bytes that are not UTF-8 is written with them as \xNN (JSON cannot hold them as they are)
+    data = printable_tree(report.to_dict() if isinstance(report, ScanReport) else dict(report))
     if validate:
         problems = validate_report_dict(data)
         if problems:
