@@ -57,8 +57,19 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"medforensics.cli.{_name}").register(app)
 
 
+def _names_as_bytes() -> None:
+    """A file name's bytes that are not UTF-8 go to stdout as they are (as ``ls`` prints them): with a strict
+    stdout (a UTF-8 locale other than C.UTF-8) printing such a name ended ``verify`` or ``sign`` with an
+    internal error. stderr already writes them as ``\\xNN``."""
+    import io
+
+    if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.errors == "strict":
+        sys.stdout.reconfigure(errors="surrogateescape")
+
+
 def main() -> None:
     """Console-script entry point: no tracebacks for user errors (set MEDFORENSICS_DEBUG=1 to see them)."""
+    _names_as_bytes()
     try:
         app(standalone_mode=True)
     except MedforensicsError as err:
