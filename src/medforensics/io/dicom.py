@@ -311,9 +311,12 @@ def discover_dicom_series(files: Sequence[Path | str]) -> tuple[list[SeriesRef],
     """Group DICOM files by (folder, SeriesInstanceUID) reading headers only; bad files are skipped.
 
     A series is expected to live in one folder; copies of a series' files elsewhere (one slice kept as a
-    template, say) are reported as a series of their own rather than silently merged. Each series carries
-    the parsed headers of its files (``SeriesRef.headers``: pixel data not read) for its first ``load``.
+    template, say) are reported as a series of their own rather than silently merged. A series that an
+    export split over folders is joined again when its parts are one regular stack together
+    (:func:`~medforensics.io.dicom_split.join_split_series`). Each series carries the parsed headers of its
+    files (``SeriesRef.headers``: pixel data not read) for its first ``load``.
     """
+    from medforensics.io.dicom_split import join_split_series
     from medforensics.io.reader import SeriesRef, Skipped
 
     groups: dict[tuple[Path, str], list[tuple[Path, Dataset, DicomHeader | None]]] = {}
@@ -336,7 +339,7 @@ def discover_dicom_series(files: Sequence[Path | str]) -> tuple[list[SeriesRef],
         uid = str(ds.get("SeriesInstanceUID", "")) or f"file:{f}"
         groups.setdefault((f.parent, uid), []).append((f, ds, header))
     series: list[SeriesRef] = []
-    for (folder, uid), members in groups.items():
+    for (folder, uid), members in join_split_series(groups).items():
         paths = tuple(p for p, _, _ in members)
         ds0 = members[0][1]
         parts = (str(ds0.get("Modality", "")), f"{len(paths)} file(s)", str(ds0.get("SeriesDescription", "")))
