@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pydicom
+import pytest
 
 from medforensics.io.reader import discover, load
 from tests.io._dicom_series import ct_slice, write_ct_series
@@ -43,3 +44,16 @@ def test_a_copy_and_a_stray_slice_of_the_series_stay_series_of_their_own(tmp_pat
     found = discover([cd])
     got = sorted((s.path.relative_to(cd).as_posix(), len(s.files)) for s in found.series)
     assert got == [(".", 6), ("copy", 3), ("ref/ref_scan.dcm", 1)]
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR IS")
+def test_parts_with_malformed_geometry_are_not_joined_and_discovery_goes_on(tmp_path: Path) -> None:
+    cd = _split_export(tmp_path)
+    bad = next((cd / "DIR001").iterdir())
+    ds = pydicom.dcmread(bad)
+    tag = pydicom.tag.Tag("NumberOfFrames")
+    ds[tag] = pydicom.dataelem.RawDataElement(tag, "IS", 2, b"x ", 0, False, True)  # does not parse
+    ds.save_as(bad)
+    found = discover([cd])
+    got = sorted((s.path.relative_to(cd).as_posix(), len(s.files)) for s in found.series)
+    assert got == [("DIR000", 3), ("DIR001", 3)]

@@ -32,21 +32,26 @@ class _Slice(NamedTuple):
 def _floats(value: Any, n: int) -> list[float] | None:
     try:
         out = [float(v) for v in value]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return out if len(out) == n and all(np.isfinite(out)) else None
 
 
 def _slice(ds: Any) -> _Slice | None:
-    """A single-frame slice's size, orientation, position and SOP instance, or None."""
-    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
+    """A single-frame slice's size, orientation, position and SOP instance, or None (also for values that
+    do not parse: the reader reports those, discovery only declines to join)."""
+    try:
+        if int(ds.get("NumberOfFrames", 1) or 1) != 1:
+            return None
+        iop = _floats(ds.get("ImageOrientationPatient"), 6)
+        ipp = _floats(ds.get("ImagePositionPatient"), 3)
+        sop = str(ds.get("SOPInstanceUID", ""))
+        size = (int(ds.get("Rows", 0)), int(ds.get("Columns", 0)))
+    except (ValueError, TypeError, OverflowError):
         return None
-    iop = _floats(ds.get("ImageOrientationPatient"), 6)
-    ipp = _floats(ds.get("ImagePositionPatient"), 3)
-    sop = str(ds.get("SOPInstanceUID", ""))
     if iop is None or ipp is None or not sop:
         return None
-    return _Slice((int(ds.get("Rows", 0)), int(ds.get("Columns", 0))), iop, ipp, sop)
+    return _Slice(size, iop, ipp, sop)
 
 
 def one_stack(datasets: list[Any]) -> bool:
