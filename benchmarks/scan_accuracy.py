@@ -165,13 +165,14 @@ def run(
         src.volume.metadata.setdefault("nodules", src.nodules)
     for src in sources:
         vol = src.volume
-        jobs: list[tuple[str, Any, Any]] = [("authentic", vol, None)]
+        # (kind, series, true centre in mm, the attack's diameter in mm: the nodule injected or removed)
+        jobs: list[tuple[str, Any, Any, float | None]] = [("authentic", vol, None, None)]
         aug = ct_augmenter(1)
         for _ in range(augmented):
             arr, _m, chain = aug(vol.array, rng)
-            jobs.append((f"authentic:{chain[0]['kind']}", vol.with_array(arr), None))
+            jobs.append((f"authentic:{chain[0]['kind']}", vol.with_array(arr), None, None))
         for aug_name, arr in every_ct_copy(vol.array) if every_augmentation else []:
-            jobs.append((f"authentic:{aug_name}", vol.with_array(arr), None))
+            jobs.append((f"authentic:{aug_name}", vol.with_array(arr), None, None))
         for method in methods:
             for _k in range(per_method):
                 centre = _removal_centre(src, rng) if "remove" in method else None
@@ -195,8 +196,9 @@ def run(
                 except Exception as err:
                     rows.append({"source": src.name, "kind": method, "error": str(err)[-160:]})
                     continue
-                jobs.append((method, forged, np.asarray(rec.center_mm, np.float64)))
-        for kind, v, truth in jobs:
+                size = rec.params.get("diameter_mm")
+                jobs.append((method, forged, np.asarray(rec.center_mm, np.float64), size))
+        for kind, v, truth, size in jobs:
             if round_trip_mm is not None:  # rounded to integers, as a DICOM series holds them
                 v = v.with_array(np.round(scan_round_trip(v.array, v.spacing, round_trip_mm)))
             if not headers:
@@ -224,6 +226,7 @@ def run(
             if truth is not None:
                 row["top_distance_mm"] = _top_distance(res, truth)
                 row["peak_distance_mm"] = _peak_distance(res, v, truth)
+                row["diameter_mm"] = None if size is None else float(size)
             rows.append(row)
             print(json.dumps(row), flush=True)
     return {
@@ -237,6 +240,37 @@ def run(
         "headers": headers,
         "rows": rows,
     }
+
+
+#: Diameter bands (mm) of the nodules injected or removed, for :func:`size_lines`.
+SIZE_BANDS = ((0.0, 10.0), (10.0, 15.0), (15.0, 1e9))
+
+
+def size_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Found and missed by the size of the nodule injected or removed (rows that record it: session 58 on)."""
+    tam = [r for r in rows if r.get("diameter_mm") is not None]
+    if not tam:
+        return []
+    md = [
+        "",
+        "| nodule | diameter | tampered | flagged | top finding <= 10 mm | strongest region <= 10 mm |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for what in ("injected", "removed"):
+        for lo, hi in SIZE_BANDS:
+            rs = [
+                r
+                for r in tam
+                if ("remove" in r["kind"]) == (what == "removed") and lo <= r["diameter_mm"] < hi
+            ]
+            if not rs:
+                continue
+            band = f"< {hi:g} mm" if lo == 0 else (f">= {lo:g} mm" if hi > 1e8 else f"{lo:g}-{hi:g} mm")
+            hit = sum(r["verdict"] == "tampered" and (r.get("top_distance_mm") or 1e9) <= 10 for r in rs)
+            peak = sum((r.get("peak_distance_mm") or 1e9) <= 10 for r in rs)
+            flagged = sum(r["verdict"] == "tampered" for r in rs)
+            md.append(f"| {what} | {band} | {len(rs)} | {flagged} | {hit}/{len(rs)} | {peak}/{len(rs)} |")
+    return md
 
 
 def summarise(result: dict[str, Any]) -> str:
@@ -281,6 +315,7 @@ def summarise(result: dict[str, Any]) -> str:
         flagged = sum(r["verdict"] == "tampered" for r in rs)
         dup = sum(r.get("clones", 0) > 0 for r in rs)
         md.append(f"| {kind} | {len(rs)} | {flagged} | {hit}/{len(rs)} | {dup} |")
+    md += size_lines(rows)
     real = [r for r in rows if r["kind"].startswith("authentic")]
     md += [
         "",
