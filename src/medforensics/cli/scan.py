@@ -110,7 +110,7 @@ def print_summary(report: Any) -> None:
         )
         table.add_row(
             text("/".join(Path(s.path).parts[-2:])),
-            s.modality or "-",
+            text(s.modality or "-"),
             "[dim]not assessed[/]" if s.not_assessed else f"[{style}]{s.verdict}[/]",
             "-" if s.score is None else f"{s.score:.3f}",
             s.label or "-",
