@@ -103,6 +103,12 @@ def main() -> None:
         help="Keep every threshold above the whole validation and training series under each of the seed "
         "study's rotations, brightness factors and flips (DenseConfig.calibrate_augmented).",
     )
+    ap.add_argument(
+        "--zoom-range",
+        default="0.8,1.25",
+        help="LO,HI: each training patch is taken this many times the patch size and resized to it (config "
+        "zoom_range; session 58: 1.0,1.6 shows lesions smaller than they are)",
+    )
     ap.add_argument("--zcorr", action="store_true", help="Add the inter-slice noise correlation channel.")
     ap.add_argument("--linear-head", action="store_true", help="No ReLU before the network's 1x1 head.")
     ap.add_argument(
@@ -243,6 +249,7 @@ def main() -> None:
         lr=args.lr,
         hard_items=args.hard_items,
         hard_negative=args.hard_negative,
+        zoom_range=tuple(float(v) for v in args.zoom_range.split(",")),  # type: ignore[arg-type]
         init_from=str(args.fine_tune / "in-dist") if args.fine_tune else None,
         splits=splits,
         lossy_codecs=[c for c in args.lossy_codecs.split(",") if c],
@@ -276,6 +283,7 @@ def main() -> None:
             "noise_channel",
             "zcorr_channel",
             "batch_size",
+            "zoom_range",
         ):
             if json.dumps(used.get(key, False)) != json.dumps(asdict(cfg)[key]):
                 raise SystemExit(f"--from-run was trained with another {key}: {used.get(key)}")
