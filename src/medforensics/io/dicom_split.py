@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
+
+from medforensics.io.dicom_frames import frame_infos
 
 #: Gaps between neighbouring slices may differ from their median by this fraction and still be one stack.
 GAP_TOLERANCE = 0.1
@@ -24,34 +27,26 @@ GAP_TOLERANCE = 0.1
 
 class _Slice(NamedTuple):
     size: tuple[int, int]
-    orientation: list[float]
-    position: list[float]
+    orientation: NDArray[np.float64]
+    position: NDArray[np.float64]
     sop: str
 
 
-def _floats(value: Any, n: int) -> list[float] | None:
-    try:
-        out = [float(v) for v in value]
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return out if len(out) == n and all(np.isfinite(out)) else None
-
-
 def _slice(ds: Any) -> _Slice | None:
-    """A single-frame slice's size, orientation, position and SOP instance, or None (also for values that
-    do not parse: the reader reports those, discovery only declines to join)."""
+    """A single-frame slice's size, orientation, position and SOP instance (the reader's
+    :func:`~medforensics.io.dicom_frames.frame_infos`), or None, also for values that do not parse: the
+    reader reports those, discovery only declines to join."""
     try:
-        if int(ds.get("NumberOfFrames", 1) or 1) != 1:
-            return None
-        iop = _floats(ds.get("ImageOrientationPatient"), 6)
-        ipp = _floats(ds.get("ImagePositionPatient"), 3)
-        sop = str(ds.get("SOPInstanceUID", ""))
+        infos = frame_infos(ds)
         size = (int(ds.get("Rows", 0)), int(ds.get("Columns", 0)))
     except (ValueError, TypeError, OverflowError):
         return None
-    if iop is None or ipp is None or not sop:
+    if len(infos) != 1:
         return None
-    return _Slice(size, iop, ipp, sop)
+    info = infos[0]
+    if info.position is None or info.orientation is None or not info.sop_instance_uid:
+        return None
+    return _Slice(size, info.orientation, info.position, info.sop_instance_uid)
 
 
 def one_stack(datasets: list[Any]) -> bool:
