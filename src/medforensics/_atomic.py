@@ -228,6 +228,10 @@ def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> Path:
 def write_text_atomic(target: str | os.PathLike[str], text: str) -> Path:
     """Write UTF-8 ``text`` to ``target`` atomically (undecodable file-name bytes in it as ``\\xNN``:
     :func:`medforensics._text.printable`)."""
-    from medforensics._text import printable
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        from medforensics._text import printable
 
-    return write_bytes_atomic(target, printable(text).encode("utf-8"))
+        data = printable(text).encode("utf-8")
+    return write_bytes_atomic(target, data)
