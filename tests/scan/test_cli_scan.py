@@ -340,3 +340,28 @@ def test_jobs_reaches_the_scan_and_zero_jobs_is_refused(
     assert seen == [3]  # one series: scanned here, no workers started
     r = CliRunner().invoke(app, [*args, "--jobs", "0"])
     assert r.exit_code == 2 and "--jobs" in r.output and not seen[1:]
+
+
+def test_a_study_zip_is_scanned_with_every_output_and_named_by_the_archive(
+    ct_series: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zipfile
+
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted(ct_series.iterdir()):
+            zf.write(f, f"export/CT/{f.name}")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    out, html, seg = tmp_path / "scan.json", tmp_path / "r.html", tmp_path / "seg"
+    args = ["scan", str(archive), "--model", str(model_dir), "--json", str(out), "--report", str(html)]
+    r = CliRunner().invoke(app, [*args, "--seg", str(seg), "--explain", "none", "--no-audit"])
+    assert r.exit_code == 0, r.output
+    series = json.loads(out.read_text())["series"]
+    assert [(s["path"], s["verdict"]) for s in series] == [(f"{archive}/export/CT", "tampered")]
+    assert any(seg.iterdir()) and f"{archive}/export/CT" in html.read_text()
+    assert list(scratch.iterdir()) == []  # the unpacked copy is gone

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -225,35 +226,38 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"--clone-region: {clone_region!r}; known: {', '.join(CLONE_REGIONS)}")
             det.clone_region = clone_region
             keep = "lazy" if any(x is not None for x in (html_out, sr_dir, seg_dir)) else False
-            with Bar("scanning") as bar:
-                report, volumes = scan_paths(
-                    paths,
-                    detector=det,
-                    detector2d=det2,
-                    on_progress=bar,
-                    signatures=not no_signatures,
-                    trusted=trusted,
-                    explain=None if explain == "none" else explain,
-                    keep_volumes=keep,
-                    jobs=jobs,
-                )
-            print_summary(report)
-            notes: list[str] = []
-            try:
-                outputs = write_outputs(
-                    report,
-                    volumes,
-                    json_out=json_out,
-                    html_out=html_out,
-                    sr_dir=sr_dir,
-                    seg_dir=seg_dir,
-                    notes=notes,
-                )
-            finally:
-                for note in notes:  # why a series has no SR/SEG: never silently missing
-                    typer.echo(note, err=True)
-            if not no_audit:
-                audit_scan(report)
+            # ZIP archives among the paths are unpacked here; their volumes are read from it until written
+            with tempfile.TemporaryDirectory(prefix="medforensics-unpack-") as scratch:
+                with Bar("scanning") as bar:
+                    report, volumes = scan_paths(
+                        paths,
+                        detector=det,
+                        detector2d=det2,
+                        on_progress=bar,
+                        signatures=not no_signatures,
+                        trusted=trusted,
+                        explain=None if explain == "none" else explain,
+                        keep_volumes=keep,
+                        jobs=jobs,
+                        unpack_to=scratch,
+                    )
+                print_summary(report)
+                notes: list[str] = []
+                try:
+                    outputs = write_outputs(
+                        report,
+                        volumes,
+                        json_out=json_out,
+                        html_out=html_out,
+                        sr_dir=sr_dir,
+                        seg_dir=seg_dir,
+                        notes=notes,
+                    )
+                finally:
+                    for note in notes:  # why a series has no SR/SEG: never silently missing
+                        typer.echo(note, err=True)
+                if not no_audit:
+                    audit_scan(report)
         except MedforensicsError as err:
             raise fail(err) from None
         for key, path in outputs.items():

@@ -302,6 +302,7 @@ def scan_paths(
     explain: str | None = "gradcam",
     keep_volumes: bool | str = True,
     jobs: int = 1,
+    unpack_to: str | Path | None = None,
 ) -> tuple[ScanReport, Mapping[str, Volume]]:
     """Scan every series under ``paths``; returns the report and (if ``keep_volumes``) the volumes by
     ``SeriesResult.key`` (the path; ``path#k`` for the k-th of several series in one folder).
@@ -315,8 +316,17 @@ def scan_paths(
 
     ``on_progress(index, total, label)`` is called before each series (with ``jobs`` > 1: as each is
     done) and once at the end.
+
+    ``unpack_to``: a scratch folder the caller owns (and keeps while the volumes are used) into which ZIP
+    archives among ``paths`` are unpacked and scanned (:func:`~medforensics.io.archives.expand_archives`);
+    their series are reported as ``archive.zip/member``. Without it an archive is skipped.
     """
     found = discover(paths)
+    shown: Callable[[str | Path], str] = str
+    if unpack_to is not None:
+        from medforensics.io.archives import expand_archives
+
+        found, shown = expand_archives(found, Path(unpack_to))
     report = ScanReport(
         model=detector.info, skipped=[{"path": str(s.path), "reason": s.reason} for s in found.skipped]
     )
@@ -336,7 +346,7 @@ def scan_paths(
         scanned = scan_in_workers(todo, Setup.share(detector, detector2d, explain, stream, jobs), jobs)
     for i, ref in enumerate(found.series):
         if on_progress and not parallel:
-            on_progress(i, total, str(ref.path))
+            on_progress(i, total, shown(ref.path))
         t0 = time.perf_counter()
         res, vol, loaded = members[i], None, False
         if res is None and parallel:
@@ -355,10 +365,11 @@ def scan_paths(
         if signatures and ref.kind == "dicom":
             _signature(ref, res, trusted)
         res.seconds = time.perf_counter() - t0
+        res.path = shown(res.path)
         report.series.append(res)
         log.info("series %s: %s (%.1f s)", res.series_uid, res.verdict, res.seconds)
         if on_progress and parallel:
-            on_progress(i + 1, total, str(ref.path))
+            on_progress(i + 1, total, shown(ref.path))
     if on_progress:
         on_progress(total, total, "done")
     return report, (lazy if keep_volumes == "lazy" else volumes)

@@ -1,0 +1,117 @@
+"""ZIP archives of studies are unpacked to a scratch folder and read as folders; the archive is only read."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from medforensics.io.archives import MAX_DEPTH, expand_archives, is_zip, unpack
+from medforensics.io.reader import discover
+from tests.io._dicom_series import write_ct_series
+
+UID = "1.2.826.0.1.78"
+
+
+def _zip_folder(folder: Path, archive: Path, prefix: str = "") -> Path:
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                zf.write(f, prefix + f.relative_to(folder).as_posix())
+        zf.writestr("__MACOSX/CT/._s0.dcm", b"\x00\x05\x16\x07 resource fork")
+    return archive
+
+
+def _study_zip(tmp_path: Path) -> Path:
+    write_ct_series(tmp_path / "src" / "CT", [2.5 * k for k in range(4)], series_uid=UID)
+    return _zip_folder(tmp_path / "src", tmp_path / "in" / "study.zip")
+
+
+def test_a_study_zip_is_read_as_its_folder_and_shown_by_the_archive_path(tmp_path: Path) -> None:
+    archive = _study_zip(tmp_path)
+    before = hashlib.sha256(archive.read_bytes()).hexdigest()
+    plain = discover([archive.parent])
+    assert plain.series == [] and [s.path for s in plain.skipped] == [archive.parent, archive]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    found, shown = expand_archives(plain, scratch)
+    assert [(shown(s.path), len(s.files), s.series_uid) for s in found.series] == [(f"{archive}/CT", 4, UID)]
+    assert found.skipped == []  # neither the archive nor its folder ("no images found"), nor __MACOSX
+    assert all(scratch in f.parents for f in found.series[0].files)
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == before
+
+
+def test_archives_inside_archives_are_unpacked_up_to_the_depth_limit(tmp_path: Path) -> None:
+    inner = _study_zip(tmp_path)
+    outer = tmp_path / "outer.zip"
+    with zipfile.ZipFile(outer, "w") as zf:
+        zf.write(inner, "series/study.zip")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    found, shown = expand_archives(discover([outer]), scratch)
+    assert [shown(s.path) for s in found.series] == [f"{outer}/series/study.zip/CT"]
+    shallow, shown = expand_archives(discover([outer]), scratch, depth=1)
+    assert shallow.series == []
+    assert [(str(s.path), s.reason) for s in shallow.skipped] == [
+        (str(outer), "no images found"),
+        (f"{outer}/series/study.zip", "ZIP archive nested more than 1 deep: not unpacked"),
+    ]
+    assert MAX_DEPTH >= 2
+
+
+def test_archives_that_cannot_be_unpacked_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    good = _study_zip(tmp_path)
+    damaged = tmp_path / "in" / "damaged.zip"
+    raw = bytearray(good.read_bytes())
+    with zipfile.ZipFile(good) as zf:
+        first = zf.infolist()[0]
+    raw[first.header_offset + 30 + len(first.filename) + first.compress_size // 2] ^= 0xFF  # a bit rot
+    damaged.write_bytes(bytes(raw))
+    encrypted = tmp_path / "in" / "locked.zip"
+    raw = bytearray(good.read_bytes())
+    for sig in (b"PK\x03\x04", b"PK\x01\x02"):  # set the encryption flag in every header
+        at = raw.find(sig)
+        while at >= 0:
+            flag = 6 if sig == b"PK\x03\x04" else 8
+            raw[at + flag] |= 1
+            at = raw.find(sig, at + 4)
+    encrypted.write_bytes(bytes(raw))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    found, _ = expand_archives(discover([tmp_path / "in"]), scratch)
+    reasons = {s.path.name: s.reason for s in found.skipped}
+    assert "study.zip" not in reasons and len(found.series) == 1
+    assert reasons["locked.zip"].startswith("encrypted ZIP archive")
+    assert is_zip(damaged) and reasons["damaged.zip"].startswith("damaged ZIP archive")
+    assert len(list(scratch.iterdir())) == 1  # the damaged archive's partial folder was removed
+
+
+def test_an_archive_larger_than_the_free_space_is_not_unpacked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil as sh
+
+    archive = _study_zip(tmp_path)
+    usage = sh.disk_usage(tmp_path)
+    monkeypatch.setattr("medforensics.io.archives.shutil.disk_usage", lambda _p: usage._replace(free=1000))
+    with pytest.raises(Exception, match=r"unpacking needs \d+ MB, 0 MB free"):
+        unpack(archive, tmp_path)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("zip-")] == []
+
+
+def test_member_names_cannot_leave_the_scratch_folder(tmp_path: Path) -> None:
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("../../outside.dcm", b"x")
+        zf.writestr("/abs/outside2.dcm", b"y")
+    scratch = tmp_path / "deep" / "scratch"
+    scratch.mkdir(parents=True)
+    folder = unpack(archive, scratch)
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
+        "abs/outside2.dcm",
+        "outside.dcm",
+    ]
+    assert not (tmp_path / "outside.dcm").exists()
