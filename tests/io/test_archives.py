@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from medforensics.io.archives import MAX_DEPTH, expand_archives, is_zip, unpack
+from medforensics.io.archives import MAX_DEPTH, archive_kind, expand_archives, unpack
 from medforensics.io.reader import discover
 from tests.io._dicom_series import write_ct_series
 
@@ -57,7 +57,7 @@ def test_archives_inside_archives_are_unpacked_up_to_the_depth_limit(tmp_path: P
     assert shallow.series == []
     assert [(str(s.path), s.reason) for s in shallow.skipped] == [
         (str(outer), "no images found"),
-        (f"{outer}/series/study.zip", "ZIP archive nested more than 1 deep: not unpacked"),
+        (f"{outer}/series/study.zip", "archive nested more than 1 deep: not unpacked"),
     ]
     assert MAX_DEPTH >= 2
 
@@ -85,7 +85,7 @@ def test_archives_that_cannot_be_unpacked_are_skipped_with_the_reason(tmp_path: 
     reasons = {s.path.name: s.reason for s in found.skipped}
     assert "study.zip" not in reasons and len(found.series) == 1
     assert reasons["locked.zip"].startswith("encrypted ZIP archive")
-    assert is_zip(damaged) and reasons["damaged.zip"].startswith("damaged ZIP archive")
+    assert archive_kind(damaged) == "zip" and reasons["damaged.zip"].startswith("damaged ZIP archive")
     assert len(list(scratch.iterdir())) == 1  # the damaged archive's partial folder was removed
 
 
@@ -115,3 +115,27 @@ def test_member_names_cannot_leave_the_scratch_folder(tmp_path: Path) -> None:
         "outside.dcm",
     ]
     assert not (tmp_path / "outside.dcm").exists()
+
+
+def test_a_compressed_tar_is_read_and_its_links_and_escaping_members_are_left_out(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    write_ct_series(tmp_path / "src" / "CT", [2.5 * k for k in range(4)], series_uid=UID)
+    archive = tmp_path / "export.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(tmp_path / "src" / "CT", "study/CT")
+        evil = tarfile.TarInfo("../../escaped.dcm")
+        evil.size = 3
+        tf.addfile(evil, io.BytesIO(b"bad"))
+        link = tarfile.TarInfo("study/CT/passwd")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(link)
+    assert archive_kind(archive) == "tar" and archive_kind(tmp_path / "src" / "CT" / "s0.dcm") is None
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    found, shown = expand_archives(discover([archive]), scratch)
+    assert [(shown(s.path), len(s.files)) for s in found.series] == [(f"{archive}/study/CT", 4)]
+    files = [p for p in scratch.rglob("*") if not p.is_dir()]
+    assert len(files) == 4 and not any(p.is_symlink() for p in files)
+    assert not (tmp_path / "escaped.dcm").exists()

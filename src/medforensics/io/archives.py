@@ -1,16 +1,18 @@
-"""ZIP archives of studies (a PACS web viewer's "download study", a CD or cloud export) read as folders.
+"""ZIP and tar archives of studies (a PACS web viewer's "download study", a CD, cloud or XNAT export) read as
+folders.
 
 :func:`expand_archives` takes what :func:`~medforensics.io.reader.discover` skipped, unpacks every ZIP
-archive among it into a scratch folder the caller owns and discovers the series there (archives inside
+or tar archive among it into a scratch folder the caller owns and discovers the series there (archives inside
 archives too, :data:`MAX_DEPTH` deep). The user's archive is only read. :class:`Shown` names a series found
 inside an archive by the archive's path and the member's path in it (``study.zip/CT/IM0001``), so reports
 never show the scratch folder. An archive that cannot be unpacked (damaged, encrypted, a compression
-method Python's ``zipfile`` lacks, larger than the free space) is skipped with the reason.
+method Python lacks, larger than the free space) is skipped with the reason.
 """
 
 from __future__ import annotations
 
 import shutil
+import tarfile
 import tempfile
 import zipfile
 import zlib
@@ -20,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from medforensics.errors import InputError
 from medforensics.io.reader import Discovery, Skipped, discover
 
-__all__ = ["MAX_DEPTH", "Shown", "expand_archives", "is_zip", "unpack"]
+__all__ = ["MAX_DEPTH", "Shown", "archive_kind", "expand_archives", "unpack"]
 
 #: archives inside archives are unpacked this many levels deep (a study ZIP holding one ZIP per series)
 MAX_DEPTH = 3
@@ -28,60 +30,90 @@ MAX_DEPTH = 3
 RESERVE_BYTES = 64 * 1024 * 1024
 #: members that are no image: macOS Finder's resource forks and folder settings
 _JUNK = ("__MACOSX/",)
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
-def is_zip(path: Path) -> bool:
-    """Whether ``path`` is a ZIP archive (its first bytes are a ZIP entry, as every archive tool writes)."""
+def archive_kind(path: Path) -> str | None:
+    """``"zip"`` for a ZIP archive (its first bytes are a ZIP entry, as every archive tool writes), ``"tar"``
+    for a tar archive named so (``.tar``, ``.tar.gz``, ``.tgz``, ...; compressed or not), else None."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)
     except OSError:
-        return False
-    return head in (b"PK\x03\x04", b"PK\x05\x06") and zipfile.is_zipfile(path)
+        return None
+    if head in (b"PK\x03\x04", b"PK\x05\x06") and zipfile.is_zipfile(path):
+        return "zip"
+    if path.name.lower().endswith(TAR_SUFFIXES):
+        try:
+            return "tar" if tarfile.is_tarfile(path) else None
+        except (OSError, EOFError, tarfile.TarError):
+            return None
+    return None
 
 
 def _junk(name: str) -> bool:
     return name.startswith(_JUNK) or PurePosixPath(name).name in (".DS_Store", "Thumbs.db")
 
 
+def _check_space(need: int, into: Path, what: str, path: Path) -> None:
+    free = shutil.disk_usage(into).free
+    if need > free - RESERVE_BYTES:
+        raise InputError(
+            f"{what}: unpacking needs {need / 1e6:.0f} MB, {free / 1e6:.0f} MB free in {into} "
+            "(set TMPDIR to a larger disk, or unpack it and scan the folder)",
+            path=path,
+        )
+
+
+def _unpack_zip(path: Path, into: Path, made: list[Path]) -> None:
+    with zipfile.ZipFile(path) as zf:
+        members = [m for m in zf.infolist() if not m.is_dir() and not _junk(m.filename)]
+        if any(m.flag_bits & 0x1 for m in members):
+            why = "encrypted ZIP archive: unpack it with its password, then scan the folder"
+            raise InputError(why, path=path)
+        _check_space(sum(m.file_size for m in members), into, "ZIP archive", path)
+        made.append(Path(tempfile.mkdtemp(prefix="zip-", dir=into)))
+        for m in members:  # zipfile drops absolute parts and ".." from member names
+            zf.extract(m, made[0])
+
+
+def _unpack_tar(path: Path, into: Path, made: list[Path]) -> None:
+    with tarfile.open(path, "r:*") as tf:
+        members = [m for m in tf.getmembers() if m.isfile() and not _junk(m.name)]  # no links or devices
+        _check_space(sum(m.size for m in members), into, "tar archive", path)
+        made.append(Path(tempfile.mkdtemp(prefix="tar-", dir=into)))
+        for m in members:
+            try:
+                tf.extract(m, made[0], filter="data")
+            except tarfile.FilterError:  # an absolute name or one that leaves the folder: left out
+                continue
+
+
 def unpack(path: Path, into: Path) -> Path:
-    """Extract the ZIP archive ``path`` into a new folder under ``into`` and return that folder.
+    """Extract the ZIP or tar archive ``path`` into a new folder under ``into`` and return that folder.
 
     Raises :class:`InputError` naming the archive when it is damaged, encrypted, uses a compression method
-    ``zipfile`` cannot read, or would leave less than :data:`RESERVE_BYTES` free on ``into``'s disk.
-    Member names are made safe by ``zipfile`` (no absolute paths, no ``..``)."""
-    dest: Path | None = None
+    Python cannot read, or would leave less than :data:`RESERVE_BYTES` free on ``into``'s disk; nothing
+    is left under ``into`` then. No member is written outside the folder; links and devices are left out."""
+    kind = archive_kind(path)
+    what = "ZIP archive" if kind == "zip" else "tar archive"
+    made: list[Path] = []
     try:
-        with zipfile.ZipFile(path) as zf:
-            members = [m for m in zf.infolist() if not m.is_dir() and not _junk(m.filename)]
-            if any(m.flag_bits & 0x1 for m in members):
-                why = "encrypted ZIP archive: unpack it with its password, then scan the folder"
-                raise InputError(why, path=path)
-            need = sum(m.file_size for m in members)
-            free = shutil.disk_usage(into).free
-            if need > free - RESERVE_BYTES:
-                raise InputError(
-                    f"ZIP archive: unpacking needs {need / 1e6:.0f} MB, {free / 1e6:.0f} MB free in {into} "
-                    "(set TMPDIR to a larger disk, or unpack it and scan the folder)",
-                    path=path,
-                )
-            dest = Path(tempfile.mkdtemp(prefix="zip-", dir=into))
-            for m in members:
-                zf.extract(m, dest)
-    except InputError:
+        (_unpack_zip if kind == "zip" else _unpack_tar)(path, into, made)
+    except Exception as exc:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, InputError):
+            raise
+        if isinstance(exc, zipfile.BadZipFile | zlib.error | tarfile.TarError | EOFError):
+            raise InputError(f"damaged {what} ({exc})", path=path) from exc  # a bad CRC, a cut stream
+        if isinstance(exc, NotImplementedError):  # Deflate64 (Windows, for large archives)
+            why = f"{what}: {exc}; unpack it with another tool, then scan the folder"
+            raise InputError(why, path=path) from exc
+        if isinstance(exc, OSError | RuntimeError | ValueError):
+            raise InputError(f"{what} cannot be unpacked ({type(exc).__name__}: {exc})", path=path) from exc
         raise
-    except (zipfile.BadZipFile, zlib.error) as exc:  # a bad CRC, a cut or corrupted compressed stream
-        if dest is not None:
-            shutil.rmtree(dest, ignore_errors=True)
-        raise InputError(f"damaged ZIP archive ({exc})", path=path) from exc
-    except NotImplementedError as exc:  # Deflate64 (Windows, for large archives), bzip2/lzma without libs
-        why = f"ZIP archive: {exc}; unpack it with another tool, then scan the folder"
-        raise InputError(why, path=path) from exc
-    except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        if dest is not None:
-            shutil.rmtree(dest, ignore_errors=True)
-        raise InputError(f"ZIP archive cannot be unpacked ({type(exc).__name__}: {exc})", path=path) from exc
-    return dest
+    return made[0]
 
 
 @dataclass
@@ -100,7 +132,7 @@ class Shown:
 
 
 def expand_archives(found: Discovery, into: Path, depth: int = MAX_DEPTH) -> tuple[Discovery, Shown]:
-    """``found`` with every ZIP archive it skipped unpacked under ``into`` and discovered.
+    """``found`` with every ZIP or tar archive it skipped unpacked under ``into`` and discovered.
 
     The archive's own "not DICOM" entry goes; what cannot be unpacked is skipped with its reason; a folder
     skipped as holding no images is kept out when an archive in it held some. Skipped paths come back as
@@ -111,11 +143,11 @@ def expand_archives(found: Discovery, into: Path, depth: int = MAX_DEPTH) -> tup
     for level in range(depth + 1):
         nested: list[Skipped] = []
         for s in todo:
-            if not is_zip(s.path):
+            if archive_kind(s.path) is None:
                 skipped.append(s)
                 continue
             if level == depth:
-                skipped.append(Skipped(s.path, f"ZIP archive nested more than {depth} deep: not unpacked"))
+                skipped.append(Skipped(s.path, f"archive nested more than {depth} deep: not unpacked"))
                 continue
             try:
                 folder = unpack(s.path, into)
