@@ -3,44 +3,34 @@ does to a check or a verdict (``resampling.py --lossy``, ``lossy_scans.py``).
 
 JPEG 2000 (irreversible, at a compression ratio) and JPEG-LS near-lossless are the package's
 (:mod:`medforensics.forge.lossy`: each slice a 12-bit DICOM image, coded with pydicom's encoders and decoded
-again); 12-bit JPEG (process 4) is DCMTK's ``dcmcjpeg +ee`` and ``dcmdjpeg``, which may rescale the stored
-values (the rescale tags are applied).
+again; 12-bit JPEG (process 4) with DCMTK's ``dcmcjpeg +ee`` and ``dcmdjpeg``, which may rescale the stored
+values: the rescale tags are applied).
 """
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medforensics.forge.lossy import code_slice, decoded_hu, slice_dataset
+from medforensics.forge.lossy import code_slice
 
 #: name -> (coder, its setting)
 CODECS: dict[str, tuple[str, float]] = {
     "J2K 10:1": ("j2k", 10.0),
     "J2K 20:1": ("j2k", 20.0),
     "JPEG-LS near 3": ("jls", 3),
-    "JPEG q90": ("dcmcjpeg", 90),
-    "JPEG q75": ("dcmcjpeg", 75),
+    "JPEG q90": ("jpeg12", 90),
+    "JPEG q75": ("jpeg12", 75),
 }
 
 
-def coded(hu: Any, codec: str, tmp: Path) -> Any:
+def coded(hu: Any, codec: str) -> Any:
     """Slice ``hu`` coded with ``codec`` (:data:`CODECS`) and decoded again (HU, float32)."""
-    import pydicom
-
     coder, setting = CODECS[codec]
-    if coder != "dcmcjpeg":
-        return code_slice(hu, coder, setting)
-    plain, jpeg, back = tmp / "plain.dcm", tmp / "jpeg.dcm", tmp / "back.dcm"
-    slice_dataset(hu).save_as(plain, enforce_file_format=True)
-    subprocess.run(["dcmcjpeg", "+ee", "+q", f"{setting:g}", str(plain), str(jpeg)], check=True)
-    subprocess.run(["dcmdjpeg", str(jpeg), str(back)], check=True)
-    return decoded_hu(pydicom.dcmread(back))
+    return code_slice(hu, coder, setting)
 
 
-def coded_volume(array: Any, codec: str, tmp: Path) -> Any:
+def coded_volume(array: Any, codec: str) -> Any:
     """Every slice of ``array`` (z, y, x; HU) coded with ``codec`` and decoded again."""
-    return np.stack([coded(z, codec, tmp) for z in np.asarray(array, np.float32)])
+    return np.stack([coded(z, codec) for z in np.asarray(array, np.float32)])

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     from medforensics.scan.detector import bundled_dir, load_detector
 
     detector = load_detector(args.model or bundled_dir("detector"))
-    tmp = Path(tempfile.mkdtemp(prefix="lossy-scans-"))
     variants = ["lossless", *CODECS]
     cal = detector.calibration
     lossy_thr = "none" if cal.lossy is None else f"{cal.lossy:.4f}"
@@ -172,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 if v == "lossless":
                     scanned = forged.with_array(np.asarray(forged.array, np.float32))
                 else:
-                    coded = forged.with_array(coded_volume(forged.array, v, tmp))
+                    coded = forged.with_array(coded_volume(forged.array, v))
                     scanned = coded_headers(coded, args.headers)
                 cell, hit, near = _cell(detector, scanned, truth)
                 flagged[v, kind] += hit

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -85,7 +84,6 @@ def check(array: Any, pixel_mm: float, lossy: bool = False) -> tuple[float, floa
 def lossy_table(sources: list[Any], slices: int) -> list[str]:
     """``--lossy``: the check on the middle ``slices`` of each CT as stored and after the tool's round trip,
     each coded with every codec."""
-    tmp = Path(tempfile.mkdtemp(prefix="lossy-"))
     lines = [
         "| CT | pixel mm | " + " | ".join(f"{c}: stored / round trip" for c in CODECS) + " |",
         "|" + " --- |" * (2 + len(CODECS)),
@@ -103,7 +101,7 @@ def lossy_table(sources: list[Any], slices: int) -> list[str]:
         for codec in CODECS:
             pair = []
             for kind, arr in (("stored", part), ("trip", trip)):
-                trace = gathered(coded_volume(arr, codec, tmp))
+                trace = gathered(coded_volume(arr, codec))
                 _, s, g, hit = check(trace, px, lossy=True)
                 was = check(trace, px, lossy=False)[3]  # session 49's rule: coding bands searched too
                 count[codec, kind, "now"] += hit

@@ -34,7 +34,7 @@ import torch
 
 
 def main() -> None:
-    from medforensics.forge.lossy import LOSSY_CODECS
+    from medforensics.forge.lossy import DEFAULT_LOSSY_CODECS
     from medforensics.train.dense_calibration import (
         NOISE_COPIES,
         add_lossy_point,
@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--split-of", action="append", default=[], metavar="PATIENT=SPLIT")
     ap.add_argument("--augmented", action="store_true", help="keep thresholds above augmented whole series")
     ap.add_argument("--lossy-only", action="store_true", help="only add the lossy operating point")
-    ap.add_argument("--codecs", default=",".join(LOSSY_CODECS), help="lossy codecs (--lossy-only)")
+    ap.add_argument("--codecs", default=",".join(DEFAULT_LOSSY_CODECS), help="lossy codecs (--lossy-only)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 

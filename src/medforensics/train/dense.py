@@ -42,7 +42,7 @@ import torch
 from numpy.typing import NDArray
 
 from medforensics.errors import ConfigError, InputError
-from medforensics.forge.lossy import LOSSY_CODECS
+from medforensics.forge.lossy import LOSSY_CODECS, missing_coder
 from medforensics.logging import get_logger
 from medforensics.models.inference import device_name, effective_precision, resolve_device
 from medforensics.train.dense_batches import BatchSource, batch
@@ -225,6 +225,8 @@ def check_counts(cfg: DenseConfig) -> None:
     unknown = sorted({str(c) for c in cfg.lossy_codecs} - set(LOSSY_CODECS))
     if unknown:  # the lossy operating point is fitted after training: refused before it
         raise ConfigError(f"unknown lossy codec(s) {unknown}; known: {list(LOSSY_CODECS)}")
+    if cfg.scan_calibration and (absent := missing_coder(cfg.lossy_codecs)):
+        raise ConfigError(f"lossy_codecs: {absent}")
     copies: tuple[tuple[str, Callable[[float], bool], str], ...] = (
         ("pixel_copies_mm", lambda v: 0.1 <= v <= 5.0, "pixel sizes of 0.1-5 mm"),
         ("dose_copies", lambda v: 0.0 < v < 1.0, "fractions of the scans' dose in (0, 1)"),

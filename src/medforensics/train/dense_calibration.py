@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medforensics.errors import InputError
+from medforensics.errors import ConfigError, InputError
 from medforensics.logging import get_logger
 
 log = get_logger("train.dense")
@@ -267,12 +267,14 @@ def add_lossy_point(
     (:func:`fit_lossy_point`; the other entries and the Platt map kept): the series of the validation
     split of ``data`` (as :func:`recalibrate` selects it; the tampered ones say what is still found),
     ``val_authentic`` and the whole authentic training series ``whole_authentic``, each coded with every
-    codec (default all of :data:`~medforensics.forge.lossy.LOSSY_CODECS`). Returns it and the lossy
+    codec (default :data:`~medforensics.forge.lossy.DEFAULT_LOSSY_CODECS`). Returns it and the lossy
     validation scores; writes nothing."""
-    from medforensics.forge.lossy import LOSSY_CODECS
+    from medforensics.forge.lossy import DEFAULT_LOSSY_CODECS, missing_coder
     from medforensics.io.reader import read_volume
 
-    codecs = list(LOSSY_CODECS if codecs is None else codecs)
+    codecs = list(DEFAULT_LOSSY_CODECS if codecs is None else codecs)
+    if absent := missing_coder(codecs):
+        raise ConfigError(absent)
     path = Path(model_dir) / "calibration.json"
     if not path.is_file():
         raise InputError("no calibration.json to add the lossy operating point to", path=model_dir)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from medforensics.errors import ConfigError
-from medforensics.forge.lossy import LOSSY_CODECS
+from medforensics.forge.lossy import DEFAULT_LOSSY_CODECS
 
 #: Voxel size (z, y, x) mm the model works at (see :func:`medforensics.train.dense_data.to_model_grid`).
 TARGET_MM: tuple[float, float, float] = (2.5, 1.4, 1.4)
@@ -157,8 +157,9 @@ class DenseConfig:
     scan_calibration: bool = True
     #: With ``scan_calibration``: then also the operating point for series stored lossy, on the same
     #: series coded with these codecs (:func:`medforensics.train.dense_calibration.add_lossy_point`; names
-    #: of :data:`medforensics.forge.lossy.LOSSY_CODECS`; empty: none). Not for a noise specialist.
-    lossy_codecs: list[str] = field(default_factory=lambda: list(LOSSY_CODECS))
+    #: of :data:`medforensics.forge.lossy.LOSSY_CODECS`; default the three pydicom writes itself, the JPEG
+    #: ones need DCMTK; empty: none). Not for a noise specialist.
+    lossy_codecs: list[str] = field(default_factory=lambda: list(DEFAULT_LOSSY_CODECS))
     #: With ``scan_calibration``: every threshold also kept above the whole validation and training series
     #: under each of the seed study's rotations, brightness factors and flips
     #: (:func:`medforensics.train.dense_calibration.augmented_copies`; session 55: a left-right mirrored
