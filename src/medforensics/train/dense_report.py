@@ -98,6 +98,8 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         )
     limit = slice_limit(cfg.max_slice_mm, cfg.target_mm[0])
     why = "set in its config" if cfg.max_slice_mm else f"{MAX_SLICE_FACTOR:g} x the grid's slice spacing"
+    pixels = f" or whose pixels exceed {cfg.max_pixel_mm:g} mm (`max_pixel_mm`)" if cfg.max_pixel_mm else ""
+    options = "`--max-slice-mm` and `--max-pixel-mm` score" if cfg.max_pixel_mm else "`--max-slice-mm` scores"
     lines += [
         "",
         "## Intended use and limits",
@@ -106,8 +108,8 @@ def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
         "`scan` default. Trained on very few real patients (LIDC-IDRI slabs, one full chest CT): scores on",
         "scanners and protocols unlike these are not validated; whole-image synthesis is not its job.",
         f"`scan` does not assess series whose slices lie more than {limit:g} mm "
-        f"apart ({why}; the training CTs have 1.25-2.5 mm slices): they get verdict",
-        "`error`; `--max-slice-mm` scores them anyway.",
+        f"apart ({why}; the training CTs have 1.25-2.5 mm slices){pixels}: they get verdict",
+        f"`error`; {options} them anyway.",
     ]
     return "\n".join(lines) + "\n"
 
