@@ -30,6 +30,7 @@ import numpy as np
 from medforensics.io.dicom_frames import frame_infos, stored_range
 from medforensics.io.dicom_pixels import lossy_encoding
 from medforensics.io.volume import Volume
+from medforensics.scan.jpeg_history import JPEG_COHERENCE, jpeg_decoded
 from medforensics.scan.resampling import (
     CODING_TRACE,
     GridTrace,
@@ -396,27 +397,36 @@ def coding_grid_finding(volume: Volume, trace: GridTrace, effect: str = LOSSY_EF
     if volume.datasets:
         return None
     frequency, strength = coding_peak(trace)
-    if strength < CODING_TRACE:
+    coherence, step = trace.jpeg.coherence()
+    if strength >= CODING_TRACE:
+        what = (
+            f"a lossy coding grid ({coding_grid(frequency)}: {strength:.0f} times the spectrum's median at "
+            f"{frequency:.3f} cycles per pixel)"
+        )
+    elif coherence >= JPEG_COHERENCE:
+        what = f"JPEG's quantisation (8 x 8 block DCT coefficients on multiples of {step}"
+        what += f", coherence {coherence:.2f})"
+    else:
         return None
-    text = (
-        f"the pixels carry a lossy coding grid ({coding_grid(frequency)}: {strength:.0f} times the "
-        f"spectrum's median at {frequency:.3f} cycles per pixel), which this file format cannot record "
-        f"(written from a lossy copy?); {effect}"
-    )
+    text = f"the pixels carry {what}, which this file format cannot record (written from a lossy copy?)"
+    text += f"; {effect}"
     return Finding("metadata", WEAK, description=text, check="lossy_compression")
 
 
 def scored_as_lossy(volume: Volume, stats: PixelStats) -> bool:
     """Whether the detector is to hold the series to its lossy operating point: its first file's encoding
     is lossy, or its pixels carry a coding grid's trace (:func:`~medforensics.scan.resampling.coding_trace`,
-    from ``stats``' pass) and its headers declare a lossy step (session 50) or it has none (session 53: a
+    from ``stats``' pass) or JPEG's quantised block coefficients
+    (:func:`~medforensics.scan.jpeg_history.jpeg_decoded`, session 59: JPEG at quality 90 leaves too faint a
+    grid) and its headers declare a lossy step (session 50) or it has none (session 53: a
     NIfTI or MetaImage file, which cannot record one). A header alone is one tag: set on lossless pixels
     it would raise the threshold a tampered series is held to."""
     files = volume.metadata.get("files") or []
     if files and lossy_encoding(files[0]) is not None:
         return True
     declared = any(_declares_lossy(h) for h in volume.datasets)
-    return (declared or not volume.datasets) and coding_trace(stats.trace) >= CODING_TRACE
+    coded = coding_trace(stats.trace) >= CODING_TRACE or jpeg_decoded(stats.trace.jpeg)
+    return (declared or not volume.datasets) and coded
 
 
 def member_claim_finding(volume: Volume) -> Finding | None:

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from medforensics.features.noise_map import kv_residual
+from medforensics.scan.jpeg_history import JpegTrace
 from medforensics.scan.result import Finding
 
 #: Strength of the peak (its power over the median power of both spectra, the weaker of the two) from
@@ -81,9 +82,11 @@ class GridTrace:
         self.cols: NDArray[np.float64] | None = None
         self.n_rows: NDArray[np.float64] | None = None
         self.n_cols: NDArray[np.float64] | None = None
+        self.jpeg = JpegTrace(n)  # JPEG's other trace: quantised block DCT coefficients
 
     def add(self, z0: int, block: NDArray[Any]) -> None:
         """Slices ``z0, z0 + 1, ...`` of ``block`` (z, y, x; HU): those on the step are summed."""
+        self.jpeg.add(z0, block)
         for k in range(len(block)):
             if (z0 + k) % self.step == 0 and block.shape[1] > 8 and block.shape[2] > 8:
                 self._add(np.asarray(block[k], np.float32))
