@@ -11,26 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+from medforensics.forge.lossy import lossy_copy
 
-from medforensics.forge.lossy import code_slice
-
-#: name -> (coder, its setting)
-CODECS: dict[str, tuple[str, float]] = {
-    "J2K 10:1": ("j2k", 10.0),
-    "J2K 20:1": ("j2k", 20.0),
-    "JPEG-LS near 3": ("jls", 3),
-    "JPEG q90": ("jpeg12", 90),
-    "JPEG q75": ("jpeg12", 75),
+#: column name -> the codec of :data:`medforensics.forge.lossy.LOSSY_CODECS`
+CODECS: dict[str, str] = {
+    "J2K 10:1": "j2k-10",
+    "J2K 20:1": "j2k-20",
+    "JPEG-LS near 3": "jls-3",
+    "JPEG q90": "jpeg-90",
+    "JPEG q75": "jpeg-75",
 }
 
 
-def coded(hu: Any, codec: str) -> Any:
-    """Slice ``hu`` coded with ``codec`` (:data:`CODECS`) and decoded again (HU, float32)."""
-    coder, setting = CODECS[codec]
-    return code_slice(hu, coder, setting)
-
-
 def coded_volume(array: Any, codec: str) -> Any:
-    """Every slice of ``array`` (z, y, x; HU) coded with ``codec`` and decoded again."""
-    return np.stack([coded(z, codec) for z in np.asarray(array, np.float32)])
+    """Every slice of ``array`` (z, y, x; HU) coded with ``codec`` (a column name of :data:`CODECS`) and
+    decoded again (:func:`~medforensics.forge.lossy.lossy_copy`)."""
+    return lossy_copy(array, CODECS[codec])

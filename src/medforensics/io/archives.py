@@ -89,13 +89,14 @@ def _unpack_tar(path: Path, into: Path, made: list[Path]) -> None:
                 continue
 
 
-def unpack(path: Path, into: Path) -> Path:
+def unpack(path: Path, into: Path, kind: str | None = None) -> Path:
     """Extract the ZIP or tar archive ``path`` into a new folder under ``into`` and return that folder.
 
     Raises :class:`InputError` naming the archive when it is damaged, encrypted, uses a compression method
     Python cannot read, or would leave less than :data:`RESERVE_BYTES` free on ``into``'s disk; nothing
-    is left under ``into`` then. No member is written outside the folder; links and devices are left out."""
-    kind = archive_kind(path)
+    is left under ``into`` then. No member is written outside the folder; links and devices are left out.
+    ``kind``: :func:`archive_kind`'s answer when the caller has it (else it is asked here)."""
+    kind = kind or archive_kind(path)
     what = "ZIP archive" if kind == "zip" else "tar archive"
     made: list[Path] = []
     try:
@@ -143,14 +144,15 @@ def expand_archives(found: Discovery, into: Path, depth: int = MAX_DEPTH) -> tup
     for level in range(depth + 1):
         nested: list[Skipped] = []
         for s in todo:
-            if archive_kind(s.path) is None:
+            kind = archive_kind(s.path)
+            if kind is None:
                 skipped.append(s)
                 continue
             if level == depth:
                 skipped.append(Skipped(s.path, f"archive nested more than {depth} deep: not unpacked"))
                 continue
             try:
-                folder = unpack(s.path, into)
+                folder = unpack(s.path, into, kind)
             except InputError as err:
                 skipped.append(Skipped(s.path, err.reason))
                 continue
