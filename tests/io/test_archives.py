@@ -79,12 +79,15 @@ def test_archives_that_cannot_be_unpacked_are_skipped_with_the_reason(tmp_path: 
             raw[at + flag] |= 1
             at = raw.find(sig, at + 4)
     encrypted.write_bytes(bytes(raw))
+    cut = tmp_path / "in" / "cut.zip"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # a download stopped half way
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     found, _ = expand_archives(discover([tmp_path / "in"]), scratch)
     reasons = {s.path.name: s.reason for s in found.skipped}
     assert "study.zip" not in reasons and len(found.series) == 1
     assert reasons["locked.zip"].startswith("encrypted ZIP archive")
+    assert reasons["cut.zip"].startswith("ZIP archive cut short")
     assert archive_kind(damaged) == "zip" and reasons["damaged.zip"].startswith("damaged ZIP archive")
     assert len(list(scratch.iterdir())) == 1  # the damaged archive's partial folder was removed
 

@@ -41,7 +41,7 @@ def archive_kind(path: Path) -> str | None:
             head = fh.read(4)
     except OSError:
         return None
-    if head in (b"PK\x03\x04", b"PK\x05\x06") and zipfile.is_zipfile(path):
+    if head in (b"PK\x03\x04", b"PK\x05\x06"):  # a ZIP entry first; a cut one is still a (damaged) ZIP
         return "zip"
     if path.name.lower().endswith(TAR_SUFFIXES):
         try:
@@ -66,6 +66,9 @@ def _check_space(need: int, into: Path, what: str, path: Path) -> None:
 
 
 def _unpack_zip(path: Path, into: Path, made: list[Path]) -> None:
+    if not zipfile.is_zipfile(path):
+        why = "ZIP archive cut short: its central directory is missing (an interrupted download or copy?)"
+        raise InputError(why, path=path)
     with zipfile.ZipFile(path) as zf:
         members = [m for m in zf.infolist() if not m.is_dir() and not _junk(m.filename)]
         if any(m.flag_bits & 0x1 for m in members):
