@@ -13,6 +13,7 @@ from pydicom.data import get_testdata_file
 
 from medforensics.errors import InputError
 from medforensics.io.metaimage import read_metaimage, write_metaimage
+from medforensics.io.payload import size_text
 from medforensics.io.volume import AXIAL_DIRECTION, Volume
 from tests.io.test_volume import assert_same_image
 
@@ -196,7 +197,9 @@ def test_short_data_and_bad_dimensions_get_their_own_reason(tmp_path: Path) -> N
     raw = tmp_path / "b.raw"
     full = raw.stat().st_size
     raw.write_bytes(raw.read_bytes()[: full // 2])
-    with pytest.raises(InputError, match=rf"b\.raw' is truncated: {full // 2} bytes, .* need {full}"):
+    half = size_text(full // 2)
+    why = rf"truncated MetaImage data: .* need {size_text(full)}, data file .*b\.raw' holds {half}"
+    with pytest.raises(InputError, match=why):
         read_metaimage(tmp_path / "b.mhd")
     header = (tmp_path / "b.mhd").read_text()
     dims = next(line for line in header.splitlines() if line.startswith("DimSize"))

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from medforensics.cli import app
 from medforensics.report import validate_report_dict
+from tests.io.test_payload import lying_nifti
 
 
 @pytest.fixture(autouse=True)
@@ -43,10 +44,15 @@ def test_scan_writes_json_and_exits_0(ct_series: Path, model_dir: Path, tmp_path
     assert "tampered" in r.output.replace("\n", "") and (tmp_path / "home" / "audit.sqlite").is_file()
 
 
-@pytest.mark.parametrize("name", ["bad.nii.gz", "bad.nrrd"])
+@pytest.mark.parametrize("name", ["bad.nii.gz", "bad.nrrd", "liar.nii.gz"])
 def test_scan_exit_2_when_nothing_scanned(model_dir: Path, tmp_path: Path, name: str) -> None:
     bad = tmp_path / name
-    bad.write_bytes(b"garbage" * 10)
+    if (
+        name == "liar.nii.gz"
+    ):  # a header promising 54 TB: the file is named, the machine's memory is not blamed
+        lying_nifti(bad)
+    else:
+        bad.write_bytes(b"garbage" * 10)
     out = tmp_path / "scan.json"
     r = CliRunner().invoke(
         app, ["scan", str(bad), "--model", str(model_dir), "--json", str(out), "--no-audit"]
@@ -54,6 +60,7 @@ def test_scan_exit_2_when_nothing_scanned(model_dir: Path, tmp_path: Path, name:
     assert r.exit_code == 2 and "Traceback" not in r.output
     series = json.loads(out.read_text())["series"][0]
     assert series["verdict"] == "error" and "\n" not in series["error"]
+    assert "MemoryError" not in series["error"] and "Traceback" not in r.output
     assert not (tmp_path / "home" / "audit.sqlite").exists()
 
 

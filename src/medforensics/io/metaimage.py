@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from medforensics.errors import InputError
 from medforensics.io.nifti import infer_modality
+from medforensics.io.payload import check_payload
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 
@@ -61,30 +62,30 @@ def _header(path: Path) -> tuple[dict[str, str], int]:
     return fields, end
 
 
-def _check_data_file(path: Path, fields: dict[str, str]) -> None:
-    """Raise InputError when a detached .mhd points to a missing data file."""
+def _check_data_file(path: Path, fields: dict[str, str], header_end: int) -> None:
+    """Raise InputError when a detached .mhd points to a missing data file, or when the data (detached, or
+    LOCAL after the header of an .mha) cannot hold the voxels the header's DimSize and ElementType need
+    (:func:`~medforensics.io.payload.check_payload`)."""
     name = fields["ElementDataFile"]
-    if name.upper() == "LOCAL" or name.upper().startswith("LIST") or "%" in name:
+    if name.upper().startswith("LIST") or "%" in name:
         return
-    data = Path(name) if Path(name).is_absolute() else path.parent / name
-    if not data.is_file():
-        raise InputError(f"data file {name!r} named in the header is missing", path=path)
+    if name.upper() == "LOCAL":
+        data, offset = path, header_end
+    else:
+        data = Path(name) if Path(name).is_absolute() else path.parent / name
+        if not data.is_file():
+            raise InputError(f"data file {name!r} named in the header is missing", path=path)
+        offset = 0
     dims = _dim_size(path, fields)
     size = _ELEMENT_BYTES.get(fields.get("ElementType", "").upper())
-    if size is None or fields.get("CompressedData", "False").lower() == "true":
-        return
     channels = fields.get("ElementNumberOfChannels", "1")
     head = fields.get("HeaderSize", "0")
-    if not channels.isdigit() or not head.isdigit():
+    if size is None or not channels.isdigit() or not head.isdigit():
         return
-    need = int(np.prod(dims)) * size * int(channels) + int(head)
-    have = data.stat().st_size
-    if have < need:
-        raise InputError(
-            f"data file {str(data)!r} is truncated: {have} bytes, the header's DimSize and ElementType need "
-            f"{need}",
-            path=path,
-        )
+    compressed = fields.get("CompressedData", "False").strip().lower() == "true"
+    held = data.stat().st_size - offset - (0 if compressed else int(head))
+    shape = [*dims, int(channels)] if int(channels) > 1 else dims
+    check_payload(path, shape, size, held, compressed, "MetaImage", data=data)
 
 
 #: Bytes per element of the MetaImage element types whose size is fixed.
@@ -127,7 +128,7 @@ def read_metaimage(path: str | Path, modality: str | None = None, stream_above: 
     if path.stat().st_size == 0:
         raise InputError("empty file (0 bytes)", path=path)
     fields, header_end = _header(path)
-    _check_data_file(path, fields)
+    _check_data_file(path, fields, header_end)
     info = sitk_info(path, "MetaImage")
     array: Any = None
     big = stream_above is not None and 4 * int(np.prod(info.GetSize())) > stream_above

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from medforensics._atomic import write_bytes_atomic
 from medforensics.errors import InputError
 from medforensics.io.lazy import LazySlices
+from medforensics.io.payload import check_payload
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 
@@ -185,6 +186,9 @@ def _voxels(img: Any, path: Path, stream_above: int | None) -> NDArray[np.float3
     if dtype.names is not None or dtype.kind == "c":
         raise InputError(f"unsupported NIfTI voxel type {dtype}", path=path)
     shape = tuple(int(n) for n in img.shape)
+    gz = path.name.lower().endswith(".gz")
+    offset = 0 if gz else int(img.header.get("vox_offset", 0) or 0)
+    check_payload(path, shape, dtype.itemsize, path.stat().st_size - offset, gz, "NIfTI")
     if stream_above is not None and len(shape) >= 3 and 4 * int(np.prod(shape)) > stream_above:
         import nibabel as nib
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from medforensics.errors import InputError
 from medforensics.io.metaimage import sitk_info, sitk_volume, sitk_voxels
+from medforensics.io.payload import check_payload
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 
@@ -50,6 +52,33 @@ def nrrd_data_file(nhdr: Path) -> Path | None:
     return (nhdr.parent / name).resolve()
 
 
+_ENCODING = re.compile(rb"^encoding:\s*(\S+)\s*$", re.MULTILINE)
+_DEFLATED, _RAW = ("gzip", "gz"), ("raw",)
+
+
+def _check_nrrd_payload(path: Path, head: bytes, data: Path | None, info: Any) -> None:
+    """InputError when raw or gzip data cannot hold the voxels the header's sizes and type need
+    (:func:`~medforensics.io.payload.check_payload`; other encodings, lists and patterns are not checked)."""
+    import SimpleITK as sitk
+
+    m = _ENCODING.search(head)
+    encoding = m.group(1).decode("latin-1").lower() if m else ""
+    itemsize = {
+        sitk.sitkInt8: 1, sitk.sitkUInt8: 1, sitk.sitkInt16: 2, sitk.sitkUInt16: 2, sitk.sitkInt32: 4,
+        sitk.sitkUInt32: 4, sitk.sitkInt64: 8, sitk.sitkUInt64: 8, sitk.sitkFloat32: 4, sitk.sitkFloat64: 8,
+    }.get(info.GetPixelID())  # fmt: skip
+    if encoding not in _DEFLATED + _RAW or itemsize is None:
+        return
+    if _DATA_FILE.search(head) is None:  # attached: the data follow the blank line that ends the header
+        data, offset = path, len(head) + 2
+    elif data is None:
+        return
+    else:
+        offset = 0
+    held = data.stat().st_size - offset
+    check_payload(path, info.GetSize(), itemsize, held, encoding in _DEFLATED, "NRRD", data=data)
+
+
 def read_nrrd(path: str | Path, modality: str | None = None) -> Volume:
     """Read a .nrrd (or .nhdr and its data file) into an axial :class:`Volume`.
 
@@ -69,6 +98,7 @@ def read_nrrd(path: str | Path, modality: str | None = None) -> Volume:
     if data is not None and not data.is_file():
         raise InputError(f"data file {data.name!r} named in the header is missing", path=path)
     info = sitk_info(path, "NRRD")
+    _check_nrrd_payload(path, head, data, info)
     volume = sitk_volume(info, sitk_voxels(info, path), path, modality, "nrrd")
     log.debug("read NRRD %s shape=%s modality=%s", path.name, volume.shape, volume.modality)
     return volume
