@@ -192,6 +192,22 @@ def test_a_slice_that_fails_in_a_streamed_read_is_named(tmp_path: Path, detector
     )
 
 
+def test_a_slab_too_large_for_memory_blames_the_header_or_the_size(
+    detector: Detector,
+) -> None:
+    """A compressed series whose Rows/Columns lie (60000 x 60000) fails when a slab is allocated: the reason
+    says so instead of calling it an internal error."""
+    from medforensics.io.lazy import LazySlices
+
+    class Huge(LazySlices):
+        def _read(self, ks):  # type: ignore[no-untyped-def]
+            raise MemoryError("Unable to allocate 67.1 GiB for an array with shape (20, 60000, 60000)")
+
+    res = scan_volume(Volume(Huge((40, 64, 64)), spacing=(2.5, 1.0, 1.0), modality="CT"), detector)
+    assert res.verdict == "error" and res.error.startswith("out of memory for its pixels (Unable to allocate")
+    assert "a corrupt image size in its header" in res.error and "internal error" not in res.error
+
+
 def test_several_series_in_one_folder_keep_their_own_volumes(
     tmp_path: Path, ct_series: Path, detector: Detector
 ) -> None:

@@ -58,6 +58,11 @@ def _series_reason(err: MedforensicsError, series: str | Path) -> str:
 def _one_line(err: BaseException) -> str:
     if isinstance(err, MedforensicsError):
         return err.reason
+    if isinstance(err, MemoryError):  # input-driven as often as not: a header's image size can be a lie
+        return (
+            f"out of memory for its pixels ({' '.join(str(err).split())[:200]}): a corrupt image size in its "
+            "header, or a series too large for this machine's memory"
+        )
     return " ".join(f"{type(err).__name__}: {err}".split())[:300]
 
 
@@ -242,7 +247,9 @@ def scan_volume(
             scan_axial(volume, res, _ct_scan(detector, explain))
     except MedforensicsError as err:
         res.error = _series_reason(err, res.path)
-    except (ValueError, RuntimeError, MemoryError, IndexError) as err:  # one series must not stop the scan
+    except MemoryError as err:
+        res.error = _one_line(err)
+    except (ValueError, RuntimeError, IndexError) as err:  # one series must not stop the scan
         log.warning("series %s failed: %s", res.series_uid, _one_line(err))
         res.error = f"internal error: {_one_line(err)}"
     scores = [res.score, *(f.score for f in res.findings)]
