@@ -40,3 +40,12 @@ class ConfigError(MedforensicsError):
 
 class MissingDependencyError(MedforensicsError):
     """An optional dependency needed for this input is not installed."""
+
+
+def out_of_memory(err: MemoryError) -> str:
+    """The reason for a series or file whose pixels did not fit in memory: input-driven as often as not (a
+    header whose image size is a lie makes the reader allocate it), so it is not called an internal error."""
+    return (
+        f"out of memory for its pixels ({' '.join(str(err).split())[:200]}): a corrupt image size in its "
+        "header, or a series too large for this machine's memory"
+    )

@@ -157,3 +157,26 @@ def test_read_volume_whole_refuses_a_skipped_slice_and_ignores_a_stray_file(tmp_
     assert read_volume(tmp_path / "s").shape[0] == 2
     with pytest.raises(InputError, match=f"{files[1].name}: .*would lack this slice"):
         read_volume(tmp_path / "s", whole=True)
+
+
+def test_pixels_that_do_not_fit_in_memory_are_an_input_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A header whose image size is a lie (an RLE series saying 60000 x 60000) makes the reader allocate it:
+    forge and the other readers' callers get a one-line InputError naming the file, not an internal error."""
+    import medforensics.io.nifti as nifti
+    import medforensics.io.reader as reader
+
+    path = write_nifti(Volume(np.zeros((4, 8, 8), np.float32), spacing=(1.0, 1.0, 1.0)), tmp_path / "v.nii")
+    files = write_ct_series(tmp_path / "ct", [0.0, 5.0, 10.0])
+
+    def huge(*_a: object, **_k: object) -> None:
+        raise MemoryError("Unable to allocate 268. GiB for an array with shape (20, 60000, 60000)")
+
+    monkeypatch.setattr(nifti, "read_nifti", huge)
+    monkeypatch.setattr(reader, "read_dicom_series", huge)
+    why = r"out of memory for its pixels \(Unable to allocate 268\. GiB"
+    for target in (path, tmp_path / "ct", files[0]):
+        with pytest.raises(InputError, match=why) as err:
+            read_volume(target)
+        assert str(target) in str(err.value) and "corrupt image size in its header" in str(err.value)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from medforensics.errors import MedforensicsError
+from medforensics.errors import MedforensicsError, out_of_memory
 from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.reader import SeriesRef, discover, load
 from medforensics.io.volume import Volume, ct_voxel_reason
@@ -58,11 +58,8 @@ def _series_reason(err: MedforensicsError, series: str | Path) -> str:
 def _one_line(err: BaseException) -> str:
     if isinstance(err, MedforensicsError):
         return err.reason
-    if isinstance(err, MemoryError):  # input-driven as often as not: a header's image size can be a lie
-        return (
-            f"out of memory for its pixels ({' '.join(str(err).split())[:200]}): a corrupt image size in its "
-            "header, or a series too large for this machine's memory"
-        )
+    if isinstance(err, MemoryError):
+        return out_of_memory(err)
     return " ".join(f"{type(err).__name__}: {err}".split())[:300]
 
 
