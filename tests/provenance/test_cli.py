@@ -208,3 +208,31 @@ def test_sign_into_its_own_input_folder_or_of_nothing_says_why(
     empty.mkdir()
     result = _sign(keys, str(empty), "--out", str(tmp_path / "o"), "--no-audit")
     assert result.exit_code == 2 and f"error: {empty}: no DICOM files to sign" in result.output  # type: ignore[attr-defined]
+
+
+def test_a_key_that_cannot_sign_is_one_line_before_any_file(keys: Path, series: Path, tmp_path: Path) -> None:
+    """A certificate that is not the key's (here the CA's) or a MAC the profile refuses: one line naming the
+    key and certificate and exit 2 before any file is read, not one error per file of the series."""
+    out = tmp_path / "signed"
+    cases = {
+        "the certificate does not match the private key": ["--cert", str(keys / "ca.pem")],
+        "MAC algorithm MD5 is not allowed": ["--cert", str(keys / "signer.pem"), "--mac", "MD5"],
+    }
+    for why, extra in cases.items():
+        r = runner.invoke(
+            app, ["sign", str(series), "--out", str(out), "--key", str(keys / "signer-key.pem"), *extra]
+        )
+        assert r.exit_code == 2 and why in r.output and str(keys / "signer-key.pem") in r.output, r.output
+        assert "a.dcm" not in r.output and not out.exists()
+
+
+def test_importing_the_signature_code_prints_no_deprecation_warning() -> None:
+    """cryptography deprecates DSA; naming its key class at import printed a warning on every command."""
+    import subprocess
+    import sys
+
+    code = "import medforensics.provenance.signature, medforensics.provenance.verify"
+    r = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 0 and r.stderr == "", r.stderr

@@ -59,11 +59,17 @@ def register(app: typer.Typer) -> None:
         no_audit: bool = typer.Option(False, "--no-audit", help="Do not write an audit log entry."),
     ) -> None:
         """Add a DICOM digital signature (PS3.15) to each file; exit 2 if any file could not be signed."""
+        from medforensics.errors import ConfigError
         from medforensics.provenance.batch import sign_inputs
         from medforensics.provenance.keys import load_certificate, load_private_key
+        from medforensics.provenance.signature import check_signer
 
         try:
             private_key, certificate = load_private_key(key), load_certificate(cert)
+            try:  # once, naming the files (sign_inputs checks it too, before any file)
+                check_signer(private_key, certificate, profile, mac)
+            except ConfigError as err:
+                raise ConfigError(f"{err.reason} (--key {key}, --cert {cert})") from None
             outcomes, expansion = sign_inputs(
                 inputs, private_key, certificate, out, in_place, profile, mac, audit_log, not no_audit
             )

@@ -19,7 +19,7 @@ from medforensics.errors import ConfigError, InputError, MedforensicsError
 from medforensics.logging import get_logger
 from medforensics.provenance.audit import append_entry, check_appendable
 from medforensics.provenance.keys import PrivateKey, describe_subject
-from medforensics.provenance.signature import read_dicom, sign_file
+from medforensics.provenance.signature import check_signer, read_dicom, sign_file
 from medforensics.provenance.verify import SignatureResult, verify_dataset
 
 log = get_logger("provenance")
@@ -231,7 +231,9 @@ def sign_inputs(
     audit_log: Path | None = None,
     audit: bool = True,
 ) -> tuple[list[SignOutcome], Expansion]:
-    """Sign every file in ``inputs`` into ``out_dir`` (or in place); append one ``sign`` audit entry."""
+    """Sign every file in ``inputs`` into ``out_dir`` (or in place); append one ``sign`` audit entry. A key,
+    certificate, profile or MAC algorithm unfit to sign is a :class:`ConfigError` before any file is read."""
+    check_signer(key, cert, profile, mac_algorithm)
     if audit:
         check_appendable(audit_log)  # before any file is signed
     if out_dir is not None:

@@ -7,21 +7,37 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
 from medforensics._atomic import atomic_path, check_writable
 from medforensics.errors import ConfigError, InputError, OutputError
 
+
+def _dsa_public_key_class() -> type[dsa.DSAPublicKey]:
+    """cryptography's DSA public key class, fetched without the deprecation warning cryptography 48+ gives
+    on that name (it was printed on every command's stderr): DSA signatures made elsewhere are still
+    verified; this project never signs with DSA."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return dsa.DSAPublicKey
+
+
 KeyAlgorithm = Literal["rsa", "ecdsa"]
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | dsa.DSAPublicKey
+DSAPublicKey = _dsa_public_key_class()
+if TYPE_CHECKING:
+    PublicKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | dsa.DSAPublicKey
+else:
+    PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | DSAPublicKey
 #: The last moment an X.509 validity date can hold.
 _LAST_DATE = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 

@@ -24,7 +24,7 @@ import pydicom
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -33,9 +33,9 @@ from pydicom.uid import generate_uid
 
 from medforensics._atomic import write_bytes_atomic
 from medforensics.errors import ConfigError, InputError
-from medforensics.provenance.keys import PrivateKey, PublicKey, public_keys_match
+from medforensics.provenance.keys import DSAPublicKey, PrivateKey, PublicKey, public_keys_match
 from medforensics.provenance.macstream import EXPLICIT_VR_LE, mac_stream
-from medforensics.provenance.profiles import get_profile
+from medforensics.provenance.profiles import Profile, get_profile
 
 CERTIFICATE_TYPE = "X509_1993_SIG"
 #: MAC algorithms (defined terms) that verification understands.
@@ -110,7 +110,7 @@ def verify_digest(public_key: PublicKey, signature: bytes, mac_digest: bytes, ma
         except InvalidSignature:
             return False
         return True
-    if isinstance(public_key, ec.EllipticCurvePublicKey | dsa.DSAPublicKey):
+    if isinstance(public_key, ec.EllipticCurvePublicKey | DSAPublicKey):
         if mac_algorithm not in _CRYPTO_HASHES:
             raise ValueError(
                 f"MAC algorithm {mac_algorithm} with a {type(public_key).__name__} is not supported"
@@ -158,21 +158,20 @@ def signature_datetime(now: dt.datetime | None = None) -> str:
     return now.strftime("%Y%m%d%H%M%S.%f") + "+0000"
 
 
-def sign_dataset(
-    ds: Dataset,
+def check_signer(
     key: PrivateKey,
     cert: x509.Certificate,
     profile: str = "base",
     mac_algorithm: str = "SHA256",
     now: dt.datetime | None = None,
-    path: str | None = None,
-) -> str:
-    """Add one digital signature to the main data set ``ds`` (in place); return its Digital Signature UID."""
+) -> Profile:
+    """The signing profile named ``profile`` once the key, certificate and MAC algorithm are fit to sign
+    with it ``now``; :class:`ConfigError` otherwise. Batch signing checks this once, before any file."""
     prof = get_profile(profile)
-    mac_algorithm = mac_algorithm.upper()
-    if mac_algorithm not in SIGNING_MACS:
+    if mac_algorithm.upper() not in SIGNING_MACS:
         raise ConfigError(
-            f"MAC algorithm {mac_algorithm} is not allowed for new signatures; use {', '.join(SIGNING_MACS)}"
+            f"MAC algorithm {mac_algorithm.upper()} is not allowed for new signatures; use "
+            f"{', '.join(SIGNING_MACS)}"
         )
     if prof.rsa_only and not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigError(f"the {prof.name} profile requires an RSA key; use --profile none for ECDSA")
@@ -184,6 +183,22 @@ def sign_dataset(
             f"the signer certificate is not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
             f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC)"
         )
+    return prof
+
+
+def sign_dataset(
+    ds: Dataset,
+    key: PrivateKey,
+    cert: x509.Certificate,
+    profile: str = "base",
+    mac_algorithm: str = "SHA256",
+    now: dt.datetime | None = None,
+    path: str | None = None,
+) -> str:
+    """Add one digital signature to the main data set ``ds`` (in place); return its Digital Signature UID."""
+    when = now or dt.datetime.now(dt.UTC)
+    prof = check_signer(key, cert, profile, mac_algorithm, when)
+    mac_algorithm = mac_algorithm.upper()
     tags = prof.select(ds, path)
     mac_id = _next_mac_id(ds)
     item = Dataset()
