@@ -44,3 +44,19 @@ def test_missing_modality_is_inferred_from_the_sop_class_or_said(tmp_path: Path)
     assert vol.modality == "OT" and any(w.startswith("no Modality tag") for w in vol.metadata["warnings"])
     reason = route_error(vol, None)
     assert reason is not None and "no Modality tag (read as OT)" in reason and "modality OT" not in reason
+
+
+def test_a_ct_or_mr_image_without_pixel_spacing_says_1_mm_was_assumed(tmp_path: Path) -> None:
+    """PixelSpacing is required in CT and MR images: a slice without it (stripped, or a bad export) is read
+    with 1 mm pixels and a warning; a secondary capture, which need not have one, gets none."""
+    for name, modality in (("CT_small.dcm", "CT"), ("MR_small.dcm", "MR")):
+        ds = pydicom.dcmread(_testdata(name))
+        del ds.PixelSpacing
+        ds.save_as(tmp_path / f"{modality}.dcm")
+        layout = read_dicom_header(tmp_path / f"{modality}.dcm")
+        assert layout.spacing[1:] == (1.0, 1.0)
+        want = f"no PixelSpacing in a {modality} image: 1 mm pixels assumed (distances in mm are not real)"
+        assert want in layout.warnings
+    ds.SOPClassUID, ds.Modality = "1.2.840.10008.5.1.4.1.1.7", "OT"  # Secondary Capture
+    ds.save_as(tmp_path / "sc.dcm")
+    assert not any("PixelSpacing" in w for w in read_dicom_header(tmp_path / "sc.dcm").warnings)

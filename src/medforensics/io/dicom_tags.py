@@ -4,7 +4,7 @@
   CR, DX, ...) or ``OT``, and a warning starting ``no Modality tag`` (scan's reasons then say so rather than
   "modality OT").
 * :func:`spacing_warning`: a PixelSpacing (or ImagerPixelSpacing) that is present but not two positive
-  numbers ("0\\0") is ignored and 1 mm pixels assumed, with a warning.
+  numbers ("0\\0"), or none at all in a CT, MR or PET image, means 1 mm pixels assumed, with a warning.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ SOP_CLASS_MODALITY = {
 #: lateral view), not a slice of a volume, and the images may differ in size (portrait and landscape).
 PROJECTION_MODALITIES = frozenset({"CR", "DX", "DR", "RG"})
 
+#: Modalities whose image IODs require PixelSpacing (Type 1 in CT Image, MR Image and the PET Image Plane
+#: module): a slice of them without it has been stripped or badly exported, and says so.
+SPACING_REQUIRED = frozenset({"CT", "MR", "PT"})
+
 BACKSLASH = "\\"
 #: Tags a pixel spacing is read from, in order (as :func:`medforensics.io.dicom_frames.FrameInfo` does).
 SPACING_TAGS = ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing")
@@ -57,8 +61,10 @@ def series_modality(ds: Dataset, warnings: list[str]) -> str:
 
 
 def spacing_warning(ds: Dataset) -> str | None:
-    """A warning when ``ds`` has a pixel-spacing tag but none of them holds two positive numbers (the reader
-    then assumes 1 mm pixels); None when one is valid or there is none at all."""
+    """A warning when ``ds`` has a pixel-spacing tag but none of them holds two positive numbers, or has none
+    at all though its modality's images must have one (:data:`SPACING_REQUIRED`): the reader then assumes
+    1 mm pixels. None when one is valid, or when there is none in an image that need not have one (a
+    secondary capture, a photograph)."""
     bad = []
     for kw in SPACING_TAGS:
         value = ds.get(kw)
@@ -73,5 +79,12 @@ def spacing_warning(ds: Dataset) -> str | None:
             return None
         bad.append(f"{kw} {BACKSLASH.join(str(v) for v in items)}")
     if not bad:
+        modality = str(ds.get("Modality") or "").strip() or SOP_CLASS_MODALITY.get(
+            str(ds.get("SOPClassUID", ""))
+        )
+        if modality in SPACING_REQUIRED:
+            return (
+                f"no PixelSpacing in a {modality} image: 1 mm pixels assumed (distances in mm are not real)"
+            )
         return None
     return f"{', '.join(bad)}: not a pixel spacing, 1 mm pixels assumed (distances in mm are not real)"
