@@ -6,6 +6,8 @@ commands catch it per item, report the item as skipped and go on.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from os import PathLike
 
 
@@ -40,6 +42,16 @@ class ConfigError(MedforensicsError):
 
 class MissingDependencyError(MedforensicsError):
     """An optional dependency needed for this input is not installed."""
+
+
+@contextmanager
+def pixels_in_memory(path: str | PathLike[str]) -> Iterator[None]:
+    """Turn a :class:`MemoryError` raised inside the block into an :class:`InputError` naming ``path`` with
+    :func:`out_of_memory`'s reason (the readers' callers then report it as any other bad input)."""
+    try:
+        yield
+    except MemoryError as err:
+        raise InputError(out_of_memory(err), path=path) from None
 
 
 def out_of_memory(err: MemoryError) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medforensics.errors import InputError, out_of_memory
+from medforensics.errors import InputError, pixels_in_memory
 from medforensics.io.dicom import DicomHeader, discover_dicom_series, read_dicom_series
 from medforensics.io.volume import Volume
 
@@ -196,11 +196,9 @@ def load(ref: SeriesRef, *, stream_above: int | None = None) -> Volume:
     lazily read array (:func:`medforensics.io.dicom.read_dicom_series`,
     :func:`medforensics.io.nifti.read_nifti`, :func:`medforensics.io.metaimage.read_metaimage`); NRRD files
     and 2-D images are always read whole. Pixels that do not fit in memory are an InputError too
-    (:func:`~medforensics.errors.out_of_memory`)."""
-    try:
+    (:func:`~medforensics.errors.pixels_in_memory`)."""
+    with pixels_in_memory(ref.path):
         return _load(ref, stream_above)
-    except MemoryError as err:
-        raise InputError(out_of_memory(err), path=ref.path) from None
 
 
 def _load(ref: SeriesRef, stream_above: int | None) -> Volume:
@@ -244,10 +242,8 @@ def read_volume(path: str | Path, whole: bool = False) -> Volume:
         if kind == "raw":
             raise InputError("raw data file: open its .mhd or .nhdr header instead", path=p)
         if kind is None:
-            try:
+            with pixels_in_memory(p):
                 return read_dicom_series(p)
-            except MemoryError as err:
-                raise InputError(out_of_memory(err), path=p) from None
         return load(SeriesRef(p, kind, (p,), None, _describe(kind, p)))
     found = discover([p])
     if whole:

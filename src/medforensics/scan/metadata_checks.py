@@ -397,17 +397,17 @@ def coding_grid_finding(volume: Volume, trace: GridTrace, effect: str = LOSSY_EF
     if volume.datasets:
         return None
     frequency, strength = coding_peak(trace)
-    coherence, step = trace.jpeg.coherence()
     if strength >= CODING_TRACE:
         what = (
             f"a lossy coding grid ({coding_grid(frequency)}: {strength:.0f} times the spectrum's median at "
             f"{frequency:.3f} cycles per pixel)"
         )
-    elif coherence >= JPEG_COHERENCE:
+    else:  # the block DCT is taken only for a grid too faint to tell
+        coherence, step = trace.jpeg.coherence()
+        if coherence < JPEG_COHERENCE:
+            return None
         what = f"JPEG's quantisation (8 x 8 block DCT coefficients on multiples of {step}"
         what += f", coherence {coherence:.2f})"
-    else:
-        return None
     text = f"the pixels carry {what}, which this file format cannot record (written from a lossy copy?)"
     text += f"; {effect}"
     return Finding("metadata", WEAK, description=text, check="lossy_compression")

@@ -58,8 +58,6 @@ def _series_reason(err: MedforensicsError, series: str | Path) -> str:
 def _one_line(err: BaseException) -> str:
     if isinstance(err, MedforensicsError):
         return err.reason
-    if isinstance(err, MemoryError):
-        return out_of_memory(err)
     return " ".join(f"{type(err).__name__}: {err}".split())[:300]
 
 
@@ -245,7 +243,7 @@ def scan_volume(
     except MedforensicsError as err:
         res.error = _series_reason(err, res.path)
     except MemoryError as err:
-        res.error = _one_line(err)
+        res.error = out_of_memory(err)
     except (ValueError, RuntimeError, IndexError) as err:  # one series must not stop the scan
         log.warning("series %s failed: %s", res.series_uid, _one_line(err))
         res.error = f"internal error: {_one_line(err)}"
