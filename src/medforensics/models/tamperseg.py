@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
-from medforensics.models.blocks import conv_bn_act
+from medforensics.models.blocks import Conv3d, conv_bn_act
 from medforensics.models.registry import register_model
 
 #: Per-voxel class order (the same as the cube detector's).
@@ -58,7 +58,7 @@ class TamperSegNet(nn.Module):
             assert isinstance(last, nn.Sequential)
             last[1] = conv_bn_act(widths[0], widths[0], 3, dims=3, act=False)
         self.drop = nn.Dropout3d(dropout) if dropout > 0 else nn.Identity()
-        self.head = nn.Conv3d(widths[0], num_classes, 1)
+        self.head = Conv3d(widths[0], num_classes, 1)
 
     @property
     def multiple(self) -> tuple[int, int, int]:
