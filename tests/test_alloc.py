@@ -120,3 +120,33 @@ def test_workers_follow_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
     parallel._init(parallel.Setup(object(), None, None, None, 1, tuned_allocator=True))  # type: ignore[arg-type]
     parallel._init(parallel.Setup(object(), None, None, None, 1, tuned_allocator=False))  # type: ignore[arg-type]
     assert seen == ["tuned"]
+
+
+RELEASE = """
+import json
+import numpy as np
+from medforensics._alloc import release_free_memory, tune_allocator
+
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+tune_allocator()
+a = np.ones(128 * 2**20, np.uint8)
+held = rss_mb()
+del a  # with the thresholds raised, its pages stay with the process for the next array
+kept = rss_mb()
+release_free_memory()
+print(json.dumps({"held": held, "kept": kept, "released": rss_mb()}))
+"""
+
+
+@glibc
+def test_free_memory_the_raised_thresholds_keep_is_handed_back_between_stages() -> None:
+    full = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", _alloc.ENV)}
+    cmd = [sys.executable, "-c", RELEASE]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=full)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["kept"] > got["held"] - 16  # freed, but kept
+    assert got["released"] < got["kept"] - 100  # handed back

@@ -17,6 +17,7 @@ user's choice stands). ``medforensics scan`` and ``demo`` call it, and so does e
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -75,3 +76,13 @@ def tune_allocator() -> bool:
 def allocator_tuned() -> bool:
     """Whether :func:`tune_allocator` raised the thresholds in this process."""
     return _state.get("tuned", False)
+
+
+def release_free_memory() -> None:
+    """Hand the free memory the raised thresholds keep back to the system (glibc's ``malloc_trim``), where
+    :func:`tune_allocator` raised them; between a scan's stages, so the next one's arrays do not stack on
+    pages the last one freed (a 500-slice scan kept about 0.9 GB so, session 61). Nothing elsewhere."""
+    if not allocator_tuned():
+        return
+    with contextlib.suppress(OSError, AttributeError):  # no glibc after all
+        ctypes.CDLL(None).malloc_trim(0)

@@ -22,7 +22,9 @@ class Conv3d(nn.Conv3d):
     PyTorch's dispatch is kept too; it uses oneDNN.
     """
 
-    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def _conv_forward(
+        self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
         if (
             input.device.type == "cpu"
             and input.dtype == weight.dtype == torch.float32

@@ -79,9 +79,13 @@ class TamperSegNet(nn.Module):
                 x = F.max_pool3d(x, self.pools[i])
         x = self.drop(x)
         for i in range(len(self.up) - 1, -1, -1):
-            skip = skips[i]
-            x = F.interpolate(x, size=skip.shape[2:], mode="trilinear", align_corners=False)
-            x = self.up[i](torch.cat([skip, x], dim=1))
+            # each skip and up-sampled map is dropped once concatenated: at full resolution that is 24
+            # channels fewer held through the stage's convolutions (a third of the peak, session 61)
+            skip = skips.pop()
+            up = F.interpolate(x, size=skip.shape[2:], mode="trilinear", align_corners=False)
+            x = torch.cat([skip, up], dim=1)
+            del skip, up
+            x = self.up[i](x)
         return self.head(x)
 
 
@@ -150,12 +154,14 @@ def predict_map(
 
     Volumes of up to ``whole`` slices (a chest CT on the 2.5 mm grid: 40 cm) run in one pass. Longer ones
     run in slabs of ``slab`` slices overlapping by ``overlap`` (each slab keeps its central part), so memory
-    stays bounded. ``tamperseg3d`` reaches about 24 slices along z: on a 133-slice chest CT, slabs
-    overlapping by 8 changed the tamper probability by up to 0.16 near the seams, by 16 up to 0.005 (24:
-    0.001, bf16 rounding). ``precision`` ``bf16`` uses autocast. Weights and inputs go
-    channels-last (``channels_last_3d``): with bf16 about 1.6x faster on CPU than the default layout. Slabs
-    run on the model's device; the result is on the CPU.
+    stays bounded (the free memory a slab leaves is handed back before the next one,
+    :func:`~medforensics._alloc.release_free_memory`). ``tamperseg3d`` reaches about 24 slices along z: on
+    a 133-slice chest CT, slabs overlapping by 8 changed the tamper probability by up to 0.16 near the
+    seams, by 16 up to 0.005 (24: 0.001, bf16 rounding). ``precision`` ``bf16`` uses autocast. Weights
+    and inputs go channels-last (``channels_last_3d``): with bf16 about 1.6x faster on CPU than the
+    default layout. Slabs run on the model's device; the result is on the CPU.
     """
+    from medforensics._alloc import release_free_memory
     from medforensics.models.inference import autocast, model_device
 
     if not 1 <= views <= len(MIRROR_VIEWS):
@@ -195,6 +201,9 @@ def predict_map(
         keep_lo = 0 if lo == 0 else overlap
         keep_hi = hi - lo if hi == depth else hi - lo - overlap
         out[:, lo + keep_lo : lo + keep_hi] = prob[:, keep_lo:keep_hi]
+        if len(starts) > 1:  # a slab's activations are not kept for the next on top of what it holds
+            del prob, p, logits, part
+            release_free_memory()
     assert out is not None
     return out
 

@@ -252,6 +252,7 @@ class DenseDetector:
     def tamper_map(self, volume: Volume, on_slab: SlabCallback | None = None) -> DenseMap:
         """Model-grid evidence over the lung box of ``volume`` (see module docs); ``on_slab`` sees the
         full-resolution slabs as they are read (:func:`~medforensics.train.dense_data.model_input`)."""
+        from medforensics._alloc import release_free_memory
         from medforensics.forge.lung import lung_mask
         from medforensics.models.tamperseg import predict_map, tamper_evidence
         from medforensics.train.dense import model_input
@@ -277,8 +278,10 @@ class DenseDetector:
         hu_box, lung_box, in_zone = low[box].copy(), lung[box].copy(), zone[box].copy()
         slice_corr = g.slice_corr
         del g, low, lung, zone
+        release_free_memory()
         prob = predict_map(src.model, img, precision=src.precision, views=src.calibration.views)
         del img
+        release_free_memory()  # the network's activations, before the findings and the nodule search
         ev = tamper_evidence(prob, sp).numpy()
         types = prob[1:].to(torch.float16).numpy()
         del prob
