@@ -6,17 +6,18 @@ ResNet50 (2-D, conv1 stride 2) at 224 px on every slice, bf16 + channels_last, b
 3 after a warm-up); (4) peak RSS of scans of 500- and 1000-slice series (the CT tiled along z; DICOM series
 this long are streamed slab by slab) and of the 500 slices as one int16 ``.nii.gz`` and as one zlib-
 compressed int16 ``.mha`` (both streamed a z-range at a time too), and as a ``.nii.gz`` whose slices are 3
-mm apart (a 1.5 m scan: the model grid is zoomed along z), each in a child process so the figure is that
-scan's alone. The process raises the C allocator's thresholds first, as ``medforensics scan`` does
-(:mod:`medforensics._alloc`); the 133-slice scan and the 500-slice DICOM series are also scanned in child
-processes with glibc's own settings (``MEDFORENSICS_MALLOC=default``), so the table shows what that buys in
+mm apart (a 1.5 m scan: the model grid is zoomed along z), and as the CT resampled to 500 thin slices on a
+500 mm field of view (a large patient: twice the voxels per slice in the lung box), each in a child process
+so the figure is that scan's alone. The process raises the C allocator's thresholds first, as
+``medforensics scan`` does (:mod:`medforensics._alloc`); the 133-slice scan and the 500-slice DICOM series
+are also scanned in child processes with glibc's own settings (``MEDFORENSICS_MALLOC=default``), so the table shows what that buys in
 seconds and costs in memory, measured in the same run.
 Prints the ratios against the targets (scan/read <= 3, resnet50/scan >= 10, peak < 2 GB for 500 slices) as
 a Markdown table, also written to ``--out`` (``scan_speed.md`` holds the sessions' tables and their notes:
 add to it by hand).
 
     python benchmarks/scan_speed.py [--model DIR] [--threads 2] [--long 500,1000] [--long-nifti 500]
-        [--long-mha 500] [--long-thick 500]
+        [--long-mha 500] [--long-thick 500] [--long-wide 500]
         [--out FILE.md]
 
 Without ``--model`` the bundled detector is used; when none is bundled yet, a randomly initialised
@@ -57,22 +58,32 @@ def _random_cnn3d(folder: Path) -> Path:
 #: Slice spacing (mm) given to the tiled CT of the ``thick`` runs: the model grid (2.5 mm) is then zoomed
 #: along z, 500 slices to a 600-slice grid (a 1.5 m scan).
 THICK_MM = 3.0
+#: Pixel spacing (mm) of the ``wide`` runs: the CT's 133 slices resampled to thin slices over the same
+#: 33 cm, on a 500 mm field of view (a patient 1.4x as wide: 2x the lung box's voxels per slice).
+WIDE_MM = 0.98
 
 
 def _write_series(folder: Path, slices: int = 0, fmt: str = "dicom") -> Path:
     """The demo CT (tiled along z to ``slices``) as a DICOM series folder, an int16 ``.nii.gz``, a
-    compressed int16 ``.mha``, or (``thick``) an int16 ``.nii.gz`` whose slices are :data:`THICK_MM` apart."""
+    compressed int16 ``.mha``, (``thick``) an int16 ``.nii.gz`` whose slices are :data:`THICK_MM` apart,
+    or (``wide``) an int16 ``.nii.gz`` of the CT resampled to ``slices`` thin slices, :data:`WIDE_MM` mm
+    pixels."""
     from medforensics.io.dicom_write import write_dicom_series
     from medforensics.io.metaimage import write_metaimage
     from medforensics.io.nifti import write_nifti
     from medforensics.scan.demo import demo_ct
 
     vol = demo_ct()
-    if slices:
+    if slices and fmt == "wide":
+        from scipy import ndimage
+
+        arr = ndimage.zoom(vol.array.astype(np.float32), (slices / vol.shape[0], 1, 1), order=1)
+        vol = vol.with_array(arr, spacing=(vol.spacing[0] * vol.shape[0] / slices, WIDE_MM, WIDE_MM))
+    elif slices:
         tile = -(-slices // vol.shape[0])
         spacing = (THICK_MM, *vol.spacing[1:]) if fmt == "thick" else vol.spacing
         vol = vol.with_array(np.concatenate([vol.array] * tile)[:slices], spacing=spacing)
-    if fmt in ("nifti", "thick"):
+    if fmt in ("nifti", "thick", "wide"):
         folder.mkdir(parents=True)
         return write_nifti(vol, folder / "ct.nii.gz", dtype=np.int16)
     if fmt == "mha":
@@ -271,6 +282,11 @@ def main() -> None:
         default="500",
         help=f"The same as one .nii.gz with {THICK_MM:g} mm slices, zoomed along z ('' for none).",
     )
+    ap.add_argument(
+        "--long-wide",
+        default="500",
+        help=f"The CT resampled to this many thin slices, {WIDE_MM:g} mm pixels, one .nii.gz ('' for none).",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from medforensics._alloc import tune_allocator
@@ -316,6 +332,7 @@ def main() -> None:
     runs += [(int(v), "nifti") for v in args.long_nifti.split(",") if v.strip()]
     runs += [(int(v), "mha") for v in args.long_mha.split(",") if v.strip()]
     runs += [(int(v), "thick") for v in args.long_thick.split(",") if v.strip()]
+    runs += [(int(v), "wide") for v in args.long_wide.split(",") if v.strip()]
     for n, fmt in runs:
         big = _write_series(tmp / f"ct{n}-{fmt}", slices=n, fmt=fmt)
         peaks[(n, fmt)] = _child(big, model)
@@ -369,6 +386,7 @@ def main() -> None:
             "nifti": " (one .nii.gz)",
             "mha": " (one compressed .mha)",
             "thick": f" ({THICK_MM:g} mm slices, one .nii.gz)",
+            "wide": f" (thin slices, {WIDE_MM:g} mm pixels: a large patient, one .nii.gz)",
         }.get(fmt, "")
         rows += [
             (f"{what}: peak RSS{target}", f"{pk['peak_mb']:.0f} MB"),
