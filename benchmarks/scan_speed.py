@@ -10,8 +10,8 @@ mm apart (a 1.5 m scan: the model grid is zoomed along z), and as the CT resampl
 500 mm field of view (a large patient: twice the voxels per slice in the lung box), each in a child process
 so the figure is that scan's alone. The process raises the C allocator's thresholds first, as
 ``medforensics scan`` does (:mod:`medforensics._alloc`); the 133-slice scan and the 500-slice DICOM series
-are also scanned in child processes with glibc's own settings (``MEDFORENSICS_MALLOC=default``), so the table shows what that buys in
-seconds and costs in memory, measured in the same run.
+are also scanned in child processes with glibc's own settings (``MEDFORENSICS_MALLOC=default``), so the
+table shows what that buys in seconds and costs in memory, measured in the same run.
 Prints the ratios against the targets (scan/read <= 3, resnet50/scan >= 10, peak < 2 GB for 500 slices) as
 a Markdown table, also written to ``--out`` (``scan_speed.md`` holds the sessions' tables and their notes:
 add to it by hand).
