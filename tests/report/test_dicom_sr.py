@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import highdicom as hd
@@ -195,7 +196,10 @@ def test_sr_names_the_threshold_the_series_was_held_to(
     del series.extra["threshold"]  # none recorded: the report model's
     ds = pydicom.dcmread(write_sr(series, ct_volume, tmp_path / "sr2.dcm", model=MODEL))
     text = "\n".join(str(e.value) for e in ds.iterall() if e.keyword == "TextValue")
-    assert f"threshold={MODEL.threshold:.6g}" in text
+    assert f"threshold={MODEL.threshold:.6g}" in text and "precision=" not in text
+    model = replace(MODEL, precision="fp32")  # the arithmetic the scan ran in, when the report knows it
+    ds = pydicom.dcmread(write_sr(series, ct_volume, tmp_path / "sr3.dcm", model=model))
+    assert "precision=fp32" in "\n".join(str(e.value) for e in ds.iterall() if e.keyword == "TextValue")
 
 
 def test_caveats_are_text_evaluations_of_the_series_group(

@@ -65,6 +65,26 @@ def test_scan_mixed_folder(mixed: Path, detector: Detector) -> None:
     json.dumps(d)
 
 
+def test_the_report_says_which_precision_the_network_ran_in(ct_series: Path, detector: Detector) -> None:
+    """bf16 and fp32 scores differ by up to ~0.01, so the report names the arithmetic of this machine:
+    bf16 only where it is native here (else the bf16 detector runs, and says it ran, in fp32)."""
+    from medforensics.models.inference import bf16_native
+
+    def ran_in() -> str:
+        report, _ = scan_paths([ct_series], detector=detector, signatures=False, explain=None)
+        d = report.to_dict()
+        assert validate_report_dict(d) == []
+        return str(d["model"]["precision"])
+
+    assert detector.precision == "bf16" and "precision" not in detector.info.to_dict()
+    assert ran_in() == ("bf16" if bf16_native("cpu") else "fp32")
+    detector.precision = "fp32"
+    try:
+        assert ran_in() == "fp32"
+    finally:
+        detector.precision = "bf16"
+
+
 def test_single_slice_and_thin_ct_are_errors(detector: Detector) -> None:
     one = ct_crop(nz=1)
     assert "single CT slice" in scan_volume(one, detector).error

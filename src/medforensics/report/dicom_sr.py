@@ -63,6 +63,8 @@ def _algorithm(model: ModelInfo, check: str | None = None) -> hsr.AlgorithmIdent
     params = [f"sha256={model.sha256}"]
     if model.threshold is not None:
         params.append(f"threshold={model.threshold:.6g}")
+    if model.precision:
+        params.append(f"precision={model.precision}")
     if check:
         params.append(f"check={check}"[:64])
     name = f"medforensics {model.name}"[:64]

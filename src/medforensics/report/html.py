@@ -346,6 +346,8 @@ def render_html(
     """The report as one HTML string (see :func:`write_html`)."""
     model = report.model
     threshold = f" · operating threshold {model.threshold:.3f}" if model.threshold is not None else ""
+    if model.precision:
+        threshold += f" · run in {model.precision}"
     version = report.tool_version or __version__
     counts = {v: sum(s.verdict == v and not s.not_assessed for s in report.series) for v in VERDICT_COLOURS}
     counts["not assessed"] = sum(s.not_assessed for s in report.series)

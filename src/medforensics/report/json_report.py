@@ -17,7 +17,7 @@ from medforensics._json import is_finite_number
 from medforensics._text import printable_tree
 from medforensics.errors import InputError
 from medforensics.logging import get_logger
-from medforensics.scan.result import FINDING_TYPES, METADATA_CHECKS, VERDICTS, ScanReport
+from medforensics.scan.result import FINDING_TYPES, METADATA_CHECKS, PRECISIONS, VERDICTS, ScanReport
 
 __all__ = ["LABELS", "load_json", "validate_report_dict", "write_json"]
 
@@ -204,6 +204,9 @@ def validate_report_dict(d: Any) -> list[str]:
                 _check_str(model, key, "model", errors)
             if "threshold" in model:
                 _check_score(model["threshold"], "model.threshold", errors)
+            if "precision" in model and model["precision"] not in PRECISIONS:
+                got = model["precision"]
+                errors.append(f"model.precision: must be one of {', '.join(PRECISIONS)}, got {got!r}")
     series = d.get("series")
     if "series" in d and not isinstance(series, list):
         errors.append(f"series: must be a list, got {type(series).__name__}")

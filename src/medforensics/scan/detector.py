@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -199,6 +199,17 @@ def calibration_and_info(folder: Path, name: str, metrics: dict[str, Any]) -> tu
     if not calib.present:
         version += " (uncalibrated: no calibration.json, threshold 0.5)"
     return calib, ModelInfo(name=name, version=version, sha256=sha, threshold=calib.operating_threshold)
+
+
+def report_info(detector: Any) -> ModelInfo:
+    """``detector.info`` with the precision its network runs in here (:attr:`ModelInfo.precision`, from
+    the detector's ``precision`` and where its ``model`` lives); as it is for a detector without either."""
+    from medforensics.models.inference import effective_precision, model_device
+
+    model, precision = getattr(detector, "model", None), getattr(detector, "precision", None)
+    if not isinstance(model, nn.Module) or precision is None:
+        return detector.info
+    return replace(detector.info, precision=effective_precision(str(precision), model_device(model).type))
 
 
 def sha256_file(path: Path) -> str:

@@ -24,7 +24,7 @@ from medforensics.io.volume import Volume, ct_voxel_reason
 from medforensics.logging import get_logger, short_hash
 from medforensics.scan.clones import add_clone_findings
 from medforensics.scan.cube_scan import scan_ct
-from medforensics.scan.detector import Detector
+from medforensics.scan.detector import Detector, report_info
 from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, scan_image_series
 from medforensics.scan.image_clones import add_image_clone_findings
 from medforensics.scan.orientation import read_as, scan_axial
@@ -329,9 +329,8 @@ def scan_paths(
         from medforensics.io.archives import expand_archives
 
         found, shown = expand_archives(found, Path(unpack_to))
-    report = ScanReport(
-        model=detector.info, skipped=[{"path": str(s.path), "reason": s.reason} for s in found.skipped]
-    )
+    skipped = [{"path": str(s.path), "reason": s.reason} for s in found.skipped]
+    report = ScanReport(model=report_info(detector), skipped=skipped)
     volumes: dict[str, Volume] = {}
     # a detector that reads the series slab by slab gets long DICOM series decoded on demand
     stream = STREAM_ABOVE_BYTES if getattr(detector, "streams", False) else None

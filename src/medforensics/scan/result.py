@@ -126,6 +126,10 @@ class SeriesResult:
         return out
 
 
+#: The arithmetic a network can run in (:attr:`ModelInfo.precision`).
+PRECISIONS = ("bf16", "fp32")
+
+
 @dataclass
 class ModelInfo:
     """Which detector produced the scores."""
@@ -134,6 +138,11 @@ class ModelInfo:
     version: str
     sha256: str
     threshold: float | None = None
+    #: The arithmetic the network ran in on this machine: ``"bf16"`` where the CPU (AVX512-BF16, AMX) or GPU
+    #: computes it natively, else ``"fp32"``. The two give scores up to about 0.01 apart (bundle16 on 128
+    #: whole series: 0.008), so a series scored near the threshold can get another verdict on another
+    #: machine; the report says which ran.
+    precision: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
