@@ -10,9 +10,11 @@ from PIL import Image
 
 from medforensics.io.reader import read_volume
 from medforensics.io.volume import Volume
+from medforensics.models.inference import bf16_native
 from medforensics.scan.detector import Detector
 from medforensics.scan.image2d import SERIES_SLICE_THRESHOLD, detector_input, mr_threshold, normalise_2d
 from medforensics.scan.pipeline import scan_volume
+from medforensics.scan.result import ModelInfo, scored_by
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +115,10 @@ def test_mr_series_scored_slice_by_slice(det2d: Detector, detector: Detector) ->
     assert real.verdict == "authentic" and real.findings == [], (real.error, real.score)
     assert real.extra["slices_assessed"] == 10 and real.extra["slices_synthetic"] == 0
     assert real.extra["detector"]["name"] == "cnn_ensemble" and real.extra["input"].startswith("each slice")
+    # the arithmetic the 2-D detector ran in is recorded with it, and the SR's identification takes it
+    ran = "bf16" if bf16_native("cpu") else "fp32"
+    assert det2d.precision == "bf16" and real.extra["detector"]["precision"] == ran
+    assert scored_by(real, ModelInfo("ct", "1", "0" * 64)).precision == ran
     arr = np.asarray(emri.array).copy()
     lo, hi = np.percentile(arr, [0.5, 99.5])
     arr[[3, 7]] = lo + _mr_samples(2, seed=11) / 1400.0 * (hi - lo)

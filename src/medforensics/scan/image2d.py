@@ -26,18 +26,16 @@ differs" when its views differed in size).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.volume import Volume
+from medforensics.scan.detector import Detector, report_info
 from medforensics.scan.metadata_checks import lossy_finding
 from medforensics.scan.result import Finding, SeriesResult
-
-if TYPE_CHECKING:
-    from medforensics.scan.detector import Detector
 
 #: Modalities of the images the bundled 2-D detector was trained on (CT, MR and X-ray: CR/DX and the 2-D
 #: picture formats, which load as DX); others (US, NM, SEG, ...) are not scored by it.
@@ -128,7 +126,7 @@ def scan_2d(volume: Volume, detector2d: Detector, result: SeriesResult) -> None:
     how = "CT window [-1000, 400] HU" if volume.modality == "CT" else "0.5-99.5 percentile scaling"
     # the report's model is the CT detector: say which one scored this image, how, and against what
     result.extra.update(
-        detector=detector2d.info.to_dict(),
+        detector=report_info(detector2d).to_dict(),
         input=f"whole image, {how}, area-resized to {size} x {size}",
         threshold=thr,
     )
@@ -203,7 +201,7 @@ def scan_image_series(volume: Volume, detector2d: Detector, result: SeriesResult
     cut = mr_threshold(detector2d) if mr else thr
     flagged = [int(k) for k in np.argsort(-np.nan_to_num(p, nan=-1.0)) if p[k] >= cut]
     result.extra.update(
-        detector=detector2d.info.to_dict(),
+        detector=report_info(detector2d).to_dict(),
         input=f"each {unit}, 0.5-99.5 percentile scaling, area-resized to {size} x {size}",
         slices_assessed=int(keep.sum()),
         slices_over_image_threshold=int((p >= thr).sum()),

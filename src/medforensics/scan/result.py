@@ -164,6 +164,7 @@ def scored_by(series: SeriesResult, model: ModelInfo) -> ModelInfo:
         version=str(info.get("version", "")),
         sha256=str(info.get("sha256", "")),
         threshold=None if threshold is None else float(threshold),
+        precision=None if info.get("precision") is None else str(info["precision"]),
     )
 
 
