@@ -77,7 +77,7 @@ BROKEN = [
     ("tool.name", "other", "tool.name"),
     ("model.sha256", "", "model.sha256"),
     ("model.threshold", 2.0, "model.threshold"),
-    ("model.precision", "fp16", "model.precision: must be one of bf16, fp32"),
+    ("model.precision", "fp16", "model.precision: must be one of fp32, bf16"),
     ("series", {}, "series: must be a list"),
     ("series.0.path", None, "series[0].path"),
     ("series.0.verdict", "fake", "series[0].verdict"),

@@ -17,7 +17,8 @@ from medforensics._json import is_finite_number
 from medforensics._text import printable_tree
 from medforensics.errors import InputError
 from medforensics.logging import get_logger
-from medforensics.scan.result import FINDING_TYPES, METADATA_CHECKS, PRECISIONS, VERDICTS, ScanReport
+from medforensics.scan.result import FINDING_TYPES, METADATA_CHECKS, VERDICTS, ScanReport
+from medforensics.train.config import PRECISIONS
 
 __all__ = ["LABELS", "load_json", "validate_report_dict", "write_json"]
 

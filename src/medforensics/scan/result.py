@@ -126,10 +126,6 @@ class SeriesResult:
         return out
 
 
-#: The arithmetic a network can run in (:attr:`ModelInfo.precision`).
-PRECISIONS = ("bf16", "fp32")
-
-
 @dataclass
 class ModelInfo:
     """Which detector produced the scores."""
@@ -141,7 +137,7 @@ class ModelInfo:
     #: The arithmetic the network ran in on this machine: ``"bf16"`` where the CPU (AVX512-BF16, AMX) or GPU
     #: computes it natively, else ``"fp32"``. The two give scores up to about 0.01 apart (bundle16 on 128
     #: whole series: 0.008), so a series scored near the threshold can get another verdict on another
-    #: machine; the report says which ran.
+    #: machine; the report says which ran. One of :data:`medforensics.train.config.PRECISIONS`.
     precision: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
