@@ -45,6 +45,7 @@ from medforensics.errors import ConfigError, InputError
 from medforensics.forge.lossy import LOSSY_CODECS, missing_coder
 from medforensics.logging import get_logger
 from medforensics.models.inference import device_name, effective_precision, resolve_device
+from medforensics.train.config import PRECISIONS
 from medforensics.train.dense_batches import BatchSource, batch
 from medforensics.train.dense_config import (
     HU_WINDOW,
@@ -202,7 +203,7 @@ def model_from_config(config: dict[str, Any]) -> Any:
 
 def check_counts(cfg: DenseConfig) -> None:
     """ConfigError (one line) for counts that cannot train (steps, batch size, evaluation/mining periods),
-    pixel copies of no CT's size, an unknown blend noise and an unknown lossy codec."""
+    pixel copies of no CT's size, an unknown blend noise, precision or lossy codec."""
     for key, least in (
         ("steps", 1),
         ("batch_size", 2),
@@ -236,6 +237,8 @@ def check_counts(cfg: DenseConfig) -> None:
         bad = [v for v in getattr(cfg, key) if not (isinstance(v, (int, float)) and ok(float(v)))]
         if bad:
             raise ConfigError(f"{key} must be {what}, got {bad[0]!r}")
+    if cfg.precision not in PRECISIONS:  # else an unknown value trained silently in fp32 (session 63)
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     from medforensics.forge.selfblend import NOISE_KINDS
 
     if cfg.self_blend_noise not in NOISE_KINDS:
