@@ -405,3 +405,39 @@ def test_the_patch_term_is_the_binary_cross_entropy_of_each_patchs_peak() -> Non
     want = F.binary_cross_entropy(peak, torch.tensor([1.0, 0.0, 0.0]))
     got = loss_fn(logits, y, replace(base, peak_weight=2.0)) - loss_fn(logits, y, base)
     assert float(want) > 0.1 and torch.allclose(got, 2.0 * want, atol=1e-6)
+
+
+def test_scan_scores_average_the_mirror_views_they_are_asked_for() -> None:
+    """``scan_scores(views=...)`` scores each scan on the map averaged over that many in-plane mirror views,
+    as ``predict_map`` gives it (a random network is not mirror-symmetric, so 1 and 4 views differ)."""
+    from medforensics.models.tamperseg import predict_map, tamper_evidence
+    from medforensics.train.dense import model_from_config, scan_scores
+    from medforensics.train.dense_data import Item
+
+    torch.manual_seed(0)
+    model = model_from_config({"model": "test_tamperseg3d", "noise_channel": True}).eval()
+    rng = np.random.default_rng(0)
+    items = [
+        Item(
+            rng.random((2, 8, 32, 32), np.float32),
+            np.zeros((8, 32, 32), np.int64),
+            label,
+            "m",
+            "p",
+            str(k),
+            (2.5, 1.4, 1.4),
+        )
+        for k, label in enumerate(("TB", "FM"))
+    ]
+    for views in (1, 4):
+        got = scan_scores(model, items, "fp32", views=views)["scores"]
+        want = [
+            float(
+                tamper_evidence(predict_map(model, it.image, precision="fp32", views=views), it.spacing).max()
+            )
+            for it in items
+        ]
+        assert got == pytest.approx(want, abs=1e-6)
+    assert scan_scores(model, items, "fp32", views=4)["scores"] != pytest.approx(
+        scan_scores(model, items, "fp32")["scores"], abs=1e-6
+    )

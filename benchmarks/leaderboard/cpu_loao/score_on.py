@@ -25,10 +25,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from make_dense_detector import whole_series_by_split
 
 from medforensics.train.dense import finish_dense
-from medforensics.train.dense_config import load_dense_config
+from medforensics.train.dense_config import DenseConfig, load_dense_config
 
 #: bundle14's split (its config's ``splits``), the default.
 B14_SPLIT = ("93ad6a507f90=val", "3bb5d67ab461=test", "3ad2ceaeb677=train", "f255db4ba233=train")
+
+
+def config_on(
+    model: Path, data: Path, splits: dict[str, str], out: Path, threads: int, calibrate: bool = False
+) -> DenseConfig:
+    """The model folder's config with ``data``'s scans, patient split and whole authentic series (CPU, no
+    resume or initial weights, no lossy point): how the model is scored on another data set."""
+    whole = whole_series_by_split(data, splits)
+    cfg = load_dense_config(model / "config.json", out=str(out))
+    return replace(
+        cfg,
+        data=str(data),
+        splits=splits,
+        extra_authentic=whole["train"],
+        val_authentic=whole["val"],
+        test_authentic=whole["test"],
+        threads=threads,
+        device="cpu",
+        workers=0,
+        load_workers=0,
+        init_from=None,
+        resume=None,
+        scan_calibration=calibrate,
+        lossy_codecs=[],
+    )
 
 
 def main() -> None:
@@ -41,24 +66,7 @@ def main() -> None:
     ap.add_argument("--calibrate", action="store_true", help="Also fit the operating points (slower).")
     args = ap.parse_args()
     splits = dict(p.split("=", 1) for p in (args.split_of or B14_SPLIT))
-    whole = whole_series_by_split(args.data, splits)
-    cfg = load_dense_config(args.model / "config.json", out=str(args.out))
-    cfg = replace(
-        cfg,
-        data=str(args.data),
-        splits=splits,
-        extra_authentic=whole["train"],
-        val_authentic=whole["val"],
-        test_authentic=whole["test"],
-        threads=args.threads,
-        device="cpu",
-        workers=0,
-        load_workers=0,
-        init_from=None,
-        resume=None,
-        scan_calibration=args.calibrate,
-        lossy_codecs=[],
-    )
+    cfg = config_on(args.model, args.data, splits, args.out, args.threads, args.calibrate)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "train_log.csv"):
         if (args.model / name).is_file():
