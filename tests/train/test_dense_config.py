@@ -45,7 +45,7 @@ def test_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown lossy codec\(s\) \['jpeg-99'\]"):
         train_dense(load_dense_config(bad))  # before any data is read (there is none at "x")
     bad.write_text(json.dumps({"data": "x", "out": "y", "precision": "fp16"}))
-    with pytest.raises(ConfigError, match=r"precision must be one of fp32, bf16, got 'fp16'"):
+    with pytest.raises(ConfigError, match=r"precision must be one of fp32, bf16; got 'fp16'"):
         train_dense(load_dense_config(bad))  # before any data is read (it trained in fp32 silently)
     bad.write_text(json.dumps({"data": "x", "out": "y", "lossy_codecs": []}))
     assert load_dense_config(bad).lossy_codecs == []  # no lossy operating point

@@ -55,7 +55,7 @@ class DataConfig:
     exclude_types: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
-        _choice("data.task", self.task, TASKS)
+        check_one_of("data.task", self.task, TASKS)
         _positive("data.size", self.size, minimum=8, maximum=MAX_SIZE)
         _positive("data.max_size", self.max_size, minimum=8, maximum=MAX_SIZE)
         _positive("data.slices", self.slices, maximum=MAX_SLICES)
@@ -134,15 +134,15 @@ class TrainConfig:
             raise ConfigError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("monitor", self.monitor, MONITORS)
-        _choice("precision", self.precision, PRECISIONS)
+        check_one_of("optimizer", self.optimizer, OPTIMIZERS)
+        check_one_of("monitor", self.monitor, MONITORS)
+        check_one_of("precision", self.precision, PRECISIONS)
         if training:
             from medforensics.models.inference import resolve_device
 
             resolve_device(self.device)
         if self.preset is not None:
-            _choice("preset", self.preset, tuple(PRESETS))
+            check_one_of("preset", self.preset, tuple(PRESETS))
         self.data.validate()
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,7 +179,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _choice(key: str, value: object, choices: tuple[str, ...]) -> None:
+def check_one_of(key: str, value: object, choices: tuple[str, ...]) -> None:
+    """ConfigError (one line) naming ``key`` and the choices when ``value`` is not one of them."""
     if value not in choices:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
 

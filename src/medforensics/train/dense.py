@@ -45,7 +45,7 @@ from medforensics.errors import ConfigError, InputError
 from medforensics.forge.lossy import LOSSY_CODECS, missing_coder
 from medforensics.logging import get_logger
 from medforensics.models.inference import device_name, effective_precision, resolve_device
-from medforensics.train.config import PRECISIONS
+from medforensics.train.config import PRECISIONS, check_one_of
 from medforensics.train.dense_batches import BatchSource, batch
 from medforensics.train.dense_config import (
     HU_WINDOW,
@@ -238,8 +238,7 @@ def check_counts(cfg: DenseConfig) -> None:
         bad = [v for v in getattr(cfg, key) if not (isinstance(v, (int, float)) and ok(float(v)))]
         if bad:
             raise ConfigError(f"{key} must be {what}, got {bad[0]!r}")
-    if cfg.precision not in PRECISIONS:  # else an unknown value trained silently in fp32 (session 63)
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    check_one_of("precision", cfg.precision, PRECISIONS)  # else an unknown one trained silently in fp32
     from medforensics.forge.selfblend import NOISE_KINDS
 
     if cfg.self_blend_noise not in NOISE_KINDS:
