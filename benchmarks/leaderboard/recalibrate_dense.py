@@ -4,13 +4,15 @@ them, with a second operating point for series whose noise is uncorrelated betwe
 ``calibration_training.json``), ``calibration_scores.json`` and the model card in the folder.
 
     python benchmarks/leaderboard/recalibrate_dense.py --model DIR --data DS [--noise-copies 3] [--seed 0] \
-        [--views 4] [--split-of PATIENT=SPLIT ...] [--augmented]
+        [--views 4 [--screen 0.85]] [--split-of PATIENT=SPLIT ...] [--augmented]
 
 The whole authentic training series (``extra_authentic``) and whole validation series (``val_authentic``)
 come from the folder's ``config.json``; ``--path-map OLD=NEW`` rewrites their prefixes when the data moved.
 ``--views`` averages each map over that many in-plane mirror views (recorded in ``calibration.json``, so
-``scan`` does the same). ``--split-of`` deals a patient key to a split as the model was trained (a data set
-forged again may deal its patients otherwise; the split is not written to the folder's config). The
+``scan`` does the same); ``--screen`` draws the views after the first only where the first view's raw
+evidence reaches it (:mod:`medforensics.models.view_refine`; recorded as well). ``--split-of`` deals a
+patient key to a split as the model was trained (a data set forged again may deal its patients otherwise;
+the split is not written to the folder's config). The
 folder's ``config.json`` records what was fitted, so that training with it fits the same points:
 ``calibrate_augmented`` (set to ``--augmented``) or, with ``--lossy-only``, ``lossy_codecs``.
 
@@ -50,6 +52,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--path-map", action="append", default=[], metavar="OLD=NEW")
     ap.add_argument("--views", type=int, default=1, help="in-plane mirror views averaged into each map")
+    ap.add_argument("--screen", type=float, default=None, help="1st view's evidence drawing the others")
     ap.add_argument("--split-of", action="append", default=[], metavar="PATIENT=SPLIT")
     ap.add_argument("--augmented", action="store_true", help="keep thresholds above augmented whole series")
     ap.add_argument("--lossy-only", action="store_true", help="only add the lossy operating point")
@@ -92,6 +95,7 @@ def main() -> None:
         views=args.views,
         splits=splits,
         augmented=args.augmented,
+        screen=args.screen,
     )
     write_recalibration(args.model, cal, val)
     record(args.model, cfg, calibrate_augmented=args.augmented)

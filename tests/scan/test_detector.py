@@ -73,6 +73,8 @@ def test_bad_calibration_and_missing_folder(tmp_path: Path) -> None:
         {"views": 5},
         {"views": 2.0},
         {"views": "4"},
+        {"views": 4, "screen": 1.5},
+        {"views": 4, "screen": "0.8"},
         [0.5],
     ],
 )
@@ -91,3 +93,27 @@ def test_metrics_that_are_not_a_json_object_are_one_error_naming_the_file(tmp_pa
     (folder / "metrics.json").write_text("[]")
     with pytest.raises(InputError, match=r"m/metrics\.json: training metrics must be a JSON object"):
         D.Detector.from_dir(folder)
+
+
+def test_the_screen_never_rises_above_what_keeps_every_verdict_of_the_full_views() -> None:
+    # raw threshold 0.9 on the identity Platt map: four views' mean reaches it only where the first view
+    # reaches 4 * 0.9 - 3 = 0.6
+    cal = D.Calibration(series_threshold=0.9, present=True, views=4, screen=0.85)
+    assert cal.screen_level() == pytest.approx(0.6)
+    assert D.Calibration(series_threshold=0.9, present=True, views=4, screen=0.5).screen_level() == 0.5
+    lower = D.Calibration(series_threshold=0.9, present=True, views=4, screen=0.85, uncorrelated=(0.15, 0.8))
+    assert lower.screen_level() == pytest.approx(0.2)  # the lowest operating point bounds it
+    # on a Platt map the bound is in raw terms: sigmoid(2 * logit(p) - 1) = 0.9 at p = 0.83182
+    platt = D.Calibration(a=2.0, b=-1.0, series_threshold=0.9, present=True, views=2, screen=0.85)
+    assert platt.screen_level() == pytest.approx(2 * 0.83182 - 1, abs=1e-4)
+    assert D.Calibration(views=4, screen=0.85).screen_level() == 0.85  # a fit in progress: no thresholds
+    assert D.Calibration(series_threshold=0.9, present=True, views=1, screen=0.85).screen_level() is None
+    assert D.Calibration(series_threshold=0.9, present=True, views=4).screen_level() is None
+
+
+def test_a_calibrations_screen_is_read(tmp_path: Path) -> None:
+    folder = tiny_detector_dir(
+        tmp_path / "m", {"platt": [1.0, 0.0], "threshold": 0.9, "views": 4, "screen": 0.3}
+    )
+    cal = D.Detector.from_dir(folder).calibration
+    assert (cal.views, cal.screen, cal.screen_level()) == (4, 0.3, 0.3)

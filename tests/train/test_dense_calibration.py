@@ -114,6 +114,13 @@ def test_recalibration_swaps_only_the_cards_operating_point_lines(tmp_path: Path
     write_recalibration(tmp_path, {**cal, "views": 4}, _val())  # the card says how the maps were drawn
     lines = (tmp_path / "model_card.md").read_text().splitlines()
     assert "every map the mean of 4 in-plane mirror views" in lines[2] and len(lines) == len(card) + 1
+    write_recalibration(tmp_path, {**cal, "views": 4, "screen": 0.85}, _val())
+    screened = (tmp_path / "model_card.md").read_text().splitlines()
+    assert (
+        "as `scan` draws it (the views after the first where the first view's raw evidence reaches 0.85)"
+        in screened[2]
+        and len(screened) == len(lines)
+    )
     lossy = {"series_threshold": 0.95, "codecs": ["jls-3"], "fitted_on": "3 authentic"}
     write_recalibration(tmp_path, {**cal, "lossy": lossy}, _val()[:3], "calibration_lossy_scores.json")
     lines = (tmp_path / "model_card.md").read_text().splitlines()
@@ -158,6 +165,10 @@ def test_recalibration_scores_the_models_own_validation_split(tmp_path: Path) ->
     assert [s.raw for s in scores2] != [s.raw for s in scores]
     (Path(cfg.out) / "calibration.json").write_text(json.dumps(cal2))
     assert read_calibration(Path(cfg.out)).views == 2
+    # with a screen no first view reaches, the other view is never drawn: one view's scores, recorded
+    cal_s, scores_s = recalibrate(cfg.out, cfg.data, views=2, screen=1.01)
+    assert (cal_s["views"], cal_s["screen"]) == (2, 1.01)
+    assert [s.raw for s in scores_s] == [s.raw for s in scores]
     # patients dealt to splits by the caller (a data set forged again) instead of the manifest
     with (Path(cfg.data) / "manifest.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -131,3 +131,11 @@ def platt_logit(score: ArrayLike, ab: Sequence[float]) -> NDArray[np.float64]:
 def apply_platt(score: ArrayLike, ab: Sequence[float]) -> NDArray[np.float64]:
     """Calibrated probabilities from raw scores with Platt parameters ``(a, b)``."""
     return 1.0 / (1.0 + np.exp(-np.clip(platt_logit(score, ab), -50, 50)))
+
+
+def invert_platt(calibrated: float, ab: Sequence[float]) -> float:
+    """The raw score :func:`apply_platt` maps to ``calibrated`` (``a`` > 0; ends clipped as there)."""
+    if ab[0] <= 0:
+        raise ValueError(f"Platt slope must be positive to invert, not {ab[0]}")
+    z = float(_logit(np.asarray([calibrated], np.float64))[0])
+    return float(1.0 / (1.0 + np.exp(-(z - ab[1]) / ab[0])))

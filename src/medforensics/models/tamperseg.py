@@ -13,6 +13,8 @@ isotropic; inputs are padded to a multiple of :attr:`TamperSegNet.multiple` per 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -167,12 +169,14 @@ def predict_map(
     whole: int = 160,
     views: int = 1,
     max_voxels: int = MAX_PASS_VOXELS,
+    mirrors: Sequence[tuple[int, ...]] | None = None,
 ) -> torch.Tensor:
     """Per-voxel class probabilities ``(K, D, H, W)`` of a network input ``(C, D, H, W)`` (or ``(D, H, W)``).
 
     ``views`` > 1 averages the probabilities over that many in-plane mirror views (:data:`MIRROR_VIEWS`,
     each mapped back; test-time augmentation at ``views`` times the work), slab by slab so no flipped copy
-    of the whole input is made.
+    of the whole input is made. ``mirrors`` names the views to average instead (flipped dims, as in
+    :data:`MIRROR_VIEWS`).
 
     Volumes of up to ``whole`` slices (a chest CT on the 2.5 mm grid: 40 cm) and ``max_voxels`` voxels run
     in one pass. Larger ones run in slabs of ``slab`` slices (fewer where the slices are so large that a
@@ -189,6 +193,7 @@ def predict_map(
 
     if not 1 <= views <= len(MIRROR_VIEWS):
         raise ValueError(f"views must be 1 to {len(MIRROR_VIEWS)}, not {views}")
+    chosen = MIRROR_VIEWS[:views] if mirrors is None else tuple(mirrors)
     x = torch.as_tensor(image, dtype=torch.float32)
     if x.ndim == 3:
         x = x[None]
@@ -210,7 +215,7 @@ def predict_map(
     for s in starts:
         lo, hi = s, min(depth, s + slab)
         sub, prob = x[:, lo:hi], None
-        for dims in MIRROR_VIEWS[:views]:  # the slab flipped, padded, scored, cropped and flipped back
+        for dims in chosen:  # the slab flipped, padded, scored, cropped and flipped back
             part, size = pad_to_multiple((torch.flip(sub, dims) if dims else sub)[None], model.multiple)
             part = part.to(device).contiguous(memory_format=torch.channels_last_3d)
             with autocast(precision, device.type):
@@ -219,8 +224,8 @@ def predict_map(
             p = torch.flip(p, dims) if dims else p
             prob = p if prob is None else prob.add_(p)
         assert prob is not None
-        if views > 1:
-            prob /= views
+        if len(chosen) > 1:
+            prob /= len(chosen)
         if out is None:
             out = torch.empty((prob.shape[0], *x.shape[1:]), dtype=torch.float32)
         keep_lo = 0 if lo == 0 else overlap

@@ -3,8 +3,10 @@
 One pass over the volume brings it to the model grid (2.5 x 1.4 x 1.4 mm: block means slab by slab, so a
 500-slice series never exists twice at full resolution, then a small zoom to the exact spacing); the lung
 is segmented there, the box around it (plus a margin for juxtapleural lesions) goes through the network in
-overlapping slabs (in as many in-plane mirror views as the calibration names, averaged; the bundle: 1), and
-the tamper map (``1 - p_authentic``, averaged over a 6 mm box) is read inside the dilated lung:
+overlapping slabs (in as many in-plane mirror views as the calibration names, averaged; the bundle: 4, the
+three after the first drawn only around voxels where the first reaches the calibration's screen,
+:mod:`~medforensics.models.view_refine`), and the tamper map (``1 - p_authentic``, averaged over a 6 mm box)
+is read inside the dilated lung:
 
 * series score: its maximum (the strongest region decides), calibrated when the folder has Platt
   parameters; verdict ``tampered`` at the model's series threshold (chosen on validation scans);
@@ -97,6 +99,9 @@ class DenseMap:
     #: the detector whose network drew the map and whose calibration scores it (a noise specialist routed
     #: to, see :meth:`DenseDetector.route`); None: the detector asked
     detector: Any = None
+    #: where the other mirror views were drawn under a screen (:func:`~medforensics.models.view_refine.
+    #: refine_views`'s account, with the screen level); None: every view everywhere
+    refined: dict[str, Any] | None = None
 
     def to_full(self, idx: Any) -> NDArray[np.float64]:
         """Full-resolution (z, y, x) index of the centres of crop voxels ``idx``."""
@@ -254,7 +259,8 @@ class DenseDetector:
         full-resolution slabs as they are read (:func:`~medforensics.train.dense_data.model_input`)."""
         from medforensics._alloc import release_free_memory
         from medforensics.forge.lung import lung_mask
-        from medforensics.models.tamperseg import predict_map, tamper_evidence
+        from medforensics.models.tamperseg import tamper_evidence
+        from medforensics.models.view_refine import screened_map
         from medforensics.train.dense import model_input
 
         g = model_input(
@@ -279,7 +285,16 @@ class DenseDetector:
         slice_corr = g.slice_corr
         del g, low, lung, zone
         release_free_memory()
-        prob = predict_map(src.model, img, precision=src.precision, views=src.calibration.views)
+        cal = src.calibration
+        prob, refined = screened_map(
+            src.model,
+            img,
+            sp,
+            cal.views,
+            cal.screen_level(),
+            src.precision,
+            zone=in_zone,
+        )
         del img
         release_free_memory()  # the network's activations, before the findings and the nodule search
         ev = tamper_evidence(prob, sp).numpy()
@@ -287,7 +302,7 @@ class DenseDetector:
         del prob
         ev = np.where(in_zone, ev, 0.0).astype(np.float32)
         z0, y0, x0 = (int(s.start) for s in box)
-        return DenseMap(ev, types, lung_box, scale, (z0, y0, x0), sp, hu_box, slice_corr, src)
+        return DenseMap(ev, types, lung_box, scale, (z0, y0, x0), sp, hu_box, slice_corr, src, refined)
 
     def calibrated(self, p: float) -> float:
         """Platt-calibrated score (identity without calibration)."""
@@ -470,10 +485,13 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
         operating_point=operating_point,
         threshold=round(thr, 6),
         network="main" if src is det else f"noise specialist ({src.info.sha256[:12]})",
+        mirror_views=src.calibration.views,
         top_candidates=[
             {"score": round(fd.score, 6), "center_voxel": list(fd.center_voxel or ()), "type": fd.type}
             for fd in findings[:TOP_CANDIDATES]
         ],
     )
+    if dm.refined is not None:  # the other views drawn in boxes only: where, and how much of the volume
+        result.extra["views_screened"] = dm.refined
     if clones is not None:
         apply_clone_findings(result, *clones)

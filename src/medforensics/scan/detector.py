@@ -30,7 +30,11 @@ or LossyImageCompression 01 with pixels that carry a lossy coding grid:
 It takes precedence over the other two: lossy coding smooths and blocks the noise the detector reads.
 ``"views": 4`` says the dense map is the mean over that
 many in-plane mirror views (:data:`~medforensics.models.tamperseg.MIRROR_VIEWS`): the scores the Platt
-parameters and thresholds were fitted on, so the scan draws the map the same way (default 1).
+parameters and thresholds were fitted on, so the scan draws the map the same way (default 1). With it,
+``"screen": 0.85`` makes the scan draw the first view everywhere and the others only around voxels whose
+first-view evidence (raw) reaches that level (:mod:`~medforensics.models.view_refine`); the level used is
+never above the bound that keeps every operating point's verdict that of the full views
+(:meth:`Calibration.screen_level`), and the fit that wrote it scored its series the same way.
 
 The default detector is bundled in ``medforensics/assets/detector/`` (3-D CT cubes); a 2-D synthesis
 detector, where one is bundled, in ``medforensics/assets/detector2d/``.
@@ -108,6 +112,9 @@ class Calibration:
     views: int = 1
     #: The series threshold of the lossy operating point (see module docs), or None.
     lossy: float | None = None
+    #: Dense detectors with several views: the first view's raw evidence from which the others are drawn
+    #: (see module docs); None: every view everywhere.
+    screen: float | None = None
 
     def apply(self, p: NDArray[Any]) -> NDArray[np.float64]:
         """Calibrated probabilities from raw ones."""
@@ -131,6 +138,24 @@ class Calibration:
         if self.uncorrelated is not None and slice_corr is not None and slice_corr < self.uncorrelated[0]:
             return self.uncorrelated[1], "uncorrelated noise"
         return self.operating_threshold, "scanner noise"
+
+    def screen_level(self) -> float | None:
+        """The first view's raw evidence from which the other views are drawn, or None (one view, no screen).
+        At most ``n * t - (n - 1)`` for ``n`` views and the lowest operating threshold ``t`` in raw terms: a
+        voxel whose mean over the views reaches ``t`` has its first view at or above that (each view's
+        evidence is at most 1), so it is always refined and its verdict is that of the full views."""
+        if self.views == 1 or self.screen is None:
+            return None
+        if not self.present:
+            return self.screen
+        if self.a <= 0:  # a degenerate Platt map: no bound to keep, every view everywhere
+            return None
+        from medforensics.evaluate.calibration import invert_platt
+
+        unc = None if self.uncorrelated is None else self.uncorrelated[1]
+        lowest = min(t for t in (self.operating_threshold, self.lossy, unc) if t is not None)
+        raw = invert_platt(lowest, (self.a, self.b))
+        return min(self.screen, self.views * raw - (self.views - 1))
 
 
 def _number(value: Any, what: str) -> float:
@@ -163,6 +188,8 @@ def read_calibration(folder: Path) -> Calibration:
         views = raw.get("views", 1)
         if type(views) is not int or not 1 <= views <= MAX_VIEWS:
             raise ValueError(f"views must be a whole number 1 to {MAX_VIEWS}, not {views!r}")
+        screen = raw.get("screen")
+        screen = None if screen is None else _number(screen, "screen")
         unc = raw.get("uncorrelated_noise")
         uncorrelated = (
             None
@@ -182,9 +209,9 @@ def read_calibration(folder: Path) -> Calibration:
     thresholds = [thr] + [
         t for t in (st, mr, None if uncorrelated is None else uncorrelated[1], lossy) if t is not None
     ]
-    if not all(0.0 <= t <= 1.0 for t in thresholds + ([] if fpr is None else [fpr])):
-        raise InputError("calibration thresholds and max_fpr must lie in [0, 1]", path=path)
-    return Calibration(a, b, thr, st, fpr, True, uncorrelated, mr, views, lossy)
+    if not all(0.0 <= t <= 1.0 for t in thresholds + [v for v in (fpr, screen) if v is not None]):
+        raise InputError("calibration thresholds, max_fpr and screen must lie in [0, 1]", path=path)
+    return Calibration(a, b, thr, st, fpr, True, uncorrelated, mr, views, lossy, screen)
 
 
 def calibration_and_info(folder: Path, name: str, metrics: dict[str, Any]) -> tuple[Calibration, ModelInfo]:

@@ -99,17 +99,21 @@ __all__ = [
 log = get_logger("train.dense")
 
 
-def scan_scores(model: Any, items: list[Item], precision: str = "bf16", views: int = 1) -> dict[str, Any]:
+def scan_scores(
+    model: Any, items: list[Item], precision: str = "bf16", views: int = 1, screen: float | None = None
+) -> dict[str, Any]:
     """Per-scan score (max of the smoothed tamper map), AUC authentic vs tampered, distance from the strongest
     region's centre (:func:`~medforensics.models.tamperseg.region_centre`) to the mask's. ``views``: the map
-    averaged over that many in-plane mirror views, as a calibration's ``views`` makes ``scan`` do."""
+    averaged over that many in-plane mirror views, as a calibration's ``views`` makes ``scan`` do (with
+    ``screen``, the views after the first only where the first reaches it: a calibration's ``screen``)."""
     from medforensics.evaluate.metrics import roc_auc
-    from medforensics.models.tamperseg import peak_region, predict_map, region_centre, tamper_evidence
+    from medforensics.models.tamperseg import peak_region, region_centre, tamper_evidence
+    from medforensics.models.view_refine import screened_map
 
     model.eval()
     scores, truth, dists, hits = [], [], [], []
     for it in items:
-        prob = predict_map(model, it.image, precision=precision, views=views)
+        prob, _ = screened_map(model, it.image, it.spacing, views, screen, precision)
         ev = tamper_evidence(prob, it.spacing).numpy()
         peak = tuple(int(i) for i in np.unravel_index(int(np.argmax(ev)), ev.shape))
         scores.append(float(ev[peak]))

@@ -223,16 +223,39 @@ def _views(
     return out
 
 
-def _raw_detector(model_dir: str | Path, views: int) -> Any:
-    """The folder's dense detector giving raw scores (maps drawn over ``views`` mirror views), without its
-    noise specialist (a specialist has its own calibration)."""
+def _raw_detector(model_dir: str | Path, views: int, screen: float | None = None) -> Any:
+    """The folder's dense detector giving raw scores (maps drawn over ``views`` mirror views, the others
+    than the first only where it reaches ``screen``: see :mod:`medforensics.models.view_refine`), without
+    its noise specialist (a specialist has its own calibration)."""
     from medforensics.scan.dense import DenseDetector
     from medforensics.scan.detector import Calibration
 
     det = DenseDetector.from_dir(model_dir)
-    det.calibration = Calibration(views=views)
+    det.calibration = Calibration(views=views, screen=screen)
     det.specialist = None
     return det
+
+
+def _check_screen(cal: dict[str, Any]) -> None:
+    """Log when the fitted operating points keep ``scan`` from using the calibration's screen as written
+    (:meth:`~medforensics.scan.detector.Calibration.screen_level` lowers it to the bound they allow)."""
+    from medforensics.scan.detector import Calibration
+
+    unc, lossy = cal.get("uncorrelated_noise"), cal.get("lossy")
+    c = Calibration(
+        a=float(cal["platt"][0]),
+        b=float(cal["platt"][1]),
+        threshold=cal["threshold"],
+        series_threshold=cal.get("series_threshold"),
+        present=True,
+        uncorrelated=None if unc is None else (unc["below"], unc["series_threshold"]),
+        views=cal["views"],
+        lossy=None if lossy is None else lossy["series_threshold"],
+        screen=cal["screen"],
+    )
+    level = c.screen_level()
+    if level is not None and level < cal["screen"]:
+        log.warning("screen %.4f is above what the thresholds allow; scan uses %.4f", cal["screen"], level)
 
 
 def _val_rows(det: Any, data: str | Path, splits: dict[str, str] | None) -> list[dict[str, str]]:
@@ -279,7 +302,7 @@ def add_lossy_point(
     if not path.is_file():
         raise InputError("no calibration.json to add the lossy operating point to", path=model_dir)
     cal = json.loads(path.read_text(encoding="utf-8"))
-    det = _raw_detector(model_dir, int(cal.get("views", 1)))
+    det = _raw_detector(model_dir, int(cal.get("views", 1)), cal.get("screen"))
     val: list[SeriesScore] = []
     for r in _val_rows(det, data, splits):
         vol = read_volume(Path(data) / "scans" / r["uuid"])
@@ -291,6 +314,8 @@ def add_lossy_point(
         whole += lossy_scores(det, read_volume(p), Path(p).name, True, codecs)
     a, b = (float(v) for v in cal["platt"])
     cal["lossy"] = fit_lossy_point(val, whole, (a, b), codecs, float(cal.get("max_fpr", max_fpr)))
+    if cal.get("screen") is not None:
+        _check_screen(cal)
     log.info("lossy operating point for %s: %s", Path(model_dir).name, json.dumps(cal["lossy"]))
     return cal, val
 
@@ -306,6 +331,7 @@ def recalibrate(
     views: int = 1,
     splits: dict[str, str] | None = None,
     augmented: bool = False,
+    screen: float | None = None,
 ) -> tuple[dict[str, Any], list[SeriesScore]]:
     """Fit :func:`fit_operating_points` for the dense model in ``model_dir`` on the validation split of the
     forge data set ``data`` as the model's config defines it (``splits``, ``exclude_methods``), plus whole
@@ -313,7 +339,9 @@ def recalibrate(
     ``noise_copies`` noise-augmented copies of each). Every series is scored as the model's training data
     holds it (:func:`_views`: thick copies, a noise specialist's noisy copies). Its noise specialist, if
     any, is left out. ``views`` mirror views are averaged into every map (recorded in the calibration, which
-    makes ``scan`` draw its maps the same way). ``splits`` (patient key -> split) replaces the config's.
+    makes ``scan`` draw its maps the same way); with ``screen``, the views after the first only where the
+    first one's raw evidence reaches it (recorded too; a screen above the bound the fitted thresholds allow
+    is logged, and ``scan`` lowers it to that bound). ``splits`` (patient key -> split) replaces the config's.
     ``augmented``: every whole series, validation and training, is also scored under each of the seed
     study's augmentations (:func:`augmented_copies`) and every threshold is kept above those copies as above
     the whole training series (a mirrored or dimmed copy of the validation patient is authentic too; the
@@ -322,7 +350,7 @@ def recalibrate(
     from medforensics.io.reader import read_volume
     from medforensics.train.dense_data import noise_augmented
 
-    det = _raw_detector(model_dir, views)
+    det = _raw_detector(model_dir, views, screen if views > 1 else None)
     val: list[SeriesScore] = []
     for r in _val_rows(det, data, splits):
         vol = read_volume(Path(data) / "scans" / r["uuid"])
@@ -345,6 +373,9 @@ def recalibrate(
     cal = fit_operating_points(val, whole, max_fpr)
     if views != 1:
         cal["views"] = views
+        if screen is not None:
+            cal["screen"] = screen
+            _check_screen(cal)
     log.info("recalibrated %s: %s", Path(model_dir).name, json.dumps(cal))
     return cal, val
 

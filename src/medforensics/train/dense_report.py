@@ -203,6 +203,8 @@ def operating_point_lines(cal: dict[str, Any]) -> list[str]:
     threshold and, when there are, the uncorrelated-noise and the lossy ones (:mod:`.dense_calibration`)."""
     views = int(cal.get("views", 1))
     drawn = f"; every map the mean of {views} in-plane mirror views, as `scan` draws it" if views > 1 else ""
+    if views > 1 and cal.get("screen") is not None:
+        drawn += f" (the views after the first where the first view's raw evidence reaches {cal['screen']:g})"
     lines = [
         f"- Operating point: series threshold {cal['series_threshold']:.4f} on Platt-calibrated scores "
         f"({cal['fitted_on']}{drawn}, <= {cal['max_fpr']:.0%} authentic flagged there)."
