@@ -42,6 +42,9 @@ def test_loads_as_the_dense_localiser() -> None:
     assert isinstance(det, DenseDetector) and det.calibration.present
     assert det.info.name == "tamperseg3d" and len(det.info.sha256) == 64
     assert det.target_mm == (2.5, 1.4, 1.4)
+    # four mirror views, the three after the first under a screen no higher than the operating points allow
+    cal = det.calibration
+    assert cal.views == 4 and cal.screen is not None and cal.screen_level() == cal.screen < 0.883
 
 
 def test_injected_nodule_raises_the_map_where_it_was_put() -> None:
@@ -67,6 +70,8 @@ def test_injected_nodule_raises_the_map_where_it_was_put() -> None:
         idx = np.round((centre + 0.5) / np.asarray(dm.scale) - 0.5 - np.asarray(dm.offset)).astype(int)
         values.append(float(dm.evidence[tuple(idx)]))
     assert values[1] > values[0] + 0.1
+    refined = maps[1].refined  # the injection reaches the screen: the other views are drawn around it
+    assert refined is not None and (values[1] < refined["screen"] or refined["boxes"] >= 1)
     assert maps[0].evidence.shape == maps[1].evidence.shape
 
 
