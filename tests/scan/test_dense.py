@@ -73,9 +73,9 @@ def test_the_calibrations_mirror_views_draw_the_map(tmp_path: Path) -> None:
     assert again.calibration.views == 4
     np.testing.assert_array_equal(again.tamper_map(vol).evidence, four.evidence)
     # with a screen the other views run only where the first view's evidence reaches it
-    det.calibration = dataclasses.replace(det.calibration, present=False, screen=1.01)  # none reaches it
+    det.calibration = dataclasses.replace(det.calibration, present=False, screen=1.0)  # none reaches it
     screened = det.tamper_map(vol)
-    assert len(calls) == 6 and screened.refined == {"screen": 1.01, "boxes": 0, "scored": 0.0}
+    assert len(calls) == 6 and screened.refined == {"screen": 1.0, "boxes": 0, "scored": 0.0}
     np.testing.assert_array_equal(screened.evidence, one.evidence)
     det.calibration = dataclasses.replace(det.calibration, screen=0.0)  # every voxel: every view everywhere
     everywhere = det.tamper_map(vol)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medforensics.errors import InputError
+from medforensics.errors import ConfigError, InputError
 from medforensics.evaluate.metrics import apply_platt
 from medforensics.scan.detector import read_calibration
 from medforensics.train.dense import DenseConfig
@@ -166,9 +166,11 @@ def test_recalibration_scores_the_models_own_validation_split(tmp_path: Path) ->
     (Path(cfg.out) / "calibration.json").write_text(json.dumps(cal2))
     assert read_calibration(Path(cfg.out)).views == 2
     # with a screen no first view reaches, the other view is never drawn: one view's scores, recorded
-    cal_s, scores_s = recalibrate(cfg.out, cfg.data, views=2, screen=1.01)
-    assert (cal_s["views"], cal_s["screen"]) == (2, 1.01)
+    cal_s, scores_s = recalibrate(cfg.out, cfg.data, views=2, screen=1.0)
+    assert (cal_s["views"], cal_s["screen"]) == (2, 1.0)
     assert [s.raw for s in scores_s] == [s.raw for s in scores]
+    with pytest.raises(ConfigError, match=r"screen must lie in \[0, 1\], not 1.5"):
+        recalibrate(cfg.out, cfg.data, views=2, screen=1.5)
     # patients dealt to splits by the caller (a data set forged again) instead of the manifest
     with (Path(cfg.data) / "manifest.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))

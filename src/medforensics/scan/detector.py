@@ -171,46 +171,45 @@ def read_calibration(folder: Path) -> Calibration:
     if not path.is_file():
         return Calibration()
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(raw, dict):
-            raise ValueError(f"a JSON object is needed, not {type(raw).__name__}")
-        platt = raw.get("platt", (1.0, 0.0))
-        if not isinstance(platt, (list, tuple)) or len(platt) != 2:
-            raise ValueError(f"platt must be two numbers [a, b], not {platt!r}")
-        a, b = (_number(v, "platt") for v in platt)
-        thr = _number(raw.get("threshold", DEFAULT_THRESHOLD), "threshold")
-        st = raw.get("series_threshold")
-        st = None if st is None else _number(st, "series_threshold")
-        fpr = raw.get("max_fpr")
-        fpr = None if fpr is None else _number(fpr, "max_fpr")
-        mr = raw.get("mr_slice_threshold")
-        mr = None if mr is None else _number(mr, "mr_slice_threshold")
-        views = raw.get("views", 1)
-        if type(views) is not int or not 1 <= views <= MAX_VIEWS:
-            raise ValueError(f"views must be a whole number 1 to {MAX_VIEWS}, not {views!r}")
-        screen = raw.get("screen")
-        screen = None if screen is None else _number(screen, "screen")
-        unc = raw.get("uncorrelated_noise")
-        uncorrelated = (
-            None
-            if unc is None
-            else (
-                _number(unc["below"], "uncorrelated_noise.below"),
-                _number(unc["series_threshold"], "uncorrelated_noise.series_threshold"),
-            )
-        )
-        lossy_raw = raw.get("lossy")
-        lossy = (
-            None if lossy_raw is None else _number(lossy_raw["series_threshold"], "lossy.series_threshold")
-        )
+        return parse_calibration(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
         reason = str(err) if type(err) is ValueError else repr(err)
         raise InputError(f"unreadable calibration file ({reason})", path=path) from None
+
+
+def parse_calibration(raw: Any) -> Calibration:
+    """A :class:`Calibration` from ``calibration.json`` content (see module docs); ``ValueError`` (or the
+    ``TypeError`` / ``KeyError`` of a malformed entry) saying what is wrong."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"a JSON object is needed, not {type(raw).__name__}")
+    platt = raw.get("platt", (1.0, 0.0))
+    if not isinstance(platt, (list, tuple)) or len(platt) != 2:
+        raise ValueError(f"platt must be two numbers [a, b], not {platt!r}")
+    a, b = (_number(v, "platt") for v in platt)
+    thr = _number(raw.get("threshold", DEFAULT_THRESHOLD), "threshold")
+    st, fpr, mr, screen = (
+        None if raw.get(k) is None else _number(raw[k], k)
+        for k in ("series_threshold", "max_fpr", "mr_slice_threshold", "screen")
+    )
+    views = raw.get("views", 1)
+    if type(views) is not int or not 1 <= views <= MAX_VIEWS:
+        raise ValueError(f"views must be a whole number 1 to {MAX_VIEWS}, not {views!r}")
+    unc = raw.get("uncorrelated_noise")
+    uncorrelated = (
+        None
+        if unc is None
+        else (
+            _number(unc["below"], "uncorrelated_noise.below"),
+            _number(unc["series_threshold"], "uncorrelated_noise.series_threshold"),
+        )
+    )
+    lossy_raw = raw.get("lossy")
+    lossy = None if lossy_raw is None else _number(lossy_raw["series_threshold"], "lossy.series_threshold")
     thresholds = [thr] + [
         t for t in (st, mr, None if uncorrelated is None else uncorrelated[1], lossy) if t is not None
     ]
     if not all(0.0 <= t <= 1.0 for t in thresholds + [v for v in (fpr, screen) if v is not None]):
-        raise InputError("calibration thresholds, max_fpr and screen must lie in [0, 1]", path=path)
+        raise ValueError("calibration thresholds, max_fpr and screen must lie in [0, 1]")
     return Calibration(a, b, thr, st, fpr, True, uncorrelated, mr, views, lossy, screen)
 
 

@@ -239,20 +239,9 @@ def _raw_detector(model_dir: str | Path, views: int, screen: float | None = None
 def _check_screen(cal: dict[str, Any]) -> None:
     """Log when the fitted operating points keep ``scan`` from using the calibration's screen as written
     (:meth:`~medforensics.scan.detector.Calibration.screen_level` lowers it to the bound they allow)."""
-    from medforensics.scan.detector import Calibration
+    from medforensics.scan.detector import parse_calibration
 
-    unc, lossy = cal.get("uncorrelated_noise"), cal.get("lossy")
-    c = Calibration(
-        a=float(cal["platt"][0]),
-        b=float(cal["platt"][1]),
-        threshold=cal["threshold"],
-        series_threshold=cal.get("series_threshold"),
-        present=True,
-        uncorrelated=None if unc is None else (unc["below"], unc["series_threshold"]),
-        views=cal["views"],
-        lossy=None if lossy is None else lossy["series_threshold"],
-        screen=cal["screen"],
-    )
+    c = parse_calibration(cal)
     level = c.screen_level()
     if level is not None and level < cal["screen"]:
         log.warning("screen %.4f is above what the thresholds allow; scan uses %.4f", cal["screen"], level)
@@ -350,6 +339,8 @@ def recalibrate(
     from medforensics.io.reader import read_volume
     from medforensics.train.dense_data import noise_augmented
 
+    if screen is not None and not 0.0 <= screen <= 1.0:  # before any series is scored
+        raise ConfigError(f"screen must lie in [0, 1], not {screen}")
     det = _raw_detector(model_dir, views, screen if views > 1 else None)
     val: list[SeriesScore] = []
     for r in _val_rows(det, data, splits):
