@@ -40,6 +40,12 @@ class ConfigError(MedforensicsError):
     """A bad configuration, parameter or command-line value."""
 
 
+def check_one_of(key: str, value: object, choices: tuple[str, ...]) -> None:
+    """ConfigError (one line) naming ``key`` and the choices when ``value`` is not one of them."""
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+
+
 class MissingDependencyError(MedforensicsError):
     """An optional dependency needed for this input is not installed."""
 

@@ -281,7 +281,7 @@ def test_noise_z_matched_is_recorded_and_refused_where_no_noise_is_matched(
     params = json.loads((out / "forgery.json").read_text())["params"]
     assert (params["noise_plane"], params["noise_z"]) == ("slice", "matched")
     for method, z, message in (
-        ("inpaint-remove", "along", "unknown noise_z"),
+        ("inpaint-remove", "along", "noise_z must be one of"),
         ("clone-remove", "matched", "adds no noise"),
     ):
         bad = tmp_path / f"bad-{method}-{z}"

@@ -164,7 +164,7 @@ def test_training_with_batch_workers_does_not_depend_on_their_number(tmp_path: P
         ({"steps": 0}, "steps must be 1"),
         ({"batch_size": 1}, "batch_size must be 2"),
         ({"eval_every": 0}, "eval_every must be 1"),
-        ({"self_blend_noise": "pink"}, "self_blend_noise must be one of mixed, fresh, got 'pink'"),
+        ({"self_blend_noise": "pink"}, "self_blend_noise must be one of mixed, fresh; got 'pink'"),
         ({"seed": -1}, "seed must be 0 or more"),
         ({"lr": float("nan")}, "lr must be a finite number above 0"),
         ({"weight_decay": -1.0}, "weight_decay must be a finite number of 0 or more"),

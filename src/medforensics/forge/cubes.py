@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from medforensics.errors import ConfigError
+from medforensics.errors import check_one_of
 
 HU_MIN, HU_MAX = -1000.0, 400.0
 
@@ -270,8 +270,7 @@ NOISE_Z = ("independent", "matched")
 
 def check_choice(key: str, value: str, known: tuple[str, ...]) -> str:
     """``value`` if it is one of ``known``, else :class:`ConfigError` naming ``key`` and the choices."""
-    if value not in known:
-        raise ConfigError(f"unknown {key} {value!r}; known: {', '.join(known)}")
+    check_one_of(key, value, known)
     return value
 
 

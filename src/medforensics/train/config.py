@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from medforensics._seed import check_seed
-from medforensics.errors import ConfigError
+from medforensics.errors import ConfigError, check_one_of
 
 TASKS = ("binary", "attack", "label")
 MONITORS = ("val_loss", "val_auc")
@@ -177,12 +177,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"max_size": 96},
     },
 }
-
-
-def check_one_of(key: str, value: object, choices: tuple[str, ...]) -> None:
-    """ConfigError (one line) naming ``key`` and the choices when ``value`` is not one of them."""
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _positive(key: str, value: float | None, minimum: float = 1, maximum: float = math.inf) -> None:

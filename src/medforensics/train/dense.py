@@ -41,11 +41,11 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from medforensics.errors import ConfigError, InputError
+from medforensics.errors import ConfigError, InputError, check_one_of
 from medforensics.forge.lossy import LOSSY_CODECS, missing_coder
 from medforensics.logging import get_logger
 from medforensics.models.inference import device_name, effective_precision, resolve_device
-from medforensics.train.config import PRECISIONS, check_one_of
+from medforensics.train.config import PRECISIONS
 from medforensics.train.dense_batches import BatchSource, batch
 from medforensics.train.dense_config import (
     HU_WINDOW,
@@ -245,9 +245,7 @@ def check_counts(cfg: DenseConfig) -> None:
     check_one_of("precision", cfg.precision, PRECISIONS)  # else an unknown one trained silently in fp32
     from medforensics.forge.selfblend import NOISE_KINDS
 
-    if cfg.self_blend_noise not in NOISE_KINDS:
-        kinds = ", ".join(NOISE_KINDS)
-        raise ConfigError(f"self_blend_noise must be one of {kinds}, got {cfg.self_blend_noise!r}")
+    check_one_of("self_blend_noise", cfg.self_blend_noise, NOISE_KINDS)
 
 
 def _steps(
