@@ -8,13 +8,13 @@ them, with a second operating point for series whose noise is uncorrelated betwe
 
 The whole authentic training series (``extra_authentic``) and whole validation series (``val_authentic``)
 come from the folder's ``config.json``; ``--path-map OLD=NEW`` rewrites their prefixes when the data moved.
-``--views`` averages each map over that many in-plane mirror views (recorded in ``calibration.json``, so
-``scan`` does the same); ``--screen`` draws the views after the first only where the first view's raw
-evidence reaches it (:mod:`medforensics.models.view_refine`; recorded as well). ``--split-of`` deals a
-patient key to a split as the model was trained (a data set forged again may deal its patients otherwise;
-the split is not written to the folder's config). The
-folder's ``config.json`` records what was fitted, so that training with it fits the same points:
-``calibrate_augmented`` (set to ``--augmented``) or, with ``--lossy-only``, ``lossy_codecs``.
+``--views`` averages each map over that many in-plane views (4: the mirrors; 8: their transposes too;
+recorded in ``calibration.json``, so ``scan`` does the same); ``--screen`` draws the views after the first
+only where the first view's raw evidence reaches it (:mod:`medforensics.models.view_refine`; recorded as
+well). ``--split-of`` deals a patient key to a split as the model was trained (a data set forged again may
+deal its patients otherwise; the split is not written to the folder's config). The folder's ``config.json``
+records what was fitted, so that training with it fits the same points: ``calibrate_augmented`` (set to
+``--augmented``) or, with ``--lossy-only``, ``lossy_codecs``.
 
 ``--augmented``: every threshold also kept above the whole validation and training series under each of the
 seed study's rotations, brightness factors and flips
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--path-map", action="append", default=[], metavar="OLD=NEW")
-    ap.add_argument("--views", type=int, default=1, help="in-plane mirror views averaged into each map")
+    ap.add_argument("--views", type=int, default=1, help="in-plane views averaged into each map (1-8)")
     ap.add_argument("--screen", type=float, default=None, help="1st view's evidence drawing the others")
     ap.add_argument("--split-of", action="append", default=[], metavar="PATIENT=SPLIT")
     ap.add_argument("--augmented", action="store_true", help="keep thresholds above augmented whole series")

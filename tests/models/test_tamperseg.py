@@ -8,6 +8,7 @@ import torch
 
 from medforensics.models.tamperseg import (
     CENTRE_REACH_MM,
+    VIEWS,
     TamperSegNet,
     pad_to_multiple,
     peak_region,
@@ -94,9 +95,30 @@ def test_mirror_views_are_averaged_back_in_the_inputs_orientation() -> None:
     for dims in ((-1,), (-2,), (-2, -1)):
         flipped = predict_map(net, torch.flip(img, dims), precision="fp32", views=4)
         torch.testing.assert_close(flipped, torch.flip(four, dims), atol=1e-5, rtol=1e-4)
-    for bad in (0, 5):
-        with pytest.raises(ValueError, match="views must be 1 to 4"):
+    for bad in (0, 9):
+        with pytest.raises(ValueError, match="views must be 1 to 8"):
             predict_map(net, img, views=bad)
+
+
+def test_eight_views_add_the_transposes_and_make_the_map_follow_every_square_symmetry() -> None:
+    torch.manual_seed(0)
+    net = tiny_net().eval()
+    img = torch.rand(10, 21, 30)  # not square: a transposed view is padded on its own axes
+    tr = predict_map(net, img.transpose(-2, -1), precision="fp32").transpose(-2, -1)
+    assert tr.shape == (3, 10, 21, 30)
+    four = predict_map(net, img, precision="fp32", views=4)
+    five = predict_map(net, img, precision="fp32", views=5)
+    torch.testing.assert_close(five, (4 * four + tr) / 5)  # the fifth view is the input transposed
+    assert not torch.allclose(four, tr, atol=1e-3)  # and the network alone does not commute with it
+    eight = predict_map(net, img, precision="fp32", views=8)
+    flat = torch.arange(6.0).reshape(2, 3)
+    assert len({tuple(v.apply(flat).flatten().tolist()) for v in VIEWS}) == 8  # eight different views
+    assert all(torch.equal(v.undo(v.apply(flat)), flat) for v in VIEWS)
+    # a transposed or rotated input gives the transposed or rotated map
+    turned = predict_map(net, torch.rot90(img, 1, (-2, -1)), precision="fp32", views=8)
+    torch.testing.assert_close(turned, torch.rot90(eight, 1, (-2, -1)), atol=1e-5, rtol=1e-4)
+    swapped = predict_map(net, img.transpose(-2, -1), precision="fp32", views=8)
+    torch.testing.assert_close(swapped, eight.transpose(-2, -1), atol=1e-5, rtol=1e-4)
 
 
 def test_evidence_is_a_local_mean_of_the_tamper_probability() -> None:

@@ -28,16 +28,17 @@ def _inside(boxes: list[list[tuple[int, int]]], shape: tuple[int, ...]) -> np.nd
     return mask
 
 
-def test_boxes_get_the_mean_of_every_view_and_the_rest_keeps_the_first() -> None:
+@pytest.mark.parametrize("views", [4, 8])  # 8: the transposed views too, on a volume that is not square
+def test_boxes_get_the_mean_of_every_view_and_the_rest_keeps_the_first(views: int) -> None:
     net = _net()
     shape = (40, 121, 131)  # no size a multiple of the grid: a flipped view's grid starts at the far end
     img = torch.rand(1, *shape)
     one = predict_map(net, img, precision="fp32")
-    four = predict_map(net, img, precision="fp32", views=4)
+    four = predict_map(net, img, precision="fp32", views=views)
     where = np.zeros(shape, bool)
     where[6, 10, 12] = where[33, 110, 118] = True  # two far corners: two boxes
     prob = one.clone()
-    done = refine_views(net, img, prob, where, 4, REACH, "fp32", FULL_CONTEXT)
+    done = refine_views(net, img, prob, where, views, REACH, "fp32", FULL_CONTEXT)
     boxes = refine_boxes(where, REACH, FULL_CONTEXT)
     assert done["boxes"] == len(boxes) == 2 and 0 < done["scored"] < WHOLE_ABOVE
     inside = torch.from_numpy(_inside(boxes, shape))

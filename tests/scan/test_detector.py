@@ -70,7 +70,7 @@ def test_bad_calibration_and_missing_folder(tmp_path: Path) -> None:
         {"uncorrelated_noise": {"below": float("nan"), "series_threshold": 0.9}},
         {"uncorrelated_noise": {"below": 0.15}},
         {"views": 0},
-        {"views": 5},
+        {"views": 9},
         {"views": 2.0},
         {"views": "4"},
         {"views": 4, "screen": 1.5},

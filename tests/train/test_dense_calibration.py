@@ -114,6 +114,10 @@ def test_recalibration_swaps_only_the_cards_operating_point_lines(tmp_path: Path
     write_recalibration(tmp_path, {**cal, "views": 4}, _val())  # the card says how the maps were drawn
     lines = (tmp_path / "model_card.md").read_text().splitlines()
     assert "every map the mean of 4 in-plane mirror views" in lines[2] and len(lines) == len(card) + 1
+    write_recalibration(tmp_path, {**cal, "views": 8}, _val())
+    eight = (tmp_path / "model_card.md").read_text().splitlines()
+    assert "the mean of 8 in-plane views (mirrors and their transposes)" in eight[2]
+    write_recalibration(tmp_path, {**cal, "views": 4}, _val())
     write_recalibration(tmp_path, {**cal, "views": 4, "screen": 0.85}, _val())
     screened = (tmp_path / "model_card.md").read_text().splitlines()
     assert (

@@ -14,6 +14,7 @@ isotropic; inputs are padded to a multiple of :attr:`TamperSegNet.multiple` per 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -139,6 +140,31 @@ def pad_to_multiple(x: torch.Tensor, multiple: tuple[int, int, int]) -> tuple[to
 MIRROR_VIEWS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
 
+@dataclass(frozen=True)
+class View:
+    """An in-plane view of a ``(..., D, H, W)`` tensor: the flips of ``flips`` (dims), then, with
+    ``transpose``, H and W swapped."""
+
+    flips: tuple[int, ...] = ()
+    transpose: bool = False
+
+    def apply(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` as this view shows it."""
+        t = torch.flip(t, self.flips) if self.flips else t
+        return t.transpose(-2, -1) if self.transpose else t
+
+    def undo(self, t: torch.Tensor) -> torch.Tensor:
+        """A map of the view ``t`` mapped back onto the input."""
+        t = t.transpose(-2, -1) if self.transpose else t
+        return torch.flip(t, self.flips) if self.flips else t
+
+
+#: The views a map may be averaged over (``predict_map(views=n)`` takes the first ``n``): the four mirror
+#: views, then each of them transposed in-plane, which training draws too (``_augment``): the eight
+#: symmetries of a square pixel grid.
+VIEWS: tuple[View, ...] = tuple(View(f) for f in MIRROR_VIEWS) + tuple(View(f, True) for f in MIRROR_VIEWS)
+
+
 def tie_mirrors(model: nn.Module) -> None:
     """Average every 3-D convolution kernel of ``model`` with its three in-plane mirrors, in place (config
     ``mirror_tied``): each layer then computes features that mirror with its input, so a mirrored series
@@ -169,14 +195,13 @@ def predict_map(
     whole: int = 160,
     views: int = 1,
     max_voxels: int = MAX_PASS_VOXELS,
-    mirrors: Sequence[tuple[int, ...]] | None = None,
+    chosen: Sequence[View] | None = None,
 ) -> torch.Tensor:
     """Per-voxel class probabilities ``(K, D, H, W)`` of a network input ``(C, D, H, W)`` (or ``(D, H, W)``).
 
-    ``views`` > 1 averages the probabilities over that many in-plane mirror views (:data:`MIRROR_VIEWS`,
-    each mapped back; test-time augmentation at ``views`` times the work), slab by slab so no flipped copy
-    of the whole input is made. ``mirrors`` names the views to average instead (flipped dims, as in
-    :data:`MIRROR_VIEWS`).
+    ``views`` > 1 averages the probabilities over the first that many in-plane views (:data:`VIEWS`, each
+    mapped back; test-time augmentation at ``views`` times the work), slab by slab so no flipped copy of
+    the whole input is made. ``chosen`` names the views to average instead.
 
     Volumes of up to ``whole`` slices (a chest CT on the 2.5 mm grid: 40 cm) and ``max_voxels`` voxels run
     in one pass. Larger ones run in slabs of ``slab`` slices (fewer where the slices are so large that a
@@ -191,9 +216,9 @@ def predict_map(
     from medforensics._alloc import release_free_memory
     from medforensics.models.inference import autocast, model_device
 
-    if not 1 <= views <= len(MIRROR_VIEWS):
-        raise ValueError(f"views must be 1 to {len(MIRROR_VIEWS)}, not {views}")
-    chosen = MIRROR_VIEWS[:views] if mirrors is None else tuple(mirrors)
+    if not 1 <= views <= len(VIEWS):
+        raise ValueError(f"views must be 1 to {len(VIEWS)}, not {views}")
+    chosen = VIEWS[:views] if chosen is None else tuple(chosen)
     x = torch.as_tensor(image, dtype=torch.float32)
     if x.ndim == 3:
         x = x[None]
@@ -215,13 +240,12 @@ def predict_map(
     for s in starts:
         lo, hi = s, min(depth, s + slab)
         sub, prob = x[:, lo:hi], None
-        for dims in chosen:  # the slab flipped, padded, scored, cropped and flipped back
-            part, size = pad_to_multiple((torch.flip(sub, dims) if dims else sub)[None], model.multiple)
+        for view in chosen:  # the slab in the view, padded, scored, cropped and mapped back
+            part, size = pad_to_multiple(view.apply(sub)[None], model.multiple)
             part = part.to(device).contiguous(memory_format=torch.channels_last_3d)
             with autocast(precision, device.type):
                 logits = model(part)
-            p = torch.softmax(logits.float(), dim=1)[0, :, : size[0], : size[1], : size[2]].cpu()
-            p = torch.flip(p, dims) if dims else p
+            p = view.undo(torch.softmax(logits.float(), dim=1)[0, :, : size[0], : size[1], : size[2]].cpu())
             prob = p if prob is None else prob.add_(p)
         assert prob is not None
         if len(chosen) > 1:

@@ -1,7 +1,8 @@
 """Mirror views only where they can matter: a one-view map refined to the mean of several views in boxes.
 
 A calibration with ``"views": 4`` makes ``scan`` average the dense map over four in-plane mirror views
-(:data:`~medforensics.models.tamperseg.MIRROR_VIEWS`), at four times the network's work. The series
+(:data:`~medforensics.models.tamperseg.VIEWS`; 8 adds their transposes), at four times the network's
+work. The series
 verdict only reads the map where its evidence reaches the operating threshold ``t`` (raw, before Platt),
 and every view's evidence is at most 1, so where the mean of ``n`` views reaches ``t`` the first view alone
 reaches ``n * t - (n - 1)`` (with ``n = 4`` and ``t = 0.97``: 0.88). The scan therefore draws the first view
@@ -28,7 +29,7 @@ import torch
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from medforensics.models.tamperseg import MIRROR_VIEWS, TamperSegNet, predict_map
+from medforensics.models.tamperseg import VIEWS, TamperSegNet, View, predict_map
 
 #: Context (model-grid voxels, z, y, x) around a refined box that is cropped with it: the bundled network
 #: changes its logits by more than 1e-3 up to 11 slices and 31 pixels from a strong one-voxel change (its
@@ -90,13 +91,14 @@ def refine_boxes(
 def _crop(
     box: Box,
     shape: tuple[int, ...],
-    dims: tuple[int, ...],
+    view: View,
     multiple: tuple[int, ...],
     context: tuple[int, ...],
 ) -> Box:
-    """The crop of ``box`` plus ``context`` on the pooling grid of the view flipping ``dims``: an axis the
-    view keeps starts on a multiple, a flipped one ends where the whole axis does, modulo the multiple."""
-    flipped = {d % 3 for d in dims}
+    """The crop of ``box`` plus ``context`` on the pooling grid of ``view``: an axis the view keeps starts
+    on a multiple, a flipped one ends where the whole axis does, modulo the multiple (a transposed view
+    only swaps in-plane axes, whose multiples are equal)."""
+    flipped = {d % 3 for d in view.flips}
     crop = []
     for ax, ((lo, hi), c, n, m) in enumerate(zip(box, context, shape, multiple, strict=True)):
         lo, hi = max(0, lo - c), min(n, hi + c)
@@ -120,24 +122,24 @@ def refine_views(
     context: tuple[int, int, int] = REFINE_CONTEXT,
 ) -> dict[str, Any]:
     """Replace the first-view probabilities ``prob`` ``(K, D, H, W)`` of ``image`` ``(C, D, H, W)`` in place
-    by the mean over ``views`` mirror views wherever a voxel lies within ``reach`` of ``where``. Returns
+    by the mean over ``views`` in-plane views wherever a voxel lies within ``reach`` of ``where``. Returns
     what was done: the boxes and the fraction of the volume each further view scored."""
     shape = tuple(prob.shape[1:])
-    others = MIRROR_VIEWS[1:views]
+    others = VIEWS[1:views]
     boxes = refine_boxes(where, reach, context) if others else []
     total = float(np.prod(shape))
     crops = [[_crop(b, shape, d, model.multiple, context) for d in others] for b in boxes]
     share = sum(float(np.prod([hi - lo for lo, hi in c[0]])) for c in crops) / total if crops else 0.0
     if share >= WHOLE_ABOVE:  # most of the volume: one pass per view, no crop edges
-        rest = predict_map(model, image, precision=precision, mirrors=others)
+        rest = predict_map(model, image, precision=precision, chosen=others)
         prob.mul_(1.0 / views).add_(rest, alpha=(views - 1) / views)
         return {"boxes": len(boxes), "scored": 1.0}
     for box, per_view in zip(boxes, crops, strict=True):
         inner = tuple(slice(lo, hi) for lo, hi in box)
         acc = prob[(slice(None), *inner)].clone()
-        for dims, crop in zip(others, per_view, strict=True):
+        for view, crop in zip(others, per_view, strict=True):
             sub = image[(slice(None), *(slice(lo, hi) for lo, hi in crop))]
-            p = predict_map(model, sub, precision=precision, mirrors=(dims,))
+            p = predict_map(model, sub, precision=precision, chosen=(view,))
             keep = (slice(lo - c0, hi - c0) for (lo, hi), (c0, _) in zip(box, crop, strict=True))
             acc += p[(slice(None), *keep)]
         prob[(slice(None), *inner)] = acc / views
@@ -153,7 +155,7 @@ def screened_map(
     precision: str = "bf16",
     zone: NDArray[np.bool_] | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any] | None]:
-    """Class probabilities of ``image`` over ``views`` mirror views, the views after the first drawn only
+    """Class probabilities of ``image`` over ``views`` in-plane views, the views after the first drawn only
     within :data:`~medforensics.models.tamperseg.CENTRE_REACH_MM` of the voxels (inside ``zone``, if given)
     whose first-view evidence reaches ``screen`` (None: every view everywhere). Returns them and
     :func:`refine_views`'s account with the screen (None without one)."""

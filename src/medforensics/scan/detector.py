@@ -28,8 +28,8 @@ or LossyImageCompression 01 with pixels that carry a lossy coding grid:
     "lossy": {"series_threshold": 0.8, "codecs": ["j2k-10", "j2k-20", "jls-3"]}
 
 It takes precedence over the other two: lossy coding smooths and blocks the noise the detector reads.
-``"views": 4`` says the dense map is the mean over that
-many in-plane mirror views (:data:`~medforensics.models.tamperseg.MIRROR_VIEWS`): the scores the Platt
+``"views": 4`` says the dense map is the mean over that many in-plane views
+(:data:`~medforensics.models.tamperseg.VIEWS`: four mirrors, then their transposes): the scores the Platt
 parameters and thresholds were fitted on, so the scan draws the map the same way (default 1). With it,
 ``"screen": 0.85`` makes the scan draw the first view everywhere and the others only around voxels whose
 first-view evidence (raw) reaches that level (:mod:`~medforensics.models.view_refine`); the level used is
@@ -56,13 +56,13 @@ from torch import nn
 
 from medforensics._json import is_finite_number
 from medforensics.errors import ConfigError, InputError
-from medforensics.models.tamperseg import MIRROR_VIEWS
+from medforensics.models.tamperseg import VIEWS
 from medforensics.scan.result import ModelInfo
 from medforensics.train.dense_config import slice_limit
 
 CALIBRATION = "calibration.json"
-#: Most mirror views a calibration may name.
-MAX_VIEWS = len(MIRROR_VIEWS)
+#: Most in-plane views a calibration may name.
+MAX_VIEWS = len(VIEWS)
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -108,7 +108,7 @@ class Calibration:
     #: 2-D detectors: the slice score from which an MR image or series is synthetic (set with the Platt
     #: map it belongs to; None: :data:`medforensics.scan.image2d.SERIES_SLICE_THRESHOLD`).
     mr_slice_threshold: float | None = None
-    #: Dense detectors: in-plane mirror views the map is averaged over (the scores this was fitted on).
+    #: Dense detectors: in-plane views the map is averaged over (the scores this was fitted on).
     views: int = 1
     #: The series threshold of the lossy operating point (see module docs), or None.
     lossy: float | None = None

@@ -104,7 +104,7 @@ def scan_scores(
 ) -> dict[str, Any]:
     """Per-scan score (max of the smoothed tamper map), AUC authentic vs tampered, distance from the strongest
     region's centre (:func:`~medforensics.models.tamperseg.region_centre`) to the mask's. ``views``: the map
-    averaged over that many in-plane mirror views, as a calibration's ``views`` makes ``scan`` do (with
+    averaged over that many in-plane views, as a calibration's ``views`` makes ``scan`` do (with
     ``screen``, the views after the first only where the first reaches it: a calibration's ``screen``)."""
     from medforensics.evaluate.metrics import roc_auc
     from medforensics.models.tamperseg import peak_region, region_centre, tamper_evidence

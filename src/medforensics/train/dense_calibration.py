@@ -224,7 +224,7 @@ def _views(
 
 
 def _raw_detector(model_dir: str | Path, views: int, screen: float | None = None) -> Any:
-    """The folder's dense detector giving raw scores (maps drawn over ``views`` mirror views, the others
+    """The folder's dense detector giving raw scores (maps drawn over ``views`` in-plane views, the others
     than the first only where it reaches ``screen``: see :mod:`medforensics.models.view_refine`), without
     its noise specialist (a specialist has its own calibration)."""
     from medforensics.scan.dense import DenseDetector
@@ -327,7 +327,7 @@ def recalibrate(
     ``val_authentic`` series, and the whole authentic training series ``whole_authentic`` (and
     ``noise_copies`` noise-augmented copies of each). Every series is scored as the model's training data
     holds it (:func:`_views`: thick copies, a noise specialist's noisy copies). Its noise specialist, if
-    any, is left out. ``views`` mirror views are averaged into every map (recorded in the calibration, which
+    any, is left out. ``views`` in-plane views are averaged into every map (recorded in the calibration, which
     makes ``scan`` draw its maps the same way); with ``screen``, the views after the first only where the
     first one's raw evidence reaches it (recorded too; a screen above the bound the fitted thresholds allow
     is logged, and ``scan`` lowers it to that bound). ``splits`` (patient key -> split) replaces the config's.

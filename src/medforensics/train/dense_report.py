@@ -202,7 +202,8 @@ def operating_point_lines(cal: dict[str, Any]) -> list[str]:
     """The card's lines on the operating point(s) of ``calibration.json`` content ``cal``: the series
     threshold and, when there are, the uncorrelated-noise and the lossy ones (:mod:`.dense_calibration`)."""
     views = int(cal.get("views", 1))
-    drawn = f"; every map the mean of {views} in-plane mirror views, as `scan` draws it" if views > 1 else ""
+    kinds = "mirror views" if views <= 4 else "views (mirrors and their transposes)"
+    drawn = f"; every map the mean of {views} in-plane {kinds}, as `scan` draws it" if views > 1 else ""
     if views > 1 and cal.get("screen") is not None:
         drawn += f" (the views after the first where the first view's raw evidence reaches {cal['screen']:g})"
     lines = [
