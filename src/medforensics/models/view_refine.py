@@ -1,16 +1,15 @@
 """Mirror views only where they can matter: a one-view map refined to the mean of several views in boxes.
 
 A calibration with ``"views": 4`` makes ``scan`` average the dense map over four in-plane mirror views
-(:data:`~medforensics.models.tamperseg.VIEWS`; 8 adds their transposes), at four times the network's
-work. The series
-verdict only reads the map where its evidence reaches the operating threshold ``t`` (raw, before Platt),
-and every view's evidence is at most 1, so where the mean of ``n`` views reaches ``t`` the first view alone
-reaches ``n * t - (n - 1)`` (with ``n = 4`` and ``t = 0.97``: 0.88). The scan therefore draws the first view
-over the whole lung box, and the other views only in boxes around the voxels whose first-view evidence
+(:data:`~medforensics.models.tamperseg.VIEWS`; 8 adds their transposes), at four times the network's work. The
+series verdict only reads the map where its evidence reaches the operating threshold ``t`` (raw, before
+Platt), and every view's evidence is at most 1, so where the mean of ``n`` views reaches ``t`` the first view
+alone reaches ``n * t - (n - 1)`` (with ``n = 4`` and ``t = 0.97``: 0.88). The scan therefore draws the first
+view over the whole lung box, and the other views only in boxes around the voxels whose first-view evidence
 reaches a screen level at or below that bound (:meth:`~medforensics.scan.detector.Calibration.screen_level`):
 a flagged region gets the same mean as a full four-view pass (up to the crop's edges, kept
-:data:`REFINE_CONTEXT` away), and an authentic series whose first view stays below the screen costs one
-view. Elsewhere the map is the first view's.
+:data:`REFINE_CONTEXT` away), and an authentic series whose first view stays below the screen costs one view.
+Elsewhere the map is the first view's.
 
 Each box is cropped from the network input with :data:`REFINE_CONTEXT` voxels of context, on the pooling
 grid the full pass uses in that view (a flipped axis is aligned at its far end, where the flipped volume
