@@ -51,10 +51,11 @@ def compare(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("paths", type=Path, nargs=4, metavar="A.json A_CAL B.json B_CAL")
+    for name in ("a", "a_cal", "b", "b_cal"):  # run A's JSON, its calibration.json, then B's
+        ap.add_argument(name, type=Path)
     ap.add_argument("--top", type=int, default=8, help="largest raw score differences listed")
     args = ap.parse_args()
-    runs, cals = args.paths[0::2], args.paths[1::2]
+    runs, cals = (args.a, args.b), (args.a_cal, args.b_cal)
     rows = [json.loads(p.read_text(encoding="utf-8"))["rows"] for p in runs]
     abs_ = [tuple(json.loads(p.read_text(encoding="utf-8"))["platt"]) for p in cals]
     res = compare(rows[0], abs_[0], rows[1], abs_[1])  # type: ignore[arg-type]
