@@ -58,7 +58,7 @@ def main() -> None:
     runs, cals = (args.a, args.b), (args.a_cal, args.b_cal)
     rows = [json.loads(p.read_text(encoding="utf-8"))["rows"] for p in runs]
     abs_ = [tuple(json.loads(p.read_text(encoding="utf-8"))["platt"]) for p in cals]
-    res = compare(rows[0], abs_[0], rows[1], abs_[1])  # type: ignore[arg-type]
+    res = compare(rows[0], abs_[0], rows[1], abs_[1])
     print(f"{res['series']} series; verdicts differ for {len(res['verdicts_differ'])}")
     for line in res["verdicts_differ"]:
         print(f"  {line}")
