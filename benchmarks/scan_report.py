@@ -11,11 +11,12 @@ from typing import Any
 
 def label_lines(rows: list[dict[str, Any]], unit: str = "series") -> list[str]:
     """Markdown: share of rows whose ``label`` equals their ``true_label`` (TB/TM/FB/FM) and the confusion
-    matrix (rows true, columns given); rows without a truth are not counted."""
+    matrix (rows true, columns given); rows without a truth, or with ``label_scored`` False, are not
+    counted."""
     labels = ["TB", "TM", "FB", "FM"]
     conf: dict[str, dict[str, int]] = {}
     for r in rows:
-        if r.get("true_label") is not None:
+        if r.get("true_label") is not None and r.get("label_scored", True):
             row = conf.setdefault(r["true_label"], {})
             row[r.get("label") or "-"] = row.get(r.get("label") or "-", 0) + 1
     n = sum(sum(v.values()) for v in conf.values())
@@ -59,12 +60,13 @@ def operating_point_lines(rows: list[dict[str, Any]], unit: str) -> list[str]:
         rs = [r for r in done if r["operating_point"] == point]
         aut = [r for r in rs if r.get("true_label") in ("TB", "TM")]
         tam = [r for r in rs if r.get("true_label") in ("FB", "FM")]
-        right = sum(r.get("label") == r.get("true_label") for r in rs)
+        scored = [r for r in rs if r.get("label_scored", True)]
+        right = sum(r.get("label") == r.get("true_label") for r in scored)
         truth = [0] * len(aut) + [1] * len(tam)
         auc = roc_auc(truth, [r["score"] for r in aut + tam]) if aut and tam else None
         md.append(
             f"| {point} | {len(aut)} | {sum(r['verdict'] == 'tampered' for r in aut)} | {len(tam)} | "
-            f"{sum(r['verdict'] == 'tampered' for r in tam)} | {right}/{len(rs)} | "
+            f"{sum(r['verdict'] == 'tampered' for r in tam)} | {right}/{len(scored)} | "
             f"{'-' if auc is None else f'{auc:.3f}'} |"
             + (f" {sum(bool(r['noise_finding']) for r in rs)}/{len(rs)} |" if noted else "")
         )
