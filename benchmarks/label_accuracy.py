@@ -15,10 +15,11 @@ grid samples it (:func:`~medforensics.forge.augment.coarse_pixels`, as ``scan_ac
 
 Truth: a data set forged before session 15 (commit 3adc39f) has TB scans whose crop shows the patient's
 annotated nodule (the forge then kept only the *site* away from it). Where the data set's sources are at hand
-(``../shared/data``), a TB scan whose crop (its record's ``crop_start_zyx`` / ``crop_shape_zyx``) holds any
-part of an annotated nodule (:func:`~medforensics.forge.dataset_sources.nodules_in_box`, the rule the forge
-places TB crops by today) is scored as TM, and the rows say so (``data_label``). ``--data-labels`` scores the
-manifest's labels as they are.
+(``../shared/data``), a TB scan whose crop (its record's ``crop_start_zyx`` / ``crop_shape_zyx``) shows part
+of an annotated nodule (:func:`~medforensics.forge.dataset_sources.nodules_in_box`, the rule the forge places
+TB crops by today) is scored as TM when the crop holds the nodule's centre, and its label is not scored
+(``label_scored`` false) when it holds only part; the rows keep the manifest's label as ``data_label``.
+``--data-labels`` scores the manifest's labels as they are.
 
     python benchmarks/label_accuracy.py --rescore RUN.json [--data-labels] --out DIR --stem S
         # the same rows with the truth decided again (no scanning)
@@ -90,11 +91,9 @@ def shown_nodule_truth(data: Path, rows: list[dict[str, str]]) -> dict[str, str]
         start, shape = np.asarray(rec["crop_start_zyx"]), np.asarray(rec["crop_shape_zyx"])
         shown = nodules_in_box(src, rec["crop_start_zyx"], rec["crop_shape_zyx"])
         if shown:
-            centre_in = any(
-                bool(np.all((c := np.asarray(n.center_voxel)) >= start) and np.all(c <= start + shape - 1))
-                for n in shown
-            )
-            out[r["uuid"]] = "TM" if centre_in else "part"
+            centres = np.asarray([n.center_voxel for n in shown], np.float64)
+            inside = np.all((centres >= start) & (centres <= start + shape - 1), axis=1)
+            out[r["uuid"]] = "TM" if bool(inside.any()) else "part"
     return out
 
 
@@ -203,7 +202,7 @@ def summarise(result: dict[str, Any]) -> str:
         + "; "
         + result.get("operating_points", ""),
         "",
-        f"Truth: {result.get('truth', 'the data set' + chr(39) + 's labels')}.",
+        "Truth: " + result.get("truth", "the data set's labels") + ".",
         "",
         *label_lines(rows, unit="scans"),
         "",
