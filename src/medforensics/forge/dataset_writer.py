@@ -5,7 +5,7 @@ Every random draw of a sample (crop, attack parameters and seed, augmentation, U
 in plan order (:class:`Draws`); what follows from the draws is deterministic: applying the attack, the
 augmentation, and writing the DICOM series, mask and record (:func:`render`; in session 43's profile about
 nine tenths of the per-sample time). That part may go to ``jobs`` spawned workers, so the data set is the
-same, file for file, whatever ``jobs``.
+same, file for file, whatever ``jobs`` (the forging process renders under one torch thread, as a worker does).
 
 Since session 44 a sample whose attack fails has made its augmentation and UID draws as well (before, it
 stopped drawing at the failure), so a data set with failed samples differs from one built before then.
@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,21 @@ def _init_worker(attacks: dict[Any, Any]) -> None:
     torch.set_num_threads(1)
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch's intra-op threads set to one (a worker's count) for the block, then put back: a convolution's
+    float sums depend on how many threads split them, so the DCGAN's pixels differed by 1 HU here and there
+    between ``jobs`` 1 and 2 before session 67."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _render_in_worker(out: Path, d: Draws, sub: Volume, mask: np.ndarray | None) -> Rendered:
     return render(out, d, sub, mask, _ATTACKS)
 
@@ -151,9 +167,12 @@ def render_all(
     if jobs <= 1:
         for d, sub, mask in tasks:
             try:
-                yield render(out, d, sub, mask, attacks)
+                with _one_thread():  # as in a worker: the attacks' float sums follow the thread count
+                    rendered = render(out, d, sub, mask, attacks)
             except MedforensicsError as err:
                 yield err
+            else:
+                yield rendered
         return
     # spawned, not forked: the forging process may hold torch's threads
     pool = ProcessPoolExecutor(jobs, mp.get_context("spawn"), _init_worker, (attacks,))
