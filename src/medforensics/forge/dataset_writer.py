@@ -5,7 +5,7 @@ Every random draw of a sample (crop, attack parameters and seed, augmentation, U
 in plan order (:class:`Draws`); what follows from the draws is deterministic: applying the attack, the
 augmentation, and writing the DICOM series, mask and record (:func:`render`; in session 43's profile about
 nine tenths of the per-sample time). That part may go to ``jobs`` spawned workers, so the data set is the
-same, file for file, whatever ``jobs`` (the forging process renders under one torch thread, as a worker does).
+same, file for file, whatever ``jobs`` (both render under :data:`RENDER_THREADS` torch threads).
 
 Since session 44 a sample whose attack fails has made its augmentation and UID draws as well (before, it
 stopped drawing at the failure), so a data set with failed samples differs from one built before then.
@@ -128,23 +128,27 @@ def render(out: Path, d: Draws, sub: Volume, mask: np.ndarray | None, attacks: d
 #: A worker's copy of the forging process's attacks (pickled to it once, when it starts).
 _ATTACKS: dict[Any, Any] = {}
 
+#: torch's intra-op threads a sample is rendered under, in a worker and in the forging process alike: a
+#: convolution's float sums depend on how many threads split them (the DCGAN's pixels differed by 1 HU here
+#: and there between ``jobs`` 1 and 2 before session 67).
+RENDER_THREADS = 1
+
 
 def _init_worker(attacks: dict[Any, Any]) -> None:
     import torch
 
     _ATTACKS.update(attacks)
-    torch.set_num_threads(1)
+    torch.set_num_threads(RENDER_THREADS)
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
-    """torch's intra-op threads set to one (a worker's count) for the block, then put back: a convolution's
-    float sums depend on how many threads split them, so the DCGAN's pixels differed by 1 HU here and there
-    between ``jobs`` 1 and 2 before session 67."""
+def _render_threads() -> Iterator[None]:
+    """torch's intra-op threads set to :data:`RENDER_THREADS` (a worker's count) for the block, then put
+    back."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(RENDER_THREADS)
     try:
         yield
     finally:
@@ -167,7 +171,7 @@ def render_all(
     if jobs <= 1:
         for d, sub, mask in tasks:
             try:
-                with _one_thread():  # as in a worker: the attacks' float sums follow the thread count
+                with _render_threads():  # as in a worker
                     rendered = render(out, d, sub, mask, attacks)
             except MedforensicsError as err:
                 yield err
