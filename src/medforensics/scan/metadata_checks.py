@@ -325,10 +325,11 @@ def noise_finding(volume: Volume, slice_corr: float | None, below: float) -> Fin
     return Finding("metadata", strength, description=text, check="added_noise")
 
 
-#: What lossy compression did to the bundled detector on the demo chest CT (README, scan section).
+#: What lossy compression did to the bundled detector on the demo chest CT (docs/scan.md, "Compressed and
+#: lossy series").
 LOSSY_EFFECT = (
     "the detector was trained on lossless CT; on the demo CT lossy compression raised authentic scores and "
-    "JPEG 2000 at 20:1 hid an injection (README), so read the verdict with care"
+    "JPEG 2000 at 20:1 hid an injection (docs/scan.md), so read the verdict with care"
 )
 
 
