@@ -133,6 +133,7 @@ def run(
                 "error": res.error,
                 "operating_point": res.extra.get("operating_point"),
                 "noise_finding": noise_reported(res),
+                "nodule_mm": nodule_distance(res.extra.get("nodules"), r, vol.spacing),
                 "seconds": round(time.perf_counter() - t0, 2),
             }
         )
@@ -146,6 +147,36 @@ def run(
         "truth": _truth_text(truth, data_labels),
         "rows": rows,
     }
+
+
+def nodule_distance(
+    nodules: list[dict[str, Any]] | None, row: dict[str, str], spacing: tuple[float, ...]
+) -> list[float] | None:
+    """Distances (mm) from the data set's nodule (a TM scan's ``z, y, x``) to each blob the scan's TM label
+    rests on (``extra.nodules``, in its order); None unless the data set says TM and the scan lists blobs."""
+    if row["type"] != "TM" or not nodules:
+        return None
+    site = np.array([float(row["z"]), float(row["y"]), float(row["x"])])
+    return [
+        round(float(np.linalg.norm((np.asarray(n["center_voxel"], float) - site) * np.asarray(spacing))), 1)
+        for n in nodules
+    ]
+
+
+def nodule_lines(rows: list[dict[str, Any]], within_mm: float = 10.0) -> list[str]:
+    """Where the TM label's blob is, on the scans the data set labels TM and ``scan`` labels TM."""
+    dists = [r["nodule_mm"] for r in rows if r.get("nodule_mm")]
+    if not dists:
+        return []
+    first = sum(d[0] <= within_mm for d in dists)
+    nearest = [min(d) for d in dists]
+    return [
+        f"Where the TM label's nodule is (`extra.nodules`), on the {len(dists)} scans the data set labels TM "
+        f"and `scan` labels TM: the first blob listed lies within {within_mm:g} mm of the annotated nodule "
+        f"in {first}, some listed blob in {sum(v <= within_mm for v in nearest)} (nearest: median "
+        f"{float(np.median(nearest)):.1f} mm, largest {max(nearest):.1f} mm).",
+        "",
+    ]
 
 
 def _truth_fields(data_label: str, decided: str | None) -> dict[str, Any]:
@@ -208,6 +239,7 @@ def summarise(result: dict[str, Any]) -> str:
         "",
         *operating_point_lines(rows, "scans"),
         *_errors(rows),
+        *nodule_lines(rows),
         "| method | scans | label right |",
         "| --- | --- | --- |",
     ]

@@ -1,10 +1,11 @@
 """Tune the TB/TM rule of ``scan`` (``TM_MIN_BLOBNESS``, ``TM_MAX_HU``) on a forge data set's authentic scans.
 
 An authentic series is labelled TM when the whole-lung nodule search
-(:func:`medforensics.scan.dense._nodules`) keeps a nodule-like blob at least ``TM_MIN_BLOBNESS`` round and no
-denser than ``TM_MAX_HU``, away from the map's peak. This script scores every authentic (TB/TM) scan of the
-chosen splits once, records every blob the search sees, and reports the label accuracy for a grid of both
-values, so the rule is chosen on training and validation patients only and the test split is left for
+(:func:`medforensics.scan.nodules.find_nodules`) keeps a nodule-like blob at least ``TM_MIN_BLOBNESS``
+round and no denser than ``TM_MAX_HU``, away from the map's peak. This script scores every authentic
+(TB/TM) scan of the chosen splits once, records every blob the search sees, and reports the label
+accuracy for a grid of both values, so the rule is chosen on training and validation patients only and
+the test split is left for
 ``benchmarks/label_accuracy.py``. Writes Markdown and JSON.
 
     python benchmarks/label_rule.py --data DS [--splits train,val | --patients P,...] [--model DIR]
@@ -34,7 +35,7 @@ def blobs_of(volume: Any, det: Any) -> list[dict[str, float]]:
     """Every nodule-like blob of the whole-lung search on ``volume`` that is away from the map's peak."""
     from medforensics.forge.lung import fill_indentations
     from medforensics.scan.candidates import LowRes, blob_candidates
-    from medforensics.scan.dense import NODULE_ZONE_MM
+    from medforensics.scan.nodules import NODULE_ZONE_MM
 
     with torch.inference_mode():
         dm = det.tamper_map(volume)

@@ -64,6 +64,7 @@ def main() -> None:
     import medforensics.scan.dense as nd
     from medforensics.scan.demo import demo_ct
     from medforensics.scan.detector import bundled_dir, load_detector
+    from medforensics.scan.nodules import NODULE_ZONE_MM
     from medforensics.train.dense import model_input
 
     ol = old_module(args.rev, "src/medforensics/forge/lung.py", "ab_old_lung")
@@ -80,7 +81,7 @@ def main() -> None:
     floor = float(dm.evidence.min())
 
     def nodules(cand: Any, lung_mod: Any) -> Any:
-        filled = lung_mod.fill_indentations(dm.lung, dm.spacing, nd.NODULE_ZONE_MM)
+        filled = lung_mod.fill_indentations(dm.lung, dm.spacing, NODULE_ZONE_MM)
         return cand.blob_candidates(cand.LowRes(dm.hu, (1, 1, 1), dm.spacing, filled), max_count=50)
 
     def means(mod: Any) -> Any:

@@ -126,3 +126,33 @@ def test_a_radiograph_of_a_series_is_placed_by_image_not_table_position() -> Non
     assert slice_place(with_numbers("DX"), 2) == "image 2 (of 0-2, in instance order), InstanceNumber 3"
     ct = slice_place(with_numbers("CT"), 2)
     assert ct.startswith("slice z=2 (of 0-2, in position order), InstanceNumber 3") and "patient z" in ct
+
+
+def test_html_shows_where_the_nodule_of_a_tm_label_is(tmp_path: Path) -> None:
+    """An untouched series labelled TM shows the blob its label rests on (``extra.nodules``), boxed, in place
+    of the middle-slice thumbnail; a row it cannot place falls back to that thumbnail."""
+    rng = np.random.default_rng(0)
+    ct = Volume(
+        rng.normal(-850, 20, (20, 300, 300)).astype(np.float32), spacing=(2.5, 0.7, 0.7), modality="CT"
+    )
+    ct.array[12, 140:160, 180:200] = 30.0  # the nodule, on slice 12
+    tm = SeriesResult(path="tm.nii.gz", verdict="authentic", score=0.1, modality="CT", label="TM")
+    tm.extra["nodules"] = [
+        {"center_voxel": [12, 150, 190], "center_mm": [1.0, 2.0, 3.0], "diameter_mm": 14.0, "hu": 30.0}
+    ]
+    broken = SeriesResult(path="b.nii.gz", verdict="authentic", score=0.1, modality="CT", label="TM")
+    broken.extra["nodules"] = [{"center_voxel": "not a voxel"}]
+    report = ScanReport(model=ModelInfo("m", "1", "0" * 64), series=[tm, broken])
+    text = write_html(report, {"tm.nii.gz": ct, "b.nii.gz": ct}, tmp_path / "r.html").read_text("utf-8")
+    assert text.count("Label TM rests on this nodule-like blob") == 1
+    assert "about 14 mm, 30 HU at its centre; slice z=12 (of 0-19" in text
+    assert text.count("No located finding. The middle slice, slice z=10") == 1  # the unplaceable row
+    slice_png, zoom, thumb = _pngs(text)
+    assert max(slice_png.size) <= 256 and max(thumb.size) <= 256  # thumbnails, as without a blob
+    green = (np.asarray(slice_png.convert("RGB")) == (0, 255, 64)).all(axis=2)
+    ys, xs = np.nonzero(green)
+    scale = slice_png.size[0] / 300
+    # the box is around the blob: 14 mm wide (10 pixels of 0.7 mm each side) at (150, 190)
+    assert abs(ys.mean() / scale - 150) < 4 and abs(xs.mean() / scale - 190) < 4
+    assert 14 <= (xs.max() - xs.min()) / scale * 0.7 <= 20
+    assert (np.asarray(zoom.convert("RGB")) == (0, 255, 64)).all(axis=2).any()

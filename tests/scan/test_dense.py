@@ -121,13 +121,13 @@ def test_flagged_region_with_a_nodule_is_typed_injected() -> None:
 
 
 def test_faint_nodule_that_fails_the_shape_test_still_types_the_region_injected() -> None:
-    from medforensics.scan.dense import _nodules
+    from medforensics.scan.nodules import find_nodules
 
     dm = _hot_spot_map()
     zz, yy, xx = np.ogrid[:16, :64, :64]
     ball = ((zz - 8) * 2.5) ** 2 + ((yy - 22) * 2.8) ** 2 + ((xx - 32) * 2.8) ** 2 <= 4.0**2
     dm.hu[ball] = -450.0  # a faint ground-glass nodule (as CT-GAN often paints): no solid core
-    assert len(_nodules(dm)) == 0  # the lung-wide nodule-shape test rejects it ...
+    assert len(find_nodules(dm)) == 0  # the lung-wide nodule-shape test rejects it ...
     res = SeriesResult(path="x")
     scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
     assert res.findings[0].type == "injected" and res.label == "FM"  # ... the local blob search does not
@@ -144,7 +144,7 @@ def test_faint_nodule_that_fails_the_shape_test_still_types_the_region_injected(
 def test_region_type_needs_solid_tissue_near_the_peak_or_a_blob_on_it(
     centre: tuple[int, int, int], hu: float, kind: str
 ) -> None:
-    from medforensics.scan.dense import _nodules
+    from medforensics.scan.nodules import find_nodules
 
     dm = _hot_spot_map()
     zz, yy, xx = np.ogrid[:16, :64, :64]
@@ -152,7 +152,7 @@ def test_region_type_needs_solid_tissue_near_the_peak_or_a_blob_on_it(
     d2 = ((zz - centre[0]) * 2.5) ** 2 + ((yy - centre[1]) * 2.8) ** 2 + ((xx - centre[2]) * 2.8) ** 2
     ball = d2 <= r**2
     dm.hu[ball] = hu
-    assert len(_nodules(dm, near=(8, 22, 32))) == 1  # the local search sees the blob in every case
+    assert len(find_nodules(dm, near=(8, 22, 32))) == 1  # the local search sees the blob in every case
     res = SeriesResult(path="x")
     scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
     assert res.findings[0].type == kind and res.label == ("FM" if kind == "injected" else "FB")
@@ -263,12 +263,30 @@ def test_authentic_label_needs_a_round_soft_tissue_nodule(
         lung_hu,
     )
     res = SeriesResult(path="x")
-    scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
+    volume = tiny_sources()[1].volume
+    scan_ct_dense(volume, _FixedMap(dm), res)
     assert res.verdict == "authentic" and res.label == label
+    # the label's basis is reported: the blob's centre in the series' voxels and mm, or none for TB
+    nodules = res.extra["nodules"]
+    if label == "TB":
+        assert nodules == []
+    else:
+        (blob,) = nodules
+        # model-grid voxel (8, 40, 20), 2 x 2 series pixels each in-plane: series voxel (8, 80.5, 40.5)
+        assert np.abs(np.subtract(blob["center_voxel"], (8, 80.5, 40.5))).max() <= 1
+        mm = volume.index_to_patient(np.asarray(blob["center_voxel"], np.float64))
+        assert np.allclose(blob["center_mm"], mm, atol=0.06)
+        assert 8.0 <= blob["diameter_mm"] <= 16.0 and -100 <= blob["hu"] <= 60 and blob["blobness"] >= 0.5
+
+
+def test_tampered_series_lists_no_nodules_for_its_label() -> None:
+    res = SeriesResult(path="x")
+    scan_ct_dense(tiny_sources()[1].volume, _FixedMap(_hot_spot_map()), res)
+    assert res.verdict == "tampered" and res.label in ("FM", "FB") and "nodules" not in res.extra
 
 
 def test_nodule_at_a_flagged_peak_is_seen_among_many_brighter_blobs() -> None:
-    from medforensics.scan.dense import _nodules
+    from medforensics.scan.nodules import find_nodules
 
     dm = _hot_spot_map()
     zz, yy, xx = np.ogrid[:16, :64, :64]
@@ -281,8 +299,10 @@ def test_nodule_at_a_flagged_peak_is_seen_among_many_brighter_blobs() -> None:
             if abs(cy - 22) > 6 or abs(cx - 32) > 6:
                 dm.hu[ball((8, cy, cx), 6.0)] = 120.0
     dm.hu[ball((8, 22, 32), 5.0)] = 20.0  # the fainter nodule at the flagged spot
-    whole = _nodules(dm)
-    assert len(whole) >= 40 and not any(np.abs(c - (8, 22, 32)).max() <= 2 for c in whole)  # crowded out
+    whole = find_nodules(dm)
+    assert len(whole) >= 40 and not any(
+        np.abs(np.subtract(b.center, (8, 22, 32))).max() <= 2 for b in whole
+    )  # crowded out
     res = SeriesResult(path="x")
     scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
     assert res.findings[0].type == "injected" and res.label == "FM"

