@@ -666,3 +666,4 @@ def test_a_copy_the_dense_scan_finds_makes_its_authentic_series_tampered() -> No
     res = scan_volume(out, det, explain=None)
     assert res.verdict == "tampered" and res.label == "FB" and len(res.extra["clones"]) == 1
     assert res.findings[0].type == "removed" and "duplicated region" in res.findings[0].description
+    assert "nodules" in before.extra and "nodules" not in res.extra  # no TB/TM label, so no basis for one

@@ -395,10 +395,10 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     flagged = [fd for fd in findings if fd.score >= thr]
     result.score = score
     result.verdict = "tampered" if tampered else "authentic"
+    untouched = [] if nodules is None else untouched_nodules(dm, nodules.result(), raw_max)
     if nodules is None:
         result.label = "FM" if flagged[0].type == "injected" else "FB"
     else:
-        untouched = untouched_nodules(dm, nodules.result(), raw_max)
         result.label = "TM" if untouched else "TB"
     result.findings = flagged + meta
     caveats = spacing_caveats(volume.spacing, src.data_spacing)
@@ -421,7 +421,7 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     )
     if dm.refined is not None:  # the other views drawn in boxes only: where, and how much of the volume
         result.extra["views_screened"] = dm.refined
-    if nodules is not None:  # what an untouched series' TB/TM label rests on (empty: TB)
-        result.extra["nodules"] = nodule_entries(volume, dm, untouched)
     if clones is not None:
         apply_clone_findings(result, *clones)
+    if result.verdict == "authentic":  # what its TB/TM label rests on (empty: TB); a clone makes it FB/FM
+        result.extra["nodules"] = nodule_entries(volume, dm, untouched)
