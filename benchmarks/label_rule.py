@@ -2,11 +2,10 @@
 
 An authentic series is labelled TM when the whole-lung nodule search
 (:func:`medforensics.scan.nodules.find_nodules`) keeps a nodule-like blob at least ``TM_MIN_BLOBNESS``
-round and no denser than ``TM_MAX_HU``, away from the map's peak. This script scores every authentic
-(TB/TM) scan of the chosen splits once, records every blob the search sees, and reports the label
-accuracy for a grid of both values, so the rule is chosen on training and validation patients only and
-the test split is left for
-``benchmarks/label_accuracy.py``. Writes Markdown and JSON.
+round and no denser than ``TM_MAX_HU``, away from the map's peak and the volume's ends. This script
+scores every authentic (TB/TM) scan of the chosen splits once, records every blob the search sees, and
+reports the label accuracy for a grid of both values, so the rule is chosen on training and validation
+patients only and the test split is left for ``benchmarks/label_accuracy.py``. Writes Markdown and JSON.
 
     python benchmarks/label_rule.py --data DS [--splits train,val | --patients P,...] [--model DIR]
         [--out DIR]
@@ -32,10 +31,11 @@ MAX_HU: tuple[float | None, ...] = (100.0, 150.0, 200.0, 300.0, None)  # None: n
 
 
 def blobs_of(volume: Any, det: Any) -> list[dict[str, float]]:
-    """Every nodule-like blob of the whole-lung search on ``volume`` that is away from the map's peak."""
+    """Every nodule-like blob of the whole-lung search on ``volume`` that is away from the map's peak and
+    from the volume's ends (``scan``'s ``TM_MIN_END_MM``)."""
     from medforensics.forge.lung import fill_indentations
     from medforensics.scan.candidates import LowRes, blob_candidates
-    from medforensics.scan.nodules import NODULE_ZONE_MM
+    from medforensics.scan.nodules import NODULE_ZONE_MM, TM_MIN_END_MM, end_margin_mm
 
     with torch.inference_mode():
         dm = det.tamper_map(volume)
@@ -43,7 +43,8 @@ def blobs_of(volume: Any, det: Any) -> list[dict[str, float]]:
     lung = fill_indentations(dm.lung, dm.spacing, NODULE_ZONE_MM)
     out = []
     for b in blob_candidates(LowRes(dm.hu, (1, 1, 1), dm.spacing, lung), max_count=50):
-        if b.nodule_like and dm.evidence[tuple(round(v) for v in b.center)] < raw_max:
+        evidence = dm.evidence[tuple(round(v) for v in b.center)]
+        if b.nodule_like and evidence < raw_max and end_margin_mm(volume, dm, b) >= TM_MIN_END_MM:
             out.append({"blobness": b.blobness, "hu": b.hu, "diameter_mm": b.diameter_mm})
     return out
 

@@ -279,6 +279,24 @@ def test_authentic_label_needs_a_round_soft_tissue_nodule(
         assert 8.0 <= blob["diameter_mm"] <= 16.0 and -100 <= blob["hu"] <= 60 and blob["blobness"] >= 0.5
 
 
+@pytest.mark.parametrize(("z", "label"), [(8, "TM"), (1, "TB")])
+def test_a_blob_the_volumes_end_cuts_through_is_no_nodule(z: int, label: str) -> None:
+    """The same round solid blob labels a series TM in its middle, but not on its second slice (2.5 mm from
+    the end: its extent along z is unknown; the end of a vessel looks the same). The blob finder keeps it
+    there (blobness 0.69), so the end margin alone decides."""
+    shape = (16, 64, 64)
+    zz, yy, xx = np.ogrid[:16, :64, :64]
+    lung_hu = np.full(shape, -850.0, np.float32)
+    lung_hu[((zz - z) * 2.5) ** 2 + ((yy - 40) * 2.8) ** 2 + ((xx - 20) * 2.8) ** 2 <= 16.0] = 30.0  # 8 mm
+    ev = np.full(shape, 0.1, np.float32)
+    ev[8, 5, 5] = 0.2
+    dm = DenseMap(ev, np.zeros((2, *shape), np.float16), np.ones(shape, bool), (1, 2, 2), (0, 0, 0),
+                  (2.5, 2.8, 2.8), lung_hu)  # fmt: skip
+    res = SeriesResult(path="x")
+    scan_ct_dense(tiny_sources()[1].volume, _FixedMap(dm), res)
+    assert res.verdict == "authentic" and res.label == label and len(res.extra["nodules"]) == (label == "TM")
+
+
 def test_tampered_series_lists_no_nodules_for_its_label() -> None:
     res = SeriesResult(path="x")
     scan_ct_dense(tiny_sources()[1].volume, _FixedMap(_hot_spot_map()), res)

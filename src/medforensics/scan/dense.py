@@ -395,7 +395,7 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     flagged = [fd for fd in findings if fd.score >= thr]
     result.score = score
     result.verdict = "tampered" if tampered else "authentic"
-    untouched = [] if nodules is None else untouched_nodules(dm, nodules.result(), raw_max)
+    untouched = [] if nodules is None else untouched_nodules(volume, dm, nodules.result(), raw_max)
     if nodules is None:
         result.label = "FM" if flagged[0].type == "injected" else "FB"
     else:
