@@ -219,3 +219,30 @@ def test_caveats_are_text_evaluations_of_the_series_group(
         pytest.skip("dsrdump (DCMTK) not installed")
     run = subprocess.run([exe, str(out)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "Scan caveat" in run.stdout and "slices 3.00 mm apart" in run.stdout
+
+
+def test_a_tm_label_says_in_the_sr_where_its_nodule_is(
+    tmp_path: Path, ct_series: Path, ct_volume: Volume
+) -> None:
+    """A TM series' blobs (``extra.nodules``) are TEXT items "CT-GAN label basis" of the verdict group; an
+    unreadable row is left out, and a series with another label gets none."""
+    series = make_series_result(ct_volume, str(ct_series))
+    series.label = "TM"
+    series.extra["nodules"] = [
+        {"center_voxel": [3, 30, 40], "center_mm": [1.04, -2.0, 3.5], "diameter_mm": 14.2, "hu": 30.4},
+        {"center_voxel": "broken"},
+    ]
+    out = write_sr(series, ct_volume, tmp_path / "sr.dcm", model=MODEL)
+    (verdict_group, _) = hd.sr.srread(out).content.get_image_measurement_groups()
+    items = verdict_group[0].ContentSequence
+    texts = [i.value for i in items if i.ValueType == "TEXT" and _code(i.name) == _code(codes.LABEL_BASIS)]
+    assert texts == [
+        "nodule-like blob, untouched: voxel (z, y, x) (3, 30, 40), patient (x, y, z) (1.0, -2.0, 3.5) mm, "
+        "about 14 mm, 30 HU at its centre"
+    ]
+    errors, output = dciodvfy_errors(out)
+    assert errors == [], output
+    series.label = "FB"  # a tampered series' label comes from its finding: no blob is its basis
+    out = write_sr(series, ct_volume, tmp_path / "sr2.dcm", model=MODEL)
+    (verdict_group, _) = hd.sr.srread(out).content.get_image_measurement_groups()
+    assert not any(_code(i.name) == _code(codes.LABEL_BASIS) for i in verdict_group[0].ContentSequence)

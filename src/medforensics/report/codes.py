@@ -26,6 +26,7 @@ MF0042    True malignant (TM)                 label ``TM`` (real nodule, untouch
 MF0043    False benign (FB)                   label ``FB`` (nodule removed)
 MF0044    False malignant (FM)                label ``FM`` (nodule injected)
 MF0045    Synthetic (SYN)                     label ``SYN`` (fully synthetic image)
+MF0046    CT-GAN label basis                  SR: TEXT evaluation of a TM series' group (``extra.nodules``)
 MF0050    Tampered region                     SR: Finding of each region group; SEG fallback property type
 MF0060    Scan caveat                         SR: TEXT evaluation of the series group (``extra.caveats``)
 ========  ==================================  ============================================================
@@ -53,6 +54,7 @@ TAMPER_PROBABILITY = _c("MF0020", "Tamper probability")
 SYNTHESIS_PROBABILITY = _c("MF0021", "Synthesis probability")
 TAMPER_FINDING_TYPE = _c("MF0030", "Tamper finding type")
 CTGAN_LABEL = _c("MF0040", "CT-GAN label")
+LABEL_BASIS = _c("MF0046", "CT-GAN label basis")
 TAMPERED_REGION = _c("MF0050", "Tampered region")
 SCAN_CAVEAT = _c("MF0060", "Scan caveat")
 

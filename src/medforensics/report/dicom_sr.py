@@ -5,7 +5,8 @@ Content of the report (codes: :mod:`medforensics.report.codes`):
 * Observation context: the device observer "medforensics" (its UID derives from the model's name,
   version and SHA-256, so the same model always has the same device UID).
 * One TID 1501 measurement group "Series verdict": the tamper probability (the series score, unit
-  ``{probability}``), the verdict and, when known, the CT-GAN label as qualitative evaluations.
+  ``{probability}``), the verdict and, when known, the CT-GAN label as qualitative evaluations; a TM
+  label's nodule-like blobs (``extra.nodules``) and the scan's caveats as TEXT items of that group.
   A series scored by the 2-D synthesis detector (single images, MR series) names that detector (its name,
   version, SHA-256 and threshold from ``series.extra["detector"]``) as algorithm and device, and its
   scores "Synthesis probability".
@@ -101,16 +102,36 @@ def _series_group(series: SeriesResult, model: ModelInfo) -> hsr.MeasurementsAnd
         measurements=measurements,
         qualitative_evaluations=evaluations,
     )
-    # TID 1501 allows TEXT qualitative evaluations; highdicom builds CODE ones only, so each caveat (voxel
-    # sizes outside the model's training CTs) is appended to the group's content
-    for caveat in series.extra.get("caveats") or []:
-        text = str(caveat)[:1024]  # UT would take more; a caveat is one line
-        group[0].ContentSequence.append(
+    # TID 1501 allows TEXT qualitative evaluations; highdicom builds CODE ones only, so where a TM label's
+    # blobs are and each caveat (voxel sizes outside the model's training CTs) are appended to the content
+    texts = [(codes.LABEL_BASIS, t) for t in _label_basis(series)]
+    texts += [(codes.SCAN_CAVEAT, str(c)) for c in series.extra.get("caveats") or []]
+    for name, text in texts:
+        group[0].ContentSequence.append(  # UT would take more; each is one line
             hsr.TextContentItem(
-                name=codes.SCAN_CAVEAT, value=text, relationship_type=hsr.RelationshipTypeValues.CONTAINS
+                name=name, value=text[:1024], relationship_type=hsr.RelationshipTypeValues.CONTAINS
             )
         )
     return group
+
+
+def _label_basis(series: SeriesResult) -> list[str]:
+    """One line per nodule-like blob a TM label rests on (``extra.nodules``; rows it cannot read are left
+    out)."""
+    if series.label != "TM":
+        return []
+    lines = []
+    for n in series.extra.get("nodules") or []:
+        try:
+            voxel = ", ".join(str(int(v)) for v in n["center_voxel"])
+            mm = ", ".join(f"{float(v):.1f}" for v in n["center_mm"])
+            lines.append(
+                f"nodule-like blob, untouched: voxel (z, y, x) ({voxel}), patient (x, y, z) ({mm}) mm, "
+                f"about {float(n['diameter_mm']):.0f} mm, {float(n['hu']):.0f} HU at its centre"
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    return lines
 
 
 def _centre_index(finding: Finding, volume: Volume) -> NDArray[np.float64] | None:
