@@ -145,6 +145,7 @@ def test_html_shows_where_the_nodule_of_a_tm_label_is(tmp_path: Path) -> None:
     report = ScanReport(model=ModelInfo("m", "1", "0" * 64), series=[tm, broken])
     text = write_html(report, {"tm.nii.gz": ct, "b.nii.gz": ct}, tmp_path / "r.html").read_text("utf-8")
     assert text.count("Label TM rests on this nodule-like blob") == 1
+    assert "labelled TM shows the nodule-like blob its label rests on" in text  # the legend says so
     assert "about 14 mm, 30 HU at its centre; slice z=12 (of 0-19" in text
     assert text.count("No located finding. The middle slice, slice z=10") == 1  # the unplaceable row
     slice_png, zoom, thumb = _pngs(text)

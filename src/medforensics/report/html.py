@@ -320,7 +320,11 @@ def _legend(report: ScanReport) -> str:
             f"a fixed evidence strength ({STRONG} strong, {MEDIUM} medium, {WEAK} weak), not a probability; "
             "signature: 1.000, a signature that does not verify.",
         ),
-        ("Label", f"the CT-GAN data set's names, not a diagnosis: {labels}."),
+        (
+            "Label",
+            f"the CT-GAN data set's names, not a diagnosis: {labels}. An untouched series labelled TM shows "
+            "the nodule-like blob its label rests on (the blob finder's call).",
+        ),
         (
             "Signature",
             "DICOM digital signatures (PS3.15): valid; invalid (the data changed after signing); untrusted "
