@@ -31,22 +31,14 @@ MAX_HU: tuple[float | None, ...] = (100.0, 150.0, 200.0, 300.0, None)  # None: n
 
 
 def blobs_of(volume: Any, det: Any) -> list[dict[str, float]]:
-    """Every nodule-like blob of the whole-lung search on ``volume`` that is away from the map's peak and
-    from the volume's ends (``scan``'s ``TM_MIN_END_MM``)."""
-    from medforensics.forge.lung import fill_indentations
-    from medforensics.scan.candidates import LowRes, blob_candidates
-    from medforensics.scan.nodules import NODULE_ZONE_MM, TM_MIN_END_MM, end_margin_mm
+    """Every nodule-like blob of the whole-lung search on ``volume`` that ``scan`` would let a TM label rest
+    on but for the roundness and density bounds (away from the map's peak and the volume's ends)."""
+    from medforensics.scan.nodules import find_nodules, untouched_nodules
 
     with torch.inference_mode():
         dm = det.tamper_map(volume)
-    raw_max = float(dm.evidence.max())
-    lung = fill_indentations(dm.lung, dm.spacing, NODULE_ZONE_MM)
-    out = []
-    for b in blob_candidates(LowRes(dm.hu, (1, 1, 1), dm.spacing, lung), max_count=50):
-        evidence = dm.evidence[tuple(round(v) for v in b.center)]
-        if b.nodule_like and evidence < raw_max and end_margin_mm(volume, dm, b) >= TM_MIN_END_MM:
-            out.append({"blobness": b.blobness, "hu": b.hu, "diameter_mm": b.diameter_mm})
-    return out
+    blobs = untouched_nodules(volume, dm, find_nodules(dm, bounded=False), float(dm.evidence.max()))
+    return [{"blobness": b.blobness, "hu": b.hu, "diameter_mm": b.diameter_mm} for b in blobs]
 
 
 def accuracy(rows: list[dict[str, Any]], min_blobness: float, max_hu: float | None) -> int:

@@ -91,17 +91,21 @@ def _caption(rank: int, finding: Finding, key: KeySlice, volume: Volume) -> str:
     return f"{what}. Left: {('image' if volume.is_2d else 'slice')} with the green box; middle: zoom; {heat}."
 
 
-def figure_html(rank: int, finding: Finding, key: KeySlice, volume: Volume) -> str:
-    """One finding's figure: the slice with its box, then a zoom without and with the heatmap."""
+def _key_figure(key: KeySlice, volume: Volume, alt: str, caption: str) -> str:
+    """The slice with its box, then a zoom without and (when ``key`` has one) with the heatmap."""
     width, height = _display_size(volume, key.width, key.height)
-    images = [img_html(key.plain_png, width, height, f"finding {rank}: slice with box")]
+    images = [img_html(key.plain_png, width, height, f"{alt}: slice with box")]
     if key.zoom_plain_png is not None and key.zoom_overlay_png is not None:
         zw, zh = _display_size(volume, key.zoom_width, key.zoom_height)
-        images.append(img_html(key.zoom_plain_png, zw, zh, f"finding {rank}: zoom"))
+        images.append(img_html(key.zoom_plain_png, zw, zh, f"{alt}: zoom"))
         if key.has_heatmap:
-            images.append(img_html(key.zoom_overlay_png, zw, zh, f"finding {rank}: zoom with heatmap"))
-    caption = _e(_caption(rank, finding, key, volume))
-    return f'<figure class="key">{"".join(images)}<figcaption>{caption}</figcaption></figure>'
+            images.append(img_html(key.zoom_overlay_png, zw, zh, f"{alt}: zoom with heatmap"))
+    return f'<figure class="key">{"".join(images)}<figcaption>{_e(caption)}</figcaption></figure>'
+
+
+def figure_html(rank: int, finding: Finding, key: KeySlice, volume: Volume) -> str:
+    """One finding's figure: the slice with its box, then a zoom without and with the heatmap."""
+    return _key_figure(key, volume, f"finding {rank}", _caption(rank, finding, key, volume))
 
 
 def nodule_figure_html(nodule: dict[str, Any], volume: Volume) -> str | None:
@@ -118,18 +122,13 @@ def nodule_figure_html(nodule: dict[str, Any], volume: Volume) -> str | None:
     key = finding_panels(volume, marker, max_px=THUMB_PX)  # a thumbnail, as an authentic series gets
     if key is None:
         return None
-    width, height = _display_size(volume, key.width, key.height)
-    images = [img_html(key.plain_png, width, height, "label TM: the nodule-like blob")]
-    if key.zoom_plain_png is not None:
-        zw, zh = _display_size(volume, key.zoom_width, key.zoom_height)
-        images.append(img_html(key.zoom_plain_png, zw, zh, "label TM: zoom"))
     text = (
         f"No located finding. Label TM rests on this nodule-like blob, where the detector sees no "
         f"tampering: about {diameter:.0f} mm, {float(nodule.get('hu', float('nan'))):.0f} HU at its centre; "
         f"{slice_place(volume, key.z)}. Left: slice with the green box; right: zoom; shown with "
         f"{window_text(volume)}. The blob finder's call, not a radiologist's read."
     )
-    return f'<figure class="key">{"".join(images)}<figcaption>{_e(text)}</figcaption></figure>'
+    return _key_figure(key, volume, "label TM", text)
 
 
 def key_slices_html(

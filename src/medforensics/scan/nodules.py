@@ -57,12 +57,14 @@ TM_MIN_END_MM = 5.0
 MAX_LISTED = 5
 
 
-def find_nodules(dm: DenseMap, near: tuple[int, ...] | None = None) -> list[Candidate]:
+def find_nodules(dm: DenseMap, near: tuple[int, ...] | None = None, bounded: bool = True) -> list[Candidate]:
     """Blobs (centres in crop voxels): in the whole lung, the nodule-like ones the candidate finder's
     Hessian test accepts; within :data:`NODULE_SEARCH_MM` of crop voxel ``near`` (a small, fast search that
     no vessel elsewhere in the lung can crowd out), any blob the finder keeps (a faint or irregular
     injected nodule fails the Hessian test; a removal leaves none). The whole-lung search also covers the
-    dents :func:`~medforensics.forge.lung.fill_indentations` fills."""
+    dents :func:`~medforensics.forge.lung.fill_indentations` fills, and keeps blobs within
+    :data:`TM_MIN_BLOBNESS` and :data:`TM_MAX_HU` unless ``bounded`` is False (``benchmarks/label_rule.py``
+    tunes those two bounds on the unbounded list)."""
     from medforensics.forge.lung import fill_indentations
     from medforensics.scan.candidates import LowRes, blob_candidates
 
@@ -76,7 +78,10 @@ def find_nodules(dm: DenseMap, near: tuple[int, ...] | None = None) -> list[Cand
     blobs = blob_candidates(LowRes(dm.hu, (1, 1, 1), dm.spacing, lung), max_count=50)
     if near is not None:
         return blobs
-    return [b for b in blobs if b.nodule_like and b.blobness >= TM_MIN_BLOBNESS and b.hu <= TM_MAX_HU]
+    nodule_like = [b for b in blobs if b.nodule_like]
+    if not bounded:
+        return nodule_like
+    return [b for b in nodule_like if b.blobness >= TM_MIN_BLOBNESS and b.hu <= TM_MAX_HU]
 
 
 def holds_nodule(dm: DenseMap, peak: tuple[int, ...]) -> bool:
