@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from medforensics._seed import SEED_LIMIT
 from medforensics.cli._console import console, text
 from medforensics.cli._errors import fail
 from medforensics.cli._progress import Bar
-from medforensics.errors import ConfigError, MedforensicsError
+from medforensics.errors import ConfigError, MedforensicsError, OutputError
 
 
 def load_detectors(model: Path | None) -> tuple[Any, Any]:
@@ -85,14 +87,33 @@ def check_outputs(
     html_out: Path | None,
     sr_dir: Path | None,
     seg_dir: Path | None,
+    journal: Path | None = None,
 ) -> None:
     """Refuse, before a long scan, outputs that cannot be written, would change an input (a file of it,
-    or SR/SEG files put into an input folder, which the next scan would read) or collide with each other."""
-    for target, folder in ((json_out, False), (html_out, False), (sr_dir, True), (seg_dir, True)):
+    or SR/SEG files put into an input folder, which the next scan would read) or collide with each other,
+    and a journal folder that is not one (:meth:`~medforensics.scan.journal.Journal.check`)."""
+    for target, folder in (
+        (json_out, False),
+        (html_out, False),
+        (sr_dir, True),
+        (seg_dir, True),
+        (journal, True),
+    ):
         if target is not None:
             check_writable(target, folder)
             check_not_input(target, inputs, folder=folder)
-    check_distinct_outputs({"--json": json_out, "--report": html_out}, {"--sr": sr_dir, "--seg": seg_dir})
+    folders = {"--sr": sr_dir, "--seg": seg_dir, "--journal": journal}
+    check_distinct_outputs({"--json": json_out, "--report": html_out}, folders)
+    if journal is not None:
+        from medforensics.scan.journal import Journal
+
+        for option in ("--sr", "--seg"):
+            other = folders[option]
+            if other is not None and os.path.realpath(other) == os.path.realpath(journal):
+                raise OutputError(
+                    f"is also the {option} folder: the journal needs a folder of its own", path=journal
+                )
+        Journal.check(journal)
 
 
 def print_summary(report: Any) -> None:
@@ -130,6 +151,17 @@ def print_summary(report: Any) -> None:
             out.print(text(f"{s.path}: caveat: {caveat}", style="yellow"), soft_wrap=True)
     for sk in report.skipped:
         out.print(text(f"skipped {sk['path']}: {sk['reason']}", style="dim"), soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _journal_hint(journal: Any) -> Iterator[None]:
+    """On Ctrl-C (or an error that stops the scan) say what the journal kept and how to resume."""
+    try:
+        yield
+    except (KeyboardInterrupt, MedforensicsError):
+        if journal is not None and journal.settings:
+            typer.echo(f"{journal.summary()}; the same command resumes from there", err=True)
+        raise
 
 
 def register(app: typer.Typer) -> None:
@@ -195,6 +227,13 @@ def register(app: typer.Typer) -> None:
             help="Series scanned at a time, in worker processes sharing the cores (memory: up to about "
             "1.6 GB each for a 500-slice CT; 1.2 GB with MEDFORENSICS_MALLOC=default).",
         ),
+        journal_dir: Path | None = typer.Option(
+            None,
+            "--journal",
+            help="Keep each series' result in this folder as soon as it is scanned; a scan given the same "
+            "folder again reuses the results of series whose files (SHA-256) and settings are unchanged: "
+            "resumes an interrupted scan, or rescans only what is new. Errors are always tried again.",
+        ),
     ) -> None:
         """Scan every series under PATH for tampering; exit 0 if any series was scanned, 2 if none."""
         from medforensics._alloc import tune_allocator
@@ -213,7 +252,7 @@ def register(app: typer.Typer) -> None:
                 from medforensics.provenance import load_certificates
 
                 trusted = [c for p in ca for c in load_certificates(p)]
-            check_outputs(paths, json_out, html_out, sr_dir, seg_dir)
+            check_outputs(paths, json_out, html_out, sr_dir, seg_dir, journal_dir)
             det, det2 = load_detectors(model)
             if max_slice_mm is not None:
                 det.max_slice_mm = max_slice_mm
@@ -226,9 +265,12 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"--clone-region: {clone_region!r}; known: {', '.join(CLONE_REGIONS)}")
             det.clone_region = clone_region
             keep = "lazy" if any(x is not None for x in (html_out, sr_dir, seg_dir)) else False
+            from medforensics.scan.journal import Journal
+
+            journal = None if journal_dir is None else Journal(journal_dir)
             # ZIP archives among the paths are unpacked here; their volumes are read from it until written
             with tempfile.TemporaryDirectory(prefix="medforensics-unpack-") as scratch:
-                with Bar("scanning") as bar:
+                with Bar("scanning") as bar, _journal_hint(journal):
                     report, volumes = scan_paths(
                         paths,
                         detector=det,
@@ -240,8 +282,11 @@ def register(app: typer.Typer) -> None:
                         keep_volumes=keep,
                         jobs=jobs,
                         unpack_to=scratch,
+                        journal=journal,
                     )
                 print_summary(report)
+                if journal is not None:
+                    typer.echo(journal.summary(), err=True)
                 notes: list[str] = []
                 try:
                     outputs = write_outputs(

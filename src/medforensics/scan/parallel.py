@@ -48,6 +48,9 @@ class Setup:
     threads: int
     #: whether this process raised the allocator's thresholds (:mod:`medforensics._alloc`): workers follow
     tuned_allocator: bool = False
+    #: hash each series' files before reading it (``scan --journal``: :func:`~medforensics.scan.journal.
+    #: files_digest`)
+    digest: bool = False
 
     @classmethod
     def share(
@@ -57,6 +60,7 @@ class Setup:
         explain: str | None,
         stream: int | None,
         jobs: int,
+        digest: bool = False,
     ) -> Setup:
         """The setup of ``jobs`` workers sharing this process's torch threads (at least one each)."""
         import torch
@@ -64,7 +68,7 @@ class Setup:
         from medforensics._alloc import allocator_tuned
 
         threads = max(1, torch.get_num_threads() // jobs)
-        return cls(detector, detector2d, explain, stream, threads, allocator_tuned())
+        return cls(detector, detector2d, explain, stream, threads, allocator_tuned(), digest)
 
 
 def _init(setup: Setup) -> None:
@@ -78,18 +82,21 @@ def _init(setup: Setup) -> None:
     _WORKER["setup"] = setup
 
 
-#: A series' result and whether its volume was read.
-Scanned = tuple[SeriesResult, bool]
+#: A series' result, whether its volume was read, and (``Setup.digest``) its files' digest before that
+#: (None when not asked for or a file could not be read).
+Scanned = tuple[SeriesResult, bool, str | None]
 
 
 def scan_ref(ref: SeriesRef, setup: Setup) -> Scanned:
     """Load and scan one series (its volume is not kept); ``seconds`` covers both."""
+    from medforensics.scan.journal import files_digest
     from medforensics.scan.pipeline import _load_and_scan
 
     t0 = time.perf_counter()
+    digest = files_digest(ref.files) if setup.digest else None
     res, vol = _load_and_scan(ref, setup.stream, setup.detector, setup.detector2d, setup.explain)
     res.seconds = time.perf_counter() - t0
-    return res, vol is not None
+    return res, vol is not None, digest
 
 
 def _scan_task(ref: SeriesRef) -> Scanned:
@@ -106,7 +113,7 @@ def _alone(ref: SeriesRef, setup: Setup) -> Scanned:
         try:
             return ex.submit(_scan_task, ref).result()
         except BrokenProcessPool:
-            return SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=DIED), False
+            return SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=DIED), False, None
 
 
 def scan_in_workers(refs: Sequence[SeriesRef], setup: Setup, jobs: int) -> Iterator[Scanned]:

@@ -27,6 +27,7 @@ from medforensics.scan.cube_scan import scan_ct
 from medforensics.scan.detector import Detector, report_info
 from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, scan_image_series
 from medforensics.scan.image_clones import add_image_clone_findings
+from medforensics.scan.journal import Journal, files_digest, scan_settings, series_identity
 from medforensics.scan.orientation import read_as, scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
 from medforensics.scan.routing import NotAssessed, member_result, not_an_image_reason, projection_reason
@@ -293,6 +294,15 @@ def _load_and_scan(
     return scan_volume(vol, detector, detector2d=detector2d, explain=explain, path=str(ref.path)), vol
 
 
+def _reload(ref: SeriesRef, stream: int | None) -> Volume | None:
+    """The volume of a series the journal gave the result of, for a caller that holds volumes (None when it
+    cannot be read now)."""
+    try:
+        return load(ref, stream_above=stream)
+    except (MedforensicsError, ValueError, RuntimeError, MemoryError, OSError):
+        return None
+
+
 def scan_paths(
     paths: Iterable[str | Path],
     *,
@@ -305,6 +315,7 @@ def scan_paths(
     keep_volumes: bool | str = True,
     jobs: int = 1,
     unpack_to: str | Path | None = None,
+    journal: Journal | None = None,
 ) -> tuple[ScanReport, Mapping[str, Volume]]:
     """Scan every series under ``paths``; returns the report and (if ``keep_volumes``) the volumes by
     ``SeriesResult.key`` (the path; ``path#k`` for the k-th of several series in one folder).
@@ -322,6 +333,9 @@ def scan_paths(
     ``unpack_to``: a scratch folder the caller owns (and keeps while the volumes are used) into which ZIP
     archives among ``paths`` are unpacked and scanned (:func:`~medforensics.io.archives.expand_archives`);
     their series are reported as ``archive.zip/member``. Without it an archive is skipped.
+
+    ``journal``: each series' result is kept there as soon as it is done, and a series whose entry there
+    matches its files and this scan's settings is not scanned again (:mod:`~medforensics.scan.journal`).
     """
     found = discover(paths)
     shown: Callable[[str | Path], str] = str
@@ -338,37 +352,62 @@ def scan_paths(
     total = len(found.series)
     keys = volume_keys([str(ref.path) for ref in found.series])
     members = [member_result(ref) for ref in found.series]  # a localizer, screen capture, MIP...: not loaded
-    todo = [ref for ref, m in zip(found.series, members, strict=True) if m is None]
+    ident = [
+        series_identity(ref.kind, shown(ref.path), keys[i][len(str(ref.path)) :], ref.series_uid)
+        for i, ref in enumerate(found.series)
+    ]
+    kept: dict[int, tuple[SeriesResult, bool]] = {}  # results the journal gave, by series
+    if journal is not None:
+        journal.bind(scan_settings(detector, detector2d, explain, signatures, trusted))
+        if jobs > 1:  # the workers get only the series still to scan: looked up now, not one by one
+            for i, ref in enumerate(found.series):
+                got = journal.lookup(ident[i], ref.files) if members[i] is None else None
+                if got is not None:
+                    kept[i] = got
+    todo = [r for i, r in enumerate(found.series) if members[i] is None and i not in kept]
     parallel = jobs > 1 and len(todo) > 1
     if parallel:
         from medforensics.scan.parallel import Setup, scan_in_workers
 
         keep_volumes = "lazy" if keep_volumes else False
-        scanned = scan_in_workers(todo, Setup.share(detector, detector2d, explain, stream, jobs), jobs)
+        setup = Setup.share(detector, detector2d, explain, stream, jobs, digest=journal is not None)
+        scanned = scan_in_workers(todo, setup, jobs)
     for i, ref in enumerate(found.series):
         if on_progress and not parallel:
             on_progress(i, total, shown(ref.path))
         t0 = time.perf_counter()
-        res, vol, loaded = members[i], None, False
-        if res is None and parallel:
-            res, loaded = next(scanned)
+        res, vol, loaded, digest = members[i], None, False, None
+        if res is None and journal is not None and jobs == 1:
+            got = journal.lookup(ident[i], ref.files)
+            if got is not None:
+                kept[i] = got
+        if i in kept:
+            res, loaded = kept[i]
+            if loaded and keep_volumes is True:
+                vol = _reload(ref, stream)
+        elif res is None and parallel:
+            res, loaded, digest = next(scanned)
             t0 -= res.seconds  # the worker's load and scan, then what is done here
         elif res is None:
+            digest = files_digest(ref.files) if journal is not None else None
             res, vol = _load_and_scan(ref, stream, detector, detector2d, explain)
             loaded = vol is not None
-        if loaded and keep_volumes:
+        if loaded and keep_volumes and (keep_volumes == "lazy" or vol is not None):
             res.key = keys[i]
             if keep_volumes == "lazy":
                 lazy.add(keys[i], ref)
             else:
                 volumes[keys[i]] = vol  # type: ignore[assignment]
         del vol
-        if signatures and ref.kind == "dicom":
-            _signature(ref, res, trusted)
-        res.seconds = time.perf_counter() - t0
-        res.path = shown(res.path)
+        if i not in kept:  # a kept result is as it was: signature status and seconds included
+            if signatures and ref.kind == "dicom":
+                _signature(ref, res, trusted)
+            res.seconds = time.perf_counter() - t0
+            res.path = shown(res.path)
+            if journal is not None and members[i] is None and res.verdict != "error":
+                journal.put(ident[i], digest, res, loaded)  # errors are not kept: a rerun tries again
         report.series.append(res)
-        log.info("series %s: %s (%.1f s)", res.series_uid, res.verdict, res.seconds)
+        log.info("series %s: %s (%.1f s%s)", res.series_uid, res.verdict, res.seconds, ", kept" * (i in kept))
         if on_progress and parallel:
             on_progress(i + 1, total, shown(ref.path))
     if on_progress:

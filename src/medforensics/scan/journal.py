@@ -1,0 +1,286 @@
+"""A scan's journal (``scan --journal DIR``): each series' result kept as soon as it is scanned.
+
+A hospital scans an archive of thousands of series over hours; without a journal an interruption (Ctrl-C,
+a reboot, a killed job) loses every result, since the reports are written at the end. With one, each
+finished series is written to ``DIR`` at once (atomically: a JSON entry and, when its findings carry
+heatmaps or masks, an ``.npz`` beside it), and a scan given the same ``DIR`` again takes a series' result
+from there instead of scanning it, but only when nothing that decides the result has changed:
+
+- the series: its path (an archive member's as reported), series UID, and the SHA-256 of every one of its
+  files (not their sizes and times: an edit in place keeps the size, and a file's time can be set back);
+- the settings: the detectors (hash, threshold, the arithmetic their network runs in here), the options
+  (``--explain``, the slice and pixel limits, the clone check and its region, the signature check and its
+  trusted certificates) and the code of this installation (a hash of its Python modules).
+
+So the same command resumes an interrupted scan, and a scheduled rescan of a growing folder scans only what
+is new or changed. Series that ended in ``verdict: "error"`` are not kept (an out-of-memory error or a dead
+worker may not recur, and a series that cannot be read costs little to try again). Entries that do not
+match are scanned again and replaced; an unreadable one (a crash during a write cannot leave one, but a
+disk error can) is scanned again too. The folder holds results, not pixels, and must be guarded as the
+reports are: whoever can write it can write a verdict (as whoever can write ``--json``'s file can).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medforensics._atomic import check_writable, write_bytes_atomic, write_text_atomic
+from medforensics.errors import MedforensicsError, OutputError
+from medforensics.logging import get_logger
+from medforensics.scan.result import Finding, SeriesResult
+
+log = get_logger("scan.journal")
+
+#: The file that marks a folder as a scan journal (a folder holding other files is refused).
+MARKER = "medforensics-journal.json"
+#: Version of the entries' layout: entries of another version are not read.
+FORMAT = 1
+#: SeriesResult fields stored as tuples (JSON gives lists back).
+_TUPLES = ("shape", "spacing_mm", "center_voxel", "center_mm", "bbox_voxel")
+
+
+@lru_cache(maxsize=1)
+def code_hash() -> str:
+    """SHA-256 over this installation's Python modules (their paths and bytes): another version of the code
+    may score a series otherwise, so its journal entries are not reused."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.py")):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def files_digest(files: Iterable[Path]) -> str | None:
+    """SHA-256 over a series' files: each one's path below their common folder and the SHA-256 of its bytes
+    (taken before the series is read, so a result is never filed under bytes it was not computed from).
+    None when a file cannot be read: such a series is not kept (its scan reports why)."""
+    paths = [Path(p) for p in files]
+    try:
+        base = os.path.commonpath([str(p.parent) for p in paths]) if paths else ""
+        return _digest(sorted((os.path.relpath(p, base), _file_sha(p)) for p in paths))
+    except (OSError, ValueError):
+        return None
+
+
+def _detector_id(detector: Any) -> Any:
+    """What of a detector decides its scores: its report info (weights hash, threshold, precision here), its
+    calibration and those of a detector it hands series to (the noise specialist)."""
+    if detector is None:
+        return None
+    from medforensics.scan.detector import report_info
+
+    calib = getattr(detector, "calibration", None)
+    return {
+        "info": report_info(detector).to_dict(),
+        "calibration": repr(calib),
+        "specialist": _detector_id(getattr(detector, "specialist", None)),
+    }
+
+
+def _cert_id(cert: Any) -> str:
+    try:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return repr(cert)
+
+
+def scan_settings(
+    detector: Any, detector2d: Any, explain: str | None, signatures: bool, trusted: Iterable[Any] | None
+) -> dict[str, Any]:
+    """What decides a series' result besides the series itself (see module docs)."""
+    out: dict[str, Any] = {
+        "detector": _detector_id(detector),
+        "detector2d": _detector_id(detector2d),
+        "explain": explain,
+        "signatures": signatures,
+        "trusted": sorted(_cert_id(c) for c in trusted or ()),
+    }
+    for name in ("max_slice_mm", "max_pixel_mm", "clone_check", "clone_region"):
+        out[name] = getattr(detector, name, None)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ (de)serialising
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _fields(obj: Any, skip: Iterable[str]) -> dict[str, Any]:
+    return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name not in skip}
+
+
+def _tuples(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: (tuple(v) if k in _TUPLES and isinstance(v, list) else v) for k, v in raw.items()}
+
+
+def result_record(res: SeriesResult) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``res`` as a JSON-ready dict (every field, full precision, findings in their order) and its findings'
+    heatmaps and masks by name (``heatmap_<i>``, ``mask_<i>``)."""
+    record = _fields(res, ("findings", "key"))
+    record["findings"] = [_fields(f, ("heatmap", "mask")) for f in res.findings]
+    arrays: dict[str, np.ndarray] = {}
+    for i, f in enumerate(res.findings):
+        if f.heatmap is not None:
+            arrays[f"heatmap_{i}"] = np.asarray(f.heatmap)
+        if f.mask is not None:
+            arrays[f"mask_{i}"] = np.asarray(f.mask)
+    return record, arrays
+
+
+def result_from_record(record: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> SeriesResult:
+    """The :class:`SeriesResult` :func:`result_record` stored (``ValueError``/``KeyError``/``TypeError`` for
+    a record that is not one)."""
+    raw = dict(record)
+    findings = []
+    for i, f in enumerate(raw.pop("findings")):
+        finding = Finding(**_tuples(dict(f)))
+        finding.heatmap = arrays.get(f"heatmap_{i}")
+        finding.mask = arrays.get(f"mask_{i}")
+        findings.append(finding)
+    return SeriesResult(**_tuples(raw), findings=findings)
+
+
+# ----------------------------------------------------------------------------------------------- journal
+class Journal:
+    """The journal folder of one scan (see module docs); :meth:`bind` gives it the scan's settings."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self.settings = ""
+        self.reused = self.written = self.stale = self.unreadable = 0
+        self._write_failed = False
+
+    @staticmethod
+    def check(folder: str | os.PathLike[str]) -> None:
+        """:class:`OutputError` before any work when ``folder`` cannot be a journal: a file, a folder
+        holding other files than a journal's, or one that cannot be written."""
+        folder = Path(folder)
+        check_writable(folder, folder=True)
+        if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).is_file():
+            raise OutputError(
+                "already holds other files and is not a scan journal: choose a new or empty folder",
+                path=folder,
+            )
+
+    def bind(self, settings: Mapping[str, Any]) -> None:
+        """Set the scan's settings (what decides a result besides the series) and create the folder."""
+        self.settings = _digest({**settings, "code": code_hash(), "format": FORMAT})
+        self.check(self.folder)
+        if not (self.folder / MARKER).is_file():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            marker = {"what": "medforensics scan journal: one entry per scanned series", "format": FORMAT}
+            write_text_atomic(self.folder / MARKER, json.dumps(marker) + "\n")
+
+    def _name(self, identity: str) -> str:
+        return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+    def _fingerprint(self, identity: str, digest: str) -> str:
+        return _digest([identity, self.settings, digest])
+
+    def lookup(self, identity: str, files: Iterable[Path]) -> tuple[SeriesResult, bool] | None:
+        """The stored result of the series ``identity`` and whether its volume could be read, when its entry
+        matches the settings and ``files`` as they are now (hashed only when there is an entry), else
+        None."""
+        entry = self.folder / f"{self._name(identity)}.json"
+        if not entry.is_file():
+            return None
+        try:
+            data = json.loads(entry.read_text(encoding="utf-8"))
+            digest = files_digest(files)
+            if digest is None:
+                return None
+            if data.get("format") != FORMAT or data.get("fingerprint") != self._fingerprint(identity, digest):
+                self.stale += 1
+                return None
+            arrays: dict[str, np.ndarray] = {}
+            if data.get("arrays"):  # a name of this entry's own: never another entry's arrays
+                if Path(data["arrays"]).name != data["arrays"] or not data["arrays"].startswith(entry.stem):
+                    raise ValueError("arrays file outside its entry")
+                with np.load(self.folder / data["arrays"], allow_pickle=False) as npz:
+                    arrays = {k: npz[k] for k in npz.files}
+            res, loaded = result_from_record(data["result"], arrays), bool(data["loaded"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            log.warning("journal entry %s unreadable (%s): scanned again", entry.name, type(err).__name__)
+            self.unreadable += 1
+            return None
+        self.reused += 1
+        return res, loaded
+
+    def put(self, identity: str, digest: str | None, res: SeriesResult, loaded: bool) -> None:
+        """Store ``res``, the result of the series ``identity`` whose files had :func:`files_digest`
+        ``digest`` before it was read, and whether its volume could be read: its arrays first, then the entry
+        that names them (a crash between the two leaves the old entry or none). A write that fails is logged
+        once and the scan goes on without the journal; a series whose files could not be hashed (``digest``
+        None) is not kept."""
+        if self._write_failed or digest is None:
+            return
+        entry = self.folder / f"{self._name(identity)}.json"
+        record, arrays = result_record(res)
+        fingerprint = self._fingerprint(identity, digest)
+        # the arrays' file is named by the fingerprint: an entry never names arrays of another scan of it
+        npz = f"{entry.stem}.{fingerprint[:16]}.npz" if arrays else None
+        try:
+            if npz is not None:
+                buf = io.BytesIO()
+                np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+                write_bytes_atomic(self.folder / npz, buf.getvalue())
+            data = {"format": FORMAT, "fingerprint": fingerprint, "arrays": npz, "loaded": loaded}
+            data["result"] = record
+            write_text_atomic(entry, json.dumps(data, allow_nan=True) + "\n")
+        except (MedforensicsError, OSError, TypeError, ValueError) as err:
+            self._write_failed = True
+            log.warning("journal %s not written, the scan goes on without it: %s", self.folder, err)
+            return
+        for old in self.folder.glob(f"{entry.stem}.*.npz"):  # an earlier scan's arrays of this series
+            if old.name != npz:
+                old.unlink(missing_ok=True)
+        self.written += 1
+
+    def summary(self) -> str:
+        """One line: what the journal gave and took."""
+        parts = [f"{self.reused} series reused", f"{self.written} scanned and kept"]
+        if self.stale:
+            parts.append(f"{self.stale} changed since (files or settings) and scanned again")
+        if self.unreadable:
+            parts.append(f"{self.unreadable} unreadable and scanned again")
+        if self._write_failed:
+            parts.append("writing failed part-way (see the log)")
+        return f"journal {self.folder}: " + ", ".join(parts)
+
+
+def series_identity(kind: str, shown_path: str, key_suffix: str, series_uid: str | None) -> str:
+    """Which series an entry is of: its kind, its absolute path as reported (an archive member's
+    ``archive/member``), the ``#k`` of its key when a folder holds several, and its series UID."""
+    return "|".join((kind, os.path.abspath(shown_path) + key_suffix, series_uid or ""))

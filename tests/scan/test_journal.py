@@ -1,0 +1,261 @@
+"""The scan journal (``scan --journal``): results kept as each series is done, reused only while the series'
+bytes and the scan's settings are those they were computed from."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import medforensics.scan.pipeline as pipeline
+from medforensics.cli import app
+from medforensics.scan.detector import Detector
+from medforensics.scan.journal import MARKER, Journal, result_from_record, result_record
+from medforensics.scan.pipeline import scan_paths
+from medforensics.scan.result import Finding, SeriesResult
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDFORENSICS_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def studies(tmp_path: Path, ct_series: Path) -> Path:
+    """Two copies of the CT series and a corrupt one."""
+    root = tmp_path / "studies"
+    for name in ("a", "b"):
+        shutil.copytree(ct_series, root / name)
+    (root / "bad").mkdir()
+    src = sorted(ct_series.glob("*.dcm"))[0].read_bytes()
+    (root / "bad" / "x.dcm").write_bytes(src[: len(src) // 2])
+    return root
+
+
+@pytest.fixture
+def scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The series paths the detector actually scans (not those the journal gives)."""
+    seen: list[str] = []
+    real = pipeline._load_and_scan
+
+    def counting(ref: Any, *args: Any) -> Any:
+        seen.append(Path(ref.path).name)
+        return real(ref, *args)
+
+    monkeypatch.setattr(pipeline, "_load_and_scan", counting)
+    return seen
+
+
+def _scan(root: Path, det: Detector, journal: Journal, **kw: Any) -> Any:
+    """A scan with Grad-CAM heatmaps (and masks): the arrays the journal keeps beside an entry."""
+    kw.setdefault("explain", "gradcam")
+    report, _ = scan_paths([root], detector=det, signatures=False, journal=journal, **kw)
+    return report
+
+
+def _entries(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.json") if p.name != MARKER)
+
+
+def test_a_second_scan_reuses_every_result_as_it_was_and_tries_errors_again(
+    studies: Path, detector: Detector, tmp_path: Path, scans: list[str]
+) -> None:
+    first = _scan(studies, detector, Journal(tmp_path / "j"))
+    assert sorted(scans) == ["a", "b", "x.dcm"] and [s.verdict for s in first.series].count("error") == 1
+    assert len(_entries(tmp_path / "j")) == 2  # the error is not kept
+    scans.clear()
+    journal = Journal(tmp_path / "j")
+    second = _scan(studies, detector, journal)
+    assert scans == ["x.dcm"] and (journal.reused, journal.written, journal.stale) == (2, 0, 0)
+    assert second.to_dict() == first.to_dict()
+    for old, new in zip(first.series, second.series, strict=True):
+        assert [f.to_dict() for f in new.findings] == [f.to_dict() for f in old.findings]  # order kept
+        for f_old, f_new in zip(old.findings, new.findings, strict=True):
+            for name in ("heatmap", "mask"):
+                a, b = getattr(f_old, name), getattr(f_new, name)
+                assert (a is None) == (b is None) and (a is None or np.array_equal(a, b))
+    assert any(f.heatmap is not None for s in second.series for f in s.findings)
+
+
+def test_an_interrupted_scan_resumes_with_the_series_not_yet_done(
+    studies: Path, detector: Detector, tmp_path: Path, scans: list[str]
+) -> None:
+    def stop(i: int, _n: int, _label: str) -> None:
+        if i == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _scan(studies, detector, Journal(tmp_path / "j"), on_progress=stop)
+    assert scans == ["a"] and len(_entries(tmp_path / "j")) == 1
+    scans.clear()
+    journal = Journal(tmp_path / "j")
+    report = _scan(studies, detector, journal)
+    assert scans == ["b", "x.dcm"] and journal.reused == 1
+    assert [s.verdict for s in report.series].count("tampered") == 2
+
+
+def test_a_file_edited_in_place_with_its_size_and_time_kept_is_scanned_again(
+    studies: Path, detector: Detector, tmp_path: Path, scans: list[str]
+) -> None:
+    _scan(studies, detector, Journal(tmp_path / "j"))
+    f = sorted((studies / "a").glob("*.dcm"))[5]
+    st, data = f.stat(), bytearray(f.read_bytes())
+    data[-100] ^= 0x01  # one pixel's low bit: same size
+    f.write_bytes(bytes(data))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
+    scans.clear()
+    journal = Journal(tmp_path / "j")
+    _scan(studies, detector, journal)
+    assert sorted(scans) == ["a", "x.dcm"] and (journal.reused, journal.stale, journal.written) == (1, 1, 1)
+    scans.clear()
+    _scan(studies, detector, Journal(tmp_path / "j"))  # its new entry replaced the old one
+    assert scans == ["x.dcm"] and len(_entries(tmp_path / "j")) == 2
+
+
+def test_other_settings_or_another_detector_scan_again(
+    studies: Path, detector: Detector, tmp_path: Path, scans: list[str]
+) -> None:
+    _scan(studies, detector, Journal(tmp_path / "j"))
+    other = copy.copy(detector)
+    other.clone_check = not detector.clone_check
+    scans.clear()
+    journal = Journal(tmp_path / "j")
+    _scan(studies, other, journal)
+    assert sorted(scans) == ["a", "b", "x.dcm"] and journal.stale == 2
+    scans.clear()
+    _scan(studies, other, Journal(tmp_path / "j"), jobs=1)
+    assert scans == ["x.dcm"]
+    scans.clear()
+    journal = Journal(tmp_path / "j")
+    _scan(studies, other, journal, explain=None)
+    assert sorted(scans) == ["a", "b", "x.dcm"] and journal.stale == 2
+
+
+def test_an_unreadable_entry_or_arrays_file_is_scanned_again(
+    studies: Path, detector: Detector, tmp_path: Path, scans: list[str]
+) -> None:
+    first = _scan(studies, detector, Journal(tmp_path / "j"))
+    entries = _entries(tmp_path / "j")
+    entries[0].write_text('{"format": 1, "fingerprint"')  # cut short by a disk error
+    npz = sorted((tmp_path / "j").glob("*.npz"))
+    assert npz, "the tiny detector flags findings with heatmaps"
+    for p in npz:
+        p.write_bytes(b"not an npz")
+    scans.clear()
+    journal = Journal(tmp_path / "j")
+    second = _scan(studies, detector, journal)
+    assert sorted(scans) == ["a", "b", "x.dcm"] and journal.unreadable == 2 and journal.written == 2
+    assert second.to_dict() == first.to_dict() | {"series": second.to_dict()["series"]}
+    assert [s.verdict for s in second.series] == [s.verdict for s in first.series]
+
+
+def test_series_scanned_in_workers_are_kept_and_reused(
+    studies: Path, detector: Detector, tmp_path: Path
+) -> None:
+    first = _scan(studies, detector, Journal(tmp_path / "j"), jobs=2)
+    assert len(_entries(tmp_path / "j")) == 2
+    journal = Journal(tmp_path / "j")
+    second = _scan(studies, detector, journal, jobs=2)  # only the error is left: scanned here
+    assert journal.reused == 2 and second.to_dict() == first.to_dict()
+
+
+def test_a_result_survives_its_record_whole() -> None:
+    heat = np.linspace(0, 1, 24, dtype=np.float32).reshape(2, 3, 4)
+    res = SeriesResult(
+        path="s/\udcff",  # a name that is not UTF-8, as read from the disk
+        series_uid="1.2.3",
+        modality="CT",
+        shape=(2, 3, 4),
+        spacing_mm=(2.5, 0.7, 0.7),
+        verdict="tampered",
+        score=0.123456789,
+        label="FM",
+        findings=[
+            Finding("metadata", 0.9, description="x", check="slice_gap"),
+            Finding(
+                "injected", 0.95, (1, 1, 2), (1.5, -2.25, 3.0), (0, 0, 0, 2, 3, 4), "y", heat, heat > 0.5
+            ),
+        ],
+        seconds=4.25,
+        signature="absent",
+        study_uid="9.8",
+        extra={"grid_mm": [2.5, 1.4, 1.4], "views_screened": {"voxels": 3}, "nodules": []},
+    )
+    record, arrays = result_record(res)
+    back = result_from_record(json.loads(json.dumps(record)), arrays)
+    assert back == res  # every field, the findings in their order, full precision
+    assert np.array_equal(back.findings[1].heatmap, heat) and back.findings[1].mask.dtype == bool
+    assert back.findings[0].heatmap is None and isinstance(back.shape, tuple)
+
+
+def test_cli_journal_reports_what_it_kept_and_refuses_a_folder_that_is_not_one(
+    ct_series: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    base = ["scan", str(ct_series), "--model", str(model_dir), "--explain", "none", "--no-audit"]
+    journal = tmp_path / "journal"
+    r = runner.invoke(app, [*base, "--journal", str(journal), "--json", str(tmp_path / "1.json")])
+    assert r.exit_code == 0, r.output
+    assert f"journal {journal}: 0 series reused, 1 scanned and kept" in r.output.replace("\n", "")
+    r = runner.invoke(app, [*base, "--journal", str(journal), "--json", str(tmp_path / "2.json")])
+    assert "1 series reused, 0 scanned and kept" in r.output.replace("\n", "")
+    assert (tmp_path / "1.json").read_text() == (tmp_path / "2.json").read_text()
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    inside = ct_series / "journal"
+    for folder, why in ((busy, "is not a scan journal"), (inside, "inside the input")):
+        r = runner.invoke(app, [*base, "--journal", str(folder)])
+        assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output
+        assert len(r.output.strip().splitlines()) == 1 or r.output.count("error") == 1
+    assert (busy / "notes.txt").read_text() == "mine" and not inside.exists()
+    r = runner.invoke(app, [*base, "--journal", str(tmp_path / "o"), "--sr", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--sr folder" in r.output
+
+
+def test_ctrl_c_says_what_the_journal_kept_and_the_same_command_resumes(
+    studies: Path,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    from medforensics.cli import main
+
+    real, calls = pipeline._load_and_scan, []
+
+    def interrupted_at_the_second(ref: Any, *args: Any) -> Any:
+        calls.append(ref)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(ref, *args)
+
+    journal, out = tmp_path / "j", tmp_path / "scan.json"
+    argv = ["medforensics", "scan", str(studies), "--model", str(model_dir), "--explain", "none"]
+    argv += ["--no-audit", "--journal", str(journal), "--json", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(pipeline, "_load_and_scan", interrupted_at_the_second)
+    with pytest.raises(SystemExit) as info:
+        main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 130 and err[-1] == "interrupted"
+    assert f"journal {journal}: 0 series reused, 1 scanned and kept; the same command resumes" in " ".join(
+        err
+    )
+    assert not out.exists() and len(_entries(journal)) == 1
+    monkeypatch.setattr(pipeline, "_load_and_scan", real)
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 0 and "1 series reused, 1 scanned and kept" in capsys.readouterr().err
+    assert [s["verdict"] for s in json.loads(out.read_text())["series"]].count("tampered") == 2
