@@ -280,6 +280,22 @@ def test_the_summary_prints_bracketed_paths_literally_and_whole_in_a_log(
     assert "CT [contrast]" in out and "12.5" in out and "absent" in out  # the last columns, not cut at 80
     assert f"{long}/CT [contrast]: caveat: pixels [0.98 mm] coarser" in out
     assert "x[/]y: error: unreadable [/] header" in out and "skipped junk [1].dcm: not DICOM" in out
+    assert out.rstrip().splitlines()[-1] == "2 series: 1 authentic, 1 error; 1 file skipped"
+
+
+def test_the_tally_counts_each_verdict_and_what_was_not_assessed() -> None:
+    from medforensics.cli.scan import tally
+    from medforensics.scan.result import ModelInfo, ScanReport, SeriesResult
+
+    def res(verdict: str, not_assessed: bool = False) -> SeriesResult:
+        return SeriesResult(path="p", verdict=verdict, not_assessed=not_assessed)
+
+    verdicts = ["authentic", "tampered", "tampered", "error", "error", "synthetic"]
+    report = ScanReport(model=ModelInfo("m", "1", "0" * 64), series=[res(v) for v in verdicts])
+    report.series.append(res("error", not_assessed=True))
+    line = "7 series: 2 tampered, 1 synthetic, 1 authentic, 2 errors, 1 not assessed"
+    assert tally(report) == line
+    assert tally(ScanReport(model=report.model)) == "0 series"
 
 
 def test_a_series_folder_whose_name_is_not_utf8_is_scanned_and_reported(

@@ -151,6 +151,21 @@ def print_summary(report: Any) -> None:
             out.print(text(f"{s.path}: caveat: {caveat}", style="yellow"), soft_wrap=True)
     for sk in report.skipped:
         out.print(text(f"skipped {sk['path']}: {sk['reason']}", style="dim"), soft_wrap=True)
+    out.print(text(tally(report)), soft_wrap=True)
+
+
+def tally(report: Any) -> str:
+    """One line under everything (an archive's table runs off the screen): how many series got each
+    verdict, how many were not assessed, and the files skipped."""
+    counts = Counter("not assessed" if s.not_assessed else s.verdict for s in report.series)
+    order = ("tampered", "synthetic", "authentic", "error", "not assessed")
+    parts = [f"{counts[k]} {k if k != 'error' or counts[k] == 1 else 'errors'}" for k in order if counts[k]]
+    n = len(report.series)
+    line = f"{n} series" + (": " + ", ".join(parts) if parts else "")
+    if report.skipped:
+        k = len(report.skipped)
+        line += f"; {k} file{'s' * (k != 1)} skipped"
+    return line
 
 
 @contextlib.contextmanager
