@@ -259,3 +259,24 @@ def test_ctrl_c_says_what_the_journal_kept_and_the_same_command_resumes(
         main()
     assert info.value.code == 0 and "1 series reused, 1 scanned and kept" in capsys.readouterr().err
     assert [s["verdict"] for s in json.loads(out.read_text())["series"]].count("tampered") == 2
+
+
+def test_a_journal_that_cannot_be_written_part_way_costs_the_journal_not_the_scan(
+    studies: Path, detector: Detector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medforensics.scan.journal as journal_mod
+    from medforensics.errors import OutputError
+
+    journal = Journal(tmp_path / "j")
+
+    def full(target: Any, text: str) -> Path:
+        raise OutputError("cannot be written (No space left on device)", path=target)
+
+    real = journal_mod.write_text_atomic
+    journal.bind({})  # the marker is written; then the disk fills up
+    monkeypatch.setattr(journal_mod, "write_text_atomic", full)
+    report = _scan(studies, detector, journal)
+    assert [s.verdict for s in report.series].count("tampered") == 2 and journal.written == 0
+    assert journal.summary().endswith("writing failed part-way (see the log)")
+    monkeypatch.setattr(journal_mod, "write_text_atomic", real)
+    assert sorted(p.name for p in (tmp_path / "j").iterdir()) == [MARKER]  # no arrays without an entry

@@ -260,6 +260,8 @@ class Journal:
             data["result"] = record
             write_text_atomic(entry, json.dumps(data, allow_nan=True) + "\n")
         except (MedforensicsError, OSError, TypeError, ValueError) as err:
+            if npz is not None:  # arrays no entry names
+                (self.folder / npz).unlink(missing_ok=True)
             self._write_failed = True
             log.warning("journal %s not written, the scan goes on without it: %s", self.folder, err)
             return
