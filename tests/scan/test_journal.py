@@ -60,6 +60,16 @@ def _scan(root: Path, det: Detector, journal: Journal, **kw: Any) -> Any:
     return report
 
 
+def _as_kept(report: Any) -> dict[str, Any]:
+    """The report's JSON object but the seconds of series that ended in an error (scanned again each time:
+    their time differs)."""
+    out = report.to_dict()
+    for s in out["series"]:
+        if s["verdict"] == "error":
+            s.pop("seconds")
+    return out
+
+
 def _entries(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.json") if p.name != MARKER)
 
@@ -74,7 +84,7 @@ def test_a_second_scan_reuses_every_result_as_it_was_and_tries_errors_again(
     journal = Journal(tmp_path / "j")
     second = _scan(studies, detector, journal)
     assert scans == ["x.dcm"] and (journal.reused, journal.written, journal.stale) == (2, 0, 0)
-    assert second.to_dict() == first.to_dict()
+    assert _as_kept(second) == _as_kept(first)
     for old, new in zip(first.series, second.series, strict=True):
         assert [f.to_dict() for f in new.findings] == [f.to_dict() for f in old.findings]  # order kept
         for f_old, f_new in zip(old.findings, new.findings, strict=True):
@@ -164,7 +174,7 @@ def test_series_scanned_in_workers_are_kept_and_reused(
     assert len(_entries(tmp_path / "j")) == 2
     journal = Journal(tmp_path / "j")
     second = _scan(studies, detector, journal, jobs=2)  # only the error is left: scanned here
-    assert journal.reused == 2 and second.to_dict() == first.to_dict()
+    assert journal.reused == 2 and _as_kept(second) == _as_kept(first)
 
 
 def test_a_result_survives_its_record_whole() -> None:
