@@ -192,3 +192,38 @@ def test_png_inputs_show_no_invented_pixel_size() -> None:
     dcm = SeriesResult(path="b.dcm", shape=(1, 64, 64), spacing_mm=(1.0, 0.2, 0.2), verdict="authentic")
     text = render_html(ScanReport(model=ModelInfo("m", "1", "0" * 64), series=[png, dcm]), None)
     assert '<td class="nowrap">64×64 px</td>' in text and "64×64 px<br>0.20×0.20 mm" in text
+
+
+def test_without_thumbnails_authentic_series_get_no_picture_and_are_not_read(ct_volume: Volume) -> None:
+    from collections.abc import Iterator, Mapping
+
+    class Counting(Mapping[str, Volume]):
+        def __init__(self) -> None:
+            self.read: list[str] = []
+
+        def __getitem__(self, key: str) -> Volume:
+            self.read.append(key)
+            return ct_volume
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(["s", "s-copy", "t-copy"])
+
+        def __len__(self) -> int:
+            return 3
+
+    report = make_report(ct_volume, "s")
+    untrusted = SeriesResult(
+        path="t-copy", modality="CT", shape=ct_volume.shape, spacing_mm=ct_volume.spacing,
+        verdict="authentic", score=0.02, label="TB", signature="untrusted",
+    )  # fmt: skip
+    report.series.append(untrusted)
+    for s, key in zip(report.series, ("s", "s-copy", "", "t-copy"), strict=True):
+        s.key = key
+    volumes = Counting()
+    full = render_html(report, volumes)
+    assert sorted(set(volumes.read)) == ["s", "s-copy", "t-copy"]
+    volumes.read.clear()
+    lean = render_html(report, volumes, thumbnails=False)
+    assert sorted(set(volumes.read)) == ["s", "t-copy"]  # the flagged one and the bad signature
+    assert lean.count("No picture: authentic series are listed without one (--no-thumbnails).") == 1
+    assert len(_images(full)) - len(_images(lean)) == 1 and len(lean) < len(full)

@@ -39,6 +39,7 @@ def write_outputs(
     seg_dir: Path | None = None,
     strict: bool = True,
     notes: list[str] | None = None,
+    thumbnails: bool = True,
 ) -> dict[str, Path]:
     """Write the requested report files (each atomically, by the report package).
 
@@ -75,7 +76,10 @@ def write_outputs(
             raise MedforensicsError(
                 f"this installation has no {key.upper()} writer (medforensics.report.{name})"
             )
-        written = fn(report, volumes, target) if key == "html" else fn(report, volumes, target, notes=notes)
+        if key == "html":
+            written = fn(report, volumes, target, thumbnails=thumbnails)
+        else:
+            written = fn(report, volumes, target, notes=notes)
         if key == "html" or written:  # SR/SEG: only DICOM series with something to write get one
             out[key] = target
     return out
@@ -242,6 +246,12 @@ def register(app: typer.Typer) -> None:
             help="Series scanned at a time, in worker processes sharing the cores (memory: up to about "
             "1.6 GB each for a 500-slice CT; 1.2 GB with MEDFORENSICS_MALLOC=default).",
         ),
+        no_thumbnails: bool = typer.Option(
+            False,
+            "--no-thumbnails",
+            help="In the HTML report, no picture for authentic series (about 90 KB and a re-read each): "
+            "for archives; flagged series, errors and bad signatures keep theirs.",
+        ),
         journal_dir: Path | None = typer.Option(
             None,
             "--journal",
@@ -312,6 +322,7 @@ def register(app: typer.Typer) -> None:
                         sr_dir=sr_dir,
                         seg_dir=seg_dir,
                         notes=notes,
+                        thumbnails=not no_thumbnails,
                     )
                 finally:
                     for note in notes:  # why a series has no SR/SEG: never silently missing
