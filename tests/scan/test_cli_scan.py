@@ -388,3 +388,19 @@ def test_a_study_zip_is_scanned_with_every_output_and_named_by_the_archive(
     assert [(s["path"], s["verdict"]) for s in series] == [(f"{archive}/export/CT", "tampered")]
     assert any(seg.iterdir()) and f"{archive}/export/CT" in html.read_text()
     assert list(scratch.iterdir()) == []  # the unpacked copy is gone
+
+
+def test_no_thumbnails_reaches_the_html_report(ct_series: Path, tmp_path: Path) -> None:
+    from tests.scan._helpers import tiny_detector_dir
+
+    never = tiny_detector_dir(tmp_path / "never", {"platt": [1.0, 0.0], "threshold": 1.0})  # all authentic
+    base = ["scan", str(ct_series), "--model", str(never), "--explain", "none", "--no-audit"]
+    sizes = {}
+    for flag in ([], ["--no-thumbnails"]):
+        html = tmp_path / f"r{len(flag)}.html"
+        r = CliRunner().invoke(app, [*base, "--report", str(html), *flag])
+        assert r.exit_code == 0, r.output
+        text = html.read_text()
+        assert ("data:image/png" in text) == (not flag) and ("No picture" in text) == bool(flag)
+        sizes[len(flag)] = len(text)
+    assert sizes[1] < sizes[0]
