@@ -16,8 +16,9 @@ So the same command resumes an interrupted scan, and a scheduled rescan of a gro
 is new or changed. Series that ended in ``verdict: "error"`` are not kept (an out-of-memory error or a dead
 worker may not recur, and a series that cannot be read costs little to try again). Entries that do not
 match are scanned again and replaced; an unreadable one (a crash during a write cannot leave one, but a
-disk error can) is scanned again too. The folder holds results, not pixels, and must be guarded as the
-reports are: whoever can write it can write a verdict (as whoever can write ``--json``'s file can).
+disk error can) is scanned again too. The folder holds what the JSON report holds (paths, which exports
+often name after patients, and UIDs; the findings' heatmaps, not pixels) and must be guarded as the reports
+are: whoever can read it learns what they say, whoever can write it can write a verdict.
 """
 
 from __future__ import annotations
