@@ -55,6 +55,7 @@ def test_report_says_what_score_threshold_label_and_coordinates_mean(ct_volume: 
     assert "How to read this report" in text and "operating threshold 0.500" in text
     assert "tamper score, from 0 (no evidence) to 1" in text and "not a probability of disease" in text
     assert "TM: untouched, a nodule-like blob is present" in text and "not a diagnosis" in text
+    assert "does not see ground-glass (subsolid) nodules, so TB does not rule a nodule out" in text
     assert "patient coordinates (DICOM LPS" in text and "Time (s)" in text
     # each series says the threshold its own score was held to, and what its label means
     assert "score 0.930 (threshold 0.500)" in text and "label FM (tampered: an injected lesion)" in text

@@ -328,7 +328,8 @@ def _legend(report: ScanReport) -> str:
         (
             "Label",
             f"the CT-GAN data set's names, not a diagnosis: {labels}. An untouched series labelled TM shows "
-            "the nodule-like blob its label rests on (the blob finder's call).",
+            "the nodule-like blob its label rests on (the blob finder's call). The finder looks for solid, "
+            "round blobs: it does not see ground-glass (subsolid) nodules, so TB does not rule a nodule out.",
         ),
         (
             "Signature",
