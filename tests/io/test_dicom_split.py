@@ -57,3 +57,22 @@ def test_parts_with_malformed_geometry_are_not_joined_and_discovery_goes_on(tmp_
     found = discover([cd])
     got = sorted((s.path.relative_to(cd).as_posix(), len(s.files)) for s in found.series)
     assert got == [("DIR000", 3), ("DIR001", 3)]
+
+
+def test_a_slice_s_stack_geometry_is_what_the_reader_reads_and_multi_frame_has_none() -> None:
+    import numpy as np
+
+    from medforensics.io.dicom_frames import frame_infos
+    from medforensics.io.dicom_split import stack_slice
+
+    ds = ct_slice(7.5, UID, 3)
+    got, info = stack_slice(ds), frame_infos(ds)[0]
+    assert got is not None and got.size == (int(ds.Rows), int(ds.Columns))
+    assert np.array_equal(got.position, info.position) and np.array_equal(got.orientation, info.orientation)
+    assert got.sop == info.sop_instance_uid == ds.SOPInstanceUID
+    ds.NumberOfFrames = 3
+    assert stack_slice(ds) is None  # a multi-frame object is not a slice of a stack
+    ds.NumberOfFrames = -1
+    assert stack_slice(ds) is None  # does not parse: the reader reports it, discovery does not join
+    del ds.NumberOfFrames, ds.ImagePositionPatient
+    assert stack_slice(ds) is None  # no position: nothing to stack by

@@ -316,10 +316,12 @@ def discover_dicom_series(files: Sequence[Path | str]) -> tuple[list[SeriesRef],
     (:func:`~medforensics.io.dicom_split.join_split_series`). Each series carries the parsed headers of its
     files (``SeriesRef.headers``: pixel data not read) for its first ``load``.
     """
-    from medforensics.io.dicom_split import join_split_series
+    from medforensics.io.dicom_split import StackSlice, join_split_series, stack_slice
     from medforensics.io.reader import SeriesRef, Skipped
 
-    groups: dict[tuple[Path, str], list[tuple[Path, Dataset, DicomHeader | None]]] = {}
+    # per file only what grouping, joining and naming need: its header is dropped (or kept for the reader,
+    # up to KEEP_HEADERS files), so discovering a large archive holds no header per file
+    groups: dict[tuple[Path, str], list[tuple[Path, StackSlice | None, DicomHeader | None, str, str]]] = {}
     skipped: list[Skipped] = []
     kept = 0
     for f in sorted({Path(f) for f in files}):
@@ -337,12 +339,13 @@ def discover_dicom_series(files: Sequence[Path | str]) -> tuple[list[SeriesRef],
             skipped.append(Skipped(f, f"DICOM without an image ({sop.name or 'unknown SOP class'})"))
             continue
         uid = str(ds.get("SeriesInstanceUID", "")) or f"file:{f}"
-        groups.setdefault((f.parent, uid), []).append((f, ds, header))
+        names = (str(ds.get("Modality", "")), str(ds.get("SeriesDescription", "")))
+        groups.setdefault((f.parent, uid), []).append((f, stack_slice(ds), header, *names))
+        del ds
     series: list[SeriesRef] = []
     for (folder, uid), members in join_split_series(groups).items():
-        paths = tuple(p for p, _, _ in members)
-        ds0 = members[0][1]
-        parts = (str(ds0.get("Modality", "")), f"{len(paths)} file(s)", str(ds0.get("SeriesDescription", "")))
+        paths = tuple(m[0] for m in members)
+        parts = (members[0][3], f"{len(paths)} file(s)", members[0][4])
         series.append(
             SeriesRef(
                 paths[0] if len(paths) == 1 else folder,
@@ -350,7 +353,7 @@ def discover_dicom_series(files: Sequence[Path | str]) -> tuple[list[SeriesRef],
                 paths,
                 None if uid.startswith("file:") else uid,
                 ", ".join(x for x in parts if x),
-                headers={p: h for p, _, h in members if h is not None},
+                headers={m[0]: m[2] for m in members if m[2] is not None},
             )
         )
     series.sort(key=lambda r: (str(r.path), r.series_uid or ""))

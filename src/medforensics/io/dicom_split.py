@@ -19,39 +19,42 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from medforensics.io.dicom_frames import frame_infos
+from medforensics.io.dicom_frames import single_frame_geometry
 
 #: Gaps between neighbouring slices may differ from their median by this fraction and still be one stack.
 GAP_TOLERANCE = 0.1
 
 
-class _Slice(NamedTuple):
+class StackSlice(NamedTuple):
+    """What joining needs of a file: its size, orientation, position and SOP instance (discovery keeps this,
+    not the file's header: an archive of a million files would otherwise hold gigabytes of headers)."""
+
     size: tuple[int, int]
     orientation: NDArray[np.float64]
     position: NDArray[np.float64]
     sop: str
 
 
-def _slice(ds: Any) -> _Slice | None:
-    """A single-frame slice's size, orientation, position and SOP instance (the reader's
-    :func:`~medforensics.io.dicom_frames.frame_infos`), or None, also for values that do not parse: the
-    reader reports those, discovery only declines to join."""
+def stack_slice(ds: Any) -> StackSlice | None:
+    """A single-frame slice's size, orientation, position and SOP instance (as the reader's
+    :func:`~medforensics.io.dicom_frames.frame_infos` reads them), or None, also for values that do not
+    parse: the reader reports those, discovery only declines to join."""
     try:
-        infos = frame_infos(ds)
+        geometry = single_frame_geometry(ds)
         size = (int(ds.get("Rows", 0)), int(ds.get("Columns", 0)))
     except (ValueError, TypeError, OverflowError):
         return None
-    if len(infos) != 1:
+    if geometry is None:
         return None
-    info = infos[0]
-    if info.position is None or info.orientation is None or not info.sop_instance_uid:
+    position, orientation, sop = geometry
+    if position is None or orientation is None or not sop:
         return None
-    return _Slice(size, info.orientation, info.position, info.sop_instance_uid)
+    return StackSlice(size, orientation, position, sop)
 
 
-def one_stack(datasets: list[Any]) -> bool:
-    """Whether ``datasets`` (headers of one series' files) are one regular stack of distinct slices."""
-    found = [_slice(ds) for ds in datasets]
+def one_stack(found: list[StackSlice | None]) -> bool:
+    """Whether ``found`` (:func:`stack_slice` of one series' files) is one regular stack of distinct
+    slices."""
     slices = [s for s in found if s is not None]
     if len(slices) < 2 or len(slices) < len(found):
         return False
@@ -68,7 +71,7 @@ def one_stack(datasets: list[Any]) -> bool:
 
 
 def join_split_series(groups: dict[tuple[Path, str], list[Any]]) -> dict[tuple[Path, str], list[Any]]:
-    """``groups`` ((folder, series UID) -> members ``(path, dataset, ...)``) with the folder parts of each
+    """``groups`` ((folder, series UID) -> members ``(path, stack_slice, ...)``) with the folder parts of each
     series joined under their folders' common parent where they are one stack together (:func:`one_stack`).
     Parts are taken in folder order, each joined to the first earlier stack it extends; a part that extends
     none (a copy, a stray slice) stays a series of its own, as do file-keyed series (``file:...``)."""
