@@ -184,3 +184,16 @@ def test_discovering_many_files_holds_no_header_per_file_past_the_kept_ones(
         tracemalloc.stop()
     assert len(found.series) == 6 and all(not r.headers for r in found.series)
     assert peak < 120 * 20000  # less than one private block per file (held: 13.5 MB; now about 0.35)
+
+
+def test_discovery_says_how_many_headers_it_has_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import medforensics.io.dicom as dicom
+
+    monkeypatch.setattr(dicom, "PROGRESS_EVERY", 2)
+    write_ct_series(tmp_path / "a", ZS)
+    write_ct_series(tmp_path / "b", ZS[:2])
+    (tmp_path / "notes.txt").write_text("not an image")
+    calls: list[tuple[int, int]] = []
+    found = discover([tmp_path], on_file=lambda done, total: calls.append((done, total)))
+    assert len(found.series) == 2
+    assert calls == [(0, 7), (2, 7), (4, 7), (6, 7), (7, 7)]  # the text file is a DICOM candidate too

@@ -425,3 +425,20 @@ def test_extra_read_as_takes_the_reported_indices_to_the_nifti_file_voxels(
     ras = affine @ np.r_[zyx[::-1], 1.0]
     assert np.allclose(vol.index_to_patient(view), [-ras[0], -ras[1], ras[2]])
     assert "read_as" not in scan_volume(Volume(data.transpose(2, 1, 0)), detector).extra  # own layout
+
+
+def test_scan_follows_the_reading_of_headers_before_the_series(ct_series: Path, detector: Detector) -> None:
+    discovered: list[tuple[int, int]] = []
+    series: list[tuple[int, int, str]] = []
+    scan_paths(
+        [ct_series],
+        detector=detector,
+        signatures=False,
+        explain=None,
+        keep_volumes=False,
+        on_progress=lambda i, n, label: series.append((i, n, label)),
+        on_discovery=lambda done, total: discovered.append((done, total)),
+    )
+    n = len(list(ct_series.glob("*.dcm")))
+    assert discovered[0] == (0, n) and discovered[-1] == (n, n)
+    assert [(i, total) for i, total, _ in series] == [(0, 1), (1, 1)]  # the series' own calls unchanged

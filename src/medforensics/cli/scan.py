@@ -308,6 +308,7 @@ def register(app: typer.Typer) -> None:
                         jobs=jobs,
                         unpack_to=scratch,
                         journal=journal,
+                        on_discovery=lambda done, total: bar(done, total, f"(headers of {total} files)"),
                     )
                 print_summary(report)
                 if journal is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -307,14 +307,21 @@ def _discovery_read(f: Path, keep: bool = True) -> tuple[Dataset, DicomHeader | 
     return ds, DicomHeader(ds, _stamp(st))
 
 
-def discover_dicom_series(files: Sequence[Path | str]) -> tuple[list[SeriesRef], list[Skipped]]:
+#: Files between two calls of discovery's ``on_file`` (a call per file would cost more than it tells).
+PROGRESS_EVERY = 256
+
+
+def discover_dicom_series(
+    files: Sequence[Path | str], on_file: Callable[[int, int], None] | None = None
+) -> tuple[list[SeriesRef], list[Skipped]]:
     """Group DICOM files by (folder, SeriesInstanceUID) reading headers only; bad files are skipped.
 
     A series is expected to live in one folder; copies of a series' files elsewhere (one slice kept as a
     template, say) are reported as a series of their own rather than silently merged. A series that an
     export split over folders is joined again when its parts are one regular stack together
     (:func:`~medforensics.io.dicom_split.join_split_series`). Each series carries the parsed headers of its
-    files (``SeriesRef.headers``: pixel data not read) for its first ``load``.
+    files (``SeriesRef.headers``: pixel data not read) for its first ``load``. ``on_file(done, total)`` is
+    called every :data:`PROGRESS_EVERY` files and at the end (an archive's headers take minutes to read).
     """
     from medforensics.io.dicom_split import StackSlice, join_split_series, stack_slice
     from medforensics.io.reader import SeriesRef, Skipped
@@ -324,7 +331,10 @@ def discover_dicom_series(files: Sequence[Path | str]) -> tuple[list[SeriesRef],
     groups: dict[tuple[Path, str], list[tuple[Path, StackSlice | None, DicomHeader | None, str, str]]] = {}
     skipped: list[Skipped] = []
     kept = 0
-    for f in sorted({Path(f) for f in files}):
+    todo = sorted({Path(f) for f in files})
+    for i, f in enumerate(todo):
+        if on_file is not None and i % PROGRESS_EVERY == 0:
+            on_file(i, len(todo))
         try:
             ds, header = _discovery_read(f, keep=kept < KEEP_HEADERS)
             kept += header is not None
@@ -342,6 +352,8 @@ def discover_dicom_series(files: Sequence[Path | str]) -> tuple[list[SeriesRef],
         names = (str(ds.get("Modality", "")), str(ds.get("SeriesDescription", "")))
         groups.setdefault((f.parent, uid), []).append((f, stack_slice(ds), header, *names))
         del ds
+    if on_file is not None:
+        on_file(len(todo), len(todo))
     series: list[SeriesRef] = []
     for (folder, uid), members in join_split_series(groups).items():
         paths = tuple(m[0] for m in members)

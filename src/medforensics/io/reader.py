@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,8 +136,11 @@ def _describe(kind: str, path: Path) -> str:
     return {"nifti": "NIfTI", "metaimage": "MetaImage", "nrrd": "NRRD", "image": "2-D image"}.get(kind, kind)
 
 
-def discover(paths: Iterable[str | Path], recursive: bool = True) -> Discovery:
-    """Every series under ``paths`` (files, series folders, folders of many studies)."""
+def discover(
+    paths: Iterable[str | Path], recursive: bool = True, on_file: Callable[[int, int], None] | None = None
+) -> Discovery:
+    """Every series under ``paths`` (files, series folders, folders of many studies); ``on_file(done,
+    total)`` follows the reading of DICOM headers (:func:`~medforensics.io.dicom.discover_dicom_series`)."""
     files: dict[Path, Path] = {}  # resolved -> as given
     skipped: list[Skipped] = []
     folders: list[tuple[Path, list[Path]]] = []
@@ -176,7 +179,7 @@ def discover(paths: Iterable[str | Path], recursive: bool = True) -> Discovery:
             series.append(SeriesRef(f, kind, (f, *extra), None, _describe(kind, f)))
         else:
             dicom_candidates.append(f)
-    dicom_series, dicom_skipped = discover_dicom_series(dicom_candidates)
+    dicom_series, dicom_skipped = discover_dicom_series(dicom_candidates, on_file)
     series.extend(dicom_series)
     skipped.extend(dicom_skipped)
 

@@ -316,6 +316,7 @@ def scan_paths(
     jobs: int = 1,
     unpack_to: str | Path | None = None,
     journal: Journal | None = None,
+    on_discovery: Callable[[int, int], None] | None = None,
 ) -> tuple[ScanReport, Mapping[str, Volume]]:
     """Scan every series under ``paths``; returns the report and (if ``keep_volumes``) the volumes by
     ``SeriesResult.key`` (the path; ``path#k`` for the k-th of several series in one folder).
@@ -336,8 +337,11 @@ def scan_paths(
 
     ``journal``: each series' result is kept there as soon as it is done, and a series whose entry there
     matches its files and this scan's settings is not scanned again (:mod:`~medforensics.scan.journal`).
+
+    ``on_discovery(done, total)`` follows the reading of the DICOM files' headers before any series is
+    scanned (minutes for an archive of a million files).
     """
-    found = discover(paths)
+    found = discover(paths, on_file=on_discovery)
     shown: Callable[[str | Path], str] = str
     if unpack_to is not None:
         from medforensics.io.archives import expand_archives
