@@ -1,4 +1,5 @@
-"""A detector whose scan worker processes die on series in folders named ``die``.
+"""A detector whose scan worker processes die on series in folders named ``die`` and take two minutes over
+those named ``slow``.
 
 Unpickling a :class:`DyingDetector`, which only a scan worker (:mod:`medforensics.scan.parallel`) does,
 makes that process's ``_load_and_scan`` end the process on such a series, as a crash in C or the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import time
 from typing import Any
 
 from medforensics.scan import pipeline
@@ -31,6 +33,8 @@ class DyingDetector(Detector):
         def dying(ref: Any, *args: Any) -> Any:
             if ref.path.name == "die":
                 os._exit(3)
+            if ref.path.name == "slow":  # a series that takes minutes (a worker stuck in a decoder)
+                time.sleep(120)
             return real(ref, *args)
 
         pipeline._load_and_scan = dying  # type: ignore[assignment]

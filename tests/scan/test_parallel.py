@@ -91,3 +91,28 @@ def test_a_detector_that_cannot_be_pickled_is_a_one_line_error_before_any_worker
     det.model.register_forward_hook(lambda *a: None)  # a local function: not picklable
     with pytest.raises(ConfigError, match="--jobs 2: the detector cannot be sent"):
         scan_paths([studies], detector=det, signatures=False, explain=None, jobs=2)
+
+
+def test_an_interrupted_scan_stops_its_workers_at_once(
+    studies: Path, detector: Detector, tmp_path: Path
+) -> None:
+    """Ctrl-C (or SIGINT to this process alone) must not wait for the series in progress: the graceful
+    shutdown waited for them (here two minutes), and could hang on a worker blocked in its queue."""
+    import multiprocessing
+    import time
+
+    from tests.scan._dying import DyingDetector
+
+    root = tmp_path / "studies"
+    for name in ("a", "slow", "z"):
+        shutil.copytree(studies / "a", root / name)
+
+    def interrupt(i: int, _n: int, _label: str) -> None:
+        if i == 1:  # "a" done; "slow" is in progress in the other worker
+            raise KeyboardInterrupt
+
+    det = DyingDetector.like(detector)
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        scan_paths([root], detector=det, signatures=False, explain=None, jobs=2, on_progress=interrupt)
+    assert time.perf_counter() - t0 < 60 and multiprocessing.active_children() == []

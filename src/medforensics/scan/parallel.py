@@ -20,7 +20,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import pickle
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -116,15 +116,28 @@ def _alone(ref: SeriesRef, setup: Setup) -> Scanned:
             return SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=DIED), False, None
 
 
-def scan_in_workers(refs: Sequence[SeriesRef], setup: Setup, jobs: int) -> Iterator[Scanned]:
+def _stop(ex: ProcessPoolExecutor) -> None:
+    """Stop a pool now: its workers terminated, the work not started cancelled. An interrupted scan must
+    neither wait for the series in progress nor hang: a SIGINT to this process alone (``kill -INT``, a
+    scheduler) left a worker blocked on its queue and the graceful shutdown waiting for it for ever."""
+    workers = list((getattr(ex, "_processes", None) or {}).values())  # no public way before Python 3.14
+    for w in workers:
+        w.terminate()
+    ex.shutdown(wait=False, cancel_futures=True)
+    for w in workers:
+        w.join(timeout=10)
+
+
+def scan_in_workers(refs: Sequence[SeriesRef], setup: Setup, jobs: int) -> Generator[Scanned, None, None]:
     """Each series' result (and whether it was read), in the order of ``refs``, scanned ``jobs`` at a time
     (see module docs). A detector that cannot be pickled is a :class:`ConfigError` before any worker
-    starts."""
+    starts. Closed before its end (an interrupt, an error in the caller), it stops the workers at once."""
     try:
         pickle.dumps(setup)
     except (pickle.PicklingError, AttributeError, TypeError) as err:
         raise ConfigError(f"--jobs {jobs}: the detector cannot be sent to worker processes ({err})") from None
     ex = _pool(setup, jobs)
+    finished = False
     try:
         futures: list[Future[Scanned]] = [ex.submit(_scan_task, r) for r in refs]
         for i, ref in enumerate(refs):
@@ -136,5 +149,9 @@ def scan_in_workers(refs: Sequence[SeriesRef], setup: Setup, jobs: int) -> Itera
                 yield _alone(ref, setup)
                 ex = _pool(setup, jobs)
                 futures[i + 1 :] = [ex.submit(_scan_task, r) for r in refs[i + 1 :]]
+        finished = True
     finally:
-        ex.shutdown(wait=True, cancel_futures=True)
+        if finished:
+            ex.shutdown(wait=True, cancel_futures=True)
+        else:
+            _stop(ex)

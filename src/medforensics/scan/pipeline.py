@@ -10,6 +10,7 @@ A series that cannot be read, has a single slice where a volume is needed, or is
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -376,44 +377,47 @@ def scan_paths(
         keep_volumes = "lazy" if keep_volumes else False
         setup = Setup.share(detector, detector2d, explain, stream, jobs, digest=journal is not None)
         scanned = scan_in_workers(todo, setup, jobs)
-    for i, ref in enumerate(found.series):
-        if on_progress and not parallel:
-            on_progress(i, total, shown(ref.path))
-        t0 = time.perf_counter()
-        res, vol, loaded, digest = members[i], None, False, None
-        if res is None and journal is not None and jobs == 1:
-            got = journal.lookup(ident[i], ref.files)
-            if got is not None:
-                kept[i] = got
-        if i in kept:
-            res, loaded = kept[i]
-            if loaded and keep_volumes is True:
-                vol = _reload(ref, stream)
-        elif res is None and parallel:
-            res, loaded, digest = next(scanned)
-            t0 -= res.seconds  # the worker's load and scan, then what is done here
-        elif res is None:
-            digest = files_digest(ref.files) if journal is not None else None
-            res, vol = _load_and_scan(ref, stream, detector, detector2d, explain)
-            loaded = vol is not None
-        if loaded and keep_volumes and (keep_volumes == "lazy" or vol is not None):
-            res.key = keys[i]
-            if keep_volumes == "lazy":
-                lazy.add(keys[i], ref)
-            else:
-                volumes[keys[i]] = vol  # type: ignore[assignment]
-        del vol
-        if i not in kept:  # a kept result is as it was: signature status and seconds included
-            if signatures and ref.kind == "dicom":
-                _signature(ref, res, trusted)
-            res.seconds = time.perf_counter() - t0
-            res.path = shown(res.path)
-            if journal is not None and members[i] is None and res.verdict != "error":
-                journal.put(ident[i], digest, res, loaded)  # errors are not kept: a rerun tries again
-        report.series.append(res)
-        log.info("series %s: %s (%.1f s%s)", res.series_uid, res.verdict, res.seconds, ", kept" * (i in kept))
-        if on_progress and parallel:
-            on_progress(i + 1, total, shown(ref.path))
+    # an interrupt or an error here stops the workers at once (closing the generator), not at exit
+    with contextlib.closing(scanned) if parallel else contextlib.nullcontext():
+        for i, ref in enumerate(found.series):
+            if on_progress and not parallel:
+                on_progress(i, total, shown(ref.path))
+            t0 = time.perf_counter()
+            res, vol, loaded, digest = members[i], None, False, None
+            if res is None and journal is not None and jobs == 1:
+                got = journal.lookup(ident[i], ref.files)
+                if got is not None:
+                    kept[i] = got
+            if i in kept:
+                res, loaded = kept[i]
+                if loaded and keep_volumes is True:
+                    vol = _reload(ref, stream)
+            elif res is None and parallel:
+                res, loaded, digest = next(scanned)
+                t0 -= res.seconds  # the worker's load and scan, then what is done here
+            elif res is None:
+                digest = files_digest(ref.files) if journal is not None else None
+                res, vol = _load_and_scan(ref, stream, detector, detector2d, explain)
+                loaded = vol is not None
+            if loaded and keep_volumes and (keep_volumes == "lazy" or vol is not None):
+                res.key = keys[i]
+                if keep_volumes == "lazy":
+                    lazy.add(keys[i], ref)
+                else:
+                    volumes[keys[i]] = vol  # type: ignore[assignment]
+            del vol
+            if i not in kept:  # a kept result is as it was: signature status and seconds included
+                if signatures and ref.kind == "dicom":
+                    _signature(ref, res, trusted)
+                res.seconds = time.perf_counter() - t0
+                res.path = shown(res.path)
+                if journal is not None and members[i] is None and res.verdict != "error":
+                    journal.put(ident[i], digest, res, loaded)  # errors are not kept: a rerun tries again
+            report.series.append(res)
+            how = ", kept" if i in kept else ""
+            log.info("series %s: %s (%.1f s%s)", res.series_uid, res.verdict, res.seconds, how)
+            if on_progress and parallel:
+                on_progress(i + 1, total, shown(ref.path))
     if on_progress:
         on_progress(total, total, "done")
     return report, (lazy if keep_volumes == "lazy" else volumes)
