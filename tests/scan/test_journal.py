@@ -290,3 +290,20 @@ def test_a_journal_that_cannot_be_written_part_way_costs_the_journal_not_the_sca
     assert journal.summary().endswith("writing failed part-way (see the log)")
     monkeypatch.setattr(journal_mod, "write_text_atomic", real)
     assert sorted(p.name for p in (tmp_path / "j").iterdir()) == [MARKER]  # no arrays without an entry
+
+
+def test_a_kept_result_gets_its_signature_checked_again(
+    studies: Path, detector: Detector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scans: list[str]
+) -> None:
+    import medforensics.provenance as provenance
+
+    status = {"now": "valid"}
+    monkeypatch.setattr(provenance, "series_signature_status", lambda files, trusted=None: status["now"])
+    first, _ = scan_paths([studies], detector=detector, signatures=True, journal=Journal(tmp_path / "j"))
+    assert [s.signature for s in first.series if s.verdict != "error"] == ["valid", "valid"]
+    status["now"] = "invalid"  # its certificate expired, say
+    scans.clear()
+    second, _ = scan_paths([studies], detector=detector, signatures=True, journal=Journal(tmp_path / "j"))
+    assert scans == ["x.dcm"]  # the two CTs came from the journal
+    for s in (s for s in second.series if s.verdict != "error"):
+        assert s.signature == "invalid" and [f.type for f in s.findings].count("signature") == 1

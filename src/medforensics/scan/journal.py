@@ -10,7 +10,8 @@ from there instead of scanning it, but only when nothing that decides the result
   files (not their sizes and times: an edit in place keeps the size, and a file's time can be set back);
 - the settings: the detectors (hash, threshold, the arithmetic their network runs in here), the options
   (``--explain``, the slice and pixel limits, the clone check and its region, the signature check and its
-  trusted certificates) and the code of this installation (a hash of its Python modules).
+  trusted certificates) and the code of this installation (a hash of its Python modules). A kept result's
+  signature status is checked again all the same: a certificate may have expired since.
 
 So the same command resumes an interrupted scan, and a scheduled rescan of a growing folder scans only what
 is new or changed. Series that ended in ``verdict: "error"`` are not kept (an out-of-memory error or a dead

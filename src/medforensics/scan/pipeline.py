@@ -390,6 +390,9 @@ def scan_paths(
                     kept[i] = got
             if i in kept:
                 res, loaded = kept[i]
+                # its signature is checked again below: a certificate may have expired since
+                res.findings = [f for f in res.findings if f.type != "signature"]
+                res.signature = None
                 if loaded and keep_volumes is True:
                     vol = _reload(ref, stream)
             elif res is None and parallel:
@@ -406,9 +409,9 @@ def scan_paths(
                 else:
                     volumes[keys[i]] = vol  # type: ignore[assignment]
             del vol
-            if i not in kept:  # a kept result is as it was: signature status and seconds included
-                if signatures and ref.kind == "dicom":
-                    _signature(ref, res, trusted)
+            if signatures and ref.kind == "dicom":
+                _signature(ref, res, trusted)
+            if i not in kept:  # a kept result keeps its seconds: those of its scan
                 res.seconds = time.perf_counter() - t0
                 res.path = shown(res.path)
                 if journal is not None and members[i] is None and res.verdict != "error":
