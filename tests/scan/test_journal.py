@@ -307,3 +307,7 @@ def test_a_kept_result_gets_its_signature_checked_again(
     assert scans == ["x.dcm"]  # the two CTs came from the journal
     for s in (s for s in second.series if s.verdict != "error"):
         assert s.signature == "invalid" and [f.type for f in s.findings].count("signature") == 1
+    scans.clear()
+    third, _ = scan_paths([studies], detector=detector, signatures=False, journal=Journal(tmp_path / "j"))
+    assert scans == ["x.dcm"]  # the signature check is not a setting the results depend on
+    assert all(s.signature is None and not any(f.type == "signature" for f in s.findings) for s in third.series)

@@ -9,9 +9,9 @@ from there instead of scanning it, but only when nothing that decides the result
 - the series: its path (an archive member's as reported), series UID, and the SHA-256 of every one of its
   files (not their sizes and times: an edit in place keeps the size, and a file's time can be set back);
 - the settings: the detectors (hash, threshold, the arithmetic their network runs in here), the options
-  (``--explain``, the slice and pixel limits, the clone check and its region, the signature check and its
-  trusted certificates) and the code of this installation (a hash of its Python modules). A kept result's
-  signature status is checked again all the same: a certificate may have expired since.
+  (``--explain``, the slice and pixel limits, the clone check and its region) and the code of this
+  installation (a hash of its Python modules). A kept result's signature status is not kept but checked
+  again, with the trusted certificates given this time (a certificate may have expired since).
 
 So the same command resumes an interrupted scan, and a scheduled rescan of a growing folder scans only what
 is new or changed. Series that ended in ``verdict: "error"`` are not kept (an out-of-memory error or a dead
@@ -101,25 +101,13 @@ def _detector_id(detector: Any) -> Any:
     }
 
 
-def _cert_id(cert: Any) -> str:
-    try:
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
-    except (ImportError, AttributeError, TypeError, ValueError):
-        return repr(cert)
-
-
-def scan_settings(
-    detector: Any, detector2d: Any, explain: str | None, signatures: bool, trusted: Iterable[Any] | None
-) -> dict[str, Any]:
-    """What decides a series' result besides the series itself (see module docs)."""
+def scan_settings(detector: Any, detector2d: Any, explain: str | None) -> dict[str, Any]:
+    """What decides a series' result besides the series itself (see module docs; not the signature check,
+    which a kept result gets again)."""
     out: dict[str, Any] = {
         "detector": _detector_id(detector),
         "detector2d": _detector_id(detector2d),
         "explain": explain,
-        "signatures": signatures,
-        "trusted": sorted(_cert_id(c) for c in trusted or ()),
     }
     for name in ("max_slice_mm", "max_pixel_mm", "clone_check", "clone_region"):
         out[name] = getattr(detector, name, None)

@@ -363,7 +363,7 @@ def scan_paths(
     ]
     kept: dict[int, tuple[SeriesResult, bool]] = {}  # results the journal gave, by series
     if journal is not None:
-        journal.bind(scan_settings(detector, detector2d, explain, signatures, trusted))
+        journal.bind(scan_settings(detector, detector2d, explain))
         if jobs > 1:  # the workers get only the series still to scan: looked up now, not one by one
             for i, ref in enumerate(found.series):
                 got = journal.lookup(ident[i], ref.files) if members[i] is None else None
