@@ -116,9 +116,8 @@ def scan_settings(detector: Any, detector2d: Any, explain: str | None) -> dict[s
 
 # ------------------------------------------------------------------------------------------ (de)serialising
 def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, list):
+    """``value`` as JSON holds it: tuples as lists, numpy scalars as Python numbers."""
+    if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
