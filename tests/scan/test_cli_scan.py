@@ -404,3 +404,27 @@ def test_no_thumbnails_reaches_the_html_report(ct_series: Path, tmp_path: Path) 
         assert ("data:image/png" in text) == (not flag) and ("No picture" in text) == bool(flag)
         sizes[len(flag)] = len(text)
     assert sizes[1] < sizes[0]
+
+
+def test_json_dash_writes_the_report_to_stdout_and_the_table_to_stderr(
+    ct_series: Path,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    from medforensics.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["medforensics", "scan", str(ct_series), "--model", str(model_dir), "--explain", "none"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--no-audit", "--json", "-"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    out, err = capsys.readouterr()
+    assert info.value.code == 0
+    data = json.loads(out)  # nothing but the JSON on stdout: `scan ... --json - | jq` works
+    assert validate_report_dict(data) == [] and data["series"][0]["verdict"] == "tampered"
+    assert "medforensics scan" in err and "1 series: 1 tampered" in err and "json: -" in err
+    assert list(tmp_path.iterdir()) == []  # no file named "-"

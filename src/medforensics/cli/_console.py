@@ -22,12 +22,13 @@ if TYPE_CHECKING:
 LOG_WIDTH = 200
 
 
-def console() -> Console:
-    """A console on stdout: the terminal's width, or :data:`LOG_WIDTH` when stdout is not a terminal."""
+def console(stderr: bool = False) -> Console:
+    """A console on stdout (or ``stderr``, when stdout carries data such as ``scan --json -``): the
+    terminal's width, or :data:`LOG_WIDTH` when it is not a terminal."""
     from rich.console import Console
 
-    out = Console()
-    return out if out.is_terminal else Console(width=LOG_WIDTH)
+    out = Console(stderr=stderr)
+    return out if out.is_terminal else Console(width=LOG_WIDTH, stderr=stderr)
 
 
 def text(value: object, style: str = "") -> Text:

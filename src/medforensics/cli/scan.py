@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,9 @@ from medforensics.cli._console import console, text
 from medforensics.cli._errors import fail
 from medforensics.cli._progress import Bar
 from medforensics.errors import ConfigError, MedforensicsError, OutputError
+
+#: ``--json -``: the JSON on stdout (the table and the other lines then go to stderr).
+STDOUT = "-"
 
 
 def load_detectors(model: Path | None) -> tuple[Any, Any]:
@@ -48,7 +52,13 @@ def write_outputs(
     to segment are counted in one line per output kind.
     """
     out: dict[str, Path] = {}
-    if json_out is not None:
+    if json_out is not None and str(json_out) == STDOUT:
+        from medforensics.report.json_report import report_json_text
+
+        sys.stdout.write(report_json_text(report))
+        sys.stdout.flush()
+        out["json"] = json_out
+    elif json_out is not None:
         try:
             from medforensics.report import write_json
         except ImportError:  # report package not there yet: the contract dict, written atomically
@@ -96,6 +106,8 @@ def check_outputs(
     """Refuse, before a long scan, outputs that cannot be written, would change an input (a file of it,
     or SR/SEG files put into an input folder, which the next scan would read) or collide with each other,
     and a journal folder that is not one (:meth:`~medforensics.scan.journal.Journal.check`)."""
+    if json_out is not None and str(json_out) == STDOUT:
+        json_out = None  # stdout: nothing to check
     for target, folder in (
         (json_out, False),
         (html_out, False),
@@ -120,8 +132,8 @@ def check_outputs(
         Journal.check(journal)
 
 
-def print_summary(report: Any) -> None:
-    """A rich table: one row per series."""
+def print_summary(report: Any, stderr: bool = False) -> None:
+    """A rich table: one row per series (on ``stderr`` when stdout carries the JSON)."""
     from rich.table import Table
 
     table = Table(title=text(f"medforensics scan ({report.model.name})"))
@@ -144,7 +156,7 @@ def print_summary(report: Any) -> None:
             s.signature or "-",
             f"{s.seconds:.1f}",
         )
-    out = console()
+    out = console(stderr)
     out.print(table)
     for s in report.series:
         if s.error:
@@ -193,7 +205,9 @@ def register(app: typer.Typer) -> None:
             help="Files, series folders or folders of studies (recursive).",
             readable=False,  # an unreadable path is reported with the others, not a reason to stop
         ),
-        json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report here."),
+        json_out: Path | None = typer.Option(
+            None, "--json", help="Write the JSON report here ('-': to stdout, the table then to stderr)."
+        ),
         html_out: Path | None = typer.Option(None, "--report", help="Write the HTML report here."),
         sr_dir: Path | None = typer.Option(None, "--sr", help="Write DICOM Comprehensive 3D SR files here."),
         seg_dir: Path | None = typer.Option(
@@ -265,6 +279,7 @@ def register(app: typer.Typer) -> None:
         from medforensics.scan.pipeline import audit_scan, scan_paths
 
         tune_allocator()
+        json_stdout = json_out is not None and str(json_out) == STDOUT
 
         try:
             from medforensics.explain.heatmap import METHODS
@@ -310,7 +325,7 @@ def register(app: typer.Typer) -> None:
                         journal=journal,
                         on_discovery=lambda done, total: bar(done, total, f"(headers of {total} files)"),
                     )
-                print_summary(report)
+                print_summary(report, stderr=json_stdout)
                 if journal is not None:
                     typer.echo(journal.summary(), err=True)
                 notes: list[str] = []
@@ -333,7 +348,7 @@ def register(app: typer.Typer) -> None:
         except MedforensicsError as err:
             raise fail(err) from None
         for key, path in outputs.items():
-            typer.echo(f"{key}: {path}")
+            typer.echo(f"{key}: {path}", err=json_stdout)
         raise typer.Exit(code=report.exit_status)
 
     @app.command("demo")

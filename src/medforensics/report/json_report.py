@@ -20,7 +20,7 @@ from medforensics.logging import get_logger
 from medforensics.scan.result import FINDING_TYPES, METADATA_CHECKS, VERDICTS, ScanReport
 from medforensics.train.config import PRECISIONS
 
-__all__ = ["LABELS", "load_json", "validate_report_dict", "write_json"]
+__all__ = ["LABELS", "load_json", "report_json_text", "validate_report_dict", "write_json"]
 
 log = get_logger("report.json")
 
@@ -34,19 +34,24 @@ _SERIES_KEYS = (
 _FINDING_KEYS = ("type", "score", "center_voxel", "center_mm", "bbox_voxel")
 
 
-def write_json(report: ScanReport | Mapping[str, Any], path: str | Path, *, validate: bool = False) -> Path:
-    """Write the report's contract object to ``path`` (atomic, UTF-8, indent 2, strict JSON: no NaN).
-
-    With ``validate`` a report that breaks the contract raises :class:`ValueError` listing the problems.
-    """
+def report_json_text(report: ScanReport | Mapping[str, Any], *, validate: bool = False) -> str:
+    """The report's contract object as JSON text (indent 2, strict JSON: no NaN), as :func:`write_json`
+    writes it; with ``validate`` a report that breaks the contract raises :class:`ValueError`."""
     # a path with bytes that are not UTF-8 is written with them as \xNN (JSON cannot hold them as they are)
     data = printable_tree(report.to_dict() if isinstance(report, ScanReport) else dict(report))
     if validate:
         problems = validate_report_dict(data)
         if problems:
             raise ValueError("scan report breaks the JSON contract: " + "; ".join(problems))
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    out = write_text_atomic(path, text)
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_json(report: ScanReport | Mapping[str, Any], path: str | Path, *, validate: bool = False) -> Path:
+    """Write the report's contract object to ``path`` (atomic, UTF-8, :func:`report_json_text`).
+
+    With ``validate`` a report that breaks the contract raises :class:`ValueError` listing the problems.
+    """
+    out = write_text_atomic(path, report_json_text(report, validate=validate))
     log.info("wrote JSON report %s", out.name)
     return out
 
