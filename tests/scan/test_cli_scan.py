@@ -428,3 +428,21 @@ def test_json_dash_writes_the_report_to_stdout_and_the_table_to_stderr(
     assert validate_report_dict(data) == [] and data["series"][0]["verdict"] == "tampered"
     assert "medforensics scan" in err and "1 series: 1 tampered" in err and "json: -" in err
     assert list(tmp_path.iterdir()) == []  # no file named "-"
+
+
+def test_an_archive_s_many_skipped_files_are_counted_by_reason_under_the_first_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from medforensics.cli.scan import SKIPPED_LINES, print_summary
+    from medforensics.scan.result import ModelInfo, ScanReport, SeriesResult
+
+    report = ScanReport(
+        model=ModelInfo("m", "1", "0" * 64), series=[SeriesResult(path="s", verdict="authentic")]
+    )
+    reasons = ["not DICOM"] * 30 + ["DICOM without an image (KOS)"] * 12 + ["empty file (0 bytes)"] * 3
+    report.skipped = [{"path": f"f{k:03d}", "reason": r} for k, r in enumerate(reasons)]
+    print_summary(report)
+    out = capsys.readouterr().out
+    assert out.count("skipped f0") + out.count("skipped f1") == SKIPPED_LINES == 20
+    assert "... and 25 more skipped (12 DICOM without an image (KOS); 10 not DICOM; 3 empty file" in out
+    assert out.rstrip().splitlines()[-1] == "1 series: 1 authentic; 45 files skipped"

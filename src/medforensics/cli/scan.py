@@ -20,6 +20,8 @@ from medforensics.cli._errors import fail
 from medforensics.cli._progress import Bar
 from medforensics.errors import ConfigError, MedforensicsError, OutputError
 
+#: Skipped files named one per line under the table; an archive's hundreds more are counted by reason.
+SKIPPED_LINES = 20
 #: ``--json -``: the JSON on stdout (the table and the other lines then go to stderr).
 STDOUT = "-"
 
@@ -165,8 +167,15 @@ def print_summary(report: Any, stderr: bool = False) -> None:
             out.print(line, soft_wrap=True)
         for caveat in s.extra.get("caveats") or []:
             out.print(text(f"{s.path}: caveat: {caveat}", style="yellow"), soft_wrap=True)
-    for sk in report.skipped:
+    for sk in report.skipped[:SKIPPED_LINES]:
         out.print(text(f"skipped {sk['path']}: {sk['reason']}", style="dim"), soft_wrap=True)
+    rest = Counter(str(sk["reason"]) for sk in report.skipped[SKIPPED_LINES:])
+    if rest:
+        why = "; ".join(f"{n} {reason}" for reason, n in rest.most_common(3))
+        more = len(rest) - 3
+        why += f"; {more} other reason{'s' * (more != 1)}" if more > 0 else ""
+        summed = f"... and {rest.total()} more skipped ({why}): each is in the JSON's skipped list"
+        out.print(text(summed, style="dim"), soft_wrap=True)
     out.print(text(tally(report)), soft_wrap=True)
 
 
