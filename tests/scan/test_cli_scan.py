@@ -445,4 +445,26 @@ def test_an_archive_s_many_skipped_files_are_counted_by_reason_under_the_first_o
     out = capsys.readouterr().out
     assert out.count("skipped f0") + out.count("skipped f1") == SKIPPED_LINES == 20
     assert "... and 25 more skipped (12 DICOM without an image (KOS); 10 not DICOM; 3 empty file" in out
+    assert "(0 bytes)): each is in the JSON" in out
     assert out.rstrip().splitlines()[-1] == "1 series: 1 authentic; 45 files skipped"
+
+
+def test_an_archive_s_many_not_assessed_members_are_counted_by_kind(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from medforensics.cli.scan import SKIPPED_LINES, print_summary
+    from medforensics.scan.result import ModelInfo, ScanReport, SeriesResult
+
+    def member(k: int, reason: str) -> SeriesResult:
+        return SeriesResult(path=f"s{k:03d}", verdict="error", error=reason, not_assessed=True)
+
+    scout = "CT localizer (scout/topogram, ImageType LOCALIZER): a projection image; not assessed"
+    thick = "slices 5 mm apart: the CT detector is validated for slices up to 3 mm apart"
+    series = [member(k, scout if k % 2 else thick) for k in range(30)]
+    series.append(SeriesResult(path="broken", verdict="error", error="no pixel data"))
+    print_summary(ScanReport(model=ModelInfo("m", "1", "0" * 64), series=series))
+    out = capsys.readouterr().out
+    assert out.count(": not assessed: ") == SKIPPED_LINES and "broken: error: no pixel data" in out
+    assert (
+        "... and 10 more not assessed (5 slices 5 mm apart; 5 CT localizer (scout/topogram, ImageType" in out
+    )

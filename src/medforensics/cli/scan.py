@@ -160,23 +160,32 @@ def print_summary(report: Any, stderr: bool = False) -> None:
         )
     out = console(stderr)
     out.print(table)
+    named, quiet = 0, Counter[str]()  # not-assessed members past the first SKIPPED_LINES: counted by kind
     for s in report.series:
-        if s.error:
+        if s.error and s.not_assessed and named >= SKIPPED_LINES:
+            quiet[s.error.split(":")[0]] += 1  # "CT localizer (scout/topogram, ...)", "slices 5 mm apart"
+        elif s.error:
             what = "not assessed" if s.not_assessed else "error"
             line = text(f"{s.path}: {what}: {s.error}", style="dim" if s.not_assessed else "yellow")
             out.print(line, soft_wrap=True)
+            named += s.not_assessed
         for caveat in s.extra.get("caveats") or []:
             out.print(text(f"{s.path}: caveat: {caveat}", style="yellow"), soft_wrap=True)
     for sk in report.skipped[:SKIPPED_LINES]:
         out.print(text(f"skipped {sk['path']}: {sk['reason']}", style="dim"), soft_wrap=True)
     rest = Counter(str(sk["reason"]) for sk in report.skipped[SKIPPED_LINES:])
-    if rest:
-        why = "; ".join(f"{n} {reason}" for reason, n in rest.most_common(3))
-        more = len(rest) - 3
-        why += f"; {more} other reason{'s' * (more != 1)}" if more > 0 else ""
-        summed = f"... and {rest.total()} more skipped ({why}): each is in the JSON's skipped list"
-        out.print(text(summed, style="dim"), soft_wrap=True)
+    for counts, what in ((quiet, "not assessed"), (rest, "skipped")):
+        if counts:
+            out.print(text(_counted(counts, what), style="dim"), soft_wrap=True)
     out.print(text(tally(report)), soft_wrap=True)
+
+
+def _counted(counts: Counter[str], what: str) -> str:
+    """One line for the series or files past the named ones: how many, and why (the three commonest)."""
+    why = "; ".join(f"{n} {reason}" for reason, n in counts.most_common(3))
+    more = len(counts) - 3
+    why += f"; {more} other reason{'s' * (more != 1)}" if more > 0 else ""
+    return f"... and {counts.total()} more {what} ({why}): each is in the JSON"
 
 
 def tally(report: Any) -> str:
