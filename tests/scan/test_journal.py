@@ -172,9 +172,11 @@ def test_series_scanned_in_workers_are_kept_and_reused(
 ) -> None:
     first = _scan(studies, detector, Journal(tmp_path / "j"), jobs=2)
     assert len(_entries(tmp_path / "j")) == 2
-    journal = Journal(tmp_path / "j")
-    second = _scan(studies, detector, journal, jobs=2)  # only the error is left: scanned here
+    journal, seen = Journal(tmp_path / "j"), []
+    # only the error is left: scanned here
+    second = _scan(studies, detector, journal, jobs=2, on_progress=lambda i, n, label: seen.append(label))
     assert journal.reused == 2 and _as_kept(second) == _as_kept(first)
+    assert [label.startswith("(journal) ") for label in seen[:3]] == [True] * 3  # the lookups are shown
 
 
 def test_a_result_survives_its_record_whole() -> None:

@@ -330,7 +330,8 @@ def scan_paths(
     guard (the CLI has it).
 
     ``on_progress(index, total, label)`` is called before each series (with ``jobs`` > 1: as each is
-    done) and once at the end.
+    done; there with a ``journal`` also before each series is looked up in it, ``label`` then starting
+    ``(journal)``) and once at the end.
 
     ``unpack_to``: a scratch folder the caller owns (and keeps while the volumes are used) into which ZIP
     archives among ``paths`` are unpacked and scanned (:func:`~medforensics.io.archives.expand_archives`);
@@ -366,6 +367,8 @@ def scan_paths(
         journal.bind(scan_settings(detector, detector2d, explain))
         if jobs > 1:  # the workers get only the series still to scan: looked up now, not one by one
             for i, ref in enumerate(found.series):
+                if on_progress:  # each lookup hashes the series' files: minutes for an archive
+                    on_progress(i, total, f"(journal) {shown(ref.path)}")
                 got = journal.lookup(ident[i], ref.files) if members[i] is None else None
                 if got is not None:
                     kept[i] = got
