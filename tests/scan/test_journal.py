@@ -314,3 +314,21 @@ def test_a_kept_result_gets_its_signature_checked_again(
     assert scans == ["x.dcm"]  # the signature check is not a setting the results depend on
     for s in third.series:
         assert s.signature is None and not any(f.type == "signature" for f in s.findings)
+
+
+def test_a_journal_folder_that_cannot_be_made_is_one_line_before_the_scan(
+    ct_series: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medforensics.scan import pipeline as pl
+
+    def never(*a: Any, **k: Any) -> Any:
+        raise AssertionError("discovery ran before the journal folder was made")
+
+    monkeypatch.setattr(pl, "discover", never)
+    where = tmp_path / "j"
+    monkeypatch.setattr(
+        Path, "mkdir", lambda self, *a, **k: (_ for _ in ()).throw(PermissionError(13, "denied"))
+    )
+    r = CliRunner().invoke(app, ["scan", str(ct_series), "--model", str(model_dir), "--journal", str(where)])
+    assert r.exit_code == 2 and f"error: {where}: cannot be made (denied)" in r.output.replace("\n", "")
+    assert "Traceback" not in r.output

@@ -326,6 +326,8 @@ def register(app: typer.Typer) -> None:
             from medforensics.scan.journal import Journal
 
             journal = None if journal_dir is None else Journal(journal_dir)
+            if journal is not None:
+                journal.create()  # a folder that cannot be made fails now, not after discovery
             # ZIP archives among the paths are unpacked here; their volumes are read from it until written
             with tempfile.TemporaryDirectory(prefix="medforensics-unpack-") as scratch:
                 with Bar("scanning") as bar, _journal_hint(journal):

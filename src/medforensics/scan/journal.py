@@ -183,14 +183,25 @@ class Journal:
                 path=folder,
             )
 
-    def bind(self, settings: Mapping[str, Any]) -> None:
-        """Set the scan's settings (what decides a result besides the series) and create the folder."""
-        self.settings = _digest({**settings, "code": code_hash(), "format": FORMAT})
+    def create(self) -> None:
+        """Check the folder (:meth:`check`) and make it a journal (the folder and its marker file);
+        :class:`OutputError` when that cannot be done."""
         self.check(self.folder)
-        if not (self.folder / MARKER).is_file():
+        if (self.folder / MARKER).is_file():
+            return
+        try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            marker = {"what": "medforensics scan journal: one entry per scanned series", "format": FORMAT}
-            write_text_atomic(self.folder / MARKER, json.dumps(marker) + "\n")
+        except OSError as exc:
+            raise OutputError(
+                f"cannot be made ({exc.strerror or type(exc).__name__})", path=self.folder
+            ) from None
+        marker = {"what": "medforensics scan journal: one entry per scanned series", "format": FORMAT}
+        write_text_atomic(self.folder / MARKER, json.dumps(marker) + "\n")
+
+    def bind(self, settings: Mapping[str, Any]) -> None:
+        """Set the scan's settings (what decides a result besides the series); :meth:`create` the folder."""
+        self.settings = _digest({**settings, "code": code_hash(), "format": FORMAT})
+        self.create()
 
     def _name(self, identity: str) -> str:
         return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:32]
