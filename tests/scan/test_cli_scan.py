@@ -468,3 +468,16 @@ def test_an_archive_s_many_not_assessed_members_are_counted_by_kind(
     assert (
         "... and 10 more not assessed (5 slices 5 mm apart; 5 CT localizer (scout/topogram, ImageType" in out
     )
+
+
+@pytest.mark.parametrize("option", ["--report", "--sr", "--seg", "--journal"])
+def test_a_dash_is_stdout_for_json_only(
+    ct_series: Path, model_dir: Path, tmp_path: Path, option: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["scan", str(ct_series), "--model", str(model_dir), option, "-"])
+    assert (
+        r.exit_code == 2
+        and f"stands for stdout, which only --json writes to: give {option} a path" in r.output
+    )
+    assert list(tmp_path.iterdir()) == []  # no file or folder named "-"

@@ -110,6 +110,16 @@ def check_outputs(
     and a journal folder that is not one (:meth:`~medforensics.scan.journal.Journal.check`)."""
     if json_out is not None and str(json_out) == STDOUT:
         json_out = None  # stdout: nothing to check
+    for option, given in (
+        ("--report", html_out),
+        ("--sr", sr_dir),
+        ("--seg", seg_dir),
+        ("--journal", journal),
+    ):
+        if given is not None and str(given) == STDOUT:  # not a file named "-", which nobody means
+            raise OutputError(
+                f"stands for stdout, which only --json writes to: give {option} a path", path=given
+            )
     for target, folder in (
         (json_out, False),
         (html_out, False),
