@@ -39,6 +39,7 @@ import numpy as np
 from medforensics._atomic import check_writable, write_bytes_atomic, write_text_atomic
 from medforensics.errors import MedforensicsError, OutputError
 from medforensics.logging import get_logger
+from medforensics.scan.detector import report_info, sha256_file
 from medforensics.scan.result import Finding, SeriesResult
 
 log = get_logger("scan.journal")
@@ -62,14 +63,6 @@ def code_hash() -> str:
     return h.hexdigest()
 
 
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -81,7 +74,7 @@ def files_digest(files: Iterable[Path]) -> str | None:
     paths = [Path(p) for p in files]
     try:
         base = os.path.commonpath([str(p.parent) for p in paths]) if paths else ""
-        return _digest(sorted((os.path.relpath(p, base), _file_sha(p)) for p in paths))
+        return _digest(sorted((os.path.relpath(p, base), sha256_file(p)) for p in paths))
     except (OSError, ValueError):
         return None
 
@@ -91,8 +84,6 @@ def _detector_id(detector: Any) -> Any:
     calibration and those of a detector it hands series to (the noise specialist)."""
     if detector is None:
         return None
-    from medforensics.scan.detector import report_info
-
     calib = getattr(detector, "calibration", None)
     return {
         "info": report_info(detector).to_dict(),
