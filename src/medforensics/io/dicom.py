@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pydicom
@@ -28,6 +28,7 @@ from medforensics.io.dicom_frames import (
 )
 from medforensics.io.dicom_layout import SeriesLayout, SliceRef, series_layout
 from medforensics.io.dicom_pixels import DicomPixels, decode_slices, transfer_syntax
+from medforensics.io.dicom_split import StackSlice
 from medforensics.io.dicom_tags import series_modality
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger, short_hash
@@ -307,6 +308,17 @@ def _discovery_read(f: Path, keep: bool = True) -> tuple[Dataset, DicomHeader | 
     return ds, DicomHeader(ds, _stamp(st))
 
 
+class _Member(NamedTuple):
+    """A discovered file, as grouping and joining (:func:`~medforensics.io.dicom_split.join_split_series`
+    reads ``stack``, the second field) and naming its series need it."""
+
+    path: Path
+    stack: StackSlice | None
+    header: DicomHeader | None  # kept for the reader (the first KEEP_HEADERS files), else None
+    modality: str
+    description: str
+
+
 #: Files between two calls of discovery's ``on_file`` (a call per file would cost more than it tells).
 PROGRESS_EVERY = 256
 
@@ -323,12 +335,12 @@ def discover_dicom_series(
     files (``SeriesRef.headers``: pixel data not read) for its first ``load``. ``on_file(done, total)`` is
     called every :data:`PROGRESS_EVERY` files and at the end (an archive's headers take minutes to read).
     """
-    from medforensics.io.dicom_split import StackSlice, join_split_series, stack_slice
+    from medforensics.io.dicom_split import join_split_series, stack_slice
     from medforensics.io.reader import SeriesRef, Skipped
 
     # per file only what grouping, joining and naming need: its header is dropped (or kept for the reader,
     # up to KEEP_HEADERS files), so discovering a large archive holds no header per file
-    groups: dict[tuple[Path, str], list[tuple[Path, StackSlice | None, DicomHeader | None, str, str]]] = {}
+    groups: dict[tuple[Path, str], list[_Member]] = {}
     skipped: list[Skipped] = []
     kept = 0
     todo = sorted({Path(f) for f in files})
@@ -350,14 +362,14 @@ def discover_dicom_series(
             continue
         uid = str(ds.get("SeriesInstanceUID", "")) or f"file:{f}"
         names = (str(ds.get("Modality", "")), str(ds.get("SeriesDescription", "")))
-        groups.setdefault((f.parent, uid), []).append((f, stack_slice(ds), header, *names))
+        groups.setdefault((f.parent, uid), []).append(_Member(f, stack_slice(ds), header, *names))
         del ds
     if on_file is not None:
         on_file(len(todo), len(todo))
     series: list[SeriesRef] = []
     for (folder, uid), members in join_split_series(groups).items():
-        paths = tuple(m[0] for m in members)
-        parts = (members[0][3], f"{len(paths)} file(s)", members[0][4])
+        paths = tuple(m.path for m in members)
+        parts = (members[0].modality, f"{len(paths)} file(s)", members[0].description)
         series.append(
             SeriesRef(
                 paths[0] if len(paths) == 1 else folder,
@@ -365,7 +377,7 @@ def discover_dicom_series(
                 paths,
                 None if uid.startswith("file:") else uid,
                 ", ".join(x for x in parts if x),
-                headers={m[0]: m[2] for m in members if m[2] is not None},
+                headers={m.path: m.header for m in members if m.header is not None},
             )
         )
     series.sort(key=lambda r: (str(r.path), r.series_uid or ""))
