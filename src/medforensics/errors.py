@@ -6,6 +6,8 @@ commands catch it per item, report the item as skipped and go on.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from os import PathLike
@@ -67,3 +69,26 @@ def out_of_memory(err: MemoryError) -> str:
         f"out of memory for its pixels ({' '.join(str(err).split())[:200]}): a corrupt image size in its "
         "header, or a series too large for this machine's memory"
     )
+
+
+def special_file_reason(mode: int) -> str:
+    """Why a path of ``mode`` (``os.stat``'s ``st_mode``) that is neither a regular file nor a folder is not
+    read: opening a named pipe waits for a writer, and a device may never end."""
+    kind = (
+        "a named pipe"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a special file"
+    )
+    return f"{kind}, not a regular file"
+
+
+def absent_reason(path: str | PathLike[str]) -> str:
+    """Why an input that is neither a file nor a folder cannot be read (missing, or a pipe or device)."""
+    try:
+        return special_file_reason(os.stat(path).st_mode)
+    except OSError:
+        return "no such file or folder"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,7 @@ from medforensics.errors import InputError
 from medforensics.io.dicom import discover_dicom_series
 from medforensics.io.metaimage import write_metaimage
 from medforensics.io.nifti import write_nifti
-from medforensics.io.reader import SeriesRef, discover, load, read_volume
+from medforensics.io.reader import Discovery, SeriesRef, discover, load, read_volume
 from medforensics.io.volume import Volume
 from tests.io._dicom_series import CT_SMALL, write_ct_series
 
@@ -116,8 +119,6 @@ def test_discover_shared_data(shared_data: Path) -> None:
 def test_links_in_a_loop_and_what_cannot_be_read_are_skipped_with_a_reason(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import os
-
     (tree / "p1" / "loop").symlink_to("loop")  # a link to itself
     (tree / "p1" / "locked").mkdir()
     locked_file = tree / "p1" / "study" / "ser1" / "locked.dcm"
@@ -180,3 +181,46 @@ def test_pixels_that_do_not_fit_in_memory_are_an_input_error_naming_the_file(
         with pytest.raises(InputError, match=why) as err:
             read_volume(target)
         assert str(target) in str(err.value) and "corrupt image size in its header" in str(err.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_pipes_and_devices_in_a_tree_are_skipped_unopened(tree: Path, tmp_path: Path) -> None:
+    """Opening a named pipe waits for a writer and a device may never end: discovery (and the archive
+    check after it) must skip them by their type, never open them. Named as what would be opened."""
+    from medforensics.io.archives import expand_archives
+
+    other = tree / "other"
+    pipes = [tree / "p1" / "study" / "ser1" / "pipe.dcm", other / "pipe.mhd", other / "p.zip"]
+    for p in pipes:
+        os.mkfifo(p)
+    (other / "zero").symlink_to("/dev/zero")
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        found = discover([tree])
+        result["found"], _ = expand_archives(found, tmp_path / "scratch")
+        try:
+            read_volume(pipes[0])
+        except InputError as err:
+            result["error"] = err.one_line()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(60)
+    if worker.is_alive():  # release the reader stuck on a pipe, then fail
+        for p in pipes:
+            with contextlib.suppress(OSError):
+                os.close(os.open(p, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("discovery opened a named pipe and waited for a writer")
+    found = result["found"]
+    assert isinstance(found, Discovery)
+    reasons = {s.path.name: s.reason for s in found.skipped}
+    for name in ("pipe.dcm", "pipe.mhd", "p.zip"):
+        assert reasons[name] == "a named pipe, not a regular file"
+    assert reasons["zero"] == "a device, not a regular file"
+    assert [s.series_uid for s in found.series if s.kind == "dicom"] == [
+        "1.2.826.0.1.1",
+        "1.2.826.0.1.2",
+        "1.2.826.0.1.3",
+    ]
+    assert result["error"] == f"{pipes[0]}: a named pipe, not a regular file"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -138,8 +139,11 @@ def test_sign_goes_on_past_a_missing_input_and_a_file_pydicom_cannot_write(
     ds.file_meta.TransferSyntaxUID = "1.2.3.4.5"  # not a transfer syntax: was an internal error
     ds.save_as(odd, enforce_file_format=False)
     missing = tmp_path / "nope.dcm"
+    pipe = tmp_path / "pipe.dcm"
+    os.mkfifo(pipe)  # opening it would wait for a writer: refused by its type
     args = [
         str(missing),
+        str(pipe),
         str(odd),
         str(series / "a.dcm"),
         str(series / "a.dcm"),
@@ -150,8 +154,9 @@ def test_sign_goes_on_past_a_missing_input_and_a_file_pydicom_cannot_write(
     out = result.output  # type: ignore[attr-defined]
     assert result.exit_code == 2 and "Traceback" not in out and "internal error" not in out  # type: ignore[attr-defined]
     assert f"{missing}: no such file or folder" in out and f"{odd}: " in out
+    assert f"{pipe}: a named pipe, not a regular file" in out
     assert (tmp_path / "o" / "a.dcm").exists()  # the good file was signed
-    assert "1 signed, 2 failed" in out  # a.dcm named twice is signed once
+    assert "1 signed, 3 failed" in out  # a.dcm named twice is signed once
 
 
 def test_verify_refuses_a_json_report_over_its_input(series: Path) -> None:

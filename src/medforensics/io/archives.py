@@ -36,6 +36,8 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz
 def archive_kind(path: Path) -> str | None:
     """``"zip"`` for a ZIP archive (its first bytes are a ZIP entry, as every archive tool writes), ``"tar"``
     for a tar archive named so (``.tar``, ``.tar.gz``, ``.tgz``, ...; compressed or not), else None."""
+    if not path.is_file():  # a folder, or a pipe or device (opening one could wait forever)
+        return None
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)

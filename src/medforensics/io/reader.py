@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medforensics.errors import InputError, pixels_in_memory
+from medforensics.errors import InputError, absent_reason, pixels_in_memory, special_file_reason
 from medforensics.io.dicom import DicomHeader, discover_dicom_series, read_dicom_series
 from medforensics.io.volume import Volume
 
@@ -160,17 +161,24 @@ def discover(
 
     series: list[SeriesRef] = []
     dicom_candidates: list[Path] = []
+    sizes: dict[Path, int] = {}
+    for resolved, f in sorted(files.items(), key=lambda kv: str(kv[1])):
+        try:
+            st = f.stat()
+        except OSError as exc:
+            skipped.append(Skipped(f, f"cannot be read ({exc.strerror})"))
+            continue
+        if stat.S_ISREG(st.st_mode):
+            sizes[resolved] = st.st_size
+        else:  # opening a pipe waits for a writer, a device may never end: neither is read
+            skipped.append(Skipped(f, special_file_reason(st.st_mode)))
+    files = {r: f for r, f in files.items() if r in sizes}
     data_files = {d for f in files.values() if (d := _data_file(_suffix_kind(f), f))}
     for resolved, f in sorted(files.items(), key=lambda kv: str(kv[1])):
         kind = _suffix_kind(f)
         if resolved in data_files:  # read through its header
             continue
-        try:
-            empty = f.stat().st_size == 0
-        except OSError as exc:
-            skipped.append(Skipped(f, f"cannot be read ({exc.strerror})"))
-            continue
-        if empty:
+        if sizes[resolved] == 0:
             skipped.append(Skipped(f, "empty file (0 bytes)"))
         elif kind == "raw":
             skipped.append(Skipped(f, "raw data file without a .mhd or .nhdr header"))
@@ -240,6 +248,8 @@ def read_volume(path: str | Path, whole: bool = False) -> Volume:
     p = Path(path)
     if not p.exists():
         raise InputError("does not exist", path=p)
+    if not p.is_file() and not p.is_dir():
+        raise InputError(absent_reason(p), path=p)
     if p.is_file():
         kind = _suffix_kind(p)
         if kind == "raw":

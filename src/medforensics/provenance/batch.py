@@ -15,7 +15,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from medforensics.errors import ConfigError, InputError, MedforensicsError
+from medforensics.errors import ConfigError, InputError, MedforensicsError, absent_reason
 from medforensics.logging import get_logger
 from medforensics.provenance.audit import append_entry, check_appendable
 from medforensics.provenance.keys import PrivateKey, describe_subject
@@ -162,7 +162,7 @@ def verify_inputs(
     expansion = expand_inputs(inputs)
     results = [verify_one(f.path, trusted) for f in expansion.files]
     results += [
-        FileVerification(p, SignatureResult("error", "no such file or folder", None, 0), None, {})
+        FileVerification(p, SignatureResult("error", absent_reason(p), None, 0), None, {})
         for p in expansion.missing
     ]
     counts = Counter(r.result.status for r in results)
@@ -261,7 +261,7 @@ def sign_inputs(
             {**_uids(ds), "signature_uid": uid, "sha256_before": before, "sha256": after, "status": "signed"}
         )
     for p in expansion.missing:
-        outcomes.append(SignOutcome(p, None, error="no such file or folder"))
+        outcomes.append(SignOutcome(p, None, error=absent_reason(p)))
         subjects.append({"status": "error"})
     details = {
         "profile": profile,
