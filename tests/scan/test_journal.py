@@ -29,10 +29,13 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def studies(tmp_path: Path, ct_series: Path) -> Path:
-    """Two copies of the CT series and a corrupt one."""
+    """Two series of the same CT (the second written with new UIDs) and a corrupt one."""
+    from medforensics.io.dicom_write import write_dicom_series
+    from medforensics.io.reader import read_volume
+
     root = tmp_path / "studies"
-    for name in ("a", "b"):
-        shutil.copytree(ct_series, root / name)
+    shutil.copytree(ct_series, root / "a")
+    write_dicom_series(read_volume(ct_series), root / "b", new_uids=True)
     (root / "bad").mkdir()
     src = sorted(ct_series.glob("*.dcm"))[0].read_bytes()
     (root / "bad" / "x.dcm").write_bytes(src[: len(src) // 2])
@@ -128,6 +131,52 @@ def test_a_file_edited_in_place_with_its_size_and_time_kept_is_scanned_again(
     scans.clear()
     _scan(studies, detector, Journal(tmp_path / "j"))  # its new entry replaced the old one
     assert scans == ["x.dcm"] and len(_entries(tmp_path / "j")) == 2
+
+
+def _without_path(report: Any) -> list[dict[str, Any]]:
+    return [{k: v for k, v in s.items() if k != "path"} for s in _as_kept(report)["series"]]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_moved_export_is_reused_and_reported_under_its_new_path(
+    studies: Path, detector: Detector, tmp_path: Path, scans: list[str], jobs: int
+) -> None:
+    first = _scan(studies, detector, Journal(tmp_path / "j"))
+    moved = tmp_path / "exports" / "2026-12-08"
+    moved.parent.mkdir()
+    studies.rename(moved)
+    scans.clear()
+    journal = Journal(tmp_path / "j")
+    second = _scan(moved, detector, journal, jobs=jobs)
+    assert scans == ["x.dcm"] and (journal.reused, journal.copies, journal.written) == (2, 2, 0)
+    assert [s.path for s in second.series] == [s.path.replace(str(studies), str(moved)) for s in first.series]
+    assert _without_path(second) == _without_path(first)
+    assert "2 series reused (2 of them found at another path)" in journal.summary()
+    assert any(f.heatmap is not None for s in second.series for f in s.findings)
+
+
+def test_a_copy_elsewhere_is_scanned_once_and_an_edited_copy_again(
+    studies: Path, detector: Detector, tmp_path: Path, scans: list[str]
+) -> None:
+    root = tmp_path / "copies"
+    for name in ("p1", "p2", "p3"):
+        shutil.copytree(studies / "a", root / name)
+    f = sorted((root / "p3").glob("*.dcm"))[5]
+    data = bytearray(f.read_bytes())
+    data[-100] ^= 0x01  # one pixel's low bit: the same names and sizes, other bytes
+    f.write_bytes(bytes(data))
+    journal = Journal(tmp_path / "j")
+    report = _scan(root, detector, journal)
+    assert scans == ["p1", "p3"] and (journal.reused, journal.copies, journal.written) == (1, 1, 2)
+    p1, p2, p3 = _as_kept(report)["series"]
+    assert p2["path"] == str(root / "p2") and {**p2, "path": p1["path"]} == p1
+    assert p3["path"] == str(root / "p3")
+    scans.clear()
+    (root / "p1").rename(root / "p0")  # both entries are candidates for it: the one of its bytes is taken
+    again = Journal(tmp_path / "j")
+    report = _scan(root, detector, again)
+    assert scans == [] and (again.reused, again.copies) == (3, 2)  # p0 and p2 by p1's entry, p3 by its own
+    assert [s.path for s in report.series] == [str(root / n) for n in ("p0", "p2", "p3")]
 
 
 def test_other_settings_or_another_detector_scan_again(

@@ -299,7 +299,8 @@ def register(app: typer.Typer) -> None:
             "--journal",
             help="Keep each series' result in this folder as soon as it is scanned; a scan given the same "
             "folder again reuses the results of series whose files (SHA-256) and settings are unchanged: "
-            "resumes an interrupted scan, or rescans only what is new. Errors are always tried again.",
+            "resumes an interrupted scan, or rescans only what is new; a series moved or copied elsewhere is "
+            "reused under its new path. Errors are always tried again.",
         ),
     ) -> None:
         """Scan every series under PATH for tampering; exit 0 if any series was scanned, 2 if none."""

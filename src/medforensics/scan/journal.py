@@ -14,7 +14,13 @@ from there instead of scanning it, but only when nothing that decides the result
   again, with the trusted certificates given this time (a certificate may have expired since).
 
 So the same command resumes an interrupted scan, and a scheduled rescan of a growing folder scans only what
-is new or changed. Series that ended in ``verdict: "error"`` are not kept (an out-of-memory error or a dead
+is new or changed. A series found at another path than its entry's (an export moved or renamed, tonight's
+export holding yesterday's studies again, the same series copied into several folders) is reused too when
+its files' names within its folder, their SHA-256 and its UID are those of an entry: an index of the
+entries by their files' names and sizes (cheap: no file is read) names the candidates, whose files are
+then hashed; the result is reported under the series' path of today.
+
+Series that ended in ``verdict: "error"`` are not kept (an out-of-memory error or a dead
 worker may not recur, and a series that cannot be read costs little to try again). Entries that do not
 match are scanned again and replaced; an unreadable one (a crash during a write cannot leave one, but a
 disk error can) is scanned again too. The folder holds what the JSON report holds (paths, which exports
@@ -29,7 +35,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -48,6 +54,8 @@ log = get_logger("scan.journal")
 MARKER = "medforensics-journal.json"
 #: Version of the entries' layout: entries of another version are not read.
 FORMAT = 1
+#: Entries an index of one file layout names (series of the same file names and sizes, newest first).
+INDEX_KEEP = 8
 #: SeriesResult fields stored as tuples (JSON gives lists back).
 _TUPLES = ("shape", "spacing_mm", "center_voxel", "center_mm", "bbox_voxel")
 
@@ -77,6 +85,34 @@ def files_digest(files: Iterable[Path]) -> str | None:
         return _digest(sorted((os.path.relpath(p, base), sha256_file(p)) for p in paths))
     except (OSError, ValueError):
         return None
+
+
+def files_layout(files: Iterable[Path]) -> str | None:
+    """SHA-256 over a series' files' paths below their common folder and their sizes (no file is read): what
+    a copy of the series elsewhere has too. None when a file cannot be reached."""
+    paths = [Path(p) for p in files]
+    try:
+        base = os.path.commonpath([str(p.parent) for p in paths]) if paths else ""
+        return _digest(sorted((os.path.relpath(p, base), p.stat().st_size) for p in paths))
+    except (OSError, ValueError):
+        return None
+
+
+def _kind_and_uid(identity: str) -> tuple[str, str]:
+    """The kind and series UID of a :func:`series_identity` (its first and last field: neither holds "|")."""
+    return identity.split("|", 1)[0], identity.rsplit("|", 1)[-1]
+
+
+@dataclasses.dataclass
+class Lookup:
+    """What :meth:`Journal.lookup` found of a series: its stored result (None: scan it), whether its volume
+    could be read, whether the entry was one of the series at another path, and its files' digest when the
+    lookup took it (for :meth:`Journal.put`, not to hash them twice)."""
+
+    result: SeriesResult | None = None
+    loaded: bool = False
+    elsewhere: bool = False
+    digest: str | None = None
 
 
 def _detector_id(detector: Any) -> Any:
@@ -159,7 +195,7 @@ class Journal:
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         self.settings = ""
-        self.reused = self.written = self.stale = self.unreadable = 0
+        self.reused = self.written = self.stale = self.unreadable = self.copies = 0
         self._write_failed = False
 
     @staticmethod
@@ -200,20 +236,72 @@ class Journal:
     def _fingerprint(self, identity: str, digest: str) -> str:
         return _digest([identity, self.settings, digest])
 
-    def lookup(self, identity: str, files: Iterable[Path]) -> tuple[SeriesResult, bool] | None:
-        """The stored result of the series ``identity`` and whether its volume could be read, when its entry
-        matches the settings and ``files`` as they are now (hashed only when there is an entry), else
-        None. The result comes without its signature status (and finding), for the caller to check."""
+    def _content(self, identity: str, digest: str) -> str:
+        return _digest(["content", *_kind_and_uid(identity), self.settings, digest])
+
+    def _index(self, identity: str, layout: str) -> Path:
+        """The index file of the entries whose series have ``layout`` (:func:`files_layout`)."""
+        return self.folder / f"{self._name(_digest(['layout', *_kind_and_uid(identity), layout]))}.layout"
+
+    def lookup(self, identity: str, files: Iterable[Path]) -> Lookup:
+        """The stored result of the series ``identity`` whose files are ``files`` as they are now: from its
+        entry when that matches the settings and the files' digest, else from the entry of a series of the
+        same UID, file names and bytes at another path (``elsewhere``). The files are hashed only when an
+        entry may match. The result comes without its signature status (and finding), for the caller to
+        check, and (from elsewhere) with the path of the series it was scanned as."""
+        files = list(files)
         entry = self.folder / f"{self._name(identity)}.json"
-        if not entry.is_file():
-            return None
-        try:
-            data = json.loads(entry.read_text(encoding="utf-8"))
+        digest, stale = None, False
+        if entry.is_file():
             digest = files_digest(files)
             if digest is None:
-                return None
-            if data.get("format") != FORMAT or data.get("fingerprint") != self._fingerprint(identity, digest):
-                self.stale += 1
+                return Lookup()
+            fingerprint = self._fingerprint(identity, digest)
+            got = self._read(entry, lambda d: d.get("fingerprint") == fingerprint)
+            if got is not None:
+                self.reused += 1
+                return Lookup(*got, digest=digest)
+            stale = True
+        got, digest = self._copy(identity, files, entry.name, digest)
+        if got is not None:
+            self.reused += 1
+            self.copies += 1
+            return Lookup(*got, elsewhere=True, digest=digest)
+        self.stale += stale
+        return Lookup(digest=digest)
+
+    def _copy(
+        self, identity: str, files: list[Path], own: str, digest: str | None
+    ) -> tuple[tuple[SeriesResult, bool] | None, str | None]:
+        """The result of an entry of the same series at another path (its index's candidates; not the
+        entry ``own``), and the files' digest when it was taken (``digest``: already taken)."""
+        layout = files_layout(files)
+        index = self._index(identity, layout) if layout is not None else None
+        if index is None or not index.is_file():
+            return None, digest
+        try:
+            names = [str(n) for n in json.loads(index.read_text(encoding="utf-8"))]
+        except (OSError, ValueError, TypeError):
+            return None, digest
+        digest = digest or files_digest(files)
+        if digest is None:
+            return None, None
+        content = self._content(identity, digest)
+        for name in names:
+            if Path(name).name == name and name.endswith(".json") and name != own:
+                got = self._read(self.folder / name, lambda d: d.get("content") == content)
+                if got is not None:
+                    return got, digest
+        return None, digest
+
+    def _read(
+        self, entry: Path, matches: Callable[[dict[str, Any]], bool]
+    ) -> tuple[SeriesResult, bool] | None:
+        """The result and ``loaded`` of ``entry`` when it is of this format and ``matches`` (else None); an
+        unreadable one is logged and counted."""
+        try:
+            data = json.loads(entry.read_text(encoding="utf-8"))
+            if data.get("format") != FORMAT or not matches(data):
                 return None
             arrays: dict[str, np.ndarray] = {}
             if data.get("arrays"):  # a name of this entry's own: never another entry's arrays
@@ -225,19 +313,23 @@ class Journal:
             # its signature status is not kept: a certificate may have expired since, it is checked again
             res.findings = [f for f in res.findings if f.type != "signature"]
             res.signature = None
+        except FileNotFoundError:
+            return None  # an index names an entry that is gone
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             log.warning("journal entry %s unreadable (%s): scanned again", entry.name, type(err).__name__)
             self.unreadable += 1
             return None
-        self.reused += 1
         return res, loaded
 
-    def put(self, identity: str, digest: str | None, res: SeriesResult, loaded: bool) -> None:
+    def put(
+        self, identity: str, digest: str | None, res: SeriesResult, loaded: bool, files: Iterable[Path] = ()
+    ) -> None:
         """Store ``res``, the result of the series ``identity`` whose files had :func:`files_digest`
         ``digest`` before it was read, and whether its volume could be read: its arrays first, then the entry
-        that names them (a crash between the two leaves the old entry or none). A write that fails is logged
-        once and the scan goes on without the journal; a series whose files could not be hashed (``digest``
-        None) is not kept."""
+        that names them (a crash between the two leaves the old entry or none), then the entry's name in the
+        index of its ``files``' layout (for copies elsewhere). A write that fails is logged once and the scan
+        goes on without the journal; a series whose files could not be hashed (``digest`` None) is not
+        kept."""
         if self._write_failed or digest is None:
             return
         entry = self.folder / f"{self._name(identity)}.json"
@@ -251,8 +343,10 @@ class Journal:
                 np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
                 write_bytes_atomic(self.folder / npz, buf.getvalue())
             data = {"format": FORMAT, "fingerprint": fingerprint, "arrays": npz, "loaded": loaded}
+            data["content"] = self._content(identity, digest)
             data["result"] = record
             write_text_atomic(entry, json.dumps(data, allow_nan=True) + "\n")
+            self._add_to_index(identity, files, entry.name)
         except (MedforensicsError, OSError, TypeError, ValueError) as err:
             if npz is not None:  # arrays no entry names
                 (self.folder / npz).unlink(missing_ok=True)
@@ -264,9 +358,23 @@ class Journal:
                 old.unlink(missing_ok=True)
         self.written += 1
 
+    def _add_to_index(self, identity: str, files: Iterable[Path], name: str) -> None:
+        """Name the entry ``name`` first in the index of its files' layout (the newest :data:`INDEX_KEEP`)."""
+        layout = files_layout(files)
+        if layout is None:
+            return
+        index = self._index(identity, layout)
+        try:
+            names = [str(n) for n in json.loads(index.read_text(encoding="utf-8"))]
+        except (OSError, ValueError, TypeError):
+            names = []
+        names = [name, *(n for n in names if n != name)][:INDEX_KEEP]
+        write_text_atomic(index, json.dumps(names) + "\n")
+
     def summary(self) -> str:
         """One line: what the journal gave and took."""
-        parts = [f"{self.reused} series reused", f"{self.written} scanned and kept"]
+        copies = f" ({self.copies} of them found at another path)" if self.copies else ""
+        parts = [f"{self.reused} series reused{copies}", f"{self.written} scanned and kept"]
         if self.stale:
             parts.append(f"{self.stale} changed since (files or settings) and scanned again")
         if self.unreadable:

@@ -370,8 +370,8 @@ def scan_paths(
                 if on_progress:  # each lookup hashes the series' files: minutes for an archive
                     on_progress(i, total, f"(journal) {shown(ref.path)}")
                 got = journal.lookup(ident[i], ref.files) if members[i] is None else None
-                if got is not None:
-                    kept[i] = got
+                if got is not None and got.result is not None:
+                    kept[i] = got.result, got.loaded
     todo = [r for i, r in enumerate(found.series) if members[i] is None and i not in kept]
     parallel = jobs > 1 and len(todo) > 1
     if parallel:
@@ -389,17 +389,19 @@ def scan_paths(
             res, vol, loaded, digest = members[i], None, False, None
             if res is None and journal is not None and jobs == 1:
                 got = journal.lookup(ident[i], ref.files)
-                if got is not None:
-                    kept[i] = got
+                digest = got.digest
+                if got.result is not None:
+                    kept[i] = got.result, got.loaded
             if i in kept:  # without its signature status: checked again below
                 res, loaded = kept[i]
+                res.path = shown(ref.path)  # a copy elsewhere (a moved export) was scanned under another
                 if loaded and keep_volumes is True:
                     vol = _reload(ref, stream)
             elif res is None and parallel:
                 res, loaded, digest = next(scanned)
                 t0 -= res.seconds  # the worker's load and scan, then what is done here
             elif res is None:
-                digest = files_digest(ref.files) if journal is not None else None
+                digest = digest or (files_digest(ref.files) if journal is not None else None)
                 res, vol = _load_and_scan(ref, stream, detector, detector2d, explain)
                 loaded = vol is not None
             if loaded and keep_volumes and (keep_volumes == "lazy" or vol is not None):
@@ -415,7 +417,7 @@ def scan_paths(
                 res.seconds = time.perf_counter() - t0
                 res.path = shown(res.path)
                 if journal is not None and members[i] is None and res.verdict != "error":
-                    journal.put(ident[i], digest, res, loaded)  # errors are not kept: a rerun tries again
+                    journal.put(ident[i], digest, res, loaded, ref.files)  # errors are not kept: tried again
             report.series.append(res)
             how = ", kept" if i in kept else ""
             log.info("series %s: %s (%.1f s%s)", res.series_uid, res.verdict, res.seconds, how)
