@@ -481,3 +481,30 @@ def test_a_dash_is_stdout_for_json_only(
         and f"stands for stdout, which only --json writes to: give {option} a path" in r.output
     )
     assert list(tmp_path.iterdir()) == []  # no file or folder named "-"
+
+
+def test_fail_on_alarm_exits_1_for_a_flagged_series_and_keeps_2_for_nothing_scanned(
+    ct_series: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"garbage" * 10)
+    base = ["scan", "--model", str(model_dir), "--explain", "none", "--no-audit", "--no-signatures"]
+    flagged = CliRunner().invoke(app, [*base, str(ct_series), str(bad), "--fail-on-alarm"])
+    assert flagged.exit_code == 1, flagged.output  # the test detector flags every series
+    assert CliRunner().invoke(app, [*base, str(ct_series), str(bad)]).exit_code == 0  # opt-in only
+    assert CliRunner().invoke(app, [*base, str(bad), "--fail-on-alarm"]).exit_code == 2
+
+
+def test_alarms_are_flagged_series_and_bad_signatures_not_errors() -> None:
+    from medforensics.scan.result import ModelInfo, ScanReport, SeriesResult
+
+    def report(*series: tuple[str, str | None]) -> ScanReport:
+        rows = [SeriesResult(path=f"s{i}", verdict=v, signature=sig) for i, (v, sig) in enumerate(series)]
+        return ScanReport(model=ModelInfo("m", "1", "0" * 64), series=rows)
+
+    assert report(("authentic", "valid"), ("error", None)).alarm_exit_status() == 0
+    assert report(("authentic", None), ("synthetic", None)).alarm_exit_status() == 1
+    for sig in ("invalid", "mixed", "untrusted"):
+        assert report(("authentic", sig)).alarm_exit_status() == 1
+    assert report(("error", "invalid")).alarm_exit_status() == 2  # nothing scanned
+    assert [s.path for s in report(("tampered", None), ("authentic", "absent")).alarms] == ["s0"]

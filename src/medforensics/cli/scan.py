@@ -302,8 +302,16 @@ def register(app: typer.Typer) -> None:
             "resumes an interrupted scan, or rescans only what is new; a series moved or copied elsewhere is "
             "reused under its new path. Errors are always tried again.",
         ),
+        fail_on_alarm: bool = typer.Option(
+            False,
+            "--fail-on-alarm",
+            help="Exit 1 when any series is flagged (tampered or synthetic) or has a bad signature "
+            "(invalid, mixed, untrusted), for schedulers and scripts; series that end in an error are no "
+            "alarm (2 still means that no series was scanned).",
+        ),
     ) -> None:
-        """Scan every series under PATH for tampering; exit 0 if any series was scanned, 2 if none."""
+        """Scan every series under PATH for tampering; exit 0 if any series was scanned, 2 if none
+        (--fail-on-alarm: 1 when a series was flagged)."""
         from medforensics._alloc import tune_allocator
         from medforensics.scan.pipeline import audit_scan, scan_paths
 
@@ -380,7 +388,7 @@ def register(app: typer.Typer) -> None:
             raise fail(err) from None
         for key, path in outputs.items():
             typer.echo(f"{key}: {path}", err=json_stdout)
-        raise typer.Exit(code=report.exit_status)
+        raise typer.Exit(code=report.alarm_exit_status() if fail_on_alarm else report.exit_status)
 
     @app.command("demo")
     def demo_cmd(

@@ -20,7 +20,7 @@ from medforensics.report.html_figures import escape as _e
 from medforensics.report.html_figures import key_slices_html
 from medforensics.scan.clones import CLONE_SCORE, SOURCE_SCORE
 from medforensics.scan.metadata_checks import MEDIUM, SCANNER_SLICE_CORR, STRONG, WEAK
-from medforensics.scan.result import Finding, ModelInfo, ScanReport, SeriesResult, scored_by
+from medforensics.scan.result import BAD_SIGNATURES, Finding, ModelInfo, ScanReport, SeriesResult, scored_by
 
 __all__ = ["LABELS", "VERDICT_COLOURS", "render_html", "write_html"]
 
@@ -65,8 +65,6 @@ LABELS: dict[str, str] = {
     "FB": "tampered: a removed lesion",
     "SYN": "fully synthetic image",
 }
-#: Signature states a reader must not overlook.
-_BAD_SIGNATURES = ("invalid", "mixed", "untrusted")
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -101,7 +99,7 @@ def _signature(s: SeriesResult) -> str:
     if not s.signature:
         return "–"
     return (
-        f'<span class="alert">{_e(s.signature)}</span>' if s.signature in _BAD_SIGNATURES else _e(s.signature)
+        f'<span class="alert">{_e(s.signature)}</span>' if s.signature in BAD_SIGNATURES else _e(s.signature)
     )
 
 
@@ -241,7 +239,7 @@ def _series_section(
         )
     head += _operating_point(s) + _caveats(s)
     figures: list[str] = []
-    if s.verdict == "authentic" and s.signature not in _BAD_SIGNATURES and not thumbnails:
+    if s.verdict == "authentic" and s.signature not in BAD_SIGNATURES and not thumbnails:
         head.append(
             '<p class="meta">No picture: authentic series are listed without one (--no-thumbnails).</p>'
         )
@@ -275,7 +273,7 @@ def _attention(report: ScanReport) -> str:
     for i, s in enumerate(report.series, start=1):
         if s.verdict != "authentic" and not s.not_assessed:  # a localizer, dose screen...: no alarm
             groups.setdefault(s.verdict, []).append(i)
-        if s.signature in _BAD_SIGNATURES:
+        if s.signature in BAD_SIGNATURES:
             groups.setdefault(f"signature {s.signature}", []).append(i)
     quiet = [i for i, s in enumerate(report.series, start=1) if s.not_assessed]
     note = (

@@ -164,6 +164,12 @@ def scored_by(series: SeriesResult, model: ModelInfo) -> ModelInfo:
     )
 
 
+#: Signature statuses that need a reader's attention as a flagged series does.
+BAD_SIGNATURES = ("invalid", "mixed", "untrusted")
+#: Exit status of ``scan --fail-on-alarm`` when a series raised an alarm (:attr:`ScanReport.alarms`).
+ALARM_EXIT = 1
+
+
 @dataclass
 class ScanReport:
     """A whole scan: every series given, in discovery order."""
@@ -192,6 +198,21 @@ class ScanReport:
         if not self.series:
             return 2
         return 0 if any(s.verdict != "error" for s in self.series) else 2
+
+    @property
+    def alarms(self) -> list[SeriesResult]:
+        """The series flagged (verdict tampered or synthetic) or with a bad signature
+        (:data:`BAD_SIGNATURES`): what ``scan --fail-on-alarm`` exits :data:`ALARM_EXIT` for. Errors are no
+        alarms (a thick-sliced series or a localizer is one in most archives): they are listed, and exit 2
+        when nothing was scanned."""
+        return [
+            s for s in self.series if s.verdict in ("tampered", "synthetic") or s.signature in BAD_SIGNATURES
+        ]
+
+    def alarm_exit_status(self) -> int:
+        """:attr:`exit_status`, but :data:`ALARM_EXIT` where it is 0 and a series raised an alarm."""
+        status = self.exit_status
+        return ALARM_EXIT if status == 0 and self.alarms else status
 
     def series_by_path(self) -> dict[Path, SeriesResult]:
         """Results keyed by input path."""
