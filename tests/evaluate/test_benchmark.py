@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -297,3 +298,78 @@ def test_an_empty_list_option_is_an_error_not_everything(
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2 and f"{option} names nothing" in res.output  # ran the whole zoo / both
     assert not (tmp_path / "o").exists()
+
+
+def test_an_interrupted_benchmark_resumes_with_the_runs_not_yet_done(
+    layout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medforensics.train.loop as loop
+
+    trained: list[str] = []
+    real_train = loop.train
+
+    def counting(tc: object, source: object) -> object:
+        trained.append(Path(str(tc.out)).relative_to(tmp_path).as_posix())  # type: ignore[attr-defined]
+        return real_train(tc, source)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "train", counting)
+
+    def cfg(out: str, **kw: object) -> BenchmarkConfig:
+        base = {"models": ["test_svm", "test_cnn3d"], "epochs": 2, "batch_size": 8, "size_2d": 16}
+        return BenchmarkConfig(out=tmp_path / out, speed_samples=8, **{**base, **kw})  # type: ignore[arg-type]
+
+    def stop(msg: str) -> None:
+        if msg.startswith("test_cnn3d: leave-one-attack-out"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(layout, cfg("b"), progress=stop)
+    assert len(trained) == 5  # test_svm in-dist and its three held-out runs, test_cnn3d in-dist
+    trained.clear()
+    resumed = run_benchmark(layout, cfg("b"), resume=True)
+    assert trained == [f"b/models/test_cnn3d/loao/{m}" for m in METHODS]
+    assert resumed["reused_runs"] == [
+        "test_svm in-dist",
+        *(f"test_svm loao {m}" for m in METHODS),
+        "test_cnn3d in-dist",
+    ]
+    assert "5 training run(s) were taken from an earlier" in (tmp_path / "b" / "leaderboard.md").read_text()
+    trained.clear()
+    whole = run_benchmark(layout, cfg("whole"))  # uninterrupted: the same leaderboard
+    assert len(trained) == 8
+
+    def scores(res: dict[str, Any]) -> list[Any]:
+        keys = ("model", "roc_auc", "unseen_auc_mean", "accuracy", "tpr_at_1pct_fpr")
+        return [[r.get(k) for k in keys] for r in res["rows"]] + [[r["auc"] for r in res["loao"]]]
+
+    assert scores(resumed) == scores(whole)
+    trained.clear()
+    run_benchmark(layout, cfg("b"))  # without --resume every run trains again
+    assert len(trained) == 8
+    trained.clear()
+    other = run_benchmark(layout, cfg("b", epochs=3, models=["test_svm"]), resume=True)
+    assert len(trained) == 4 and other["reused_runs"] == []  # other settings: nothing is taken
+
+
+def test_benchmark_cli_resume_and_ctrl_c(
+    layout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import medforensics.evaluate.benchmark as benchmark
+    from medforensics.cli import app
+
+    args = ["benchmark", "--data", str(layout), "--out", str(tmp_path / "o"), "--models", "test_svm"]
+    args += ["--protocols", "in-dist", "--size-2d", "16"]
+    runner = CliRunner()
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, [*args, "--resume"])
+    assert again.exit_code == 0 and "1 run(s) taken from the earlier run" in again.output
+
+    def interrupted(*_a: object, **_k: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(benchmark, "run_benchmark", interrupted)
+    stopped = runner.invoke(app, args)
+    assert "1 finished training run(s) kept in" in stopped.output and "--resume goes on" in stopped.output

@@ -110,6 +110,12 @@ def register(app: typer.Typer) -> None:
         size_2d: int = typer.Option(96, "--size-2d", min=8, help="Crop edge of 2-D/2.5-D CNN inputs (px)."),
         threads: int = typer.Option(None, "--threads", min=1, help="PyTorch CPU threads."),
         device: str = typer.Option("cpu", "--device", help="Where CNNs run: cpu, cuda, auto."),
+        resume: bool = typer.Option(
+            False,
+            "--resume",
+            help="Take the training runs an earlier, interrupted run of the same samples and settings "
+            "finished in --out (each is kept as it ends) instead of running them again.",
+        ),
         monitor: str = typer.Option(
             "val_auc", "--monitor", help="Keep each CNN's epoch with the best val_auc (default) or val_loss."
         ),
@@ -142,10 +148,18 @@ def register(app: typer.Typer) -> None:
             monitor=monitor,
         )
         try:
-            res = run_benchmark(data, cfg, progress=lambda msg: typer.echo(msg, err=True))
+            res = run_benchmark(data, cfg, progress=lambda msg: typer.echo(msg, err=True), resume=resume)
         except MedforensicsError as err:
             raise fail(err) from None
+        except KeyboardInterrupt:
+            from medforensics.evaluate.benchmark_runs import RUN_FILE
+
+            kept = len(list(out.glob(f"models/*/**/{RUN_FILE}")))
+            typer.echo(f"{kept} finished training run(s) kept in {out}: --resume goes on from them", err=True)
+            raise
+        n_reused = len(res["reused_runs"])
+        reused = f"; {n_reused} run(s) taken from the earlier run" if n_reused else ""
         typer.echo(
-            f"{out / 'leaderboard.md'}: {len(res['rows'])} model(s), {res['wall_s']:.0f} s; "
+            f"{out / 'leaderboard.md'}: {len(res['rows'])} model(s), {res['wall_s']:.0f} s{reused}; "
             f"recommended {res['recommended']} (CT, 3-D context: {res['recommended_ct']})"
         )

@@ -35,6 +35,7 @@ import numpy as np
 
 from medforensics._atomic import check_folder_output, check_writable, write_text_atomic
 from medforensics.errors import ConfigError, MedforensicsError, OutputError
+from medforensics.evaluate.benchmark_runs import RunStore
 from medforensics.logging import get_logger
 from medforensics.train.data import (
     TASK_MAP,
@@ -264,8 +265,17 @@ def _drop_heavy(folder: Path, weights: bool) -> None:
         (folder / "model.safetensors").unlink(missing_ok=True)
 
 
-def run_in_dist(name: str, spec: SampleSpec, samples: list[Sample], cfg: BenchmarkConfig) -> dict[str, Any]:
-    """Train + evaluate ``name`` on the shared split; returns its leaderboard row (without LOAO)."""
+def run_in_dist(
+    name: str, spec: SampleSpec, samples: list[Sample], cfg: BenchmarkConfig, store: RunStore | None = None
+) -> dict[str, Any]:
+    """Train + evaluate ``name`` on the shared split; returns its leaderboard row (without LOAO). With a
+    ``store`` the row is kept when done, and taken from there when it was kept (``--resume``)."""
+    folder = Path(cfg.out) / "models" / name / "in-dist"
+    key = store.key(samples, name, "in-dist") if store else ""
+    kept = store.load(folder, key, f"{name} in-dist") if store else None
+    if kept is not None:
+        return kept
+    t_run = time.perf_counter()
     from medforensics.evaluate.runner import evaluate_model
     from medforensics.models.registry import model_info
     from medforensics.train.checkpoint import load_trained
@@ -275,7 +285,6 @@ def run_in_dist(name: str, spec: SampleSpec, samples: list[Sample], cfg: Benchma
     task = task_of(name)
     usable = [s for s in samples if s.label in TASK_MAP[task]]
     dropped = sorted({s.label for s in samples} - {s.label for s in usable})
-    folder = Path(cfg.out) / "models" / name / "in-dist"
     tc = _train_config(name, spec, cfg, folder)
     t0 = time.perf_counter()
     res = train(tc, ListSource(usable))
@@ -285,7 +294,7 @@ def run_in_dist(name: str, spec: SampleSpec, samples: list[Sample], cfg: Benchma
     model, tc, _ = load_trained(folder)
     test_x = np.stack([s.array for s in usable if s.meta.get("split") == "test"])
     speed = measure_speed(model, test_x, tc, cfg.speed_samples)
-    return {
+    row = {
         "model": name,
         "input": f"{info.input_kind} {'x'.join(map(str, test_x.shape[1:]))}",
         "family": info.family,
@@ -298,13 +307,23 @@ def run_in_dist(name: str, spec: SampleSpec, samples: list[Sample], cfg: Benchma
         "in_dist_auc": res.metrics.get("test", {}).get("operating_point", {}).get("roc_auc"),
         "excluded_labels": dropped,
         "folder": str(folder.relative_to(cfg.out)),
+        "run_s": round(time.perf_counter() - t_run, 1),
     }
+    if store is not None:
+        store.save(folder, key, row)
+    return row
 
 
 def run_loao(
-    name: str, spec: SampleSpec, samples: list[Sample], methods: Sequence[str], cfg: BenchmarkConfig
+    name: str,
+    spec: SampleSpec,
+    samples: list[Sample],
+    methods: Sequence[str],
+    cfg: BenchmarkConfig,
+    store: RunStore | None = None,
 ) -> list[dict[str, Any]]:
-    """Leave-one-attack-out runs of ``name``: one row per held-out method (AUC None when skipped)."""
+    """Leave-one-attack-out runs of ``name``: one row per held-out method (AUC None when skipped); with a
+    ``store`` each finished run's row is kept, and taken from there when it was kept (``--resume``)."""
     from medforensics.train.loop import train
 
     task = task_of(name)
@@ -318,6 +337,11 @@ def run_loao(
             rows.append(row)
             continue
         folder = Path(cfg.out) / "models" / name / "loao" / m
+        key = store.key(samples, name, f"loao/{m}") if store else ""
+        kept = store.load(folder, key, f"{name} loao {m}") if store else None
+        if kept is not None:
+            rows.append(kept)
+            continue
         t0 = time.perf_counter()
         try:
             res = train(_train_config(name, spec, cfg, folder), ListSource(leave_method_out(usable, m)))
@@ -337,6 +361,8 @@ def run_loao(
             train_s=round(time.perf_counter() - t0, 1),
         )
         rows.append(row)
+        if store is not None:
+            store.save(folder, key, row)
     return rows
 
 
@@ -356,10 +382,15 @@ def _data_summary(samples: list[Sample]) -> dict[str, Any]:
 
 
 def run_benchmark(
-    data: DataArg, cfg: BenchmarkConfig, progress: Callable[[str], None] | None = None
+    data: DataArg,
+    cfg: BenchmarkConfig,
+    progress: Callable[[str], None] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Run the benchmark; writes ``leaderboard.md``/``.csv``, ``loao.csv``, ``benchmark.json`` and one
-    folder per model under ``cfg.out``. Returns the ``benchmark.json`` content."""
+    folder per model under ``cfg.out``. Returns the ``benchmark.json`` content. Each finished training run
+    is kept in its folder as it ends; ``resume``: runs kept there by an earlier (interrupted) run of the same
+    samples and settings are taken, not trained again (:mod:`~medforensics.evaluate.benchmark_runs`)."""
     import torch
 
     from medforensics.evaluate.leaderboard import rank_rows, with_intervals, write_leaderboard
@@ -370,8 +401,11 @@ def run_benchmark(
     out = Path(cfg.out)
     check_out(out, data)
     out.mkdir(parents=True, exist_ok=True)
+    if not (out / BENCHMARK).is_file():  # marks the folder as a benchmark's before its first run is kept
+        write_text_atomic(out / BENCHMARK, json.dumps({"rows": [], "finished": False}) + "\n")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    store = RunStore(cfg, device_name(resolve_device(cfg.device)), resume)
     t_start, load_start = time.perf_counter(), _load()
     cache: dict[SampleSpec, list[Sample]] = {}
     rows: list[dict[str, Any]] = []
@@ -388,22 +422,23 @@ def run_benchmark(
         if loao_names and not methods:  # before any training, not after the first model's
             raise ConfigError("leave-one-attack-out needs attack methods on the samples (records/)")
         say(f"{name}: in-distribution")
-        t0 = time.perf_counter()
         try:
-            row = run_in_dist(name, spec, samples, cfg)
+            row = run_in_dist(name, spec, samples, cfg, store)
         except (MedforensicsError, RuntimeError, ValueError) as err:
             row = {"model": name, "error": _one_line(err)}
             log.warning("%s failed: %s", name, row["error"])
+        lr = []
         if name in loao_names and "error" not in row:
             say(f"{name}: leave-one-attack-out over {', '.join(methods)}")
-            lr = run_loao(name, spec, samples, methods, cfg)
+            lr = run_loao(name, spec, samples, methods, cfg, store)
             loao_rows += lr
             aucs = [r["auc"] for r in lr if r["auc"] is not None]
             row["unseen_auc_mean"] = float(np.mean(aucs)) if aucs else None
             row.update({f"unseen_auc_{r['held_out']}": r["auc"] for r in lr})
-        row["wall_s"] = round(time.perf_counter() - t0, 1)
+        # what the row cost, its kept runs included: the in-distribution run and each held-out one
+        row["wall_s"] = round(row.get("run_s", 0.0) + sum(r.get("train_s") or 0.0 for r in lr), 1)
         rows.append(row)
-        say(f"{name}: done in {row['wall_s']} s")
+        say(f"{name}: done ({row['wall_s']} s of runs)")
     if rows and all("error" in r for r in rows):
         raise ConfigError(f"every model failed; the first: {rows[0]['error']}")
     ranked = rank_rows(rows)
@@ -422,6 +457,7 @@ def run_benchmark(
             "load_average_end": _load(),
         },
         "wall_s": round(time.perf_counter() - t_start, 1),
+        "reused_runs": store.reused,
         "rows": ranked,
         "loao": loao_rows,
         "recommended": _recommend(ranked, kinds=None),

@@ -187,6 +187,7 @@ def markdown(result: dict[str, Any]) -> str:
         "load average at start "
         f"{mach['load_average_start']}, at end {mach['load_average_end']}; total wall time "
         f"{result['wall_s']:.0f} s.",
+        *_reused(result),
         "",
         "Scores: test split; `accuracy`..`f1` at the operating threshold chosen on val for <= 1 % FPR "
         "(Platt-calibrated score); `acc_<label>` = share of that label called correctly (real/fake) at that "
@@ -225,6 +226,19 @@ def markdown(result: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _reused(result: dict[str, Any]) -> list[str]:
+    """A line on the training runs taken from an earlier run (``benchmark --resume``), when there are any."""
+    reused = result.get("reused_runs") or []
+    if not reused:
+        return []
+    return [
+        "",
+        f"{len(reused)} training run(s) were taken from an earlier, interrupted run of the same samples and "
+        "settings (`--resume`): the total wall time is this run's; each row's `wall_s` counts its runs "
+        "wherever they ran, and its `img_per_s` was measured by the run that trained it.",
+    ]
 
 
 def overlapping_top(rows: list[dict[str, Any]], best: str | None) -> list[str]:

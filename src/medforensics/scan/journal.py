@@ -36,13 +36,13 @@ import io
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medforensics._atomic import check_writable, write_bytes_atomic, write_text_atomic
+from medforensics._code import code_hash
 from medforensics.errors import MedforensicsError, OutputError
 from medforensics.logging import get_logger
 from medforensics.scan.detector import report_info, sha256_file
@@ -58,17 +58,6 @@ FORMAT = 1
 INDEX_KEEP = 8
 #: SeriesResult fields stored as tuples (JSON gives lists back).
 _TUPLES = ("shape", "spacing_mm", "center_voxel", "center_mm", "bbox_voxel")
-
-
-@lru_cache(maxsize=1)
-def code_hash() -> str:
-    """SHA-256 over this installation's Python modules (their paths and bytes): another version of the code
-    may score a series otherwise, so its journal entries are not reused."""
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*.py")):
-        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
 
 
 def _digest(obj: Any) -> str:
