@@ -182,7 +182,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"{', '.join(result['methods']) or 'none'}.",
         "",
         f"Run: preset `{cfg['preset']}`, seed {cfg['seed']}, 2-D crops {cfg['size_2d']} px, epochs "
-        f"{cfg['epochs'] or 'preset'}, protocols {', '.join(cfg['protocols'])}; torch {mach['torch']} on "
+        f"{cfg['epochs'] or 'preset'}, patience {cfg.get('patience') or 'preset'}, batch "
+        f"{cfg.get('batch_size') or 'preset'}, protocols {', '.join(cfg['protocols'])}; "
+        f"torch {mach['torch']} on "
         f"{mach['cpus']} CPU(s), {mach['torch_threads']} thread(s), CNNs on {mach.get('device', 'cpu')}; "
         "load average at start "
         f"{mach['load_average_start']}, at end {mach['load_average_end']}; total wall time "
