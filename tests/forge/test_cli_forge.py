@@ -123,6 +123,9 @@ def test_non_ct_and_bad_method(tmp_path: Path, dicom_series: Path) -> None:  # n
         "remove", "--input", str(dicom_series), "--method", "blob-inject", "--out", str(tmp_path / "o")
     )
     assert code == 2 and "not a remove attack" in text
+    out = str(tmp_path / "o")
+    code, text = _run("inject", "--input", str(dicom_series), "--method", "nope", "--out", out)
+    assert code == 2 and "'nope' is not an inject attack; known: blob-inject" in text
 
 
 def test_nifti_in_nifti_out(ct_crop: Volume, tmp_path: Path) -> None:  # noqa: F811

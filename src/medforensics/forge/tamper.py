@@ -245,9 +245,9 @@ def tamper_series(
         raise ConfigError(f"kind must be inject or remove, got {kind!r}")
     method = method or DEFAULT_METHOD[kind]
     if method not in list_attacks(kind):
-        raise ConfigError(
-            f"--method {method!r} is not a {kind} attack; known: {', '.join(list_attacks(kind))}"
-        )
+        article = "an" if kind[0] in "aeiou" else "a"
+        known = ", ".join(list_attacks(kind))
+        raise ConfigError(f"--method {method!r} is not {article} {kind} attack; known: {known}")
     if seed < 0:
         raise ConfigError(f"--seed must be 0 or more, got {seed}")
     matched = issubclass(attack_class(method), NoiseMatched)
