@@ -211,7 +211,8 @@ def test_an_unreadable_entry_or_arrays_file_is_scanned_again(
     scans.clear()
     journal = Journal(tmp_path / "j")
     second = _scan(studies, detector, journal)
-    assert sorted(scans) == ["a", "b", "x.dcm"] and journal.unreadable == 2 and journal.written == 2
+    assert sorted(scans) == ["a", "b", "x.dcm"] and journal.written == 2
+    assert (journal.unreadable, journal.forged) == (1, 1)  # changed arrays fail the entry's authentication
     assert second.to_dict() == first.to_dict() | {"series": second.to_dict()["series"]}
     assert [s.verdict for s in second.series] == [s.verdict for s in first.series]
 
@@ -381,3 +382,50 @@ def test_a_journal_folder_that_cannot_be_made_is_one_line_before_the_scan(
     r = CliRunner().invoke(app, ["scan", str(ct_series), "--model", str(model_dir), "--journal", str(where)])
     assert r.exit_code == 2 and f"error: {where}: cannot be made (denied)" in r.output.replace("\n", "")
     assert "Traceback" not in r.output
+
+
+def test_an_entry_changed_outside_medforensics_is_not_taken(
+    studies: Path, detector: Detector, tmp_path: Path, scans: list[str]
+) -> None:
+    """A verdict written over a tampered series' entry (the journal folder writable, the key not readable)
+    must not hide the series: its entry fails its authentication and the series is scanned again."""
+    from medforensics.scan.journal_key import entry_mac, key_path
+
+    first = _scan(studies, detector, Journal(tmp_path / "j"))
+    assert [s.verdict for s in first.series].count("tampered") == 2  # the test detector flags everything
+    entry = _entries(tmp_path / "j")[0]
+    data = json.loads(entry.read_text())
+    data["result"].update(verdict="authentic", score=0.01, findings=[])
+    entry.write_text(json.dumps(data))  # the old MAC kept
+    other = _entries(tmp_path / "j")[1]
+    data = json.loads(other.read_text())
+    data["result"].update(verdict="authentic", score=0.01, findings=[])
+    data["mac"] = entry_mac(b"\x01" * 32, data, b"")  # a MAC under a key of the attacker's
+    other.write_text(json.dumps(data))
+    scans.clear()
+    journal = Journal(tmp_path / "j")
+    second = _scan(studies, detector, journal)
+    assert sorted(scans) == ["a", "b", "x.dcm"] and (journal.forged, journal.reused) == (2, 0)
+    assert [s.verdict for s in second.series] == [s.verdict for s in first.series]
+    assert "2 failed their authentication" in journal.summary()
+    key = key_path()
+    assert key.stat().st_mode & 0o777 == 0o600 and len(bytes.fromhex(key.read_text())) == 32
+    key.unlink()  # another key (another account, a key deleted): nothing is taken, all is scanned again
+    scans.clear()
+    journal = Journal(tmp_path / "j")
+    _scan(studies, detector, journal)
+    assert sorted(scans) == ["a", "b", "x.dcm"] and journal.forged == 2 and key.is_file()
+
+
+def test_a_journal_key_that_is_not_one_is_one_line_before_the_scan(
+    ct_series: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    from medforensics.scan.journal_key import key_path
+
+    key_path().parent.mkdir(parents=True)
+    key_path().write_text("not hex\n")
+    r = CliRunner().invoke(
+        app, ["scan", str(ct_series), "--model", str(model_dir), "--journal", str(tmp_path / "j")]
+    )
+    assert r.exit_code == 2 and "is not a journal key (64 hex digits)" in r.output.replace("\n", "")
+    assert "Traceback" not in r.output and key_path().read_text() == "not hex\n"

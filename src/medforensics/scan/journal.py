@@ -25,7 +25,9 @@ worker may not recur, and a series that cannot be read costs little to try again
 match are scanned again and replaced; an unreadable one (a crash during a write cannot leave one, but a
 disk error can) is scanned again too. The folder holds what the JSON report holds (paths, which exports
 often name after patients, and UIDs; the findings' heatmaps, not pixels) and must be guarded as the reports
-are: whoever can read it learns what they say, whoever can write it can write a verdict.
+are: whoever can read it learns what they say. Whoever can write it cannot write a verdict the next scan
+takes: each entry carries an HMAC under a key outside the folder (:mod:`~medforensics.scan.journal_key`),
+and an entry that fails it is scanned again and counted in :meth:`Journal.summary`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from medforensics._code import code_hash
 from medforensics.errors import MedforensicsError, OutputError
 from medforensics.logging import get_logger
 from medforensics.scan.detector import report_info, sha256_file
+from medforensics.scan.journal_key import entry_mac, journal_key, verify_mac
 from medforensics.scan.result import Finding, SeriesResult
 
 log = get_logger("scan.journal")
@@ -53,7 +56,7 @@ log = get_logger("scan.journal")
 #: The file that marks a folder as a scan journal (a folder holding other files is refused).
 MARKER = "medforensics-journal.json"
 #: Version of the entries' layout: entries of another version are not read.
-FORMAT = 1
+FORMAT = 2
 #: Entries an index of one file layout names (series of the same file names and sizes, newest first).
 INDEX_KEEP = 8
 #: SeriesResult fields stored as tuples (JSON gives lists back).
@@ -184,8 +187,9 @@ class Journal:
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         self.settings = ""
-        self.reused = self.written = self.stale = self.unreadable = self.copies = 0
+        self.reused = self.written = self.stale = self.unreadable = self.copies = self.forged = 0
         self._write_failed = False
+        self._key = b""
 
     @staticmethod
     def check(folder: str | os.PathLike[str]) -> None:
@@ -200,19 +204,20 @@ class Journal:
             )
 
     def create(self) -> None:
-        """Check the folder (:meth:`check`) and make it a journal (the folder and its marker file);
-        :class:`OutputError` when that cannot be done."""
+        """Check the folder (:meth:`check`), read or make the key its entries are authenticated with
+        (:mod:`~medforensics.scan.journal_key`) and make the folder a journal (the folder and its marker
+        file); :class:`OutputError` when that cannot be done."""
         self.check(self.folder)
-        if (self.folder / MARKER).is_file():
-            return
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(
-                f"cannot be made ({exc.strerror or type(exc).__name__})", path=self.folder
-            ) from None
-        marker = {"what": "medforensics scan journal: one entry per scanned series", "format": FORMAT}
-        write_text_atomic(self.folder / MARKER, json.dumps(marker) + "\n")
+        if not (self.folder / MARKER).is_file():
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot be made ({exc.strerror or type(exc).__name__})", path=self.folder
+                ) from None
+            marker = {"what": "medforensics scan journal: one entry per scanned series", "format": FORMAT}
+            write_text_atomic(self.folder / MARKER, json.dumps(marker) + "\n")
+        self._key = self._key or journal_key()
 
     def bind(self, settings: Mapping[str, Any]) -> None:
         """Set the scan's settings (what decides a result besides the series); :meth:`create` the folder."""
@@ -290,13 +295,26 @@ class Journal:
         unreadable one is logged and counted."""
         try:
             data = json.loads(entry.read_text(encoding="utf-8"))
-            if data.get("format") != FORMAT or not matches(data):
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
                 return None
-            arrays: dict[str, np.ndarray] = {}
+            blob = b""
             if data.get("arrays"):  # a name of this entry's own: never another entry's arrays
                 if Path(data["arrays"]).name != data["arrays"] or not data["arrays"].startswith(entry.stem):
                     raise ValueError("arrays file outside its entry")
-                with np.load(self.folder / data["arrays"], allow_pickle=False) as npz:
+                blob = (self.folder / data["arrays"]).read_bytes()
+            if not verify_mac(self._key, data, blob):
+                log.warning(
+                    "journal entry %s fails its authentication (changed outside medforensics, or written "
+                    "under another key): not taken, its series is scanned again",
+                    entry.name,
+                )
+                self.forged += 1
+                return None
+            if not matches(data):
+                return None
+            arrays: dict[str, np.ndarray] = {}
+            if blob:
+                with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
                     arrays = {k: npz[k] for k in npz.files}
             res, loaded = result_from_record(data["result"], arrays), bool(data["loaded"])
             # its signature status is not kept: a certificate may have expired since, it is checked again
@@ -327,13 +345,17 @@ class Journal:
         # the arrays' file is named by the fingerprint: an entry never names arrays of another scan of it
         npz = f"{entry.stem}.{fingerprint[:16]}.npz" if arrays else None
         try:
+            blob = b""
             if npz is not None:
                 buf = io.BytesIO()
                 np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
-                write_bytes_atomic(self.folder / npz, buf.getvalue())
+                blob = buf.getvalue()
+                write_bytes_atomic(self.folder / npz, blob)
             data = {"format": FORMAT, "fingerprint": fingerprint, "arrays": npz, "loaded": loaded}
             data["content"] = self._content(identity, digest)
             data["result"] = record
+            data = json.loads(json.dumps(data, allow_nan=True))  # as it will be read back
+            data["mac"] = entry_mac(self._key, data, blob)
             write_text_atomic(entry, json.dumps(data, allow_nan=True) + "\n")
             self._add_to_index(identity, files, entry.name)
         except (MedforensicsError, OSError, TypeError, ValueError) as err:
@@ -366,6 +388,9 @@ class Journal:
         parts = [f"{self.reused} series reused{copies}", f"{self.written} scanned and kept"]
         if self.stale:
             parts.append(f"{self.stale} changed since (files or settings) and scanned again")
+        if self.forged:
+            why = "failed their authentication (changed outside medforensics?)"
+            parts.append(f"{self.forged} {why} and scanned again")
         if self.unreadable:
             parts.append(f"{self.unreadable} unreadable and scanned again")
         if self._write_failed:
