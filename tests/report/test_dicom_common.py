@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,15 +29,23 @@ def test_authentic_series_without_a_region_are_summed_up_and_named_in_the_log(
     report = ScanReport(model=MODEL, series=[authentic, tampered, nifti, error, scout, second])
     nifti_volume = Volume(np.zeros((8, 64, 64), np.float32), metadata={"source_format": "nifti"})
     volumes = {s.path: ct_volume for s in (authentic, second, tampered)} | {nifti.path: nifti_volume}
+    read: list[str] = []
+
+    class Reading(dict[str, Volume]):  # a scan's volumes are read again on access: which ones are?
+        def get(self, key: str, default: Any = None) -> Any:
+            read.append(key)
+            return super().get(key, default)
+
     notes: list[str] = []
     with caplog.at_level(logging.INFO, logger="medforensics.report.dicom"):
-        written = write_seg_for_report(report, volumes, tmp_path / "seg", notes=notes)
+        written = write_seg_for_report(report, Reading(volumes), tmp_path / "seg", notes=notes)
     assert written == [] and not (tmp_path / "seg").exists()
+    # no series with a region to segment: none of the scanned ones is read again
+    assert not set(read) & set(volumes)
     assert notes == [  # series order, then the sum: the same lines on every run
         f"SEG skipped: {tampered.path}: no finding with a region to segment",
-        f"SEG skipped: {nifti.path}: input is nifti, not DICOM: nothing to reference",
         f"SEG skipped: {error.path}: series was not scanned (no pixel data)",
-        "SEG not written for 2 authentic series: no finding with a region to segment (-v names them)",
+        "SEG not written for 3 authentic series: no finding with a region to segment (-v names them)",
         "SEG not written for 1 series not assessed (localizers, screen captures, reformats, thick slices: "
         "see the scan) (-v names them)",
     ]
@@ -53,3 +62,29 @@ def test_no_sum_line_without_an_authentic_series_to_skip(
     notes: list[str] = []
     write_seg_for_report(ScanReport(model=MODEL, series=[error]), {}, tmp_path / "seg", notes=notes)
     assert notes == [f"SEG skipped: {error.path}: series was not scanned (no pixel data)"]
+
+
+def test_sr_and_seg_writers_ask_for_headers_only(tmp_path: Path, ct_series: Path, ct_volume: Volume) -> None:
+    """A scan's volumes are read again for the writers: the SR and SEG need headers and geometry only, so
+    they ask for the volume without its pixels (:meth:`LazyVolumes.without_pixels`) where it can."""
+    from medforensics.report.dicom_sr import write_sr_for_report
+
+    tampered, authentic, _ = make_report(ct_volume, str(ct_series)).series
+    authentic = dataclasses.replace(authentic, key="a")
+    tampered = dataclasses.replace(tampered, key="t")
+    report = ScanReport(model=MODEL, series=[tampered, authentic])
+    asked: list[tuple[str, str]] = []
+
+    class Volumes(dict[str, Volume]):
+        def get(self, key: str, default: Any = None) -> Any:
+            asked.append(("get", key))
+            return super().get(key, default)
+
+        def without_pixels(self, key: str) -> Volume | None:
+            asked.append(("without_pixels", key))
+            return super().get(key)
+
+    volumes = Volumes({"a": ct_volume, "t": ct_volume})
+    assert len(write_sr_for_report(report, volumes, tmp_path / "sr")) == 2
+    assert len(write_seg_for_report(report, volumes, tmp_path / "seg")) == 1
+    assert asked == [("without_pixels", "t"), ("without_pixels", "a"), ("without_pixels", "t")]

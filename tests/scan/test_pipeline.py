@@ -182,6 +182,12 @@ def test_lazy_volumes_hold_one_series_and_read_back_the_same(mixed: Path, detect
     other = next(k for k in lazy if k != ct)
     lazy[other]
     assert lazy._last is not None and lazy._last[0] == other  # the CT was dropped
+    # what the SR and SEG writers get: headers and geometry, the pixels left in the files until used
+    headers = lazy.without_pixels(ct)
+    assert headers is not None and not isinstance(headers.array, np.ndarray)
+    assert headers.shape == eager[ct].shape and len(headers.datasets) == len(eager[ct].datasets)
+    np.testing.assert_array_equal(np.asarray(headers.array[:]), eager[ct].array)
+    assert lazy.without_pixels("no such series") is None
 
 
 def test_a_series_error_names_the_bad_slice(tmp_path: Path, ct_series: Path, detector: Detector) -> None:

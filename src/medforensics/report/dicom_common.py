@@ -122,11 +122,18 @@ def output_name(index: int, series: SeriesResult, kind: str) -> str:
     return f"{index:03d}_{uid}_{kind}.dcm"
 
 
-def volume_for(series: SeriesResult, volumes: Mapping[str, Volume] | None) -> Volume | None:
+def volume_for(
+    series: SeriesResult, volumes: Mapping[str, Volume] | None, pixels: bool = True
+) -> Volume | None:
     """The series' volume from ``volumes`` keyed by ``SeriesResult.key`` (as :func:`scan_paths` returns
-    them), else by its path or series UID (a caller's own mapping)."""
+    them), else by its path or series UID (a caller's own mapping). ``pixels`` False: a writer that needs
+    the headers and geometry only; volumes read again on access (a scan's
+    :class:`~medforensics.scan.volumes.LazyVolumes`) then leave the pixels undecoded."""
     if not volumes:
         return None
+    headers_only = None if pixels else getattr(volumes, "without_pixels", None)
+    if series.key and headers_only is not None:
+        return headers_only(series.key)
     if series.key:
         return volumes.get(series.key)  # a folder's several series share its path: never guess by it
     volume = volumes.get(series.path)
@@ -158,19 +165,23 @@ def write_for_report(
     kind: str,
     write_one: Callable[[SeriesResult, Volume, Path], Path | list[Path]],
     notes: list[str] | None,
+    precheck: Callable[[SeriesResult], None] | None = None,
 ) -> list[Path]:
     """Run ``write_one`` for every series; a series that cannot get one is noted, the rest go on.
 
     Each series skipped for a reason of its own gets a note naming it (in series order); authentic series
     with nothing to write, and series the scan did not assess, are counted in one note per kind instead.
-    Every skipped series is logged (``-v``).
+    Every skipped series is logged (``-v``). ``precheck(series)`` raises the :class:`MedforensicsError` of
+    a series that cannot get one before its volume is read (a scan's volumes are read again on access).
     """
     out_dir = Path(out_dir)
     written: list[Path] = []
     expected: dict[str, int] = {}
     for index, series in enumerate(report.series):
         try:
-            volume = require_dicom(series, volume_for(series, volumes))
+            if precheck is not None and series.verdict != "error":  # an error says why first
+                precheck(series)
+            volume = require_dicom(series, volume_for(series, volumes, pixels=False))
             made = write_one(series, volume, out_dir / output_name(index, series, kind))
             written.extend(made if isinstance(made, list) else [made])
         except OutputError:

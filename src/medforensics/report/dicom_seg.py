@@ -25,6 +25,7 @@ from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 from medforensics.report import codes
 from medforensics.report.dicom_common import (
+    NO_REGION,
     build_and_save,
     clipped_box,
     declare_private_scheme,
@@ -156,7 +157,7 @@ def build_seg(
             )
         )
     if not regions:
-        raise InputError("no finding with a region to segment", path=series.path)
+        raise InputError(NO_REGION, path=series.path)
     # memory stays bounded by the slab the findings cover: only those slices' images are segmented
     slices = sorted({z for where, _ in regions for z in range(where[0].start, where[0].stop)})
     row_of = {z: k for k, z in enumerate(slices)}
@@ -263,4 +264,11 @@ def write_seg_for_report(
     def one(series: SeriesResult, volume: Volume, path: Path) -> list[Path]:
         return write_segs(series, volume, path, model=report.model)
 
-    return write_for_report(report, volumes, out_dir, "SEG", one, notes)
+    return write_for_report(report, volumes, out_dir, "SEG", one, notes, precheck=_has_region)
+
+
+def _has_region(series: SeriesResult) -> None:
+    """:class:`InputError` (:data:`NO_REGION`) for a series none of whose findings has a region within its
+    shape, before its volume is read again (an archive's authentic series: one read each saved)."""
+    if series.shape is not None and not any(finding_region(f, series.shape) for f in series.findings):
+        raise InputError(NO_REGION, path=series.path)

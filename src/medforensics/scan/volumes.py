@@ -33,6 +33,14 @@ class LazyVolumes(Mapping[str, Volume]):
         self._last = (key, vol)
         return vol
 
+    def without_pixels(self, key: str) -> Volume | None:
+        """The volume of ``key`` with its headers and geometry read but its pixels left in the files
+        (decoded only where used): what the DICOM SR and SEG writers need (None for an unknown key)."""
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        ref = self._refs.get(key)
+        return None if ref is None else load(ref, stream_above=0)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._refs)
 
