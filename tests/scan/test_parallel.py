@@ -120,3 +120,25 @@ def test_an_interrupted_scan_stops_its_workers_at_once(
     while multiprocessing.active_children() and time.perf_counter() - t0 < 60:
         time.sleep(0.1)
     assert multiprocessing.active_children() == [] and time.perf_counter() - t0 < 60
+
+
+def test_workers_log_at_the_parent_s_level(detector: Detector, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spawned workers set up logging as the command did (-v's detail, one format), not Python's default."""
+    import logging
+
+    from medforensics.scan import parallel
+
+    monkeypatch.setattr(logging.getLogger(), "level", logging.INFO)
+    setup = parallel.Setup.share(detector, None, None, None, 2)
+    assert setup.log_level == logging.INFO and not setup.digest
+    seen: list[int] = []
+    monkeypatch.setattr(parallel, "configure", seen.append)
+    monkeypatch.setattr(parallel, "_WORKER", {})
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        parallel._init(setup)  # as a worker would (it also sets torch's threads: restored below)
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [logging.INFO] and parallel._WORKER["setup"] is setup

@@ -16,6 +16,7 @@ import typer
 from medforensics import __version__
 from medforensics.cli._errors import fail
 from medforensics.errors import MedforensicsError
+from medforensics.logging import configure
 
 #: Command modules under ``medforensics.cli``, each with ``register(app: typer.Typer) -> None``.
 COMMAND_MODULES: tuple[str, ...] = ("data", "provenance", "models", "forge", "scan")
@@ -41,16 +42,7 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr."),
 ) -> None:
     """medforensics: forge, train, scan and sign medical images."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # pydicom logs a traceback for every decoder it tries on pixel data it cannot decode; the reader's own
-    # one-line error says what went wrong (-v shows pydicom's detail)
-    import pydicom.config  # it sets its logger's level when imported: import it first
-
-    pydicom.config.logger.setLevel(logging.INFO if verbose else logging.CRITICAL)
+    configure(logging.INFO if verbose else logging.WARNING)  # -v also shows pydicom's decoder detail
 
 
 for _name in COMMAND_MODULES:

@@ -17,6 +17,7 @@ of its own too, and the others their results.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import pickle
 import time
@@ -28,6 +29,7 @@ from typing import Any
 
 from medforensics.errors import ConfigError
 from medforensics.io.reader import SeriesRef
+from medforensics.logging import configure
 from medforensics.scan.detector import Detector
 from medforensics.scan.result import SeriesResult
 
@@ -48,6 +50,8 @@ class Setup:
     threads: int
     #: whether this process raised the allocator's thresholds (:mod:`medforensics._alloc`): workers follow
     tuned_allocator: bool = False
+    #: the parent's logging level: workers log as it does (``-v`` included), each distinct warning once
+    log_level: int = logging.WARNING
     #: hash each series' files before reading it (``scan --journal``: :func:`~medforensics.scan.journal.
     #: files_digest`)
     digest: bool = False
@@ -68,7 +72,8 @@ class Setup:
         from medforensics._alloc import allocator_tuned
 
         threads = max(1, torch.get_num_threads() // jobs)
-        return cls(detector, detector2d, explain, stream, threads, allocator_tuned(), digest)
+        level = logging.getLogger().getEffectiveLevel()
+        return cls(detector, detector2d, explain, stream, threads, allocator_tuned(), level, digest)
 
 
 def _init(setup: Setup) -> None:
@@ -78,6 +83,7 @@ def _init(setup: Setup) -> None:
 
     if setup.tuned_allocator:  # as the parent: the command line's scan raised its thresholds
         tune_allocator()
+    configure(setup.log_level)  # spawned: without it a warning came bare, and -v's detail not at all
     torch.set_num_threads(setup.threads)
     _WORKER["setup"] = setup
 
