@@ -67,27 +67,28 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _per_file(files: Iterable[Path], what: Callable[[Path], Any]) -> str | None:
+    """SHA-256 over ``(path below the files' common folder, what(file))`` of every file, sorted; None when
+    a file cannot be read."""
+    paths = [Path(p) for p in files]
+    try:
+        base = os.path.commonpath([str(p.parent) for p in paths]) if paths else ""
+        return _digest(sorted((os.path.relpath(p, base), what(p)) for p in paths))
+    except (OSError, ValueError):
+        return None
+
+
 def files_digest(files: Iterable[Path]) -> str | None:
     """SHA-256 over a series' files: each one's path below their common folder and the SHA-256 of its bytes
     (taken before the series is read, so a result is never filed under bytes it was not computed from).
     None when a file cannot be read: such a series is not kept (its scan reports why)."""
-    paths = [Path(p) for p in files]
-    try:
-        base = os.path.commonpath([str(p.parent) for p in paths]) if paths else ""
-        return _digest(sorted((os.path.relpath(p, base), sha256_file(p)) for p in paths))
-    except (OSError, ValueError):
-        return None
+    return _per_file(files, sha256_file)
 
 
 def files_layout(files: Iterable[Path]) -> str | None:
     """SHA-256 over a series' files' paths below their common folder and their sizes (no file is read): what
     a copy of the series elsewhere has too. None when a file cannot be reached."""
-    paths = [Path(p) for p in files]
-    try:
-        base = os.path.commonpath([str(p.parent) for p in paths]) if paths else ""
-        return _digest(sorted((os.path.relpath(p, base), p.stat().st_size) for p in paths))
-    except (OSError, ValueError):
-        return None
+    return _per_file(files, lambda p: p.stat().st_size)
 
 
 def _kind_and_uid(identity: str) -> tuple[str, str]:
