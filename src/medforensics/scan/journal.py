@@ -252,11 +252,12 @@ class Journal:
             if digest is None:
                 return Lookup()
             fingerprint = self._fingerprint(identity, digest)
+            bad = self.forged + self.unreadable
             got = self._read(entry, lambda d: d.get("fingerprint") == fingerprint)
             if got is not None:
                 self.reused += 1
                 return Lookup(*got, digest=digest)
-            stale = True
+            stale = self.forged + self.unreadable == bad  # an entry of other files or settings
         got, digest = self._copy(identity, files, entry.name, digest)
         if got is not None:
             self.reused += 1
