@@ -64,3 +64,13 @@ def disc_params(
     """The forge's ``image-clone`` parameters: a disc of slice ``z`` at ``donor`` pasted over ``centre``."""
     pose = {"rot90": rot90, "flip": flip}
     return {"center": [z, *centre], "radius_px": radius, "donor_center": [z, *donor], **pose}
+
+
+def another_series(src: Path, dest: Path) -> Path:
+    """The DICOM series ``src`` written again at ``dest`` with new series and instance UIDs: the same
+    pixels, but another series (a byte copy is a copy: ``scan`` takes the first one's result for it)."""
+    from medforensics.io.dicom_write import write_dicom_series
+    from medforensics.io.reader import read_volume
+
+    write_dicom_series(read_volume(src), dest, new_uids=True)
+    return dest

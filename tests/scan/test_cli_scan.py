@@ -295,6 +295,8 @@ def test_the_tally_counts_each_verdict_and_what_was_not_assessed() -> None:
     report.series.append(res("error", not_assessed=True))
     line = "7 series: 2 tampered, 1 synthetic, 1 authentic, 2 errors, 1 not assessed"
     assert tally(report) == line
+    report.series[1].extra["same_as"] = "p"
+    assert tally(report) == line + "; 1 byte-for-byte copy of an earlier series, not scanned again"
     assert tally(ScanReport(model=report.model)) == "0 series"
 
 

@@ -166,16 +166,19 @@ def test_a_copy_elsewhere_is_scanned_once_and_an_edited_copy_again(
     data[-100] ^= 0x01  # one pixel's low bit: the same names and sizes, other bytes
     f.write_bytes(bytes(data))
     journal = Journal(tmp_path / "j")
-    report = _scan(root, detector, journal)
-    assert scans == ["p1", "p3"] and (journal.reused, journal.copies, journal.written) == (1, 1, 2)
+    report = _scan(root, detector, journal)  # p2: a copy of p1 in the same scan, not a journal entry
+    assert scans == ["p1", "p3"] and (journal.reused, journal.copies, journal.written) == (0, 0, 2)
     p1, p2, p3 = _as_kept(report)["series"]
-    assert p2["path"] == str(root / "p2") and {**p2, "path": p1["path"]} == p1
-    assert p3["path"] == str(root / "p3")
+    assert p2["path"] == str(root / "p2") and p2["extra"].pop("same_as") == p1["path"]
+    assert {**p2, "path": p1["path"], "seconds": p1["seconds"]} == p1
+    assert p3["path"] == str(root / "p3") and "same_as" not in p3["extra"]
     scans.clear()
     (root / "p1").rename(root / "p0")  # both entries are candidates for it: the one of its bytes is taken
     again = Journal(tmp_path / "j")
     report = _scan(root, detector, again)
-    assert scans == [] and (again.reused, again.copies) == (3, 2)  # p0 and p2 by p1's entry, p3 by its own
+    assert scans == [] and (again.reused, again.copies) == (2, 1)  # p0 by p1's entry, p3 by its own
+    assert [s.path for s in report.series] == [str(root / n) for n in ("p0", "p2", "p3")]
+    assert report.series[1].extra["same_as"] == str(root / "p0")  # p2: a copy of p0 in this scan
     assert [s.path for s in report.series] == [str(root / n) for n in ("p0", "p2", "p3")]
 
 

@@ -3,7 +3,6 @@ that dies costs only its own series."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from medforensics.scan.parallel import DIED
 from medforensics.scan.pipeline import scan_paths
 from medforensics.scan.result import ScanReport
 from medforensics.scan.volumes import LazyVolumes
+from tests.scan._helpers import another_series
 
 
 def _rows(report: ScanReport) -> list[tuple]:
@@ -31,10 +31,10 @@ def _rows(report: ScanReport) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory: pytest.TempPathFactory, ct_series: Path) -> Path:
-    """Three copies of the CT series and a corrupt one."""
+    """Three series of the CT (written with new UIDs: not copies) and a corrupt one."""
     root = tmp_path_factory.mktemp("studies")
     for name in ("a", "b", "c"):
-        shutil.copytree(ct_series, root / name)
+        another_series(ct_series, root / name)
     (root / "bad").mkdir()
     src = sorted(ct_series.glob("*.dcm"))[0].read_bytes()
     (root / "bad" / "x.dcm").write_bytes(src[: len(src) // 2])
@@ -67,9 +67,8 @@ def test_a_series_whose_worker_dies_is_an_error_and_the_others_are_scanned(
     from tests.scan._dying import DyingDetector
 
     root = tmp_path / "studies"
-    shutil.copytree(studies / "a", root / "a")
-    shutil.copytree(studies / "a", root / "die")
-    shutil.copytree(studies / "a", root / "z")
+    for name in ("a", "die", "z"):
+        another_series(studies / "a", root / name)
     report, _ = scan_paths(
         [root], detector=DyingDetector.like(detector), signatures=False, explain=None, jobs=2
     )
@@ -105,7 +104,7 @@ def test_an_interrupted_scan_stops_its_workers_at_once(
 
     root = tmp_path / "studies"
     for name in ("a", "slow", "z"):
-        shutil.copytree(studies / "a", root / name)
+        another_series(studies / "a", root / name)
 
     def interrupt(i: int, _n: int, _label: str) -> None:
         if i == 1:  # "a" done; "slow" is in progress in the other worker

@@ -209,6 +209,10 @@ def tally(report: Any) -> str:
     if report.skipped:
         k = len(report.skipped)
         line += f"; {k} file{'s' * (k != 1)} skipped"
+    copies = sum("same_as" in s.extra for s in report.series)
+    if copies:
+        what = "copy" if copies == 1 else "copies"
+        line += f"; {copies} byte-for-byte {what} of an earlier series, not scanned again"
     return line
 
 

@@ -24,6 +24,7 @@ from medforensics.io.reader import SeriesRef, discover, load
 from medforensics.io.volume import Volume, ct_voxel_reason
 from medforensics.logging import get_logger, short_hash
 from medforensics.scan.clones import add_clone_findings
+from medforensics.scan.copies import copy_result, identical_series
 from medforensics.scan.cube_scan import scan_ct
 from medforensics.scan.detector import Detector, report_info
 from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, scan_image_series
@@ -362,6 +363,9 @@ def scan_paths(
         series_identity(ref.kind, shown(ref.path), keys[i][len(str(ref.path)) :], ref.series_uid)
         for i, ref in enumerate(found.series)
     ]
+    # copies of a series given earlier in this scan: its result, not a scan of their own
+    same = identical_series(found.series, skip={i for i, m in enumerate(members) if m is not None})
+    loaded_of: dict[int, bool] = {}
     kept: dict[int, tuple[SeriesResult, bool]] = {}  # results the journal gave, by series
     if journal is not None:
         journal.bind(scan_settings(detector, detector2d, explain))
@@ -369,10 +373,10 @@ def scan_paths(
             for i, ref in enumerate(found.series):
                 if on_progress:  # each lookup hashes the series' files: minutes for an archive
                     on_progress(i, total, f"(journal) {shown(ref.path)}")
-                got = journal.lookup(ident[i], ref.files) if members[i] is None else None
+                got = journal.lookup(ident[i], ref.files) if members[i] is None and i not in same else None
                 if got is not None and got.result is not None:
                     kept[i] = got.result, got.loaded
-    todo = [r for i, r in enumerate(found.series) if members[i] is None and i not in kept]
+    todo = [r for i, r in enumerate(found.series) if members[i] is None and i not in kept and i not in same]
     parallel = jobs > 1 and len(todo) > 1
     if parallel:
         from medforensics.scan.parallel import Setup, scan_in_workers
@@ -387,7 +391,11 @@ def scan_paths(
                 on_progress(i, total, shown(ref.path))
             t0 = time.perf_counter()
             res, vol, loaded, digest = members[i], None, False, None
-            if res is None and journal is not None and jobs == 1:
+            if i in same:  # without the signature status of the series it copies: checked below
+                res, loaded = copy_result(report.series[same[i]], str(ref.path)), loaded_of[same[i]]
+                if loaded and keep_volumes is True:
+                    vol = _reload(ref, stream)
+            elif res is None and journal is not None and jobs == 1:
                 got = journal.lookup(ident[i], ref.files)
                 digest = got.digest
                 if got.result is not None:
@@ -416,10 +424,11 @@ def scan_paths(
             if i not in kept:  # a kept result keeps its seconds: those of its scan
                 res.seconds = time.perf_counter() - t0
                 res.path = shown(res.path)
-                if journal is not None and members[i] is None and res.verdict != "error":
+                if journal is not None and members[i] is None and i not in same and res.verdict != "error":
                     journal.put(ident[i], digest, res, loaded, ref.files)  # errors are not kept: tried again
             report.series.append(res)
-            how = ", kept" if i in kept else ""
+            loaded_of[i] = loaded
+            how = ", kept" if i in kept else ", a copy of an earlier series" if i in same else ""
             log.info("series %s: %s (%.1f s%s)", res.series_uid, res.verdict, res.seconds, how)
             if on_progress and parallel:
                 on_progress(i + 1, total, shown(ref.path))
