@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,3 +30,20 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def detector(model_dir: Path) -> Detector:
     return Detector.from_dir(model_dir)
+
+
+@pytest.fixture
+def scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the series the detector actually scans in this process (not those a journal gives,
+    nor copies that take an earlier series' result)."""
+    import medforensics.scan.pipeline as pipeline
+
+    seen: list[str] = []
+    real = pipeline._load_and_scan
+
+    def counting(ref: Any, *args: Any) -> Any:
+        seen.append(Path(ref.path).name)
+        return real(ref, *args)
+
+    monkeypatch.setattr(pipeline, "_load_and_scan", counting)
+    return seen

@@ -42,20 +42,6 @@ def studies(tmp_path: Path, ct_series: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The series paths the detector actually scans (not those the journal gives)."""
-    seen: list[str] = []
-    real = pipeline._load_and_scan
-
-    def counting(ref: Any, *args: Any) -> Any:
-        seen.append(Path(ref.path).name)
-        return real(ref, *args)
-
-    monkeypatch.setattr(pipeline, "_load_and_scan", counting)
-    return seen
-
-
 def _scan(root: Path, det: Detector, journal: Journal, **kw: Any) -> Any:
     """A scan with Grad-CAM heatmaps (and masks): the arrays the journal keeps beside an entry."""
     kw.setdefault("explain", "gradcam")
