@@ -419,3 +419,37 @@ def test_a_journal_key_that_is_not_one_is_one_line_before_the_scan(
     )
     assert r.exit_code == 2 and "is not a journal key (64 hex digits)" in r.output.replace("\n", "")
     assert "Traceback" not in r.output and key_path().read_text() == "not hex\n"
+
+
+def test_lookups_on_threads_give_the_serial_lookups_and_stop_on_an_interrupt(
+    studies: Path, detector: Detector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medforensics.io.reader import discover
+    from medforensics.scan.journal import scan_settings, series_identity
+
+    _scan(studies, detector, Journal(tmp_path / "j"))
+    refs = [r for r in discover([studies]).series if Path(r.path).name in ("a", "b")]
+    items = [(series_identity(r.kind, str(r.path), "", r.series_uid), r.files) for r in refs]
+
+    def bound() -> Journal:
+        journal = Journal(tmp_path / "j")
+        journal.bind(scan_settings(detector, None, "gradcam"))
+        return journal
+
+    serial = bound()
+    one_by_one = [serial.lookup(*it) for it in items]
+    threaded, seen = bound(), []
+    got = threaded.lookup_all([*items, None], 2, seen.append)
+    assert seen == [0, 1, 2] and got[-1] == type(got[-1])()  # None: not looked up
+    assert [g.result.to_dict() for g in got[:2]] == [g.result.to_dict() for g in one_by_one]  # type: ignore[union-attr]
+    assert (threaded.reused, threaded.stale) == (serial.reused, serial.stale) == (2, 0)
+    calls: list[str] = []
+    real = Journal.lookup
+    monkeypatch.setattr(Journal, "lookup", lambda self, *a: calls.append("x") or real(self, *a))
+
+    def stop(i: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bound().lookup_all(items * 25, 2, stop)
+    assert len(calls) < 10  # the 50 lookups not started are dropped, not run before the interrupt ends it

@@ -37,7 +37,10 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +194,7 @@ class Journal:
         self.reused = self.written = self.stale = self.unreadable = self.copies = self.forged = 0
         self._write_failed = False
         self._key = b""
+        self._lock = threading.Lock()
 
     @staticmethod
     def check(folder: str | os.PathLike[str]) -> None:
@@ -244,7 +248,36 @@ class Journal:
         same UID, file names and bytes at another path (``elsewhere``). The files are hashed only when an
         entry may match. The result comes without its signature status (and finding), for the caller to
         check, and (from elsewhere) with the path of the series it was scanned as."""
-        files = list(files)
+        counts: Counter[str] = Counter()
+        try:
+            return self._lookup(identity, list(files), counts)
+        finally:
+            with self._lock:  # lookups may run in threads (:meth:`lookup_all`)
+                for name, n in counts.items():
+                    setattr(self, name, getattr(self, name) + n)
+
+    def lookup_all(
+        self,
+        items: Sequence[tuple[str, Sequence[Path]] | None],
+        threads: int,
+        on_each: Callable[[int], None] | None = None,
+    ) -> list[Lookup]:
+        """:meth:`lookup` of each ``(identity, files)`` (None: not looked up, an empty :class:`Lookup`), on
+        up to ``threads`` threads (hashing a series' files releases the GIL): an archive's resumed scan with
+        ``--jobs`` looks every series up before the workers start. ``on_each(i)`` is called here, in order,
+        as each is done; an interrupt drops the lookups not started."""
+        ex = ThreadPoolExecutor(max(1, threads))
+        out: list[Lookup] = []
+        try:
+            for i, got in enumerate(ex.map(lambda it: Lookup() if it is None else self.lookup(*it), items)):
+                out.append(got)
+                if on_each is not None:
+                    on_each(i)
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+        return out
+
+    def _lookup(self, identity: str, files: list[Path], counts: Counter[str]) -> Lookup:
         entry = self.folder / f"{self._name(identity)}.json"
         digest, stale = None, False
         if entry.is_file():
@@ -252,22 +285,22 @@ class Journal:
             if digest is None:
                 return Lookup()
             fingerprint = self._fingerprint(identity, digest)
-            bad = self.forged + self.unreadable
-            got = self._read(entry, lambda d: d.get("fingerprint") == fingerprint)
+            bad = counts["forged"] + counts["unreadable"]
+            got = self._read(entry, lambda d: d.get("fingerprint") == fingerprint, counts)
             if got is not None:
-                self.reused += 1
+                counts["reused"] += 1
                 return Lookup(*got, digest=digest)
-            stale = self.forged + self.unreadable == bad  # an entry of other files or settings
-        got, digest = self._copy(identity, files, entry.name, digest)
+            stale = counts["forged"] + counts["unreadable"] == bad  # an entry of other files or settings
+        got, digest = self._copy(identity, files, entry.name, digest, counts)
         if got is not None:
-            self.reused += 1
-            self.copies += 1
+            counts["reused"] += 1
+            counts["copies"] += 1
             return Lookup(*got, elsewhere=True, digest=digest)
-        self.stale += stale
+        counts["stale"] += stale
         return Lookup(digest=digest)
 
     def _copy(
-        self, identity: str, files: list[Path], own: str, digest: str | None
+        self, identity: str, files: list[Path], own: str, digest: str | None, counts: Counter[str]
     ) -> tuple[tuple[SeriesResult, bool] | None, str | None]:
         """The result of an entry of the same series at another path (its index's candidates; not the
         entry ``own``), and the files' digest when it was taken (``digest``: already taken)."""
@@ -285,16 +318,16 @@ class Journal:
         content = self._content(identity, digest)
         for name in names:
             if Path(name).name == name and name.endswith(".json") and name != own:
-                got = self._read(self.folder / name, lambda d: d.get("content") == content)
+                got = self._read(self.folder / name, lambda d: d.get("content") == content, counts)
                 if got is not None:
                     return got, digest
         return None, digest
 
     def _read(
-        self, entry: Path, matches: Callable[[dict[str, Any]], bool]
+        self, entry: Path, matches: Callable[[dict[str, Any]], bool], counts: Counter[str]
     ) -> tuple[SeriesResult, bool] | None:
-        """The result and ``loaded`` of ``entry`` when it is of this format and ``matches`` (else None); an
-        unreadable one is logged and counted."""
+        """The result and ``loaded`` of ``entry`` when it is of this format and ``matches`` (else None); one
+        that fails its authentication or cannot be read is logged and counted in ``counts``."""
         try:
             data = json.loads(entry.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -310,7 +343,7 @@ class Journal:
                     "under another key): not taken, its series is scanned again",
                     entry.name,
                 )
-                self.forged += 1
+                counts["forged"] += 1
                 return None
             if not matches(data):
                 return None
@@ -326,7 +359,7 @@ class Journal:
             return None  # an index names an entry that is gone
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             log.warning("journal entry %s unreadable (%s): scanned again", entry.name, type(err).__name__)
-            self.unreadable += 1
+            counts["unreadable"] += 1
             return None
         return res, loaded
 

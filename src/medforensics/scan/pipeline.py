@@ -369,12 +369,18 @@ def scan_paths(
     kept: dict[int, tuple[SeriesResult, bool]] = {}  # results the journal gave, by series
     if journal is not None:
         journal.bind(scan_settings(detector, detector2d, explain))
-        if jobs > 1:  # the workers get only the series still to scan: looked up now, not one by one
-            for i, ref in enumerate(found.series):
-                if on_progress:  # each lookup hashes the series' files: minutes for an archive
-                    on_progress(i, total, f"(journal) {shown(ref.path)}")
-                got = journal.lookup(ident[i], ref.files) if members[i] is None and i not in same else None
-                if got is not None and got.result is not None:
+        if jobs > 1:  # the workers get only the series still to scan: looked up now, `jobs` at a time
+
+            def looked_up(i: int) -> None:  # each lookup hashes the series' files: minutes for an archive
+                if on_progress:
+                    on_progress(i + 1, total, f"(journal) {shown(found.series[i].path)}")
+
+            asked = [
+                (ident[i], ref.files) if members[i] is None and i not in same else None
+                for i, ref in enumerate(found.series)
+            ]
+            for i, got in enumerate(journal.lookup_all(asked, jobs, looked_up)):
+                if got.result is not None:
                     kept[i] = got.result, got.loaded
     todo = [r for i, r in enumerate(found.series) if members[i] is None and i not in kept and i not in same]
     parallel = jobs > 1 and len(todo) > 1
