@@ -98,6 +98,10 @@ def test_html_shows_each_caveat_of_a_series_escaped(tmp_path: Path) -> None:
     text = write_html(report, None, tmp_path / "r.html").read_text(encoding="utf-8")
     assert text.count("Caveat: ") == 2
     assert "Caveat: pixels 0.98 mm, coarser than &lt;0.82 mm&gt;" in text and "Caveat: slices 3.00" in text
+    assert "byte-for-byte copy" not in text
+    plain.extra["same_as"] = "exports/<a>"
+    text = write_html(report, None, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert text.count("A byte-for-byte copy of exports/&lt;a&gt;: its result, not scanned again.") == 1
 
 
 def test_html_2d_image_uses_auto_window(tmp_path: Path) -> None:

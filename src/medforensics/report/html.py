@@ -199,8 +199,13 @@ def _operating_point(s: SeriesResult) -> list[str]:
 
 
 def _caveats(s: SeriesResult) -> list[str]:
-    """The series' caveats (``extra["caveats"]``: voxel sizes outside what the model was trained on)."""
-    return [f'<p class="meta">Caveat: {_e(str(c))}</p>' for c in s.extra.get("caveats") or []]
+    """The series' caveats (``extra["caveats"]``: voxel sizes outside what the model was trained on), and
+    that it is a copy of an earlier series of the scan (``extra["same_as"]``)."""
+    out = [f'<p class="meta">Caveat: {_e(str(c))}</p>' for c in s.extra.get("caveats") or []]
+    if s.extra.get("same_as"):
+        first = _e(str(s.extra["same_as"]))
+        out.append(f'<p class="meta">A byte-for-byte copy of {first}: its result, not scanned again.</p>')
+    return out
 
 
 def _series_meta(s: SeriesResult, model: ModelInfo) -> str:
