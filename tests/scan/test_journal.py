@@ -453,3 +453,24 @@ def test_lookups_on_threads_give_the_serial_lookups_and_stop_on_an_interrupt(
     with pytest.raises(KeyboardInterrupt):
         bound().lookup_all(items * 25, 2, stop)
     assert len(calls) < 10  # the 50 lookups not started are dropped, not run before the interrupt ends it
+
+
+def test_a_journal_key_that_cannot_be_made_says_where_to_put_it(
+    ct_series: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medforensics.scan.journal_key as jk
+
+    real = os.open
+
+    def denied(path: Any, *a: Any, **k: Any) -> int:
+        if jk.KEY_FILE in str(path):
+            raise PermissionError(13, "Permission denied")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", denied)  # a service account whose home cannot be written
+    r = CliRunner().invoke(
+        app, ["scan", str(ct_series), "--model", str(model_dir), "--journal", str(tmp_path / "j")]
+    )
+    out = r.output.replace("\n", "")
+    assert r.exit_code == 2 and "journal key cannot be made (Permission denied); set MEDFORENSICS_HOME" in out
+    assert "Traceback" not in r.output and not jk.key_path().exists()
