@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from typing import Any
 
@@ -22,3 +24,9 @@ def finite_numbers(value: Any, count: int) -> list[float] | None:
     if not isinstance(value, (list, tuple)) or len(value) != count or not all(map(is_finite_number, value)):
         return None
     return [float(v) for v in value]
+
+
+def json_digest(obj: Any) -> str:
+    """SHA-256 of ``obj`` as canonical JSON (sorted keys; what JSON cannot hold as its ``str``): the key of
+    a kept result (a scan journal's entry, a benchmark's finished run) from what decided it."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

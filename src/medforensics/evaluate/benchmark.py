@@ -271,8 +271,7 @@ def run_in_dist(
     """Train + evaluate ``name`` on the shared split; returns its leaderboard row (without LOAO). With a
     ``store`` the row is kept when done, and taken from there when it was kept (``--resume``)."""
     folder = Path(cfg.out) / "models" / name / "in-dist"
-    key = store.key(samples, name, "in-dist") if store else ""
-    kept = store.load(folder, key, f"{name} in-dist") if store else None
+    key, kept = store.take(folder, samples, name, "in-dist") if store else ("", None)
     if kept is not None:
         return kept
     t_run = time.perf_counter()
@@ -337,8 +336,7 @@ def run_loao(
             rows.append(row)
             continue
         folder = Path(cfg.out) / "models" / name / "loao" / m
-        key = store.key(samples, name, f"loao/{m}") if store else ""
-        kept = store.load(folder, key, f"{name} loao {m}") if store else None
+        key, kept = store.take(folder, samples, name, f"loao/{m}") if store else ("", None)
         if kept is not None:
             rows.append(kept)
             continue

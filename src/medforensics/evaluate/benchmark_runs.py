@@ -22,6 +22,7 @@ from typing import Any
 
 from medforensics._atomic import write_text_atomic
 from medforensics._code import code_hash
+from medforensics._json import json_digest
 from medforensics.errors import MedforensicsError
 from medforensics.logging import get_logger
 
@@ -31,10 +32,6 @@ log = get_logger("evaluate.benchmark_runs")
 RUN_FILE = "run.json"
 #: Settings that do not decide a run's row (where it goes, which models the benchmark runs).
 _NOT_DECIDING = ("out", "models", "loao_models", "model_kwargs", "keep_loao_weights")
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def samples_digest(samples: Sequence[Any]) -> str:
@@ -67,10 +64,17 @@ class RunStore:
         if digest is None:  # the same list for every model of one sample kind: hashed once
             digest = self._samples[id(samples)] = samples_digest(samples)
         kw = self.kwargs.get(model)
-        return _digest({**self.base, "samples": digest, "model": model, "run": run, "kwargs": kw})
+        return json_digest({**self.base, "samples": digest, "model": model, "run": run, "kwargs": kw})
 
-    def load(self, folder: Path, key: str, what: str) -> dict[str, Any] | None:
-        """The kept row of the run in ``folder`` when resuming and its key is ``key`` (else None)."""
+    def take(
+        self, folder: Path, samples: Sequence[Any], model: str, run: str
+    ) -> tuple[str, dict[str, Any] | None]:
+        """The :meth:`key` of ``model``'s ``run`` on ``samples`` (for :meth:`save`), and the row kept in
+        ``folder`` when resuming and kept under that key (else None)."""
+        key = self.key(samples, model, run)
+        return key, self._load(folder, key, f"{model} {run.replace('/', ' ')}")
+
+    def _load(self, folder: Path, key: str, what: str) -> dict[str, Any] | None:
         if not self.resume:
             return None
         try:

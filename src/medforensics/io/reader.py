@@ -162,7 +162,7 @@ def discover(
     series: list[SeriesRef] = []
     dicom_candidates: list[Path] = []
     sizes: dict[Path, int] = {}
-    for resolved, f in sorted(files.items(), key=lambda kv: str(kv[1])):
+    for resolved, f in files.items():  # in any order: what is skipped is sorted at the end
         try:
             st = f.stat()
         except OSError as exc:

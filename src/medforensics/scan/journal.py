@@ -48,6 +48,7 @@ import numpy as np
 
 from medforensics._atomic import check_writable, write_bytes_atomic, write_text_atomic
 from medforensics._code import code_hash
+from medforensics._json import json_digest
 from medforensics.errors import MedforensicsError, OutputError
 from medforensics.logging import get_logger
 from medforensics.scan.detector import report_info, sha256_file
@@ -66,17 +67,13 @@ INDEX_KEEP = 8
 _TUPLES = ("shape", "spacing_mm", "center_voxel", "center_mm", "bbox_voxel")
 
 
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def _per_file(files: Iterable[Path], what: Callable[[Path], Any]) -> str | None:
     """SHA-256 over ``(path below the files' common folder, what(file))`` of every file, sorted; None when
     a file cannot be read."""
     paths = [Path(p) for p in files]
     try:
         base = os.path.commonpath([str(p.parent) for p in paths]) if paths else ""
-        return _digest(sorted((os.path.relpath(p, base), what(p)) for p in paths))
+        return json_digest(sorted((os.path.relpath(p, base), what(p)) for p in paths))
     except (OSError, ValueError):
         return None
 
@@ -102,12 +99,11 @@ def _kind_and_uid(identity: str) -> tuple[str, str]:
 @dataclasses.dataclass
 class Lookup:
     """What :meth:`Journal.lookup` found of a series: its stored result (None: scan it), whether its volume
-    could be read, whether the entry was one of the series at another path, and its files' digest when the
-    lookup took it (for :meth:`Journal.put`, not to hash them twice)."""
+    could be read, and its files' digest when the lookup took it (for :meth:`Journal.put`, not to hash them
+    twice)."""
 
     result: SeriesResult | None = None
     loaded: bool = False
-    elsewhere: bool = False
     digest: str | None = None
 
 
@@ -226,26 +222,26 @@ class Journal:
 
     def bind(self, settings: Mapping[str, Any]) -> None:
         """Set the scan's settings (what decides a result besides the series); :meth:`create` the folder."""
-        self.settings = _digest({**settings, "code": code_hash(), "format": FORMAT})
+        self.settings = json_digest({**settings, "code": code_hash(), "format": FORMAT})
         self.create()
 
     def _name(self, identity: str) -> str:
         return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
     def _fingerprint(self, identity: str, digest: str) -> str:
-        return _digest([identity, self.settings, digest])
+        return json_digest([identity, self.settings, digest])
 
     def _content(self, identity: str, digest: str) -> str:
-        return _digest(["content", *_kind_and_uid(identity), self.settings, digest])
+        return json_digest(["content", *_kind_and_uid(identity), self.settings, digest])
 
     def _index(self, identity: str, layout: str) -> Path:
         """The index file of the entries whose series have ``layout`` (:func:`files_layout`)."""
-        return self.folder / f"{self._name(_digest(['layout', *_kind_and_uid(identity), layout]))}.layout"
+        return self.folder / f"{self._name(json_digest(['layout', *_kind_and_uid(identity), layout]))}.layout"
 
     def lookup(self, identity: str, files: Iterable[Path]) -> Lookup:
         """The stored result of the series ``identity`` whose files are ``files`` as they are now: from its
         entry when that matches the settings and the files' digest, else from the entry of a series of the
-        same UID, file names and bytes at another path (``elsewhere``). The files are hashed only when an
+        same UID, file names and bytes at another path. The files are hashed only when an
         entry may match. The result comes without its signature status (and finding), for the caller to
         check, and (from elsewhere) with the path of the series it was scanned as."""
         counts: Counter[str] = Counter()
@@ -295,7 +291,7 @@ class Journal:
         if got is not None:
             counts["reused"] += 1
             counts["copies"] += 1
-            return Lookup(*got, elsewhere=True, digest=digest)
+            return Lookup(*got, digest=digest)
         counts["stale"] += stale
         return Lookup(digest=digest)
 
