@@ -188,3 +188,28 @@ def test_seg_of_a_radiograph_in_a_series_of_two_sizes(tmp_path: Path) -> None:
     for p in both:
         errors, output = dciodvfy_errors(p)
         assert errors == [], output
+
+
+def test_a_seg_in_a_scanned_folder_is_not_assessed_from_its_header(
+    tmp_path: Path, seg_file: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PACS export holding AI results (medforensics' own SEG among them): before, the SEG's frames were
+    read as a volume (a warning "irregular slice spacing" about a mask), then the series was an error. Now
+    its header says what it is: not assessed, its pixels never read, no warning."""
+    import medforensics.scan.pipeline as pipeline
+    from medforensics.scan.detector import Detector
+
+    loaded: list[str] = []
+    real_load = pipeline.load
+    monkeypatch.setattr(
+        pipeline, "load", lambda ref, *a, **k: loaded.append(str(ref.path)) or real_load(ref, *a, **k)
+    )
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "seg.dcm").write_bytes(seg_file.read_bytes())
+    report, _ = pipeline.scan_paths([folder], detector=Detector.default())
+    (res,) = report.series
+    assert res.not_assessed and res.verdict == "error" and res.score is None
+    assert res.error is not None and res.error.startswith("a DICOM SEG (segmentation), not an image")
+    assert loaded == [] and not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert report.exit_status == 2  # nothing was scanned

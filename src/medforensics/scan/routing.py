@@ -286,6 +286,9 @@ def dicom_member_reason(ds: Any, images: int = 1) -> NotAssessed | None:
     detectors do not assess, or None (see :func:`axial_stack_claim` for a claim that is not believed, and
     :func:`pixel_checked_claim` for one judged after loading)."""
     modality = str(ds.get("Modality") or "").strip() or "DICOM"
+    not_image = _not_an_image(modality)  # known from the header: its pixels are not read
+    if not_image is not None:
+        return not_image
     types = _image_types(ds)
     if axial_stack_claim(ds, images) or pixel_checked_claim(ds, images):
         return None  # scanned or judged on its pixels; metadata_checks reports a claim not believed
@@ -324,10 +327,15 @@ def dicom_member_reason(ds: Any, images: int = 1) -> NotAssessed | None:
 NOT_IMAGES = {"SEG": "a DICOM SEG (segmentation)", "RTDOSE": "an RT dose grid"}
 
 
-def not_an_image_reason(volume: Volume) -> str | None:
+def not_an_image_reason(volume: Volume) -> NotAssessed | None:
     """Why ``volume`` (pixel data of a DICOM SEG or RT dose) is not an image of the patient, or None."""
-    what = NOT_IMAGES.get(volume.modality)
-    return f"{what}, not an image: scan the images it refers to" if what else None
+    return _not_an_image(volume.modality)
+
+
+def _not_an_image(modality: str) -> NotAssessed | None:
+    """The not-assessed reason of :data:`NOT_IMAGES`' ``modality``, or None."""
+    what = NOT_IMAGES.get(modality)
+    return NotAssessed(f"{what}, not an image: scan the images it refers to") if what else None
 
 
 def series_member_reason(ref: SeriesRef) -> NotAssessed | None:
