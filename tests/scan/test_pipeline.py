@@ -448,3 +448,26 @@ def test_scan_follows_the_reading_of_headers_before_the_series(ct_series: Path, 
     n = len(list(ct_series.glob("*.dcm")))
     assert discovered[0] == (0, n) and discovered[-1] == (n, n)
     assert [(i, total) for i, total, _ in series] == [(0, 1), (1, 1)]  # the series' own calls unchanged
+
+
+def test_a_series_is_scanned_with_numpy_blas_on_one_thread(
+    detector: Detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan's numpy products are small and many run on the thread helpers' threads: BLAS is held to one
+    thread while a series is scanned (it competed with them and torch for the cores), and given back
+    after."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import medforensics.scan.pipeline as pipeline
+
+    def blas_threads() -> list[int]:
+        return [int(lib["num_threads"]) for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    seen: list[list[int]] = []
+    real = pipeline.scan_axial
+    monkeypatch.setattr(pipeline, "scan_axial", lambda *a, **k: seen.append(blas_threads()) or real(*a, **k))
+    with threadpool_limits(2, user_api="blas"):
+        res = scan_volume(ct_crop(), detector)
+        after = blas_threads()
+    assert res.error is None and seen and seen[0] and set(seen[0]) == {1}
+    assert set(after) == {2}

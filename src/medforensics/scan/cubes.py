@@ -74,9 +74,9 @@ def iter_cube_batches(
     batch: int = 128,
 ) -> Iterator[tuple[int, NDArray[np.float32]]]:
     """``(start index, cubes (B, n, n, n))`` over ``centers`` in batches (memory stays bounded)."""
-    from threadpoolctl import threadpool_limits
+    from medforensics._threads import one_blas_thread
 
     for s in range(0, len(centers), batch):
-        with threadpool_limits(1, user_api="blas"):  # tiny products: threaded BLAS only adds overhead
+        with one_blas_thread():  # tiny products: threaded BLAS only adds overhead
             cubes = [extract_cube_fast(array, spacing, c, cube_mm, iso_mm) for c in centers[s : s + batch]]
         yield s, np.stack(cubes)

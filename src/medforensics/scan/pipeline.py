@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from medforensics._threads import one_blas_thread
 from medforensics.errors import MedforensicsError, out_of_memory
 from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.reader import SeriesRef, discover, load
@@ -211,6 +212,23 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
     return projection_reason(volume)  # a MIP / MinIP claim its pixels bear out: not assessed
 
 
+def _assess(
+    volume: Volume, res: SeriesResult, detector: Detector, detector2d: Detector | None, explain: str | None
+) -> None:
+    """Route ``volume`` to its detector and scan it into ``res`` (or say why it is not scanned)."""
+    reason = (
+        not_an_image_reason(volume) or _content_reason(volume) or route_error(volume, detector2d, detector)
+    )
+    if reason is not None:
+        res.error, res.not_assessed = reason, isinstance(reason, NotAssessed)
+    elif volume.shape[0] == 1 or image_series(volume):
+        (scan_2d if volume.shape[0] == 1 else scan_image_series)(volume, detector2d, res)  # type: ignore[arg-type]
+        if getattr(detector, "clone_check", True):  # a CT volume: the checks of _ct_scan
+            add_image_clone_findings(volume, res)
+    else:
+        scan_axial(volume, res, _ct_scan(detector, explain))
+
+
 def scan_volume(
     volume: Volume,
     detector: Detector,
@@ -230,19 +248,8 @@ def scan_volume(
         study_uid=volume.metadata.get("study_uid"),
     )
     try:
-        reason = (
-            not_an_image_reason(volume)
-            or _content_reason(volume)
-            or route_error(volume, detector2d, detector)
-        )
-        if reason is not None:
-            res.error, res.not_assessed = reason, isinstance(reason, NotAssessed)
-        elif volume.shape[0] == 1 or image_series(volume):
-            (scan_2d if volume.shape[0] == 1 else scan_image_series)(volume, detector2d, res)  # type: ignore[arg-type]
-            if getattr(detector, "clone_check", True):  # a CT volume: the checks of _ct_scan
-                add_image_clone_findings(volume, res)
-        else:
-            scan_axial(volume, res, _ct_scan(detector, explain))
+        with one_blas_thread():
+            _assess(volume, res, detector, detector2d, explain)
     except MedforensicsError as err:
         res.error = _series_reason(err, res.path)
     except MemoryError as err:
