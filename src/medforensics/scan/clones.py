@@ -210,12 +210,15 @@ def _matches(
         sk = keys[order]
         starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
         runs = np.diff(np.r_[starts, n])
-        size = np.repeat(runs, runs)  # the size of each element's bucket
+        # how many later elements share each element's bucket (buckets over MAX_BUCKET: none); the
+        # elements with at least ``gap`` of them shrink as the gap grows, so each gap looks only at those
+        after = np.where(runs <= MAX_BUCKET, runs, 0).repeat(runs) - (np.arange(n) - starts.repeat(runs)) - 1
+        cand = np.flatnonzero(after >= 1)
         for gap in range(1, min(MAX_BUCKET, n)):
-            same = (sk[gap:] == sk[:-gap]) & (size[gap:] <= MAX_BUCKET)
-            if not same.any():
+            cand = cand[after[cand] >= gap]
+            if not len(cand):
                 break
-            a, b = order[:-gap][same], order[gap:][same]
+            a, b = order[cand], order[cand + gap]
             c = np.einsum("ij,ij->i", desc[a], desc[b])
             keep = c >= MIN_CORRELATION
             codes.append(np.minimum(a, b)[keep] * n + np.maximum(a, b)[keep])
