@@ -38,18 +38,21 @@ class OnceFilter(logging.Filter):
         return True
 
 
-def configure(level: int = logging.WARNING) -> None:
+def configure(level: int = logging.WARNING, to: logging.Handler | None = None) -> None:
     """The command line's logging: ``LEVEL name: message`` on stderr, each distinct warning once
     (:class:`OnceFilter`); pydicom's own logger quiet unless ``level`` is INFO or lower (it logs a traceback
     for every decoder it tries on pixel data it cannot decode; the reader's one-line error says what went
-    wrong). Worker processes call it with their parent's level."""
+    wrong). Worker processes call it with their parent's level and ``to``, a handler that sends their
+    records to the parent (which prints them, once)."""
     import sys
 
     root = logging.getLogger()
     if not root.handlers:  # as logging.basicConfig: a program (or test runner) that set up its own keeps it
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        handler.addFilter(OnceFilter())
+        handler = to
+        if handler is None:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+            handler.addFilter(OnceFilter())
         root.addHandler(handler)
         root.setLevel(level)
     import pydicom.config  # it sets its logger's level when imported: import it first

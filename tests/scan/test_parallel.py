@@ -130,14 +130,56 @@ def test_workers_log_at_the_parent_s_level(detector: Detector, monkeypatch: pyte
     monkeypatch.setattr(logging.getLogger(), "level", logging.INFO)
     setup = parallel.Setup.share(detector, None, None, None, 2)
     assert setup.log_level == logging.INFO and not setup.digest
-    seen: list[int] = []
-    monkeypatch.setattr(parallel, "configure", seen.append)
+    seen: list[tuple[int, object]] = []
+    monkeypatch.setattr(parallel, "configure", lambda level, to=None: seen.append((level, to)))
     monkeypatch.setattr(parallel, "_WORKER", {})
+    import logging.handlers
+    import queue
+
     import torch
 
     threads = torch.get_num_threads()
+    q: queue.Queue[logging.LogRecord] = queue.Queue()
     try:
         parallel._init(setup)  # as a worker would (it also sets torch's threads: restored below)
+        parallel._init(setup, q)  # ... with the parent's relay
     finally:
         torch.set_num_threads(threads)
-    assert seen == [logging.INFO] and parallel._WORKER["setup"] is setup
+    assert seen[0] == (logging.INFO, None) and parallel._WORKER["setup"] is setup
+    level, to = seen[1]
+    assert level == logging.INFO and isinstance(to, logging.handlers.QueueHandler) and to.queue is q
+
+
+def test_a_worker_s_warnings_are_printed_by_this_process_once(
+    tmp_path: Path, ct_series: Path, detector: Detector, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Workers send their log records here (before, each printed its own on its stderr: past a progress
+    bar, and again when a report writer here read the series): they reach this process's handlers, which
+    print each distinct warning once."""
+    import logging
+
+    from medforensics.logging import OnceFilter
+
+    series = another_series(ct_series, tmp_path / "dup")
+    first = sorted(series.glob("*.dcm"))[3]
+    (series / f"{first.stem}-copy.dcm").write_bytes(first.read_bytes())  # exported twice: a warning
+    another_series(ct_series, tmp_path / "other")
+    once = logging.Handler()
+    once.addFilter(OnceFilter())
+    printed: list[str] = []
+    once.emit = lambda record: printed.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger().addHandler(once)
+    try:
+        with caplog.at_level(logging.WARNING):
+            report, volumes = scan_paths(
+                [tmp_path], detector=detector, signatures=False, explain=None, keep_volumes="lazy", jobs=2
+            )
+            assert len(report.series) == 2 and all(s.error is None for s in report.series)
+            relayed = [r for r in caplog.records if "duplicate slice position" in r.getMessage()]
+            assert len(relayed) == 1 and relayed[0].processName != "MainProcess"  # made in a worker
+            dup = next(s for s in report.series if s.path.endswith("dup"))
+            assert volumes[dup.key].shape[0] > 0  # read again here, as a report writer does: warns again
+    finally:
+        logging.getLogger().removeHandler(once)
+    assert len([r for r in caplog.records if "duplicate slice position" in r.getMessage()]) == 2
+    assert len([m for m in printed if "duplicate slice position" in m]) == 1

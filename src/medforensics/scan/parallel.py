@@ -13,13 +13,20 @@ A worker that dies (the kernel's out-of-memory killer, a crash in C) breaks the 
 still out with it. The first of those is then scanned again alone in a fresh process, and the rest in a
 fresh pool: the series that killed a pool gets ``verdict: "error"`` (:data:`DIED`) when it kills a process
 of its own too, and the others their results.
+
+Workers log nothing themselves: their records go to this process (:class:`LogRelay`), which handles them as
+its own, so a warning a worker gave is not printed again when a report writer reads the series here (each
+distinct warning once), and none is written past a progress bar on the terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import logging.handlers
 import multiprocessing as mp
 import pickle
+import threading
 import time
 from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -76,14 +83,48 @@ class Setup:
         return cls(detector, detector2d, explain, stream, threads, allocator_tuned(), level, digest)
 
 
-def _init(setup: Setup) -> None:
+class LogRelay:
+    """Log records of a pool's workers, handled in this process by the logger each was made for (its
+    handlers and filters, the command line's :class:`~medforensics.logging.OnceFilter` among them) on a
+    thread of its own. One relay a pool: a worker killed while writing (out of memory) may leave its queue
+    unusable, and a fresh pool starts with a fresh one."""
+
+    def __init__(self) -> None:
+        self.queue: Any = mp.get_context("spawn").Queue()
+        self._thread = threading.Thread(target=self._run, name="medforensics-log-relay", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                record = self.queue.get()
+            except Exception:  # the queue closed, or a record a killed worker left half written
+                return
+            if record is None:
+                return
+            logging.getLogger(record.name).handle(record)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Handle what the workers sent (they have exited: all of it is in the queue), then stop; a queue
+        a killed worker left unusable is given up after ``timeout`` seconds, never waited on for ever."""
+        with contextlib.suppress(Exception):
+            self.queue.put(None)
+        self._thread.join(timeout)
+        self.queue.cancel_join_thread()
+        self.queue.close()
+
+
+def _init(setup: Setup, log_queue: Any = None) -> None:
     import torch
 
     from medforensics._alloc import tune_allocator
 
     if setup.tuned_allocator:  # as the parent: the command line's scan raised its thresholds
         tune_allocator()
-    configure(setup.log_level)  # spawned: without it a warning came bare, and -v's detail not at all
+    # spawned: without it a warning came bare, and -v's detail not at all; with the relay's queue the
+    # parent prints them
+    to = logging.handlers.QueueHandler(log_queue) if log_queue is not None else None
+    configure(setup.log_level, to)
     torch.set_num_threads(setup.threads)
     _WORKER["setup"] = setup
 
@@ -109,29 +150,42 @@ def _scan_task(ref: SeriesRef) -> Scanned:
     return scan_ref(ref, _WORKER["setup"])
 
 
-def _pool(setup: Setup, jobs: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(jobs, mp.get_context("spawn"), _init, (setup,))
+class _Pool:
+    """A spawned process pool of ``jobs`` workers with its :class:`LogRelay`."""
+
+    def __init__(self, setup: Setup, jobs: int) -> None:
+        self.relay = LogRelay()
+        self.ex = ProcessPoolExecutor(jobs, mp.get_context("spawn"), _init, (setup, self.relay.queue))
+
+    def shutdown(self) -> None:
+        """Wait for the workers to finish and exit (the work not started is cancelled), then relay the
+        last of their records."""
+        self.ex.shutdown(wait=True, cancel_futures=True)
+        self.relay.close()
+
+    def stop(self) -> None:
+        """Stop now: the workers terminated, the work not started cancelled. An interrupted scan must
+        neither wait for the series in progress nor hang: a SIGINT to this process alone (``kill -INT``, a
+        scheduler) left a worker blocked on its queue and the graceful shutdown waiting for it for ever."""
+        ex = self.ex
+        workers = list((getattr(ex, "_processes", None) or {}).values())  # no public way before Python 3.14
+        for w in workers:
+            w.terminate()
+        ex.shutdown(wait=False, cancel_futures=True)
+        for w in workers:
+            w.join(timeout=10)
+        self.relay.close(timeout=1.0)
 
 
 def _alone(ref: SeriesRef, setup: Setup) -> Scanned:
     """``ref`` scanned in a process of its own: the error :data:`DIED` if that process dies too."""
-    with _pool(setup, 1) as ex:
-        try:
-            return ex.submit(_scan_task, ref).result()
-        except BrokenProcessPool:
-            return SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=DIED), False, None
-
-
-def _stop(ex: ProcessPoolExecutor) -> None:
-    """Stop a pool now: its workers terminated, the work not started cancelled. An interrupted scan must
-    neither wait for the series in progress nor hang: a SIGINT to this process alone (``kill -INT``, a
-    scheduler) left a worker blocked on its queue and the graceful shutdown waiting for it for ever."""
-    workers = list((getattr(ex, "_processes", None) or {}).values())  # no public way before Python 3.14
-    for w in workers:
-        w.terminate()
-    ex.shutdown(wait=False, cancel_futures=True)
-    for w in workers:
-        w.join(timeout=10)
+    pool = _Pool(setup, 1)
+    try:
+        return pool.ex.submit(_scan_task, ref).result()
+    except BrokenProcessPool:
+        return SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=DIED), False, None
+    finally:
+        pool.shutdown()
 
 
 def scan_in_workers(refs: Sequence[SeriesRef], setup: Setup, jobs: int) -> Generator[Scanned, None, None]:
@@ -142,22 +196,22 @@ def scan_in_workers(refs: Sequence[SeriesRef], setup: Setup, jobs: int) -> Gener
         pickle.dumps(setup)
     except (pickle.PicklingError, AttributeError, TypeError) as err:
         raise ConfigError(f"--jobs {jobs}: the detector cannot be sent to worker processes ({err})") from None
-    ex = _pool(setup, jobs)
+    pool = _Pool(setup, jobs)
     finished = False
     try:
-        futures: list[Future[Scanned]] = [ex.submit(_scan_task, r) for r in refs]
+        futures: list[Future[Scanned]] = [pool.ex.submit(_scan_task, r) for r in refs]
         for i, ref in enumerate(refs):
             try:
                 yield futures[i].result()
             except BrokenProcessPool:
                 # which series killed it is unknown: this one is scanned alone, the rest in a fresh pool
-                ex.shutdown(wait=True, cancel_futures=True)
+                pool.shutdown()
                 yield _alone(ref, setup)
-                ex = _pool(setup, jobs)
-                futures[i + 1 :] = [ex.submit(_scan_task, r) for r in refs[i + 1 :]]
+                pool = _Pool(setup, jobs)
+                futures[i + 1 :] = [pool.ex.submit(_scan_task, r) for r in refs[i + 1 :]]
         finished = True
     finally:
         if finished:
-            ex.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown()
         else:
-            _stop(ex)
+            pool.stop()
