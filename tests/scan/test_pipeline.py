@@ -60,6 +60,9 @@ def test_scan_mixed_folder(mixed: Path, detector: Detector) -> None:
     assert bad.verdict == "error" and "truncated" in bad.error and "\n" not in bad.error
     assert "no 2-D detector bundled for modality" in _by_name(report, "a.png").error
     assert "modality MR" in _by_name(report, "mr.nii.gz").error
+    # no detector for them here: outside what is covered, not failures (no 2-D detector given)
+    assert _by_name(report, "a.png").not_assessed and _by_name(report, "mr.nii.gz").not_assessed
+    assert not bad.not_assessed
     assert all(s.score is None and s.findings == [] for s in report.series if s.verdict == "error")
     assert report.exit_status == 0 and ct.path in volumes
     json.dumps(d)
@@ -287,9 +290,11 @@ def test_single_images_the_2d_detector_was_not_trained_for_get_a_reason(detector
         "nm": (Volume(xray, modality="NM"), "no 2-D detector bundled for modality NM"),
         "nan": (Volume(np.where(xray > 0.5, np.nan, xray).astype(np.float32), modality="DX"), "NaN"),
     }
+    not_covered = {"us", "seg", "seg mask", "dose", "nm"}  # no alarm, not a failure: "not assessed"
     for name, (vol, reason) in cases.items():
         res = scan_volume(vol, detector, detector2d=det2d, path=name)
         assert res.verdict == "error" and reason in res.error, (name, res.error)
+        assert res.not_assessed == (name in not_covered), name
     ok = scan_volume(Volume(xray, modality="DX"), detector, detector2d=det2d, path="ok")
     assert ok.error is None and ok.verdict in ("authentic", "synthetic")
 

@@ -177,14 +177,16 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
                 "duplicates): not assessed (malformed ImagePositionPatient?)"
             )
         if detector2d is None or mod not in MODALITIES_2D:
-            what = "single CT slice: the CT detector needs a volume" if mod == "CT" else "2-D image"
-            return f"{what}; no 2-D detector bundled for {words}"
+            if mod == "CT":
+                return f"single CT slice: the CT detector needs a volume; no 2-D detector bundled for {words}"
+            # an ultrasound or nuclear-medicine image is outside what the detectors cover, not a failure
+            return NotAssessed(f"2-D image; no 2-D detector bundled for {words}")
         return label_map_reason(volume) or image_2d_reason(volume, detector2d.spec.size)
     if mod != "CT":
         mask = label_map_reason(volume)
         if mask or (image_series(volume) and detector2d is not None):
             return mask or image_2d_reason(volume, detector2d.spec.size)  # type: ignore[union-attr]
-        return f"{words}: the detector scores CT volumes (no {mod} detector bundled)"
+        return NotAssessed(f"{words}: the detector scores CT volumes (no {mod} detector bundled)")
     # a CT is scored in its axial layout (scan.orientation): a coronal series' slices there are its rows
     amap, sp = volume.axial_axes(), volume.spacing
     slices, spacing = amap.shape[0], (sp[amap.axes[0]], sp[amap.axes[1]], sp[amap.axes[2]])
