@@ -46,8 +46,8 @@ def test_authentic_series_without_a_region_are_summed_up_and_named_in_the_log(
         f"SEG skipped: {tampered.path}: no finding with a region to segment",
         f"SEG skipped: {error.path}: series was not scanned (no pixel data)",
         "SEG not written for 3 authentic series: no finding with a region to segment (-v names them)",
-        "SEG not written for 1 series not assessed (localizers, screen captures, reformats, thick slices: "
-        "see the scan) (-v names them)",
+        "SEG not written for 1 series not assessed (localizers, reformats, thick slices, modalities no "
+        "detector covers...: the scan says why) (-v names them)",
     ]
     logged = [r.getMessage() for r in caplog.records]
     assert any(m.startswith(f"SEG skipped: {scout.path}: series was not scanned") for m in logged)
