@@ -154,7 +154,10 @@ def _expected_skip(series: SeriesResult, exc: MedforensicsError) -> str | None:
     if series.verdict == "authentic" and exc.reason == NO_REGION:
         return f"authentic series: {NO_REGION}"
     if series.not_assessed:
-        return "series not assessed (localizers, reformats, thick slices, modalities no detector covers...: the scan says why)"
+        return (
+            "series not assessed (localizers, reformats, thick slices, modalities no detector covers...: "
+            "the scan says why)"
+        )
     return None
 
 
