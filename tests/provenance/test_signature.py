@@ -218,6 +218,12 @@ def test_der_trim_and_series_status(pki: PkiFiles, ct_file: Path, tmp_path: Path
     assert series_signature_status([plain]) == "absent"
     assert combine_statuses(["valid", "invalid", "absent"]) == "invalid"
     assert combine_statuses(["valid", "untrusted"]) == "untrusted"
+    # an unsigned series with a file gone during the scan: the check failed, nothing was signed (before:
+    # "mixed", an alarm saying only some files are signed); a signed one with a file gone stays "mixed"
+    gone = tmp_path / "gone.dcm"
+    assert series_signature_status([plain, gone]) == "error"
+    assert series_signature_status([signed, gone]) == "mixed"
+    assert series_signature_status([signed, plain, gone]) == "mixed"
 
 
 def test_a_truncated_image_is_not_signed(pki: PkiFiles, ct_file: Path, tmp_path: Path) -> None:

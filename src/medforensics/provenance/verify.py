@@ -265,8 +265,10 @@ def combine_statuses(statuses: Iterable[str]) -> SeriesStatus:
     """One status for a series from its files' statuses.
 
     ``invalid`` if any file is invalid (a finding on its own); else ``untrusted`` if any is untrusted;
-    ``valid`` / ``absent`` / ``error`` if all files agree; otherwise ``mixed`` (e.g. some files signed,
-    some not — itself suspicious: files may have been added to a signed series).
+    ``valid`` / ``absent`` / ``error`` if all files agree; ``error`` for unsigned files beside files that
+    could not be checked (gone or unreadable: no file was seen signed, so nothing says only some are);
+    otherwise ``mixed`` (some files signed, some not or not checkable — itself suspicious: files may have
+    been added to a signed series).
     """
     seen = set(statuses)
     worst: tuple[SeriesStatus, ...] = ("invalid", "untrusted")
@@ -275,6 +277,8 @@ def combine_statuses(statuses: Iterable[str]) -> SeriesStatus:
             return status
     if len(seen) == 1:
         return seen.pop()  # type: ignore[return-value]
+    if seen == {"absent", "error"}:
+        return "error"
     return "absent" if not seen else "mixed"
 
 
