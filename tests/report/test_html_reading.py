@@ -228,3 +228,18 @@ def test_without_thumbnails_authentic_series_get_no_picture_and_are_not_read(ct_
     assert sorted(set(volumes.read)) == ["s", "t-copy"]  # the flagged one and the bad signature
     assert lean.count("No picture: authentic series are listed without one (--no-thumbnails).") == 1
     assert len(_images(full)) - len(_images(lean)) == 1 and len(lean) < len(full)
+    # by default: pictures up to THUMBNAILS_UP_TO series (4 here), none above (an archive's report)
+    import medforensics.report.html as report_html
+
+    volumes.read.clear()
+    assert len(_images(render_html(report, volumes, thumbnails=None))) == len(_images(full))
+    assert sorted(set(volumes.read)) == ["s", "s-copy", "t-copy"]
+    volumes.read.clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report_html, "THUMBNAILS_UP_TO", 3)
+        auto = render_html(report, volumes)
+        assert sorted(set(volumes.read)) == ["s", "t-copy"]
+        assert "(a report of more than 3 series; --thumbnails draws them)" in auto
+        volumes.read.clear()
+        render_html(report, volumes, thumbnails=True)
+        assert sorted(set(volumes.read)) == ["s", "s-copy", "t-copy"]

@@ -406,6 +406,17 @@ def test_no_thumbnails_reaches_the_html_report(ct_series: Path, tmp_path: Path) 
         assert ("data:image/png" in text) == (not flag) and ("No picture" in text) == bool(flag)
         sizes[len(flag)] = len(text)
     assert sizes[1] < sizes[0]
+    # above THUMBNAILS_UP_TO series none by default; --thumbnails draws them anyway
+    import medforensics.report.html as report_html
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report_html, "THUMBNAILS_UP_TO", 0)
+        for flag in ([], ["--thumbnails"]):
+            html = tmp_path / f"auto{len(flag)}.html"
+            r = CliRunner().invoke(app, [*base, "--report", str(html), *flag])
+            assert r.exit_code == 0, r.output
+            text = html.read_text()
+            assert ("data:image/png" in text) == bool(flag) and ("more than 0 series" in text) != bool(flag)
 
 
 def test_json_dash_writes_the_report_to_stdout_and_the_table_to_stderr(

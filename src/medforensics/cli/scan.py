@@ -45,7 +45,7 @@ def write_outputs(
     seg_dir: Path | None = None,
     strict: bool = True,
     notes: list[str] | None = None,
-    thumbnails: bool = True,
+    thumbnails: bool | None = None,
 ) -> dict[str, Path]:
     """Write the requested report files (each atomically, by the report package).
 
@@ -292,11 +292,13 @@ def register(app: typer.Typer) -> None:
             help="Series scanned at a time, in worker processes sharing the cores (memory: up to about "
             "1.6 GB each for a 500-slice CT; 1.2 GB with MEDFORENSICS_MALLOC=default).",
         ),
-        no_thumbnails: bool = typer.Option(
-            False,
-            "--no-thumbnails",
-            help="In the HTML report, no picture for authentic series (about 90 KB and a re-read each): "
-            "for archives; flagged series, errors and bad signatures keep theirs.",
+        thumbnails: bool | None = typer.Option(
+            None,
+            "--thumbnails/--no-thumbnails",
+            help="In the HTML report, a picture of each authentic series too (about 90 KB and a re-read "
+            "each), or none; default: up to 50 series, none above (an archive's report). Flagged series, "
+            "errors and bad signatures always keep theirs.",
+            show_default=False,
         ),
         journal_dir: Path | None = typer.Option(
             None,
@@ -381,7 +383,7 @@ def register(app: typer.Typer) -> None:
                         sr_dir=sr_dir,
                         seg_dir=seg_dir,
                         notes=notes,
-                        thumbnails=not no_thumbnails,
+                        thumbnails=thumbnails,
                     )
                 finally:
                     for note in notes:  # why a series has no SR/SEG: never silently missing

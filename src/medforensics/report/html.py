@@ -233,6 +233,7 @@ def _series_section(
     max_findings: int,
     model: ModelInfo,
     thumbnails: bool = True,
+    why_no_pictures: str = "--no-thumbnails",
 ) -> str:
     findings = ranked_findings(s)
     head = [f"<h2>{index}. {_e(s.path)}</h2>", _series_meta(s, model)]
@@ -245,9 +246,8 @@ def _series_section(
     head += _operating_point(s) + _caveats(s)
     figures: list[str] = []
     if s.verdict == "authentic" and s.signature not in BAD_SIGNATURES and not thumbnails:
-        head.append(
-            '<p class="meta">No picture: authentic series are listed without one (--no-thumbnails).</p>'
-        )
+        why = _e(why_no_pictures)
+        head.append(f'<p class="meta">No picture: authentic series are listed without one ({why}).</p>')
     elif s.verdict != "error":
         volume = volume_for(s, volumes)
         if volume is None:
@@ -269,6 +269,9 @@ def _series_section(
 
 #: Up to this many series needing attention are named by path at the top; more are listed by number.
 ATTENTION_NAMED = 5
+#: Authentic series get a thumbnail by default in a report of up to this many series (an archive's report
+#: would otherwise carry hundreds of pictures of series needing nothing: 90 KB and a re-read each).
+THUMBNAILS_UP_TO = 50
 
 
 def _attention(report: ScanReport) -> str:
@@ -358,10 +361,14 @@ def render_html(
     volumes: Mapping[str, Volume] | None = None,
     *,
     max_findings: int = 3,
-    thumbnails: bool = True,
+    thumbnails: bool | None = None,
 ) -> str:
     """The report as one HTML string (see :func:`write_html`)."""
     model = report.model
+    why = "--no-thumbnails"
+    if thumbnails is None:
+        thumbnails = len(report.series) <= THUMBNAILS_UP_TO
+        why = f"a report of more than {THUMBNAILS_UP_TO} series; --thumbnails draws them"
     threshold = f" · operating threshold {model.threshold:.3f}" if model.threshold is not None else ""
     if model.precision:
         threshold += f" · run in {model.precision}"
@@ -397,7 +404,7 @@ def render_html(
         )
     body.append(_legend(report))
     body += [
-        _series_section(i, s, volumes, max_findings, model, thumbnails)
+        _series_section(i, s, volumes, max_findings, model, thumbnails, why)
         for i, s in enumerate(report.series, start=1)
     ]
     return (
@@ -415,7 +422,7 @@ def write_html(
     path: str | Path,
     *,
     max_findings: int = 3,
-    thumbnails: bool = True,
+    thumbnails: bool | None = None,
 ) -> Path:
     """Write the HTML report to ``path`` atomically.
 
@@ -423,7 +430,8 @@ def write_html(
     slices (the top ``max_findings`` located findings of each series); it may be lazy (each volume is
     looked up once) or None (text only). Without ``thumbnails`` an authentic series with a good or no
     signature gets no picture (its volume is not looked up): an archive's report of 1000 series is then
-    about 90 MB and 4 minutes of re-reading smaller (a 256-px thumbnail each otherwise).
+    about 90 MB and 4 minutes of re-reading smaller (a 256-px thumbnail each otherwise). ``None`` (the
+    default): thumbnails for a report of up to :data:`THUMBNAILS_UP_TO` series, none above.
     """
     html = render_html(report, volumes, max_findings=max_findings, thumbnails=thumbnails)
     out = write_text_atomic(path, html)
