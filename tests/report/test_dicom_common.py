@@ -88,3 +88,26 @@ def test_sr_and_seg_writers_ask_for_headers_only(tmp_path: Path, ct_series: Path
     assert len(write_sr_for_report(report, volumes, tmp_path / "sr")) == 2
     assert len(write_seg_for_report(report, volumes, tmp_path / "seg")) == 1
     assert asked == [("without_pixels", "t"), ("without_pixels", "a"), ("without_pixels", "t")]
+
+
+def test_reference_datasets_add_type2_attributes_to_new_datasets_only() -> None:
+    """The SR's and SEG's evidence: the source headers with the empty Type 2 attributes highdicom expects,
+    in new datasets (shallow: the elements are shared, not deep-copied); the sources are left as they were."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+
+    from medforensics.report.dicom_common import reference_datasets
+
+    src = pydicom.Dataset()
+    src.PatientID, src.Rows = "P1", 64
+    src.ReferencedImageSequence = [pydicom.Dataset()]
+    src.file_meta = FileMetaDataset()
+    src.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    (ref,) = reference_datasets([src])
+    assert ref is not src and ref.PatientID == "P1" and ref.Rows == 64
+    assert (
+        ref.PatientName == ""
+        and ref.StudyDate == ""
+        and ref.file_meta.TransferSyntaxUID == src.file_meta.TransferSyntaxUID
+    )
+    assert "PatientName" not in src and "StudyDate" not in src and len(src) == 3

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -59,7 +58,12 @@ def reference_datasets(datasets: Sequence[Dataset]) -> list[Dataset]:
     """
     out: list[Dataset] = []
     for ds in datasets:
-        item = copy.deepcopy(ds)
+        # a new dataset holding the same elements (highdicom only reads them): what is added below goes
+        # into it alone. A deep copy cost 0.17 s of a 60-slice series' 0.4 s SR (session 71)
+        item = Dataset()
+        item.update(ds)
+        if hasattr(ds, "file_meta"):
+            item.file_meta = ds.file_meta
         for keyword in _TYPE2_COPIED:
             if keyword not in item:
                 setattr(item, keyword, "")
