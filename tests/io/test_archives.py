@@ -142,3 +142,49 @@ def test_a_compressed_tar_is_read_and_its_links_and_escaping_members_are_left_ou
     files = [p for p in scratch.rglob("*") if not p.is_dir()]
     assert len(files) == 4 and not any(p.is_symlink() for p in files)
     assert not (tmp_path / "escaped.dcm").exists()
+
+
+def test_files_compressed_one_by_one_are_read_as_their_series(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A series gzipped file by file (``IM0001.dcm.gz``, as some research archives keep DICOM) was skipped
+    file by file as "not DICOM"; now a folder's compressed files are decompressed into one scratch folder and
+    read as one series, each file shown by its own path. bzip2 and xz too; a cut stream or one too large for
+    the free space is skipped with its reason; the user's files are only read."""
+    import bz2
+    import gzip
+    import lzma
+
+    from medforensics.io import archives
+
+    plain = write_ct_series(tmp_path / "src", [2.5 * k for k in range(4)], series_uid=UID)
+    inbox = tmp_path / "in" / "CT"
+    inbox.mkdir(parents=True)
+    packers = [gzip.compress, gzip.compress, bz2.compress, lzma.compress]
+    names = [f"{p.name}.gz" for p in plain[:2]] + [f"{plain[2].name}.bz2", f"{plain[3].name}.xz"]
+    for src, name, pack in zip(plain, names, packers, strict=True):
+        (inbox / name).write_bytes(pack(src.read_bytes()))
+    (inbox / "a.dcm.bz2").write_bytes(bz2.compress(plain[0].read_bytes()))  # a.dcm from two streams
+    (inbox / "a.dcm.gz").write_bytes(gzip.compress(plain[1].read_bytes()))
+    (tmp_path / "in" / "cut.dcm.gz").write_bytes(gzip.compress(plain[0].read_bytes())[:4000])
+    before = {p: p.read_bytes() for p in (tmp_path / "in").rglob("*") if p.is_file()}
+    assert archive_kind(inbox / names[0]) == "gzip" and archive_kind(inbox / names[3]) == "xz"
+    found = discover([tmp_path / "in"])
+    assert found.series == []
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    expanded, shown = expand_archives(found, scratch)
+    # the two a.dcm streams (copies of two slices) both decompressed, each under a name of its own
+    everything = [*names, "a.dcm.bz2", "a.dcm.gz"]
+    assert [(shown(s.path), len(s.files), s.series_uid) for s in expanded.series] == [(str(inbox), 6, UID)]
+    assert sorted(shown(f) for f in expanded.series[0].files) == sorted(str(inbox / n) for n in everything)
+    reasons = {Path(s.path).name: s.reason for s in expanded.skipped}
+    assert (
+        reasons["cut.dcm.gz"].startswith("damaged gzip stream") and "no images found" not in reasons.values()
+    )
+    assert {p: p.read_bytes() for p in (tmp_path / "in").rglob("*") if p.is_file()} == before
+    # too large for the free space: refused with the reason, nothing left behind
+    monkeypatch.setattr(archives, "RESERVE_BYTES", archives.shutil.disk_usage(scratch).free)
+    folder, made, bad = archives.unpack_streams([(inbox / names[0], "gzip")], scratch)
+    assert folder is None and made == {} and "needs more than" in bad[0].reason
+    assert len(list(scratch.iterdir())) == 1  # only the first expansion's folder
