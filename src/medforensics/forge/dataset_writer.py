@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from medforensics._atomic import write_text_atomic
+from medforensics._pools import children_ignore_sigint
 from medforensics.errors import MedforensicsError
 from medforensics.forge import augment as A
 from medforensics.forge import dataset_layout as L
@@ -183,7 +184,8 @@ def render_all(
     try:
         pending: list[Future[Rendered]] = []
         for d, sub, mask in tasks:
-            pending.append(pool.submit(_render_in_worker, out, d, sub, mask))
+            with children_ignore_sigint():  # Ctrl-C is the command's: no traceback from a worker
+                pending.append(pool.submit(_render_in_worker, out, d, sub, mask))
             while len(pending) > 2 * jobs:
                 yield _result(pending.pop(0))
         while pending:

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, RLELossless
 
+from medforensics._pools import children_ignore_sigint
 from medforensics.errors import InputError
 
 #: Fewer files than this are decoded here: starting workers and pickling costs more than it saves.
@@ -100,7 +101,10 @@ def decoded(
 def _remote(
     files: Sequence[int], paths: Sequence[Path], datasets: list[Dataset], n: int
 ) -> Iterator[Decoded]:
-    results = _pool(n).map(_decode_remote, [(ds, paths[i]) for i, ds in zip(files, datasets, strict=True)])
+    with children_ignore_sigint():  # the first map starts the processes: Ctrl-C is the scan's, not theirs
+        results = _pool(n).map(
+            _decode_remote, [(ds, paths[i]) for i, ds in zip(files, datasets, strict=True)]
+        )
     got = 0  # files yielded: the next one's result is the one being waited for
     try:
         for px in results:

@@ -138,10 +138,14 @@ def _describe(kind: str, path: Path) -> str:
 
 
 def discover(
-    paths: Iterable[str | Path], recursive: bool = True, on_file: Callable[[int, int], None] | None = None
+    paths: Iterable[str | Path],
+    recursive: bool = True,
+    on_file: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
 ) -> Discovery:
     """Every series under ``paths`` (files, series folders, folders of many studies); ``on_file(done,
-    total)`` follows the reading of DICOM headers (:func:`~medforensics.io.dicom.discover_dicom_series`)."""
+    total)`` follows the reading of DICOM headers (:func:`~medforensics.io.dicom.discover_dicom_series`,
+    on ``jobs`` processes for many files)."""
     files: dict[Path, Path] = {}  # resolved -> as given
     skipped: list[Skipped] = []
     folders: list[tuple[Path, list[Path]]] = []
@@ -187,7 +191,7 @@ def discover(
             series.append(SeriesRef(f, kind, (f, *extra), None, _describe(kind, f)))
         else:
             dicom_candidates.append(f)
-    dicom_series, dicom_skipped = discover_dicom_series(dicom_candidates, on_file)
+    dicom_series, dicom_skipped = discover_dicom_series(dicom_candidates, on_file, jobs)
     series.extend(dicom_series)
     skipped.extend(dicom_skipped)
 

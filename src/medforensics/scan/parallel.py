@@ -34,6 +34,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from medforensics._pools import children_ignore_sigint, stop_pool
 from medforensics.errors import ConfigError
 from medforensics.io.reader import SeriesRef
 from medforensics.logging import configure
@@ -157,6 +158,11 @@ class _Pool:
         self.relay = LogRelay()
         self.ex = ProcessPoolExecutor(jobs, mp.get_context("spawn"), _init, (setup, self.relay.queue))
 
+    def submit_all(self, refs: Sequence[SeriesRef]) -> list[Future[Scanned]]:
+        """Each series' scan, submitted (the workers start now, ignoring SIGINT: the command handles it)."""
+        with children_ignore_sigint():
+            return [self.ex.submit(_scan_task, r) for r in refs]
+
     def shutdown(self) -> None:
         """Wait for the workers to finish and exit (the work not started is cancelled), then relay the
         last of their records."""
@@ -164,16 +170,9 @@ class _Pool:
         self.relay.close()
 
     def stop(self) -> None:
-        """Stop now: the workers terminated, the work not started cancelled. An interrupted scan must
-        neither wait for the series in progress nor hang: a SIGINT to this process alone (``kill -INT``, a
-        scheduler) left a worker blocked on its queue and the graceful shutdown waiting for it for ever."""
-        ex = self.ex
-        workers = list((getattr(ex, "_processes", None) or {}).values())  # no public way before Python 3.14
-        for w in workers:
-            w.terminate()
-        ex.shutdown(wait=False, cancel_futures=True)
-        for w in workers:
-            w.join(timeout=10)
+        """Stop now (:func:`~medforensics._pools.stop_pool`): an interrupted scan neither waits for the
+        series in progress nor hangs."""
+        stop_pool(self.ex)
         self.relay.close(timeout=1.0)
 
 
@@ -181,7 +180,7 @@ def _alone(ref: SeriesRef, setup: Setup) -> Scanned:
     """``ref`` scanned in a process of its own: the error :data:`DIED` if that process dies too."""
     pool = _Pool(setup, 1)
     try:
-        return pool.ex.submit(_scan_task, ref).result()
+        return pool.submit_all([ref])[0].result()
     except BrokenProcessPool:
         return SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=DIED), False, None
     finally:
@@ -199,7 +198,7 @@ def scan_in_workers(refs: Sequence[SeriesRef], setup: Setup, jobs: int) -> Gener
     pool = _Pool(setup, jobs)
     finished = False
     try:
-        futures: list[Future[Scanned]] = [pool.ex.submit(_scan_task, r) for r in refs]
+        futures = pool.submit_all(refs)
         for i, ref in enumerate(refs):
             try:
                 yield futures[i].result()
@@ -208,7 +207,7 @@ def scan_in_workers(refs: Sequence[SeriesRef], setup: Setup, jobs: int) -> Gener
                 pool.shutdown()
                 yield _alone(ref, setup)
                 pool = _Pool(setup, jobs)
-                futures[i + 1 :] = [pool.ex.submit(_scan_task, r) for r in refs[i + 1 :]]
+                futures[i + 1 :] = pool.submit_all(refs[i + 1 :])
         finished = True
     finally:
         if finished:

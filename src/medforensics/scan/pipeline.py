@@ -335,7 +335,8 @@ def scan_paths(
     ``keep_volumes="lazy"`` returns a :class:`LazyVolumes` instead of holding every volume in memory.
 
     ``jobs`` > 1 scans that many series at a time in worker processes, each on its share of torch's
-    threads (:mod:`medforensics.scan.parallel`); the volumes are then always ``"lazy"`` ones. The workers
+    threads (:mod:`medforensics.scan.parallel`); the volumes are then always ``"lazy"`` ones. The headers
+    of an archive's DICOM files (thousands) are read on that many processes too. The workers
     are spawned, so a script calling this with ``jobs`` > 1 needs the ``if __name__ == "__main__":``
     guard (the CLI has it).
 
@@ -353,7 +354,7 @@ def scan_paths(
     ``on_discovery(done, total)`` follows the reading of the DICOM files' headers before any series is
     scanned (minutes for an archive of a million files).
     """
-    found = discover(paths, on_file=on_discovery)
+    found = discover(paths, on_file=on_discovery, jobs=jobs)
     shown: Callable[[str | Path], str] = str
     if unpack_to is not None:
         from medforensics.io.archives import expand_archives
