@@ -159,7 +159,11 @@ class BatchSource:
             return
         hard = [it.hard for it in self.items]
         tasks = (([self.cfg.seed, k], hard) for k in range(first, last + 1))
-        for x, y in self.pool.map(_worker_batch, tasks):
+        from medforensics._pools import children_ignore_sigint
+
+        with children_ignore_sigint():  # the first block forks the workers: Ctrl-C is the trainer's
+            drawn = self.pool.map(_worker_batch, tasks)
+        for x, y in drawn:
             yield torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
 
     def close(self) -> None:

@@ -359,7 +359,11 @@ def _map_rows(cfg: DenseConfig, tasks: list[tuple[str, dict[str, str] | str]]) -
     # the batch workers' set-up, without scans to draw from
     pool = ProcessPoolExecutor(cfg.load_workers, mp.get_context("fork"), _init_worker, ([], cfg))
     try:
-        yield from pool.map(_load_task, tasks, chunksize=2)
+        from medforensics._pools import children_ignore_sigint
+
+        with children_ignore_sigint():  # the workers start here: Ctrl-C is the trainer's, not theirs
+            rows = pool.map(_load_task, tasks, chunksize=2)
+        yield from rows
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
