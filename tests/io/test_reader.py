@@ -90,6 +90,23 @@ def test_many_headers_are_read_on_worker_processes_with_the_same_discovery(
     next(probes)
     probes.close()
     assert multiprocessing.active_children() == []
+    # a worker that dies (out of memory) leaves the files not yet read to this process: the same discovery
+
+    class Dying:
+        def __init__(self, *a: object) -> None:
+            self._processes: dict[int, object] = {}
+
+        def map(self, fn, items, chunksize=1):  # type: ignore[no-untyped-def]
+            from concurrent.futures.process import BrokenProcessPool
+
+            yield from (fn(f) for f in list(items)[:2])
+            raise BrokenProcessPool("killed")
+
+        def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+            pass
+
+    monkeypatch.setattr(dicom, "ProcessPoolExecutor", Dying)
+    assert discover([tree], jobs=2) == here
 
 
 def test_discover_not_recursive_and_single_file(tree: Path) -> None:

@@ -7,11 +7,13 @@ always means denser. Compressed transfer syntaxes are decoded by pydicom's pixel
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -352,11 +354,12 @@ def _probe_headerless(f: Path) -> str | tuple[str, _Member]:
     return _probe(f, keep=False)
 
 
-def _probed(todo: list[Path], jobs: int) -> Iterator[str | tuple[str, _Member]]:
+def _probed(todo: list[Path], jobs: int) -> Generator[str | tuple[str, _Member], None, None]:
     """:func:`_probe` of each file, in order: here, keeping the first :data:`KEEP_HEADERS` headers for the
     reader; or, with ``jobs`` > 1 and at least :data:`PARALLEL_FILES` files, on ``jobs`` spawned processes
     (no header kept: the reader parses each file again, as past KEEP_HEADERS). Closed early (an interrupt),
-    the processes are stopped at once."""
+    the processes are stopped at once; a worker that dies (out of memory) leaves the rest to this process."""
+    given = 0
     if jobs > 1 and len(todo) >= PARALLEL_FILES and mp.parent_process() is None:
         from medforensics._pools import children_ignore_sigint, stop_pool
 
@@ -365,16 +368,21 @@ def _probed(todo: list[Path], jobs: int) -> Iterator[str | tuple[str, _Member]]:
         try:
             with children_ignore_sigint():  # map submits every chunk now: the workers start here
                 results = ex.map(_probe_headerless, todo, chunksize=PARALLEL_CHUNK)
-            yield from results
+            for got in results:
+                yield got
+                given += 1
             done = True
+        except BrokenProcessPool:
+            log.warning("a discovery worker died after %d of %d files: the rest read here", given, len(todo))
         finally:
             if done:
                 ex.shutdown(wait=True)
             else:
                 stop_pool(ex)
-        return
+        if done:
+            return
     kept = 0
-    for f in todo:
+    for f in todo[given:]:
         got = _probe(f, keep=kept < KEEP_HEADERS)
         kept += not isinstance(got, str) and got[1].header is not None
         yield got
@@ -401,14 +409,15 @@ def discover_dicom_series(
     groups: dict[tuple[Path, str], list[_Member]] = {}
     skipped: list[Skipped] = []
     todo = sorted({Path(f) for f in files})
-    for i, (f, got) in enumerate(zip(todo, _probed(todo, jobs), strict=True)):
-        if on_file is not None and i % PROGRESS_EVERY == 0:
-            on_file(i, len(todo))
-        if isinstance(got, str):
-            skipped.append(Skipped(f, got))
-        else:
-            uid, member = got
-            groups.setdefault((f.parent, uid), []).append(member)
+    with contextlib.closing(_probed(todo, jobs)) as probes:  # an interrupt stops the workers at once
+        for i, (f, got) in enumerate(zip(todo, probes, strict=True)):
+            if on_file is not None and i % PROGRESS_EVERY == 0:
+                on_file(i, len(todo))
+            if isinstance(got, str):
+                skipped.append(Skipped(f, got))
+            else:
+                uid, member = got
+                groups.setdefault((f.parent, uid), []).append(member)
     if on_file is not None:
         on_file(len(todo), len(todo))
     series: list[SeriesRef] = []
