@@ -196,13 +196,23 @@ def _train(cfgs: list[DenseConfig], jobs: int) -> None:
         return
     import multiprocessing as mp
 
+    from medforensics._pools import children_ignore_sigint
+
     ctx = mp.get_context("spawn")
     for i in range(0, len(cfgs), jobs):
         procs = [ctx.Process(target=train_dense, args=(c,)) for c in cfgs[i : i + jobs]]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
+        with children_ignore_sigint():  # Ctrl-C is this process's: it stops them (no traceback from each)
+            for p in procs:
+                p.start()
+        try:
+            for p in procs:
+                p.join()
+        except BaseException:  # an interrupt: the runs stop now (a run's checkpoints let it resume)
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.join(timeout=10)
+            raise
         failed = [c.out for c, p in zip(cfgs[i : i + jobs], procs, strict=True) if p.exitcode != 0]
         if failed:
             raise RuntimeError(f"training failed for {failed}")
