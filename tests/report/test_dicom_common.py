@@ -111,3 +111,27 @@ def test_reference_datasets_add_type2_attributes_to_new_datasets_only() -> None:
         and ref.file_meta.TransferSyntaxUID == src.file_meta.TransferSyntaxUID
     )
     assert "PatientName" not in src and "StudyDate" not in src and len(src) == 3
+
+
+def test_authentic_series_not_read_from_dicom_are_summed_up_a_flagged_one_named(
+    tmp_path: Path, ct_series: Path, ct_volume: Volume
+) -> None:
+    """A folder of NIfTI or PNG images gave one "SR skipped: ...: input is nifti, not DICOM" line per
+    series; the authentic ones are now one line, a flagged one (whose findings no SR carries) still named."""
+    from medforensics.report.dicom_sr import write_sr_for_report
+
+    _, authentic, _ = make_report(ct_volume, str(ct_series)).series
+    plain = [dataclasses.replace(authentic, path=f"{ct_series}-{k}.nii.gz") for k in range(3)]
+    flagged = make_series_result(ct_volume, f"{ct_series}-t.nii.gz")
+    report = ScanReport(model=MODEL, series=[*plain, flagged])
+    nifti = Volume(np.zeros((8, 64, 64), np.float32), metadata={"source_format": "nifti"})
+    notes: list[str] = []
+    assert (
+        write_sr_for_report(report, {s.path: nifti for s in report.series}, tmp_path / "sr", notes=notes)
+        == []
+    )
+    assert notes == [
+        f"SR skipped: {flagged.path}: input is nifti, not DICOM: nothing to reference",
+        "SR not written for 3 authentic series read from NIfTI, MetaImage, NRRD or image files: not DICOM: "
+        "nothing to reference (-v names them)",
+    ]

@@ -35,6 +35,10 @@ _TYPE2_COPIED = (
 _UNSAFE = re.compile(r"[^0-9A-Za-z.\-]+")
 
 
+#: Why a series read from NIfTI, MetaImage, NRRD or an image file gets no SR or SEG.
+NOT_DICOM = "not DICOM: nothing to reference"
+
+
 def require_dicom(series: SeriesResult, volume: Volume | None) -> Volume:
     """The volume if it came from DICOM files; else :class:`InputError` naming the series."""
     if series.verdict == "error":
@@ -43,7 +47,7 @@ def require_dicom(series: SeriesResult, volume: Volume | None) -> Volume:
         raise InputError("no volume given for this series", path=series.path)
     if volume.metadata.get("source_format") != "dicom" or not volume.datasets:
         fmt = volume.metadata.get("source_format") or "non-DICOM"
-        raise InputError(f"input is {fmt}, not DICOM: nothing to reference", path=series.path)
+        raise InputError(f"input is {fmt}, {NOT_DICOM}", path=series.path)
     if not volume.metadata.get("study_uid"):
         raise InputError("source DICOM has no StudyInstanceUID", path=series.path)
     return volume
@@ -153,10 +157,12 @@ NO_REGION = "no finding with a region to segment"
 
 def _expected_skip(series: SeriesResult, exc: MedforensicsError) -> str | None:
     """Why ``series`` was expected to get no file, in words for the summary note (None: a reason of its
-    own): an authentic series with no located finding, or a series the scan did not assess (a localizer,
-    dose screen, reformat or thick series: ``SeriesResult.not_assessed``)."""
+    own): an authentic series with no located finding or not read from DICOM, or a series the scan did
+    not assess (a localizer, dose screen, reformat or thick series: ``SeriesResult.not_assessed``)."""
     if series.verdict == "authentic" and exc.reason == NO_REGION:
         return f"authentic series: {NO_REGION}"
+    if series.verdict == "authentic" and exc.reason.endswith(NOT_DICOM):  # a flagged one is named
+        return f"authentic series read from NIfTI, MetaImage, NRRD or image files: {NOT_DICOM}"
     if series.not_assessed:
         return (
             "series not assessed (localizers, reformats, thick slices, modalities no detector covers...: "
