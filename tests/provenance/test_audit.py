@@ -116,3 +116,35 @@ def test_default_path_and_missing_log(tmp_path: Path, monkeypatch: pytest.Monkey
     assert verify_log().ok
     stored = (tmp_path / "home" / "audit.sqlite.head").read_text()
     assert json.loads(stored)["seq"] == 1
+
+
+def test_a_log_that_cannot_be_made_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service account whose home cannot hold the log: before, ``scan`` scanned everything, wrote its
+    reports, then failed with "internal error (FileNotFoundError ...)". Now the check before the work says
+    what to do, and the scan command stops there (exit 2, nothing written)."""
+    from typer.testing import CliRunner
+
+    from medforensics.cli import app
+    from medforensics.provenance.audit import check_appendable
+
+    blocker = tmp_path / "home-is-a-file"
+    blocker.write_text("not a folder")
+    log = blocker / "sub" / "audit.sqlite"
+    with pytest.raises(InputError, match=r"cannot make the audit log's folder .*set MEDFORENSICS_HOME"):
+        check_appendable(log)
+    with pytest.raises(InputError, match="set MEDFORENSICS_HOME"):
+        append_entry("x", log_path=log)
+    check_appendable(tmp_path / "fresh" / "audit.sqlite")  # a missing log whose folder can be made: fine
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    series = tmp_path / "in"
+    series.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), series / "ct.dcm")  # one image: scanned in a moment
+    monkeypatch.setenv("MEDFORENSICS_HOME", str(blocker / "sub"))
+    out = tmp_path / "scan.json"
+    r = CliRunner().invoke(app, ["scan", str(series), "--json", str(out)])
+    assert r.exit_code == 2 and "set MEDFORENSICS_HOME" in r.output and not out.exists()

@@ -353,6 +353,10 @@ def register(app: typer.Typer) -> None:
             journal = None if journal_dir is None else Journal(journal_dir)
             if journal is not None:
                 journal.create()  # a folder that cannot be made fails now, not after discovery
+            if not no_audit:  # an audit log that cannot take the scan's entry fails now, not after the scan
+                from medforensics.provenance.audit import check_appendable
+
+                check_appendable()
             # ZIP archives among the paths are unpacked here; their volumes are read from it until written
             with tempfile.TemporaryDirectory(prefix="medforensics-unpack-") as scratch:
                 with Bar("scanning") as bar, _journal_hint(journal):

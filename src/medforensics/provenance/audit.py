@@ -123,12 +123,28 @@ def _head_file(log: Path) -> Path:
     return log.with_name(log.name + ".head")
 
 
+#: What to do about an audit log that cannot be written where it is.
+_WRITABLE_HINT = "set MEDFORENSICS_HOME to a folder this account can write, or pass --no-audit"
+
+
+def _make_folder(log: Path) -> None:
+    """The log's folder, made if missing; :class:`InputError` with what to do when it cannot be (a
+    read-only or missing home of a service account)."""
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = f"cannot make the audit log's folder ({exc.strerror or exc}); {_WRITABLE_HINT}"
+        raise InputError(why, path=log.parent) from None
+    if not os.access(log.parent, os.W_OK | os.X_OK):
+        raise InputError(f"the audit log's folder is not writable; {_WRITABLE_HINT}", path=log.parent)
+
+
 @contextlib.contextmanager
 def _connect(log: Path, create: bool) -> Iterator[sqlite3.Connection]:
     if not create and not log.exists():
         raise InputError("no audit log here", path=log)
     if create:
-        log.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(log)
     try:
         con = sqlite3.connect(log, timeout=30, isolation_level=None)
     except sqlite3.Error as err:
@@ -211,9 +227,11 @@ def _check_row(row: Sequence[Any], log: Path) -> None:
 
 def check_appendable(log_path: str | os.PathLike[str] | None = None) -> None:
     """InputError now, before any work is done, when the existing log could not take another entry (its
-    last row is not one this module writes); a missing log is fine (it is created)."""
+    last row is not one this module writes), or a missing one could not be made (its folder cannot be made
+    or written: the work would be done and its entry lost)."""
     log = Path(log_path) if log_path is not None else default_log_path()
     if not log.exists():
+        _make_folder(log)
         return
     with _connect(log, create=False) as con:
         last = con.execute("SELECT * FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
