@@ -185,3 +185,36 @@ def test_held_out_models_alone_and_tested_again_on_other_data(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="not the model that left out"):
         (tmp_path / "w" / "loao" / "x").symlink_to(tmp_path / "w" / "loao" / methods[0])
         held_out_on(tmp_path / "w", cfg, ["x"], tmp_path / "bad")
+
+
+def _train_for_a_minute(cfg: object) -> None:
+    import time
+
+    time.sleep(60)
+
+
+def test_an_interrupt_stops_the_parallel_training_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while runs train in parallel processes: they are terminated at once (they ignore SIGINT
+    themselves, so none prints a traceback), and the interrupt goes on to the command."""
+    import multiprocessing as mp
+    import signal
+    import time
+
+    from medforensics.evaluate import dense_benchmark as db
+
+    monkeypatch.setattr(db, "train_dense", _train_for_a_minute)  # what the processes are started with
+    ignored: list[bool] = []
+    real_join = mp.get_context("spawn").Process.join
+
+    def interrupted_join(self: mp.process.BaseProcess, timeout: float | None = None) -> None:
+        if timeout is None:  # the wait for the runs: Ctrl-C arrives
+            ignored.append(signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)  # ours is back
+            raise KeyboardInterrupt
+        real_join(self, timeout)
+
+    monkeypatch.setattr(mp.context.SpawnProcess, "join", interrupted_join)
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        db._train([object(), object()], jobs=2)  # type: ignore[list-item]
+    assert time.perf_counter() - t0 < 30 and ignored == [True]
+    assert mp.active_children() == []
