@@ -8,6 +8,7 @@ always means denser. Compressed transfer syntaxes are decoded by pydicom's pixel
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing as mp
 import os
 import warnings
@@ -350,10 +351,6 @@ def _probe(f: Path, keep: bool) -> str | tuple[str, _Member]:
     return uid, _Member(f, stack_slice(ds), header, *names)
 
 
-def _probe_headerless(f: Path) -> str | tuple[str, _Member]:
-    return _probe(f, keep=False)
-
-
 def _probed(todo: list[Path], jobs: int) -> Generator[str | tuple[str, _Member], None, None]:
     """:func:`_probe` of each file, in order: here, keeping the first :data:`KEEP_HEADERS` headers for the
     reader; or, with ``jobs`` > 1 and at least :data:`PARALLEL_FILES` files, on ``jobs`` spawned processes
@@ -367,7 +364,7 @@ def _probed(todo: list[Path], jobs: int) -> Generator[str | tuple[str, _Member],
         done = False
         try:
             with children_ignore_sigint():  # map submits every chunk now: the workers start here
-                results = ex.map(_probe_headerless, todo, chunksize=PARALLEL_CHUNK)
+                results = ex.map(functools.partial(_probe, keep=False), todo, chunksize=PARALLEL_CHUNK)
             for got in results:
                 yield got
                 given += 1

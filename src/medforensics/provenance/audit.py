@@ -123,8 +123,9 @@ def _head_file(log: Path) -> Path:
     return log.with_name(log.name + ".head")
 
 
-#: What to do about an audit log that cannot be written where it is.
-_WRITABLE_HINT = "set MEDFORENSICS_HOME to a folder this account can write, or pass --no-audit"
+#: What to do about a file of :func:`medforensics_home` (the audit log, the journal key) that cannot be made.
+HOME_HINT = "set MEDFORENSICS_HOME to a folder this account can write"
+_WRITABLE_HINT = f"{HOME_HINT}, or pass --no-audit"
 
 
 def _make_folder(log: Path) -> None:

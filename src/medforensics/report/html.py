@@ -232,8 +232,7 @@ def _series_section(
     volumes: Mapping[str, Volume] | None,
     max_findings: int,
     model: ModelInfo,
-    thumbnails: bool = True,
-    why_no_pictures: str = "--no-thumbnails",
+    no_pictures: str | None = None,
 ) -> str:
     findings = ranked_findings(s)
     head = [f"<h2>{index}. {_e(s.path)}</h2>", _series_meta(s, model)]
@@ -245,8 +244,8 @@ def _series_section(
         )
     head += _operating_point(s) + _caveats(s)
     figures: list[str] = []
-    if s.verdict == "authentic" and s.signature not in BAD_SIGNATURES and not thumbnails:
-        why = _e(why_no_pictures)
+    if s.verdict == "authentic" and s.signature not in BAD_SIGNATURES and no_pictures is not None:
+        why = _e(no_pictures)
         head.append(f'<p class="meta">No picture: authentic series are listed without one ({why}).</p>')
     elif s.verdict != "error":
         volume = volume_for(s, volumes)
@@ -365,10 +364,10 @@ def render_html(
 ) -> str:
     """The report as one HTML string (see :func:`write_html`)."""
     model = report.model
-    why = "--no-thumbnails"
-    if thumbnails is None:
-        thumbnails = len(report.series) <= THUMBNAILS_UP_TO
-        why = f"a report of more than {THUMBNAILS_UP_TO} series; --thumbnails draws them"
+    # why authentic series get no picture (None: they get one)
+    no_pictures = "--no-thumbnails" if thumbnails is False else None
+    if thumbnails is None and len(report.series) > THUMBNAILS_UP_TO:
+        no_pictures = f"a report of more than {THUMBNAILS_UP_TO} series; --thumbnails draws them"
     threshold = f" · operating threshold {model.threshold:.3f}" if model.threshold is not None else ""
     if model.precision:
         threshold += f" · run in {model.precision}"
@@ -404,7 +403,7 @@ def render_html(
         )
     body.append(_legend(report))
     body += [
-        _series_section(i, s, volumes, max_findings, model, thumbnails, why)
+        _series_section(i, s, volumes, max_findings, model, no_pictures)
         for i, s in enumerate(report.series, start=1)
     ]
     return (

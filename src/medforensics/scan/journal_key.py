@@ -68,11 +68,9 @@ def journal_key(path: Path | None = None) -> bytes:
             os.link(tmp, path)  # whole or not at all
         return _read(path)
     except OSError as exc:
-        raise OutputError(
-            f"journal key cannot be made ({exc.strerror}); set MEDFORENSICS_HOME to a folder this account "
-            "can write",
-            path=path,
-        ) from None
+        from medforensics.provenance.audit import HOME_HINT
+
+        raise OutputError(f"journal key cannot be made ({exc.strerror}); {HOME_HINT}", path=path) from None
     finally:
         tmp.unlink(missing_ok=True)
 

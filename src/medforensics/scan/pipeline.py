@@ -219,7 +219,9 @@ def _assess(
 ) -> None:
     """Route ``volume`` to its detector and scan it into ``res`` (or say why it is not scanned)."""
     reason = (
-        not_an_image_reason(volume) or _content_reason(volume) or route_error(volume, detector2d, detector)
+        not_an_image_reason(volume.modality)
+        or _content_reason(volume)
+        or route_error(volume, detector2d, detector)
     )
     if reason is not None:
         res.error, res.not_assessed = reason, isinstance(reason, NotAssessed)

@@ -286,7 +286,7 @@ def dicom_member_reason(ds: Any, images: int = 1) -> NotAssessed | None:
     detectors do not assess, or None (see :func:`axial_stack_claim` for a claim that is not believed, and
     :func:`pixel_checked_claim` for one judged after loading)."""
     modality = str(ds.get("Modality") or "").strip() or "DICOM"
-    not_image = _not_an_image(modality)  # known from the header: its pixels are not read
+    not_image = not_an_image_reason(modality)  # known from the header: its pixels are not read
     if not_image is not None:
         return not_image
     types = _image_types(ds)
@@ -327,13 +327,9 @@ def dicom_member_reason(ds: Any, images: int = 1) -> NotAssessed | None:
 NOT_IMAGES = {"SEG": "a DICOM SEG (segmentation)", "RTDOSE": "an RT dose grid"}
 
 
-def not_an_image_reason(volume: Volume) -> NotAssessed | None:
-    """Why ``volume`` (pixel data of a DICOM SEG or RT dose) is not an image of the patient, or None."""
-    return _not_an_image(volume.modality)
-
-
-def _not_an_image(modality: str) -> NotAssessed | None:
-    """The not-assessed reason of :data:`NOT_IMAGES`' ``modality``, or None."""
+def not_an_image_reason(modality: str) -> NotAssessed | None:
+    """Why pixel data of ``modality`` (a DICOM SEG or RT dose, :data:`NOT_IMAGES`) is not an image of the
+    patient, or None."""
     what = NOT_IMAGES.get(modality)
     return NotAssessed(f"{what}, not an image: scan the images it refers to") if what else None
 
