@@ -56,7 +56,8 @@ def test_leave_one_attack_out_keeps_excluded_type_in_test_only() -> None:
             ["train", "test", "val", "train"],
             "leaks a patient",
         ),
-        (["TB", "SYN", "TB", "FM"], None, None, "cannot use label"),
+        (["SYN", "SYN", "SYN"], None, None, "no class for SYN: 3 SYN samples left out: no sample left"),
+        (["TB", "XX", "TB", "FM"], None, None, r"unknown label\(s\) \['XX'\]"),
         (["TB", "FM", "TB", "FM"], None, ["train", "train", "test", "test"], "no validation"),
         (["TB", "FM", "TB"], None, ["train", "train", "holdout"], "split must be one of"),
     ],
@@ -64,7 +65,7 @@ def test_leave_one_attack_out_keeps_excluded_type_in_test_only() -> None:
 def test_bad_data_sets(
     labels: list[str], groups: list[str] | None, splits: list[str] | None, message: str
 ) -> None:
-    task = "attack" if "SYN" in labels else "binary"
+    task = "attack" if "SYN" in labels else "binary"  # the attack task has no class for SYN
     with pytest.raises(ConfigError, match=message):
         collect_splits(_source(labels, groups, splits), task)
 

@@ -129,6 +129,25 @@ def test_3d_attack_task_with_bf16_channels_last(tmp_path: Path) -> None:
     assert set(test["per_label"]) <= {"TB", "FM", "FB"}
 
 
+def test_attack_task_leaves_synthetic_scans_out_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ``forge dataset`` data set holds SYN scans, which the attack task has no class for: ``train`` and
+    ``evaluate`` leave them out with a warning and record how many (both refused the data set before)."""
+    from medforensics.evaluate.runner import evaluate_model
+
+    src = tiny_source(32, size=16, cube=True, labels=("TB", "FM", "FB", "SYN"))
+    cfg = _cfg(tmp_path, model="test_cnn3d", epochs=2, data={"task": "attack", "size": 16})
+    with caplog.at_level("WARNING"):
+        res = train(cfg, src)  # type: ignore[arg-type]
+    assert "no class for SYN: 8 SYN samples left out" in caplog.text
+    assert res.metrics["left_out"] == {"SYN": 8}
+    assert sum(s["n"] for s in res.metrics["data"].values()) == 24
+    assert "Left out (the task has no class for them): 8 SYN." in (res.out / "model_card.md").read_text()
+    ev = evaluate_model(res.out, src, tmp_path / "eval", split="all")
+    assert ev["left_out"] == {"SYN": 8} and ev["n"] == 24
+
+
 def test_wrong_sample_kind_or_task_fails_before_training(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="3d samples"):
         train(_cfg(tmp_path, model="test_cnn3d"), tiny_source(16))  # type: ignore[arg-type]

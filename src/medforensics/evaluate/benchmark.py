@@ -38,7 +38,6 @@ from medforensics.errors import ConfigError, MedforensicsError, OutputError
 from medforensics.evaluate.benchmark_runs import RunStore
 from medforensics.logging import get_logger
 from medforensics.train.data import (
-    TASK_MAP,
     ForgeDatasetSource,
     ListSource,
     Sample,
@@ -47,6 +46,7 @@ from medforensics.train.data import (
     leave_method_out,
     sample_methods,
     split_samples,
+    task_samples,
 )
 
 log = get_logger("evaluate.benchmark")
@@ -282,8 +282,8 @@ def run_in_dist(
 
     info = model_info(name)
     task = task_of(name)
-    usable = [s for s in samples if s.label in TASK_MAP[task]]
-    dropped = sorted({s.label for s in samples} - {s.label for s in usable})
+    usable, left_out = task_samples(samples, task)
+    dropped = list(left_out)
     tc = _train_config(name, spec, cfg, folder)
     t0 = time.perf_counter()
     res = train(tc, ListSource(usable))
@@ -326,7 +326,7 @@ def run_loao(
     from medforensics.train.loop import train
 
     task = task_of(name)
-    usable = [s for s in samples if s.label in TASK_MAP[task]]
+    usable = task_samples(samples, task)[0]
     usable_methods = set(sample_methods(usable))
     rows = []
     for m in methods:

@@ -12,18 +12,25 @@ from medforensics._atomic import atomic_path, check_folder_output, check_writabl
 from medforensics.errors import ConfigError, InputError
 from medforensics.evaluate import plots
 from medforensics.evaluate.metrics import apply_platt, evaluate_predictions, fake_score, platt_logit
+from medforensics.logging import get_logger
 from medforensics.models.classical import FeatureModel
 from medforensics.models.inference import predict_proba
-from medforensics.train.data import FAKE_CLASSES, TASK_CLASSES, TASK_MAP, Sample, SampleSource
+from medforensics.train.data import (
+    FAKE_CLASSES,
+    TASK_CLASSES,
+    TASK_MAP,
+    Sample,
+    SampleSource,
+    left_out_line,
+    task_samples,
+)
 
 EVALUATION = "evaluation.json"
+log = get_logger("evaluate")
 
 
 def _arrays(samples: list[Sample], task: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     mapping = TASK_MAP[task]
-    bad = sorted({s.label for s in samples if s.label not in mapping})
-    if bad:
-        raise ConfigError(f"task {task!r} cannot score label(s) {bad}")
     x = np.stack([s.array for s in samples])
     return x, np.array([mapping[s.label] for s in samples], dtype=np.int64), [s.label for s in samples]
 
@@ -69,6 +76,11 @@ def evaluate_model(
         raise ConfigError("the evaluation data set is empty (no readable samples)", path=str(data))
     anomaly = isinstance(model, FeatureModel) and model.family == "anomaly"
     task = "binary" if anomaly else cfg.data.task
+    samples, left_out = task_samples(samples, task)  # as training left them out (SYN under attack)
+    if left_out and not samples:
+        raise ConfigError(f"{left_out_line(task, left_out)}: nothing to score", path=str(data))
+    if left_out:
+        log.warning("%s", left_out_line(task, left_out))
     classes, fakes = TASK_CLASSES[task], FAKE_CLASSES[task]
     chosen = samples if split == "all" else [s for s in samples if s.meta.get("split", "test") == "test"]
     if not chosen:
@@ -103,7 +115,13 @@ def evaluate_model(
     rank = platt_logit(raw, platt) if platt else raw
     data_name = str(data) if isinstance(data, (str, Path)) else "in-memory"
     result.update(
-        model=cfg.model, model_dir=str(model_dir), data=data_name, split=split, n=len(chosen), n_val=len(val)
+        model=cfg.model,
+        model_dir=str(model_dir),
+        data=data_name,
+        split=split,
+        n=len(chosen),
+        n_val=len(val),
+        left_out=left_out,
     )
     with atomic_path(out) as tmp:
         tmp.mkdir()

@@ -60,6 +60,9 @@ def write_model_card(
     for name, s in data.get("splits", {}).items():
         labels = ", ".join(f"{k} {v}" for k, v in sorted(Counter(s.get("labels", {})).items()))
         lines.append(f"| {name} | {s.get('n', 0)} | {s.get('patients', 0)} | {labels} |")
+    if data.get("left_out"):
+        left = ", ".join(f"{n} {label}" for label, n in data["left_out"].items())
+        lines.append(f"\nLeft out (the task has no class for them): {left}.")
     if config["data"].get("exclude_types"):
         lines.append(f"\nExcluded from train/val (unseen attack): {config['data']['exclude_types']}.")
     lines += ["", "## Scores", ""]

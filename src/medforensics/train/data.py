@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -375,6 +376,28 @@ def _group_splits(
     return {**auto, **explicit}
 
 
+def task_samples(samples: Sequence[Sample], task: str) -> tuple[list[Sample], dict[str, int]]:
+    """The samples ``task`` has a class for, and the number per label of those it has none for, which are
+    left out: a data set ``forge dataset`` made holds SYN scans, which the ``attack`` task (authentic /
+    injected / removed) cannot place, and the ``label`` task takes neither SYN nor 2-D REAL/FAKE images.
+    A label that is no sample label at all (:data:`SAMPLE_LABELS`) is a ConfigError."""
+    mapping = TASK_MAP[task]
+    unknown = sorted({s.label for s in samples} - set(SAMPLE_LABELS))
+    if unknown:
+        raise ConfigError(f"unknown label(s) {unknown}; a label is one of {', '.join(SAMPLE_LABELS)}")
+    left = Counter(s.label for s in samples if s.label not in mapping)
+    return [s for s in samples if s.label in mapping], dict(sorted(left.items()))
+
+
+def left_out_line(task: str, left: dict[str, int]) -> str:
+    """One line saying which samples ``task`` left out (:func:`task_samples`)."""
+    return f"task {task!r} has no class for {', '.join(left)}: {_counts(left)} left out"
+
+
+def _counts(left: dict[str, int]) -> str:
+    return ", ".join(f"{n} {label} sample{'s' if n != 1 else ''}" for label, n in left.items())
+
+
 def split_samples(
     samples: Sequence[Sample],
     task: str,
@@ -394,9 +417,11 @@ def split_samples(
     if len(shapes) > 1:
         raise ConfigError(f"samples have different shapes {sorted(shapes)[:3]}; cut them to one size")
     mapping = TASK_MAP[task]
-    bad = sorted({s.label for s in samples if s.label not in mapping})
-    if bad:
-        raise ConfigError(f"task {task!r} cannot use label(s) {bad}; it takes {sorted(mapping)}")
+    samples, left = task_samples(samples, task)
+    if left:
+        log.warning("%s", left_out_line(task, left))
+    if not samples:
+        raise ConfigError(f"{left_out_line(task, left)}: no sample left; it takes {', '.join(mapping)}")
     seen: dict[str, set[str]] = {}
     for s in samples:
         if s.meta.get("split"):
@@ -438,8 +463,9 @@ def collect_splits(
 ) -> dict[str, SplitArrays]:
     """Read every sample, map labels to the task's classes, split by patient and check the result.
 
-    ConfigError (before any training) for: an empty data set, labels the task cannot use, a patient in two
-    splits, a training split with one class, no validation samples (when ``require_val``).
+    Samples the task has no class for are left out with a warning (:func:`task_samples`). ConfigError
+    (before any training) for: an empty data set, unknown labels, no sample the task can use, a patient in
+    two splits, a training split with one class, no validation samples (when ``require_val``).
     """
     if task not in TASK_MAP:  # before the samples are read
         raise ConfigError(f"unknown task {task!r}; expected one of {', '.join(TASK_MAP)}")

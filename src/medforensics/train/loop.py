@@ -40,9 +40,11 @@ from medforensics.train.data import (
     FAKE_CLASSES,
     TASK_CLASSES,
     ForgeDatasetSource,
+    ListSource,
     SampleSource,
     SplitArrays,
     collect_splits,
+    task_samples,
 )
 
 log = get_logger("train")
@@ -295,9 +297,13 @@ def train(cfg: TrainConfig, source: SampleSource | None = None) -> TrainResult:
     resume = None
     if cfg.resume and isinstance(model, nn.Module):  # a damaged resume point: an error before the data
         resume = ckpt.check_resume(cfg.resume, model, _optimizer(cfg, model))
-    src = source if source is not None else make_source(cfg)
     d = cfg.data
-    splits = collect_splits(src, d.task, d.val_fraction, d.test_fraction, cfg.seed, d.exclude_types)
+    samples = list(source if source is not None else make_source(cfg))
+    left_out = task_samples(samples, d.task)[1]  # SYN under the attack task: said, and recorded below
+    splits = collect_splits(
+        ListSource(samples), d.task, d.val_fraction, d.test_fraction, cfg.seed, d.exclude_types
+    )
+    del samples  # the splits hold their stacked copies
     channels = input_channels(cfg, info)
     _check_shape(splits, info, channels)
     seed_everything(cfg.seed)
@@ -326,10 +332,12 @@ def train(cfg: TrainConfig, source: SampleSource | None = None) -> TrainResult:
         device="cpu" if feature_model else device_name(dev),
         precision_run=None if feature_model else effective_precision(cfg.precision, dev.type),
         data=_summary(splits),
+        left_out=left_out,  # per label: samples the task has no class for (SYN under attack)
     )
     write_text_atomic(out / ckpt.METRICS, json.dumps(metrics, indent=1))
     data_info = {
         "splits": _summary(splits),
+        "left_out": left_out,
         "input_shape": list(splits["train"].x.shape[1:]),
         "classes": list(TASK_CLASSES[d.task]),
         "fake_classes": list(FAKE_CLASSES[d.task]),
