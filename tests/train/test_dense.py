@@ -230,6 +230,20 @@ def test_cli_names_the_config_of_a_value_that_cannot_train(tmp_path: Path) -> No
     assert "Traceback" not in res.output and not (tmp_path / "run").exists()
 
 
+def test_cli_summary_line_gives_the_aucs_rounded(tmp_path: Path) -> None:
+    """The closing line printed the raw floats ("test scan AUC 0.30000000000000004")."""
+    from typer.testing import CliRunner
+
+    from medforensics.cli import app
+
+    cfg = tmp_path / "dense.json"
+    body = {"model": "test_tamperseg3d", "data": tiny_config().data, "out": str(tmp_path / "run")}
+    cfg.write_text(json.dumps({**body, "patch": [8, 32, 32], "batch_size": 2, "steps": 2, "eval_every": 2}))
+    res = CliRunner().invoke(app, ["train", "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"val scan AUC (\d\.\d{4}|n/a), test scan AUC (\d\.\d{4}|n/a)$", res.stdout.strip())
+
+
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
 def test_dense_trains_on_cuda_with_batch_workers(tmp_path: Path) -> None:
     m = train_dense(tiny_config(tmp_path, steps=4, eval_every=2, hard_every=2, device="cuda", workers=2))

@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a model from a config; writes model.safetensors, config, metrics and a model card."""
         from medforensics.train import load_config, train
+        from medforensics.train.card import fmt_number
         from medforensics.train.dense import is_dense_config, load_dense_config, train_dense
 
         if is_dense_config(config):
@@ -55,7 +56,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(
                 f"{out or metrics['out']}: {metrics['train_seconds']:.1f} s, "
                 f"best step {metrics['best_step']}, "
-                f"val scan AUC {metrics['val'].get('auc')}, test scan AUC {metrics['test'].get('auc')}"
+                f"val scan AUC {fmt_number(metrics['val'].get('auc'))}, "
+                f"test scan AUC {fmt_number(metrics['test'].get('auc'))}"
             )
             return
         try:
@@ -65,7 +67,8 @@ def register(app: typer.Typer) -> None:
             raise fail(err) from None
         op = result.metrics.get("test", result.metrics.get("val", {})).get("operating_point", {})
         typer.echo(
-            f"{result.out}: epochs {result.epochs_run} (best {result.best_epoch}), AUC {op.get('roc_auc')}, "
+            f"{result.out}: epochs {result.epochs_run} (best {result.best_epoch}), "
+            f"AUC {fmt_number(op.get('roc_auc'))}, "
             f"{result.seconds:.1f} s"
         )
 
@@ -80,6 +83,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score a data set: metrics JSON, confusion/ROC/score/reliability PNGs."""
         from medforensics.evaluate.runner import EVALUATION, evaluate_model
+        from medforensics.train.card import fmt_number
 
         try:
             res = evaluate_model(model, data, out, split)
@@ -87,7 +91,8 @@ def register(app: typer.Typer) -> None:
             raise fail(err) from None
         op = res["operating_point"]
         typer.echo(
-            f"{out / EVALUATION}: n={res['n']} AUC {op['roc_auc']} accuracy {op['accuracy']:.4f} "
+            f"{out / EVALUATION}: n={res['n']} AUC {fmt_number(op['roc_auc'])} "
+            f"accuracy {fmt_number(op['accuracy'])} "
             f"threshold {op['threshold']:.4f}"
         )
 
