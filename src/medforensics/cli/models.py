@@ -74,7 +74,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate_cmd(
-        model: Path = typer.Option(..., "--model", "-m", help="Training folder (from `train`)."),
+        model: Path | None = typer.Option(
+            None,
+            "--model",
+            "-m",
+            help="Training folder (from `train`); a dense localiser's folder, or none for the bundled CT "
+            "detector, is scored at scan level (each data-set scan scanned as `scan` does).",
+        ),
         data: Path = typer.Option(
             ..., "--data", "-d", help="Data set folder (labels.csv, scans/, splits.csv)."
         ),
@@ -83,13 +89,29 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score a data set: metrics JSON, confusion/ROC/score/reliability PNGs."""
         from medforensics.evaluate.runner import EVALUATION, evaluate_model
+        from medforensics.evaluate.scan_level import evaluate_scans, is_scan_level
         from medforensics.train.card import fmt_number
 
         try:
-            res = evaluate_model(model, data, out, split)
+            if is_scan_level(model):
+                from medforensics.cli._progress import Bar
+
+                with Bar("scanning") as bar:
+                    res = evaluate_scans(model, data, out, split, progress=bar)
+            else:
+                res = evaluate_model(model, data, out, split)  # type: ignore[arg-type]
         except MedforensicsError as err:
             raise fail(err) from None
         op = res["operating_point"]
+        if res.get("level") == "scan":
+            loc, lab = res["localisation"], res["labels"]
+            typer.echo(
+                f"{out / EVALUATION}: {res['n']} scans ({res['n_errors']} errors) AUC "
+                f"{fmt_number(op['roc_auc'])} accuracy {fmt_number(op['accuracy'])} "
+                f"TB/TM/FB/FM labels {fmt_number(lab['accuracy'])} top finding within "
+                f"{loc['within_mm']:g} mm {fmt_number(loc['top_finding_within'])}"
+            )
+            return
         typer.echo(
             f"{out / EVALUATION}: n={res['n']} AUC {fmt_number(op['roc_auc'])} "
             f"accuracy {fmt_number(op['accuracy'])} "

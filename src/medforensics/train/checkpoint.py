@@ -255,8 +255,8 @@ def load_trained(folder: str | Path) -> tuple[Any, Any, dict[str, Any]]:
 
     if isinstance(raw, dict) and is_dense(str(raw.get("model", ""))):
         raise InputError(
-            "a dense localiser folder: scan it with `medforensics scan --model`; it is evaluated at scan "
-            "level (benchmarks/scan_accuracy.py, medforensics.evaluate.dense_benchmark)",
+            "a dense localiser folder: `medforensics scan --model` runs it and `medforensics evaluate` "
+            "scores it at scan level (medforensics.evaluate.scan_level)",
             path=folder,
         )
     try:

@@ -1,0 +1,270 @@
+"""``medforensics evaluate`` of a detector the scan runs (the dense localiser, the bundled default).
+
+A zoo model is scored on the samples it was trained on (a crop or cube around each site: :mod:`.runner`).
+The dense localiser has to find the edit as well as judge it, so it is scored the way ``scan`` uses it: every
+scan of a forge data set's split (``manifest.csv``, ``scans/<uuid>/``, ``masks/``) goes through
+:func:`~medforensics.scan.pipeline.scan_volume` (the network, the operating points, the duplicated-region and
+metadata checks, the TB/TM/FB/FM label) and the series results are compared with the data set's truth:
+
+- real/fake at the scan's own verdicts (each series held to its operating point: ``threshold`` per row),
+  ROC-AUC and TPR at 1 % FPR of the calibrated series score, per data-set label and per attack method;
+- the TB/TM/FB/FM(/SYN) label the scan gives against the true one (``labels``: accuracy, confusion);
+- localisation: the top finding's distance from the centre of the edit's mask (within
+  :data:`LOCALISED_MM`), and the strongest region's whether or not it was flagged;
+- calibration (ECE, reliability bins) of the series score.
+
+``evaluation.json`` holds all of it plus one row per scan (uuid, truth, score, verdict, label, distances);
+the figures are the label confusion, the ROC, the score distributions and the reliability diagram.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medforensics._atomic import atomic_path, check_folder_output, check_writable
+from medforensics.errors import ConfigError, InputError
+from medforensics.evaluate import plots
+from medforensics.evaluate.calibration import reliability
+from medforensics.evaluate.metrics import binary_metrics, class_report, roc_auc
+
+#: A tampered scan is localised when its top finding's centre lies this close to the edit's (issue 5).
+LOCALISED_MM = 10.0
+#: Data-set labels of scans that are not authentic; every label, in the order tables show them.
+FAKE_TYPES = ("FB", "FM", "SYN")
+LABEL_ORDER = ("TB", "TM", "FB", "FM", "SYN")
+EVALUATION = "evaluation.json"
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class ScanRow:
+    """One data-set scan and what the scan made of it."""
+
+    uuid: str
+    type: str
+    method: str
+    patient: str
+    split: str
+    score: float | None = None
+    verdict: str | None = None
+    label: str | None = None
+    threshold: float | None = None
+    distance_mm: float | None = None  # top flagged finding to the edit's centre (tampered scans)
+    strongest_mm: float | None = None  # the map's strongest region, flagged or not
+    error: str | None = None
+
+
+def manifest_rows(root: Path, split: str) -> list[dict[str, str]]:
+    """The rows of a forge data set's ``manifest.csv`` in ``split`` (``all``: every row)."""
+    path = root / "manifest.csv"
+    if not path.is_file():
+        raise InputError("not a forge data set (no manifest.csv)", path=root)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"unreadable manifest ({err})", path=path) from None
+    need = {"uuid", "type", "method", "patient", "split"}
+    if rows and not need <= set(rows[0]):
+        raise InputError(f"manifest without the columns {sorted(need - set(rows[0]))}", path=path)
+    chosen = [r for r in rows if split == "all" or r["split"] == split]
+    if not chosen:
+        raise ConfigError(f"no scans in the {split} split; use --split all", path=str(root))
+    return chosen
+
+
+def _distance(centre: Any, truth: np.ndarray, spacing: tuple[float, ...]) -> float:
+    return float(np.linalg.norm((np.asarray(centre, np.float64) - truth) * np.asarray(spacing)))
+
+
+def is_scan_level(model_dir: str | Path | None) -> bool:
+    """Whether ``evaluate`` scores this model folder at scan level: the bundled detector (None) or a
+    dense localiser's folder (by its ``config.json``)."""
+    from medforensics.models.registry import is_dense
+
+    if model_dir is None:
+        return True
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False  # the zoo's loader names the broken file
+    return isinstance(config, dict) and is_dense(str(config.get("model", "")))
+
+
+def scan_row(det: Any, root: Path, r: dict[str, str]) -> ScanRow:
+    """Scan one data-set scan as ``medforensics scan`` would and compare it with its truth."""
+    from medforensics.errors import MedforensicsError
+    from medforensics.io.nifti import read_nifti
+    from medforensics.io.reader import read_volume
+    from medforensics.scan.pipeline import scan_volume
+
+    row = ScanRow(r["uuid"], r["type"], r["method"], r["patient"], r["split"])
+    folder = root / "scans" / r["uuid"]
+    try:
+        vol = read_volume(folder)
+    except MedforensicsError as err:
+        row.error = err.reason
+        return row
+    res = scan_volume(vol, det, explain=None, path=str(folder))
+    if res.error:
+        row.error = res.error
+        return row
+    row.score, row.verdict, row.label = res.score, res.verdict, res.label
+    row.threshold = res.extra.get("threshold")
+    mask_path = root / "masks" / f"{r['uuid']}.nii.gz"
+    if r["type"] in ("FB", "FM") and mask_path.is_file():
+        mask = read_nifti(mask_path).array > 0
+        if mask.shape == vol.shape and mask.any():
+            truth = np.argwhere(mask).mean(axis=0)
+            found = [f for f in res.findings if f.type in ("injected", "removed") and f.center_voxel]
+            if found:
+                row.distance_mm = _distance(found[0].center_voxel, truth, vol.spacing)
+            tops = res.extra.get("top_candidates") or []
+            if tops:
+                row.strongest_mm = _distance(tops[0]["center_voxel"], truth, vol.spacing)
+    return row
+
+
+def _rate(hits: list[bool]) -> float | None:
+    return float(np.mean(hits)) if hits else None
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.median(known)) if known else None
+
+
+def scan_metrics(rows: list[ScanRow], max_fpr: float = 0.01) -> dict[str, Any]:
+    """The metrics of :mod:`this module <medforensics.evaluate.scan_level>` over the scanned rows."""
+    ok = [r for r in rows if r.error is None]
+    if not ok:
+        raise ConfigError(f"no scan could be scanned ({len(rows)} error(s), first: {rows[0].error})")
+    y = np.asarray([r.type in FAKE_TYPES for r in ok], np.int64)
+    score = np.asarray([r.score for r in ok], np.float64)
+    pred = np.asarray([r.verdict != "authentic" for r in ok], np.float64)
+    op = binary_metrics(y, pred, 0.5, max_fpr, rank_score=score)  # at the verdicts; AUC from the scores
+    op["threshold"] = sorted({r.threshold for r in ok if r.threshold is not None})
+    op["decision_rule"] = {
+        "kind": "verdict",
+        "text": "the scan's verdict (series score >= its operating point's threshold)",
+    }
+    types = [t for t in LABEL_ORDER if any(r.type == t for r in ok)]
+    names = [t for t in LABEL_ORDER if t in types or any(r.label == t for r in ok)]  # given ones too
+    given = [names.index(r.label) if r.label in names else -1 for r in ok]  # -1: none (counted wrong)
+    truth = [names.index(r.type) for r in ok]
+    labels = class_report(truth, given, names)
+    labels["decision_rule"] = {"kind": "scan label", "text": "the TB/TM/FB/FM label the scan gives"}
+    per_label = {
+        t: {
+            "n": len(sel := [r for r in ok if r.type == t]),
+            "truth": "fake" if t in FAKE_TYPES else "real",
+            "accuracy": float(np.mean([(r.verdict != "authentic") == (t in FAKE_TYPES) for r in sel])),
+            "label_accuracy": float(np.mean([r.label == t for r in sel])),
+            "mean_score": float(np.mean([r.score for r in sel])),
+            "median_score": float(np.median([r.score for r in sel])),
+        }
+        for t in types
+    }
+    per_method: dict[str, Any] = {}
+    for m in sorted({r.method for r in ok if r.type in FAKE_TYPES}):
+        sel = (y == 0) | np.asarray([r.method == m and r.type in FAKE_TYPES for r in ok])
+        mine = [r for r in ok if r.method == m and r.type in FAKE_TYPES]
+        per_method[m] = {
+            "n": len(mine),
+            "roc_auc": roc_auc(y[sel], score[sel]),
+            "flagged": float(np.mean([r.verdict != "authentic" for r in mine])),
+            "localised": _rate([r.distance_mm is not None and r.distance_mm <= LOCALISED_MM for r in mine]),
+        }
+    located = [r for r in ok if r.type in ("FB", "FM")]
+    ece, bins = reliability(y, score)
+    return {
+        "level": "scan",
+        "max_fpr": max_fpr,
+        "operating_point": op,
+        "per_label": per_label,
+        "per_method": per_method,
+        "labels": labels,
+        "localisation": {
+            "within_mm": LOCALISED_MM,
+            "tampered_with_mask": len(located),
+            "top_finding_within": _rate(
+                [r.distance_mm is not None and r.distance_mm <= LOCALISED_MM for r in located]
+            ),
+            "strongest_region_within": _rate(
+                [r.strongest_mm is not None and r.strongest_mm <= LOCALISED_MM for r in located]
+            ),
+            "median_distance_mm": _median([r.distance_mm for r in located]),
+        },
+        "calibration": {"method": "the detector's own (series score)", "ece": ece, "reliability": bins},
+        "n_errors": len(rows) - len(ok),
+    }
+
+
+def evaluate_scans(
+    model_dir: str | Path | None,
+    data: str | Path,
+    out: str | Path,
+    split: str = "test",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Scan every scan of ``split`` (``test`` or ``all``) of the forge data set ``data`` with the detector
+    in ``model_dir`` (None: the bundled one) and write ``evaluation.json`` and the figures into ``out`` (a
+    new or empty folder, or an earlier evaluation; written whole, atomically). ``progress(index, total,
+    label)`` follows the scans."""
+    from medforensics.scan.detector import Detector, load_detector
+
+    if split not in ("test", "all"):
+        raise ConfigError(f"split must be 'test' or 'all', got {split!r}")
+    root, out = Path(data), Path(out)
+    check_writable(out, folder=True)
+    check_folder_output(out, [p for p in (model_dir, root) if p is not None], marker=EVALUATION)
+    det = load_detector(model_dir) if model_dir is not None else Detector.default()
+    chosen = manifest_rows(root, split)
+    rows = []
+    for k, r in enumerate(chosen):
+        if progress is not None:
+            progress(k, len(chosen), f"scans/{r['uuid']}")
+        rows.append(scan_row(det, root, r))
+    if progress is not None:
+        progress(len(chosen), len(chosen), "")
+    result = scan_metrics(rows)
+    result.update(
+        model=det.info.to_dict(),
+        model_dir=str(model_dir) if model_dir is not None else "bundled",
+        data=str(root),
+        split=split,
+        n=len(rows) - result["n_errors"],
+        scans=[asdict(r) for r in rows],
+    )
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        _write(result, tmp, rows)
+    return result
+
+
+def _write(result: dict[str, Any], out: Path, rows: list[ScanRow]) -> None:
+    ok = [r for r in rows if r.error is None]
+    y = np.asarray([r.type in FAKE_TYPES for r in ok], np.int64)
+    score = np.asarray([r.score for r in ok], np.float64)
+    lab = result["labels"]
+    thr = result["operating_point"]["threshold"]
+    result["figures"] = {
+        "confusion": plots.confusion_png(
+            lab["confusion"], lab["classes"], out / "confusion.png", rule=lab["decision_rule"]["text"]
+        ).name,
+        "roc": plots.roc_png(y, score, out / "roc.png").name,
+        "scores": plots.score_distributions_png(
+            score, [r.type for r in ok], out / "scores.png", thr[0] if len(thr) == 1 else None
+        ).name,
+        "reliability": plots.reliability_png(
+            result["calibration"]["reliability"], result["calibration"]["ece"], out / "reliability.png"
+        ).name,
+    }
+    (out / EVALUATION).write_text(json.dumps(result, indent=1), encoding="utf-8")

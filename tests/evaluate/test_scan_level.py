@@ -1,0 +1,159 @@
+"""``evaluate`` of a dense localiser or the bundled detector: each data-set scan scanned as ``scan`` does."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from medforensics.cli import app
+from medforensics.evaluate.scan_level import ScanRow, is_scan_level, scan_metrics
+from tests.forge._tiny_ct import shared_tiny_dataset
+
+
+@functools.lru_cache(maxsize=1)
+def _dense_model() -> Path:
+    import atexit
+
+    from medforensics.train.dense import train_dense
+    from tests.train._dense import tiny_config
+
+    root = Path(tempfile.mkdtemp(prefix="medforensics-scan-level-"))
+    atexit.register(shutil.rmtree, root, True)
+    train_dense(tiny_config(root / "m", steps=2, eval_every=2))
+    return root / "m"
+
+
+def _evaluate(data: Path, out: Path, *more: str) -> Any:
+    args = ["evaluate", "--model", str(_dense_model()), "--data", str(data), "--out", str(out), *more]
+    return CliRunner().invoke(app, args)
+
+
+def _manifest(root: Path) -> list[dict[str, str]]:
+    with (root / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_every_scan_of_the_split_is_scanned_and_compared_with_its_truth(tmp_path: Path) -> None:
+    data, _ = shared_tiny_dataset()
+    out = tmp_path / "eval"
+    res = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(_dense_model()),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--split",
+            "all",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "scans (0 errors) AUC" in res.stdout and "TB/TM/FB/FM labels" in res.stdout
+    ev = json.loads((out / "evaluation.json").read_text())
+    rows = _manifest(data)
+    assert ev["level"] == "scan" and ev["n"] == len(rows) and ev["n_errors"] == 0
+    assert sorted(r["uuid"] for r in ev["scans"]) == sorted(r["uuid"] for r in rows)
+    c = ev["operating_point"]["confusion"]
+    fakes = sum(r["type"] in ("FB", "FM", "SYN") for r in rows)
+    assert c["tp"] + c["fn"] == fakes and c["tn"] + c["fp"] == len(rows) - fakes
+    flagged = sum(r["verdict"] != "authentic" for r in ev["scans"])
+    assert c["tp"] + c["fp"] == flagged  # the operating point is the scan's own verdicts
+    assert sum(map(sum, ev["labels"]["confusion"])) <= len(rows)  # a scan given no label is in no cell
+    assert ev["localisation"]["tampered_with_mask"] == sum(r["type"] in ("FB", "FM") for r in rows)
+    assert set(ev["per_label"]) == {r["type"] for r in rows}
+    assert ev["model"]["name"] == "test_tamperseg3d"
+    for name in ("confusion.png", "roc.png", "scores.png", "reliability.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_scan_that_cannot_be_read_is_an_error_row_and_the_rest_go_on(tmp_path: Path) -> None:
+    data, _ = shared_tiny_dataset()
+    mine = tmp_path / "data"
+    shutil.copytree(data, mine)
+    victim = _manifest(mine)[0]["uuid"]
+    for f in (mine / "scans" / victim).iterdir():
+        f.write_bytes(b"not an image")
+    out = tmp_path / "eval"
+    res = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(_dense_model()),
+            "--data",
+            str(mine),
+            "--out",
+            str(out),
+            "--split",
+            "all",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    ev = json.loads((out / "evaluation.json").read_text())
+    assert ev["n_errors"] == 1 and ev["n"] == len(_manifest(mine)) - 1
+    (bad,) = [r for r in ev["scans"] if r["error"]]
+    assert bad["uuid"] == victim and bad["score"] is None
+
+
+def test_an_out_inside_the_data_set_is_refused_before_any_scan(tmp_path: Path) -> None:
+    data, _ = shared_tiny_dataset()
+    mine = tmp_path / "data"
+    shutil.copytree(data, mine)
+    res = _evaluate(mine, mine / "eval")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert not (mine / "eval").exists()
+
+
+def test_which_folders_are_scored_at_scan_level(tmp_path: Path) -> None:
+    assert is_scan_level(None) and is_scan_level(_dense_model())
+    (tmp_path / "config.json").write_text(json.dumps({"model": "cnn3d"}))
+    assert not is_scan_level(tmp_path)
+
+
+def _row(type_: str, score: float, verdict: str, label: str, dist: float | None = None) -> ScanRow:
+    method = {"FB": "ctgan-remove", "FM": "blob-inject"}.get(type_, "none")
+    return ScanRow("u", type_, method, "p", "test", score, verdict, label, 0.7, dist, dist)
+
+
+def test_scan_metrics_on_known_rows() -> None:
+    rows = [
+        _row("TB", 0.1, "authentic", "TB"),
+        _row("TM", 0.2, "authentic", "TB"),  # label wrong, verdict right
+        _row("TB", 0.8, "tampered", "FM"),  # a false alarm
+        _row("FM", 0.9, "tampered", "FM", 3.0),
+        _row("FM", 0.6, "authentic", "TB", 25.0),  # missed; its strongest region 25 mm off
+        _row("FB", 0.95, "tampered", "FB", 12.0),  # flagged, 12 mm off: not localised
+        ScanRow("e", "FB", "ctgan-remove", "p", "test", error="unreadable"),
+    ]
+    m = scan_metrics(rows)
+    assert m["n_errors"] == 1
+    assert m["operating_point"]["confusion"] == {"tn": 2, "fp": 1, "fn": 1, "tp": 2}
+    # AUC of the scores: fakes 0.9, 0.6, 0.95 against 0.1, 0.2, 0.8: 8 of 9 pairs ordered (0.6 < 0.8)
+    assert m["operating_point"]["roc_auc"] == pytest.approx(8 / 9)
+    assert m["labels"]["accuracy"] == pytest.approx(3 / 6)
+    assert m["labels"]["classes"] == ["TB", "TM", "FB", "FM"]
+    assert m["per_label"]["TM"]["accuracy"] == 1.0 and m["per_label"]["TM"]["label_accuracy"] == 0.0
+    assert m["localisation"]["top_finding_within"] == pytest.approx(1 / 3)
+    assert m["localisation"]["median_distance_mm"] == pytest.approx(12.0)
+    assert m["per_method"]["blob-inject"]["flagged"] == 0.5
+    assert m["per_method"]["ctgan-remove"]["roc_auc"] == 1.0
+    assert np.isfinite(m["calibration"]["ece"])
+
+
+def test_no_scan_scanned_is_an_error() -> None:
+    from medforensics.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no scan could be scanned"):
+        scan_metrics([ScanRow("e", "FB", "m", "p", "test", error="unreadable")])
