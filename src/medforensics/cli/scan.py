@@ -28,11 +28,9 @@ STDOUT = "-"
 
 def load_detectors(model: Path | None) -> tuple[Any, Any]:
     """The CT detector (``--model`` or bundled) and the bundled 2-D detector if there is one."""
-    from medforensics.scan.detector import Detector, has_bundled, load_detector
+    from medforensics.scan.detector import scan_detectors
 
-    det = load_detector(model) if model is not None else Detector.default()
-    det2 = Detector.default("detector2d") if has_bundled("detector2d") else None
-    return det, det2
+    return scan_detectors(model)
 
 
 def write_outputs(

@@ -98,8 +98,9 @@ def is_scan_level(model_dir: str | Path | None) -> bool:
     return isinstance(config, dict) and is_dense(str(config.get("model", "")))
 
 
-def scan_row(det: Any, root: Path, r: dict[str, str]) -> ScanRow:
-    """Scan one data-set scan as ``medforensics scan`` would and compare it with its truth."""
+def scan_row(detectors: tuple[Any, Any], root: Path, r: dict[str, str]) -> ScanRow:
+    """Scan one data-set scan as ``medforensics scan`` would (with its CT and 2-D ``detectors``) and
+    compare it with its truth."""
     from medforensics.errors import MedforensicsError
     from medforensics.io.nifti import read_nifti
     from medforensics.io.reader import read_volume
@@ -112,7 +113,7 @@ def scan_row(det: Any, root: Path, r: dict[str, str]) -> ScanRow:
     except MedforensicsError as err:
         row.error = err.reason
         return row
-    res = scan_volume(vol, det, explain=None, path=str(folder))
+    res = scan_volume(vol, detectors[0], detector2d=detectors[1], explain=None, path=str(folder))
     if res.error:
         row.error = res.error
         return row
@@ -218,20 +219,20 @@ def evaluate_scans(
     in ``model_dir`` (None: the bundled one) and write ``evaluation.json`` and the figures into ``out`` (a
     new or empty folder, or an earlier evaluation; written whole, atomically). ``progress(index, total,
     label)`` follows the scans."""
-    from medforensics.scan.detector import Detector, load_detector
+    from medforensics.scan.detector import scan_detectors
 
     if split not in ("test", "all"):
         raise ConfigError(f"split must be 'test' or 'all', got {split!r}")
     root, out = Path(data), Path(out)
     check_writable(out, folder=True)
     check_folder_output(out, [p for p in (model_dir, root) if p is not None], marker=EVALUATION)
-    det = load_detector(model_dir) if model_dir is not None else Detector.default()
+    det, det2 = scan_detectors(model_dir)
     chosen = manifest_rows(root, split)
     rows = []
     for k, r in enumerate(chosen):
         if progress is not None:
             progress(k, len(chosen), f"scans/{r['uuid']}")
-        rows.append(scan_row(det, root, r))
+        rows.append(scan_row((det, det2), root, r))
     if progress is not None:
         progress(len(chosen), len(chosen), "")
     result = scan_metrics(rows)

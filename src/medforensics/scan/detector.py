@@ -373,6 +373,13 @@ class Detector:
         }
 
 
+def scan_detectors(model: str | Path | None) -> tuple[Any, Detector | None]:
+    """What ``scan`` scores with: the CT detector (the folder ``model``, or the bundled one) and the
+    bundled 2-D detector if there is one."""
+    det = load_detector(model) if model is not None else Detector.default()
+    return det, Detector.default("detector2d") if has_bundled("detector2d") else None
+
+
 def load_detector(folder: str | Path) -> Any:
     """A :class:`Detector` (cube or 2-D classifier) or a dense localiser, by the folder's ``config.json``."""
     from medforensics.models.registry import is_dense
