@@ -121,8 +121,9 @@ class BenchmarkConfig:
         dense = [n for n in names if is_dense(n)]
         if dense and self.models:
             raise ConfigError(
-                f"{dense} are dense localisers: benchmarked at scan level by "
-                "benchmarks/leaderboard/make_dense_detector.py (medforensics.evaluate.dense_benchmark)"
+                f"{dense} are dense localisers: train one with `medforensics train --config dense.json` "
+                "and score it at scan level with `medforensics evaluate --model FOLDER`; their "
+                "leave-one-attack-out runs: medforensics.evaluate.dense_benchmark"
             )
         names = [n for n in names if n not in dense]
         if self.loao_models:
