@@ -45,20 +45,7 @@ def _manifest(root: Path) -> list[dict[str, str]]:
 def test_every_scan_of_the_split_is_scanned_and_compared_with_its_truth(tmp_path: Path) -> None:
     data, _ = shared_tiny_dataset()
     out = tmp_path / "eval"
-    res = CliRunner().invoke(
-        app,
-        [
-            "evaluate",
-            "--model",
-            str(_dense_model()),
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--split",
-            "all",
-        ],
-    )
+    res = _evaluate(data, out, "--split", "all")
     assert res.exit_code == 0, res.output
     assert "scans (0 errors) AUC" in res.stdout and "TB/TM/FB/FM labels" in res.stdout
     ev = json.loads((out / "evaluation.json").read_text())
@@ -86,20 +73,7 @@ def test_a_scan_that_cannot_be_read_is_an_error_row_and_the_rest_go_on(tmp_path:
     for f in (mine / "scans" / victim).iterdir():
         f.write_bytes(b"not an image")
     out = tmp_path / "eval"
-    res = CliRunner().invoke(
-        app,
-        [
-            "evaluate",
-            "--model",
-            str(_dense_model()),
-            "--data",
-            str(mine),
-            "--out",
-            str(out),
-            "--split",
-            "all",
-        ],
-    )
+    res = _evaluate(mine, out, "--split", "all")
     assert res.exit_code == 0, res.output
     ev = json.loads((out / "evaluation.json").read_text())
     assert ev["n_errors"] == 1 and ev["n"] == len(_manifest(mine)) - 1

@@ -13,7 +13,8 @@ All models see the same samples (same scans, same patients per split), each cut 
 2.5-D crops of ``size_2d`` pixels (``features`` models their own default, 64), 3-D cubes of the model's
 size at 1 mm. Models trained on the ``attack`` task (3-D cubes: authentic / injected / removed) cannot use
 SYN samples (a fully synthetic scan is neither); those rows are left out of their train and test sets and
-the leaderboard says so.
+the leaderboard says so. The dense localiser trains with its own trainer and is scored at scan level, on
+whole data-set scans (:mod:`.benchmark_dense`).
 
 Budget of the ``cpu-fast`` preset on 2 cores: bf16 autocast + channels_last, 5 epochs (patience 2), batch
 32, 96 px crops; with a few hundred samples every model trains in seconds to a few minutes.
@@ -25,7 +26,6 @@ import json
 import os
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -101,7 +101,7 @@ class BenchmarkConfig:
         """Check protocols and resolve model names (ConfigError before any data is read)."""
         from medforensics._seed import check_seed
         from medforensics.models.inference import resolve_device
-        from medforensics.models.registry import is_dense, list_models, model_info
+        from medforensics.models.registry import list_models, model_info
         from medforensics.train.config import MONITORS, PRESETS
 
         resolve_device(self.device)
@@ -118,14 +118,6 @@ class BenchmarkConfig:
         names = list_models() if self.models is None else list(dict.fromkeys(self.models))
         for n in names + list(self.loao_models or []):
             model_info(n)
-        dense = [n for n in names if is_dense(n)]
-        if dense and self.models:
-            raise ConfigError(
-                f"{dense} are dense localisers: train one with `medforensics train --config dense.json` "
-                "and score it at scan level with `medforensics evaluate --model FOLDER`; their "
-                "leave-one-attack-out runs: medforensics.evaluate.dense_benchmark"
-            )
-        names = [n for n in names if n not in dense]
         if self.loao_models:
             missing = sorted(set(self.loao_models) - set(names))
             if missing:
@@ -365,21 +357,6 @@ def run_loao(
     return rows
 
 
-def _data_summary(samples: list[Sample]) -> dict[str, Any]:
-    per_split: dict[str, dict[str, int]] = {}
-    patients: dict[str, set[str]] = {}
-    for s in samples:
-        split = str(s.meta.get("split"))
-        per_split.setdefault(split, Counter())[s.label] += 1
-        patients.setdefault(split, set()).add(s.group)
-    return {
-        "n": len(samples),
-        "labels_per_split": {k: dict(sorted(v.items())) for k, v in sorted(per_split.items())},
-        "patients_per_split": {k: len(v) for k, v in sorted(patients.items())},
-        "methods": dict(Counter(str(s.meta.get("method")) for s in samples)),
-    }
-
-
 def run_benchmark(
     data: DataArg,
     cfg: BenchmarkConfig,
@@ -392,8 +369,17 @@ def run_benchmark(
     samples and settings are taken, not trained again (:mod:`~medforensics.evaluate.benchmark_runs`)."""
     import torch
 
-    from medforensics.evaluate.leaderboard import rank_rows, with_intervals, write_leaderboard
+    from medforensics.evaluate.benchmark_dense import dense_rows, manifest_summary
+    from medforensics.evaluate.leaderboard import (
+        data_summary,
+        rank_rows,
+        recommend,
+        with_intervals,
+        with_unseen,
+        write_leaderboard,
+    )
     from medforensics.models.inference import device_name, resolve_device
+    from medforensics.models.registry import is_dense
 
     names = cfg.validate()
     say = progress or (lambda msg: log.info("%s", msg))
@@ -409,9 +395,22 @@ def run_benchmark(
     cache: dict[SampleSpec, list[Sample]] = {}
     rows: list[dict[str, Any]] = []
     loao_rows: list[dict[str, Any]] = []
-    methods: list[str] = []
+    methods: list[str] = []  # the zoo's held-out methods (from its samples); the dense model's: dense_held
+    dense_held: list[str] = []
     loao_names = set(cfg.loao_models or names) if "loao" in cfg.protocols else set()
     for name in names:
+        if is_dense(name):  # its own trainer, scored at scan level (medforensics.evaluate.benchmark_dense)
+            say(f"{name}: in-distribution and leave-one-attack-out, scored at scan level")
+            try:
+                row, lr = dense_rows(name, data, cfg, name in loao_names, resume, say)
+            except (MedforensicsError, RuntimeError, ValueError) as err:
+                row, lr = {"model": name, "error": _one_line(err)}, []
+                log.warning("%s failed: %s", name, row["error"])
+            loao_rows += lr
+            dense_held += [r["held_out"] for r in lr if r["held_out"] not in dense_held]
+            rows.append(with_unseen(row, lr))
+            say(f"{name}: done ({row['wall_s']} s of runs)")
+            continue
         spec = spec_of(name, cfg)
         if spec not in cache:
             say(f"reading samples {spec.kind} {spec.size}px")
@@ -431,22 +430,23 @@ def run_benchmark(
             say(f"{name}: leave-one-attack-out over {', '.join(methods)}")
             lr = run_loao(name, spec, samples, methods, cfg, store)
             loao_rows += lr
-            aucs = [r["auc"] for r in lr if r["auc"] is not None]
-            row["unseen_auc_mean"] = float(np.mean(aucs)) if aucs else None
-            row.update({f"unseen_auc_{r['held_out']}": r["auc"] for r in lr})
-        # what the row cost, its kept runs included: the in-distribution run and each held-out one
-        row["wall_s"] = round(row.get("run_s", 0.0) + sum(r.get("train_s") or 0.0 for r in lr), 1)
-        rows.append(row)
+        rows.append(with_unseen(row, lr))
         say(f"{name}: done ({row['wall_s']} s of runs)")
     if rows and all("error" in r for r in rows):
         raise ConfigError(f"every model failed; the first: {rows[0]['error']}")
     ranked = rank_rows(rows)
-    first = cache[next(iter(cache))] if cache else []
+    first = cache[next(iter(cache))] if cache else None
     result = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "data": str(data) if not callable(data) else "in-memory",
-        "data_summary": _data_summary(first),
-        "methods": methods,
+        "data_summary": (
+            manifest_summary(data)
+            if first is None
+            else data_summary(
+                (str(s.meta.get("split")), s.label, s.group, str(s.meta.get("method"))) for s in first
+            )
+        ),
+        "methods": methods + [m for m in dense_held if m not in methods],
         "machine": {
             "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
@@ -459,23 +459,13 @@ def run_benchmark(
         "reused_runs": store.reused,
         "rows": ranked,
         "loao": loao_rows,
-        "recommended": _recommend(ranked, kinds=None),
-        "recommended_ct": _recommend(ranked, kinds=("3d", "2.5d")),
+        "recommended": recommend(ranked, kinds=None),
+        "recommended_ct": recommend(ranked, kinds=("3d", "2.5d")),
     }
     result = with_intervals(result)
     write_text_atomic(out / BENCHMARK, json.dumps(result, indent=1, default=str))
     write_leaderboard(result, out)
     return result
-
-
-def _recommend(rows: list[dict[str, Any]], kinds: tuple[str, ...] | None) -> str | None:
-    """First model in leaderboard order (unseen AUC, then speed) of a CNN family with an allowed kind."""
-    for r in rows:
-        if "error" in r:
-            continue
-        if kinds is None or (r.get("family") == "cnn" and r.get("input", "").split()[0] in kinds):
-            return str(r["model"])
-    return None
 
 
 def _load() -> list[float] | None:

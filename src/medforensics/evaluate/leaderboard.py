@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,47 @@ LOAO_COLUMNS = (
     "train_s",
     "note",
 )
+
+
+def data_summary(samples: Iterable[tuple[str, str, str, str]]) -> dict[str, Any]:
+    """The data set line of the leaderboard from each sample's (split, label, patient, method)."""
+    per_split: dict[str, Counter[str]] = {}
+    patients: dict[str, set[str]] = {}
+    methods: Counter[str] = Counter()
+    n = 0
+    for split, label, patient, method in samples:
+        per_split.setdefault(split, Counter())[label] += 1
+        patients.setdefault(split, set()).add(patient)
+        methods[method] += 1
+        n += 1
+    return {
+        "n": n,
+        "labels_per_split": {k: dict(sorted(v.items())) for k, v in sorted(per_split.items())},
+        "patients_per_split": {k: len(v) for k, v in sorted(patients.items())},
+        "methods": dict(methods),
+    }
+
+
+def with_unseen(row: dict[str, Any], loao: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``row`` with the unseen-attack AUCs of its leave-one-attack-out rows (their mean and one per held-out
+    method, when it has any) and ``wall_s``: what the row cost, its in-distribution and held-out runs."""
+    if loao:
+        aucs = [r["auc"] for r in loao if r["auc"] is not None]
+        row["unseen_auc_mean"] = sum(aucs) / len(aucs) if aucs else None
+        row.update({f"unseen_auc_{r['held_out']}": r["auc"] for r in loao})
+    row["wall_s"] = round(row.get("run_s", 0.0) + sum(r.get("train_s") or 0.0 for r in loao), 1)
+    return row
+
+
+def recommend(rows: list[dict[str, Any]], kinds: tuple[str, ...] | None) -> str | None:
+    """First model in leaderboard order (unseen AUC, then speed) of a CNN or dense family with an allowed
+    input kind (any model without ``kinds``)."""
+    for r in rows:
+        if "error" in r:
+            continue
+        if kinds is None or (r.get("family") in ("cnn", "dense") and r.get("input", "").split()[0] in kinds):
+            return str(r["model"])
+    return None
 
 
 def _se(auc: Any, n: Any, n_pos: Any) -> float | None:
@@ -214,8 +256,16 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [f"- {r['model']} / {r['held_out']}: {r['note']}" for r in notes]
     excl = [r for r in result["rows"] if r.get("excluded_labels")]
     errors = [r for r in result["rows"] if r.get("error")]
-    if excl or errors:
+    dense = [r for r in result["rows"] if r.get("family") == "dense" and not r.get("error")]
+    if excl or errors or dense:
         lines += ["", "## Notes", ""]
+        lines += [
+            f"- {r['model']}: a dense localiser, scored at scan level: each test scan scanned as `scan` "
+            "does (it finds the edit as well as judges it; the zoo's inputs are centred on the site); "
+            f"TB/TM/FB/FM label accuracy {_fmt(r.get('label_accuracy'))}, top finding within 10 mm of "
+            f"the edit {_fmt(r.get('localised_10mm'))}; its figures in `{r.get('folder')}/eval/`"
+            for r in dense
+        ]
         lines += [
             f"- {r['model']}: labels {r['excluded_labels']} not usable by its task, left out" for r in excl
         ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -228,6 +229,7 @@ def evaluate_scans(
     check_folder_output(out, [p for p in (model_dir, root) if p is not None], marker=EVALUATION)
     det, det2 = scan_detectors(model_dir)
     chosen = manifest_rows(root, split)
+    t0 = time.perf_counter()
     rows = []
     for k, r in enumerate(chosen):
         if progress is not None:
@@ -242,6 +244,7 @@ def evaluate_scans(
         data=str(root),
         split=split,
         n=len(rows) - result["n_errors"],
+        seconds=round(time.perf_counter() - t0, 2),  # scanning, the model's loading not included
         scans=[asdict(r) for r in rows],
     )
     with atomic_path(out) as tmp:

@@ -221,7 +221,6 @@ OPTIONAL_NUMBERS = ("max_slice_mm", "max_pixel_mm")
 
 def load_dense_config(path: str | Path, out: str | None = None, resume: str | None = None) -> DenseConfig:
     """A :class:`DenseConfig` from ``.json``/``.toml``; unknown keys and wrong types are one-line errors."""
-    import dataclasses
 
     path = Path(path)
     raw = _read_raw(path)
@@ -229,6 +228,15 @@ def load_dense_config(path: str | Path, out: str | None = None, resume: str | No
         raw["out"] = out
     if resume is not None:
         raw["resume"] = resume
+    return dense_config_from(raw, path)
+
+
+def dense_config_from(raw: dict[str, Any], path: str | Path | None = None) -> DenseConfig:
+    """A :class:`DenseConfig` from a dict (a config file's content, or the benchmark's settings): unknown
+    keys and wrong types are one-line errors (naming ``path`` when given)."""
+    import dataclasses
+
+    raw = dict(raw)
     known = {f.name: f for f in dataclasses.fields(DenseConfig)}
     unknown = sorted(set(raw) - set(known))
     if unknown:
