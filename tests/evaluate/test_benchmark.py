@@ -205,8 +205,13 @@ def test_the_dense_localiser_is_benchmarked_at_scan_level_beside_the_zoo(tmp_pat
     synthesis = sorted({r["method"] for r in manifest if r["type"] == "SYN"})
     assert tampering and synthesis
     out = tmp_path / "bench"
-    cfg = BenchmarkConfig(out=out, models=["test_tamperseg3d", "test_svm"], epochs=1, model_kwargs=TINY_DENSE)
+    from tests.evaluate.test_scan_level import _dense_model
+
+    start = str(_dense_model() / "model.safetensors")  # the in-distribution run may start from weights
+    kwargs = {"test_tamperseg3d": {**TINY_DENSE["test_tamperseg3d"], "init_from": start}}
+    cfg = BenchmarkConfig(out=out, models=["test_tamperseg3d", "test_svm"], epochs=1, model_kwargs=kwargs)
     res = run_benchmark(data, cfg)
+    assert json.loads((out / "models/test_tamperseg3d/in-dist/config.json").read_text())["init_from"] == start
     row = next(r for r in res["rows"] if r["model"] == "test_tamperseg3d")
     assert "error" not in row and row["family"] == "dense" and row["input"] == "3d scan"
     ev = json.loads((out / "models/test_tamperseg3d/eval/in-dist/evaluation.json").read_text())
@@ -217,7 +222,7 @@ def test_the_dense_localiser_is_benchmarked_at_scan_level_beside_the_zoo(tmp_pat
     assert sorted(dense_loao) == sorted(tampering + synthesis)
     for m in tampering:  # trained without m, tested on m's tampered test scans against the authentic ones
         cfg_m = json.loads((out / f"models/test_tamperseg3d/loao/{m}/config.json").read_text())
-        assert cfg_m["exclude_methods"] == [m]
+        assert cfg_m["exclude_methods"] == [m] and cfg_m["init_from"] is None  # weights that saw m: a leak
         held = json.loads((out / f"models/test_tamperseg3d/eval/loao-{m}/evaluation.json").read_text())
         assert dense_loao[m]["auc"] == held["per_method"][m]["roc_auc"]
     assert all(dense_loao[m]["auc"] is None and "SYN" in dense_loao[m]["note"] for m in synthesis)

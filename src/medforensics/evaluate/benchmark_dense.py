@@ -118,7 +118,9 @@ def dense_rows(
         say(f"{name}: leave {m} out")
         t1 = time.perf_counter()
         try:
-            train_many([replace(base, out=str(folder / "loao" / m), exclude_methods=[m])], reuse=resume)
+            # from random weights: a start that saw the held-out method (init_from) would leak it
+            held_cfg = replace(base, out=str(folder / "loao" / m), exclude_methods=[m], init_from=None)
+            train_many([held_cfg], reuse=resume)
             mine = evaluate_scans(folder / "loao" / m, data, folder / "eval" / f"loao-{m}")
         except MedforensicsError as err:
             held["note"] = err.one_line()
