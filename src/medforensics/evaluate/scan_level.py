@@ -126,8 +126,9 @@ def scan_row(detectors: tuple[Any, Any], root: Path, r: dict[str, str]) -> ScanR
         if mask.shape == vol.shape and mask.any():
             truth = np.argwhere(mask).mean(axis=0)
             found = [f for f in res.findings if f.type in ("injected", "removed") and f.center_voxel]
-            if found:
-                row.distance_mm = _distance(found[0].center_voxel, truth, vol.spacing)
+            if found:  # the top finding: the strongest flagged region (a duplicated one's copy included)
+                top = max(found, key=lambda f: f.score)
+                row.distance_mm = _distance(top.center_voxel, truth, vol.spacing)
             tops = res.extra.get("top_candidates") or []
             if tops:
                 row.strongest_mm = _distance(tops[0]["center_voxel"], truth, vol.spacing)
