@@ -117,6 +117,11 @@ def test_scan_metrics_on_known_rows() -> None:
     # AUC of the scores: fakes 0.9, 0.6, 0.95 against 0.1, 0.2, 0.8: 8 of 9 pairs ordered (0.6 < 0.8)
     assert m["operating_point"]["roc_auc"] == pytest.approx(8 / 9)
     assert m["labels"]["accuracy"] == pytest.approx(3 / 6)
+    assert m["labels"]["tb_tm_fb_fm"] == {"n": 6, "right": 3, "accuracy": pytest.approx(3 / 6)}
+    # a SYN scan (no CT-GAN label) counts in the confusion, not in the TB/TM/FB/FM accuracy
+    with_syn = scan_metrics([*rows, _row("SYN", 0.3, "authentic", "TB")])
+    assert with_syn["labels"]["accuracy"] == pytest.approx(3 / 7)
+    assert with_syn["labels"]["tb_tm_fb_fm"]["accuracy"] == pytest.approx(3 / 6)
     assert m["labels"]["classes"] == ["TB", "TM", "FB", "FM"]
     assert m["per_label"]["TM"]["accuracy"] == 1.0 and m["per_label"]["TM"]["label_accuracy"] == 0.0
     assert m["localisation"]["top_finding_within"] == pytest.approx(1 / 3)

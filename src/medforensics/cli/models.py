@@ -108,7 +108,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(
                 f"{out / EVALUATION}: {res['n']} scans ({res['n_errors']} errors) AUC "
                 f"{fmt_number(op['roc_auc'])} accuracy {fmt_number(op['accuracy'])} "
-                f"TB/TM/FB/FM labels {fmt_number(lab['accuracy'])} top finding within "
+                f"TB/TM/FB/FM labels {fmt_number(lab['tb_tm_fb_fm']['accuracy'])} "
+                f"({lab['tb_tm_fb_fm']['right']}/{lab['tb_tm_fb_fm']['n']}) top finding within "
                 f"{loc['within_mm']:g} mm {fmt_number(loc['top_finding_within'])}"
             )
             return

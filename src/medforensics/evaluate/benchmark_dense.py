@@ -102,7 +102,7 @@ def dense_rows(
         **{k: op.get(k) for k in ("accuracy", "precision", "recall", "f1", "roc_auc", "n", "n_positive")},
         "tpr_at_1pct_fpr": op.get("tpr_at_1pct_fpr"),
         **{f"acc_{lab}": m["accuracy"] for lab, m in ev["per_label"].items()},
-        "label_accuracy": ev["labels"]["accuracy"],
+        "label_accuracy": ev["labels"]["tb_tm_fb_fm"]["accuracy"],
         "in_dist_auc": op.get("roc_auc"),
         "localised_10mm": ev["localisation"]["top_finding_within"],
         "folder": str(folder.relative_to(cfg.out)),
