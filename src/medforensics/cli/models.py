@@ -85,7 +85,11 @@ def register(app: typer.Typer) -> None:
             ..., "--data", "-d", help="Data set folder (labels.csv, scans/, splits.csv)."
         ),
         out: Path = typer.Option(..., "--out", "-o", help="Folder for evaluation.json and the PNG figures."),
-        split: str = typer.Option("test", "--split", help="'test' (calibrate on val) or 'all' samples."),
+        split: str = typer.Option(
+            "test",
+            "--split",
+            help="'test' (a zoo model recalibrates on val) or 'all' samples (scans at scan level).",
+        ),
     ) -> None:
         """Score a data set: metrics JSON, confusion/ROC/score/reliability PNGs."""
         from medforensics.evaluate.runner import EVALUATION, evaluate_model
