@@ -58,7 +58,7 @@ def test_every_scan_of_the_split_is_scanned_and_compared_with_its_truth(tmp_path
     flagged = sum(r["verdict"] != "authentic" for r in ev["scans"])
     assert c["tp"] + c["fp"] == flagged  # the operating point is the scan's own verdicts
     assert sum(map(sum, ev["labels"]["confusion"])) <= len(rows)  # a scan given no label is in no cell
-    assert ev["localisation"]["tampered_with_mask"] == sum(r["type"] in ("FB", "FM") for r in rows)
+    assert ev["localisation"]["tampered_located"] == sum(r["type"] in ("FB", "FM") for r in rows)
     assert set(ev["per_label"]) == {r["type"] for r in rows}
     assert ev["model"]["name"] == "test_tamperseg3d"
     for name in ("confusion.png", "roc.png", "scores.png", "reliability.png"):
@@ -90,6 +90,45 @@ def test_an_out_inside_the_data_set_is_refused_before_any_scan(tmp_path: Path) -
     assert not (mine / "eval").exists()
 
 
+def test_a_ct_gan_layout_is_scored_as_its_forge_twin(tmp_path: Path) -> None:
+    """The public CT-GAN data set's layout (a scan folder per uuid, labels_exp*.csv of labelled points, no
+    manifest or masks): the same scans get the same scores, and localisation is measured from the points."""
+    data, _ = shared_tiny_dataset()
+    twin = tmp_path / "ctgan"
+    twin.mkdir()
+    for r in _manifest(data):
+        shutil.copytree(data / "scans" / r["uuid"], twin / r["uuid"])
+    shutil.copy(data / "labels.csv", twin / "labels_exp1.csv")
+    assert _evaluate(data, tmp_path / "forge", "--split", "all").exit_code == 0
+    res = _evaluate(twin, tmp_path / "twin")  # no splits.csv: every scan is a test scan
+    assert res.exit_code == 0, res.output
+    forge = {r["uuid"]: r for r in json.loads((tmp_path / "forge/evaluation.json").read_text())["scans"]}
+    ev = json.loads((tmp_path / "twin/evaluation.json").read_text())
+    got = {r["uuid"].removeprefix("exp1/"): r for r in ev["scans"]}
+    assert sorted(got) == sorted(forge)
+    for uuid, r in got.items():
+        f = forge[uuid]
+        assert (r["score"], r["verdict"], r["label"], r["type"]) == (
+            f["score"],
+            f["verdict"],
+            f["label"],
+            f["type"],
+        )
+        if f["strongest_mm"] is None:
+            continue
+        # the labelled point (the attack's centre) against the mask's centroid: a few mm apart at most
+        assert r["strongest_mm"] is not None and abs(r["strongest_mm"] - f["strongest_mm"]) < 5.0
+    assert set(ev["per_method"]) <= {"inject (not recorded)", "remove (not recorded)", "none"}
+    assert ev["localisation"]["tampered_located"] == sum(r["type"] in ("FB", "FM") for r in got.values())
+
+
+def test_a_folder_that_is_no_data_set_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    res = _evaluate(tmp_path / "data", tmp_path / "out")
+    assert res.exit_code == 2 and "neither a forge data set" in res.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_which_folders_are_scored_at_scan_level(tmp_path: Path) -> None:
     assert is_scan_level(None) and is_scan_level(_dense_model())
     (tmp_path / "config.json").write_text(json.dumps({"model": "cnn3d"}))
@@ -98,7 +137,7 @@ def test_which_folders_are_scored_at_scan_level(tmp_path: Path) -> None:
 
 def _row(type_: str, score: float, verdict: str, label: str, dist: float | None = None) -> ScanRow:
     method = {"FB": "ctgan-remove", "FM": "blob-inject"}.get(type_, "none")
-    return ScanRow("u", type_, method, "p", "test", score, verdict, label, 0.7, dist, dist)
+    return ScanRow("u", type_, method, "p", "test", score, verdict, label, 0.7, dist, dist, dist is not None)
 
 
 def test_scan_metrics_on_known_rows() -> None:
@@ -122,6 +161,10 @@ def test_scan_metrics_on_known_rows() -> None:
     with_syn = scan_metrics([*rows, _row("SYN", 0.3, "authentic", "TB")])
     assert with_syn["labels"]["accuracy"] == pytest.approx(3 / 7)
     assert with_syn["labels"]["tb_tm_fb_fm"]["accuracy"] == pytest.approx(3 / 6)
+    # a tampered scan whose edit's centre the data set does not give counts as tampered, not as located
+    loc = scan_metrics([*rows, _row("FM", 0.2, "authentic", "TB")])["localisation"]
+    assert (loc["tampered"], loc["tampered_located"]) == (4, 3)
+    assert loc["top_finding_within"] == pytest.approx(1 / 3)
     assert m["labels"]["classes"] == ["TB", "TM", "FB", "FM"]
     assert m["per_label"]["TM"]["accuracy"] == 1.0 and m["per_label"]["TM"]["label_accuracy"] == 0.0
     assert m["localisation"]["top_finding_within"] == pytest.approx(1 / 3)

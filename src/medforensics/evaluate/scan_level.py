@@ -20,10 +20,11 @@ the figures are the label confusion, the ROC, the score distributions and the re
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from medforensics.errors import ConfigError, InputError
 from medforensics.evaluate import plots
 from medforensics.evaluate.calibration import reliability
 from medforensics.evaluate.metrics import binary_metrics, class_report, roc_auc
+from medforensics.io.volume import Volume
 
 #: A tampered scan is localised when its top finding's centre lies this close to the edit's (issue 5).
 LOCALISED_MM = 10.0
@@ -60,6 +62,7 @@ class ScanRow:
     threshold: float | None = None
     distance_mm: float | None = None  # top flagged finding to the edit's centre (tampered scans)
     strongest_mm: float | None = None  # the map's strongest region, flagged or not
+    centre_known: bool = False  # a tampered scan whose edit's centre the data set gives (mask or point)
     error: str | None = None
 
 
@@ -82,6 +85,74 @@ def manifest_rows(root: Path, split: str) -> list[dict[str, str]]:
     return chosen
 
 
+@dataclass
+class Labelled:
+    """One data-set scan to evaluate: its identity and truth (a :class:`ScanRow` to fill), where it lives and
+    how to find its edits' centres (voxels, z y x) in the loaded volume."""
+
+    row: ScanRow
+    path: Path
+    centres: Callable[[Volume], list[np.ndarray]]
+
+
+def data_set_scans(root: Path, split: str) -> list[Labelled]:
+    """The scans of ``split`` (``all``: every one) of a forge data set (``manifest.csv``: the edit's centre is
+    its mask's) or of a CT-GAN-layout folder (``labels_exp*.csv`` / ``labels.csv`` and a scan per uuid, as
+    the public CT-GAN data set: its labelled points; a ``splits.csv`` beside them gives patients and splits,
+    else every scan is a test scan)."""
+    if (root / "manifest.csv").is_file():
+        return [
+            Labelled(
+                ScanRow(r["uuid"], r["type"], r["method"], r["patient"], r["split"]),
+                root / "scans" / r["uuid"],
+                functools.partial(_mask_centre, root / "masks" / f"{r['uuid']}.nii.gz"),
+            )
+            for r in manifest_rows(root, split)
+        ]
+    from medforensics.io.datasets.ctgan import CTGANDataset
+    from medforensics.train.data import read_splits
+
+    if not any(root.glob("labels*.csv")):
+        raise InputError(
+            "neither a forge data set (manifest.csv) nor a CT-GAN layout (labels_exp*.csv)", path=root
+        )
+    splits = read_splits(root / "splits.csv") if (root / "splits.csv").is_file() else {}
+    out = []
+    for (exp, uuid), samples in sorted(CTGANDataset(root).scans().items()):
+        patient, where = splits.get(uuid, ("", "test"))
+        if split != "all" and where != split:
+            continue
+        kind = samples[0].label
+        method = {"FM": "inject (not recorded)", "FB": "remove (not recorded)"}.get(kind, "none")
+        key = f"{exp}/{uuid}" if exp else uuid
+        row = ScanRow(key, kind, method, patient, where)
+        out.append(Labelled(row, samples[0].series_path, functools.partial(_label_points, samples)))
+    if not out:
+        raise ConfigError(f"no labelled scans in the {split} split; use --split all", path=str(root))
+    return out
+
+
+def _mask_centre(mask_path: Path, volume: Volume) -> list[np.ndarray]:
+    from medforensics.io.nifti import read_nifti
+
+    if not mask_path.is_file():
+        return []
+    mask = read_nifti(mask_path).array > 0
+    return [np.argwhere(mask).mean(axis=0)] if mask.shape == volume.shape and mask.any() else []
+
+
+def _label_points(samples: list[Any], volume: Volume) -> list[np.ndarray]:
+    found = []
+    for s in samples:
+        try:
+            loc = s.locate(volume)
+        except InputError:  # a point outside the scan: no centre to measure against
+            continue
+        if loc is not None:
+            found.append(np.asarray(loc.center_voxel, np.float64))
+    return found
+
+
 def _distance(centre: Any, truth: np.ndarray, spacing: tuple[float, ...]) -> float:
     return float(np.linalg.norm((np.asarray(centre, np.float64) - truth) * np.asarray(spacing)))
 
@@ -100,39 +171,39 @@ def is_scan_level(model_dir: str | Path | None) -> bool:
     return isinstance(config, dict) and is_dense(str(config.get("model", "")))
 
 
-def scan_row(detectors: tuple[Any, Any], root: Path, r: dict[str, str]) -> ScanRow:
+def scan_row(detectors: tuple[Any, Any], item: Labelled) -> ScanRow:
     """Scan one data-set scan as ``medforensics scan`` would (with its CT and 2-D ``detectors``) and
-    compare it with its truth."""
+    compare it with its truth: the distances are to the nearest of its edits' centres."""
     from medforensics.errors import MedforensicsError
-    from medforensics.io.nifti import read_nifti
     from medforensics.io.reader import read_volume
     from medforensics.scan.pipeline import scan_volume
 
-    row = ScanRow(r["uuid"], r["type"], r["method"], r["patient"], r["split"])
-    folder = root / "scans" / r["uuid"]
+    row = replace(item.row)
     try:
-        vol = read_volume(folder)
+        vol = read_volume(item.path)
     except MedforensicsError as err:
         row.error = err.reason
         return row
-    res = scan_volume(vol, detectors[0], detector2d=detectors[1], explain=None, path=str(folder))
+    res = scan_volume(vol, detectors[0], detector2d=detectors[1], explain=None, path=str(item.path))
     if res.error:
         row.error = res.error
         return row
     row.score, row.verdict, row.label = res.score, res.verdict, res.label
     row.threshold = res.extra.get("threshold")
-    mask_path = root / "masks" / f"{r['uuid']}.nii.gz"
-    if r["type"] in ("FB", "FM") and mask_path.is_file():
-        mask = read_nifti(mask_path).array > 0
-        if mask.shape == vol.shape and mask.any():
-            truth = np.argwhere(mask).mean(axis=0)
-            found = [f for f in res.findings if f.type in ("injected", "removed") and f.center_voxel]
-            if found:  # the top finding: the strongest flagged region (a duplicated one's copy included)
-                top = max(found, key=lambda f: f.score)
-                row.distance_mm = _distance(top.center_voxel, truth, vol.spacing)
-            tops = res.extra.get("top_candidates") or []
-            if tops:
-                row.strongest_mm = _distance(tops[0]["center_voxel"], truth, vol.spacing)
+    truth = item.centres(vol) if row.type in ("FB", "FM") else []
+    row.centre_known = bool(truth)
+    if not truth:
+        return row
+
+    def nearest(centre: Any) -> float:
+        return min(_distance(centre, t, vol.spacing) for t in truth)
+
+    found = [f for f in res.findings if f.type in ("injected", "removed") and f.center_voxel]
+    if found:  # the top finding: the strongest flagged region (a duplicated one's copy included)
+        row.distance_mm = nearest(max(found, key=lambda f: f.score).center_voxel)
+    tops = res.extra.get("top_candidates") or []
+    if tops:
+        row.strongest_mm = nearest(tops[0]["center_voxel"])
     return row
 
 
@@ -190,7 +261,7 @@ def scan_metrics(rows: list[ScanRow], max_fpr: float = 0.01) -> dict[str, Any]:
             "flagged": float(np.mean([r.verdict != "authentic" for r in mine])),
             "localised": _rate([r.distance_mm is not None and r.distance_mm <= LOCALISED_MM for r in mine]),
         }
-    located = [r for r in ok if r.type in ("FB", "FM")]
+    located = [r for r in ok if r.type in ("FB", "FM") and r.centre_known]
     ece, bins = reliability(y, score)
     return {
         "level": "scan",
@@ -201,7 +272,8 @@ def scan_metrics(rows: list[ScanRow], max_fpr: float = 0.01) -> dict[str, Any]:
         "labels": labels,
         "localisation": {
             "within_mm": LOCALISED_MM,
-            "tampered_with_mask": len(located),
+            "tampered": sum(r.type in ("FB", "FM") for r in ok),
+            "tampered_located": len(located),  # the rates are of these: the edit's centre is known
             "top_finding_within": _rate(
                 [r.distance_mm is not None and r.distance_mm <= LOCALISED_MM for r in located]
             ),
@@ -234,13 +306,13 @@ def evaluate_scans(
     check_writable(out, folder=True)
     check_folder_output(out, [p for p in (model_dir, root) if p is not None], marker=EVALUATION)
     det, det2 = scan_detectors(model_dir)
-    chosen = manifest_rows(root, split)
+    chosen = data_set_scans(root, split)
     t0 = time.perf_counter()
     rows = []
-    for k, r in enumerate(chosen):
+    for k, item in enumerate(chosen):
         if progress is not None:
-            progress(k, len(chosen), f"scans/{r['uuid']}")
-        rows.append(scan_row((det, det2), root, r))
+            progress(k, len(chosen), str(item.path))
+        rows.append(scan_row((det, det2), item))
     if progress is not None:
         progress(len(chosen), len(chosen), "")
     result = scan_metrics(rows)
