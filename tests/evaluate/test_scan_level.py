@@ -138,6 +138,23 @@ def test_a_folder_that_is_no_data_set_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_the_scan_limits_apply_as_scans_do(tmp_path: Path) -> None:
+    """``--max-pixel-mm`` / ``--max-slice-mm`` as ``scan`` takes them: the data set's 1.4 mm pixels refused
+    under a 0.5 mm limit (every scan not assessed: exit 2, one line), scored under a wider one."""
+    data, _ = shared_tiny_dataset()
+    res = _evaluate(data, tmp_path / "a", "--max-pixel-mm", "0.5")
+    assert res.exit_code == 2 and "no scan could be scanned" in res.output and "pixels 1.41 mm" in res.output
+    res = _evaluate(data, tmp_path / "b", "--max-slice-mm", "9")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "b/evaluation.json").read_text())["limits_mm"]["max_slice"] == 9.0
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "config.json").write_text(json.dumps({"model": "cnn3d"}))
+    args = ["evaluate", "--model", str(zoo), "--data", str(data), "--out", str(tmp_path / "c")]
+    res = CliRunner().invoke(app, [*args, "--max-pixel-mm", "2"])
+    assert res.exit_code == 2 and "apply at scan level only" in res.output
+
+
 def test_which_folders_are_scored_at_scan_level(tmp_path: Path) -> None:
     assert is_scan_level(None) and is_scan_level(_dense_model())
     (tmp_path / "config.json").write_text(json.dumps({"model": "cnn3d"}))

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from medforensics.cli._errors import fail
+from medforensics.cli._options import MAX_PIXEL_MM, MAX_SLICE_MM
 from medforensics.errors import ConfigError, InputError, MedforensicsError
 
 
@@ -90,6 +91,8 @@ def register(app: typer.Typer) -> None:
             "--split",
             help="'test' (a zoo model recalibrates on val) or 'all' samples (scans at scan level).",
         ),
+        max_slice_mm: float | None = MAX_SLICE_MM,
+        max_pixel_mm: float | None = MAX_PIXEL_MM,
     ) -> None:
         """Score a data set: metrics JSON, confusion/ROC/score/reliability PNGs."""
         from medforensics.evaluate.runner import EVALUATION, evaluate_model
@@ -101,7 +104,12 @@ def register(app: typer.Typer) -> None:
                 from medforensics.cli._progress import Bar
 
                 with Bar("scanning") as bar:
-                    res = evaluate_scans(model, data, out, split, progress=bar)
+                    limits = (max_slice_mm, max_pixel_mm)
+                    res = evaluate_scans(model, data, out, split, progress=bar, limits=limits)
+            elif max_slice_mm is not None or max_pixel_mm is not None:
+                raise ConfigError(
+                    "--max-slice-mm and --max-pixel-mm apply at scan level only (a dense model)"
+                )
             else:
                 res = evaluate_model(model, data, out, split)  # type: ignore[arg-type]
         except MedforensicsError as err:

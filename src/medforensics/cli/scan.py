@@ -17,6 +17,7 @@ from medforensics._atomic import check_distinct_outputs, check_not_input, check_
 from medforensics._seed import SEED_LIMIT
 from medforensics.cli._console import console, text
 from medforensics.cli._errors import fail
+from medforensics.cli._options import MAX_PIXEL_MM, MAX_SLICE_MM
 from medforensics.cli._progress import Bar
 from medforensics.errors import ConfigError, MedforensicsError, OutputError
 
@@ -255,20 +256,8 @@ def register(app: typer.Typer) -> None:
             help="Heatmaps of cube detectors: gradcam, occlusion or none (the dense default detector's "
             "heatmap is its own per-voxel tamper map).",
         ),
-        max_slice_mm: float | None = typer.Option(
-            None,
-            "--max-slice-mm",
-            min=0.1,
-            help="Score CT series whose slices are up to this far apart (default: the detector's validated "
-            "limit, 3 mm for the bundled one; thicker series get verdict error, not assessed).",
-        ),
-        max_pixel_mm: float | None = typer.Option(
-            None,
-            "--max-pixel-mm",
-            min=0.01,
-            help="Score CT series whose in-plane pixels are up to this large (default: the detector's "
-            "validated limit, 1 mm for the bundled one; coarser series get verdict error, not assessed).",
-        ),
+        max_slice_mm: float | None = MAX_SLICE_MM,
+        max_pixel_mm: float | None = MAX_PIXEL_MM,
         no_clone_check: bool = typer.Option(
             False,
             "--no-clone-check",
@@ -334,11 +323,10 @@ def register(app: typer.Typer) -> None:
 
                 trusted = [c for p in ca for c in load_certificates(p)]
             check_outputs(paths, json_out, html_out, sr_dir, seg_dir, journal_dir)
+            from medforensics.scan.detector import with_limits
+
             det, det2 = load_detectors(model)
-            if max_slice_mm is not None:
-                det.max_slice_mm = max_slice_mm
-            if max_pixel_mm is not None:
-                det.max_pixel_mm = max_pixel_mm
+            with_limits(det, max_slice_mm, max_pixel_mm)
             det.clone_check = not no_clone_check
             from medforensics.scan.image_clones import CLONE_REGIONS
 

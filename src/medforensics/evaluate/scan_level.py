@@ -293,12 +293,14 @@ def evaluate_scans(
     out: str | Path,
     split: str = "test",
     progress: Progress | None = None,
+    limits: tuple[float | None, float | None] = (None, None),
 ) -> dict[str, Any]:
-    """Scan every scan of ``split`` (``test`` or ``all``) of the forge data set ``data`` with the detector
-    in ``model_dir`` (None: the bundled one) and write ``evaluation.json`` and the figures into ``out`` (a
-    new or empty folder, or an earlier evaluation; written whole, atomically). ``progress(index, total,
-    label)`` follows the scans."""
-    from medforensics.scan.detector import scan_detectors
+    """Scan every scan of ``split`` (``test`` or ``all``) of the data set ``data`` (:func:`data_set_scans`)
+    with the detector in ``model_dir`` (None: the bundled one) and write ``evaluation.json`` and the figures
+    into ``out`` (a new or empty folder, or an earlier evaluation; written whole, atomically).
+    ``progress(index, total, label)`` follows the scans; ``limits``: the largest slice spacing and pixel
+    (mm) to score, as ``scan``'s ``--max-slice-mm`` and ``--max-pixel-mm`` (None: the detector's own)."""
+    from medforensics.scan.detector import scan_detectors, with_limits
 
     if split not in ("test", "all"):
         raise ConfigError(f"split must be 'test' or 'all', got {split!r}")
@@ -306,6 +308,7 @@ def evaluate_scans(
     check_writable(out, folder=True)
     check_folder_output(out, [p for p in (model_dir, root) if p is not None], marker=EVALUATION)
     det, det2 = scan_detectors(model_dir)
+    with_limits(det, *limits)
     chosen = data_set_scans(root, split)
     t0 = time.perf_counter()
     rows = []
@@ -321,6 +324,10 @@ def evaluate_scans(
         model_dir=str(model_dir) if model_dir is not None else "bundled",
         data=str(root),
         split=split,
+        limits_mm={
+            "max_slice": getattr(det, "max_slice_mm", None),
+            "max_pixel": getattr(det, "max_pixel_mm", None),
+        },
         n=len(rows) - result["n_errors"],
         seconds=round(time.perf_counter() - t0, 2),  # scanning, the model's loading not included
         scans=[asdict(r) for r in rows],

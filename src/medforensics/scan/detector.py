@@ -380,6 +380,17 @@ def scan_detectors(model: str | Path | None) -> tuple[Any, Detector | None]:
     return det, Detector.default("detector2d") if has_bundled("detector2d") else None
 
 
+def with_limits(detector: Any, max_slice_mm: float | None, max_pixel_mm: float | None) -> Any:
+    """``detector`` told to score CT series whose slices lie up to ``max_slice_mm`` apart and whose pixels
+    are up to ``max_pixel_mm`` (each None: its validated limit stays), as ``--max-slice-mm`` and
+    ``--max-pixel-mm`` ask."""
+    if max_slice_mm is not None:
+        detector.max_slice_mm = max_slice_mm
+    if max_pixel_mm is not None:
+        detector.max_pixel_mm = max_pixel_mm
+    return detector
+
+
 def load_detector(folder: str | Path) -> Any:
     """A :class:`Detector` (cube or 2-D classifier) or a dense localiser, by the folder's ``config.json``."""
     from medforensics.models.registry import is_dense
