@@ -65,7 +65,7 @@ def test_every_scan_of_the_split_is_scanned_and_compared_with_its_truth(tmp_path
     assert sum(map(sum, ev["labels"]["confusion"])) <= len(rows)  # a scan given no label is in no cell
     assert ev["localisation"]["tampered_located"] == sum(r["type"] in ("FB", "FM") for r in rows)
     assert set(ev["per_label"]) == {r["type"] for r in rows}
-    assert ev["model"]["name"] == "test_tamperseg3d"
+    assert ev["model"]["name"] == "test_tamperseg3d" and "per_experiment" not in ev  # a forge data set
     for name in ("confusion.png", "roc.png", "scores.png", "reliability.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
@@ -129,6 +129,33 @@ def test_a_ct_gan_layout_is_scored_as_its_forge_twin(tmp_path: Path) -> None:
         assert r["strongest_mm"] is not None and abs(r["strongest_mm"] - f["strongest_mm"]) < 5.0
     assert set(ev["per_method"]) <= {"inject (not recorded)", "remove (not recorded)", "none"}
     assert ev["localisation"]["tampered_located"] == sum(r["type"] in ("FB", "FM") for r in got.values())
+
+
+def test_the_ct_gan_experiments_are_reported_apart(tmp_path: Path) -> None:
+    """Two label files (the CT-GAN data set's labels_exp1.csv and labels_exp2.csv): each scan is keyed and
+    summed under its experiment, whose figures add up to the whole."""
+    data, _ = shared_tiny_dataset()
+    twin = tmp_path / "ctgan"
+    twin.mkdir()
+    tests = sorted(r["uuid"] for r in _tests(data))
+    for uuid in tests:
+        shutil.copytree(data / "scans" / uuid, twin / uuid)
+    lines = (data / "labels.csv").read_text().splitlines(keepends=True)
+    halves = {"exp1": set(tests[::2]), "exp2": set(tests[1::2])}
+    for exp, mine in halves.items():
+        rows = [x for x in lines[1:] if x.split(",")[1] in mine]
+        (twin / f"labels_{exp}.csv").write_text("".join(lines[:1] + rows))
+    res = _evaluate(twin, tmp_path / "ev")
+    assert res.exit_code == 0, res.output
+    ev = json.loads((tmp_path / "ev/evaluation.json").read_text())
+    per = ev["per_experiment"]
+    assert sorted(per) == ["exp1", "exp2"]
+    assert {r["uuid"] for r in ev["scans"]} == {f"{e}/{u}" for e, us in halves.items() for u in us}
+    assert [per[e]["n"] for e in ("exp1", "exp2")] == [len(halves["exp1"]), len(halves["exp2"])]
+    for e in ("exp1", "exp2"):
+        mine = [r for r in ev["scans"] if r["experiment"] == e]
+        right = sum((r["verdict"] != "authentic") == (r["type"] in ("FB", "FM", "SYN")) for r in mine)
+        assert per[e]["accuracy"] == pytest.approx(right / len(mine))
 
 
 def test_a_folder_that_is_no_data_set_is_refused(tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ class ScanRow:
     strongest_mm: float | None = None  # the map's strongest region, flagged or not
     centre_known: bool = False  # a tampered scan whose edit's centre the data set gives (mask or point)
     error: str | None = None
+    experiment: str = ""  # a CT-GAN layout's label file (labels_exp1.csv: exp1)
 
 
 def manifest_rows(root: Path, split: str) -> list[dict[str, str]]:
@@ -125,7 +126,7 @@ def data_set_scans(root: Path, split: str) -> list[Labelled]:
         kind = samples[0].label
         method = {"FM": "inject (not recorded)", "FB": "remove (not recorded)"}.get(kind, "none")
         key = f"{exp}/{uuid}" if exp else uuid
-        row = ScanRow(key, kind, method, patient, where)
+        row = ScanRow(key, kind, method, patient, where, experiment=exp)
         out.append(Labelled(row, samples[0].series_path, functools.partial(_label_points, samples)))
     if not out:
         raise ConfigError(f"no labelled scans in the {split} split; use --split all", path=str(root))
@@ -207,6 +208,18 @@ def scan_row(detectors: tuple[Any, Any], item: Labelled) -> ScanRow:
     return row
 
 
+def _headline(rows: list[ScanRow]) -> dict[str, Any]:
+    """A group of scanned rows' count, AUC, verdict accuracy and TB/TM/FB/FM label accuracy."""
+    y = [r.type in FAKE_TYPES for r in rows]
+    ctgan = [r.label == r.type for r in rows if r.type in CTGAN_LABELS]
+    return {
+        "n": len(rows),
+        "roc_auc": roc_auc(np.asarray(y, np.int64), np.asarray([r.score for r in rows], np.float64)),
+        "accuracy": _rate([(r.verdict != "authentic") == t for r, t in zip(rows, y, strict=True)]),
+        "label_accuracy": _rate(ctgan),
+    }
+
+
 def _rate(hits: list[bool]) -> float | None:
     return float(np.mean(hits)) if hits else None
 
@@ -261,6 +274,9 @@ def scan_metrics(rows: list[ScanRow], max_fpr: float = 0.01) -> dict[str, Any]:
             "flagged": float(np.mean([r.verdict != "authentic" for r in mine])),
             "localised": _rate([r.distance_mm is not None and r.distance_mm <= LOCALISED_MM for r in mine]),
         }
+    per_experiment = {  # the CT-GAN data set's experiments (blind, open) apart
+        e: _headline([r for r in ok if r.experiment == e]) for e in sorted({r.experiment for r in ok} - {""})
+    }
     located = [r for r in ok if r.type in ("FB", "FM") and r.centre_known]
     ece, bins = reliability(y, score)
     return {
@@ -269,6 +285,7 @@ def scan_metrics(rows: list[ScanRow], max_fpr: float = 0.01) -> dict[str, Any]:
         "operating_point": op,
         "per_label": per_label,
         "per_method": per_method,
+        **({"per_experiment": per_experiment} if per_experiment else {}),
         "labels": labels,
         "localisation": {
             "within_mm": LOCALISED_MM,
