@@ -19,7 +19,6 @@ the figures are the label confusion, the ROC, the score distributions and the re
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import time
@@ -69,18 +68,9 @@ class ScanRow:
 
 def manifest_rows(root: Path, split: str) -> list[dict[str, str]]:
     """The rows of a forge data set's ``manifest.csv`` in ``split`` (``all``: every row)."""
-    path = root / "manifest.csv"
-    if not path.is_file():
-        raise InputError("not a forge data set (no manifest.csv)", path=root)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise InputError(f"unreadable manifest ({err})", path=path) from None
-    need = {"uuid", "type", "method", "patient", "split"}
-    if rows and not need <= set(rows[0]):
-        raise InputError(f"manifest without the columns {sorted(need - set(rows[0]))}", path=path)
-    chosen = [r for r in rows if split == "all" or r["split"] == split]
+    from medforensics.forge.dataset_layout import read_manifest
+
+    chosen = [r for r in read_manifest(root) if split == "all" or r["split"] == split]
     if not chosen:
         raise ConfigError(f"no scans in the {split} split; use --split all", path=str(root))
     return chosen

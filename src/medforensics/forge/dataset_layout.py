@@ -18,6 +18,7 @@ import numpy as np
 
 from medforensics import __version__
 from medforensics._atomic import write_text_atomic
+from medforensics.errors import InputError
 from medforensics.forge import dataset_sources as S
 from medforensics.io.datasets.ctgan import CTGANLabel, write_ctgan_labels
 from medforensics.io.volume import Volume
@@ -43,6 +44,33 @@ MANIFEST_COLUMNS = (
     "new_study_uid",
     "new_series_uid",
 )
+#: The manifest columns every reader of a data set needs (the realism report reads others as well).
+MANIFEST_KEYS = ("uuid", "type", "method", "patient", "split")
+
+
+def manifest_path(data: str | Path) -> Path:
+    """``data``'s ``manifest.csv``; InputError when ``data`` is not a data set ``forge dataset`` wrote."""
+    path = Path(data) / "manifest.csv"
+    if not path.is_file():
+        raise InputError("not a forge data set (no manifest.csv)", path=data)
+    return path
+
+
+def read_manifest(data: str | Path, columns: tuple[str, ...] = MANIFEST_KEYS) -> list[dict[str, str]]:
+    """The rows of ``data``'s ``manifest.csv``; InputError naming the file when it is missing, unreadable
+    or lacks one of ``columns``."""
+    path = manifest_path(data)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            have = list(reader.fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"not a readable manifest ({type(err).__name__})", path=path) from None
+    missing = [c for c in columns if c not in have]
+    if missing:
+        raise InputError(f"not a data-set manifest: no column {', '.join(missing)}", path=path)
+    return rows
 
 
 @dataclass

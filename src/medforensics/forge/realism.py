@@ -9,7 +9,6 @@ near 0.5 means the attack is hard for it). Results in ``realism.json`` and ``rea
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from scipy import ndimage, stats
 from medforensics._atomic import atomic_path, check_folder_output
 from medforensics._seed import check_seed
 from medforensics.errors import InputError
+from medforensics.forge.dataset_layout import manifest_path, read_manifest
 from medforensics.io.volume import Volume
 from medforensics.logging import get_logger
 
@@ -73,29 +73,6 @@ _COLUMNS = ("uuid", "type", "method", "patient", "z", "y", "x", "cand_z", "cand_
 _UUID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def _manifest_path(data: Path) -> Path:
-    """``data``'s ``manifest.csv``; InputError when ``data`` is not a data set that has one."""
-    path = data / "manifest.csv"
-    if not path.is_file():
-        raise InputError("not a data set built by `forge dataset` (manifest.csv missing)", path=data)
-    return path
-
-
-def _read_manifest(data: Path) -> list[dict[str, str]]:
-    path = _manifest_path(data)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            rows = list(reader)
-            columns = list(reader.fieldnames or [])
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise InputError(f"not a readable manifest ({type(err).__name__})", path=path) from None
-    missing = [c for c in _COLUMNS if c not in columns]
-    if missing:
-        raise InputError(f"not a data-set manifest: no column {', '.join(missing)}", path=path)
-    return rows
-
-
 def _center(row: dict[str, str]) -> tuple[int, int, int]:
     if row["type"] in ("TM", "FM", "FB"):
         return int(row["z"]), int(row["y"]), int(row["x"])
@@ -138,7 +115,7 @@ def load_items(data: Path) -> list[Item]:
     from medforensics.forge.dataset import scan_path
 
     path = data / "manifest.csv"
-    rows = _read_manifest(data)
+    rows = read_manifest(data, _COLUMNS)
     parsed = [_parse_row(row, k, path) for k, row in enumerate(rows, start=1)]  # all before any scan
     items = []
     for k, (row, (c, chain)) in enumerate(zip(rows, parsed, strict=True), start=1):
@@ -417,7 +394,7 @@ def realism_report(data: str | Path, out: str | Path, seed: int = 0) -> dict[str
     whole, atomically: a rerun replaces its own report, nothing else); returns the summary."""
     data, out = Path(data), Path(out)
     check_seed(seed, "--seed")
-    _manifest_path(data)  # before the output checks: "not a data set" says more
+    manifest_path(data)  # before the output checks: "not a data set" says more
     check_folder_output(out, [data], marker="realism.json")  # before any work: never lose data
     items = load_items(data)
     if not items:

@@ -25,7 +25,6 @@ at 20:1 raised the authentic score from 0.13 to 0.73, over the scanner-noise thr
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -251,19 +250,18 @@ def _val_rows(det: Any, data: str | Path, splits: dict[str, str] | None) -> list
     """The manifest rows of the forge data set ``data`` in the model's own validation split: its config
     may move patients between splits (``splits`` replaces it), and a leave-one-attack-out model never
     sees its held-out method, not even to set a threshold."""
-    manifest = Path(data) / "manifest.csv"
-    if not manifest.is_file():
-        raise InputError("not a forge data set (no manifest.csv)", path=data)
+    from medforensics.forge.dataset_layout import read_manifest
+
+    rows = read_manifest(data)
     splits = (det.config.get("splits") or {}) if splits is None else splits
     excluded = set(det.config.get("exclude_methods") or ())
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        return [
-            r
-            for r in csv.DictReader(fh)
-            if splits.get(r["patient"], r["split"]) == "val"
-            and r["type"] in ("TB", "TM", "FB", "FM")
-            and r["method"] not in excluded
-        ]
+    return [
+        r
+        for r in rows
+        if splits.get(r["patient"], r["split"]) == "val"
+        and r["type"] in ("TB", "TM", "FB", "FM")
+        and r["method"] not in excluded
+    ]
 
 
 def add_lossy_point(

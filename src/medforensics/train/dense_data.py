@@ -3,7 +3,6 @@ training patches drawn from them: :mod:`medforensics.train.dense_batches`)."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,12 +308,9 @@ def load_items(cfg: DenseConfig, cache: ItemCache | None = None) -> dict[str, li
     processes read and prepare the scans (each item is made from its own row alone, so the items and their
     order are the same for any number). ``cache``: rows made by an earlier load through it are not made
     again (see :class:`ItemCache`); the items are then the same objects."""
-    root = Path(cfg.data)
-    manifest = root / "manifest.csv"
-    if not manifest.is_file():
-        raise InputError("not a forge data set (no manifest.csv)", path=root)
-    with manifest.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    from medforensics.forge.dataset_layout import read_manifest
+
+    rows = read_manifest(cfg.data)
     out: dict[str, list[Item]] = {"train": [], "val": [], "test": []}
     bad = sorted(set(cfg.splits.values()) - set(out))
     if bad:
