@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from medforensics._atomic import atomic_path, check_folder_output, check_writable
-from medforensics.errors import ConfigError, InputError
+from medforensics.errors import ConfigError, InputError, MedforensicsError
 from medforensics.evaluate import plots
 from medforensics.evaluate.calibration import reliability
 from medforensics.evaluate.metrics import binary_metrics, class_report, roc_auc
@@ -151,21 +151,14 @@ def _distance(centre: Any, truth: np.ndarray, spacing: tuple[float, ...]) -> flo
 def is_scan_level(model_dir: str | Path | None) -> bool:
     """Whether ``evaluate`` scores this model folder at scan level: the bundled detector (None) or a
     dense localiser's folder (by its ``config.json``)."""
-    from medforensics.models.registry import is_dense
+    from medforensics.scan.detector import is_dense_folder
 
-    if model_dir is None:
-        return True
-    try:
-        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return False  # the zoo's loader names the broken file
-    return isinstance(config, dict) and is_dense(str(config.get("model", "")))
+    return model_dir is None or is_dense_folder(model_dir)
 
 
 def scan_row(detectors: tuple[Any, Any], item: Labelled) -> ScanRow:
     """Scan one data-set scan as ``medforensics scan`` would (with its CT and 2-D ``detectors``) and
     compare it with its truth: the distances are to the nearest of its edits' centres."""
-    from medforensics.errors import MedforensicsError
     from medforensics.io.reader import read_volume
     from medforensics.scan.pipeline import scan_volume
 
@@ -208,6 +201,11 @@ def _headline(rows: list[ScanRow]) -> dict[str, Any]:
         "accuracy": _rate([(r.verdict != "authentic") == t for r, t in zip(rows, y, strict=True)]),
         "label_accuracy": _rate(ctgan),
     }
+
+
+def _within(distance_mm: float | None) -> bool:
+    """Localised: a distance measured and within :data:`LOCALISED_MM`."""
+    return distance_mm is not None and distance_mm <= LOCALISED_MM
 
 
 def _rate(hits: list[bool]) -> float | None:
@@ -262,7 +260,7 @@ def scan_metrics(rows: list[ScanRow], max_fpr: float = 0.01) -> dict[str, Any]:
             "n": len(mine),
             "roc_auc": roc_auc(y[sel], score[sel]),
             "flagged": float(np.mean([r.verdict != "authentic" for r in mine])),
-            "localised": _rate([r.distance_mm is not None and r.distance_mm <= LOCALISED_MM for r in mine]),
+            "localised": _rate([_within(r.distance_mm) for r in mine]),
         }
     per_experiment = {  # the CT-GAN data set's experiments (blind, open) apart
         e: _headline([r for r in ok if r.experiment == e]) for e in sorted({r.experiment for r in ok} - {""})
@@ -281,12 +279,8 @@ def scan_metrics(rows: list[ScanRow], max_fpr: float = 0.01) -> dict[str, Any]:
             "within_mm": LOCALISED_MM,
             "tampered": sum(r.type in ("FB", "FM") for r in ok),
             "tampered_located": len(located),  # the rates are of these: the edit's centre is known
-            "top_finding_within": _rate(
-                [r.distance_mm is not None and r.distance_mm <= LOCALISED_MM for r in located]
-            ),
-            "strongest_region_within": _rate(
-                [r.strongest_mm is not None and r.strongest_mm <= LOCALISED_MM for r in located]
-            ),
+            "top_finding_within": _rate([_within(r.distance_mm) for r in located]),
+            "strongest_region_within": _rate([_within(r.strongest_mm) for r in located]),
             "median_distance_mm": _median([r.distance_mm for r in located]),
         },
         "calibration": {"method": "the detector's own (series score)", "ece": ece, "reliability": bins},

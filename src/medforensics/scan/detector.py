@@ -391,17 +391,22 @@ def with_limits(detector: Any, max_slice_mm: float | None, max_pixel_mm: float |
     return detector
 
 
-def load_detector(folder: str | Path) -> Any:
-    """A :class:`Detector` (cube or 2-D classifier) or a dense localiser, by the folder's ``config.json``."""
+def is_dense_folder(folder: str | Path) -> bool:
+    """Whether the model folder's ``config.json`` names a dense localiser (False when it cannot be read: the
+    classifier's loader then names the broken file)."""
     from medforensics.models.registry import is_dense
 
-    folder = Path(folder)
     try:
-        model = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model", "")
-    except (OSError, ValueError, AttributeError):
-        model = ""
-    if is_dense(str(model)):
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(config, dict) and is_dense(str(config.get("model", "")))
+
+
+def load_detector(folder: str | Path) -> Any:
+    """A :class:`Detector` (cube or 2-D classifier) or a dense localiser, by the folder's ``config.json``."""
+    if is_dense_folder(folder):
         from medforensics.scan.dense import DenseDetector
 
-        return DenseDetector.from_dir(folder)
-    return Detector.from_dir(folder)
+        return DenseDetector.from_dir(Path(folder))
+    return Detector.from_dir(Path(folder))
