@@ -167,10 +167,17 @@ def test_a_folder_that_is_no_data_set_is_refused(tmp_path: Path) -> None:
 
 def test_the_scan_limits_apply_as_scans_do(tmp_path: Path) -> None:
     """``--max-pixel-mm`` / ``--max-slice-mm`` as ``scan`` takes them: the data set's 1.4 mm pixels refused
-    under a 0.5 mm limit (every scan not assessed: exit 2, one line), scored under a wider one."""
+    under a 0.5 mm limit (every TB/TM/FB/FM scan not assessed, an error row naming its pixels; the SYN
+    scans still synthetic: enlarged slices do not depend on the tamper detector), scored under a wider
+    one."""
     data, _ = shared_tiny_dataset()
     res = _evaluate(data, tmp_path / "a", "--max-pixel-mm", "0.5")
-    assert res.exit_code == 2 and "no scan could be scanned" in res.output and "pixels 1.41 mm" in res.output
+    assert res.exit_code == 0, res.output
+    scans = json.loads((tmp_path / "a/evaluation.json").read_text())["scans"]
+    syn = [r for r in scans if r["type"] == "SYN"]
+    assert syn and all(r["verdict"] == "synthetic" and r["error"] is None for r in syn)
+    others = [r for r in scans if r["type"] != "SYN"]
+    assert others and all("pixels 1.41 mm" in str(r["error"]) for r in others)
     res = _evaluate(data, tmp_path / "b", "--max-slice-mm", "9")
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "b/evaluation.json").read_text())["limits_mm"]["max_slice"] == 9.0
@@ -211,8 +218,12 @@ def test_scan_metrics_on_known_rows() -> None:
     assert m["labels"]["accuracy"] == pytest.approx(3 / 6)
     assert m["labels"]["tb_tm_fb_fm"] == {"n": 6, "right": 3, "accuracy": pytest.approx(3 / 6)}
     # a SYN scan (no CT-GAN label) counts in the confusion, not in the TB/TM/FB/FM accuracy
-    with_syn = scan_metrics([*rows, _row("SYN", 0.3, "authentic", "TB")])
-    assert with_syn["labels"]["accuracy"] == pytest.approx(3 / 7)
+    syn = ScanRow("s", "SYN", "dcgan-synth", "p", "test", 0.95, "synthetic", "SYN", 0.7, 40.0, 40.0, True)
+    with_syn = scan_metrics([*rows, _row("SYN", 0.3, "authentic", "TB"), syn])
+    assert with_syn["labels"]["accuracy"] == pytest.approx(4 / 8)
+    # a whole synthetic volume has no place to localise: its method's rate is undefined, not 0
+    assert with_syn["per_method"]["dcgan-synth"]["localised"] is None
+    assert with_syn["per_method"]["dcgan-synth"]["flagged"] == 1.0
     assert with_syn["labels"]["tb_tm_fb_fm"]["accuracy"] == pytest.approx(3 / 6)
     # a tampered scan whose edit's centre the data set does not give counts as tampered, not as located
     loc = scan_metrics([*rows, _row("FM", 0.2, "authentic", "TB")])["localisation"]

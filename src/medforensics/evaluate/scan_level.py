@@ -203,6 +203,11 @@ def _headline(rows: list[ScanRow]) -> dict[str, Any]:
     }
 
 
+def _located(row: ScanRow) -> bool:
+    """A tampered (FB, FM) scan whose edit's centre the data set gives."""
+    return row.type in ("FB", "FM") and row.centre_known
+
+
 def _within(distance_mm: float | None) -> bool:
     """Localised: a distance measured and within :data:`LOCALISED_MM`."""
     return distance_mm is not None and distance_mm <= LOCALISED_MM
@@ -260,12 +265,13 @@ def scan_metrics(rows: list[ScanRow], max_fpr: float = 0.01) -> dict[str, Any]:
             "n": len(mine),
             "roc_auc": roc_auc(y[sel], score[sel]),
             "flagged": float(np.mean([r.verdict != "authentic" for r in mine])),
-            "localised": _rate([_within(r.distance_mm) for r in mine]),
+            # of its edits whose centre the data set gives (a whole synthetic volume has no place)
+            "localised": _rate([_within(r.distance_mm) for r in mine if _located(r)]),
         }
     per_experiment = {  # the CT-GAN data set's experiments (blind, open) apart
         e: _headline([r for r in ok if r.experiment == e]) for e in sorted({r.experiment for r in ok} - {""})
     }
-    located = [r for r in ok if r.type in ("FB", "FM") and r.centre_known]
+    located = [r for r in ok if _located(r)]
     ece, bins = reliability(y, score)
     return {
         "level": "scan",

@@ -30,6 +30,7 @@ import numpy as np
 from medforensics.io.dicom_frames import frame_infos, stored_range
 from medforensics.io.dicom_pixels import lossy_encoding
 from medforensics.io.volume import Volume
+from medforensics.scan.enlarged import EnlargedTrace, enlarged_finding
 from medforensics.scan.jpeg_history import JPEG_COHERENCE, jpeg_decoded
 from medforensics.scan.resampling import (
     CODING_TRACE,
@@ -208,6 +209,7 @@ class PixelStats:
         self.lo_hi = np.zeros((n, 2), np.float64)
         self.seen = np.zeros(n, bool)
         self.trace = GridTrace(n)
+        self.enlarged = EnlargedTrace(n)
 
     def add(self, z0: int, block: np.ndarray) -> None:
         """Record slices ``z0, z0 + 1, ...`` of ``block`` (z, y, x)."""
@@ -219,6 +221,7 @@ class PixelStats:
         self.lo_hi[z0:z1, 1] = block.max(axis=(1, 2))
         self.seen[z0:z1] = True
         self.trace.add(z0, block)
+        self.enlarged.add(z0, block)
 
     def complete(self, array: Any) -> tuple[np.ndarray, np.ndarray]:
         """Read what is missing from ``array`` and return ``(subsampled slices, per-slice (min, max))``."""
@@ -484,16 +487,16 @@ def metadata_findings(volume: Volume, stats: PixelStats | None = None) -> list[F
     for extra in (member_claim_finding(volume), projection_pixels_finding(volume, sub)):
         if extra is not None:
             found.append(extra)
-    lossy = lossy_finding(volume, trace=stats.trace if volume.modality == "CT" else None)
+    ct = volume.modality == "CT"
+    # slices enlarged from a smaller image: their period is that grid, not a coding's or a resampling's
+    enlarged = enlarged_finding(stats.enlarged, volume) if ct else None
+    lossy = lossy_finding(volume, trace=stats.trace if ct and enlarged is None else None)
     if lossy is not None:
         found.append(lossy)
     # lossy: True, False (DICOM that records none), None (a file that cannot say)
     coded = True if lossy is not None else (False if volume.datasets else None)
     resampled = (
-        resampled_finding(stats.trace, float(volume.spacing[2]), lossy=coded)
-        if volume.modality == "CT"
-        else None
+        resampled_finding(stats.trace, float(volume.spacing[2]), lossy=coded) if ct and not enlarged else None
     )
-    if resampled is not None:
-        found.append(resampled)
+    found += [f for f in (resampled, enlarged) if f is not None]
     return sorted(found, key=lambda f: -f.score)

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from medforensics.io.volume import AxisMap, Volume
+from medforensics.scan.enlarged import CHECK as ENLARGED_CHECK
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.result import Finding, SeriesResult
 
@@ -60,7 +61,9 @@ def scan_axial(volume: Volume, result: SeriesResult, scan: Callable[[Volume, Ser
     scan(view, result)
     image = [finding_to_source(f, amap) for f in result.findings if f.type != "metadata"]
     kept = [f for f in result.findings if f.type == "metadata" and f.check in VIEW_CHECKS]
-    meta = sorted(kept + metadata_findings(volume), key=lambda f: -f.score)
+    # the enlarged-slices rule holds for the axial view's planes (kept, mapped with the image findings)
+    again = [f for f in metadata_findings(volume) if f.check != ENLARGED_CHECK]
+    meta = sorted(kept + again, key=lambda f: -f.score)
     result.findings = image + meta
     _candidates_to_source(result.extra, amap)
     result.extra["scanned_as"] = {"axes": list(amap.axes), "flipped": list(amap.flipped)}

@@ -28,6 +28,7 @@ from medforensics.scan.clones import add_clone_findings
 from medforensics.scan.copies import copy_result, identical_series
 from medforensics.scan.cube_scan import scan_ct
 from medforensics.scan.detector import Detector, report_info
+from medforensics.scan.enlarged import assess_not_assessed, mark_synthetic
 from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, scan_image_series
 from medforensics.scan.image_clones import add_image_clone_findings
 from medforensics.scan.journal import Journal, files_digest, scan_settings, series_identity
@@ -225,12 +226,14 @@ def _assess(
     )
     if reason is not None:
         res.error, res.not_assessed = reason, isinstance(reason, NotAssessed)
+        assess_not_assessed(volume, res)  # enlarged slices do not depend on the tamper detector
     elif volume.shape[0] == 1 or image_series(volume):
         (scan_2d if volume.shape[0] == 1 else scan_image_series)(volume, detector2d, res)  # type: ignore[arg-type]
         if getattr(detector, "clone_check", True):  # a CT volume: the checks of _ct_scan
             add_image_clone_findings(volume, res)
     else:
         scan_axial(volume, res, _ct_scan(detector, explain))
+        mark_synthetic(res)  # slices enlarged from a smaller image (scan.enlarged)
 
 
 def scan_volume(

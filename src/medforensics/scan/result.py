@@ -18,7 +18,8 @@ Verdict = Literal["authentic", "tampered", "synthetic", "error"]
 FindingType = Literal["injected", "removed", "synthetic", "metadata", "signature"]
 VERDICTS: tuple[str, ...] = ("authentic", "tampered", "synthetic", "error")
 FINDING_TYPES: tuple[str, ...] = ("injected", "removed", "synthetic", "metadata", "signature")
-#: ``Finding.check`` of each metadata test (``tag:<keyword>`` for a tag that differs between slices).
+#: ``Finding.check`` of each metadata test (``tag:<keyword>`` for a tag that differs between slices), and
+#: of the rule behind a ``synthetic`` CT finding (``enlarged``: :mod:`medforensics.scan.enlarged`).
 METADATA_CHECKS: tuple[str, ...] = (
     "tag",
     "duplicate_sop_uid",
@@ -33,6 +34,7 @@ METADATA_CHECKS: tuple[str, ...] = (
     "member_claim",
     "projection_pixels",
     "resampled",
+    "enlarged",
 )
 
 
@@ -44,8 +46,8 @@ class Finding:
     (z0, y0, x0, z1, y1, x1), end exclusive. ``heatmap`` (optional, not serialised to JSON) is an explanation
     map over ``bbox_voxel`` (same shape as the box), values in [0, 1]. ``mask`` (optional, not serialised)
     is a bool array over the box marking the voxels believed tampered (used for DICOM SEG). ``check``
-    names the test behind a ``metadata`` finding (see :data:`METADATA_CHECKS`), so consumers need not parse
-    the description.
+    names the test behind a ``metadata`` finding or a rule's ``synthetic`` one (see
+    :data:`METADATA_CHECKS`), so consumers need not parse the description.
     """
 
     type: str
