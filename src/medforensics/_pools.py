@@ -6,8 +6,14 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+T_contra = TypeVar("T_contra", contravariant=True)
 
 
 @contextlib.contextmanager
@@ -42,3 +48,58 @@ def stop_pool(ex: ProcessPoolExecutor, join_s: float = 10.0) -> None:
         # this process's children (a flaky test, session 72); exitcode reaps it
         while w.exitcode is None and time.monotonic() < deadline:
             time.sleep(0.01)
+
+
+class OrderedPool(Protocol[T_contra, R]):
+    """A pool of workers :func:`results_in_order` drives."""
+
+    def submit_all(self, items: Sequence[T_contra], /) -> Sequence[Future[R]]:
+        """Each item's work, submitted (the workers ignoring SIGINT: :func:`children_ignore_sigint`)."""
+        ...
+
+    def shutdown(self) -> None:
+        """Let the workers finish and exit (the work not started cancelled)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop now (:func:`stop_pool`)."""
+        ...
+
+
+def _alone(item: T, new_pool: Callable[[int], OrderedPool[T, R]], died: Callable[[T], R]) -> R:
+    """``item`` done in a pool of one process of its own; ``died(item)`` if that process dies too."""
+    pool = new_pool(1)
+    try:
+        return pool.submit_all([item])[0].result()
+    except BrokenProcessPool:
+        return died(item)
+    finally:
+        pool.shutdown()
+
+
+def results_in_order(
+    items: Sequence[T], new_pool: Callable[[int], OrderedPool[T, R]], jobs: int, died: Callable[[T], R]
+) -> Generator[R, None, None]:
+    """Each item's result in the order of ``items``, ``jobs`` at a time in a pool ``new_pool(jobs)`` makes.
+    A worker that dies breaks the pool and every item still out with it: which one killed it is unknown, so
+    the first of those is done again alone in a fresh process (``died(item)`` when that one dies too) and the
+    rest in a fresh pool. Closed before its end (an interrupt, an error in the caller), it stops the workers
+    at once."""
+    pool = new_pool(jobs)
+    finished = False
+    try:
+        futures = list(pool.submit_all(items))
+        for i, item in enumerate(items):
+            try:
+                yield futures[i].result()
+            except BrokenProcessPool:
+                pool.shutdown()
+                yield _alone(item, new_pool, died)
+                pool = new_pool(jobs)
+                futures[i + 1 :] = pool.submit_all(items[i + 1 :])
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown()
+        else:
+            pool.stop()

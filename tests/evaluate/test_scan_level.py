@@ -189,6 +189,28 @@ def test_the_scan_limits_apply_as_scans_do(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "apply at scan level only" in res.output
 
 
+def test_jobs_give_the_same_evaluation(tmp_path: Path) -> None:
+    """``--jobs 2`` scans two data-set scans at a time in worker processes: the same rows in the same order
+    and the same metrics as one at a time; a zoo model refuses it (no scans to share)."""
+    data, _ = shared_tiny_dataset()
+    one, two = (
+        _evaluate(data, tmp_path / "one", "--split", "all"),
+        _evaluate(data, tmp_path / "two", "--split", "all", "--jobs", "2"),
+    )
+    assert one.exit_code == 0 and two.exit_code == 0, (one.output, two.output)
+    a = json.loads((tmp_path / "one/evaluation.json").read_text())
+    b = json.loads((tmp_path / "two/evaluation.json").read_text())
+    assert (a["jobs"], b["jobs"]) == (1, 2) and len(a["scans"]) > 10
+    assert a["scans"] == b["scans"] and a["operating_point"] == b["operating_point"]
+    assert a["per_label"] == b["per_label"] and a["localisation"] == b["localisation"]
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "config.json").write_text(json.dumps({"model": "cnn3d"}))
+    args = ["evaluate", "--model", str(zoo), "--data", str(data), "--out", str(tmp_path / "z"), "--jobs", "2"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "--jobs apply at scan level only" in res.output
+
+
 def test_which_folders_are_scored_at_scan_level(tmp_path: Path) -> None:
     assert is_scan_level(None) and is_scan_level(_dense_model())
     (tmp_path / "config.json").write_text(json.dumps({"model": "cnn3d"}))

@@ -93,6 +93,14 @@ def register(app: typer.Typer) -> None:
         ),
         max_slice_mm: float | None = MAX_SLICE_MM,
         max_pixel_mm: float | None = MAX_PIXEL_MM,
+        jobs: int = typer.Option(
+            1,
+            "--jobs",
+            min=1,
+            max=64,
+            help="At scan level: scans scanned at a time, in worker processes sharing the cores (as "
+            "`scan --jobs`; the same results).",
+        ),
     ) -> None:
         """Score a data set: metrics JSON, confusion/ROC/score/reliability PNGs."""
         from medforensics.evaluate.runner import EVALUATION, evaluate_model
@@ -105,10 +113,10 @@ def register(app: typer.Typer) -> None:
 
                 with Bar("scanning") as bar:
                     limits = (max_slice_mm, max_pixel_mm)
-                    res = evaluate_scans(model, data, out, split, progress=bar, limits=limits)
-            elif max_slice_mm is not None or max_pixel_mm is not None:
+                    res = evaluate_scans(model, data, out, split, progress=bar, limits=limits, jobs=jobs)
+            elif max_slice_mm is not None or max_pixel_mm is not None or jobs != 1:
                 raise ConfigError(
-                    "--max-slice-mm and --max-pixel-mm apply at scan level only (a dense model)"
+                    "--max-slice-mm, --max-pixel-mm and --jobs apply at scan level only (a dense model)"
                 )
             else:
                 res = evaluate_model(model, data, out, split)  # type: ignore[arg-type]

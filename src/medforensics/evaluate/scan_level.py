@@ -19,10 +19,11 @@ the figures are the label confusion, the ROC, the score distributions and the re
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -301,12 +302,15 @@ def evaluate_scans(
     split: str = "test",
     progress: Progress | None = None,
     limits: tuple[float | None, float | None] = (None, None),
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Scan every scan of ``split`` (``test`` or ``all``) of the data set ``data`` (:func:`data_set_scans`)
     with the detector in ``model_dir`` (None: the bundled one) and write ``evaluation.json`` and the figures
     into ``out`` (a new or empty folder, or an earlier evaluation; written whole, atomically).
     ``progress(index, total, label)`` follows the scans; ``limits``: the largest slice spacing and pixel
-    (mm) to score, as ``scan``'s ``--max-slice-mm`` and ``--max-pixel-mm`` (None: the detector's own)."""
+    (mm) to score, as ``scan``'s ``--max-slice-mm`` and ``--max-pixel-mm`` (None: the detector's own);
+    ``jobs`` > 1: that many scans at a time in worker processes (:mod:`~medforensics.evaluate.scan_workers`;
+    the same rows)."""
     from medforensics.scan.detector import scan_detectors, with_limits
 
     if split not in ("test", "all"):
@@ -318,11 +322,22 @@ def evaluate_scans(
     with_limits(det, *limits)
     chosen = data_set_scans(root, split)
     t0 = time.perf_counter()
+    if jobs > 1:
+        from medforensics.evaluate.scan_workers import rows_in_workers, worker_setup
+
+        found: Generator[ScanRow, None, None] = rows_in_workers(
+            chosen, worker_setup(model_dir, limits, jobs), jobs
+        )
+    else:
+        found = (scan_row((det, det2), item) for item in chosen)
     rows = []
-    for k, item in enumerate(chosen):
-        if progress is not None:
-            progress(k, len(chosen), str(item.path))
-        rows.append(scan_row((det, det2), item))
+    if progress is not None:
+        progress(0, len(chosen), str(chosen[0].path))
+    with contextlib.closing(found):  # an interrupt stops the workers at once
+        for row in found:  # in the data set's order, whatever ``jobs``
+            rows.append(row)
+            if progress is not None and len(rows) < len(chosen):
+                progress(len(rows), len(chosen), str(chosen[len(rows)].path))
     if progress is not None:
         progress(len(chosen), len(chosen), "")
     result = scan_metrics(rows)
@@ -337,6 +352,7 @@ def evaluate_scans(
         },
         n=len(rows) - result["n_errors"],
         seconds=round(time.perf_counter() - t0, 2),  # scanning, the model's loading not included
+        jobs=jobs,
         scans=[asdict(r) for r in rows],
     )
     with atomic_path(out) as tmp:

@@ -28,13 +28,12 @@ import multiprocessing as mp
 import pickle
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from medforensics._pools import children_ignore_sigint, stop_pool
+from medforensics._pools import children_ignore_sigint, results_in_order, stop_pool
 from medforensics.errors import ConfigError
 from medforensics.io.reader import SeriesRef
 from medforensics.logging import configure
@@ -45,6 +44,8 @@ from medforensics.scan.result import SeriesResult
 DIED = "its scanning process died (out of memory, or a crash in a decoder or library)"
 
 _WORKER: dict[str, Any] = {}
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -151,17 +152,22 @@ def _scan_task(ref: SeriesRef) -> Scanned:
     return scan_ref(ref, _WORKER["setup"])
 
 
-class _Pool:
-    """A spawned process pool of ``jobs`` workers with its :class:`LogRelay`."""
+class WorkerPool(Generic[T, R]):
+    """A spawned process pool of ``jobs`` workers, each started by ``init(*args, log_queue)`` and running
+    ``task`` on each item, with its :class:`LogRelay` (one pool of :func:`~medforensics._pools.
+    results_in_order`; ``evaluate --jobs`` uses it too)."""
 
-    def __init__(self, setup: Setup, jobs: int) -> None:
+    def __init__(
+        self, jobs: int, init: Callable[..., None], args: tuple[Any, ...], task: Callable[[T], R]
+    ) -> None:
         self.relay = LogRelay()
-        self.ex = ProcessPoolExecutor(jobs, mp.get_context("spawn"), _init, (setup, self.relay.queue))
+        self.task = task
+        self.ex = ProcessPoolExecutor(jobs, mp.get_context("spawn"), init, (*args, self.relay.queue))
 
-    def submit_all(self, refs: Sequence[SeriesRef]) -> list[Future[Scanned]]:
-        """Each series' scan, submitted (the workers start now, ignoring SIGINT: the command handles it)."""
+    def submit_all(self, items: Sequence[T]) -> list[Future[R]]:
+        """Each item's task, submitted (the workers start now, ignoring SIGINT: the command handles it)."""
         with children_ignore_sigint():
-            return [self.ex.submit(_scan_task, r) for r in refs]
+            return [self.ex.submit(self.task, item) for item in items]
 
     def shutdown(self) -> None:
         """Wait for the workers to finish and exit (the work not started is cancelled), then relay the
@@ -176,15 +182,12 @@ class _Pool:
         self.relay.close(timeout=1.0)
 
 
-def _alone(ref: SeriesRef, setup: Setup) -> Scanned:
-    """``ref`` scanned in a process of its own: the error :data:`DIED` if that process dies too."""
-    pool = _Pool(setup, 1)
-    try:
-        return pool.submit_all([ref])[0].result()
-    except BrokenProcessPool:
-        return SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=DIED), False, None
-    finally:
-        pool.shutdown()
+def _pool(setup: Setup, jobs: int) -> WorkerPool[SeriesRef, Scanned]:
+    return WorkerPool(jobs, _init, (setup,), _scan_task)
+
+
+def _died(ref: SeriesRef) -> Scanned:
+    return SeriesResult(path=str(ref.path), series_uid=ref.series_uid, error=DIED), False, None
 
 
 def scan_in_workers(refs: Sequence[SeriesRef], setup: Setup, jobs: int) -> Generator[Scanned, None, None]:
@@ -195,22 +198,4 @@ def scan_in_workers(refs: Sequence[SeriesRef], setup: Setup, jobs: int) -> Gener
         pickle.dumps(setup)
     except (pickle.PicklingError, AttributeError, TypeError) as err:
         raise ConfigError(f"--jobs {jobs}: the detector cannot be sent to worker processes ({err})") from None
-    pool = _Pool(setup, jobs)
-    finished = False
-    try:
-        futures = pool.submit_all(refs)
-        for i, ref in enumerate(refs):
-            try:
-                yield futures[i].result()
-            except BrokenProcessPool:
-                # which series killed it is unknown: this one is scanned alone, the rest in a fresh pool
-                pool.shutdown()
-                yield _alone(ref, setup)
-                pool = _Pool(setup, jobs)
-                futures[i + 1 :] = pool.submit_all(refs[i + 1 :])
-        finished = True
-    finally:
-        if finished:
-            pool.shutdown()
-        else:
-            pool.stop()
+    yield from results_in_order(refs, lambda n: _pool(setup, n), jobs, _died)
