@@ -198,6 +198,7 @@ def test_jobs_give_the_same_evaluation(tmp_path: Path) -> None:
         _evaluate(data, tmp_path / "two", "--split", "all", "--jobs", "2"),
     )
     assert one.exit_code == 0 and two.exit_code == 0, (one.output, two.output)
+    assert "SYN labelled SYN " in one.output  # the closing line counts the fully synthetic scans found
     a = json.loads((tmp_path / "one/evaluation.json").read_text())
     b = json.loads((tmp_path / "two/evaluation.json").read_text())
     assert (a["jobs"], b["jobs"]) == (1, 2) and len(a["scans"]) > 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -130,7 +131,7 @@ def register(app: typer.Typer) -> None:
                 f"{fmt_number(op['roc_auc'])} accuracy {fmt_number(op['accuracy'])} "
                 f"TB/TM/FB/FM labels {fmt_number(lab['tb_tm_fb_fm']['accuracy'])} "
                 f"({lab['tb_tm_fb_fm']['right']}/{lab['tb_tm_fb_fm']['n']}) top finding within "
-                f"{loc['within_mm']:g} mm {fmt_number(loc['top_finding_within'])}"
+                f"{loc['within_mm']:g} mm {fmt_number(loc['top_finding_within'])}{_syn_words(res)}"
             )
             return
         typer.echo(
@@ -211,3 +212,11 @@ def register(app: typer.Typer) -> None:
             f"{out / 'leaderboard.md'}: {len(res['rows'])} model(s), {res['wall_s']:.0f} s{reused}; "
             f"recommended {res['recommended']} (CT, 3-D context: {res['recommended_ct']})"
         )
+
+
+def _syn_words(res: dict[str, Any]) -> str:
+    """`` SYN labelled SYN a/b`` when the evaluated scans hold fully synthetic ones, else ``""``."""
+    syn = res.get("per_label", {}).get("SYN")
+    if not syn or not syn.get("n"):
+        return ""
+    return f" SYN labelled SYN {round(syn['label_accuracy'] * syn['n'])}/{syn['n']}"
