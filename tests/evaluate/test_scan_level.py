@@ -194,14 +194,14 @@ def test_jobs_give_the_same_evaluation(tmp_path: Path) -> None:
     and the same metrics as one at a time; a zoo model refuses it (no scans to share)."""
     data, _ = shared_tiny_dataset()
     one, two = (
-        _evaluate(data, tmp_path / "one", "--split", "all"),
-        _evaluate(data, tmp_path / "two", "--split", "all", "--jobs", "2"),
+        _evaluate(data, tmp_path / "one", "--split", "test"),
+        _evaluate(data, tmp_path / "two", "--split", "test", "--jobs", "2"),
     )
     assert one.exit_code == 0 and two.exit_code == 0, (one.output, two.output)
     assert "SYN labelled SYN " in one.output  # the closing line counts the fully synthetic scans found
     a = json.loads((tmp_path / "one/evaluation.json").read_text())
     b = json.loads((tmp_path / "two/evaluation.json").read_text())
-    assert (a["jobs"], b["jobs"]) == (1, 2) and len(a["scans"]) > 10
+    assert (a["jobs"], b["jobs"]) == (1, 2) and len(a["scans"]) >= 4
     assert a["scans"] == b["scans"] and a["operating_point"] == b["operating_point"]
     assert a["per_label"] == b["per_label"] and a["localisation"] == b["localisation"]
     zoo = tmp_path / "zoo"
