@@ -286,8 +286,8 @@ def assess_not_assessed(volume: Any, result: Any) -> None:
     amap = volume.axial_axes()
     view = volume if amap.is_identity else replace(volume, datasets=[]).reoriented_axial()
     trace = EnlargedTrace(view.shape[0])
-    for z0 in range(0, view.shape[0], 32):
-        trace.add(z0, np.asarray(view.array[z0 : z0 + 32], np.float32))
+    for z in range(0, view.shape[0], trace.step):  # only the slices it sums are read (a lazy series)
+        trace.add(z, np.asarray(view.array[z : z + 1], np.float32))
     found = enlarged_finding(trace, view)
     if found is None:
         return
