@@ -19,6 +19,7 @@ from medforensics.report.dicom_common import ranked_findings, volume_for
 from medforensics.report.html_figures import escape as _e
 from medforensics.report.html_figures import key_slices_html
 from medforensics.scan.clones import CLONE_SCORE, SOURCE_SCORE
+from medforensics.scan.enlarged import SCORE as ENLARGED_SCORE
 from medforensics.scan.metadata_checks import MEDIUM, SCANNER_SLICE_CORR, STRONG, WEAK
 from medforensics.scan.result import BAD_SIGNATURES, Finding, ModelInfo, ScanReport, SeriesResult, scored_by
 
@@ -320,13 +321,16 @@ def _legend(report: ScanReport) -> str:
             "A series with noise added after reconstruction may be held to a higher threshold (said in its "
             "section). 2-D images are scored by the 2-D synthesis detector, with its own threshold. A "
             "duplicated region (the same noise in two places) makes a series tampered at "
-            f"{CLONE_SCORE:.3f}. A score is evidence of editing, not a probability of disease.",
+            f"{CLONE_SCORE:.3f}; a CT whose slices are enlarged from smaller images (check enlarged) is "
+            f"synthetic at {ENLARGED_SCORE:.3f} at least. A score is evidence of editing, not a probability "
+            "of disease.",
         ),
         (
             "Score (finding)",
             "injected, removed, synthetic: the detector's score of that region, on the same scale, or for a "
             f"duplicated region (so described) a fixed {CLONE_SCORE:.3f} at its likely copy and "
-            f"{SOURCE_SCORE:.3f} at its source; metadata: "
+            f"{SOURCE_SCORE:.3f} at its source, or for enlarged slices a fixed {ENLARGED_SCORE:.3f}; "
+            "metadata: "
             f"a fixed evidence strength ({STRONG} strong, {MEDIUM} medium, {WEAK} weak), not a probability; "
             "signature: 1.000, a signature that does not verify.",
         ),
