@@ -13,7 +13,6 @@ pool.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,8 +20,7 @@ from typing import Any
 
 from medforensics._pools import results_in_order
 from medforensics.evaluate.scan_level import Labelled, ScanRow, scan_row
-from medforensics.logging import configure
-from medforensics.scan.parallel import DIED, WorkerPool
+from medforensics.scan.parallel import DIED, WorkerPool, shared_threads, start_worker
 
 _WORKER: dict[str, Any] = {}
 
@@ -38,12 +36,9 @@ class WorkerSetup:
 
 
 def _init(setup: WorkerSetup, log_queue: Any) -> None:
-    import torch
-
     from medforensics.scan.detector import scan_detectors, with_limits
 
-    configure(setup.log_level, logging.handlers.QueueHandler(log_queue))
-    torch.set_num_threads(setup.threads)
+    start_worker(setup.log_level, setup.threads, log_queue)
     detectors = scan_detectors(setup.model_dir)
     with_limits(detectors[0], *setup.limits)
     _WORKER["detectors"] = detectors
@@ -65,11 +60,8 @@ def worker_setup(
     model_dir: str | Path | None, limits: tuple[float | None, float | None], jobs: int
 ) -> WorkerSetup:
     """The setup of ``jobs`` workers sharing this process's torch threads (at least one each)."""
-    import torch
-
-    threads = max(1, torch.get_num_threads() // jobs)
     level = logging.getLogger().getEffectiveLevel()
-    return WorkerSetup(None if model_dir is None else Path(model_dir), limits, threads, level)
+    return WorkerSetup(None if model_dir is None else Path(model_dir), limits, shared_threads(jobs), level)
 
 
 def rows_in_workers(

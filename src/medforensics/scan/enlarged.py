@@ -38,14 +38,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+# the same slices, pixels and rows as the resampled check's trace (scan.resampling.GridTrace) counts
+from medforensics.scan.resampling import COUNTED_HU, MIN_COVER, SLICES
 from medforensics.scan.result import Finding
 
-#: Slices summed: about this many, evenly spaced.
-SLICES = 48
-#: Pixels counted: not clipped (air at the reconstruction's floor, metal at its ceiling), below bone (HU).
-COUNTED_HU = (-1010.0, 300.0)
-#: Rows or columns holding fewer counted pixels than this fraction of the fullest are left out.
-MIN_COVER = 0.2
 #: Periods (pixels) searched: 64-256 pixel images enlarged to 192-2048.
 PERIODS = tuple(range(3, 9))
 #: Covered rows and columns each phase needs (fewer: the period is not tested on that axis).
@@ -281,20 +277,16 @@ def assess_not_assessed(volume: Any, result: Any) -> None:
     series is synthetic with that one finding, and ``extra["tamper_detector"]`` keeps the reason."""
     if not result.not_assessed or volume.modality != "CT" or volume.shape[0] < 2:
         return
-    from dataclasses import replace
+    from medforensics.scan.orientation import axial_view, finding_to_source
 
     amap = volume.axial_axes()
-    view = volume if amap.is_identity else replace(volume, datasets=[]).reoriented_axial()
+    view = axial_view(volume, amap)
     trace = EnlargedTrace(view.shape[0])
     for z in range(0, view.shape[0], trace.step):  # only the slices it sums are read (a lazy series)
         trace.add(z, np.asarray(view.array[z : z + 1], np.float32))
     found = enlarged_finding(trace, view)
     if found is None:
         return
-    if not amap.is_identity:
-        from medforensics.scan.orientation import finding_to_source
-
-        found = finding_to_source(found, amap)
     result.extra["tamper_detector"] = f"not run: {result.error}"
-    result.error, result.not_assessed, result.findings = None, False, [found]
-    result.verdict, result.label, result.score = "synthetic", "SYN", SCORE
+    result.error, result.not_assessed, result.findings = None, False, [finding_to_source(found, amap)]
+    mark_synthetic(result)

@@ -46,6 +46,18 @@ def _candidates_to_source(extra: dict[str, Any], amap: AxisMap) -> None:
             cand["center_voxel"] = list(amap.voxel_to_source(cand["center_voxel"]))
 
 
+def axial_view(volume: Volume, amap: AxisMap) -> Volume:
+    """``volume`` in its axial layout (``amap``: its :meth:`~Volume.axial_axes`); itself when already axial.
+    The view has no per-slice headers (its slices are not the series' images); one header still tells the
+    noise check the slice thickness when the slice axis stays the slice axis."""
+    if amap.is_identity:
+        return volume
+    view = replace(volume, datasets=[]).reoriented_axial()
+    if amap.axes[0] == 0 and volume.datasets:
+        view.datasets = volume.datasets[:1]
+    return view
+
+
 def scan_axial(volume: Volume, result: SeriesResult, scan: Callable[[Volume, SeriesResult], None]) -> None:
     """Run ``scan(volume, result)`` on the axial view of ``volume`` (see module docs); a volume already
     axial is scanned as it is."""
@@ -53,11 +65,7 @@ def scan_axial(volume: Volume, result: SeriesResult, scan: Callable[[Volume, Ser
     if amap.is_identity:
         scan(volume, result)
         return
-    # the view has no per-slice headers (its slices are not the series' images); one header still tells
-    # the noise check the slice thickness when the slice axis stays the slice axis
-    view = replace(volume, datasets=[]).reoriented_axial()
-    if amap.axes[0] == 0 and volume.datasets:
-        view.datasets = volume.datasets[:1]
+    view = axial_view(volume, amap)
     scan(view, result)
     image = [finding_to_source(f, amap) for f in result.findings if f.type != "metadata"]
     kept = [f for f in result.findings if f.type == "metadata" and f.check in VIEW_CHECKS]

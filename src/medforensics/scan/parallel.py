@@ -76,13 +76,12 @@ class Setup:
         digest: bool = False,
     ) -> Setup:
         """The setup of ``jobs`` workers sharing this process's torch threads (at least one each)."""
-        import torch
-
         from medforensics._alloc import allocator_tuned
 
-        threads = max(1, torch.get_num_threads() // jobs)
         level = logging.getLogger().getEffectiveLevel()
-        return cls(detector, detector2d, explain, stream, threads, allocator_tuned(), level, digest)
+        return cls(
+            detector, detector2d, explain, stream, shared_threads(jobs), allocator_tuned(), level, digest
+        )
 
 
 class LogRelay:
@@ -116,18 +115,29 @@ class LogRelay:
         self.queue.close()
 
 
-def _init(setup: Setup, log_queue: Any = None) -> None:
+def shared_threads(jobs: int) -> int:
+    """Torch threads of each of ``jobs`` workers sharing this process's (at least one each)."""
     import torch
 
+    return max(1, torch.get_num_threads() // jobs)
+
+
+def start_worker(log_level: int, threads: int, log_queue: Any = None) -> None:
+    """A spawned worker's logging and torch threads: without this a warning came bare, and ``-v``'s detail
+    not at all; through the relay's queue (:class:`LogRelay`) the parent prints them."""
+    import torch
+
+    to = logging.handlers.QueueHandler(log_queue) if log_queue is not None else None
+    configure(log_level, to)
+    torch.set_num_threads(threads)
+
+
+def _init(setup: Setup, log_queue: Any = None) -> None:
     from medforensics._alloc import tune_allocator
 
     if setup.tuned_allocator:  # as the parent: the command line's scan raised its thresholds
         tune_allocator()
-    # spawned: without it a warning came bare, and -v's detail not at all; with the relay's queue the
-    # parent prints them
-    to = logging.handlers.QueueHandler(log_queue) if log_queue is not None else None
-    configure(setup.log_level, to)
-    torch.set_num_threads(setup.threads)
+    start_worker(setup.log_level, setup.threads, log_queue)
     _WORKER["setup"] = setup
 
 
