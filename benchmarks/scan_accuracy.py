@@ -142,10 +142,10 @@ def run(
     from medforensics.forge.base import NoiseMatched, attack_class, list_attacks, run_attack
     from medforensics.forge.dataset_sources import auto_sources
     from medforensics.forge.round_trip import scan_round_trip
-    from medforensics.scan.detector import load_detector
+    from medforensics.scan.detector import scan_detectors
     from medforensics.scan.pipeline import scan_volume
 
-    det = load_detector(model_dir)
+    det, detector2d = scan_detectors(model_dir)  # as `scan`: its CT volumes' synthesis rules included
     if max_slice_mm is not None:
         det.max_slice_mm = max_slice_mm
     if max_pixel_mm is not None:
@@ -204,7 +204,7 @@ def run(
             if not headers:
                 v = without_headers(v)
             t0 = time.perf_counter()
-            res = scan_volume(v, det, explain=None)
+            res = scan_volume(v, det, detector2d=detector2d, explain=None)
             row = {
                 "source": src.name,
                 "patient_seen_in_training": src.patient in seen,
@@ -217,6 +217,8 @@ def run(
                 "error": res.error,
                 "operating_point": res.extra.get("operating_point"),
                 "noise_finding": noise_reported(res),
+                # the 2-D synthesis detector's median over the slices (scan.slice_synthesis; None: not run)
+                "slices_2d": (res.extra.get("synthetic_slices") or {}).get("median"),
                 # the strongest map regions, flagged or not, at least 20 mm apart (calibrated scores)
                 "top_scores": [c["score"] for c in (res.extra or {}).get("top_candidates") or []],
                 "clones": len((res.extra or {}).get("clones") or []),  # duplicated regions (scan.clones)

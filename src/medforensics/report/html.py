@@ -321,16 +321,17 @@ def _legend(report: ScanReport) -> str:
             "A series with noise added after reconstruction may be held to a higher threshold (said in its "
             "section). 2-D images are scored by the 2-D synthesis detector, with its own threshold. A "
             "duplicated region (the same noise in two places) makes a series tampered at "
-            f"{CLONE_SCORE:.3f}; a CT whose slices are enlarged from smaller images (check enlarged) is "
-            f"synthetic at {ENLARGED_SCORE:.3f} at least. A score is evidence of editing, not a probability "
+            f"{CLONE_SCORE:.3f}; a CT whose slices are enlarged from smaller images (check enlarged) or "
+            "called synthetic by the 2-D synthesis detector (check synthetic_slices) is synthetic at "
+            f"{ENLARGED_SCORE:.3f} at least. A score is evidence of editing, not a probability "
             "of disease.",
         ),
         (
             "Score (finding)",
             "injected, removed, synthetic: the detector's score of that region, on the same scale, or for a "
             f"duplicated region (so described) a fixed {CLONE_SCORE:.3f} at its likely copy and "
-            f"{SOURCE_SCORE:.3f} at its source, or for enlarged slices a fixed {ENLARGED_SCORE:.3f}; "
-            "metadata: "
+            f"{SOURCE_SCORE:.3f} at its source, or for enlarged or synthetic slices a fixed "
+            f"{ENLARGED_SCORE:.3f}; metadata: "
             f"a fixed evidence strength ({STRONG} strong, {MEDIUM} medium, {WEAK} weak), not a probability; "
             "signature: 1.000, a signature that does not verify.",
         ),

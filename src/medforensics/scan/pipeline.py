@@ -35,6 +35,7 @@ from medforensics.scan.journal import Journal, files_digest, scan_settings, seri
 from medforensics.scan.orientation import read_as, scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
 from medforensics.scan.routing import NotAssessed, member_result, not_an_image_reason, projection_reason
+from medforensics.scan.slice_synthesis import add_synthetic_slices
 from medforensics.scan.volumes import LazyVolumes, volume_keys
 
 log = get_logger("scan")
@@ -140,10 +141,13 @@ def image_series(volume: Volume) -> bool:
     return volume.modality == "MR" or volume.modality in PROJECTION_MODALITIES
 
 
-def _ct_scan(detector: Any, explain: str | None) -> Callable[[Volume, SeriesResult], None]:
+def _ct_scan(
+    detector: Any, explain: str | None, detector2d: Detector | None = None
+) -> Callable[[Volume, SeriesResult], None]:
     """How a CT volume's axial view is scanned: the dense or cube detector, then the copy checks on the same
     view: the lungs' (the dense detector runs it itself, on keypoints gathered as it reads) and, with
-    ``clone_region`` ``"body"``, every slice alone within the body."""
+    ``clone_region`` ``"body"``, every slice alone within the body; last, with ``detector2d``, its slices
+    by the 2-D synthesis detector (:mod:`~medforensics.scan.slice_synthesis`)."""
     dense = getattr(detector, "kind", None) == "dense3d"
     checks: list[Callable[[Volume, SeriesResult], None]] = []
     if detector.clone_check and not dense:
@@ -160,6 +164,7 @@ def _ct_scan(detector: Any, explain: str | None) -> Callable[[Volume, SeriesResu
             scan_ct(view, detector, result, explain)
         for check in checks:
             check(view, result)
+        add_synthetic_slices(view, result, detector2d)
 
     return run
 
@@ -226,14 +231,14 @@ def _assess(
     )
     if reason is not None:
         res.error, res.not_assessed = reason, isinstance(reason, NotAssessed)
-        assess_not_assessed(volume, res)  # enlarged slices do not depend on the tamper detector
+        assess_not_assessed(volume, res, detector2d)  # synthetic slices do not depend on the tamper detector
     elif volume.shape[0] == 1 or image_series(volume):
         (scan_2d if volume.shape[0] == 1 else scan_image_series)(volume, detector2d, res)  # type: ignore[arg-type]
         if getattr(detector, "clone_check", True):  # a CT volume: the checks of _ct_scan
             add_image_clone_findings(volume, res)
     else:
-        scan_axial(volume, res, _ct_scan(detector, explain))
-        mark_synthetic(res)  # slices enlarged from a smaller image (scan.enlarged)
+        scan_axial(volume, res, _ct_scan(detector, explain, detector2d))
+        mark_synthetic(res)  # enlarged slices (scan.enlarged), or synthetic ones (scan.slice_synthesis)
 
 
 def scan_volume(

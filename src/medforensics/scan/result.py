@@ -19,7 +19,8 @@ FindingType = Literal["injected", "removed", "synthetic", "metadata", "signature
 VERDICTS: tuple[str, ...] = ("authentic", "tampered", "synthetic", "error")
 FINDING_TYPES: tuple[str, ...] = ("injected", "removed", "synthetic", "metadata", "signature")
 #: ``Finding.check`` of each metadata test (``tag:<keyword>`` for a tag that differs between slices), and
-#: of the rule behind a ``synthetic`` CT finding (``enlarged``: :mod:`medforensics.scan.enlarged`).
+#: of the rule behind a ``synthetic`` CT finding (``enlarged``: :mod:`medforensics.scan.enlarged`;
+#: ``synthetic_slices``: :mod:`medforensics.scan.slice_synthesis`).
 METADATA_CHECKS: tuple[str, ...] = (
     "tag",
     "duplicate_sop_uid",
@@ -35,6 +36,7 @@ METADATA_CHECKS: tuple[str, ...] = (
     "projection_pixels",
     "resampled",
     "enlarged",
+    "synthetic_slices",
 )
 
 
