@@ -228,7 +228,7 @@ def enlarged_finding(trace: EnlargedTrace, volume: Any) -> Finding | None:
     """A ``synthetic`` finding (check :data:`CHECK`) over the whole series when its slices are enlarged
     (:func:`enlargement` under :data:`ENLARGED`, or turned after: :func:`rotated_enlargement` from
     :data:`ROTATED_PEAK`), else None."""
-    nz, ny, nx = volume.shape
+    ny, nx = volume.shape[1:]
     period, ratio = enlargement(trace)
     if period:
         what = (
@@ -246,11 +246,18 @@ def enlarged_finding(trace: EnlargedTrace, volume: Any) -> Finding | None:
             f"ring of the spectrum; real CT turned in plane at most 1955, an enlargement turned at least "
             "21228)"
         )
-    mm = volume.index_to_patient(np.array([nz / 2, ny / 2, nx / 2]))
     text = (
         f"{what}: made at a lower resolution and interpolated, as whole-volume synthesis does; a scanner "
         "reconstructs every slice on its own grid"
     )
+    return whole_series_finding(volume, text, CHECK)
+
+
+def whole_series_finding(volume: Any, text: str, check: str) -> Finding:
+    """A rule's ``synthetic`` finding of score :data:`SCORE` over the whole of ``volume`` (z, y, x), centred
+    on it in voxels and mm; ``check`` names the rule."""
+    nz, ny, nx = volume.shape
+    mm = volume.index_to_patient(np.array([nz / 2, ny / 2, nx / 2]))
     return Finding(
         "synthetic",
         SCORE,
@@ -258,7 +265,7 @@ def enlarged_finding(trace: EnlargedTrace, volume: Any) -> Finding | None:
         (float(mm[0]), float(mm[1]), float(mm[2])),
         (0, 0, 0, nz, ny, nx),
         text,
-        check=CHECK,
+        check=check,
     )
 
 

@@ -69,7 +69,9 @@ def scan_axial(volume: Volume, result: SeriesResult, scan: Callable[[Volume, Ser
     scan(view, result)
     image = [finding_to_source(f, amap) for f in result.findings if f.type != "metadata"]
     kept = [f for f in result.findings if f.type == "metadata" and f.check in VIEW_CHECKS]
-    # the enlarged-slices rule holds for the axial view's planes (kept, mapped with the image findings)
+    # the enlarged-slices rule holds for the axial view's planes (kept, mapped with the image findings); the
+    # source layout's own enlarged finding is dropped, but computing it keeps its coding-grid and resampled
+    # checks from claiming the same period (session 74: skipping it would add those to a synthetic series)
     again = [f for f in metadata_findings(volume) if f.check != ENLARGED_CHECK]
     meta = sorted(kept + again, key=lambda f: -f.score)
     result.findings = image + meta

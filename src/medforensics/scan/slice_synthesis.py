@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from medforensics.io.volume import Volume
 from medforensics.scan.detector import Detector
-from medforensics.scan.enlarged import SCORE
+from medforensics.scan.enlarged import whole_series_finding
 from medforensics.scan.image2d import detector_input
 from medforensics.scan.result import Finding, SeriesResult
 
@@ -93,19 +93,9 @@ def add_synthetic_slices(view: Volume, result: SeriesResult, detector2d: Detecto
 
 
 def _finding(view: Volume, median: float, thr: float, n: int) -> Finding:
-    nz, ny, nx = view.shape
-    mm = view.index_to_patient(np.array([nz / 2, ny / 2, nx / 2]))
     text = (
         f"the 2-D synthesis detector calls the slices synthetic: median score {median:.3f} over {n} slices "
         f"(its per-image threshold {thr:.3f}; real CT here at most 0.040), each whole slice averaged down to "
         "its input as a generator's small image: a volume generated slice by slice"
     )
-    return Finding(
-        "synthetic",
-        SCORE,
-        (nz // 2, ny // 2, nx // 2),
-        (float(mm[0]), float(mm[1]), float(mm[2])),
-        (0, 0, 0, nz, ny, nx),
-        text,
-        check=CHECK,
-    )
+    return whole_series_finding(view, text, CHECK)
