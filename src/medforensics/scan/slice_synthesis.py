@@ -44,7 +44,7 @@ from numpy.typing import NDArray
 from medforensics.io.volume import Volume
 from medforensics.scan.detector import Detector
 from medforensics.scan.enlarged import whole_series_finding
-from medforensics.scan.image2d import detector_input
+from medforensics.scan.image2d import detector_input, normalise_2d
 from medforensics.scan.result import Finding, SeriesResult
 
 #: Slices scored per volume (evenly spaced from the first to the last).
@@ -83,8 +83,6 @@ def sampled_input(image: NDArray[Any], size: int) -> NDArray[np.float32]:
     half-pixels), those points are the small image's own samples, so it comes back as it was made."""
     import torch
     import torch.nn.functional as F
-
-    from medforensics.scan.image2d import normalise_2d
 
     x = torch.from_numpy(normalise_2d(image, "CT"))[None, None]
     with torch.no_grad():
@@ -125,16 +123,16 @@ def synthetic_slices_finding(view: Volume, detector2d: Detector, extra: dict[str
     p_area, p_sampled = slice_scores(view, detector2d)
     median, thr = float(np.median(p_area)), float(detector2d.calibration.operating_threshold)
     sampled = None if p_sampled is None else float(np.median(p_sampled))
+    n, k = len(p_area), whole_factor(view.shape, size)
     extra[CHECK] = {
         "median": round(median, 6),
         "threshold": round(thr, 6),
         "sampled_median": None if sampled is None else round(sampled, 6),
         "sampled_cut": SAMPLED_CUT,
-        "factor": whole_factor(view.shape, size) or None,
-        "slices": len(p_area),
+        "factor": k or None,
+        "slices": n,
         "detector": f"{detector2d.info.name} ({detector2d.info.version})",
     }
-    n, k = len(p_area), whole_factor(view.shape, size)
     if median >= thr:
         how = (
             f"median score {median:.3f} over {n} slices, each averaged down to its {size}-pixel input (its "
