@@ -251,3 +251,30 @@ def test_a_tm_label_says_in_the_sr_where_its_nodule_is(
     out = write_sr(series, ct_volume, tmp_path / "sr2.dcm", model=MODEL)
     (verdict_group, _) = hd.sr.srread(out).content.get_image_measurement_groups()
     assert not any(_code(i.name) == _code(codes.LABEL_BASIS) for i in verdict_group[0].ContentSequence)
+
+
+def test_a_ct_synthetic_slices_finding_names_the_2d_detector(
+    tmp_path: Path, ct_volume: Volume, ct_series: Path
+) -> None:
+    """A CT series called synthetic by the 2-D synthesis detector's median over its slices: that finding's
+    algorithm is the 2-D detector with the cut the median met (the sampled one here), the series verdict's
+    the report's CT model; the SR stays valid."""
+    series = make_series_result(ct_volume, str(ct_series))
+    centre = tuple(ct_volume.index_to_patient([1, 32, 32]))
+    whole = Finding(
+        "synthetic", 0.95, (1, 32, 32), centre, (0, 0, 0, *ct_volume.shape),
+        description="the 2-D synthesis detector calls the slices synthetic", check="synthetic_slices",
+    )  # fmt: skip
+    series.findings, series.verdict, series.label, series.score = [whole], "synthetic", "SYN", 0.95
+    d2 = {"name": "cnn_ensemble", "version": "v2d", "sha256": "ab" * 32, "threshold": 0.0662}
+    series.extra["synthetic_slices"] = {
+        "median": 0.01, "threshold": 0.0662, "sampled_median": 0.97, "sampled_cut": 0.5, "detector": d2,
+    }  # fmt: skip
+    out = write_sr(series, ct_volume, tmp_path / "sr.dcm", model=MODEL)
+    ds = pydicom.dcmread(out)
+    names = [str(e.value) for e in ds.iterall() if e.keyword == "TextValue"]
+    text = "\n".join(names)
+    assert f"medforensics {MODEL.name}" in text and "medforensics cnn_ensemble" in text
+    assert "check=synthetic_slices" in text and "threshold=0.5" in text
+    errors, output = dciodvfy_errors(out)
+    assert errors == [], output

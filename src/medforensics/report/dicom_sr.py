@@ -15,7 +15,9 @@ Content of the report (codes: :mod:`medforensics.report.codes`):
   a TID 1410 planar ROI group whose region is the finding's bounding box on its centre slice as a
   SCOORD3D polygon in patient mm (a POINT when only the centre is known; a 2-D SCOORD on the centre
   image when the source has no frame of reference), or a TID 1501 group for findings without a location
-  (metadata). Each carries the finding score and a "Tamper finding type" evaluation.
+  (metadata). Each carries the finding score and a "Tamper finding type" evaluation. A CT's
+  ``synthetic_slices`` finding names the 2-D synthesis detector that made it (and the cut its median met)
+  as its algorithm, not the CT model.
 * Evidence: every instance of the scanned series (same Study; new Series and SOP Instance UIDs).
 """
 
@@ -48,7 +50,7 @@ from medforensics.report.dicom_common import (
     tracking_uid,
     write_for_report,
 )
-from medforensics.scan.result import Finding, ModelInfo, ScanReport, SeriesResult, scored_by
+from medforensics.scan.result import Finding, ModelInfo, ScanReport, SeriesResult, finding_model, scored_by
 
 __all__ = ["SR_SERIES_NUMBER", "build_sr", "write_sr", "write_sr_for_report"]
 
@@ -196,7 +198,7 @@ def _finding_group(
     common: dict[str, Any] = {
         "tracking_identifier": tracking,
         "finding_type": codes.TAMPERED_REGION,
-        "algorithm_id": _algorithm(model, finding.check),
+        "algorithm_id": _algorithm(finding_model(series, finding, model), finding.check),
         "measurements": [_probability(finding.score, finding.type == "synthetic")],
         "qualitative_evaluations": [
             hsr.QualitativeEvaluation(codes.TAMPER_FINDING_TYPE, codes.finding_type_code(finding.type))

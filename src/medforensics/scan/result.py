@@ -158,7 +158,12 @@ def scored_by(series: SeriesResult, model: ModelInfo) -> ModelInfo:
     if not isinstance(info, Mapping) or not info.get("name"):
         own = series.extra.get("threshold")
         return model if own is None else replace(model, threshold=float(own))
-    threshold = series.extra.get("threshold", info.get("threshold"))
+    return model_from_info(info, series.extra.get("threshold", info.get("threshold")))
+
+
+def model_from_info(info: Mapping[str, Any], threshold: Any = None) -> ModelInfo:
+    """The :class:`ModelInfo` a result's ``extra`` recorded as a mapping (:meth:`ModelInfo.to_dict`), with
+    ``threshold`` (None: none)."""
     return ModelInfo(
         name=str(info["name"]),
         version=str(info.get("version", "")),
@@ -166,6 +171,21 @@ def scored_by(series: SeriesResult, model: ModelInfo) -> ModelInfo:
         threshold=None if threshold is None else float(threshold),
         precision=None if info.get("precision") is None else str(info["precision"]),
     )
+
+
+def finding_model(series: SeriesResult, finding: Finding, model: ModelInfo) -> ModelInfo:
+    """The detector behind ``finding`` of ``series``: the 2-D synthesis detector for a CT's
+    ``synthetic_slices`` finding (recorded in ``extra["synthetic_slices"]["detector"]``, with the cut the
+    finding met), else ``model``."""
+    rule = series.extra.get("synthetic_slices")
+    if finding.check != "synthetic_slices" or not isinstance(rule, Mapping):
+        return model
+    info = rule.get("detector")
+    if not isinstance(info, Mapping) or not info.get("name"):
+        return model
+    sampled = rule.get("sampled_median")
+    met_sampled = float(rule.get("median", 0.0)) < float(rule.get("threshold", 0.0)) and sampled is not None
+    return model_from_info(info, rule.get("sampled_cut") if met_sampled else rule.get("threshold"))
 
 
 #: Signature statuses that need a reader's attention as a flagged series does.

@@ -42,7 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medforensics.io.volume import Volume
-from medforensics.scan.detector import Detector
+from medforensics.scan.detector import Detector, report_info
 from medforensics.scan.enlarged import whole_series_finding
 from medforensics.scan.image2d import detector_input, normalise_2d
 from medforensics.scan.result import Finding, SeriesResult
@@ -131,7 +131,7 @@ def synthetic_slices_finding(view: Volume, detector2d: Detector, extra: dict[str
         "sampled_cut": SAMPLED_CUT,
         "factor": k or None,
         "slices": n,
-        "detector": f"{detector2d.info.name} ({detector2d.info.version})",
+        "detector": report_info(detector2d).to_dict(),  # the DICOM SR names it for the finding
     }
     if median >= thr:
         how = (
