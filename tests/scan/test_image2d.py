@@ -242,3 +242,19 @@ def test_radiograph_series_scored_image_by_image(tmp_path: Path, det2d: Detector
     blank = scan_volume(read_volume(tmp_path / "blank"), detector, detector2d=det2d)
     assert blank.verdict == "authentic" and blank.extra["slice_scores"][1] is None
     assert blank.extra["slices_assessed"] == 1
+
+
+def test_a_ct_slice_that_does_not_read_as_hu_is_not_assessed(det2d: Detector, detector: Detector) -> None:
+    """A single real CT slice is scored; the same slice shifted by -1024 HU (an intercept applied twice,
+    which the 2-D detector took for synthesis) or stored as 8-bit display values is not assessed, with the
+    air level it read."""
+    from tests.scan._helpers import chest
+
+    v = chest()
+    real = Volume(np.asarray(v.array[66:67], np.float32), spacing=v.spacing, modality="CT")
+    res = scan_volume(real, detector, detector2d=det2d, explain=None)
+    assert res.verdict == "authentic" and res.error is None
+    for odd in (real.array - 1024.0, np.round(np.clip((real.array + 1000.0) / 1400.0 * 255.0, 0, 255))):
+        res = scan_volume(real.with_array(odd), detector, detector2d=det2d, explain=None)
+        assert res.verdict == "error" and res.not_assessed
+        assert "do not read as HU (air outside the body about" in str(res.error)

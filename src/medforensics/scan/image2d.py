@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.volume import Volume
 from medforensics.scan.detector import Detector, report_info
-from medforensics.scan.metadata_checks import lossy_finding
+from medforensics.scan.metadata_checks import AIR_RANGE, air_level, lossy_finding
 from medforensics.scan.result import Finding, SeriesResult
 
 #: Modalities of the images the bundled 2-D detector was trained on (CT, MR and X-ray: CR/DX and the 2-D
@@ -57,6 +57,38 @@ LOSSY_2D = (
 )
 #: Slices scored per batch, and ``synthetic`` findings kept per series (the highest-scoring slices).
 SLICE_BATCH, MAX_SLICE_FINDINGS = 64, 5
+
+
+#: A CT slice is shown to the 2-D detector when it reads as HU, as the detector was trained on it: air
+#: outside the body about -1000 HU (:func:`~medforensics.scan.metadata_checks.air_level` within
+#: :data:`~medforensics.scan.metadata_checks.AIR_RANGE`) and at least :data:`MIN_SOFT` of its pixels at
+#: :data:`SOFT_HU` or more (soft tissue, bone). A real chest CT shifted by -1024 HU (a rescale intercept
+#: applied twice) scored a median of 0.38 over its slices without this (``scan.slice_synthesis``; its air
+#: read -1155 to -1256 HU, its soft tissue 0-0.3 %), one stored as 8-bit display values 0.14 (air at 3);
+#: real and synthetic chest slices hold 26-41 % soft tissue, the real single CT slices here 30-84 %.
+SOFT_HU, MIN_SOFT = -300.0, 0.05
+
+
+def reads_as_hu(image: NDArray[Any]) -> bool:
+    """Whether a CT slice reads as HU (see :data:`SOFT_HU`)."""
+    air = air_level(image)
+    return bool(
+        np.isfinite(air)
+        and AIR_RANGE[0] <= air <= AIR_RANGE[1]
+        and float((image >= SOFT_HU).mean()) >= MIN_SOFT
+    )
+
+
+def ct_units_reason(volume: Volume) -> str | None:
+    """Why a single CT image is not shown to the 2-D detector (None: it reads as HU, :func:`reads_as_hu`)."""
+    image = np.asarray(volume.array[0], np.float32)
+    if volume.modality != "CT" or reads_as_hu(image):
+        return None
+    air, soft = air_level(image), float((image >= SOFT_HU).mean())
+    return (
+        f"CT image whose pixels do not read as HU (air outside the body about {air:.0f} HU, {soft:.0%} of "
+        f"pixels at {SOFT_HU:.0f} HU or more): the 2-D detector reads CT in HU; not assessed (rescale tags?)"
+    )
 
 
 def image_2d_reason(volume: Volume, size: int) -> str | None:

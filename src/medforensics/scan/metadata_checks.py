@@ -142,7 +142,7 @@ def rescale_findings(volume: Volume, stats: PixelStats | None = None) -> list[Fi
     out: list[Finding] = []
     sub, lo_hi = (stats or PixelStats(volume.shape[0])).complete(volume.array)
     if volume.modality == "CT" and volume.shape[1] >= 16:
-        lows = np.array([_air_level(s) for s in sub])
+        lows = np.array([air_level(s) for s in sub])
         valid = np.isfinite(lows)
         if valid.any():
             med = float(np.median(lows[valid]))
@@ -259,7 +259,7 @@ def _shifted_slices(sub: np.ndarray) -> tuple[list[int], np.ndarray]:
     return [int(k) for k in odd], shift
 
 
-def _air_level(slice_: np.ndarray) -> float:
+def air_level(slice_: np.ndarray) -> float:
     """5th percentile of a slice ignoring padding (below -1500 HU, or the constant slice minimum)."""
     v = slice_[(slice_ > -1500.0) & (slice_ > slice_.min())]
     if v.size < 64:

@@ -29,7 +29,13 @@ from medforensics.scan.copies import copy_result, identical_series
 from medforensics.scan.cube_scan import scan_ct
 from medforensics.scan.detector import Detector, report_info
 from medforensics.scan.enlarged import assess_not_assessed, mark_synthetic
-from medforensics.scan.image2d import MODALITIES_2D, image_2d_reason, scan_2d, scan_image_series
+from medforensics.scan.image2d import (
+    MODALITIES_2D,
+    ct_units_reason,
+    image_2d_reason,
+    scan_2d,
+    scan_image_series,
+)
 from medforensics.scan.image_clones import add_image_clone_findings
 from medforensics.scan.journal import Journal, files_digest, scan_settings, series_identity
 from medforensics.scan.orientation import read_as, scan_axial
@@ -187,7 +193,9 @@ def route_error(volume: Volume, detector2d: Detector | None, detector: Detector 
                 return f"single CT slice: the CT detector needs a volume; no 2-D detector bundled for {words}"
             # an ultrasound or nuclear-medicine image is outside what the detectors cover, not a failure
             return NotAssessed(f"2-D image; no 2-D detector bundled for {words}")
-        return label_map_reason(volume) or image_2d_reason(volume, detector2d.spec.size)
+        reason = label_map_reason(volume) or image_2d_reason(volume, detector2d.spec.size)
+        units = None if reason else ct_units_reason(volume)  # a CT slice whose rescale went wrong
+        return NotAssessed(units) if units else reason
     if mod != "CT":
         mask = label_map_reason(volume)
         if mask or (image_series(volume) and detector2d is not None):

