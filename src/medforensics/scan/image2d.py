@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.volume import Volume
 from medforensics.scan.detector import Detector, report_info
-from medforensics.scan.metadata_checks import AIR_RANGE, air_level, lossy_finding
+from medforensics.scan.metadata_checks import air_level, lossy_finding
 from medforensics.scan.result import Finding, SeriesResult
 
 #: Modalities of the images the bundled 2-D detector was trained on (CT, MR and X-ray: CR/DX and the 2-D
@@ -59,22 +59,25 @@ LOSSY_2D = (
 SLICE_BATCH, MAX_SLICE_FINDINGS = 64, 5
 
 
-#: A CT slice is shown to the 2-D detector when it reads as HU, as the detector was trained on it: air
-#: outside the body about -1000 HU (:func:`~medforensics.scan.metadata_checks.air_level` within
-#: :data:`~medforensics.scan.metadata_checks.AIR_RANGE`) and at least :data:`MIN_SOFT` of its pixels at
-#: :data:`SOFT_HU` or more (soft tissue, bone). A real chest CT shifted by -1024 HU (a rescale intercept
-#: applied twice) scored a median of 0.38 over its slices without this (``scan.slice_synthesis``; its air
-#: read -1155 to -1256 HU, its soft tissue 0-0.3 %), one stored as 8-bit display values 0.14 (air at 3);
-#: real and synthetic chest slices hold 26-41 % soft tissue, the real single CT slices here 30-84 %.
+#: A CT slice is shown to the 2-D detector when it reads as HU, as the detector was trained on it: its darkest
+#: tissue (:func:`~medforensics.scan.metadata_checks.air_level`, the 5th percentile with padding ignored) from
+#: :data:`DARKEST_HU` (air, lung or fat: a crop inside the body has no air), and at least :data:`MIN_SOFT` of
+#: its pixels at :data:`SOFT_HU` or more (soft tissue, bone). A real chest CT shifted by -1024 HU (a rescale
+#: intercept applied twice) scored 0.35 as one slice and a median of 0.38 over its slices
+#: (``scan.slice_synthesis``) without this (its darkest tissue -1155 to -1256 HU, soft tissue 0-0.3 %), one
+#: stored as 8-bit display values 0.14 (darkest 3): false synthetic calls. Real chest slices hold 26-84 %
+#: soft tissue, their darkest tissue -823 to -1049 HU; 499 of 500 DCGAN CT samples pass (the other, a crop
+#: inside the body with no air or lung, is darkest at -527 HU).
+DARKEST_HU = (-1300.0, -400.0)
 SOFT_HU, MIN_SOFT = -300.0, 0.05
 
 
 def reads_as_hu(image: NDArray[Any]) -> bool:
-    """Whether a CT slice reads as HU (see :data:`SOFT_HU`)."""
-    air = air_level(image)
+    """Whether a CT slice reads as HU (see :data:`DARKEST_HU`)."""
+    darkest = air_level(image)
     return bool(
-        np.isfinite(air)
-        and AIR_RANGE[0] <= air <= AIR_RANGE[1]
+        np.isfinite(darkest)
+        and DARKEST_HU[0] <= darkest <= DARKEST_HU[1]
         and float((image >= SOFT_HU).mean()) >= MIN_SOFT
     )
 
@@ -84,9 +87,9 @@ def ct_units_reason(volume: Volume) -> str | None:
     image = np.asarray(volume.array[0], np.float32)
     if volume.modality != "CT" or reads_as_hu(image):
         return None
-    air, soft = air_level(image), float((image >= SOFT_HU).mean())
+    darkest, soft = air_level(image), float((image >= SOFT_HU).mean())
     return (
-        f"CT image whose pixels do not read as HU (air outside the body about {air:.0f} HU, {soft:.0%} of "
+        f"CT image whose pixels do not read as HU (darkest tissue about {darkest:.0f} HU, {soft:.0%} of "
         f"pixels at {SOFT_HU:.0f} HU or more): the 2-D detector reads CT in HU; not assessed (rescale tags?)"
     )
 
