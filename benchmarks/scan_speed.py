@@ -28,6 +28,7 @@ Without ``--model`` the bundled detector is used; when none is bundled yet, a ra
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import resource
@@ -306,6 +307,7 @@ def main() -> None:
     from medforensics.scan.detector import bundled_dir, has_bundled, load_detector
 
     tmp = Path(tempfile.mkdtemp(prefix="scan-speed-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # its series (68 MB and more): left before 74
     note = ""
     if args.model is not None:
         model = args.model

@@ -12,8 +12,10 @@ Every run must give the same verdicts and scores. Prints a Markdown table (``--o
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,6 +52,7 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="scan-throughput-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # its studies (470 MB): left before session 74
     one = _write_series(tmp / "ct133")
     if args.codec != "none":
         one = _compressed_copy(one, tmp / f"ct133-{args.codec}", args.codec)
