@@ -205,6 +205,7 @@ def run(
                 v = without_headers(v)
             t0 = time.perf_counter()
             res = scan_volume(v, det, detector2d=detector2d, explain=None)
+            rule_2d = res.extra.get("synthetic_slices") or {}
             row = {
                 "source": src.name,
                 "patient_seen_in_training": src.patient in seen,
@@ -219,8 +220,8 @@ def run(
                 "noise_finding": noise_reported(res),
                 # the 2-D synthesis detector's medians over the slices, area-averaged and sampled at its
                 # input grid's points (scan.slice_synthesis; None: not run, or no whole-multiple slices)
-                "slices_2d": (res.extra.get("synthetic_slices") or {}).get("median"),
-                "slices_2d_sampled": (res.extra.get("synthetic_slices") or {}).get("sampled_median"),
+                "slices_2d": rule_2d.get("median"),
+                "slices_2d_sampled": rule_2d.get("sampled_median"),
                 # the strongest map regions, flagged or not, at least 20 mm apart (calibrated scores)
                 "top_scores": [c["score"] for c in (res.extra or {}).get("top_candidates") or []],
                 "clones": len((res.extra or {}).get("clones") or []),  # duplicated regions (scan.clones)

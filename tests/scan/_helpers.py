@@ -73,6 +73,17 @@ def dcgan_synthesised(volume: Volume, seed: int = 0) -> Volume:
     return attack.apply(volume, attack.sample_params(volume, np.random.default_rng(seed)), seed=seed)[0]
 
 
+def enlarged_trace(array: np.ndarray, slab: int = 5):  # type: ignore[no-untyped-def]
+    """:class:`~medforensics.scan.enlarged.EnlargedTrace` of ``array`` (z, y, x; HU), added ``slab`` slices
+    at a time as the scan's pass gives them."""
+    from medforensics.scan.enlarged import EnlargedTrace
+
+    trace = EnlargedTrace(len(array))
+    for z0 in range(0, len(array), slab):
+        trace.add(z0, np.asarray(array[z0 : z0 + slab], np.float32))
+    return trace
+
+
 def disc_params(
     z: int,
     centre: tuple[int, int],

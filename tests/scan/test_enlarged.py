@@ -25,18 +25,11 @@ from medforensics.scan.enlarged import (
 from medforensics.scan.metadata_checks import metadata_findings
 from medforensics.scan.pipeline import scan_volume
 from medforensics.scan.result import ScanReport
-from tests.scan._helpers import central_part, dcgan_synthesised
-
-
-def _trace(array: np.ndarray) -> EnlargedTrace:
-    trace = EnlargedTrace(len(array))
-    for z0 in range(0, len(array), 5):  # slab by slab, as the scan's pass gives them
-        trace.add(z0, np.asarray(array[z0 : z0 + 5], np.float32))
-    return trace
+from tests.scan._helpers import central_part, dcgan_synthesised, enlarged_trace
 
 
 def _measure(array: np.ndarray) -> tuple[int, float]:
-    return enlargement(_trace(array))
+    return enlargement(enlarged_trace(array))
 
 
 def _enlarged(small: np.ndarray, factor: int, mode: str) -> np.ndarray:
@@ -75,13 +68,13 @@ def test_an_enlargement_turned_in_plane_is_found_by_its_spectrum() -> None:
     syn = np.asarray(dcgan_synthesised(part).array)
     turned = rotate(syn, 10.0)[0]
     assert _measure(turned)[1] >= ENLARGED
-    period, strength, degrees = rotated_enlargement(_trace(turned))
+    period, strength, degrees = rotated_enlargement(enlarged_trace(turned))
     assert period == 4 and strength >= 2 * ROTATED_PEAK and abs(min(degrees, 90 - degrees) - 10) < 1
-    assert rotated_enlargement(_trace(rotate(part.array, 14.48)[0]))[1] < ROTATED_PEAK / 4
-    assert rotated_enlargement(_trace(syn))[1] < ROTATED_PEAK / 4
+    assert rotated_enlargement(enlarged_trace(rotate(part.array, 14.48)[0]))[1] < ROTATED_PEAK / 4
+    assert rotated_enlargement(enlarged_trace(syn))[1] < ROTATED_PEAK / 4
     found = [f for f in metadata_findings(part.with_array(turned)) if f.check == CHECK]
     assert len(found) == 1 and "repeats every 4 pixels" in found[0].description
-    assert rotated_enlargement(_trace(turned[:, :200, :200]))[1] == 0.0  # too few pixels for the rule
+    assert rotated_enlargement(enlarged_trace(turned[:, :200, :200]))[1] == 0.0  # too few pixels for the rule
 
 
 @pytest.mark.parametrize(

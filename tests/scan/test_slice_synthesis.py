@@ -14,7 +14,7 @@ from medforensics.io.volume import Volume
 from medforensics.report.json_report import report_json_text
 from medforensics.scan.detector import report_info, scan_detectors
 from medforensics.scan.enlarged import CHECK as ENLARGED_CHECK
-from medforensics.scan.enlarged import SCORE, EnlargedTrace, enlargement
+from medforensics.scan.enlarged import SCORE, enlargement
 from medforensics.scan.pipeline import scan_volume
 from medforensics.scan.result import ScanReport, SeriesResult
 from medforensics.scan.slice_synthesis import (
@@ -28,7 +28,7 @@ from medforensics.scan.slice_synthesis import (
     synthetic_slices_finding,
     whole_factor,
 )
-from tests.scan._helpers import central_part, chest, dcgan_synthesised
+from tests.scan._helpers import central_part, chest, dcgan_synthesised, enlarged_trace
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +43,7 @@ def _noisy_synthesis(volume: Volume, std: float = 28.0) -> Volume:
 
 
 def _enlarged_found(volume: Volume) -> bool:
-    trace = EnlargedTrace(volume.shape[0])
-    trace.add(0, np.asarray(volume.array, np.float32))
-    return enlargement(trace)[0] > 0
+    return enlargement(enlarged_trace(np.asarray(volume.array)))[0] > 0
 
 
 def test_chosen_slices_are_evenly_spaced_and_at_most_the_limit() -> None:

@@ -269,38 +269,17 @@ def whole_series_finding(volume: Any, text: str, check: str) -> Finding:
     )
 
 
+def has_rule_finding(findings: Any) -> bool:
+    """Whether ``findings`` hold a rule's ``synthetic`` finding (one that names its ``check``: enlarged
+    slices, or slices the 2-D synthesis detector calls synthetic)."""
+    return any(f.type == "synthetic" and f.check for f in findings)
+
+
 def mark_synthetic(result: Any) -> None:
     """A CT series with a rule's ``synthetic`` finding (enlarged slices, or slices the 2-D synthesis detector
     calls synthetic: :mod:`~medforensics.scan.slice_synthesis`) is synthetic (label SYN, score at least
     :data:`SCORE`), whatever the tamper detector said of it; its other findings stay listed."""
-    if result.error is not None or not any(f.type == "synthetic" and f.check for f in result.findings):
+    if result.error is not None or not has_rule_finding(result.findings):
         return
     result.verdict, result.label = "synthetic", "SYN"
     result.score = max(float(result.score or 0.0), SCORE)
-
-
-def assess_not_assessed(volume: Any, result: Any, detector2d: Any = None) -> None:
-    """A CT volume the tamper detector does not assess (slices or pixels outside what it was validated on,
-    ``result.not_assessed``) is still searched for enlarged slices, then (not found, with ``detector2d``)
-    for slices the 2-D synthesis detector calls synthetic (:mod:`~medforensics.scan.slice_synthesis`), which
-    do not depend on it: found, the series is synthetic with that one finding, and
-    ``extra["tamper_detector"]`` keeps the reason."""
-    if not result.not_assessed or volume.modality != "CT" or volume.shape[0] < 2:
-        return
-    from medforensics.scan.orientation import axial_view, finding_to_source
-
-    amap = volume.axial_axes()
-    view = axial_view(volume, amap)
-    trace = EnlargedTrace(view.shape[0])
-    for z in range(0, view.shape[0], trace.step):  # only the slices it sums are read (a lazy series)
-        trace.add(z, np.asarray(view.array[z : z + 1], np.float32))
-    found = enlarged_finding(trace, view)
-    if found is None and detector2d is not None:
-        from medforensics.scan.slice_synthesis import synthetic_slices_finding
-
-        found = synthetic_slices_finding(view, detector2d, result.extra)
-    if found is None:
-        return
-    result.extra["tamper_detector"] = f"not run: {result.error}"
-    result.error, result.not_assessed, result.findings = None, False, [finding_to_source(found, amap)]
-    mark_synthetic(result)

@@ -72,14 +72,15 @@ DARKEST_HU = (-1300.0, -400.0)
 SOFT_HU, MIN_SOFT = -300.0, 0.05
 
 
+def hu_reading(image: NDArray[Any]) -> tuple[float, float]:
+    """A CT slice's darkest tissue (HU) and the share of its pixels at :data:`SOFT_HU` or more."""
+    return air_level(image), float((image >= SOFT_HU).mean())
+
+
 def reads_as_hu(image: NDArray[Any]) -> bool:
     """Whether a CT slice reads as HU (see :data:`DARKEST_HU`)."""
-    darkest = air_level(image)
-    return bool(
-        np.isfinite(darkest)
-        and DARKEST_HU[0] <= darkest <= DARKEST_HU[1]
-        and float((image >= SOFT_HU).mean()) >= MIN_SOFT
-    )
+    darkest, soft = hu_reading(image)
+    return bool(np.isfinite(darkest) and DARKEST_HU[0] <= darkest <= DARKEST_HU[1] and soft >= MIN_SOFT)
 
 
 def ct_units_reason(volume: Volume) -> str | None:
@@ -87,7 +88,7 @@ def ct_units_reason(volume: Volume) -> str | None:
     image = np.asarray(volume.array[0], np.float32)
     if volume.modality != "CT" or reads_as_hu(image):
         return None
-    darkest, soft = air_level(image), float((image >= SOFT_HU).mean())
+    darkest, soft = hu_reading(image)
     return (
         f"CT image whose pixels do not read as HU (darkest tissue about {darkest:.0f} HU, {soft:.0%} of "
         f"pixels at {SOFT_HU:.0f} HU or more): the 2-D detector reads CT in HU; not assessed (rescale tags?)"
@@ -189,12 +190,15 @@ def _slice_finding(volume: Volume, k: int, score: float, description: str) -> Fi
     )
 
 
-def read_slices(volume: Volume, ks: range) -> NDArray[np.float32]:
-    """Slices ``ks`` of ``volume`` (an in-memory array, or a lazy one read a z-range at a time)."""
+def read_slices(volume: Volume, ks: range | NDArray[np.int64]) -> NDArray[np.float32]:
+    """Slices ``ks`` (a range of step 1, or any indices) of ``volume`` (an in-memory array, or a lazy one
+    that reads only those)."""
     arr = volume.array
     if isinstance(arr, np.ndarray):
-        return np.asarray(arr[ks.start : ks.stop], np.float32)
-    return np.asarray(arr.read(list(ks)), np.float32)
+        if isinstance(ks, range) and ks.step == 1:
+            return np.asarray(arr[ks.start : ks.stop], np.float32)  # a view, no copy
+        return np.asarray(arr[np.asarray(ks)], np.float32)
+    return np.asarray(arr.read([int(k) for k in ks]), np.float32)
 
 
 def content_mask(volume: Volume) -> NDArray[np.bool_]:

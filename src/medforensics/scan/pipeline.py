@@ -28,7 +28,7 @@ from medforensics.scan.clones import add_clone_findings
 from medforensics.scan.copies import copy_result, identical_series
 from medforensics.scan.cube_scan import scan_ct
 from medforensics.scan.detector import Detector, report_info
-from medforensics.scan.enlarged import assess_not_assessed, mark_synthetic
+from medforensics.scan.enlarged import mark_synthetic
 from medforensics.scan.image2d import (
     MODALITIES_2D,
     ct_units_reason,
@@ -41,7 +41,7 @@ from medforensics.scan.journal import Journal, files_digest, scan_settings, seri
 from medforensics.scan.orientation import read_as, scan_axial
 from medforensics.scan.result import Finding, ScanReport, SeriesResult
 from medforensics.scan.routing import NotAssessed, member_result, not_an_image_reason, projection_reason
-from medforensics.scan.slice_synthesis import add_synthetic_slices
+from medforensics.scan.slice_synthesis import add_synthetic_slices, assess_not_assessed
 from medforensics.scan.volumes import LazyVolumes, volume_keys
 
 log = get_logger("scan")

@@ -183,9 +183,8 @@ def finding_model(series: SeriesResult, finding: Finding, model: ModelInfo) -> M
     info = rule.get("detector")
     if not isinstance(info, Mapping) or not info.get("name"):
         return model
-    sampled = rule.get("sampled_median")
-    met_sampled = float(rule.get("median", 0.0)) < float(rule.get("threshold", 0.0)) and sampled is not None
-    return model_from_info(info, rule.get("sampled_cut") if met_sampled else rule.get("threshold"))
+    by_area = float(rule.get("median", 0.0)) >= float(rule.get("threshold", 0.0))  # else the sampled input's
+    return model_from_info(info, rule.get("threshold") if by_area else rule.get("sampled_cut"))
 
 
 #: Signature statuses that need a reader's attention as a flagged series does.

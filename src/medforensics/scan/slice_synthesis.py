@@ -46,8 +46,14 @@ from numpy.typing import NDArray
 
 from medforensics.io.volume import Volume
 from medforensics.scan.detector import Detector, report_info
-from medforensics.scan.enlarged import whole_series_finding
-from medforensics.scan.image2d import detector_input, normalise_2d, reads_as_hu
+from medforensics.scan.enlarged import (
+    EnlargedTrace,
+    enlarged_finding,
+    has_rule_finding,
+    mark_synthetic,
+    whole_series_finding,
+)
+from medforensics.scan.image2d import detector_input, normalise_2d, read_slices, reads_as_hu
 from medforensics.scan.result import Finding, SeriesResult
 
 #: Slices scored per volume (evenly spaced from the first to the last).
@@ -100,12 +106,7 @@ def slice_scores(
     volume, z first) that read as HU (:func:`~medforensics.scan.image2d.reads_as_hu`; none: empty), each
     whole slice in the CT window: area-averaged to the detector's input size, and (None unless the slices
     are a whole multiple of it, :func:`whole_factor`) sampled at its points (:func:`sampled_input`)."""
-    ks = chosen_slices(view.shape[0])
-    arr = view.array
-    if isinstance(arr, np.ndarray):
-        slices = np.asarray(arr[ks], np.float32)
-    else:  # a lazy series: only those slices are read
-        slices = np.asarray(arr.read([int(k) for k in ks]), np.float32)
+    slices = read_slices(view, chosen_slices(view.shape[0]))  # a lazy series: only those are read
     slices = slices[[reads_as_hu(s) for s in slices]]
     if not len(slices):
         return np.zeros(0), None
@@ -167,10 +168,32 @@ def add_synthetic_slices(view: Volume, result: SeriesResult, detector2d: Detecto
     """:func:`synthetic_slices_finding` of a scanned CT view added to ``result``, unless the series already
     has a rule's ``synthetic`` finding (enlarged slices) or no 2-D detector is given; the series is then
     marked synthetic by :func:`~medforensics.scan.enlarged.mark_synthetic`."""
-    if detector2d is None or result.error is not None:
-        return
-    if any(f.type == "synthetic" and f.check for f in result.findings):
+    if detector2d is None or result.error is not None or has_rule_finding(result.findings):
         return
     found = synthetic_slices_finding(view, detector2d, result.extra)
     if found is not None:
         result.findings.append(found)
+
+
+def assess_not_assessed(volume: Volume, result: SeriesResult, detector2d: Detector | None = None) -> None:
+    """A CT volume the tamper detector does not assess (slices or pixels outside what it was validated on,
+    ``result.not_assessed``) is still searched for enlarged slices, then (not found, with ``detector2d``)
+    for slices the 2-D synthesis detector calls synthetic, which do not depend on it: found, the series is
+    synthetic with that one finding, and ``extra["tamper_detector"]`` keeps the reason."""
+    if not result.not_assessed or volume.modality != "CT" or volume.shape[0] < 2:
+        return
+    from medforensics.scan.orientation import axial_view, finding_to_source
+
+    amap = volume.axial_axes()
+    view = axial_view(volume, amap)
+    trace = EnlargedTrace(view.shape[0])
+    for z in range(0, view.shape[0], trace.step):  # only the slices it sums are read (a lazy series)
+        trace.add(z, np.asarray(view.array[z : z + 1], np.float32))
+    found = enlarged_finding(trace, view)
+    if found is None and detector2d is not None:
+        found = synthetic_slices_finding(view, detector2d, result.extra)
+    if found is None:
+        return
+    result.extra["tamper_detector"] = f"not run: {result.error}"
+    result.error, result.not_assessed, result.findings = None, False, [finding_to_source(found, amap)]
+    mark_synthetic(result)
