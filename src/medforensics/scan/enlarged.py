@@ -33,6 +33,7 @@ series' own size leaves no such trace.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,13 @@ ENLARGED = 0.2
 #: an enlargement's kinks sit at one sample per period (bilinear, nearest: 0.99-1.0; bicubic 8-fold 0.46);
 #: noise resampled through 1 mm and back on 0.625 mm pixels (five samples every 8 pixels) 0.31.
 CONCENTRATED = 0.4
+#: Most times the mean energy of even pixels may exceed the odd pixels' (or the reverse) for an axis to be
+#: tested. JPEG 2000 coding that discards the finest wavelet level leaves one parity nearly empty, and the
+#: division by it turns the other's texture into phases: pydicom-data's ``693_UNCI`` (a head CT slice
+#: decoded from lossy JPEG 2000) has 3360 / 35 times (rows / columns), phase ratio 0.040 at period 4
+#: without this limit; chest CT coded 10:1 to 120:1 1.1-7 times; DCGAN CT, MR and radiograph slices enlarged
+#: 3-8-fold 1.0-1.3 times, coded 20:1 after it up to 4.7 times (session 75).
+PARITY_LIMIT = 20.0
 #: Score of the finding and the series' least score when it is found: the rule has no calibration of its
 #: own (its cuts' measured margins: module docs).
 SCORE = 0.95
@@ -146,7 +154,7 @@ def phase_means(
         float(energy[idx[idx % 2 == p]].sum()) / max(float(count[idx[idx % 2 == p]].sum()), 1.0)
         for p in (0, 1)
     ]
-    if min(parity) <= 0.0:
+    if min(parity) <= 0.0 or max(parity) > PARITY_LIMIT * min(parity):
         return None
     scaled = energy / np.asarray(parity)[np.arange(len(energy)) % 2]
     means = []
@@ -165,23 +173,44 @@ def concentration(means: NDArray[np.float64]) -> float:
     return float((means + np.roll(means, -1)).max() / max(float(means.sum()), 1e-12))
 
 
-def enlargement(trace: EnlargedTrace) -> tuple[int, float]:
+def on_block_edges(means: NDArray[np.float64]) -> bool:
+    """Whether a period that shares a factor of 4 or 8 with JPEG's 8-pixel block holds its strongest
+    energy where the blocks meet: every pair of neighbouring phases that a block edge (7, 0 modulo 8) folds
+    onto holds at least half the strongest pair's (period 8: one pair, 12: three, 16: two). A
+    nearest-neighbour enlargement by 4 or 8 puts its steps there too; a bilinear or bicubic one by 4 or 8
+    puts its samples between them (at its own period at most 0.34 of the strongest pair there: this
+    project's DCGAN images, session 75), and one by 12 or 16 leaves all but one of those pairs empty."""
+    period = len(means)
+    g = math.gcd(period, 8)
+    if g < 4:
+        return False
+    pairs = means + np.roll(means, -1)
+    return float(pairs[g - 1 :: g].min()) >= 0.5 * float(pairs.max())
+
+
+def enlargement(
+    trace: EnlargedTrace, block_edges: bool = True, periods: tuple[int, ...] = PERIODS
+) -> tuple[int, float]:
     """(period, ratio): ratio is the weakest phase's mean energy over the strongest's, the greater of the two
-    axes'. A period of :data:`PERIODS` is found when its ratio is under :data:`ENLARGED` and the energy
-    gathers at the small image's samples (:func:`concentration` at least :data:`CONCENTRATED` on both
-    axes: resampling by a factor such as 1.6 puts several samples in one period); of those, the one with
-    the fewest phases that are not empty (at least :data:`ENLARGED` of the strongest), the longest of
-    those: a multiple of the true period has more, a divisor as few but is shorter. None found: (0, the
-    lowest ratio); (0, 1.0) when nothing was summed or no period could be tested."""
+    axes'. A period of ``periods`` (:data:`PERIODS`) is found when its ratio is under :data:`ENLARGED` and the
+    energy gathers at the small image's samples (:func:`concentration` at least :data:`CONCENTRATED` on both
+    axes: resampling by a factor such as 1.6 puts several samples in one period); of those, the one with the
+    fewest phases that are not empty (at least :data:`ENLARGED` of the strongest), the longest of those: a
+    multiple of the true period has more, a divisor as few but is shorter. None found: (0, the lowest ratio);
+    (0, 1.0) when nothing was summed or no period could be tested. Without ``block_edges`` a period whose
+    energy sits on JPEG's block edges on both axes (:func:`on_block_edges`) is not tested: an 8-bit image
+    coded as JPEG shows the same phases. ``periods``: those searched."""
     if trace.sums is None or trace.counts is None:
         return 0, 1.0
     found: list[tuple[int, int, float]] = []  # (phases not empty, -period, ratio)
     lowest = 1.0
-    for period in PERIODS:
+    for period in periods:
         means = [phase_means(e, n, period) for e, n in zip(trace.sums, trace.counts, strict=True)]
         if any(m is None for m in means):
             continue
         kept = [m for m in means if m is not None]
+        if not block_edges and all(on_block_edges(m) for m in kept):
+            continue
         ratio = max(float(m.min()) for m in kept)
         lowest = min(lowest, ratio)
         if ratio < ENLARGED and min(concentration(m) for m in kept) >= CONCENTRATED:
@@ -224,15 +253,23 @@ def rotated_enlargement(trace: EnlargedTrace) -> tuple[int, float, float]:
     return round(float(period.flat[k])), float(candidates.flat[k]) * scale, float(degrees.flat[k])
 
 
-def enlarged_finding(trace: EnlargedTrace, volume: Any) -> Finding | None:
+def enlarged_finding(
+    trace: EnlargedTrace,
+    volume: Any,
+    unit: str = "slice",
+    block_edges: bool = True,
+    periods: tuple[int, ...] = PERIODS,
+) -> Finding | None:
     """A ``synthetic`` finding (check :data:`CHECK`) over the whole series when its slices are enlarged
     (:func:`enlargement` under :data:`ENLARGED`, or turned after: :func:`rotated_enlargement` from
-    :data:`ROTATED_PEAK`), else None."""
-    ny, nx = volume.shape[1:]
-    period, ratio = enlargement(trace)
+    :data:`ROTATED_PEAK`), else None. ``unit`` names what was traced (``image``: a single image);
+    ``block_edges`` and ``periods``: see :func:`enlargement`."""
+    ny, nx = volume.image_shapes[0] if unit == "image" else volume.shape[1:]
+    what = f"every {unit}" if unit == "slice" else f"the {unit}"
+    period, ratio = enlargement(trace, block_edges, periods)
     if period:
-        what = (
-            f"every slice is enlarged {period}-fold from an image of about {ny // period} x {nx // period} "
+        what += (
+            f" is enlarged {period}-fold from an image of about {ny // period} x {nx // period} "
             f"pixels: along rows and columns, the pixels between that image's samples carry {ratio:.1%} of "
             "the second-difference energy of those beside them (a reconstruction's noise: at least 65 %)"
         )
@@ -240,15 +277,15 @@ def enlarged_finding(trace: EnlargedTrace, volume: Any) -> Finding | None:
         period, strength, degrees = rotated_enlargement(trace)
         if strength < ROTATED_PEAK:
             return None
-        what = (
-            f"every slice is enlarged and turned: its second-difference energy repeats every {period} pixels "
+        what += (
+            f" is enlarged and turned: its second-difference energy repeats every {period} pixels "
             f"along a direction {degrees:.1f} degrees off the rows ({strength:.0f} times the median of its "
             f"ring of the spectrum; real CT turned in plane at most 1955, an enlargement turned at least "
             "21228)"
         )
     text = (
-        f"{what}: made at a lower resolution and interpolated, as whole-volume synthesis does; a scanner "
-        "reconstructs every slice on its own grid"
+        f"{what}: made at a lower resolution and interpolated, as synthesis at a generator's size does; a "
+        f"scanner samples every pixel of a {unit} on its own grid"
     )
     return whole_series_finding(volume, text, CHECK)
 
@@ -276,9 +313,10 @@ def has_rule_finding(findings: Any) -> bool:
 
 
 def mark_synthetic(result: Any) -> None:
-    """A CT series with a rule's ``synthetic`` finding (enlarged slices, or slices the 2-D synthesis detector
-    calls synthetic: :mod:`~medforensics.scan.slice_synthesis`) is synthetic (label SYN, score at least
-    :data:`SCORE`), whatever the tamper detector said of it; its other findings stay listed."""
+    """A series or image with a rule's ``synthetic`` finding (enlarged slices, or a CT's slices the 2-D
+    synthesis detector calls synthetic: :mod:`~medforensics.scan.slice_synthesis`) is synthetic (label SYN,
+    score at least :data:`SCORE`), whatever the tamper or 2-D detector said of it; its other findings stay
+    listed."""
     if result.error is not None or not has_rule_finding(result.findings):
         return
     result.verdict, result.label = "synthetic", "SYN"

@@ -29,6 +29,7 @@ from medforensics.scan.copies import copy_result, identical_series
 from medforensics.scan.cube_scan import scan_ct
 from medforensics.scan.detector import Detector, report_info
 from medforensics.scan.enlarged import mark_synthetic
+from medforensics.scan.enlarged_images import add_enlarged_images
 from medforensics.scan.image2d import (
     MODALITIES_2D,
     ct_units_reason,
@@ -242,6 +243,7 @@ def _assess(
         assess_not_assessed(volume, res, detector2d)  # synthetic slices do not depend on the tamper detector
     elif volume.shape[0] == 1 or image_series(volume):
         (scan_2d if volume.shape[0] == 1 else scan_image_series)(volume, detector2d, res)  # type: ignore[arg-type]
+        add_enlarged_images(volume, res)  # generated at a smaller size, whatever the generator
         if getattr(detector, "clone_check", True):  # a CT volume: the checks of _ct_scan
             add_image_clone_findings(volume, res)
     else:
