@@ -67,7 +67,8 @@ def test_html_without_volumes_is_text_only(tmp_path: Path) -> None:
     # the legend says what a duplicated region's fixed scores are (they are not the detector's)
     assert "a fixed 0.990 at its likely copy and 0.980 at its source" in text
     assert "for enlarged or synthetic slices a fixed 0.950" in text  # scan.enlarged's, scan.slice_synthesis'
-    assert "(check synthetic_slices) is synthetic at 0.950" in text
+    assert "a series or image enlarged from smaller images (check enlarged)" in text
+    assert "(check synthetic_slices), is synthetic at 0.950" in text
     assert "run in" not in text  # no precision recorded: none claimed
     report.model = ModelInfo("m", "1", "0" * 64, precision="fp32")
     assert "run in fp32" in write_html(report, None, tmp_path / "r2.html").read_text(encoding="utf-8")

@@ -321,9 +321,9 @@ def _legend(report: ScanReport) -> str:
             "A series with noise added after reconstruction may be held to a higher threshold (said in its "
             "section). 2-D images are scored by the 2-D synthesis detector, with its own threshold. A "
             "duplicated region (the same noise in two places) makes a series tampered at "
-            f"{CLONE_SCORE:.3f}; a CT whose slices are enlarged from smaller images (check enlarged) or "
-            "called synthetic by the 2-D synthesis detector (check synthetic_slices) is synthetic at "
-            f"{ENLARGED_SCORE:.3f} at least. A score is evidence of editing, not a probability "
+            f"{CLONE_SCORE:.3f}; a series or image enlarged from smaller images (check enlarged), or a "
+            "CT whose slices the 2-D synthesis detector calls synthetic (check synthetic_slices), is "
+            f"synthetic at {ENLARGED_SCORE:.3f} at least. A score is evidence of editing, not a probability "
             "of disease.",
         ),
         (
