@@ -5,33 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pydicom
-import pytest
 
 from medforensics.io.dicom import read_dicom_header, read_dicom_series
 from medforensics.scan.pipeline import route_error
-
-
-def _testdata(name: str) -> Path:
-    from pydicom.data import get_testdata_file
-
-    path = get_testdata_file(name, download=False)
-    if path is None:
-        pytest.skip(f"pydicom-data {name} not installed")
-    return Path(str(path))
+from tests._testdata import pydicom_testdata
 
 
 def test_zero_pixel_spacing_falls_back_to_1_mm_with_a_warning() -> None:
     """pydicom-data's RG1_UNCR.dcm has PixelSpacing 0\\0: 1 mm assumed, as before, but no longer silently."""
-    layout = read_dicom_header(_testdata("RG1_UNCR.dcm"))
+    layout = read_dicom_header(pydicom_testdata("RG1_UNCR.dcm"))
     assert layout.spacing[1:] == (1.0, 1.0)
     assert any(w.startswith("PixelSpacing 0.000\\0.000: not a pixel spacing, 1 mm") for w in layout.warnings)
-    assert not any("PixelSpacing" in w for w in read_dicom_header(_testdata("CT_small.dcm")).warnings)
+    assert not any("PixelSpacing" in w for w in read_dicom_header(pydicom_testdata("CT_small.dcm")).warnings)
 
 
 def test_missing_modality_is_inferred_from_the_sop_class_or_said(tmp_path: Path) -> None:
     """No Modality tag: a CR's SOP class gives CR (with a warning); without a known SOP class it is OT and
     scan's reason says 'no Modality tag' instead of 'modality OT'."""
-    ds = pydicom.dcmread(_testdata("MR_small.dcm"))
+    ds = pydicom.dcmread(pydicom_testdata("MR_small.dcm"))
     del ds.Modality
     ds.save_as(tmp_path / "mr.dcm")
     vol = read_dicom_series(tmp_path / "mr.dcm")
@@ -50,7 +41,7 @@ def test_a_ct_or_mr_image_without_pixel_spacing_says_1_mm_was_assumed(tmp_path: 
     """PixelSpacing is required in CT and MR images: a slice without it (stripped, or a bad export) is read
     with 1 mm pixels and a warning; a secondary capture, which need not have one, gets none."""
     for name, modality in (("CT_small.dcm", "CT"), ("MR_small.dcm", "MR")):
-        ds = pydicom.dcmread(_testdata(name))
+        ds = pydicom.dcmread(pydicom_testdata(name))
         del ds.PixelSpacing
         ds.save_as(tmp_path / f"{modality}.dcm")
         layout = read_dicom_header(tmp_path / f"{modality}.dcm")

@@ -32,6 +32,12 @@ def detector(model_dir: Path) -> Detector:
     return Detector.from_dir(model_dir)
 
 
+@pytest.fixture(scope="session")
+def det2d() -> Detector:
+    """The bundled 2-D synthesis detector."""
+    return Detector.default("detector2d")
+
+
 @pytest.fixture
 def scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the series the detector actually scans in this process (not those a journal gives,

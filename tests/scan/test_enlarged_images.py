@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
@@ -21,20 +19,7 @@ from medforensics.scan.enlarged import CHECK, ENLARGED, SCORE, enlargement, phas
 from medforensics.scan.enlarged_images import counted_units, image_trace
 from medforensics.scan.pipeline import scan_volume
 from medforensics.scan.result import ScanReport
-
-
-@pytest.fixture(scope="module")
-def det2d() -> Detector:
-    return Detector.default("detector2d")
-
-
-def _testdata(name: str) -> Path:
-    from pydicom.data import get_testdata_file
-
-    path = get_testdata_file(name, download=False)
-    if path is None:
-        pytest.skip(f"pydicom-data {name} not installed")
-    return Path(str(path))
+from tests._testdata import pydicom_testdata
 
 
 def _dcgan(key: str, n: int, size: int, mode: str) -> np.ndarray:
@@ -56,7 +41,7 @@ def test_real_images_are_not_enlarged(detector: Detector, det2d: Detector) -> No
     """pydicom-data's real radiograph (CR, 1955 x 1841), shoulder MR (1024 x 1024) and 10-frame MR series:
     every phase ratio at least 3.5 times the cut, and their scans keep no rule finding."""
     for name in ("RG1_UNCR.dcm", "MR2_UNCR.dcm", "emri_small.dcm"):
-        vol = read_volume(_testdata(name))
+        vol = read_volume(pydicom_testdata(name))
         assert enlargement(image_trace(vol))[1] >= 3.5 * ENLARGED, name
         res = scan_volume(vol, detector, detector2d=det2d, explain=None)
         assert res.error is None and not _rule_findings(res), name
@@ -109,7 +94,7 @@ def test_the_forges_synthesis_of_a_1024_pixel_mr_is_synthetic(detector: Detector
     16-fold, bilinear, stored as integers as a DICOM writer would): synthetic by the rule, period 16."""
     from medforensics.forge.dcgan import DCGANSynth
 
-    mr2 = read_volume(_testdata("MR2_UNCR.dcm"))
+    mr2 = read_volume(pydicom_testdata("MR2_UNCR.dcm"))
     attack = DCGANSynth()
     syn = attack.apply(mr2, attack.sample_params(mr2, np.random.default_rng(0)), seed=0)[0]
     syn = syn.with_array(np.round(np.asarray(syn.array)), spacing=syn.spacing)
@@ -156,7 +141,7 @@ def test_a_real_radiograph_coded_as_jpeg_is_not_enlarged() -> None:
     of every 8 pixels (a phase ratio of 0.07 at period 8, read as an 8-fold enlargement before such phases
     were left untested); now nothing is found. A bilinear enlargement's phases lie between the block
     edges: still found."""
-    rg1 = np.asarray(read_volume(_testdata("RG1_UNCR.dcm")).array[0], np.float32)
+    rg1 = np.asarray(read_volume(pydicom_testdata("RG1_UNCR.dcm")).array[0], np.float32)
     coded = Volume(_jpeg(rg1, 30)[None], modality="CR")
     assert enlargement(image_trace(coded), block_edges=True)[0] == 8  # what the CT rule would say
     assert enlargement(image_trace(coded), block_edges=False)[0] == 0
@@ -200,12 +185,12 @@ def test_a_slice_coded_until_one_parity_is_empty_is_not_enlarged() -> None:
     """pydicom-data's 693_UNCI (a real head CT slice decoded from lossy JPEG 2000: odd pixels along rows hold
     1/3000 of the even ones' second-difference energy) read 0.04 at period 4 before the parity limit; its
     rows are now not tested and nothing is found. The same slice coded losslessly (693_UNCR) is tested."""
-    coded = read_volume(_testdata("693_UNCI.dcm"))
+    coded = read_volume(pydicom_testdata("693_UNCI.dcm"))
     trace = image_trace(coded)
     assert trace.sums is not None and trace.counts is not None
     assert phase_means(trace.sums[0], trace.counts[0], 4) is None
     assert enlargement(trace)[0] == 0
-    plain = image_trace(read_volume(_testdata("693_UNCR.dcm")))
+    plain = image_trace(read_volume(pydicom_testdata("693_UNCR.dcm")))
     assert plain.sums is not None and plain.counts is not None
     assert phase_means(plain.sums[0], plain.counts[0], 4) is not None
     period, ratio = enlargement(plain)

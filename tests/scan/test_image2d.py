@@ -15,20 +15,7 @@ from medforensics.scan.detector import Detector
 from medforensics.scan.image2d import SERIES_SLICE_THRESHOLD, detector_input, mr_threshold, normalise_2d
 from medforensics.scan.pipeline import scan_volume
 from medforensics.scan.result import ModelInfo, scored_by
-
-
-@pytest.fixture(scope="module")
-def det2d() -> Detector:
-    return Detector.default("detector2d")
-
-
-def _testdata(name: str) -> Path:
-    from pydicom.data import get_testdata_file
-
-    path = get_testdata_file(name, download=False)
-    if path is None:
-        pytest.skip(f"pydicom-data {name} not installed")
-    return Path(str(path))
+from tests._testdata import pydicom_testdata
 
 
 def test_real_images_authentic_and_dcgan_samples_synthetic(
@@ -41,8 +28,8 @@ def test_real_images_authentic_and_dcgan_samples_synthetic(
     from medforensics.forge.dcgan import bundled_weights, generate, load_generator
     from medforensics.forge.dcgan_data import ct_unwindow
 
-    rg1 = read_volume(_testdata("RG1_UNCR.dcm"))
-    mr2 = read_volume(_testdata("MR2_UNCR.dcm"))
+    rg1 = read_volume(pydicom_testdata("RG1_UNCR.dcm"))
+    mr2 = read_volume(pydicom_testdata("MR2_UNCR.dcm"))
     png = tmp_path / "rg1.png"
     Image.fromarray(np.clip(np.asarray(rg1.array[0]) / 128, 0, 255).astype(np.uint8)).save(png)
     # MR_small: a real 64 x 64 MR slice scoring 0.0046, over the calibrated 0.0021, under the MR cut-off
@@ -50,7 +37,7 @@ def test_real_images_authentic_and_dcgan_samples_synthetic(
         "rg1": rg1,
         "rg1 png": read_volume(png),
         "mr2": mr2,
-        "mr small": read_volume(_testdata("MR_small.dcm")),
+        "mr small": read_volume(pydicom_testdata("MR_small.dcm")),
     }
     from tests.scan._helpers import ct_crop
 
@@ -110,7 +97,7 @@ def test_mr_series_scored_slice_by_slice(det2d: Detector, detector: Detector) ->
     replaced by DCGAN MR slices is synthetic with one finding at each of them (slice index in center_voxel
     and bbox_voxel); a series wholly of DCGAN slices is synthetic; blank slices are not assessed. Before,
     every MR series was 'modality MR: the detector scores CT volumes'."""
-    emri = read_volume(_testdata("emri_small.dcm"))
+    emri = read_volume(pydicom_testdata("emri_small.dcm"))
     real = scan_volume(emri, detector, detector2d=det2d)
     assert real.verdict == "authentic" and real.findings == [], (real.error, real.score)
     assert real.extra["slices_assessed"] == 10 and real.extra["slices_synthetic"] == 0
@@ -179,12 +166,14 @@ def test_a_lossy_compressed_single_image_gets_the_lossy_finding(det2d: Detector,
     """Series got a `lossy_compression` metadata finding, single images did not: pydicom's MR2_J2KI (an MR
     slice in irreversible JPEG 2000) now does, saying what it means for the 2-D detector; the same image
     stored losslessly (MR2_J2KR) gets none."""
-    lossy = scan_volume(read_volume(_testdata("MR2_J2KI.dcm")), detector, detector2d=det2d, path="lossy")
+    lossy = scan_volume(
+        read_volume(pydicom_testdata("MR2_J2KI.dcm")), detector, detector2d=det2d, path="lossy"
+    )
     (found,) = [f for f in lossy.findings if f.check == "lossy_compression"]
     assert found.type == "metadata" and "irreversible (9/7) wavelet" in str(found.description)
     assert "2-D detector" in str(found.description) and "lossless CT" not in str(found.description)
     lossless = scan_volume(
-        read_volume(_testdata("MR2_J2KR.dcm")), detector, detector2d=det2d, path="lossless"
+        read_volume(pydicom_testdata("MR2_J2KR.dcm")), detector, detector2d=det2d, path="lossless"
     )
     assert lossless.verdict == "authentic" and not lossless.findings
 
@@ -194,7 +183,7 @@ def test_a_single_image_with_almost_no_signal_is_not_scored(det2d: Detector, det
     images they came out synthetic at 1.0 (benchmarks/mr_false_alarms.py), as label maps would, which volumes
     were already refused for. pydicom's MR_small divided down to 7 levels stands for them: refused with the
     label-map reason; the image itself is still scored."""
-    mr = read_volume(_testdata("MR_small.dcm"))
+    mr = read_volume(pydicom_testdata("MR_small.dcm"))
     levels = np.floor((np.asarray(mr.array) - 127.0) / 300.0)  # MR_small's 127-2145 as 0-6
     res = scan_volume(mr.with_array(levels, spacing=mr.spacing), detector, detector2d=det2d)
     assert res.verdict == "error" and res.score is None and res.findings == [], (res.score, res.error)

@@ -121,11 +121,6 @@ def test_scan_flags_a_pasted_radiograph(
     assert ok.verdict == "authentic" and ok.extra["clones"] == []
 
 
-@pytest.fixture(scope="module")
-def det2d() -> Detector:
-    return Detector.default("detector2d")
-
-
 def test_flat_regions_are_not_searched() -> None:
     """Pixels in a patch of mostly equal neighbours (a label map's regions) hold no noise to match."""
     rng = np.random.default_rng(0)
