@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mr_false_alarms as mfa
 
 from medforensics.io.volume import Volume
-from medforensics.scan.enlarged import ENLARGED, enlargement
+from medforensics.scan.enlarged import ENLARGED, ROTATED_PEAK, enlargement, rotated_enlargement
 from medforensics.scan.enlarged_images import IMAGE_PERIODS, image_trace
 
 SIZES = (192, 256, 320, 384, 448, 512, 640, 768, 1024)
@@ -43,10 +43,13 @@ MODALITY = {"ct": "CT", "mr": "MR", "xray": "DX"}
 QUALITIES = (10, 30, 50, 75, 90)
 
 
-def traced(volume: Volume) -> tuple[int, float]:
-    """(period, phase ratio) of ``volume`` as ``scan`` traces a single image or an image series (phases on
-    JPEG's block edges not tested)."""
-    return enlargement(image_trace(volume), block_edges=False, periods=IMAGE_PERIODS)
+def traced(volume: Volume) -> tuple[int, float, float, bool]:
+    """(period, phase ratio, turned strength, reported) of ``volume`` as ``scan`` traces a single image or an
+    image series (phases on JPEG's block edges not tested; reported: ``scan`` would add the finding)."""
+    trace = image_trace(volume)
+    period, ratio = enlargement(trace, block_edges=False, periods=IMAGE_PERIODS)
+    strength = rotated_enlargement(trace)[1]
+    return period, ratio, strength, period > 0 or strength >= ROTATED_PEAK
 
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -70,7 +73,7 @@ def _row(cells: list[Any], found: bool) -> str:
 
 
 def real_rows(roots: list[Path]) -> list[tuple[str, str, str, int, float]]:
-    """(source, file, shape, period, ratio) of every real image found."""
+    """(source, file, shape, period, ratio, turned strength, reported) of every real image found."""
     from medforensics.io.reader import discover, load
 
     rows = []
@@ -140,7 +143,8 @@ def real_rows(roots: list[Path]) -> list[tuple[str, str, str, int, float]]:
 
 
 def synthetic_rows(n: int) -> list[tuple[str, str, str, str, int, float]]:
-    """(modality, size, mode, storage, period, ratio) of the DCGAN's images enlarged."""
+    """(modality, size, mode, storage, period, ratio, turned strength, reported) of the DCGAN's images
+    enlarged."""
     from medforensics.forge.dcgan import bundled_weights, generate, load_generator, slerp_latents, to_units
 
     rows = []
@@ -166,8 +170,7 @@ def synthetic_rows(n: int) -> list[tuple[str, str, str, str, int, float]]:
                     )
                 for how, arr in stored.items():
                     vol = Volume(np.asarray(arr[:1], np.float32), modality=MODALITY[key])  # one image
-                    period, ratio = traced(vol)
-                    rows.append((key, f"{size} ({size // 64}-fold)", mode, how, period, ratio))
+                    rows.append((key, f"{size} ({size // 64}-fold)", mode, how, *traced(vol)))
     return rows
 
 
@@ -180,28 +183,31 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     real = real_rows([*args.root, *mfa.default_roots()])
+    head = f"period found, phase ratio (found under {ENLARGED}), turned strength (from {ROTATED_PEAK:.0f})"
     lines = [
-        f"Real images ({len(real)}): period found and phase ratio (found from {ENLARGED}; bold: found)",
+        f"Real images ({len(real)}): {head}; bold: reported",
         "",
-        "| source | file | shape | period | phase ratio |",
-        "| --- | --- | --- | --- | --- |",
+        "| source | file | shape | period | phase ratio | turned strength |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    lines += [_row([s, f, sh, p, f"{r:.3f}"], p > 0) for s, f, sh, p, r in real]
+    lines += [_row([s, f, sh, p, f"{r:.3f}", f"{t:.0f}"], hit) for s, f, sh, p, r, t, hit in real]
     syn = synthetic_rows(args.images)
     lines += [
         "",
-        f"DCGAN images enlarged ({len(syn)}; one image each)",
+        f"DCGAN images enlarged ({len(syn)}; one image each): {head}; bold: reported",
         "",
-        "| modality | size | mode | stored | period | phase ratio |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| modality | size | mode | stored | period | phase ratio | turned strength |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    lines += [_row([m, s, mo, h, p, f"{r:.3f}"], p > 0) for m, s, mo, h, p, r in syn]
-    found = [r for *_, p, r in syn if p > 0]
+    lines += [_row([m, s, mo, h, p, f"{r:.3f}", f"{t:.0f}"], hit) for m, s, mo, h, p, r, t, hit in syn]
+    medical = [row for row in real if "(OT)" not in row[0]]
     lines += [
         "",
-        f"real images found: {sum(p > 0 for *_, p, _ in real)} of {len(real)}, lowest ratio "
-        f"{min(r for *_, r in real):.3f}; synthetic found: {len(found)} of {len(syn)}"
-        + (f", highest ratio found {max(found):.3f}" if found else ""),
+        f"real images reported: {sum(row[-1] for row in medical)} of {len(medical)} routed to the 2-D path "
+        f"(lowest ratio {min(row[4] for row in medical):.3f}, highest turned strength "
+        f"{max(row[5] for row in medical):.0f}); secondary captures (OT, not routed): "
+        f"{sum(row[-1] for row in real if '(OT)' in row[0])} of {len(real) - len(medical)}; synthetic "
+        f"reported: {sum(row[-1] for row in syn)} of {len(syn)}",
     ]
     text = "\n".join(lines)
     print(text)

@@ -52,9 +52,9 @@ def test_generated_images_enlarged_are_synthetic_whatever_the_2d_detector_says(
     detector: Detector, det2d: Detector
 ) -> None:
     """The DCGAN's MR image enlarged 4-fold (bilinear) as one MR image, eight of them as an MR series, and
-    its radiograph enlarged 8-fold (bilinear) and 3-fold (nearest) as DX images: synthetic, label SYN,
-    score >= the rule's, one ``enlarged`` finding over the whole image naming the period and the small
-    image's size, findings sorted by score; the JSON names the check."""
+    its radiograph enlarged 8-fold (bilinear) and 3-fold (nearest) as DX images, two as a DX series:
+    synthetic, label SYN, score >= the rule's, one ``enlarged`` finding over the whole image naming the
+    period and the small image's size, findings sorted by score; the JSON names the check."""
     mr = _dcgan("mr", 8, 256, "bilinear")
     xray = _dcgan("xray", 1, 512, "bilinear")
     cases = {
@@ -69,6 +69,10 @@ def test_generated_images_enlarged_are_synthetic_whatever_the_2d_detector_says(
         "radiograph": (
             Volume(xray, modality="DX"),
             "the image is enlarged 8-fold from an image of about 64 x 64",
+        ),
+        "radiograph series": (
+            Volume(_dcgan("xray", 2, 512, "bilinear"), modality="DX"),
+            "every image is enlarged 8-fold from an image of about 64 x 64",
         ),
         "radiograph 3-fold": (
             Volume(_dcgan("xray", 1, 192, "nearest"), modality="DX"),

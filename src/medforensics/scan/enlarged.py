@@ -262,10 +262,10 @@ def enlarged_finding(
 ) -> Finding | None:
     """A ``synthetic`` finding (check :data:`CHECK`) over the whole series when its slices are enlarged
     (:func:`enlargement` under :data:`ENLARGED`, or turned after: :func:`rotated_enlargement` from
-    :data:`ROTATED_PEAK`), else None. ``unit`` names what was traced (``image``: a single image);
+    :data:`ROTATED_PEAK`), else None. ``unit`` names what was traced (``slice``, ``image``: a radiograph);
     ``block_edges`` and ``periods``: see :func:`enlargement`."""
-    ny, nx = volume.image_shapes[0] if unit == "image" else volume.shape[1:]
-    what = f"every {unit}" if unit == "slice" else f"the {unit}"
+    ny, nx = volume.image_shapes[0]  # the first traced image's own size (a radiograph series': its first)
+    what = f"every {unit}" if volume.shape[0] > 1 else f"the {unit}"
     period, ratio = enlargement(trace, block_edges, periods)
     if period:
         what += (

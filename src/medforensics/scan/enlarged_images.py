@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.volume import Volume
 from medforensics.scan.enlarged import EnlargedTrace, enlarged_finding, mark_synthetic
 from medforensics.scan.image2d import read_slices
@@ -86,7 +87,7 @@ def add_enlarged_images(volume: Volume, result: SeriesResult) -> None:
     slice findings stay."""
     if result.error is not None:
         return
-    unit = "image" if volume.shape[0] == 1 else "slice"
+    unit = "image" if volume.shape[0] == 1 or volume.modality in PROJECTION_MODALITIES else "slice"
     # radiographs and MR travel as 8-bit JPEG (files, exports, secondary captures): phases on its block
     # edges are not taken for an enlargement
     found = enlarged_finding(image_trace(volume), volume, unit, block_edges=False, periods=IMAGE_PERIODS)
