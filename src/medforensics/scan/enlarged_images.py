@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.volume import Volume
 from medforensics.scan.enlarged import EnlargedTrace, enlarged_finding, mark_synthetic
-from medforensics.scan.image2d import read_slices
+from medforensics.scan.image2d import percentile_range, read_slices
 from medforensics.scan.resampling import COUNTED_HU
 from medforensics.scan.result import SeriesResult
 
@@ -70,8 +70,6 @@ def image_trace(volume: Volume) -> EnlargedTrace:
     shapes = volume.image_shapes
     imgs = [im[: shapes[k][0], : shapes[k][1]] for k, im in zip(ks, read_slices(volume, ks), strict=True)]
     if volume.modality != "CT":
-        from medforensics.scan.image2d import percentile_range
-
         sample = np.concatenate([im.ravel() for im in imgs])
         lo, hi = percentile_range(sample[None])
         imgs = [counted_units(im, lo, hi) for im in imgs]
@@ -83,8 +81,8 @@ def image_trace(volume: Volume) -> EnlargedTrace:
 def add_enlarged_images(volume: Volume, result: SeriesResult) -> None:
     """Search a scored single image or image series for enlarged slices: found, one ``synthetic`` finding
     (check ``enlarged``) over the whole of it, and the result is synthetic
-    (:func:`~medforensics.scan.enlarged.mark_synthetic`) whatever the 2-D detector said; its score and
-    slice findings stay."""
+    (:func:`~medforensics.scan.enlarged.mark_synthetic`: score at least 0.95) whatever the 2-D detector
+    said; its slice findings stay."""
     if result.error is not None:
         return
     unit = "image" if volume.shape[0] == 1 or volume.modality in PROJECTION_MODALITIES else "slice"
