@@ -115,9 +115,12 @@ def test_scan_calls_a_synthesised_ct_synthetic_in_any_layout() -> None:
     part = central_part()
     real = scan_volume(part, detector, explain=None)
     assert real.verdict == "authentic" and not [f for f in real.findings if f.check == CHECK]
+    # what the rule measured is recorded, found or not
+    assert real.extra["enlarged"]["period"] is None and real.extra["enlarged"]["phase_ratio"] >= 2 * ENLARGED
     syn = dcgan_synthesised(part, seed=1)
     res = scan_volume(syn, detector, explain=None, path="syn.nii.gz")
     assert (res.verdict, res.label) == ("synthetic", "SYN") and res.score is not None and res.score >= SCORE
+    assert res.extra["enlarged"]["period"] == 4 and res.extra["enlarged"]["phase_ratio"] < ENLARGED
     assert [f.type for f in res.findings if f.check == CHECK] == ["synthetic"]
     text = report_json_text(ScanReport(model=report_info(detector), series=[res]), validate=True)
     assert '"check": "enlarged"' in text
@@ -150,3 +153,4 @@ def test_a_synthesised_ct_the_tamper_detector_does_not_assess_is_still_synthetic
     assert (res.verdict, res.label, res.score, res.error) == ("synthetic", "SYN", SCORE, None)
     assert not res.not_assessed and [f.check for f in res.findings] == [CHECK]
     assert "not run: slices 5 mm apart" in res.extra["tamper_detector"]
+    assert res.extra["enlarged"]["period"] == 4 and real.extra["enlarged"]["period"] is None

@@ -46,6 +46,8 @@ def test_real_images_are_not_enlarged(detector: Detector, det2d: Detector) -> No
         res = scan_volume(vol, detector, detector2d=det2d, explain=None)
         assert res.error is None and not _rule_findings(res), name
         assert res.verdict == "authentic", name
+        measured = res.extra["enlarged"]  # recorded, found or not
+        assert measured["period"] is None and measured["phase_ratio"] >= 3.5 * ENLARGED, name
 
 
 def test_generated_images_enlarged_are_synthetic_whatever_the_2d_detector_says(
@@ -86,6 +88,8 @@ def test_generated_images_enlarged_are_synthetic_whatever_the_2d_detector_says(
         found = _rule_findings(res)
         assert len(found) == 1 and found[0].type == "synthetic" and text in found[0].description, what
         assert found[0].bbox_voxel == (0, 0, 0, *vol.shape), what
+        measured = res.extra["enlarged"]
+        assert measured["period"] in (3, 4, 8) and measured["phase_ratio"] < ENLARGED, what
         scores = [f.score for f in res.findings]
         assert scores == sorted(scores, reverse=True), what
         text = report_json_text(ScanReport(model=report_info(detector), series=[res]), validate=True)

@@ -41,6 +41,7 @@ from medforensics.io.volume import Volume
 from medforensics.scan.clones import Keypoints, apply_clone_findings, clone_findings
 from medforensics.scan.coverage import read_spacing_range, spacing_caveats
 from medforensics.scan.detector import Calibration, calibration_and_info
+from medforensics.scan.enlarged import enlarged_record
 from medforensics.scan.nodules import find_nodules, holds_nodule, nodule_entries, untouched_nodules
 from medforensics.scan.result import Finding, ModelInfo, SeriesResult
 from medforensics.train.dense_config import slice_limit
@@ -365,6 +366,7 @@ def scan_ct_dense(volume: Volume, det: DenseDetector, result: SeriesResult) -> N
     with torch.inference_mode():
         dm = det.tamper_map(volume, on_slab=on_slab)
     meta = metadata_findings(volume, stats)
+    result.extra["enlarged"] = enlarged_record(stats.enlarged)  # the rule's measure, found or not
     src: DenseDetector = dm.detector or det  # its network drew the map: its calibration scores it
     # a lossy record alone does not move the threshold: the encoding or the pixels must show it
     recorded = next((f for f in meta if f.check == "lossy_compression"), None)

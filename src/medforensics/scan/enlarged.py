@@ -290,6 +290,22 @@ def enlarged_finding(
     return whole_series_finding(volume, text, CHECK)
 
 
+def enlarged_record(
+    trace: EnlargedTrace, block_edges: bool = True, periods: tuple[int, ...] = PERIODS
+) -> dict[str, Any]:
+    """What the rule measured, for a result's ``extra["enlarged"]``: the period found (None: none), the
+    lowest phase ratio and its cut, the turned rule's strength and its cut (arguments: see
+    :func:`enlargement`)."""
+    period, ratio = enlargement(trace, block_edges, periods)
+    return {
+        "period": period or None,
+        "phase_ratio": round(ratio, 4),
+        "cut": ENLARGED,
+        "turned_strength": round(rotated_enlargement(trace)[1], 1),
+        "turned_cut": ROTATED_PEAK,
+    }
+
+
 def whole_series_finding(volume: Any, text: str, check: str) -> Finding:
     """A rule's ``synthetic`` finding of score :data:`SCORE` over the whole of ``volume`` (z, y, x), centred
     on it in voxels and mm; ``check`` names the rule."""

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from medforensics.io.dicom_tags import PROJECTION_MODALITIES
 from medforensics.io.volume import Volume
-from medforensics.scan.enlarged import EnlargedTrace, enlarged_finding, mark_synthetic
+from medforensics.scan.enlarged import EnlargedTrace, enlarged_finding, enlarged_record, mark_synthetic
 from medforensics.scan.image2d import percentile_range, read_slices
 from medforensics.scan.resampling import COUNTED_HU
 from medforensics.scan.result import SeriesResult
@@ -82,13 +82,15 @@ def add_enlarged_images(volume: Volume, result: SeriesResult) -> None:
     """Search a scored single image or image series for enlarged slices: found, one ``synthetic`` finding
     (check ``enlarged``) over the whole of it, and the result is synthetic
     (:func:`~medforensics.scan.enlarged.mark_synthetic`: score at least 0.95) whatever the 2-D detector
-    said; its slice findings stay."""
+    said; its slice findings stay. ``extra["enlarged"]`` records what was measured, found or not."""
     if result.error is not None:
         return
     unit = "image" if volume.shape[0] == 1 or volume.modality in PROJECTION_MODALITIES else "slice"
     # radiographs and MR travel as 8-bit JPEG (files, exports, secondary captures): phases on its block
     # edges are not taken for an enlargement
-    found = enlarged_finding(image_trace(volume), volume, unit, block_edges=False, periods=IMAGE_PERIODS)
+    trace = image_trace(volume)
+    result.extra["enlarged"] = enlarged_record(trace, block_edges=False, periods=IMAGE_PERIODS)
+    found = enlarged_finding(trace, volume, unit, block_edges=False, periods=IMAGE_PERIODS)
     if found is None:
         return
     result.findings = sorted([found, *result.findings], key=lambda f: -f.score)

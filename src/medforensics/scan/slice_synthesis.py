@@ -49,6 +49,7 @@ from medforensics.scan.detector import Detector, report_info
 from medforensics.scan.enlarged import (
     EnlargedTrace,
     enlarged_finding,
+    enlarged_record,
     has_rule_finding,
     mark_synthetic,
     whole_series_finding,
@@ -189,6 +190,7 @@ def assess_not_assessed(volume: Volume, result: SeriesResult, detector2d: Detect
     trace = EnlargedTrace(view.shape[0])
     for z in range(0, view.shape[0], trace.step):  # only the slices it sums are read (a lazy series)
         trace.add(z, np.asarray(view.array[z : z + 1], np.float32))
+    result.extra["enlarged"] = enlarged_record(trace)
     found = enlarged_finding(trace, view)
     if found is None and detector2d is not None:
         found = synthetic_slices_finding(view, detector2d, result.extra)
