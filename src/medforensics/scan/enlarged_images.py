@@ -61,9 +61,9 @@ def counted_units(image: NDArray[Any], lo: float, hi: float) -> NDArray[np.float
 
 
 def image_trace(volume: Volume) -> EnlargedTrace:
-    """The enlarged-slices trace of a single image or an image series (every ``step``-th slice, each cut
-    to its own size: slices of another size than the first summed are skipped), a lazy series read only
-    there. CT stays in HU; other modalities go through :func:`counted_units`."""
+    """The enlarged-slices trace of a single image, an image series or a CT volume's axial view (every
+    ``step``-th slice, each cut to its own size: slices of another size than the first summed are skipped),
+    a lazy series read only there. CT stays in HU; other modalities go through :func:`counted_units`."""
     nz = volume.shape[0]
     trace = EnlargedTrace(nz)
     ks = np.arange(0, nz, trace.step)

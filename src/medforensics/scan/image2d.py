@@ -77,18 +77,23 @@ def hu_reading(image: NDArray[Any]) -> tuple[float, float]:
     return air_level(image), float((image >= SOFT_HU).mean())
 
 
+def _in_hu(darkest: float, soft: float) -> bool:
+    """Whether a :func:`hu_reading` is that of a slice in HU (see :data:`DARKEST_HU`)."""
+    return bool(np.isfinite(darkest) and DARKEST_HU[0] <= darkest <= DARKEST_HU[1] and soft >= MIN_SOFT)
+
+
 def reads_as_hu(image: NDArray[Any]) -> bool:
     """Whether a CT slice reads as HU (see :data:`DARKEST_HU`)."""
-    darkest, soft = hu_reading(image)
-    return bool(np.isfinite(darkest) and DARKEST_HU[0] <= darkest <= DARKEST_HU[1] and soft >= MIN_SOFT)
+    return _in_hu(*hu_reading(image))
 
 
 def ct_units_reason(volume: Volume) -> str | None:
     """Why a single CT image is not shown to the 2-D detector (None: it reads as HU, :func:`reads_as_hu`)."""
-    image = np.asarray(volume.array[0], np.float32)
-    if volume.modality != "CT" or reads_as_hu(image):
+    if volume.modality != "CT":
         return None
-    darkest, soft = hu_reading(image)
+    darkest, soft = hu_reading(np.asarray(volume.array[0], np.float32))  # measured once
+    if _in_hu(darkest, soft):
+        return None
     return (
         f"CT image whose pixels do not read as HU (darkest tissue about {darkest:.0f} HU, {soft:.0%} of "
         f"pixels at {SOFT_HU:.0f} HU or more): the 2-D detector reads CT in HU; not assessed (rescale tags?)"

@@ -47,13 +47,13 @@ from numpy.typing import NDArray
 from medforensics.io.volume import Volume
 from medforensics.scan.detector import Detector, report_info
 from medforensics.scan.enlarged import (
-    EnlargedTrace,
     enlarged_finding,
     enlarged_record,
     has_rule_finding,
     mark_synthetic,
     whole_series_finding,
 )
+from medforensics.scan.enlarged_images import image_trace
 from medforensics.scan.image2d import detector_input, normalise_2d, read_slices, reads_as_hu
 from medforensics.scan.result import Finding, SeriesResult
 
@@ -187,9 +187,7 @@ def assess_not_assessed(volume: Volume, result: SeriesResult, detector2d: Detect
 
     amap = volume.axial_axes()
     view = axial_view(volume, amap)
-    trace = EnlargedTrace(view.shape[0])
-    for z in range(0, view.shape[0], trace.step):  # only the slices it sums are read (a lazy series)
-        trace.add(z, np.asarray(view.array[z : z + 1], np.float32))
+    trace = image_trace(view)  # only the slices it sums are read (a lazy series)
     result.extra["enlarged"] = enlarged_record(trace)
     found = enlarged_finding(trace, view)
     if found is None and detector2d is not None:
