@@ -154,3 +154,20 @@ def test_a_synthesised_ct_the_tamper_detector_does_not_assess_is_still_synthetic
     assert not res.not_assessed and [f.check for f in res.findings] == [CHECK]
     assert "not run: slices 5 mm apart" in res.extra["tamper_detector"]
     assert res.extra["enlarged"]["period"] == 4 and real.extra["enlarged"]["period"] is None
+
+
+def test_a_trace_is_measured_once_and_again_after_a_slice_is_added() -> None:
+    """The rules' measures are kept on the trace (a series' record and finding share them) and dropped when
+    a slice is added: the measure after the add is that of a trace built with both slices."""
+    syn = np.asarray(dcgan_synthesised(central_part(6)).array)
+    noise = np.random.default_rng(2).normal(-600.0, 40.0, syn.shape[1:])[None]
+    trace = EnlargedTrace(2)
+    trace.add(0, syn[:1])
+    first = enlargement(trace)
+    assert first[0] > 0 and enlargement(trace) is first  # measured once
+    trace.add(1, noise)  # step 1: summed
+    both = EnlargedTrace(2)
+    both.add(0, syn[:1])
+    both.add(1, noise)
+    assert enlargement(trace) == enlargement(both) != first
+    assert rotated_enlargement(trace) == rotated_enlargement(both)

@@ -100,6 +100,9 @@ class EnlargedTrace:
         self.sums: list[NDArray[np.float64]] | None = None  # along-row energy per column, then per row
         self.counts: list[NDArray[np.float64]] | None = None
         self.power: NDArray[np.float64] | None = None
+        #: the rules' measures of what is summed so far, by rule and arguments (emptied by every slice added):
+        #: a series' record and finding measure it once
+        self.measured: dict[tuple[Any, ...], Any] = {}
 
     def add(self, z0: int, block: NDArray[Any]) -> None:
         """Slices ``z0, z0 + 1, ...`` of ``block`` (z, y, x; HU): those on the step are summed."""
@@ -108,6 +111,7 @@ class EnlargedTrace:
                 self._add(np.asarray(block[k], np.float32), (z0 + k) % self.spectrum_step == 0)
 
     def _add(self, img: NDArray[np.float32], spectrum: bool) -> None:
+        self.measured.clear()
         if self.sums is None or self.counts is None:
             self.sums = [np.zeros(img.shape[1]), np.zeros(img.shape[0])]
             self.counts = [np.zeros(img.shape[1]), np.zeros(img.shape[0])]
@@ -200,6 +204,13 @@ def enlargement(
     (0, 1.0) when nothing was summed or no period could be tested. Without ``block_edges`` a period whose
     energy sits on JPEG's block edges on both axes (:func:`on_block_edges`) is not tested: an 8-bit image
     coded as JPEG shows the same phases. ``periods``: those searched."""
+    key = ("enlargement", block_edges, periods)
+    if key not in trace.measured:
+        trace.measured[key] = _enlargement(trace, block_edges, periods)
+    return trace.measured[key]
+
+
+def _enlargement(trace: EnlargedTrace, block_edges: bool, periods: tuple[int, ...]) -> tuple[int, float]:
     if trace.sums is None or trace.counts is None:
         return 0, 1.0
     found: list[tuple[int, int, float]] = []  # (phases not empty, -period, ratio)
@@ -227,6 +238,12 @@ def rotated_enlargement(trace: EnlargedTrace) -> tuple[int, float, float]:
     :data:`AXIS_DEGREES` off the rows and columns; strength is its power over the median power of its ring
     of frequencies, scaled to 512 x 512 slices. (0, 0.0, 0.0) when none, when nothing was summed or when
     the slices have fewer than :data:`ROTATED_PIXELS`."""
+    if ("rotated",) not in trace.measured:
+        trace.measured[("rotated",)] = _rotated_enlargement(trace)
+    return trace.measured[("rotated",)]
+
+
+def _rotated_enlargement(trace: EnlargedTrace) -> tuple[int, float, float]:
     if trace.power is None or trace.sums is None:
         return 0, 0.0, 0.0
     if len(trace.sums[0]) * len(trace.sums[1]) < ROTATED_PIXELS:
